@@ -1,0 +1,491 @@
+/*
+ * iok.h - the whole public API of iok, the I/O kernel.
+ *
+ * iok moves all of a process's network I/O onto ONE background thread (the
+ * "kernel thread", a libuv loop) and gives the application nanomsg/nng-style
+ * scalability-protocol sockets over it.  The application never touches a
+ * connection: it hands whole messages to the kernel and takes whole messages
+ * back, through per-socket queues.
+ *
+ * Conventions
+ *   - Every function returns 0 on success or a positive IOK_E* code, except
+ *     where documented otherwise.  iok_strerror() explains a code.
+ *   - Handles (iok_socket, iok_dialer, iok_listener) are small structs holding
+ *     an id.  A stale or closed handle gives IOK_ECLOSED, never a crash.
+ *   - "Any thread" means any application thread.  No iok function may be
+ *     called from a signal handler.  The kernel thread never runs application
+ *     code, so there are no callbacks.
+ *   - Names and error numbers follow nng's so nng users feel at home: option
+ *     names are the same strings, error codes the same numbers.
+ *
+ * Threads: every function here may be called from any application thread
+ * unless its comment says otherwise.  Blocking calls release nothing of
+ * yours: they wait on a condition variable, or use the pollable descriptors
+ * (IOK_OPT_RECVFD / IOK_OPT_SENDFD) and IOK_FLAG_NONBLOCK to integrate with
+ * an event loop.
+ *
+ * Fork: handles survive fork().  In the child, the kernel thread restarts on
+ * first use; established connections stay the parent's (the child closes its
+ * copies), dialers re-dial, listeners keep accepting, and messages queued
+ * before the fork are dropped in the child (they belong to the parent).
+ */
+#ifndef IOK_H
+#define IOK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && !defined(IOK_STATIC_BUILD)
+#define IOK_API __attribute__((visibility("default")))
+#else
+#define IOK_API
+#endif
+
+#define IOK_VERSION_MAJOR 0
+#define IOK_VERSION_MINOR 1
+#define IOK_VERSION_PATCH 0
+
+/* ---------------------------------------------------------------- errors */
+
+/* Error codes.  The numbers are nng's, so code that maps nng errors maps
+ * these. */
+enum iok_errno {
+	IOK_EINTR        = 1,  /* interrupted */
+	IOK_ENOMEM       = 2,  /* out of memory */
+	IOK_EINVAL       = 3,  /* invalid argument */
+	IOK_EBUSY        = 4,  /* resource busy (e.g. pair already paired) */
+	IOK_ETIMEDOUT    = 5,  /* timed out */
+	IOK_ECONNREFUSED = 6,  /* connection refused */
+	IOK_ECLOSED      = 7,  /* object closed, or handle stale */
+	IOK_EAGAIN       = 8,  /* would block (non-blocking operation) */
+	IOK_ENOTSUP      = 9,  /* not supported (unknown option, pattern...) */
+	IOK_EADDRINUSE   = 10, /* address in use */
+	IOK_ESTATE       = 11, /* operation not valid in this state */
+	IOK_ENOENT       = 12, /* no such entry (unknown scheme, name...) */
+	IOK_EPROTO       = 13, /* protocol error (peer sent bad data) */
+	IOK_EUNREACHABLE = 14, /* destination unreachable */
+	IOK_EADDRINVAL   = 15, /* invalid address (bad URL) */
+	IOK_EPERM        = 16, /* permission denied */
+	IOK_EMSGSIZE     = 17, /* message too large */
+	IOK_ECONNABORTED = 18, /* connection aborted */
+	IOK_ECONNRESET   = 19, /* connection reset or lost */
+	IOK_ECANCELED    = 20, /* operation canceled */
+	IOK_ENOFILES     = 21, /* out of file descriptors */
+	IOK_ENOSPC       = 22, /* out of space */
+	IOK_EEXIST       = 23, /* already exists */
+	IOK_EREADONLY    = 24, /* option is read-only */
+	IOK_EWRITEONLY   = 25, /* option is write-only */
+	IOK_ECRYPTO      = 26, /* cryptographic error */
+	IOK_EPEERAUTH    = 27, /* peer refused our credentials */
+	IOK_ENOARG       = 28, /* option needs an argument */
+	IOK_EAMBIGUOUS   = 29, /* ambiguous option */
+	IOK_EBADTYPE     = 30, /* option accessed with the wrong type */
+	IOK_ECONNSHUT    = 31, /* connection shut down */
+	IOK_EINTERNAL    = 1000
+};
+
+/* iok_strerror returns a static English description of an IOK_E* code (or
+ * "Unknown error #N").  Never NULL.  Any thread. */
+IOK_API const char *iok_strerror(int err);
+
+/* iok_version returns the library version as "MAJOR.MINOR.PATCH".  Any
+ * thread. */
+IOK_API const char *iok_version(void);
+
+/* -------------------------------------------------------------- handles */
+
+typedef struct iok_socket_s {
+	uint32_t id;
+} iok_socket;
+typedef struct iok_dialer_s {
+	uint32_t id;
+} iok_dialer;
+typedef struct iok_listener_s {
+	uint32_t id;
+} iok_listener;
+typedef struct iok_msg iok_msg;
+
+#define IOK_SOCKET_INITIALIZER {0}
+#define IOK_DIALER_INITIALIZER {0}
+#define IOK_LISTENER_INITIALIZER {0}
+
+/* Durations are milliseconds. */
+typedef int32_t iok_duration;
+#define IOK_DURATION_INFINITE (-1)
+#define IOK_DURATION_DEFAULT (-2)
+#define IOK_DURATION_ZERO 0
+
+/* Flags for send/recv/dial/listen. */
+#define IOK_FLAG_ALLOC 1u    /* iok_recv: iok allocates the buffer */
+#define IOK_FLAG_NONBLOCK 2u /* do not wait: IOK_EAGAIN instead */
+#define IOK_FLAG_SYNC 4u     /* iok_dial: wait for the first connection */
+
+/* ------------------------------------------------------------- sockets */
+
+/* iok_socket_open opens a socket of the named pattern.  Names: "pair0",
+ * "pair1", "push0", "pull0", "req0", "rep0", "pub0", "sub0", "surveyor0",
+ * "respondent0", "bus0", "pipelined-db" (each also without its version
+ * suffix, e.g. "pair" = "pair1", "push" = "push0").  Patterns registered with
+ * iok_pattern_register are found too.  The first socket starts the kernel
+ * thread.
+ * Errors: IOK_ENOTSUP unknown pattern, IOK_ENOMEM, IOK_ENOFILES.
+ * Any thread. */
+IOK_API int iok_socket_open(iok_socket *s, const char *pattern);
+
+/* iok_socket_open_raw opens the raw flavour of a pattern: SP headers stay
+ * visible in iok_msg_header(), no request matching or filtering is done.
+ * Raw sockets are what devices (iok_device) forward between.
+ * Errors: as iok_socket_open; IOK_ENOTSUP if the pattern has no raw mode. */
+IOK_API int iok_socket_open_raw(iok_socket *s, const char *pattern);
+
+/* Per-pattern helpers, as nng's nng_<proto>_open.  Same errors as
+ * iok_socket_open. */
+IOK_API int iok_pair0_open(iok_socket *s);
+IOK_API int iok_pair0_open_raw(iok_socket *s);
+IOK_API int iok_pair1_open(iok_socket *s);
+IOK_API int iok_pair1_open_raw(iok_socket *s);
+IOK_API int iok_pair1_open_poly(iok_socket *s);
+IOK_API int iok_push0_open(iok_socket *s);
+IOK_API int iok_push0_open_raw(iok_socket *s);
+IOK_API int iok_pull0_open(iok_socket *s);
+IOK_API int iok_pull0_open_raw(iok_socket *s);
+IOK_API int iok_req0_open(iok_socket *s);
+IOK_API int iok_req0_open_raw(iok_socket *s);
+IOK_API int iok_rep0_open(iok_socket *s);
+IOK_API int iok_rep0_open_raw(iok_socket *s);
+IOK_API int iok_pub0_open(iok_socket *s);
+IOK_API int iok_pub0_open_raw(iok_socket *s);
+IOK_API int iok_sub0_open(iok_socket *s);
+IOK_API int iok_sub0_open_raw(iok_socket *s);
+IOK_API int iok_surveyor0_open(iok_socket *s);
+IOK_API int iok_surveyor0_open_raw(iok_socket *s);
+IOK_API int iok_respondent0_open(iok_socket *s);
+IOK_API int iok_respondent0_open_raw(iok_socket *s);
+IOK_API int iok_bus0_open(iok_socket *s);
+IOK_API int iok_bus0_open_raw(iok_socket *s);
+IOK_API int iok_db_open(iok_socket *s); /* "pipelined-db" */
+
+/* iok_close closes a socket: its dialers, listeners and connections go, any
+ * thread blocked in a send or receive on it returns IOK_ECLOSED, and its
+ * pollable descriptors become readable (so pollers wake up) and are closed
+ * once no call is using the socket.  Messages still queued for sending are
+ * flushed for up to IOK_OPT_LINGER ms if a connection can take them.
+ * Errors: IOK_ECLOSED if already closed or stale.
+ * Any thread. */
+IOK_API int iok_close(iok_socket s);
+
+/* iok_socket_id returns the socket's id (> 0), or -1 for a handle that was
+ * never opened.  Any thread. */
+IOK_API int iok_socket_id(iok_socket s);
+
+/* iok_fini closes every socket and stops the kernel thread.  It runs by
+ * itself at exit.  Later calls to iok functions start a new kernel thread.
+ * Call it from one thread when no other thread is using iok. */
+IOK_API void iok_fini(void);
+
+/* ------------------------------------------------- dialers and listeners */
+
+/* iok_listen binds url and accepts connections on it for socket s.
+ * URLs: tcp://host:port (host "*" or empty = all IPv4 addresses, port 0 =
+ * ephemeral; see IOK_OPT_TCP_BOUND_PORT), tcp4://, tcp6://, tcp://[::1]:port,
+ * ipc:///path/to/socket, ipc://relative/path, inproc://name.  Host names are
+ * resolved on the kernel thread with c-ares.  The call returns once the
+ * address is bound.  lp may be NULL.  flags must be 0.
+ * Errors: IOK_EADDRINVAL bad URL, IOK_ENOTSUP unknown scheme,
+ * IOK_EADDRINUSE address in use, IOK_EPERM, IOK_ECLOSED socket closed.
+ * Any thread. */
+IOK_API int iok_listen(iok_socket s, const char *url, iok_listener *lp, int flags);
+
+/* iok_listener_create/iok_listener_start split iok_listen so options (e.g.
+ * IOK_OPT_RECVMAXSZ) can be set on the listener before it binds.  Errors as
+ * iok_listen. */
+IOK_API int iok_listener_create(iok_listener *lp, iok_socket s, const char *url);
+IOK_API int iok_listener_start(iok_listener l, int flags);
+
+/* iok_dial connects socket s to url (same URL forms as iok_listen, plus the
+ * database schemes such as redis://).  By default the dialer is
+ * asynchronous: the call validates the URL and returns; connecting happens
+ * on the kernel thread, and a target that is not there yet (no listener,
+ * refused) is retried with exponential backoff between
+ * IOK_OPT_RECONNMINT and IOK_OPT_RECONNMAXT, as is every lost connection.
+ * With IOK_FLAG_SYNC the call also waits for the first connection attempt
+ * and returns its error (IOK_ECONNREFUSED, IOK_EUNREACHABLE,
+ * IOK_EPEERAUTH...), leaving the dialer retrying in the background.  dp may
+ * be NULL.
+ * Errors: IOK_EADDRINVAL bad URL, IOK_ENOTSUP unknown scheme,
+ * IOK_ECLOSED socket closed; with IOK_FLAG_SYNC also connection errors.
+ * Any thread. */
+IOK_API int iok_dial(iok_socket s, const char *url, iok_dialer *dp, int flags);
+
+/* iok_dialer_create/iok_dialer_start split iok_dial so per-dialer options
+ * can be set first.  Errors as iok_dial. */
+IOK_API int iok_dialer_create(iok_dialer *dp, iok_socket s, const char *url);
+IOK_API int iok_dialer_start(iok_dialer d, int flags);
+
+/* iok_dialer_close / iok_listener_close stop one endpoint and close its
+ * connections; the socket stays open.  Errors: IOK_ECLOSED.  Any thread. */
+IOK_API int iok_dialer_close(iok_dialer d);
+IOK_API int iok_listener_close(iok_listener l);
+
+/* iok_dialer_id / iok_listener_id return the id (> 0) or -1. */
+IOK_API int iok_dialer_id(iok_dialer d);
+IOK_API int iok_listener_id(iok_listener l);
+
+/* ---------------------------------------------------------- send, recv */
+
+/* iok_send copies size bytes from data into a new message and queues it for
+ * sending.  It blocks while the socket's send queue is full (up to
+ * IOK_OPT_SENDTIMEO), unless flags has IOK_FLAG_NONBLOCK.
+ * Errors: IOK_EAGAIN (non-blocking and full), IOK_ETIMEDOUT, IOK_ECLOSED,
+ * IOK_ENOMEM, IOK_ESTATE (pattern cannot send now, e.g. rep with no
+ * request), IOK_ENOTSUP (pattern never sends, e.g. pull, sub).
+ * Any thread. */
+IOK_API int iok_send(iok_socket s, const void *data, size_t size, int flags);
+
+/* iok_recv takes the next message.  Without IOK_FLAG_ALLOC, data is a
+ * buffer of *sizep bytes: up to *sizep bytes are copied and *sizep is set to
+ * the message's full length (greater than the buffer if it was cut short).
+ * With IOK_FLAG_ALLOC, data is a void ** that receives a buffer iok
+ * allocated (free it with iok_free(ptr, *sizep)).  Blocks while the receive
+ * queue is empty (up to IOK_OPT_RECVTIMEO) unless IOK_FLAG_NONBLOCK.
+ * Errors: IOK_EAGAIN, IOK_ETIMEDOUT, IOK_ECLOSED, IOK_ENOMEM, IOK_ESTATE,
+ * IOK_ENOTSUP (pattern never receives, e.g. push, pub), and for replies that
+ * the kernel completed with an error (see iok_msg_status) that error.
+ * Any thread. */
+IOK_API int iok_recv(iok_socket s, void *data, size_t *sizep, int flags);
+
+/* iok_sendmsg queues a message without copying; on success the message now
+ * belongs to iok.  On failure the caller still owns it.
+ * Errors: as iok_send.  Any thread. */
+IOK_API int iok_sendmsg(iok_socket s, iok_msg *m, int flags);
+
+/* iok_recvmsg takes the next message; the caller owns it and frees it with
+ * iok_msg_free.  Errors: as iok_recv (a kernel-completed error reply is
+ * still returned as a message with iok_msg_status != 0, and the call
+ * returns 0).  Any thread. */
+IOK_API int iok_recvmsg(iok_socket s, iok_msg **mp, int flags);
+
+/* ------------------------------------------------ many requests at once */
+
+/* iok_request sends a request on a req0, surveyor0 or pipelined-db socket
+ * and returns at once with a token identifying it; any number of requests
+ * may be outstanding on one socket.  Each reply arrives through iok_recvmsg
+ * carrying the request's token (iok_msg_token), in whatever order replies
+ * come.  If the pattern gives up on a request (IOK_OPT_REQ_TIMEOUT expired,
+ * connection lost while it was in flight on a pattern that does not
+ * resend), a message with that token and iok_msg_status() set to the error
+ * is delivered instead, so every request completes exactly once (a surveyor
+ * delivers each respondent's reply and then one IOK_ETIMEDOUT message when
+ * the survey ends).  Do not mix with plain iok_send/iok_recv on the same
+ * socket.
+ * On success m belongs to iok.  Errors: as iok_sendmsg, IOK_ENOTSUP for
+ * other patterns. Any thread. */
+IOK_API int iok_request(iok_socket s, iok_msg *m, int flags, uint64_t *token);
+
+/* iok_cancel gives up on a request: a reply arriving later is dropped, and
+ * no completion is delivered for it.  A reply already queued for the
+ * application may still be received; ignore unknown tokens.
+ * Errors: IOK_ECLOSED.  Any thread. */
+IOK_API int iok_cancel(iok_socket s, uint64_t token);
+
+/* iok_reply answers the request that arrived as a message with this token
+ * on a rep0 or respondent0 socket, so one socket can serve many requests
+ * concurrently.  On success m belongs to iok.
+ * Errors: IOK_ESTATE unknown or already answered token (or its connection
+ * is gone), others as iok_sendmsg.  Any thread. */
+IOK_API int iok_reply(iok_socket s, iok_msg *m, uint64_t token, int flags);
+
+/* --------------------------------------------------------------- devices */
+
+/* iok_device forwards every message received on raw socket a to b and, if
+ * b is not NULL-equivalent (id 0), every message received on b to a.  The
+ * forwarding runs entirely on the kernel thread; no application thread is
+ * involved.  Returns at once; the device stops when either socket closes.
+ * Errors: IOK_EINVAL (sockets not raw, or not a compatible pair),
+ * IOK_ECLOSED, IOK_EBUSY (a socket is already in a device).
+ * Any thread. */
+IOK_API int iok_device(iok_socket a, iok_socket b);
+
+/* ------------------------------------------------------------- messages */
+
+/* iok_msg_alloc makes a message with a body of size bytes (uninitialised).
+ * Errors: IOK_ENOMEM. */
+IOK_API int iok_msg_alloc(iok_msg **mp, size_t size);
+/* iok_msg_free frees a message (NULL is ignored). */
+IOK_API void iok_msg_free(iok_msg *m);
+/* iok_msg_realloc resizes the body, keeping its contents. IOK_ENOMEM. */
+IOK_API int iok_msg_realloc(iok_msg *m, size_t size);
+/* iok_msg_dup copies a message, header and body. IOK_ENOMEM. */
+IOK_API int iok_msg_dup(iok_msg **dup, const iok_msg *m);
+
+IOK_API void *iok_msg_body(iok_msg *m);
+IOK_API size_t iok_msg_len(const iok_msg *m);
+/* Body editing: append at the end, insert at the front, trim from the
+ * front, chop from the end.  trim/chop: IOK_EINVAL if len is too long. */
+IOK_API int iok_msg_append(iok_msg *m, const void *data, size_t len);
+IOK_API int iok_msg_insert(iok_msg *m, const void *data, size_t len);
+IOK_API int iok_msg_trim(iok_msg *m, size_t len);
+IOK_API int iok_msg_chop(iok_msg *m, size_t len);
+IOK_API void iok_msg_clear(iok_msg *m);
+/* Big-endian integers at the end/front of the body. */
+IOK_API int iok_msg_append_u32(iok_msg *m, uint32_t v);
+IOK_API int iok_msg_insert_u32(iok_msg *m, uint32_t v);
+IOK_API int iok_msg_trim_u32(iok_msg *m, uint32_t *v);
+IOK_API int iok_msg_chop_u32(iok_msg *m, uint32_t *v);
+
+/* The SP header (request ids, backtraces, hop counts): empty on cooked
+ * sockets, visible on raw ones.  At most IOK_MSG_HEADER_MAX bytes
+ * (IOK_EMSGSIZE beyond). */
+#define IOK_MSG_HEADER_MAX 64
+IOK_API void *iok_msg_header(iok_msg *m);
+IOK_API size_t iok_msg_header_len(const iok_msg *m);
+IOK_API int iok_msg_header_append(iok_msg *m, const void *data, size_t len);
+IOK_API int iok_msg_header_insert(iok_msg *m, const void *data, size_t len);
+IOK_API int iok_msg_header_trim(iok_msg *m, size_t len);
+IOK_API int iok_msg_header_chop(iok_msg *m, size_t len);
+IOK_API void iok_msg_header_clear(iok_msg *m);
+IOK_API int iok_msg_header_append_u32(iok_msg *m, uint32_t v);
+IOK_API int iok_msg_header_trim_u32(iok_msg *m, uint32_t *v);
+
+/* The id of the connection ("pipe") a received message came on, 0 if none.
+ * Setting it on a message sent on a raw/polyamorous socket picks the pipe. */
+IOK_API uint32_t iok_msg_get_pipe(const iok_msg *m);
+IOK_API void iok_msg_set_pipe(iok_msg *m, uint32_t pipe_id);
+/* The request token of a reply (see iok_request / iok_reply), else 0. */
+IOK_API uint64_t iok_msg_token(const iok_msg *m);
+/* 0 for a real message; an IOK_E* code for a completion the kernel made
+ * because a request failed (timeout, connection lost). */
+IOK_API int iok_msg_status(const iok_msg *m);
+
+/* iok_alloc / iok_free: memory for iok_recv with IOK_FLAG_ALLOC. */
+IOK_API void *iok_alloc(size_t size);
+IOK_API void iok_free(void *ptr, size_t size);
+/* iok_strfree frees a string returned by a *_get_string call. */
+IOK_API void iok_strfree(char *s);
+
+/* -------------------------------------------------------------- options */
+
+/* Options are named by strings (nng's names where nng has one).  Each has a
+ * type, and must be accessed through the matching typed call (else
+ * IOK_EBADTYPE).  Unknown names give IOK_ENOTSUP; read-only ones
+ * IOK_EREADONLY on set; bad values IOK_EINVAL.
+ *
+ * Socket options (dialers and listeners inherit the transport ones, and may
+ * override them on their own):
+ *   IOK_OPT_RECVMAXSZ   size   largest frame accepted (default 1 MiB, 0 =
+ *                              no limit); a bigger frame drops the
+ *                              connection and counts stat:rx-oversize
+ *   IOK_OPT_RECVTIMEO   ms     receive timeout (default infinite)
+ *   IOK_OPT_SENDTIMEO   ms     send timeout (default infinite)
+ *   IOK_OPT_RECVBUF     int    receive queue length, messages (1..65536,
+ *                              default 1024)
+ *   IOK_OPT_SENDBUF     int    send queue length, messages (1..65536,
+ *                              default 1024)
+ *   IOK_OPT_RECONNMINT  ms     first reconnect delay (default 100)
+ *   IOK_OPT_RECONNMAXT  ms     largest reconnect delay (default 2000; the
+ *                              delay doubles up to it)
+ *   IOK_OPT_TCP_NODELAY bool   (default true)
+ *   IOK_OPT_TCP_KEEPALIVE bool (default false)
+ *   IOK_OPT_LINGER      ms     how long iok_close flushes (default 1000)
+ *   IOK_OPT_RECVFD      int    read-only: a descriptor that is readable
+ *                              exactly while a message is waiting
+ *                              (level-triggered; never read or close it)
+ *   IOK_OPT_SENDFD      int    read-only: readable exactly while a send
+ *                              would not block
+ *   IOK_OPT_RAW         bool   read-only
+ *   IOK_OPT_PROTO, IOK_OPT_PEER int read-only SP protocol numbers
+ *   IOK_OPT_PROTONAME, IOK_OPT_PEERNAME string read-only
+ *   IOK_OPT_SOCKNAME    string a name for the socket (default its id)
+ *   IOK_OPT_MAXTTL      int    hops allowed through devices (1..15, def. 8)
+ * Statistics (uint64, read-only, counted on the kernel thread):
+ *   "stat:tx-msgs", "stat:rx-msgs", "stat:tx-bytes", "stat:rx-bytes",
+ *   "stat:pipes" (connections now), "stat:pipes-opened", "stat:reconnects",
+ *   "stat:rx-oversize", "stat:proto-errors" (bad handshake, wrong peer
+ *   protocol, malformed frames), "stat:rx-malformed" (bad SP headers),
+ *   "stat:rx-dropped" (discarded: full queue on a lossy pattern, late
+ *   replies, filtered), "stat:tx-dropped".
+ * Dialer/listener options: the transport ones above, plus IOK_OPT_URL
+ * (string, read-only) and, on tcp listeners, IOK_OPT_TCP_BOUND_PORT (int,
+ * read-only).
+ */
+#define IOK_OPT_SOCKNAME "socket-name"
+#define IOK_OPT_RAW "raw"
+#define IOK_OPT_PROTO "protocol"
+#define IOK_OPT_PROTONAME "protocol-name"
+#define IOK_OPT_PEER "peer"
+#define IOK_OPT_PEERNAME "peer-name"
+#define IOK_OPT_RECVBUF "recv-buffer"
+#define IOK_OPT_SENDBUF "send-buffer"
+#define IOK_OPT_RECVFD "recv-fd"
+#define IOK_OPT_SENDFD "send-fd"
+#define IOK_OPT_RECVTIMEO "recv-timeout"
+#define IOK_OPT_SENDTIMEO "send-timeout"
+#define IOK_OPT_URL "url"
+#define IOK_OPT_MAXTTL "ttl-max"
+#define IOK_OPT_RECVMAXSZ "recv-size-max"
+#define IOK_OPT_RECONNMINT "reconnect-time-min"
+#define IOK_OPT_RECONNMAXT "reconnect-time-max"
+#define IOK_OPT_TCP_NODELAY "tcp-nodelay"
+#define IOK_OPT_TCP_KEEPALIVE "tcp-keepalive"
+#define IOK_OPT_TCP_BOUND_PORT "tcp-bound-port"
+#define IOK_OPT_LINGER "linger"
+/* Pattern options. */
+#define IOK_OPT_PAIR1_POLY "pair1:polyamorous"
+#define IOK_OPT_SUB_SUBSCRIBE "sub:subscribe"     /* bytes, write-only */
+#define IOK_OPT_SUB_UNSUBSCRIBE "sub:unsubscribe" /* bytes, write-only */
+#define IOK_OPT_SUB_PREFNEW "sub:prefnew" /* bool: full queue drops oldest */
+#define IOK_OPT_REQ_RESENDTIME "req:resend-time"         /* ms */
+#define IOK_OPT_REQ_TIMEOUT "req:timeout" /* ms, per request (iok_request) */
+#define IOK_OPT_SURVEYOR_SURVEYTIME "surveyor:survey-time" /* ms */
+
+IOK_API int iok_socket_set(iok_socket s, const char *name, const void *val, size_t size);
+IOK_API int iok_socket_set_bool(iok_socket s, const char *name, int val);
+IOK_API int iok_socket_set_int(iok_socket s, const char *name, int val);
+IOK_API int iok_socket_set_ms(iok_socket s, const char *name, iok_duration val);
+IOK_API int iok_socket_set_size(iok_socket s, const char *name, size_t val);
+IOK_API int iok_socket_set_uint64(iok_socket s, const char *name, uint64_t val);
+IOK_API int iok_socket_set_string(iok_socket s, const char *name, const char *val);
+/* iok_socket_get copies up to *size bytes of a bytes/string option into
+ * val and sets *size to its length. */
+IOK_API int iok_socket_get(iok_socket s, const char *name, void *val, size_t *size);
+IOK_API int iok_socket_get_bool(iok_socket s, const char *name, int *val);
+IOK_API int iok_socket_get_int(iok_socket s, const char *name, int *val);
+IOK_API int iok_socket_get_ms(iok_socket s, const char *name, iok_duration *val);
+IOK_API int iok_socket_get_size(iok_socket s, const char *name, size_t *val);
+IOK_API int iok_socket_get_uint64(iok_socket s, const char *name, uint64_t *val);
+/* The returned string is freed with iok_strfree. */
+IOK_API int iok_socket_get_string(iok_socket s, const char *name, char **val);
+
+IOK_API int iok_dialer_set_bool(iok_dialer d, const char *name, int val);
+IOK_API int iok_dialer_set_int(iok_dialer d, const char *name, int val);
+IOK_API int iok_dialer_set_ms(iok_dialer d, const char *name, iok_duration val);
+IOK_API int iok_dialer_set_size(iok_dialer d, const char *name, size_t val);
+IOK_API int iok_dialer_set_string(iok_dialer d, const char *name, const char *val);
+IOK_API int iok_dialer_get_bool(iok_dialer d, const char *name, int *val);
+IOK_API int iok_dialer_get_int(iok_dialer d, const char *name, int *val);
+IOK_API int iok_dialer_get_ms(iok_dialer d, const char *name, iok_duration *val);
+IOK_API int iok_dialer_get_size(iok_dialer d, const char *name, size_t *val);
+IOK_API int iok_dialer_get_uint64(iok_dialer d, const char *name, uint64_t *val);
+IOK_API int iok_dialer_get_string(iok_dialer d, const char *name, char **val);
+
+IOK_API int iok_listener_set_bool(iok_listener l, const char *name, int val);
+IOK_API int iok_listener_set_int(iok_listener l, const char *name, int val);
+IOK_API int iok_listener_set_ms(iok_listener l, const char *name, iok_duration val);
+IOK_API int iok_listener_set_size(iok_listener l, const char *name, size_t val);
+IOK_API int iok_listener_set_string(iok_listener l, const char *name, const char *val);
+IOK_API int iok_listener_get_bool(iok_listener l, const char *name, int *val);
+IOK_API int iok_listener_get_int(iok_listener l, const char *name, int *val);
+IOK_API int iok_listener_get_ms(iok_listener l, const char *name, iok_duration *val);
+IOK_API int iok_listener_get_size(iok_listener l, const char *name, size_t *val);
+IOK_API int iok_listener_get_uint64(iok_listener l, const char *name, uint64_t *val);
+IOK_API int iok_listener_get_string(iok_listener l, const char *name, char **val);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IOK_H */

@@ -1,0 +1,16 @@
+/* all.c - the built-in patterns.  A new pattern adds itself here. */
+#include "pattern.h"
+
+extern const ik_pattern ik_pattern_pair0, ik_pattern_pair1, ik_pattern_push0, ik_pattern_pull0;
+
+void ik_patterns_builtin(void);
+
+void
+ik_patterns_builtin(void)
+{
+	ik_pattern_register(&ik_pattern_pair0);
+	ik_pattern_register(&ik_pattern_pair1);
+	ik_pattern_register(&ik_pattern_push0);
+	ik_pattern_register(&ik_pattern_pull0);
+	ik_pattern_alias("pair", "pair1"); /* nng_pair_open is pair v1 */
+}

@@ -1,0 +1,182 @@
+/*
+ * pattern.h - the pattern interface, and the few kernel services a pattern
+ * may use.
+ *
+ * A pattern is a table of functions, registered by name, all called on the
+ * kernel thread: no locks, no atomics, no I/O.  The core hands a pattern
+ * whole messages: from the application (send) and from connections (recv),
+ * with the SP header still at the front of the body, exactly as it came off
+ * the wire.  The pattern moves header bytes into the message header, routes
+ * messages to pipes, and delivers them to the application.  It never sees a
+ * byte of framing.
+ *
+ * Flow control is by return value: send() and recv() return IK_BUSY to
+ * refuse a message for now.  The core keeps it (in the send queue, or held
+ * on the pipe, whose reading pauses) and offers it again when
+ * pipe_ready() / delivery space says things moved.  A message offered
+ * again is the same object, as the pattern left it: a pattern that moved
+ * header bytes before refusing sets IK_MSG_PARSED so it does not move
+ * them twice.
+ */
+#ifndef IK_PATTERN_H
+#define IK_PATTERN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iok.h"
+#include "../src/msg.h"
+
+typedef struct ik_sock  ik_sock;
+typedef struct ik_pipe  ik_pipe;
+typedef struct ik_timer ik_timer;
+
+/* Return values of send/recv/ik_sock_deliver. */
+#define IK_OK 0
+#define IK_BUSY 1
+
+/* Pattern flags. */
+#define IK_PF_SEND 0x01    /* the application may send */
+#define IK_PF_RECV 0x02    /* the application may receive */
+#define IK_PF_RAW 0x04     /* has a raw mode */
+#define IK_PF_NOSP 0x08    /* no SP headers: runs over database transports */
+#define IK_PF_REQUEST 0x10 /* iok_request works (req, surveyor, db) */
+#define IK_PF_REPLY 0x20   /* iok_reply works; plain send answers the last
+                              request received (rep, respondent) */
+
+/* Option types, for setopt/getopt. */
+enum ik_opt_type {
+	IK_OPT_BOOL = 1,
+	IK_OPT_INT,
+	IK_OPT_MS,
+	IK_OPT_SIZE,
+	IK_OPT_UINT64,
+	IK_OPT_STRING,
+	IK_OPT_BYTES
+};
+
+typedef struct ik_pattern {
+	const char *name;      /* "pair1" */
+	const char *peer_name; /* "pair1" */
+	uint16_t    proto;     /* SP protocol id (0 if none) */
+	uint16_t    peer;      /* SP peer protocol id */
+	unsigned    flags;     /* IK_PF_* */
+	size_t      sock_size; /* private per-socket state (zeroed) */
+	size_t      pipe_size; /* private per-pipe state (zeroed) */
+
+	/* init sets up the socket state; raw says raw mode. 0 or IOK_E*. */
+	int (*init)(void *ps, ik_sock *s, int raw);
+	/* fini frees everything the state owns; every pipe is gone. */
+	void (*fini)(void *ps);
+
+	/* pipe_add: a connection joined (handshake done, peer protocol
+	 * checked).  Return 0 to accept, IOK_EBUSY/IOK_EPROTO to refuse (the
+	 * core closes it).  pipe_rm: it left; forget it (messages it held
+	 * were freed by the core). */
+	int (*pipe_add)(void *ps, void *pp, ik_pipe *p);
+	void (*pipe_rm)(void *ps, void *pp);
+
+	/* send: the application sent m.  IK_OK: the pattern took it (sent,
+	 * queued or dropped).  IK_BUSY: cannot take it now; the core keeps
+	 * it at the head of the send queue until pipe_ready or pipe_add. */
+	int (*send)(void *ps, iok_msg *m);
+	/* recv: a whole message arrived on a pipe (SP header at the front of
+	 * the body).  IK_OK: taken (delivered or dropped).  IK_BUSY: the core
+	 * holds it, pauses that pipe, and offers it again when the socket's
+	 * receive queue has room. */
+	int (*recv)(void *ps, void *pp, iok_msg *m);
+	/* pipe_ready: the pipe's write queue drained below its high-water
+	 * mark (may be NULL). */
+	void (*pipe_ready)(void *ps, void *pp);
+
+	/* Options the pattern owns; IOK_ENOTSUP for names it does not know. */
+	int (*setopt)(void *ps, const char *name, const void *v, size_t sz, int type);
+	int (*getopt)(void *ps, const char *name, void *v, size_t *sz, int type);
+
+	/* cancel: the application gave up on request token (may be NULL). */
+	void (*cancel)(void *ps, uint64_t token);
+	/* fork_child: in a forked child, forget work that belongs to the
+	 * parent (outstanding requests, queued resends) so nothing is sent
+	 * twice (may be NULL).  Pipes are removed before this is called. */
+	void (*fork_child)(void *ps);
+} ik_pattern;
+
+/* ik_pattern_register adds a pattern (and "<name>" without a trailing
+ * version digit as an alias).  Any thread, typically at start-up; the
+ * table is fixed size (IOK_ENOSPC when full), IOK_EEXIST if the name is
+ * taken. */
+int ik_pattern_register(const ik_pattern *p);
+const ik_pattern *ik_pattern_find(const char *name);
+/* ik_pattern_alias makes alias name the same pattern as name. */
+void ik_pattern_alias(const char *alias, const char *name);
+
+/* ---- kernel services for patterns (kernel thread only) ---- */
+
+/* Pipes. */
+uint32_t ik_pipe_id(const ik_pipe *p);
+uint16_t ik_pipe_peer(const ik_pipe *p);
+/* ik_pipe_send queues m (header then body) for writing on p; always takes
+ * ownership (on a closing pipe the message is dropped). */
+void ik_pipe_send(ik_pipe *p, iok_msg *m);
+/* ik_pipe_writable: p's write queue is below its high-water mark. */
+int ik_pipe_writable(const ik_pipe *p);
+/* ik_pipe_close drops the connection (e.g. a malformed message); the
+ * pattern gets pipe_rm soon after, not from inside this call. */
+void ik_pipe_close(ik_pipe *p, int err);
+/* ik_pipe_pattern_data returns the pattern's per-pipe state. */
+void *ik_pipe_pattern_data(ik_pipe *p);
+
+/* Sockets. */
+/* ik_sock_pipe_by_id finds an active pipe of s (NULL if none). */
+ik_pipe *ik_sock_pipe_by_id(ik_sock *s, uint32_t id);
+/* ik_sock_deliver queues m for the application.  IK_OK (taken) or IK_BUSY
+ * (receive queue full: the caller keeps m; for a pipe's message, return
+ * IK_BUSY from recv and the pipe resumes when there is room).  If the
+ * socket is half of a device, the message is forwarded instead. */
+int ik_sock_deliver(ik_sock *s, iok_msg *m);
+/* ik_sock_deliver_drop_oldest queues m, dropping the oldest queued message
+ * if the queue is full (never busy). */
+void ik_sock_deliver_drop_oldest(ik_sock *s, iok_msg *m);
+/* ik_sock_send_ready tells the core the pattern can take messages again
+ * (e.g. a pipe was added or became writable outside pipe_ready). */
+void ik_sock_send_ready(ik_sock *s);
+/* ik_sock_stat adds n to a named statistic (IK_STAT_*). */
+enum ik_stat {
+	IK_STAT_RX_MSGS,
+	IK_STAT_TX_MSGS,
+	IK_STAT_RX_BYTES,
+	IK_STAT_TX_BYTES,
+	IK_STAT_PIPES,
+	IK_STAT_PIPES_OPENED,
+	IK_STAT_RECONNECTS,
+	IK_STAT_RX_OVERSIZE,
+	IK_STAT_PROTO_ERRORS,
+	IK_STAT_RX_MALFORMED,
+	IK_STAT_RX_DROPPED,
+	IK_STAT_TX_DROPPED,
+	IK_STAT_COUNT
+};
+void ik_sock_stat(ik_sock *s, int stat, uint64_t n);
+/* ik_sock_max_ttl: the socket's IOK_OPT_MAXTTL. */
+int ik_sock_max_ttl(const ik_sock *s);
+
+/* Timers: fire cb(arg) once after ms, on the kernel thread. */
+ik_timer *ik_timer_new(void (*cb)(void *), void *arg);
+void ik_timer_start(ik_timer *t, uint64_t ms);
+void ik_timer_stop(ik_timer *t);
+void ik_timer_free(ik_timer *t); /* stops it; safe from its own callback */
+uint64_t ik_now_ms(void); /* the loop's clock, milliseconds */
+
+/* Option value helpers: copy a typed value in or out, checking the type
+ * (IOK_EBADTYPE) and range (IOK_EINVAL). */
+int ik_opt_get_bool(const void *v, size_t sz, int type, int *out);
+int ik_opt_get_int(const void *v, size_t sz, int type, int min, int max, int *out);
+int ik_opt_get_ms(const void *v, size_t sz, int type, iok_duration *out);
+int ik_opt_get_size(const void *v, size_t sz, int type, size_t min, size_t max, size_t *out);
+int ik_opt_put_bool(int val, void *v, size_t *sz, int type);
+int ik_opt_put_int(int val, void *v, size_t *sz, int type);
+int ik_opt_put_ms(iok_duration val, void *v, size_t *sz, int type);
+int ik_opt_put_size(size_t val, void *v, size_t *sz, int type);
+int ik_opt_put_uint64(uint64_t val, void *v, size_t *sz, int type);
+
+#endif /* IK_PATTERN_H */

@@ -1,0 +1,70 @@
+/*
+ * ep.h - endpoints: dialers and listeners.  Kernel half only touched on the
+ * kernel thread; the handle makes them closable on their own.
+ */
+#ifndef IK_EP_H
+#define IK_EP_H
+
+#include <uv.h>
+
+#include "handle.h"
+#include "kernel.h"
+#include "list.h"
+#include "sock.h"
+#include "url.h"
+#include "../transports/transport.h"
+
+typedef struct ik_resolve ik_resolve;
+typedef struct ik_pipe    ik_pipe;
+
+struct ik_ep {
+	ik_obj              obj; /* handle; first member */
+	bool                dialer;
+	ik_sock            *sock;
+	ik_url              url;
+	const ik_transport *tran;
+	ik_tran_opts        topts;
+	ik_node             snode; /* in sock->eps */
+	ik_list             pipes;
+	bool                started;
+	bool                closing;
+	bool                finished;
+	int                 handles_open; /* uv handles not yet closed */
+	ik_cmd             *start_cmd;    /* sync start waiting for a result */
+	ik_cmd             *close_cmd;
+
+	/* dialer */
+	uv_timer_t   timer; /* reconnect backoff */
+	iok_duration backoff;
+	ik_resolve  *res;
+	struct sockaddr_storage *addrs;
+	int          naddrs, addr_idx;
+	uv_connect_t creq;
+	ik_pipe     *conn_pipe; /* pipe whose stream is connecting */
+	bool         connecting;
+	bool         ever_connected;
+	int          last_err;
+
+	/* listener */
+	union {
+		uv_handle_t handle;
+		uv_stream_t stream;
+		uv_tcp_t    tcp;
+		uv_pipe_t   unix_pipe;
+	} lh;
+	bool     listening;
+	int      bound_port;
+	ik_node  inproc_node; /* inproc registry */
+};
+
+/* Pipe lifecycle notifications (kernel thread). */
+void ik_ep_pipe_up(ik_ep *ep, ik_pipe *p);   /* handshake done, accepted */
+void ik_ep_pipe_gone(ik_ep *ep, ik_pipe *p); /* freed right after */
+
+/* Transports registry. */
+const ik_transport *ik_transport_find(const char *scheme);
+
+/* Inproc registry (kernel thread). */
+ik_ep *ik_inproc_find(const char *name);
+
+#endif

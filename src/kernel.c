@@ -1,0 +1,402 @@
+/*
+ * kernel.c - the kernel thread (see kernel.h).
+ *
+ * Locking: K.mu guards the command list and the thread's park/stop
+ * requests; start_mu serialises starting, stopping and forking.  Lock
+ * order everywhere: handle table -> socket -> K.mu.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "iok.h"
+#include "kernel.h"
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t  cv; /* command completion, park and unpark */
+	ik_cmd         *head, *tail;
+	atomic_int      running; /* kernel thread alive in this process */
+	int             park_req, parked, stop_req;
+	int             loop_ready; /* loop and its handles initialised */
+	int             forked;     /* loop inherited from a parent process */
+	uv_loop_t       loop;
+	uv_async_t      async; /* commands waiting */
+	uv_check_t      check; /* runs deferred tasks after the I/O phase */
+	uv_idle_t       idle;  /* keeps the poll from blocking while tasks wait */
+	pthread_t       thread;
+	ik_list         tasks;
+	uint32_t        epoch;
+} K = {
+	.mu = PTHREAD_MUTEX_INITIALIZER,
+	.cv = PTHREAD_COND_INITIALIZER,
+};
+
+static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t  once     = PTHREAD_ONCE_INIT;
+static _Thread_local int on_kernel;
+
+uv_loop_t *
+ik_loop(void)
+{
+	return &K.loop;
+}
+
+int
+ik_on_kernel(void)
+{
+	return on_kernel;
+}
+
+uint32_t
+ik_fork_epoch(void)
+{
+	return K.epoch;
+}
+
+/* ---------------------------------------------------------------- tasks */
+
+static void
+idle_cb(uv_idle_t *h)
+{
+	(void) h;
+}
+
+void
+ik_task_init(ik_task *t, void (*fn)(ik_task *))
+{
+	ik_node_init(&t->node);
+	t->fn = fn;
+}
+
+void
+ik_task_schedule(ik_task *t)
+{
+	if (!ik_node_linked(&t->node)) {
+		ik_list_append(&K.tasks, &t->node);
+		/* Tasks scheduled from timers run before the poll phase: an active
+		 * idle handle makes that poll return at once. */
+		uv_idle_start(&K.idle, idle_cb);
+	}
+}
+
+void
+ik_task_cancel(ik_task *t)
+{
+	if (ik_node_linked(&t->node)) {
+		ik_list_remove(&t->node);
+	}
+}
+
+static void
+check_cb(uv_check_t *h)
+{
+	ik_node *n;
+	(void) h;
+	while ((n = ik_list_first(&K.tasks)) != NULL) {
+		ik_list_remove(n);
+		ik_task *t = ik_container_of(n, ik_task, node);
+		t->fn(t);
+	}
+	uv_idle_stop(&K.idle);
+}
+
+/* ------------------------------------------------------------- commands */
+
+static void
+async_cb(uv_async_t *h)
+{
+	ik_cmd *c, *next;
+	int     stop;
+	(void) h;
+
+	pthread_mutex_lock(&K.mu);
+	c      = K.head;
+	K.head = K.tail = NULL;
+	for (ik_cmd *x = c; x != NULL; x = x->next) {
+		x->queued = 0; /* may be posted again while it runs */
+	}
+	stop = K.park_req || K.stop_req;
+	pthread_mutex_unlock(&K.mu);
+
+	for (; c != NULL; c = next) {
+		next = c->next; /* c may be gone once it has run */
+		c->fn(c);
+	}
+	if (stop) {
+		uv_stop(&K.loop);
+	}
+}
+
+int
+ik_cmd_post(ik_cmd *c)
+{
+	int wake = 0, queued = 0;
+	if (ik_kernel_ensure() != 0) {
+		return 0; /* cannot happen once a socket exists */
+	}
+	pthread_mutex_lock(&K.mu);
+	if (!c->queued) {
+		queued    = 1;
+		c->queued = 1;
+		c->next   = NULL;
+		if (K.tail != NULL) {
+			K.tail->next = c;
+		} else {
+			K.head = c;
+			wake   = 1; /* only the empty -> non-empty transition wakes */
+		}
+		K.tail = c;
+	}
+	pthread_mutex_unlock(&K.mu);
+	if (wake) {
+		uv_async_send(&K.async);
+	}
+	return queued;
+}
+
+int
+ik_cmd_call(ik_cmd *c, ik_cmd_fn fn)
+{
+	int rv;
+	if ((rv = ik_kernel_ensure()) != 0) {
+		return rv;
+	}
+	c->fn     = fn;
+	c->done   = 0;
+	c->rv     = 0;
+	c->queued = 0;
+	(void) ik_cmd_post(c);
+	pthread_mutex_lock(&K.mu);
+	while (!c->done) {
+		pthread_cond_wait(&K.cv, &K.mu);
+	}
+	rv = c->rv;
+	pthread_mutex_unlock(&K.mu);
+	return rv;
+}
+
+void
+ik_cmd_done(ik_cmd *c, int rv)
+{
+	pthread_mutex_lock(&K.mu);
+	c->rv   = rv;
+	c->done = 1;
+	pthread_cond_broadcast(&K.cv);
+	pthread_mutex_unlock(&K.mu);
+}
+
+/* --------------------------------------------------------------- thread */
+
+static void
+close_walk_cb(uv_handle_t *h, void *arg)
+{
+	(void) arg;
+	if (!uv_is_closing(h)) {
+		uv_close(h, NULL);
+	}
+}
+
+/* Runs after stop_req: sockets first (they flush and close connections),
+ * then whatever handles remain. */
+static void
+kernel_teardown(void)
+{
+	ik_sockets_close_all();
+	/* Sockets finish closing asynchronously (linger, handle closes). */
+	while (ik_sockets_live() > 0) {
+		uv_run(&K.loop, UV_RUN_ONCE);
+	}
+	ik_resolver_shutdown();
+	uv_walk(&K.loop, close_walk_cb, NULL);
+	while (uv_run(&K.loop, UV_RUN_DEFAULT) != 0) {
+	}
+	uv_loop_close(&K.loop);
+	K.loop_ready = 0;
+}
+
+static void *
+kernel_main(void *arg)
+{
+	(void) arg;
+	on_kernel = 1;
+	if (K.forked) {
+		/* In a forked child: drop what belongs to the parent before
+		 * anything else runs. */
+		K.forked = 0;
+		ik_resolver_fork_child();
+		ik_sockets_fork_child_kernel();
+	}
+	for (;;) {
+		uv_run(&K.loop, UV_RUN_DEFAULT);
+		pthread_mutex_lock(&K.mu);
+		if (K.park_req) {
+			/* Fork barrier: the loop is between iterations, so every
+			 * kernel object is consistent when the process forks. */
+			K.parked = 1;
+			pthread_cond_broadcast(&K.cv);
+			while (K.park_req) {
+				pthread_cond_wait(&K.cv, &K.mu);
+			}
+			K.parked = 0;
+			pthread_mutex_unlock(&K.mu);
+			continue;
+		}
+		if (K.stop_req) {
+			pthread_mutex_unlock(&K.mu);
+			break;
+		}
+		pthread_mutex_unlock(&K.mu);
+	}
+	kernel_teardown();
+	return NULL;
+}
+
+static void atfork_prepare(void);
+static void atfork_parent(void);
+static void atfork_child(void);
+
+static void
+at_exit(void)
+{
+	ik_kernel_stop();
+}
+
+static void
+register_once(void)
+{
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	atexit(at_exit);
+}
+
+static int
+loop_setup(void)
+{
+	if (uv_loop_init(&K.loop) != 0) {
+		return IOK_ENOMEM;
+	}
+	uv_async_init(&K.loop, &K.async, async_cb);
+	uv_check_init(&K.loop, &K.check);
+	uv_check_start(&K.check, check_cb);
+	uv_idle_init(&K.loop, &K.idle);
+	/* Internal handles must not keep the loop "alive" for teardown. */
+	uv_unref((uv_handle_t *) &K.check);
+	uv_unref((uv_handle_t *) &K.idle);
+	ik_list_init(&K.tasks);
+	K.loop_ready = 1;
+	return 0;
+}
+
+int
+ik_kernel_ensure(void)
+{
+	int rv = 0;
+	if (atomic_load_explicit(&K.running, memory_order_acquire)) {
+		return 0;
+	}
+	pthread_once(&once, register_once);
+	pthread_mutex_lock(&start_mu);
+	if (!atomic_load_explicit(&K.running, memory_order_relaxed)) {
+		if (!K.loop_ready) {
+			rv = loop_setup();
+		} else if (K.forked) {
+			/* Before any thread can poke the loop: a fresh epoll set and
+			 * async descriptor, not the parent's. */
+			uv_loop_fork(&K.loop);
+		}
+		if (rv == 0) {
+			sigset_t all, old;
+			sigfillset(&all);
+			/* The kernel thread takes no signals: they belong to the
+			 * application (Ctrl+C must reach Python's main thread). */
+			pthread_sigmask(SIG_SETMASK, &all, &old);
+			K.stop_req = 0;
+			K.park_req = 0;
+			if (pthread_create(&K.thread, NULL, kernel_main, NULL) != 0) {
+				rv = IOK_ENOMEM;
+			} else {
+				atomic_store_explicit(&K.running, 1, memory_order_release);
+			}
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+		}
+	}
+	pthread_mutex_unlock(&start_mu);
+	return rv;
+}
+
+void
+ik_kernel_stop(void)
+{
+	pthread_mutex_lock(&start_mu);
+	if (atomic_load_explicit(&K.running, memory_order_relaxed)) {
+		pthread_mutex_lock(&K.mu);
+		K.stop_req = 1;
+		pthread_mutex_unlock(&K.mu);
+		uv_async_send(&K.async);
+		pthread_join(K.thread, NULL);
+		K.head = K.tail = NULL;
+		atomic_store_explicit(&K.running, 0, memory_order_release);
+	}
+	pthread_mutex_unlock(&start_mu);
+}
+
+/* ----------------------------------------------------------------- fork */
+
+static int fork_had_kernel;
+
+static void
+atfork_prepare(void)
+{
+	pthread_mutex_lock(&start_mu);
+	fork_had_kernel = atomic_load_explicit(&K.running, memory_order_relaxed);
+	if (fork_had_kernel) {
+		pthread_mutex_lock(&K.mu);
+		K.park_req = 1;
+		pthread_mutex_unlock(&K.mu);
+		uv_async_send(&K.async);
+		pthread_mutex_lock(&K.mu);
+		while (!K.parked) {
+			pthread_cond_wait(&K.cv, &K.mu);
+		}
+		pthread_mutex_unlock(&K.mu);
+	}
+	/* No application thread is half-way through a queue when we fork. */
+	ik_sockets_fork_prepare();
+	pthread_mutex_lock(&K.mu);
+}
+
+static void
+atfork_parent(void)
+{
+	pthread_mutex_unlock(&K.mu);
+	ik_sockets_fork_parent();
+	if (fork_had_kernel) {
+		pthread_mutex_lock(&K.mu);
+		K.park_req = 0;
+		pthread_cond_broadcast(&K.cv);
+		pthread_mutex_unlock(&K.mu);
+	}
+	pthread_mutex_unlock(&start_mu);
+}
+
+static void
+atfork_child(void)
+{
+	/* The child has only the forking thread: fresh locks, no kernel
+	 * thread, and nothing left of the parent's pending commands. */
+	pthread_mutex_init(&K.mu, NULL);
+	pthread_cond_init(&K.cv, NULL);
+	pthread_mutex_init(&start_mu, NULL);
+	K.head = K.tail = NULL;
+	K.park_req = K.parked = K.stop_req = 0;
+	K.epoch++;
+	if (K.loop_ready) {
+		K.forked = 1;
+		/* A wakeup sent before the fork would otherwise look pending
+		 * forever to uv_async_send in the child. */
+		K.async.pending = 0;
+	}
+	atomic_store_explicit(&K.running, 0, memory_order_relaxed);
+	ik_sockets_fork_child();
+}

@@ -1,0 +1,83 @@
+/*
+ * kernel.h - the kernel thread: one libuv loop per process, the command
+ * queue that is the only way in from application threads, deferred tasks
+ * that run at the end of each loop iteration, timers, and the fork barrier.
+ */
+#ifndef IK_KERNEL_H
+#define IK_KERNEL_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "list.h"
+
+/* A command: work an application thread asks the kernel thread to do.
+ * Embedded in the caller's (or an object's) memory; it must stay valid
+ * until it has run (async) or completed (sync). */
+typedef struct ik_cmd ik_cmd;
+typedef void (*ik_cmd_fn)(ik_cmd *);
+struct ik_cmd {
+	ik_cmd   *next;
+	ik_cmd_fn fn;
+	int       rv;
+	int       done;   /* sync: set by ik_cmd_done under the kernel lock */
+	int       queued; /* in the command list (posting twice is a no-op) */
+};
+
+/* ik_kernel_ensure starts the kernel thread if it is not running in this
+ * process (first use, after iok_fini, or in a forked child).
+ * 0 or IOK_ENOMEM. Application threads. */
+int ik_kernel_ensure(void);
+
+/* ik_cmd_post queues c to run on the kernel thread; returns at once.  A
+ * command already queued is not queued again: the result says whether
+ * this call queued it (1) or it was already waiting (0).  Application
+ * threads. */
+int ik_cmd_post(ik_cmd *c);
+
+/* ik_cmd_call queues c and waits until the kernel calls ik_cmd_done(c);
+ * returns c->rv.  Application threads (never the kernel thread). */
+int ik_cmd_call(ik_cmd *c, ik_cmd_fn fn);
+
+/* ik_cmd_done completes a command made with ik_cmd_call.  May be called
+ * later than the command function returns (e.g. after a DNS lookup).
+ * Kernel thread. */
+void ik_cmd_done(ik_cmd *c, int rv);
+
+/* The loop (kernel thread only). */
+uv_loop_t *ik_loop(void);
+
+/* ik_on_kernel says whether the caller is the kernel thread. */
+int ik_on_kernel(void);
+
+/* A deferred task runs once at the end of the current loop iteration, after
+ * all I/O callbacks: that is where frames parsed from many reads become one
+ * batch of deliveries, and many small writes one writev.  Kernel thread. */
+typedef struct ik_task {
+	ik_node node;
+	void (*fn)(struct ik_task *);
+} ik_task;
+void ik_task_init(ik_task *t, void (*fn)(ik_task *));
+void ik_task_schedule(ik_task *t); /* no-op if already scheduled */
+void ik_task_cancel(ik_task *t);
+
+/* Process-wide fork epoch: bumped in every forked child. */
+uint32_t ik_fork_epoch(void);
+
+/* ik_kernel_stop closes everything and joins the thread (iok_fini).
+ * Application threads. */
+void ik_kernel_stop(void);
+
+/* Hooks other kernel files provide (called on the kernel thread). */
+void ik_sockets_fork_child_kernel(void); /* close inherited connections */
+void ik_sockets_close_all(void);         /* at stop */
+int  ik_sockets_live(void);              /* sockets not yet torn down */
+void ik_resolver_fork_child(void);
+void ik_resolver_shutdown(void);
+
+/* Hooks for the fork handlers (called with the kernel parked). */
+void ik_sockets_fork_prepare(void); /* lock every socket's queues */
+void ik_sockets_fork_parent(void);
+void ik_sockets_fork_child(void); /* reset app-side state, new eventfds */
+
+#endif

@@ -1,0 +1,378 @@
+/* msg.c - messages (see msg.h) and the public iok_msg_* functions. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "msg.h"
+
+static inline int
+is_inline(const iok_msg *m)
+{
+	return m->buf == (const uint8_t *) (m + 1);
+}
+
+iok_msg *
+ik_msg_alloc(size_t size)
+{
+	if (size > SIZE_MAX - sizeof(iok_msg) - IK_MSG_HEADROOM) {
+		return NULL;
+	}
+	iok_msg *m = malloc(sizeof(*m) + IK_MSG_HEADROOM + size);
+	if (m == NULL) {
+		return NULL;
+	}
+	m->buf     = (uint8_t *) (m + 1);
+	m->cap     = IK_MSG_HEADROOM + size;
+	m->body    = m->buf + IK_MSG_HEADROOM;
+	m->len     = size;
+	m->token   = 0;
+	m->pipe    = 0;
+	m->status  = 0;
+	m->flags   = 0;
+	m->hdr_len = 0;
+	return m;
+}
+
+iok_msg *
+ik_msg_adopt(uint8_t *buf, size_t cap, size_t off, size_t len)
+{
+	iok_msg *m = malloc(sizeof(*m));
+	if (m == NULL) {
+		return NULL;
+	}
+	memset(m, 0, offsetof(iok_msg, hdr));
+	m->buf  = buf;
+	m->cap  = cap;
+	m->body = buf + off;
+	m->len  = len;
+	return m;
+}
+
+iok_msg *
+ik_msg_error(uint64_t token, int err)
+{
+	iok_msg *m = ik_msg_alloc(0);
+	if (m != NULL) {
+		m->token  = token;
+		m->status = err;
+	}
+	return m;
+}
+
+int
+iok_msg_alloc(iok_msg **mp, size_t size)
+{
+	return (*mp = ik_msg_alloc(size)) == NULL ? IOK_ENOMEM : 0;
+}
+
+void
+iok_msg_free(iok_msg *m)
+{
+	if (m == NULL) {
+		return;
+	}
+	if (!is_inline(m)) {
+		free(m->buf);
+	}
+	free(m);
+}
+
+/* ensure makes room for `front` bytes before and `back` bytes after the
+ * body, moving it to a new buffer when the current one is too small. */
+static int
+ensure(iok_msg *m, size_t front, size_t back)
+{
+	size_t head = (size_t) (m->body - m->buf);
+	size_t tail = m->cap - head - m->len;
+	if (head >= front && tail >= back) {
+		return 0;
+	}
+	if (m->len > SIZE_MAX / 2 || back > SIZE_MAX / 4 || front > SIZE_MAX / 4) {
+		return IOK_ENOMEM;
+	}
+	/* Grow geometrically so repeated appends stay linear. */
+	size_t want = front + IK_MSG_HEADROOM + m->len + back;
+	size_t ncap = m->cap * 2 > want ? m->cap * 2 : want;
+	uint8_t *nb = malloc(ncap);
+	if (nb == NULL) {
+		return IOK_ENOMEM;
+	}
+	size_t nhead = front + IK_MSG_HEADROOM;
+	if (m->len > 0) {
+		memcpy(nb + nhead, m->body, m->len);
+	}
+	if (!is_inline(m)) {
+		free(m->buf);
+	}
+	m->buf  = nb;
+	m->cap  = ncap;
+	m->body = nb + nhead;
+	return 0;
+}
+
+int
+iok_msg_realloc(iok_msg *m, size_t size)
+{
+	if (size > m->len) {
+		int rv = ensure(m, 0, size - m->len);
+		if (rv != 0) {
+			return rv;
+		}
+	}
+	m->len = size;
+	return 0;
+}
+
+int
+iok_msg_dup(iok_msg **dup, const iok_msg *m)
+{
+	iok_msg *d = ik_msg_alloc(m->len);
+	if (d == NULL) {
+		return IOK_ENOMEM;
+	}
+	if (m->len > 0) {
+		memcpy(d->body, m->body, m->len);
+	}
+	memcpy(d->hdr, m->hdr, m->hdr_len);
+	d->hdr_len = m->hdr_len;
+	d->token   = m->token;
+	d->pipe    = m->pipe;
+	d->status  = m->status;
+	d->flags   = m->flags;
+	*dup       = d;
+	return 0;
+}
+
+void *
+iok_msg_body(iok_msg *m)
+{
+	return m->body;
+}
+
+size_t
+iok_msg_len(const iok_msg *m)
+{
+	return m->len;
+}
+
+int
+iok_msg_append(iok_msg *m, const void *data, size_t len)
+{
+	int rv = ensure(m, 0, len);
+	if (rv == 0 && len > 0) {
+		memcpy(m->body + m->len, data, len);
+		m->len += len;
+	}
+	return rv;
+}
+
+int
+iok_msg_insert(iok_msg *m, const void *data, size_t len)
+{
+	int rv = ensure(m, len, 0);
+	if (rv == 0 && len > 0) {
+		m->body -= len;
+		m->len += len;
+		memcpy(m->body, data, len);
+	}
+	return rv;
+}
+
+int
+iok_msg_trim(iok_msg *m, size_t len)
+{
+	if (len > m->len) {
+		return IOK_EINVAL;
+	}
+	m->body += len;
+	m->len -= len;
+	return 0;
+}
+
+int
+iok_msg_chop(iok_msg *m, size_t len)
+{
+	if (len > m->len) {
+		return IOK_EINVAL;
+	}
+	m->len -= len;
+	return 0;
+}
+
+void
+iok_msg_clear(iok_msg *m)
+{
+	m->len = 0;
+}
+
+int
+iok_msg_append_u32(iok_msg *m, uint32_t v)
+{
+	uint8_t b[4];
+	ik_put_u32(b, v);
+	return iok_msg_append(m, b, 4);
+}
+
+int
+iok_msg_insert_u32(iok_msg *m, uint32_t v)
+{
+	uint8_t b[4];
+	ik_put_u32(b, v);
+	return iok_msg_insert(m, b, 4);
+}
+
+int
+iok_msg_trim_u32(iok_msg *m, uint32_t *v)
+{
+	if (m->len < 4) {
+		return IOK_EINVAL;
+	}
+	*v = ik_get_u32(m->body);
+	return iok_msg_trim(m, 4);
+}
+
+int
+iok_msg_chop_u32(iok_msg *m, uint32_t *v)
+{
+	if (m->len < 4) {
+		return IOK_EINVAL;
+	}
+	*v = ik_get_u32(m->body + m->len - 4);
+	m->len -= 4;
+	return 0;
+}
+
+void *
+iok_msg_header(iok_msg *m)
+{
+	return m->hdr;
+}
+
+size_t
+iok_msg_header_len(const iok_msg *m)
+{
+	return m->hdr_len;
+}
+
+int
+iok_msg_header_append(iok_msg *m, const void *data, size_t len)
+{
+	if (len > IOK_MSG_HEADER_MAX - m->hdr_len) {
+		return IOK_EMSGSIZE;
+	}
+	memcpy(m->hdr + m->hdr_len, data, len);
+	m->hdr_len += (uint32_t) len;
+	return 0;
+}
+
+int
+iok_msg_header_insert(iok_msg *m, const void *data, size_t len)
+{
+	if (len > IOK_MSG_HEADER_MAX - m->hdr_len) {
+		return IOK_EMSGSIZE;
+	}
+	memmove(m->hdr + len, m->hdr, m->hdr_len);
+	memcpy(m->hdr, data, len);
+	m->hdr_len += (uint32_t) len;
+	return 0;
+}
+
+int
+iok_msg_header_trim(iok_msg *m, size_t len)
+{
+	if (len > m->hdr_len) {
+		return IOK_EINVAL;
+	}
+	memmove(m->hdr, m->hdr + len, m->hdr_len - len);
+	m->hdr_len -= (uint32_t) len;
+	return 0;
+}
+
+int
+iok_msg_header_chop(iok_msg *m, size_t len)
+{
+	if (len > m->hdr_len) {
+		return IOK_EINVAL;
+	}
+	m->hdr_len -= (uint32_t) len;
+	return 0;
+}
+
+void
+iok_msg_header_clear(iok_msg *m)
+{
+	m->hdr_len = 0;
+}
+
+int
+iok_msg_header_append_u32(iok_msg *m, uint32_t v)
+{
+	uint8_t b[4];
+	ik_put_u32(b, v);
+	return iok_msg_header_append(m, b, 4);
+}
+
+int
+iok_msg_header_trim_u32(iok_msg *m, uint32_t *v)
+{
+	if (m->hdr_len < 4) {
+		return IOK_EINVAL;
+	}
+	*v = ik_get_u32(m->hdr);
+	return iok_msg_header_trim(m, 4);
+}
+
+uint32_t
+iok_msg_get_pipe(const iok_msg *m)
+{
+	return m->pipe;
+}
+
+void
+iok_msg_set_pipe(iok_msg *m, uint32_t pipe_id)
+{
+	m->pipe = pipe_id;
+}
+
+uint64_t
+iok_msg_token(const iok_msg *m)
+{
+	return m->token;
+}
+
+int
+iok_msg_status(const iok_msg *m)
+{
+	return m->status;
+}
+
+int
+ik_msg_header_to_body(iok_msg *m)
+{
+	if (m->hdr_len == 0) {
+		return 0;
+	}
+	int rv = iok_msg_insert(m, m->hdr, m->hdr_len);
+	if (rv == 0) {
+		m->hdr_len = 0;
+	}
+	return rv;
+}
+
+void *
+iok_alloc(size_t size)
+{
+	return malloc(size ? size : 1);
+}
+
+void
+iok_free(void *ptr, size_t size)
+{
+	(void) size;
+	free(ptr);
+}
+
+void
+iok_strfree(char *s)
+{
+	free(s);
+}

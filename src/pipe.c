@@ -1,0 +1,813 @@
+/*
+ * pipe.c - connections (see pipe.h).
+ *
+ * Reading: bytes land in p->in; the codec cuts frames; each frame becomes a
+ * message handed to the pattern.  A refused message is held and reading
+ * pauses until the socket has room (backpressure reaches the peer through
+ * TCP).  Writing: messages are framed into a batch; the batch goes out with
+ * one writev at the end of the loop iteration, while the next one fills.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ep.h"
+#include "pipe.h"
+
+#define READ_MIN (8 * 1024)    /* an idle connection keeps this little */
+#define READ_MAX (256 * 1024)  /* grown to this while reads fill it */
+#define COPY_MAX (8 * 1024)    /* larger bodies are written in place */
+#define WRITE_HWM (256 * 1024) /* bytes queued before a pipe says "full" */
+#define INPROC_HWM 1024        /* messages queued to an inproc peer */
+#define HANDSHAKE_MS 10000
+
+extern const ik_transport ik_tran_inproc;
+
+static uint32_t next_pipe_id = 1;
+
+static void pipe_task_fn(ik_task *t);
+static void process_input(ik_pipe *p);
+static void pipe_fail(ik_pipe *p, int err);
+
+uint32_t
+ik_pipe_id(const ik_pipe *p)
+{
+	return p->id;
+}
+
+uint16_t
+ik_pipe_peer(const ik_pipe *p)
+{
+	return p->peer;
+}
+
+void *
+ik_pipe_pattern_data(ik_pipe *p)
+{
+	return p->pdata;
+}
+
+static size_t
+align16(size_t n)
+{
+	return (n + 15) & ~(size_t) 15;
+}
+
+static ik_pipe *
+pipe_alloc(ik_sock *s, ik_ep *ep, const ik_transport *t)
+{
+	size_t   base = align16(sizeof(ik_pipe));
+	size_t   tsz  = align16(t->state_size);
+	ik_pipe *p    = calloc(1, base + tsz + s->pat->pipe_size);
+	if (p == NULL) {
+		return NULL;
+	}
+	p->id = next_pipe_id++;
+	if (next_pipe_id > 0x7fffffff) {
+		next_pipe_id = 1; /* SP backtraces use 31-bit pipe ids */
+	}
+	p->sock     = s;
+	p->ep       = ep;
+	p->tran     = t;
+	p->tstate   = (char *) p + base;
+	p->pdata    = (char *) p + base + tsz;
+	p->recv_max = ep->topts.recv_max;
+	p->state    = IK_PIPE_HANDSHAKE;
+	ik_node_init(&p->snode);
+	ik_node_init(&p->pnode);
+	ik_node_init(&p->enode);
+	ik_task_init(&p->task, pipe_task_fn);
+	ik_buf_init(&p->in);
+	ik_buf_init(&p->hsout);
+	for (int i = 0; i < 2; i++) {
+		ik_buf_init(&p->wb[i].bytes);
+		p->wb[i].req.data = p;
+	}
+	ik_list_append(&ep->pipes, &p->enode);
+	s->npipes++;
+	return p;
+}
+
+static void
+wbatch_reset(ik_wbatch *b)
+{
+	for (size_t i = 0; i < b->nsegs; i++) {
+		iok_msg_free(b->segs[i].msg);
+	}
+	b->nsegs = 0;
+	b->total = 0;
+	b->bytes.len = 0;
+	/* Do not let one burst pin a big buffer on an idle connection. */
+	if (b->bytes.cap > 64 * 1024) {
+		ik_buf_fini(&b->bytes);
+	}
+}
+
+static void
+pipe_free(ik_pipe *p)
+{
+	ik_sock *s  = p->sock;
+	ik_ep   *ep = p->ep;
+
+	/* The endpoint going away may drop the last socket reference. */
+	ik_obj_ref(&s->obj);
+	if (p->tran->fini != NULL && p->tstate != NULL) {
+		p->tran->fini(p->tstate);
+	}
+	for (int i = 0; i < 2; i++) {
+		wbatch_reset(&p->wb[i]);
+		ik_buf_fini(&p->wb[i].bytes);
+		free(p->wb[i].segs);
+		free(p->wb[i].bufs);
+	}
+	ik_buf_fini(&p->in);
+	ik_buf_fini(&p->hsout);
+	ik_msgq_fini(&p->inbox);
+	iok_msg_free(p->held);
+	ik_task_cancel(&p->task);
+	ik_list_remove(&p->enode);
+	s->npipes--;
+	ik_ep_pipe_gone(ep, p);
+	free(p);
+	ik_sock_maybe_finish_close(s);
+	ik_sock_rele(s);
+}
+
+static void
+handle_closed(uv_handle_t *h)
+{
+	ik_pipe *p = h->data;
+	if (--p->handles_open == 0) {
+		pipe_free(p);
+	}
+}
+
+/* The pattern forgets the pipe; then its handles close and it is freed. */
+static void
+close_task_fn(ik_task *t)
+{
+	ik_pipe *p = ik_container_of(t, ik_pipe, task);
+	ik_sock *s = p->sock;
+
+	if (p->added) {
+		p->added = false;
+		ik_list_remove(&p->snode);
+		s->pat->pipe_rm(s->pdata, p->pdata);
+		s->stats[IK_STAT_PIPES]--;
+	}
+	if (ik_node_linked(&p->pnode)) {
+		ik_list_remove(&p->pnode);
+	}
+	iok_msg_free(p->held);
+	p->held = NULL;
+	if (p->is_stream) {
+		p->handles_open = 1;
+		if (p->hs_timer_on) {
+			p->handles_open++;
+			uv_close((uv_handle_t *) &p->hs_timer, handle_closed);
+		}
+		uv_close(&p->h.handle, handle_closed);
+	} else {
+		ik_pipe *peer = p->peer_pipe;
+		if (peer != NULL) {
+			peer->peer_pipe = NULL;
+			ik_pipe_close(peer, IOK_ECONNRESET);
+		}
+		pipe_free(p);
+	}
+}
+
+void
+ik_pipe_close(ik_pipe *p, int err)
+{
+	if (p->state == IK_PIPE_CLOSING) {
+		return;
+	}
+	p->state     = IK_PIPE_CLOSING;
+	p->close_err = err;
+	if (p->is_stream && p->reading) {
+		uv_read_stop(&p->h.stream);
+		p->reading = false;
+	}
+	/* Reuse the pipe's task: nothing else is worth doing once closing. */
+	ik_task_cancel(&p->task);
+	p->task.fn = close_task_fn;
+	ik_task_schedule(&p->task);
+}
+
+/* A protocol-level failure: count it, then close. */
+static void
+pipe_fail(ik_pipe *p, int err)
+{
+	ik_sock *s = p->sock;
+	if (err == IOK_EMSGSIZE) {
+		s->stats[IK_STAT_RX_OVERSIZE]++;
+	} else if (err == IOK_EPROTO || err == IOK_EPEERAUTH) {
+		s->stats[IK_STAT_PROTO_ERRORS]++;
+	}
+	ik_pipe_close(p, err);
+}
+
+/* ------------------------------------------------------------ activation */
+
+static bool
+activate(ik_pipe *p)
+{
+	ik_sock *s = p->sock;
+	int      rv;
+
+	if (s->tearing) {
+		/* Lingering sockets still take a peer, to flush to it. */
+		ik_pipe_close(p, IOK_ECLOSED);
+		return false;
+	}
+	if ((rv = s->pat->pipe_add(s->pdata, p->pdata, p)) != 0) {
+		ik_pipe_close(p, rv);
+		return false;
+	}
+	p->added       = true;
+	p->ever_active = true;
+	p->state       = IK_PIPE_ACTIVE;
+	ik_list_append(&s->pipes, &p->snode);
+	s->stats[IK_STAT_PIPES]++;
+	s->stats[IK_STAT_PIPES_OPENED]++;
+	ik_ep_pipe_up(p->ep, p);
+	ik_sock_pump(s); /* messages may have waited for a peer */
+	return p->state == IK_PIPE_ACTIVE;
+}
+
+/* ------------------------------------------------------------ messages in */
+
+/* Offer m to the pattern; false if it was refused (the pipe now pauses). */
+static bool
+offer(ik_pipe *p, iok_msg *m)
+{
+	ik_sock *s = p->sock;
+	if (s->pat->recv(s->pdata, p->pdata, m) == IK_BUSY) {
+		p->held   = m;
+		p->paused = true;
+		ik_sock_pipe_paused(s, p);
+		if (p->reading) {
+			uv_read_stop(&p->h.stream);
+			p->reading = false;
+		}
+		return false;
+	}
+	return true;
+}
+
+static iok_msg *
+frame_to_msg(ik_pipe *p, size_t flen, const ik_frame *f)
+{
+	uint8_t *start = p->in.data + p->in_off;
+	size_t   rest  = p->in.len - p->in_off - flen;
+	iok_msg *m;
+
+	if (f->body_len >= 64 * 1024 && rest < 4096) {
+		/* Big frame: hand the whole input buffer to the message instead
+		 * of copying it; the few bytes after it move to a new buffer. */
+		ik_buf nb;
+		ik_buf_init(&nb);
+		if (ik_buf_reserve(&nb, rest > READ_MIN ? rest : READ_MIN) != 0) {
+			return NULL;
+		}
+		m = ik_msg_adopt(p->in.data, p->in.cap, p->in_off + f->body_off, f->body_len);
+		if (m == NULL) {
+			ik_buf_fini(&nb);
+			return NULL;
+		}
+		if (rest > 0) {
+			memcpy(nb.data, start + flen, rest);
+		}
+		nb.len   = rest;
+		p->in    = nb;
+		p->in_off = 0;
+		return m;
+	}
+	if ((m = ik_msg_alloc(f->body_len)) == NULL) {
+		return NULL;
+	}
+	if (f->body_len > 0) {
+		memcpy(m->body, start + f->body_off, f->body_len);
+	}
+	p->in_off += flen;
+	return m;
+}
+
+static void
+handshake_step(ik_pipe *p);
+
+static void
+process_input(ik_pipe *p)
+{
+	if (p->state == IK_PIPE_HANDSHAKE) {
+		handshake_step(p);
+	}
+	while (p->state == IK_PIPE_ACTIVE && !p->paused && p->in.len > p->in_off) {
+		ik_frame f = {0};
+		ssize_t  n = p->tran->frame(p->tstate, p->in.data + p->in_off, p->in.len - p->in_off, &f);
+		if (n == 0) {
+			p->need = f.need;
+			break;
+		}
+		if (n < 0) {
+			pipe_fail(p, (int) -n);
+			return;
+		}
+		p->need = 0;
+		int cls = p->tran->classify ? p->tran->classify(p->tstate, p->in.data + p->in_off, (size_t) n)
+		                            : IK_FRAME_REPLY;
+		if (cls == IK_FRAME_SKIP) {
+			p->in_off += (size_t) n;
+			continue;
+		}
+		iok_msg *m = frame_to_msg(p, (size_t) n, &f);
+		if (m == NULL) {
+			ik_pipe_close(p, IOK_ENOMEM);
+			return;
+		}
+		m->pipe = p->id;
+		if (cls == IK_FRAME_PUSH) {
+			m->flags |= IK_MSG_PUSH;
+		}
+		if (!offer(p, m)) {
+			break;
+		}
+	}
+	if (p->in_off == p->in.len) {
+		p->in.len = 0;
+		p->in_off = 0;
+	}
+}
+
+static void
+alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	ik_pipe *p     = h->data;
+	size_t   avail = p->in.len - p->in_off;
+	size_t   want  = READ_MIN;
+	(void) suggested;
+
+	if (p->in_off > 0 && (avail == 0 || p->in.cap - p->in.len < READ_MIN)) {
+		memmove(p->in.data, p->in.data + p->in_off, avail);
+		p->in.len = avail;
+		p->in_off = 0;
+	}
+	if (p->need > avail && p->need - avail > want) {
+		want = p->need - avail; /* a big frame: room for all of it */
+	}
+	if (ik_buf_reserve(&p->in, want) != 0) {
+		buf->base = NULL;
+		buf->len  = 0;
+		return;
+	}
+	buf->base = (char *) p->in.data + p->in.len;
+	buf->len  = p->in.cap - p->in.len;
+}
+
+static void
+read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+	ik_pipe *p = st->data;
+	(void) buf;
+	if (n < 0) {
+		ik_pipe_close(p, n == UV_EOF ? IOK_ECONNSHUT : n == UV_ENOBUFS ? IOK_ENOMEM : IOK_ECONNRESET);
+		return;
+	}
+	if (p->state == IK_PIPE_CLOSING) {
+		return;
+	}
+	bool filled = (size_t) n == buf->len;
+	p->in.len += (size_t) n;
+	process_input(p);
+	if (filled && p->in.cap < READ_MAX && p->state != IK_PIPE_CLOSING) {
+		(void) ik_buf_reserve(&p->in, p->in.cap); /* double it */
+	}
+}
+
+static void
+start_reading(ik_pipe *p)
+{
+	if (!p->reading && !p->paused && p->state != IK_PIPE_CLOSING) {
+		if (uv_read_start(&p->h.stream, alloc_cb, read_cb) == 0) {
+			p->reading = true;
+		} else {
+			ik_pipe_close(p, IOK_ECONNRESET);
+		}
+	}
+}
+
+void
+ik_pipe_resume(ik_pipe *p)
+{
+	if (!p->paused || p->state == IK_PIPE_CLOSING) {
+		return;
+	}
+	iok_msg *m = p->held;
+	p->held    = NULL;
+	p->paused  = false;
+	if (ik_node_linked(&p->pnode)) {
+		ik_list_remove(&p->pnode);
+	}
+	if (!offer(p, m)) {
+		return;
+	}
+	if (p->is_stream) {
+		process_input(p);
+		start_reading(p);
+	} else {
+		ik_task_schedule(&p->task); /* more may wait in the inbox */
+	}
+}
+
+/* ------------------------------------------------------------ messages out */
+
+static int
+wseg_add(ik_wbatch *b, iok_msg *msg, size_t off, size_t len)
+{
+	if (msg == NULL && b->nsegs > 0) {
+		ik_wseg *last = &b->segs[b->nsegs - 1];
+		if (last->msg == NULL && last->off + last->len == off) {
+			last->len += len; /* consecutive copied frames: one iovec */
+			return 0;
+		}
+	}
+	if (b->nsegs == b->capsegs) {
+		size_t   n  = b->capsegs ? b->capsegs * 2 : 8;
+		ik_wseg *ns = realloc(b->segs, n * sizeof(*ns));
+		if (ns == NULL) {
+			return IOK_ENOMEM;
+		}
+		b->segs    = ns;
+		b->capsegs = n;
+	}
+	b->segs[b->nsegs++] = (ik_wseg){.msg = msg, .off = off, .len = len};
+	return 0;
+}
+
+/* Queue raw bytes (handshakes) ahead of anything else in the batch. */
+static int
+queue_bytes(ik_pipe *p, const void *data, size_t len)
+{
+	ik_wbatch *b   = &p->wb[p->wfill];
+	size_t     off = b->bytes.len;
+	int        rv;
+	if ((rv = ik_buf_append(&b->bytes, data, len)) != 0 || (rv = wseg_add(b, NULL, off, len)) != 0) {
+		return rv;
+	}
+	b->total += len;
+	ik_task_schedule(&p->task);
+	return 0;
+}
+
+static void inproc_send(ik_pipe *p, iok_msg *m);
+
+void
+ik_pipe_send(ik_pipe *p, iok_msg *m)
+{
+	uint8_t    prefix[IK_PREFIX_MAX];
+	ssize_t    pl;
+	ik_wbatch *b;
+	size_t     off;
+
+	if (p->state != IK_PIPE_ACTIVE) {
+		iok_msg_free(m);
+		p->sock->stats[IK_STAT_TX_DROPPED]++;
+		return;
+	}
+	if (!p->is_stream) {
+		inproc_send(p, m);
+		return;
+	}
+	pl = p->tran->encode(p->tstate, m->hdr, m->hdr_len, m->body, m->len, prefix);
+	if (pl < 0) {
+		iok_msg_free(m);
+		p->sock->stats[IK_STAT_TX_DROPPED]++;
+		return;
+	}
+	b   = &p->wb[p->wfill];
+	off = b->bytes.len;
+	bool copy = m->len <= COPY_MAX;
+	size_t nbytes = (size_t) pl + m->hdr_len + (copy ? m->len : 0);
+	if (ik_buf_reserve(&b->bytes, nbytes) != 0) {
+		goto nomem;
+	}
+	memcpy(b->bytes.data + off, prefix, (size_t) pl);
+	memcpy(b->bytes.data + off + pl, m->hdr, m->hdr_len);
+	if (copy && m->len > 0) {
+		memcpy(b->bytes.data + off + (size_t) pl + m->hdr_len, m->body, m->len);
+	}
+	if (wseg_add(b, NULL, off, nbytes) != 0) {
+		goto nomem;
+	}
+	b->bytes.len += nbytes;
+	b->total += (size_t) pl + m->hdr_len + m->len;
+	if (copy) {
+		iok_msg_free(m);
+	} else if (wseg_add(b, m, 0, m->len) != 0) {
+		goto nomem; /* the prefix went out alone: the stream is now
+		               broken, so the pipe closes below */
+	}
+	ik_task_schedule(&p->task);
+	return;
+nomem:
+	iok_msg_free(m);
+	ik_pipe_close(p, IOK_ENOMEM);
+}
+
+int
+ik_pipe_writable(const ik_pipe *p)
+{
+	if (p->state != IK_PIPE_ACTIVE) {
+		return 0;
+	}
+	if (p->is_stream) {
+		if (p->wb[0].total + p->wb[1].total >= WRITE_HWM) {
+			((ik_pipe *) p)->was_full = true;
+			return 0;
+		}
+		return 1;
+	}
+	if (p->peer_pipe == NULL || p->peer_pipe->inbox.len >= INPROC_HWM) {
+		((ik_pipe *) p)->was_full = true;
+		return 0;
+	}
+	return 1;
+}
+
+/* The pipe drained below its mark: the pattern may route to it again. */
+static void
+writable_again(ik_pipe *p)
+{
+	ik_sock *s = p->sock;
+	if (p->was_full && p->state == IK_PIPE_ACTIVE) {
+		p->was_full = false;
+		if (s->pat->pipe_ready != NULL) {
+			s->pat->pipe_ready(s->pdata, p->pdata);
+		}
+		ik_sock_pump(s);
+	}
+}
+
+static void flush_writes(ik_pipe *p);
+
+static void
+write_cb(uv_write_t *req, int status)
+{
+	ik_pipe   *p = req->data;
+	ik_wbatch *b = ik_container_of(req, ik_wbatch, req);
+	wbatch_reset(b);
+	p->writing = false;
+	if (status < 0) {
+		if (p->state != IK_PIPE_CLOSING) {
+			ik_pipe_close(p, IOK_ECONNRESET);
+		}
+		return;
+	}
+	if (p->state == IK_PIPE_CLOSING) {
+		return;
+	}
+	flush_writes(p);
+	if (p->wb[0].total + p->wb[1].total < WRITE_HWM) {
+		writable_again(p);
+	}
+	if (p->sock->closing) {
+		ik_sock_maybe_finish_close(p->sock);
+	}
+}
+
+static void
+flush_writes(ik_pipe *p)
+{
+	ik_wbatch *b = &p->wb[p->wfill];
+	if (p->writing || b->total == 0 || p->state == IK_PIPE_CLOSING) {
+		return;
+	}
+	if (b->capbufs < b->nsegs) {
+		uv_buf_t *nb = realloc(b->bufs, b->nsegs * sizeof(*nb));
+		if (nb == NULL) {
+			ik_pipe_close(p, IOK_ENOMEM);
+			return;
+		}
+		b->bufs    = nb;
+		b->capbufs = b->nsegs;
+	}
+	for (size_t i = 0; i < b->nsegs; i++) {
+		ik_wseg *sg = &b->segs[i];
+		char    *base = sg->msg ? (char *) sg->msg->body : (char *) b->bytes.data + sg->off;
+		b->bufs[i]    = uv_buf_init(base, (unsigned int) sg->len);
+	}
+	if (uv_write(&b->req, &p->h.stream, b->bufs, (unsigned int) b->nsegs, write_cb) != 0) {
+		ik_pipe_close(p, IOK_ECONNRESET);
+		return;
+	}
+	p->writing = true;
+	p->wfill ^= 1;
+}
+
+/* -------------------------------------------------------------- inproc */
+
+static void
+inproc_send(ik_pipe *p, iok_msg *m)
+{
+	ik_pipe *peer = p->peer_pipe;
+	if (peer == NULL || peer->state != IK_PIPE_ACTIVE || ik_msg_header_to_body(m) != 0) {
+		iok_msg_free(m);
+		p->sock->stats[IK_STAT_TX_DROPPED]++;
+		return;
+	}
+	if (ik_msgq_room(&peer->inbox) == 0 && ik_msgq_reserve(&peer->inbox, peer->inbox.len * 2) != 0) {
+		iok_msg_free(m);
+		ik_pipe_close(p, IOK_ENOMEM);
+		return;
+	}
+	m->pipe = peer->id;
+	ik_msgq_push(&peer->inbox, m);
+	ik_task_schedule(&peer->task);
+}
+
+static void
+inproc_deliver(ik_pipe *p)
+{
+	iok_msg *m;
+	size_t   before = p->inbox.len;
+	while (!p->paused && p->state == IK_PIPE_ACTIVE && (m = ik_msgq_pop(&p->inbox)) != NULL) {
+		if (!offer(p, m)) {
+			break;
+		}
+	}
+	ik_pipe *src = p->peer_pipe;
+	if (src != NULL && before >= INPROC_HWM && p->inbox.len < INPROC_HWM) {
+		writable_again(src);
+	}
+}
+
+static void
+pipe_task_fn(ik_task *t)
+{
+	ik_pipe *p = ik_container_of(t, ik_pipe, task);
+	if (p->is_stream) {
+		flush_writes(p);
+	} else {
+		inproc_deliver(p);
+	}
+}
+
+int
+ik_pipe_inproc_pair(ik_sock *ds, ik_ep *dep, ik_sock *ls, ik_ep *lep)
+{
+	ik_pipe *a, *b;
+	if (ds->pat->peer != ls->pat->proto || ls->pat->peer != ds->pat->proto) {
+		ds->stats[IK_STAT_PROTO_ERRORS]++;
+		ls->stats[IK_STAT_PROTO_ERRORS]++;
+		return IOK_EPROTO;
+	}
+	if ((a = pipe_alloc(ds, dep, &ik_tran_inproc)) == NULL) {
+		return IOK_ENOMEM;
+	}
+	if ((b = pipe_alloc(ls, lep, &ik_tran_inproc)) == NULL) {
+		pipe_free(a);
+		return IOK_ENOMEM;
+	}
+	if (ik_msgq_init(&a->inbox, 64) != 0 || ik_msgq_init(&b->inbox, 64) != 0) {
+		ik_pipe_close(a, IOK_ENOMEM);
+		ik_pipe_close(b, IOK_ENOMEM);
+		return IOK_ENOMEM;
+	}
+	a->peer_pipe = b;
+	b->peer_pipe = a;
+	a->peer      = ls->pat->proto;
+	b->peer      = ds->pat->proto;
+	if (activate(b)) {
+		(void) activate(a); /* a failure closes both via the link */
+	} else {
+		ik_pipe_close(a, IOK_ECONNREFUSED);
+	}
+	return 0;
+}
+
+/* -------------------------------------------------------------- streams */
+
+ik_pipe *
+ik_pipe_new_stream(ik_sock *s, ik_ep *ep, int is_tcp)
+{
+	ik_pipe *p = pipe_alloc(s, ep, ep->tran);
+	if (p == NULL) {
+		return NULL;
+	}
+	p->is_stream = true;
+	if (is_tcp) {
+		uv_tcp_init(ik_loop(), &p->h.tcp);
+	} else {
+		uv_pipe_init(ik_loop(), &p->h.unix_pipe, 0);
+	}
+	p->h.handle.data = p;
+	return p;
+}
+
+uv_stream_t *
+ik_pipe_stream(ik_pipe *p)
+{
+	return &p->h.stream;
+}
+
+void
+ik_pipe_discard(ik_pipe *p)
+{
+	p->state = IK_PIPE_CLOSING;
+	p->close_err = IOK_ECONNREFUSED;
+	p->handles_open = 1;
+	uv_close(&p->h.handle, handle_closed);
+}
+
+static void
+hs_timeout_cb(uv_timer_t *t)
+{
+	ik_pipe *p = t->data;
+	if (p->state == IK_PIPE_HANDSHAKE) {
+		pipe_fail(p, IOK_ETIMEDOUT);
+	}
+}
+
+static void
+handshake_step(ik_pipe *p)
+{
+	ik_sock *s    = p->sock;
+	size_t   used = 0;
+	int      rv;
+
+	p->hsout.len = 0;
+	const uint8_t *in = p->in.data != NULL ? p->in.data + p->in_off : NULL;
+	rv = p->tran->handshake(p->tstate, in, p->in.len - p->in_off, &used, &p->hsout);
+	p->in_off += used;
+	if (p->hsout.len > 0 && queue_bytes(p, p->hsout.data, p->hsout.len) != 0) {
+		rv = -IOK_ENOMEM;
+	}
+	if (rv < 0) {
+		pipe_fail(p, -rv);
+		return;
+	}
+	if (rv != IK_HS_DONE) {
+		return;
+	}
+	if (p->hs_timer_on) {
+		uv_timer_stop(&p->hs_timer);
+	}
+	if (p->tran->flags & IK_TF_SP) {
+		p->peer = p->tran->peer_proto(p->tstate);
+		if (p->peer != s->pat->peer) {
+			/* A peer of the wrong protocol (nng rejects it the same way). */
+			pipe_fail(p, IOK_EPROTO);
+			return;
+		}
+	}
+	(void) activate(p);
+}
+
+void
+ik_pipe_begin(ik_pipe *p)
+{
+	ik_sock       *s  = p->sock;
+	ik_ep         *ep = p->ep;
+	ik_tran_params tp = {
+		.self_proto = s->pat->proto,
+		.dialer     = ep->dialer,
+		.recv_max   = p->recv_max,
+		.url        = &ep->url,
+	};
+	int rv;
+
+	if (p->h.handle.type == UV_TCP) {
+		uv_tcp_nodelay(&p->h.tcp, ep->topts.nodelay);
+		uv_tcp_keepalive(&p->h.tcp, ep->topts.keepalive, 60);
+	}
+	if ((rv = p->tran->init(p->tstate, &tp)) != 0) {
+		pipe_fail(p, rv);
+		return;
+	}
+	p->begun = true;
+	uv_timer_init(ik_loop(), &p->hs_timer);
+	p->hs_timer.data = p;
+	p->hs_timer_on   = true;
+	uv_timer_start(&p->hs_timer, hs_timeout_cb, HANDSHAKE_MS, 0);
+	handshake_step(p); /* sends our opening bytes */
+	start_reading(p);
+}
+
+void
+ik_pipe_abandon_all_of(ik_sock *s)
+{
+	ik_node *en, *pn, *tmp;
+	for (en = ik_list_first(&s->eps); en != NULL; en = ik_list_next(&s->eps, en)) {
+		ik_ep *ep = ik_container_of(en, ik_ep, snode);
+		ik_list_foreach_safe(&ep->pipes, pn, tmp)
+		{
+			if (ik_container_of(pn, ik_pipe, enode) == ep->conn_pipe) {
+				continue; /* the dialer cancels its own attempt */
+			}
+			/* uv_close closes our descriptor without shutdown(), and
+			 * queued writes are cancelled unsent: the parent's
+			 * connection is untouched. */
+			ik_pipe_close(ik_container_of(pn, ik_pipe, enode), IOK_ECLOSED);
+		}
+	}
+}

@@ -1,0 +1,99 @@
+/*
+ * pipe.h - a connection.  A pipe owns its libuv stream and drives its
+ * transport codec: handshake, framing, batching writes.  Inproc pipes come
+ * in linked pairs and hand messages over without bytes.  Kernel thread only.
+ */
+#ifndef IK_PIPE_H
+#define IK_PIPE_H
+
+#include <uv.h>
+
+#include "buf.h"
+#include "kernel.h"
+#include "list.h"
+#include "msgq.h"
+#include "sock.h"
+#include "../transports/transport.h"
+
+typedef struct ik_wseg {
+	iok_msg *msg; /* body referenced in place, or NULL: bytes[off..off+len) */
+	size_t   off, len;
+} ik_wseg;
+
+typedef struct ik_wbatch {
+	uv_write_t req;
+	ik_buf     bytes; /* copied frames and prefixes */
+	ik_wseg   *segs;
+	size_t     nsegs, capsegs;
+	size_t     total;
+	uv_buf_t  *bufs;
+	size_t     capbufs;
+} ik_wbatch;
+
+enum ik_pipe_state { IK_PIPE_HANDSHAKE, IK_PIPE_ACTIVE, IK_PIPE_CLOSING };
+
+struct ik_pipe {
+	uint32_t            id;
+	int                 state;
+	ik_sock            *sock;
+	ik_ep              *ep;
+	const ik_transport *tran;
+	void               *tstate; /* codec state */
+	void               *pdata;  /* pattern per-pipe state */
+	uint16_t            peer;   /* peer SP protocol */
+	bool                added;  /* pattern knows it (pipe_add accepted) */
+	bool                paused; /* holding a refused message */
+	bool                begun;       /* connected: handshake started */
+	bool                ever_active; /* handshake done, pattern took it */
+	int                 close_err;
+	ik_node             snode; /* in sock->pipes */
+	ik_node             pnode; /* in sock->paused */
+	ik_node             enode; /* in ep->pipes */
+	ik_task             task;  /* flush writes / resume reading */
+	iok_msg            *held;  /* message the pattern refused */
+	size_t              recv_max;
+
+	/* stream pipes */
+	union {
+		uv_handle_t handle;
+		uv_stream_t stream;
+		uv_tcp_t    tcp;
+		uv_pipe_t   unix_pipe;
+	} h;
+	bool       is_stream;
+	bool       reading;
+	ik_buf     in;     /* received bytes */
+	size_t     in_off; /* start of the next frame in `in` */
+	size_t     need;   /* bytes the next frame needs, if known */
+	ik_buf     hsout;  /* handshake bytes to send */
+	uv_timer_t hs_timer;
+	bool       hs_timer_on;
+	ik_wbatch  wb[2]; /* filling / in flight */
+	int        wfill; /* index of the filling batch */
+	bool       writing;
+	bool       was_full; /* above the high-water mark: tell the pattern */
+	int        handles_open;
+
+	/* inproc pipes */
+	ik_pipe *peer_pipe;
+	ik_msgq  inbox; /* messages from the peer, not yet accepted */
+};
+
+/* ik_pipe_new_stream makes a pipe for ep's transport and initialises its
+ * stream handle (tcp or unix) so the endpoint can connect or accept into
+ * it.  NULL if out of memory. */
+ik_pipe *ik_pipe_new_stream(ik_sock *s, ik_ep *ep, int is_tcp);
+uv_stream_t *ik_pipe_stream(ik_pipe *p);
+/* ik_pipe_begin: connected or accepted; start the handshake. */
+void ik_pipe_begin(ik_pipe *p);
+/* ik_pipe_discard: the stream never connected; close and free quietly. */
+void ik_pipe_discard(ik_pipe *p);
+/* ik_pipe_inproc_pair connects dialer socket ds to listener socket ls in
+ * process.  0, or IOK_EPROTO (incompatible patterns), IOK_ENOMEM. */
+int ik_pipe_inproc_pair(ik_sock *ds, ik_ep *dep, ik_sock *ls, ik_ep *lep);
+/* Offer the held message again and continue reading (room appeared). */
+void ik_pipe_resume(ik_pipe *p);
+/* Fork child: close every pipe of s without writing a byte. */
+void ik_pipe_abandon_all_of(ik_sock *s);
+
+#endif

@@ -1,0 +1,114 @@
+/*
+ * registry.c - patterns and transports by name.  The built-in lists live
+ * in patterns/all.c and transports/all.c, so adding one touches only its
+ * own directory.
+ */
+#include <pthread.h>
+#include <string.h>
+
+#include "ep.h"
+
+#define MAX_PATTERNS 64
+
+void ik_patterns_builtin(void);
+extern const ik_transport *const ik_transports_builtin[];
+
+static struct {
+	char              name[32];
+	const ik_pattern *pat;
+} patterns[MAX_PATTERNS];
+static int             npatterns;
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t  builtin_once = PTHREAD_ONCE_INIT;
+
+static int
+add_name(const char *name, const ik_pattern *p)
+{
+	for (int i = 0; i < npatterns; i++) {
+		if (strcmp(patterns[i].name, name) == 0) {
+			return IOK_EEXIST;
+		}
+	}
+	if (npatterns == MAX_PATTERNS || strlen(name) >= sizeof(patterns[0].name)) {
+		return IOK_ENOSPC;
+	}
+	strcpy(patterns[npatterns].name, name);
+	patterns[npatterns++].pat = p;
+	return 0;
+}
+
+int
+ik_pattern_register(const ik_pattern *p)
+{
+	int rv;
+	pthread_mutex_lock(&reg_mu);
+	rv = add_name(p->name, p);
+	if (rv == 0) {
+		/* "push0" is also "push"; a later pattern may claim the alias. */
+		size_t n = strlen(p->name);
+		if (n > 1 && p->name[n - 1] >= '0' && p->name[n - 1] <= '9') {
+			char alias[32];
+			memcpy(alias, p->name, n - 1);
+			alias[n - 1] = '\0';
+			(void) add_name(alias, p);
+		}
+	}
+	pthread_mutex_unlock(&reg_mu);
+	return rv;
+}
+
+/* Aliases that do not follow the strip-the-digit rule. */
+void
+ik_pattern_alias(const char *alias, const char *name)
+{
+	pthread_mutex_lock(&reg_mu);
+	for (int i = 0; i < npatterns; i++) {
+		if (strcmp(patterns[i].name, alias) == 0) {
+			patterns[i].pat = NULL; /* re-pointed below */
+			for (int j = 0; j < npatterns; j++) {
+				if (strcmp(patterns[j].name, name) == 0) {
+					patterns[i].pat = patterns[j].pat;
+				}
+			}
+			pthread_mutex_unlock(&reg_mu);
+			return;
+		}
+	}
+	for (int j = 0; j < npatterns; j++) {
+		if (strcmp(patterns[j].name, name) == 0) {
+			(void) add_name(alias, patterns[j].pat);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&reg_mu);
+}
+
+const ik_pattern *
+ik_pattern_find(const char *name)
+{
+	const ik_pattern *p = NULL;
+	pthread_once(&builtin_once, ik_patterns_builtin);
+	if (name == NULL) {
+		return NULL;
+	}
+	pthread_mutex_lock(&reg_mu);
+	for (int i = 0; i < npatterns; i++) {
+		if (strcmp(patterns[i].name, name) == 0) {
+			p = patterns[i].pat;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&reg_mu);
+	return p;
+}
+
+const ik_transport *
+ik_transport_find(const char *scheme)
+{
+	for (int i = 0; ik_transports_builtin[i] != NULL; i++) {
+		if (strcmp(ik_transports_builtin[i]->scheme, scheme) == 0) {
+			return ik_transports_builtin[i];
+		}
+	}
+	return NULL;
+}

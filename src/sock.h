@@ -1,0 +1,87 @@
+/*
+ * sock.h - the socket object.  Two halves in one struct: the queues that
+ * application threads share with the kernel (guarded by mu), and the
+ * kernel half (pattern state, pipes, endpoints, options, statistics),
+ * touched only on the kernel thread.
+ */
+#ifndef IK_SOCK_H
+#define IK_SOCK_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "handle.h"
+#include "kernel.h"
+#include "list.h"
+#include "msgq.h"
+#include "../patterns/pattern.h"
+
+typedef struct ik_ep ik_ep;
+
+/* Transport options: socket defaults, copied into each endpoint, which may
+ * override them. */
+typedef struct ik_tran_opts {
+	size_t       recv_max;
+	iok_duration reconn_min;
+	iok_duration reconn_max;
+	int          nodelay;
+	int          keepalive;
+} ik_tran_opts;
+
+struct ik_sock {
+	ik_obj            obj; /* handle; first member */
+	const ik_pattern *pat;
+	void             *pdata; /* pattern state */
+	int               raw;
+
+	/* ---- shared with application threads: guarded by mu ---- */
+	pthread_mutex_t mu;
+	pthread_cond_t  recv_cv, send_cv;
+	ik_msgq         rq, sq; /* to the application / from it */
+	int             rq_cap, sq_cap;
+	int             recv_waiters, send_waiters;
+	int             recv_fd, send_fd; /* eventfds, level-triggered */
+	bool            closed;
+	bool            recv_blocked; /* kernel waits for room in rq */
+	iok_duration    recv_timeo, send_timeo;
+	uint64_t        last_req_token; /* rep: plain send answers this */
+	uint64_t        next_token;
+	ik_cmd          send_cmd;  /* "sq became non-empty" */
+	ik_cmd          space_cmd; /* "rq has room again" */
+
+	/* ---- kernel thread only ---- */
+	ik_node     knode;  /* in the kernel's list of sockets */
+	ik_list     pipes;  /* active pipes (pattern knows them) */
+	ik_list     paused; /* pipes holding a message the pattern refused */
+	ik_list     eps;    /* dialers and listeners */
+	ik_msgq     staged; /* deliveries waiting for the end-of-loop flush */
+	size_t      rq_known; /* rq length at the last flush (an upper bound) */
+	ik_task     flush_task;
+	bool        send_busy; /* the pattern refused; wait for pipe_ready */
+	bool        closing;
+	bool        tearing;  /* linger over: closing connections */
+	bool        finished; /* torn down; only references keep it */
+	int         npipes;   /* pipes (even closing ones) pointing here */
+	ik_cmd     *close_cmd;
+	ik_timer   *linger_timer;
+	ik_sock    *dev_peer; /* device: deliveries go to this socket */
+	ik_sock    *dev_src;  /* device: the socket feeding us */
+	ik_tran_opts topts;
+	iok_duration linger;
+	int          max_ttl;
+	char         name[64];
+	uint64_t     stats[IK_STAT_COUNT];
+};
+
+/* Kernel-side hooks used by pipes and endpoints. */
+void ik_sock_pump(ik_sock *s);          /* offer queued sends to the pattern */
+void ik_sock_pipe_paused(ik_sock *s, ik_pipe *p);
+void ik_sock_ep_gone(ik_sock *s, ik_ep *ep); /* an endpoint finished closing */
+void ik_sock_maybe_finish_close(ik_sock *s);
+
+/* App-side lookup: takes a reference; release with ik_sock_rele. */
+int ik_sock_hold(iok_socket h, ik_sock **sp);
+void ik_sock_rele(ik_sock *s);
+
+#endif

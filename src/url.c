@@ -1,0 +1,250 @@
+/* url.c - URL parsing for dial and listen targets (see url.h). */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iok.h"
+#include "url.h"
+
+static char *
+dup_range(const char *s, size_t n)
+{
+	char *d = malloc(n + 1);
+	if (d != NULL) {
+		memcpy(d, s, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9') return c - '0';
+	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decoding keeps credentials with ':' '@' '/' expressible. */
+static char *
+dup_decoded(const char *s, size_t n, int *bad)
+{
+	char *d = malloc(n + 1);
+	size_t j = 0;
+	if (d == NULL) {
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '%') {
+			int hi, lo;
+			if (i + 2 >= n || (hi = hexval(s[i + 1])) < 0 || (lo = hexval(s[i + 2])) < 0) {
+				*bad = 1;
+				break;
+			}
+			d[j++] = (char) (hi * 16 + lo);
+			i += 2;
+		} else {
+			d[j++] = s[i];
+		}
+	}
+	d[j] = '\0';
+	return d;
+}
+
+void
+ik_url_free(ik_url *u)
+{
+	free(u->raw);
+	free(u->scheme);
+	free(u->user);
+	free(u->password);
+	free(u->host);
+	free(u->path);
+	free(u->query);
+	memset(u, 0, sizeof(*u));
+}
+
+/* Schemes whose remainder is a path or name rather than host:port. */
+static int
+scheme_is_path(const char *scheme)
+{
+	return strcmp(scheme, "ipc") == 0 || strcmp(scheme, "inproc") == 0 ||
+	    strcmp(scheme, "unix") == 0 || strstr(scheme, "+unix") != NULL;
+}
+
+static int
+parse_port(const char *s, size_t n, uint16_t *port)
+{
+	unsigned long v = 0;
+	if (n == 0 || n > 5) {
+		return IOK_EADDRINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!isdigit((unsigned char) s[i])) {
+			return IOK_EADDRINVAL;
+		}
+		v = v * 10 + (unsigned long) (s[i] - '0');
+	}
+	if (v > 65535) {
+		return IOK_EADDRINVAL;
+	}
+	*port = (uint16_t) v;
+	return 0;
+}
+
+int
+ik_url_parse(ik_url *u, const char *s)
+{
+	const char *p, *rest, *end, *q;
+	int bad = 0;
+
+	memset(u, 0, sizeof(*u));
+	if (s == NULL || (p = strstr(s, "://")) == NULL || p == s) {
+		return IOK_EADDRINVAL;
+	}
+	for (const char *c = s; c < p; c++) {
+		if (!isalnum((unsigned char) *c) && *c != '+' && *c != '-' && *c != '.') {
+			return IOK_EADDRINVAL;
+		}
+	}
+	if ((u->raw = strdup(s)) == NULL || (u->scheme = dup_range(s, (size_t) (p - s))) == NULL) {
+		goto nomem;
+	}
+	for (char *c = u->scheme; *c; c++) {
+		*c = (char) tolower((unsigned char) *c);
+	}
+	rest = p + 3;
+	if ((q = strchr(rest, '?')) != NULL) {
+		if ((u->query = strdup(q + 1)) == NULL) {
+			goto nomem;
+		}
+		end = q;
+	} else {
+		end = rest + strlen(rest);
+	}
+
+	if (scheme_is_path(u->scheme)) {
+		if (end == rest) {
+			goto bad;
+		}
+		if ((u->path = dup_range(rest, (size_t) (end - rest))) == NULL) {
+			goto nomem;
+		}
+		return 0;
+	}
+
+	/* authority = [userinfo@]host[:port], then an optional /path */
+	const char *slash = memchr(rest, '/', (size_t) (end - rest));
+	const char *auth_end = slash ? slash : end;
+	const char *at = NULL;
+	for (const char *c = rest; c < auth_end; c++) {
+		if (*c == '@') {
+			at = c; /* the last '@' ends the userinfo */
+		}
+	}
+	const char *host = rest;
+	if (at != NULL) {
+		const char *colon = memchr(rest, ':', (size_t) (at - rest));
+		if (colon != NULL) {
+			u->user = dup_decoded(rest, (size_t) (colon - rest), &bad);
+			u->password = dup_decoded(colon + 1, (size_t) (at - colon - 1), &bad);
+			if (u->user == NULL || u->password == NULL) {
+				goto nomem;
+			}
+		} else {
+			if ((u->user = dup_decoded(rest, (size_t) (at - rest), &bad)) == NULL) {
+				goto nomem;
+			}
+		}
+		if (bad) {
+			goto bad;
+		}
+		host = at + 1;
+	}
+	const char *host_end, *port_start = NULL;
+	if (*host == '[') {
+		const char *rb = memchr(host, ']', (size_t) (auth_end - host));
+		if (rb == NULL) {
+			goto bad;
+		}
+		if ((u->host = dup_range(host + 1, (size_t) (rb - host - 1))) == NULL) {
+			goto nomem;
+		}
+		host_end = rb + 1;
+		if (host_end < auth_end) {
+			if (*host_end != ':') {
+				goto bad;
+			}
+			port_start = host_end + 1;
+		}
+	} else {
+		const char *colon = NULL;
+		for (const char *c = host; c < auth_end; c++) {
+			if (*c == ':') {
+				if (colon != NULL) {
+					goto bad; /* IPv6 literals need brackets */
+				}
+				colon = c;
+			}
+		}
+		host_end = colon ? colon : auth_end;
+		if (host_end - host == 1 && *host == '*') {
+			u->host = strdup(""); /* wildcard */
+		} else {
+			u->host = dup_range(host, (size_t) (host_end - host));
+		}
+		if (u->host == NULL) {
+			goto nomem;
+		}
+		if (colon != NULL) {
+			port_start = colon + 1;
+		}
+	}
+	for (const char *c = u->host; *c; c++) {
+		if (isspace((unsigned char) *c) || *c == '/' || *c == '@') {
+			goto bad;
+		}
+	}
+	if (port_start != NULL) {
+		if (parse_port(port_start, (size_t) (auth_end - port_start), &u->port) != 0) {
+			goto bad;
+		}
+		u->has_port = 1;
+	}
+	if (slash != NULL && slash < end) {
+		if ((u->path = dup_range(slash, (size_t) (end - slash))) == NULL) {
+			goto nomem;
+		}
+	}
+	return 0;
+bad:
+	ik_url_free(u);
+	return IOK_EADDRINVAL;
+nomem:
+	ik_url_free(u);
+	return IOK_ENOMEM;
+}
+
+char *
+ik_url_query_get(const ik_url *u, const char *key)
+{
+	size_t klen = strlen(key);
+	const char *p = u->query;
+	int bad = 0;
+
+	while (p != NULL && *p) {
+		const char *amp = strchr(p, '&');
+		const char *end = amp ? amp : p + strlen(p);
+		if ((size_t) (end - p) > klen && strncmp(p, key, klen) == 0 && p[klen] == '=') {
+			char *v = dup_decoded(p + klen + 1, (size_t) (end - p - klen - 1), &bad);
+			if (bad) {
+				free(v);
+				return NULL;
+			}
+			return v;
+		}
+		p = amp ? amp + 1 : NULL;
+	}
+	return NULL;
+}

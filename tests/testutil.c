@@ -1,0 +1,136 @@
+/* testutil.c - see testutil.h. */
+#include <dirent.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+const char *
+tu_ipc_url(const char *tag)
+{
+	static _Thread_local char buf[256];
+	static int               seq;
+	const char              *dir = getenv("IOK_TEST_TMP");
+	if (dir == NULL) {
+		dir = "/tmp";
+	}
+	char mk[200];
+	snprintf(mk, sizeof(mk), "mkdir -p %s", dir);
+	if (system(mk) != 0) {
+		/* fall back to /tmp */
+		dir = "/tmp";
+	}
+	snprintf(buf, sizeof(buf), "ipc://%s/iok-%s-%d-%d.sock", dir, tag, (int) getpid(), seq++);
+	return buf;
+}
+
+int
+tu_free_port(void)
+{
+	struct sockaddr_in sa;
+	socklen_t          len = sizeof(sa);
+	int                fd  = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family      = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0 ||
+	    getsockname(fd, (struct sockaddr *) &sa, &len) != 0) {
+		fail_msg("cannot find a free port");
+	}
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+uint64_t
+tu_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+int
+tu_wait_for(int (*cond)(void *), void *arg, int timeout_ms)
+{
+	uint64_t end = tu_now_ms() + (uint64_t) timeout_ms;
+	while (!cond(arg)) {
+		if (tu_now_ms() > end) {
+			return 0;
+		}
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	return 1;
+}
+
+static int
+count_dir(const char *path)
+{
+	DIR           *d = opendir(path);
+	struct dirent *e;
+	int            n = 0;
+	if (d == NULL) {
+		return -1;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] != '.') {
+			n++;
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+int
+tu_thread_count(void)
+{
+	return count_dir("/proc/self/task");
+}
+
+int
+tu_fd_count(void)
+{
+	return count_dir("/proc/self/fd") - 1; /* the DIR's own descriptor */
+}
+
+uint64_t
+tu_stat(iok_socket s, const char *name)
+{
+	uint64_t v = 0;
+	IOK_OK(iok_socket_get_uint64(s, name, &v));
+	return v;
+}
+
+int
+tu_wait_stat(iok_socket s, const char *name, uint64_t v, int timeout_ms)
+{
+	uint64_t end = tu_now_ms() + (uint64_t) timeout_ms;
+	while (tu_stat(s, name) < v) {
+		if (tu_now_ms() > end) {
+			return 0;
+		}
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	return 1;
+}
+
+int
+tu_recv_str(iok_socket s, char *buf, size_t cap, int timeout_ms)
+{
+	size_t len = cap - 1;
+	int    rv;
+	if ((rv = iok_socket_set_ms(s, IOK_OPT_RECVTIMEO, timeout_ms)) != 0) {
+		return rv;
+	}
+	if ((rv = iok_recv(s, buf, &len, 0)) != 0) {
+		return rv;
+	}
+	buf[len < cap - 1 ? len : cap - 1] = '\0';
+	return 0;
+}

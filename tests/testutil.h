@@ -1,0 +1,45 @@
+/*
+ * testutil.h - helpers shared by the cmocka tests: temp paths, free
+ * ports, waiting on conditions (never sleeping as synchronisation).
+ */
+#ifndef IOK_TESTUTIL_H
+#define IOK_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "iok.h"
+
+/* Fail the test with the iok error text when rv != 0. */
+#define IOK_OK(expr)                                                                                \
+	do {                                                                                        \
+		int rv_ = (expr);                                                                   \
+		if (rv_ != 0) {                                                                     \
+			fail_msg("%s: %s (%d)", #expr, iok_strerror(rv_), rv_);                     \
+		}                                                                                   \
+	} while (0)
+
+/* A unix socket path unique to this process and call. */
+const char *tu_ipc_url(const char *tag);
+/* A free TCP port on 127.0.0.1 (bound, then released). */
+int tu_free_port(void);
+/* Monotonic milliseconds. */
+uint64_t tu_now_ms(void);
+/* Poll cond() every millisecond until true or timeout_ms elapses. */
+int tu_wait_for(int (*cond)(void *), void *arg, int timeout_ms);
+/* Number of threads in this process (/proc/self/task). */
+int tu_thread_count(void);
+/* Number of open file descriptors (/proc/self/fd). */
+int tu_fd_count(void);
+/* Get a uint64 socket statistic, failing the test on error. */
+uint64_t tu_stat(iok_socket s, const char *name);
+/* Wait until a socket statistic reaches at least v. */
+int tu_wait_stat(iok_socket s, const char *name, uint64_t v, int timeout_ms);
+/* recv with a timeout, returning the error code; fills buf/len. */
+int tu_recv_str(iok_socket s, char *buf, size_t cap, int timeout_ms);
+
+#endif

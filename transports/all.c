@@ -1,0 +1,13 @@
+/* all.c - the built-in transports, by scheme. */
+#include <stddef.h>
+
+#include "sp.h"
+
+const ik_transport *const ik_transports_builtin[] = {
+	&ik_tran_tcp,
+	&ik_tran_tcp4,
+	&ik_tran_tcp6,
+	&ik_tran_ipc,
+	&ik_tran_inproc,
+	NULL,
+};

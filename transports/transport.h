@@ -1,0 +1,109 @@
+/*
+ * transport.h - the transport interface: a sans-I/O codec over bytes.
+ *
+ * A transport never touches a socket, a loop or a pattern.  The pipe
+ * (src/pipe.c) owns the libuv stream and drives the codec: it feeds received
+ * bytes to handshake() until it says done, then cuts frames with frame(),
+ * asks classify() where each frame goes, and writes each outgoing message
+ * as encode()'s prefix followed by the message's header and body.
+ * Everything here runs on the kernel thread; there are no locks.
+ */
+#ifndef IK_TRANSPORT_H
+#define IK_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../src/buf.h"
+#include "../src/url.h"
+
+/* Transport flags. */
+#define IK_TF_SP 0x01      /* frames carry SP headers (nng wire protocol) */
+#define IK_TF_INORDER 0x02 /* replies come back in request order (FIFO) */
+#define IK_TF_PUSH 0x04    /* the server sends unsolicited push frames */
+#define IK_TF_LISTEN 0x08  /* we can listen (not only dial) */
+#define IK_TF_INPROC 0x10  /* no bytes: messages are handed over directly */
+
+/* How the pipe reaches the peer. */
+enum ik_addr_kind {
+	IK_ADDR_NONE = 0, /* inproc */
+	IK_ADDR_TCP,      /* host:port, IPv4 or IPv6 */
+	IK_ADDR_TCP4,
+	IK_ADDR_TCP6,
+	IK_ADDR_UNIX /* unix-domain socket path */
+};
+
+/* handshake() results (negative values are -IOK_E* errors). */
+#define IK_HS_MORE 0 /* feed me more bytes */
+#define IK_HS_DONE 1 /* handshake complete; frames follow */
+
+/* classify() results. */
+#define IK_FRAME_REPLY 0 /* a reply, or an ordinary message */
+#define IK_FRAME_PUSH 1  /* unsolicited (RESP3 push, PG notification) */
+#define IK_FRAME_SKIP 2  /* consumed by the codec (e.g. PG notice) */
+
+/* Largest prefix encode() may write. */
+#define IK_PREFIX_MAX 16
+
+/* What the pipe knows about the connection, given to init(). */
+typedef struct ik_tran_params {
+	uint16_t      self_proto; /* SP protocol id of our socket (0 = none) */
+	int           dialer;     /* 1 if we connected, 0 if we accepted */
+	size_t        recv_max;   /* largest frame accepted, 0 = no limit */
+	const ik_url *url;        /* credentials, database, query options */
+} ik_tran_params;
+
+/* A frame found by frame(): bytes [body_off, body_off + body_len) of the
+ * buffer are the message; the whole frame is the return value's length. */
+typedef struct ik_frame {
+	size_t body_off;
+	size_t body_len;
+	size_t need; /* when frame() returns 0: total bytes needed, if known
+	                (lets the pipe size its buffer), else 0 */
+} ik_frame;
+
+typedef struct ik_transport {
+	const char *scheme;   /* "tcp", "ipc", "redis", ... */
+	unsigned    flags;    /* IK_TF_* */
+	int         addr;     /* enum ik_addr_kind */
+	uint16_t    def_port; /* port used when the URL has none (0 = needed) */
+	size_t      state_size;
+
+	/* init prepares the codec state (state_size bytes, zeroed). */
+	int (*init)(void *st, const ik_tran_params *p);
+	void (*fini)(void *st);
+
+	/* handshake is called first with in == NULL, len == 0 so the codec
+	 * can queue its opening bytes into out, then with the bytes received
+	 * so far (the pipe keeps unconsumed bytes and offers them again with
+	 * more appended).  It sets *used to the bytes it consumed and
+	 * returns IK_HS_MORE, IK_HS_DONE, or -IOK_E* (IOK_EPROTO malformed or
+	 * wrong peer, IOK_EPEERAUTH refused credentials...).  Bytes left
+	 * after IK_HS_DONE are frames. */
+	int (*handshake)(void *st, const uint8_t *in, size_t len, size_t *used, ik_buf *out);
+
+	/* peer_proto returns the peer's SP protocol id after the handshake
+	 * (IK_TF_SP transports only). */
+	uint16_t (*peer_proto)(void *st);
+
+	/* frame looks at buf, which always starts at the first byte of the
+	 * next frame, and returns the total length of that frame if it is
+	 * complete (filling *f), 0 if more bytes are needed (len only grows
+	 * between such calls, so a codec may remember its progress), or
+	 * -IOK_EMSGSIZE (over recv_max) / -IOK_EPROTO (malformed). */
+	ssize_t (*frame)(void *st, const uint8_t *buf, size_t len, ik_frame *f);
+
+	/* classify says where a complete frame goes (IK_FRAME_*); NULL means
+	 * every frame is IK_FRAME_REPLY. */
+	int (*classify)(void *st, const uint8_t *body, size_t len);
+
+	/* encode writes the framing prefix for a message whose header and
+	 * body have the given lengths into prefix (IK_PREFIX_MAX bytes) and
+	 * returns its length, or -IOK_EINVAL if the message cannot be sent
+	 * on this transport (e.g. not one well-formed command). */
+	ssize_t (*encode)(void *st, const uint8_t *hdr, size_t hdr_len, const uint8_t *body,
+	    size_t body_len, uint8_t *prefix);
+} ik_transport;
+
+#endif /* IK_TRANSPORT_H */
