@@ -77,7 +77,8 @@ iok_msg_free(iok_msg *m)
 }
 
 /* ensure makes room for `front` bytes before and `back` bytes after the
- * body, moving it to a new buffer when the current one is too small. */
+ * body.  Slack grows with the body, so repeated appends or prepends cost
+ * amortised O(1); if the buffer is big enough the body just moves. */
 static int
 ensure(iok_msg *m, size_t front, size_t back)
 {
@@ -86,17 +87,21 @@ ensure(iok_msg *m, size_t front, size_t back)
 	if (head >= front && tail >= back) {
 		return 0;
 	}
-	if (m->len > SIZE_MAX / 2 || back > SIZE_MAX / 4 || front > SIZE_MAX / 4) {
+	if (m->len > SIZE_MAX / 4 || back > SIZE_MAX / 4 || front > SIZE_MAX / 4) {
 		return IOK_ENOMEM;
 	}
-	/* Grow geometrically so repeated appends stay linear. */
-	size_t want = front + IK_MSG_HEADROOM + m->len + back;
-	size_t ncap = m->cap * 2 > want ? m->cap * 2 : want;
-	uint8_t *nb = malloc(ncap);
+	size_t nhead = front + IK_MSG_HEADROOM + (front > 0 ? m->len / 2 : 0);
+	size_t ntail = back + (back > 0 ? m->len / 2 : 0);
+	size_t need  = nhead + m->len + ntail;
+	if (need <= m->cap) {
+		memmove(m->buf + nhead, m->body, m->len);
+		m->body = m->buf + nhead;
+		return 0;
+	}
+	uint8_t *nb = malloc(need);
 	if (nb == NULL) {
 		return IOK_ENOMEM;
 	}
-	size_t nhead = front + IK_MSG_HEADROOM;
 	if (m->len > 0) {
 		memcpy(nb + nhead, m->body, m->len);
 	}
@@ -104,7 +109,7 @@ ensure(iok_msg *m, size_t front, size_t back)
 		free(m->buf);
 	}
 	m->buf  = nb;
-	m->cap  = ncap;
+	m->cap  = need;
 	m->body = nb + nhead;
 	return 0;
 }

@@ -1,0 +1,195 @@
+/* test_msg.c - messages, the ring queue and the handle table, on their own. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "handle.h"
+#include "msgq.h"
+
+static void
+test_body_edits(void **state)
+{
+	iok_msg *m;
+	uint32_t v;
+	(void) state;
+	IOK_OK(iok_msg_alloc(&m, 0));
+	assert_int_equal(iok_msg_len(m), 0);
+	IOK_OK(iok_msg_append(m, "world", 5));
+	IOK_OK(iok_msg_insert(m, "hello ", 6));
+	assert_int_equal(iok_msg_len(m), 11);
+	assert_memory_equal(iok_msg_body(m), "hello world", 11);
+	IOK_OK(iok_msg_trim(m, 6));
+	IOK_OK(iok_msg_chop(m, 2));
+	assert_memory_equal(iok_msg_body(m), "wor", 3);
+	assert_int_equal(iok_msg_trim(m, 4), IOK_EINVAL);
+	assert_int_equal(iok_msg_chop(m, 4), IOK_EINVAL);
+	IOK_OK(iok_msg_append_u32(m, 0x01020304));
+	IOK_OK(iok_msg_insert_u32(m, 0xa0b0c0d0));
+	IOK_OK(iok_msg_chop_u32(m, &v));
+	assert_int_equal(v, 0x01020304);
+	IOK_OK(iok_msg_trim_u32(m, &v));
+	assert_int_equal(v, 0xa0b0c0d0);
+	assert_memory_equal(iok_msg_body(m), "wor", 3);
+	iok_msg_clear(m);
+	assert_int_equal(iok_msg_len(m), 0);
+	assert_int_equal(iok_msg_trim_u32(m, &v), IOK_EINVAL);
+	iok_msg_free(m);
+	iok_msg_free(NULL);
+}
+
+static void
+test_growth(void **state)
+{
+	iok_msg *m, *d;
+	(void) state;
+	IOK_OK(iok_msg_alloc(&m, 3));
+	memcpy(iok_msg_body(m), "abc", 3);
+	/* Many appends and prepends: contents survive every move. */
+	for (int i = 0; i < 10000; i++) {
+		char c = (char) ('a' + i % 26);
+		IOK_OK(iok_msg_append(m, &c, 1));
+		IOK_OK(iok_msg_insert(m, &c, 1));
+	}
+	assert_int_equal(iok_msg_len(m), 20003);
+	const char *b = iok_msg_body(m);
+	for (int i = 0; i < 10000; i++) {
+		char c = (char) ('a' + i % 26);
+		assert_int_equal(b[10000 + 3 + i], c);
+		assert_int_equal(b[9999 - i], c);
+	}
+	assert_memory_equal(b + 10000, "abc", 3);
+	IOK_OK(iok_msg_realloc(m, 5));
+	assert_int_equal(iok_msg_len(m), 5);
+	IOK_OK(iok_msg_realloc(m, 1 << 20));
+	assert_int_equal(iok_msg_len(m), 1 << 20);
+	IOK_OK(iok_msg_header_append_u32(m, 7));
+	IOK_OK(iok_msg_dup(&d, m));
+	assert_int_equal(iok_msg_len(d), 1 << 20);
+	assert_int_equal(iok_msg_header_len(d), 4);
+	assert_memory_equal(iok_msg_body(d), iok_msg_body(m), 1 << 20);
+	iok_msg_free(d);
+	iok_msg_free(m);
+}
+
+static void
+test_header(void **state)
+{
+	iok_msg *m;
+	uint8_t  big[IOK_MSG_HEADER_MAX + 1] = {0};
+	uint32_t v;
+	(void) state;
+	IOK_OK(iok_msg_alloc(&m, 0));
+	assert_int_equal(iok_msg_header_len(m), 0);
+	IOK_OK(iok_msg_header_append_u32(m, 2));
+	IOK_OK(iok_msg_header_insert(m, "\0\0\0\1", 4));
+	assert_int_equal(iok_msg_header_len(m), 8);
+	IOK_OK(iok_msg_header_trim_u32(m, &v));
+	assert_int_equal(v, 1);
+	assert_int_equal(iok_msg_header_append(m, big, sizeof(big)), IOK_EMSGSIZE);
+	assert_int_equal(iok_msg_header_trim(m, 5), IOK_EINVAL);
+	IOK_OK(iok_msg_header_chop(m, 4));
+	assert_int_equal(iok_msg_header_len(m), 0);
+	iok_msg_set_pipe(m, 42);
+	assert_int_equal(iok_msg_get_pipe(m), 42);
+	assert_int_equal(iok_msg_token(m), 0);
+	assert_int_equal(iok_msg_status(m), 0);
+	iok_msg_free(m);
+}
+
+static void
+test_msgq(void **state)
+{
+	ik_msgq q;
+	(void) state;
+	assert_int_equal(ik_msgq_init(&q, 3), 0);
+	assert_int_equal(ik_msgq_room(&q), 4);
+	/* Wrap the ring several times, then grow it while wrapped. */
+	for (int round = 0; round < 5; round++) {
+		for (int i = 0; i < 3; i++) {
+			iok_msg *m = ik_msg_alloc(4);
+			ik_put_u32(m->body, (uint32_t) (round * 10 + i));
+			ik_msgq_push(&q, m);
+		}
+		for (int i = 0; i < 3; i++) {
+			iok_msg *m = ik_msgq_pop(&q);
+			assert_int_equal(ik_get_u32(m->body), round * 10 + i);
+			iok_msg_free(m);
+		}
+	}
+	for (int i = 0; i < 4; i++) {
+		ik_msgq_push(&q, ik_msg_alloc(0));
+	}
+	iok_msg_free(ik_msgq_pop(&q));
+	ik_msgq_push(&q, ik_msg_alloc(0));
+	assert_int_equal(ik_msgq_reserve(&q, 100), 0);
+	assert_true(ik_msgq_room(&q) >= 96);
+	assert_int_equal(q.len, 4);
+	assert_null(ik_msgq_pop(&(ik_msgq){.len = 0}));
+	ik_msgq_fini(&q); /* frees what is left (ASan checks) */
+}
+
+static int destroyed;
+static void
+obj_destroy(ik_obj *o)
+{
+	destroyed++;
+	free(o);
+}
+
+static void
+test_handles(void **state)
+{
+	(void) state;
+	ik_obj *objs[300];
+	for (int i = 0; i < 300; i++) {
+		objs[i] = malloc(sizeof(ik_obj));
+		ik_obj_init(objs[i], IK_OBJ_SOCK, obj_destroy);
+		assert_int_equal(ik_obj_register(objs[i]), 0);
+	}
+	uint32_t id = objs[7]->id;
+	ik_obj  *o  = ik_obj_hold(id, IK_OBJ_SOCK);
+	assert_ptr_equal(o, objs[7]);
+	assert_null(ik_obj_hold(id, IK_OBJ_DIALER)); /* wrong type */
+	assert_null(ik_obj_hold(0, IK_OBJ_SOCK));
+	ik_obj_rele(o);
+	for (int i = 0; i < 300; i++) {
+		assert_int_equal(ik_obj_unregister(objs[i]), 0);
+	}
+	/* Stale ids find nothing, even once new objects arrive. */
+	ik_obj *fresh = malloc(sizeof(ik_obj));
+	ik_obj_init(fresh, IK_OBJ_SOCK, obj_destroy);
+	assert_int_equal(ik_obj_register(fresh), 0);
+	assert_true(fresh->id != id);
+	assert_null(ik_obj_hold(id, IK_OBJ_SOCK));
+	for (int i = 0; i < 300; i++) {
+		assert_int_equal(ik_obj_unregister(objs[i]), IOK_ECLOSED);
+		ik_obj_rele(objs[i]); /* the creator's reference */
+	}
+	assert_int_equal(destroyed, 300);
+	ik_obj_unregister(fresh);
+	ik_obj_rele(fresh);
+}
+
+static void
+test_strerror(void **state)
+{
+	(void) state;
+	assert_string_equal(iok_strerror(IOK_ECLOSED), "Object closed");
+	assert_string_equal(iok_strerror(IOK_ETIMEDOUT), "Timed out");
+	assert_non_null(strstr(iok_strerror(12345), "12345"));
+	assert_string_equal(iok_version(), "0.1.0");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_body_edits),
+		cmocka_unit_test(test_growth),
+		cmocka_unit_test(test_header),
+		cmocka_unit_test(test_msgq),
+		cmocka_unit_test(test_handles),
+		cmocka_unit_test(test_strerror),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

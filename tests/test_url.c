@@ -1,0 +1,98 @@
+/* test_url.c - URL parsing. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "url.h"
+
+static void
+check(const char *s, const char *scheme, const char *user, const char *pass, const char *host, int port,
+    const char *path, const char *query)
+{
+	ik_url u;
+	int    rv = ik_url_parse(&u, s);
+	if (rv != 0) {
+		fail_msg("%s: %s", s, iok_strerror(rv));
+	}
+	assert_string_equal(u.scheme, scheme);
+#define OPT(field, want)                                                                            \
+	if ((want) == NULL) {                                                                       \
+		assert_null(u.field);                                                               \
+	} else {                                                                                    \
+		assert_non_null(u.field);                                                           \
+		assert_string_equal(u.field, (want));                                               \
+	}
+	OPT(user, user)
+	OPT(password, pass)
+	OPT(host, host)
+	OPT(path, path)
+	OPT(query, query)
+	assert_int_equal(u.has_port ? u.port : -1, port);
+	ik_url_free(&u);
+}
+
+static void
+test_good(void **state)
+{
+	(void) state;
+	check("tcp://127.0.0.1:5555", "tcp", NULL, NULL, "127.0.0.1", 5555, NULL, NULL);
+	check("TCP://example.com:1", "tcp", NULL, NULL, "example.com", 1, NULL, NULL);
+	check("tcp://[::1]:80", "tcp", NULL, NULL, "::1", 80, NULL, NULL);
+	check("tcp6://[fe80::1]:0", "tcp6", NULL, NULL, "fe80::1", 0, NULL, NULL);
+	check("tcp://*:7", "tcp", NULL, NULL, "", 7, NULL, NULL);
+	check("tcp://:7", "tcp", NULL, NULL, "", 7, NULL, NULL);
+	check("ipc:///tmp/x.sock", "ipc", NULL, NULL, NULL, -1, "/tmp/x.sock", NULL);
+	check("ipc://rel/x", "ipc", NULL, NULL, NULL, -1, "rel/x", NULL);
+	check("inproc://a:b@c", "inproc", NULL, NULL, NULL, -1, "a:b@c", NULL);
+	check("redis://h", "redis", NULL, NULL, "h", -1, NULL, NULL);
+	check("redis://:secret@h:6380/3", "redis", "", "secret", "h", 6380, "/3", NULL);
+	check("redis://u:p%40ss%3A@h/0?name=x&db=2", "redis", "u", "p@ss:", "h", -1, "/0", "name=x&db=2");
+	check("redis+unix:///run/r.sock?db=1", "redis+unix", NULL, NULL, NULL, -1, "/run/r.sock", "db=1");
+}
+
+static void
+test_bad(void **state)
+{
+	(void) state;
+	const char *bad[] = {
+		"", "tcp", "tcp:/x", "://x", "tcp://h:99999", "tcp://h:x", "tcp://h:", "tcp://[::1", "tcp://[::1]x",
+		"tcp://::1:80", "tcp://h o:1", "ipc://", "inproc://", "tc p://h:1", "redis://u:%zz@h",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ik_url u;
+		int    rv = ik_url_parse(&u, bad[i]);
+		if (rv != IOK_EADDRINVAL) {
+			fail_msg("'%s' parsed (rv %d)", bad[i], rv);
+		}
+	}
+	ik_url u;
+	assert_int_equal(ik_url_parse(&u, NULL), IOK_EADDRINVAL);
+}
+
+static void
+test_query(void **state)
+{
+	ik_url u;
+	(void) state;
+	assert_int_equal(ik_url_parse(&u, "redis://h/?db=12&name=a%20b&x"), 0);
+	char *v = ik_url_query_get(&u, "db");
+	assert_string_equal(v, "12");
+	free(v);
+	v = ik_url_query_get(&u, "name");
+	assert_string_equal(v, "a b");
+	free(v);
+	assert_null(ik_url_query_get(&u, "x"));
+	assert_null(ik_url_query_get(&u, "nope"));
+	ik_url_free(&u);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_good),
+		cmocka_unit_test(test_bad),
+		cmocka_unit_test(test_query),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
