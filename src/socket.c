@@ -403,18 +403,20 @@ close_begin(ik_sock *s, ik_cmd *cmd)
 void
 ik_sock_maybe_finish_close(ik_sock *s)
 {
-	if (!s->closing) {
+	if (!s->closing || s->finished) {
 		return;
 	}
-	if (s->linger_timer != NULL) {
-		if (flushed(s)) {
+	if (!s->tearing) {
+		/* Lingering (or still inside close_begin): finish early only
+		 * once everything queued went out. */
+		if (s->linger_timer != NULL && flushed(s)) {
 			ik_timer_free(s->linger_timer);
 			s->linger_timer = NULL;
 			teardown(s);
 		}
 		return;
 	}
-	if (!ik_list_empty(&s->eps) || s->npipes > 0 || s->finished) {
+	if (!ik_list_empty(&s->eps) || s->npipes > 0) {
 		return;
 	}
 	s->finished = true;
@@ -846,13 +848,16 @@ ik_sock_pump(ik_sock *s)
 		return;
 	}
 	s->send_busy = false;
-	do {
+	for (;;) {
 		pthread_mutex_lock(&s->mu);
 		n = s->sq.len < PUMP_BATCH ? s->sq.len : PUMP_BATCH;
 		for (size_t i = 0; i < n; i++) {
 			batch[i] = ik_msgq_peek(&s->sq, i);
 		}
 		pthread_mutex_unlock(&s->mu);
+		if (n == 0) {
+			break;
+		}
 		/* Only this thread pops, so the peeked messages stay put. */
 		for (taken = 0; taken < n; taken++) {
 			iok_msg *m   = batch[taken];
@@ -886,7 +891,12 @@ ik_sock_pump(ik_sock *s)
 			}
 			pthread_mutex_unlock(&s->mu);
 		}
-	} while (!busy && n == PUMP_BATCH);
+		/* Senders that found the queue non-empty did not wake us:
+		 * loop until it is empty or the pattern pushes back. */
+		if (busy) {
+			break;
+		}
+	}
 	s->send_busy = busy;
 	/* A device feeding this socket waits for it to take messages. */
 	if (!busy && s->dev_src != NULL) {
