@@ -9,6 +9,7 @@
  * reach them through commands.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +185,10 @@ ik_ep_close(ik_ep *ep)
 	if (ep->res != NULL) {
 		ik_resolve_cancel(ep->res);
 		ep->res = NULL;
+	}
+	if (ep->dormant_fd >= 0) {
+		close(ep->dormant_fd);
+		ep->dormant_fd = -1;
 	}
 	if (ep->dialer) {
 		ep->handles_open++;
@@ -397,7 +402,7 @@ dialer_kick(ik_ep *ep)
 {
 	ik_node *n;
 	int      live = 0;
-	if (ep->closing || ep->connecting || ep->res != NULL || !ep->started) {
+	if (ep->closing || ep->connecting || ep->res != NULL || !ep->started || ep->dormant) {
 		return;
 	}
 	for (n = ik_list_first(&ep->pipes); n != NULL; n = ik_list_next(&ep->pipes, n)) {
@@ -698,7 +703,8 @@ ep_create(ik_ep **out, iok_socket h, const char *url, bool dialer)
 		return IOK_ENOMEM;
 	}
 	ik_obj_init(&ep->obj, dialer ? IK_OBJ_DIALER : IK_OBJ_LISTENER, ep_destroy);
-	ep->dialer = dialer;
+	ep->dialer     = dialer;
+	ep->dormant_fd = -1;
 	ep->sock   = s;
 	ik_list_init(&ep->pipes);
 	ik_node_init(&ep->snode);
@@ -1108,24 +1114,102 @@ ik_eps_fork_child(ik_sock *s)
 	}
 }
 
-/* On the child's kernel thread: a connection attempt in progress shares
- * its socket with the parent's attempt; drop ours and dial afresh. */
+/* On the child's kernel thread, before anything runs: every inherited
+ * endpoint goes dormant.  A connection attempt in progress is the parent's
+ * too, so ours is dropped; an inherited listening socket stops accepting
+ * here (the descriptor is kept) so a child that never uses the socket
+ * cannot steal the parent's connections. */
+static void
+dormant_listener_closed(uv_handle_t *h)
+{
+	ik_ep *ep = h->data;
+	ep->handles_open--;
+	if (ep->wake_pending) {
+		ep->wake_pending = false;
+		ik_eps_fork_activate(ep->sock);
+	}
+	ep_maybe_finish(ep);
+}
+
 void
 ik_eps_fork_child_kernel(ik_sock *s)
 {
 	ik_node *n;
 	for (n = ik_list_first(&s->eps); n != NULL; n = ik_list_next(&s->eps, n)) {
 		ik_ep *ep = ik_container_of(n, ik_ep, snode);
-		if (!ep->dialer || ep->closing) {
+		if (ep->closing) {
 			continue;
 		}
-		if (ep->connecting && ep->conn_pipe != NULL && !uv_is_closing(&ep->conn_pipe->h.handle)) {
-			/* connect_cb sees the handle closing and dials again */
-			ik_pipe_discard(ep->conn_pipe);
+		ep->dormant = true;
+		if (ep->dialer) {
+			uv_timer_stop(&ep->timer);
+			if (ep->res != NULL) {
+				ik_resolve_cancel(ep->res);
+				ep->res = NULL;
+			}
+			if (ep->connecting && ep->conn_pipe != NULL && !uv_is_closing(&ep->conn_pipe->h.handle)) {
+				ik_pipe_discard(ep->conn_pipe); /* connect_cb sees it closing */
+			}
+			ep->backoff = ep->topts.reconn_min;
+		} else if (ep->listening) {
+			uv_os_fd_t fd;
+			if (uv_fileno(&ep->lh.handle, &fd) == 0) {
+				ep->dormant_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+			}
+			if (ep->lh.handle.type == UV_NAMED_PIPE && ep->lh.unix_pipe.pipe_fname != NULL) {
+				/* libuv unlinks a listening pipe's path on close: that
+				 * path is the parent's, so it must stay. */
+				free((void *) ep->lh.unix_pipe.pipe_fname);
+				ep->lh.unix_pipe.pipe_fname = NULL;
+			}
+			ep->listening = false;
+			ep->handles_open++;
+			uv_close(&ep->lh.handle, dormant_listener_closed);
 		}
-		ep->backoff = ep->topts.reconn_min;
-		if (ep->started && !ep->connecting && ep->res == NULL) {
-			uv_timer_start(&ep->timer, retry_cb, 0, 0);
+	}
+}
+
+/* The child used the socket: its dialers dial, its listeners accept. */
+void
+ik_eps_fork_activate(ik_sock *s)
+{
+	ik_node *n;
+	for (n = ik_list_first(&s->eps); n != NULL; n = ik_list_next(&s->eps, n)) {
+		ik_ep *ep = ik_container_of(n, ik_ep, snode);
+		if (!ep->dormant || ep->closing) {
+			continue;
 		}
+		if (ep->dialer) {
+			ep->dormant = false;
+			dialer_kick(ep);
+			continue;
+		}
+		if (ep->handles_open > 0) {
+			ep->wake_pending = true; /* after the old handle closes */
+			continue;
+		}
+		ep->dormant = false;
+		if (ep->dormant_fd < 0) {
+			continue;
+		}
+		int rv;
+		if (ep->tran->addr == IK_ADDR_UNIX) {
+			uv_pipe_init(ik_loop(), &ep->lh.unix_pipe, 0);
+			rv = uv_pipe_open(&ep->lh.unix_pipe, ep->dormant_fd);
+		} else {
+			uv_tcp_init(ik_loop(), &ep->lh.tcp);
+			rv = uv_tcp_open(&ep->lh.tcp, ep->dormant_fd);
+		}
+		ep->lh.handle.data = ep;
+		ep->listening      = true; /* the handle must be closed either way */
+		if (rv == 0) {
+			rv = uv_listen(&ep->lh.stream, 128, accept_cb);
+		}
+		if (rv != 0) {
+			ep->listening = false;
+			ep->handles_open++;
+			uv_close(&ep->lh.handle, ep_handle_closed);
+		}
+		ep->dormant_fd = -1; /* the handle owns it now */
 	}
 }

@@ -53,6 +53,9 @@ struct ik_ep {
 		uv_pipe_t   unix_pipe;
 	} lh;
 	bool     listening;
+	bool     dormant;      /* inherited across fork, not yet used */
+	bool     wake_pending; /* activate once the old handle has closed */
+	int      dormant_fd;   /* a dormant listener's descriptor, or -1 */
 	int      bound_port;
 	ik_node  inproc_node; /* inproc registry */
 };
@@ -60,6 +63,11 @@ struct ik_ep {
 /* Pipe lifecycle notifications (kernel thread). */
 void ik_ep_pipe_up(ik_ep *ep, ik_pipe *p);   /* handshake done, accepted */
 void ik_ep_pipe_gone(ik_ep *ep, ik_pipe *p); /* freed right after */
+
+/* Fork: make a socket's endpoints dormant in the child / wake them. */
+void ik_eps_fork_child(ik_sock *s);
+void ik_eps_fork_child_kernel(ik_sock *s);
+void ik_eps_fork_activate(ik_sock *s);
 
 /* Transports registry. */
 const ik_transport *ik_transport_find(const char *scheme);

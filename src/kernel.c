@@ -114,14 +114,16 @@ async_cb(uv_async_t *h)
 	pthread_mutex_lock(&K.mu);
 	c      = K.head;
 	K.head = K.tail = NULL;
-	for (ik_cmd *x = c; x != NULL; x = x->next) {
-		x->queued = 0; /* may be posted again while it runs */
-	}
-	stop = K.park_req || K.stop_req;
+	stop   = K.park_req || K.stop_req;
 	pthread_mutex_unlock(&K.mu);
 
 	for (; c != NULL; c = next) {
-		next = c->next; /* c may be gone once it has run */
+		/* Take the link before c may be posted again (which rewrites
+		 * c->next) and before it runs (c may be gone after). */
+		pthread_mutex_lock(&K.mu);
+		next      = c->next;
+		c->queued = 0; /* may be posted again while it runs */
+		pthread_mutex_unlock(&K.mu);
 		c->fn(c);
 	}
 	if (stop) {

@@ -230,6 +230,9 @@ activate(ik_pipe *p)
 	ik_list_append(&s->pipes, &p->snode);
 	s->stats[IK_STAT_PIPES]++;
 	s->stats[IK_STAT_PIPES_OPENED]++;
+	if (!p->is_stream && p->inbox.len > 0) {
+		ik_task_schedule(&p->task); /* sent to us before we were up */
+	}
 	ik_ep_pipe_up(p->ep, p);
 	ik_sock_pump(s); /* messages may have waited for a peer */
 	return p->state == IK_PIPE_ACTIVE;
@@ -610,7 +613,9 @@ static void
 inproc_send(ik_pipe *p, iok_msg *m)
 {
 	ik_pipe *peer = p->peer_pipe;
-	if (peer == NULL || peer->state != IK_PIPE_ACTIVE || ik_msg_header_to_body(m) != 0) {
+	/* The peer may not be active yet (pairs activate one after the
+	 * other): its inbox holds the message until it is. */
+	if (peer == NULL || peer->state == IK_PIPE_CLOSING || ik_msg_header_to_body(m) != 0) {
 		iok_msg_free(m);
 		p->sock->stats[IK_STAT_TX_DROPPED]++;
 		return;
@@ -620,7 +625,13 @@ inproc_send(ik_pipe *p, iok_msg *m)
 		ik_pipe_close(p, IOK_ENOMEM);
 		return;
 	}
-	m->pipe = peer->id;
+	/* Arrive as a message off the wire would: the sender's routing facts
+	 * (e.g. IK_MSG_PARSED set when a device forwards a received message)
+	 * must not make the peer's pattern skip its header. */
+	m->pipe   = peer->id;
+	m->flags  = 0;
+	m->token  = 0;
+	m->status = 0;
 	ik_msgq_push(&peer->inbox, m);
 	ik_task_schedule(&peer->task);
 }
@@ -781,7 +792,7 @@ ik_pipe_begin(ik_pipe *p)
 		uv_tcp_keepalive(&p->h.tcp, ep->topts.keepalive, 60);
 	}
 	if ((rv = p->tran->init(p->tstate, &tp)) != 0) {
-		pipe_fail(p, rv);
+		pipe_fail(p, rv < 0 ? -rv : rv);
 		return;
 	}
 	p->begun = true;

@@ -47,6 +47,7 @@ struct ik_sock {
 	iok_duration    recv_timeo, send_timeo;
 	uint64_t        last_req_token; /* rep: plain send answers this */
 	uint64_t        next_token;
+	atomic_uint     epoch; /* fork epoch it was last used in */
 	ik_cmd          send_cmd;  /* "sq became non-empty" */
 	ik_cmd          space_cmd; /* "rq has room again" */
 

@@ -87,6 +87,25 @@ sock_destroy(ik_obj *o)
 	free(s);
 }
 
+struct activate_cmd {
+	ik_cmd   cmd;
+	ik_sock *s;
+};
+
+/* In a forked child, an inherited socket wakes when first used. */
+static void
+activate_k(ik_cmd *c)
+{
+	ik_sock *s = ((struct activate_cmd *) c)->s;
+	if (atomic_load(&s->epoch) != ik_fork_epoch()) {
+		atomic_store(&s->epoch, ik_fork_epoch());
+		if (!s->closing) {
+			ik_eps_fork_activate(s);
+		}
+	}
+	ik_cmd_done(c, 0);
+}
+
 int
 ik_sock_hold(iok_socket h, ik_sock **sp)
 {
@@ -95,6 +114,10 @@ ik_sock_hold(iok_socket h, ik_sock **sp)
 		return IOK_ECLOSED;
 	}
 	*sp = (ik_sock *) o;
+	if (atomic_load_explicit(&(*sp)->epoch, memory_order_relaxed) != ik_fork_epoch()) {
+		struct activate_cmd ac = {.s = *sp};
+		(void) ik_cmd_call(&ac.cmd, activate_k);
+	}
 	return 0;
 }
 
@@ -173,6 +196,7 @@ sock_open(iok_socket *out, const char *name, int raw)
 	s->pdata   = (char *) s + base;
 	s->raw     = raw;
 	s->recv_fd = s->send_fd = -1;
+	atomic_init(&s->epoch, ik_fork_epoch());
 	pthread_mutex_init(&s->mu, NULL);
 	cond_init_mono(&s->recv_cv);
 	cond_init_mono(&s->send_cv);
@@ -453,10 +477,11 @@ close_k(ik_cmd *c)
 int
 iok_close(iok_socket h)
 {
-	ik_sock *s;
+	ik_obj  *o = ik_obj_hold(h.id, IK_OBJ_SOCK); /* no fork wake-up */
+	ik_sock *s = (ik_sock *) o;
 	int      rv;
-	if ((rv = ik_sock_hold(h, &s)) != 0) {
-		return rv;
+	if (o == NULL) {
+		return IOK_ECLOSED;
 	}
 	if ((rv = ik_obj_unregister(&s->obj)) != 0) {
 		ik_sock_rele(s); /* closed by another thread meanwhile */
@@ -1144,7 +1169,7 @@ iok_device(iok_socket ha, iok_socket hb)
 		rv = IOK_EINVAL;
 	} else if (b != NULL && b != a && (a->pat->proto != b->pat->peer || a->pat->peer != b->pat->proto)) {
 		rv = IOK_EINVAL;
-	} else if (b == NULL && a->pat->proto != a->pat->peer) {
+	} else if ((b == NULL || b == a) && a->pat->proto != a->pat->peer) {
 		rv = IOK_EINVAL;
 	} else {
 		struct device_cmd dc = {.a = a, .b = b};
@@ -1495,8 +1520,6 @@ fresh_eventfd(int fd, int readable)
 	}
 }
 
-void ik_eps_fork_child(ik_sock *s);
-void ik_eps_fork_child_kernel(ik_sock *s);
 
 void
 ik_sockets_fork_child(void)

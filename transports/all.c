@@ -1,6 +1,7 @@
 /* all.c - the built-in transports, by scheme. */
 #include <stddef.h>
 
+#include "resp.h"
 #include "sp.h"
 
 const ik_transport *const ik_transports_builtin[] = {
@@ -9,5 +10,7 @@ const ik_transport *const ik_transports_builtin[] = {
 	&ik_tran_tcp6,
 	&ik_tran_ipc,
 	&ik_tran_inproc,
+	&ik_tran_redis,
+	&ik_tran_redis_unix,
 	NULL,
 };

@@ -70,7 +70,8 @@ typedef struct ik_transport {
 	uint16_t    def_port; /* port used when the URL has none (0 = needed) */
 	size_t      state_size;
 
-	/* init prepares the codec state (state_size bytes, zeroed). */
+	/* init prepares the codec state (state_size bytes, zeroed): 0 or
+	 * -IOK_E* (e.g. -IOK_EADDRINVAL for unusable URL options). */
 	int (*init)(void *st, const ik_tran_params *p);
 	void (*fini)(void *st);
 
