@@ -1,0 +1,279 @@
+/*
+ * bench_iok.c - the iok driver of the benchmark.  Uses only include/iok.h;
+ * many requests in flight go through iok_request tokens on one req0
+ * socket, answered by one rep0 socket through iok_reply.
+ */
+#define _GNU_SOURCE
+#include "bench.h"
+
+#include "iok.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Queue lengths, as deep as the nng driver's so neither is throttled by a
+ * short queue; a build that does not take the option keeps its default. */
+#ifndef IOK_QLEN
+#define IOK_QLEN 8192
+#endif
+#define BAD_REPLY 10001
+
+struct isock {
+	iok_socket s;
+};
+
+static iok_socket sock_of(void *s)
+{
+	return ((struct isock *)s)->s;
+}
+
+static int i_open(void **sp, const char *kind)
+{
+	char name[16];
+	struct isock *is;
+	int rv;
+
+	snprintf(name, sizeof(name), "%s0", kind);
+	is = calloc(1, sizeof(*is));
+	if ((rv = iok_socket_open(&is->s, name)) != 0) {
+		free(is);
+		return rv;
+	}
+	if (IOK_QLEN > 0) { /* -DIOK_QLEN=0 keeps iok's defaults */
+		iok_socket_set_int(is->s, IOK_OPT_SENDBUF, IOK_QLEN);
+		iok_socket_set_int(is->s, IOK_OPT_RECVBUF, IOK_QLEN);
+	}
+	if (strcmp(kind, "sub") == 0 &&
+		(rv = iok_socket_set(is->s, IOK_OPT_SUB_SUBSCRIBE, "", 0)) != 0) {
+		iok_close(is->s);
+		free(is);
+		return rv;
+	}
+	*sp = is;
+	return 0;
+}
+
+static int i_listen(void *s, const char *url)
+{
+	return iok_listen(sock_of(s), url, NULL, 0);
+}
+
+/* Waits for the first attempt so errors show; a refused one (listener not
+ * up yet, manual use) keeps redialing in the background. */
+static int dial_sock(iok_socket s, const char *url)
+{
+	int rv = iok_dial(s, url, NULL, IOK_FLAG_SYNC);
+
+	return rv == IOK_ECONNREFUSED ? 0 : rv;
+}
+
+static int i_dial(void *s, const char *url)
+{
+	return dial_sock(sock_of(s), url);
+}
+
+static int i_send(void *s, const void *buf, size_t len)
+{
+	return iok_send(sock_of(s), buf, len, 0);
+}
+
+static int i_recv(void *s, void *buf, size_t cap, size_t *len)
+{
+	iok_msg *m;
+	int rv = iok_recvmsg(sock_of(s), &m, 0);
+
+	if (rv != 0)
+		return rv == IOK_ETIMEDOUT ? BENCH_TIMEOUT : rv;
+	*len = iok_msg_len(m);
+	if (cap > 0)
+		memcpy(buf, iok_msg_body(m), *len < cap ? *len : cap);
+	iok_msg_free(m);
+	return 0;
+}
+
+static int i_set_recv_timeout(void *s, int ms)
+{
+	return iok_socket_set_ms(sock_of(s), IOK_OPT_RECVTIMEO, ms);
+}
+
+/* iok filters at the subscriber (like nng): a connected pipe is a
+ * subscriber. */
+static int i_wait_peers(void *s, int n, int timeout_ms)
+{
+	uint64_t deadline = bench_now_ns() + (uint64_t)timeout_ms * 1000000u;
+	uint64_t pipes = 0;
+	int rv;
+
+	for (;;) {
+		if ((rv = iok_socket_get_uint64(sock_of(s), "stat:pipes", &pipes)) != 0)
+			return rv;
+		if (pipes >= (uint64_t)n)
+			return 0;
+		if (bench_now_ns() > deadline)
+			return IOK_ETIMEDOUT;
+		bench_sleep_ms(1);
+	}
+}
+
+static void i_close(void *s)
+{
+	iok_close(sock_of(s));
+	free(s);
+}
+
+static const char *i_strerror(int err)
+{
+	return err == BAD_REPLY ? "reply does not match its request" : iok_strerror(err);
+}
+
+/* ------------------------------- rr: K tokens in flight on one req0 */
+
+struct slot {
+	uint64_t token, seq;
+};
+
+static int issue(iok_socket s, struct slot *sl, size_t size, uint64_t seq)
+{
+	iok_msg *m;
+	int rv;
+
+	if ((rv = iok_msg_alloc(&m, size)) != 0)
+		return rv;
+	bench_fill(iok_msg_body(m), size, seq);
+	if ((rv = iok_request(s, m, 0, &sl->token)) != 0) {
+		iok_msg_free(m);
+		return rv;
+	}
+	sl->seq = seq;
+	return 0;
+}
+
+static struct slot *find_slot(struct slot *slots, int n, uint64_t token)
+{
+	for (int i = 0; i < n; i++)
+		if (slots[i].token == token)
+			return &slots[i];
+	return NULL;
+}
+
+/* Checks one completion and frees it; returns its slot or NULL. */
+static struct slot *complete(iok_msg *m, struct slot *slots, int n, size_t size, int *rv)
+{
+	struct slot *sl = find_slot(slots, n, iok_msg_token(m));
+
+	if ((*rv = iok_msg_status(m)) == 0 && (sl == NULL || iok_msg_len(m) != size ||
+		bench_seq(iok_msg_body(m), size) != sl->seq))
+		*rv = BAD_REPLY;
+	iok_msg_free(m);
+	return *rv == 0 ? sl : NULL;
+}
+
+static int rr_run(iok_socket s, struct slot *slots, const struct bopts *o, long total,
+	uint64_t *seq)
+{
+	long issued = 0, done = 0;
+	int rv = 0, n = 0;
+
+	for (; n < o->par && issued < total; n++, issued++)
+		if ((rv = issue(s, &slots[n], o->size, (*seq)++)) != 0)
+			return rv;
+	while (done < total) {
+		struct slot *sl;
+		iok_msg *m;
+
+		if ((rv = iok_recvmsg(s, &m, 0)) != 0)
+			return rv;
+		if ((sl = complete(m, slots, n, o->size, &rv)) == NULL)
+			return rv;
+		done++;
+		sl->token = 0;
+		if (issued < total) {
+			if ((rv = issue(s, sl, o->size, (*seq)++)) != 0)
+				return rv;
+			issued++;
+		}
+	}
+	return 0;
+}
+
+static int i_rr_req(const struct bopts *o)
+{
+	struct slot *slots = calloc((size_t)o->par, sizeof(*slots));
+	iok_socket s = IOK_SOCKET_INITIALIZER;
+	uint64_t t0, t1, seq = 1;
+	int rv;
+
+	if ((rv = iok_req0_open(&s)) != 0 || (rv = dial_sock(s, o->url)) != 0)
+		goto out;
+	if (o->warmup > 0 && (rv = rr_run(s, slots, o, o->warmup, &seq)) != 0)
+		goto out;
+	t0 = bench_now_ns();
+	if ((rv = rr_run(s, slots, o, o->count, &seq)) != 0)
+		goto out;
+	t1 = bench_now_ns();
+	bench_result(o, "n=%ld par=%d size=%zu secs=%.6f req_per_s=%.1f", o->count, o->par,
+		o->size, (double)(t1 - t0) / 1e9, (double)o->count / ((double)(t1 - t0) / 1e9));
+	bench_hold(o);
+out:
+	if (rv != 0)
+		bench_fail("rr req: %s", i_strerror(rv));
+	iok_close(s);
+	free(slots);
+	return rv != 0;
+}
+
+/* ------------------------------ rr: one rep0 answering through tokens */
+
+static int i_rr_rep(const struct bopts *o)
+{
+	iok_socket s = IOK_SOCKET_INITIALIZER;
+	iok_msg *m;
+	int rv;
+
+	if ((rv = iok_rep0_open(&s)) != 0 || (rv = iok_listen(s, o->url, NULL, 0)) != 0 ||
+		(rv = iok_socket_set_ms(s, IOK_OPT_RECVTIMEO, 100)) != 0)
+		goto out;
+	bench_ready(o);
+	while (!bench_stop_requested()) {
+		if ((rv = iok_recvmsg(s, &m, 0)) == IOK_ETIMEDOUT)
+			continue;
+		if (rv != 0)
+			goto out;
+		if ((rv = iok_reply(s, m, iok_msg_token(m), 0)) != 0) {
+			iok_msg_free(m);
+			goto out;
+		}
+	}
+	rv = 0;
+	bench_hold(o);
+out:
+	if (rv != 0)
+		bench_fail("rr rep: %s", iok_strerror(rv));
+	iok_close(s);
+	return rv != 0;
+}
+
+static int i_init(void)
+{
+	return 0;
+}
+
+const struct bench_lib bench_lib = {
+	.name = "iok",
+	.version = iok_version,
+	.init = i_init,
+	.fini = iok_fini,
+	.strerror = i_strerror,
+	.open = i_open,
+	.listen = i_listen,
+	.dial = i_dial,
+	.send = i_send,
+	.recv = i_recv,
+	.set_recv_timeout = i_set_recv_timeout,
+	.wait_peers = i_wait_peers,
+	.close = i_close,
+	.rr_req = i_rr_req,
+	.rr_rep = i_rr_rep,
+	.rr_method = "one req0 socket, K iok_request tokens in flight; rep0 answering with iok_reply",
+};
