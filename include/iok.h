@@ -214,8 +214,8 @@ IOK_API int iok_listener_start(iok_listener l, int flags);
  * IOK_OPT_RECONNMINT and IOK_OPT_RECONNMAXT, as is every lost connection.
  * With IOK_FLAG_SYNC the call also waits for the first connection attempt
  * and returns its error (IOK_ECONNREFUSED, IOK_EUNREACHABLE,
- * IOK_EPEERAUTH...), leaving the dialer retrying in the background.  dp may
- * be NULL.
+ * IOK_EPEERAUTH...); as with nng, a failed synchronous dial leaves no
+ * dialer behind.  dp may be NULL.
  * Errors: IOK_EADDRINVAL bad URL, IOK_ENOTSUP unknown scheme,
  * IOK_ECLOSED socket closed; with IOK_FLAG_SYNC also connection errors.
  * Any thread. */
@@ -230,6 +230,20 @@ IOK_API int iok_dialer_start(iok_dialer d, int flags);
  * connections; the socket stays open.  Errors: IOK_ECLOSED.  Any thread. */
 IOK_API int iok_dialer_close(iok_dialer d);
 IOK_API int iok_listener_close(iok_listener l);
+
+/* iok_dialer_share makes socket s a second user of the connections of
+ * dialer d (a dialer of another socket), so two patterns share one
+ * connection: frames the transport marks as pushes go to s, replies to
+ * d's socket, and s may write on the connection.  Example: a sub socket
+ * sharing the Redis connection of a pipelined-db socket: its subscribe
+ * option becomes SUBSCRIBE commands and published messages reach it, while
+ * commands flow on the same TCP connection.  Subscriptions are sent again
+ * after every reconnect.  Closing s detaches it; closing d's socket ends
+ * the sharing.
+ * Errors: IOK_ENOTSUP (the transport has no pushes, e.g. SP over tcp),
+ * IOK_EBUSY (d already shared), IOK_EINVAL (s owns d), IOK_ECLOSED.
+ * Any thread. */
+IOK_API int iok_dialer_share(iok_dialer d, iok_socket s);
 
 /* iok_dialer_id / iok_listener_id return the id (> 0) or -1. */
 IOK_API int iok_dialer_id(iok_dialer d);
@@ -252,9 +266,11 @@ IOK_API int iok_send(iok_socket s, const void *data, size_t size, int flags);
  * With IOK_FLAG_ALLOC, data is a void ** that receives a buffer iok
  * allocated (free it with iok_free(ptr, *sizep)).  Blocks while the receive
  * queue is empty (up to IOK_OPT_RECVTIMEO) unless IOK_FLAG_NONBLOCK.
- * Errors: IOK_EAGAIN, IOK_ETIMEDOUT, IOK_ECLOSED, IOK_ENOMEM, IOK_ESTATE,
+ * Errors: IOK_EAGAIN, IOK_ETIMEDOUT, IOK_ECLOSED, IOK_ENOMEM, IOK_ESTATE
+ * (req/surveyor used plainly with no request outstanding, as nng),
  * IOK_ENOTSUP (pattern never receives, e.g. push, pub), and for replies that
- * the kernel completed with an error (see iok_msg_status) that error.
+ * the kernel completed with an error (see iok_msg_status) that error: a
+ * plain surveyor's receive ends with IOK_ETIMEDOUT when the survey does.
  * Any thread. */
 IOK_API int iok_recv(iok_socket s, void *data, size_t *sizep, int flags);
 
@@ -294,9 +310,11 @@ IOK_API int iok_cancel(iok_socket s, uint64_t token);
 
 /* iok_reply answers the request that arrived as a message with this token
  * on a rep0 or respondent0 socket, so one socket can serve many requests
- * concurrently.  On success m belongs to iok.
- * Errors: IOK_ESTATE unknown or already answered token (or its connection
- * is gone), others as iok_sendmsg.  Any thread. */
+ * concurrently.  On success m belongs to iok.  The reply travels
+ * asynchronously: one for an unknown or already answered token, or whose
+ * connection is gone, is dropped and counted in "stat:tx-dropped".
+ * Errors: IOK_EINVAL (token 0), IOK_ENOTSUP (not rep/respondent), others
+ * as iok_sendmsg.  Any thread. */
 IOK_API int iok_reply(iok_socket s, iok_msg *m, uint64_t token, int flags);
 
 /* --------------------------------------------------------------- devices */

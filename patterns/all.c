@@ -2,6 +2,8 @@
 #include "pattern.h"
 
 extern const ik_pattern ik_pattern_pair0, ik_pattern_pair1, ik_pattern_push0, ik_pattern_pull0;
+extern const ik_pattern ik_pattern_pub0, ik_pattern_sub0, ik_pattern_bus0;
+extern const ik_pattern ik_pattern_req0, ik_pattern_rep0, ik_pattern_surveyor0, ik_pattern_respondent0;
 
 void ik_patterns_builtin(void);
 
@@ -12,5 +14,12 @@ ik_patterns_builtin(void)
 	ik_pattern_register(&ik_pattern_pair1);
 	ik_pattern_register(&ik_pattern_push0);
 	ik_pattern_register(&ik_pattern_pull0);
+	ik_pattern_register(&ik_pattern_pub0);
+	ik_pattern_register(&ik_pattern_sub0);
+	ik_pattern_register(&ik_pattern_bus0);
+	ik_pattern_register(&ik_pattern_req0);
+	ik_pattern_register(&ik_pattern_rep0);
+	ik_pattern_register(&ik_pattern_surveyor0);
+	ik_pattern_register(&ik_pattern_respondent0);
 	ik_pattern_alias("pair", "pair1"); /* nng_pair_open is pair v1 */
 }

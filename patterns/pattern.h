@@ -43,6 +43,8 @@ typedef struct ik_timer ik_timer;
 #define IK_PF_REQUEST 0x10 /* iok_request works (req, surveyor, db) */
 #define IK_PF_REPLY 0x20   /* iok_reply works; plain send answers the last
                               request received (rep, respondent) */
+#define IK_PF_MULTI_REPLY 0x40 /* a request gets many replies, then a
+                                  status completion (surveyor) */
 
 /* Option types, for setopt/getopt. */
 enum ik_opt_type {
@@ -97,8 +99,12 @@ typedef struct ik_pattern {
 	void (*cancel)(void *ps, uint64_t token);
 	/* fork_child: in a forked child, forget work that belongs to the
 	 * parent (outstanding requests, queued resends) so nothing is sent
-	 * twice (may be NULL).  Pipes are removed before this is called. */
+	 * twice (may be NULL).  The parent's pipes are closing when this is
+	 * called; pipe_rm for them follows. */
 	void (*fork_child)(void *ps);
+	/* recv_ready: the receive queue has room again after being full
+	 * (may be NULL): a pattern holding completions can deliver them. */
+	void (*recv_ready)(void *ps);
 } ik_pattern;
 
 /* ik_pattern_register adds a pattern (and "<name>" without a trailing
@@ -123,8 +129,15 @@ int ik_pipe_writable(const ik_pipe *p);
 /* ik_pipe_close drops the connection (e.g. a malformed message); the
  * pattern gets pipe_rm soon after, not from inside this call. */
 void ik_pipe_close(ik_pipe *p, int err);
-/* ik_pipe_pattern_data returns the pattern's per-pipe state. */
-void *ik_pipe_pattern_data(ik_pipe *p);
+/* ik_pipe_flags: the transport's IK_TF_* flags (e.g. IK_TF_INORDER:
+ * replies come back in request order; IK_TF_PUSH: the server pushes). */
+unsigned ik_pipe_flags(const ik_pipe *p);
+/* ik_pipe_subscribe asks the server to start (IK_SUB_ON) or stop pushing
+ * topic on p (a database transport's SUBSCRIBE / LISTEN); IK_SUB_PATTERN
+ * makes topic a pattern.  IOK_ENOTSUP if the transport has no pushes. */
+#define IK_SUB_ON 0x01
+#define IK_SUB_PATTERN 0x02
+int ik_pipe_subscribe(ik_pipe *p, const void *topic, size_t len, unsigned how);
 
 /* Sockets. */
 /* ik_sock_pipe_by_id finds an active pipe of s (NULL if none). */

@@ -150,6 +150,35 @@ ep_handle_closed(uv_handle_t *h)
 }
 
 static void
+unshare(ik_ep *ep)
+{
+	ik_sock *sh = ep->sharer;
+	ik_node *n;
+	if (sh == NULL) {
+		return;
+	}
+	for (n = ik_list_first(&ep->pipes); n != NULL; n = ik_list_next(&ep->pipes, n)) {
+		ik_pipe *p = ik_container_of(n, ik_pipe, enode);
+		if (p->att[IK_ATT_SHARER].sock == sh) {
+			ik_pipe_detach(p);
+		}
+	}
+	ik_list_remove(&ep->share_node);
+	ep->sharer = NULL;
+	ik_sock_rele(sh);
+}
+
+/* The sharing socket is closing: leave every dialer it shares. */
+void
+ik_unshare_all(ik_sock *s)
+{
+	ik_node *n;
+	while ((n = ik_list_first(&s->shared)) != NULL) {
+		unshare(ik_container_of(n, ik_ep, share_node));
+	}
+}
+
+static void
 ep_maybe_finish(ik_ep *ep)
 {
 	if (!ep->closing || ep->handles_open > 0 || !ik_list_empty(&ep->pipes) || ep->connecting ||
@@ -157,12 +186,31 @@ ep_maybe_finish(ik_ep *ep)
 		return;
 	}
 	ep->finished = true;
+	unshare(ep);
 	if (ep->close_cmd != NULL) {
 		ik_cmd_done(ep->close_cmd, 0);
 		ep->close_cmd = NULL;
 	}
 	ik_sock_ep_gone(ep->sock, ep);
 	ik_obj_rele(&ep->obj); /* the kernel's reference */
+}
+
+/* Kernel thread: a closing socket lingers with the connections it has,
+ * but takes no new ones. */
+void
+ik_ep_stop_accepting(ik_ep *ep)
+{
+	if (ep->dialer || ep->closing) {
+		return;
+	}
+	if (ik_node_linked(&ep->inproc_node)) {
+		ik_list_remove(&ep->inproc_node);
+	}
+	if (ep->listening) {
+		ep->listening = false;
+		ep->handles_open++;
+		uv_close(&ep->lh.handle, ep_handle_closed);
+	}
 }
 
 /* Kernel thread: stop the endpoint, close its connections. */
@@ -576,7 +624,8 @@ listen_unix(ik_ep *ep)
 	if (rv == 0) {
 		rv = uv_listen(&ep->lh.stream, 128, accept_cb);
 	}
-	return rv == 0 ? 0 : ik_uv_err(rv);
+	/* A missing directory is "no such entry" here, not a refusal. */
+	return rv == 0 ? 0 : rv == UV_ENOENT ? IOK_ENOENT : ik_uv_err(rv);
 }
 
 static int
@@ -708,6 +757,7 @@ ep_create(ik_ep **out, iok_socket h, const char *url, bool dialer)
 	ep->sock   = s;
 	ik_list_init(&ep->pipes);
 	ik_node_init(&ep->snode);
+	ik_node_init(&ep->share_node);
 	ik_node_init(&ep->inproc_node);
 	if ((rv = ik_url_parse(&ep->url, url)) != 0) {
 		goto fail;
@@ -725,8 +775,9 @@ ep_create(ik_ep **out, iok_socket h, const char *url, bool dialer)
 		goto fail;
 	}
 	if (ep->tran->addr == IK_ADDR_NONE || ep->tran->addr == IK_ADDR_UNIX) {
-		if (ep->url.path == NULL || ep->url.path[0] == '\0') {
-			rv = IOK_EADDRINVAL;
+		if (ep->url.path == NULL || ep->url.path[0] == '\0' ||
+		    (ep->tran->addr == IK_ADDR_UNIX && strlen(ep->url.path) >= sizeof(((struct sockaddr_un *) 0)->sun_path))) {
+			rv = IOK_EADDRINVAL; /* never a silently shortened path */
 			goto fail;
 		}
 	} else {
@@ -958,6 +1009,65 @@ iok_listen(iok_socket s, const char *url, iok_listener *lp, int flags)
 		*lp = l;
 	}
 	return 0;
+}
+
+/* ------------------------------------------------------------ sharing */
+
+struct share_cmd {
+	ik_cmd   cmd;
+	ik_ep   *ep;
+	ik_sock *s;
+};
+
+static void
+share_k(ik_cmd *c)
+{
+	struct share_cmd *sc = (struct share_cmd *) c;
+	ik_ep            *ep = sc->ep;
+	ik_sock          *s  = sc->s;
+	ik_node          *n;
+	int               rv = 0;
+	if (ep->closing || s->closing) {
+		rv = IOK_ECLOSED;
+	} else if (s == ep->sock) {
+		rv = IOK_EINVAL;
+	} else if (ep->sharer != NULL) {
+		rv = IOK_EBUSY;
+	} else if (!ep->dialer || !(ep->tran->flags & IK_TF_PUSH)) {
+		rv = IOK_ENOTSUP; /* nothing would ever reach the sharer */
+	}
+	if (rv != 0) {
+		ik_cmd_done(c, rv);
+		return;
+	}
+	ep->sharer = s;
+	ik_obj_ref(&s->obj);
+	ik_list_append(&s->shared, &ep->share_node);
+	for (n = ik_list_first(&ep->pipes); n != NULL; n = ik_list_next(&ep->pipes, n)) {
+		ik_pipe *p = ik_container_of(n, ik_pipe, enode);
+		if (p->state != IK_PIPE_CLOSING) {
+			(void) ik_pipe_attach(p, s);
+		}
+	}
+	ik_cmd_done(c, 0);
+}
+
+int
+iok_dialer_share(iok_dialer d, iok_socket s)
+{
+	ik_ep   *ep;
+	ik_sock *sk;
+	int      rv;
+	if ((rv = ep_hold(d.id, IK_OBJ_DIALER, &ep)) != 0) {
+		return rv;
+	}
+	if ((rv = ik_sock_hold(s, &sk)) == 0) {
+		struct share_cmd sc = {.ep = ep, .s = sk};
+		rv                  = ik_cmd_call(&sc.cmd, share_k);
+		ik_sock_rele(sk);
+	}
+	ik_obj_rele(&ep->obj);
+	return rv;
 }
 
 /* ------------------------------------------------------------ options */

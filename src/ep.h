@@ -25,6 +25,8 @@ struct ik_ep {
 	const ik_transport *tran;
 	ik_tran_opts        topts;
 	ik_node             snode; /* in sock->eps */
+	ik_sock            *sharer;     /* a second socket using our pipes */
+	ik_node             share_node; /* in sharer->shared */
 	ik_list             pipes;
 	bool                started;
 	bool                closing;

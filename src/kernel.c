@@ -27,6 +27,7 @@ static struct {
 	uv_idle_t       idle;  /* keeps the poll from blocking while tasks wait */
 	pthread_t       thread;
 	ik_list         tasks;
+	ik_list         next_tasks; /* for the next iteration's idle phase */
 	uint32_t        epoch;
 } K = {
 	.mu = PTHREAD_MUTEX_INITIALIZER,
@@ -57,10 +58,24 @@ ik_fork_epoch(void)
 
 /* ---------------------------------------------------------------- tasks */
 
+/* The idle phase comes after the pending phase (write completions) of an
+ * iteration: tasks that yield to I/O run here. */
 static void
 idle_cb(uv_idle_t *h)
 {
+	ik_node *n;
+	ik_list  run;
 	(void) h;
+	ik_list_init(&run);
+	while ((n = ik_list_first(&K.next_tasks)) != NULL) {
+		ik_list_remove(n);
+		ik_list_append(&run, n);
+	}
+	while ((n = ik_list_first(&run)) != NULL) {
+		ik_list_remove(n);
+		ik_task *t = ik_container_of(n, ik_task, node);
+		t->fn(t);
+	}
 }
 
 void
@@ -77,6 +92,15 @@ ik_task_schedule(ik_task *t)
 		ik_list_append(&K.tasks, &t->node);
 		/* Tasks scheduled from timers run before the poll phase: an active
 		 * idle handle makes that poll return at once. */
+		uv_idle_start(&K.idle, idle_cb);
+	}
+}
+
+void
+ik_task_schedule_next(ik_task *t)
+{
+	if (!ik_node_linked(&t->node)) {
+		ik_list_append(&K.next_tasks, &t->node);
 		uv_idle_start(&K.idle, idle_cb);
 	}
 }
@@ -99,7 +123,9 @@ check_cb(uv_check_t *h)
 		ik_task *t = ik_container_of(n, ik_task, node);
 		t->fn(t);
 	}
-	uv_idle_stop(&K.idle);
+	if (ik_list_empty(&K.next_tasks)) {
+		uv_idle_stop(&K.idle);
+	}
 }
 
 /* ------------------------------------------------------------- commands */
@@ -286,6 +312,7 @@ loop_setup(void)
 	uv_unref((uv_handle_t *) &K.check);
 	uv_unref((uv_handle_t *) &K.idle);
 	ik_list_init(&K.tasks);
+	ik_list_init(&K.next_tasks);
 	K.loop_ready = 1;
 	return 0;
 }

@@ -59,6 +59,9 @@ typedef struct ik_task {
 } ik_task;
 void ik_task_init(ik_task *t, void (*fn)(ik_task *));
 void ik_task_schedule(ik_task *t); /* no-op if already scheduled */
+/* ik_task_schedule_next runs t early in the NEXT loop iteration, after
+ * write completions: long work (a burst of sends) yields to I/O this way. */
+void ik_task_schedule_next(ik_task *t);
 void ik_task_cancel(ik_task *t);
 
 /* Process-wide fork epoch: bumped in every forked child. */

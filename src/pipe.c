@@ -25,7 +25,9 @@ extern const ik_transport ik_tran_inproc;
 static uint32_t next_pipe_id = 1;
 
 static void pipe_task_fn(ik_task *t);
+static int queue_bytes(ik_pipe *p, const void *data, size_t len);
 static void process_input(ik_pipe *p);
+static void start_reading(ik_pipe *p);
 static void pipe_fail(ik_pipe *p, int err);
 
 uint32_t
@@ -40,10 +42,30 @@ ik_pipe_peer(const ik_pipe *p)
 	return p->peer;
 }
 
-void *
-ik_pipe_pattern_data(ik_pipe *p)
+unsigned
+ik_pipe_flags(const ik_pipe *p)
 {
-	return p->pdata;
+	return p->tran->flags;
+}
+
+int
+ik_pipe_subscribe(ik_pipe *p, const void *topic, size_t len, unsigned how)
+{
+	int    rv;
+	ik_buf out;
+	if (p->tran->subscribe == NULL) {
+		return IOK_ENOTSUP;
+	}
+	if (p->state != IK_PIPE_ACTIVE) {
+		return IOK_ECLOSED;
+	}
+	ik_buf_init(&out);
+	rv = p->tran->subscribe(p->tstate, topic, len, how, &out);
+	if (rv == 0 && out.len > 0) {
+		rv = queue_bytes(p, out.data, out.len);
+	}
+	ik_buf_fini(&out);
+	return rv < 0 ? -rv : rv;
 }
 
 static size_t
@@ -69,11 +91,15 @@ pipe_alloc(ik_sock *s, ik_ep *ep, const ik_transport *t)
 	p->ep       = ep;
 	p->tran     = t;
 	p->tstate   = (char *) p + base;
-	p->pdata    = (char *) p + base + tsz;
 	p->recv_max = ep->topts.recv_max;
 	p->state    = IK_PIPE_HANDSHAKE;
-	ik_node_init(&p->snode);
-	ik_node_init(&p->pnode);
+	for (int i = 0; i < 2; i++) {
+		p->att[i].pipe = p;
+		ik_node_init(&p->att[i].snode);
+		ik_node_init(&p->att[i].pnode);
+	}
+	p->att[0].sock  = s;
+	p->att[0].pdata = (char *) p + base + tsz;
 	ik_node_init(&p->enode);
 	ik_task_init(&p->task, pipe_task_fn);
 	ik_buf_init(&p->in);
@@ -84,6 +110,9 @@ pipe_alloc(ik_sock *s, ik_ep *ep, const ik_transport *t)
 	}
 	ik_list_append(&ep->pipes, &p->enode);
 	s->npipes++;
+	if (ep->sharer != NULL) {
+		(void) ik_pipe_attach(p, ep->sharer); /* joins it when active */
+	}
 	return p;
 }
 
@@ -132,6 +161,48 @@ pipe_free(ik_pipe *p)
 	ik_sock_rele(s);
 }
 
+/* Forget one attachment: the pattern's pipe_rm, lists, held message. */
+static void
+att_remove(ik_att *a)
+{
+	ik_pipe *p = a->pipe;
+	ik_sock *s = a->sock;
+	if (a->added) {
+		a->added = false;
+		ik_list_remove(&a->snode);
+		s->pat->pipe_rm(s->pdata, a->pdata);
+		s->stats[IK_STAT_PIPES]--;
+	}
+	if (ik_node_linked(&a->pnode)) {
+		ik_list_remove(&a->pnode);
+	}
+	if (p->held != NULL && &p->att[p->held_att] == a) {
+		iok_msg_free(p->held);
+		p->held   = NULL;
+		p->paused = false;
+	}
+}
+
+/* The sharer's part goes at once; the pipe carries on for its owner. */
+static void
+sharer_release(ik_att *a)
+{
+	ik_sock *s = a->sock;
+	if (s == NULL) {
+		return;
+	}
+	att_remove(a);
+	if (a->own_pdata) {
+		free(a->pdata);
+	}
+	a->pdata     = NULL;
+	a->own_pdata = false;
+	a->sock      = NULL;
+	s->npipes--;
+	ik_sock_maybe_finish_close(s);
+	ik_sock_rele(s);
+}
+
 static void
 handle_closed(uv_handle_t *h)
 {
@@ -146,17 +217,9 @@ static void
 close_task_fn(ik_task *t)
 {
 	ik_pipe *p = ik_container_of(t, ik_pipe, task);
-	ik_sock *s = p->sock;
 
-	if (p->added) {
-		p->added = false;
-		ik_list_remove(&p->snode);
-		s->pat->pipe_rm(s->pdata, p->pdata);
-		s->stats[IK_STAT_PIPES]--;
-	}
-	if (ik_node_linked(&p->pnode)) {
-		ik_list_remove(&p->pnode);
-	}
+	sharer_release(&p->att[IK_ATT_SHARER]);
+	att_remove(&p->att[IK_ATT_OWNER]);
 	iok_msg_free(p->held);
 	p->held = NULL;
 	if (p->is_stream) {
@@ -209,6 +272,56 @@ pipe_fail(ik_pipe *p, int err)
 
 /* ------------------------------------------------------------ activation */
 
+static int
+att_add(ik_att *a)
+{
+	ik_sock *s = a->sock;
+	int      rv;
+	if ((rv = s->pat->pipe_add(s->pdata, a->pdata, a->pipe)) != 0) {
+		return rv;
+	}
+	a->added = true;
+	ik_list_append(&s->pipes, &a->snode);
+	s->stats[IK_STAT_PIPES]++;
+	s->stats[IK_STAT_PIPES_OPENED]++;
+	return 0;
+}
+
+int
+ik_pipe_attach(ik_pipe *p, ik_sock *s)
+{
+	ik_att *a = &p->att[IK_ATT_SHARER];
+	int     rv;
+	if (a->sock != NULL || p->state == IK_PIPE_CLOSING) {
+		return IOK_EBUSY;
+	}
+	if (s->pat->pipe_size > 0 && (a->pdata = calloc(1, s->pat->pipe_size)) == NULL) {
+		return IOK_ENOMEM;
+	}
+	a->own_pdata = a->pdata != NULL;
+	a->sock      = s;
+	s->npipes++;
+	ik_obj_ref(&s->obj);
+	if (p->state == IK_PIPE_ACTIVE && (rv = att_add(a)) != 0) {
+		sharer_release(a);
+		return rv;
+	}
+	if (p->state == IK_PIPE_ACTIVE) {
+		ik_sock_pump(s);
+	}
+	return 0;
+}
+
+void
+ik_pipe_detach(ik_pipe *p)
+{
+	sharer_release(&p->att[IK_ATT_SHARER]);
+	if (!p->paused && p->is_stream && p->state == IK_PIPE_ACTIVE) {
+		process_input(p); /* a message held for the sharer is gone */
+		start_reading(p);
+	}
+}
+
 static bool
 activate(ik_pipe *p)
 {
@@ -220,16 +333,16 @@ activate(ik_pipe *p)
 		ik_pipe_close(p, IOK_ECLOSED);
 		return false;
 	}
-	if ((rv = s->pat->pipe_add(s->pdata, p->pdata, p)) != 0) {
+	/* Active first, so the pattern may send from pipe_add. */
+	p->state = IK_PIPE_ACTIVE;
+	if ((rv = att_add(&p->att[IK_ATT_OWNER])) != 0) {
 		ik_pipe_close(p, rv);
 		return false;
 	}
-	p->added       = true;
 	p->ever_active = true;
-	p->state       = IK_PIPE_ACTIVE;
-	ik_list_append(&s->pipes, &p->snode);
-	s->stats[IK_STAT_PIPES]++;
-	s->stats[IK_STAT_PIPES_OPENED]++;
+	if (p->att[IK_ATT_SHARER].sock != NULL && att_add(&p->att[IK_ATT_SHARER]) == 0) {
+		ik_sock_pump(p->att[IK_ATT_SHARER].sock);
+	}
 	if (!p->is_stream && p->inbox.len > 0) {
 		ik_task_schedule(&p->task); /* sent to us before we were up */
 	}
@@ -240,15 +353,23 @@ activate(ik_pipe *p)
 
 /* ------------------------------------------------------------ messages in */
 
-/* Offer m to the pattern; false if it was refused (the pipe now pauses). */
+/* Offer m to the pattern of attachment ai; false if it was refused (the
+ * pipe now pauses). */
 static bool
-offer(ik_pipe *p, iok_msg *m)
+offer(ik_pipe *p, int ai, iok_msg *m)
 {
-	ik_sock *s = p->sock;
-	if (s->pat->recv(s->pdata, p->pdata, m) == IK_BUSY) {
-		p->held   = m;
-		p->paused = true;
-		ik_sock_pipe_paused(s, p);
+	ik_att  *a = &p->att[ai];
+	ik_sock *s = a->sock;
+	if (s == NULL || !a->added) {
+		iok_msg_free(m); /* nobody takes pushes here */
+		p->sock->stats[IK_STAT_RX_DROPPED]++;
+		return true;
+	}
+	if (s->pat->recv(s->pdata, a->pdata, m) == IK_BUSY) {
+		p->held     = m;
+		p->held_att = ai;
+		p->paused   = true;
+		ik_sock_att_paused(s, a);
 		if (p->reading) {
 			uv_read_stop(&p->h.stream);
 			p->reading = false;
@@ -329,10 +450,14 @@ process_input(ik_pipe *p)
 			return;
 		}
 		m->pipe = p->id;
+		int ai  = IK_ATT_OWNER;
 		if (cls == IK_FRAME_PUSH) {
 			m->flags |= IK_MSG_PUSH;
+			if (p->att[IK_ATT_SHARER].sock != NULL) {
+				ai = IK_ATT_SHARER;
+			}
 		}
-		if (!offer(p, m)) {
+		if (!offer(p, ai, m)) {
 			break;
 		}
 	}
@@ -405,13 +530,14 @@ ik_pipe_resume(ik_pipe *p)
 	if (!p->paused || p->state == IK_PIPE_CLOSING) {
 		return;
 	}
-	iok_msg *m = p->held;
-	p->held    = NULL;
-	p->paused  = false;
-	if (ik_node_linked(&p->pnode)) {
-		ik_list_remove(&p->pnode);
+	iok_msg *m  = p->held;
+	int      ai = p->held_att;
+	p->held     = NULL;
+	p->paused   = false;
+	if (ik_node_linked(&p->att[ai].pnode)) {
+		ik_list_remove(&p->att[ai].pnode);
 	}
-	if (!offer(p, m)) {
+	if (!offer(p, ai, m)) {
 		return;
 	}
 	if (p->is_stream) {
@@ -541,13 +667,19 @@ ik_pipe_writable(const ik_pipe *p)
 static void
 writable_again(ik_pipe *p)
 {
-	ik_sock *s = p->sock;
 	if (p->was_full && p->state == IK_PIPE_ACTIVE) {
 		p->was_full = false;
-		if (s->pat->pipe_ready != NULL) {
-			s->pat->pipe_ready(s->pdata, p->pdata);
+		for (int i = 0; i < 2; i++) {
+			ik_att *a = &p->att[i];
+			if (a->added && a->sock->pat->pipe_ready != NULL) {
+				a->sock->pat->pipe_ready(a->sock->pdata, a->pdata);
+			}
 		}
-		ik_sock_pump(s);
+		for (int i = 0; i < 2; i++) {
+			if (p->att[i].added) {
+				ik_sock_pump(p->att[i].sock);
+			}
+		}
 	}
 }
 
@@ -642,7 +774,7 @@ inproc_deliver(ik_pipe *p)
 	iok_msg *m;
 	size_t   before = p->inbox.len;
 	while (!p->paused && p->state == IK_PIPE_ACTIVE && (m = ik_msgq_pop(&p->inbox)) != NULL) {
-		if (!offer(p, m)) {
+		if (!offer(p, IK_ATT_OWNER, m)) {
 			break;
 		}
 	}

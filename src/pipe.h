@@ -32,25 +32,39 @@ typedef struct ik_wbatch {
 
 enum ik_pipe_state { IK_PIPE_HANDSHAKE, IK_PIPE_ACTIVE, IK_PIPE_CLOSING };
 
+/* A socket's use of a pipe.  Usually a pipe has one (att[0], the socket
+ * whose endpoint made it); a second socket may share it (att[1], see
+ * iok_dialer_share): pushes go there, replies to att[0]. */
+typedef struct ik_att {
+	ik_pipe *pipe;
+	ik_sock *sock;
+	void    *pdata;  /* that pattern's per-pipe state */
+	ik_node  snode;  /* in sock->pipes */
+	ik_node  pnode;  /* in sock->paused: the held message is for us */
+	bool     added;  /* the pattern knows the pipe */
+	bool     own_pdata;
+} ik_att;
+
+#define IK_ATT_OWNER 0
+#define IK_ATT_SHARER 1
+
 struct ik_pipe {
 	uint32_t            id;
 	int                 state;
-	ik_sock            *sock;
+	ik_sock            *sock; /* att[0].sock */
 	ik_ep              *ep;
 	const ik_transport *tran;
 	void               *tstate; /* codec state */
-	void               *pdata;  /* pattern per-pipe state */
+	ik_att              att[2];
 	uint16_t            peer;   /* peer SP protocol */
-	bool                added;  /* pattern knows it (pipe_add accepted) */
 	bool                paused; /* holding a refused message */
 	bool                begun;       /* connected: handshake started */
 	bool                ever_active; /* handshake done, pattern took it */
 	int                 close_err;
-	ik_node             snode; /* in sock->pipes */
-	ik_node             pnode; /* in sock->paused */
 	ik_node             enode; /* in ep->pipes */
 	ik_task             task;  /* flush writes / resume reading */
-	iok_msg            *held;  /* message the pattern refused */
+	iok_msg            *held;  /* message a pattern refused */
+	int                 held_att;
 	size_t              recv_max;
 
 	/* stream pipes */
@@ -93,6 +107,9 @@ void ik_pipe_discard(ik_pipe *p);
 int ik_pipe_inproc_pair(ik_sock *ds, ik_ep *dep, ik_sock *ls, ik_ep *lep);
 /* Offer the held message again and continue reading (room appeared). */
 void ik_pipe_resume(ik_pipe *p);
+/* Sharing: attach socket s to p as its second user / detach it. */
+int ik_pipe_attach(ik_pipe *p, ik_sock *s);
+void ik_pipe_detach(ik_pipe *p);
 /* Fork child: close every pipe of s without writing a byte. */
 void ik_pipe_abandon_all_of(ik_sock *s);
 

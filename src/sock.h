@@ -46,6 +46,9 @@ struct ik_sock {
 	bool            recv_blocked; /* kernel waits for room in rq */
 	iok_duration    recv_timeo, send_timeo;
 	uint64_t        last_req_token; /* rep: plain send answers this */
+	bool            plain_pending;  /* req/surveyor: a plain request is out */
+	bool            plain_used;     /* ... and one was ever sent */
+	bool            token_mode;     /* iok_request has been used */
 	uint64_t        next_token;
 	atomic_uint     epoch; /* fork epoch it was last used in */
 	ik_cmd          send_cmd;  /* "sq became non-empty" */
@@ -53,12 +56,14 @@ struct ik_sock {
 
 	/* ---- kernel thread only ---- */
 	ik_node     knode;  /* in the kernel's list of sockets */
-	ik_list     pipes;  /* active pipes (pattern knows them) */
-	ik_list     paused; /* pipes holding a message the pattern refused */
+	ik_list     pipes;  /* attachments to active pipes (ik_att) */
+	ik_list     paused; /* attachments whose pipe holds a refused message */
 	ik_list     eps;    /* dialers and listeners */
+	ik_list     shared; /* other sockets' dialers we share (ik_ep) */
 	ik_msgq     staged; /* deliveries waiting for the end-of-loop flush */
 	size_t      rq_known; /* rq length at the last flush (an upper bound) */
 	ik_task     flush_task;
+	ik_task     pump_task; /* a long pump continues next iteration */
 	bool        send_busy; /* the pattern refused; wait for pipe_ready */
 	bool        closing;
 	bool        tearing;  /* linger over: closing connections */
@@ -77,7 +82,8 @@ struct ik_sock {
 
 /* Kernel-side hooks used by pipes and endpoints. */
 void ik_sock_pump(ik_sock *s);          /* offer queued sends to the pattern */
-void ik_sock_pipe_paused(ik_sock *s, ik_pipe *p);
+typedef struct ik_att ik_att;
+void ik_sock_att_paused(ik_sock *s, ik_att *a);
 void ik_sock_ep_gone(ik_sock *s, ik_ep *ep); /* an endpoint finished closing */
 void ik_sock_maybe_finish_close(ik_sock *s);
 

@@ -24,6 +24,7 @@
 #define DEFAULT_QLEN 1024
 #define MAX_QLEN 65536
 #define PUMP_BATCH 64
+#define PUMP_LIMIT 2048 /* messages per turn before yielding to I/O */
 
 static ik_list all_socks = {{&all_socks.head, &all_socks.head}};
 static int     live_socks;
@@ -141,6 +142,7 @@ sock_post(ik_sock *s, ik_cmd *c)
 	}
 }
 static void flush_task_fn(ik_task *t);
+static void pump_task_fn(ik_task *t);
 
 struct close_cmd {
 	ik_cmd   cmd;
@@ -214,8 +216,10 @@ sock_open(iok_socket *out, const char *name, int raw)
 	ik_list_init(&s->pipes);
 	ik_list_init(&s->paused);
 	ik_list_init(&s->eps);
+	ik_list_init(&s->shared);
 	ik_node_init(&s->knode);
 	ik_task_init(&s->flush_task, flush_task_fn);
+	ik_task_init(&s->pump_task, pump_task_fn);
 	s->send_cmd.fn  = send_cmd_fn;
 	s->space_cmd.fn = space_cmd_fn;
 	if (ik_msgq_init(&s->rq, DEFAULT_QLEN) != 0 || ik_msgq_init(&s->sq, DEFAULT_QLEN) != 0 ||
@@ -334,7 +338,7 @@ flushed(ik_sock *s)
 		return false;
 	}
 	for (n = ik_list_first(&s->pipes); n != NULL; n = ik_list_next(&s->pipes, n)) {
-		ik_pipe *p = ik_container_of(n, ik_pipe, snode);
+		ik_pipe *p = ik_container_of(n, ik_att, snode)->pipe;
 		if (p->is_stream && (p->wb[0].total > 0 || p->wb[1].total > 0)) {
 			return false;
 		}
@@ -343,11 +347,15 @@ flushed(ik_sock *s)
 }
 
 void ik_ep_close(ik_ep *ep);
+void ik_ep_stop_accepting(ik_ep *ep);
+void ik_unshare_all(ik_sock *s);
 
 static void
 teardown(ik_sock *s)
 {
 	ik_node *n, *tmp;
+	/* Closing the last endpoint may finish (and free) the socket. */
+	ik_obj_ref(&s->obj);
 	s->tearing = true;
 	if (s->linger_timer != NULL) {
 		ik_timer_free(s->linger_timer);
@@ -359,9 +367,14 @@ teardown(ik_sock *s)
 	}
 	ik_list_foreach_safe(&s->pipes, n, tmp)
 	{
-		ik_pipe_close(ik_container_of(n, ik_pipe, snode), IOK_ECLOSED);
+		ik_att *a = ik_container_of(n, ik_att, snode);
+		if (a == &a->pipe->att[IK_ATT_OWNER]) {
+			ik_pipe_close(a->pipe, IOK_ECLOSED);
+		}
 	}
+	ik_unshare_all(s); /* pipes we only share carry on without us */
 	ik_sock_maybe_finish_close(s);
+	ik_sock_rele(s);
 }
 
 static void
@@ -404,14 +417,11 @@ close_begin(ik_sock *s, ik_cmd *cmd)
 	s->close_cmd = cmd;
 	close_app_half(s);
 	devices_unlink(s);
-	/* No new peers while lingering; dialers stay so queued messages can
-	 * still reach a peer that is connecting. */
+	/* No new peers while lingering, but the connections we have (and
+	 * dialers still connecting) stay so queued messages can go out. */
 	ik_list_foreach_safe(&s->eps, n, tmp)
 	{
-		ik_ep *ep = ik_container_of(n, ik_ep, snode);
-		if (!ep->dialer) {
-			ik_ep_close(ep);
-		}
+		ik_ep_stop_accepting(ik_container_of(n, ik_ep, snode));
 	}
 	ik_sock_pump(s);
 	if (s->linger > 0 && !flushed(s)) {
@@ -446,6 +456,7 @@ ik_sock_maybe_finish_close(ik_sock *s)
 	s->finished = true;
 	/* Everything that pointed at the socket is gone. */
 	ik_task_cancel(&s->flush_task);
+	ik_task_cancel(&s->pump_task);
 	s->pat->fini(s->pdata);
 	ik_list_remove(&s->knode);
 	live_socks--;
@@ -589,6 +600,25 @@ sock_sendmsg(ik_sock *s, iok_msg *m, int flags)
 	if (!(s->pat->flags & IK_PF_SEND)) {
 		return IOK_ENOTSUP;
 	}
+	if ((s->pat->flags & IK_PF_REQUEST) && !s->raw) {
+		/* A plain request (nng style): it replaces the previous one,
+		 * whose replies still queued are stale. */
+		int rv;
+		if ((rv = enqueue_send(s, m, flags)) == 0) {
+			pthread_mutex_lock(&s->mu);
+			if (!s->token_mode) {
+				bool had = s->rq.len > 0;
+				ik_msgq_clear(&s->rq);
+				if (had) {
+					efd_clear(s->recv_fd);
+				}
+			}
+			s->plain_pending = true;
+			s->plain_used    = true;
+			pthread_mutex_unlock(&s->mu);
+		}
+		return rv;
+	}
 	if ((s->pat->flags & IK_PF_REPLY) && !s->raw && !(m->flags & IK_MSG_REPLY)) {
 		/* rep/respondent: a plain send answers the last request. */
 		int rv;
@@ -677,6 +707,7 @@ iok_request(iok_socket h, iok_msg *m, int flags, uint64_t *token)
 	if (tok == 0) {
 		tok = ++s->next_token;
 	}
+	s->token_mode = true;
 	pthread_mutex_unlock(&s->mu);
 	m->token = tok;
 	m->flags = (m->flags & ~(uint32_t) IK_MSG_REPLY) | IK_MSG_REQUEST;
@@ -763,6 +794,14 @@ sock_recvmsg(ik_sock *s, iok_msg **mp, int flags)
 		if (s->rq.len > 0) {
 			break;
 		}
+		if ((s->pat->flags & IK_PF_REQUEST) && !s->raw && !s->token_mode && s->plain_used &&
+		    !s->plain_pending) {
+			/* No request outstanding: nothing can ever arrive (nng).  A
+			 * socket that never sent waits instead, so a receiver thread
+			 * may start before the first iok_request. */
+			pthread_mutex_unlock(&s->mu);
+			return IOK_ESTATE;
+		}
 		if ((flags & IOK_FLAG_NONBLOCK) || s->recv_timeo == 0) {
 			pthread_mutex_unlock(&s->mu);
 			return IOK_EAGAIN;
@@ -783,6 +822,10 @@ sock_recvmsg(ik_sock *s, iok_msg **mp, int flags)
 	}
 	if ((s->pat->flags & IK_PF_REPLY) && !s->raw) {
 		s->last_req_token = m->token;
+	}
+	if ((s->pat->flags & IK_PF_REQUEST) && !s->token_mode &&
+	    (m->status != 0 || !(s->pat->flags & IK_PF_MULTI_REPLY))) {
+		s->plain_pending = false; /* the reply, or the request's end */
 	}
 	pthread_mutex_unlock(&s->mu);
 	if (post) {
@@ -862,18 +905,31 @@ ik_sock_send_ready(ik_sock *s)
 	ik_sock_pump(s);
 }
 
+static void
+pump_task_fn(ik_task *t)
+{
+	ik_sock_pump(ik_container_of(t, ik_sock, pump_task));
+}
+
 void
 ik_sock_pump(ik_sock *s)
 {
 	iok_msg *batch[PUMP_BATCH];
-	size_t   n, taken;
+	size_t   n, taken, done = 0;
 	bool     busy = false;
 
 	if (s->finished) {
 		return;
 	}
+	ik_task_cancel(&s->pump_task);
 	s->send_busy = false;
 	for (;;) {
+		if (done >= PUMP_LIMIT) {
+			/* The application keeps the queue full: let this loop
+			 * iteration write what we gave the pipes, then go on. */
+			ik_task_schedule_next(&s->pump_task);
+			break;
+		}
 		pthread_mutex_lock(&s->mu);
 		n = s->sq.len < PUMP_BATCH ? s->sq.len : PUMP_BATCH;
 		for (size_t i = 0; i < n; i++) {
@@ -900,6 +956,7 @@ ik_sock_pump(ik_sock *s)
 			s->stats[IK_STAT_TX_MSGS]++;
 			s->stats[IK_STAT_TX_BYTES] += len;
 		}
+		done += taken;
 		if (taken > 0) {
 			pthread_mutex_lock(&s->mu);
 			bool was_full = s->sq.len >= (size_t) s->sq_cap;
@@ -929,7 +986,7 @@ ik_sock_pump(ik_sock *s)
 		ik_node *p, *tmp;
 		ik_list_foreach_safe(&src->paused, p, tmp)
 		{
-			ik_pipe_resume(ik_container_of(p, ik_pipe, pnode));
+			ik_pipe_resume(ik_container_of(p, ik_att, pnode)->pipe);
 		}
 	}
 	if (s->closing) {
@@ -1054,10 +1111,10 @@ ik_sock_deliver_drop_oldest(ik_sock *s, iok_msg *m)
 }
 
 void
-ik_sock_pipe_paused(ik_sock *s, ik_pipe *p)
+ik_sock_att_paused(ik_sock *s, ik_att *a)
 {
-	if (!ik_node_linked(&p->pnode)) {
-		ik_list_append(&s->paused, &p->pnode);
+	if (!ik_node_linked(&a->pnode)) {
+		ik_list_append(&s->paused, &a->pnode);
 	}
 }
 
@@ -1067,7 +1124,7 @@ resume_paused(ik_sock *s)
 	ik_node *n, *tmp;
 	ik_list_foreach_safe(&s->paused, n, tmp)
 	{
-		ik_pipe_resume(ik_container_of(n, ik_pipe, pnode));
+		ik_pipe_resume(ik_container_of(n, ik_att, pnode)->pipe);
 		if (rq_full(s)) {
 			break;
 		}
@@ -1083,6 +1140,9 @@ space_cmd_fn(ik_cmd *c)
 		s->rq_known = s->rq.len;
 		pthread_mutex_unlock(&s->mu);
 		resume_paused(s);
+		if (s->pat->recv_ready != NULL && !s->closing) {
+			s->pat->recv_ready(s->pdata);
+		}
 	}
 	ik_sock_rele(s);
 }
@@ -1100,7 +1160,7 @@ ik_sock_pipe_by_id(ik_sock *s, uint32_t id)
 {
 	ik_node *n;
 	for (n = ik_list_first(&s->pipes); n != NULL; n = ik_list_next(&s->pipes, n)) {
-		ik_pipe *p = ik_container_of(n, ik_pipe, snode);
+		ik_pipe *p = ik_container_of(n, ik_att, snode)->pipe;
 		if (p->id == id) {
 			return p;
 		}
@@ -1240,6 +1300,9 @@ set_qlen(ik_sock *s, bool recv, int n)
 	pthread_mutex_unlock(&s->mu);
 	if (rv == 0 && recv) {
 		resume_paused(s);
+		if (s->pat->recv_ready != NULL) {
+			s->pat->recv_ready(s->pdata);
+		}
 	}
 	return rv;
 }
@@ -1541,6 +1604,7 @@ ik_sockets_fork_child(void)
 		s->send_waiters   = 0;
 		s->recv_blocked   = false;
 		s->last_req_token = 0;
+		s->plain_pending  = false;
 		/* Commands queued in the parent held references; the child's
 		 * queue starts empty, so give them back. */
 		if (s->send_cmd.queued) {
@@ -1567,6 +1631,7 @@ ik_sockets_fork_child_kernel(void)
 	{
 		ik_sock *s = ik_container_of(n, ik_sock, knode);
 		ik_task_cancel(&s->flush_task);
+		ik_task_cancel(&s->pump_task);
 		s->send_busy = false;
 		ik_pipe_abandon_all_of(s);
 		ik_eps_fork_child_kernel(s);

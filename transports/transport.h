@@ -105,6 +105,12 @@ typedef struct ik_transport {
 	 * on this transport (e.g. not one well-formed command). */
 	ssize_t (*encode)(void *st, const uint8_t *hdr, size_t hdr_len, const uint8_t *body,
 	    size_t body_len, uint8_t *prefix);
+
+	/* subscribe appends to out the bytes asking the server to start
+	 * (how & 1) or stop pushing topic (how & 2: topic is a pattern), e.g.
+	 * SUBSCRIBE / PUNSUBSCRIBE or LISTEN / UNLISTEN.  0 or -IOK_E*.  NULL
+	 * for transports without pushes. */
+	int (*subscribe)(void *st, const uint8_t *topic, size_t len, unsigned how, ik_buf *out);
 } ik_transport;
 
 #endif /* IK_TRANSPORT_H */

@@ -1,0 +1,628 @@
+/*
+ * pubsub.c - PUB and SUB (nng's pubsub0).  No SP header on the wire.
+ *
+ * PUB broadcasts every message to every connected subscriber and never
+ * blocks: send() always takes the message.  Each pipe gets its own copy
+ * (see fanout_copy).  While a pipe's write queue is above its high-water
+ * mark, copies wait in a small per-pipe queue of "pub:queue-length"
+ * messages (default 16, nng's per-pipe pub queue); when that is full one
+ * message is dropped and counted in stat:tx-dropped: the oldest queued one
+ * by default ("pub:drop-oldest" true, what nng 1.5 pub does: subscribers
+ * want the freshest data), or the new one when the option is false.  So a
+ * slow subscriber costs the publisher at most the pipe's high-water mark
+ * plus queue-length messages, and never slows the other subscribers.
+ * A sub never sends; a message from one is a protocol error and its pipe
+ * is closed, as nng does.
+ *
+ * SUB filters at the subscriber, as nng: a message is delivered when some
+ * subscription (IOK_OPT_SUB_SUBSCRIBE, arbitrary bytes; empty = everything)
+ * is a prefix of its body.  Messages that match nothing are not losses:
+ * they are counted in the read-only uint64 option "sub:filtered", not in
+ * stat:rx-dropped, so rx-dropped means "wanted but lost to a full queue"
+ * and can be alarmed on.  A full receive queue never pushes back on the
+ * publisher (the pipe is never paused): with IOK_OPT_SUB_PREFNEW true
+ * (nng's default) the oldest queued message is dropped for the new one,
+ * else the new one is dropped; either counts stat:rx-dropped.
+ *
+ * Matching: the subscriptions are kept in a sorted array of distinct byte
+ * strings (binary search for subscribe/unsubscribe), and, rebuilt lazily
+ * after a change, a sorted prefix-free subset of it (a topic that has
+ * another subscribed topic as a prefix adds nothing to matching).  In a
+ * sorted prefix-free set at most one member can be a prefix of the body,
+ * and if one is, it is the greatest member <= the body; so a message costs
+ * one binary search: O(log n) comparisons of at most the topic length,
+ * whatever the number of subscriptions.  A trie would cost O(body prefix)
+ * pointer hops and much more memory per topic; the arrays are compact and
+ * cache-friendly, and subscribing (an O(n) pointer move, plus one O(n)
+ * rebuild before the next message) is rare next to matching.
+ *
+ * Raw mode: raw pub is cooked pub that keeps the message header; raw sub
+ * delivers everything (no filtering, no subscription options, as nng's
+ * xsub) and by default drops the new message when its queue is full, as
+ * nng's xsub does (IOK_OPT_SUB_PREFNEW still works on it).
+ *
+ * Differences from nng, on purpose: nng's unsubscribe also purges queued
+ * messages that no longer match; here messages already queued for the
+ * application stay (the queue belongs to the core).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pattern.h"
+
+#define OPT_PUB_QLEN "pub:queue-length"       /* int, 1..65536, default 16 */
+#define OPT_PUB_DROP_OLDEST "pub:drop-oldest" /* bool, default true */
+#define OPT_SUB_FILTERED "sub:filtered"       /* uint64, read-only */
+
+#define PUB_QLEN_DEFAULT 16
+#define PUB_QLEN_MAX 65536
+
+/* ------------------------------------------------------------------ PUB */
+
+typedef struct pub_pipe {
+	ik_pipe  *pipe;
+	int       slot; /* index in pub_sock.pipes */
+	iok_msg **q;    /* ring of waiting copies, cap entries */
+	uint32_t  cap, head, len;
+} pub_pipe;
+
+typedef struct pub_sock {
+	ik_sock   *sock;
+	int        raw;
+	pub_pipe **pipes; /* dense, order of arrival */
+	int        n, cap;
+	uint32_t   qlen;
+	int        drop_oldest;
+} pub_sock;
+
+/* The one place a message is copied for fan-out: one more recipient, one
+ * more copy.  When bodies become reference-counted this becomes a cheap
+ * share.  NULL if out of memory. */
+static iok_msg *
+fanout_copy(const iok_msg *m)
+{
+	iok_msg *d;
+	return iok_msg_dup(&d, m) == 0 ? d : NULL;
+}
+
+static iok_msg *
+pq_pop(pub_pipe *pi)
+{
+	iok_msg *m = pi->q[pi->head];
+	pi->head   = (pi->head + 1) % pi->cap;
+	pi->len--;
+	return m;
+}
+
+/* Drop the newest queued copy. */
+static iok_msg *
+pq_pop_newest(pub_pipe *pi)
+{
+	pi->len--;
+	return pi->q[(pi->head + pi->len) % pi->cap];
+}
+
+/* Make the ring hold at least want entries.  0 or IOK_ENOMEM. */
+static int
+pq_reserve(pub_pipe *pi, uint32_t want)
+{
+	iok_msg **nq;
+	if (want <= pi->cap) {
+		return 0;
+	}
+	if ((nq = malloc((size_t) want * sizeof(*nq))) == NULL) {
+		return IOK_ENOMEM;
+	}
+	for (uint32_t i = 0; i < pi->len; i++) {
+		nq[i] = pi->q[(pi->head + i) % pi->cap];
+	}
+	free(pi->q);
+	pi->q    = nq;
+	pi->cap  = want;
+	pi->head = 0;
+	return 0;
+}
+
+/* Send what waits while the pipe takes it. */
+static void
+pub_drain(pub_pipe *pi)
+{
+	while (pi->len > 0 && ik_pipe_writable(pi->pipe)) {
+		ik_pipe_send(pi->pipe, pq_pop(pi));
+	}
+}
+
+/* Hand one copy to one pipe: straight to it if it can take it and nothing
+ * waits ahead (order is kept), else into its queue, dropping per policy. */
+static void
+pub_pipe_put(pub_sock *ps, pub_pipe *pi, iok_msg *m)
+{
+	if (pi->len > 0) {
+		pub_drain(pi);
+	}
+	if (pi->len == 0 && ik_pipe_writable(pi->pipe)) {
+		ik_pipe_send(pi->pipe, m);
+		return;
+	}
+	if (pi->len >= ps->qlen) {
+		ik_sock_stat(ps->sock, IK_STAT_TX_DROPPED, 1);
+		if (!ps->drop_oldest) {
+			iok_msg_free(m);
+			return;
+		}
+		iok_msg_free(pq_pop(pi));
+	}
+	if (pq_reserve(pi, ps->qlen) != 0) {
+		iok_msg_free(m);
+		ik_sock_stat(ps->sock, IK_STAT_TX_DROPPED, 1);
+		return;
+	}
+	pi->q[(pi->head + pi->len) % pi->cap] = m;
+	pi->len++;
+}
+
+/* Every subscriber gets m: copies for all but the last, which gets m. */
+static void
+pub_fanout(pub_sock *ps, iok_msg *m)
+{
+	if (ps->n == 0) {
+		iok_msg_free(m); /* nobody listens: nothing is lost */
+		return;
+	}
+	for (int i = 0; i < ps->n; i++) {
+		iok_msg *c = i == ps->n - 1 ? m : fanout_copy(m);
+		if (c == NULL) {
+			ik_sock_stat(ps->sock, IK_STAT_TX_DROPPED, 1);
+			continue;
+		}
+		pub_pipe_put(ps, ps->pipes[i], c);
+	}
+}
+
+static int
+pub_init(void *arg, ik_sock *s, int raw)
+{
+	pub_sock *ps    = arg;
+	ps->sock        = s;
+	ps->raw         = raw;
+	ps->qlen        = PUB_QLEN_DEFAULT;
+	ps->drop_oldest = 1;
+	return 0;
+}
+
+static void
+pub_fini(void *arg)
+{
+	pub_sock *ps = arg;
+	free(ps->pipes);
+}
+
+static int
+pub_pipe_add(void *arg, void *pp, ik_pipe *p)
+{
+	pub_sock *ps = arg;
+	pub_pipe *pi = pp;
+	if (ps->n == ps->cap) {
+		int        ncap = ps->cap ? ps->cap * 2 : 8;
+		pub_pipe **np   = realloc(ps->pipes, (size_t) ncap * sizeof(*np));
+		if (np == NULL) {
+			return IOK_ENOMEM;
+		}
+		ps->pipes = np;
+		ps->cap   = ncap;
+	}
+	pi->pipe           = p;
+	pi->slot           = ps->n;
+	ps->pipes[ps->n++] = pi;
+	return 0;
+}
+
+static void
+pub_pipe_rm(void *arg, void *pp)
+{
+	pub_sock *ps = arg;
+	pub_pipe *pi = pp;
+	/* Copies that never left are lost to this subscriber. */
+	if (pi->len > 0) {
+		ik_sock_stat(ps->sock, IK_STAT_TX_DROPPED, pi->len);
+	}
+	while (pi->len > 0) {
+		iok_msg_free(pq_pop(pi));
+	}
+	free(pi->q);
+	pi->q   = NULL;
+	pi->cap = 0;
+	ps->pipes[pi->slot]       = ps->pipes[ps->n - 1];
+	ps->pipes[pi->slot]->slot = pi->slot;
+	ps->n--;
+}
+
+static int
+pub_send(void *arg, iok_msg *m)
+{
+	pub_sock *ps = arg;
+	if (!ps->raw) {
+		iok_msg_header_clear(m);
+	}
+	pub_fanout(ps, m);
+	return IK_OK; /* a publisher never waits */
+}
+
+static int
+pub_recv(void *arg, void *pp, iok_msg *m)
+{
+	pub_sock *ps = arg;
+	pub_pipe *pi = pp;
+	/* Subscribers never send (nng closes such a pipe too). */
+	iok_msg_free(m);
+	ik_sock_stat(ps->sock, IK_STAT_PROTO_ERRORS, 1);
+	ik_pipe_close(pi->pipe, IOK_EPROTO);
+	return IK_OK;
+}
+
+static void
+pub_pipe_ready(void *arg, void *pp)
+{
+	(void) arg;
+	pub_drain(pp);
+}
+
+static int
+pub_setopt(void *arg, const char *name, const void *v, size_t sz, int type)
+{
+	pub_sock *ps = arg;
+	int       rv, val;
+	if (strcmp(name, OPT_PUB_QLEN) == 0) {
+		if ((rv = ik_opt_get_int(v, sz, type, 1, PUB_QLEN_MAX, &val)) != 0) {
+			return rv;
+		}
+		ps->qlen = (uint32_t) val;
+		/* Shrinking applies now, dropping per the policy. */
+		for (int i = 0; i < ps->n; i++) {
+			pub_pipe *pi = ps->pipes[i];
+			while (pi->len > ps->qlen) {
+				iok_msg_free(ps->drop_oldest ? pq_pop(pi) : pq_pop_newest(pi));
+				ik_sock_stat(ps->sock, IK_STAT_TX_DROPPED, 1);
+			}
+		}
+		return 0;
+	}
+	if (strcmp(name, OPT_PUB_DROP_OLDEST) == 0) {
+		if ((rv = ik_opt_get_bool(v, sz, type, &val)) != 0) {
+			return rv;
+		}
+		ps->drop_oldest = val;
+		return 0;
+	}
+	return IOK_ENOTSUP;
+}
+
+static int
+pub_getopt(void *arg, const char *name, void *v, size_t *sz, int type)
+{
+	pub_sock *ps = arg;
+	if (strcmp(name, OPT_PUB_QLEN) == 0) {
+		return ik_opt_put_int((int) ps->qlen, v, sz, type);
+	}
+	if (strcmp(name, OPT_PUB_DROP_OLDEST) == 0) {
+		return ik_opt_put_bool(ps->drop_oldest, v, sz, type);
+	}
+	return IOK_ENOTSUP;
+}
+
+/* ------------------------------------------------------------------ SUB */
+
+typedef struct sub_topic {
+	size_t  len;
+	uint8_t b[];
+} sub_topic;
+
+typedef struct sub_sock {
+	ik_sock    *sock;
+	int         raw;
+	int         prefnew;
+	sub_topic **all; /* every subscription, sorted, distinct */
+	size_t      nall, capall;
+	sub_topic **match; /* sorted prefix-free subset of all */
+	size_t      nmatch, capmatch;
+	int         dirty; /* match needs rebuilding */
+	uint64_t    filtered;
+} sub_sock;
+
+/* Lexicographic byte order; a proper prefix sorts first. */
+static int
+topic_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	size_t n = alen < blen ? alen : blen;
+	int    c = n > 0 ? memcmp(a, b, n) : 0;
+	if (c != 0) {
+		return c;
+	}
+	return alen < blen ? -1 : alen > blen;
+}
+
+static int
+is_prefix(const sub_topic *t, const uint8_t *b, size_t len)
+{
+	return t->len <= len && (t->len == 0 || memcmp(t->b, b, t->len) == 0);
+}
+
+/* First index in arr[0..n) whose topic is > (b, len) when upper, or
+ * >= when not. */
+static size_t
+topic_search(sub_topic *const *arr, size_t n, const uint8_t *b, size_t len, int upper)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int    c   = topic_cmp(arr[mid]->b, arr[mid]->len, b, len);
+		if (c < 0 || (upper && c == 0)) {
+			lo = mid + 1;
+		} else {
+			hi = mid;
+		}
+	}
+	return lo;
+}
+
+/* The members of all that have no other member as a prefix.  In sorted
+ * order a topic's extensions follow it contiguously, so one pass that
+ * remembers the last kept topic finds them. */
+static int
+sub_rebuild(sub_sock *ps)
+{
+	if (ps->capmatch < ps->nall) {
+		sub_topic **nm = realloc(ps->match, ps->nall * sizeof(*nm));
+		if (nm == NULL) {
+			return IOK_ENOMEM;
+		}
+		ps->match    = nm;
+		ps->capmatch = ps->nall;
+	}
+	sub_topic *kept = NULL;
+	ps->nmatch      = 0;
+	for (size_t i = 0; i < ps->nall; i++) {
+		sub_topic *t = ps->all[i];
+		if (kept != NULL && is_prefix(kept, t->b, t->len)) {
+			continue;
+		}
+		ps->match[ps->nmatch++] = kept = t;
+	}
+	ps->dirty = 0;
+	return 0;
+}
+
+static int
+sub_matches(sub_sock *ps, const uint8_t *body, size_t len)
+{
+	if (ps->dirty && sub_rebuild(ps) != 0) {
+		/* Out of memory: fall back to a plain scan of everything. */
+		for (size_t i = 0; i < ps->nall; i++) {
+			if (is_prefix(ps->all[i], body, len)) {
+				return 1;
+			}
+		}
+		return 0;
+	}
+	size_t k = topic_search(ps->match, ps->nmatch, body, len, 1);
+	return k > 0 && is_prefix(ps->match[k - 1], body, len);
+}
+
+static int
+sub_subscribe(sub_sock *ps, const uint8_t *b, size_t len)
+{
+	size_t     k = topic_search(ps->all, ps->nall, b, len, 0);
+	sub_topic *t;
+	if (k < ps->nall && topic_cmp(ps->all[k]->b, ps->all[k]->len, b, len) == 0) {
+		return 0; /* already subscribed, as nng */
+	}
+	if (ps->nall == ps->capall) {
+		size_t      ncap = ps->capall ? ps->capall * 2 : 8;
+		sub_topic **na   = realloc(ps->all, ncap * sizeof(*na));
+		if (na == NULL) {
+			return IOK_ENOMEM;
+		}
+		ps->all    = na;
+		ps->capall = ncap;
+	}
+	if ((t = malloc(sizeof(*t) + len)) == NULL) {
+		return IOK_ENOMEM;
+	}
+	t->len = len;
+	if (len > 0) {
+		memcpy(t->b, b, len);
+	}
+	memmove(&ps->all[k + 1], &ps->all[k], (ps->nall - k) * sizeof(*ps->all));
+	ps->all[k] = t;
+	ps->nall++;
+	ps->dirty = 1;
+	return 0;
+}
+
+static int
+sub_unsubscribe(sub_sock *ps, const uint8_t *b, size_t len)
+{
+	size_t k = topic_search(ps->all, ps->nall, b, len, 0);
+	if (k == ps->nall || topic_cmp(ps->all[k]->b, ps->all[k]->len, b, len) != 0) {
+		return IOK_ENOENT; /* as nng */
+	}
+	free(ps->all[k]);
+	memmove(&ps->all[k], &ps->all[k + 1], (ps->nall - k - 1) * sizeof(*ps->all));
+	ps->nall--;
+	ps->dirty = 1;
+	return 0;
+}
+
+static int
+sub_init(void *arg, ik_sock *s, int raw)
+{
+	sub_sock *ps = arg;
+	ps->sock     = s;
+	ps->raw      = raw;
+	ps->prefnew  = !raw; /* nng: sub prefers new; xsub drops the new */
+	return 0;
+}
+
+static void
+sub_fini(void *arg)
+{
+	sub_sock *ps = arg;
+	for (size_t i = 0; i < ps->nall; i++) {
+		free(ps->all[i]);
+	}
+	free(ps->all);
+	free(ps->match);
+}
+
+static int
+sub_pipe_add(void *arg, void *pp, ik_pipe *p)
+{
+	(void) arg;
+	(void) pp;
+	(void) p;
+	return 0;
+}
+
+static void
+sub_pipe_rm(void *arg, void *pp)
+{
+	(void) arg;
+	(void) pp;
+}
+
+static int
+sub_send(void *arg, iok_msg *m)
+{
+	(void) arg;
+	iok_msg_free(m); /* unreachable: the core refuses sends on sub */
+	return IK_OK;
+}
+
+static int
+sub_recv(void *arg, void *pp, iok_msg *m)
+{
+	sub_sock *ps = arg;
+	(void) pp;
+	if (!ps->raw && !sub_matches(ps, m->body, m->len)) {
+		iok_msg_free(m);
+		ps->filtered++;
+		return IK_OK;
+	}
+	/* Never IK_BUSY: a subscriber must not push back on its publisher. */
+	if (ps->prefnew) {
+		ik_sock_deliver_drop_oldest(ps->sock, m);
+	} else if (ik_sock_deliver(ps->sock, m) == IK_BUSY) {
+		iok_msg_free(m);
+		ik_sock_stat(ps->sock, IK_STAT_RX_DROPPED, 1);
+	}
+	return IK_OK;
+}
+
+/* A topic from an option value: bytes as given, or a C string without its
+ * terminating NUL. */
+static int
+topic_arg(const void *v, size_t sz, int type, const uint8_t **b, size_t *len)
+{
+	if (type != IK_OPT_BYTES && type != IK_OPT_STRING) {
+		return IOK_EBADTYPE;
+	}
+	if (v == NULL && sz > 0) {
+		return IOK_EINVAL;
+	}
+	if (type == IK_OPT_STRING && sz > 0 && ((const uint8_t *) v)[sz - 1] == '\0') {
+		sz--;
+	}
+	*b   = v;
+	*len = sz;
+	return 0;
+}
+
+static int
+sub_setopt(void *arg, const char *name, const void *v, size_t sz, int type)
+{
+	sub_sock      *ps = arg;
+	const uint8_t *b;
+	size_t         len;
+	int            rv, val;
+	if (strcmp(name, IOK_OPT_SUB_PREFNEW) == 0) {
+		if ((rv = ik_opt_get_bool(v, sz, type, &val)) == 0) {
+			ps->prefnew = val;
+		}
+		return rv;
+	}
+	if (ps->raw) {
+		return IOK_ENOTSUP; /* raw sub does not filter (nng's xsub) */
+	}
+	if (strcmp(name, IOK_OPT_SUB_SUBSCRIBE) == 0) {
+		if ((rv = topic_arg(v, sz, type, &b, &len)) != 0) {
+			return rv;
+		}
+		return sub_subscribe(ps, b, len);
+	}
+	if (strcmp(name, IOK_OPT_SUB_UNSUBSCRIBE) == 0) {
+		if ((rv = topic_arg(v, sz, type, &b, &len)) != 0) {
+			return rv;
+		}
+		return sub_unsubscribe(ps, b, len);
+	}
+	if (strcmp(name, OPT_SUB_FILTERED) == 0) {
+		return IOK_EREADONLY;
+	}
+	return IOK_ENOTSUP;
+}
+
+static int
+sub_getopt(void *arg, const char *name, void *v, size_t *sz, int type)
+{
+	sub_sock *ps = arg;
+	if (strcmp(name, IOK_OPT_SUB_PREFNEW) == 0) {
+		return ik_opt_put_bool(ps->prefnew, v, sz, type);
+	}
+	if (ps->raw) {
+		return IOK_ENOTSUP;
+	}
+	if (strcmp(name, IOK_OPT_SUB_SUBSCRIBE) == 0 || strcmp(name, IOK_OPT_SUB_UNSUBSCRIBE) == 0) {
+		return IOK_EWRITEONLY;
+	}
+	if (strcmp(name, OPT_SUB_FILTERED) == 0) {
+		return ik_opt_put_uint64(ps->filtered, v, sz, type);
+	}
+	return IOK_ENOTSUP;
+}
+
+const ik_pattern ik_pattern_pub0 = {
+	.name       = "pub0",
+	.peer_name  = "sub0",
+	.proto      = 0x20,
+	.peer       = 0x21,
+	.flags      = IK_PF_SEND | IK_PF_RAW,
+	.sock_size  = sizeof(pub_sock),
+	.pipe_size  = sizeof(pub_pipe),
+	.init       = pub_init,
+	.fini       = pub_fini,
+	.pipe_add   = pub_pipe_add,
+	.pipe_rm    = pub_pipe_rm,
+	.send       = pub_send,
+	.recv       = pub_recv,
+	.pipe_ready = pub_pipe_ready,
+	.setopt     = pub_setopt,
+	.getopt     = pub_getopt,
+};
+
+const ik_pattern ik_pattern_sub0 = {
+	.name      = "sub0",
+	.peer_name = "pub0",
+	.proto     = 0x21,
+	.peer      = 0x20,
+	.flags     = IK_PF_RECV | IK_PF_RAW,
+	.sock_size = sizeof(sub_sock),
+	.pipe_size = 0,
+	.init      = sub_init,
+	.fini      = sub_fini,
+	.pipe_add  = sub_pipe_add,
+	.pipe_rm   = sub_pipe_rm,
+	.send      = sub_send,
+	.recv      = sub_recv,
+	.setopt    = sub_setopt,
+	.getopt    = sub_getopt,
+};
