@@ -123,6 +123,7 @@ typedef int32_t iok_duration;
 #define IOK_FLAG_ALLOC 1u    /* iok_recv: iok allocates the buffer */
 #define IOK_FLAG_NONBLOCK 2u /* do not wait: IOK_EAGAIN instead */
 #define IOK_FLAG_SYNC 4u     /* iok_dial: wait for the first connection */
+#define IOK_FLAG_IDEMPOTENT 8u /* iok_request: safe to send again */
 
 /* ------------------------------------------------------------- sockets */
 
@@ -302,6 +303,10 @@ IOK_API int iok_recvmsg(iok_socket s, iok_msg **mp, int flags);
  * other patterns. Any thread. */
 IOK_API int iok_request(iok_socket s, iok_msg *m, int flags, uint64_t *token);
 
+/* With IOK_FLAG_IDEMPOTENT, a pipelined-db request that was in flight on a
+ * connection that dropped is sent once more on a new connection instead of
+ * completing with IOK_ECONNRESET. */
+
 /* iok_cancel gives up on a request: a reply arriving later is dropped, and
  * no completion is delivered for it.  A reply already queued for the
  * application may still be received; ignore unknown tokens.
@@ -316,6 +321,22 @@ IOK_API int iok_cancel(iok_socket s, uint64_t token);
  * Errors: IOK_EINVAL (token 0), IOK_ENOTSUP (not rep/respondent), others
  * as iok_sendmsg.  Any thread. */
 IOK_API int iok_reply(iok_socket s, iok_msg *m, uint64_t token, int flags);
+
+/* ------------------------------------------------ sessions (affinity) */
+
+/* A session pins one connection of a pipelined-db socket: requests whose
+ * message carries the session id (iok_msg_set_session) all go, in order, on
+ * the same connection, and nobody else's requests are sent on it until
+ * the session is closed.  That is what MULTI/EXEC, WATCH or a PostgreSQL
+ * transaction need.  If the pinned connection drops, the session's
+ * in-flight and later requests complete with IOK_ECONNRESET until it is
+ * closed.
+ * iok_session_open returns a new session id (no I/O happens until its
+ * first request).  iok_session_close releases it once its requests are
+ * done.  Errors: IOK_ENOTSUP (not a pipelined-db socket), IOK_ECLOSED.
+ * Any thread. */
+IOK_API int iok_session_open(iok_socket s, uint32_t *session);
+IOK_API int iok_session_close(iok_socket s, uint32_t session);
 
 /* --------------------------------------------------------------- devices */
 
@@ -373,6 +394,12 @@ IOK_API int iok_msg_header_trim_u32(iok_msg *m, uint32_t *v);
  * Setting it on a message sent on a raw/polyamorous socket picks the pipe. */
 IOK_API uint32_t iok_msg_get_pipe(const iok_msg *m);
 IOK_API void iok_msg_set_pipe(iok_msg *m, uint32_t pipe_id);
+/* The session a request belongs to (see iok_session_open), 0 = none. */
+IOK_API void iok_msg_set_session(iok_msg *m, uint32_t session);
+IOK_API uint32_t iok_msg_get_session(const iok_msg *m);
+/* Whether a message arrived as an unsolicited push frame (a Redis RESP3
+ * push, a PostgreSQL notification) rather than as a reply. */
+IOK_API int iok_msg_is_push(const iok_msg *m);
 /* The request token of a reply (see iok_request / iok_reply), else 0. */
 IOK_API uint64_t iok_msg_token(const iok_msg *m);
 /* 0 for a real message; an IOK_E* code for a completion the kernel made
@@ -409,6 +436,8 @@ IOK_API void iok_strfree(char *s);
  *   IOK_OPT_TCP_NODELAY bool   (default true)
  *   IOK_OPT_TCP_KEEPALIVE bool (default false)
  *   IOK_OPT_LINGER      ms     how long iok_close flushes (default 1000)
+ *   IOK_OPT_POOL_SIZE   int    connections each dialer keeps (1..1024,
+ *                              default 1; pipelined-db spreads over them)
  *   IOK_OPT_RECVFD      int    read-only: a descriptor that is readable
  *                              exactly while a message is waiting
  *                              (level-triggered; never read or close it)
@@ -451,6 +480,7 @@ IOK_API void iok_strfree(char *s);
 #define IOK_OPT_TCP_KEEPALIVE "tcp-keepalive"
 #define IOK_OPT_TCP_BOUND_PORT "tcp-bound-port"
 #define IOK_OPT_LINGER "linger"
+#define IOK_OPT_POOL_SIZE "pool-size"
 /* Pattern options. */
 #define IOK_OPT_PAIR1_POLY "pair1:polyamorous"
 #define IOK_OPT_SUB_SUBSCRIBE "sub:subscribe"     /* bytes, write-only */
@@ -459,6 +489,11 @@ IOK_API void iok_strfree(char *s);
 #define IOK_OPT_REQ_RESENDTIME "req:resend-time"         /* ms */
 #define IOK_OPT_REQ_TIMEOUT "req:timeout" /* ms, per request (iok_request) */
 #define IOK_OPT_SURVEYOR_SURVEYTIME "surveyor:survey-time" /* ms */
+#define IOK_OPT_SUB_PSUBSCRIBE "sub:psubscribe"     /* push transports */
+#define IOK_OPT_SUB_PUNSUBSCRIBE "sub:punsubscribe" /* push transports */
+#define IOK_OPT_PUB_QUEUE_LEN "pub:queue-length"    /* int, per subscriber */
+#define IOK_OPT_PUB_DROP_OLDEST "pub:drop-oldest"   /* bool */
+#define IOK_OPT_DB_MAX_INFLIGHT "db:max-inflight"   /* int, per connection */
 
 IOK_API int iok_socket_set(iok_socket s, const char *name, const void *val, size_t size);
 IOK_API int iok_socket_set_bool(iok_socket s, const char *name, int val);

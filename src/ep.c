@@ -94,6 +94,9 @@ ik_topts_set(ik_tran_opts *o, const char *name, const void *v, size_t sz, int ty
 	if (strcmp(name, IOK_OPT_TCP_KEEPALIVE) == 0) {
 		return ik_opt_get_bool(v, sz, type, &o->keepalive);
 	}
+	if (strcmp(name, IOK_OPT_POOL_SIZE) == 0) {
+		return ik_opt_get_int(v, sz, type, 1, 1024, &o->pool);
+	}
 	return IOK_ENOTSUP;
 }
 
@@ -114,6 +117,9 @@ ik_topts_get(const ik_tran_opts *o, const char *name, void *v, size_t *sz, int t
 	}
 	if (strcmp(name, IOK_OPT_TCP_KEEPALIVE) == 0) {
 		return ik_opt_put_bool(o->keepalive, v, sz, type);
+	}
+	if (strcmp(name, IOK_OPT_POOL_SIZE) == 0) {
+		return ik_opt_put_int(o->pool, v, sz, type);
 	}
 	return IOK_ENOTSUP;
 }
@@ -458,7 +464,7 @@ dialer_kick(ik_ep *ep)
 			live++;
 		}
 	}
-	if (live > 0) {
+	if (live >= ep->topts.pool) {
 		return;
 	}
 	uv_timer_stop(&ep->timer);
@@ -510,6 +516,7 @@ ik_ep_pipe_up(ik_ep *ep, ik_pipe *p)
 			ik_cmd_done(ep->start_cmd, 0);
 			ep->start_cmd = NULL;
 		}
+		dialer_kick(ep); /* the next connection of the pool */
 	}
 }
 
@@ -1084,6 +1091,9 @@ ep_setopt_k(ik_cmd *c)
 		rv = ik_topts_set(&ep->topts, ec->name, ec->in, ec->sz, ec->type);
 		if (rv == 0 && ep->dialer && ep->backoff < ep->topts.reconn_min) {
 			ep->backoff = ep->topts.reconn_min;
+		}
+		if (rv == 0 && ep->dialer) {
+			dialer_kick(ep); /* a bigger pool connects at once */
 		}
 	}
 	ik_cmd_done(c, rv);

@@ -28,6 +28,7 @@ ik_msg_alloc(size_t size)
 	m->pipe    = 0;
 	m->status  = 0;
 	m->flags   = 0;
+	m->session = 0;
 	m->hdr_len = 0;
 	return m;
 }
@@ -143,6 +144,7 @@ iok_msg_dup(iok_msg **dup, const iok_msg *m)
 	d->pipe    = m->pipe;
 	d->status  = m->status;
 	d->flags   = m->flags;
+	d->session = m->session;
 	*dup       = d;
 	return 0;
 }
@@ -336,6 +338,24 @@ void
 iok_msg_set_pipe(iok_msg *m, uint32_t pipe_id)
 {
 	m->pipe = pipe_id;
+}
+
+void
+iok_msg_set_session(iok_msg *m, uint32_t session)
+{
+	m->session = session;
+}
+
+uint32_t
+iok_msg_get_session(const iok_msg *m)
+{
+	return m->session;
+}
+
+int
+iok_msg_is_push(const iok_msg *m)
+{
+	return (m->flags & IK_MSG_PUSH) != 0;
 }
 
 uint64_t

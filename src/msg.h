@@ -17,6 +17,7 @@
 #define IK_MSG_REPLY 0x02   /* sent with iok_reply: token names the request */
 #define IK_MSG_PUSH 0x04    /* arrived as an unsolicited push frame */
 #define IK_MSG_PARSED 0x08  /* the pattern already took its header out */
+#define IK_MSG_IDEMPOTENT 0x10 /* may be sent again after a lost connection */
 
 /* Room kept in front of the body so SP headers and length prefixes can be
  * prepended without moving it. */
@@ -31,6 +32,7 @@ struct iok_msg {
 	uint32_t pipe;   /* pipe id the message came on / should go to */
 	int32_t  status; /* 0, or IOK_E* for a kernel-made completion */
 	uint32_t flags;  /* IK_MSG_* */
+	uint32_t session; /* affinity session (pipelined-db), 0 = none */
 	uint32_t hdr_len;
 	uint8_t  hdr[IOK_MSG_HEADER_MAX];
 	/* inline storage follows when buf == (uint8_t *) (msg + 1) */

@@ -27,6 +27,7 @@ typedef struct ik_tran_opts {
 	iok_duration reconn_max;
 	int          nodelay;
 	int          keepalive;
+	int          pool; /* connections a dialer keeps */
 } ik_tran_opts;
 
 struct ik_sock {
@@ -50,6 +51,7 @@ struct ik_sock {
 	bool            plain_used;     /* ... and one was ever sent */
 	bool            token_mode;     /* iok_request has been used */
 	uint64_t        next_token;
+	uint32_t        next_session;
 	atomic_uint     epoch; /* fork epoch it was last used in */
 	ik_cmd          send_cmd;  /* "sq became non-empty" */
 	ik_cmd          space_cmd; /* "rq has room again" */

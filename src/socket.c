@@ -213,6 +213,7 @@ sock_open(iok_socket *out, const char *name, int raw)
 	s->topts.reconn_max = 2000;
 	s->topts.nodelay    = 1;
 	s->topts.keepalive  = 0;
+	s->topts.pool       = 1;
 	ik_list_init(&s->pipes);
 	ik_list_init(&s->paused);
 	ik_list_init(&s->eps);
@@ -710,7 +711,10 @@ iok_request(iok_socket h, iok_msg *m, int flags, uint64_t *token)
 	s->token_mode = true;
 	pthread_mutex_unlock(&s->mu);
 	m->token = tok;
-	m->flags = (m->flags & ~(uint32_t) IK_MSG_REPLY) | IK_MSG_REQUEST;
+	m->flags = (m->flags & ~(uint32_t) (IK_MSG_REPLY | IK_MSG_IDEMPOTENT)) | IK_MSG_REQUEST;
+	if (flags & IOK_FLAG_IDEMPOTENT) {
+		m->flags |= IK_MSG_IDEMPOTENT;
+	}
 	if ((rv = enqueue_send(s, m, flags)) == 0 && token != NULL) {
 		*token = tok;
 	}
@@ -768,6 +772,39 @@ iok_cancel(iok_socket h, uint64_t token)
 	rv = ik_cmd_call(&cc.cmd, cancel_k);
 	ik_sock_rele(s);
 	return rv;
+}
+
+int
+iok_session_open(iok_socket h, uint32_t *session)
+{
+	ik_sock *s;
+	int      rv;
+	if (session == NULL) {
+		return IOK_EINVAL;
+	}
+	if ((rv = ik_sock_hold(h, &s)) != 0) {
+		return rv;
+	}
+	if (!(s->pat->flags & IK_PF_NOSP)) {
+		rv = IOK_ENOTSUP;
+	} else {
+		pthread_mutex_lock(&s->mu);
+		if (++s->next_session == 0) {
+			++s->next_session;
+		}
+		*session = s->next_session;
+		pthread_mutex_unlock(&s->mu);
+	}
+	ik_sock_rele(s);
+	return rv;
+}
+
+int
+iok_session_close(iok_socket h, uint32_t session)
+{
+	/* The pattern releases the pin once the session's queued requests
+	 * have gone; the option carries the id to it in order with them. */
+	return iok_socket_set_uint64(h, "db:session-close", session);
 }
 
 /* ---------------------------------------------------- receiving (app) */
