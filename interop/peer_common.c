@@ -54,6 +54,8 @@ static void usage(const char *prog)
 		"  --delay MS           after dialing/listening, wait before the work\n"
 		"  --interval MS        between sends\n"
 		"  --wait-peer          wait for a connection before sending\n"
+		"  --wait-peers N       wait for N connections before sending\n"
+		"  --also-dial URL  --also-listen URL   more endpoints (repeatable)\n"
 		"  --wait-peer-time MS  how long (10000), then exit 5\n"
 		"  --linger MS          after sending, before closing (300)\n"
 		"  --min-responses N    surveyor0: per survey (1)\n"
@@ -140,7 +142,7 @@ static int parse_opt(const char *prog, int argc, char **argv, int *i, struct pee
 	NUM("--reply-delay", reply_delay_ms) NUM("--delay", delay_ms)
 	NUM("--interval", interval_ms) NUM("--linger", linger_ms)
 	NUM("--wait-peer-time", wait_peer_ms) NUM("--timeout", timeout_s)
-	NUM("--min-responses", min_responses)
+	NUM("--min-responses", min_responses) NUM("--wait-peers", wait_peer)
 	STR("--data", data) STR("--prefix", prefix) STR("--expect-prefix", expect_prefix)
 	STR("--port-file", port_file) STR("--ready-file", ready_file)
 #undef NUM
@@ -150,6 +152,15 @@ static int parse_opt(const char *prog, int argc, char **argv, int *i, struct pee
 		if (o->nsubs == (int)(sizeof(o->subs) / sizeof(o->subs[0])))
 			usage(prog);
 		o->subs[o->nsubs++] = str(prog, argc, argv, i);
+		return 1;
+	}
+	if (strcmp(a, "--also-dial") == 0 || strcmp(a, "--also-listen") == 0) {
+		int dial = strcmp(a, "--also-dial") == 0;
+		int *n = dial ? &o->nalso_dial : &o->nalso_listen;
+
+		if (*n == (int)(sizeof(o->also_dial) / sizeof(o->also_dial[0])))
+			usage(prog);
+		(dial ? o->also_dial : o->also_listen)[(*n)++] = str(prog, argc, argv, i);
 		return 1;
 	}
 	if (strcmp(a, "--print") == 0) {
@@ -166,7 +177,7 @@ static int parse_opt(const char *prog, int argc, char **argv, int *i, struct pee
 void peer_parse(int argc, char **argv, struct peer_opts *o, const char *prog,
 	const char *const *unsupported)
 {
-	int i;
+	int i = 0;
 
 	prog_name = prog;
 	*o = (struct peer_opts){.recv = -1, .prefix = "", .outstanding = 1, .resend_ms = -1,
