@@ -12,6 +12,7 @@
 
 #include "iok.h"
 #include "kernel.h"
+#include "msg.h"
 
 static struct {
 	pthread_mutex_t mu;
@@ -392,6 +393,7 @@ atfork_prepare(void)
 	}
 	/* No application thread is half-way through a queue when we fork. */
 	ik_sockets_fork_prepare();
+	ik_msg_pool_lock();
 	pthread_mutex_lock(&K.mu);
 }
 
@@ -399,6 +401,7 @@ static void
 atfork_parent(void)
 {
 	pthread_mutex_unlock(&K.mu);
+	ik_msg_pool_unlock();
 	ik_sockets_fork_parent();
 	if (fork_had_kernel) {
 		pthread_mutex_lock(&K.mu);
@@ -417,6 +420,7 @@ atfork_child(void)
 	pthread_mutex_init(&K.mu, NULL);
 	pthread_cond_init(&K.cv, NULL);
 	pthread_mutex_init(&start_mu, NULL);
+	ik_msg_pool_fork_child();
 	K.head = K.tail = NULL;
 	K.park_req = K.parked = K.stop_req = 0;
 	K.epoch++;

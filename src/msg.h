@@ -34,6 +34,7 @@ struct iok_msg {
 	uint32_t flags;  /* IK_MSG_* */
 	uint32_t session; /* affinity session (pipelined-db), 0 = none */
 	uint32_t hdr_len;
+	int8_t   klass; /* recycling size class, -1 = plain malloc */
 	uint8_t  hdr[IOK_MSG_HEADER_MAX];
 	/* inline storage follows when buf == (uint8_t *) (msg + 1) */
 };
@@ -44,6 +45,10 @@ iok_msg *ik_msg_alloc(size_t size);
  * buffer of cap bytes, taking ownership of the buffer (no copy).  On failure
  * the buffer is NOT freed. */
 iok_msg *ik_msg_adopt(uint8_t *buf, size_t cap, size_t off, size_t len);
+/* Fork handlers hold the recycling pool's lock across fork(). */
+void ik_msg_pool_lock(void);
+void ik_msg_pool_unlock(void);
+void ik_msg_pool_fork_child(void);
 /* ik_msg_error makes an empty message completing request token with err. */
 iok_msg *ik_msg_error(uint64_t token, int err);
 /* Move the header into the front of the body (inproc hand-over: the peer

@@ -590,7 +590,7 @@ queue_bytes(ik_pipe *p, const void *data, size_t len)
 
 static void inproc_send(ik_pipe *p, iok_msg *m);
 
-void
+int
 ik_pipe_send(ik_pipe *p, iok_msg *m)
 {
 	uint8_t    prefix[IK_PREFIX_MAX];
@@ -601,17 +601,17 @@ ik_pipe_send(ik_pipe *p, iok_msg *m)
 	if (p->state != IK_PIPE_ACTIVE) {
 		iok_msg_free(m);
 		p->sock->stats[IK_STAT_TX_DROPPED]++;
-		return;
+		return IOK_ECLOSED;
 	}
 	if (!p->is_stream) {
 		inproc_send(p, m);
-		return;
+		return 0;
 	}
 	pl = p->tran->encode(p->tstate, m->hdr, m->hdr_len, m->body, m->len, prefix);
 	if (pl < 0) {
 		iok_msg_free(m);
 		p->sock->stats[IK_STAT_TX_DROPPED]++;
-		return;
+		return (int) -pl;
 	}
 	b   = &p->wb[p->wfill];
 	off = b->bytes.len;
@@ -637,10 +637,11 @@ ik_pipe_send(ik_pipe *p, iok_msg *m)
 		               broken, so the pipe closes below */
 	}
 	ik_task_schedule(&p->task);
-	return;
+	return 0;
 nomem:
 	iok_msg_free(m);
 	ik_pipe_close(p, IOK_ENOMEM);
+	return IOK_ENOMEM;
 }
 
 int
