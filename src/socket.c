@@ -31,10 +31,15 @@ static int     live_socks;
 
 /* ------------------------------------------------------------ eventfds */
 
+/* Descriptors are made on first request (IOK_OPT_RECVFD/SENDFD): callers
+ * that only block in iok_recv never pay an eventfd syscall. */
 static void
 efd_raise(int fd)
 {
 	uint64_t one = 1;
+	if (fd < 0) {
+		return;
+	}
 	if (write(fd, &one, sizeof(one)) < 0) {
 		/* EAGAIN cannot happen: the counter is only ever 0 or 1. */
 	}
@@ -44,6 +49,9 @@ static void
 efd_clear(int fd)
 {
 	uint64_t v;
+	if (fd < 0) {
+		return;
+	}
 	if (read(fd, &v, sizeof(v)) < 0) {
 		/* already clear */
 	}
@@ -227,12 +235,6 @@ sock_open(iok_socket *out, const char *name, int raw)
 	    ik_msgq_init(&s->staged, DEFAULT_QLEN) != 0) {
 		sock_destroy(&s->obj);
 		return IOK_ENOMEM;
-	}
-	s->recv_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	s->send_fd = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC); /* can send */
-	if (s->recv_fd < 0 || s->send_fd < 0) {
-		sock_destroy(&s->obj);
-		return IOK_ENOFILES;
 	}
 	/* Token 0 means "none"; start elsewhere so tokens are not small
 	 * integers a caller could confuse with indices. */
@@ -995,6 +997,7 @@ ik_sock_pump(ik_sock *s)
 		}
 		done += taken;
 		if (taken > 0) {
+			bool wake = false;
 			pthread_mutex_lock(&s->mu);
 			bool was_full = s->sq.len >= (size_t) s->sq_cap;
 			for (size_t i = 0; i < taken; i++) {
@@ -1004,11 +1007,12 @@ ik_sock_pump(ik_sock *s)
 				if (!s->closed) {
 					efd_raise(s->send_fd);
 				}
-				if (s->send_waiters > 0) {
-					pthread_cond_broadcast(&s->send_cv);
-				}
+				wake = s->send_waiters > 0;
 			}
 			pthread_mutex_unlock(&s->mu);
+			if (wake) {
+				pthread_cond_broadcast(&s->send_cv);
+			}
 		}
 		/* Senders that found the queue non-empty did not wake us:
 		 * loop until it is empty or the pattern pushes back. */
@@ -1038,9 +1042,10 @@ flush_task_fn(ik_task *t)
 {
 	ik_sock *s = ik_container_of(t, ik_sock, flush_task);
 	iok_msg *m;
+	int      wake = 0;
 	pthread_mutex_lock(&s->mu);
-	bool was_empty = s->rq.len == 0;
-	size_t n = s->staged.len;
+	bool   was_empty = s->rq.len == 0;
+	size_t n         = s->staged.len;
 	while ((m = ik_msgq_pop(&s->staged)) != NULL) {
 		s->stats[IK_STAT_RX_MSGS]++;
 		s->stats[IK_STAT_RX_BYTES] += m->len;
@@ -1051,15 +1056,16 @@ flush_task_fn(ik_task *t)
 		if (!s->closed) {
 			efd_raise(s->recv_fd);
 		}
-		if (s->recv_waiters > 0) {
-			if (n == 1) {
-				pthread_cond_signal(&s->recv_cv);
-			} else {
-				pthread_cond_broadcast(&s->recv_cv);
-			}
-		}
+		wake = s->recv_waiters > 0 ? (n == 1 ? 1 : 2) : 0;
 	}
 	pthread_mutex_unlock(&s->mu);
+	/* Signalled after unlocking, so the woken thread does not wake up
+	 * only to wait for the mutex we still hold. */
+	if (wake == 1) {
+		pthread_cond_signal(&s->recv_cv);
+	} else if (wake == 2) {
+		pthread_cond_broadcast(&s->recv_cv);
+	}
 }
 
 /* Is the receive queue (with what is staged) full?  The kernel's count is
@@ -1460,6 +1466,25 @@ sock_setopt(iok_socket h, const char *name, const void *v, size_t sz, int type)
 	return rv;
 }
 
+/* Make both descriptors, each in the state the queues are in now. */
+static int
+ensure_fds(ik_sock *s)
+{
+	int rv = 0;
+	pthread_mutex_lock(&s->mu);
+	if (s->recv_fd < 0) {
+		s->recv_fd = eventfd(s->rq.len > 0 || s->closed ? 1 : 0, EFD_NONBLOCK | EFD_CLOEXEC);
+	}
+	if (s->send_fd < 0) {
+		s->send_fd = eventfd(s->sq.len < (size_t) s->sq_cap || s->closed ? 1 : 0, EFD_NONBLOCK | EFD_CLOEXEC);
+	}
+	if (s->recv_fd < 0 || s->send_fd < 0) {
+		rv = IOK_ENOFILES;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rv;
+}
+
 static int
 sock_getopt(iok_socket h, const char *name, void *v, size_t *sz, int type)
 {
@@ -1479,13 +1504,13 @@ sock_getopt(iok_socket h, const char *name, void *v, size_t *sz, int type)
 	} else if (strcmp(name, IOK_OPT_RECVFD) == 0) {
 		if (!(s->pat->flags & IK_PF_RECV)) {
 			rv = IOK_ENOTSUP;
-		} else {
+		} else if ((rv = ensure_fds(s)) == 0) {
 			rv = ik_opt_put_int(s->recv_fd, v, sz, type);
 		}
 	} else if (strcmp(name, IOK_OPT_SENDFD) == 0) {
 		if (!(s->pat->flags & IK_PF_SEND)) {
 			rv = IOK_ENOTSUP;
-		} else {
+		} else if ((rv = ensure_fds(s)) == 0) {
 			rv = ik_opt_put_int(s->send_fd, v, sz, type);
 		}
 	} else {
@@ -1611,6 +1636,9 @@ ik_sockets_fork_parent(void)
 static void
 fresh_eventfd(int fd, int readable)
 {
+	if (fd < 0) {
+		return; /* never handed out */
+	}
 	int nfd = eventfd(readable ? 1 : 0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (nfd >= 0) {
 		if (dup2(nfd, fd) >= 0) {
