@@ -111,9 +111,9 @@ static int wait_peer(int s)
 {
 	uint64_t deadline = peer_now_ms() + (uint64_t)o.wait_peer_ms;
 
-	while (nn_get_statistic(s, NN_STAT_CURRENT_CONNECTIONS) == 0) {
+	while (nn_get_statistic(s, NN_STAT_CURRENT_CONNECTIONS) < (uint64_t)o.wait_peer) {
 		if (peer_now_ms() >= deadline) {
-			peer_err("no peer connected in %d ms", o.wait_peer_ms);
+			peer_err("fewer than %d peers connected in %d ms", o.wait_peer, o.wait_peer_ms);
 			return PEER_ENOPEER;
 		}
 		peer_sleep_ms(5);
@@ -324,6 +324,12 @@ int main(int argc, char **argv)
 	if ((rc = open_sock(&s, o.proto, o.raw)) != 0 || (rc = configure(s, o.proto, o.raw)) != 0 ||
 		(rc = start(s, o.url, o.dial)) != 0)
 		return rc;
+	for (int k = 0; k < o.nalso_listen; k++)
+		if ((rc = start(s, o.also_listen[k], 0)) != 0)
+			return rc;
+	for (int k = 0; k < o.nalso_dial; k++)
+		if ((rc = start(s, o.also_dial[k], 1)) != 0)
+			return rc;
 	if (o.ready_file != NULL)
 		peer_write_file(o.ready_file, "ready");
 	/* Connected (or connecting): --delay lets the other side settle. */

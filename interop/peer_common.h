@@ -47,7 +47,7 @@ struct peer_opts {
 	int delay_ms;
 	int interval_ms;
 	int linger_ms;
-	int wait_peer;      /* 0 = no; else wait for a pipe */
+	int wait_peer;      /* 0 = no; else wait for this many pipes */
 	int wait_peer_ms;
 	int timeout_s;
 	int show_header;
@@ -55,6 +55,10 @@ struct peer_opts {
 	const char *port_file;
 	const char *ready_file;
 	long min_responses; /* surveyor: per survey */
+	const char *also_dial[16];   /* --also-dial: more endpoints of the */
+	int nalso_dial;              /* same socket (a bus mesh needs them) */
+	const char *also_listen[16];
+	int nalso_listen;
 };
 
 /* Parses argv into o; exits PEER_EUSAGE (with usage) on error.  prog is
