@@ -201,24 +201,6 @@ ep_maybe_finish(ik_ep *ep)
 	ik_obj_rele(&ep->obj); /* the kernel's reference */
 }
 
-/* Kernel thread: a closing socket lingers with the connections it has,
- * but takes no new ones. */
-void
-ik_ep_stop_accepting(ik_ep *ep)
-{
-	if (ep->dialer || ep->closing) {
-		return;
-	}
-	if (ik_node_linked(&ep->inproc_node)) {
-		ik_list_remove(&ep->inproc_node);
-	}
-	if (ep->listening) {
-		ep->listening = false;
-		ep->handles_open++;
-		uv_close(&ep->lh.handle, ep_handle_closed);
-	}
-}
-
 /* Kernel thread: stop the endpoint, close its connections. */
 void
 ik_ep_close(ik_ep *ep)

@@ -62,10 +62,23 @@ ik_pipe_subscribe(ik_pipe *p, const void *topic, size_t len, unsigned how)
 	ik_buf_init(&out);
 	rv = p->tran->subscribe(p->tstate, topic, len, how, &out);
 	if (rv == 0 && out.len > 0) {
-		rv = queue_bytes(p, out.data, out.len);
+		rv = p->sub_hold ? ik_buf_append(&p->sub_held, out.data, out.len)
+		                 : queue_bytes(p, out.data, out.len);
 	}
 	ik_buf_fini(&out);
 	return rv < 0 ? -rv : rv;
+}
+
+void
+ik_pipe_hold_subscribe(ik_pipe *p, int hold)
+{
+	p->sub_hold = hold != 0;
+	if (!p->sub_hold && p->sub_held.len > 0) {
+		if (p->state == IK_PIPE_ACTIVE && queue_bytes(p, p->sub_held.data, p->sub_held.len) != 0) {
+			ik_pipe_close(p, IOK_ENOMEM);
+		}
+		p->sub_held.len = 0;
+	}
 }
 
 static size_t
@@ -104,6 +117,7 @@ pipe_alloc(ik_sock *s, ik_ep *ep, const ik_transport *t)
 	ik_task_init(&p->task, pipe_task_fn);
 	ik_buf_init(&p->in);
 	ik_buf_init(&p->hsout);
+	ik_buf_init(&p->sub_held);
 	for (int i = 0; i < 2; i++) {
 		ik_buf_init(&p->wb[i].bytes);
 		p->wb[i].req.data = p;
@@ -131,6 +145,8 @@ wbatch_reset(ik_wbatch *b)
 	}
 }
 
+static void sharer_release(ik_att *a);
+
 static void
 pipe_free(ik_pipe *p)
 {
@@ -139,6 +155,9 @@ pipe_free(ik_pipe *p)
 
 	/* The endpoint going away may drop the last socket reference. */
 	ik_obj_ref(&s->obj);
+	/* A pipe that never got to close_task_fn (a failed connect, freed by
+	 * ik_pipe_discard) still holds the sharer it was attached to. */
+	sharer_release(&p->att[IK_ATT_SHARER]);
 	if (p->tran->fini != NULL && p->tstate != NULL) {
 		p->tran->fini(p->tstate);
 	}
@@ -150,6 +169,7 @@ pipe_free(ik_pipe *p)
 	}
 	ik_buf_fini(&p->in);
 	ik_buf_fini(&p->hsout);
+	ik_buf_fini(&p->sub_held);
 	ik_msgq_fini(&p->inbox);
 	iok_msg_free(p->held);
 	ik_task_cancel(&p->task);

@@ -66,6 +66,8 @@ struct ik_pipe {
 	iok_msg            *held;  /* message a pattern refused */
 	int                 held_att;
 	size_t              recv_max;
+	bool                sub_hold; /* keep subscribe bytes (pinned session) */
+	ik_buf              sub_held; /* ... here, until released */
 
 	/* stream pipes */
 	union {

@@ -350,7 +350,6 @@ flushed(ik_sock *s)
 }
 
 void ik_ep_close(ik_ep *ep);
-void ik_ep_stop_accepting(ik_ep *ep);
 void ik_unshare_all(ik_sock *s);
 
 static void
@@ -409,7 +408,6 @@ devices_unlink(ik_sock *s)
 static void
 close_begin(ik_sock *s, ik_cmd *cmd)
 {
-	ik_node *n, *tmp;
 	if (s->closing) {
 		if (cmd != NULL) {
 			ik_cmd_done(cmd, IOK_ECLOSED);
@@ -420,12 +418,9 @@ close_begin(ik_sock *s, ik_cmd *cmd)
 	s->close_cmd = cmd;
 	close_app_half(s);
 	devices_unlink(s);
-	/* No new peers while lingering, but the connections we have (and
-	 * dialers still connecting) stay so queued messages can go out. */
-	ik_list_foreach_safe(&s->eps, n, tmp)
-	{
-		ik_ep_stop_accepting(ik_container_of(n, ik_ep, snode));
-	}
+	/* While lingering, connections, dialers and listeners all stay: a
+	 * push that listens flushes to a peer that connects in that time, as
+	 * an nng push would have waited for one. */
 	ik_sock_pump(s);
 	if (s->linger > 0 && !flushed(s)) {
 		s->linger_timer = ik_timer_new(linger_expired, s);

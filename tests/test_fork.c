@@ -209,6 +209,8 @@ test_fork_100(void **state)
 	IOK_OK(iok_socket_set_ms(dialer, IOK_OPT_RECONNMINT, 1));
 	IOK_OK(iok_dial(dialer, url2, NULL, IOK_FLAG_SYNC));
 
+	int rxfd;
+	IOK_OK(iok_socket_get_int(rx, IOK_OPT_RECVFD, &rxfd)); /* made lazily */
 	int fds_before = tu_fd_count();
 	pthread_create(&ts, NULL, sender_main, NULL);
 	pthread_create(&tr, NULL, receiver_main, NULL);
