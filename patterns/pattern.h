@@ -122,8 +122,12 @@ void ik_pattern_alias(const char *alias, const char *name);
 uint32_t ik_pipe_id(const ik_pipe *p);
 uint16_t ik_pipe_peer(const ik_pipe *p);
 /* ik_pipe_send queues m (header then body) for writing on p; always takes
- * ownership (on a closing pipe the message is dropped). */
-void ik_pipe_send(ik_pipe *p, iok_msg *m);
+ * ownership.  Returns 0 if m was queued; otherwise m was dropped (and
+ * counted in stat:tx-dropped): IOK_ECLOSED the pipe is not active,
+ * IOK_EINVAL (or the transport's error) its transport cannot encode m, e.g.
+ * not exactly one command, IOK_ENOMEM (the pipe closes).  Patterns that
+ * match replies by order must not count a dropped message as sent. */
+int ik_pipe_send(ik_pipe *p, iok_msg *m);
 /* ik_pipe_writable: p's write queue is below its high-water mark. */
 int ik_pipe_writable(const ik_pipe *p);
 /* ik_pipe_close drops the connection (e.g. a malformed message); the
@@ -138,6 +142,13 @@ unsigned ik_pipe_flags(const ik_pipe *p);
 #define IK_SUB_ON 0x01
 #define IK_SUB_PATTERN 0x02
 int ik_pipe_subscribe(ik_pipe *p, const void *topic, size_t len, unsigned how);
+/* ik_pipe_hold_subscribe: while held, the bytes ik_pipe_subscribe makes
+ * are kept, and written in order when the hold is released.  A pattern
+ * that gives a connection to one session holds it, so another socket
+ * sharing the connection never slips a SUBSCRIBE into, e.g., a Redis
+ * MULTI (the server would queue it and answer with a reply, shifting
+ * reply matching). */
+void ik_pipe_hold_subscribe(ik_pipe *p, int hold);
 
 /* Sockets. */
 /* ik_sock_pipe_by_id finds an active pipe of s (NULL if none). */

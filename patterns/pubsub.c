@@ -44,11 +44,38 @@
  * Differences from nng, on purpose: nng's unsubscribe also purges queued
  * messages that no longer match; here messages already queued for the
  * application stay (the queue belongs to the core).
+ *
+ * SUB over a server that pushes (a transport with IK_TF_PUSH, reached by
+ * sharing another socket's dialer with iok_dialer_share, e.g. a sub socket
+ * on the Redis connection of a pipelined-db socket): the server filters.
+ * Subscriptions (sub:subscribe / sub:unsubscribe: channels;
+ * sub:psubscribe / sub:punsubscribe: patterns, kept in a second sorted
+ * set) are sent to it with ik_pipe_subscribe on ONE such connection at a
+ * time - the subscribed pipe - so a pool of several connections to one
+ * server does not deliver every message several times: all of them when
+ * it joins (which is how they come back after a reconnect), then each
+ * change as it is made; if it leaves, the next push connection gets them
+ * all.  (A sub socket sharing the dialers of several independent servers
+ * therefore hears one of them at a time.)  A change made while the owner
+ * holds the connection for a session goes out when the session ends (see
+ * ik_pipe_hold_subscribe): the option returns before the server saw it,
+ * as always; the server's confirmation push tells when it did.  Pushes
+ * are delivered without local filtering, body = the raw push frame (for
+ * Redis the RESP3 '>' frame, subscribe confirmations included),
+ * iok_msg_is_push() true; the application decodes them.  A subscription the server side refuses (a
+ * RESP2 connection: IOK_ENOTSUP) fails the option and is not kept; a push
+ * connection that cannot take the subscriptions already made is refused
+ * (it keeps serving its owner).  When the sub socket closes or stops
+ * sharing, it unsubscribes on the connection it leaves.  psubscribe and
+ * punsubscribe are stored on a sub with no push connection, for one to
+ * come; they never filter SP messages.
  */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pattern.h"
+#include "../transports/transport.h"
 
 #define OPT_PUB_QLEN "pub:queue-length"       /* int, 1..65536, default 16 */
 #define OPT_PUB_DROP_OLDEST "pub:drop-oldest" /* bool, default true */
@@ -317,6 +344,14 @@ typedef struct sub_topic {
 	uint8_t b[];
 } sub_topic;
 
+/* A topic set: sorted, distinct byte strings. */
+typedef struct sub_set {
+	sub_topic **v;
+	size_t      n, cap;
+} sub_set;
+
+typedef struct sub_pipe sub_pipe;
+
 typedef struct sub_sock {
 	ik_sock    *sock;
 	int         raw;
@@ -327,7 +362,16 @@ typedef struct sub_sock {
 	size_t      nmatch, capmatch;
 	int         dirty; /* match needs rebuilding */
 	uint64_t    filtered;
+	sub_set     pats;   /* psubscribe patterns (push transports) */
+	sub_pipe   *pipes;  /* every pipe (list) */
+	sub_pipe   *subbed; /* the push pipe carrying the subscriptions */
 } sub_sock;
+
+struct sub_pipe {
+	ik_pipe  *pipe;
+	sub_pipe *next, *prev;
+	int       push; /* the transport has IK_TF_PUSH */
+};
 
 /* Lexicographic byte order; a proper prefix sorts first. */
 static int
@@ -408,22 +452,24 @@ sub_matches(sub_sock *ps, const uint8_t *body, size_t len)
 	return k > 0 && is_prefix(ps->match[k - 1], body, len);
 }
 
+/* Insert (b, len) into the sorted set *v: 0 added, 1 already there, or
+ * IOK_ENOMEM. */
 static int
-sub_subscribe(sub_sock *ps, const uint8_t *b, size_t len)
+topic_add(sub_topic ***v, size_t *n, size_t *cap, const uint8_t *b, size_t len)
 {
-	size_t     k = topic_search(ps->all, ps->nall, b, len, 0);
+	size_t     k = topic_search(*v, *n, b, len, 0);
 	sub_topic *t;
-	if (k < ps->nall && topic_cmp(ps->all[k]->b, ps->all[k]->len, b, len) == 0) {
-		return 0; /* already subscribed, as nng */
+	if (k < *n && topic_cmp((*v)[k]->b, (*v)[k]->len, b, len) == 0) {
+		return 1;
 	}
-	if (ps->nall == ps->capall) {
-		size_t      ncap = ps->capall ? ps->capall * 2 : 8;
-		sub_topic **na   = realloc(ps->all, ncap * sizeof(*na));
+	if (*n == *cap) {
+		size_t      ncap = *cap ? *cap * 2 : 8;
+		sub_topic **na   = realloc(*v, ncap * sizeof(*na));
 		if (na == NULL) {
 			return IOK_ENOMEM;
 		}
-		ps->all    = na;
-		ps->capall = ncap;
+		*v   = na;
+		*cap = ncap;
 	}
 	if ((t = malloc(sizeof(*t) + len)) == NULL) {
 		return IOK_ENOMEM;
@@ -432,24 +478,23 @@ sub_subscribe(sub_sock *ps, const uint8_t *b, size_t len)
 	if (len > 0) {
 		memcpy(t->b, b, len);
 	}
-	memmove(&ps->all[k + 1], &ps->all[k], (ps->nall - k) * sizeof(*ps->all));
-	ps->all[k] = t;
-	ps->nall++;
-	ps->dirty = 1;
+	memmove(&(*v)[k + 1], &(*v)[k], (*n - k) * sizeof(**v));
+	(*v)[k] = t;
+	(*n)++;
 	return 0;
 }
 
+/* Remove (b, len) from the sorted set: 0, or IOK_ENOENT. */
 static int
-sub_unsubscribe(sub_sock *ps, const uint8_t *b, size_t len)
+topic_del(sub_topic **v, size_t *n, const uint8_t *b, size_t len)
 {
-	size_t k = topic_search(ps->all, ps->nall, b, len, 0);
-	if (k == ps->nall || topic_cmp(ps->all[k]->b, ps->all[k]->len, b, len) != 0) {
-		return IOK_ENOENT; /* as nng */
+	size_t k = topic_search(v, *n, b, len, 0);
+	if (k == *n || topic_cmp(v[k]->b, v[k]->len, b, len) != 0) {
+		return IOK_ENOENT;
 	}
-	free(ps->all[k]);
-	memmove(&ps->all[k], &ps->all[k + 1], (ps->nall - k - 1) * sizeof(*ps->all));
-	ps->nall--;
-	ps->dirty = 1;
+	free(v[k]);
+	memmove(&v[k], &v[k + 1], (*n - k - 1) * sizeof(*v));
+	(*n)--;
 	return 0;
 }
 
@@ -470,24 +515,91 @@ sub_fini(void *arg)
 	for (size_t i = 0; i < ps->nall; i++) {
 		free(ps->all[i]);
 	}
+	for (size_t i = 0; i < ps->pats.n; i++) {
+		free(ps->pats.v[i]);
+	}
 	free(ps->all);
 	free(ps->match);
+	free(ps->pats.v);
+}
+
+/* Ask the server behind pi for every subscription (on) or to drop them
+ * all (off).  The first error, 0 if none. */
+static int
+sub_push_all(sub_sock *ps, sub_pipe *pi, unsigned on)
+{
+	int rv = 0, r;
+	for (size_t i = 0; i < ps->nall; i++) {
+		r = ik_pipe_subscribe(pi->pipe, ps->all[i]->b, ps->all[i]->len, on);
+		if (rv == 0) {
+			rv = r;
+		}
+	}
+	for (size_t i = 0; i < ps->pats.n; i++) {
+		r = ik_pipe_subscribe(pi->pipe, ps->pats.v[i]->b, ps->pats.v[i]->len, on | IK_SUB_PATTERN);
+		if (rv == 0) {
+			rv = r;
+		}
+	}
+	return rv;
+}
+
+/* Give the subscriptions to a push pipe if none carries them. */
+static void
+sub_pick_subbed(sub_sock *ps)
+{
+	for (sub_pipe *pi = ps->pipes; pi != NULL && ps->subbed == NULL; pi = pi->next) {
+		if (pi->push && sub_push_all(ps, pi, IK_SUB_ON) == 0) {
+			ps->subbed = pi;
+		}
+	}
 }
 
 static int
 sub_pipe_add(void *arg, void *pp, ik_pipe *p)
 {
-	(void) arg;
-	(void) pp;
-	(void) p;
+	sub_sock *ps = arg;
+	sub_pipe *pi = pp;
+	pi->pipe     = p;
+	pi->push     = (ik_pipe_flags(p) & IK_TF_PUSH) != 0;
+	if (pi->push && !ps->raw && ps->subbed == NULL) {
+		int rv = sub_push_all(ps, pi, IK_SUB_ON);
+		if (rv == IOK_ENOTSUP) {
+			return rv; /* e.g. RESP2: cannot carry our subscriptions */
+		}
+		if (rv == 0) {
+			ps->subbed = pi;
+		}
+	}
+	pi->prev = NULL;
+	pi->next = ps->pipes;
+	if (ps->pipes != NULL) {
+		ps->pipes->prev = pi;
+	}
+	ps->pipes = pi;
 	return 0;
 }
 
 static void
 sub_pipe_rm(void *arg, void *pp)
 {
-	(void) arg;
-	(void) pp;
+	sub_sock *ps = arg;
+	sub_pipe *pi = pp;
+	if (pi->prev != NULL) {
+		pi->prev->next = pi->next;
+	} else {
+		ps->pipes = pi->next;
+	}
+	if (pi->next != NULL) {
+		pi->next->prev = pi->prev;
+	}
+	if (ps->subbed == pi) {
+		/* A shared connection that goes on without us stops pushing
+		 * (a closing one just fails to take the bytes). */
+		(void) sub_push_all(ps, pi, 0);
+		ps->subbed = NULL;
+		sub_pick_subbed(ps);
+	}
 }
 
 static int
@@ -502,13 +614,16 @@ static int
 sub_recv(void *arg, void *pp, iok_msg *m)
 {
 	sub_sock *ps = arg;
-	(void) pp;
-	if (!ps->raw && !sub_matches(ps, m->body, m->len)) {
+	sub_pipe *pi = pp;
+	/* Pushes were filtered by the server. */
+	bool pushed = (m->flags & IK_MSG_PUSH) || (pi != NULL && pi->push);
+	if (!ps->raw && !pushed && !sub_matches(ps, m->body, m->len)) {
 		iok_msg_free(m);
 		ps->filtered++;
 		return IK_OK;
 	}
-	/* Never IK_BUSY: a subscriber must not push back on its publisher. */
+	/* Never IK_BUSY: a subscriber must not push back on its publisher
+	 * (nor, on a shared connection, on the replies of its owner). */
 	if (ps->prefnew) {
 		ik_sock_deliver_drop_oldest(ps->sock, m);
 	} else if (ik_sock_deliver(ps->sock, m) == IK_BUSY) {
@@ -537,13 +652,47 @@ topic_arg(const void *v, size_t sz, int type, const uint8_t **b, size_t *len)
 	return 0;
 }
 
+/* A subscription change, applied locally and, if a push pipe carries the
+ * subscriptions, sent to its server; undone locally if the server side
+ * refuses it. */
+static int
+sub_change(sub_sock *ps, int pattern, int on, const uint8_t *b, size_t len)
+{
+	int      rv;
+	unsigned how = (on ? IK_SUB_ON : 0) | (pattern ? IK_SUB_PATTERN : 0);
+	if (on) {
+		rv = pattern ? topic_add(&ps->pats.v, &ps->pats.n, &ps->pats.cap, b, len)
+		             : topic_add(&ps->all, &ps->nall, &ps->capall, b, len);
+		if (rv == 1) {
+			return 0; /* already subscribed: nothing to send */
+		}
+	} else {
+		rv = pattern ? topic_del(ps->pats.v, &ps->pats.n, b, len) : topic_del(ps->all, &ps->nall, b, len);
+	}
+	if (rv != 0) {
+		return rv;
+	}
+	if (!pattern) {
+		ps->dirty = 1;
+	}
+	if (ps->subbed == NULL) {
+		sub_pick_subbed(ps); /* a push pipe that could not take them before */
+		return 0;
+	}
+	if ((rv = ik_pipe_subscribe(ps->subbed->pipe, b, len, how)) != 0 && on) {
+		(void) (pattern ? topic_del(ps->pats.v, &ps->pats.n, b, len) : topic_del(ps->all, &ps->nall, b, len));
+		return rv;
+	}
+	return 0;
+}
+
 static int
 sub_setopt(void *arg, const char *name, const void *v, size_t sz, int type)
 {
 	sub_sock      *ps = arg;
 	const uint8_t *b;
 	size_t         len;
-	int            rv, val;
+	int            rv, val, pattern, on;
 	if (strcmp(name, IOK_OPT_SUB_PREFNEW) == 0) {
 		if ((rv = ik_opt_get_bool(v, sz, type, &val)) == 0) {
 			ps->prefnew = val;
@@ -554,21 +703,22 @@ sub_setopt(void *arg, const char *name, const void *v, size_t sz, int type)
 		return IOK_ENOTSUP; /* raw sub does not filter (nng's xsub) */
 	}
 	if (strcmp(name, IOK_OPT_SUB_SUBSCRIBE) == 0) {
-		if ((rv = topic_arg(v, sz, type, &b, &len)) != 0) {
-			return rv;
-		}
-		return sub_subscribe(ps, b, len);
-	}
-	if (strcmp(name, IOK_OPT_SUB_UNSUBSCRIBE) == 0) {
-		if ((rv = topic_arg(v, sz, type, &b, &len)) != 0) {
-			return rv;
-		}
-		return sub_unsubscribe(ps, b, len);
-	}
-	if (strcmp(name, OPT_SUB_FILTERED) == 0) {
+		pattern = 0, on = 1;
+	} else if (strcmp(name, IOK_OPT_SUB_UNSUBSCRIBE) == 0) {
+		pattern = 0, on = 0;
+	} else if (strcmp(name, IOK_OPT_SUB_PSUBSCRIBE) == 0) {
+		pattern = 1, on = 1;
+	} else if (strcmp(name, IOK_OPT_SUB_PUNSUBSCRIBE) == 0) {
+		pattern = 1, on = 0;
+	} else if (strcmp(name, OPT_SUB_FILTERED) == 0) {
 		return IOK_EREADONLY;
+	} else {
+		return IOK_ENOTSUP;
 	}
-	return IOK_ENOTSUP;
+	if ((rv = topic_arg(v, sz, type, &b, &len)) != 0) {
+		return rv;
+	}
+	return sub_change(ps, pattern, on, b, len);
 }
 
 static int
@@ -581,7 +731,8 @@ sub_getopt(void *arg, const char *name, void *v, size_t *sz, int type)
 	if (ps->raw) {
 		return IOK_ENOTSUP;
 	}
-	if (strcmp(name, IOK_OPT_SUB_SUBSCRIBE) == 0 || strcmp(name, IOK_OPT_SUB_UNSUBSCRIBE) == 0) {
+	if (strcmp(name, IOK_OPT_SUB_SUBSCRIBE) == 0 || strcmp(name, IOK_OPT_SUB_UNSUBSCRIBE) == 0 ||
+	    strcmp(name, IOK_OPT_SUB_PSUBSCRIBE) == 0 || strcmp(name, IOK_OPT_SUB_PUNSUBSCRIBE) == 0) {
 		return IOK_EWRITEONLY;
 	}
 	if (strcmp(name, OPT_SUB_FILTERED) == 0) {
@@ -616,7 +767,7 @@ const ik_pattern ik_pattern_sub0 = {
 	.peer      = 0x20,
 	.flags     = IK_PF_RECV | IK_PF_RAW,
 	.sock_size = sizeof(sub_sock),
-	.pipe_size = 0,
+	.pipe_size = sizeof(sub_pipe),
 	.init      = sub_init,
 	.fini      = sub_fini,
 	.pipe_add  = sub_pipe_add,

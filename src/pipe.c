@@ -227,8 +227,20 @@ static void
 handle_closed(uv_handle_t *h)
 {
 	ik_pipe *p = h->data;
-	if (--p->handles_open == 0) {
+	/* Freed when its handles are closed and close_task_fn has run (a
+	 * fork can close the stream before the task). */
+	if (--p->handles_open == 0 && p->close_done) {
 		pipe_free(p);
+	}
+}
+
+/* Close the stream handle now: libuv closes the descriptor at once. */
+static void
+close_stream_now(ik_pipe *p)
+{
+	if (p->is_stream && !uv_is_closing(&p->h.handle)) {
+		p->handles_open++;
+		uv_close(&p->h.handle, handle_closed);
 	}
 }
 
@@ -243,12 +255,15 @@ close_task_fn(ik_task *t)
 	iok_msg_free(p->held);
 	p->held = NULL;
 	if (p->is_stream) {
-		p->handles_open = 1;
-		if (p->hs_timer_on) {
+		if (p->hs_timer_on && !uv_is_closing((uv_handle_t *) &p->hs_timer)) {
 			p->handles_open++;
 			uv_close((uv_handle_t *) &p->hs_timer, handle_closed);
 		}
-		uv_close(&p->h.handle, handle_closed);
+		close_stream_now(p);
+		p->close_done = true;
+		if (p->handles_open == 0) {
+			pipe_free(p); /* everything closed already */
+		}
 	} else {
 		ik_pipe *peer = p->peer_pipe;
 		if (peer != NULL) {
@@ -877,10 +892,10 @@ ik_pipe_stream(ik_pipe *p)
 void
 ik_pipe_discard(ik_pipe *p)
 {
-	p->state = IK_PIPE_CLOSING;
-	p->close_err = IOK_ECONNREFUSED;
-	p->handles_open = 1;
-	uv_close(&p->h.handle, handle_closed);
+	p->state      = IK_PIPE_CLOSING;
+	p->close_err  = IOK_ECONNREFUSED;
+	p->close_done = true; /* nothing for a close task to do */
+	close_stream_now(p);
 }
 
 static void
@@ -968,10 +983,14 @@ ik_pipe_abandon_all_of(ik_sock *s)
 			if (ik_container_of(pn, ik_pipe, enode) == ep->conn_pipe) {
 				continue; /* the dialer cancels its own attempt */
 			}
-			/* uv_close closes our descriptor without shutdown(), and
-			 * queued writes are cancelled unsent: the parent's
-			 * connection is untouched. */
-			ik_pipe_close(ik_container_of(pn, ik_pipe, enode), IOK_ECLOSED);
+			/* Closed now, before the child's loop first polls:
+			 * uv_loop_fork re-arms every inherited watcher, and a
+			 * poll would read the parent's bytes or write its queued
+			 * ones.  uv_close closes our descriptor at once, without
+			 * shutdown(), and cancels queued writes unsent. */
+			ik_pipe *ip = ik_container_of(pn, ik_pipe, enode);
+			ik_pipe_close(ip, IOK_ECLOSED);
+			close_stream_now(ip);
 		}
 	}
 }

@@ -59,6 +59,7 @@ struct ik_pipe {
 	uint16_t            peer;   /* peer SP protocol */
 	bool                paused; /* holding a refused message */
 	bool                begun;       /* connected: handshake started */
+	bool                close_done;  /* close_task_fn ran (or not needed) */
 	bool                ever_active; /* handshake done, pattern took it */
 	int                 close_err;
 	ik_node             enode; /* in ep->pipes */

@@ -555,9 +555,21 @@ wait_on(pthread_cond_t *cv, pthread_mutex_t *mu, int *waiters, iok_duration time
 	return rv == ETIMEDOUT ? IOK_ETIMEDOUT : 0;
 }
 
-/* Enqueue m on the send queue; m belongs to iok only on success. */
+/* Enqueue m on the send queue; m belongs to iok only on success.  A
+ * plain request (req/surveyor used like nng) also drops replies still
+ * queued from the previous one, in the same critical section: done later,
+ * it could drop the new request's own fast reply. */
+static int
+enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain_request);
+
 static int
 enqueue_send(ik_sock *s, iok_msg *m, int flags)
+{
+	return enqueue_send_ex(s, m, flags, false);
+}
+
+static int
+enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain_request)
 {
 	struct timespec deadline;
 	bool            post;
@@ -580,6 +592,14 @@ enqueue_send(ik_sock *s, iok_msg *m, int flags)
 		pthread_mutex_unlock(&s->mu);
 		return IOK_ECLOSED;
 	}
+	if (plain_request) {
+		if (!s->token_mode && s->rq.len > 0) {
+			ik_msgq_clear(&s->rq);
+			efd_clear(s->recv_fd);
+		}
+		s->plain_pending = true;
+		s->plain_used    = true;
+	}
 	post = s->sq.len == 0;
 	ik_msgq_push(&s->sq, m);
 	if (s->sq.len == (size_t) s->sq_cap) {
@@ -601,21 +621,7 @@ sock_sendmsg(ik_sock *s, iok_msg *m, int flags)
 	if ((s->pat->flags & IK_PF_REQUEST) && !s->raw) {
 		/* A plain request (nng style): it replaces the previous one,
 		 * whose replies still queued are stale. */
-		int rv;
-		if ((rv = enqueue_send(s, m, flags)) == 0) {
-			pthread_mutex_lock(&s->mu);
-			if (!s->token_mode) {
-				bool had = s->rq.len > 0;
-				ik_msgq_clear(&s->rq);
-				if (had) {
-					efd_clear(s->recv_fd);
-				}
-			}
-			s->plain_pending = true;
-			s->plain_used    = true;
-			pthread_mutex_unlock(&s->mu);
-		}
-		return rv;
+		return enqueue_send_ex(s, m, flags, true);
 	}
 	if ((s->pat->flags & IK_PF_REPLY) && !s->raw && !(m->flags & IK_MSG_REPLY)) {
 		/* rep/respondent: a plain send answers the last request. */

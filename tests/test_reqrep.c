@@ -437,6 +437,55 @@ test_ten_thousand(void **state)
 	IOK_OK(iok_close(rep));
 }
 
+/* Many plain round trips between two threads over tcp: a reply that comes
+ * back fast must never be taken for a stale one (a purge race once lost
+ * replies about once in 100k round trips). */
+struct echo_args {
+	iok_socket rep;
+	int        n;
+};
+
+static void *
+echo_plain(void *arg)
+{
+	struct echo_args *e = arg;
+	char              buf[32];
+	for (int i = 0; i < e->n; i++) {
+		size_t len = sizeof(buf);
+		if (iok_recv(e->rep, buf, &len, 0) != 0 || iok_send(e->rep, buf, len, 0) != 0) {
+			break;
+		}
+	}
+	return NULL;
+}
+
+static void
+test_plain_many_round_trips(void **state)
+{
+	enum { N = 30000 };
+	iok_socket       req, rep;
+	pthread_t        t;
+	struct echo_args e = {.n = N};
+	(void) state;
+	pair_up("tcp", &req, &rep);
+	e.rep = rep;
+	IOK_OK(iok_socket_set_ms(req, IOK_OPT_RECVTIMEO, WAIT_MS));
+	IOK_OK(iok_socket_set_ms(rep, IOK_OPT_RECVTIMEO, WAIT_MS));
+	assert_int_equal(pthread_create(&t, NULL, echo_plain, &e), 0);
+	for (int i = 0; i < N; i++) {
+		char   m[32], buf[32];
+		size_t len = sizeof(buf);
+		int    n   = snprintf(m, sizeof(m), "%d", i);
+		IOK_OK(iok_send(req, m, (size_t) n, 0));
+		IOK_OK(iok_recv(req, buf, &len, 0));
+		assert_int_equal(len, (size_t) n);
+		assert_memory_equal(buf, m, (size_t) n);
+	}
+	pthread_join(t, NULL);
+	IOK_OK(iok_close(req));
+	IOK_OK(iok_close(rep));
+}
+
 /* ------------------------------------------- resend, timeout, cancel */
 
 /* A rep that does not answer the first copy: the request comes again
@@ -1252,6 +1301,7 @@ main(void)
 		cmocka_unit_test(test_rep_many_clients),
 		cmocka_unit_test(test_many_outstanding),
 		cmocka_unit_test(test_ten_thousand),
+		cmocka_unit_test(test_plain_many_round_trips),
 		cmocka_unit_test(test_resend),
 		cmocka_unit_test(test_resend_tokens),
 		cmocka_unit_test(test_req_timeout),

@@ -449,6 +449,38 @@ redis_encode(void *arg, const uint8_t *hdr, size_t hdr_len, const uint8_t *body,
 	return 0;
 }
 
+/* subscribe: SUBSCRIBE / UNSUBSCRIBE / PSUBSCRIBE / PUNSUBSCRIBE topic.  Only
+ * on RESP3, where the server's answers are pushes and commands keep flowing
+ * on the connection; a RESP2 connection in subscribed mode takes nothing
+ * else, and its answers would read as replies to our requests. */
+static int
+redis_subscribe(void *arg, const uint8_t *topic, size_t len, unsigned how, ik_buf *out)
+{
+	redis_st   *s = arg;
+	const char *argv[2];
+	size_t      lens[2];
+	int         rv;
+
+	if (s->proto != 3) {
+		return -IOK_ENOTSUP;
+	}
+	if (topic == NULL && len > 0) {
+		return -IOK_EINVAL;
+	}
+	if (how & 0x02) { /* IK_SUB_PATTERN */
+		argv[0] = (how & 0x01) ? "PSUBSCRIBE" : "PUNSUBSCRIBE";
+	} else {
+		argv[0] = (how & 0x01) ? "SUBSCRIBE" : "UNSUBSCRIBE";
+	}
+	lens[0] = strlen(argv[0]);
+	argv[1] = topic != NULL ? (const char *) topic : "";
+	lens[1] = len;
+	if ((rv = ik_resp_format_argv(out, 2, argv, lens)) != 0) {
+		return -rv;
+	}
+	return 0;
+}
+
 int
 ik_redis_protocol(void *st)
 {
@@ -474,6 +506,7 @@ const ik_transport ik_tran_redis = {
 	.frame      = redis_frame,
 	.classify   = redis_classify,
 	.encode     = redis_encode,
+	.subscribe  = redis_subscribe,
 };
 
 const ik_transport ik_tran_redis_unix = {
@@ -489,4 +522,5 @@ const ik_transport ik_tran_redis_unix = {
 	.frame      = redis_frame,
 	.classify   = redis_classify,
 	.encode     = redis_encode,
+	.subscribe  = redis_subscribe,
 };

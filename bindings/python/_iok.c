@@ -1,0 +1,1454 @@
+/*
+ * _iok.c - the C half of the Python bindings: one type, _iok.Socket, over
+ * an iok socket, plus a few module functions (endpoints, errors, devices).
+ *
+ * Rules this file keeps:
+ *   - The kernel thread never runs Python code and never needs the GIL;
+ *     every call here that can wait (a blocking send/recv, dial, listen,
+ *     close, options, cancel) releases the GIL while it waits.
+ *   - Blocking send/recv never block inside iok: they try with
+ *     IOK_FLAG_NONBLOCK and, on IOK_EAGAIN, poll() the socket's
+ *     level-triggered descriptor with the GIL released.  A signal makes
+ *     poll() return EINTR; we take the GIL back and run
+ *     PyErr_CheckSignals(), so Ctrl+C raises KeyboardInterrupt at once.
+ *   - We poll our own dup() of iok's descriptors, so closing the socket
+ *     from another thread can never leave a waiter polling a descriptor
+ *     number that was closed and reused.  The dups are closed when the
+ *     socket is closed and nobody waits on them any more.  In a forked
+ *     child iok puts fresh eventfds on its numbers; we notice through a
+ *     fork generation bumped by our pthread_atfork handler and dup again.
+ *
+ * Written against the limited API (abi3, Python >= 3.11): nothing on the
+ * hot paths needs more.
+ */
+#define PY_SSIZE_T_CLEAN
+#ifndef Py_LIMITED_API
+#define Py_LIMITED_API 0x030B0000
+#endif
+#include <Python.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "iok.h"
+
+/* ------------------------------------------------------------- globals */
+
+/* Set by the pure-Python package (_iok._setup): the base exception class
+ * and a dict mapping IOK_E* codes to subclasses. */
+static PyObject *g_error_base;
+static PyObject *g_error_map;
+static PyObject *g_message_type; /* iok.Message, built from recv_msg */
+static PyTypeObject *g_sock_type;
+
+/* Bumped in every forked child (pthread_atfork): descriptors we dup'ed
+ * before the fork refer to the parent's eventfds. */
+static volatile unsigned g_fork_gen;
+
+static void
+atfork_child(void)
+{
+	g_fork_gen++;
+}
+
+static PyObject *
+raise_iok(int code)
+{
+	PyObject *cls = NULL, *args;
+	if (g_error_map != NULL) {
+		PyObject *key = PyLong_FromLong(code);
+		if (key == NULL) {
+			return NULL;
+		}
+		cls = PyDict_GetItemWithError(g_error_map, key); /* borrowed */
+		Py_DECREF(key);
+		if (cls == NULL && PyErr_Occurred()) {
+			return NULL;
+		}
+	}
+	if (cls == NULL) {
+		cls = g_error_base != NULL ? g_error_base : PyExc_RuntimeError;
+	}
+	args = Py_BuildValue("(is)", code, iok_strerror(code));
+	if (args != NULL) {
+		PyErr_SetObject(cls, args);
+		Py_DECREF(args);
+	}
+	return NULL;
+}
+
+static int64_t
+now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A timeout argument: None -> dflt; a number of milliseconds (int or
+ * float); negative = infinite.  Returns 0 or -1 with an exception. */
+static int
+parse_timeout(PyObject *o, int dflt, int *out)
+{
+	if (o == NULL || o == Py_None) {
+		*out = dflt;
+		return 0;
+	}
+	if (PyFloat_Check(o)) {
+		double d = PyFloat_AsDouble(o);
+		if (d != d) {
+			PyErr_SetString(PyExc_ValueError, "timeout is NaN");
+			return -1;
+		}
+		if (d < 0) {
+			*out = -1;
+		} else if (d >= (double) INT32_MAX) {
+			*out = INT32_MAX;
+		} else {
+			*out = (int) d + ((double) (int) d < d); /* round up */
+		}
+		return 0;
+	}
+	long v = PyLong_AsLong(o);
+	if (v == -1 && PyErr_Occurred()) {
+		if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+			PyErr_Clear();
+			*out = -1;
+			if (PyObject_RichCompareBool(o, Py_False, Py_GT) == 1) {
+				*out = INT32_MAX;
+			}
+			return 0;
+		}
+		return -1;
+	}
+	*out = v < 0 ? -1 : (v > INT32_MAX ? INT32_MAX : (int) v);
+	return 0;
+}
+
+/* Fast-call argument helper: fills out[0..n) from positional args and
+ * keywords named in names[]; missing ones are left NULL. */
+static int
+fast_args(const char *fn, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+    const char *const *names, int n, int required, PyObject **out)
+{
+	for (int i = 0; i < n; i++) {
+		out[i] = NULL;
+	}
+	if (nargs > n) {
+		PyErr_Format(PyExc_TypeError, "%s() takes at most %d arguments (%zd given)", fn, n, nargs);
+		return -1;
+	}
+	for (Py_ssize_t i = 0; i < nargs; i++) {
+		out[i] = args[i];
+	}
+	if (kwnames != NULL) {
+		Py_ssize_t nk = PyTuple_Size(kwnames);
+		for (Py_ssize_t k = 0; k < nk; k++) {
+			PyObject   *kn = PyTuple_GetItem(kwnames, k);
+			const char *s  = PyUnicode_AsUTF8AndSize(kn, NULL);
+			int         found = 0;
+			if (s == NULL) {
+				return -1;
+			}
+			for (int i = 0; i < n; i++) {
+				if (strcmp(s, names[i]) == 0) {
+					if (out[i] != NULL) {
+						PyErr_Format(PyExc_TypeError, "%s() got multiple values for '%s'", fn, s);
+						return -1;
+					}
+					out[i] = args[nargs + k];
+					found  = 1;
+					break;
+				}
+			}
+			if (!found) {
+				PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%s'", fn, s);
+				return -1;
+			}
+		}
+	}
+	for (int i = 0; i < required; i++) {
+		if (out[i] == NULL) {
+			PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'", fn, names[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* --------------------------------------------------------------- socket */
+
+typedef struct {
+	PyObject_HEAD
+	iok_socket s;
+	int        open;       /* iok socket open (close() not yet called) */
+	int        rfd, sfd;   /* our dups of IOK_OPT_RECVFD / SENDFD, or -1 */
+	unsigned   gen;        /* g_fork_gen when the dups were made */
+	int        users;      /* waiters and pins using rfd/sfd (GIL held) */
+	int        recv_timeo; /* cached IOK_OPT_RECVTIMEO / SENDTIMEO, ms */
+	int        send_timeo;
+	int        reply;      /* rep/respondent: plain send answers a request */
+} SockObject;
+
+static void
+close_fds(SockObject *so)
+{
+	if (so->rfd >= 0) {
+		close(so->rfd);
+		so->rfd = -1;
+	}
+	if (so->sfd >= 0) {
+		close(so->sfd);
+		so->sfd = -1;
+	}
+}
+
+/* (Re)make our dups of iok's descriptors. */
+static void
+dup_fds(SockObject *so)
+{
+	int fd;
+	close_fds(so);
+	so->gen = g_fork_gen;
+	if (iok_socket_get_int(so->s, IOK_OPT_RECVFD, &fd) == 0 && fd >= 0) {
+		so->rfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	}
+	if (iok_socket_get_int(so->s, IOK_OPT_SENDFD, &fd) == 0 && fd >= 0) {
+		so->sfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	}
+}
+
+/* In a forked child: the threads that waited on our descriptors, and the
+ * event loops that had them registered, are the parent's; iok has fresh
+ * eventfds on its own numbers, so dup those. */
+static void
+fork_sync(SockObject *so)
+{
+	if (so->gen != g_fork_gen) {
+		so->users = 0;
+		if (so->open) {
+			dup_fds(so);
+		} else {
+			close_fds(so);
+			so->gen = g_fork_gen;
+		}
+	}
+}
+
+/* Our descriptor for direction send (0 = recv); -1 if none. */
+static inline int
+sock_fd(SockObject *so, int send)
+{
+	fork_sync(so);
+	return send ? so->sfd : so->rfd;
+}
+
+static inline void
+users_done(SockObject *so)
+{
+	if (--so->users == 0 && !so->open) {
+		close_fds(so);
+	}
+}
+
+static PyObject *
+sock_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+	allocfunc   alloc = (allocfunc) PyType_GetSlot(type, Py_tp_alloc);
+	SockObject *so    = (SockObject *) alloc(type, 0);
+	if (so == NULL) {
+		return NULL;
+	}
+	so->s.id       = 0;
+	so->open       = 0;
+	so->rfd        = -1;
+	so->sfd        = -1;
+	so->users      = 0;
+	so->recv_timeo = -1;
+	so->send_timeo = -1;
+	return (PyObject *) so;
+}
+
+static int
+sock_init(SockObject *so, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"pattern", "raw", NULL};
+	const char  *pattern;
+	int          raw = 0, rv, proto;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|p:Socket", kwlist, &pattern, &raw)) {
+		return -1;
+	}
+	if (so->open || so->s.id != 0) {
+		PyErr_SetString(PyExc_RuntimeError, "socket already initialised");
+		return -1;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	rv = raw ? iok_socket_open_raw(&so->s, pattern) : iok_socket_open(&so->s, pattern);
+	Py_END_ALLOW_THREADS
+	if (rv != 0) {
+		raise_iok(rv);
+		return -1;
+	}
+	so->open = 1;
+	/* rep0 0x31, respondent0 0x63: a plain send answers a request. */
+	if (!raw && iok_socket_get_int(so->s, IOK_OPT_PROTO, &proto) == 0) {
+		so->reply = proto == 0x31 || proto == 0x63;
+	}
+	dup_fds(so);
+	return 0;
+}
+
+static void
+sock_dealloc(SockObject *so)
+{
+	PyTypeObject *tp = Py_TYPE((PyObject *) so);
+	if (so->open) {
+		so->open = 0;
+		Py_BEGIN_ALLOW_THREADS
+		(void) iok_close(so->s);
+		Py_END_ALLOW_THREADS
+	}
+	close_fds(so);
+	freefunc tp_free = (freefunc) PyType_GetSlot(tp, Py_tp_free);
+	tp_free(so);
+	Py_DECREF(tp);
+}
+
+static PyObject *
+sock_close(SockObject *so, PyObject *unused)
+{
+	int rv = 0;
+	if (!so->open) {
+		Py_RETURN_NONE;
+	}
+	so->open = 0;
+	Py_BEGIN_ALLOW_THREADS
+	rv = iok_close(so->s);
+	Py_END_ALLOW_THREADS
+	fork_sync(so);
+	if (so->users == 0) {
+		close_fds(so);
+	}
+	if (rv != 0 && rv != IOK_ECLOSED) {
+		return raise_iok(rv);
+	}
+	Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------- blocking waits */
+
+enum { OP_RECV, OP_SEND, OP_REPLY };
+
+struct op {
+	int      kind;
+	iok_msg *m;     /* OP_SEND/OP_REPLY: the message to send (ours until sent) */
+	uint64_t token; /* OP_REPLY */
+};
+
+static inline int
+op_try(SockObject *so, struct op *op)
+{
+	switch (op->kind) {
+	case OP_RECV:
+		return iok_recvmsg(so->s, &op->m, IOK_FLAG_NONBLOCK);
+	case OP_SEND:
+		return iok_sendmsg(so->s, op->m, IOK_FLAG_NONBLOCK);
+	default:
+		return iok_reply(so->s, op->m, op->token, IOK_FLAG_NONBLOCK);
+	}
+}
+
+/* Signals.  Python runs its handlers on the main thread only, and learns
+ * of a signal through EINTR from our wait.  A signal that lands between
+ * our last look (PyErr_CheckSignals) and the start of the wait would be
+ * lost, so the main thread waits as pselect() intends: block signals,
+ * look, then ppoll() with the original mask, which unblocks them
+ * atomically for the wait.  Other threads wait with every signal blocked,
+ * so the kernel hands a process signal to the main thread.  Signals that
+ * report faults are never blocked. */
+static sigset_t g_wait_block; /* what we block around waits */
+
+static void
+init_signals(void)
+{
+	sigfillset(&g_wait_block);
+	sigdelset(&g_wait_block, SIGSEGV);
+	sigdelset(&g_wait_block, SIGBUS);
+	sigdelset(&g_wait_block, SIGFPE);
+	sigdelset(&g_wait_block, SIGILL);
+	sigdelset(&g_wait_block, SIGTRAP);
+	sigdelset(&g_wait_block, SIGABRT);
+}
+
+static unsigned long g_main_thread; /* PyThread_get_thread_ident() of main */
+
+/* Try op; if it would block, wait on the socket's descriptor (GIL
+ * released) for up to timeo ms (< 0: for ever).  Returns 0, an IOK_E*
+ * code, or -1 with a Python exception (a signal handler raised). */
+static int
+op_run(SockObject *so, struct op *op, int timeo)
+{
+	int      rv = op_try(so, op);
+	int      fd, interrupted, main;
+	int64_t  deadline;
+	sigset_t old, wait_mask;
+	if (rv != IOK_EAGAIN || timeo == 0) {
+		return rv;
+	}
+	if (!so->open) {
+		return IOK_ECLOSED;
+	}
+	fd = sock_fd(so, op->kind != OP_RECV);
+	if (fd < 0) {
+		return IOK_ENOTSUP;
+	}
+	deadline = timeo < 0 ? 0 : now_ns() + (int64_t) timeo * 1000000;
+	main     = PyThread_get_thread_ident() == g_main_thread;
+	if (main) {
+		pthread_sigmask(SIG_BLOCK, &g_wait_block, &old);
+		wait_mask = old;
+	} else {
+		pthread_sigmask(SIG_BLOCK, NULL, &old);
+		sigorset(&wait_mask, &old, &g_wait_block);
+	}
+	so->users++;
+	for (;;) {
+		if (main && PyErr_CheckSignals() < 0) {
+			rv = -1;
+			break;
+		}
+		interrupted = 0;
+		Py_BEGIN_ALLOW_THREADS
+		for (;;) {
+			struct timespec ts, *tsp = NULL;
+			if (timeo >= 0) {
+				int64_t left = deadline - now_ns();
+				if (left <= 0) {
+					rv = IOK_ETIMEDOUT;
+					break;
+				}
+				ts.tv_sec  = (time_t) (left / 1000000000);
+				ts.tv_nsec = (long) (left % 1000000000);
+				tsp        = &ts;
+			}
+			struct pollfd pfd = {.fd = fd, .events = POLLIN};
+			int           n   = ppoll(&pfd, 1, tsp, &wait_mask);
+			if (n < 0) {
+				if (errno == EINTR) {
+					interrupted = 1;
+					break;
+				}
+				rv = IOK_EINTERNAL;
+				break;
+			}
+			rv = op_try(so, op);
+			if (rv != IOK_EAGAIN) {
+				break;
+			}
+		}
+		Py_END_ALLOW_THREADS
+		if (!interrupted) {
+			break;
+		}
+	}
+	if (main) {
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	users_done(so);
+	return rv;
+}
+
+static PyObject *
+msg_to_bytes(iok_msg *m)
+{
+	PyObject *b = PyBytes_FromStringAndSize(iok_msg_body(m), (Py_ssize_t) iok_msg_len(m));
+	iok_msg_free(m);
+	return b;
+}
+
+/* Copy a bytes-like object into a new message. */
+static iok_msg *
+msg_from_obj(PyObject *data)
+{
+	Py_buffer view;
+	iok_msg  *m;
+	int       rv;
+	if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+		return NULL;
+	}
+	if ((rv = iok_msg_alloc(&m, (size_t) view.len)) != 0) {
+		PyBuffer_Release(&view);
+		raise_iok(rv);
+		return NULL;
+	}
+	if (view.len > 0) {
+		memcpy(iok_msg_body(m), view.buf, (size_t) view.len);
+	}
+	PyBuffer_Release(&view);
+	return m;
+}
+
+static PyObject *
+sock_recv(SockObject *so, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	static const char *const names[] = {"timeout"};
+	PyObject                *a[1];
+	struct op                op = {.kind = OP_RECV};
+	int                      timeo, rv;
+	if (fast_args("recv", args, nargs, kwnames, names, 1, 0, a) < 0 ||
+	    parse_timeout(a[0], so->recv_timeo, &timeo) < 0) {
+		return NULL;
+	}
+	if ((rv = op_run(so, &op, timeo)) != 0) {
+		return rv < 0 ? NULL : raise_iok(rv);
+	}
+	if ((rv = iok_msg_status(op.m)) != 0) {
+		iok_msg_free(op.m);
+		return raise_iok(rv);
+	}
+	return msg_to_bytes(op.m);
+}
+
+/* recv_msg(timeout=None) -> iok.Message(data, token, pipe, header) */
+static PyObject *
+sock_recv_msg(SockObject *so, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	static const char *const names[] = {"timeout"};
+	PyObject                *a[1], *data, *hdr, *res;
+	struct op                op = {.kind = OP_RECV};
+	int                      timeo, rv;
+	if (fast_args("recv_msg", args, nargs, kwnames, names, 1, 0, a) < 0 ||
+	    parse_timeout(a[0], so->recv_timeo, &timeo) < 0) {
+		return NULL;
+	}
+	if ((rv = op_run(so, &op, timeo)) != 0) {
+		return rv < 0 ? NULL : raise_iok(rv);
+	}
+	if ((rv = iok_msg_status(op.m)) != 0) {
+		iok_msg_free(op.m);
+		return raise_iok(rv);
+	}
+	hdr = PyBytes_FromStringAndSize(iok_msg_header(op.m), (Py_ssize_t) iok_msg_header_len(op.m));
+	unsigned long long token = iok_msg_token(op.m);
+	unsigned long      pipe  = iok_msg_get_pipe(op.m);
+	data                     = msg_to_bytes(op.m);
+	if (data == NULL || hdr == NULL) {
+		Py_XDECREF(data);
+		Py_XDECREF(hdr);
+		return NULL;
+	}
+	res = PyObject_CallFunction(g_message_type != NULL ? g_message_type : (PyObject *) &PyTuple_Type,
+	    "NKkN", data, token, pipe, hdr);
+	return res;
+}
+
+static PyObject *
+send_common(SockObject *so, struct op *op, PyObject *data, PyObject *timeout)
+{
+	int timeo, rv;
+	if (parse_timeout(timeout, so->send_timeo, &timeo) < 0) {
+		return NULL;
+	}
+	if ((op->m = msg_from_obj(data)) == NULL) {
+		return NULL;
+	}
+	if ((rv = op_run(so, op, timeo)) != 0) {
+		iok_msg_free(op->m); /* not sent: still ours */
+		return rv < 0 ? NULL : raise_iok(rv);
+	}
+	Py_RETURN_NONE;
+}
+
+static PyObject *
+sock_send(SockObject *so, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	static const char *const names[] = {"data", "timeout"};
+	PyObject                *a[2];
+	struct op                op = {.kind = OP_SEND};
+	if (fast_args("send", args, nargs, kwnames, names, 2, 1, a) < 0) {
+		return NULL;
+	}
+	return send_common(so, &op, a[0], a[1]);
+}
+
+static int
+parse_token(PyObject *o, uint64_t *tok)
+{
+	unsigned long long v = PyLong_AsUnsignedLongLong(o);
+	if (v == (unsigned long long) -1 && PyErr_Occurred()) {
+		return -1;
+	}
+	*tok = v;
+	return 0;
+}
+
+/* reply(token, data, timeout=None): answer one request on rep/respondent. */
+static PyObject *
+sock_reply(SockObject *so, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	static const char *const names[] = {"token", "data", "timeout"};
+	PyObject                *a[3];
+	struct op                op = {.kind = OP_REPLY};
+	if (fast_args("reply", args, nargs, kwnames, names, 3, 2, a) < 0 ||
+	    parse_token(a[0], &op.token) < 0) {
+		return NULL;
+	}
+	return send_common(so, &op, a[1], a[2]);
+}
+
+/* _try_send(data) -> bool: non-blocking send; False if it would block. */
+static PyObject *
+sock_try_send(SockObject *so, PyObject *data)
+{
+	iok_msg *m = msg_from_obj(data);
+	int      rv;
+	if (m == NULL) {
+		return NULL;
+	}
+	rv = iok_sendmsg(so->s, m, IOK_FLAG_NONBLOCK);
+	if (rv == 0) {
+		Py_RETURN_TRUE;
+	}
+	iok_msg_free(m);
+	if (rv == IOK_EAGAIN) {
+		Py_RETURN_FALSE;
+	}
+	return raise_iok(rv);
+}
+
+/* _try_reply(token, data) -> bool */
+static PyObject *
+sock_try_reply(SockObject *so, PyObject *const *args, Py_ssize_t nargs)
+{
+	uint64_t tok;
+	iok_msg *m;
+	int      rv;
+	if (nargs != 2) {
+		PyErr_SetString(PyExc_TypeError, "_try_reply(token, data)");
+		return NULL;
+	}
+	if (parse_token(args[0], &tok) < 0 || (m = msg_from_obj(args[1])) == NULL) {
+		return NULL;
+	}
+	rv = iok_reply(so->s, m, tok, IOK_FLAG_NONBLOCK);
+	if (rv == 0) {
+		Py_RETURN_TRUE;
+	}
+	iok_msg_free(m);
+	if (rv == IOK_EAGAIN) {
+		Py_RETURN_FALSE;
+	}
+	return raise_iok(rv);
+}
+
+/* _try_request(data) -> token, or 0 if the send queue is full. */
+static PyObject *
+sock_try_request(SockObject *so, PyObject *data)
+{
+	iok_msg *m = msg_from_obj(data);
+	uint64_t tok;
+	int      rv;
+	if (m == NULL) {
+		return NULL;
+	}
+	rv = iok_request(so->s, m, IOK_FLAG_NONBLOCK, &tok);
+	if (rv == 0) {
+		return PyLong_FromUnsignedLongLong(tok);
+	}
+	iok_msg_free(m);
+	if (rv == IOK_EAGAIN) {
+		return PyLong_FromLong(0);
+	}
+	return raise_iok(rv);
+}
+
+/* _try_recv() -> bytes, or None if nothing waits. */
+static PyObject *
+sock_try_recv(SockObject *so, PyObject *unused)
+{
+	iok_msg *m;
+	int      rv = iok_recvmsg(so->s, &m, IOK_FLAG_NONBLOCK);
+	if (rv == IOK_EAGAIN) {
+		Py_RETURN_NONE;
+	}
+	if (rv != 0) {
+		return raise_iok(rv);
+	}
+	if ((rv = iok_msg_status(m)) != 0) {
+		iok_msg_free(m);
+		return raise_iok(rv);
+	}
+	return msg_to_bytes(m);
+}
+
+/* _recv_many(max) -> list of (token, status, data): every waiting message,
+ * up to max, without blocking.  An error with nothing received raises. */
+static PyObject *
+sock_recv_many(SockObject *so, PyObject *arg)
+{
+	Py_ssize_t max = PyLong_AsSsize_t(arg);
+	PyObject  *list;
+	int        rv = 0;
+	if (max == -1 && PyErr_Occurred()) {
+		return NULL;
+	}
+	if ((list = PyList_New(0)) == NULL) {
+		return NULL;
+	}
+	for (Py_ssize_t i = 0; i < max; i++) {
+		iok_msg  *m;
+		PyObject *t, *tok, *st, *data;
+		if ((rv = iok_recvmsg(so->s, &m, IOK_FLAG_NONBLOCK)) != 0) {
+			break;
+		}
+		tok  = PyLong_FromUnsignedLongLong(iok_msg_token(m));
+		st   = PyLong_FromLong(iok_msg_status(m));
+		data = msg_to_bytes(m);
+		t    = PyTuple_New(3);
+		if (tok == NULL || st == NULL || data == NULL || t == NULL) {
+			Py_XDECREF(tok);
+			Py_XDECREF(st);
+			Py_XDECREF(data);
+			Py_XDECREF(t);
+			Py_DECREF(list);
+			return NULL;
+		}
+		PyTuple_SetItem(t, 0, tok);
+		PyTuple_SetItem(t, 1, st);
+		PyTuple_SetItem(t, 2, data);
+		if (PyList_Append(list, t) < 0) {
+			Py_DECREF(t);
+			Py_DECREF(list);
+			return NULL;
+		}
+		Py_DECREF(t);
+	}
+	if (rv != 0 && rv != IOK_EAGAIN && PyList_Size(list) == 0) {
+		Py_DECREF(list);
+		return raise_iok(rv);
+	}
+	return list;
+}
+
+/* _dispatch(pending) -> int: the asyncio reader's hot loop for request
+ * sockets.  Takes every waiting reply; for each whose token is a key of
+ * pending (a dict token -> future), pops the future and completes it:
+ * set_result(data), or set_exception for a kernel-made error completion.
+ * Replies with unknown tokens (cancelled requests) are dropped.  Returns
+ * the number of messages taken; raises if the socket is closed and
+ * nothing was taken. */
+static PyObject *g_str_set_result, *g_str_set_exception;
+
+static PyObject *
+make_error(int code)
+{
+	PyObject *cls = NULL, *exc;
+	if (g_error_map != NULL) {
+		PyObject *key = PyLong_FromLong(code);
+		if (key == NULL) {
+			return NULL;
+		}
+		cls = PyDict_GetItemWithError(g_error_map, key);
+		Py_DECREF(key);
+		if (cls == NULL && PyErr_Occurred()) {
+			return NULL;
+		}
+	}
+	if (cls == NULL) {
+		cls = g_error_base != NULL ? g_error_base : PyExc_RuntimeError;
+	}
+	exc = PyObject_CallFunction(cls, "is", code, iok_strerror(code));
+	return exc;
+}
+
+static PyObject *
+sock_dispatch(SockObject *so, PyObject *pending)
+{
+	long n  = 0;
+	int  rv = 0;
+	if (!PyDict_Check(pending)) {
+		PyErr_SetString(PyExc_TypeError, "_dispatch(dict)");
+		return NULL;
+	}
+	for (;;) {
+		iok_msg  *m;
+		PyObject *key, *fut, *val, *r;
+		int       st;
+		if ((rv = iok_recvmsg(so->s, &m, IOK_FLAG_NONBLOCK)) != 0) {
+			break;
+		}
+		n++;
+		if ((key = PyLong_FromUnsignedLongLong(iok_msg_token(m))) == NULL) {
+			iok_msg_free(m);
+			return NULL;
+		}
+		fut = PyDict_GetItemWithError(pending, key); /* borrowed */
+		if (fut == NULL) {
+			Py_DECREF(key);
+			iok_msg_free(m);
+			if (PyErr_Occurred()) {
+				return NULL;
+			}
+			continue; /* cancelled or unknown: drop it */
+		}
+		Py_INCREF(fut);
+		if (PyDict_DelItem(pending, key) < 0) {
+			Py_DECREF(key);
+			Py_DECREF(fut);
+			iok_msg_free(m);
+			return NULL;
+		}
+		Py_DECREF(key);
+		if ((st = iok_msg_status(m)) != 0) {
+			iok_msg_free(m);
+			val = make_error(st);
+			r   = val ? PyObject_CallMethodObjArgs(fut, g_str_set_exception, val, NULL) : NULL;
+		} else {
+			val = msg_to_bytes(m);
+			r   = val ? PyObject_CallMethodObjArgs(fut, g_str_set_result, val, NULL) : NULL;
+		}
+		Py_XDECREF(val);
+		Py_DECREF(fut);
+		if (r == NULL) {
+			/* A future cancelled meanwhile (InvalidStateError): its
+			 * coroutine has given up on it; drop the reply. */
+			PyErr_Clear();
+		} else {
+			Py_DECREF(r);
+		}
+	}
+	if (rv != IOK_EAGAIN && n == 0) {
+		return raise_iok(rv);
+	}
+	return PyLong_FromLong(n);
+}
+
+/* cancel(token): give up on a request; a late reply is dropped. */
+static PyObject *
+sock_cancel(SockObject *so, PyObject *arg)
+{
+	uint64_t tok;
+	int      rv;
+	if (parse_token(arg, &tok) < 0) {
+		return NULL;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	rv = iok_cancel(so->s, tok);
+	Py_END_ALLOW_THREADS
+	if (rv != 0) {
+		return raise_iok(rv);
+	}
+	Py_RETURN_NONE;
+}
+
+/* _pin_fds(delta): asyncio keeps our descriptors registered with a loop;
+ * while pinned they are not closed (a closed, reused descriptor number
+ * would confuse the loop). */
+static PyObject *
+sock_pin_fds(SockObject *so, PyObject *arg)
+{
+	long d = PyLong_AsLong(arg);
+	if (d == -1 && PyErr_Occurred()) {
+		return NULL;
+	}
+	fork_sync(so);
+	if (d > 0) {
+		so->users += (int) d;
+	} else {
+		while (d++ < 0 && so->users > 0) {
+			users_done(so);
+		}
+	}
+	Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------- dialers, listeners */
+
+static PyObject *
+sock_dial(SockObject *so, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"url", "block", NULL};
+	const char  *url;
+	int          block = 0, rv;
+	iok_dialer   d;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|p:dial", kwlist, &url, &block)) {
+		return NULL;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	rv = iok_dial(so->s, url, &d, block ? IOK_FLAG_SYNC : 0);
+	Py_END_ALLOW_THREADS
+	if (rv != 0) {
+		return raise_iok(rv);
+	}
+	return PyLong_FromLong(iok_dialer_id(d));
+}
+
+static PyObject *
+sock_listen(SockObject *so, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"url", NULL};
+	const char  *url;
+	int          rv;
+	iok_listener l;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "s:listen", kwlist, &url)) {
+		return NULL;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	rv = iok_listen(so->s, url, &l, 0);
+	Py_END_ALLOW_THREADS
+	if (rv != 0) {
+		return raise_iok(rv);
+	}
+	return PyLong_FromLong(iok_listener_id(l));
+}
+
+/* ------------------------------------------------------------- options */
+
+/* Option kinds, as the pure-Python table names them. */
+enum { K_AUTO, K_BOOL, K_INT, K_MS, K_SIZE, K_UINT64, K_STRING, K_BYTES };
+
+static int
+kind_of(const char *k)
+{
+	static const char *const kinds[] = {"auto", "bool", "int", "ms", "size", "uint64", "string", "bytes"};
+	for (int i = 0; i < (int) (sizeof(kinds) / sizeof(kinds[0])); i++) {
+		if (strcmp(k, kinds[i]) == 0) {
+			return i;
+		}
+	}
+	return -1;
+}
+
+/* Getters and setters shared by sockets, dialers and listeners. */
+struct optops {
+	int (*get_bool)(uint32_t, const char *, int *);
+	int (*get_int)(uint32_t, const char *, int *);
+	int (*get_uint64)(uint32_t, const char *, uint64_t *);
+	int (*get_string)(uint32_t, const char *, char **);
+	int (*get_bytes)(uint32_t, const char *, void *, size_t *);
+	int (*set_bool)(uint32_t, const char *, int);
+	int (*set_int)(uint32_t, const char *, int);
+	int (*set_uint64)(uint32_t, const char *, uint64_t);
+	int (*set_string)(uint32_t, const char *, const char *);
+	int (*set_bytes)(uint32_t, const char *, const void *, size_t);
+};
+
+#define WRAP(obj, T)                                                                                \
+	static int obj##_gb(uint32_t id, const char *n, int *v) { return iok_##obj##_get_bool((T){id}, n, v); }          \
+	static int obj##_gi(uint32_t id, const char *n, int *v) { return iok_##obj##_get_int((T){id}, n, v); }           \
+	static int obj##_gu(uint32_t id, const char *n, uint64_t *v) { return iok_##obj##_get_uint64((T){id}, n, v); }  \
+	static int obj##_gs(uint32_t id, const char *n, char **v) { return iok_##obj##_get_string((T){id}, n, v); }      \
+	static int obj##_sb(uint32_t id, const char *n, int v) { return iok_##obj##_set_bool((T){id}, n, v); }           \
+	static int obj##_si(uint32_t id, const char *n, int v) { return iok_##obj##_set_int((T){id}, n, v); }            \
+	static int obj##_ss(uint32_t id, const char *n, const char *v) { return iok_##obj##_set_string((T){id}, n, v); }
+WRAP(socket, iok_socket)
+WRAP(dialer, iok_dialer)
+WRAP(listener, iok_listener)
+static int socket_gx(uint32_t id, const char *n, void *v, size_t *sz) { return iok_socket_get((iok_socket){id}, n, v, sz); }
+static int socket_su(uint32_t id, const char *n, uint64_t v) { return iok_socket_set_uint64((iok_socket){id}, n, v); }
+static int socket_sx(uint32_t id, const char *n, const void *v, size_t sz) { return iok_socket_set((iok_socket){id}, n, v, sz); }
+static int dialer_su(uint32_t id, const char *n, uint64_t v) { return iok_dialer_set_size((iok_dialer){id}, n, (size_t) v); }
+static int listener_su(uint32_t id, const char *n, uint64_t v) { return iok_listener_set_size((iok_listener){id}, n, (size_t) v); }
+
+static const struct optops socket_ops = {socket_gb, socket_gi, socket_gu, socket_gs, socket_gx,
+	socket_sb, socket_si, socket_su, socket_ss, socket_sx};
+static const struct optops dialer_ops = {dialer_gb, dialer_gi, dialer_gu, dialer_gs, NULL,
+	dialer_sb, dialer_si, dialer_su, dialer_ss, NULL};
+static const struct optops listener_ops = {listener_gb, listener_gi, listener_gu, listener_gs, NULL,
+	listener_sb, listener_si, listener_su, listener_ss, NULL};
+
+static PyObject *
+opt_get(const struct optops *ops, uint32_t id, const char *name, int kind)
+{
+	int      rv = IOK_ENOTSUP, iv;
+	uint64_t uv;
+	char    *sv;
+	char     buf[4096];
+	size_t   sz = sizeof(buf);
+
+	switch (kind) {
+	case K_BOOL:
+		Py_BEGIN_ALLOW_THREADS
+		rv = ops->get_bool(id, name, &iv);
+		Py_END_ALLOW_THREADS
+		return rv ? raise_iok(rv) : PyBool_FromLong(iv);
+	case K_INT:
+	case K_MS:
+		Py_BEGIN_ALLOW_THREADS
+		rv = ops->get_int(id, name, &iv);
+		Py_END_ALLOW_THREADS
+		return rv ? raise_iok(rv) : PyLong_FromLong(iv);
+	case K_SIZE:
+	case K_UINT64:
+		Py_BEGIN_ALLOW_THREADS
+		rv = ops->get_uint64(id, name, &uv);
+		Py_END_ALLOW_THREADS
+		return rv ? raise_iok(rv) : PyLong_FromUnsignedLongLong(uv);
+	case K_STRING:
+		Py_BEGIN_ALLOW_THREADS
+		rv = ops->get_string(id, name, &sv);
+		Py_END_ALLOW_THREADS
+		if (rv) {
+			return raise_iok(rv);
+		} else {
+			PyObject *r = PyUnicode_FromString(sv);
+			iok_strfree(sv);
+			return r;
+		}
+	case K_BYTES:
+		if (ops->get_bytes == NULL) {
+			return raise_iok(IOK_ENOTSUP);
+		}
+		Py_BEGIN_ALLOW_THREADS
+		rv = ops->get_bytes(id, name, buf, &sz);
+		Py_END_ALLOW_THREADS
+		return rv ? raise_iok(rv) : PyBytes_FromStringAndSize(buf, (Py_ssize_t) (sz < sizeof(buf) ? sz : sizeof(buf)));
+	default: /* auto: a number if it is one, else a string */
+		Py_BEGIN_ALLOW_THREADS
+		rv = ops->get_uint64(id, name, &uv);
+		if (rv == IOK_EINVAL) {
+			rv = ops->get_int(id, name, &iv); /* negative (e.g. -1 ms) */
+			kind = K_INT;
+		}
+		if (rv == IOK_EBADTYPE) {
+			rv   = ops->get_string(id, name, &sv);
+			kind = K_STRING;
+		}
+		Py_END_ALLOW_THREADS
+		if (rv) {
+			return raise_iok(rv);
+		}
+		if (kind == K_STRING) {
+			PyObject *r = PyUnicode_FromString(sv);
+			iok_strfree(sv);
+			return r;
+		}
+		return kind == K_INT ? PyLong_FromLong(iv) : PyLong_FromUnsignedLongLong(uv);
+	}
+}
+
+static PyObject *
+opt_set(const struct optops *ops, uint32_t id, const char *name, PyObject *val)
+{
+	int rv;
+	if (PyBool_Check(val)) {
+		int b = val == Py_True;
+		Py_BEGIN_ALLOW_THREADS
+		rv = ops->set_bool(id, name, b);
+		Py_END_ALLOW_THREADS
+	} else if (PyLong_Check(val) || PyFloat_Check(val)) {
+		PyObject *iv = PyFloat_Check(val) ? PyNumber_Long(val) : (Py_INCREF(val), val);
+		int       overflow;
+		long long v;
+		if (iv == NULL) {
+			return NULL;
+		}
+		v = PyLong_AsLongLongAndOverflow(iv, &overflow);
+		if (overflow > 0) {
+			unsigned long long u = PyLong_AsUnsignedLongLong(iv);
+			Py_DECREF(iv);
+			if (PyErr_Occurred()) {
+				return NULL;
+			}
+			Py_BEGIN_ALLOW_THREADS
+			rv = ops->set_uint64(id, name, u);
+			Py_END_ALLOW_THREADS
+		} else {
+			Py_DECREF(iv);
+			if (v == -1 && PyErr_Occurred()) {
+				return NULL;
+			}
+			if (overflow < 0 || v < INT32_MIN) {
+				return raise_iok(IOK_EINVAL);
+			}
+			Py_BEGIN_ALLOW_THREADS
+			if (v <= INT32_MAX) {
+				rv = ops->set_int(id, name, (int) v);
+			} else {
+				rv = ops->set_uint64(id, name, (uint64_t) v);
+			}
+			Py_END_ALLOW_THREADS
+		}
+	} else if (PyUnicode_Check(val)) {
+		Py_ssize_t  n;
+		const char *s = PyUnicode_AsUTF8AndSize(val, &n);
+		if (s == NULL) {
+			return NULL;
+		}
+		if ((Py_ssize_t) strlen(s) != n) {
+			PyErr_SetString(PyExc_ValueError, "embedded NUL in option value");
+			return NULL;
+		}
+		Py_BEGIN_ALLOW_THREADS
+		rv = ops->set_string(id, name, s);
+		Py_END_ALLOW_THREADS
+	} else {
+		Py_buffer view;
+		if (ops->set_bytes == NULL) {
+			return raise_iok(IOK_ENOTSUP);
+		}
+		if (PyObject_GetBuffer(val, &view, PyBUF_SIMPLE) < 0) {
+			return NULL;
+		}
+		Py_BEGIN_ALLOW_THREADS
+		rv = ops->set_bytes(id, name, view.buf, (size_t) view.len);
+		Py_END_ALLOW_THREADS
+		PyBuffer_Release(&view);
+	}
+	if (rv != 0) {
+		return raise_iok(rv);
+	}
+	Py_RETURN_NONE;
+}
+
+static PyObject *
+sock_getopt(SockObject *so, PyObject *args)
+{
+	const char *name, *k = "auto";
+	int         kind;
+	if (!PyArg_ParseTuple(args, "s|s:getopt", &name, &k)) {
+		return NULL;
+	}
+	if ((kind = kind_of(k)) < 0) {
+		PyErr_Format(PyExc_ValueError, "unknown option kind '%s'", k);
+		return NULL;
+	}
+	return opt_get(&socket_ops, so->s.id, name, kind);
+}
+
+static PyObject *
+sock_setopt(SockObject *so, PyObject *args)
+{
+	const char *name;
+	PyObject   *val, *r;
+	if (!PyArg_ParseTuple(args, "sO:setopt", &name, &val)) {
+		return NULL;
+	}
+	r = opt_set(&socket_ops, so->s.id, name, val);
+	if (r != NULL && PyLong_Check(val)) {
+		/* Blocking calls wait here, not inside iok: keep the timeouts. */
+		int ms;
+		if (strcmp(name, IOK_OPT_RECVTIMEO) == 0 && parse_timeout(val, -1, &ms) == 0) {
+			so->recv_timeo = ms;
+		} else if (strcmp(name, IOK_OPT_SENDTIMEO) == 0 && parse_timeout(val, -1, &ms) == 0) {
+			so->send_timeo = ms;
+		}
+	}
+	return r;
+}
+
+/* ------------------------------------------------------------ getters */
+
+static PyObject *
+sock_get_id(SockObject *so, void *c)
+{
+	return PyLong_FromLong(iok_socket_id(so->s));
+}
+
+static PyObject *
+sock_get_closed(SockObject *so, void *c)
+{
+	return PyBool_FromLong(!so->open);
+}
+
+static PyObject *
+sock_get_fd(SockObject *so, void *c)
+{
+	int fd;
+	if (!so->open) {
+		return raise_iok(IOK_ECLOSED);
+	}
+	fd = sock_fd(so, c != NULL);
+	if (fd < 0) {
+		return raise_iok(IOK_ENOTSUP);
+	}
+	return PyLong_FromLong(fd);
+}
+
+static PyObject *
+sock_get_reply(SockObject *so, void *c)
+{
+	return PyBool_FromLong(so->reply);
+}
+
+static PyGetSetDef sock_getset[] = {
+	{"id", (getter) sock_get_id, NULL, "the socket's iok id", NULL},
+	{"closed", (getter) sock_get_closed, NULL, "True once close() was called", NULL},
+	{"recv_fd", (getter) sock_get_fd, NULL,
+	    "a descriptor readable exactly while a message waits (poll it; never read it)", NULL},
+	{"send_fd", (getter) sock_get_fd, NULL,
+	    "a descriptor readable exactly while a send would not block", (void *) 1},
+	{"_replies", (getter) sock_get_reply, NULL, "rep/respondent", NULL},
+	{NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMethodDef sock_methods[] = {
+	{"close", (PyCFunction) sock_close, METH_NOARGS,
+	    "close() - close the socket; blocked calls raise iok.Closed.  Idempotent."},
+	{"dial", (PyCFunction) (void (*)(void)) sock_dial, METH_VARARGS | METH_KEYWORDS,
+	    "dial(url, block=False) -> dialer id"},
+	{"listen", (PyCFunction) (void (*)(void)) sock_listen, METH_VARARGS | METH_KEYWORDS,
+	    "listen(url) -> listener id"},
+	{"send", (PyCFunction) (void (*)(void)) sock_send, METH_FASTCALL | METH_KEYWORDS,
+	    "send(data, timeout=None) - send a bytes-like object; timeout in ms (None: the socket's "
+	    "send_timeout, 0: do not wait, -1: for ever)"},
+	{"recv", (PyCFunction) (void (*)(void)) sock_recv, METH_FASTCALL | METH_KEYWORDS,
+	    "recv(timeout=None) -> bytes; timeout in ms (None: the socket's recv_timeout)"},
+	{"_recv_msg", (PyCFunction) (void (*)(void)) sock_recv_msg, METH_FASTCALL | METH_KEYWORDS,
+	    "_recv_msg(timeout=None) -> Message"},
+	{"reply", (PyCFunction) (void (*)(void)) sock_reply, METH_FASTCALL | METH_KEYWORDS,
+	    "reply(token, data, timeout=None) - answer the request received with this token"},
+	{"cancel", (PyCFunction) sock_cancel, METH_O, "cancel(token) - give up on a request"},
+	{"getopt", (PyCFunction) sock_getopt, METH_VARARGS,
+	    "getopt(name, kind='auto') - kind: bool int ms size uint64 string bytes auto"},
+	{"setopt", (PyCFunction) sock_setopt, METH_VARARGS, "setopt(name, value)"},
+	{"_try_send", (PyCFunction) sock_try_send, METH_O, NULL},
+	{"_try_reply", (PyCFunction) (void (*)(void)) sock_try_reply, METH_FASTCALL, NULL},
+	{"_try_request", (PyCFunction) sock_try_request, METH_O, NULL},
+	{"_try_recv", (PyCFunction) sock_try_recv, METH_NOARGS, NULL},
+	{"_recv_many", (PyCFunction) sock_recv_many, METH_O, NULL},
+	{"_dispatch", (PyCFunction) sock_dispatch, METH_O, NULL},
+	{"_pin_fds", (PyCFunction) sock_pin_fds, METH_O, NULL},
+	{NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot sock_slots[] = {
+	{Py_tp_new, sock_new},
+	{Py_tp_init, sock_init},
+	{Py_tp_dealloc, sock_dealloc},
+	{Py_tp_methods, sock_methods},
+	{Py_tp_getset, sock_getset},
+	{Py_tp_doc, "Socket(pattern, raw=False) - the C core of iok.Socket"},
+	{0, NULL},
+};
+
+static PyType_Spec sock_spec = {
+	.name      = "iok._iok.Socket",
+	.basicsize = sizeof(SockObject),
+	.flags     = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+	.slots     = sock_slots,
+};
+
+/* ------------------------------------------------------ module functions */
+
+static PyObject *
+mod_setup(PyObject *m, PyObject *args)
+{
+	PyObject     *base, *map, *msgtype;
+	unsigned long main_ident;
+	if (!PyArg_ParseTuple(args, "OO!Ok:_setup", &base, &PyDict_Type, &map, &msgtype, &main_ident)) {
+		return NULL;
+	}
+	g_main_thread = main_ident;
+	Py_XDECREF(g_error_base);
+	Py_XDECREF(g_error_map);
+	Py_XDECREF(g_message_type);
+	g_error_base   = Py_NewRef(base);
+	g_error_map    = Py_NewRef(map);
+	g_message_type = Py_NewRef(msgtype);
+	Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_strerror(PyObject *m, PyObject *arg)
+{
+	long code = PyLong_AsLong(arg);
+	if (code == -1 && PyErr_Occurred()) {
+		return NULL;
+	}
+	return PyUnicode_FromString(iok_strerror((int) code));
+}
+
+static PyObject *
+ep_close(PyObject *args, int dialer)
+{
+	unsigned int id;
+	int          rv;
+	if (!PyArg_ParseTuple(args, "I", &id)) {
+		return NULL;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	rv = dialer ? iok_dialer_close((iok_dialer){id}) : iok_listener_close((iok_listener){id});
+	Py_END_ALLOW_THREADS
+	if (rv != 0) {
+		return raise_iok(rv);
+	}
+	Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_dialer_close(PyObject *m, PyObject *args)
+{
+	return ep_close(args, 1);
+}
+
+static PyObject *
+mod_listener_close(PyObject *m, PyObject *args)
+{
+	return ep_close(args, 0);
+}
+
+static PyObject *
+ep_getopt(PyObject *args, const struct optops *ops)
+{
+	unsigned int id;
+	const char  *name, *k = "auto";
+	int          kind;
+	if (!PyArg_ParseTuple(args, "Is|s", &id, &name, &k)) {
+		return NULL;
+	}
+	if ((kind = kind_of(k)) < 0) {
+		PyErr_Format(PyExc_ValueError, "unknown option kind '%s'", k);
+		return NULL;
+	}
+	return opt_get(ops, id, name, kind);
+}
+
+static PyObject *
+ep_setopt(PyObject *args, const struct optops *ops)
+{
+	unsigned int id;
+	const char  *name;
+	PyObject    *val;
+	if (!PyArg_ParseTuple(args, "IsO", &id, &name, &val)) {
+		return NULL;
+	}
+	return opt_set(ops, id, name, val);
+}
+
+static PyObject *mod_dialer_getopt(PyObject *m, PyObject *a) { return ep_getopt(a, &dialer_ops); }
+static PyObject *mod_listener_getopt(PyObject *m, PyObject *a) { return ep_getopt(a, &listener_ops); }
+static PyObject *mod_dialer_setopt(PyObject *m, PyObject *a) { return ep_setopt(a, &dialer_ops); }
+static PyObject *mod_listener_setopt(PyObject *m, PyObject *a) { return ep_setopt(a, &listener_ops); }
+
+static PyObject *
+mod_device(PyObject *m, PyObject *args)
+{
+	PyObject *a, *b = Py_None;
+	int       rv;
+	if (!PyArg_ParseTuple(args, "O|O:device", &a, &b)) {
+		return NULL;
+	}
+	if (!PyObject_TypeCheck(a, g_sock_type) || (b != Py_None && !PyObject_TypeCheck(b, g_sock_type))) {
+		PyErr_SetString(PyExc_TypeError, "device(a, b): iok sockets");
+		return NULL;
+	}
+	iok_socket sa = ((SockObject *) a)->s, sb = {0};
+	if (b != Py_None) {
+		sb = ((SockObject *) b)->s;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	rv = iok_device(sa, sb);
+	Py_END_ALLOW_THREADS
+	if (rv != 0) {
+		return raise_iok(rv);
+	}
+	Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_fini(PyObject *m, PyObject *unused)
+{
+	Py_BEGIN_ALLOW_THREADS
+	iok_fini();
+	Py_END_ALLOW_THREADS
+	Py_RETURN_NONE;
+}
+
+static PyMethodDef mod_methods[] = {
+	{"_setup", mod_setup, METH_VARARGS, NULL},
+	{"strerror", mod_strerror, METH_O, "strerror(code) -> str"},
+	{"dialer_close", mod_dialer_close, METH_VARARGS, NULL},
+	{"listener_close", mod_listener_close, METH_VARARGS, NULL},
+	{"dialer_getopt", mod_dialer_getopt, METH_VARARGS, NULL},
+	{"listener_getopt", mod_listener_getopt, METH_VARARGS, NULL},
+	{"dialer_setopt", mod_dialer_setopt, METH_VARARGS, NULL},
+	{"listener_setopt", mod_listener_setopt, METH_VARARGS, NULL},
+	{"_device", mod_device, METH_VARARGS, NULL},
+	{"fini", mod_fini, METH_NOARGS, "fini() - close every socket and stop the kernel thread"},
+	{NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moddef = {
+	PyModuleDef_HEAD_INIT,
+	.m_name    = "iok._iok",
+	.m_doc     = "C core of the iok Python bindings",
+	.m_size    = -1,
+	.m_methods = mod_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__iok(void)
+{
+	static int registered;
+	PyObject  *m = PyModule_Create(&moddef), *type;
+	if (m == NULL) {
+		return NULL;
+	}
+	if (!registered) {
+		registered = 1;
+		init_signals();
+		pthread_atfork(NULL, NULL, atfork_child);
+	}
+	g_str_set_result    = PyUnicode_InternFromString("set_result");
+	g_str_set_exception = PyUnicode_InternFromString("set_exception");
+	type                = PyType_FromSpec(&sock_spec);
+	if (type == NULL || g_str_set_result == NULL || g_str_set_exception == NULL ||
+	    PyModule_AddObjectRef(m, "Socket", type) < 0) {
+		Py_XDECREF(type);
+		Py_DECREF(m);
+		return NULL;
+	}
+	g_sock_type = (PyTypeObject *) type; /* the module keeps it alive */
+	Py_DECREF(type);
+	if (PyModule_AddStringConstant(m, "version", iok_version()) < 0) {
+		Py_DECREF(m);
+		return NULL;
+	}
+#define ADD_INT(name, v)                                                                            \
+	if (PyModule_AddIntConstant(m, name, v) < 0) {                                              \
+		Py_DECREF(m);                                                                       \
+		return NULL;                                                                        \
+	}
+	ADD_INT("IOK_EINTR", IOK_EINTR)
+	ADD_INT("IOK_ENOMEM", IOK_ENOMEM)
+	ADD_INT("IOK_EINVAL", IOK_EINVAL)
+	ADD_INT("IOK_EBUSY", IOK_EBUSY)
+	ADD_INT("IOK_ETIMEDOUT", IOK_ETIMEDOUT)
+	ADD_INT("IOK_ECONNREFUSED", IOK_ECONNREFUSED)
+	ADD_INT("IOK_ECLOSED", IOK_ECLOSED)
+	ADD_INT("IOK_EAGAIN", IOK_EAGAIN)
+	ADD_INT("IOK_ENOTSUP", IOK_ENOTSUP)
+	ADD_INT("IOK_EADDRINUSE", IOK_EADDRINUSE)
+	ADD_INT("IOK_ESTATE", IOK_ESTATE)
+	ADD_INT("IOK_ENOENT", IOK_ENOENT)
+	ADD_INT("IOK_EPROTO", IOK_EPROTO)
+	ADD_INT("IOK_EUNREACHABLE", IOK_EUNREACHABLE)
+	ADD_INT("IOK_EADDRINVAL", IOK_EADDRINVAL)
+	ADD_INT("IOK_EPERM", IOK_EPERM)
+	ADD_INT("IOK_EMSGSIZE", IOK_EMSGSIZE)
+	ADD_INT("IOK_ECONNABORTED", IOK_ECONNABORTED)
+	ADD_INT("IOK_ECONNRESET", IOK_ECONNRESET)
+	ADD_INT("IOK_ECANCELED", IOK_ECANCELED)
+	ADD_INT("IOK_ENOFILES", IOK_ENOFILES)
+	ADD_INT("IOK_ENOSPC", IOK_ENOSPC)
+	ADD_INT("IOK_EEXIST", IOK_EEXIST)
+	ADD_INT("IOK_EREADONLY", IOK_EREADONLY)
+	ADD_INT("IOK_EWRITEONLY", IOK_EWRITEONLY)
+	ADD_INT("IOK_ECRYPTO", IOK_ECRYPTO)
+	ADD_INT("IOK_EPEERAUTH", IOK_EPEERAUTH)
+	ADD_INT("IOK_ENOARG", IOK_ENOARG)
+	ADD_INT("IOK_EAMBIGUOUS", IOK_EAMBIGUOUS)
+	ADD_INT("IOK_EBADTYPE", IOK_EBADTYPE)
+	ADD_INT("IOK_ECONNSHUT", IOK_ECONNSHUT)
+	ADD_INT("IOK_EINTERNAL", IOK_EINTERNAL)
+#undef ADD_INT
+	return m;
+}

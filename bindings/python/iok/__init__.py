@@ -1,0 +1,515 @@
+"""iok - nng-style sockets whose network I/O runs on one background C thread.
+
+All network I/O of the process happens on iok's kernel thread, which never
+takes the GIL; Python hands it whole messages and takes whole messages back.
+
+Sync::
+
+    with iok.Rep(listen="tcp://127.0.0.1:5555") as rep:
+        rep.send(rep.recv().upper())
+
+asyncio (thousands of requests in flight on one socket)::
+
+    async with iok.Req(dial="tcp://127.0.0.1:5555") as req:
+        replies = await asyncio.gather(*(req.request(b"x%d" % i) for i in range(1000)))
+
+Timeouts and durations are in milliseconds, as in iok's (and nng's) options.
+"""
+
+from . import _iok
+from ._iok import strerror, fini
+
+__all__ = [
+    "Socket", "Dialer", "Listener", "Message", "device", "fini", "strerror",
+    "Pair0", "Pair1", "Pair", "Push0", "Push", "Pull0", "Pull", "Req0", "Req",
+    "Rep0", "Rep", "Pub0", "Pub", "Sub0", "Sub", "Surveyor0", "Surveyor",
+    "Respondent0", "Respondent", "Bus0", "Bus", "Db",
+    "Error", "Interrupted", "OutOfMemory", "InvalidArgument", "Busy", "Timeout",
+    "ConnectionRefused", "Closed", "TryAgain", "NotSupported", "AddressInUse",
+    "BadState", "NoEntry", "ProtocolError", "DestinationUnreachable",
+    "AddressInvalid", "PermissionDenied", "MessageTooLarge", "ConnectionAborted",
+    "ConnectionReset", "Canceled", "OutOfFiles", "OutOfSpace", "AlreadyExists",
+    "ReadOnly", "WriteOnly", "CryptoError", "PeerAuthError", "NoArgument",
+    "Ambiguous", "BadType", "ConnectionShutdown", "InternalError",
+]
+
+__version__ = _iok.version
+INFINITE = -1  # a timeout that never expires
+
+
+# ----------------------------------------------------------------- errors
+
+class Error(Exception):
+    """An error iok reported.  ``errno`` is the IOK_E* code (nng's numbers),
+    ``message`` iok's description of it."""
+
+    errno = 0
+
+    def __init__(self, errno=None, message=None):
+        if errno is None:
+            errno = type(self).errno
+        if message is None:
+            message = _iok.strerror(errno)
+        super().__init__(errno, message)
+        self.errno = errno
+        self.message = message
+
+    def __str__(self):
+        return self.message
+
+    def __reduce__(self):
+        return (type(self), (self.errno, self.message))
+
+
+_ERRORS = {}
+
+
+def _error(name, code, doc):
+    cls = type(name, (Error,), {"errno": code, "__doc__": doc, "__module__": __name__})
+    _ERRORS[code] = cls
+    return cls
+
+
+Interrupted = _error("Interrupted", _iok.IOK_EINTR, "Interrupted.")
+OutOfMemory = _error("OutOfMemory", _iok.IOK_ENOMEM, "Out of memory.")
+InvalidArgument = _error("InvalidArgument", _iok.IOK_EINVAL, "Invalid argument or option value.")
+Busy = _error("Busy", _iok.IOK_EBUSY, "Resource busy.")
+Timeout = _error("Timeout", _iok.IOK_ETIMEDOUT, "The operation timed out.")
+ConnectionRefused = _error("ConnectionRefused", _iok.IOK_ECONNREFUSED, "Connection refused.")
+Closed = _error("Closed", _iok.IOK_ECLOSED, "The socket (or dialer, listener) is closed.")
+TryAgain = _error("TryAgain", _iok.IOK_EAGAIN, "The operation would block (timeout=0).")
+NotSupported = _error("NotSupported", _iok.IOK_ENOTSUP,
+                      "Not supported: unknown pattern, option or scheme, or an operation the "
+                      "pattern does not have.")
+AddressInUse = _error("AddressInUse", _iok.IOK_EADDRINUSE, "Address in use.")
+BadState = _error("BadState", _iok.IOK_ESTATE, "Operation not valid in this state.")
+NoEntry = _error("NoEntry", _iok.IOK_ENOENT, "No such entry.")
+ProtocolError = _error("ProtocolError", _iok.IOK_EPROTO, "Protocol error.")
+DestinationUnreachable = _error("DestinationUnreachable", _iok.IOK_EUNREACHABLE,
+                                "Destination unreachable.")
+AddressInvalid = _error("AddressInvalid", _iok.IOK_EADDRINVAL, "Invalid address (bad URL).")
+PermissionDenied = _error("PermissionDenied", _iok.IOK_EPERM, "Permission denied.")
+MessageTooLarge = _error("MessageTooLarge", _iok.IOK_EMSGSIZE, "Message too large.")
+ConnectionAborted = _error("ConnectionAborted", _iok.IOK_ECONNABORTED, "Connection aborted.")
+ConnectionReset = _error("ConnectionReset", _iok.IOK_ECONNRESET, "Connection reset or lost.")
+Canceled = _error("Canceled", _iok.IOK_ECANCELED, "Operation canceled.")
+OutOfFiles = _error("OutOfFiles", _iok.IOK_ENOFILES, "Out of file descriptors.")
+OutOfSpace = _error("OutOfSpace", _iok.IOK_ENOSPC, "Out of space.")
+AlreadyExists = _error("AlreadyExists", _iok.IOK_EEXIST, "Already exists.")
+ReadOnly = _error("ReadOnly", _iok.IOK_EREADONLY, "The option is read-only.")
+WriteOnly = _error("WriteOnly", _iok.IOK_EWRITEONLY, "The option is write-only.")
+CryptoError = _error("CryptoError", _iok.IOK_ECRYPTO, "Cryptographic error.")
+PeerAuthError = _error("PeerAuthError", _iok.IOK_EPEERAUTH, "The peer refused our credentials.")
+NoArgument = _error("NoArgument", _iok.IOK_ENOARG, "The option needs an argument.")
+Ambiguous = _error("Ambiguous", _iok.IOK_EAMBIGUOUS, "Ambiguous option.")
+BadType = _error("BadType", _iok.IOK_EBADTYPE, "Option accessed with the wrong type.")
+ConnectionShutdown = _error("ConnectionShutdown", _iok.IOK_ECONNSHUT, "Connection shut down.")
+InternalError = _error("InternalError", _iok.IOK_EINTERNAL, "Internal error.")
+del _error
+
+
+# --------------------------------------------------------------- messages
+
+class Message:
+    """A received message with its routing facts: ``data`` (bytes), ``token``
+    (the request it answers or is, for reply()), ``pipe`` (connection id) and
+    ``header`` (SP header bytes; empty on cooked sockets)."""
+
+    __slots__ = ("data", "token", "pipe", "header")
+
+    def __init__(self, data, token=0, pipe=0, header=b""):
+        self.data = data
+        self.token = token
+        self.pipe = pipe
+        self.header = header
+
+    def __bytes__(self):
+        return self.data
+
+    def __repr__(self):
+        return "Message(%r, token=%d, pipe=%d)" % (self.data, self.token, self.pipe)
+
+
+_iok._setup(Error, _ERRORS, Message, __import__("threading").main_thread().ident)
+
+
+# ---------------------------------------------------------------- options
+
+# Python name -> (iok option name, kind).  Kinds: bool int ms size uint64
+# string bytes.  Every one is a property of Socket and a keyword argument of
+# its constructor.
+OPTIONS = {
+    "recv_timeout": ("recv-timeout", "ms"),
+    "send_timeout": ("send-timeout", "ms"),
+    "recv_buffer": ("recv-buffer", "int"),
+    "send_buffer": ("send-buffer", "int"),
+    "recv_max_size": ("recv-size-max", "size"),
+    "reconnect_time_min": ("reconnect-time-min", "ms"),
+    "reconnect_time_max": ("reconnect-time-max", "ms"),
+    "tcp_nodelay": ("tcp-nodelay", "bool"),
+    "tcp_keepalive": ("tcp-keepalive", "bool"),
+    "linger": ("linger", "ms"),
+    "name": ("socket-name", "string"),
+    "ttl_max": ("ttl-max", "int"),
+    "raw": ("raw", "bool"),
+    "protocol": ("protocol", "int"),
+    "peer": ("peer", "int"),
+    "protocol_name": ("protocol-name", "string"),
+    "peer_name": ("peer-name", "string"),
+    # pattern options
+    "polyamorous": ("pair1:polyamorous", "bool"),
+    "prefer_new": ("sub:prefnew", "bool"),
+    "resend_time": ("req:resend-time", "ms"),
+    "request_timeout": ("req:timeout", "ms"),
+    "survey_time": ("surveyor:survey-time", "ms"),
+}
+_READ_ONLY = {"raw", "protocol", "peer", "protocol_name", "peer_name"}
+
+STATS = ("tx-msgs", "rx-msgs", "tx-bytes", "rx-bytes", "pipes", "pipes-opened",
+         "reconnects", "rx-oversize", "proto-errors", "rx-malformed", "rx-dropped",
+         "tx-dropped")
+
+
+def _option_property(pyname, name, kind):
+    def get(self):
+        return self.getopt(name, kind)
+
+    def set(self, value):
+        self.setopt(name, value)
+
+    doc = "iok option %r (%s)" % (name, kind)
+    if pyname in _READ_ONLY:
+        return property(get, doc=doc)
+    return property(get, set, doc=doc)
+
+
+def _urls(v):
+    if v is None:
+        return ()
+    if isinstance(v, str):
+        return (v,)
+    return tuple(v)
+
+
+# ---------------------------------------------------------------- sockets
+
+class Socket(_iok.Socket):
+    """Socket(pattern, *, raw=False, dial=None, listen=None, **options)
+
+    pattern: "pair0", "pair1", "push0", "pull0", "req0", "rep0", "pub0",
+    "sub0", "surveyor0", "respondent0", "bus0", "pipelined-db" (or the name
+    without its version digit).  dial/listen: a URL or a list of URLs.
+    options: any name of iok.OPTIONS, e.g. recv_timeout=1000 (ms).
+
+    Blocking calls (send, recv) release the GIL and are interrupted by
+    Ctrl+C.  asyncio: asend, arecv, arecv_msg, areply, and request (req,
+    surveyor, pipelined-db), many outstanding on one socket.
+    """
+
+    __slots__ = ("_aio", "__weakref__")
+    _pattern = None
+
+    def __init__(self, pattern=None, *, raw=False, dial=None, listen=None, **options):
+        if pattern is None:
+            pattern = self._pattern
+            if pattern is None:
+                raise TypeError("Socket() needs a pattern name")
+        self._aio = None
+        super().__init__(pattern, raw)
+        try:
+            for k, v in options.items():
+                self.set_option(k, v)
+            for url in _urls(listen):
+                self.listen(url)
+            for url in _urls(dial):
+                self.dial(url)
+        except BaseException:
+            self.close()
+            raise
+
+    def __repr__(self):
+        try:
+            state = "closed" if self.closed else "id=%d" % self.id
+            return "<%s %s %s>" % (type(self).__name__, self.getopt("protocol-name", "string"), state)
+        except Error:
+            return "<%s closed>" % type(self).__name__
+
+    # -- lifetime
+    def close(self):
+        """Close the socket.  Threads blocked in send/recv on it raise
+        iok.Closed, as do awaiting coroutines.  Idempotent."""
+        aio = self._aio
+        if aio is not None:
+            self._aio = None
+            aio.detach(self)
+        _iok.Socket.close(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        self.close()
+
+    # -- endpoints
+    def dial(self, url, block=False):
+        """Connect to url (tcp://host:port, ipc:///path, inproc://name...).
+        Asynchronous by default (retries in the background); block=True
+        waits for the first connection and raises its error."""
+        return Dialer(_iok.Socket.dial(self, url, block), self)
+
+    def listen(self, url):
+        """Bind url and accept connections; returns a Listener (.port tells
+        the port bound for tcp://host:0)."""
+        return Listener(_iok.Socket.listen(self, url), self)
+
+    # -- options
+    def set_option(self, name, value):
+        """Set an option by Python name (iok.OPTIONS) or iok name."""
+        opt = OPTIONS.get(name)
+        if opt is not None:
+            if name in _READ_ONLY:
+                raise ReadOnly()
+            name = opt[0]
+        self.setopt(name, value)
+
+    def get_option(self, name, kind=None):
+        """Get an option by Python name (iok.OPTIONS) or iok name."""
+        opt = OPTIONS.get(name)
+        if opt is not None:
+            name, k = opt
+            kind = kind or k
+        return self.getopt(name, kind or "auto")
+
+    @property
+    def stats(self):
+        """The socket's counters (kernel-side), as a dict."""
+        return {s: self.getopt("stat:" + s, "uint64") for s in STATS}
+
+    # -- messages
+    def recv_msg(self, timeout=None):
+        """Like recv(), but returns a Message with token, pipe and header
+        (rep/respondent: pass msg.token to reply() to answer it, in any
+        order, from any thread)."""
+        return self._recv_msg(timeout)
+
+    def subscribe(self, prefix):
+        """sub: receive messages starting with prefix (b"" = all)."""
+        if isinstance(prefix, str):
+            prefix = prefix.encode()
+        self.setopt("sub:subscribe", bytes(prefix))
+
+    def unsubscribe(self, prefix):
+        """sub: undo subscribe(prefix)."""
+        if isinstance(prefix, str):
+            prefix = prefix.encode()
+        self.setopt("sub:unsubscribe", bytes(prefix))
+
+    # -- asyncio (see _aio.py)
+    async def asend(self, data):
+        """Send without blocking the event loop."""
+        if self._try_send(data):
+            return
+        aio = _aio.state(self)
+        while not self._try_send(data):
+            await aio.writable(self)
+
+    async def areply(self, token, data):
+        """Answer the request with this token (see arecv_msg)."""
+        if self._try_reply(token, data):
+            return
+        aio = _aio.state(self)
+        while not self._try_reply(token, data):
+            await aio.writable(self)
+
+    async def arecv(self):
+        """Receive the next message without blocking the event loop."""
+        aio = self._aio
+        if aio is None or not aio.waiters:
+            data = self._try_recv()
+            if data is not None:
+                return data
+        return await _aio.state(self).wait_message(self, False)
+
+    async def arecv_msg(self):
+        """arecv() returning a Message (with the token to areply() to)."""
+        aio = self._aio
+        if aio is None or not aio.waiters:
+            try:
+                return self._recv_msg(0)
+            except TryAgain:
+                pass
+        return await _aio.state(self).wait_message(self, True)
+
+    async def request(self, data):
+        """Send a request and wait for its reply (req, surveyor: first
+        reply, pipelined-db).  Any number may be in flight on one socket;
+        each caller gets its own reply.  Cancelling the awaiting task
+        cancels the request: a late reply is dropped."""
+        aio = _aio.state(self)
+        token = self._try_request(data)
+        while not token:
+            await aio.writable(self)
+            token = self._try_request(data)
+        fut = aio.loop.create_future()
+        pending = aio.pending
+        pending[token] = fut
+        if not aio.reading:
+            aio.start_reading(self)
+        try:
+            return await fut
+        except BaseException:
+            if pending.pop(token, None) is not None:
+                try:
+                    self.cancel(token)
+                except Error:
+                    pass
+                if not pending:
+                    aio.maybe_idle(self)
+            raise
+
+    arequest = request
+
+    async def survey(self, data):
+        """surveyor: send a survey and return the list of every reply that
+        arrives before the survey ends (survey_time)."""
+        aio = _aio.state(self)
+        token = self._try_request(data)
+        while not token:
+            await aio.writable(self)
+            token = self._try_request(data)
+        col = _aio.Collector(aio.loop, aio.pending, token)
+        aio.pending[token] = col
+        if not aio.reading:
+            aio.start_reading(self)
+        try:
+            return await col.fut
+        except BaseException:
+            if aio.pending.pop(token, None) is not None:
+                try:
+                    self.cancel(token)
+                except Error:
+                    pass
+                if not aio.pending:
+                    aio.maybe_idle(self)
+            raise
+
+
+for _name, (_opt, _kind) in OPTIONS.items():
+    setattr(Socket, _name, _option_property(_name, _opt, _kind))
+del _name, _opt, _kind
+
+
+class _Endpoint:
+    __slots__ = ("id", "socket", "__weakref__")
+    _get = _set = _close = None
+
+    def __init__(self, id, socket=None):
+        self.id = id
+        self.socket = socket
+
+    def close(self):
+        type(self)._close(self.id)
+
+    @property
+    def url(self):
+        return type(self)._get(self.id, "url", "string")
+
+    def get_option(self, name, kind=None):
+        opt = OPTIONS.get(name)
+        if opt is not None:
+            name, k = opt
+            kind = kind or k
+        return type(self)._get(self.id, name, kind or "auto")
+
+    def set_option(self, name, value):
+        opt = OPTIONS.get(name)
+        if opt is not None:
+            name = opt[0]
+        type(self)._set(self.id, name, value)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.close()
+        except Closed:
+            pass
+
+    def __repr__(self):
+        return "<%s id=%d>" % (type(self).__name__, self.id)
+
+
+class Dialer(_Endpoint):
+    """A socket's connection to one URL (returned by Socket.dial)."""
+    __slots__ = ()
+    _get = staticmethod(_iok.dialer_getopt)
+    _set = staticmethod(_iok.dialer_setopt)
+    _close = staticmethod(_iok.dialer_close)
+
+
+class Listener(_Endpoint):
+    """A socket's bound address (returned by Socket.listen)."""
+    __slots__ = ()
+    _get = staticmethod(_iok.listener_getopt)
+    _set = staticmethod(_iok.listener_setopt)
+    _close = staticmethod(_iok.listener_close)
+
+    @property
+    def port(self):
+        """The TCP port bound (useful with tcp://127.0.0.1:0)."""
+        return _iok.listener_getopt(self.id, "tcp-bound-port", "int")
+
+
+def device(a, b=None):
+    """Forward between two raw sockets on the kernel thread (b=None: a
+    reflector).  Returns at once; stops when either socket closes."""
+    _iok._device(a, b)
+
+
+def _pattern_class(name, pattern, doc):
+    cls = type(name, (Socket,), {"__slots__": (), "_pattern": pattern, "__doc__": doc,
+                                 "__module__": __name__})
+
+    def __init__(self, **kw):
+        Socket.__init__(self, None, **kw)
+
+    __init__.__doc__ = "%s(*, raw=False, dial=None, listen=None, **options)" % name
+    cls.__init__ = __init__
+    return cls
+
+
+Pair0 = _pattern_class("Pair0", "pair0", "PAIR v0: one peer, messages both ways.")
+Pair1 = _pattern_class("Pair1", "pair1", "PAIR v1 (polyamorous=True: many peers).")
+Pair = Pair1
+Push0 = _pattern_class("Push0", "push0", "PUSH: send to one ready pull peer, round-robin.")
+Push = Push0
+Pull0 = _pattern_class("Pull0", "pull0", "PULL: receive from every push peer, fair queue.")
+Pull = Pull0
+Req0 = _pattern_class("Req0", "req0", "REQ: send a request, receive its reply; "
+                      "await request() for many in flight.")
+Req = Req0
+Rep0 = _pattern_class("Rep0", "rep0", "REP: receive requests, send replies (reply() by token "
+                      "for many at once).")
+Rep = Rep0
+Pub0 = _pattern_class("Pub0", "pub0", "PUB: send to every subscriber.")
+Pub = Pub0
+Sub0 = _pattern_class("Sub0", "sub0", "SUB: receive what matches subscribe(prefix).")
+Sub = Sub0
+Surveyor0 = _pattern_class("Surveyor0", "surveyor0", "SURVEYOR: ask every respondent, gather "
+                           "replies until survey_time.")
+Surveyor = Surveyor0
+Respondent0 = _pattern_class("Respondent0", "respondent0", "RESPONDENT: answer surveys.")
+Respondent = Respondent0
+Bus0 = _pattern_class("Bus0", "bus0", "BUS: every message to every directly connected peer.")
+Bus = Bus0
+Db = _pattern_class("Db", "pipelined-db", "pipelined-db: requests without SP headers, replies "
+                    "in order per connection, many in flight.")
+
+from . import _aio  # noqa: E402  (needs Socket's errors)
