@@ -128,6 +128,10 @@ uint16_t ik_pipe_peer(const ik_pipe *p);
  * not exactly one command, IOK_ENOMEM (the pipe closes).  Patterns that
  * match replies by order must not count a dropped message as sent. */
 int ik_pipe_send(ik_pipe *p, iok_msg *m);
+/* ik_pipe_send_copy sends a copy of m, which stays the caller's: for fan-out
+ * (small messages are framed straight into the write batch, no copy of the
+ * message is made).  0 or IOK_E*. */
+int ik_pipe_send_copy(ik_pipe *p, const iok_msg *m);
 /* ik_pipe_writable: p's write queue is below its high-water mark. */
 int ik_pipe_writable(const ik_pipe *p);
 /* ik_pipe_close drops the connection (e.g. a malformed message); the

@@ -188,22 +188,29 @@ pub_pipe_put(pub_sock *ps, pub_pipe *pi, iok_msg *m)
 	pi->len++;
 }
 
-/* Every subscriber gets m: copies for all but the last, which gets m. */
+/* Every subscriber gets m.  A pipe that can take it now gets the bytes
+ * framed straight into its write batch (no message copy); only a pipe
+ * that is behind gets a copy, for its queue. */
 static void
 pub_fanout(pub_sock *ps, iok_msg *m)
 {
-	if (ps->n == 0) {
-		iok_msg_free(m); /* nobody listens: nothing is lost */
-		return;
-	}
 	for (int i = 0; i < ps->n; i++) {
-		iok_msg *c = i == ps->n - 1 ? m : fanout_copy(m);
+		pub_pipe *pi = ps->pipes[i];
+		if (pi->len > 0) {
+			pub_drain(pi);
+		}
+		if (pi->len == 0 && ik_pipe_writable(pi->pipe)) {
+			(void) ik_pipe_send_copy(pi->pipe, m); /* failures are counted */
+			continue;
+		}
+		iok_msg *c = fanout_copy(m);
 		if (c == NULL) {
 			ik_sock_stat(ps->sock, IK_STAT_TX_DROPPED, 1);
 			continue;
 		}
-		pub_pipe_put(ps, ps->pipes[i], c);
+		pub_pipe_put(ps, pi, c);
 	}
+	iok_msg_free(m); /* nobody listening loses nothing */
 }
 
 static int

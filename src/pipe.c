@@ -586,6 +586,25 @@ ik_pipe_resume(ik_pipe *p)
 /* ------------------------------------------------------------ messages out */
 
 static int
+wseg_reserve(ik_wbatch *b, size_t n)
+{
+	if (b->capsegs - b->nsegs >= n) {
+		return 0;
+	}
+	size_t   cap = b->capsegs ? b->capsegs * 2 : 8;
+	ik_wseg *ns;
+	while (cap - b->nsegs < n) {
+		cap *= 2;
+	}
+	if ((ns = realloc(b->segs, cap * sizeof(*ns))) == NULL) {
+		return IOK_ENOMEM;
+	}
+	b->segs    = ns;
+	b->capsegs = cap;
+	return 0;
+}
+
+static int
 wseg_add(ik_wbatch *b, iok_msg *msg, size_t off, size_t len)
 {
 	if (msg == NULL && b->nsegs > 0) {
@@ -625,14 +644,52 @@ queue_bytes(ik_pipe *p, const void *data, size_t len)
 
 static void inproc_send(ik_pipe *p, iok_msg *m);
 
-int
-ik_pipe_send(ik_pipe *p, iok_msg *m)
+/* Frame m into the filling batch.  Small bodies are copied (keep says
+ * whether m stays the caller's); big ones are written in place, so the
+ * batch takes m (never with keep).  0 or IOK_E*; on error m is untouched. */
+static int
+frame_into_batch(ik_pipe *p, iok_msg *m, bool keep)
 {
 	uint8_t    prefix[IK_PREFIX_MAX];
 	ssize_t    pl;
 	ik_wbatch *b;
 	size_t     off;
 
+	pl = p->tran->encode(p->tstate, m->hdr, m->hdr_len, m->body, m->len, prefix);
+	if (pl < 0) {
+		p->sock->stats[IK_STAT_TX_DROPPED]++;
+		return (int) -pl;
+	}
+	b           = &p->wb[p->wfill];
+	off         = b->bytes.len;
+	bool   copy = m->len <= COPY_MAX;
+	size_t nbytes = (size_t) pl + m->hdr_len + (copy ? m->len : 0);
+	/* Room for everything first, so a failure leaves the batch as it was
+	 * (a prefix sent without its body would break the stream). */
+	if (ik_buf_reserve(&b->bytes, nbytes) != 0 || wseg_reserve(b, 2) != 0) {
+		return IOK_ENOMEM;
+	}
+	(void) wseg_add(b, NULL, off, nbytes);
+	memcpy(b->bytes.data + off, prefix, (size_t) pl);
+	memcpy(b->bytes.data + off + pl, m->hdr, m->hdr_len);
+	if (copy && m->len > 0) {
+		memcpy(b->bytes.data + off + (size_t) pl + m->hdr_len, m->body, m->len);
+	}
+	b->bytes.len += nbytes;
+	b->total += (size_t) pl + m->hdr_len + m->len;
+	if (!copy) {
+		b->segs[b->nsegs++] = (ik_wseg){.msg = m, .off = 0, .len = m->len};
+	} else if (!keep) {
+		iok_msg_free(m);
+	}
+	ik_task_schedule(&p->task);
+	return 0;
+}
+
+int
+ik_pipe_send(ik_pipe *p, iok_msg *m)
+{
+	int rv;
 	if (p->state != IK_PIPE_ACTIVE) {
 		iok_msg_free(m);
 		p->sock->stats[IK_STAT_TX_DROPPED]++;
@@ -642,41 +699,32 @@ ik_pipe_send(ik_pipe *p, iok_msg *m)
 		inproc_send(p, m);
 		return 0;
 	}
-	pl = p->tran->encode(p->tstate, m->hdr, m->hdr_len, m->body, m->len, prefix);
-	if (pl < 0) {
+	if ((rv = frame_into_batch(p, m, false)) != 0) {
 		iok_msg_free(m);
+		if (rv == IOK_ENOMEM) {
+			ik_pipe_close(p, IOK_ENOMEM);
+		}
+	}
+	return rv;
+}
+
+int
+ik_pipe_send_copy(ik_pipe *p, const iok_msg *m)
+{
+	iok_msg *d;
+	int      rv;
+	if (p->state == IK_PIPE_ACTIVE && p->is_stream && m->len <= COPY_MAX) {
+		/* Fan-out: the bytes go straight into the batch, no copy of m. */
+		if ((rv = frame_into_batch(p, (iok_msg *) m, true)) == IOK_ENOMEM) {
+			ik_pipe_close(p, IOK_ENOMEM);
+		}
+		return rv;
+	}
+	if (iok_msg_dup(&d, m) != 0) {
 		p->sock->stats[IK_STAT_TX_DROPPED]++;
-		return (int) -pl;
+		return IOK_ENOMEM;
 	}
-	b   = &p->wb[p->wfill];
-	off = b->bytes.len;
-	bool copy = m->len <= COPY_MAX;
-	size_t nbytes = (size_t) pl + m->hdr_len + (copy ? m->len : 0);
-	if (ik_buf_reserve(&b->bytes, nbytes) != 0) {
-		goto nomem;
-	}
-	memcpy(b->bytes.data + off, prefix, (size_t) pl);
-	memcpy(b->bytes.data + off + pl, m->hdr, m->hdr_len);
-	if (copy && m->len > 0) {
-		memcpy(b->bytes.data + off + (size_t) pl + m->hdr_len, m->body, m->len);
-	}
-	if (wseg_add(b, NULL, off, nbytes) != 0) {
-		goto nomem;
-	}
-	b->bytes.len += nbytes;
-	b->total += (size_t) pl + m->hdr_len + m->len;
-	if (copy) {
-		iok_msg_free(m);
-	} else if (wseg_add(b, m, 0, m->len) != 0) {
-		goto nomem; /* the prefix went out alone: the stream is now
-		               broken, so the pipe closes below */
-	}
-	ik_task_schedule(&p->task);
-	return 0;
-nomem:
-	iok_msg_free(m);
-	ik_pipe_close(p, IOK_ENOMEM);
-	return IOK_ENOMEM;
+	return ik_pipe_send(p, d);
 }
 
 int

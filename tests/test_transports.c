@@ -261,7 +261,7 @@ test_bad_urls(void **state)
 	}
 	assert_int_equal(iok_dial(s, "udp://1.2.3.4:5", NULL, 0), IOK_ENOTSUP);
 	assert_int_equal(iok_dial(s, "tcp://no-such-host.invalid:5", NULL, IOK_FLAG_SYNC), IOK_EADDRINVAL);
-	assert_int_equal(iok_listen(s, "tcp://0.0.0.0:1", NULL, 0), geteuid() == 0 ? 0 : IOK_EPERM);
+	IOK_OK(iok_listen(s, "tcp://0.0.0.0:0", NULL, 0)); /* any address, any port */
 	IOK_OK(iok_close(s));
 }
 
