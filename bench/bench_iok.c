@@ -43,6 +43,16 @@ static int i_open(void **sp, const char *kind)
 	if (IOK_QLEN > 0) { /* -DIOK_QLEN=0 keeps iok's defaults */
 		iok_socket_set_int(is->s, IOK_OPT_SENDBUF, IOK_QLEN);
 		iok_socket_set_int(is->s, IOK_OPT_RECVBUF, IOK_QLEN);
+		if (strcmp(kind, "pub") == 0) {
+			/* Per-subscriber queue as deep as the zmq bench's HWM
+			 * (100000 messages). */
+			iok_socket_set_int(is->s, IOK_OPT_PUB_QUEUE_LEN, 100000);
+		}
+	}
+	if (strcmp(kind, "sub") == 0) {
+		/* zmq's policy (as the zmq bench has it): a slow subscriber
+		 * keeps what it has and pushes back; the publisher drops. */
+		iok_socket_set_bool(is->s, IOK_OPT_SUB_PREFNEW, 0);
 	}
 	if (strcmp(kind, "sub") == 0 &&
 		(rv = iok_socket_set(is->s, IOK_OPT_SUB_SUBSCRIBE, "", 0)) != 0) {

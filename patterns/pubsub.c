@@ -19,10 +19,13 @@
  * is a prefix of its body.  Messages that match nothing are not losses:
  * they are counted in the read-only uint64 option "sub:filtered", not in
  * stat:rx-dropped, so rx-dropped means "wanted but lost to a full queue"
- * and can be alarmed on.  A full receive queue never pushes back on the
- * publisher (the pipe is never paused): with IOK_OPT_SUB_PREFNEW true
- * (nng's default) the oldest queued message is dropped for the new one,
- * else the new one is dropped; either counts stat:rx-dropped.
+ * and can be alarmed on.  A full receive queue: with IOK_OPT_SUB_PREFNEW
+ * true (nng's default) the oldest queued message is dropped for the new
+ * one (counted in stat:rx-dropped); false keeps the old ones by pushing
+ * back: the pipe pauses, and the publisher, which never blocks, drops for
+ * this subscriber in its own queue (libzmq's policy, cheaper than reading
+ * messages only to drop them).  A connection shared with another socket's
+ * replies is never paused: there the new message is dropped instead.
  *
  * Matching: the subscriptions are kept in a sorted array of distinct byte
  * strings (binary search for subscribe/unsubscribe), and, rebuilt lazily
@@ -77,12 +80,12 @@
 #include "pattern.h"
 #include "../transports/transport.h"
 
-#define OPT_PUB_QLEN "pub:queue-length"       /* int, 1..65536, default 16 */
+#define OPT_PUB_QLEN "pub:queue-length"       /* int, 1..1048576, default 16 */
 #define OPT_PUB_DROP_OLDEST "pub:drop-oldest" /* bool, default true */
 #define OPT_SUB_FILTERED "sub:filtered"       /* uint64, read-only */
 
 #define PUB_QLEN_DEFAULT 16
-#define PUB_QLEN_MAX 65536
+#define PUB_QLEN_MAX (1 << 20)
 
 /* ------------------------------------------------------------------ PUB */
 
@@ -629,11 +632,19 @@ sub_recv(void *arg, void *pp, iok_msg *m)
 		ps->filtered++;
 		return IK_OK;
 	}
-	/* Never IK_BUSY: a subscriber must not push back on its publisher
-	 * (nor, on a shared connection, on the replies of its owner). */
 	if (ps->prefnew) {
 		ik_sock_deliver_drop_oldest(ps->sock, m);
-	} else if (ik_sock_deliver(ps->sock, m) == IK_BUSY) {
+		return IK_OK;
+	}
+	if (!pushed) {
+		/* Keep the old: push back, so the publisher's per-subscriber
+		 * queue drops instead (it never blocks) and nothing is read
+		 * only to be thrown away here. */
+		return ik_sock_deliver(ps->sock, m);
+	}
+	/* A shared connection also carries its owner's replies: never
+	 * pause it, drop the new message instead. */
+	if (ik_sock_deliver(ps->sock, m) == IK_BUSY) {
 		iok_msg_free(m);
 		ik_sock_stat(ps->sock, IK_STAT_RX_DROPPED, 1);
 	}
