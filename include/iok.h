@@ -458,6 +458,35 @@ IOK_API void iok_strfree(char *s);
  * Dialer/listener options: the transport ones above, plus IOK_OPT_URL
  * (string, read-only) and, on tcp listeners, IOK_OPT_TCP_BOUND_PORT (int,
  * read-only).
+ *
+ * Pattern options:
+ *   IOK_OPT_PAIR1_POLY        bool  pair1 talks to many peers (set before
+ *                                   connecting); route sends with
+ *                                   iok_msg_set_pipe
+ *   IOK_OPT_REQ_RESENDTIME    ms    req: resend an unanswered request
+ *                                   (default 60000, <= 0 never)
+ *   IOK_OPT_REQ_TIMEOUT       ms    req, pipelined-db: complete a request
+ *                                   with IOK_ETIMEDOUT after this (default
+ *                                   infinite)
+ *   IOK_OPT_SURVEYOR_SURVEYTIME ms  surveyor: how long a survey collects
+ *                                   responses (default 1000)
+ *   IOK_OPT_SUB_SUBSCRIBE / IOK_OPT_SUB_UNSUBSCRIBE  bytes (iok_socket_set)
+ *                                   or string: a prefix; "" = everything.
+ *                                   On a connection shared with a Redis
+ *                                   pipelined-db socket: SUBSCRIBE /
+ *                                   UNSUBSCRIBE channel
+ *   IOK_OPT_SUB_PSUBSCRIBE / IOK_OPT_SUB_PUNSUBSCRIBE  bytes: PSUBSCRIBE
+ *                                   patterns (push transports only)
+ *   IOK_OPT_SUB_PREFNEW       bool  full receive queue: true (default)
+ *                                   drops the oldest; false keeps the old
+ *                                   and pushes back (the publisher drops)
+ *   IOK_OPT_PUB_QUEUE_LEN     int   messages queued per slow subscriber
+ *                                   (1..2^20, default 16)
+ *   IOK_OPT_PUB_DROP_OLDEST   bool  which one a full queue drops (default
+ *                                   true)
+ *   IOK_OPT_DB_MAX_INFLIGHT   int   pipelined-db: requests in flight per
+ *                                   connection (default 1024)
+ *   "sub:filtered", "db:inflight", "db:queued"  uint64, read-only counts
  */
 #define IOK_OPT_SOCKNAME "socket-name"
 #define IOK_OPT_RAW "raw"
