@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "iok.h"
+#include "_resp.h"
 
 /* ------------------------------------------------------------- globals */
 
@@ -344,12 +345,13 @@ sock_close(SockObject *so, PyObject *unused)
 
 /* ------------------------------------------------------- blocking waits */
 
-enum { OP_RECV, OP_SEND, OP_REPLY };
+enum { OP_RECV, OP_SEND, OP_REPLY, OP_REQUEST };
 
 struct op {
 	int      kind;
-	iok_msg *m;     /* OP_SEND/OP_REPLY: the message to send (ours until sent) */
-	uint64_t token; /* OP_REPLY */
+	iok_msg *m;     /* OP_SEND/OP_REPLY/OP_REQUEST: to send (ours until sent) */
+	uint64_t token; /* OP_REPLY: the request answered; OP_REQUEST: out */
+	int      flags; /* OP_REQUEST: IOK_FLAG_IDEMPOTENT */
 };
 
 static inline int
@@ -360,6 +362,8 @@ op_try(SockObject *so, struct op *op)
 		return iok_recvmsg(so->s, &op->m, IOK_FLAG_NONBLOCK);
 	case OP_SEND:
 		return iok_sendmsg(so->s, op->m, IOK_FLAG_NONBLOCK);
+	case OP_REQUEST:
+		return iok_request(so->s, op->m, IOK_FLAG_NONBLOCK | op->flags, &op->token);
 	default:
 		return iok_reply(so->s, op->m, op->token, IOK_FLAG_NONBLOCK);
 	}
@@ -869,6 +873,221 @@ sock_pin_fds(SockObject *so, PyObject *arg)
 	Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------- redis (see _resp.c)
+ *
+ * What iok.redis builds on: commands encoded and replies decoded in C,
+ * on any request socket (pipelined-db over redis://), and the same
+ * decoding for a sub socket's pushes.  Decoding flags: _resp.h. */
+
+PyObject *
+ikpy_raise_iok(int code)
+{
+	return raise_iok(code);
+}
+
+PyObject *
+ikpy_make_error(int code)
+{
+	return make_error(code);
+}
+
+/* The exception being raised, as an instance (cleared). */
+static PyObject *
+take_exception(void)
+{
+	PyObject *t, *v, *tb;
+	PyErr_Fetch(&t, &v, &tb);
+	PyErr_NormalizeException(&t, &v, &tb);
+	if (v != NULL && tb != NULL) {
+		PyException_SetTraceback(v, tb);
+	}
+	Py_XDECREF(t);
+	Py_XDECREF(tb);
+	return v;
+}
+
+/* A received message as (value, failed): a kernel-made completion or an
+ * error reply gives the exception instance and failed = 1.  Frees m.
+ * NULL only if even the exception could not be made. */
+static PyObject *
+redis_value(iok_msg *m, unsigned flags, int *failed)
+{
+	PyObject *v;
+	int       st = iok_msg_status(m);
+	if (st != 0) {
+		iok_msg_free(m);
+		*failed = 1;
+		return make_error(st);
+	}
+	v = ikpy_resp_decode(iok_msg_body(m), iok_msg_len(m), flags, failed);
+	iok_msg_free(m);
+	if (v == NULL) { /* malformed, or not UTF-8 under decode: this
+	                    request's failure, not the reader's */
+		*failed = 1;
+		v       = take_exception();
+	}
+	return v;
+}
+
+/* _redis_request(args, session=0, flags=0, timeout=0) -> token: encode a
+ * command and send it as a request (pipelined-db).  timeout 0: never
+ * wait, 0 is returned when the send queue is full; None: the socket's
+ * send_timeout; else ms (-1: for ever). */
+static PyObject *
+sock_redis_request(SockObject *so, PyObject *const *args, Py_ssize_t nargs)
+{
+	struct op     op = {.kind = OP_REQUEST};
+	unsigned long sess  = 0;
+	long          flags = 0;
+	int           timeo = 0, rv;
+	if (nargs < 1 || nargs > 4) {
+		PyErr_SetString(PyExc_TypeError, "_redis_request(args, session=0, flags=0, timeout=0)");
+		return NULL;
+	}
+	if (nargs > 1 && (sess = PyLong_AsUnsignedLong(args[1])) == (unsigned long) -1 && PyErr_Occurred()) {
+		return NULL;
+	}
+	if (nargs > 2 && (flags = PyLong_AsLong(args[2])) == -1 && PyErr_Occurred()) {
+		return NULL;
+	}
+	if (nargs > 3 && parse_timeout(args[3], so->send_timeo, &timeo) < 0) {
+		return NULL;
+	}
+	if ((op.m = ikpy_resp_command(args[0])) == NULL) {
+		return NULL;
+	}
+	if (sess != 0) {
+		iok_msg_set_session(op.m, (uint32_t) sess);
+	}
+	op.flags = (int) (flags & IOK_FLAG_IDEMPOTENT);
+	rv       = timeo == 0 ? op_try(so, &op) : op_run(so, &op, timeo);
+	if (rv == 0) {
+		return PyLong_FromUnsignedLongLong(op.token);
+	}
+	iok_msg_free(op.m); /* not sent: still ours */
+	if (rv == IOK_EAGAIN && timeo == 0) {
+		return PyLong_FromLong(0);
+	}
+	return rv < 0 ? NULL : raise_iok(rv);
+}
+
+/* _redis_dispatch(pending, flags) -> int: _dispatch for redis replies:
+ * every waiting reply completes the future pending[token] (popped) with
+ * the decoded value, or with the exception (error reply, timeout, lost
+ * connection, malformed reply).  Unknown tokens are dropped. */
+static PyObject *
+sock_redis_dispatch(SockObject *so, PyObject *const *args, Py_ssize_t nargs)
+{
+	PyObject *pending;
+	long      n = 0, fl;
+	int       rv;
+	if (nargs != 2 || !PyDict_Check(args[0])) {
+		PyErr_SetString(PyExc_TypeError, "_redis_dispatch(dict, flags)");
+		return NULL;
+	}
+	pending = args[0];
+	if ((fl = PyLong_AsLong(args[1])) == -1 && PyErr_Occurred()) {
+		return NULL;
+	}
+	for (;;) {
+		iok_msg  *m;
+		PyObject *key, *fut, *val, *r;
+		int       failed = 0;
+		if ((rv = iok_recvmsg(so->s, &m, IOK_FLAG_NONBLOCK)) != 0) {
+			break;
+		}
+		n++;
+		if ((key = PyLong_FromUnsignedLongLong(iok_msg_token(m))) == NULL) {
+			iok_msg_free(m);
+			return NULL;
+		}
+		fut = PyDict_GetItemWithError(pending, key); /* borrowed */
+		if (fut == NULL) {
+			Py_DECREF(key);
+			iok_msg_free(m);
+			if (PyErr_Occurred()) {
+				return NULL;
+			}
+			continue; /* cancelled, or a push: drop it */
+		}
+		Py_INCREF(fut);
+		if (PyDict_DelItem(pending, key) < 0) {
+			Py_DECREF(key);
+			Py_DECREF(fut);
+			iok_msg_free(m);
+			return NULL;
+		}
+		Py_DECREF(key);
+		val = redis_value(m, (unsigned) fl, &failed);
+		r   = val == NULL ? NULL
+		                  : PyObject_CallMethodObjArgs(fut, failed ? g_str_set_exception : g_str_set_result, val, NULL);
+		Py_XDECREF(val);
+		Py_DECREF(fut);
+		if (r == NULL) {
+			PyErr_Clear(); /* a future cancelled meanwhile: drop the reply */
+		} else {
+			Py_DECREF(r);
+		}
+	}
+	if (rv != IOK_EAGAIN && n == 0) {
+		return raise_iok(rv);
+	}
+	return PyLong_FromLong(n);
+}
+
+/* _redis_recv(timeout=None, flags=0, max=1) -> [(token, value, failed)]:
+ * wait (GIL released, Ctrl+C works) up to timeout ms for a message, then
+ * take every other waiting one, up to max, each decoded; failed: value
+ * is the exception for that request.  Raises iok.Timeout, iok.Closed. */
+static PyObject *
+sock_redis_recv(SockObject *so, PyObject *const *args, Py_ssize_t nargs)
+{
+	struct op  op = {.kind = OP_RECV};
+	PyObject  *list;
+	long       fl = 0;
+	Py_ssize_t max = 1;
+	int        timeo, rv;
+	if (nargs > 3) {
+		PyErr_SetString(PyExc_TypeError, "_redis_recv(timeout=None, flags=0, max=1)");
+		return NULL;
+	}
+	if (parse_timeout(nargs > 0 ? args[0] : NULL, so->recv_timeo, &timeo) < 0) {
+		return NULL;
+	}
+	if (nargs > 1 && (fl = PyLong_AsLong(args[1])) == -1 && PyErr_Occurred()) {
+		return NULL;
+	}
+	if (nargs > 2 && (max = PyLong_AsSsize_t(args[2])) == -1 && PyErr_Occurred()) {
+		return NULL;
+	}
+	if ((rv = op_run(so, &op, timeo)) != 0) {
+		return rv < 0 ? NULL : raise_iok(rv);
+	}
+	if ((list = PyList_New(0)) == NULL) {
+		iok_msg_free(op.m);
+		return NULL;
+	}
+	for (Py_ssize_t i = 0;;) {
+		unsigned long long tok = iok_msg_token(op.m);
+		int                failed = 0;
+		PyObject          *val    = redis_value(op.m, (unsigned) fl, &failed), *t;
+		if (val == NULL || (t = Py_BuildValue("(KNO)", tok, val, failed ? Py_True : Py_False)) == NULL) {
+			Py_DECREF(list);
+			return NULL;
+		}
+		rv = PyList_Append(list, t);
+		Py_DECREF(t);
+		if (rv < 0) {
+			Py_DECREF(list);
+			return NULL;
+		}
+		if (++i >= max || iok_recvmsg(so->s, &op.m, IOK_FLAG_NONBLOCK) != 0) {
+			break;
+		}
+	}
+	return list;
+}
+
 /* ------------------------------------------------- dialers, listeners */
 
 static PyObject *
@@ -1216,6 +1435,9 @@ static PyMethodDef sock_methods[] = {
 	{"_recv_many", (PyCFunction) sock_recv_many, METH_O, NULL},
 	{"_dispatch", (PyCFunction) sock_dispatch, METH_O, NULL},
 	{"_pin_fds", (PyCFunction) sock_pin_fds, METH_O, NULL},
+	{"_redis_request", (PyCFunction) (void (*)(void)) sock_redis_request, METH_FASTCALL, NULL},
+	{"_redis_dispatch", (PyCFunction) (void (*)(void)) sock_redis_dispatch, METH_FASTCALL, NULL},
+	{"_redis_recv", (PyCFunction) (void (*)(void)) sock_redis_recv, METH_FASTCALL, NULL},
 	{NULL, NULL, 0, NULL},
 };
 
@@ -1408,7 +1630,7 @@ PyInit__iok(void)
 	}
 	g_sock_type = (PyTypeObject *) type; /* the module keeps it alive */
 	Py_DECREF(type);
-	if (PyModule_AddStringConstant(m, "version", iok_version()) < 0) {
+	if (ikpy_resp_init(m) < 0 || PyModule_AddStringConstant(m, "version", iok_version()) < 0) {
 		Py_DECREF(m);
 		return NULL;
 	}

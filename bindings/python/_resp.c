@@ -1,0 +1,619 @@
+/*
+ * _resp.c - RESP for the Python bindings: commands encoded into iok
+ * messages and replies decoded into Python objects, in C (see _resp.h),
+ * plus the few module functions iok.redis needs beyond plain sockets:
+ * sharing a dialer's connection (pub/sub beside commands) and sessions
+ * (affinity, for MULTI/EXEC and WATCH).
+ *
+ * Reply types, RESP2 and RESP3:
+ *   simple string  str ("OK", "PONG"; UTF-8, undecodable bytes escaped)
+ *   bulk string    bytes, or str with IKPY_RESP_DECODE; null -> None
+ *   integer        int             big number   int
+ *   double         float           boolean      bool
+ *   null           None            verbatim     str (the text, no "txt:")
+ *   array, push    list            set          set
+ *   map            dict (an unhashable key, e.g. an array, becomes a tuple)
+ *   error, blob error   an iok.redis.ResponseError (or subclass, by the
+ *                  error code, e.g. "EXECABORT") instance: raised for a
+ *                  whole reply, an element of the list inside one (EXEC)
+ *   attribute      skipped: the value it annotates is returned
+ *
+ * Limited API (abi3) only, like _iok.c.
+ */
+#define PY_SSIZE_T_CLEAN
+#ifndef Py_LIMITED_API
+#define Py_LIMITED_API 0x030B0000
+#endif
+#include <Python.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iok.h"
+#include "_resp.h"
+#include "../../transports/resp.h"
+
+/* Set by iok.redis (_redis_setup). */
+static PyObject *g_resp_error;     /* iok.redis.ResponseError */
+static PyObject *g_resp_error_map; /* dict: error code (str) -> subclass */
+static PyObject *g_proto_error;    /* iok.ProtocolError */
+static PyObject *g_str_ok;         /* "OK", the commonest simple string */
+
+/* ------------------------------------------------------------ encoding */
+
+#define ARGS_STACK 16
+
+typedef struct {
+	const char *p;
+	Py_ssize_t  n;
+	PyObject   *keep; /* a str() / repr() result p points into */
+	Py_buffer   view;
+	int         viewed;
+	char        num[24];
+} enc_arg;
+
+static size_t
+dec_digits(uint64_t v)
+{
+	size_t n = 1;
+	while (v >= 10) {
+		v /= 10;
+		n++;
+	}
+	return n;
+}
+
+static char *
+put_head(char *d, char c, uint64_t v)
+{
+	char   tmp[20];
+	size_t n = 0;
+	*d++     = c;
+	do {
+		tmp[n++] = (char) ('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	while (n > 0) {
+		*d++ = tmp[--n];
+	}
+	*d++ = '\r';
+	*d++ = '\n';
+	return d;
+}
+
+/* One argument's bytes: p/n point into the object, its UTF-8 cache, a
+ * buffer view, a formatted number, or a kept str()/repr(). */
+static int
+enc_one(PyObject *o, enc_arg *a, Py_ssize_t i)
+{
+	a->keep   = NULL;
+	a->viewed = 0;
+	if (PyBytes_Check(o)) {
+		char *p;
+		if (PyBytes_AsStringAndSize(o, &p, &a->n) < 0) {
+			return -1;
+		}
+		a->p = p;
+		return 0;
+	}
+	if (PyUnicode_Check(o)) {
+		a->p = PyUnicode_AsUTF8AndSize(o, &a->n);
+		return a->p == NULL ? -1 : 0;
+	}
+	if (PyBool_Check(o)) {
+		PyErr_Format(PyExc_TypeError,
+		    "redis command argument %zd: bool is ambiguous; pass an int, str or bytes", i);
+		return -1;
+	}
+	if (PyLong_Check(o)) {
+		int       overflow;
+		long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+		if (v == -1 && PyErr_Occurred()) {
+			return -1;
+		}
+		if (overflow == 0) {
+			a->n = snprintf(a->num, sizeof(a->num), "%lld", v);
+			a->p = a->num;
+			return 0;
+		}
+		a->keep = PyObject_Str(o);
+	} else if (PyFloat_Check(o)) {
+		a->keep = PyObject_Repr(o);
+	} else if (PyObject_CheckBuffer(o)) {
+		if (PyObject_GetBuffer(o, &a->view, PyBUF_SIMPLE) < 0) {
+			return -1;
+		}
+		a->viewed = 1;
+		a->p      = a->view.buf;
+		a->n      = a->view.len;
+		return 0;
+	} else {
+		PyErr_Format(PyExc_TypeError,
+		    "redis command argument %zd: expected str, bytes, int or float, not %s", i,
+		    o == Py_None ? "None" : "another type");
+		return -1;
+	}
+	if (a->keep == NULL) {
+		return -1;
+	}
+	a->p = PyUnicode_AsUTF8AndSize(a->keep, &a->n);
+	return a->p == NULL ? -1 : 0;
+}
+
+static void
+enc_release(enc_arg *a, Py_ssize_t n)
+{
+	for (Py_ssize_t i = 0; i < n; i++) {
+		Py_XDECREF(a[i].keep);
+		if (a[i].viewed) {
+			PyBuffer_Release(&a[i].view);
+		}
+	}
+}
+
+iok_msg *
+ikpy_resp_command(PyObject *args)
+{
+	enc_arg    stack[ARGS_STACK], *a = stack;
+	Py_ssize_t argc, done = 0;
+	size_t     total;
+	iok_msg   *m = NULL;
+	int        is_tuple = PyTuple_Check(args), rv;
+
+	if (!is_tuple && !PyList_Check(args)) {
+		PyErr_SetString(PyExc_TypeError, "a redis command is a tuple or list of arguments");
+		return NULL;
+	}
+	argc = is_tuple ? PyTuple_Size(args) : PyList_Size(args);
+	if (argc < 1) {
+		PyErr_SetString(PyExc_ValueError, "a redis command needs at least its name");
+		return NULL;
+	}
+	if (argc > ARGS_STACK && (a = PyMem_Malloc(sizeof(*a) * (size_t) argc)) == NULL) {
+		PyErr_NoMemory();
+		return NULL;
+	}
+	total = 1 + dec_digits((uint64_t) argc) + 2;
+	for (; done < argc; done++) {
+		PyObject *o = is_tuple ? PyTuple_GetItem(args, done) : PyList_GetItem(args, done);
+		if (o == NULL || enc_one(o, &a[done], done) < 0) {
+			goto out;
+		}
+		total += 1 + dec_digits((uint64_t) a[done].n) + 2 + (size_t) a[done].n + 2;
+	}
+	if ((rv = iok_msg_alloc(&m, total)) != 0) {
+		m = NULL;
+		ikpy_raise_iok(rv);
+		goto out;
+	}
+	char *d = iok_msg_body(m);
+	d       = put_head(d, '*', (uint64_t) argc);
+	for (Py_ssize_t i = 0; i < argc; i++) {
+		d = put_head(d, '$', (uint64_t) a[i].n);
+		if (a[i].n > 0) {
+			memcpy(d, a[i].p, (size_t) a[i].n);
+			d += a[i].n;
+		}
+		*d++ = '\r';
+		*d++ = '\n';
+	}
+out:
+	enc_release(a, done);
+	if (a != stack) {
+		PyMem_Free(a);
+	}
+	return m;
+}
+
+/* ------------------------------------------------------------ decoding */
+
+/* An error reply as an exception instance (not raised): the class is
+ * picked by the error code, the first word ("ERR", "WRONGTYPE"...). */
+static PyObject *
+make_resp_error(const uint8_t *s, size_t len)
+{
+	PyObject *msg, *cls = NULL, *exc;
+	size_t    w = 0;
+	msg         = PyUnicode_DecodeUTF8((const char *) s, (Py_ssize_t) len, "replace");
+	if (msg == NULL) {
+		return NULL;
+	}
+	while (w < len && s[w] != ' ') {
+		w++;
+	}
+	if (g_resp_error_map != NULL && w > 0) {
+		PyObject *code = PyUnicode_DecodeUTF8((const char *) s, (Py_ssize_t) w, "replace");
+		if (code == NULL) {
+			Py_DECREF(msg);
+			return NULL;
+		}
+		cls = PyDict_GetItemWithError(g_resp_error_map, code); /* borrowed */
+		Py_DECREF(code);
+		if (cls == NULL && PyErr_Occurred()) {
+			Py_DECREF(msg);
+			return NULL;
+		}
+	}
+	if (cls == NULL) {
+		cls = g_resp_error != NULL ? g_resp_error : PyExc_RuntimeError;
+	}
+	exc = PyObject_CallFunctionObjArgs(cls, msg, NULL);
+	Py_DECREF(msg);
+	return exc;
+}
+
+static PyObject *
+proto_error(const char *what)
+{
+	PyObject *cls = g_proto_error != NULL ? g_proto_error : PyExc_ValueError;
+	PyObject *a   = Py_BuildValue("(is)", IOK_EPROTO, what);
+	if (a != NULL) {
+		PyErr_SetObject(cls, a);
+		Py_DECREF(a);
+	}
+	return NULL;
+}
+
+/* A hashable stand-in for an unhashable map key or set member: lists
+ * become tuples, sets frozensets, dicts tuples of (key, value) pairs. */
+static PyObject *
+hashable(PyObject *o)
+{
+	if (PyList_Check(o)) {
+		Py_ssize_t n = PyList_Size(o);
+		PyObject  *t = PyTuple_New(n);
+		if (t == NULL) {
+			return NULL;
+		}
+		for (Py_ssize_t i = 0; i < n; i++) {
+			PyObject *h = hashable(PyList_GetItem(o, i));
+			if (h == NULL) {
+				Py_DECREF(t);
+				return NULL;
+			}
+			PyTuple_SetItem(t, i, h);
+		}
+		return t;
+	}
+	if (PyAnySet_Check(o)) {
+		return PyFrozenSet_New(o);
+	}
+	if (PyDict_Check(o)) {
+		PyObject *items = PyDict_Items(o), *h;
+		if (items == NULL) {
+			return NULL;
+		}
+		h = hashable(items);
+		Py_DECREF(items);
+		return h;
+	}
+	return Py_NewRef(o);
+}
+
+/* Insert into a dict (value != NULL) or set, retrying an unhashable key
+ * as hashable(key). */
+static int
+put_key(PyObject *container, PyObject *key, PyObject *value)
+{
+	int rv = value != NULL ? PyDict_SetItem(container, key, value) : PySet_Add(container, key);
+	if (rv < 0 && PyErr_ExceptionMatches(PyExc_TypeError)) {
+		PyObject *h;
+		PyErr_Clear();
+		if ((h = hashable(key)) == NULL) {
+			return -1;
+		}
+		rv = value != NULL ? PyDict_SetItem(container, h, value) : PySet_Add(container, h);
+		Py_DECREF(h);
+	}
+	return rv;
+}
+
+static PyObject *dec_value(ik_resp_iter *it, unsigned flags);
+
+static PyObject *
+dec_text(const uint8_t *s, size_t n)
+{
+	return PyUnicode_DecodeUTF8((const char *) s, (Py_ssize_t) n, "surrogateescape");
+}
+
+static PyObject *
+dec_item(ik_resp_iter *it, const ik_resp_item *t, unsigned flags)
+{
+	PyObject *r, *k, *v;
+	size_t    n;
+
+	switch (t->type) {
+	case IK_RESP_SIMPLE:
+		if (t->len == 2 && t->str[0] == 'O' && t->str[1] == 'K' && g_str_ok != NULL) {
+			return Py_NewRef(g_str_ok);
+		}
+		return dec_text(t->str, t->len);
+	case IK_RESP_ERROR:
+	case IK_RESP_BLOBERR:
+		return make_resp_error(t->str, t->len);
+	case IK_RESP_INTEGER:
+		return PyLong_FromLongLong((long long) t->i);
+	case IK_RESP_BULK:
+		if (t->null) {
+			Py_RETURN_NONE;
+		}
+		if (flags & IKPY_RESP_DECODE) {
+			return PyUnicode_DecodeUTF8((const char *) t->str, (Py_ssize_t) t->len, NULL);
+		}
+		return PyBytes_FromStringAndSize((const char *) t->str, (Py_ssize_t) t->len);
+	case IK_RESP_NULL:
+		Py_RETURN_NONE;
+	case IK_RESP_DOUBLE:
+		return PyFloat_FromDouble(t->d);
+	case IK_RESP_BOOL:
+		return PyBool_FromLong(t->b);
+	case IK_RESP_BIGNUM: {
+		char  small[64], *buf = small;
+		if (t->len + 1 > sizeof(small) && (buf = PyMem_Malloc(t->len + 1)) == NULL) {
+			return PyErr_NoMemory();
+		}
+		memcpy(buf, t->str, t->len);
+		buf[t->len] = '\0';
+		r           = PyLong_FromString(buf, NULL, 10);
+		if (buf != small) {
+			PyMem_Free(buf);
+		}
+		return r;
+	}
+	case IK_RESP_VERBATIM:
+		return dec_text(t->str, t->len);
+	case IK_RESP_ARRAY:
+	case IK_RESP_PUSH:
+		if (t->null) {
+			Py_RETURN_NONE;
+		}
+		n = t->count;
+		if ((r = PyList_New((Py_ssize_t) n)) == NULL) {
+			return NULL;
+		}
+		for (size_t i = 0; i < n; i++) {
+			if ((v = dec_value(it, flags)) == NULL) {
+				Py_DECREF(r);
+				return NULL;
+			}
+			PyList_SetItem(r, (Py_ssize_t) i, v);
+		}
+		return r;
+	case IK_RESP_SET:
+		if ((r = PySet_New(NULL)) == NULL) {
+			return NULL;
+		}
+		for (size_t i = 0; i < t->count; i++) {
+			if ((v = dec_value(it, flags)) == NULL || put_key(r, v, NULL) < 0) {
+				Py_XDECREF(v);
+				Py_DECREF(r);
+				return NULL;
+			}
+			Py_DECREF(v);
+		}
+		return r;
+	case IK_RESP_MAP:
+		if ((r = PyDict_New()) == NULL) {
+			return NULL;
+		}
+		for (size_t i = 0; i < t->count; i++) {
+			if ((k = dec_value(it, flags)) == NULL) {
+				Py_DECREF(r);
+				return NULL;
+			}
+			if ((v = dec_value(it, flags)) == NULL || put_key(r, k, v) < 0) {
+				Py_DECREF(k);
+				Py_XDECREF(v);
+				Py_DECREF(r);
+				return NULL;
+			}
+			Py_DECREF(k);
+			Py_DECREF(v);
+		}
+		return r;
+	case IK_RESP_ATTR: {
+		/* Skip its pairs; the annotated value follows at this level. */
+		ik_resp_item next;
+		for (size_t i = 0; i < 2 * t->count; i++) {
+			if ((v = dec_value(it, flags)) == NULL) {
+				return NULL;
+			}
+			Py_DECREF(v);
+		}
+		if (ik_resp_iter_next(it, &next) != 1) {
+			return proto_error("malformed RESP reply (attribute without a value)");
+		}
+		return dec_item(it, &next, flags);
+	}
+	default:
+		return proto_error("malformed RESP reply (unknown type)");
+	}
+}
+
+static PyObject *
+dec_value(ik_resp_iter *it, unsigned flags)
+{
+	ik_resp_item t;
+	if (ik_resp_iter_next(it, &t) != 1) {
+		return proto_error("malformed RESP reply");
+	}
+	return dec_item(it, &t, flags);
+}
+
+PyObject *
+ikpy_resp_decode(const uint8_t *buf, size_t len, unsigned flags, int *failed)
+{
+	ik_resp_iter it;
+	ik_resp_item t;
+	PyObject    *v;
+
+	*failed = 0;
+	/* The commonest replies, without the iterator. */
+	if (len == 5 && memcmp(buf, "+OK\r\n", 5) == 0 && g_str_ok != NULL) {
+		return Py_NewRef(g_str_ok);
+	}
+	ik_resp_iter_init(&it, buf, len);
+	if (ik_resp_iter_next(&it, &t) != 1) {
+		return proto_error("malformed RESP reply");
+	}
+	while (t.type == IK_RESP_ATTR) { /* skip to the value it annotates */
+		for (size_t i = 0; i < 2 * t.count; i++) {
+			if ((v = dec_value(&it, flags)) == NULL) {
+				return NULL;
+			}
+			Py_DECREF(v);
+		}
+		if (ik_resp_iter_next(&it, &t) != 1) {
+			return proto_error("malformed RESP reply (attribute without a value)");
+		}
+	}
+	int is_err = t.type == IK_RESP_ERROR || t.type == IK_RESP_BLOBERR;
+	if ((v = dec_item(&it, &t, flags)) == NULL) {
+		return NULL;
+	}
+	if (ik_resp_iter_next(&it, &t) != 0 || it.pos != len) {
+		Py_DECREF(v);
+		return proto_error("malformed RESP reply (bytes after the reply)");
+	}
+	*failed = is_err;
+	return v;
+}
+
+/* --------------------------------------------------- module functions */
+
+/* resp_encode(args) -> bytes: the RESP encoding of one command. */
+static PyObject *
+mod_resp_encode(PyObject *m, PyObject *args)
+{
+	iok_msg  *msg = ikpy_resp_command(args);
+	PyObject *b;
+	if (msg == NULL) {
+		return NULL;
+	}
+	b = PyBytes_FromStringAndSize(iok_msg_body(msg), (Py_ssize_t) iok_msg_len(msg));
+	iok_msg_free(msg);
+	return b;
+}
+
+/* resp_decode(data, flags=0) -> value; an error reply raises it. */
+static PyObject *
+mod_resp_decode(PyObject *m, PyObject *args)
+{
+	Py_buffer view;
+	unsigned  flags = 0;
+	int       failed;
+	PyObject *v;
+	if (!PyArg_ParseTuple(args, "y*|I:resp_decode", &view, &flags)) {
+		return NULL;
+	}
+	v = ikpy_resp_decode(view.buf, (size_t) view.len, flags, &failed);
+	PyBuffer_Release(&view);
+	if (v != NULL && failed) {
+		PyErr_SetObject((PyObject *) Py_TYPE(v), v);
+		Py_DECREF(v);
+		return NULL;
+	}
+	return v;
+}
+
+/* _redis_setup(ResponseError, {code: subclass}, ProtocolError) */
+static PyObject *
+mod_redis_setup(PyObject *m, PyObject *args)
+{
+	PyObject *err, *map, *proto;
+	if (!PyArg_ParseTuple(args, "OO!O:_redis_setup", &err, &PyDict_Type, &map, &proto)) {
+		return NULL;
+	}
+	Py_XDECREF(g_resp_error);
+	Py_XDECREF(g_resp_error_map);
+	Py_XDECREF(g_proto_error);
+	g_resp_error     = Py_NewRef(err);
+	g_resp_error_map = Py_NewRef(map);
+	g_proto_error    = Py_NewRef(proto);
+	Py_RETURN_NONE;
+}
+
+/* dialer_share(dialer_id, socket_id): socket becomes a second user of the
+ * dialer's connections (iok_dialer_share). */
+static PyObject *
+mod_dialer_share(PyObject *m, PyObject *args)
+{
+	unsigned int d, s;
+	int          rv;
+	if (!PyArg_ParseTuple(args, "II:dialer_share", &d, &s)) {
+		return NULL;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	rv = iok_dialer_share((iok_dialer){d}, (iok_socket){s});
+	Py_END_ALLOW_THREADS
+	if (rv != 0) {
+		return ikpy_raise_iok(rv);
+	}
+	Py_RETURN_NONE;
+}
+
+/* session_open(socket_id) -> session id (iok_session_open). */
+static PyObject *
+mod_session_open(PyObject *m, PyObject *args)
+{
+	unsigned int s;
+	uint32_t     sess = 0;
+	int          rv;
+	if (!PyArg_ParseTuple(args, "I:session_open", &s)) {
+		return NULL;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	rv = iok_session_open((iok_socket){s}, &sess);
+	Py_END_ALLOW_THREADS
+	if (rv != 0) {
+		return ikpy_raise_iok(rv);
+	}
+	return PyLong_FromUnsignedLong(sess);
+}
+
+/* session_close(socket_id, session) (iok_session_close). */
+static PyObject *
+mod_session_close(PyObject *m, PyObject *args)
+{
+	unsigned int s, sess;
+	int          rv;
+	if (!PyArg_ParseTuple(args, "II:session_close", &s, &sess)) {
+		return NULL;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	rv = iok_session_close((iok_socket){s}, sess);
+	Py_END_ALLOW_THREADS
+	if (rv != 0) {
+		return ikpy_raise_iok(rv);
+	}
+	Py_RETURN_NONE;
+}
+
+static PyMethodDef resp_methods[] = {
+	{"resp_encode", mod_resp_encode, METH_O,
+	    "resp_encode(args) -> bytes: one command (str, bytes, int, float arguments) in RESP"},
+	{"resp_decode", mod_resp_decode, METH_VARARGS,
+	    "resp_decode(data, flags=0) -> object: one RESP2/RESP3 reply (flags 1: bulk -> str); "
+	    "an error reply raises iok.redis.ResponseError"},
+	{"_redis_setup", mod_redis_setup, METH_VARARGS, NULL},
+	{"dialer_share", mod_dialer_share, METH_VARARGS,
+	    "dialer_share(dialer_id, socket_id) - the socket shares the dialer's connections"},
+	{"session_open", mod_session_open, METH_VARARGS, "session_open(socket_id) -> session id"},
+	{"session_close", mod_session_close, METH_VARARGS, "session_close(socket_id, session)"},
+	{NULL, NULL, 0, NULL},
+};
+
+int
+ikpy_resp_init(PyObject *module)
+{
+	if (g_str_ok == NULL && (g_str_ok = PyUnicode_InternFromString("OK")) == NULL) {
+		return -1;
+	}
+	if (PyModule_AddFunctions(module, resp_methods) < 0 ||
+	    PyModule_AddIntConstant(module, "RESP_DECODE", IKPY_RESP_DECODE) < 0 ||
+	    PyModule_AddIntConstant(module, "FLAG_IDEMPOTENT", IOK_FLAG_IDEMPOTENT) < 0) {
+		return -1;
+	}
+	return 0;
+}
