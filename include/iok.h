@@ -208,7 +208,11 @@ IOK_API int iok_listener_create(iok_listener *lp, iok_socket s, const char *url)
 IOK_API int iok_listener_start(iok_listener l, int flags);
 
 /* iok_dial connects socket s to url (same URL forms as iok_listen, plus the
- * database schemes such as redis://).  By default the dialer is
+ * the database schemes: redis://[user:password@]host[:port][/db] and
+ * redis+unix:///path/to/socket, both taking ?db=N, ?name=client-name and
+ * ?protocol=2 (skip HELLO); a pipelined-db socket sends RESP-encoded
+ * commands on them and receives each reply as one RESP frame, and a sub
+ * socket sharing the dialer gets the pushes).  By default the dialer is
  * asynchronous: the call validates the URL and returns; connecting happens
  * on the kernel thread, and a target that is not there yet (no listener,
  * refused) is retried with exponential backoff between
