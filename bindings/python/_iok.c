@@ -772,19 +772,37 @@ make_error(int code)
 	return exc;
 }
 
+/* A reply as (value, failed), freeing m: the kernel-made error of a
+ * failed request (timeout, lost connection...) as an exception instance
+ * with failed = 1, else the body as bytes. */
+typedef PyObject *(*reply_decoder)(iok_msg *m, unsigned flags, int *failed);
+
 static PyObject *
-sock_dispatch(SockObject *so, PyObject *pending)
+bytes_value(iok_msg *m, unsigned flags, int *failed)
+{
+	int st = iok_msg_status(m);
+	(void) flags;
+	if (st != 0) {
+		iok_msg_free(m);
+		*failed = 1;
+		return make_error(st);
+	}
+	return msg_to_bytes(m);
+}
+
+/* dispatch_replies completes pending[token] (popped) for every reply
+ * waiting on the socket, with decode's value or exception; replies to
+ * unknown tokens (cancelled requests, pushes) are dropped.  Returns the
+ * number taken. */
+static PyObject *
+dispatch_replies(SockObject *so, PyObject *pending, reply_decoder decode, unsigned flags)
 {
 	long n  = 0;
 	int  rv = 0;
-	if (!PyDict_Check(pending)) {
-		PyErr_SetString(PyExc_TypeError, "_dispatch(dict)");
-		return NULL;
-	}
 	for (;;) {
 		iok_msg  *m;
 		PyObject *key, *fut, *val, *r;
-		int       st;
+		int       failed = 0;
 		if ((rv = iok_recvmsg(so->s, &m, IOK_FLAG_NONBLOCK)) != 0) {
 			break;
 		}
@@ -800,7 +818,7 @@ sock_dispatch(SockObject *so, PyObject *pending)
 			if (PyErr_Occurred()) {
 				return NULL;
 			}
-			continue; /* cancelled or unknown: drop it */
+			continue;
 		}
 		Py_INCREF(fut);
 		if (PyDict_DelItem(pending, key) < 0) {
@@ -810,14 +828,10 @@ sock_dispatch(SockObject *so, PyObject *pending)
 			return NULL;
 		}
 		Py_DECREF(key);
-		if ((st = iok_msg_status(m)) != 0) {
-			iok_msg_free(m);
-			val = make_error(st);
-			r   = val ? PyObject_CallMethodObjArgs(fut, g_str_set_exception, val, NULL) : NULL;
-		} else {
-			val = msg_to_bytes(m);
-			r   = val ? PyObject_CallMethodObjArgs(fut, g_str_set_result, val, NULL) : NULL;
-		}
+		val = decode(m, flags, &failed);
+		r   = val == NULL ? NULL
+		                  : PyObject_CallMethodObjArgs(
+		                      fut, failed ? g_str_set_exception : g_str_set_result, val, NULL);
 		Py_XDECREF(val);
 		Py_DECREF(fut);
 		if (r == NULL) {
@@ -832,6 +846,16 @@ sock_dispatch(SockObject *so, PyObject *pending)
 		return raise_iok(rv);
 	}
 	return PyLong_FromLong(n);
+}
+
+static PyObject *
+sock_dispatch(SockObject *so, PyObject *pending)
+{
+	if (!PyDict_Check(pending)) {
+		PyErr_SetString(PyExc_TypeError, "_dispatch(dict)");
+		return NULL;
+	}
+	return dispatch_replies(so, pending, bytes_value, 0);
 }
 
 /* cancel(token): give up on a request; a late reply is dropped. */
@@ -978,61 +1002,15 @@ sock_redis_request(SockObject *so, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 sock_redis_dispatch(SockObject *so, PyObject *const *args, Py_ssize_t nargs)
 {
-	PyObject *pending;
-	long      n = 0, fl;
-	int       rv;
+	long fl;
 	if (nargs != 2 || !PyDict_Check(args[0])) {
 		PyErr_SetString(PyExc_TypeError, "_redis_dispatch(dict, flags)");
 		return NULL;
 	}
-	pending = args[0];
 	if ((fl = PyLong_AsLong(args[1])) == -1 && PyErr_Occurred()) {
 		return NULL;
 	}
-	for (;;) {
-		iok_msg  *m;
-		PyObject *key, *fut, *val, *r;
-		int       failed = 0;
-		if ((rv = iok_recvmsg(so->s, &m, IOK_FLAG_NONBLOCK)) != 0) {
-			break;
-		}
-		n++;
-		if ((key = PyLong_FromUnsignedLongLong(iok_msg_token(m))) == NULL) {
-			iok_msg_free(m);
-			return NULL;
-		}
-		fut = PyDict_GetItemWithError(pending, key); /* borrowed */
-		if (fut == NULL) {
-			Py_DECREF(key);
-			iok_msg_free(m);
-			if (PyErr_Occurred()) {
-				return NULL;
-			}
-			continue; /* cancelled, or a push: drop it */
-		}
-		Py_INCREF(fut);
-		if (PyDict_DelItem(pending, key) < 0) {
-			Py_DECREF(key);
-			Py_DECREF(fut);
-			iok_msg_free(m);
-			return NULL;
-		}
-		Py_DECREF(key);
-		val = redis_value(m, (unsigned) fl, &failed);
-		r   = val == NULL ? NULL
-		                  : PyObject_CallMethodObjArgs(fut, failed ? g_str_set_exception : g_str_set_result, val, NULL);
-		Py_XDECREF(val);
-		Py_DECREF(fut);
-		if (r == NULL) {
-			PyErr_Clear(); /* a future cancelled meanwhile: drop the reply */
-		} else {
-			Py_DECREF(r);
-		}
-	}
-	if (rv != IOK_EAGAIN && n == 0) {
-		return raise_iok(rv);
-	}
-	return PyLong_FromLong(n);
+	return dispatch_replies(so, args[0], redis_value, (unsigned) fl);
 }
 
 /* _redis_recv(timeout=None, flags=0, max=1) -> [(token, value, failed)]:
