@@ -346,32 +346,12 @@ class Socket(_iok.Socket):
                 pass
         return await _aio.state(self).wait_message(self, True)
 
-    async def request(self, data):
-        """Send a request and wait for its reply (req, surveyor: first
+    def request(self, data):
+        """``await sock.request(b)``: send a request, await its reply (req, surveyor: first
         reply, pipelined-db).  Any number may be in flight on one socket;
         each caller gets its own reply.  Cancelling the awaiting task
         cancels the request: a late reply is dropped."""
-        aio = _aio.state(self)
-        token = self._try_request(data)
-        while not token:
-            await aio.writable(self)
-            token = self._try_request(data)
-        fut = aio.loop.create_future()
-        pending = aio.pending
-        pending[token] = fut
-        if not aio.reading:
-            aio.start_reading(self)
-        try:
-            return await fut
-        except BaseException:
-            if pending.pop(token, None) is not None:
-                try:
-                    self.cancel(token)
-                except Error:
-                    pass
-                if not pending:
-                    aio.maybe_idle(self)
-            raise
+        return _aio.call(self, self._try_request, data)
 
     arequest = request
 

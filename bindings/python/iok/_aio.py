@@ -62,6 +62,34 @@ def _new_state(sock, loop):
     return aio
 
 
+async def call(sock, attempt, *args):
+    """Issue a request with attempt(*args), which returns its token (0
+    while the send queue is full: wait until the socket is writable), and
+    await its reply, completed by the reader from aio.pending.  Cancelling
+    the awaiting task cancels the request: a late reply is dropped."""
+    aio = state(sock)
+    token = attempt(*args)
+    while not token:
+        await aio.writable(sock)
+        token = attempt(*args)
+    fut = aio.loop.create_future()
+    pending = aio.pending
+    pending[token] = fut
+    if not aio.reading:
+        aio.start_reading(sock)
+    try:
+        return await fut
+    except BaseException:
+        if pending.pop(token, None) is not None:
+            try:
+                sock.cancel(token)
+            except Error:
+                pass
+            if not pending:
+                aio.maybe_idle(sock)
+        raise
+
+
 def _on_readable(sock, aio):
     try:
         if aio.pending:

@@ -1029,29 +1029,9 @@ class Pipeline(_SyncRunner, _PipelineBase):
 class _AsyncRunner:
     __slots__ = ()
 
-    async def _acall(self, args, session=0, flags=0):
+    def _acall(self, args, session=0, flags=0):
         sock = self._client._sock
-        aio = _aio.state(sock)
-        token = sock._redis_request(args, session, flags)
-        while not token:
-            await aio.writable(sock)
-            token = sock._redis_request(args, session, flags)
-        fut = aio.loop.create_future()
-        pending = aio.pending
-        pending[token] = fut
-        if not aio.reading:
-            aio.start_reading(sock)
-        try:
-            return await fut
-        except BaseException:
-            if pending.pop(token, None) is not None:
-                try:
-                    sock.cancel(token)
-                except Error:
-                    pass
-                if not pending:
-                    aio.maybe_idle(sock)
-            raise
+        return _aio.call(sock, sock._redis_request, args, session, flags)
 
     async def _acall_t(self, args, transform, session=0, flags=0):
         return transform(await self._acall(args, session, flags))
