@@ -1,0 +1,31 @@
+#!/bin/sh
+# pip_install.sh PYTHON SOURCE_DIR - issue 4's packaging promise: the
+# bindings install with `pip install --no-build-isolation` and no network,
+# and the installed package works (a req/rep round trip, a RESP decode).
+set -eu
+py=$1
+src=$2
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/iok-pip.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT INT TERM
+# A copy, so the build leaves nothing in the source tree.
+mkdir -p "$tmp/tree/bindings"
+cp -r "$src/bindings/python" "$tmp/tree/bindings/python"
+for d in include src patterns transports; do
+	cp -r "$src/$d" "$tmp/tree/$d"
+done
+if ! PIP_NO_INDEX=1 "$py" -m pip install -q --no-cache-dir --no-build-isolation --no-deps \
+	--target "$tmp/site" "$tmp/tree/bindings/python" >"$tmp/pip.log" 2>&1; then
+	cat "$tmp/pip.log" >&2
+	exit 1
+fi
+cd "$tmp"
+PYTHONPATH="$tmp/site" "$py" -c '
+import iok, iok.redis
+assert iok.__file__.startswith("'"$tmp/site"'"), iok.__file__
+with iok.Rep(listen="inproc://pip") as rep, iok.Req(dial="inproc://pip") as req:
+    req.send(b"ping")
+    rep.send(rep.recv() + b"/pong")
+    assert req.recv(timeout=5000) == b"ping/pong"
+assert iok.redis.resp_decode(b"*2\r\n:1\r\n$1\r\nx\r\n") == [1, b"x"]
+print("pip-installed iok", iok.__version__, "works")
+'
