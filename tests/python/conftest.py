@@ -6,6 +6,7 @@ Real sockets only (inproc, ipc in a temp dir, tcp on 127.0.0.1 with a port
 the kernel picked); no sleeps as synchronisation: wait_until() polls a
 condition against a generous deadline.
 """
+import asyncio
 import itertools
 import os
 import socket
@@ -16,6 +17,11 @@ import time
 import pytest
 
 import iok
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover
+    uvloop = None
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SANITIZED = bool(os.environ.get("IOK_PY_SANITIZED"))
@@ -108,3 +114,20 @@ def popen_python(code, *args, **kw):
     kw.setdefault("stdout", subprocess.PIPE)
     kw.setdefault("stderr", subprocess.PIPE)
     return subprocess.Popen([sys.executable, "-c", code, *args], env=python_env(), **kw)
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def run(request):
+    """run(coro) on a fresh loop of the parametrised kind (asyncio, uvloop),
+    bounded by the suite's deadline."""
+    if request.param == "uvloop" and uvloop is None:
+        pytest.skip("python3-uvloop not installed")
+
+    def runner(coro):
+        loop = uvloop.new_event_loop() if request.param == "uvloop" else asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(asyncio.wait_for(coro, DEADLINE))
+        finally:
+            loop.close()
+    runner.kind = request.param
+    return runner

@@ -1,31 +1,24 @@
 """Fixtures for the iok.redis tests: a real redis-server (Debian's) started
 on a free 127.0.0.1 port in a temporary directory, killed and restarted on
 the same port when a test asks; a tiny independent RESP2 admin client (a
-raw socket, so what the tests check does not go through iok); a fake
-server on a raw socket that speaks whatever bytes a test scripts; and the
-asyncio/uvloop runner.
+raw socket, so what the tests check does not go through iok); and a fake
+server on a raw socket that speaks whatever bytes a test scripts (the
+asyncio/uvloop runner, ``run``, is conftest's).
 
 Import the fixtures into a test module (``from redis_fixtures import
 redis_server, ...``).  Waiting is always on a condition (the server
 answering PING, a client list changing), never a fixed sleep.
 """
-import asyncio
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import threading
-import time
 
 import pytest
 
 from conftest import DEADLINE, free_tcp_port, wait_until
-
-try:
-    import uvloop
-except ImportError:  # pragma: no cover
-    uvloop = None
 
 REDIS_SERVER = shutil.which("redis-server")
 need_redis = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
@@ -322,22 +315,3 @@ class FakeServer:
                     c.close()
                 except OSError:
                     pass
-
-
-# ------------------------------------------------------------------ loops
-
-@pytest.fixture(params=["asyncio", "uvloop"])
-def run(request):
-    """run(coro) on a fresh loop of the parametrised kind, bounded by the
-    suite's deadline."""
-    if request.param == "uvloop" and uvloop is None:
-        pytest.skip("python3-uvloop not installed")
-
-    def runner(coro):
-        loop = uvloop.new_event_loop() if request.param == "uvloop" else asyncio.new_event_loop()
-        try:
-            return loop.run_until_complete(asyncio.wait_for(coro, DEADLINE))
-        finally:
-            loop.close()
-    runner.kind = request.param
-    return runner

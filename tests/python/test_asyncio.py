@@ -11,29 +11,8 @@ import pytest
 import iok
 from conftest import DEADLINE, have_pattern, need_pattern, wait_connected
 
-try:
-    import uvloop
-except ImportError:  # pragma: no cover
-    uvloop = None
-
 T = 30000
 HAVE_REQREP = have_pattern("req0") and have_pattern("rep0")
-
-
-@pytest.fixture(params=["asyncio", "uvloop"])
-def run(request):
-    """run(coro) on a fresh loop of the parametrised kind."""
-    if request.param == "uvloop" and uvloop is None:
-        pytest.skip("python3-uvloop not installed")
-
-    def runner(coro):
-        loop = uvloop.new_event_loop() if request.param == "uvloop" else asyncio.new_event_loop()
-        try:
-            return loop.run_until_complete(asyncio.wait_for(coro, DEADLINE))
-        finally:
-            loop.close()
-    runner.kind = request.param
-    return runner
 
 
 def aio_idle(sock):

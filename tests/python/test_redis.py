@@ -12,7 +12,7 @@ import iok
 import iok.redis as ir
 from conftest import DEADLINE, wait_until
 from redis_fixtures import (  # noqa: F401  (fixtures)
-    Admin, fresh_redis, need_redis, redis_module_server, redis_server, run, wait_clients)
+    Admin, fresh_redis, need_redis, redis_module_server, redis_server, wait_clients)
 
 T = 30000  # ms: bounds a hang; never what a test measures
 

@@ -12,7 +12,7 @@ import iok
 import iok.redis as ir
 from conftest import DEADLINE, wait_until
 from redis_fixtures import (  # noqa: F401  (fixtures)
-    Admin, FakeServer, fresh_redis, need_redis, run, wait_clients)
+    Admin, FakeServer, fresh_redis, need_redis, wait_clients)
 
 T = 3000  # ms: the commands' timeout here (what "within its timeout" bounds)
 
