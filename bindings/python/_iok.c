@@ -499,50 +499,55 @@ msg_from_obj(PyObject *data)
 	return m;
 }
 
-static PyObject *
-sock_recv(SockObject *so, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+/* recv_one waits (timeout=None: the socket's) for one message; NULL
+ * with a Python exception for a timeout, a closed socket, a signal or a
+ * kernel-made error completion. */
+static iok_msg *
+recv_one(SockObject *so, const char *fname, PyObject *const *args, Py_ssize_t nargs,
+    PyObject *kwnames)
 {
 	static const char *const names[] = {"timeout"};
 	PyObject                *a[1];
 	struct op                op = {.kind = OP_RECV};
 	int                      timeo, rv;
-	if (fast_args("recv", args, nargs, kwnames, names, 1, 0, a) < 0 ||
+	if (fast_args(fname, args, nargs, kwnames, names, 1, 0, a) < 0 ||
 	    parse_timeout(a[0], so->recv_timeo, &timeo) < 0) {
 		return NULL;
 	}
 	if ((rv = op_run(so, &op, timeo)) != 0) {
-		return rv < 0 ? NULL : raise_iok(rv);
+		if (rv > 0) {
+			raise_iok(rv);
+		}
+		return NULL;
 	}
 	if ((rv = iok_msg_status(op.m)) != 0) {
 		iok_msg_free(op.m);
-		return raise_iok(rv);
+		raise_iok(rv);
+		return NULL;
 	}
-	return msg_to_bytes(op.m);
+	return op.m;
+}
+
+static PyObject *
+sock_recv(SockObject *so, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	iok_msg *m = recv_one(so, "recv", args, nargs, kwnames);
+	return m == NULL ? NULL : msg_to_bytes(m);
 }
 
 /* recv_msg(timeout=None) -> iok.Message(data, token, pipe, header) */
 static PyObject *
 sock_recv_msg(SockObject *so, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-	static const char *const names[] = {"timeout"};
-	PyObject                *a[1], *data, *hdr, *res;
-	struct op                op = {.kind = OP_RECV};
-	int                      timeo, rv;
-	if (fast_args("recv_msg", args, nargs, kwnames, names, 1, 0, a) < 0 ||
-	    parse_timeout(a[0], so->recv_timeo, &timeo) < 0) {
+	PyObject *data, *hdr, *res;
+	iok_msg  *m = recv_one(so, "recv_msg", args, nargs, kwnames);
+	if (m == NULL) {
 		return NULL;
 	}
-	if ((rv = op_run(so, &op, timeo)) != 0) {
-		return rv < 0 ? NULL : raise_iok(rv);
-	}
-	if ((rv = iok_msg_status(op.m)) != 0) {
-		iok_msg_free(op.m);
-		return raise_iok(rv);
-	}
-	hdr = PyBytes_FromStringAndSize(iok_msg_header(op.m), (Py_ssize_t) iok_msg_header_len(op.m));
-	unsigned long long token = iok_msg_token(op.m);
-	unsigned long      pipe  = iok_msg_get_pipe(op.m);
-	data                     = msg_to_bytes(op.m);
+	hdr = PyBytes_FromStringAndSize(iok_msg_header(m), (Py_ssize_t) iok_msg_header_len(m));
+	unsigned long long token = iok_msg_token(m);
+	unsigned long      pipe  = iok_msg_get_pipe(m);
+	data                     = msg_to_bytes(m);
 	if (data == NULL || hdr == NULL) {
 		Py_XDECREF(data);
 		Py_XDECREF(hdr);
