@@ -416,6 +416,96 @@ IOK_API void iok_free(void *ptr, size_t size);
 /* iok_strfree frees a string returned by a *_get_string call. */
 IOK_API void iok_strfree(char *s);
 
+/* ---------------------------------------------------------- PostgreSQL */
+
+/* A pipelined-db socket dialed to postgresql://user:password@host:port/db
+ * (also postgres://, ?application_name=, ?options=, ?host=/unix/dir as
+ * libpq reads them) sends PostgreSQL requests built by the calls below and
+ * receives each reply as ONE message: every backend message the request
+ * produced, up to and including its ReadyForQuery, in wire format.  Read a
+ * reply with iok_pg_reader.  Requests are pipelined on the connection; each
+ * one is self-contained (extended protocol: Parse when the statement is not
+ * yet prepared on that connection, Bind, Describe, Execute, Sync), so an
+ * error fails its own request only. */
+
+#define IOK_PG_TEXT 0   /* format code: text */
+#define IOK_PG_BINARY 1 /* format code: binary */
+
+/* iok_pg_query_new makes a request message for one SQL statement with
+ * $1..$n parameters, added in order with iok_pg_query_param.  Results come
+ * back in binary for types iok has a binary codec for (once the statement's
+ * columns are known on that connection), in text otherwise; each column's
+ * format is in the reply's row description.
+ * Errors: IOK_EINVAL (sql NULL or holding a NUL), IOK_ENOMEM.  Any thread. */
+IOK_API int iok_pg_query_new(iok_msg **mp, const char *sql, size_t sql_len);
+/* iok_pg_query_param appends one parameter: its type oid (0 = let the
+ * server infer it, text format only), format (IOK_PG_TEXT/IOK_PG_BINARY)
+ * and value (len -1 = SQL NULL, data ignored).
+ * Errors: IOK_EINVAL (not a query message, bad format, over 65535
+ * parameters), IOK_ENOMEM.  Any thread. */
+IOK_API int iok_pg_query_param(iok_msg *m, uint32_t oid, int format, const void *data, int32_t len);
+/* iok_pg_simple_query makes a simple-protocol request: one or more
+ * statements separated by ';', no parameters, text results (what BEGIN,
+ * LISTEN or a script need).  Errors: IOK_EINVAL, IOK_ENOMEM.  Any thread. */
+IOK_API int iok_pg_simple_query(iok_msg **mp, const char *sql, size_t sql_len);
+
+/* What iok_pg_next returns, one backend message at a time. */
+enum iok_pg_kind {
+	IOK_PG_COLUMNS = 1, /* row description: count = number of columns */
+	IOK_PG_COLUMN,      /* one column: name, oid, format, index, typmod */
+	IOK_PG_NODATA,      /* the statement returns no rows */
+	IOK_PG_ROW,         /* a data row: count = number of fields */
+	IOK_PG_FIELD,       /* one field: data/len (len -1 = NULL), index */
+	IOK_PG_COMPLETE,    /* command complete: tag ("INSERT 0 5"), rows */
+	IOK_PG_EMPTY,       /* empty query */
+	IOK_PG_ERROR,       /* error: sqlstate, message, detail, hint... */
+	IOK_PG_NOTICE,      /* notice: same fields as an error */
+	IOK_PG_NOTIFY,      /* notification: pid, channel, payload */
+	IOK_PG_READY        /* ReadyForQuery: status 'I', 'T' or 'E' */
+};
+
+/* One item.  Pointers point into the reply (valid while it lives); the
+ * strings named _z are NUL-terminated, the others have a length. */
+typedef struct iok_pg_item {
+	int            kind;   /* enum iok_pg_kind */
+	uint32_t       count;  /* COLUMNS, ROW */
+	uint32_t       index;  /* COLUMN, FIELD: 0-based position */
+	const char    *name_z; /* COLUMN: name; NOTIFY: channel */
+	uint32_t       oid;    /* COLUMN: type oid */
+	int32_t        typmod; /* COLUMN */
+	int            format; /* COLUMN: IOK_PG_TEXT or IOK_PG_BINARY */
+	const uint8_t *data;   /* FIELD: value bytes; NOTIFY: payload */
+	int32_t        len;    /* FIELD: length, -1 = NULL; NOTIFY: payload */
+	const char    *tag_z;  /* COMPLETE: command tag */
+	uint64_t       rows;   /* COMPLETE: rows affected/returned, from tag */
+	uint32_t       pid;    /* NOTIFY: sending backend */
+	char           status; /* READY: 'I' idle, 'T' in transaction,
+	                          'E' failed transaction */
+	/* ERROR, NOTICE: the server's fields (NULL when absent) */
+	const char *severity_z, *sqlstate_z, *message_z, *detail_z, *hint_z;
+	const char *position_z, *where_z, *schema_z, *table_z, *column_z;
+	const char *constraint_z;
+} iok_pg_item;
+
+/* The reader: a pure state machine over one reply (no allocation, no
+ * I/O), like iok_resp_reader.  Fields are private. */
+typedef struct iok_pg_reader {
+	const uint8_t *buf_;
+	size_t         len_, pos_;
+	uint32_t       left_; /* fields or columns still owed by the message */
+	size_t         sub_;  /* offset inside the current message */
+	size_t         end_;  /* end of the current message */
+	int            state_;
+} iok_pg_reader;
+
+/* iok_pg_reader_init prepares r to read the reply buf[0..len) (e.g. a
+ * message body). */
+IOK_API void iok_pg_reader_init(iok_pg_reader *r, const void *buf, size_t len);
+/* iok_pg_next fills *it with the next item and returns 1, returns 0 at
+ * the end of the reply, or -IOK_EPROTO if the bytes are malformed or
+ * truncated (never reads outside the buffer).  Any thread. */
+IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
+
 /* -------------------------------------------------------------- options */
 
 /* Options are named by strings (nng's names where nng has one).  Each has a
