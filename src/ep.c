@@ -1,20 +1,13 @@
 /*
- * ep.c - dialers and listeners (see ep.h).
- *
- * A dialer keeps its socket connected: resolve (c-ares), connect to each
- * address in turn, hand the stream to a pipe, and when the pipe goes away
- * or nothing answers, try again after a backoff that doubles from
- * reconnect-time-min up to reconnect-time-max.  A listener binds and
- * accepts.  Both live on the kernel thread; the public functions below
- * reach them through commands.
+ * ep.c - what dialers and listeners share (see ep.h): creation, options,
+ * close, handle lookup and the fork hooks.  Dialing is in dialer.c,
+ * listening in listener.c, sharing a dialer's pipes in share.c.  All of it
+ * lives on the kernel thread; the public functions reach it through
+ * commands.
  */
-#include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -22,13 +15,6 @@
 #include "pipe.h"
 #include "resolve.h"
 
-int ik_put_string(const char *str, void *v, size_t *sz, int type);
-
-static ik_list inproc_listeners = {{&inproc_listeners.head, &inproc_listeners.head}};
-static ik_list inproc_waiting   = {{&inproc_waiting.head, &inproc_waiting.head}};
-
-static void dialer_kick(ik_ep *ep);
-static void ep_maybe_finish(ik_ep *ep);
 static void ep_close_k(ik_cmd *c);
 
 int
@@ -152,47 +138,18 @@ ep_handle_closed(uv_handle_t *h)
 {
 	ik_ep *ep = h->data;
 	ep->handles_open--;
-	ep_maybe_finish(ep);
+	ik_ep_maybe_finish(ep);
 }
 
-static void
-unshare(ik_ep *ep)
-{
-	ik_sock *sh = ep->sharer;
-	ik_node *n;
-	if (sh == NULL) {
-		return;
-	}
-	for (n = ik_list_first(&ep->pipes); n != NULL; n = ik_list_next(&ep->pipes, n)) {
-		ik_pipe *p = ik_container_of(n, ik_pipe, enode);
-		if (p->att[IK_ATT_SHARER].sock == sh) {
-			ik_pipe_detach(p);
-		}
-	}
-	ik_list_remove(&ep->share_node);
-	ep->sharer = NULL;
-	ik_sock_rele(sh);
-}
-
-/* The sharing socket is closing: leave every dialer it shares. */
 void
-ik_unshare_all(ik_sock *s)
-{
-	ik_node *n;
-	while ((n = ik_list_first(&s->shared)) != NULL) {
-		unshare(ik_container_of(n, ik_ep, share_node));
-	}
-}
-
-static void
-ep_maybe_finish(ik_ep *ep)
+ik_ep_maybe_finish(ik_ep *ep)
 {
 	if (!ep->closing || ep->handles_open > 0 || !ik_list_empty(&ep->pipes) || ep->connecting ||
 	    ep->finished) {
 		return;
 	}
 	ep->finished = true;
-	unshare(ep);
+	ik_ep_unshare(ep);
 	if (ep->close_cmd != NULL) {
 		ik_cmd_done(ep->close_cmd, 0);
 		ep->close_cmd = NULL;
@@ -245,116 +202,11 @@ ik_ep_close(ik_ep *ep)
 			ik_pipe_close(p, IOK_ECLOSED);
 		}
 	}
-	ep_maybe_finish(ep);
+	ik_ep_maybe_finish(ep);
 }
 
-/* -------------------------------------------------------------- dialer */
-
-static void
-retry_cb(uv_timer_t *t)
-{
-	dialer_kick(t->data);
-}
-
-static void
-schedule_retry(ik_ep *ep)
-{
-	iok_duration delay = ep->backoff;
-	if (ep->closing) {
-		return;
-	}
-	if (delay < ep->topts.reconn_min) {
-		delay = ep->topts.reconn_min;
-	}
-	if (ep->topts.reconn_max > 0 && delay > ep->topts.reconn_max) {
-		delay = ep->topts.reconn_max;
-	}
-	/* Double for next time: a dead peer never sees a hot loop. */
-	ep->backoff = delay * 2;
-	if (ep->topts.reconn_max > 0 && ep->backoff > ep->topts.reconn_max) {
-		ep->backoff = ep->topts.reconn_max;
-	}
-	if (ep->topts.reconn_max == 0) {
-		ep->backoff = delay; /* no maximum: stay at the minimum */
-	}
-	uv_timer_start(&ep->timer, retry_cb, (uint64_t) delay, 0);
-}
-
-static void
-dial_failed(ik_ep *ep, int err)
-{
-	ep->last_err = err;
-	if (ep->start_cmd != NULL) {
-		ik_cmd_done(ep->start_cmd, err);
-		ep->start_cmd = NULL;
-	}
-	if (ep->url.scheme != NULL && strcmp(ep->tran->scheme, "inproc") == 0 &&
-	    !ik_node_linked(&ep->inproc_node)) {
-		/* Woken as soon as a listener takes the name. */
-		ik_list_append(&inproc_waiting, &ep->inproc_node);
-	}
-	schedule_retry(ep);
-}
-
-static void connect_next(ik_ep *ep);
-
-static void
-connect_cb(uv_connect_t *req, int status)
-{
-	ik_ep   *ep = req->data;
-	ik_pipe *p  = ep->conn_pipe;
-	bool     cancelled = uv_is_closing(&p->h.handle);
-	ep->conn_pipe  = NULL;
-	ep->connecting = false;
-	if (ep->closing) {
-		if (!cancelled) {
-			ik_pipe_discard(p);
-		}
-		ep_maybe_finish(ep);
-		return;
-	}
-	if (cancelled) {
-		/* Abandoned after a fork: the attempt was the parent's too. */
-		dialer_kick(ep);
-		return;
-	}
-	if (status < 0) {
-		ik_pipe_discard(p);
-		ep->last_err = ik_uv_err(status);
-		ep->addr_idx++;
-		if (ep->addr_idx < ep->naddrs) {
-			connect_next(ep); /* try the next address of the name */
-		} else {
-			dial_failed(ep, ep->last_err);
-		}
-		return;
-	}
-	ik_pipe_begin(p);
-}
-
-static void
-connect_next(ik_ep *ep)
-{
-	ik_pipe *p = ik_pipe_new_stream(ep->sock, ep, 1);
-	int      rv;
-	if (p == NULL) {
-		dial_failed(ep, IOK_ENOMEM);
-		return;
-	}
-	ep->conn_pipe  = p;
-	ep->connecting = true;
-	ep->creq.data  = ep;
-	rv = uv_tcp_connect(&ep->creq, &p->h.tcp, (const struct sockaddr *) &ep->addrs[ep->addr_idx], connect_cb);
-	if (rv != 0) {
-		ep->conn_pipe  = NULL;
-		ep->connecting = false;
-		ik_pipe_discard(p);
-		dial_failed(ep, ik_uv_err(rv));
-	}
-}
-
-static int
-family_of(const ik_ep *ep)
+int
+ik_ep_family(const ik_ep *ep)
 {
 	switch (ep->tran->addr) {
 	case IK_ADDR_TCP4:
@@ -366,319 +218,10 @@ family_of(const ik_ep *ep)
 	}
 }
 
-static uint16_t
-port_of(const ik_ep *ep)
+uint16_t
+ik_ep_port(const ik_ep *ep)
 {
 	return ep->url.has_port ? ep->url.port : ep->tran->def_port;
-}
-
-static int
-set_addrs(ik_ep *ep, const struct sockaddr_storage *a, int n)
-{
-	struct sockaddr_storage *na = malloc((size_t) n * sizeof(*na));
-	if (na == NULL) {
-		return IOK_ENOMEM;
-	}
-	memcpy(na, a, (size_t) n * sizeof(*na));
-	free(ep->addrs);
-	ep->addrs    = na;
-	ep->naddrs   = n;
-	ep->addr_idx = 0;
-	return 0;
-}
-
-static void
-resolved_cb(void *arg, int err, const struct sockaddr_storage *addrs, int n)
-{
-	ik_ep *ep = arg;
-	ep->res   = NULL;
-	if (err == 0) {
-		err = set_addrs(ep, addrs, n);
-	}
-	if (err != 0) {
-		dial_failed(ep, err);
-		return;
-	}
-	connect_next(ep);
-}
-
-static void
-dial_unix(ik_ep *ep)
-{
-	ik_pipe *p = ik_pipe_new_stream(ep->sock, ep, 0);
-	if (p == NULL) {
-		dial_failed(ep, IOK_ENOMEM);
-		return;
-	}
-	ep->conn_pipe  = p;
-	ep->connecting = true;
-	ep->creq.data  = ep;
-	ep->addr_idx   = 0;
-	ep->naddrs     = 0;
-	uv_pipe_connect(&ep->creq, &p->h.unix_pipe, ep->url.path, connect_cb);
-}
-
-static void
-dial_inproc(ik_ep *ep)
-{
-	ik_ep *lep = ik_inproc_find(ep->url.path);
-	int    rv;
-	if (lep == NULL) {
-		dial_failed(ep, IOK_ECONNREFUSED);
-		return;
-	}
-	if ((rv = ik_pipe_inproc_pair(ep->sock, ep, lep->sock, lep)) != 0) {
-		dial_failed(ep, rv);
-	}
-}
-
-/* Start a connection attempt unless one is under way or we are up. */
-static void
-dialer_kick(ik_ep *ep)
-{
-	ik_node *n;
-	int      live = 0;
-	if (ep->closing || ep->connecting || ep->res != NULL || !ep->started || ep->dormant) {
-		return;
-	}
-	for (n = ik_list_first(&ep->pipes); n != NULL; n = ik_list_next(&ep->pipes, n)) {
-		if (ik_container_of(n, ik_pipe, enode)->state != IK_PIPE_CLOSING) {
-			live++;
-		}
-	}
-	if (live >= ep->topts.pool) {
-		return;
-	}
-	uv_timer_stop(&ep->timer);
-	if (ik_node_linked(&ep->inproc_node)) {
-		ik_list_remove(&ep->inproc_node);
-	}
-	switch (ep->tran->addr) {
-	case IK_ADDR_NONE:
-		dial_inproc(ep);
-		return;
-	case IK_ADDR_UNIX:
-		dial_unix(ep);
-		return;
-	default:
-		break;
-	}
-	struct sockaddr_storage sa;
-	int rv = ik_resolve_numeric(ep->url.host, port_of(ep), family_of(ep), 0, &sa);
-	if (rv == 0) {
-		if ((rv = set_addrs(ep, &sa, 1)) != 0) {
-			dial_failed(ep, rv);
-			return;
-		}
-		connect_next(ep);
-	} else if (rv == IOK_ENOENT) {
-		/* A name: re-resolved on every attempt, so a moved service is
-		 * found again. */
-		if ((ep->res = ik_resolve_start(ep->url.host, port_of(ep), family_of(ep), resolved_cb, ep)) == NULL) {
-			dial_failed(ep, IOK_ENOMEM);
-		}
-	} else {
-		dial_failed(ep, rv);
-	}
-}
-
-/* --------------------------------------------------- pipe notifications */
-
-void
-ik_ep_pipe_up(ik_ep *ep, ik_pipe *p)
-{
-	(void) p;
-	if (ep->dialer) {
-		ep->backoff = ep->topts.reconn_min;
-		if (ep->ever_connected) {
-			ep->sock->stats[IK_STAT_RECONNECTS]++;
-		}
-		ep->ever_connected = true;
-		if (ep->start_cmd != NULL) {
-			ik_cmd_done(ep->start_cmd, 0);
-			ep->start_cmd = NULL;
-		}
-		dialer_kick(ep); /* the next connection of the pool */
-	}
-}
-
-void
-ik_ep_pipe_gone(ik_ep *ep, ik_pipe *p)
-{
-	if (ep->closing) {
-		ep_maybe_finish(ep);
-		return;
-	}
-	if (!ep->dialer || p == ep->conn_pipe || (!p->begun && p->is_stream)) {
-		return; /* a failed connect is handled by connect_cb */
-	}
-	if (!p->ever_active) {
-		/* Handshake failed or the pattern refused: back off. */
-		dial_failed(ep, p->close_err ? p->close_err : IOK_ECONNREFUSED);
-	} else {
-		/* Lost an established connection: reconnect after the minimum
-		 * delay, doubling if it keeps failing. */
-		schedule_retry(ep);
-	}
-}
-
-/* ------------------------------------------------------------- listener */
-
-static void
-accept_cb(uv_stream_t *server, int status)
-{
-	ik_ep   *ep = server->data;
-	ik_pipe *p;
-	if (status < 0 || ep->closing) {
-		return;
-	}
-	if ((p = ik_pipe_new_stream(ep->sock, ep, ep->tran->addr != IK_ADDR_UNIX)) == NULL) {
-		return; /* the connection waits in the backlog */
-	}
-	if (uv_accept(server, &p->h.stream) != 0) {
-		ik_pipe_discard(p);
-		return;
-	}
-	ik_pipe_begin(p);
-}
-
-ik_ep *
-ik_inproc_find(const char *name)
-{
-	ik_node *n;
-	for (n = ik_list_first(&inproc_listeners); n != NULL; n = ik_list_next(&inproc_listeners, n)) {
-		ik_ep *ep = ik_container_of(n, ik_ep, inproc_node);
-		if (strcmp(ep->url.path, name) == 0) {
-			return ep;
-		}
-	}
-	return NULL;
-}
-
-static int
-listen_inproc(ik_ep *ep)
-{
-	ik_node *n, *tmp;
-	if (ik_inproc_find(ep->url.path) != NULL) {
-		return IOK_EADDRINUSE;
-	}
-	ik_list_append(&inproc_listeners, &ep->inproc_node);
-	ik_list_foreach_safe(&inproc_waiting, n, tmp)
-	{
-		ik_ep *d = ik_container_of(n, ik_ep, inproc_node);
-		if (strcmp(d->url.path, ep->url.path) == 0) {
-			ik_list_remove(n);
-			uv_timer_start(&d->timer, retry_cb, 0, 0);
-		}
-	}
-	return 0;
-}
-
-/* A socket file nobody listens on (left by a crashed process) may be
- * replaced; a live one may not. */
-static int
-unix_path_stale(const char *path)
-{
-	struct stat        st;
-	struct sockaddr_un sa;
-	int                fd, rv;
-	if (stat(path, &st) != 0 || !S_ISSOCK(st.st_mode) || strlen(path) >= sizeof(sa.sun_path)) {
-		return 0;
-	}
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
-		return 0;
-	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	strcpy(sa.sun_path, path);
-	/* A local connect answers at once: refused means nobody is there. */
-	rv = connect(fd, (struct sockaddr *) &sa, sizeof(sa));
-	rv = rv != 0 && errno == ECONNREFUSED;
-	close(fd);
-	return rv;
-}
-
-static int
-listen_unix(ik_ep *ep)
-{
-	int rv;
-	uv_pipe_init(ik_loop(), &ep->lh.unix_pipe, 0);
-	ep->lh.handle.data = ep;
-	ep->listening      = true;
-	rv = uv_pipe_bind(&ep->lh.unix_pipe, ep->url.path);
-	if (rv == UV_EADDRINUSE && unix_path_stale(ep->url.path)) {
-		unlink(ep->url.path);
-		rv = uv_pipe_bind(&ep->lh.unix_pipe, ep->url.path);
-	}
-	if (rv == 0) {
-		rv = uv_listen(&ep->lh.stream, 128, accept_cb);
-	}
-	/* A missing directory is "no such entry" here, not a refusal. */
-	return rv == 0 ? 0 : rv == UV_ENOENT ? IOK_ENOENT : ik_uv_err(rv);
-}
-
-static int
-listen_tcp_at(ik_ep *ep, const struct sockaddr_storage *sa)
-{
-	struct sockaddr_storage bound;
-	int                     len = sizeof(bound);
-	int                     rv;
-	uv_tcp_init(ik_loop(), &ep->lh.tcp);
-	ep->lh.handle.data = ep;
-	ep->listening      = true;
-	rv = uv_tcp_bind(&ep->lh.tcp, (const struct sockaddr *) sa,
-	    ep->tran->addr == IK_ADDR_TCP6 ? UV_TCP_IPV6ONLY : 0);
-	if (rv == 0) {
-		/* libuv reports EADDRINUSE from listen, not bind. */
-		rv = uv_listen(&ep->lh.stream, 128, accept_cb);
-	}
-	if (rv != 0) {
-		return ik_uv_err(rv);
-	}
-	if (uv_tcp_getsockname(&ep->lh.tcp, (struct sockaddr *) &bound, &len) == 0) {
-		ep->bound_port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *) &bound)->sin6_port
-		                                                   : ((struct sockaddr_in *) &bound)->sin_port);
-	}
-	return 0;
-}
-
-static void
-listen_resolved_cb(void *arg, int err, const struct sockaddr_storage *addrs, int n)
-{
-	ik_ep *ep = arg;
-	ep->res   = NULL;
-	if (err == 0) {
-		err = n > 0 ? listen_tcp_at(ep, &addrs[0]) : IOK_EADDRINVAL;
-	}
-	if (ep->start_cmd != NULL) {
-		ik_cmd_done(ep->start_cmd, err);
-		ep->start_cmd = NULL;
-	}
-}
-
-/* Returns 0, an error, or -1: "answered later" (a name to resolve). */
-static int
-listener_start(ik_ep *ep)
-{
-	struct sockaddr_storage sa;
-	int                     rv;
-	switch (ep->tran->addr) {
-	case IK_ADDR_NONE:
-		return listen_inproc(ep);
-	case IK_ADDR_UNIX:
-		return listen_unix(ep);
-	default:
-		break;
-	}
-	rv = ik_resolve_numeric(ep->url.host, port_of(ep), family_of(ep), 1, &sa);
-	if (rv == 0) {
-		return listen_tcp_at(ep, &sa);
-	}
-	if (rv != IOK_ENOENT) {
-		return rv;
-	}
-	ep->res = ik_resolve_start(ep->url.host, port_of(ep), family_of(ep), listen_resolved_cb, ep);
-	return ep->res == NULL ? IOK_ENOMEM : -1;
 }
 
 /* --------------------------------------------------------- public API */
@@ -723,8 +266,8 @@ ep_destroy_with_sock(ik_obj *o)
 	ik_sock_rele(s);
 }
 
-static int
-ep_create(ik_ep **out, iok_socket h, const char *url, bool dialer)
+int
+ik_ep_create(ik_ep **out, iok_socket h, const char *url, bool dialer)
 {
 	ik_sock *s;
 	ik_ep   *ep;
@@ -772,7 +315,7 @@ ep_create(ik_ep **out, iok_socket h, const char *url, bool dialer)
 	} else {
 		if (ep->url.host == NULL || (dialer && ep->url.host[0] == '\0') ||
 		    (!ep->url.has_port && ep->tran->def_port == 0) ||
-		    (dialer && port_of(ep) == 0)) {
+		    (dialer && ik_ep_port(ep) == 0)) {
 			rv = IOK_EADDRINVAL;
 			goto fail;
 		}
@@ -823,10 +366,10 @@ start_k(ik_cmd *c)
 		} else {
 			ik_cmd_done(c, 0);
 		}
-		dialer_kick(ep);
+		ik_dialer_kick(ep);
 		return;
 	}
-	rv = listener_start(ep);
+	rv = ik_listener_start(ep);
 	if (rv == -1) {
 		ep->start_cmd = c; /* answered after resolving */
 		return;
@@ -850,8 +393,8 @@ ep_close_k(ik_cmd *c)
 	ik_ep_close(ep);
 }
 
-static int
-ep_hold(uint32_t id, int type, ik_ep **out)
+int
+ik_ep_hold(uint32_t id, int type, ik_ep **out)
 {
 	ik_obj *o = ik_obj_hold(id, type);
 	if (o == NULL) {
@@ -861,12 +404,12 @@ ep_hold(uint32_t id, int type, ik_ep **out)
 	return 0;
 }
 
-static int
-ep_start(uint32_t id, int type, int flags)
+int
+ik_ep_start(uint32_t id, int type, int flags)
 {
 	ik_ep *ep;
 	int    rv;
-	if ((rv = ep_hold(id, type, &ep)) != 0) {
+	if ((rv = ik_ep_hold(id, type, &ep)) != 0) {
 		return rv;
 	}
 	struct ep_cmd ec = {.ep = ep, .flags = flags};
@@ -875,186 +418,16 @@ ep_start(uint32_t id, int type, int flags)
 	return rv;
 }
 
-static int
-ep_close(uint32_t id, int type)
+int
+ik_ep_close_id(uint32_t id, int type)
 {
 	ik_ep *ep;
 	int    rv;
-	if ((rv = ep_hold(id, type, &ep)) != 0) {
+	if ((rv = ik_ep_hold(id, type, &ep)) != 0) {
 		return rv;
 	}
 	struct ep_cmd ec = {.ep = ep};
 	rv               = ik_cmd_call(&ec.cmd, ep_close_k);
-	ik_obj_rele(&ep->obj);
-	return rv;
-}
-
-int
-iok_dialer_create(iok_dialer *dp, iok_socket s, const char *url)
-{
-	ik_ep *ep;
-	int    rv;
-	if (dp == NULL) {
-		return IOK_EINVAL;
-	}
-	dp->id = 0;
-	if ((rv = ep_create(&ep, s, url, true)) == 0) {
-		dp->id = ep->obj.id;
-	}
-	return rv;
-}
-
-int
-iok_listener_create(iok_listener *lp, iok_socket s, const char *url)
-{
-	ik_ep *ep;
-	int    rv;
-	if (lp == NULL) {
-		return IOK_EINVAL;
-	}
-	lp->id = 0;
-	if ((rv = ep_create(&ep, s, url, false)) == 0) {
-		lp->id = ep->obj.id;
-	}
-	return rv;
-}
-
-int
-iok_dialer_start(iok_dialer d, int flags)
-{
-	if (flags & ~(int) (IOK_FLAG_SYNC | IOK_FLAG_NONBLOCK)) {
-		return IOK_EINVAL;
-	}
-	return ep_start(d.id, IK_OBJ_DIALER, flags);
-}
-
-int
-iok_listener_start(iok_listener l, int flags)
-{
-	if (flags != 0) {
-		return IOK_EINVAL;
-	}
-	return ep_start(l.id, IK_OBJ_LISTENER, 0);
-}
-
-int
-iok_dialer_close(iok_dialer d)
-{
-	return ep_close(d.id, IK_OBJ_DIALER);
-}
-
-int
-iok_listener_close(iok_listener l)
-{
-	return ep_close(l.id, IK_OBJ_LISTENER);
-}
-
-int
-iok_dialer_id(iok_dialer d)
-{
-	return d.id > 0 ? (int) d.id : -1;
-}
-
-int
-iok_listener_id(iok_listener l)
-{
-	return l.id > 0 ? (int) l.id : -1;
-}
-
-int
-iok_dial(iok_socket s, const char *url, iok_dialer *dp, int flags)
-{
-	iok_dialer d;
-	int        rv;
-	if ((rv = iok_dialer_create(&d, s, url)) != 0) {
-		return rv;
-	}
-	if ((rv = iok_dialer_start(d, flags)) != 0) {
-		(void) iok_dialer_close(d); /* as nng: a failed dial leaves nothing */
-		return rv;
-	}
-	if (dp != NULL) {
-		*dp = d;
-	}
-	return 0;
-}
-
-int
-iok_listen(iok_socket s, const char *url, iok_listener *lp, int flags)
-{
-	iok_listener l;
-	int          rv;
-	if (flags != 0) {
-		return IOK_EINVAL;
-	}
-	if ((rv = iok_listener_create(&l, s, url)) != 0) {
-		return rv;
-	}
-	if ((rv = iok_listener_start(l, 0)) != 0) {
-		(void) iok_listener_close(l);
-		return rv;
-	}
-	if (lp != NULL) {
-		*lp = l;
-	}
-	return 0;
-}
-
-/* ------------------------------------------------------------ sharing */
-
-struct share_cmd {
-	ik_cmd   cmd;
-	ik_ep   *ep;
-	ik_sock *s;
-};
-
-static void
-share_k(ik_cmd *c)
-{
-	struct share_cmd *sc = (struct share_cmd *) c;
-	ik_ep            *ep = sc->ep;
-	ik_sock          *s  = sc->s;
-	ik_node          *n;
-	int               rv = 0;
-	if (ep->closing || s->closing) {
-		rv = IOK_ECLOSED;
-	} else if (s == ep->sock) {
-		rv = IOK_EINVAL;
-	} else if (ep->sharer != NULL) {
-		rv = IOK_EBUSY;
-	} else if (!ep->dialer || !(ep->tran->flags & IK_TF_PUSH)) {
-		rv = IOK_ENOTSUP; /* nothing would ever reach the sharer */
-	}
-	if (rv != 0) {
-		ik_cmd_done(c, rv);
-		return;
-	}
-	ep->sharer = s;
-	ik_obj_ref(&s->obj);
-	ik_list_append(&s->shared, &ep->share_node);
-	for (n = ik_list_first(&ep->pipes); n != NULL; n = ik_list_next(&ep->pipes, n)) {
-		ik_pipe *p = ik_container_of(n, ik_pipe, enode);
-		if (p->state != IK_PIPE_CLOSING) {
-			(void) ik_pipe_attach(p, s);
-		}
-	}
-	ik_cmd_done(c, 0);
-}
-
-int
-iok_dialer_share(iok_dialer d, iok_socket s)
-{
-	ik_ep   *ep;
-	ik_sock *sk;
-	int      rv;
-	if ((rv = ep_hold(d.id, IK_OBJ_DIALER, &ep)) != 0) {
-		return rv;
-	}
-	if ((rv = ik_sock_hold(s, &sk)) == 0) {
-		struct share_cmd sc = {.ep = ep, .s = sk};
-		rv                  = ik_cmd_call(&sc.cmd, share_k);
-		ik_sock_rele(sk);
-	}
 	ik_obj_rele(&ep->obj);
 	return rv;
 }
@@ -1075,7 +448,7 @@ ep_setopt_k(ik_cmd *c)
 			ep->backoff = ep->topts.reconn_min;
 		}
 		if (rv == 0 && ep->dialer) {
-			dialer_kick(ep); /* a bigger pool connects at once */
+			ik_dialer_kick(ep); /* a bigger pool connects at once */
 		}
 	}
 	ik_cmd_done(c, rv);
@@ -1107,7 +480,7 @@ ep_setopt(uint32_t id, int type, const char *name, const void *v, size_t sz, int
 	if (name == NULL) {
 		return IOK_EINVAL;
 	}
-	if ((rv = ep_hold(id, type, &ep)) != 0) {
+	if ((rv = ik_ep_hold(id, type, &ep)) != 0) {
 		return rv;
 	}
 	struct ep_cmd ec = {.ep = ep, .name = name, .in = v, .sz = sz, .type = otype};
@@ -1124,7 +497,7 @@ ep_getopt(uint32_t id, int type, const char *name, void *v, size_t *sz, int otyp
 	if (name == NULL) {
 		return IOK_EINVAL;
 	}
-	if ((rv = ep_hold(id, type, &ep)) != 0) {
+	if ((rv = ik_ep_hold(id, type, &ep)) != 0) {
 		return rv;
 	}
 	struct ep_cmd ec = {.ep = ep, .name = name, .out = v, .outsz = sz, .type = otype};
@@ -1230,7 +603,7 @@ dormant_listener_closed(uv_handle_t *h)
 		ep->wake_pending = false;
 		ik_eps_fork_activate(ep->sock);
 	}
-	ep_maybe_finish(ep);
+	ik_ep_maybe_finish(ep);
 }
 
 void
@@ -1283,7 +656,7 @@ ik_eps_fork_activate(ik_sock *s)
 		}
 		if (ep->dialer) {
 			ep->dormant = false;
-			dialer_kick(ep);
+			ik_dialer_kick(ep);
 			continue;
 		}
 		if (ep->handles_open > 0) {
@@ -1305,7 +678,7 @@ ik_eps_fork_activate(ik_sock *s)
 		ep->lh.handle.data = ep;
 		ep->listening      = true; /* the handle must be closed either way */
 		if (rv == 0) {
-			rv = uv_listen(&ep->lh.stream, 128, accept_cb);
+			rv = uv_listen(&ep->lh.stream, 128, ik_listener_accept_cb);
 		}
 		if (rv != 0) {
 			ep->listening = false;

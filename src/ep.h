@@ -62,7 +62,39 @@ struct ik_ep {
 	ik_node  inproc_node; /* inproc registry */
 };
 
-/* Pipe lifecycle notifications (kernel thread). */
+/* ---- shared by ep.c, dialer.c, listener.c and share.c ---- */
+
+/* ep.c: the common part (kernel thread unless said otherwise). */
+int      ik_uv_err(int uverr); /* a libuv error as IOK_E* */
+void     ik_ep_close(ik_ep *ep);
+void     ik_ep_maybe_finish(ik_ep *ep); /* free it once closed and idle */
+int      ik_ep_family(const ik_ep *ep); /* AF_* the transport asks for */
+uint16_t ik_ep_port(const ik_ep *ep);   /* the URL's port or the default */
+/* App threads: create, start and close by handle; look a handle up. */
+int ik_ep_create(ik_ep **out, iok_socket h, const char *url, bool dialer);
+int ik_ep_start(uint32_t id, int type, int flags);
+int ik_ep_close_id(uint32_t id, int type);
+int ik_ep_hold(uint32_t id, int type, ik_ep **out);
+
+/* Options: transport options (socket defaults, endpoint overrides), and a
+ * string option's value put for a getter. */
+int ik_topts_set(ik_tran_opts *o, const char *name, const void *v, size_t sz, int type);
+int ik_topts_get(const ik_tran_opts *o, const char *name, void *v, size_t *sz, int type);
+int ik_put_string(const char *str, void *v, size_t *sz, int type);
+
+/* dialer.c */
+void ik_dialer_kick(ik_ep *ep); /* connect unless connected or trying */
+void ik_inproc_wake_dialers(const char *name); /* a listener took name */
+
+/* listener.c */
+int  ik_listener_start(ik_ep *ep); /* 0, IOK_E*, or -1: answered later */
+void ik_listener_accept_cb(uv_stream_t *server, int status);
+
+/* share.c */
+void ik_ep_unshare(ik_ep *ep);    /* drop the sharing socket, if any */
+void ik_unshare_all(ik_sock *s); /* s closes: leave every dialer it shares */
+
+/* Pipe lifecycle notifications (kernel thread, dialer.c). */
 void ik_ep_pipe_up(ik_ep *ep, ik_pipe *p);   /* handshake done, accepted */
 void ik_ep_pipe_gone(ik_ep *ep, ik_pipe *p); /* freed right after */
 

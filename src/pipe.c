@@ -12,6 +12,7 @@
 
 #include "ep.h"
 #include "pipe.h"
+#include "../transports/sp.h"
 
 #define READ_MIN (8 * 1024)    /* an idle connection keeps this little */
 #define READ_MAX (256 * 1024)  /* grown to this while reads fill it */
@@ -19,8 +20,6 @@
 #define WRITE_HWM (256 * 1024) /* bytes queued before a pipe says "full" */
 #define INPROC_HWM 1024        /* messages queued to an inproc peer */
 #define HANDSHAKE_MS 10000
-
-extern const ik_transport ik_tran_inproc;
 
 static uint32_t next_pipe_id = 1;
 

@@ -93,4 +93,20 @@ void ik_sock_maybe_finish_close(ik_sock *s);
 int ik_sock_hold(iok_socket h, ik_sock **sp);
 void ik_sock_rele(ik_sock *s);
 
+/* ---- shared by socket.c, sockmsg.c, sockopt.c and device.c ---- */
+
+/* sockmsg.c: the pollable descriptors (no-ops while never handed out). */
+void ik_efd_raise(int fd);
+void ik_efd_clear(int fd);
+/* sockmsg.c: the kernel half of the queues, set up by socket.c's open. */
+void ik_sock_send_cmd_fn(ik_cmd *c);   /* "sq became non-empty" */
+void ik_sock_space_cmd_fn(ik_cmd *c);  /* "rq has room again" */
+void ik_sock_flush_task_fn(ik_task *t); /* staged deliveries to rq */
+void ik_sock_pump_task_fn(ik_task *t);  /* a long pump continues */
+void ik_sock_resume_paused(ik_sock *s); /* paused pipes read again */
+
+/* device.c */
+int  ik_device_forward(ik_sock *to, iok_msg *m); /* a delivery sent on */
+void ik_devices_unlink(ik_sock *s);             /* s closes: no device */
+
 #endif

@@ -1,0 +1,708 @@
+/*
+ * sockmsg.c - the socket's message path: the application half (send and
+ * receive queues, blocking, pollable descriptors) and the kernel half (the
+ * send pump, delivery batching, backpressure).
+ *
+ * The send queue is filled by application threads and drained by the
+ * kernel; the receive queue the other way round.  Each side wakes the
+ * other only on the empty -> non-empty (or full -> not-full) transition.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ep.h"
+#include "pipe.h"
+#include "sock.h"
+
+#define PUMP_BATCH 64
+#define PUMP_LIMIT 2048 /* messages per turn before yielding to I/O */
+
+/* ------------------------------------------------------------ eventfds */
+
+/* Descriptors are made on first request (IOK_OPT_RECVFD/SENDFD): callers
+ * that only block in iok_recv never pay an eventfd syscall. */
+void
+ik_efd_raise(int fd)
+{
+	uint64_t one = 1;
+	if (fd < 0) {
+		return;
+	}
+	if (write(fd, &one, sizeof(one)) < 0) {
+		/* EAGAIN cannot happen: the counter is only ever 0 or 1. */
+	}
+}
+
+void
+ik_efd_clear(int fd)
+{
+	uint64_t v;
+	if (fd < 0) {
+		return;
+	}
+	if (read(fd, &v, sizeof(v)) < 0) {
+		/* already clear */
+	}
+}
+
+static void
+deadline_after(struct timespec *ts, iok_duration ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long) (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+
+/* A queued command holds a reference, so the socket outlives it even if
+ * every application reference goes away meanwhile. */
+static void
+sock_post(ik_sock *s, ik_cmd *c)
+{
+	ik_obj_ref(&s->obj);
+	if (!ik_cmd_post(c)) {
+		ik_sock_rele(s); /* already queued: it holds one */
+	}
+}
+
+/* ------------------------------------------------------ sending (app) */
+
+static int
+wait_on(pthread_cond_t *cv, pthread_mutex_t *mu, int *waiters, iok_duration timeo,
+    const struct timespec *deadline)
+{
+	int rv = 0;
+	(*waiters)++;
+	if (timeo < 0) {
+		pthread_cond_wait(cv, mu);
+	} else {
+		rv = pthread_cond_timedwait(cv, mu, deadline);
+	}
+	(*waiters)--;
+	return rv == ETIMEDOUT ? IOK_ETIMEDOUT : 0;
+}
+
+/* Enqueue m on the send queue; m belongs to iok only on success.  A
+ * plain request (req/surveyor used like nng) also drops replies still
+ * queued from the previous one, in the same critical section: done later,
+ * it could drop the new request's own fast reply. */
+static int
+enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain_request);
+
+static int
+enqueue_send(ik_sock *s, iok_msg *m, int flags)
+{
+	return enqueue_send_ex(s, m, flags, false);
+}
+
+static int
+enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain_request)
+{
+	struct timespec deadline;
+	bool            post;
+	pthread_mutex_lock(&s->mu);
+	if (s->send_timeo > 0) {
+		deadline_after(&deadline, s->send_timeo);
+	}
+	while (!s->closed && s->sq.len >= (size_t) s->sq_cap) {
+		if ((flags & IOK_FLAG_NONBLOCK) || s->send_timeo == 0) {
+			pthread_mutex_unlock(&s->mu);
+			return IOK_EAGAIN;
+		}
+		if (wait_on(&s->send_cv, &s->mu, &s->send_waiters, s->send_timeo, &deadline) != 0 &&
+		    s->sq.len >= (size_t) s->sq_cap && !s->closed) {
+			pthread_mutex_unlock(&s->mu);
+			return IOK_ETIMEDOUT;
+		}
+	}
+	if (s->closed) {
+		pthread_mutex_unlock(&s->mu);
+		return IOK_ECLOSED;
+	}
+	if (plain_request) {
+		if (!s->token_mode && s->rq.len > 0) {
+			ik_msgq_clear(&s->rq);
+			ik_efd_clear(s->recv_fd);
+		}
+		s->plain_pending = true;
+		s->plain_used    = true;
+	}
+	post = s->sq.len == 0;
+	ik_msgq_push(&s->sq, m);
+	if (s->sq.len == (size_t) s->sq_cap) {
+		ik_efd_clear(s->send_fd);
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (post) {
+		sock_post(s, &s->send_cmd);
+	}
+	return 0;
+}
+
+static int
+sock_sendmsg(ik_sock *s, iok_msg *m, int flags)
+{
+	if (!(s->pat->flags & IK_PF_SEND)) {
+		return IOK_ENOTSUP;
+	}
+	if ((s->pat->flags & IK_PF_REQUEST) && !s->raw) {
+		/* A plain request (nng style): it replaces the previous one,
+		 * whose replies still queued are stale. */
+		return enqueue_send_ex(s, m, flags, true);
+	}
+	if ((s->pat->flags & IK_PF_REPLY) && !s->raw && !(m->flags & IK_MSG_REPLY)) {
+		/* rep/respondent: a plain send answers the last request. */
+		int rv;
+		pthread_mutex_lock(&s->mu);
+		uint64_t tok = s->last_req_token;
+		s->last_req_token = 0;
+		pthread_mutex_unlock(&s->mu);
+		if (tok == 0) {
+			return IOK_ESTATE;
+		}
+		m->token = tok;
+		m->flags |= IK_MSG_REPLY;
+		if ((rv = enqueue_send(s, m, flags)) != 0) {
+			m->flags &= ~(uint32_t) IK_MSG_REPLY;
+			pthread_mutex_lock(&s->mu);
+			if (s->last_req_token == 0) {
+				s->last_req_token = tok; /* let the caller retry */
+			}
+			pthread_mutex_unlock(&s->mu);
+		}
+		return rv;
+	}
+	return enqueue_send(s, m, flags);
+}
+
+int
+iok_sendmsg(iok_socket h, iok_msg *m, int flags)
+{
+	ik_sock *s;
+	int      rv;
+	if (m == NULL) {
+		return IOK_EINVAL;
+	}
+	if ((rv = ik_sock_hold(h, &s)) != 0) {
+		return rv;
+	}
+	m->flags &= ~(uint32_t) (IK_MSG_REQUEST | IK_MSG_REPLY);
+	rv = sock_sendmsg(s, m, flags);
+	ik_sock_rele(s);
+	return rv;
+}
+
+int
+iok_send(iok_socket h, const void *data, size_t size, int flags)
+{
+	ik_sock *s;
+	iok_msg *m;
+	int      rv;
+	if (data == NULL && size > 0) {
+		return IOK_EINVAL;
+	}
+	if ((rv = ik_sock_hold(h, &s)) != 0) {
+		return rv;
+	}
+	if ((m = ik_msg_alloc(size)) == NULL) {
+		ik_sock_rele(s);
+		return IOK_ENOMEM;
+	}
+	if (size > 0) {
+		memcpy(m->body, data, size);
+	}
+	if ((rv = sock_sendmsg(s, m, flags)) != 0) {
+		iok_msg_free(m);
+	}
+	ik_sock_rele(s);
+	return rv;
+}
+
+int
+iok_request(iok_socket h, iok_msg *m, int flags, uint64_t *token)
+{
+	ik_sock *s;
+	int      rv;
+	if (m == NULL) {
+		return IOK_EINVAL;
+	}
+	if ((rv = ik_sock_hold(h, &s)) != 0) {
+		return rv;
+	}
+	if (!(s->pat->flags & IK_PF_REQUEST) || s->raw) {
+		ik_sock_rele(s);
+		return IOK_ENOTSUP;
+	}
+	pthread_mutex_lock(&s->mu);
+	uint64_t tok = ++s->next_token;
+	if (tok == 0) {
+		tok = ++s->next_token;
+	}
+	s->token_mode = true;
+	pthread_mutex_unlock(&s->mu);
+	m->token = tok;
+	m->flags = (m->flags & ~(uint32_t) (IK_MSG_REPLY | IK_MSG_IDEMPOTENT)) | IK_MSG_REQUEST;
+	if (flags & IOK_FLAG_IDEMPOTENT) {
+		m->flags |= IK_MSG_IDEMPOTENT;
+	}
+	if ((rv = enqueue_send(s, m, flags)) == 0 && token != NULL) {
+		*token = tok;
+	}
+	ik_sock_rele(s);
+	return rv;
+}
+
+int
+iok_reply(iok_socket h, iok_msg *m, uint64_t token, int flags)
+{
+	ik_sock *s;
+	int      rv;
+	if (m == NULL || token == 0) {
+		return IOK_EINVAL;
+	}
+	if ((rv = ik_sock_hold(h, &s)) != 0) {
+		return rv;
+	}
+	if (!(s->pat->flags & IK_PF_REPLY) || s->raw) {
+		ik_sock_rele(s);
+		return IOK_ENOTSUP;
+	}
+	m->token = token;
+	m->flags = (m->flags & ~(uint32_t) IK_MSG_REQUEST) | IK_MSG_REPLY;
+	rv       = enqueue_send(s, m, flags);
+	ik_sock_rele(s);
+	return rv;
+}
+
+struct cancel_cmd {
+	ik_cmd   cmd;
+	ik_sock *s;
+	uint64_t token;
+};
+
+static void
+cancel_k(ik_cmd *c)
+{
+	struct cancel_cmd *cc = (struct cancel_cmd *) c;
+	if (!cc->s->closing && cc->s->pat->cancel != NULL) {
+		cc->s->pat->cancel(cc->s->pdata, cc->token);
+	}
+	ik_cmd_done(c, 0);
+}
+
+int
+iok_cancel(iok_socket h, uint64_t token)
+{
+	ik_sock *s;
+	int      rv;
+	if ((rv = ik_sock_hold(h, &s)) != 0) {
+		return rv;
+	}
+	struct cancel_cmd cc = {.s = s, .token = token};
+	rv = ik_cmd_call(&cc.cmd, cancel_k);
+	ik_sock_rele(s);
+	return rv;
+}
+
+int
+iok_session_open(iok_socket h, uint32_t *session)
+{
+	ik_sock *s;
+	int      rv;
+	if (session == NULL) {
+		return IOK_EINVAL;
+	}
+	if ((rv = ik_sock_hold(h, &s)) != 0) {
+		return rv;
+	}
+	if (!(s->pat->flags & IK_PF_NOSP)) {
+		rv = IOK_ENOTSUP;
+	} else {
+		pthread_mutex_lock(&s->mu);
+		if (++s->next_session == 0) {
+			++s->next_session;
+		}
+		*session = s->next_session;
+		pthread_mutex_unlock(&s->mu);
+	}
+	ik_sock_rele(s);
+	return rv;
+}
+
+int
+iok_session_close(iok_socket h, uint32_t session)
+{
+	/* The pattern releases the pin once the session's queued requests
+	 * have gone; the option carries the id to it in order with them. */
+	return iok_socket_set_uint64(h, "db:session-close", session);
+}
+
+/* ---------------------------------------------------- receiving (app) */
+
+static int
+sock_recvmsg(ik_sock *s, iok_msg **mp, int flags)
+{
+	struct timespec deadline;
+	bool            post = false;
+	iok_msg        *m;
+
+	if (!(s->pat->flags & IK_PF_RECV)) {
+		return IOK_ENOTSUP;
+	}
+	pthread_mutex_lock(&s->mu);
+	if (s->recv_timeo > 0) {
+		deadline_after(&deadline, s->recv_timeo);
+	}
+	for (;;) {
+		if (s->closed) {
+			pthread_mutex_unlock(&s->mu);
+			return IOK_ECLOSED;
+		}
+		if (s->rq.len > 0) {
+			break;
+		}
+		if ((s->pat->flags & IK_PF_REQUEST) && !s->raw && !s->token_mode && s->plain_used &&
+		    !s->plain_pending) {
+			/* No request outstanding: nothing can ever arrive (nng).  A
+			 * socket that never sent waits instead, so a receiver thread
+			 * may start before the first iok_request. */
+			pthread_mutex_unlock(&s->mu);
+			return IOK_ESTATE;
+		}
+		if ((flags & IOK_FLAG_NONBLOCK) || s->recv_timeo == 0) {
+			pthread_mutex_unlock(&s->mu);
+			return IOK_EAGAIN;
+		}
+		if (wait_on(&s->recv_cv, &s->mu, &s->recv_waiters, s->recv_timeo, &deadline) != 0 &&
+		    s->rq.len == 0 && !s->closed) {
+			pthread_mutex_unlock(&s->mu);
+			return IOK_ETIMEDOUT;
+		}
+	}
+	m = ik_msgq_pop(&s->rq);
+	if (s->rq.len == 0) {
+		ik_efd_clear(s->recv_fd);
+	}
+	if (s->recv_blocked) {
+		s->recv_blocked = false;
+		post            = true;
+	}
+	if ((s->pat->flags & IK_PF_REPLY) && !s->raw) {
+		s->last_req_token = m->token;
+	}
+	if ((s->pat->flags & IK_PF_REQUEST) && !s->token_mode &&
+	    (m->status != 0 || !(s->pat->flags & IK_PF_MULTI_REPLY))) {
+		s->plain_pending = false; /* the reply, or the request's end */
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (post) {
+		sock_post(s, &s->space_cmd);
+	}
+	*mp = m;
+	return 0;
+}
+
+int
+iok_recvmsg(iok_socket h, iok_msg **mp, int flags)
+{
+	ik_sock *s;
+	int      rv;
+	if (mp == NULL) {
+		return IOK_EINVAL;
+	}
+	if ((rv = ik_sock_hold(h, &s)) != 0) {
+		return rv;
+	}
+	rv = sock_recvmsg(s, mp, flags);
+	ik_sock_rele(s);
+	return rv;
+}
+
+int
+iok_recv(iok_socket h, void *data, size_t *sizep, int flags)
+{
+	ik_sock *s;
+	iok_msg *m;
+	int      rv;
+	if (data == NULL || sizep == NULL) {
+		return IOK_EINVAL;
+	}
+	if ((rv = ik_sock_hold(h, &s)) != 0) {
+		return rv;
+	}
+	rv = sock_recvmsg(s, &m, flags);
+	ik_sock_rele(s);
+	if (rv != 0) {
+		return rv;
+	}
+	if (m->status != 0) {
+		rv = m->status;
+		iok_msg_free(m);
+		return rv;
+	}
+	if (flags & IOK_FLAG_ALLOC) {
+		void *buf = iok_alloc(m->len);
+		if (buf == NULL) {
+			iok_msg_free(m);
+			return IOK_ENOMEM;
+		}
+		memcpy(buf, m->body, m->len);
+		*(void **) data = buf;
+	} else {
+		memcpy(data, m->body, m->len < *sizep ? m->len : *sizep);
+	}
+	*sizep = m->len;
+	iok_msg_free(m);
+	return 0;
+}
+
+/* -------------------------------------------------- kernel: send pump */
+
+void
+ik_sock_send_cmd_fn(ik_cmd *c)
+{
+	ik_sock *s = ik_container_of(c, ik_sock, send_cmd);
+	ik_sock_pump(s);
+	ik_sock_rele(s);
+}
+
+void
+ik_sock_send_ready(ik_sock *s)
+{
+	ik_sock_pump(s);
+}
+
+void
+ik_sock_pump_task_fn(ik_task *t)
+{
+	ik_sock_pump(ik_container_of(t, ik_sock, pump_task));
+}
+
+void
+ik_sock_pump(ik_sock *s)
+{
+	iok_msg *batch[PUMP_BATCH];
+	size_t   n, taken, done = 0;
+	bool     busy = false;
+
+	if (s->finished) {
+		return;
+	}
+	ik_task_cancel(&s->pump_task);
+	s->send_busy = false;
+	for (;;) {
+		if (done >= PUMP_LIMIT) {
+			/* The application keeps the queue full: let this loop
+			 * iteration write what we gave the pipes, then go on. */
+			ik_task_schedule_next(&s->pump_task);
+			break;
+		}
+		pthread_mutex_lock(&s->mu);
+		n = s->sq.len < PUMP_BATCH ? s->sq.len : PUMP_BATCH;
+		for (size_t i = 0; i < n; i++) {
+			batch[i] = ik_msgq_peek(&s->sq, i);
+		}
+		pthread_mutex_unlock(&s->mu);
+		if (n == 0) {
+			break;
+		}
+		/* Only this thread pops, so the peeked messages stay put. */
+		for (taken = 0; taken < n; taken++) {
+			iok_msg *m   = batch[taken];
+			size_t   len = m->len;
+			if (s->tearing) {
+				/* Teardown: what could not be flushed is dropped. */
+				iok_msg_free(m);
+				s->stats[IK_STAT_TX_DROPPED]++;
+				continue;
+			}
+			if (s->pat->send(s->pdata, m) == IK_BUSY) {
+				busy = true;
+				break;
+			}
+			s->stats[IK_STAT_TX_MSGS]++;
+			s->stats[IK_STAT_TX_BYTES] += len;
+		}
+		done += taken;
+		if (taken > 0) {
+			bool wake = false;
+			pthread_mutex_lock(&s->mu);
+			bool was_full = s->sq.len >= (size_t) s->sq_cap;
+			for (size_t i = 0; i < taken; i++) {
+				(void) ik_msgq_pop(&s->sq);
+			}
+			if (was_full && s->sq.len < (size_t) s->sq_cap) {
+				if (!s->closed) {
+					ik_efd_raise(s->send_fd);
+				}
+				wake = s->send_waiters > 0;
+			}
+			pthread_mutex_unlock(&s->mu);
+			if (wake) {
+				pthread_cond_broadcast(&s->send_cv);
+			}
+		}
+		/* Senders that found the queue non-empty did not wake us:
+		 * loop until it is empty or the pattern pushes back. */
+		if (busy) {
+			break;
+		}
+	}
+	s->send_busy = busy;
+	/* A device feeding this socket waits for it to take messages. */
+	if (!busy && s->dev_src != NULL) {
+		ik_sock *src = s->dev_src;
+		ik_node *p, *tmp;
+		ik_list_foreach_safe(&src->paused, p, tmp)
+		{
+			ik_pipe_resume(ik_container_of(p, ik_att, pnode)->pipe);
+		}
+	}
+	if (s->closing) {
+		ik_sock_maybe_finish_close(s);
+	}
+}
+
+/* ---------------------------------------------- kernel: deliveries */
+
+void
+ik_sock_flush_task_fn(ik_task *t)
+{
+	ik_sock *s = ik_container_of(t, ik_sock, flush_task);
+	iok_msg *m;
+	int      wake = 0;
+	pthread_mutex_lock(&s->mu);
+	bool   was_empty = s->rq.len == 0;
+	size_t n         = s->staged.len;
+	while ((m = ik_msgq_pop(&s->staged)) != NULL) {
+		s->stats[IK_STAT_RX_MSGS]++;
+		s->stats[IK_STAT_RX_BYTES] += m->len;
+		ik_msgq_push(&s->rq, m);
+	}
+	s->rq_known = s->rq.len;
+	if (was_empty && n > 0) {
+		if (!s->closed) {
+			ik_efd_raise(s->recv_fd);
+		}
+		wake = s->recv_waiters > 0 ? (n == 1 ? 1 : 2) : 0;
+	}
+	pthread_mutex_unlock(&s->mu);
+	/* Signalled after unlocking, so the woken thread does not wake up
+	 * only to wait for the mutex we still hold. */
+	if (wake == 1) {
+		pthread_cond_signal(&s->recv_cv);
+	} else if (wake == 2) {
+		pthread_cond_broadcast(&s->recv_cv);
+	}
+}
+
+/* Is the receive queue (with what is staged) full?  The kernel's count is
+ * an upper bound (the application only removes), refreshed when it says
+ * full. */
+static bool
+rq_full(ik_sock *s)
+{
+	if (s->staged.len + s->rq_known < (size_t) s->rq_cap) {
+		return false;
+	}
+	pthread_mutex_lock(&s->mu);
+	s->rq_known = s->rq.len;
+	bool full   = s->staged.len + s->rq_known >= (size_t) s->rq_cap;
+	if (full) {
+		s->recv_blocked = true; /* the next receive tells us */
+	}
+	pthread_mutex_unlock(&s->mu);
+	return full;
+}
+
+int
+ik_sock_deliver(ik_sock *s, iok_msg *m)
+{
+	if (s->dev_peer != NULL) {
+		s->stats[IK_STAT_RX_MSGS]++;
+		return ik_device_forward(s->dev_peer, m);
+	}
+	if (s->closing) {
+		iok_msg_free(m);
+		return IK_OK;
+	}
+	if (rq_full(s)) {
+		return IK_BUSY;
+	}
+	ik_msgq_push(&s->staged, m);
+	ik_task_schedule(&s->flush_task);
+	return IK_OK;
+}
+
+void
+ik_sock_deliver_drop_oldest(ik_sock *s, iok_msg *m)
+{
+	if (s->dev_peer != NULL || s->closing) {
+		if (ik_sock_deliver(s, m) == IK_BUSY) {
+			iok_msg_free(m);
+			s->stats[IK_STAT_RX_DROPPED]++;
+		}
+		return;
+	}
+	if (rq_full(s)) {
+		iok_msg *old = NULL;
+		pthread_mutex_lock(&s->mu);
+		s->recv_blocked = false;
+		if (s->rq.len > 0) {
+			old = ik_msgq_pop(&s->rq);
+			s->rq_known = s->rq.len;
+		}
+		pthread_mutex_unlock(&s->mu);
+		if (old == NULL) {
+			old = ik_msgq_pop(&s->staged);
+		}
+		iok_msg_free(old);
+		s->stats[IK_STAT_RX_DROPPED]++;
+	}
+	ik_msgq_push(&s->staged, m);
+	ik_task_schedule(&s->flush_task);
+}
+
+void
+ik_sock_att_paused(ik_sock *s, ik_att *a)
+{
+	if (!ik_node_linked(&a->pnode)) {
+		ik_list_append(&s->paused, &a->pnode);
+	}
+}
+
+void
+ik_sock_resume_paused(ik_sock *s)
+{
+	ik_node *n, *tmp;
+	ik_list_foreach_safe(&s->paused, n, tmp)
+	{
+		ik_pipe_resume(ik_container_of(n, ik_att, pnode)->pipe);
+		if (rq_full(s)) {
+			break;
+		}
+	}
+}
+
+void
+ik_sock_space_cmd_fn(ik_cmd *c)
+{
+	ik_sock *s = ik_container_of(c, ik_sock, space_cmd);
+	if (!s->finished) {
+		pthread_mutex_lock(&s->mu);
+		s->rq_known = s->rq.len;
+		pthread_mutex_unlock(&s->mu);
+		ik_sock_resume_paused(s);
+		if (s->pat->recv_ready != NULL && !s->closing) {
+			s->pat->recv_ready(s->pdata);
+		}
+	}
+	ik_sock_rele(s);
+}
