@@ -122,7 +122,6 @@ connect_next(ik_ep *ep)
 	}
 }
 
-
 static int
 set_addrs(ik_ep *ep, const struct sockaddr_storage *a, int n)
 {

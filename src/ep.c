@@ -224,7 +224,7 @@ ik_ep_port(const ik_ep *ep)
 	return ep->url.has_port ? ep->url.port : ep->tran->def_port;
 }
 
-/* --------------------------------------------------------- public API */
+/* ----------------------------------- create, start and close by handle */
 
 struct ep_cmd {
 	ik_cmd      cmd;

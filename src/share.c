@@ -35,8 +35,6 @@ ik_unshare_all(ik_sock *s)
 	}
 }
 
-/* ------------------------------------------------------------ sharing */
-
 struct share_cmd {
 	ik_cmd   cmd;
 	ik_ep   *ep;

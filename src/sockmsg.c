@@ -60,7 +60,6 @@ deadline_after(struct timespec *ts, iok_duration ms)
 	}
 }
 
-
 /* A queued command holds a reference, so the socket outlives it even if
  * every application reference goes away meanwhile. */
 static void
