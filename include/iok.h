@@ -416,6 +416,89 @@ IOK_API void iok_free(void *ptr, size_t size);
 /* iok_strfree frees a string returned by a *_get_string call. */
 IOK_API void iok_strfree(char *s);
 
+/* --------------------------------------------------------- Redis (RESP) */
+
+/* A pipelined-db socket dialed to redis:// sends one command per message
+ * (build it with iok_resp_command) and receives each reply as one message
+ * holding one complete RESP2/RESP3 reply in wire format (an attribute and
+ * the value it annotates count as one reply).  Read it with
+ * iok_resp_reader, hiredis's redisReader in pull form. */
+
+/* iok_resp_command makes a message holding one command: a RESP array of
+ * argc bulk strings, argv[i] being lens[i] bytes (any bytes, NULs
+ * included), or a NUL-terminated string when lens is NULL.  An argument
+ * may be NULL only with length 0.
+ * Errors: IOK_EINVAL (argc < 1, argv NULL, a NULL argument with a
+ * length), IOK_ENOMEM; *mp is untouched on error.  Any thread. */
+IOK_API int iok_resp_command(iok_msg **mp, int argc, const char *const *argv, const size_t *lens);
+
+/* Item types: the RESP type byte itself. */
+enum iok_resp_type {
+	IOK_RESP_SIMPLE   = '+', /* simple string (status): str/len */
+	IOK_RESP_ERROR    = '-', /* simple error: str/len */
+	IOK_RESP_INTEGER  = ':', /* integer */
+	IOK_RESP_BULK     = '$', /* bulk string: str/len; null for $-1 */
+	IOK_RESP_ARRAY    = '*', /* count elements follow; null for *-1 */
+	IOK_RESP_NULL     = '_', /* RESP3 null (null is set) */
+	IOK_RESP_MAP      = '%', /* count pairs (2 * count items) follow */
+	IOK_RESP_SET      = '~', /* count elements follow */
+	IOK_RESP_DOUBLE   = ',', /* dval; str/len holds the text */
+	IOK_RESP_BOOL     = '#', /* boolean */
+	IOK_RESP_BIGNUM   = '(', /* big number: its digits in str/len */
+	IOK_RESP_VERBATIM = '=', /* verbatim string: fmt, and str/len the
+	                            text after "fmt:" */
+	IOK_RESP_PUSH     = '>', /* out-of-band push: count elements follow */
+	IOK_RESP_ATTR     = '|', /* attribute: count pairs follow, then the
+	                            value it annotates, at the attribute's
+	                            own depth */
+	IOK_RESP_BLOBERR  = '!'  /* blob error: str/len */
+};
+
+/* Deepest nesting a reply may have (aggregates inside aggregates). */
+#define IOK_RESP_DEPTH_MAX 128
+
+/* One item of a reply.  str points into the reply (valid while it lives;
+ * not NUL-terminated).  Fields a type does not use are 0/NULL. */
+typedef struct iok_resp_item {
+	int            type;    /* enum iok_resp_type */
+	int            null;    /* 1 for $-1, *-1 and _ */
+	unsigned       depth;   /* 0 = the reply's top level; the elements of
+	                           an aggregate at depth d are at d + 1 */
+	const uint8_t *str;     /* + - $ ! ( , = */
+	size_t         len;
+	int64_t        integer; /* : */
+	double         dval;    /* , (in the C locale, whatever LC_NUMERIC) */
+	int            boolean; /* #: 0 or 1 */
+	size_t         count;   /* * ~ >: elements; % |: pairs */
+	char           fmt[4];  /* =: the format, e.g. "txt", NUL-terminated */
+} iok_resp_item;
+
+/* The reader: a pure state machine over one complete reply (no
+ * allocation, no I/O), meant to live on the stack.  Fields are private
+ * (their layout is the library's, checked when it is built). */
+typedef struct iok_resp_reader {
+	const uint8_t *buf_;
+	size_t         len_, pos_;
+	int            done_;
+	struct {
+		unsigned depth_;
+		uint64_t pending_;
+		uint32_t left_[IOK_RESP_DEPTH_MAX + 1];
+	} nest_;
+} iok_resp_reader;
+
+/* iok_resp_reader_init prepares r to read the reply buf[0..len) (e.g. a
+ * message body).  Nothing is read until iok_resp_next.  Any thread. */
+IOK_API void iok_resp_reader_init(iok_resp_reader *r, const void *buf, size_t len);
+/* iok_resp_next fills *it with the next item in pre-order (an aggregate's
+ * header, then its elements) and returns 1; returns 0 once the reply is
+ * complete and ends exactly at len; or -IOK_EPROTO if the bytes are
+ * malformed, truncated, followed by anything, nested deeper than
+ * IOK_RESP_DEPTH_MAX or declaring over 2^24 elements.  Never reads outside
+ * the buffer.  After an error or 0, it keeps returning the same.
+ * Any thread (one reader per thread). */
+IOK_API int iok_resp_next(iok_resp_reader *r, iok_resp_item *it);
+
 /* ---------------------------------------------------------- PostgreSQL */
 
 /* A pipelined-db socket dialed to postgresql://user:password@host:port/db
