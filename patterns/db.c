@@ -969,7 +969,8 @@ db_recv(void *arg, void *pp, iok_msg *m)
 		m->token   = r->token;
 		m->session = r->sess != NULL ? r->sess->id : 0;
 		m->flags   = 0;
-		m->status  = 0;
+		/* status stays: the pipe says IOK_EMSGSIZE for a reply over
+		 * recv_max that it skipped (the connection carries on). */
 		if (ik_sock_deliver(s->sock, m) != IK_OK) {
 			m->token   = 0;
 			m->session = 0;

@@ -454,6 +454,64 @@ frame_to_msg(ik_pipe *p, size_t flen, const ik_frame *f)
 static void
 handshake_step(ik_pipe *p);
 
+/* A frame over recv_max on a transport that can skip it: the request it
+ * answers fails with IOK_EMSGSIZE, the connection and every other request
+ * on it carry on.  False if the frame must close the pipe instead. */
+static bool
+oversize_begin(ik_pipe *p)
+{
+	ik_sock *s   = p->sock;
+	ik_att  *a   = &p->att[IK_ATT_OWNER];
+	int      cls = IK_FRAME_REPLY;
+	iok_msg *m;
+
+	if (p->tran->skip == NULL) {
+		return false;
+	}
+	if (p->tran->classify != NULL) {
+		/* Only the frame's start is here: enough to tell a push. */
+		cls = p->tran->classify(p->tstate, p->in.data + p->in_off, p->in.len - p->in_off);
+	}
+	s->stats[IK_STAT_RX_OVERSIZE]++;
+	(void) p->tran->skip(p->tstate, NULL, 0);
+	p->skipping = true;
+	p->need     = 0;
+	if (cls != IK_FRAME_REPLY || !a->added || !(a->sock->pat->flags & IK_PF_REQUEST)) {
+		return true; /* nobody waits for it: dropped, counted */
+	}
+	/* The reply's place in the stream, as an error completion. */
+	if ((m = ik_msg_alloc(0)) == NULL) {
+		ik_pipe_close(p, IOK_ENOMEM);
+		return true;
+	}
+	m->pipe   = p->id;
+	m->status = IOK_EMSGSIZE;
+	(void) offer(p, IK_ATT_OWNER, m); /* refused: held, skipping resumes */
+	return true;
+}
+
+/* Step over the oversize frame: drop what the codec is done with, so the
+ * buffer never holds more than a read's worth of it.  True once it is
+ * passed. */
+static bool
+oversize_skip(ik_pipe *p)
+{
+	ik_frame f = {0};
+	ssize_t  n = p->tran->frame(p->tstate, p->in.data + p->in_off, p->in.len - p->in_off, &f);
+	if (n > 0) {
+		p->in_off += (size_t) n;
+		p->skipping = false;
+		return true;
+	}
+	if (n < 0) {
+		pipe_fail(p, (int) -n);
+		return false;
+	}
+	p->in_off += p->tran->skip(p->tstate, p->in.data + p->in_off, p->in.len - p->in_off);
+	p->need = 0;
+	return false;
+}
+
 static void
 process_input(ik_pipe *p)
 {
@@ -461,11 +519,20 @@ process_input(ik_pipe *p)
 		handshake_step(p);
 	}
 	while (p->state == IK_PIPE_ACTIVE && !p->paused && p->in.len > p->in_off) {
+		if (p->skipping) {
+			if (!oversize_skip(p)) {
+				break;
+			}
+			continue;
+		}
 		ik_frame f = {0};
 		ssize_t  n = p->tran->frame(p->tstate, p->in.data + p->in_off, p->in.len - p->in_off, &f);
 		if (n == 0) {
 			p->need = f.need;
 			break;
+		}
+		if (n == -IOK_EMSGSIZE && oversize_begin(p)) {
+			continue;
 		}
 		if (n < 0) {
 			pipe_fail(p, (int) -n);

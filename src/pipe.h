@@ -67,6 +67,7 @@ struct ik_pipe {
 	iok_msg            *held;  /* message a pattern refused */
 	int                 held_att;
 	size_t              recv_max;
+	bool                skipping; /* stepping over an oversize frame */
 	bool                sub_hold; /* keep subscribe bytes (pinned session) */
 	ik_buf              sub_held; /* ... here, until released */
 

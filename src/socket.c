@@ -156,7 +156,9 @@ sock_open(iok_socket *out, const char *name, int raw)
 	s->send_timeo = IOK_DURATION_INFINITE;
 	s->linger     = 1000;
 	s->max_ttl    = 8;
-	s->topts.recv_max   = 1024 * 1024;
+	/* SP keeps nng's 1 MiB; a database reply is as big as the value
+	 * asked for, so database patterns have no limit unless set. */
+	s->topts.recv_max   = (pat->flags & IK_PF_NOSP) ? 0 : 1024 * 1024;
 	s->topts.reconn_min = 100;
 	s->topts.reconn_max = 2000;
 	s->topts.nodelay    = 1;

@@ -29,6 +29,8 @@ enum {
 
 typedef struct redis_st {
 	ik_resp_parser rp;
+	size_t         recv_max; /* 0: no limit */
+	int            skipping; /* reading an oversize reply to drop it */
 	char          *user;     /* NULL: none (HELLO uses "default") */
 	char          *password; /* NULL: no authentication */
 	char          *name;     /* client name; NULL: none */
@@ -135,6 +137,7 @@ redis_init(void *arg, const ik_tran_params *p, int path_is_db)
 	int       rv;
 
 	ik_resp_parser_init(&s->rp, p->recv_max, 0);
+	s->recv_max = p->recv_max;
 	s->proto = 3;
 	s->role  = IK_REDIS_ROLE_UNKNOWN;
 	if (p->url != NULL && (rv = opts_from_url(s, p->url, path_is_db)) != 0) {
@@ -418,8 +421,26 @@ redis_frame(void *arg, const uint8_t *buf, size_t len, ik_frame *f)
 	if (n > 0) {
 		f->body_off = 0;
 		f->body_len = (size_t) n;
+		if (s->skipping) {
+			s->skipping = 0;
+			ik_resp_parser_set_max(&s->rp, s->recv_max);
+		}
 	}
 	return n;
+}
+
+static size_t
+redis_skip(void *arg, const uint8_t *buf, size_t len)
+{
+	redis_st *s = arg;
+
+	if (buf == NULL) {
+		ik_resp_parser_reset(&s->rp);
+		ik_resp_parser_set_max(&s->rp, 0);
+		s->skipping = 1;
+		return 0;
+	}
+	return ik_resp_parse_forget(&s->rp, buf, len);
 }
 
 /* RESP3 pushes ('>', maybe behind an attribute) are unsolicited. */
@@ -504,6 +525,7 @@ const ik_transport ik_tran_redis = {
 	.handshake  = redis_handshake,
 	.peer_proto = NULL,
 	.frame      = redis_frame,
+	.skip       = redis_skip,
 	.classify   = redis_classify,
 	.encode     = redis_encode,
 	.subscribe  = redis_subscribe,
@@ -520,6 +542,7 @@ const ik_transport ik_tran_redis_unix = {
 	.handshake  = redis_handshake,
 	.peer_proto = NULL,
 	.frame      = redis_frame,
+	.skip       = redis_skip,
 	.classify   = redis_classify,
 	.encode     = redis_encode,
 	.subscribe  = redis_subscribe,

@@ -339,10 +339,16 @@ ik_resp_parser_reset(ik_resp_parser *p)
 }
 
 void
-ik_resp_parser_init(ik_resp_parser *p, size_t recv_max, unsigned max_depth)
+ik_resp_parser_set_max(ik_resp_parser *p, size_t recv_max)
 {
 	/* Without a limit, still keep every offset far from overflow. */
 	p->max = (recv_max == 0 || recv_max > SIZE_MAX / 4) ? SIZE_MAX / 4 : recv_max;
+}
+
+void
+ik_resp_parser_init(ik_resp_parser *p, size_t recv_max, unsigned max_depth)
+{
+	ik_resp_parser_set_max(p, recv_max);
 	if (max_depth == 0) {
 		max_depth = IK_RESP_DEPTH_DEFAULT;
 	}
@@ -681,4 +687,31 @@ ik_resp_is_command(const uint8_t *buf, size_t len)
 		}
 	}
 	return ik_resp_iter_next(&it, &item) == 0 && it.pos == len;
+}
+
+size_t
+ik_resp_parse_forget(ik_resp_parser *p, const uint8_t *buf, size_t len)
+{
+	size_t d = p->pos; /* a header line starts here: nothing before it counts */
+
+	if (p->state == ST_BULK) {
+		d = p->bend < len ? p->bend : len;
+		if (p->btype == '=') {
+			/* The verbatim "fmt:" check looks back at the payload's
+			 * start: do it now, or keep those bytes for bulk_tail. */
+			if (len >= p->bstart + 4 && buf[p->bstart + 3] == ':') {
+				p->btype = '$';
+			} else if (d > p->bstart) {
+				d = p->bstart;
+			}
+		}
+	}
+	if (d > len) {
+		d = len;
+	}
+	p->pos = p->pos > d ? p->pos - d : 0; /* in a bulk, unused until its end */
+	p->scan = p->scan > d ? p->scan - d : 0;
+	p->bstart = p->bstart > d ? p->bstart - d : 0;
+	p->bend = p->bend > d ? p->bend - d : 0;
+	return d;
 }

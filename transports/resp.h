@@ -87,6 +87,14 @@ typedef struct ik_resp_parser {
 /* ik_resp_parser_init: recv_max 0 = no limit (a sanity cap still applies),
  * max_depth 0 = IK_RESP_DEPTH_DEFAULT (capped at IK_RESP_DEPTH_MAX). */
 void ik_resp_parser_init(ik_resp_parser *p, size_t recv_max, unsigned max_depth);
+/* ik_resp_parser_set_max changes the largest frame (0 = no limit). */
+void ik_resp_parser_set_max(ik_resp_parser *p, size_t recv_max);
+/* ik_resp_parse_forget: after ik_resp_parse returned 0 on buf[0..len),
+ * returns how many bytes at the front of buf the parser will never look at
+ * again, and forgets them (its offsets move down by as many): the caller
+ * drops them and passes the rest, with more appended, next time.  This is
+ * how an oversize frame is skipped without being held whole. */
+size_t ik_resp_parse_forget(ik_resp_parser *p, const uint8_t *buf, size_t len);
 /* ik_resp_parser_reset forgets a partial frame (keeps the limits). */
 void ik_resp_parser_reset(ik_resp_parser *p);
 /* ik_resp_parse looks at buf, which starts at the first byte of a frame

@@ -106,6 +106,18 @@ typedef struct ik_transport {
 	ssize_t (*encode)(void *st, const uint8_t *hdr, size_t hdr_len, const uint8_t *body,
 	    size_t body_len, uint8_t *prefix);
 
+	/* skip (may be NULL: an oversize frame then closes the connection)
+	 * lets the pipe step over a frame frame() refused with -IOK_EMSGSIZE
+	 * without holding it whole, so that only the request it answers
+	 * fails.  skip(st, NULL, 0) starts: the codec forgets its partial
+	 * frame and reads that frame again from its first byte with no size
+	 * limit.  Then, after each frame() call returning 0 on buf[0..len),
+	 * skip(st, buf, len) returns how many bytes at the front of buf the
+	 * codec will never look at again and forgets them (the pipe drops
+	 * them).  The frame() call that returns the frame's (remaining)
+	 * length ends the skip; the limit applies again from the next frame. */
+	size_t (*skip)(void *st, const uint8_t *buf, size_t len);
+
 	/* subscribe appends to out the bytes asking the server to start
 	 * (how & 1) or stop pushing topic (how & 2: topic is a pattern), e.g.
 	 * SUBSCRIBE / PUNSUBSCRIBE or LISTEN / UNLISTEN.  0 or -IOK_E*.  NULL
