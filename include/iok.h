@@ -174,7 +174,10 @@ IOK_API int iok_db_open(iok_socket *s); /* "pipelined-db" */
  * thread blocked in a send or receive on it returns IOK_ECLOSED, and its
  * pollable descriptors become readable (so pollers wake up) and are closed
  * once no call is using the socket.  Messages still queued for sending are
- * flushed for up to IOK_OPT_LINGER ms if a connection can take them.
+ * flushed for up to IOK_OPT_LINGER ms while a connection can take them: one
+ * that is up, or one a dialer is making.  When nothing can (a dial refused
+ * and backing off, a peer that closed, a listener nobody connected to), the
+ * close returns at once and those messages are dropped.
  * Errors: IOK_ECLOSED if already closed or stale.
  * Any thread. */
 IOK_API int iok_close(iok_socket s);

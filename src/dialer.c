@@ -63,6 +63,7 @@ dial_failed(ik_ep *ep, int err)
 		ik_list_append(&inproc_waiting, &ep->inproc_node);
 	}
 	schedule_retry(ep);
+	ik_sock_linger_check(ep->sock);
 }
 
 static void connect_next(ik_ep *ep);

@@ -66,6 +66,7 @@ struct ik_sock {
 	size_t      rq_known; /* rq length at the last flush (an upper bound) */
 	ik_task     flush_task;
 	ik_task     pump_task; /* a long pump continues next iteration */
+	ik_task     linger_task; /* lingering: may nothing be flushed now? */
 	bool        send_busy; /* the pattern refused; wait for pipe_ready */
 	bool        closing;
 	bool        tearing;  /* linger over: closing connections */
@@ -88,6 +89,9 @@ typedef struct ik_att ik_att;
 void ik_sock_att_paused(ik_sock *s, ik_att *a);
 void ik_sock_ep_gone(ik_sock *s, ik_ep *ep); /* an endpoint finished closing */
 void ik_sock_maybe_finish_close(ik_sock *s);
+/* A dialer's attempt failed: a lingering socket may have nowhere left to
+ * flush to (checked from a task, never inside the dialer's code). */
+void ik_sock_linger_check(ik_sock *s);
 
 /* App-side lookup: takes a reference; release with ik_sock_rele. */
 int ik_sock_hold(iok_socket h, ik_sock **sp);

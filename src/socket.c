@@ -97,6 +97,7 @@ struct close_cmd {
 	ik_sock *s;
 };
 static void close_k(ik_cmd *c);
+static void linger_check_fn(ik_task *t);
 
 struct open_cmd {
 	ik_cmd   cmd;
@@ -171,6 +172,7 @@ sock_open(iok_socket *out, const char *name, int raw)
 	ik_node_init(&s->knode);
 	ik_task_init(&s->flush_task, ik_sock_flush_task_fn);
 	ik_task_init(&s->pump_task, ik_sock_pump_task_fn);
+	ik_task_init(&s->linger_task, linger_check_fn);
 	s->send_cmd.fn  = ik_sock_send_cmd_fn;
 	s->space_cmd.fn = ik_sock_space_cmd_fn;
 	if (ik_msgq_init(&s->rq, DEFAULT_QLEN) != 0 || ik_msgq_init(&s->sq, DEFAULT_QLEN) != 0 ||
@@ -291,6 +293,32 @@ flushed(ik_sock *s)
 	return true;
 }
 
+/* Could queued messages still leave?  Only through a connection that is
+ * up or handshaking, or one a dialer is making (a peer still connecting).
+ * A dialer backing off after a refusal, a listener nobody has connected
+ * to, a peer that left: nothing will ever take them, so lingering would
+ * only make close() wait. */
+static bool
+can_flush(ik_sock *s)
+{
+	ik_node *n, *pn;
+	if (!ik_list_empty(&s->pipes)) {
+		return true; /* including pipes of dialers we share */
+	}
+	for (n = ik_list_first(&s->eps); n != NULL; n = ik_list_next(&s->eps, n)) {
+		ik_ep *ep = ik_container_of(n, ik_ep, snode);
+		if (ep->dialer && (ep->connecting || ep->res != NULL)) {
+			return true;
+		}
+		for (pn = ik_list_first(&ep->pipes); pn != NULL; pn = ik_list_next(&ep->pipes, pn)) {
+			if (ik_container_of(pn, ik_pipe, enode)->state != IK_PIPE_CLOSING) {
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
 static void
 teardown(ik_sock *s)
 {
@@ -344,7 +372,7 @@ close_begin(ik_sock *s, ik_cmd *cmd)
 	 * push that listens flushes to a peer that connects in that time, as
 	 * an nng push would have waited for one. */
 	ik_sock_pump(s);
-	if (s->linger > 0 && !flushed(s)) {
+	if (s->linger > 0 && !flushed(s) && can_flush(s)) {
 		s->linger_timer = ik_timer_new(linger_expired, s);
 		if (s->linger_timer != NULL) {
 			ik_timer_start(s->linger_timer, (uint64_t) s->linger);
@@ -361,9 +389,9 @@ ik_sock_maybe_finish_close(ik_sock *s)
 		return;
 	}
 	if (!s->tearing) {
-		/* Lingering (or still inside close_begin): finish early only
-		 * once everything queued went out. */
-		if (s->linger_timer != NULL && flushed(s)) {
+		/* Lingering (or still inside close_begin): finish early once
+		 * everything queued went out, or nothing ever can. */
+		if (s->linger_timer != NULL && (flushed(s) || !can_flush(s))) {
 			ik_timer_free(s->linger_timer);
 			s->linger_timer = NULL;
 			teardown(s);
@@ -377,6 +405,7 @@ ik_sock_maybe_finish_close(ik_sock *s)
 	/* Everything that pointed at the socket is gone. */
 	ik_task_cancel(&s->flush_task);
 	ik_task_cancel(&s->pump_task);
+	ik_task_cancel(&s->linger_task);
 	s->pat->fini(s->pdata);
 	ik_list_remove(&s->knode);
 	live_socks--;
@@ -389,6 +418,20 @@ ik_sock_maybe_finish_close(ik_sock *s)
 		s->close_cmd = NULL;
 	}
 	ik_sock_rele(s); /* the kernel's (creator's) reference */
+}
+
+static void
+linger_check_fn(ik_task *t)
+{
+	ik_sock_maybe_finish_close(ik_container_of(t, ik_sock, linger_task));
+}
+
+void
+ik_sock_linger_check(ik_sock *s)
+{
+	if (s->closing && !s->tearing && s->linger_timer != NULL) {
+		ik_task_schedule(&s->linger_task);
+	}
 }
 
 void
@@ -575,6 +618,7 @@ ik_sockets_fork_child_kernel(void)
 		ik_sock *s = ik_container_of(n, ik_sock, knode);
 		ik_task_cancel(&s->flush_task);
 		ik_task_cancel(&s->pump_task);
+		ik_task_cancel(&s->linger_task);
 		s->send_busy = false;
 		ik_pipe_abandon_all_of(s);
 		ik_eps_fork_child_kernel(s);
