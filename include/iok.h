@@ -222,8 +222,12 @@ IOK_API int iok_listener_start(iok_listener l, int flags);
  * IOK_OPT_RECONNMINT and IOK_OPT_RECONNMAXT, as is every lost connection.
  * With IOK_FLAG_SYNC the call also waits for the first connection attempt
  * and returns its error (IOK_ECONNREFUSED, IOK_EUNREACHABLE,
- * IOK_EPEERAUTH...); as with nng, a failed synchronous dial leaves no
- * dialer behind.  dp may be NULL.
+ * IOK_EPEERAUTH, IOK_ETIMEDOUT when the connect or the handshake outlasts
+ * IOK_OPT_CONNECT_TIMEOUT); as with nng, a failed synchronous dial leaves
+ * no dialer behind.  dp may be NULL.  To make a synchronous dial
+ * cancellable, split it: iok_dialer_create, then iok_dialer_start with
+ * IOK_FLAG_SYNC; another thread's iok_dialer_close (or iok_close of the
+ * socket) ends that wait at once with IOK_ECLOSED.
  * Errors: IOK_EADDRINVAL bad URL, IOK_ENOTSUP unknown scheme,
  * IOK_ECLOSED socket closed; with IOK_FLAG_SYNC also connection errors.
  * Any thread. */
@@ -618,6 +622,16 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   IOK_OPT_LINGER      ms     how long iok_close flushes (default 1000)
  *   IOK_OPT_POOL_SIZE   int    connections each dialer keeps (1..1024,
  *                              default 1; pipelined-db spreads over them)
+ *   IOK_OPT_CONNECT_TIMEOUT ms a connection attempt's bound: the TCP (or
+ *                              unix) connect, and then the transport's
+ *                              handshake (SP header exchange, Redis HELLO /
+ *                              AUTH ...), must each finish within it, else
+ *                              the attempt fails with IOK_ETIMEDOUT (a
+ *                              synchronous dial returns it; the dialer
+ *                              retries after its backoff).  Default 10000;
+ *                              IOK_DURATION_INFINITE (-1) = no bound; 0 is
+ *                              IOK_EINVAL.  Set on the socket before
+ *                              dialing, or on one dialer
  *   IOK_OPT_RECVFD      int    read-only: a descriptor that is readable
  *                              exactly while a message is waiting
  *                              (level-triggered; never read or close it)
@@ -666,6 +680,18 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *                                   true)
  *   IOK_OPT_DB_MAX_INFLIGHT   int   pipelined-db: requests in flight per
  *                                   connection (default 1024)
+ *   IOK_OPT_DB_FAIL_FAST      bool  pipelined-db: while no connection is up
+ *                                   and every dialer's last attempt failed
+ *                                   (after the first attempt, or the first
+ *                                   reconnect attempt, has failed), a
+ *                                   request completes at once with that
+ *                                   attempt's error (IOK_ECONNREFUSED,
+ *                                   IOK_EUNREACHABLE, IOK_ETIMEDOUT,
+ *                                   IOK_EPEERAUTH...), and requests already
+ *                                   waiting for a connection fail with it
+ *                                   when the attempt fails.  Default true;
+ *                                   false: requests wait for a reconnect
+ *                                   (up to IOK_OPT_REQ_TIMEOUT)
  *   "sub:filtered", "db:inflight", "db:queued"  uint64, read-only counts
  */
 #define IOK_OPT_SOCKNAME "socket-name"
@@ -690,6 +716,7 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 #define IOK_OPT_TCP_BOUND_PORT "tcp-bound-port"
 #define IOK_OPT_LINGER "linger"
 #define IOK_OPT_POOL_SIZE "pool-size"
+#define IOK_OPT_CONNECT_TIMEOUT "connect-timeout"
 /* Pattern options. */
 #define IOK_OPT_PAIR1_POLY "pair1:polyamorous"
 #define IOK_OPT_SUB_SUBSCRIBE "sub:subscribe"     /* bytes, write-only */
@@ -703,6 +730,7 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 #define IOK_OPT_PUB_QUEUE_LEN "pub:queue-length"    /* int, per subscriber */
 #define IOK_OPT_PUB_DROP_OLDEST "pub:drop-oldest"   /* bool */
 #define IOK_OPT_DB_MAX_INFLIGHT "db:max-inflight"   /* int, per connection */
+#define IOK_OPT_DB_FAIL_FAST "db:fail-fast"         /* bool, default true */
 
 IOK_API int iok_socket_set(iok_socket s, const char *name, const void *val, size_t size);
 IOK_API int iok_socket_set_bool(iok_socket s, const char *name, int val);

@@ -189,6 +189,7 @@ struct db_sock {
 	bool         draining;  /* taking the whole send queue: never busy */
 	bool         dispatching, again;
 	bool         token_mode; /* iok_request has been used */
+	bool         fail_fast;  /* no connection possible: fail, not queue */
 	int          max_inflight;
 	iok_duration timeout_ms;
 };
@@ -617,6 +618,7 @@ db_init(void *arg, ik_sock *sock, int raw)
 	s->sock         = sock;
 	s->max_inflight = DB_INFLIGHT_DEFAULT;
 	s->timeout_ms   = IOK_DURATION_INFINITE;
+	s->fail_fast    = true;
 	ik_list_init(&s->sessions_all);
 	ik_list_init(&s->pending);
 	ik_list_init(&s->waiting);
@@ -826,9 +828,10 @@ db_send(void *arg, iok_msg *m)
 		s->accepted++;
 		return IK_OK;
 	}
-	if (sid != 0) {
-		se = ik_rr_map_get(s->sessions, sid);
-		if (se != NULL && se->failed) {
+	int nocon = s->fail_fast && s->npipes == 0 ? ik_sock_connect_error(s->sock) : 0;
+	if (sid != 0 || nocon != 0) {
+		se = sid != 0 ? ik_rr_map_get(s->sessions, sid) : NULL;
+		if ((se != NULL && se->failed) || nocon != 0) {
 			/* Its connection is gone: so is the session. */
 			if (!tok) {
 				abandon_plain(s);
@@ -836,7 +839,9 @@ db_send(void *arg, iok_msg *m)
 				s->max_token = token;
 			}
 			iok_msg_free(m);
-			complete(s, token, sid, IOK_ECONNRESET);
+			/* A lost session fails as it did; with no connection to
+			 * be had, a request fails fast with the connect error. */
+			complete(s, token, sid, se != NULL && se->failed ? IOK_ECONNRESET : nocon);
 			s->accepted++;
 			return IK_OK;
 		}
@@ -1025,6 +1030,33 @@ db_timer_cb(void *arg)
 	settle(s, false);
 }
 
+/* Every dialer is failing and no connection is up: what waits for one
+ * fails now with the connect error rather than at its timeout. */
+static void
+db_dial_failed(void *arg, int err)
+{
+	db_sock *s = arg;
+	ik_node *n, *tmp;
+	if (!s->fail_fast || s->npipes > 0 || (err = ik_sock_connect_error(s->sock)) == 0) {
+		return;
+	}
+	while ((n = ik_list_first(&s->pending)) != NULL) {
+		give_up(s, ik_container_of(n, db_req, qnode), err);
+	}
+	ik_list_foreach_safe(&s->waiting, n, tmp)
+	{
+		db_sess *se = ik_container_of(n, db_sess, wnode);
+		ik_node *q;
+		se->nout++; /* hold it while its requests complete */
+		while ((q = ik_list_first(&se->queue)) != NULL) {
+			give_up(s, ik_container_of(q, db_req, qnode), err);
+		}
+		se->nout--;
+		sess_maybe_release(s, se);
+	}
+	settle(s, false);
+}
+
 static void
 db_recv_ready(void *arg)
 {
@@ -1094,6 +1126,12 @@ db_setopt(void *arg, const char *name, const void *v, size_t sz, int type)
 	if (strcmp(name, OPT_SESSION_CLOSE) == 0) {
 		return session_close(s, v, sz, type);
 	}
+	if (strcmp(name, IOK_OPT_DB_FAIL_FAST) == 0) {
+		if ((rv = ik_opt_get_bool(v, sz, type, &val)) == 0) {
+			s->fail_fast = val != 0;
+		}
+		return rv;
+	}
 	if (strcmp(name, OPT_INFLIGHT) == 0 || strcmp(name, OPT_QUEUED) == 0) {
 		return IOK_EREADONLY;
 	}
@@ -1109,6 +1147,9 @@ db_getopt(void *arg, const char *name, void *v, size_t *sz, int type)
 	}
 	if (strcmp(name, IOK_OPT_REQ_TIMEOUT) == 0) {
 		return ik_opt_put_ms(s->timeout_ms, v, sz, type);
+	}
+	if (strcmp(name, IOK_OPT_DB_FAIL_FAST) == 0) {
+		return ik_opt_put_bool(s->fail_fast, v, sz, type);
 	}
 	if (strcmp(name, OPT_INFLIGHT) == 0) {
 		return ik_opt_put_uint64(s->ninflight, v, sz, type);
@@ -1142,4 +1183,5 @@ const ik_pattern ik_pattern_db = {
 	.cancel     = db_cancel,
 	.fork_child = db_fork_child,
 	.recv_ready = db_recv_ready,
+	.dial_failed = db_dial_failed,
 };

@@ -105,6 +105,12 @@ typedef struct ik_pattern {
 	/* recv_ready: the receive queue has room again after being full
 	 * (may be NULL): a pattern holding completions can deliver them. */
 	void (*recv_ready)(void *ps);
+	/* dial_failed: one of the socket's dialers failed a connection
+	 * attempt with err (IOK_ECONNREFUSED, IOK_EUNREACHABLE,
+	 * IOK_ETIMEDOUT, IOK_EPEERAUTH...) and will retry after its backoff
+	 * (may be NULL).  ik_sock_connect_error says whether any connection
+	 * can still be hoped for soon. */
+	void (*dial_failed)(void *ps, int err);
 } ik_pattern;
 
 /* ik_pattern_register adds a pattern (and "<name>" without a trailing
@@ -185,6 +191,11 @@ enum ik_stat {
 	IK_STAT_COUNT
 };
 void ik_sock_stat(ik_sock *s, int stat, uint64_t n);
+/* ik_sock_connect_error: 0 while a connection may come soon (s has no
+ * endpoint yet, has a listener, or has a dialer with a connection up or
+ * still on its first attempt since it last had one); else the error of the
+ * last failed attempt: every dialer of s is failing. */
+int ik_sock_connect_error(ik_sock *s);
 /* ik_sock_max_ttl: the socket's IOK_OPT_MAXTTL. */
 int ik_sock_max_ttl(const ik_sock *s);
 

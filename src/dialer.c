@@ -52,7 +52,9 @@ schedule_retry(ik_ep *ep)
 static void
 dial_failed(ik_ep *ep, int err)
 {
+	ik_sock *s = ep->sock;
 	ep->last_err = err;
+	ep->failing  = true;
 	if (ep->start_cmd != NULL) {
 		ik_cmd_done(ep->start_cmd, err);
 		ep->start_cmd = NULL;
@@ -63,10 +65,33 @@ dial_failed(ik_ep *ep, int err)
 		ik_list_append(&inproc_waiting, &ep->inproc_node);
 	}
 	schedule_retry(ep);
-	ik_sock_linger_check(ep->sock);
+	if (!s->closing && s->pat->dial_failed != NULL) {
+		s->pat->dial_failed(s->pdata, err);
+	}
+	ik_sock_linger_check(s);
 }
 
 static void connect_next(ik_ep *ep);
+
+/* The connect took longer than IOK_OPT_CONNECT_TIMEOUT (a blackholed
+ * address): cancel it; connect_cb reports IOK_ETIMEDOUT. */
+static void
+connect_timeout_cb(uv_timer_t *t)
+{
+	ik_ep *ep = t->data;
+	if (ep->connecting && ep->conn_pipe != NULL) {
+		ep->conn_timed_out = true;
+		ik_pipe_discard(ep->conn_pipe);
+	}
+}
+
+static void
+connect_timer_start(ik_ep *ep)
+{
+	if (ep->topts.conn_timeo > 0) {
+		uv_timer_start(&ep->timer, connect_timeout_cb, (uint64_t) ep->topts.conn_timeo, 0);
+	}
+}
 
 static void
 connect_cb(uv_connect_t *req, int status)
@@ -74,8 +99,11 @@ connect_cb(uv_connect_t *req, int status)
 	ik_ep   *ep = req->data;
 	ik_pipe *p  = ep->conn_pipe;
 	bool     cancelled = uv_is_closing(&p->h.handle);
-	ep->conn_pipe  = NULL;
-	ep->connecting = false;
+	bool     timed_out = ep->conn_timed_out;
+	ep->conn_pipe      = NULL;
+	ep->connecting     = false;
+	ep->conn_timed_out = false;
+	uv_timer_stop(&ep->timer); /* the connect timer */
 	if (ep->closing) {
 		if (!cancelled) {
 			ik_pipe_discard(p);
@@ -83,14 +111,16 @@ connect_cb(uv_connect_t *req, int status)
 		ik_ep_maybe_finish(ep);
 		return;
 	}
-	if (cancelled) {
+	if (cancelled && !timed_out) {
 		/* Abandoned after a fork: the attempt was the parent's too. */
 		ik_dialer_kick(ep);
 		return;
 	}
-	if (status < 0) {
-		ik_pipe_discard(p);
-		ep->last_err = ik_uv_err(status);
+	if (status < 0 || timed_out) {
+		if (!cancelled) {
+			ik_pipe_discard(p);
+		}
+		ep->last_err = timed_out ? IOK_ETIMEDOUT : ik_uv_err(status);
 		ep->addr_idx++;
 		if (ep->addr_idx < ep->naddrs) {
 			connect_next(ep); /* try the next address of the name */
@@ -120,7 +150,9 @@ connect_next(ik_ep *ep)
 		ep->connecting = false;
 		ik_pipe_discard(p);
 		dial_failed(ep, ik_uv_err(rv));
+		return;
 	}
+	connect_timer_start(ep);
 }
 
 static int
@@ -167,6 +199,7 @@ dial_unix(ik_ep *ep)
 	ep->addr_idx   = 0;
 	ep->naddrs     = 0;
 	uv_pipe_connect(&ep->creq, &p->h.unix_pipe, ep->url.path, connect_cb);
+	connect_timer_start(ep);
 }
 
 static void
@@ -233,6 +266,29 @@ ik_dialer_kick(ik_ep *ep)
 	}
 }
 
+int
+ik_sock_connect_error(ik_sock *s)
+{
+	ik_node *n, *pn;
+	int      err = 0;
+	for (n = ik_list_first(&s->eps); n != NULL; n = ik_list_next(&s->eps, n)) {
+		ik_ep *ep = ik_container_of(n, ik_ep, snode);
+		if (!ep->dialer || !ep->failing || ep->closing) {
+			if (!ep->closing) {
+				return 0;
+			}
+			continue;
+		}
+		for (pn = ik_list_first(&ep->pipes); pn != NULL; pn = ik_list_next(&ep->pipes, pn)) {
+			if (ik_container_of(pn, ik_pipe, enode)->state == IK_PIPE_ACTIVE) {
+				return 0;
+			}
+		}
+		err = ep->last_err;
+	}
+	return err;
+}
+
 /* --------------------------------------------------- pipe notifications */
 
 void
@@ -241,6 +297,7 @@ ik_ep_pipe_up(ik_ep *ep, ik_pipe *p)
 	(void) p;
 	if (ep->dialer) {
 		ep->backoff = ep->topts.reconn_min;
+		ep->failing = false;
 		if (ep->ever_connected) {
 			ep->sock->stats[IK_STAT_RECONNECTS]++;
 		}

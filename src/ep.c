@@ -83,6 +83,15 @@ ik_topts_set(ik_tran_opts *o, const char *name, const void *v, size_t sz, int ty
 	if (strcmp(name, IOK_OPT_POOL_SIZE) == 0) {
 		return ik_opt_get_int(v, sz, type, 1, 1024, &o->pool);
 	}
+	if (strcmp(name, IOK_OPT_CONNECT_TIMEOUT) == 0) {
+		if ((rv = ik_opt_get_ms(v, sz, type, &ms)) == 0) {
+			if (ms == 0 || ms < IOK_DURATION_INFINITE) {
+				return IOK_EINVAL;
+			}
+			o->conn_timeo = ms;
+		}
+		return rv;
+	}
 	return IOK_ENOTSUP;
 }
 
@@ -106,6 +115,9 @@ ik_topts_get(const ik_tran_opts *o, const char *name, void *v, size_t *sz, int t
 	}
 	if (strcmp(name, IOK_OPT_POOL_SIZE) == 0) {
 		return ik_opt_put_int(o->pool, v, sz, type);
+	}
+	if (strcmp(name, IOK_OPT_CONNECT_TIMEOUT) == 0) {
+		return ik_opt_put_ms(o->conn_timeo, v, sz, type);
 	}
 	return IOK_ENOTSUP;
 }

@@ -44,7 +44,9 @@ struct ik_ep {
 	uv_connect_t creq;
 	ik_pipe     *conn_pipe; /* pipe whose stream is connecting */
 	bool         connecting;
+	bool         conn_timed_out; /* the connect timer cancelled it */
 	bool         ever_connected;
+	bool         failing; /* the last attempt failed; none up since */
 	int          last_err;
 
 	/* listener */

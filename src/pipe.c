@@ -19,7 +19,6 @@
 #define COPY_MAX (8 * 1024)    /* larger bodies are written in place */
 #define WRITE_HWM (256 * 1024) /* bytes queued before a pipe says "full" */
 #define INPROC_HWM 1024        /* messages queued to an inproc peer */
-#define HANDSHAKE_MS 10000
 
 static uint32_t next_pipe_id = 1;
 
@@ -1081,7 +1080,11 @@ ik_pipe_begin(ik_pipe *p)
 	uv_timer_init(ik_loop(), &p->hs_timer);
 	p->hs_timer.data = p;
 	p->hs_timer_on   = true;
-	uv_timer_start(&p->hs_timer, hs_timeout_cb, HANDSHAKE_MS, 0);
+	if (ep->topts.conn_timeo > 0) {
+		/* A peer that accepts and never answers must not hold a
+		 * synchronous dial (or a lingering close) forever. */
+		uv_timer_start(&p->hs_timer, hs_timeout_cb, (uint64_t) ep->topts.conn_timeo, 0);
+	}
 	handshake_step(p); /* sends our opening bytes */
 	start_reading(p);
 }

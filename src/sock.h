@@ -28,6 +28,7 @@ typedef struct ik_tran_opts {
 	int          nodelay;
 	int          keepalive;
 	int          pool; /* connections a dialer keeps */
+	iok_duration conn_timeo; /* connect, then handshake; < 0: none */
 } ik_tran_opts;
 
 struct ik_sock {

@@ -165,6 +165,7 @@ sock_open(iok_socket *out, const char *name, int raw)
 	s->topts.nodelay    = 1;
 	s->topts.keepalive  = 0;
 	s->topts.pool       = 1;
+	s->topts.conn_timeo = 10000;
 	ik_list_init(&s->pipes);
 	ik_list_init(&s->paused);
 	ik_list_init(&s->eps);

@@ -217,6 +217,77 @@ test_big_aggregate_plain(void **state)
 	IOK_OK(iok_close(s));
 }
 
+/* ------------------------------------------------------ db:fail-fast */
+
+static int
+ping_ok(void *arg)
+{
+	tu_db   *c = arg;
+	iok_msg *m = tu_db_call(c, tu_cmd("PING", NULL), 0, T_MS);
+	int      ok = iok_msg_status(m) == 0;
+	iok_msg_free(m);
+	return ok;
+}
+
+/* Nothing listens yet: a request waiting for the first attempt fails with
+ * its error when it fails, later ones fail at once; once the server is up
+ * they succeed.  With fail-fast off, a request waits for the server. */
+static void
+test_fail_fast(void **state)
+{
+	(void) state;
+	tu_db      c;
+	iok_socket s;
+	char       url[256], buf[16];
+	int        ff = 0;
+	tu_redis   later = {.port = tu_free_port()};
+
+	if (!tu_redis_available()) {
+		skip();
+	}
+	IOK_OK(iok_socket_open(&s, "pipelined-db"));
+	IOK_OK(iok_socket_get_bool(s, IOK_OPT_DB_FAIL_FAST, &ff));
+	assert_true(ff);
+	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECONNMINT, 20));
+	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECONNMAXT, 50));
+	tu_db_start(&c, s);
+	IOK_OK(iok_dial(s, tu_redis_url(&later, "ff", url, sizeof(url)), NULL, 0));
+	for (int i = 0; i < 20; i++) {
+		iok_msg *m = tu_db_call(&c, tu_cmd("PING", NULL), 0, T_MS);
+		assert_int_equal(iok_msg_status(m), IOK_ECONNREFUSED);
+		iok_msg_free(m);
+	}
+	assert_int_equal(tu_stat(s, "db:queued"), 0);
+
+	/* Off: the request waits (no req:timeout) until the server is up. */
+	IOK_OK(iok_socket_set_bool(s, IOK_OPT_DB_FAIL_FAST, 0));
+	uint64_t tok = tu_db_send(&c, tu_cmd("ECHO", "waited", NULL), 0, 0);
+	assert_int_equal(tu_stat(s, "db:queued"), 1);
+	assert_int_equal(tu_redis_start(&later), 0);
+	iok_msg *m = tu_db_wait(&c, tok, T_MS, NULL);
+	assert_int_equal(iok_msg_status(m), 0);
+	assert_string_equal(tu_str(m, buf, sizeof(buf)), "waited");
+	iok_msg_free(m);
+
+	/* On again, with the server up: requests go through. */
+	IOK_OK(iok_socket_set_bool(s, IOK_OPT_DB_FAIL_FAST, 1));
+	assert_true(tu_wait_for(ping_ok, &c, T_MS));
+	/* Server gone: after the first reconnect attempt fails, fail fast. */
+	tu_redis_kill(&later, SIGKILL);
+	int seen = 0;
+	for (int i = 0; i < 100000 && seen < 5; i++) {
+		iok_msg *r = tu_db_call(&c, tu_cmd("PING", NULL), 0, T_MS);
+		int      st = iok_msg_status(r);
+		assert_true(st == IOK_ECONNREFUSED || st == IOK_ECONNRESET || st == 0);
+		seen += st == IOK_ECONNREFUSED;
+		iok_msg_free(r);
+	}
+	assert_int_equal(seen, 5);
+	assert_int_equal(tu_db_stop(&c), 0);
+	IOK_OK(iok_close(s));
+	tu_redis_stop(&later);
+}
+
 int
 main(void)
 {
@@ -224,6 +295,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_big_reply_no_limit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_big_reply_limited, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_big_aggregate_plain, setup, teardown),
+	    cmocka_unit_test(test_fail_fast),
 	};
 	if (getenv("IOK_TEST_FILTER") != NULL) {
 		cmocka_set_test_filter(getenv("IOK_TEST_FILTER"));
