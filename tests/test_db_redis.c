@@ -643,6 +643,8 @@ test_kill_restart(void **state)
 	IOK_OK(iok_socket_set(sub, IOK_OPT_SUB_SUBSCRIBE, "chan", 4));
 	sub_recv_kind(sub, "subscribe", e);
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_REQ_TIMEOUT, T_MS));
+	/* Requests wait for the reconnect (test_db_limits covers fail-fast). */
+	IOK_OK(iok_socket_set_bool(s, IOK_OPT_DB_FAIL_FAST, 0));
 	tu_db_start(&c, s);
 
 	/* A blocked command holds everything behind it in flight. */
@@ -722,6 +724,7 @@ test_idempotent_retry(void **state)
 	char       e[4][128];
 
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_REQ_TIMEOUT, T_MS));
+	IOK_OK(iok_socket_set_bool(s, IOK_OPT_DB_FAIL_FAST, 0)); /* retry waits */
 	tu_db_start(&c, s);
 	t1 = tu_db_send(&c, tu_cmd("BLPOP", "q", "0", NULL), 0, IOK_FLAG_IDEMPOTENT);
 	t2 = tu_db_send(&c, tu_cmd("GET", "q2", NULL), 0, 0);
@@ -894,6 +897,7 @@ test_malformed_then_recover(void **state)
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECONNMINT, 20));
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECONNMAXT, 200));
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_REQ_TIMEOUT, T_MS));
+	IOK_OK(iok_socket_set_bool(s, IOK_OPT_DB_FAIL_FAST, 0)); /* wait for it */
 	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", fk.port);
 	IOK_OK(iok_dial(s, url, NULL, IOK_FLAG_SYNC));
 	tu_db_start(&c, s);
