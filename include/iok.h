@@ -268,7 +268,9 @@ IOK_API int iok_listener_id(iok_listener l);
  * IOK_OPT_SENDTIMEO), unless flags has IOK_FLAG_NONBLOCK.
  * Errors: IOK_EAGAIN (non-blocking and full), IOK_ETIMEDOUT, IOK_ECLOSED,
  * IOK_ENOMEM, IOK_ESTATE (pattern cannot send now, e.g. rep with no
- * request), IOK_ENOTSUP (pattern never sends, e.g. pull, sub).
+ * request), IOK_ENOTSUP (pattern never sends, e.g. pull, sub),
+ * IOK_EMSGSIZE (every peer is inproc and none accepts a message this big:
+ * see IOK_OPT_RECVMAXSZ).
  * Any thread. */
 IOK_API int iok_send(iok_socket s, const void *data, size_t size, int flags);
 
@@ -605,9 +607,23 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *
  * Socket options (dialers and listeners inherit the transport ones, and may
  * override them on their own):
- *   IOK_OPT_RECVMAXSZ   size   largest frame accepted (default 1 MiB, 0 =
- *                              no limit); a bigger frame drops the
- *                              connection and counts stat:rx-oversize
+ *   IOK_OPT_RECVMAXSZ   size   largest frame accepted, 0 = no limit
+ *                              (default 1 MiB for SP patterns, none for
+ *                              pipelined-db: a reply is as big as the value
+ *                              asked for).  SP: a bigger frame drops the
+ *                              connection and counts stat:rx-oversize;
+ *                              over inproc, where the peer's limit is
+ *                              known, the sender refuses it instead
+ *                              (iok_send gives IOK_EMSGSIZE, or the kernel
+ *                              drops it) and counts stat:tx-oversize.
+ *                              pipelined-db over Redis: only the request
+ *                              whose reply is too big fails, with
+ *                              IOK_EMSGSIZE; the reply is skipped without
+ *                              being held and the connection carries on.
+ *                              Set on a socket at any time, it applies to
+ *                              its dialers, listeners and open connections
+ *                              (from their next frame), except endpoints
+ *                              that set their own
  *   IOK_OPT_RECVTIMEO   ms     receive timeout (default infinite)
  *   IOK_OPT_SENDTIMEO   ms     send timeout (default infinite)
  *   IOK_OPT_RECVBUF     int    receive queue length, messages (1..65536,
@@ -648,7 +664,8 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   "stat:rx-oversize", "stat:proto-errors" (bad handshake, wrong peer
  *   protocol, malformed frames), "stat:rx-malformed" (bad SP headers),
  *   "stat:rx-dropped" (discarded: full queue on a lossy pattern, late
- *   replies, filtered), "stat:tx-dropped".
+ *   replies, filtered), "stat:tx-dropped", "stat:tx-oversize" (refused:
+ *   over the peer's known IOK_OPT_RECVMAXSZ).
  * Dialer/listener options: the transport ones above, plus IOK_OPT_URL
  * (string, read-only) and, on tcp listeners, IOK_OPT_TCP_BOUND_PORT (int,
  * read-only).

@@ -122,6 +122,28 @@ ik_topts_get(const ik_tran_opts *o, const char *name, void *v, size_t *sz, int t
 	return IOK_ENOTSUP;
 }
 
+static void
+ep_apply_recv_max(ik_ep *ep)
+{
+	ik_node *n;
+	for (n = ik_list_first(&ep->pipes); n != NULL; n = ik_list_next(&ep->pipes, n)) {
+		ik_pipe_set_recv_max(ik_container_of(n, ik_pipe, enode), ep->topts.recv_max);
+	}
+}
+
+void
+ik_eps_recv_max(ik_sock *s)
+{
+	ik_node *n;
+	for (n = ik_list_first(&s->eps); n != NULL; n = ik_list_next(&s->eps, n)) {
+		ik_ep *ep = ik_container_of(n, ik_ep, snode);
+		if (!ep->own_recv_max) {
+			ep->topts.recv_max = s->topts.recv_max;
+			ep_apply_recv_max(ep);
+		}
+	}
+}
+
 int
 ik_put_string(const char *str, void *v, size_t *sz, int type)
 {
@@ -456,6 +478,10 @@ ep_setopt_k(ik_cmd *c)
 		rv = IOK_EREADONLY;
 	} else {
 		rv = ik_topts_set(&ep->topts, ec->name, ec->in, ec->sz, ec->type);
+		if (rv == 0 && strcmp(ec->name, IOK_OPT_RECVMAXSZ) == 0) {
+			ep->own_recv_max = true; /* the socket's changes pass it by */
+			ep_apply_recv_max(ep);
+		}
 		if (rv == 0 && ep->dialer && ep->backoff < ep->topts.reconn_min) {
 			ep->backoff = ep->topts.reconn_min;
 		}

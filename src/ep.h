@@ -47,6 +47,7 @@ struct ik_ep {
 	bool         conn_timed_out; /* the connect timer cancelled it */
 	bool         ever_connected;
 	bool         failing; /* the last attempt failed; none up since */
+	bool         own_recv_max; /* IOK_OPT_RECVMAXSZ set on the endpoint */
 	int          last_err;
 
 	/* listener */
@@ -83,6 +84,9 @@ int ik_ep_hold(uint32_t id, int type, ik_ep **out);
 int ik_topts_set(ik_tran_opts *o, const char *name, const void *v, size_t sz, int type);
 int ik_topts_get(const ik_tran_opts *o, const char *name, void *v, size_t *sz, int type);
 int ik_put_string(const char *str, void *v, size_t *sz, int type);
+/* IOK_OPT_RECVMAXSZ changed on s: its endpoints that did not set their own
+ * take it, with their open connections (kernel thread). */
+void ik_eps_recv_max(ik_sock *s);
 
 /* dialer.c */
 void ik_dialer_kick(ik_ep *ep); /* connect unless connected or trying */

@@ -190,6 +190,7 @@ att_remove(ik_att *a)
 		ik_list_remove(&a->snode);
 		s->pat->pipe_rm(s->pdata, a->pdata);
 		s->stats[IK_STAT_PIPES]--;
+		ik_sock_peer_limits(s);
 	}
 	if (ik_node_linked(&a->pnode)) {
 		ik_list_remove(&a->pnode);
@@ -317,7 +318,21 @@ att_add(ik_att *a)
 	ik_list_append(&s->pipes, &a->snode);
 	s->stats[IK_STAT_PIPES]++;
 	s->stats[IK_STAT_PIPES_OPENED]++;
+	ik_sock_peer_limits(s);
 	return 0;
+}
+
+void
+ik_pipe_set_recv_max(ik_pipe *p, size_t recv_max)
+{
+	p->recv_max = recv_max;
+	if (p->is_stream) {
+		if (p->begun && p->tran->set_recv_max != NULL) {
+			p->tran->set_recv_max(p->tstate, recv_max);
+		}
+	} else if (p->peer_pipe != NULL && p->peer_pipe->att[IK_ATT_OWNER].added) {
+		ik_sock_peer_limits(p->peer_pipe->sock);
+	}
 }
 
 int
@@ -899,6 +914,13 @@ inproc_send(ik_pipe *p, iok_msg *m)
 	if (peer == NULL || peer->state == IK_PIPE_CLOSING || ik_msg_header_to_body(m) != 0) {
 		iok_msg_free(m);
 		p->sock->stats[IK_STAT_TX_DROPPED]++;
+		return;
+	}
+	if (peer->recv_max > 0 && m->len > peer->recv_max) {
+		/* Both ends are ours: refuse it here, where it is counted
+		 * against the sender, rather than hand it over. */
+		iok_msg_free(m);
+		p->sock->stats[IK_STAT_TX_OVERSIZE]++;
 		return;
 	}
 	if (ik_msgq_room(&peer->inbox) == 0 && ik_msgq_reserve(&peer->inbox, peer->inbox.len * 2) != 0) {

@@ -111,6 +111,9 @@ void ik_pipe_discard(ik_pipe *p);
 int ik_pipe_inproc_pair(ik_sock *ds, ik_ep *dep, ik_sock *ls, ik_ep *lep);
 /* Offer the held message again and continue reading (room appeared). */
 void ik_pipe_resume(ik_pipe *p);
+/* ik_pipe_set_recv_max: IOK_OPT_RECVMAXSZ changed for p's endpoint; the
+ * codec (or, inproc, the peer's senders) apply it from the next frame. */
+void ik_pipe_set_recv_max(ik_pipe *p, size_t recv_max);
 /* Sharing: attach socket s to p as its second user / detach it. */
 int ik_pipe_attach(ik_pipe *p, ik_sock *s);
 void ik_pipe_detach(ik_pipe *p);

@@ -48,6 +48,9 @@ struct ik_sock {
 	bool            recv_blocked; /* kernel waits for room in rq */
 	iok_duration    recv_timeo, send_timeo;
 	uint64_t        last_req_token; /* rep: plain send answers this */
+	atomic_size_t   send_max; /* every peer's limit is known: the largest
+	                             (0: unknown or unlimited); read unlocked */
+	atomic_uint_least64_t tx_oversize_app; /* sends refused for it */
 	bool            plain_pending;  /* req/surveyor: a plain request is out */
 	bool            plain_used;     /* ... and one was ever sent */
 	bool            token_mode;     /* iok_request has been used */
@@ -90,6 +93,9 @@ typedef struct ik_att ik_att;
 void ik_sock_att_paused(ik_sock *s, ik_att *a);
 void ik_sock_ep_gone(ik_sock *s, ik_ep *ep); /* an endpoint finished closing */
 void ik_sock_maybe_finish_close(ik_sock *s);
+/* The socket's pipes or their peers' receive limits changed: recompute
+ * send_max (kernel thread). */
+void ik_sock_peer_limits(ik_sock *s);
 /* A dialer's attempt failed: a lingering socket may have nowhere left to
  * flush to (checked from a task, never inside the dialer's code). */
 void ik_sock_linger_check(ik_sock *s);

@@ -421,6 +421,24 @@ ik_sock_maybe_finish_close(ik_sock *s)
 	ik_sock_rele(s); /* the kernel's (creator's) reference */
 }
 
+void
+ik_sock_peer_limits(ik_sock *s)
+{
+	ik_node *n;
+	size_t   lim = 0;
+	for (n = ik_list_first(&s->pipes); n != NULL; n = ik_list_next(&s->pipes, n)) {
+		ik_pipe *p = ik_container_of(n, ik_att, snode)->pipe;
+		if (p->is_stream || p->peer_pipe == NULL || p->peer_pipe->recv_max == 0) {
+			lim = 0; /* a peer whose limit we do not know, or none */
+			break;
+		}
+		if (p->peer_pipe->recv_max > lim) {
+			lim = p->peer_pipe->recv_max;
+		}
+	}
+	atomic_store_explicit(&s->send_max, lim, memory_order_relaxed);
+}
+
 static void
 linger_check_fn(ik_task *t)
 {

@@ -148,8 +148,14 @@ enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain_request)
 static int
 sock_sendmsg(ik_sock *s, iok_msg *m, int flags)
 {
+	size_t lim = atomic_load_explicit(&s->send_max, memory_order_relaxed);
 	if (!(s->pat->flags & IK_PF_SEND)) {
 		return IOK_ENOTSUP;
+	}
+	if (lim > 0 && m->len + m->hdr_len > lim) {
+		/* No peer would take it (inproc: their limits are known). */
+		atomic_fetch_add_explicit(&s->tx_oversize_app, 1, memory_order_relaxed);
+		return IOK_EMSGSIZE;
 	}
 	if ((s->pat->flags & IK_PF_REQUEST) && !s->raw) {
 		/* A plain request (nng style): it replaces the previous one,

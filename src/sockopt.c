@@ -38,6 +38,7 @@ static const char *const stat_names[IK_STAT_COUNT] = {
 	[IK_STAT_RX_MALFORMED] = "stat:rx-malformed",
 	[IK_STAT_RX_DROPPED]   = "stat:rx-dropped",
 	[IK_STAT_TX_DROPPED]   = "stat:tx-dropped",
+	[IK_STAT_TX_OVERSIZE]  = "stat:tx-oversize",
 };
 
 static int
@@ -108,7 +109,11 @@ setopt_k(ik_cmd *c)
 	    strcmp(n, IOK_OPT_PEER) == 0 || strcmp(n, IOK_OPT_PROTONAME) == 0 ||
 	    strcmp(n, IOK_OPT_PEERNAME) == 0 || strncmp(n, "stat:", 5) == 0) {
 		rv = IOK_EREADONLY;
-	} else if ((rv = ik_topts_set(&s->topts, n, oc->in, oc->sz, oc->type)) == IOK_ENOTSUP) {
+	} else if ((rv = ik_topts_set(&s->topts, n, oc->in, oc->sz, oc->type)) == 0) {
+		if (strcmp(n, IOK_OPT_RECVMAXSZ) == 0) {
+			ik_eps_recv_max(s); /* endpoints and connections already open */
+		}
+	} else if (rv == IOK_ENOTSUP) {
 		rv = s->pat->setopt ? s->pat->setopt(s->pdata, n, oc->in, oc->sz, oc->type) : IOK_ENOTSUP;
 		if (rv == 0) {
 			/* e.g. a new subscription or resend time: the pattern may
@@ -151,7 +156,11 @@ getopt_k(ik_cmd *c)
 		rv = IOK_ENOTSUP;
 		for (int i = 0; i < IK_STAT_COUNT; i++) {
 			if (strcmp(n, stat_names[i]) == 0) {
-				rv = ik_opt_put_uint64(s->stats[i], oc->out, oc->outsz, oc->type);
+				uint64_t v = s->stats[i];
+				if (i == IK_STAT_TX_OVERSIZE) {
+					v += atomic_load_explicit(&s->tx_oversize_app, memory_order_relaxed);
+				}
+				rv = ik_opt_put_uint64(v, oc->out, oc->outsz, oc->type);
 				break;
 			}
 		}

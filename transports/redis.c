@@ -429,6 +429,16 @@ redis_frame(void *arg, const uint8_t *buf, size_t len, ik_frame *f)
 	return n;
 }
 
+static void
+redis_set_recv_max(void *arg, size_t recv_max)
+{
+	redis_st *s = arg;
+	s->recv_max = recv_max;
+	if (!s->skipping) {
+		ik_resp_parser_set_max(&s->rp, recv_max);
+	}
+}
+
 static size_t
 redis_skip(void *arg, const uint8_t *buf, size_t len)
 {
@@ -526,6 +536,7 @@ const ik_transport ik_tran_redis = {
 	.peer_proto = NULL,
 	.frame      = redis_frame,
 	.skip       = redis_skip,
+	.set_recv_max = redis_set_recv_max,
 	.classify   = redis_classify,
 	.encode     = redis_encode,
 	.subscribe  = redis_subscribe,
@@ -543,6 +554,7 @@ const ik_transport ik_tran_redis_unix = {
 	.peer_proto = NULL,
 	.frame      = redis_frame,
 	.skip       = redis_skip,
+	.set_recv_max = redis_set_recv_max,
 	.classify   = redis_classify,
 	.encode     = redis_encode,
 	.subscribe  = redis_subscribe,

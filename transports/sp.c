@@ -32,6 +32,12 @@ sp_init_common(void *st, const ik_tran_params *p, int ipc)
 	return 0;
 }
 
+static void
+sp_set_recv_max(void *st, size_t recv_max)
+{
+	((sp_state *) st)->recv_max = recv_max;
+}
+
 static int
 sp_init_tcp(void *st, const ik_tran_params *p)
 {
@@ -132,6 +138,7 @@ ik_sp_encode(void *st, const uint8_t *hdr, size_t hdr_len, const uint8_t *body, 
 		.peer_proto = ik_sp_peer_proto,                                                     \
 		.frame      = ik_sp_frame,                                                          \
 		.encode     = ik_sp_encode,                                                         \
+		.set_recv_max = sp_set_recv_max,                                                    \
 	};
 
 SP_TCP(ik_tran_tcp, "tcp", IK_ADDR_TCP)
@@ -148,6 +155,7 @@ const ik_transport ik_tran_ipc = {
 	.peer_proto = ik_sp_peer_proto,
 	.frame      = ik_sp_frame,
 	.encode     = ik_sp_encode,
+	.set_recv_max = sp_set_recv_max,
 };
 
 /* inproc moves messages between sockets of one process without bytes; the

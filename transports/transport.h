@@ -118,6 +118,11 @@ typedef struct ik_transport {
 	 * length ends the skip; the limit applies again from the next frame. */
 	size_t (*skip)(void *st, const uint8_t *buf, size_t len);
 
+	/* set_recv_max changes the largest frame accepted (0 = no limit) on
+	 * a live connection (IOK_OPT_RECVMAXSZ set at runtime); NULL if the
+	 * codec has no limit of its own. */
+	void (*set_recv_max)(void *st, size_t recv_max);
+
 	/* subscribe appends to out the bytes asking the server to start
 	 * (how & 1) or stop pushing topic (how & 2: topic is a pattern), e.g.
 	 * SUBSCRIBE / PUNSUBSCRIBE or LISTEN / UNLISTEN.  0 or -IOK_E*.  NULL
