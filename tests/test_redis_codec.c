@@ -464,6 +464,118 @@ test_encode(void **state)
 	close_conn(&c);
 }
 
+/* ------------------------------------------- skipping an oversize frame */
+
+struct skip_result {
+	int    frames;     /* frames delivered */
+	size_t lens[8];
+	int    skipped;    /* oversize frames stepped over */
+	int    err;        /* 0, or the error that ended the stream */
+	size_t max_held;   /* most bytes ever kept at once */
+};
+
+/* Feed stream in chunks as the pipe does: frames over limit are skipped
+ * with ik_resp_parse_forget, dropping bytes as soon as they are passed. */
+static struct skip_result
+skip_stream(const char *stream, size_t len, size_t chunk, size_t limit)
+{
+	struct skip_result r = {0};
+	ik_resp_parser     p;
+	uint8_t            buf[256];
+	size_t             have = 0, fed = 0, need;
+	int                skipping = 0;
+	ik_resp_parser_init(&p, limit, 0);
+	while (r.err == 0) {
+		ssize_t n = have > 0 ? ik_resp_parse(&p, buf, have, &need) : 0;
+		if (n == -IOK_EMSGSIZE && !skipping) {
+			ik_resp_parser_reset(&p);
+			ik_resp_parser_set_max(&p, 0);
+			skipping = 1;
+			r.skipped++;
+			continue;
+		}
+		if (n < 0) {
+			r.err = (int) -n;
+			break;
+		}
+		if (n > 0) {
+			if (skipping) {
+				skipping = 0;
+				ik_resp_parser_set_max(&p, limit);
+			} else if (r.frames < 8) {
+				r.lens[r.frames++] = (size_t) n;
+			}
+			memmove(buf, buf + n, have - (size_t) n);
+			have -= (size_t) n;
+			continue;
+		}
+		if (skipping) {
+			size_t d = ik_resp_parse_forget(&p, buf, have);
+			memmove(buf, buf + d, have - d);
+			have -= d;
+		}
+		if (fed == len) {
+			break; /* truncated or done */
+		}
+		size_t c = len - fed < chunk ? len - fed : chunk;
+		assert_true(have + c <= sizeof(buf));
+		memcpy(buf + have, stream + fed, c);
+		have += c;
+		fed += c;
+		if (have > r.max_held) {
+			r.max_held = have;
+		}
+	}
+	return r;
+}
+
+static void
+test_skip_oversize(void **state)
+{
+	(void) state;
+	static const char bulk[] = "+OK\r\n$40\r\n0123456789012345678901234567890123456789\r\n:5\r\n";
+	static const char agg[]  = "*3\r\n$4\r\naaaa\r\n*1\r\n$4\r\nbbbb\r\n%1\r\n+k\r\n$4\r\ncccc\r\n+x\r\n";
+	static const char verb[] = "=34\r\ntxt:012345678901234567890123456789\r\n:7\r\n";
+	static const char badv[] = "=34\r\ntxtX012345678901234567890123456789\r\n:7\r\n";
+	static const char badc[] = "$40\r\n0123456789012345678901234567890123456789XX:5\r\n";
+	static const char cut[]  = "$40\r\n01234567890123";
+	for (size_t chunk = 1; chunk <= 9; chunk += 2) {
+		struct skip_result r = skip_stream(bulk, sizeof(bulk) - 1, chunk, 16);
+		assert_int_equal(r.err, 0);
+		assert_int_equal(r.skipped, 1);
+		assert_int_equal(r.frames, 2);
+		assert_int_equal(r.lens[0], 5);
+		assert_int_equal(r.lens[1], 4);
+		assert_true(r.max_held <= 16 + chunk); /* never the whole frame */
+
+		r = skip_stream(agg, sizeof(agg) - 1, chunk, 12);
+		assert_int_equal(r.err, 0);
+		assert_int_equal(r.skipped, 1);
+		assert_int_equal(r.frames, 1);
+		assert_int_equal(r.lens[0], 4);
+
+		r = skip_stream(verb, sizeof(verb) - 1, chunk, 10);
+		assert_int_equal(r.err, 0);
+		assert_int_equal(r.skipped, 1);
+		assert_int_equal(r.frames, 1);
+
+		/* Malformed inside the skipped frame: still an error. */
+		r = skip_stream(badv, sizeof(badv) - 1, chunk, 10);
+		assert_int_equal(r.err, IOK_EPROTO);
+		r = skip_stream(badc, sizeof(badc) - 1, chunk, 16);
+		assert_int_equal(r.err, IOK_EPROTO);
+		/* Truncated: waits, holds little, delivers nothing. */
+		r = skip_stream(cut, sizeof(cut) - 1, chunk, 16);
+		assert_int_equal(r.err, 0);
+		assert_int_equal(r.frames, 0);
+		assert_true(r.max_held <= 16 + chunk);
+	}
+	/* Under the limit nothing is skipped. */
+	struct skip_result r = skip_stream(bulk, sizeof(bulk) - 1, 5, 0);
+	assert_int_equal(r.skipped, 0);
+	assert_int_equal(r.frames, 3);
+}
+
 int
 main(void)
 {
@@ -481,6 +593,7 @@ main(void)
 	    cmocka_unit_test(test_frame),
 	    cmocka_unit_test(test_classify),
 	    cmocka_unit_test(test_encode),
+	    cmocka_unit_test(test_skip_oversize),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -167,7 +167,7 @@ _READ_ONLY = {"raw", "protocol", "peer", "protocol_name", "peer_name"}
 
 STATS = ("tx-msgs", "rx-msgs", "tx-bytes", "rx-bytes", "pipes", "pipes-opened",
          "reconnects", "rx-oversize", "proto-errors", "rx-malformed", "rx-dropped",
-         "tx-dropped")
+         "tx-dropped", "tx-oversize")
 
 
 def _option_property(pyname, name, kind):
