@@ -534,6 +534,12 @@ class _DbSocket(Db):
 
     __slots__ = ("_rflags",)
 
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        # The client's own timeouts and reconnect handling decide when a
+        # command gives up for want of a connection, not the kernel's.
+        self.setopt("db:fail-fast", False)
+
     def _dispatch(self, pending):
         return self._redis_dispatch(pending, self._rflags)
 
