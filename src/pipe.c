@@ -749,11 +749,17 @@ frame_into_batch(ik_pipe *p, iok_msg *m, bool keep)
 	if (ik_buf_reserve(&b->bytes, nbytes) != 0 || wseg_reserve(b, 2) != 0) {
 		return IOK_ENOMEM;
 	}
-	(void) wseg_add(b, NULL, off, nbytes);
-	memcpy(b->bytes.data + off, prefix, (size_t) pl);
-	memcpy(b->bytes.data + off + pl, m->hdr, m->hdr_len);
-	if (copy && m->len > 0) {
-		memcpy(b->bytes.data + off + (size_t) pl + m->hdr_len, m->body, m->len);
+	if (nbytes > 0) {
+		/* (None at all for a big body without prefix: a Redis command
+		 * is written as is, and the buffer may not exist yet.) */
+		(void) wseg_add(b, NULL, off, nbytes);
+		memcpy(b->bytes.data + off, prefix, (size_t) pl);
+		if (m->hdr_len > 0) {
+			memcpy(b->bytes.data + off + pl, m->hdr, m->hdr_len);
+		}
+		if (copy && m->len > 0) {
+			memcpy(b->bytes.data + off + (size_t) pl + m->hdr_len, m->body, m->len);
+		}
 	}
 	b->bytes.len += nbytes;
 	b->total += (size_t) pl + m->hdr_len + m->len;
