@@ -163,9 +163,8 @@ pg_init(void *arg, const ik_tran_params *p)
 	if (rv == 0 && (s->password = ik_url_query_get(u, "password")) == NULL) {
 		rv = dup_opt(&s->password, u->password);
 	}
-	if (rv == 0 && (s->database = ik_url_query_get(u, "dbname")) == NULL && u->path != NULL &&
-	    u->path[0] == '/' && u->path[1] != '\0') {
-		rv = dup_opt(&s->database, u->path + 1);
+	if (rv == 0 && (s->database = ik_url_query_get(u, "dbname")) == NULL) {
+		rv = dup_opt(&s->database, u->database); /* url.c: libpq's reading */
 	}
 	if (rv == 0 && (s->user == NULL || s->user[0] == '\0')) {
 		rv = -IOK_EADDRINVAL; /* no user: libpq would guess the OS user */
