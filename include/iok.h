@@ -592,6 +592,11 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   IOK_OPT_PROTO, IOK_OPT_PEER int read-only SP protocol numbers
  *   IOK_OPT_PROTONAME, IOK_OPT_PEERNAME string read-only
  *   IOK_OPT_SOCKNAME    string a name for the socket (default its id)
+ *   IOK_OPT_LAST_ERROR  string read-only: why the last connection failed,
+ *                              as the transport tells it (e.g. PostgreSQL's
+ *                              refusal "FATAL 28P01 password authentication
+ *                              failed for user ..."), "" if none; never a
+ *                              password
  *   IOK_OPT_MAXTTL      int    hops allowed through devices (1..15, def. 8)
  * Statistics (uint64, read-only, counted on the kernel thread):
  *   "stat:tx-msgs", "stat:rx-msgs", "stat:tx-bytes", "stat:rx-bytes",
@@ -634,6 +639,7 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   "sub:filtered", "db:inflight", "db:queued"  uint64, read-only counts
  */
 #define IOK_OPT_SOCKNAME "socket-name"
+#define IOK_OPT_LAST_ERROR "last-error"
 #define IOK_OPT_RAW "raw"
 #define IOK_OPT_PROTO "protocol"
 #define IOK_OPT_PROTONAME "protocol-name"

@@ -675,6 +675,13 @@ test_wrong_password(void **state)
 		IOK_OK(iok_socket_open(&s, "pipelined-db"));
 		assert_int_equal(iok_dial(s, url, NULL, IOK_FLAG_SYNC), IOK_EPEERAUTH);
 		assert_true(tu_stat(s, "stat:proto-errors") >= 1);
+		/* The server's reason, without the password. */
+		char *why = NULL;
+		IOK_OK(iok_socket_get_string(s, IOK_OPT_LAST_ERROR, &why));
+		assert_non_null(strstr(why, "28P01"));
+		assert_non_null(strstr(why, users[i]));
+		assert_null(strstr(why, "not-the-secret"));
+		iok_strfree(why);
 		iok_close(s);
 	}
 	/* No password at all where one is needed. */
