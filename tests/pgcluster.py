@@ -26,6 +26,7 @@ As a command:
     pgcluster.py run -- CMD ARGS...    # start, run CMD with IOK_PG_* set, stop
     pgcluster.py start DIR             # start in DIR (kept), print the URLs
     pgcluster.py stop DIR              # stop the cluster in DIR
+    pgcluster.py restart DIR PORT      # crash-stop and start again on PORT
 
 Environment given to CMD by `run` (and printed by `start`):
     IOK_PG_URL (the scram user), IOK_PG_URL_SCRAM, IOK_PG_URL_MD5,
@@ -266,6 +267,11 @@ def main(argv):
         pg = Cluster(os.path.abspath(argv[2]))
         pg.running = True
         pg.stop()
+        return 0
+    if len(argv) == 4 and argv[1] == "restart":
+        pg = Cluster(os.path.abspath(argv[2]), port=int(argv[3]))
+        pg.running = True
+        pg.restart()
         return 0
     print(__doc__, file=sys.stderr)
     return 2

@@ -539,6 +539,57 @@ test_terminate_mid_flight(void **state)
 	IOK_OK(iok_close(s));
 }
 
+/* The server restarts (immediate stop, as a crash): requests in flight
+ * resolve, the client reconnects, LISTENs again and gets the marker. */
+static void
+test_server_restart(void **state)
+{
+	(void) state;
+	iok_dialer d;
+	iok_socket sub, s = open_db(env_url("IOK_PG_URL"), "iok_restart", &d);
+	char       chan[64], payload[64], cmd[1024];
+	reply      r;
+	uint64_t   toks[50];
+
+	IOK_OK(iok_sub0_open(&sub));
+	IOK_OK(iok_socket_set_ms(sub, IOK_OPT_RECVTIMEO, T_MS));
+	IOK_OK(iok_dialer_share(d, sub));
+	assert_true(tu_wait_stat(sub, "stat:pipes", 1, T_MS));
+	IOK_OK(iok_socket_set(sub, IOK_OPT_SUB_SUBSCRIBE, "restart", 7));
+	barrier(s);
+	for (int i = 0; i < 50; i++) {
+		toks[i] = send_req(s, q_int("SELECT $1::int FROM pg_sleep(0.01)", i));
+	}
+	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s/pgcluster.py restart %s %s", IOK_TEST_SRCDIR,
+	    env_url("IOK_PG_DIR"), env_url("IOK_PG_PORT"));
+	assert_int_equal(system(cmd), 0);
+	for (int n = 0; n < 50; n++) {
+		iok_msg *m = recv_one(s);
+		int      i;
+		for (i = 0; i < 50 && toks[i] != iok_msg_token(m); i++) {
+		}
+		assert_true(i < 50);
+		if (iok_msg_status(m) == 0) {
+			read_reply(m, &r);
+			assert_true(r.sqlstate[0] == '\0' ? r.first_int == i : strncmp(r.sqlstate, "57P", 3) == 0);
+		} else {
+			assert_int_equal(iok_msg_status(m), IOK_ECONNRESET);
+		}
+		iok_msg_free(m);
+	}
+	assert_int_equal(sub_next(sub, chan, payload, sizeof(chan)), 2);
+	iok_msg *m = call(s, q_int("SELECT $1::int + 1", 1));
+	read_reply(m, &r);
+	assert_int_equal(r.first_int, 2);
+	iok_msg_free(m);
+	barrier(s); /* the LISTEN sent on the new connection is done */
+	notify("restart", "back");
+	assert_int_equal(sub_next(sub, chan, payload, sizeof(chan)), 1);
+	assert_string_equal(payload, "back");
+	IOK_OK(iok_close(sub));
+	IOK_OK(iok_close(s));
+}
+
 /* --------------------------------------------------- timeouts, cancel */
 
 static void
@@ -775,6 +826,7 @@ main(void)
 		cmocka_unit_test(test_plan_invalidated),
 		cmocka_unit_test(test_notify_while_queries_flow),
 		cmocka_unit_test(test_terminate_mid_flight),
+		cmocka_unit_test(test_server_restart),
 		cmocka_unit_test(test_statement_timeout),
 		cmocka_unit_test(test_timeout_cancels),
 		cmocka_unit_test(test_abandoned_transaction),
