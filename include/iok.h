@@ -445,6 +445,14 @@ IOK_API void iok_strfree(char *s);
  * IOK_ECONNREFUSED); IOK_EPEERAUTH counts in "stat:proto-errors".  The password is
  * never logged, echoed or kept after authentication.
  *
+ * Limits: a whole reply (all its rows) must fit IOK_OPT_RECVMAXSZ (default
+ * 1 MiB; raise it for big results): a bigger one drops the connection,
+ * counted in "stat:rx-oversize", and the requests in flight on it complete
+ * with IOK_ECONNRESET.  COPY ... TO STDOUT works (its data messages are in
+ * the reply, skipped by iok_pg_next); COPY ... FROM STDIN is not supported
+ * (the server would wait for data until the request times out and is
+ * cancelled).
+ *
  * Prepared statements: a statement (SQL text + parameter oids) is prepared
  * once per connection under a generated name and kept in a per-connection
  * LRU cache (256); a new connection prepares again.  A statement whose
