@@ -684,6 +684,46 @@ test_abandoned_transaction(void **state)
 	iok_close(s);
 }
 
+/* A reply over IOK_OPT_RECVMAXSZ drops the connection (counted); a
+ * message that is not a PostgreSQL request is refused with IOK_EINVAL;
+ * both leave the socket working. */
+static void
+test_limits_and_refusals(void **state)
+{
+	(void) state;
+	iok_socket s;
+	char       u[512];
+	reply      r;
+	iok_msg   *m;
+
+	IOK_OK(iok_socket_open(&s, "pipelined-db"));
+	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECONNMINT, 20));
+	IOK_OK(iok_socket_set_size(s, IOK_OPT_RECVMAXSZ, 64 * 1024));
+	/* postgres:// is the same transport */
+	const char *url = env_url("IOK_PG_URL");
+	snprintf(u, sizeof(u), "postgres%s?application_name=iok_limits", strchr(url, ':'));
+	IOK_OK(iok_dial(s, u, NULL, IOK_FLAG_SYNC));
+	m = call(s, q_sql("SELECT repeat('x', 100000)"));
+	assert_int_equal(iok_msg_status(m), IOK_ECONNRESET);
+	iok_msg_free(m);
+	assert_int_equal(tu_stat(s, "stat:rx-oversize"), 1);
+	m = call(s, q_sql("SELECT length(repeat('x', 100000))"));
+	read_reply(m, &r);
+	assert_int_equal(r.first_int, 100000);
+	iok_msg_free(m);
+	/* not a request built with iok_pg_* */
+	IOK_OK(iok_msg_alloc(&m, 0));
+	IOK_OK(iok_msg_append(m, "SELECT 1", 8));
+	m = call(s, m);
+	assert_int_equal(iok_msg_status(m), IOK_EINVAL);
+	iok_msg_free(m);
+	m = call(s, q_int("SELECT $1::int", 3));
+	read_reply(m, &r);
+	assert_int_equal(r.first_int, 3);
+	iok_msg_free(m);
+	iok_close(s);
+}
+
 /* -------------------------------------------------------------- auth */
 
 static void
@@ -830,6 +870,7 @@ main(void)
 		cmocka_unit_test(test_statement_timeout),
 		cmocka_unit_test(test_timeout_cancels),
 		cmocka_unit_test(test_abandoned_transaction),
+		cmocka_unit_test(test_limits_and_refusals),
 		cmocka_unit_test(test_auth_methods),
 		cmocka_unit_test(test_wrong_password),
 		cmocka_unit_test(test_fake_server),
