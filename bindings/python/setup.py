@@ -3,8 +3,9 @@
     pip install --no-build-isolation ./bindings/python
 
 The extension compiles the library's own sources (src/, patterns/,
-transports/ of this checkout) into iok._iok, so nothing but libuv and
-c-ares (libuv1-dev, libc-ares-dev) needs to be installed.
+transports/ of this checkout) into iok._iok, so nothing but libuv, c-ares
+and libcrypto (libuv1-dev, libc-ares-dev, libssl-dev; libcrypto does
+PostgreSQL's md5/SCRAM authentication) needs to be installed.
 """
 import glob
 import os
@@ -30,7 +31,7 @@ ext = Extension(
     include_dirs=[os.path.join(ROOT, "include"), os.path.join(ROOT, "src"), ROOT],
     define_macros=[("Py_LIMITED_API", "0x030B0000"), ("IOK_STATIC_BUILD", "1")],
     extra_compile_args=["-std=gnu11", "-fvisibility=hidden", "-Wno-unused-parameter"],
-    libraries=["uv", "cares", "pthread"],
+    libraries=["uv", "cares", "crypto", "pthread"],
     py_limited_api=True,
 )
 
