@@ -724,6 +724,47 @@ test_limits_and_refusals(void **state)
 	iok_close(s);
 }
 
+/* A LISTEN asked for while a session holds the connection inside a
+ * transaction waits for the session's end (ROLLBACK first), then works. */
+static void
+test_listen_during_session(void **state)
+{
+	(void) state;
+	iok_dialer d;
+	iok_socket sub, s = open_db(env_url("IOK_PG_URL"), "iok_sess_listen", &d);
+	char       chan[64], payload[64];
+	uint32_t   sid;
+	reply      r;
+
+	IOK_OK(iok_sub0_open(&sub));
+	IOK_OK(iok_socket_set_ms(sub, IOK_OPT_RECVTIMEO, T_MS));
+	IOK_OK(iok_dialer_share(d, sub));
+	assert_true(tu_wait_stat(sub, "stat:pipes", 1, T_MS));
+	IOK_OK(iok_session_open(s, &sid));
+	iok_msg *b = q_simple("BEGIN");
+	iok_msg_set_session(b, sid);
+	iok_msg_free(call(s, b));
+	IOK_OK(iok_socket_set(sub, IOK_OPT_SUB_SUBSCRIBE, "held", 4));
+	iok_msg *q = q_int("SELECT $1::int", 4);
+	iok_msg_set_session(q, sid);
+	iok_msg *m = call(s, q);
+	read_reply(m, &r);
+	assert_int_equal(r.status, 'T');
+	iok_msg_free(m);
+	IOK_OK(iok_session_close(s, sid));
+	m = call(s, q_int("SELECT $1::int", 5));
+	read_reply(m, &r);
+	assert_int_equal(r.first_int, 5);
+	assert_int_equal(r.status, 'I'); /* rolled back */
+	iok_msg_free(m);
+	notify("held", "now");
+	assert_int_equal(sub_next(sub, chan, payload, sizeof(chan)), 1);
+	assert_string_equal(chan, "held");
+	assert_int_equal(tu_stat(s, "stat:proto-errors"), 0);
+	IOK_OK(iok_close(sub));
+	IOK_OK(iok_close(s));
+}
+
 /* -------------------------------------------------------------- auth */
 
 static void
@@ -870,6 +911,7 @@ main(void)
 		cmocka_unit_test(test_statement_timeout),
 		cmocka_unit_test(test_timeout_cancels),
 		cmocka_unit_test(test_abandoned_transaction),
+		cmocka_unit_test(test_listen_during_session),
 		cmocka_unit_test(test_limits_and_refusals),
 		cmocka_unit_test(test_auth_methods),
 		cmocka_unit_test(test_wrong_password),
