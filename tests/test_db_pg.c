@@ -450,6 +450,8 @@ test_notify_while_queries_flow(void **state)
 	IOK_OK(iok_dialer_share(d, sub));
 	assert_true(tu_wait_stat(sub, "stat:pipes", 1, T_MS));
 	IOK_OK(iok_socket_set(sub, IOK_OPT_SUB_SUBSCRIBE, "Iok \"Chan\"", 10));
+	/* LISTEN has no patterns */
+	assert_int_equal(iok_socket_set_string(sub, IOK_OPT_SUB_PSUBSCRIBE, "Iok*"), IOK_ENOTSUP);
 	barrier(s);
 	assert_int_equal(pthread_create(&th, NULL, flow_worker, &f), 0);
 	for (int i = 0; i < 50; i++) {
