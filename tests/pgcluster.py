@@ -100,6 +100,11 @@ class Cluster:
         """Runs argv as the cluster's OS user; returns CompletedProcess."""
         if self.as_root:
             argv = ["runuser", "-u", "postgres", "--"] + argv
+        # A sanitizer runtime preloaded into the test's interpreter, or the
+        # caller's libpq settings (PGHOST, PGOPTIONS...), must not reach
+        # initdb, the server or psql.
+        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("PG")}
+        kw.setdefault("env", env)
         kw.setdefault("stdout", subprocess.PIPE)
         kw.setdefault("stderr", subprocess.PIPE)
         kw.setdefault("text", True)
@@ -196,7 +201,11 @@ class Cluster:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()  # no half-made cluster left behind
+            raise
 
     def __exit__(self, *exc):
         self.cleanup()
