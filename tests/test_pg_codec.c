@@ -794,6 +794,51 @@ test_cancel_packet(void **state)
 	assert_memory_equal(p, want, 16);
 }
 
+/* A session released inside a transaction: ROLLBACK, its reply eaten;
+ * released idle with nothing in flight: nothing sent. */
+static void
+test_release(void **state)
+{
+	(void) state;
+	codec    c;
+	ik_buf   out;
+	bytes    in = {0};
+	ik_frame f;
+	uint8_t  pkt[16];
+	uint32_t pid, secret;
+	codec_open(&c, "postgresql://u@h/db", 0, 0);
+	codec_ready(&c);
+	ik_buf_init(&out);
+	assert_int_equal(c.t->release(c.st, &out), 0);
+	assert_int_equal(out.len, 0);
+	assert_int_equal(c.t->cancel_packet(c.st, pkt), -IOK_ENOTSUP); /* nothing running */
+	IOK_OK(ik_pg_backend_key(c.st, &pid, &secret));
+	assert_int_equal(pid, 9);
+	assert_int_equal(secret, 7);
+	encode_q(&c, "BEGIN", &out);
+	assert_int_equal(c.t->cancel_packet(c.st, pkt), 0);
+	msg(&in, '1', NULL, 0);
+	msg(&in, '2', NULL, 0);
+	msg(&in, 'n', NULL, 0);
+	msg_c(&in, "BEGIN");
+	msg_z(&in, 'T');
+	assert_int_equal(c.t->frame(c.st, in.b, in.n, &f), (ssize_t) in.n);
+	assert_int_equal(c.t->classify(c.st, in.b, in.n), IK_FRAME_REPLY);
+	assert_int_equal(ik_pg_txstatus(c.st), 'T');
+	out.len = 0;
+	assert_int_equal(c.t->release(c.st, &out), 0);
+	assert_int_equal(out.data[0], 'Q');
+	assert_string_equal((const char *) out.data + 5, "ROLLBACK");
+	memset(&in, 0, sizeof(in));
+	msg_c(&in, "ROLLBACK");
+	msg_z(&in, 'I');
+	assert_int_equal(c.t->frame(c.st, in.b, in.n, &f), (ssize_t) in.n);
+	assert_int_equal(c.t->classify(c.st, in.b, in.n), IK_FRAME_SKIP);
+	assert_int_equal(ik_pg_txstatus(c.st), 'I');
+	ik_buf_fini(&out);
+	codec_close(&c);
+}
+
 int
 main(void)
 {
@@ -809,6 +854,7 @@ main(void)
 		cmocka_unit_test(test_marker),
 		cmocka_unit_test(test_reader),
 		cmocka_unit_test(test_cancel_packet),
+		cmocka_unit_test(test_release),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
