@@ -94,7 +94,7 @@
 
 #include "pattern.h"
 #include "../src/list.h"
-#include "../transports/transport.h"
+#include "../src/tflags.h"
 
 /* Shared with reqrep.c, which defines them (as survey.c declares them). */
 typedef struct ik_rr_map ik_rr_map;

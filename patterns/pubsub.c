@@ -78,7 +78,7 @@
 #include <string.h>
 
 #include "pattern.h"
-#include "../transports/transport.h"
+#include "../src/tflags.h"
 
 #define OPT_PUB_QLEN "pub:queue-length"       /* int, 1..1048576, default 16 */
 #define OPT_PUB_DROP_OLDEST "pub:drop-oldest" /* bool, default true */
