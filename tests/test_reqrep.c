@@ -1233,15 +1233,9 @@ test_fork_forgets(void **state)
 
 /* ------------------------------------------------- the id hash table */
 
-/* patterns/reqrep.c's table (internal, reached through the static
+/* patterns/idmap.c's table (internal, reached through the static
  * library). */
-typedef struct ik_rr_map ik_rr_map;
-ik_rr_map *ik_rr_map_new(void);
-void       ik_rr_map_free(ik_rr_map *m);
-int        ik_rr_map_put(ik_rr_map *m, uint64_t key, void *val);
-void      *ik_rr_map_get(const ik_rr_map *m, uint64_t key);
-void      *ik_rr_map_del(ik_rr_map *m, uint64_t key);
-uint32_t   ik_rr_map_count(const ik_rr_map *m);
+#include "patterns/idmap.h"
 
 /* Random puts and deletes, checked against a plain array after every
  * step: deletion by backward shift must never lose a key.  Small key
@@ -1254,7 +1248,7 @@ test_map(void **state)
 	unsigned         seed = 777;
 	(void) state;
 	for (int round = 0; round < 3; round++) {
-		ik_rr_map *m     = ik_rr_map_new();
+		ik_idmap *m     = ik_idmap_new();
 		uint32_t   count = 0;
 		int        range = round == 0 ? 40 : round == 1 ? 300 : KEYS;
 		assert_non_null(m);
@@ -1264,29 +1258,29 @@ test_map(void **state)
 			uint64_t key = round == 2 ? ((uint64_t) (k + 1) << 40) | 0x80000000u : (uint64_t) k + 1;
 			if (rnd(&seed) % 3 != 0) {
 				uintptr_t v = (uintptr_t) step + 1;
-				IOK_OK(ik_rr_map_put(m, key, (void *) v));
+				IOK_OK(ik_idmap_put(m, key, (void *) v));
 				if (ref[k] == 0) {
 					count++;
 				}
 				ref[k] = v;
 			} else {
-				void *v = ik_rr_map_del(m, key);
+				void *v = ik_idmap_del(m, key);
 				assert_true((uintptr_t) v == ref[k]);
 				if (ref[k] != 0) {
 					count--;
 				}
 				ref[k] = 0;
 			}
-			assert_int_equal(ik_rr_map_count(m), count);
+			assert_int_equal(ik_idmap_count(m), count);
 			if (step % 97 == 0) {
 				for (int i = 0; i < range; i++) {
 					uint64_t ki = round == 2 ? ((uint64_t) (i + 1) << 40) | 0x80000000u : (uint64_t) i + 1;
-					assert_true((uintptr_t) ik_rr_map_get(m, ki) == ref[i]);
+					assert_true((uintptr_t) ik_idmap_get(m, ki) == ref[i]);
 				}
 			}
 		}
-		assert_null(ik_rr_map_get(m, 0));
-		ik_rr_map_free(m);
+		assert_null(ik_idmap_get(m, 0));
+		ik_idmap_free(m);
 	}
 }
 
