@@ -88,93 +88,15 @@
  * Read-only statistics: "db:inflight" and "db:queued" (uint64): requests
  * on the wire now (dead ones included), and requests waiting to be sent.
  */
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "idmap.h"
-#include "pattern.h"
-#include "pipeset.h"
-#include "reqtrack.h"
-#include "../src/list.h"
+#include "db.h"
 #include "../src/tflags.h"
-
-#define DB_INFLIGHT_DEFAULT 1024
-#define DB_INFLIGHT_MAX 65536
-#define DB_QUEUE_MAX 1024    /* pending + sessions waiting for a connection */
-#define DB_SESSION_QMAX 1024 /* one pinned session's requests waiting */
-#define DB_MAX_PIPES 65536
 
 #define OPT_INFLIGHT "db:inflight"
 #define OPT_QUEUED "db:queued"
 
-typedef struct db_sock db_sock;
-typedef struct db_pipe db_pipe;
-typedef struct db_sess db_sess;
-
-/* Where a request is. */
-enum { R_PENDING = 1, R_SESSQ, R_FIFO };
-
-typedef struct db_req {
-	ik_rt_ent rt;     /* token (0: the plain API's request), expiry */
-	uint64_t seq;     /* order of arrival */
-	iok_msg *msg;     /* while queued; in flight only if kept to retry */
-	db_pipe *pipe;    /* in flight on */
-	db_sess *sess;    /* NULL: no session */
-	ik_node  qnode;   /* in s->pending, sess->queue or pipe->fifo */
-	int      where;   /* R_* */
-	bool     dead;    /* in flight but given up: drop its reply */
-	bool     idem;    /* may be sent again once */
-	bool     retried;
-} db_req;
-
-struct db_pipe {
-	ik_pipe *pipe;
-	db_sock *s;
-	int      slot; /* index in s->pipes */
-	ik_list  fifo; /* requests in flight, oldest first */
-	uint32_t nfifo;
-	db_sess *pinned;
-};
-
-struct db_sess {
-	uint32_t id;
-	db_pipe *pipe;   /* the pinned connection; NULL until pinned / failed */
-	ik_list  queue;  /* its requests not yet sent, in order */
-	uint32_t nqueue;
-	uint32_t nout;   /* its requests queued or in flight (dead ones too) */
-	ik_node  wnode;  /* in s->waiting: has requests, no connection yet */
-	ik_node  anode;  /* in s->sessions_all */
-	bool     failed; /* its connection dropped */
-	bool     closing;
-};
-
-struct db_sock {
-	ik_sock     *sock;
-	ik_pipeset   pipes;   /* next: the round-robin among equals */
-	int          npinned;
-	ik_reqtrack  rt;       /* live requests by token, expiries, the
-	                          timer, completions waiting for room */
-	ik_idmap    *sessions; /* id -> session */
-	ik_list      sessions_all;
-	ik_list      pending;  /* requests without a session, waiting */
-	ik_list      waiting;  /* sessions waiting to pin a connection */
-	uint32_t     npending;
-	uint32_t     nglobal;   /* npending + requests of waiting sessions */
-	uint64_t     ninflight; /* across pipes, dead ones included */
-	uint64_t     nqueued;   /* every request not yet sent */
-	uint64_t     seq;
-	uint64_t     accepted; /* send() calls that took a message */
-	db_req      *plain;    /* the plain API's current request */
-	bool         busy;      /* refused a message: re-offer when things move */
-	bool         draining;  /* taking the whole send queue: never busy */
-	bool         dispatching, again;
-	bool         token_mode; /* iok_request has been used */
-	int          max_inflight;
-	iok_duration timeout_ms;
-};
-
-static void node_unlink(ik_node *n);
 static void db_fire(void *arg);
 
 /* Complete token with err, now or as soon as there is room. */
@@ -187,14 +109,6 @@ complete(db_sock *s, uint64_t token, uint32_t session, int err)
 /* ------------------------------------------------------- bookkeeping */
 
 static void
-node_unlink(ik_node *n)
-{
-	if (ik_node_linked(n)) {
-		ik_list_remove(n);
-	}
-}
-
-static void
 list_prepend(ik_list *l, ik_node *n)
 {
 	n->next            = l->head.next;
@@ -203,46 +117,10 @@ list_prepend(ik_list *l, ik_node *n)
 	l->head.next       = n;
 }
 
-/* The session is done with: unpin, forget. */
-static void
-sess_free(db_sock *s, db_sess *se)
-{
-	db_req *r;
-	ik_node *n;
-	while ((n = ik_list_first(&se->queue)) != NULL) {
-		r = ik_container_of(n, db_req, qnode);
-		ik_list_remove(n);
-		r->where = 0;
-		r->sess  = NULL;
-	}
-	if (se->pipe != NULL) {
-		ik_pipe_hold_subscribe(se->pipe->pipe, 0);
-		se->pipe->pinned = NULL;
-		se->pipe         = NULL;
-		s->npinned--;
-	}
-	node_unlink(&se->wnode);
-	node_unlink(&se->anode);
-	if (ik_idmap_get(s->sessions, se->id) == se) {
-		(void) ik_idmap_del(s->sessions, se->id);
-	}
-	free(se);
-}
-
-/* Release a closing session once its last request is done. */
-static void
-sess_maybe_release(db_sock *s, db_sess *se)
-{
-	if (se->closing && se->nout == 0) {
-		sess_free(s, se);
-		s->again = true; /* its connection is free for others */
-	}
-}
-
 /* Take r out of every structure that names it (not its FIFO or queue:
  * the caller did that) and free it. */
-static void
-req_free(db_sock *s, db_req *r)
+void
+ik_db_req_free(db_sock *s, db_req *r)
 {
 	ik_rt_remove(&s->rt, &r->rt);
 	if (s->plain == r) {
@@ -253,7 +131,7 @@ req_free(db_sock *s, db_req *r)
 		db_sess *se = r->sess;
 		r->sess     = NULL;
 		se->nout--;
-		sess_maybe_release(s, se);
+		ik_db_sess_maybe_release(s, se);
 	}
 	free(r);
 }
@@ -283,8 +161,8 @@ unqueue(db_sock *s, db_req *r)
 
 /* Give up on r with err: queued ones leave at once, one in flight stays
  * in its FIFO (dead) so its reply is still consumed. */
-static void
-give_up(db_sock *s, db_req *r, int err)
+void
+ik_db_give_up(db_sock *s, db_req *r, int err)
 {
 	uint64_t token   = r->rt.token;
 	uint32_t session = r->sess != NULL ? r->sess->id : 0;
@@ -298,7 +176,7 @@ give_up(db_sock *s, db_req *r, int err)
 		r->msg = NULL;
 	} else {
 		unqueue(s, r);
-		req_free(s, r);
+		ik_db_req_free(s, r);
 	}
 	if (err != 0) {
 		complete(s, token, session, err);
@@ -307,8 +185,8 @@ give_up(db_sock *s, db_req *r, int err)
 
 /* -------------------------------------------------------------- routing */
 
-static bool
-room(const db_sock *s, const db_pipe *p)
+bool
+ik_db_room(const db_sock *s, const db_pipe *p)
 {
 	return p->nfifo < (uint32_t) s->max_inflight && ik_pipe_writable(p->pipe);
 }
@@ -323,7 +201,7 @@ pick_free(db_sock *s)
 	for (int i = 0; i < s->pipes.n; i++) {
 		int      k = (s->pipes.next + i) % s->pipes.n;
 		db_pipe *p = ik_pipeset_at(&s->pipes, k);
-		if (p->pinned != NULL || !room(s, p)) {
+		if (p->pinned != NULL || !ik_db_room(s, p)) {
 			continue;
 		}
 		if (best == NULL || p->nfifo < best->nfifo) {
@@ -349,8 +227,8 @@ can_refuse(const db_sock *s)
 }
 
 /* Put r on the wire through p. */
-static void
-transmit(db_sock *s, db_pipe *p, db_req *r)
+void
+ik_db_transmit(db_sock *s, db_pipe *p, db_req *r)
 {
 	iok_msg *out = r->msg;
 	int      rv;
@@ -384,38 +262,9 @@ transmit(db_sock *s, db_pipe *p, db_req *r)
 		r->pipe  = NULL;
 		uint64_t token   = r->rt.token;
 		uint32_t session = r->sess != NULL ? r->sess->id : 0;
-		req_free(s, r);
+		ik_db_req_free(s, r);
 		complete(s, token, session, rv == IOK_ENOMEM ? IOK_ENOMEM : rv == IOK_EINVAL ? IOK_EINVAL : IOK_ECONNRESET);
 	}
-}
-
-/* Send a pinned session's queued requests while its connection has room. */
-static void
-sess_flush(db_sock *s, db_sess *se)
-{
-	ik_node *n;
-	se->nout++; /* a request failing to go must not free se under us */
-	while (se->pipe != NULL && (n = ik_list_first(&se->queue)) != NULL && room(s, se->pipe)) {
-		db_req *r = ik_container_of(n, db_req, qnode);
-		ik_list_remove(n);
-		se->nqueue--;
-		s->nqueued--;
-		transmit(s, se->pipe, r);
-	}
-	se->nout--;
-	sess_maybe_release(s, se);
-}
-
-static void
-pin(db_sock *s, db_sess *se, db_pipe *p)
-{
-	node_unlink(&se->wnode);
-	s->nglobal -= se->nqueue;
-	se->pipe  = p;
-	p->pinned = se;
-	s->npinned++;
-	/* A sharer's SUBSCRIBE must not land inside the session's MULTI. */
-	ik_pipe_hold_subscribe(p->pipe, 1);
 }
 
 /* Move whatever can move.  Not re-entered: a nested call asks the
@@ -433,7 +282,7 @@ dispatch(db_sock *s)
 		for (int i = 0; i < s->pipes.n; i++) {
 			db_pipe *p = ik_pipeset_at(&s->pipes, i);
 			if (p->pinned != NULL && p->pinned->nqueue > 0) {
-				sess_flush(s, p->pinned);
+				ik_db_sess_flush(s, p->pinned);
 			}
 		}
 		for (;;) {
@@ -450,14 +299,14 @@ dispatch(db_sock *s)
 			}
 			db_req *bfirst = b ? ik_container_of(ik_list_first(&b->queue), db_req, qnode) : NULL;
 			if (b != NULL && (a == NULL || bfirst->seq < a->seq)) {
-				pin(s, b, p);
-				sess_flush(s, b);
+				ik_db_sess_pin(s, b, p);
+				ik_db_sess_flush(s, b);
 			} else {
 				ik_list_remove(&a->qnode);
 				s->npending--;
 				s->nglobal--;
 				s->nqueued--;
-				transmit(s, p, a);
+				ik_db_transmit(s, p, a);
 			}
 		}
 	} while (s->again);
@@ -466,8 +315,8 @@ dispatch(db_sock *s)
 
 /* After every event: move what can move, set the timer, and let the core
  * offer again what we refused. */
-static void
-settle(db_sock *s, bool in_send)
+void
+ik_db_settle(db_sock *s, bool in_send)
 {
 	dispatch(s);
 	ik_rt_arm(&s->rt, UINT64_MAX);
@@ -507,25 +356,14 @@ forget_all(db_sock *s)
 {
 	ik_node *n;
 	/* Sessions first, so freeing requests does not release them. */
-	while ((n = ik_list_first(&s->sessions_all)) != NULL) {
-		db_sess *se = ik_container_of(n, db_sess, anode);
-		se->closing = false;
-		while ((n = ik_list_first(&se->queue)) != NULL) {
-			db_req *r = ik_container_of(n, db_req, qnode);
-			ik_list_remove(n);
-			r->sess = NULL;
-			req_free(s, r);
-		}
-		se->nqueue = 0;
-		sess_free(s, se);
-	}
+	ik_db_sess_forget_all(s);
 	for (int i = 0; i < s->pipes.n; i++) {
 		db_pipe *p = ik_pipeset_at(&s->pipes, i);
 		while ((n = ik_list_first(&p->fifo)) != NULL) {
 			db_req *r = ik_container_of(n, db_req, qnode);
 			ik_list_remove(n);
 			r->sess = NULL;
-			req_free(s, r);
+			ik_db_req_free(s, r);
 		}
 		p->nfifo  = 0;
 		p->pinned = NULL;
@@ -533,7 +371,7 @@ forget_all(db_sock *s)
 	while ((n = ik_list_first(&s->pending)) != NULL) {
 		db_req *r = ik_container_of(n, db_req, qnode);
 		ik_list_remove(n);
-		req_free(s, r);
+		ik_db_req_free(s, r);
 	}
 	ik_rt_forget_all(&s->rt);
 	s->plain    = NULL;
@@ -576,7 +414,7 @@ db_pipe_add(void *arg, void *pp, ik_pipe *pipe)
 	}
 	ik_list_init(&p->fifo);
 	/* The pipe is active already: what waits for a connection goes. */
-	settle(s, false);
+	ik_db_settle(s, false);
 	return 0;
 }
 
@@ -590,17 +428,7 @@ db_pipe_rm(void *arg, void *pp)
 
 	ik_pipeset_rm(&s->pipes, p);
 	/* The pinned session fails: it cannot move to another connection. */
-	db_sess *se = p->pinned;
-	if (se != NULL) {
-		se->failed = true;
-		se->pipe   = NULL;
-		p->pinned  = NULL;
-		s->npinned--;
-		se->nout++; /* hold it while its requests complete */
-		while ((n = ik_list_first(&se->queue)) != NULL) {
-			give_up(s, ik_container_of(n, db_req, qnode), IOK_ECONNRESET);
-		}
-	}
+	db_sess *se = ik_db_sess_lost(s, p);
 	/* What was in flight: dead ones go quietly, idempotent ones once more
 	 * ahead of everything pending, the others fail. */
 	ik_list_init(&retry);
@@ -612,14 +440,14 @@ db_pipe_rm(void *arg, void *pp)
 		r->where = 0;
 		r->pipe  = NULL;
 		if (r->dead) {
-			req_free(s, r);
+			ik_db_req_free(s, r);
 		} else if (r->idem && !r->retried && r->sess == NULL && r->msg != NULL) {
 			r->retried = true;
 			ik_list_append(&retry, &r->qnode);
 		} else {
 			uint64_t token   = r->rt.token;
 			uint32_t session = r->sess != NULL ? r->sess->id : 0;
-			req_free(s, r);
+			ik_db_req_free(s, r);
 			complete(s, token, session, IOK_ECONNRESET);
 		}
 	}
@@ -633,17 +461,16 @@ db_pipe_rm(void *arg, void *pp)
 		s->nqueued++;
 	}
 	if (se != NULL) {
-		se->nout--;
-		sess_maybe_release(s, se);
+		ik_db_sess_unhold(s, se);
 	}
-	settle(s, false);
+	ik_db_settle(s, false);
 }
 
 static void
 db_pipe_ready(void *arg, void *pp)
 {
 	(void) pp;
-	settle(arg, false);
+	ik_db_settle(arg, false);
 }
 
 /* A new plain request abandons the previous one (as req0). */
@@ -651,7 +478,7 @@ static void
 abandon_plain(db_sock *s)
 {
 	if (s->plain != NULL) {
-		give_up(s, s->plain, 0);
+		ik_db_give_up(s, s->plain, 0);
 		s->plain = NULL;
 	}
 	ik_rt_drop_plain(&s->rt);
@@ -717,19 +544,9 @@ db_send(void *arg, iok_msg *m)
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		goto nomem;
 	}
-	if (se == NULL && sid != 0) {
-		if ((se = calloc(1, sizeof(*se))) == NULL) {
-			free(r);
-			goto nomem;
-		}
-		se->id = sid;
-		ik_list_init(&se->queue);
-		if (ik_idmap_put(s->sessions, sid, se) != 0) {
-			free(se);
-			free(r);
-			goto nomem;
-		}
-		ik_list_append(&s->sessions_all, &se->anode);
+	if (se == NULL && sid != 0 && (se = ik_db_sess_get(s, sid)) == NULL) {
+		free(r);
+		goto nomem;
 	}
 	if (tok && ik_rt_add(&s->rt, &r->rt, token) != 0) {
 		free(r);
@@ -745,22 +562,9 @@ db_send(void *arg, iok_msg *m)
 		ik_rt_set_deadline(&s->rt, &r->rt, ik_now_ms() + (uint64_t) s->timeout_ms);
 	}
 	if (se != NULL) {
-		r->sess = se;
-		se->nout++;
-		ik_list_append(&se->queue, &r->qnode);
-		r->where = R_SESSQ;
-		se->nqueue++;
-		s->nqueued++;
-		if (se->pipe != NULL) {
-			sess_flush(s, se);
-		} else {
-			s->nglobal++;
-			if (!ik_node_linked(&se->wnode)) {
-				ik_list_append(&s->waiting, &se->wnode);
-			}
-		}
+		ik_db_sess_enqueue(s, se, r);
 	} else if (p != NULL) {
-		transmit(s, p, r);
+		ik_db_transmit(s, p, r);
 	} else {
 		ik_list_append(&s->pending, &r->qnode);
 		r->where = R_PENDING;
@@ -768,7 +572,7 @@ db_send(void *arg, iok_msg *m)
 		s->nglobal++;
 		s->nqueued++;
 	}
-	settle(s, true);
+	ik_db_settle(s, true);
 	return IK_OK;
 
 nomem:
@@ -824,8 +628,8 @@ db_recv(void *arg, void *pp, iok_msg *m)
 	s->ninflight--;
 	r->where = 0;
 	r->pipe  = NULL;
-	req_free(s, r);
-	settle(s, false);
+	ik_db_req_free(s, r);
+	ik_db_settle(s, false);
 	return IK_OK;
 }
 
@@ -835,8 +639,8 @@ db_cancel(void *arg, uint64_t token)
 	db_sock   *s = arg;
 	ik_rt_ent *x = ik_rt_cancel(&s->rt, token);
 	if (x != NULL) {
-		give_up(s, ik_container_of(x, db_req, rt), 0);
-		settle(s, false);
+		ik_db_give_up(s, ik_container_of(x, db_req, rt), 0);
+		ik_db_settle(s, false);
 	}
 }
 
@@ -847,9 +651,9 @@ db_fire(void *arg)
 	uint64_t   now = ik_now_ms();
 	ik_rt_ent *x;
 	while ((x = ik_rt_due(&s->rt, now)) != NULL) {
-		give_up(s, ik_container_of(x, db_req, rt), IOK_ETIMEDOUT);
+		ik_db_give_up(s, ik_container_of(x, db_req, rt), IOK_ETIMEDOUT);
 	}
-	settle(s, false);
+	ik_db_settle(s, false);
 }
 
 static void
@@ -857,38 +661,6 @@ db_recv_ready(void *arg)
 {
 	db_sock *s = arg;
 	ik_rt_recv_ready(&s->rt);
-}
-
-/* Take every request still in the socket's send queue, whatever the
- * bounds, so that requests sent before an option are all known. */
-static void
-drain_send_queue(db_sock *s)
-{
-	uint64_t before;
-	s->draining = true;
-	do {
-		before  = s->accepted;
-		s->busy = false;
-		ik_sock_send_ready(s->sock);
-	} while (s->accepted != before);
-	s->draining = false;
-}
-
-/* iok_session_close, on the kernel thread: release the session once its
- * queued and in-flight requests are done.  The session's requests sent
- * before the close may still be in the socket's send queue: take them
- * first, so they all count. */
-static void
-db_session_close(void *arg, uint32_t session)
-{
-	db_sock *s = arg;
-	db_sess *se;
-	drain_send_queue(s);
-	if ((se = ik_idmap_get(s->sessions, session)) != NULL) {
-		se->closing = true;
-		sess_maybe_release(s, se);
-	}
-	settle(s, false);
 }
 
 static int
@@ -899,7 +671,7 @@ db_setopt(void *arg, const char *name, const void *v, size_t sz, int type)
 	if (strcmp(name, IOK_OPT_DB_MAX_INFLIGHT) == 0) {
 		if ((rv = ik_opt_get_int(v, sz, type, 1, DB_INFLIGHT_MAX, &val)) == 0) {
 			s->max_inflight = val;
-			settle(s, false);
+			ik_db_settle(s, false);
 		}
 		return rv;
 	}
@@ -951,5 +723,5 @@ const ik_pattern ik_pattern_db = {
 	.cancel     = db_cancel,
 	.fork_child = db_fork_child,
 	.recv_ready = db_recv_ready,
-	.session_close = db_session_close,
+	.session_close = ik_db_session_close,
 };
