@@ -625,6 +625,33 @@ test_req_timeout_no_peer(void **state)
 	IOK_OK(iok_close(req));
 }
 
+/* Timeouts that find the receive queue full wait in the pattern and are
+ * delivered as the application makes room (recv_ready): every request
+ * completes exactly once, in order of its deadline. */
+static void
+test_req_timeouts_queue_full(void **state)
+{
+	enum { N = 8 };
+	iok_socket req;
+	uint64_t   tok[N];
+	(void) state;
+	IOK_OK(iok_req0_open(&req));
+	IOK_OK(iok_socket_set_int(req, IOK_OPT_RECVBUF, 1));
+	IOK_OK(iok_dial(req, "tcp://127.0.0.1:1", NULL, 0)); /* nobody there */
+	IOK_OK(iok_socket_set_ms(req, IOK_OPT_REQ_TIMEOUT, 20));
+	for (int i = 0; i < N; i++) {
+		IOK_OK(iok_request(req, mkmsg("void"), 0, &tok[i]));
+	}
+	for (int i = 0; i < N; i++) {
+		iok_msg *m = recv_msg(req, WAIT_MS);
+		assert_int_equal(iok_msg_status(m), IOK_ETIMEDOUT);
+		assert_int_equal(iok_msg_token(m), tok[i]);
+		iok_msg_free(m);
+	}
+	expect_nothing(req);
+	IOK_OK(iok_close(req));
+}
+
 /* iok_cancel: no completion for the cancelled request, ever; the other
  * one completes normally. */
 static void
@@ -1300,6 +1327,7 @@ main(void)
 		cmocka_unit_test(test_resend_tokens),
 		cmocka_unit_test(test_req_timeout),
 		cmocka_unit_test(test_req_timeout_no_peer),
+		cmocka_unit_test(test_req_timeouts_queue_full),
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_pipe_loss_resend),
 		cmocka_unit_test(test_reply_pipe_gone),
