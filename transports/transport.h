@@ -16,14 +16,8 @@
 #include <sys/types.h>
 
 #include "../src/buf.h"
+#include "../src/tflags.h"
 #include "../src/url.h"
-
-/* Transport flags. */
-#define IK_TF_SP 0x01      /* frames carry SP headers (nng wire protocol) */
-#define IK_TF_INORDER 0x02 /* replies come back in request order (FIFO) */
-#define IK_TF_PUSH 0x04    /* the server sends unsolicited push frames */
-#define IK_TF_LISTEN 0x08  /* we can listen (not only dial) */
-#define IK_TF_INPROC 0x10  /* no bytes: messages are handed over directly */
 
 /* How the pipe reaches the peer. */
 enum ik_addr_kind {
