@@ -1150,7 +1150,7 @@ decode_reply(const uint8_t *buf, size_t len, PyObject *loads, int *failed)
 			break;
 		}
 	}
-	if (rv < 0 || in_row) {
+	if (rv < 0 || in_row || status == 0) { /* a reply ends with ReadyForQuery */
 		goto bad_reply;
 	}
 	cols_free(&c);
@@ -1160,7 +1160,7 @@ decode_reply(const uint8_t *buf, size_t len, PyObject *loads, int *failed)
 		*failed = 1;
 		return err;
 	}
-	return Py_BuildValue("(NNC)", rows, tag != NULL ? tag : Py_NewRef(Py_None), status ? status : 'I');
+	return Py_BuildValue("(NNC)", rows, tag != NULL ? tag : Py_NewRef(Py_None), status);
 bad_reply:
 	malformed = 1;
 fail:
