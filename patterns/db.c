@@ -316,6 +316,9 @@ sess_free(db_sock *s, db_sess *se)
 		r->sess  = NULL;
 	}
 	if (se->pipe != NULL) {
+		/* Clean up (PostgreSQL: roll back a transaction left open)
+		 * before the connection serves anyone else. */
+		(void) ik_pipe_release(se->pipe->pipe);
 		ik_pipe_hold_subscribe(se->pipe->pipe, 0);
 		se->pipe->pinned = NULL;
 		se->pipe         = NULL;
@@ -1019,7 +1022,13 @@ db_timer_cb(void *arg)
 	ik_node *n;
 	s->armed = false;
 	while ((n = ik_list_first(&s->expiries)) != NULL && xnode_key(n) <= now) {
-		give_up(s, ik_container_of(n, db_req, xnode), IOK_ETIMEDOUT);
+		db_req *r = ik_container_of(n, db_req, xnode);
+		if (r->where == R_FIFO && ik_list_first(&r->pipe->fifo) == &r->qnode) {
+			/* The server is running it: ask it to stop (PostgreSQL
+			 * CancelRequest); its reply is still consumed. */
+			(void) ik_pipe_cancel(r->pipe->pipe);
+		}
+		give_up(s, r, IOK_ETIMEDOUT);
 	}
 	settle(s, false);
 }

@@ -153,6 +153,15 @@ int ik_pipe_subscribe(ik_pipe *p, const void *topic, size_t len, unsigned how);
  * MULTI (the server would queue it and answer with a reply, shifting
  * reply matching). */
 void ik_pipe_hold_subscribe(ik_pipe *p, int hold);
+/* ik_pipe_release: a pinned session let go of p; the transport returns the
+ * connection to a clean state first (PostgreSQL: ROLLBACK of a transaction
+ * left open, its reply consumed by the codec).  0, or IOK_E* after which p
+ * is closing. */
+int ik_pipe_release(ik_pipe *p);
+/* ik_pipe_cancel asks the server to cancel what p is running now, over a
+ * side connection to the same address (PostgreSQL's CancelRequest).
+ * Fire and forget; IOK_ENOTSUP if the transport cannot. */
+int ik_pipe_cancel(ik_pipe *p);
 
 /* Sockets. */
 /* ik_sock_pipe_by_id finds an active pipe of s (NULL if none). */
