@@ -26,6 +26,9 @@ def pg():
     c = pgcluster.Cluster()  # RuntimeError if postgresql is not installed
     try:
         c.start()
+        # PostgreSQL 15+: only the owner may create in public; the tests'
+        # roles make their own tables.
+        c.psql("GRANT CREATE ON SCHEMA public TO PUBLIC")
         yield c
     finally:
         c.cleanup()
