@@ -30,7 +30,7 @@ ext = Extension(
     include_dirs=[os.path.join(ROOT, "include"), os.path.join(ROOT, "src"), ROOT],
     define_macros=[("Py_LIMITED_API", "0x030B0000"), ("IOK_STATIC_BUILD", "1")],
     extra_compile_args=["-std=gnu11", "-fvisibility=hidden", "-Wno-unused-parameter"],
-    libraries=["uv", "cares", "pthread"],
+    libraries=["uv", "cares", "crypto", "pthread"],
     py_limited_api=True,
 )
 

@@ -406,3 +406,18 @@ def test_sync_client(pg, wire, name, table):
             db.execute("NOTIFY sync_ch, 'hi'")
             n = lst.get(timeout=30000)
             assert (n.channel, n.payload) == ("sync_ch", "hi")
+
+
+def test_example_runs(pg):
+    import subprocess
+    import sys
+    from conftest import DEADLINE, python_env
+    ex = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "pg.py")
+    p = subprocess.run([sys.executable, ex, pg.url("iok_scram")], capture_output=True,
+                       timeout=DEADLINE, env=python_env(), text=True)
+    assert p.returncode == 0, p.stderr
+    assert "1000 queries pipelined over 1 connection(s)" in p.stdout
+    assert "after the transfer: [{'id': 1, 'balance': Decimal('70')}, " \
+           "{'id': 2, 'balance': Decimal('30')}]" in p.stdout
+    assert "duplicate key refused: Key (id)=(1) already exists. (SQLSTATE 23505)" in p.stdout
+    assert "notification on 'news': 'hello'" in p.stdout
