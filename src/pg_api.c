@@ -47,8 +47,12 @@ iok_pg_query_param(iok_msg *m, uint32_t oid, int format, const void *data, int32
 	ik_pg_put_u32(p, oid);
 	p[4] = (uint8_t) format;
 	ik_pg_put_u32(p + 5, (uint32_t) len);
-	if ((rv = iok_msg_append(m, p, sizeof(p))) != 0 || (len > 0 && (rv = iok_msg_append(m, data, (size_t) len)) != 0)) {
-		return rv; /* a partial parameter: count unchanged, body fixed below */
+	if ((rv = iok_msg_append(m, p, sizeof(p))) != 0) {
+		return rv;
+	}
+	if (len > 0 && (rv = iok_msg_append(m, data, (size_t) len)) != 0) {
+		(void) iok_msg_chop(m, sizeof(p)); /* the message stays as it was */
+		return rv;
 	}
 	ik_pg_put_u16(m->body + 4, (uint16_t) (n + 1));
 	return 0;

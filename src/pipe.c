@@ -351,6 +351,14 @@ static void
 pipe_fail(ik_pipe *p, int err)
 {
 	ik_sock *s = p->sock;
+	if (p->tran->error_text != NULL && p->begun) {
+		char why[sizeof(s->last_error)];
+		why[0] = '\0';
+		p->tran->error_text(p->tstate, why, sizeof(why));
+		if (why[0] != '\0') {
+			memcpy(s->last_error, why, sizeof(why));
+		}
+	}
 	if (err == IOK_EMSGSIZE) {
 		s->stats[IK_STAT_RX_OVERSIZE]++;
 	} else if (err == IOK_EPROTO || err == IOK_EPEERAUTH) {

@@ -26,6 +26,7 @@ As a command:
     pgcluster.py run -- CMD ARGS...    # start, run CMD with IOK_PG_* set, stop
     pgcluster.py start DIR             # start in DIR (kept), print the URLs
     pgcluster.py stop DIR              # stop the cluster in DIR
+    pgcluster.py restart DIR PORT      # crash-stop and start again on PORT
 
 Environment given to CMD by `run` (and printed by `start`):
     IOK_PG_URL (the scram user), IOK_PG_URL_SCRAM, IOK_PG_URL_MD5,
@@ -99,6 +100,11 @@ class Cluster:
         """Runs argv as the cluster's OS user; returns CompletedProcess."""
         if self.as_root:
             argv = ["runuser", "-u", "postgres", "--"] + argv
+        # A sanitizer runtime preloaded into the test's interpreter, or the
+        # caller's libpq settings (PGHOST, PGOPTIONS...), must not reach
+        # initdb, the server or psql.
+        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("PG")}
+        kw.setdefault("env", env)
         kw.setdefault("stdout", subprocess.PIPE)
         kw.setdefault("stderr", subprocess.PIPE)
         kw.setdefault("text", True)
@@ -195,7 +201,11 @@ class Cluster:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()  # no half-made cluster left behind
+            raise
 
     def __exit__(self, *exc):
         self.cleanup()
@@ -266,6 +276,11 @@ def main(argv):
         pg = Cluster(os.path.abspath(argv[2]))
         pg.running = True
         pg.stop()
+        return 0
+    if len(argv) == 4 and argv[1] == "restart":
+        pg = Cluster(os.path.abspath(argv[2]), port=int(argv[3]))
+        pg.running = True
+        pg.restart()
         return 0
     print(__doc__, file=sys.stderr)
     return 2

@@ -450,6 +450,8 @@ test_notify_while_queries_flow(void **state)
 	IOK_OK(iok_dialer_share(d, sub));
 	assert_true(tu_wait_stat(sub, "stat:pipes", 1, T_MS));
 	IOK_OK(iok_socket_set(sub, IOK_OPT_SUB_SUBSCRIBE, "Iok \"Chan\"", 10));
+	/* LISTEN has no patterns */
+	assert_int_equal(iok_socket_set_string(sub, IOK_OPT_SUB_PSUBSCRIBE, "Iok*"), IOK_ENOTSUP);
 	barrier(s);
 	assert_int_equal(pthread_create(&th, NULL, flow_worker, &f), 0);
 	for (int i = 0; i < 50; i++) {
@@ -535,6 +537,57 @@ test_terminate_mid_flight(void **state)
 	notify("term", "after");
 	assert_int_equal(sub_next(sub, chan, payload, sizeof(chan)), 1);
 	assert_string_equal(payload, "after");
+	IOK_OK(iok_close(sub));
+	IOK_OK(iok_close(s));
+}
+
+/* The server restarts (immediate stop, as a crash): requests in flight
+ * resolve, the client reconnects, LISTENs again and gets the marker. */
+static void
+test_server_restart(void **state)
+{
+	(void) state;
+	iok_dialer d;
+	iok_socket sub, s = open_db(env_url("IOK_PG_URL"), "iok_restart", &d);
+	char       chan[64], payload[64], cmd[1024];
+	reply      r;
+	uint64_t   toks[50];
+
+	IOK_OK(iok_sub0_open(&sub));
+	IOK_OK(iok_socket_set_ms(sub, IOK_OPT_RECVTIMEO, T_MS));
+	IOK_OK(iok_dialer_share(d, sub));
+	assert_true(tu_wait_stat(sub, "stat:pipes", 1, T_MS));
+	IOK_OK(iok_socket_set(sub, IOK_OPT_SUB_SUBSCRIBE, "restart", 7));
+	barrier(s);
+	for (int i = 0; i < 50; i++) {
+		toks[i] = send_req(s, q_int("SELECT $1::int FROM pg_sleep(0.01)", i));
+	}
+	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s/pgcluster.py restart %s %s", IOK_TEST_SRCDIR,
+	    env_url("IOK_PG_DIR"), env_url("IOK_PG_PORT"));
+	assert_int_equal(system(cmd), 0);
+	for (int n = 0; n < 50; n++) {
+		iok_msg *m = recv_one(s);
+		int      i;
+		for (i = 0; i < 50 && toks[i] != iok_msg_token(m); i++) {
+		}
+		assert_true(i < 50);
+		if (iok_msg_status(m) == 0) {
+			read_reply(m, &r);
+			assert_true(r.sqlstate[0] == '\0' ? r.first_int == i : strncmp(r.sqlstate, "57P", 3) == 0);
+		} else {
+			assert_int_equal(iok_msg_status(m), IOK_ECONNRESET);
+		}
+		iok_msg_free(m);
+	}
+	assert_int_equal(sub_next(sub, chan, payload, sizeof(chan)), 2);
+	iok_msg *m = call(s, q_int("SELECT $1::int + 1", 1));
+	read_reply(m, &r);
+	assert_int_equal(r.first_int, 2);
+	iok_msg_free(m);
+	barrier(s); /* the LISTEN sent on the new connection is done */
+	notify("restart", "back");
+	assert_int_equal(sub_next(sub, chan, payload, sizeof(chan)), 1);
+	assert_string_equal(payload, "back");
 	IOK_OK(iok_close(sub));
 	IOK_OK(iok_close(s));
 }
@@ -633,6 +686,87 @@ test_abandoned_transaction(void **state)
 	iok_close(s);
 }
 
+/* A reply over IOK_OPT_RECVMAXSZ drops the connection (counted); a
+ * message that is not a PostgreSQL request is refused with IOK_EINVAL;
+ * both leave the socket working. */
+static void
+test_limits_and_refusals(void **state)
+{
+	(void) state;
+	iok_socket s;
+	char       u[512];
+	reply      r;
+	iok_msg   *m;
+
+	IOK_OK(iok_socket_open(&s, "pipelined-db"));
+	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECONNMINT, 20));
+	IOK_OK(iok_socket_set_size(s, IOK_OPT_RECVMAXSZ, 64 * 1024));
+	/* postgres:// is the same transport */
+	const char *url = env_url("IOK_PG_URL");
+	snprintf(u, sizeof(u), "postgres%s?application_name=iok_limits", strchr(url, ':'));
+	IOK_OK(iok_dial(s, u, NULL, IOK_FLAG_SYNC));
+	m = call(s, q_sql("SELECT repeat('x', 100000)"));
+	assert_int_equal(iok_msg_status(m), IOK_ECONNRESET);
+	iok_msg_free(m);
+	assert_int_equal(tu_stat(s, "stat:rx-oversize"), 1);
+	m = call(s, q_sql("SELECT length(repeat('x', 100000))"));
+	read_reply(m, &r);
+	assert_int_equal(r.first_int, 100000);
+	iok_msg_free(m);
+	/* not a request built with iok_pg_* */
+	IOK_OK(iok_msg_alloc(&m, 0));
+	IOK_OK(iok_msg_append(m, "SELECT 1", 8));
+	m = call(s, m);
+	assert_int_equal(iok_msg_status(m), IOK_EINVAL);
+	iok_msg_free(m);
+	m = call(s, q_int("SELECT $1::int", 3));
+	read_reply(m, &r);
+	assert_int_equal(r.first_int, 3);
+	iok_msg_free(m);
+	iok_close(s);
+}
+
+/* A LISTEN asked for while a session holds the connection inside a
+ * transaction waits for the session's end (ROLLBACK first), then works. */
+static void
+test_listen_during_session(void **state)
+{
+	(void) state;
+	iok_dialer d;
+	iok_socket sub, s = open_db(env_url("IOK_PG_URL"), "iok_sess_listen", &d);
+	char       chan[64], payload[64];
+	uint32_t   sid;
+	reply      r;
+
+	IOK_OK(iok_sub0_open(&sub));
+	IOK_OK(iok_socket_set_ms(sub, IOK_OPT_RECVTIMEO, T_MS));
+	IOK_OK(iok_dialer_share(d, sub));
+	assert_true(tu_wait_stat(sub, "stat:pipes", 1, T_MS));
+	IOK_OK(iok_session_open(s, &sid));
+	iok_msg *b = q_simple("BEGIN");
+	iok_msg_set_session(b, sid);
+	iok_msg_free(call(s, b));
+	IOK_OK(iok_socket_set(sub, IOK_OPT_SUB_SUBSCRIBE, "held", 4));
+	iok_msg *q = q_int("SELECT $1::int", 4);
+	iok_msg_set_session(q, sid);
+	iok_msg *m = call(s, q);
+	read_reply(m, &r);
+	assert_int_equal(r.status, 'T');
+	iok_msg_free(m);
+	IOK_OK(iok_session_close(s, sid));
+	m = call(s, q_int("SELECT $1::int", 5));
+	read_reply(m, &r);
+	assert_int_equal(r.first_int, 5);
+	assert_int_equal(r.status, 'I'); /* rolled back */
+	iok_msg_free(m);
+	notify("held", "now");
+	assert_int_equal(sub_next(sub, chan, payload, sizeof(chan)), 1);
+	assert_string_equal(chan, "held");
+	assert_int_equal(tu_stat(s, "stat:proto-errors"), 0);
+	IOK_OK(iok_close(sub));
+	IOK_OK(iok_close(s));
+}
+
 /* -------------------------------------------------------------- auth */
 
 static void
@@ -675,6 +809,13 @@ test_wrong_password(void **state)
 		IOK_OK(iok_socket_open(&s, "pipelined-db"));
 		assert_int_equal(iok_dial(s, url, NULL, IOK_FLAG_SYNC), IOK_EPEERAUTH);
 		assert_true(tu_stat(s, "stat:proto-errors") >= 1);
+		/* The server's reason, without the password. */
+		char *why = NULL;
+		IOK_OK(iok_socket_get_string(s, IOK_OPT_LAST_ERROR, &why));
+		assert_non_null(strstr(why, "28P01"));
+		assert_non_null(strstr(why, users[i]));
+		assert_null(strstr(why, "not-the-secret"));
+		iok_strfree(why);
 		iok_close(s);
 	}
 	/* No password at all where one is needed. */
@@ -768,9 +909,12 @@ main(void)
 		cmocka_unit_test(test_plan_invalidated),
 		cmocka_unit_test(test_notify_while_queries_flow),
 		cmocka_unit_test(test_terminate_mid_flight),
+		cmocka_unit_test(test_server_restart),
 		cmocka_unit_test(test_statement_timeout),
 		cmocka_unit_test(test_timeout_cancels),
 		cmocka_unit_test(test_abandoned_transaction),
+		cmocka_unit_test(test_listen_during_session),
+		cmocka_unit_test(test_limits_and_refusals),
 		cmocka_unit_test(test_auth_methods),
 		cmocka_unit_test(test_wrong_password),
 		cmocka_unit_test(test_fake_server),

@@ -65,6 +65,7 @@ typedef struct pg_st {
 	ik_pg_scram scram;
 	uint32_t pid, secret;
 	char     txstatus;
+	char     why[200]; /* the server's startup refusal, for error_text */
 
 	size_t   scan; /* complete messages of the current frame seen so far */
 
@@ -368,9 +369,14 @@ on_auth(pg_st *s, const uint8_t *b, size_t len, ik_buf *out)
 /* A refusal during startup: credentials (class 28) or anything else
  * (no such database, too many connections...). */
 static int
-startup_error(const uint8_t *b, size_t len)
+startup_error(pg_st *s, const uint8_t *b, size_t len)
 {
 	const char *code = ik_pg_err_field(b, len, 'C');
+	const char *sev  = ik_pg_err_field(b, len, 'S');
+	const char *text = ik_pg_err_field(b, len, 'M');
+	/* The server's own words; it never echoes a password. */
+	snprintf(s->why, sizeof(s->why), "%s %s %s", sev ? sev : "ERROR", code ? code : "?????",
+	    text ? text : "(no message)");
 	if (code != NULL && strncmp(code, "28", 2) == 0) {
 		return -IOK_EPEERAUTH;
 	}
@@ -410,7 +416,7 @@ pg_handshake(void *arg, const uint8_t *in, size_t len, size_t *used, ik_buf *out
 			rv = on_auth(s, b, bl, out);
 			break;
 		case 'E':
-			rv = startup_error(b, bl);
+			rv = startup_error(s, b, bl);
 			break;
 		case 'K':
 			if (bl != 8) {
@@ -970,6 +976,12 @@ pg_cancel_packet(void *st, uint8_t out[16])
 	return 0;
 }
 
+static void
+pg_error_text(void *st, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s", ((pg_st *) st)->why);
+}
+
 #define PG_TRANSPORT(sym, name, kind, port)                                                        \
 	const ik_transport sym = {                                                                 \
 		.scheme        = name,                                                             \
@@ -988,6 +1000,7 @@ pg_cancel_packet(void *st, uint8_t out[16])
 		.encode_full   = pg_encode_full,                                                   \
 		.release       = pg_release,                                                       \
 		.cancel_packet = pg_cancel_packet,                                                 \
+		.error_text    = pg_error_text,                                                    \
 	}
 
 PG_TRANSPORT(ik_tran_postgresql, "postgresql", IK_ADDR_TCP, 5432);

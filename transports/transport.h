@@ -139,6 +139,11 @@ typedef struct ik_transport {
 	 * (PostgreSQL's CancelRequest).  0, or -IOK_ENOTSUP (nothing to
 	 * cancel, or no key). */
 	int (*cancel_packet)(void *st, uint8_t out[16]);
+
+	/* error_text writes a NUL-terminated, human-readable reason for the
+	 * failure the codec just returned (e.g. the server's refusal of our
+	 * credentials) into buf, "" if it has none.  Never a secret. */
+	void (*error_text)(void *st, char *buf, size_t cap);
 } ik_transport;
 
 #endif /* IK_TRANSPORT_H */

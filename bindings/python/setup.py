@@ -3,8 +3,9 @@
     pip install --no-build-isolation ./bindings/python
 
 The extension compiles the library's own sources (src/, patterns/,
-transports/ of this checkout) into iok._iok, so nothing but libuv and
-c-ares (libuv1-dev, libc-ares-dev) needs to be installed.
+transports/ of this checkout) into iok._iok, so nothing but libuv, c-ares
+and libcrypto (libuv1-dev, libc-ares-dev, libssl-dev; libcrypto does
+PostgreSQL's md5/SCRAM authentication) needs to be installed.
 """
 import glob
 import os
