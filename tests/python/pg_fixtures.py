@@ -20,22 +20,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import pgcluster  # noqa: E402
 
 
-class Cluster(pgcluster.Cluster):
-    """pgcluster's, with PostgreSQL's own programs run without our
-    LD_PRELOAD (the sanitizer runtime the sanitized test run preloads into
-    the interpreter: postgres must not inherit it)."""
-
-    def _cmd(self, argv, **kw):
-        env = dict(os.environ)
-        env.pop("LD_PRELOAD", None)
-        kw.setdefault("env", env)
-        return super()._cmd(argv, **kw)
-
-
 @pytest.fixture(scope="session")
 def pg():
     """The session's cluster (started on first use, removed at the end)."""
-    c = Cluster()  # RuntimeError if postgresql is not installed
+    c = pgcluster.Cluster()  # RuntimeError if postgresql is not installed
     try:
         c.start()
         # PostgreSQL 15+: only the owner may create in public; the tests'
