@@ -24,7 +24,7 @@ now(void)
 }
 
 static int
-send_one(PGconn *c, const char *sql, long i, long nkeys)
+send_one(PGconn *c, long i, long nkeys)
 {
 	char        buf[24];
 	const char *vals[1] = {buf};
@@ -71,7 +71,7 @@ main(int argc, char **argv)
 	for (;;) {
 		int running = now() < end;
 		while (running && inflight < depth) {
-			if (!send_one(c, argv[2], sent++, nkeys) || !PQpipelineSync(c)) {
+			if (!send_one(c, sent++, nkeys) || !PQpipelineSync(c)) {
 				fprintf(stderr, "pg_pipeline: send: %s", PQerrorMessage(c));
 				return 1;
 			}
