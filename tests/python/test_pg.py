@@ -421,3 +421,36 @@ def test_example_runs(pg):
            "{'id': 2, 'balance': Decimal('30')}]" in p.stdout
     assert "duplicate key refused: Key (id)=(1) already exists. (SQLSTATE 23505)" in p.stdout
     assert "notification on 'news': 'hello'" in p.stdout
+
+
+def test_server_restart_mid_burst(pg, run, name):
+    """Every request resolves (a result or a connection error), then the
+    client reconnects by itself and its listener LISTENs again."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        async with iok.pg.AsyncClient(pg.url("iok_scram", application_name=name)) as db:
+            async with db.listen("restart_ch") as events:
+                futs = [asyncio.ensure_future(db.fetchval("SELECT $1::int", i)) for i in range(500)]
+                await asyncio.sleep(0)  # all sent to the kernel thread
+                await loop.run_in_executor(None, pg.restart)
+                got = await asyncio.gather(*futs, return_exceptions=True)
+                for i, v in enumerate(got):
+                    assert v == i or isinstance(v, (ConnectionError, iok.pg.AdminShutdownError)), v
+                # the next queries reach the restarted server
+                while True:
+                    try:
+                        assert await db.fetchval("SELECT 42") == 42
+                        break
+                    except (ConnectionError, iok.pg.AdminShutdownError,
+                            iok.pg.CannotConnectNowError):
+                        continue  # sent on the dying connection, or while the server started
+                while not isinstance(await events.get(), iok.pg.Reconnected):
+                    pass
+                await events.ready()
+                with Wire(pg) as w:
+                    await loop.run_in_executor(None, w.query, "NOTIFY restart_ch, 'back'")
+                n = await events.get()
+                while isinstance(n, iok.pg.Reconnected):
+                    n = await events.get()
+                assert n.payload == "back"
+    run(main())
