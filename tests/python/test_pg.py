@@ -244,6 +244,17 @@ def test_transaction_commit_and_rollback(pg, wire, run, name, table):
                 await db.execute("SET LOCAL application_name = 'in-tx'")
                 assert await db.fetchval("SHOW application_name") == "in-tx"
             assert await db.fetchval("SHOW application_name") == name
+            async with db.transaction(isolation="serializable", readonly=True):
+                assert await db.fetchval("SHOW transaction_isolation") == "serializable"
+                assert await db.fetchval("SHOW transaction_read_only") == "on"
+            # executemany inside: part of the transaction, rolled back with it
+            with pytest.raises(RuntimeError):
+                async with db.transaction():
+                    await db.executemany("INSERT INTO %s VALUES ($1, $2)" % table,
+                                         [(i, "m") for i in range(10, 20)])
+                    assert await db.fetchval("SELECT count(*) FROM %s" % table) == 13
+                    raise RuntimeError
+            assert await db.fetchval("SELECT count(*) FROM %s" % table) == 3
             tx = db.transaction()
             await tx.start()
             await tx.rollback()
