@@ -215,7 +215,9 @@ IOK_API int iok_listener_start(iok_listener l, int flags);
  * redis+unix:///path/to/socket, both taking ?db=N, ?name=client-name and
  * ?protocol=2 (skip HELLO); a pipelined-db socket sends RESP-encoded
  * commands on them and receives each reply as one RESP frame, and a sub
- * socket sharing the dialer gets the pushes).  By default the dialer is
+ * socket sharing the dialer gets the pushes; and
+ * postgresql://[user[:password]@][host][:port][/db] (also postgres://,
+ * see "PostgreSQL" below).  By default the dialer is
  * asynchronous: the call validates the URL and returns; connecting happens
  * on the kernel thread, and a target that is not there yet (no listener,
  * refused) is retried with exponential backoff between
@@ -518,7 +520,64 @@ IOK_API int iok_resp_next(iok_resp_reader *r, iok_resp_item *it);
  * reply with iok_pg_reader.  Requests are pipelined on the connection; each
  * one is self-contained (extended protocol: Parse when the statement is not
  * yet prepared on that connection, Bind, Describe, Execute, Sync), so an
- * error fails its own request only. */
+ * error fails its own request only.
+ *
+ * URLs, as libpq reads them: user, password (percent-decoded) and database
+ * from the URL (or ?user=, ?password=, ?dbname=); default port 5432
+ * (?port= overrides); ?host= overrides the host, and a host that starts
+ * with '/' (?host=/dir, or percent-encoded %2Fdir in the authority) is the
+ * directory of a unix socket DIR/.s.PGSQL.PORT; no host at all means
+ * /var/run/postgresql.  ?application_name= and ?options= (e.g.
+ * "-c statement_timeout=100", percent-encoded) go into the startup
+ * message; client_encoding is always UTF8.  A user is required.
+ * Authentication: trust, cleartext password, md5 and SCRAM-SHA-256 (the
+ * server must prove it knows the verifier).  Refused credentials make a
+ * synchronous dial fail with IOK_EPEERAUTH (the server's refusal, class 28;
+ * other startup refusals such as an unknown database give
+ * IOK_ECONNREFUSED); IOK_EPEERAUTH counts in "stat:proto-errors".  The password is
+ * never logged, echoed or kept after authentication.
+ *
+ * Limits: a whole reply (all its rows) must fit IOK_OPT_RECVMAXSZ (default
+ * 1 MiB; raise it for big results): a bigger one drops the connection,
+ * counted in "stat:rx-oversize", and the requests in flight on it complete
+ * with IOK_ECONNRESET.  COPY ... TO STDOUT works (its data messages are in
+ * the reply, skipped by iok_pg_next); COPY ... FROM STDIN is not supported
+ * (the server would wait for data until the request times out and is
+ * cancelled).
+ *
+ * Prepared statements: a statement (SQL text + parameter oids) is prepared
+ * once per connection under a generated name and kept in a per-connection
+ * LRU cache (256); a new connection prepares again.  A statement whose
+ * Parse failed is forgotten; "cached plan must not change result type"
+ * (SQLSTATE 0A000) fails that request and the statement is prepared anew
+ * for the next one.
+ *
+ * Timeouts: a request that IOK_OPT_REQ_TIMEOUT gives up on while the server
+ * is running it (the oldest in flight on its connection) is cancelled on
+ * the server: the kernel opens a side connection and sends a CancelRequest
+ * with the connection's BackendKeyData.  As with libpq's PQcancel, the
+ * cancel acts on whatever the backend runs when it arrives.
+ *
+ * Sessions (iok_session_open): BEGIN ... COMMIT run on the pinned
+ * connection with nothing interleaved.  When a session is released while
+ * its connection is inside a transaction (ReadyForQuery status 'T' or 'E'),
+ * the kernel sends ROLLBACK (its reply consumed) before the connection
+ * serves anyone else.
+ *
+ * LISTEN/NOTIFY: a sub socket shared onto the dialer (iok_dialer_share)
+ * turns IOK_OPT_SUB_SUBSCRIBE / UNSUBSCRIBE into LISTEN "channel" /
+ * UNLISTEN "channel" (a quoted identifier: any name, case kept) on the same
+ * connection as the queries, their replies consumed by the transport; no
+ * patterns (IOK_OPT_SUB_PSUBSCRIBE: IOK_ENOTSUP).  Each notification
+ * arrives as one push message (iok_msg_is_push) holding one
+ * NotificationResponse: iok_pg_next gives IOK_PG_NOTIFY.  Channels are
+ * LISTENed again after a reconnect, and every connection that starts
+ * while a sub socket shares the dialer first delivers to it the RECONNECT
+ * MARKER: a push message holding a single ReadyForQuery (iok_pg_next gives
+ * IOK_PG_READY), meaning "a new connection: notifications sent while
+ * there was none may have been lost".  (A connection already up when the
+ * sharing starts gives none.)  A pipelined-db socket with no sharer
+ * receives notifications itself, as token-0 push messages in token mode. */
 
 #define IOK_PG_TEXT 0   /* format code: text */
 #define IOK_PG_BINARY 1 /* format code: binary */
@@ -657,6 +716,11 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   IOK_OPT_PROTO, IOK_OPT_PEER int read-only SP protocol numbers
  *   IOK_OPT_PROTONAME, IOK_OPT_PEERNAME string read-only
  *   IOK_OPT_SOCKNAME    string a name for the socket (default its id)
+ *   IOK_OPT_LAST_ERROR  string read-only: why the last connection failed,
+ *                              as the transport tells it (e.g. PostgreSQL's
+ *                              refusal "FATAL 28P01 password authentication
+ *                              failed for user ..."), "" if none; never a
+ *                              password
  *   IOK_OPT_MAXTTL      int    hops allowed through devices (1..15, def. 8)
  * Statistics (uint64, read-only, counted on the kernel thread):
  *   "stat:tx-msgs", "stat:rx-msgs", "stat:tx-bytes", "stat:rx-bytes",
@@ -712,6 +776,7 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   "sub:filtered", "db:inflight", "db:queued"  uint64, read-only counts
  */
 #define IOK_OPT_SOCKNAME "socket-name"
+#define IOK_OPT_LAST_ERROR "last-error"
 #define IOK_OPT_RAW "raw"
 #define IOK_OPT_PROTO "protocol"
 #define IOK_OPT_PROTONAME "protocol-name"

@@ -7,8 +7,8 @@ library libiok.  By default the build makes that library itself, with
 CMake, from this checkout (the same CMakeLists.txt as any other build: only
 the library target, no tests or tools), and ships it inside the package
 next to _iok.*.so, which finds it through an $ORIGIN rpath; so nothing but
-cmake, pkg-config, libuv and c-ares (libuv1-dev, libc-ares-dev) needs to be
-installed.
+cmake, pkg-config, libuv, c-ares and libcrypto (libuv1-dev,
+libc-ares-dev, libssl-dev) needs to be installed.
 
 With IOK_USE_INSTALLED=1 in the environment it links an installed libiok
 found by pkg-config instead (`pkg-config --cflags --libs iok`; set
