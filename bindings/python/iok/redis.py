@@ -1301,7 +1301,7 @@ class _Base(Commands):
                  "_dialer", "_flags", "_retry", "_pubsubs", "_sockopts", "_pool_size",
                  "_max_inflight", "_side_idle", "_side_lock", "_connect_lock", "_connecting",
                  "_suspect", "_checked", "_up_once", "_proto_base", "_ignore_default",
-                 "_demux", "__weakref__")
+                 "_demux", "_shut", "__weakref__")
     _lazy_default = False
 
     def __init__(self, url=None, *, host=None, port=None, db=None, username=None, password=None,
@@ -1310,6 +1310,7 @@ class _Base(Commands):
                  pool_size=1, wait=_UNSET, retry_reads=True, max_inflight=None,
                  encoding="utf-8", socket_keepalive=None, **options):
         self._sock = self._dialer = self._demux = None
+        self._shut = False
         self._pubsubs = weakref.WeakSet()
         self._side_idle = []
         self._side_lock = threading.Lock()
@@ -1400,6 +1401,9 @@ class _Base(Commands):
         return sock
 
     def _install(self, sock, dialer, up=True):
+        if self._shut:  # closed while connecting
+            sock.close()
+            raise _FLAVOURS[Closed]("the client is closed (%s)" % self.url)
         self._dialer = dialer
         self._demux = _SyncDemux(sock, self._flags)
         self._sock = sock
@@ -1414,8 +1418,8 @@ class _Base(Commands):
         log.warning("connecting to %s failed: %s", self.url, said or e)
         if said is not None:
             cls = type(said)
-            if isinstance(e, _iokpkg.PeerAuthError) and not isinstance(said, AuthenticationError):
-                cls = AuthenticationError
+            if isinstance(e, _iokpkg.PeerAuthError):
+                cls = _FLAVOURS[_iokpkg.PeerAuthError]  # AuthenticationError too
             return cls("%s (connecting to %s)" % (said.message, self.url))
         return _redis_error(e, "connecting to " + self.url)
 
@@ -1425,6 +1429,8 @@ class _Base(Commands):
         return None
 
     def _connect_sock(self, side):
+        if self._shut:
+            raise _FLAVOURS[Closed]("the client is closed (%s)" % self.url)
         sock = self._new_sock(side)
         try:
             return sock, _dial(sock, self._dial_url, self.connect_timeout, self.url)
@@ -1436,6 +1442,8 @@ class _Base(Commands):
             raise
 
     async def _aconnect_sock(self, side):
+        if self._shut:
+            raise _FLAVOURS[Closed]("the client is closed (%s)" % self.url)
         sock = self._new_sock(side)
         try:
             return sock, await _adial(sock, self._dial_url, self.connect_timeout, self.url)
@@ -1545,7 +1553,7 @@ class _Base(Commands):
         return side
 
     def _side_put(self, side, ok):
-        if ok and not self.closed and not side.sock.closed:
+        if ok and not self._shut and not side.sock.closed:
             with self._side_lock:
                 if len(self._side_idle) < _SIDE_IDLE:
                     self._side_idle.append(side)
@@ -1553,6 +1561,7 @@ class _Base(Commands):
         side.sock.close()
 
     def _close(self):
+        self._shut = True
         for ps in list(self._pubsubs):
             ps._close_sub()
         with self._side_lock:
@@ -2435,9 +2444,12 @@ class AsyncClient(_AsyncRunner, _Base):
         """An AsyncLock (``async with r.lock("name", timeout=10):``)."""
         return AsyncLock(self, name, timeout, sleep, blocking, blocking_timeout)
 
-    async def close(self, close_connection_pool=None):
-        """Close the connections; awaiting commands raise ConnectionError."""
+    def close(self, close_connection_pool=None):
+        """Close the connections; awaiting commands raise ConnectionError.
+        Closes at once; awaitable too (``await r.close()``, redis.asyncio's
+        way)."""
         self._close()
+        return _done()
 
     async def aclose(self, close_connection_pool=None):
         """close() (redis-py >= 5 spells it aclose)."""
