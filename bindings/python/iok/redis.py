@@ -195,6 +195,25 @@ for _ic, _base in ((_iokpkg.Timeout, TimeoutError), (_iokpkg.ConnectionReset, Co
                    (_iokpkg.AddressInvalid, DataError)):
     _FLAVOURS[_ic] = _flavour(_base, _ic)
 del _ic, _base
+
+
+def _lost_class():
+    # Reset or shut down by the peer is one fault whose code depends on a
+    # race (was our write or our read first?): one class for both, so the
+    # same fault gives the same class from Client and AsyncClient.
+    def __init__(self, *a):
+        RedisError.__init__(self, a[-1] if a else "Connection lost")
+
+    cls = type("_ConnectionLost", (ConnectionError, _iokpkg.ConnectionReset,
+                                   _iokpkg.ConnectionShutdown),
+               {"__module__": __name__, "errno": _iokpkg.ConnectionReset.errno,
+                "__init__": __init__,
+                "__doc__": "The connection was reset or shut down by the peer."})
+    globals()[cls.__name__] = cls
+    return cls
+
+
+_FLAVOURS[_iokpkg.ConnectionReset] = _FLAVOURS[_iokpkg.ConnectionShutdown] = _lost_class()
 _CONN_ERRORS = (_iokpkg.Timeout, _iokpkg.ConnectionReset, _iokpkg.ConnectionShutdown,
                 _iokpkg.ConnectionAborted, _iokpkg.ConnectionRefused)
 
@@ -1513,7 +1532,9 @@ class _Base(Commands):
         """The exception to raise for a failed command (e from iok)."""
         if isinstance(e, ResponseError) or not isinstance(e, Error):
             return e
-        if isinstance(e, _CONN_ERRORS) and not isinstance(e, _iokpkg.Timeout):
+        if isinstance(e, _iokpkg.Timeout):
+            self._suspect = True  # the next command looks at the link first
+        elif isinstance(e, _CONN_ERRORS):
             if not self._suspect:
                 log.warning("connection to %s dropped: %s", self.url, e)
             self._suspect = True
@@ -1582,6 +1603,9 @@ def _after_fork_in_child():
     for d in list(_DEMUXES):
         d._reset()
     for c in list(_CLIENTS):
+        # The child's iok redials on its own: its commands wait for that
+        # connection (up to socket_timeout) rather than failing fast.
+        c._up_once = c._suspect = False
         c._side_lock = threading.Lock()
         c._connect_lock = threading.Lock()
         c._side_idle = []
