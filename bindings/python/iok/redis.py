@@ -3326,10 +3326,21 @@ class AsyncLock(Lock):
 
 # ------------------------------------- AsyncClient's commands as coroutines
 
+def _doc(name):
+    cmd = name.upper().replace("_", " ")
+    return "%s: the Redis command, redis-py's arguments and reply shape." % cmd
+
+
+for _n, _f in list(vars(Commands).items()):
+    if not _n.startswith("_") and callable(_f) and not _f.__doc__:
+        _f.__doc__ = _doc(_n)
+
+
 def _coroutine_method(fn):
     @functools.wraps(fn)
     async def method(self, *args, **kwargs):
         return await fn(self, *args, **kwargs)
+    method.__doc__ = "``await r.%s(...)``.  %s" % (fn.__name__, fn.__doc__)
     return method
 
 
