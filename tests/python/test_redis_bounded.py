@@ -425,3 +425,38 @@ def test_fork_with_a_parent_thread_busy_on_the_client(redis_server):
     assert not failures, failures
     assert int(r.get("children")) == 200
     r.close()
+
+
+def test_ctrl_c_interrupts_a_blocking_sp_dial():
+    # A TCP server that takes the SP header and never answers: the dial
+    # with block=True waits; Ctrl+C ends the wait at once, before iok
+    # gives up on the connection (the server still has it open).
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(4)
+    ls.settimeout(DEADLINE)
+    held = []
+
+    def server():
+        c, _ = ls.accept()
+        c.settimeout(DEADLINE)
+        got = b""
+        while len(got) < 8:
+            got += c.recv(8 - len(got))
+        held.append(c)
+        os.kill(os.getpid(), signal.SIGINT)
+    t = threading.Thread(target=server)
+    t.start()
+    try:
+        with iok.Req() as s:
+            with pytest.raises(KeyboardInterrupt):
+                s.dial("tcp://127.0.0.1:%d" % ls.getsockname()[1], block=True)
+            t.join(DEADLINE)
+            c = held[0]
+            c.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                c.recv(1)  # still open: the interrupt did not wait for iok
+    finally:
+        for c in held:
+            c.close()
+        ls.close()

@@ -229,6 +229,49 @@ def _prefix(v):
     raise TypeError("expected str or bytes, not %s" % type(v).__name__)
 
 
+def _interruptible(dial, sock, url, block):
+    """A blocking dial on a helper thread, so this thread's wait can be
+    interrupted (Ctrl+C) at once; an abandoned dial's dialer is closed
+    when it completes."""
+    import threading
+    box = []
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def run():
+        try:
+            r = (True, dial(sock, url, block))
+        except BaseException as e:  # noqa: B902 - handed to the waiting thread
+            r = (False, e)
+        with lock:
+            box.append(r)
+            abandoned = len(box) > 1
+        done.set()
+        if abandoned and r[0]:
+            try:
+                _iok.dialer_close(r[1])
+            except Error:
+                pass
+
+    threading.Thread(target=run, name="iok-dial", daemon=True).start()
+    try:
+        done.wait()
+    except BaseException:
+        with lock:
+            box.append(None)  # abandoned
+            first = box[0]
+        if first is not None and first[0]:
+            try:
+                _iok.dialer_close(first[1])
+            except Error:
+                pass
+        raise
+    ok, v = box[0]
+    if ok:
+        return v
+    raise v
+
+
 def _urls(v):
     if v is None:
         return ()
@@ -309,8 +352,11 @@ class Socket(_iok.Socket):
     def dial(self, url, block=False):
         """Connect to url (tcp://host:port, ipc:///path, inproc://name...).
         Asynchronous by default (retries in the background); block=True
-        waits for the first connection and raises its error."""
-        return Dialer(_iok.Socket.dial(self, url, block), self)
+        waits for the first connection and raises its error (the wait is
+        interrupted by Ctrl+C at once; the attempt is then abandoned)."""
+        if not block:
+            return Dialer(_iok.Socket.dial(self, url, False), self)
+        return Dialer(_interruptible(_iok.Socket.dial, self, url, True), self)
 
     def listen(self, url):
         """Bind url and accept connections; returns a Listener (.port tells
