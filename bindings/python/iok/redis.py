@@ -2358,12 +2358,47 @@ class AsyncClient(_AsyncRunner, _Base):
             raise TypeError("execute() needs a command")
         if _is_blocking(args):
             return await self._cmd_blocking(args)
-        return await self._acall(args, 0, _IDEM.get(args[0], 0) if self._retry else 0)
+        return await self._arun(args, _IDEM.get(args[0], 0) if self._retry else 0, None)
 
     execute_command = execute
 
     def _cmd(self, args, transform=None, flags=0):
-        return self._acall(args, 0, flags if self._retry else 0, transform)
+        return self._arun(args, flags if self._retry else 0, transform)
+
+    async def _arun(self, args, flags, transform):
+        # _acall and _aio.call inlined: the path every command takes.
+        sock = self._sock
+        if sock is None:
+            sock = await self._aensure()
+        if self._suspect or _monotonic() - self._checked > _CHECK_EVERY:
+            self._check_link(sock)
+        aio = _aio.state(sock)
+        try:
+            token = sock._redis_request(args, 0, flags)
+            while not token:
+                await aio.writable(sock)
+                token = sock._redis_request(args, 0, flags)
+        except Error as e:
+            raise self._fail(e, sock) from None
+        fut = aio.loop.create_future()
+        pending = aio.pending
+        pending[token] = fut
+        if not aio.reading:
+            aio.start_reading(sock)
+        try:
+            v = await fut
+        except BaseException as e:
+            if pending.pop(token, None) is not None:  # cancelled: drop the late reply
+                try:
+                    sock.cancel(token)
+                except Error:
+                    pass
+                if not pending:
+                    aio.maybe_idle(sock)
+            if isinstance(e, Error) and not isinstance(e, ResponseError):
+                raise self._fail(e, sock) from None
+            raise
+        return v if transform is None else transform(v)
 
     async def _cmd_blocking(self, args, transform=None):
         if self._sock is None:
