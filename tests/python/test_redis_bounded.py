@@ -300,6 +300,15 @@ def test_messages_carry_the_servers_words(redis_server):
     with iok.Sub() as s:
         with pytest.raises(TypeError):
             s.subscribe(5)
+        # iok's own errors say which option, which URL (never a password)
+        with pytest.raises(iok.InvalidArgument, match="recv_buffer = 0"):
+            s.recv_buffer = 0
+        with pytest.raises(iok.AddressInvalid, match="tcp://no-port"):
+            s.dial("tcp://no-port")
+    with iok.Db() as db:
+        with pytest.raises(iok.ConnectionRefused) as ei:
+            db.dial("redis://u:pa55@127.0.0.1:%d" % free_tcp_port(), block=True)
+        assert "pa55" not in str(ei.value) and "127.0.0.1" in str(ei.value)
 
 
 @need_redis

@@ -211,7 +211,10 @@ def _option_property(pyname, name, kind):
         return self.getopt(name, kind)
 
     def set(self, value):
-        self.setopt(name, _coerce(pyname, kind, value))
+        try:
+            self.setopt(name, _coerce(pyname, kind, value))
+        except Error as e:
+            raise _say(e, "option %s = %r" % (pyname, value)) from None
 
     doc = "iok option %r (%s)" % (name, kind)
     if pyname in _READ_ONLY:
@@ -227,6 +230,25 @@ def _prefix(v):
     if isinstance(v, (bytes, bytearray, memoryview)):
         return bytes(v)
     raise TypeError("expected str or bytes, not %s" % type(v).__name__)
+
+
+def _say(e, where):
+    """e again, its message saying where (the URL, the option)."""
+    if type(e).__module__ != __name__ or where in e.message:
+        return e
+    new = type(e)(e.errno, "%s (%s)" % (e.message, where))
+    return new
+
+
+def _redact(url):
+    """url without the password of its user:password@ part."""
+    if not isinstance(url, str) or "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    userinfo, sep, host = rest.partition("@")
+    if "/" in userinfo or ":" not in userinfo:
+        return url
+    return "%s://%s:***@%s" % (scheme, userinfo.split(":", 1)[0], host)
 
 
 def _interruptible(dial, sock, url, block):
@@ -354,14 +376,20 @@ class Socket(_iok.Socket):
         Asynchronous by default (retries in the background); block=True
         waits for the first connection and raises its error (the wait is
         interrupted by Ctrl+C at once; the attempt is then abandoned)."""
-        if not block:
-            return Dialer(_iok.Socket.dial(self, url, False), self)
-        return Dialer(_interruptible(_iok.Socket.dial, self, url, True), self)
+        try:
+            if not block:
+                return Dialer(_iok.Socket.dial(self, url, False), self)
+            return Dialer(_interruptible(_iok.Socket.dial, self, url, True), self)
+        except Error as e:
+            raise _say(e, "dialing " + _redact(url)) from None
 
     def listen(self, url):
         """Bind url and accept connections; returns a Listener (.port tells
         the port bound for tcp://host:0)."""
-        return Listener(_iok.Socket.listen(self, url), self)
+        try:
+            return Listener(_iok.Socket.listen(self, url), self)
+        except Error as e:
+            raise _say(e, "listening on " + _redact(url)) from None
 
     # -- options
     def set_option(self, name, value):
@@ -371,8 +399,13 @@ class Socket(_iok.Socket):
             if name in _READ_ONLY:
                 raise ReadOnly(message="option %r is read-only" % name)
             value = _coerce(name, opt[1], value)
-            name = opt[0]
-        self.setopt(name, value)
+            pyname, name = name, opt[0]
+        else:
+            pyname = name
+        try:
+            self.setopt(name, value)
+        except Error as e:
+            raise _say(e, "option %s = %r" % (pyname, value)) from None
 
     def get_option(self, name, kind=None):
         """Get an option by Python name (iok.OPTIONS) or iok name."""

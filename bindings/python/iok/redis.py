@@ -47,7 +47,7 @@ import weakref
 
 from . import _aio, _iok
 
-from . import AddressInvalid, Closed, Db, Error, ProtocolError, Sub, Timeout, TryAgain
+from . import AddressInvalid, Closed, Db, Dialer, Error, ProtocolError, Sub, Timeout, TryAgain
 
 __all__ = [
     "Client", "AsyncClient", "Redis", "StrictRedis", "AsyncRedis", "from_url", "Script",
@@ -1171,7 +1171,8 @@ def _dial(sock, url, timeout, where):
 
     def run():
         try:
-            box.append((True, sock.dial(url, block=True)))
+            # the C call itself: this thread is the interruptible waiter
+            box.append((True, Dialer(_iok.Socket.dial(sock, url, True), sock)))
         except BaseException as e:  # noqa: B902 - handed to the caller
             box.append((False, e))
         finally:
@@ -1198,11 +1199,11 @@ def _dial(sock, url, timeout, where):
 async def _adial(sock, url, timeout, where):
     """_dial for asyncio: the dial runs in the loop's executor."""
     loop = _asyncio_std.get_running_loop()
-    fut = loop.run_in_executor(None, functools.partial(sock.dial, url, True))
+    fut = loop.run_in_executor(None, functools.partial(_iok.Socket.dial, sock, url, True))
     try:
         if timeout is None:
-            return await fut
-        return await _asyncio_std.wait_for(fut, timeout)
+            return Dialer(await fut, sock)
+        return Dialer(await _asyncio_std.wait_for(fut, timeout), sock)
     except Error:
         raise
     except builtins.TimeoutError:
