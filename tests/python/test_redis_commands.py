@@ -234,6 +234,22 @@ def test_lock_not_owned_on_release(r):
             r.set("L2", "taken by another")
 
 
+def test_transaction_helper(r):
+    r.set("acct", 10)
+
+    def double(pipe):
+        v = int(pipe.get("acct"))
+        if v == 10:
+            r.set("acct", 11)  # someone else writes: WATCH fails, func runs again
+        pipe.multi()
+        pipe.set("acct", v * 2)
+        return v
+    assert r.transaction(double, "acct") == [True]
+    assert r.get("acct") == b"22"
+    assert r.transaction(double, "acct", value_from_callable=True) == 22
+    assert r.get("acct") == b"44"
+
+
 def test_decode_responses(redis_server):
     with ir.Redis(redis_server.url(db=9), decode_responses=True, socket_timeout=T) as r:
         r.hset("dh", mapping={"a": "é"})

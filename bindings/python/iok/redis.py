@@ -1553,12 +1553,17 @@ class _Base(Commands):
         return _redis_error(e, self.url)
 
     def _side_take(self):
-        with self._side_lock:
-            while self._side_idle:
+        while True:
+            with self._side_lock:
+                if not self._side_idle:
+                    return None
                 side = self._side_idle.pop()
-                if not side.sock.closed:
+            try:  # an idle connection may have dropped meanwhile
+                if side.sock.getopt("stat:pipes", "uint64") > 0:
                     return side
-        return None
+            except Error:
+                pass
+            side.sock.close()
 
     def _side_get(self):
         side = self._side_take()
