@@ -14,6 +14,7 @@ import pytest
 
 import iok
 import iok.redis as ir
+from conftest import free_tcp_port
 from redis_fixtures import need_redis, redis_module_server, redis_server  # noqa: F401
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -127,9 +128,10 @@ def test_logging_records_connects_and_failures(redis_server, caplog):
     caplog.set_level(logging.INFO, logger="iok")
     with ir.Client(redis_server.url(), socket_timeout=30.0):
         pass
+    port = free_tcp_port()
     with pytest.raises(ir.ConnectionError):
-        ir.Client("redis://127.0.0.1:1")
+        ir.Client("redis://127.0.0.1:%d" % port)
     msgs = [r.getMessage() for r in caplog.records if r.name == "iok"]
     assert any(m.startswith("connected to redis://127.0.0.1:%d" % redis_server.port)
                for m in msgs), msgs
-    assert any("failed" in m and "127.0.0.1:1" in m for m in msgs), msgs
+    assert any("failed" in m and "127.0.0.1:%d" % port in m for m in msgs), msgs
