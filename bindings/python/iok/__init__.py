@@ -169,6 +169,7 @@ OPTIONS = {
     "recv_max_size": ("recv-size-max", "size"),
     "reconnect_time_min": ("reconnect-time-min", "ms"),
     "reconnect_time_max": ("reconnect-time-max", "ms"),
+    "connect_timeout": ("connect-timeout", "ms"),
     "tcp_nodelay": ("tcp-nodelay", "bool"),
     "tcp_keepalive": ("tcp-keepalive", "bool"),
     "linger": ("linger", "ms"),

@@ -95,6 +95,7 @@ class Socket:
     recv_max_size: Any
     reconnect_time_min: Any
     reconnect_time_max: Any
+    connect_timeout: Any
     tcp_nodelay: Any
     tcp_keepalive: Any
     linger: Any
