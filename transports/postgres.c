@@ -468,6 +468,13 @@ reverse(uint8_t *b, size_t n)
 	}
 }
 
+/* IOK_OPT_RECVMAXSZ changed at runtime: from the next message on. */
+static void
+pg_set_recv_max(void *arg, size_t recv_max)
+{
+	((pg_st *) arg)->recv_max = recv_max;
+}
+
 static ssize_t
 pg_frame(void *arg, const uint8_t *cbuf, size_t len, ik_frame *f)
 {
@@ -1001,6 +1008,7 @@ pg_error_text(void *st, char *buf, size_t cap)
 		.release       = pg_release,                                                       \
 		.cancel_packet = pg_cancel_packet,                                                 \
 		.error_text    = pg_error_text,                                                    \
+		.set_recv_max  = pg_set_recv_max,                                                  \
 	}
 
 PG_TRANSPORT(ik_tran_postgresql, "postgresql", IK_ADDR_TCP, 5432);
