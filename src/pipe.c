@@ -1027,7 +1027,7 @@ ik_pipe_abandon_all_of(ik_sock *s)
 		ik_ep *ep = ik_container_of(en, ik_ep, snode);
 		ik_list_foreach_safe(&ep->pipes, pn, tmp)
 		{
-			if (ik_container_of(pn, ik_pipe, enode) == ep->conn_pipe) {
+			if (ik_container_of(pn, ik_pipe, enode)->dialing) {
 				continue; /* the dialer cancels its own attempt */
 			}
 			/* Closed now, before the child's loop first polls:

@@ -63,6 +63,8 @@ struct ik_pipe {
 	bool                ever_active; /* handshake done, pattern took it */
 	int                 close_err;
 	ik_node             enode; /* in ep->pipes */
+	struct ik_upstream *up;    /* the dialer's upstream (NULL: accepted) */
+	bool                dialing; /* its stream is still connecting */
 	ik_task             task;  /* flush writes / resume reading */
 	iok_msg            *held;  /* message a pattern refused */
 	int                 held_att;

@@ -27,7 +27,9 @@ typedef struct ik_tran_opts {
 	iok_duration reconn_max;
 	int          nodelay;
 	int          keepalive;
-	int          pool; /* connections a dialer keeps */
+	int          pool; /* connections a dialer keeps, per address */
+	iok_duration ttl_min, ttl_max; /* re-resolve bounds (discovery) */
+	char         dns_servers[256]; /* "" = the process default */
 } ik_tran_opts;
 
 struct ik_sock {

@@ -162,6 +162,8 @@ sock_open(iok_socket *out, const char *name, int raw)
 	s->topts.nodelay    = 1;
 	s->topts.keepalive  = 0;
 	s->topts.pool       = 1;
+	s->topts.ttl_min    = 1000;
+	s->topts.ttl_max    = 60000;
 	ik_list_init(&s->pipes);
 	ik_list_init(&s->paused);
 	ik_list_init(&s->eps);
