@@ -394,9 +394,11 @@ ik_ep_create(ik_ep **out, iok_socket h, const char *url, bool dialer)
 	} else if (dialer && (rv = check_dial_target(ep)) != 0) {
 		goto fail;
 	} else {
-		if (ep->url.host == NULL || (dialer && ep->url.host[0] == '\0') ||
+		/* Other backends report their own ports. */
+		bool listed = !dialer || strcmp(ep->disc_backend, "static") == 0;
+		if (listed && (ep->url.host == NULL || (dialer && ep->url.host[0] == '\0') ||
 		    (!ep->url.has_port && ep->tran->def_port == 0) ||
-		    (dialer && ik_ep_port(ep) == 0)) {
+		    (dialer && ik_ep_port(ep) == 0))) {
 			rv = IOK_EADDRINVAL;
 			goto fail;
 		}
