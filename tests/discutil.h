@@ -227,6 +227,39 @@ du_dnsmasq_available(void)
 	return system("command -v dnsmasq >/dev/null 2>&1 || test -x /usr/sbin/dnsmasq") == 0;
 }
 
+/* dnsmasq changes credentials, which clears PR_SET_PDEATHSIG: servers
+ * still running at exit (a failed assertion skipped the stop) are killed
+ * here. */
+static pid_t du_dns_pids[8];
+
+static void
+du_dnsmasq_reap_all(void)
+{
+	for (int i = 0; i < 8; i++) {
+		if (du_dns_pids[i] > 0) {
+			kill(du_dns_pids[i], SIGKILL);
+			(void) waitpid(du_dns_pids[i], NULL, 0);
+			du_dns_pids[i] = 0;
+		}
+	}
+}
+
+static void
+du_dnsmasq_track(pid_t pid, bool add)
+{
+	static bool registered;
+	if (!registered) {
+		registered = true;
+		atexit(du_dnsmasq_reap_all);
+	}
+	for (int i = 0; i < 8; i++) {
+		if (add ? du_dns_pids[i] == 0 : du_dns_pids[i] == pid) {
+			du_dns_pids[i] = add ? pid : 0;
+			return;
+		}
+	}
+}
+
 /* The UDP port is taken (dnsmasq is listening). */
 static int
 du_udp_taken(void *arg)
@@ -241,6 +274,16 @@ du_udp_taken(void *arg)
 	taken = bind(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0 && errno == EADDRINUSE;
 	close(fd);
 	return taken;
+}
+
+static DU_UNUSED void
+du_dnsmasq_stop(pid_t pid)
+{
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		(void) waitpid(pid, NULL, 0);
+		du_dnsmasq_track(pid, false);
+	}
 }
 
 /* Start dnsmasq on 127.0.0.1:port answering from hosts (an addn-hosts
@@ -286,21 +329,13 @@ du_dnsmasq_start(int port, const char *hosts, const char *const *srv, const char
 		execv("/usr/sbin/dnsmasq", (char *const *) argv);
 		_exit(127);
 	}
+	du_dnsmasq_track(pid, true);
 	if (!tu_wait_for(du_udp_taken, &port, DU_MS)) {
-		kill(pid, SIGKILL);
-		(void) waitpid(pid, NULL, 0);
+		du_dnsmasq_stop(pid);
 		return -1;
 	}
 	return pid;
 }
 
-static DU_UNUSED void
-du_dnsmasq_stop(pid_t pid)
-{
-	if (pid > 0) {
-		kill(pid, SIGKILL);
-		(void) waitpid(pid, NULL, 0);
-	}
-}
 
 #endif
