@@ -639,6 +639,17 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   IOK_OPT_PROTONAME, IOK_OPT_PEERNAME string read-only
  *   IOK_OPT_SOCKNAME    string a name for the socket (default its id)
  *   IOK_OPT_MAXTTL      int    hops allowed through devices (1..15, def. 8)
+ *   IOK_OPT_PEERS_LIVE  int    read-only: connections the socket can use
+ *                              now (handshake done), over all its dialers
+ *                              and listeners.  Dialers connect as soon as
+ *                              their target resolves, so this says whether
+ *                              a service is there before anything is sent.
+ *   IOK_OPT_PEERS_FD    int    read-only: a descriptor (level-triggered,
+ *                              never read or close it) that turns readable
+ *                              when peers-live goes from 0 to non-zero or
+ *                              back to 0, and stays readable until
+ *                              peers-live is read again.  Poll it, then
+ *                              read peers-live: no transition is missed.
  * Statistics (uint64, read-only, counted on the kernel thread):
  *   "stat:tx-msgs", "stat:rx-msgs", "stat:tx-bytes", "stat:rx-bytes",
  *   "stat:pipes" (connections now), "stat:pipes-opened", "stat:reconnects",
@@ -710,6 +721,8 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 #define IOK_OPT_DNS_TTL_MAX "dns:ttl-max" /* ms */
 #define IOK_OPT_DNS_SERVERS "dns:servers" /* string "host:port,..." */
 #define IOK_OPT_UPSTREAMS "upstreams"     /* string, read-only, dialers */
+#define IOK_OPT_PEERS_LIVE "peers-live"   /* int, read-only */
+#define IOK_OPT_PEERS_FD "peers-fd"       /* int, read-only */
 /* Pattern options. */
 #define IOK_OPT_PAIR1_POLY "pair1:polyamorous"
 #define IOK_OPT_SUB_SUBSCRIBE "sub:subscribe"     /* bytes, write-only */

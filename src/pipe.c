@@ -190,7 +190,9 @@ att_remove(ik_att *a)
 		a->added = false;
 		ik_list_remove(&a->snode);
 		s->pat->pipe_rm(s->pdata, a->pdata);
-		s->stats[IK_STAT_PIPES]--;
+		if (--s->stats[IK_STAT_PIPES] == 0) {
+			ik_sock_peers_crossed(s);
+		}
 	}
 	if (ik_node_linked(&a->pnode)) {
 		ik_list_remove(&a->pnode);
@@ -316,7 +318,9 @@ att_add(ik_att *a)
 	}
 	a->added = true;
 	ik_list_append(&s->pipes, &a->snode);
-	s->stats[IK_STAT_PIPES]++;
+	if (++s->stats[IK_STAT_PIPES] == 1) {
+		ik_sock_peers_crossed(s);
+	}
 	s->stats[IK_STAT_PIPES_OPENED]++;
 	return 0;
 }

@@ -4,6 +4,8 @@
  * iok_discovery_register, it reports addresses from a table this test
  * edits, and dialers using "tcp+mem://" follow the edits.
  */
+#include <poll.h>
+
 #include "discutil.h"
 
 /* The table the backend reports from: the test thread writes it, the
@@ -152,12 +154,64 @@ test_follow(void **state)
 	du_server_stop(&b);
 }
 
+static int
+readable(int fd, int ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	return poll(&p, 1, ms) == 1 && (p.revents & POLLIN);
+}
+
+static int
+peers_live(iok_socket s)
+{
+	int n = -1;
+	IOK_OK(iok_socket_get_int(s, IOK_OPT_PEERS_LIVE, &n));
+	return n;
+}
+
+/* Health the application sees before it sends anything: peers-live and
+ * its descriptor, following the backend's set to zero and back. */
+static void
+test_health(void **state)
+{
+	du_server  a;
+	iok_socket req;
+	int        fd, port = tu_free_port();
+	(void) state;
+	du_server_start(&a, "127.0.0.2", port);
+	set_table("", 0); /* nothing there yet */
+	IOK_OK(iok_req0_open(&req));
+	IOK_OK(iok_socket_get_int(req, IOK_OPT_PEERS_FD, &fd));
+	assert_int_equal(iok_socket_set_int(req, IOK_OPT_PEERS_LIVE, 1), IOK_EREADONLY);
+	IOK_OK(iok_dial(req, "tcp+mem://svc", NULL, 0));
+	assert_int_equal(peers_live(req), 0);
+	assert_false(readable(fd, 0));
+
+	set_table("127.0.0.2", port); /* the service appears: connected at once */
+	assert_true(readable(fd, DU_MS));
+	assert_int_equal(peers_live(req), 1);
+	assert_false(readable(fd, 0)); /* reading the count re-arms it */
+
+	set_table("", 0); /* gone: back to zero */
+	assert_true(readable(fd, DU_MS));
+	assert_int_equal(peers_live(req), 0);
+
+	set_table("127.0.0.2", port);
+	assert_true(readable(fd, DU_MS));
+	assert_int_equal(peers_live(req), 1);
+	/* No request was ever sent: the connection came from the name. */
+	assert_int_equal(tu_stat(req, "stat:tx-msgs"), 0);
+	IOK_OK(iok_close(req));
+	du_server_stop(&a);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_register),
 		cmocka_unit_test(test_follow),
+		cmocka_unit_test(test_health),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
