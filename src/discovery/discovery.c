@@ -85,7 +85,7 @@ merge(ik_disc *d)
 		}
 	}
 	qsort(tmp, (size_t) n, sizeof(tmp[0]), entry_cmp);
-	if (n == d->nset && memcmp(tmp, d->set, (size_t) n * sizeof(tmp[0])) == 0) {
+	if (n == d->nset && (n == 0 || memcmp(tmp, d->set, (size_t) n * sizeof(tmp[0])) == 0)) {
 		return;
 	}
 	ik_disc_entry *ns = NULL;
