@@ -16,9 +16,12 @@
  *
  * Depth and spreading.  At most db:max-inflight requests (default 1024,
  * 1..65536) are in flight per connection.  A request goes to the connection
- * with the fewest in flight among those with room (not pinned, below the
- * depth, write queue below its high-water mark), ties broken round-robin;
- * with the default pool-size of 1 that is the one connection per upstream.
+ * that costs least among those with room (not pinned, below the depth,
+ * write queue below its high-water mark): requests in flight (plus one)
+ * times the reply latency of its upstream (the address it connects to,
+ * a moving average the kernel keeps), over the upstream's weight from
+ * discovery; ties broken round-robin.  With one address that is simply
+ * the fewest in flight; over several, a slow replica gets less.
  *
  * Queueing and flow control.  Requests that find no room wait in order in
  * a pending queue, where req:timeout (default infinite, as req0) runs on
@@ -133,6 +136,7 @@ typedef struct db_req {
 	ik_node  qnode;   /* in s->pending, sess->queue or pipe->fifo */
 	ik_node  xnode;   /* in s->expiries */
 	uint64_t expire_at;
+	uint64_t sent_us; /* when it went on the wire (upstream latency) */
 	int      where;   /* R_* */
 	bool     dead;    /* in flight but given up: drop its reply */
 	bool     idem;    /* may be sent again once */
@@ -419,25 +423,47 @@ room(const db_sock *s, const db_pipe *p)
 	return p->nfifo < (uint32_t) s->max_inflight && ik_pipe_writable(p->pipe);
 }
 
-/* The unpinned connection with room and the fewest in flight; ties go
- * round-robin.  NULL if none. */
+/* What sending one more request on p costs: its requests in flight (this
+ * one included) times its upstream's reply latency, over the upstream's
+ * weight (Finagle's least-loaded, weighted by latency), as a fraction
+ * num / den.  An upstream without a latency sample yet counts as fast, so
+ * it gets traffic and a sample. */
+static void
+cost(const db_pipe *p, uint64_t *num, uint64_t *den)
+{
+	uint64_t lat = ik_pipe_latency_us(p->pipe);
+	if (lat == 0) {
+		lat = 1;
+	}
+	if (lat > 100000000) {
+		lat = 100000000; /* keeps the products below 2^64 */
+	}
+	*num = ((uint64_t) p->nfifo + 1) * lat;
+	*den = ik_pipe_weight(p->pipe);
+}
+
+/* The unpinned connection with room that costs least (see cost(): with
+ * one upstream, the fewest in flight); ties go round-robin.  NULL if
+ * none. */
 static db_pipe *
 pick_free(db_sock *s)
 {
 	db_pipe *best = NULL;
 	int      bk   = 0;
+	uint64_t bn = 0, bd = 1;
 	for (int i = 0; i < s->npipes; i++) {
 		int      k = (s->rr + i) % s->npipes;
 		db_pipe *p = s->pipes[k];
+		uint64_t n, d;
 		if (p->pinned != NULL || !room(s, p)) {
 			continue;
 		}
-		if (best == NULL || p->nfifo < best->nfifo) {
+		cost(p, &n, &d);
+		if (best == NULL || n * bd < bn * d) {
 			best = p;
 			bk   = k;
-			if (p->nfifo == 0) {
-				break;
-			}
+			bn   = n;
+			bd   = d;
 		}
 	}
 	if (best != NULL) {
@@ -476,8 +502,9 @@ transmit(db_sock *s, db_pipe *p, db_req *r)
 	out->flags  = 0;
 	out->token  = 0;
 	out->status = 0;
-	r->pipe  = p;
-	r->where = R_FIFO;
+	r->pipe    = p;
+	r->where   = R_FIFO;
+	r->sent_us = ik_now_us();
 	ik_list_append(&p->fifo, &r->qnode);
 	p->nfifo++;
 	s->ninflight++;
@@ -962,6 +989,7 @@ db_recv(void *arg, void *pp, iok_msg *m)
 		return IK_OK;
 	}
 	r = ik_container_of(n, db_req, qnode);
+	ik_pipe_note_reply(p->pipe, ik_now_us() - r->sent_us);
 	if (r->dead) {
 		iok_msg_free(m); /* late: cancelled, timed out or abandoned */
 		ik_sock_stat(s->sock, IK_STAT_RX_DROPPED, 1);

@@ -421,15 +421,53 @@ ik_dialer_upstreams(const ik_ep *ep, char *buf, size_t cap)
 			snprintf(host, sizeof(host), "%s", ep->url.path != NULL ? "path" : "?");
 		}
 		int w = snprintf(buf + off, cap - off,
-		    "%s:%u weight=%u pipes=%d connects=%llu errors=%llu drops=%llu connect-us=%llu\n", host, port,
-		    up->weight, up_live(up), (unsigned long long) up->connects, (unsigned long long) up->errors,
-		    (unsigned long long) up->drops, (unsigned long long) up->connect_us);
+		    "%s:%u weight=%u pipes=%d connects=%llu errors=%llu drops=%llu connect-us=%llu replies=%llu "
+		    "latency-us=%llu\n",
+		    host, port, up->weight, up_live(up), (unsigned long long) up->connects,
+		    (unsigned long long) up->errors, (unsigned long long) up->drops,
+		    (unsigned long long) up->connect_us, (unsigned long long) up->replies,
+		    (unsigned long long) up->latency_us);
 		if (w < 0 || (size_t) w >= cap - off) {
 			return IOK_ENOSPC;
 		}
 		off += (size_t) w;
 	}
 	return 0;
+}
+
+/* ------------------------------------------------ upstream statistics */
+
+void
+ik_pipe_note_reply(ik_pipe *p, uint64_t latency_us)
+{
+	ik_upstream *up = p->up;
+	if (up == NULL) {
+		return;
+	}
+	up->replies++;
+	if (up->latency_us == 0) {
+		up->latency_us = latency_us > 0 ? latency_us : 1;
+	} else {
+		/* An average over the last few replies (1/8 each): follows a
+		 * replica getting slower within tens of requests. */
+		int64_t d      = (int64_t) latency_us - (int64_t) up->latency_us;
+		up->latency_us = (uint64_t) ((int64_t) up->latency_us + d / 8);
+		if (up->latency_us == 0) {
+			up->latency_us = 1;
+		}
+	}
+}
+
+uint64_t
+ik_pipe_latency_us(const ik_pipe *p)
+{
+	return p->up != NULL ? p->up->latency_us : 0;
+}
+
+unsigned
+ik_pipe_weight(const ik_pipe *p)
+{
+	return p->up != NULL && p->up->weight > 0 ? p->up->weight : 1;
 }
 
 /* --------------------------------------------------- pipe notifications */

@@ -33,6 +33,7 @@ typedef struct ik_upstream {
 	int                     refs;       /* pipes pointing here, closing ones too */
 	uint64_t                t_start;    /* the attempt's start, uv_hrtime ns */
 	uint64_t                connects, errors, drops, connect_us;
+	uint64_t                replies, latency_us; /* moving average */
 } ik_upstream;
 
 struct ik_ep {

@@ -1,0 +1,129 @@
+/*
+ * test_discovery_redis.c - pipelined-db over a static list of two real
+ * redis-servers ("redis://h:A,h:B"): both connected before use, requests
+ * spread, per-upstream replies and latency kept, and a replica that got
+ * slow (CLIENT PAUSE) gets less: with both idle, every request goes to the
+ * fast one.
+ */
+#include "redisutil.h"
+
+static uint64_t
+field(const char *ups, int port, const char *name)
+{
+	char        key[32], want[64];
+	const char *line, *f;
+	snprintf(want, sizeof(want), ":%d ", port);
+	if ((line = strstr(ups, want)) == NULL) {
+		fail_msg("no upstream for port %d in:\n%s", port, ups);
+	}
+	snprintf(key, sizeof(key), " %s=", name);
+	const char *eol = strchr(line, '\n');
+	if ((f = strstr(line, key)) == NULL || (eol != NULL && f > eol)) {
+		fail_msg("no %s for port %d", name, port);
+	}
+	return strtoull(f + strlen(key), NULL, 10);
+}
+
+static uint64_t
+up_field(iok_dialer d, int port, const char *name)
+{
+	char    *ups = NULL;
+	uint64_t v;
+	IOK_OK(iok_dialer_get_string(d, IOK_OPT_UPSTREAMS, &ups));
+	v = field(ups, port, name);
+	free(ups);
+	return v;
+}
+
+/* n requests in flight at once, every reply awaited. */
+static void
+burst(iok_socket s, int n)
+{
+	for (int i = 0; i < n; i++) {
+		uint64_t tok;
+		IOK_OK(iok_request(s, tu_cmd("PING", NULL), 0, &tok));
+	}
+	for (int i = 0; i < n; i++) {
+		iok_msg *m;
+		IOK_OK(iok_recvmsg(s, &m, 0));
+		assert_int_equal(iok_msg_status(m), 0);
+		tu_assert_reply(m, "PONG");
+		iok_msg_free(m);
+	}
+}
+
+/* A raw connection's command (the test's side channel to one server). */
+static void
+raw_cmd(int port, const char *resp, const char *expect)
+{
+	struct sockaddr_in sa;
+	char               buf[64];
+	int                fd = socket(AF_INET, SOCK_STREAM, 0);
+	ssize_t            n;
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family      = AF_INET;
+	sa.sin_port        = htons((uint16_t) port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+	assert_int_equal(write(fd, resp, strlen(resp)), (ssize_t) strlen(resp));
+	assert_true((n = read(fd, buf, sizeof(buf) - 1)) > 0);
+	buf[n] = '\0';
+	assert_true(strncmp(buf, expect, strlen(expect)) == 0);
+	close(fd);
+}
+
+static void
+test_two_servers(void **state)
+{
+	tu_redis   a = {0}, b = {0};
+	iok_socket s;
+	iok_dialer d;
+	char       url[128];
+	(void) state;
+	if (!tu_redis_available()) {
+		skip();
+	}
+	assert_int_equal(tu_redis_start(&a), 0);
+	assert_int_equal(tu_redis_start(&b), 0);
+	IOK_OK(iok_db_open(&s));
+	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECVTIMEO, 20000));
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d,127.0.0.1:%d/?name=disc", a.port, b.port);
+	IOK_OK(iok_dial(s, url, &d, IOK_FLAG_SYNC));
+	assert_true(tu_wait_stat(s, "stat:pipes", 2, 20000)); /* both, before use */
+
+	/* Spread: both answer, and each keeps its replies and latency. */
+	burst(s, 200);
+	uint64_t ra = up_field(d, a.port, "replies"), rb = up_field(d, b.port, "replies");
+	assert_int_equal(ra + rb, 200);
+	assert_true(ra > 0 && rb > 0);
+	assert_true(up_field(d, a.port, "latency-us") > 0);
+
+	/* b gets slow: its requests wait out a pause, its latency climbs. */
+	raw_cmd(b.port, "*3\r\n$6\r\nCLIENT\r\n$5\r\nPAUSE\r\n$3\r\n300\r\n", "+OK");
+	burst(s, 40);
+	uint64_t slow_b = up_field(d, b.port, "replies");
+	assert_true(slow_b > rb); /* some went there and waited */
+	assert_true(up_field(d, b.port, "latency-us") > up_field(d, a.port, "latency-us"));
+
+	/* One at a time, both idle: the cheaper upstream is the fast one. */
+	uint64_t before_a = up_field(d, a.port, "replies");
+	burst(s, 1);
+	for (int i = 0; i < 29; i++) {
+		burst(s, 1);
+	}
+	assert_int_equal(up_field(d, a.port, "replies"), before_a + 30);
+	assert_int_equal(up_field(d, b.port, "replies"), slow_b);
+
+	IOK_OK(iok_close(s));
+	tu_redis_stop(&a);
+	tu_redis_stop(&b);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_two_servers),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
