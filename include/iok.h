@@ -259,9 +259,12 @@ IOK_API int iok_listener_id(iok_listener l);
 /* A dial target is a name that keeps being resolved on the kernel thread;
  * the dialer keeps IOK_OPT_POOL_SIZE connections to EVERY address of the
  * current set, dials addresses that appear and closes connections to
- * addresses that leave (their requests in flight fail with
- * IOK_ECONNRESET, or are retried elsewhere when idempotent; none is lost
- * silently).  Dial URL forms (tcp shown; any transport scheme works):
+ * addresses that leave.  pipelined-db drains them first: no new request
+ * goes there, those in flight complete, then the connection closes (after
+ * 10 s at most: what is still in flight then fails with IOK_ECONNRESET,
+ * or is retried elsewhere when idempotent).  Other patterns close them at
+ * once (req resends elsewhere).  No request is lost silently.  Dial URL
+ * forms (tcp shown; any transport scheme works):
  *
  *   tcp://name:5555             A/AAAA records, re-resolved on their TTL
  *                               (clamped to IOK_OPT_DNS_TTL_MIN/MAX) and
@@ -660,11 +663,13 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  * Dialer/listener options: the transport ones above, plus IOK_OPT_URL
  * (string, read-only) and, on tcp listeners, IOK_OPT_TCP_BOUND_PORT (int,
  * read-only).  Dialers: IOK_OPT_UPSTREAMS (string, read-only): one line per
- * address of the current set, "ADDR:PORT weight=W pipes=N connects=C
- * errors=E drops=D connect-us=U" (errors: failed connection attempts,
- * drops: established connections lost, connect-us: the last connect's
- * duration), so the application can see which upstream is slow or
- * failing.
+ * address of the current set (and per address that left it while its
+ * connections drain), "ADDR:PORT state=live|draining weight=W pipes=N
+ * connects=C errors=E drops=D connect-us=U replies=R latency-us=L"
+ * (errors: failed connection attempts, drops: established connections
+ * lost, connect-us: the last connect's duration, replies and latency-us:
+ * replies matched by pipelined-db and their moving-average latency), so
+ * the application can see which upstream is slow or failing.
  *
  * Pattern options:
  *   IOK_OPT_PAIR1_POLY        bool  pair1 talks to many peers (set before

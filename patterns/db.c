@@ -85,6 +85,12 @@
  * on a socket used plainly they would read as the reply to the current
  * request, so they are dropped and counted in stat:rx-dropped.
  *
+ * Draining.  When a connection's address leaves its dialer's target
+ * (discovery), pipe_drain marks it: no new request is routed there (a
+ * session pinned to it carries on), and once nothing is in flight on it
+ * and no session holds it, it is closed.  The core closes it after
+ * IK_DRAIN_MAX_MS regardless (then the usual IOK_ECONNRESET / retry).
+ *
  * Fork: in the child every request, queue, session and completion is
  * forgotten (they are the parent's); nothing is sent twice.
  *
@@ -150,6 +156,8 @@ struct db_pipe {
 	ik_list  fifo; /* requests in flight, oldest first */
 	uint32_t nfifo;
 	db_sess *pinned;
+	bool     draining; /* its address left the set: close once idle */
+	bool     closed;   /* asked the core to close it */
 };
 
 struct db_sess {
@@ -179,6 +187,7 @@ struct db_sock {
 	uint32_t     npending;
 	uint32_t     nglobal;   /* npending + requests of waiting sessions */
 	uint64_t     ninflight; /* across pipes, dead ones included */
+	int          ndraining; /* pipes draining, not yet closed */
 	uint64_t     nqueued;   /* every request not yet sent */
 	uint64_t     seq;
 	uint64_t     max_token;
@@ -420,7 +429,10 @@ give_up(db_sock *s, db_req *r, int err)
 static bool
 room(const db_sock *s, const db_pipe *p)
 {
-	return p->nfifo < (uint32_t) s->max_inflight && ik_pipe_writable(p->pipe);
+	/* A draining connection takes only its pinned session's requests
+	 * (a transaction cannot move). */
+	return p->nfifo < (uint32_t) s->max_inflight && ik_pipe_writable(p->pipe) &&
+	    (!p->draining || p->pinned != NULL);
 }
 
 /* What sending one more request on p costs: its requests in flight (this
@@ -624,9 +636,25 @@ arm(db_sock *s)
 /* After every event: move what can move, set the timer, and let the core
  * offer again what we refused. */
 static void
+close_drained(db_sock *s)
+{
+	for (int i = 0; i < s->npipes && s->ndraining > 0; i++) {
+		db_pipe *p = s->pipes[i];
+		if (p->draining && !p->closed && p->nfifo == 0 && p->pinned == NULL) {
+			p->closed = true;
+			s->ndraining--;
+			ik_pipe_close(p->pipe, IOK_ECONNSHUT);
+		}
+	}
+}
+
+static void
 settle(db_sock *s, bool in_send)
 {
 	dispatch(s);
+	if (s->ndraining > 0) {
+		close_drained(s);
+	}
 	arm(s);
 	if (s->busy && !in_send) {
 		s->busy = false;
@@ -752,6 +780,18 @@ db_pipe_add(void *arg, void *pp, ik_pipe *pipe)
 }
 
 static void
+db_pipe_drain(void *arg, void *pp)
+{
+	db_sock *s = arg;
+	db_pipe *p = pp;
+	if (!p->draining) {
+		p->draining = true;
+		s->ndraining++;
+		settle(s, false); /* closes it now if nothing is in flight */
+	}
+}
+
+static void
 db_pipe_rm(void *arg, void *pp)
 {
 	db_sock *s = arg;
@@ -759,6 +799,9 @@ db_pipe_rm(void *arg, void *pp)
 	ik_node *n;
 	ik_list  retry;
 
+	if (p->draining && !p->closed) {
+		s->ndraining--; /* went before it was idle (or the drain ran out) */
+	}
 	s->pipes[p->slot]       = s->pipes[s->npipes - 1];
 	s->pipes[p->slot]->slot = p->slot;
 	s->npipes--;
@@ -1169,4 +1212,5 @@ const ik_pattern ik_pattern_db = {
 	.cancel     = db_cancel,
 	.fork_child = db_fork_child,
 	.recv_ready = db_recv_ready,
+	.pipe_drain = db_pipe_drain,
 };

@@ -31,6 +31,8 @@ typedef struct ik_sock  ik_sock;
 typedef struct ik_pipe  ik_pipe;
 typedef struct ik_timer ik_timer;
 
+#define IK_DRAIN_MAX_MS 10000 /* a draining pipe is closed after this */
+
 /* Return values of send/recv/ik_sock_deliver. */
 #define IK_OK 0
 #define IK_BUSY 1
@@ -105,6 +107,12 @@ typedef struct ik_pattern {
 	/* recv_ready: the receive queue has room again after being full
 	 * (may be NULL): a pattern holding completions can deliver them. */
 	void (*recv_ready)(void *ps);
+	/* pipe_drain: the pipe's address left its dialer's target (discovery):
+	 * put nothing new on it, and ik_pipe_close it once what is in flight
+	 * there has been answered; the core closes it anyway after
+	 * IK_DRAIN_MAX_MS.  NULL: the core closes it at once (pipe_rm then
+	 * resends or fails what was in flight). */
+	void (*pipe_drain)(void *ps, void *pp);
 } ik_pattern;
 
 /* ik_pattern_register adds a pattern (and "<name>" without a trailing

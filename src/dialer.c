@@ -28,10 +28,17 @@ static void up_kick(ik_upstream *up);
 
 /* ----------------------------------------------------------- upstreams */
 
+static void up_close_pipes(ik_upstream *up, int err);
+
 static void
 up_retry_cb(void *arg)
 {
-	up_kick(arg);
+	ik_upstream *up = arg;
+	if (up->removed) {
+		up_close_pipes(up, IOK_ECONNSHUT); /* the drain took too long */
+		return;
+	}
+	up_kick(up);
 }
 
 static ik_upstream *
@@ -251,13 +258,30 @@ up_kick(ik_upstream *up)
 	}
 }
 
-/* The address left the set: no new connections, the current ones close
- * (the pattern fails or retries their requests). */
+static void
+up_close_pipes(ik_upstream *up, int err)
+{
+	ik_node *n, *tmp;
+	ik_list_foreach_safe(&up->ep->pipes, n, tmp)
+	{
+		ik_pipe *p = ik_container_of(n, ik_pipe, enode);
+		if (p->up == up && !p->dialing && p->state != IK_PIPE_CLOSING) {
+			ik_pipe_close(p, err);
+		}
+	}
+}
+
+/* The address left the set: no new connections.  A pattern that can
+ * drain (pipelined-db) lets the requests in flight there finish and then
+ * closes the connection; other connections close now, and their pattern
+ * resends (req) or fails what was in flight.  Nothing is dropped
+ * silently either way. */
 static void
 up_remove(ik_upstream *up, int err)
 {
 	ik_ep   *ep = up->ep;
 	ik_node *n, *tmp;
+	bool     draining = false;
 	up->removed = true;
 	ik_timer_stop(up->timer);
 	if (up->connecting && up->conn_pipe != NULL && !uv_is_closing(&up->conn_pipe->h.handle)) {
@@ -266,9 +290,19 @@ up_remove(ik_upstream *up, int err)
 	ik_list_foreach_safe(&ep->pipes, n, tmp)
 	{
 		ik_pipe *p = ik_container_of(n, ik_pipe, enode);
-		if (p->up == up && !p->dialing && p->state != IK_PIPE_CLOSING) {
+		ik_att  *a = &p->att[IK_ATT_OWNER];
+		if (p->up != up || p->dialing || p->state == IK_PIPE_CLOSING) {
+			continue;
+		}
+		if (p->state == IK_PIPE_ACTIVE && a->added && a->sock->pat->pipe_drain != NULL) {
+			draining = true;
+			a->sock->pat->pipe_drain(a->sock->pdata, a->pdata);
+		} else {
 			ik_pipe_close(p, err);
 		}
+	}
+	if (draining) {
+		ik_timer_start(up->timer, IK_DRAIN_MAX_MS);
 	}
 	up_maybe_free(up);
 }
@@ -404,7 +438,7 @@ ik_dialer_upstreams(const ik_ep *ep, char *buf, size_t cap)
 		const ik_upstream *up = ik_container_of(n, ik_upstream, node);
 		char               host[INET6_ADDRSTRLEN + 2] = "";
 		unsigned           port = 0;
-		if (up->removed) {
+		if (up->removed && (ep->closing || up_live(up) == 0)) {
 			continue;
 		}
 		if (up->sa.ss_family == AF_INET) {
@@ -421,9 +455,9 @@ ik_dialer_upstreams(const ik_ep *ep, char *buf, size_t cap)
 			snprintf(host, sizeof(host), "%s", ep->url.path != NULL ? "path" : "?");
 		}
 		int w = snprintf(buf + off, cap - off,
-		    "%s:%u weight=%u pipes=%d connects=%llu errors=%llu drops=%llu connect-us=%llu replies=%llu "
-		    "latency-us=%llu\n",
-		    host, port, up->weight, up_live(up), (unsigned long long) up->connects,
+		    "%s:%u state=%s weight=%u pipes=%d connects=%llu errors=%llu drops=%llu connect-us=%llu "
+		    "replies=%llu latency-us=%llu\n",
+		    host, port, up->removed ? "draining" : "live", up->weight, up_live(up), (unsigned long long) up->connects,
 		    (unsigned long long) up->errors, (unsigned long long) up->drops,
 		    (unsigned long long) up->connect_us, (unsigned long long) up->replies,
 		    (unsigned long long) up->latency_us);

@@ -3,9 +3,32 @@
  * redis-servers ("redis://h:A,h:B"): both connected before use, requests
  * spread, per-upstream replies and latency kept, and a replica that got
  * slow (CLIENT PAUSE) gets less: with both idle, every request goes to the
- * fast one.
+ * fast one; and a server removed from a watched file while requests wait
+ * on it is drained: they complete, then its connection closes.
  */
+#include "discutil.h"
 #include "redisutil.h"
+
+typedef struct le_cond {
+	iok_socket  s;
+	const char *name;
+	uint64_t    v;
+} le_cond;
+
+static int
+le_fn(void *arg)
+{
+	le_cond *k = arg;
+	return tu_stat(k->s, k->name) <= k->v;
+}
+
+/* Wait until a statistic is at most v. */
+static int
+tu_wait_stat_le(iok_socket s, const char *name, uint64_t v, int ms)
+{
+	le_cond k = {s, name, v};
+	return tu_wait_for(le_fn, &k, ms);
+}
 
 static uint64_t
 field(const char *ups, int port, const char *name)
@@ -119,11 +142,106 @@ test_two_servers(void **state)
 	tu_redis_stop(&b);
 }
 
+/* How many PING commands server port has run (INFO commandstats). */
+static long
+pings_served(int port)
+{
+	static const char cmd[] = "*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n";
+	struct sockaddr_in sa;
+	char               buf[16384];
+	size_t             len = 0;
+	long               want = -1;
+	int                fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family      = AF_INET;
+	sa.sin_port        = htons((uint16_t) port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+	assert_int_equal(write(fd, cmd, strlen(cmd)), (ssize_t) strlen(cmd));
+	while (want < 0 || len < (size_t) want) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		assert_true(n > 0);
+		len += (size_t) n;
+		buf[len] = '\0';
+		char *eol = strstr(buf, "\r\n");
+		if (want < 0 && eol != NULL) {
+			want = (long) (eol + 2 - buf) + strtol(buf + 1, NULL, 10) + 2; /* $N\r\n...\r\n */
+		}
+	}
+	close(fd);
+	const char *p = strstr(buf, "cmdstat_ping:calls=");
+	return p != NULL ? strtol(p + strlen("cmdstat_ping:calls="), NULL, 10) : 0;
+}
+
+static int
+draining_seen(void *arg)
+{
+	iok_dialer *d   = arg;
+	char       *ups = NULL;
+	int         gone;
+	IOK_OK(iok_dialer_get_string(*d, IOK_OPT_UPSTREAMS, &ups));
+	gone = strstr(ups, "state=draining") != NULL || strchr(ups, '\n') == strrchr(ups, '\n');
+	free(ups);
+	return gone;
+}
+
+static void
+test_drain(void **state)
+{
+	tu_redis   a = {0}, b = {0};
+	iok_socket s;
+	iok_dialer d;
+	char       dir[400], path[500], url[600], text[128];
+	(void) state;
+	if (!tu_redis_available()) {
+		skip();
+	}
+	assert_int_equal(tu_redis_start(&a), 0);
+	assert_int_equal(tu_redis_start(&b), 0);
+	du_tmpdir(dir, sizeof(dir), "drain");
+	snprintf(path, sizeof(path), "%s/peers", dir);
+	snprintf(text, sizeof(text), "127.0.0.1:%d\n127.0.0.1:%d\n", a.port, b.port);
+	du_write_file(path, text);
+	IOK_OK(iok_db_open(&s));
+	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECVTIMEO, 20000));
+	snprintf(url, sizeof(url), "redis+file://%s?name=drain", path);
+	IOK_OK(iok_dial(s, url, &d, IOK_FLAG_SYNC));
+	assert_true(tu_wait_stat(s, "stat:pipes", 2, 20000));
+
+	/* Requests wait on b (paused), then b leaves the file. */
+	raw_cmd(b.port, "*3\r\n$6\r\nCLIENT\r\n$5\r\nPAUSE\r\n$4\r\n3000\r\n", "+OK");
+	for (int i = 0; i < 40; i++) {
+		uint64_t tok;
+		IOK_OK(iok_request(s, tu_cmd("PING", NULL), 0, &tok));
+	}
+	snprintf(text, sizeof(text), "127.0.0.1:%d\n", a.port);
+	du_write_file(path, text);
+	assert_true(tu_wait_for(draining_seen, &d, 20000));
+	/* Every request completes (none fails with a reset), b's too. */
+	for (int i = 0; i < 40; i++) {
+		iok_msg *m;
+		IOK_OK(iok_recvmsg(s, &m, 0));
+		assert_int_equal(iok_msg_status(m), 0);
+		tu_assert_reply(m, "PONG");
+		iok_msg_free(m);
+	}
+	assert_true(pings_served(b.port) > 0); /* some were b's */
+	assert_true(tu_wait_stat_le(s, "stat:pipes", 1, 20000)); /* then it closed */
+	uint64_t pipes = tu_stat(s, "stat:pipes");
+	assert_int_equal(pipes, 1);
+	IOK_OK(iok_close(s));
+	tu_redis_stop(&a);
+	tu_redis_stop(&b);
+	unlink(path);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_two_servers),
+		cmocka_unit_test(test_drain),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
