@@ -209,8 +209,13 @@ IOK_API int iok_listener_start(iok_listener l, int flags);
 
 /* iok_dial connects socket s to url (same URL forms as iok_listen, plus the
  * the database schemes: redis://[user:password@]host[:port][/db] and
- * redis+unix:///path/to/socket, both taking ?db=N, ?name=client-name and
- * ?protocol=2 (skip HELLO); a pipelined-db socket sends RESP-encoded
+ * redis+unix:///path/to/socket, both taking ?db=N, ?name=client-name,
+ * ?protocol=2 (skip HELLO) and ?role=primary|replica|any (default any: a
+ * server in another role, as its HELLO reply says, is refused and retried
+ * with backoff, so with several addresses the dialer keeps connections to
+ * the ones in that role; with role=primary a READONLY error reply is
+ * delivered and then closes its connection, so writes follow a failover
+ * within the reconnect time); a pipelined-db socket sends RESP-encoded
  * commands on them and receives each reply as one RESP frame, and a sub
  * socket sharing the dialer gets the pushes).  By default the dialer is
  * asynchronous: the call validates the URL and returns; connecting happens

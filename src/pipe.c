@@ -496,7 +496,14 @@ process_input(ik_pipe *p)
 			}
 		}
 		if (!offer(p, ai, m)) {
+			p->close_after_held = cls == IK_FRAME_LAST;
 			break;
+		}
+		if (cls == IK_FRAME_LAST) {
+			/* The reply went to its request; what follows it on this
+			 * connection fails (or is retried) when it closes. */
+			ik_pipe_close(p, IOK_ECONNSHUT);
+			return;
 		}
 	}
 	if (p->in_off == p->in.len) {
@@ -576,6 +583,10 @@ ik_pipe_resume(ik_pipe *p)
 		ik_list_remove(&p->att[ai].pnode);
 	}
 	if (!offer(p, ai, m)) {
+		return;
+	}
+	if (p->close_after_held) {
+		ik_pipe_close(p, IOK_ECONNSHUT);
 		return;
 	}
 	if (p->is_stream) {

@@ -61,6 +61,7 @@ struct ik_pipe {
 	bool                begun;       /* connected: handshake started */
 	bool                close_done;  /* close_task_fn ran (or not needed) */
 	bool                ever_active; /* handshake done, pattern took it */
+	bool                close_after_held; /* IK_FRAME_LAST is held */
 	int                 close_err;
 	ik_node             enode; /* in ep->pipes */
 	struct ik_upstream *up;    /* the dialer's upstream (NULL: accepted) */
