@@ -70,18 +70,27 @@ up_maybe_free(ik_upstream *up)
 	free(up);
 }
 
+/* Pipes of up not closing (handshaking ones too: they fill the pool), or
+ * only those past their handshake. */
 static int
-up_live(const ik_upstream *up)
+up_count(const ik_upstream *up, bool active_only)
 {
 	const ik_ep *ep = up->ep;
 	int          live = 0;
 	for (ik_node *n = ik_list_first(&ep->pipes); n != NULL; n = ik_list_next(&ep->pipes, n)) {
 		const ik_pipe *p = ik_container_of(n, ik_pipe, enode);
-		if (p->state != IK_PIPE_CLOSING && !p->dialing && (p->up == up || p->up == NULL)) {
+		if (p->state != IK_PIPE_CLOSING && !p->dialing && (p->up == up || p->up == NULL) &&
+		    (!active_only || p->state == IK_PIPE_ACTIVE)) {
 			live++;
 		}
 	}
 	return live;
+}
+
+static int
+up_live(const ik_upstream *up)
+{
+	return up_count(up, false);
 }
 
 /* The upstream a dialer's pipe belongs to (inproc pairs are made without
@@ -457,7 +466,7 @@ ik_dialer_upstreams(const ik_ep *ep, char *buf, size_t cap)
 		int w = snprintf(buf + off, cap - off,
 		    "%s:%u state=%s weight=%u pipes=%d connects=%llu errors=%llu drops=%llu connect-us=%llu "
 		    "replies=%llu latency-us=%llu\n",
-		    host, port, up->removed ? "draining" : "live", up->weight, up_live(up), (unsigned long long) up->connects,
+		    host, port, up->removed ? "draining" : "live", up->weight, up_count(up, true), (unsigned long long) up->connects,
 		    (unsigned long long) up->errors, (unsigned long long) up->drops,
 		    (unsigned long long) up->connect_us, (unsigned long long) up->replies,
 		    (unsigned long long) up->latency_us);

@@ -4,7 +4,10 @@
  * spread, per-upstream replies and latency kept, and a replica that got
  * slow (CLIENT PAUSE) gets less: with both idle, every request goes to the
  * fast one; and a server removed from a watched file while requests wait
- * on it is drained: they complete, then its connection closes.
+ * on it is drained: they complete, then its connection closes; and a
+ * failover (REPLICAOF NO ONE on the replica, the old primary made its
+ * replica) with ?role=primary: writes move to the promoted server, and
+ * every write meanwhile either succeeds or fails clearly.
  */
 #include "discutil.h"
 #include "redisutil.h"
@@ -236,12 +239,98 @@ test_drain(void **state)
 	rmdir(dir);
 }
 
+static void
+replicaof(int port, int of_port)
+{
+	char cmd[128];
+	if (of_port == 0) {
+		raw_cmd(port, "*3\r\n$9\r\nREPLICAOF\r\n$2\r\nNO\r\n$3\r\nONE\r\n", "+OK");
+		return;
+	}
+	char num[16];
+	snprintf(num, sizeof(num), "%d", of_port);
+	snprintf(cmd, sizeof(cmd), "*3\r\n$9\r\nREPLICAOF\r\n$9\r\n127.0.0.1\r\n$%zu\r\n%s\r\n", strlen(num), num);
+	raw_cmd(port, cmd, "+OK");
+}
+
+static int
+peers_one(void *arg)
+{
+	int n = 0;
+	IOK_OK(iok_socket_get_int(*(iok_socket *) arg, IOK_OPT_PEERS_LIVE, &n));
+	return n == 1;
+}
+
+static void
+test_failover(void **state)
+{
+	tu_redis   p = {0}, r = {0};
+	iok_socket s;
+	iok_dialer d;
+	char       url[160], val[32], buf[64];
+	int        ok = 0, readonly = 0, reset = 0;
+	(void) state;
+	if (!tu_redis_available()) {
+		skip();
+	}
+	assert_int_equal(tu_redis_start(&p), 0);
+	assert_int_equal(tu_redis_start(&r), 0);
+	replicaof(r.port, p.port);
+	IOK_OK(iok_db_open(&s));
+	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECVTIMEO, 20000));
+	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECONNMAXT, 200)); /* bounds the move */
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d,127.0.0.1:%d/?role=primary&name=fo", p.port, r.port);
+	IOK_OK(iok_dial(s, url, &d, 0));
+	assert_true(tu_wait_for(peers_one, &s, 20000));
+	assert_int_equal(up_field(d, p.port, "pipes"), 1); /* the primary only */
+	assert_int_equal(up_field(d, r.port, "pipes"), 0);
+
+	/* Promote r, demote p; then write until a write lands on r. */
+	replicaof(r.port, 0);
+	replicaof(p.port, r.port);
+	uint64_t end = tu_now_ms() + 20000;
+	for (int i = 0; ok == 0; i++) {
+		iok_msg *m;
+		uint64_t tok;
+		assert_true(tu_now_ms() < end);
+		snprintf(val, sizeof(val), "v%d", i);
+		IOK_OK(iok_request(s, tu_cmd("SET", "k", val, NULL), 0, &tok));
+		IOK_OK(iok_recvmsg(s, &m, 0));
+		if (iok_msg_status(m) != 0) {
+			/* In flight when the demoted server's connection closed. */
+			int st = iok_msg_status(m);
+			assert_true(st == IOK_ECONNRESET || st == IOK_ECONNSHUT);
+			reset++;
+		} else {
+			const char *t = tu_str(m, buf, sizeof(buf));
+			if (strcmp(t, "OK") == 0) {
+				ok++;
+			} else if (strncmp(t, "-READONLY", 9) == 0) {
+				readonly++; /* a write the demoted server refused: clear */
+			} else {
+				fail_msg("unexpected reply %s", t);
+			}
+		}
+		iok_msg_free(m);
+	}
+	/* The write is on the promoted server, which the dialer now uses. */
+	char get[64];
+	snprintf(get, sizeof(get), "$%zu\r\n%s", strlen(val), val);
+	raw_cmd(r.port, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", get);
+	assert_int_equal(up_field(d, r.port, "pipes"), 1);
+	print_message("failover: %d READONLY, %d reset, then OK on the new primary\n", readonly, reset);
+	IOK_OK(iok_close(s));
+	tu_redis_stop(&p);
+	tu_redis_stop(&r);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_two_servers),
 		cmocka_unit_test(test_drain),
+		cmocka_unit_test(test_failover),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
