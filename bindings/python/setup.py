@@ -17,7 +17,7 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 
 def sources():
     out = sorted(glob.glob(os.path.join(HERE, "*.c")))
-    for d in ("src", "patterns", "transports"):
+    for d in ("src", "src/discovery", "patterns", "transports"):
         out += sorted(glob.glob(os.path.join(ROOT, d, "*.c")))
     # Absolute paths: objects then go under build/temp.*/<path>, never
     # next to the library's sources.
