@@ -119,10 +119,14 @@ typedef int32_t iok_duration;
 #define IOK_DURATION_DEFAULT (-2)
 #define IOK_DURATION_ZERO 0
 
-/* Flags for send/recv/dial/listen. */
-#define IOK_FLAG_ALLOC 1u    /* iok_recv: iok allocates the buffer */
-#define IOK_FLAG_NONBLOCK 2u /* do not wait: IOK_EAGAIN instead */
-#define IOK_FLAG_SYNC 4u     /* iok_dial: wait for the first connection */
+/* Flags for send/recv/dial/listen (the first two have nng's values). */
+#define IOK_FLAG_ALLOC 1u    /* iok_recv/iok_send: buffer from iok_alloc */
+#define IOK_FLAG_NONBLOCK 2u /* do not wait: IOK_EAGAIN instead; iok_dial:
+                                connect in the background */
+/* IOK_FLAG_SYNC is accepted and ignored: a dial without IOK_FLAG_NONBLOCK
+ * already waits for its first connection attempt (nng's default).  Kept so
+ * code written when dialing was asynchronous by default still builds. */
+#define IOK_FLAG_SYNC 4u
 #define IOK_FLAG_IDEMPOTENT 8u /* iok_request: safe to send again */
 
 /* ------------------------------------------------------------- sockets */
@@ -195,7 +199,9 @@ IOK_API void iok_fini(void);
  * ephemeral; see IOK_OPT_TCP_BOUND_PORT), tcp4://, tcp6://, tcp://[::1]:port,
  * ipc:///path/to/socket, ipc://relative/path, inproc://name.  Host names are
  * resolved on the kernel thread with c-ares.  The call returns once the
- * address is bound.  lp may be NULL.  flags must be 0.
+ * address is bound.  lp may be NULL.  flags: 0 or IOK_FLAG_NONBLOCK, which
+ * is accepted and changes nothing (as with nng: binding is always waited
+ * for, since its error is the point of the call); IOK_EINVAL otherwise.
  * Errors: IOK_EADDRINVAL bad URL, IOK_ENOTSUP unknown scheme,
  * IOK_EADDRINUSE address in use, IOK_EPERM, IOK_ECLOSED socket closed.
  * Any thread. */
@@ -212,22 +218,26 @@ IOK_API int iok_listener_start(iok_listener l, int flags);
  * redis+unix:///path/to/socket, both taking ?db=N, ?name=client-name and
  * ?protocol=2 (skip HELLO); a pipelined-db socket sends RESP-encoded
  * commands on them and receives each reply as one RESP frame, and a sub
- * socket sharing the dialer gets the pushes).  By default the dialer is
- * asynchronous: the call validates the URL and returns; connecting happens
- * on the kernel thread, and a target that is not there yet (no listener,
- * refused) is retried with exponential backoff between
- * IOK_OPT_RECONNMINT and IOK_OPT_RECONNMAXT, as is every lost connection.
- * With IOK_FLAG_SYNC the call also waits for the first connection attempt
- * and returns its error (IOK_ECONNREFUSED, IOK_EUNREACHABLE,
- * IOK_EPEERAUTH...); as with nng, a failed synchronous dial leaves no
- * dialer behind.  dp may be NULL.
+ * socket sharing the dialer gets the pushes).  As with nng, the call waits
+ * for the first connection attempt (including the database handshake) and
+ * returns its error (IOK_ECONNREFUSED, IOK_EUNREACHABLE, IOK_EPEERAUTH...);
+ * a failed dial leaves no dialer behind.  Once connected, every lost
+ * connection is redialed with exponential backoff between
+ * IOK_OPT_RECONNMINT and IOK_OPT_RECONNMAXT.  With IOK_FLAG_NONBLOCK the
+ * call only validates the URL and returns: connecting happens on the
+ * kernel thread, and a target that is not there yet (no listener, refused)
+ * is retried with the same backoff, so dialing before listening works.
+ * IOK_FLAG_SYNC is accepted (the default).  dp may be NULL.
  * Errors: IOK_EADDRINVAL bad URL, IOK_ENOTSUP unknown scheme,
- * IOK_ECLOSED socket closed; with IOK_FLAG_SYNC also connection errors.
+ * IOK_ECLOSED socket closed, IOK_EINVAL unknown flags; without
+ * IOK_FLAG_NONBLOCK also connection errors.
  * Any thread. */
 IOK_API int iok_dial(iok_socket s, const char *url, iok_dialer *dp, int flags);
 
 /* iok_dialer_create/iok_dialer_start split iok_dial so per-dialer options
- * can be set first.  Errors as iok_dial. */
+ * can be set first.  iok_dialer_start takes iok_dial's flags (waits for the
+ * first attempt unless IOK_FLAG_NONBLOCK); unlike iok_dial, a failed start
+ * leaves the dialer to be closed by the caller.  Errors as iok_dial. */
 IOK_API int iok_dialer_create(iok_dialer *dp, iok_socket s, const char *url);
 IOK_API int iok_dialer_start(iok_dialer d, int flags);
 
@@ -305,7 +315,7 @@ IOK_API int iok_recvmsg(iok_socket s, iok_msg **mp, int flags);
  * socket.
  * On success m belongs to iok.  Errors: as iok_sendmsg, IOK_ENOTSUP for
  * other patterns. Any thread. */
-IOK_API int iok_request(iok_socket s, iok_msg *m, int flags, uint64_t *token);
+IOK_API int iok_request(iok_socket s, iok_msg *m, uint64_t *token, int flags);
 
 /* With IOK_FLAG_IDEMPOTENT, a pipelined-db request that was in flight on a
  * connection that dropped is sent once more on a new connection instead of

@@ -361,8 +361,9 @@ start_k(ik_cmd *c)
 	}
 	ep->started = true;
 	if (ep->dialer) {
-		if (ec->flags & IOK_FLAG_SYNC) {
-			ep->start_cmd = c; /* answered by the first attempt */
+		if (!(ec->flags & IOK_FLAG_NONBLOCK)) {
+			/* nng's default: the first attempt answers the call. */
+			ep->start_cmd = c;
 		} else {
 			ik_cmd_done(c, 0);
 		}

@@ -225,7 +225,7 @@ iok_send(iok_socket h, const void *data, size_t size, int flags)
 }
 
 int
-iok_request(iok_socket h, iok_msg *m, int flags, uint64_t *token)
+iok_request(iok_socket h, iok_msg *m, uint64_t *token, int flags)
 {
 	ik_sock *s;
 	int      rv;

@@ -107,7 +107,7 @@ pair_up(int t, iok_socket *pub, iok_socket *sub)
 	IOK_OK(iok_pub0_open(pub));
 	IOK_OK(iok_sub0_open(sub));
 	listen_on(*pub, t, url, sizeof(url));
-	IOK_OK(iok_dial(*sub, url, NULL, 0));
+	IOK_OK(iok_dial(*sub, url, NULL, IOK_FLAG_NONBLOCK));
 	wait_pipes(*pub, 1);
 	wait_pipes(*sub, 1);
 }
@@ -429,12 +429,12 @@ eight_subscribers_on(int t)
 			sub_str(subs[i], "t3/"); /* twice: still once per message */
 			sub_str(subs[i], "t3/x");
 		}
-		IOK_OK(iok_dial(subs[i], url, NULL, 0));
+		IOK_OK(iok_dial(subs[i], url, NULL, IOK_FLAG_NONBLOCK));
 	}
 	IOK_OK(iok_sub0_open(&all));
 	IOK_OK(iok_socket_set_int(all, IOK_OPT_RECVBUF, 4096));
 	sub_str(all, "");
-	IOK_OK(iok_dial(all, url, NULL, 0));
+	IOK_OK(iok_dial(all, url, NULL, IOK_FLAG_NONBLOCK));
 	wait_pipes(pub, NSUBS + 1);
 	for (int i = 0; i < NSUBS; i++) {
 		wait_pipes(subs[i], 1);
@@ -565,12 +565,12 @@ slow_subscriber_on(int t)
 		IOK_OK(iok_sub0_open(&fast[i]));
 		IOK_OK(iok_socket_set_int(fast[i], IOK_OPT_RECVBUF, FAST_BUF));
 		sub_str(fast[i], "m");
-		IOK_OK(iok_dial(fast[i], url, NULL, 0));
+		IOK_OK(iok_dial(fast[i], url, NULL, IOK_FLAG_NONBLOCK));
 	}
 	IOK_OK(iok_sub0_open(&slow));
 	IOK_OK(iok_socket_set_int(slow, IOK_OPT_RECVBUF, SLOW_BUF));
 	sub_str(slow, "");
-	IOK_OK(iok_dial(slow, url, NULL, 0));
+	IOK_OK(iok_dial(slow, url, NULL, IOK_FLAG_NONBLOCK));
 	wait_pipes(pub, NFAST + 1);
 	wait_pipes(slow, 1);
 	for (int i = 0; i < NFAST; i++) {
@@ -687,7 +687,7 @@ stalled_tcp_subscriber(int drop_oldest)
 		IOK_OK(iok_sub0_open(&fast[i]));
 		IOK_OK(iok_socket_set_int(fast[i], IOK_OPT_RECVBUF, FAST_BUF));
 		sub_str(fast[i], "");
-		IOK_OK(iok_dial(fast[i], url, NULL, 0));
+		IOK_OK(iok_dial(fast[i], url, NULL, IOK_FLAG_NONBLOCK));
 	}
 	fd = stalled_peer(port);
 	wait_pipes(pub, 3);
@@ -843,7 +843,7 @@ raw_on(int t)
 	IOK_OK(iok_pub0_open(&pub));
 	IOK_OK(iok_sub0_open_raw(&rsub));
 	listen_on(pub, t, url, sizeof(url));
-	IOK_OK(iok_dial(rsub, url, NULL, 0));
+	IOK_OK(iok_dial(rsub, url, NULL, IOK_FLAG_NONBLOCK));
 	wait_pipes(pub, 1);
 	wait_pipes(rsub, 1);
 	pub_str(pub, "anything");
@@ -863,7 +863,7 @@ raw_on(int t)
 	IOK_OK(iok_sub0_open(&sub));
 	sub_str(sub, "");
 	listen_on(rpub, t, url, sizeof(url));
-	IOK_OK(iok_dial(sub, url, NULL, 0));
+	IOK_OK(iok_dial(sub, url, NULL, IOK_FLAG_NONBLOCK));
 	wait_pipes(rpub, 1);
 	wait_pipes(sub, 1);
 	IOK_OK(iok_msg_alloc(&m, 0));
@@ -917,9 +917,9 @@ device_on(int t)
 	sub_str(s1, "one");
 	sub_str(s2, "two");
 	sub_str(s2, "one/");
-	IOK_OK(iok_dial(dsub, url1, NULL, 0));
-	IOK_OK(iok_dial(s1, url2, NULL, 0));
-	IOK_OK(iok_dial(s2, url2, NULL, 0));
+	IOK_OK(iok_dial(dsub, url1, NULL, IOK_FLAG_NONBLOCK));
+	IOK_OK(iok_dial(s1, url2, NULL, IOK_FLAG_NONBLOCK));
+	IOK_OK(iok_dial(s2, url2, NULL, IOK_FLAG_NONBLOCK));
 	wait_pipes(pub, 1);
 	wait_pipes(dpub, 2);
 	wait_pipes(s1, 1);

@@ -363,7 +363,7 @@ op_try(SockObject *so, struct op *op)
 	case OP_SEND:
 		return iok_sendmsg(so->s, op->m, IOK_FLAG_NONBLOCK);
 	case OP_REQUEST:
-		return iok_request(so->s, op->m, IOK_FLAG_NONBLOCK | op->flags, &op->token);
+		return iok_request(so->s, op->m, &op->token, IOK_FLAG_NONBLOCK | op->flags);
 	default:
 		return iok_reply(so->s, op->m, op->token, IOK_FLAG_NONBLOCK);
 	}
@@ -667,7 +667,7 @@ sock_try_request(SockObject *so, PyObject *data)
 	if (m == NULL) {
 		return NULL;
 	}
-	rv = iok_request(so->s, m, IOK_FLAG_NONBLOCK, &tok);
+	rv = iok_request(so->s, m, &tok, IOK_FLAG_NONBLOCK);
 	if (rv == 0) {
 		return PyLong_FromUnsignedLongLong(tok);
 	}
@@ -1084,7 +1084,7 @@ sock_dial(SockObject *so, PyObject *args, PyObject *kw)
 		return NULL;
 	}
 	Py_BEGIN_ALLOW_THREADS
-	rv = iok_dial(so->s, url, &d, block ? IOK_FLAG_SYNC : 0);
+	rv = iok_dial(so->s, url, &d, block ? 0 : IOK_FLAG_NONBLOCK);
 	Py_END_ALLOW_THREADS
 	if (rv != 0) {
 		return raise_iok(rv);
