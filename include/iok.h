@@ -384,11 +384,23 @@ IOK_API int iok_msg_insert(iok_msg *m, const void *data, size_t len);
 IOK_API int iok_msg_trim(iok_msg *m, size_t len);
 IOK_API int iok_msg_chop(iok_msg *m, size_t len);
 IOK_API void iok_msg_clear(iok_msg *m);
-/* Big-endian integers at the end/front of the body. */
+/* Big-endian (network order) integers, as nng's: append/insert put v at
+ * the end/front of the body; trim/chop take one off the front/end into *v.
+ * Errors: IOK_ENOMEM (append/insert), IOK_EINVAL (trim/chop: body shorter
+ * than the integer, or v NULL; the message is left unchanged).  Whoever
+ * owns the message may call them. */
+IOK_API int iok_msg_append_u16(iok_msg *m, uint16_t v);
 IOK_API int iok_msg_append_u32(iok_msg *m, uint32_t v);
+IOK_API int iok_msg_append_u64(iok_msg *m, uint64_t v);
+IOK_API int iok_msg_insert_u16(iok_msg *m, uint16_t v);
 IOK_API int iok_msg_insert_u32(iok_msg *m, uint32_t v);
+IOK_API int iok_msg_insert_u64(iok_msg *m, uint64_t v);
+IOK_API int iok_msg_trim_u16(iok_msg *m, uint16_t *v);
 IOK_API int iok_msg_trim_u32(iok_msg *m, uint32_t *v);
+IOK_API int iok_msg_trim_u64(iok_msg *m, uint64_t *v);
+IOK_API int iok_msg_chop_u16(iok_msg *m, uint16_t *v);
 IOK_API int iok_msg_chop_u32(iok_msg *m, uint32_t *v);
+IOK_API int iok_msg_chop_u64(iok_msg *m, uint64_t *v);
 
 /* The SP header (request ids, backtraces, hop counts): empty on cooked
  * sockets, visible on raw ones.  At most IOK_MSG_HEADER_MAX bytes
@@ -401,8 +413,21 @@ IOK_API int iok_msg_header_insert(iok_msg *m, const void *data, size_t len);
 IOK_API int iok_msg_header_trim(iok_msg *m, size_t len);
 IOK_API int iok_msg_header_chop(iok_msg *m, size_t len);
 IOK_API void iok_msg_header_clear(iok_msg *m);
+/* The same integer calls on the header.  Errors: IOK_EMSGSIZE (the header
+ * would exceed IOK_MSG_HEADER_MAX), IOK_EINVAL (header shorter than the
+ * integer, or v NULL). */
+IOK_API int iok_msg_header_append_u16(iok_msg *m, uint16_t v);
 IOK_API int iok_msg_header_append_u32(iok_msg *m, uint32_t v);
+IOK_API int iok_msg_header_append_u64(iok_msg *m, uint64_t v);
+IOK_API int iok_msg_header_insert_u16(iok_msg *m, uint16_t v);
+IOK_API int iok_msg_header_insert_u32(iok_msg *m, uint32_t v);
+IOK_API int iok_msg_header_insert_u64(iok_msg *m, uint64_t v);
+IOK_API int iok_msg_header_trim_u16(iok_msg *m, uint16_t *v);
 IOK_API int iok_msg_header_trim_u32(iok_msg *m, uint32_t *v);
+IOK_API int iok_msg_header_trim_u64(iok_msg *m, uint64_t *v);
+IOK_API int iok_msg_header_chop_u16(iok_msg *m, uint16_t *v);
+IOK_API int iok_msg_header_chop_u32(iok_msg *m, uint32_t *v);
+IOK_API int iok_msg_header_chop_u64(iok_msg *m, uint64_t *v);
 
 /* The id of the connection ("pipe") a received message came on, 0 if none.
  * Setting it on a message sent on a raw/polyamorous socket picks the pipe. */
