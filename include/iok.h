@@ -32,6 +32,7 @@
 #ifndef IOK_H
 #define IOK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -267,7 +268,10 @@ IOK_API int iok_listener_id(iok_listener l);
 /* ---------------------------------------------------------- send, recv */
 
 /* iok_send copies size bytes from data into a new message and queues it for
- * sending.  It blocks while the socket's send queue is full (up to
+ * sending.  With IOK_FLAG_ALLOC (as nng), data is a buffer of size bytes
+ * from iok_alloc that becomes the message without a copy: on success it
+ * belongs to iok (do not touch or free it), on failure it is still the
+ * caller's.  It blocks while the socket's send queue is full (up to
  * IOK_OPT_SENDTIMEO), unless flags has IOK_FLAG_NONBLOCK.
  * Errors: IOK_EAGAIN (non-blocking and full), IOK_ETIMEDOUT, IOK_ECLOSED,
  * IOK_ENOMEM, IOK_ESTATE (pattern cannot send now, e.g. rep with no
@@ -354,11 +358,25 @@ IOK_API int iok_session_close(iok_socket s, uint32_t session);
 
 /* --------------------------------------------------------------- devices */
 
-/* iok_device forwards every message received on raw socket a to b and, if
- * b is not NULL-equivalent (id 0), every message received on b to a.  The
- * forwarding runs entirely on the kernel thread; no application thread is
- * involved.  Returns at once; the device stops when either socket closes.
- * Errors: IOK_EINVAL (sockets not raw, or not a compatible pair),
+/* iok_device forwards every message received on raw socket a to raw
+ * socket b, and every message received on b to a, entirely on the kernel
+ * thread (no application thread is involved).  With b's id 0
+ * (IOK_SOCKET_INITIALIZER), or b == a, a is a reflector: what arrives on
+ * it goes back out of it (for self-peered patterns: pair, bus).
+ *
+ * Against nng_device(s1, s2):
+ *   same:   both sockets must be raw and each one's protocol the other's
+ *           peer (else IOK_EINVAL); one invalid socket makes a reflector;
+ *           SP headers (backtraces, hop counts limited by IOK_OPT_MAXTTL)
+ *           pass through unchanged, so devices chain as in nng.
+ *   differs: nng_device blocks the calling thread until a socket closes and
+ *           then returns that error (nng_device_aio is the asynchronous
+ *           form); iok_device returns 0 at once, like nng_device_aio
+ *           started, and the device stops, silently, when either socket
+ *           closes.  A socket can be in one device at a time (IOK_EBUSY).
+ *           Messages already queued for the application when the device
+ *           starts stay there for iok_recv; only later ones are forwarded.
+ * Errors: IOK_EINVAL (a socket not raw, or not a compatible pair),
  * IOK_ECLOSED, IOK_EBUSY (a socket is already in a device).
  * Any thread. */
 IOK_API int iok_device(iok_socket a, iok_socket b);
@@ -445,7 +463,9 @@ IOK_API uint64_t iok_msg_token(const iok_msg *m);
  * because a request failed (timeout, connection lost). */
 IOK_API int iok_msg_status(const iok_msg *m);
 
-/* iok_alloc / iok_free: memory for iok_recv with IOK_FLAG_ALLOC. */
+/* iok_alloc / iok_free: memory for iok_recv and iok_send with
+ * IOK_FLAG_ALLOC.  iok_alloc returns NULL when out of memory.  Any
+ * thread. */
 IOK_API void *iok_alloc(size_t size);
 IOK_API void iok_free(void *ptr, size_t size);
 /* iok_strfree frees a string returned by a *_get_string call. */
@@ -545,7 +565,7 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 
 /* Options are named by strings (nng's names where nng has one).  Each has a
  * type, and must be accessed through the matching typed call (else
- * IOK_EBADTYPE).  Unknown names give IOK_ENOTSUP; read-only ones
+ * IOK_EBADTYPE); "bool" options take C bool (<stdbool.h>), as nng's.  Unknown names give IOK_ENOTSUP; read-only ones
  * IOK_EREADONLY on set; bad values IOK_EINVAL.
  *
  * Socket options (dialers and listeners inherit the transport ones, and may
@@ -555,10 +575,16 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *                              connection and counts stat:rx-oversize
  *   IOK_OPT_RECVTIMEO   ms     receive timeout (default infinite)
  *   IOK_OPT_SENDTIMEO   ms     send timeout (default infinite)
- *   IOK_OPT_RECVBUF     int    receive queue length, messages (1..65536,
+ *   IOK_OPT_RECVBUF     int    receive queue length, messages (0..65536,
  *                              default 1024)
- *   IOK_OPT_SENDBUF     int    send queue length, messages (1..65536,
- *                              default 1024)
+ *   IOK_OPT_SENDBUF     int    send queue length, messages (0..65536,
+ *                              default 1024).  As nng's, but nng stops at
+ *                              8192: iok allows more because a queue is
+ *                              also how many messages one kernel-thread
+ *                              wakeup moves, and bulk senders gain from
+ *                              it.  0 means nng's "unbuffered" as far as
+ *                              iok can: one message in the hand-off to
+ *                              the kernel thread (it reads back as 1).
  *   IOK_OPT_RECONNMINT  ms     first reconnect delay (default 100)
  *   IOK_OPT_RECONNMAXT  ms     largest reconnect delay (default 2000; the
  *                              delay doubles up to it)
@@ -654,7 +680,7 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 #define IOK_OPT_DB_MAX_INFLIGHT "db:max-inflight"   /* int, per connection */
 
 IOK_API int iok_socket_set(iok_socket s, const char *name, const void *val, size_t size);
-IOK_API int iok_socket_set_bool(iok_socket s, const char *name, int val);
+IOK_API int iok_socket_set_bool(iok_socket s, const char *name, bool val);
 IOK_API int iok_socket_set_int(iok_socket s, const char *name, int val);
 IOK_API int iok_socket_set_ms(iok_socket s, const char *name, iok_duration val);
 IOK_API int iok_socket_set_size(iok_socket s, const char *name, size_t val);
@@ -663,7 +689,7 @@ IOK_API int iok_socket_set_string(iok_socket s, const char *name, const char *va
 /* iok_socket_get copies up to *size bytes of a bytes/string option into
  * val and sets *size to its length. */
 IOK_API int iok_socket_get(iok_socket s, const char *name, void *val, size_t *size);
-IOK_API int iok_socket_get_bool(iok_socket s, const char *name, int *val);
+IOK_API int iok_socket_get_bool(iok_socket s, const char *name, bool *val);
 IOK_API int iok_socket_get_int(iok_socket s, const char *name, int *val);
 IOK_API int iok_socket_get_ms(iok_socket s, const char *name, iok_duration *val);
 IOK_API int iok_socket_get_size(iok_socket s, const char *name, size_t *val);
@@ -671,24 +697,24 @@ IOK_API int iok_socket_get_uint64(iok_socket s, const char *name, uint64_t *val)
 /* The returned string is freed with iok_strfree. */
 IOK_API int iok_socket_get_string(iok_socket s, const char *name, char **val);
 
-IOK_API int iok_dialer_set_bool(iok_dialer d, const char *name, int val);
+IOK_API int iok_dialer_set_bool(iok_dialer d, const char *name, bool val);
 IOK_API int iok_dialer_set_int(iok_dialer d, const char *name, int val);
 IOK_API int iok_dialer_set_ms(iok_dialer d, const char *name, iok_duration val);
 IOK_API int iok_dialer_set_size(iok_dialer d, const char *name, size_t val);
 IOK_API int iok_dialer_set_string(iok_dialer d, const char *name, const char *val);
-IOK_API int iok_dialer_get_bool(iok_dialer d, const char *name, int *val);
+IOK_API int iok_dialer_get_bool(iok_dialer d, const char *name, bool *val);
 IOK_API int iok_dialer_get_int(iok_dialer d, const char *name, int *val);
 IOK_API int iok_dialer_get_ms(iok_dialer d, const char *name, iok_duration *val);
 IOK_API int iok_dialer_get_size(iok_dialer d, const char *name, size_t *val);
 IOK_API int iok_dialer_get_uint64(iok_dialer d, const char *name, uint64_t *val);
 IOK_API int iok_dialer_get_string(iok_dialer d, const char *name, char **val);
 
-IOK_API int iok_listener_set_bool(iok_listener l, const char *name, int val);
+IOK_API int iok_listener_set_bool(iok_listener l, const char *name, bool val);
 IOK_API int iok_listener_set_int(iok_listener l, const char *name, int val);
 IOK_API int iok_listener_set_ms(iok_listener l, const char *name, iok_duration val);
 IOK_API int iok_listener_set_size(iok_listener l, const char *name, size_t val);
 IOK_API int iok_listener_set_string(iok_listener l, const char *name, const char *val);
-IOK_API int iok_listener_get_bool(iok_listener l, const char *name, int *val);
+IOK_API int iok_listener_get_bool(iok_listener l, const char *name, bool *val);
 IOK_API int iok_listener_get_int(iok_listener l, const char *name, int *val);
 IOK_API int iok_listener_get_ms(iok_listener l, const char *name, iok_duration *val);
 IOK_API int iok_listener_get_size(iok_listener l, const char *name, size_t *val);

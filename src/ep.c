@@ -523,9 +523,10 @@ ep_get_string(uint32_t id, int type, const char *name, char **val)
 }
 
 #define EP_OPTS(kind, KIND)                                                                         \
-	int iok_##kind##_set_bool(iok_##kind e, const char *n, int v)                               \
+	int iok_##kind##_set_bool(iok_##kind e, const char *n, bool v)                              \
 	{                                                                                           \
-		return ep_setopt(e.id, KIND, n, &v, sizeof(v), IK_OPT_BOOL);                        \
+		int iv = v; /* options carry bools as int inside */                                 \
+		return ep_setopt(e.id, KIND, n, &iv, sizeof(iv), IK_OPT_BOOL);                      \
 	}                                                                                           \
 	int iok_##kind##_set_int(iok_##kind e, const char *n, int v)                                \
 	{                                                                                           \
@@ -543,10 +544,15 @@ ep_get_string(uint32_t id, int type, const char *name, char **val)
 	{                                                                                           \
 		return v == NULL ? IOK_EINVAL : ep_setopt(e.id, KIND, n, v, strlen(v) + 1, IK_OPT_STRING); \
 	}                                                                                           \
-	int iok_##kind##_get_bool(iok_##kind e, const char *n, int *v)                              \
+	int iok_##kind##_get_bool(iok_##kind e, const char *n, bool *v)                             \
 	{                                                                                           \
-		size_t sz = sizeof(*v);                                                             \
-		return ep_getopt(e.id, KIND, n, v, &sz, IK_OPT_BOOL);                               \
+		int    iv;                                                                          \
+		size_t sz = sizeof(iv);                                                             \
+		int    rv = ep_getopt(e.id, KIND, n, &iv, &sz, IK_OPT_BOOL);                        \
+		if (rv == 0) {                                                                      \
+			*v = iv != 0;                                                               \
+		}                                                                                   \
+		return rv;                                                                          \
 	}                                                                                           \
 	int iok_##kind##_get_int(iok_##kind e, const char *n, int *v)                               \
 	{                                                                                           \

@@ -236,6 +236,12 @@ ik_msg_adopt(uint8_t *buf, size_t cap, size_t off, size_t len)
 	return m;
 }
 
+void
+ik_msg_release(iok_msg *m)
+{
+	free(m); /* adopted: klass -1, never recycled */
+}
+
 iok_msg *
 ik_msg_error(uint64_t token, int err)
 {

@@ -204,10 +204,23 @@ iok_send(iok_socket h, const void *data, size_t size, int flags)
 	ik_sock *s;
 	iok_msg *m;
 	int      rv;
-	if (data == NULL && size > 0) {
+	if (data == NULL && (size > 0 || (flags & IOK_FLAG_ALLOC))) {
 		return IOK_EINVAL;
 	}
 	if ((rv = ik_sock_hold(h, &s)) != 0) {
+		return rv;
+	}
+	if (flags & IOK_FLAG_ALLOC) {
+		/* nng's zero-copy send: the iok_alloc buffer becomes the body
+		 * and is iok's on success, still the caller's on failure. */
+		if ((m = ik_msg_adopt((void *) data, size, 0, size)) == NULL) {
+			ik_sock_rele(s);
+			return IOK_ENOMEM;
+		}
+		if ((rv = sock_sendmsg(s, m, flags)) != 0) {
+			ik_msg_release(m);
+		}
+		ik_sock_rele(s);
 		return rv;
 	}
 	if ((m = ik_msg_alloc(size)) == NULL) {

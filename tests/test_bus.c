@@ -87,16 +87,17 @@ test_options(void **state)
 	(void) state;
 	iok_socket b, r;
 	int        v;
+	bool       raw;
 	IOK_OK(iok_bus0_open(&b));
 	IOK_OK(iok_bus0_open_raw(&r));
 	IOK_OK(iok_socket_get_int(b, IOK_OPT_PROTO, &v));
 	assert_int_equal(v, 0x70);
 	IOK_OK(iok_socket_get_int(b, IOK_OPT_PEER, &v));
 	assert_int_equal(v, 0x70);
-	IOK_OK(iok_socket_get_bool(b, IOK_OPT_RAW, &v));
-	assert_false(v);
-	IOK_OK(iok_socket_get_bool(r, IOK_OPT_RAW, &v));
-	assert_true(v);
+	IOK_OK(iok_socket_get_bool(b, IOK_OPT_RAW, &raw));
+	assert_false(raw);
+	IOK_OK(iok_socket_get_bool(r, IOK_OPT_RAW, &raw));
+	assert_true(raw);
 	assert_int_equal(iok_device(b, b), IOK_EINVAL); /* cooked */
 	assert_int_equal(iok_device(r, b), IOK_EINVAL);
 	iok_socket s2;

@@ -120,6 +120,7 @@ test_options(void **state)
 	(void) state;
 	iok_socket pub, sub, rsub, rpub;
 	int        v;
+	bool       b;
 	uint64_t   u;
 	size_t     sz = 4;
 	char       buf[4];
@@ -137,10 +138,10 @@ test_options(void **state)
 	assert_int_equal(v, 0x21);
 	IOK_OK(iok_socket_get_int(sub, IOK_OPT_PEER, &v));
 	assert_int_equal(v, 0x20);
-	IOK_OK(iok_socket_get_bool(rsub, IOK_OPT_RAW, &v));
-	assert_true(v);
-	IOK_OK(iok_socket_get_bool(rpub, IOK_OPT_RAW, &v));
-	assert_true(v);
+	IOK_OK(iok_socket_get_bool(rsub, IOK_OPT_RAW, &b));
+	assert_true(b);
+	IOK_OK(iok_socket_get_bool(rpub, IOK_OPT_RAW, &b));
+	assert_true(b);
 
 	/* pub queue: default 16, range 1..2^20; drop-oldest default on. */
 	IOK_OK(iok_socket_get_int(pub, "pub:queue-length", &v));
@@ -150,21 +151,21 @@ test_options(void **state)
 	assert_int_equal(v, 4);
 	assert_int_equal(iok_socket_set_int(pub, "pub:queue-length", 0), IOK_EINVAL);
 	assert_int_equal(iok_socket_set_int(pub, "pub:queue-length", (1 << 20) + 1), IOK_EINVAL);
-	IOK_OK(iok_socket_get_bool(pub, "pub:drop-oldest", &v));
-	assert_true(v);
+	IOK_OK(iok_socket_get_bool(pub, "pub:drop-oldest", &b));
+	assert_true(b);
 	IOK_OK(iok_socket_set_bool(pub, "pub:drop-oldest", 0));
-	IOK_OK(iok_socket_get_bool(pub, "pub:drop-oldest", &v));
-	assert_false(v);
+	IOK_OK(iok_socket_get_bool(pub, "pub:drop-oldest", &b));
+	assert_false(b);
 	assert_int_equal(iok_socket_set_string(pub, "pub:drop-oldest", "yes"), IOK_EBADTYPE);
 
 	/* sub: prefnew true by default (nng), false on raw (nng's xsub). */
-	IOK_OK(iok_socket_get_bool(sub, IOK_OPT_SUB_PREFNEW, &v));
-	assert_true(v);
-	IOK_OK(iok_socket_get_bool(rsub, IOK_OPT_SUB_PREFNEW, &v));
-	assert_false(v);
+	IOK_OK(iok_socket_get_bool(sub, IOK_OPT_SUB_PREFNEW, &b));
+	assert_true(b);
+	IOK_OK(iok_socket_get_bool(rsub, IOK_OPT_SUB_PREFNEW, &b));
+	assert_false(b);
 	IOK_OK(iok_socket_set_bool(sub, IOK_OPT_SUB_PREFNEW, 0));
-	IOK_OK(iok_socket_get_bool(sub, IOK_OPT_SUB_PREFNEW, &v));
-	assert_false(v);
+	IOK_OK(iok_socket_get_bool(sub, IOK_OPT_SUB_PREFNEW, &b));
+	assert_false(b);
 
 	/* subscribe: bytes or string; write-only; other types refused. */
 	IOK_OK(iok_socket_set(sub, IOK_OPT_SUB_SUBSCRIBE, "", 0));

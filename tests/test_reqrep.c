@@ -786,7 +786,7 @@ test_raw_headers(void **state)
 	for (int t = 0; t < NTRANS; t++) {
 		iok_socket req, rrep, rreq, rep;
 		char       url[256];
-		int        raw = 0;
+		bool       raw = false;
 
 		IOK_OK(iok_req0_open(&req));
 		IOK_OK(iok_rep0_open_raw(&rrep));

@@ -1143,11 +1143,17 @@ struct optops {
 };
 
 #define WRAP(obj, T)                                                                                \
-	static int obj##_gb(uint32_t id, const char *n, int *v) { return iok_##obj##_get_bool((T){id}, n, v); }          \
+	static int obj##_gb(uint32_t id, const char *n, int *v)                                                         \
+	{                                                                                                               \
+		bool b;                                                                                                 \
+		int  rv = iok_##obj##_get_bool((T){id}, n, &b);                                                         \
+		*v      = b;                                                                                            \
+		return rv;                                                                                              \
+	}                                                                                                               \
 	static int obj##_gi(uint32_t id, const char *n, int *v) { return iok_##obj##_get_int((T){id}, n, v); }           \
 	static int obj##_gu(uint32_t id, const char *n, uint64_t *v) { return iok_##obj##_get_uint64((T){id}, n, v); }  \
 	static int obj##_gs(uint32_t id, const char *n, char **v) { return iok_##obj##_get_string((T){id}, n, v); }      \
-	static int obj##_sb(uint32_t id, const char *n, int v) { return iok_##obj##_set_bool((T){id}, n, v); }           \
+	static int obj##_sb(uint32_t id, const char *n, int v) { return iok_##obj##_set_bool((T){id}, n, v != 0); }      \
 	static int obj##_si(uint32_t id, const char *n, int v) { return iok_##obj##_set_int((T){id}, n, v); }            \
 	static int obj##_ss(uint32_t id, const char *n, const char *v) { return iok_##obj##_set_string((T){id}, n, v); }
 WRAP(socket, iok_socket)
