@@ -680,6 +680,10 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 #define IOK_OPT_DB_MAX_INFLIGHT "db:max-inflight"   /* int, per connection */
 
 IOK_API int iok_socket_set(iok_socket s, const char *name, const void *val, size_t size);
+/* iok_setopt is iok_socket_set under nng's older name (nng_setopt, from
+ * before nng 1.2 and still in nng's getting-started guide), so code written
+ * against it ports unchanged.  Same errors.  Any thread. */
+IOK_API int iok_setopt(iok_socket s, const char *name, const void *val, size_t size);
 IOK_API int iok_socket_set_bool(iok_socket s, const char *name, bool val);
 IOK_API int iok_socket_set_int(iok_socket s, const char *name, int val);
 IOK_API int iok_socket_set_ms(iok_socket s, const char *name, iok_duration val);

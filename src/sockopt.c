@@ -254,6 +254,11 @@ iok_socket_set(iok_socket s, const char *name, const void *val, size_t size)
 	return sock_setopt(s, name, val, size, IK_OPT_BYTES);
 }
 int
+iok_setopt(iok_socket s, const char *name, const void *val, size_t size)
+{
+	return iok_socket_set(s, name, val, size);
+}
+int
 iok_socket_set_bool(iok_socket s, const char *name, bool val)
 {
 	int iv = val; /* options carry bools as int inside */
