@@ -136,8 +136,8 @@ typedef int32_t iok_duration;
  * "pair1", "push0", "pull0", "req0", "rep0", "pub0", "sub0", "surveyor0",
  * "respondent0", "bus0", "pipelined-db" (each also without its version
  * suffix, e.g. "pair" = "pair1", "push" = "push0").  Patterns registered with
- * iok_pattern_register are found too.  The first socket starts the kernel
- * thread.
+ * iok_pattern_register (see "user-defined patterns") are found too.  The
+ * first socket starts the kernel thread.
  * Errors: IOK_ENOTSUP unknown pattern, IOK_ENOMEM, IOK_ENOFILES.
  * Any thread. */
 IOK_API int iok_socket_open(iok_socket *s, const char *pattern);
@@ -380,6 +380,102 @@ IOK_API int iok_session_close(iok_socket s, uint32_t session);
  * IOK_ECLOSED, IOK_EBUSY (a socket is already in a device).
  * Any thread. */
 IOK_API int iok_device(iok_socket a, iok_socket b);
+
+/* ------------------------------------------------ user-defined patterns */
+
+/* A pattern is the protocol logic of a socket (who a message goes to, what
+ * is delivered).  iok_pattern_register adds one from outside the library,
+ * the same way the built-in ones are plugged in; iok_socket_open then
+ * opens sockets of it by name.  Every function of the table runs on the
+ * kernel thread, one call at a time, so a pattern needs no locks; it must
+ * never block, and may call only the iok_pattern_* services below (not
+ * the application calls: iok_send, iok_recv, iok_close...).
+ *
+ * This is a reduced public form of the internal pattern table: no options
+ * of its own (names the core does not know give IOK_ENOTSUP), no timers,
+ * no request tokens (iok_request/iok_reply stay the built-in patterns').
+ * Messages arriving on a pipe still carry the peer's SP header at the
+ * front of the body, exactly as on the wire; messages a pattern sends go
+ * out as they are (header, then body). */
+
+typedef struct iok_pattern_socket iok_pattern_socket; /* opaque */
+typedef struct iok_pattern_pipe   iok_pattern_pipe;   /* opaque */
+
+/* Return values of send, recv and iok_pattern_deliver. */
+#define IOK_PATTERN_OK 0   /* taken (sent, delivered, queued or dropped) */
+#define IOK_PATTERN_BUSY 1 /* not now: the core keeps the message */
+
+/* Flags. */
+#define IOK_PATTERN_SEND 0x01 /* the application may send */
+#define IOK_PATTERN_RECV 0x02 /* the application may receive */
+
+typedef struct iok_pattern {
+	const char *name;      /* as iok_socket_open takes it, < 32 bytes */
+	const char *peer_name; /* the peer pattern's name (IOK_OPT_PEERNAME) */
+	uint16_t    proto;     /* SP protocol id sent in the handshake */
+	uint16_t    peer;      /* SP protocol id a peer must announce */
+	unsigned    flags;     /* IOK_PATTERN_* */
+	size_t      sock_size; /* per-socket state the core allocates, zeroed */
+	size_t      pipe_size; /* per-connection state, zeroed */
+
+	/* init: a socket opened (raw is always 0: no raw mode).  ps is its
+	 * state; s identifies it to the services.  0, or an IOK_E* code that
+	 * iok_socket_open returns.  May be NULL. */
+	int (*init)(void *ps, iok_pattern_socket *s, int raw);
+	/* fini: the socket is gone (every pipe was removed first); free what
+	 * the state owns.  May be NULL. */
+	void (*fini)(void *ps);
+	/* pipe_add: a connection joined (handshake done, peer id checked).
+	 * 0 accepts it; IOK_EBUSY or IOK_EPROTO refuses it and the core
+	 * closes it.  pipe_rm: it left; forget p (messages it held were
+	 * freed by the core). */
+	int (*pipe_add)(void *ps, void *pp, iok_pattern_pipe *p);
+	void (*pipe_rm)(void *ps, void *pp);
+	/* send: the application sent m.  IOK_PATTERN_OK: the pattern took it
+	 * (and owns it); IOK_PATTERN_BUSY: the core keeps it at the head of
+	 * the send queue and offers it again after pipe_add, pipe_ready or
+	 * iok_pattern_send_ready.  Required if flags has IOK_PATTERN_SEND. */
+	int (*send)(void *ps, iok_msg *m);
+	/* recv: a whole message arrived on a pipe.  IOK_PATTERN_OK: taken;
+	 * IOK_PATTERN_BUSY: the core keeps it, pauses that pipe and offers
+	 * it again when the receive queue has room.  Required. */
+	int (*recv)(void *ps, void *pp, iok_msg *m);
+	/* pipe_ready: p's write queue drained (may be NULL). */
+	void (*pipe_ready)(void *ps, void *pp);
+} iok_pattern;
+
+/* iok_pattern_register adds pattern p under p->name (and under the name
+ * without a trailing version digit, "echo0" -> "echo", when that is free).
+ * The table is copied, but its strings and functions are used in place:
+ * they must stay valid for the life of the process.
+ * Typically called once at start-up.
+ * Errors: IOK_EINVAL (NULL, no name, no recv, IOK_PATTERN_SEND without
+ * send, unknown flags), IOK_EEXIST (the name is taken, built-in names
+ * included), IOK_ENOSPC (the table is full or the name too long),
+ * IOK_ENOMEM.  Any thread. */
+IOK_API int iok_pattern_register(const iok_pattern *p);
+
+/* Services for pattern functions (kernel thread only, from inside a
+ * function of the table, with the socket or pipe it was given): */
+/* iok_pattern_pipe_id: the pipe's id, as iok_msg_get_pipe reports it. */
+IOK_API uint32_t iok_pattern_pipe_id(const iok_pattern_pipe *p);
+/* iok_pattern_pipe_send queues m for writing on p and always takes it.
+ * 0 if queued; otherwise it was dropped (counted in stat:tx-dropped):
+ * IOK_ECLOSED (p is closing), IOK_ENOMEM. */
+IOK_API int iok_pattern_pipe_send(iok_pattern_pipe *p, iok_msg *m);
+/* iok_pattern_pipe_writable: nonzero while p's write queue is below its
+ * high-water mark (a send then will not pile up). */
+IOK_API int iok_pattern_pipe_writable(const iok_pattern_pipe *p);
+/* iok_pattern_pipe_close drops the connection (e.g. malformed input);
+ * pipe_rm follows later, never from inside this call. */
+IOK_API void iok_pattern_pipe_close(iok_pattern_pipe *p, int err);
+/* iok_pattern_deliver queues m for the application's iok_recv.
+ * IOK_PATTERN_OK: taken.  IOK_PATTERN_BUSY: the receive queue is full and
+ * m is still the caller's (from recv, return IOK_PATTERN_BUSY). */
+IOK_API int iok_pattern_deliver(iok_pattern_socket *s, iok_msg *m);
+/* iok_pattern_send_ready: the pattern can take messages again (after
+ * refusing with IOK_PATTERN_BUSY for a reason the core cannot see). */
+IOK_API void iok_pattern_send_ready(iok_pattern_socket *s);
 
 /* ------------------------------------------------------------- messages */
 
