@@ -219,7 +219,9 @@ IOK_API int iok_listener_start(iok_listener l, int flags);
  * redis+unix:///path/to/socket, both taking ?db=N, ?name=client-name and
  * ?protocol=2 (skip HELLO); a pipelined-db socket sends RESP-encoded
  * commands on them and receives each reply as one RESP frame, and a sub
- * socket sharing the dialer gets the pushes).  As with nng, the call waits
+ * socket sharing the dialer gets the pushes; and
+ * postgresql://[user[:password]@][host][:port][/db] (also postgres://,
+ * see "PostgreSQL" below).  As with nng, the call waits
  * for the first connection attempt (including the database handshake) and
  * returns its error (IOK_ECONNREFUSED, IOK_EUNREACHABLE, IOK_EPEERAUTH...);
  * a failed dial leaves no dialer behind.  Once connected, every lost
@@ -567,6 +569,89 @@ IOK_API void iok_free(void *ptr, size_t size);
 /* iok_strfree frees a string returned by a *_get_string call. */
 IOK_API void iok_strfree(char *s);
 
+/* --------------------------------------------------------- Redis (RESP) */
+
+/* A pipelined-db socket dialed to redis:// sends one command per message
+ * (build it with iok_resp_command) and receives each reply as one message
+ * holding one complete RESP2/RESP3 reply in wire format (an attribute and
+ * the value it annotates count as one reply).  Read it with
+ * iok_resp_reader, hiredis's redisReader in pull form. */
+
+/* iok_resp_command makes a message holding one command: a RESP array of
+ * argc bulk strings, argv[i] being lens[i] bytes (any bytes, NULs
+ * included), or a NUL-terminated string when lens is NULL.  An argument
+ * may be NULL only with length 0.
+ * Errors: IOK_EINVAL (argc < 1, argv NULL, a NULL argument with a
+ * length), IOK_ENOMEM; *mp is untouched on error.  Any thread. */
+IOK_API int iok_resp_command(iok_msg **mp, int argc, const char *const *argv, const size_t *lens);
+
+/* Item types: the RESP type byte itself. */
+enum iok_resp_type {
+	IOK_RESP_SIMPLE   = '+', /* simple string (status): str/len */
+	IOK_RESP_ERROR    = '-', /* simple error: str/len */
+	IOK_RESP_INTEGER  = ':', /* integer */
+	IOK_RESP_BULK     = '$', /* bulk string: str/len; null for $-1 */
+	IOK_RESP_ARRAY    = '*', /* count elements follow; null for *-1 */
+	IOK_RESP_NULL     = '_', /* RESP3 null (null is set) */
+	IOK_RESP_MAP      = '%', /* count pairs (2 * count items) follow */
+	IOK_RESP_SET      = '~', /* count elements follow */
+	IOK_RESP_DOUBLE   = ',', /* dval; str/len holds the text */
+	IOK_RESP_BOOL     = '#', /* boolean */
+	IOK_RESP_BIGNUM   = '(', /* big number: its digits in str/len */
+	IOK_RESP_VERBATIM = '=', /* verbatim string: fmt, and str/len the
+	                            text after "fmt:" */
+	IOK_RESP_PUSH     = '>', /* out-of-band push: count elements follow */
+	IOK_RESP_ATTR     = '|', /* attribute: count pairs follow, then the
+	                            value it annotates, at the attribute's
+	                            own depth */
+	IOK_RESP_BLOBERR  = '!'  /* blob error: str/len */
+};
+
+/* Deepest nesting a reply may have (aggregates inside aggregates). */
+#define IOK_RESP_DEPTH_MAX 128
+
+/* One item of a reply.  str points into the reply (valid while it lives;
+ * not NUL-terminated).  Fields a type does not use are 0/NULL. */
+typedef struct iok_resp_item {
+	int            type;    /* enum iok_resp_type */
+	int            null;    /* 1 for $-1, *-1 and _ */
+	unsigned       depth;   /* 0 = the reply's top level; the elements of
+	                           an aggregate at depth d are at d + 1 */
+	const uint8_t *str;     /* + - $ ! ( , = */
+	size_t         len;
+	int64_t        integer; /* : */
+	double         dval;    /* , (in the C locale, whatever LC_NUMERIC) */
+	int            boolean; /* #: 0 or 1 */
+	size_t         count;   /* * ~ >: elements; % |: pairs */
+	char           fmt[4];  /* =: the format, e.g. "txt", NUL-terminated */
+} iok_resp_item;
+
+/* The reader: a pure state machine over one complete reply (no
+ * allocation, no I/O), meant to live on the stack.  Fields are private
+ * (their layout is the library's, checked when it is built). */
+typedef struct iok_resp_reader {
+	const uint8_t *buf_;
+	size_t         len_, pos_;
+	int            done_;
+	struct {
+		unsigned depth_;
+		uint64_t pending_;
+		uint32_t left_[IOK_RESP_DEPTH_MAX + 1];
+	} nest_;
+} iok_resp_reader;
+
+/* iok_resp_reader_init prepares r to read the reply buf[0..len) (e.g. a
+ * message body).  Nothing is read until iok_resp_next.  Any thread. */
+IOK_API void iok_resp_reader_init(iok_resp_reader *r, const void *buf, size_t len);
+/* iok_resp_next fills *it with the next item in pre-order (an aggregate's
+ * header, then its elements) and returns 1; returns 0 once the reply is
+ * complete and ends exactly at len; or -IOK_EPROTO if the bytes are
+ * malformed, truncated, followed by anything, nested deeper than
+ * IOK_RESP_DEPTH_MAX or declaring over 2^24 elements.  Never reads outside
+ * the buffer.  After an error or 0, it keeps returning the same.
+ * Any thread (one reader per thread). */
+IOK_API int iok_resp_next(iok_resp_reader *r, iok_resp_item *it);
+
 /* ---------------------------------------------------------- PostgreSQL */
 
 /* A pipelined-db socket dialed to postgresql://user:password@host:port/db
@@ -577,7 +662,64 @@ IOK_API void iok_strfree(char *s);
  * reply with iok_pg_reader.  Requests are pipelined on the connection; each
  * one is self-contained (extended protocol: Parse when the statement is not
  * yet prepared on that connection, Bind, Describe, Execute, Sync), so an
- * error fails its own request only. */
+ * error fails its own request only.
+ *
+ * URLs, as libpq reads them: user, password (percent-decoded) and database
+ * from the URL (or ?user=, ?password=, ?dbname=); default port 5432
+ * (?port= overrides); ?host= overrides the host, and a host that starts
+ * with '/' (?host=/dir, or percent-encoded %2Fdir in the authority) is the
+ * directory of a unix socket DIR/.s.PGSQL.PORT; no host at all means
+ * /var/run/postgresql.  ?application_name= and ?options= (e.g.
+ * "-c statement_timeout=100", percent-encoded) go into the startup
+ * message; client_encoding is always UTF8.  A user is required.
+ * Authentication: trust, cleartext password, md5 and SCRAM-SHA-256 (the
+ * server must prove it knows the verifier).  Refused credentials make a
+ * synchronous dial fail with IOK_EPEERAUTH (the server's refusal, class 28;
+ * other startup refusals such as an unknown database give
+ * IOK_ECONNREFUSED); IOK_EPEERAUTH counts in "stat:proto-errors".  The password is
+ * never logged, echoed or kept after authentication.
+ *
+ * Limits: a whole reply (all its rows) must fit IOK_OPT_RECVMAXSZ (default
+ * 1 MiB; raise it for big results): a bigger one drops the connection,
+ * counted in "stat:rx-oversize", and the requests in flight on it complete
+ * with IOK_ECONNRESET.  COPY ... TO STDOUT works (its data messages are in
+ * the reply, skipped by iok_pg_next); COPY ... FROM STDIN is not supported
+ * (the server would wait for data until the request times out and is
+ * cancelled).
+ *
+ * Prepared statements: a statement (SQL text + parameter oids) is prepared
+ * once per connection under a generated name and kept in a per-connection
+ * LRU cache (256); a new connection prepares again.  A statement whose
+ * Parse failed is forgotten; "cached plan must not change result type"
+ * (SQLSTATE 0A000) fails that request and the statement is prepared anew
+ * for the next one.
+ *
+ * Timeouts: a request that IOK_OPT_REQ_TIMEOUT gives up on while the server
+ * is running it (the oldest in flight on its connection) is cancelled on
+ * the server: the kernel opens a side connection and sends a CancelRequest
+ * with the connection's BackendKeyData.  As with libpq's PQcancel, the
+ * cancel acts on whatever the backend runs when it arrives.
+ *
+ * Sessions (iok_session_open): BEGIN ... COMMIT run on the pinned
+ * connection with nothing interleaved.  When a session is released while
+ * its connection is inside a transaction (ReadyForQuery status 'T' or 'E'),
+ * the kernel sends ROLLBACK (its reply consumed) before the connection
+ * serves anyone else.
+ *
+ * LISTEN/NOTIFY: a sub socket shared onto the dialer (iok_dialer_share)
+ * turns IOK_OPT_SUB_SUBSCRIBE / UNSUBSCRIBE into LISTEN "channel" /
+ * UNLISTEN "channel" (a quoted identifier: any name, case kept) on the same
+ * connection as the queries, their replies consumed by the transport; no
+ * patterns (IOK_OPT_SUB_PSUBSCRIBE: IOK_ENOTSUP).  Each notification
+ * arrives as one push message (iok_msg_is_push) holding one
+ * NotificationResponse: iok_pg_next gives IOK_PG_NOTIFY.  Channels are
+ * LISTENed again after a reconnect, and every connection that starts
+ * while a sub socket shares the dialer first delivers to it the RECONNECT
+ * MARKER: a push message holding a single ReadyForQuery (iok_pg_next gives
+ * IOK_PG_READY), meaning "a new connection: notifications sent while
+ * there was none may have been lost".  (A connection already up when the
+ * sharing starts gives none.)  A pipelined-db socket with no sharer
+ * receives notifications itself, as token-0 push messages in token mode. */
 
 #define IOK_PG_TEXT 0   /* format code: text */
 #define IOK_PG_BINARY 1 /* format code: binary */
@@ -698,6 +840,11 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   IOK_OPT_PROTO, IOK_OPT_PEER int read-only SP protocol numbers
  *   IOK_OPT_PROTONAME, IOK_OPT_PEERNAME string read-only
  *   IOK_OPT_SOCKNAME    string a name for the socket (default its id)
+ *   IOK_OPT_LAST_ERROR  string read-only: why the last connection failed,
+ *                              as the transport tells it (e.g. PostgreSQL's
+ *                              refusal "FATAL 28P01 password authentication
+ *                              failed for user ..."), "" if none; never a
+ *                              password
  *   IOK_OPT_MAXTTL      int    hops allowed through devices (1..15, def. 8)
  * Statistics (uint64, read-only, counted on the kernel thread):
  *   "stat:tx-msgs", "stat:rx-msgs", "stat:tx-bytes", "stat:rx-bytes",
@@ -740,6 +887,7 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   "sub:filtered", "db:inflight", "db:queued"  uint64, read-only counts
  */
 #define IOK_OPT_SOCKNAME "socket-name"
+#define IOK_OPT_LAST_ERROR "last-error"
 #define IOK_OPT_RAW "raw"
 #define IOK_OPT_PROTO "protocol"
 #define IOK_OPT_PROTONAME "protocol-name"

@@ -45,6 +45,8 @@ typedef struct ik_timer ik_timer;
                               request received (rep, respondent) */
 #define IK_PF_MULTI_REPLY 0x40 /* a request gets many replies, then a
                                   status completion (surveyor) */
+#define IK_PF_SESSIONS 0x80 /* iok_session_open/close work: session_close
+                               is set (pipelined-db) */
 
 /* Option types, for setopt/getopt. */
 enum ik_opt_type {
@@ -105,6 +107,12 @@ typedef struct ik_pattern {
 	/* recv_ready: the receive queue has room again after being full
 	 * (may be NULL): a pattern holding completions can deliver them. */
 	void (*recv_ready)(void *ps);
+	/* session_close: the application closed session (iok_session_close;
+	 * IK_PF_SESSIONS patterns only).  Messages sent before the close may
+	 * still be in the socket's send queue: the pattern takes them first
+	 * (ik_sock_send_ready, refusing none), so it acts on the close in
+	 * order with them. */
+	void (*session_close)(void *ps, uint32_t session);
 } ik_pattern;
 
 /* ik_pattern_register adds a pattern (and "<name>" without a trailing
@@ -153,6 +161,15 @@ int ik_pipe_subscribe(ik_pipe *p, const void *topic, size_t len, unsigned how);
  * MULTI (the server would queue it and answer with a reply, shifting
  * reply matching). */
 void ik_pipe_hold_subscribe(ik_pipe *p, int hold);
+/* ik_pipe_release: a pinned session let go of p; the transport returns the
+ * connection to a clean state first (PostgreSQL: ROLLBACK of a transaction
+ * left open, its reply consumed by the codec).  0, or IOK_E* after which p
+ * is closing. */
+int ik_pipe_release(ik_pipe *p);
+/* ik_pipe_cancel asks the server to cancel what p is running now, over a
+ * side connection to the same address (PostgreSQL's CancelRequest).
+ * Fire and forget; IOK_ENOTSUP if the transport cannot. */
+int ik_pipe_cancel(ik_pipe *p);
 
 /* Sockets. */
 /* ik_sock_pipe_by_id finds an active pipe of s (NULL if none). */

@@ -47,25 +47,53 @@ ik_pipe_flags(const ik_pipe *p)
 	return p->tran->flags;
 }
 
+/* Held subscriptions are kept as (how, len, topic) records and encoded
+ * only when released, so a transport that tracks its own requests (the
+ * PostgreSQL codec counts its LISTENs' replies) sees them in wire order. */
+static int
+sub_encode(ik_pipe *p, const void *topic, size_t len, unsigned how)
+{
+	ik_buf out;
+	int    rv;
+	ik_buf_init(&out);
+	rv = p->tran->subscribe(p->tstate, topic, len, how, &out);
+	if (rv == 0 && out.len > 0) {
+		rv = queue_bytes(p, out.data, out.len);
+	}
+	ik_buf_fini(&out);
+	return rv < 0 ? -rv : rv;
+}
+
 int
 ik_pipe_subscribe(ik_pipe *p, const void *topic, size_t len, unsigned how)
 {
-	int    rv;
-	ik_buf out;
+	uint8_t rec[8];
 	if (p->tran->subscribe == NULL) {
 		return IOK_ENOTSUP;
 	}
 	if (p->state != IK_PIPE_ACTIVE) {
 		return IOK_ECLOSED;
 	}
-	ik_buf_init(&out);
-	rv = p->tran->subscribe(p->tstate, topic, len, how, &out);
-	if (rv == 0 && out.len > 0) {
-		rv = p->sub_hold ? ik_buf_append(&p->sub_held, out.data, out.len)
-		                 : queue_bytes(p, out.data, out.len);
+	if (!p->sub_hold) {
+		return sub_encode(p, topic, len, how);
 	}
-	ik_buf_fini(&out);
-	return rv < 0 ? -rv : rv;
+	if (p->tran->encode_full == NULL) {
+		/* A stateless codec: try it now, for its verdict. */
+		ik_buf out;
+		int    rv;
+		ik_buf_init(&out);
+		rv = p->tran->subscribe(p->tstate, topic, len, how, &out);
+		ik_buf_fini(&out);
+		if (rv != 0) {
+			return rv < 0 ? -rv : rv;
+		}
+	}
+	ik_put_u32(rec, how);
+	ik_put_u32(rec + 4, (uint32_t) len);
+	if (ik_buf_append(&p->sub_held, rec, 8) != 0 || ik_buf_append(&p->sub_held, topic, len) != 0) {
+		return IOK_ENOMEM;
+	}
+	return 0;
 }
 
 void
@@ -73,11 +101,37 @@ ik_pipe_hold_subscribe(ik_pipe *p, int hold)
 {
 	p->sub_hold = hold != 0;
 	if (!p->sub_hold && p->sub_held.len > 0) {
-		if (p->state == IK_PIPE_ACTIVE && queue_bytes(p, p->sub_held.data, p->sub_held.len) != 0) {
-			ik_pipe_close(p, IOK_ENOMEM);
+		size_t off = 0;
+		while (p->state == IK_PIPE_ACTIVE && p->sub_held.len - off >= 8) {
+			unsigned how = ik_get_u32(p->sub_held.data + off);
+			size_t   len = ik_get_u32(p->sub_held.data + off + 4);
+			if (sub_encode(p, p->sub_held.data + off + 8, len, how) == IOK_ENOMEM) {
+				ik_pipe_close(p, IOK_ENOMEM);
+			}
+			off += 8 + len;
 		}
 		p->sub_held.len = 0;
 	}
+}
+
+int
+ik_pipe_release(ik_pipe *p)
+{
+	ik_buf out;
+	int    rv;
+	if (p->tran->release == NULL || p->state != IK_PIPE_ACTIVE) {
+		return 0;
+	}
+	ik_buf_init(&out);
+	rv = p->tran->release(p->tstate, &out);
+	if (rv == 0 && out.len > 0) {
+		rv = -queue_bytes(p, out.data, out.len);
+	}
+	ik_buf_fini(&out);
+	if (rv != 0) {
+		ik_pipe_close(p, -rv); /* never hand on a connection in a transaction */
+	}
+	return -rv;
 }
 
 static size_t
@@ -296,6 +350,14 @@ static void
 pipe_fail(ik_pipe *p, int err)
 {
 	ik_sock *s = p->sock;
+	if (p->tran->error_text != NULL && p->begun) {
+		char why[sizeof(s->last_error)];
+		why[0] = '\0';
+		p->tran->error_text(p->tstate, why, sizeof(why));
+		if (why[0] != '\0') {
+			memcpy(s->last_error, why, sizeof(why));
+		}
+	}
 	if (err == IOK_EMSGSIZE) {
 		s->stats[IK_STAT_RX_OVERSIZE]++;
 	} else if (err == IOK_EPROTO || err == IOK_EPEERAUTH) {
@@ -643,6 +705,35 @@ queue_bytes(ik_pipe *p, const void *data, size_t len)
 
 static void inproc_send(ik_pipe *p, iok_msg *m);
 
+/* frame_full: the codec writes the whole wire form into the batch (the
+ * message's bytes are not sent as they are), so m is always done with. */
+static int
+frame_full(ik_pipe *p, iok_msg *m, bool keep)
+{
+	ik_wbatch *b   = &p->wb[p->wfill];
+	size_t     off = b->bytes.len;
+	int        rv;
+
+	if (wseg_reserve(b, 1) != 0) {
+		return IOK_ENOMEM;
+	}
+	rv = p->tran->encode_full(p->tstate, m->hdr, m->hdr_len, m->body, m->len, &b->bytes);
+	if (rv < 0) {
+		b->bytes.len = off; /* nothing half-written goes out */
+		if (rv != -IOK_ENOMEM) {
+			p->sock->stats[IK_STAT_TX_DROPPED]++;
+		}
+		return -rv;
+	}
+	(void) wseg_add(b, NULL, off, b->bytes.len - off);
+	b->total += b->bytes.len - off;
+	if (!keep) {
+		iok_msg_free(m);
+	}
+	ik_task_schedule(&p->task);
+	return 0;
+}
+
 /* Frame m into the filling batch.  Small bodies are copied (keep says
  * whether m stays the caller's); big ones are written in place, so the
  * batch takes m (never with keep).  0 or IOK_E*; on error m is untouched. */
@@ -654,6 +745,9 @@ frame_into_batch(ik_pipe *p, iok_msg *m, bool keep)
 	ik_wbatch *b;
 	size_t     off;
 
+	if (p->tran->encode_full != NULL) {
+		return frame_full(p, m, keep);
+	}
 	pl = p->tran->encode(p->tstate, m->hdr, m->hdr_len, m->body, m->len, prefix);
 	if (pl < 0) {
 		p->sock->stats[IK_STAT_TX_DROPPED]++;
@@ -999,6 +1093,7 @@ ik_pipe_begin(ik_pipe *p)
 		.dialer     = ep->dialer,
 		.recv_max   = p->recv_max,
 		.url        = &ep->url,
+		.shared     = p->att[IK_ATT_SHARER].sock != NULL,
 	};
 	int rv;
 

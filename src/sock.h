@@ -79,6 +79,7 @@ struct ik_sock {
 	iok_duration linger;
 	int          max_ttl;
 	char         name[64];
+	char         last_error[256]; /* IOK_OPT_LAST_ERROR, "" if none */
 	uint64_t     stats[IK_STAT_COUNT];
 };
 

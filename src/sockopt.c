@@ -110,7 +110,8 @@ setopt_k(ik_cmd *c)
 		}
 	} else if (strcmp(n, IOK_OPT_RAW) == 0 || strcmp(n, IOK_OPT_PROTO) == 0 ||
 	    strcmp(n, IOK_OPT_PEER) == 0 || strcmp(n, IOK_OPT_PROTONAME) == 0 ||
-	    strcmp(n, IOK_OPT_PEERNAME) == 0 || strncmp(n, "stat:", 5) == 0) {
+	    strcmp(n, IOK_OPT_PEERNAME) == 0 || strncmp(n, "stat:", 5) == 0 ||
+	    strcmp(n, IOK_OPT_LAST_ERROR) == 0) {
 		rv = IOK_EREADONLY;
 	} else if ((rv = ik_topts_set(&s->topts, n, oc->in, oc->sz, oc->type)) == IOK_ENOTSUP) {
 		rv = s->pat->setopt ? s->pat->setopt(s->pdata, n, oc->in, oc->sz, oc->type) : IOK_ENOTSUP;
@@ -141,6 +142,8 @@ getopt_k(ik_cmd *c)
 		rv = ik_opt_put_int(s->max_ttl, oc->out, oc->outsz, oc->type);
 	} else if (strcmp(n, IOK_OPT_SOCKNAME) == 0) {
 		rv = ik_put_string(s->name, oc->out, oc->outsz, oc->type);
+	} else if (strcmp(n, IOK_OPT_LAST_ERROR) == 0) {
+		rv = ik_put_string(s->last_error, oc->out, oc->outsz, oc->type);
 	} else if (strcmp(n, IOK_OPT_RAW) == 0) {
 		rv = ik_opt_put_bool(s->raw, oc->out, oc->outsz, oc->type);
 	} else if (strcmp(n, IOK_OPT_PROTO) == 0) {

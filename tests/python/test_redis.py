@@ -44,8 +44,9 @@ def test_encode():
 
 
 DECODED = [
-    (b"+OK\r\n", "OK"),
-    (b"+PONG\r\n", "PONG"),
+    (b"+OK\r\n", b"OK"),                  # status replies are bytes, as in redis-py
+    (b"+PONG\r\n", b"PONG"),
+    (b"+\r\n", b""),
     (b":-42\r\n", -42),
     (b"$3\r\nabc\r\n", b"abc"),
     (b"$0\r\n\r\n", b""),
@@ -61,8 +62,8 @@ DECODED = [
     (b"(-123456789012345678901234567890\r\n", -123456789012345678901234567890),
     (b"=15\r\ntxt:Some string\r\n", "Some string"),
     (b"~2\r\n:1\r\n$1\r\na\r\n", {1, b"a"}),
-    (b"%2\r\n$1\r\na\r\n:1\r\n+b\r\n*1\r\n:2\r\n", {b"a": 1, "b": [2]}),
-    (b"%1\r\n*2\r\n:1\r\n:2\r\n+v\r\n", {(1, 2): "v"}),            # unhashable key
+    (b"%2\r\n$1\r\na\r\n:1\r\n+b\r\n*1\r\n:2\r\n", {b"a": 1, b"b": [2]}),
+    (b"%1\r\n*2\r\n:1\r\n:2\r\n+v\r\n", {(1, 2): b"v"}),            # unhashable key
     (b"|1\r\n+ttl\r\n:3600\r\n$1\r\nv\r\n", b"v"),                   # attribute skipped
     (b"*2\r\n|1\r\n+a\r\n:1\r\n:5\r\n:6\r\n", [5, 6]),              # nested attribute
     (b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nx\r\n", [b"message", b"ch", b"x"]),
@@ -73,6 +74,21 @@ DECODED = [
 def test_decode(frame, value):
     got = ir.resp_decode(frame)
     assert got == value and type(got) is type(value)
+
+
+def test_decode_huge_bignum():
+    """A big number over Python's int conversion limit is a DataError of the
+    iok.redis hierarchy (the ValueError as its cause), not a bare ValueError."""
+    frame = b"(" + b"7" * 100000 + b"\r\n"
+    for decode in (False, True):
+        with pytest.raises(ir.DataError) as ei:
+            ir.resp_decode(frame, decode)
+        assert isinstance(ei.value, ir.RedisError) and isinstance(ei.value, iok.Error)
+        assert "100000 digits" in str(ei.value)
+        assert isinstance(ei.value.__cause__, ValueError)
+        with pytest.raises(ir.DataError):
+            ir.resp_decode(b"*2\r\n:1\r\n" + frame, decode)   # inside an aggregate too
+    assert ir.resp_decode(b"(" + b"9" * 4000 + b"\r\n") == int("9" * 4000)
 
 
 def test_decode_errors():
@@ -94,6 +110,10 @@ def test_decode_errors():
 
 def test_decode_responses_flag():
     assert ir.resp_decode(b"$2\r\n\xc3\xa9\r\n", True) == "é"
+    assert ir.resp_decode(b"+OK\r\n", True) == "OK"
+    assert ir.resp_decode(b"+hash\r\n", True) == "hash"
+    assert ir.resp_decode(b"*2\r\n+OK\r\n+QUEUED\r\n", True) == ["OK", "QUEUED"]
+    assert ir.resp_decode(b"*2\r\n+OK\r\n+QUEUED\r\n") == [b"OK", b"QUEUED"]
     assert ir.resp_decode(b"*1\r\n$1\r\nx\r\n", True) == ["x"]
     with pytest.raises(UnicodeDecodeError):
         ir.resp_decode(b"$1\r\n\xff\r\n", True)
@@ -177,7 +197,7 @@ def check_commands(r, call):
     assert c(r.mget("a", "b", "c", "nosuch")) == [b"1", b"2", b"three", None]
     assert c(r.mget(["a", "b"])) == [b"1", b"2"]
     assert c(r.append("a", "x")) == 2 and c(r.strlen("a")) == 2
-    assert c(r.type("a")) == "string"
+    assert c(r.type("a")) == b"string"
     assert c(r.delete("a", "b", "nosuch")) == 2
     assert c(r.hset("h", "f", "v")) == 1
     assert c(r.hset("h", mapping={"g": 2, "i": 3})) == 2
@@ -209,7 +229,7 @@ def check_commands(r, call):
     assert sorted(c(r.keys("s*"))) == [b"s", b"set"]
     assert "redis_version" in c(r.info("server"))
     assert c(r.dbsize()) == len(c(r.keys()))
-    assert c(r.execute("SET", "e", "1")) == "OK"
+    assert c(r.execute("SET", "e", "1")) == b"OK"
     assert c(r.execute("get", "e")) == b"1"
     assert c(r.getdel("e")) == b"1" and c(r.get("e")) is None
     assert c(r.flushdb()) is True and c(r.dbsize()) == 0
@@ -255,6 +275,11 @@ def test_decode_responses(redis_server, run):
         with pytest.raises(UnicodeDecodeError):
             r.get("bin")
         assert r.get("k") == "é"  # the connection is fine
+        # Status replies decode too (and are bytes without decode_responses).
+        assert r.type("k") == "string" and r.execute("SET", "k2", "v") == "OK"
+    with ir.Client(redis_server.url(), timeout=T) as r:
+        assert r.type("k") == b"string" and r.execute("SET", "k2", "v") == b"OK"
+        assert r.set("k3", "v") is True and r.ping() is True
 
     async def main():
         async with ir.AsyncClient(redis_server.url(), decode_responses=True) as r:

@@ -48,7 +48,7 @@ __all__ = [
     "Client", "AsyncClient", "PubSub", "AsyncPubSub", "PubSubMessage",
     "Pipeline", "AsyncPipeline", "Session", "AsyncSession",
     "RedisError", "ResponseError", "ExecAbortError", "WatchError", "NoScriptError",
-    "ReadOnlyError", "WrongTypeError", "BusyLoadingError", "AuthenticationError",
+    "ReadOnlyError", "WrongTypeError", "BusyLoadingError", "AuthenticationError", "DataError",
     "resp_encode", "resp_decode",
 ]
 
@@ -118,12 +118,17 @@ class WatchError(RedisError):
     """A watched key changed: EXEC did nothing."""
 
 
+class DataError(RedisError):
+    """A reply Python cannot represent (a big number over the int
+    conversion limit, sys.get_int_max_str_digits)."""
+
+
 _ERROR_CODES = {
     "EXECABORT": ExecAbortError, "NOSCRIPT": NoScriptError, "READONLY": ReadOnlyError,
     "WRONGTYPE": WrongTypeError, "LOADING": BusyLoadingError, "NOAUTH": AuthenticationError,
     "WRONGPASS": AuthenticationError,
 }
-_iok._redis_setup(ResponseError, _ERROR_CODES, ProtocolError)
+_iok._redis_setup(ResponseError, _ERROR_CODES, ProtocolError, DataError)
 
 
 def resp_encode(*args):
@@ -208,11 +213,11 @@ def _cmdname(args):
 # ------------------------------------------------------- reply transforms
 
 def _ok(v):
-    return True if v == "OK" else v
+    return True if v == b"OK" or v == "OK" else v
 
 
 def _ok_or_none(v):
-    return True if v == "OK" else None
+    return True if v == b"OK" or v == "OK" else None
 
 
 def _bool(v):
