@@ -116,7 +116,7 @@ main(void)
 
 	CHECK(iok_req0_open(&req));
 	CHECK(iok_socket_set_ms(req, IOK_OPT_RECVTIMEO, 10000));
-	CHECK(iok_dial(req, url, NULL, 0));
+	CHECK(iok_dial(req, url, NULL, IOK_FLAG_NONBLOCK));
 	wait_peers(req, 1); /* connected before the first request */
 	ask(req, first, sizeof(first));
 	printf("before the edit: answered by %s\n", first);

@@ -32,6 +32,7 @@
 #ifndef IOK_H
 #define IOK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -119,10 +120,14 @@ typedef int32_t iok_duration;
 #define IOK_DURATION_DEFAULT (-2)
 #define IOK_DURATION_ZERO 0
 
-/* Flags for send/recv/dial/listen. */
-#define IOK_FLAG_ALLOC 1u    /* iok_recv: iok allocates the buffer */
-#define IOK_FLAG_NONBLOCK 2u /* do not wait: IOK_EAGAIN instead */
-#define IOK_FLAG_SYNC 4u     /* iok_dial: wait for the first connection */
+/* Flags for send/recv/dial/listen (the first two have nng's values). */
+#define IOK_FLAG_ALLOC 1u    /* iok_recv/iok_send: buffer from iok_alloc */
+#define IOK_FLAG_NONBLOCK 2u /* do not wait: IOK_EAGAIN instead; iok_dial:
+                                connect in the background */
+/* IOK_FLAG_SYNC is accepted and ignored: a dial without IOK_FLAG_NONBLOCK
+ * already waits for its first connection attempt (nng's default).  Kept so
+ * code written when dialing was asynchronous by default still builds. */
+#define IOK_FLAG_SYNC 4u
 #define IOK_FLAG_IDEMPOTENT 8u /* iok_request: safe to send again */
 
 /* ------------------------------------------------------------- sockets */
@@ -131,8 +136,8 @@ typedef int32_t iok_duration;
  * "pair1", "push0", "pull0", "req0", "rep0", "pub0", "sub0", "surveyor0",
  * "respondent0", "bus0", "pipelined-db" (each also without its version
  * suffix, e.g. "pair" = "pair1", "push" = "push0").  Patterns registered with
- * iok_pattern_register are found too.  The first socket starts the kernel
- * thread.
+ * iok_pattern_register (see "user-defined patterns") are found too.  The
+ * first socket starts the kernel thread.
  * Errors: IOK_ENOTSUP unknown pattern, IOK_ENOMEM, IOK_ENOFILES.
  * Any thread. */
 IOK_API int iok_socket_open(iok_socket *s, const char *pattern);
@@ -195,7 +200,9 @@ IOK_API void iok_fini(void);
  * ephemeral; see IOK_OPT_TCP_BOUND_PORT), tcp4://, tcp6://, tcp://[::1]:port,
  * ipc:///path/to/socket, ipc://relative/path, inproc://name.  Host names are
  * resolved on the kernel thread with c-ares.  The call returns once the
- * address is bound.  lp may be NULL.  flags must be 0.
+ * address is bound.  lp may be NULL.  flags: 0 or IOK_FLAG_NONBLOCK, which
+ * is accepted and changes nothing (as with nng: binding is always waited
+ * for, since its error is the point of the call); IOK_EINVAL otherwise.
  * Errors: IOK_EADDRINVAL bad URL, IOK_ENOTSUP unknown scheme,
  * IOK_EADDRINUSE address in use, IOK_EPERM, IOK_ECLOSED socket closed.
  * Any thread. */
@@ -219,22 +226,26 @@ IOK_API int iok_listener_start(iok_listener l, int flags);
  * commands on them and receives each reply as one RESP frame, and a sub
  * socket sharing the dialer gets the pushes; and
  * postgresql://[user[:password]@][host][:port][/db] (also postgres://,
- * see "PostgreSQL" below).  By default the dialer is
- * asynchronous: the call validates the URL and returns; connecting happens
- * on the kernel thread, and a target that is not there yet (no listener,
- * refused) is retried with exponential backoff between
- * IOK_OPT_RECONNMINT and IOK_OPT_RECONNMAXT, as is every lost connection.
- * With IOK_FLAG_SYNC the call also waits for the first connection attempt
- * and returns its error (IOK_ECONNREFUSED, IOK_EUNREACHABLE,
- * IOK_EPEERAUTH...); as with nng, a failed synchronous dial leaves no
- * dialer behind.  dp may be NULL.
+ * see "PostgreSQL" below).  As with nng, the call waits
+ * for the first connection attempt (including the database handshake) and
+ * returns its error (IOK_ECONNREFUSED, IOK_EUNREACHABLE, IOK_EPEERAUTH...);
+ * a failed dial leaves no dialer behind.  Once connected, every lost
+ * connection is redialed with exponential backoff between
+ * IOK_OPT_RECONNMINT and IOK_OPT_RECONNMAXT.  With IOK_FLAG_NONBLOCK the
+ * call only validates the URL and returns: connecting happens on the
+ * kernel thread, and a target that is not there yet (no listener, refused)
+ * is retried with the same backoff, so dialing before listening works.
+ * IOK_FLAG_SYNC is accepted (the default).  dp may be NULL.
  * Errors: IOK_EADDRINVAL bad URL, IOK_ENOTSUP unknown scheme,
- * IOK_ECLOSED socket closed; with IOK_FLAG_SYNC also connection errors.
+ * IOK_ECLOSED socket closed, IOK_EINVAL unknown flags; without
+ * IOK_FLAG_NONBLOCK also connection errors.
  * Any thread. */
 IOK_API int iok_dial(iok_socket s, const char *url, iok_dialer *dp, int flags);
 
 /* iok_dialer_create/iok_dialer_start split iok_dial so per-dialer options
- * can be set first.  Errors as iok_dial. */
+ * can be set first.  iok_dialer_start takes iok_dial's flags (waits for the
+ * first attempt unless IOK_FLAG_NONBLOCK); unlike iok_dial, a failed start
+ * leaves the dialer to be closed by the caller.  Errors as iok_dial. */
 IOK_API int iok_dialer_create(iok_dialer *dp, iok_socket s, const char *url);
 IOK_API int iok_dialer_start(iok_dialer d, int flags);
 
@@ -357,7 +368,10 @@ IOK_API void *iok_discovery_loop(void);
 /* ---------------------------------------------------------- send, recv */
 
 /* iok_send copies size bytes from data into a new message and queues it for
- * sending.  It blocks while the socket's send queue is full (up to
+ * sending.  With IOK_FLAG_ALLOC (as nng), data is a buffer of size bytes
+ * from iok_alloc that becomes the message without a copy: on success it
+ * belongs to iok (do not touch or free it), on failure it is still the
+ * caller's.  It blocks while the socket's send queue is full (up to
  * IOK_OPT_SENDTIMEO), unless flags has IOK_FLAG_NONBLOCK.
  * Errors: IOK_EAGAIN (non-blocking and full), IOK_ETIMEDOUT, IOK_ECLOSED,
  * IOK_ENOMEM, IOK_ESTATE (pattern cannot send now, e.g. rep with no
@@ -405,7 +419,7 @@ IOK_API int iok_recvmsg(iok_socket s, iok_msg **mp, int flags);
  * socket.
  * On success m belongs to iok.  Errors: as iok_sendmsg, IOK_ENOTSUP for
  * other patterns. Any thread. */
-IOK_API int iok_request(iok_socket s, iok_msg *m, int flags, uint64_t *token);
+IOK_API int iok_request(iok_socket s, iok_msg *m, uint64_t *token, int flags);
 
 /* With IOK_FLAG_IDEMPOTENT, a pipelined-db request that was in flight on a
  * connection that dropped is sent once more on a new connection instead of
@@ -444,14 +458,124 @@ IOK_API int iok_session_close(iok_socket s, uint32_t session);
 
 /* --------------------------------------------------------------- devices */
 
-/* iok_device forwards every message received on raw socket a to b and, if
- * b is not NULL-equivalent (id 0), every message received on b to a.  The
- * forwarding runs entirely on the kernel thread; no application thread is
- * involved.  Returns at once; the device stops when either socket closes.
- * Errors: IOK_EINVAL (sockets not raw, or not a compatible pair),
+/* iok_device forwards every message received on raw socket a to raw
+ * socket b, and every message received on b to a, entirely on the kernel
+ * thread (no application thread is involved).  With b's id 0
+ * (IOK_SOCKET_INITIALIZER), or b == a, a is a reflector: what arrives on
+ * it goes back out of it (for self-peered patterns: pair, bus).
+ *
+ * Against nng_device(s1, s2):
+ *   same:   both sockets must be raw and each one's protocol the other's
+ *           peer (else IOK_EINVAL); one invalid socket makes a reflector;
+ *           SP headers (backtraces, hop counts limited by IOK_OPT_MAXTTL)
+ *           pass through unchanged, so devices chain as in nng.
+ *   differs: nng_device blocks the calling thread until a socket closes and
+ *           then returns that error (nng_device_aio is the asynchronous
+ *           form); iok_device returns 0 at once, like nng_device_aio
+ *           started, and the device stops, silently, when either socket
+ *           closes.  A socket can be in one device at a time (IOK_EBUSY).
+ *           Messages already queued for the application when the device
+ *           starts stay there for iok_recv; only later ones are forwarded.
+ * Errors: IOK_EINVAL (a socket not raw, or not a compatible pair),
  * IOK_ECLOSED, IOK_EBUSY (a socket is already in a device).
  * Any thread. */
 IOK_API int iok_device(iok_socket a, iok_socket b);
+
+/* ------------------------------------------------ user-defined patterns */
+
+/* A pattern is the protocol logic of a socket (who a message goes to, what
+ * is delivered).  iok_pattern_register adds one from outside the library,
+ * the same way the built-in ones are plugged in; iok_socket_open then
+ * opens sockets of it by name.  Every function of the table runs on the
+ * kernel thread, one call at a time, so a pattern needs no locks; it must
+ * never block, and may call only the iok_pattern_* services below (not
+ * the application calls: iok_send, iok_recv, iok_close...).
+ *
+ * This is a reduced public form of the internal pattern table: no options
+ * of its own (names the core does not know give IOK_ENOTSUP), no timers,
+ * no request tokens (iok_request/iok_reply stay the built-in patterns').
+ * Messages arriving on a pipe still carry the peer's SP header at the
+ * front of the body, exactly as on the wire; messages a pattern sends go
+ * out as they are (header, then body). */
+
+typedef struct iok_pattern_socket iok_pattern_socket; /* opaque */
+typedef struct iok_pattern_pipe   iok_pattern_pipe;   /* opaque */
+
+/* Return values of send, recv and iok_pattern_deliver. */
+#define IOK_PATTERN_OK 0   /* taken (sent, delivered, queued or dropped) */
+#define IOK_PATTERN_BUSY 1 /* not now: the core keeps the message */
+
+/* Flags. */
+#define IOK_PATTERN_SEND 0x01 /* the application may send */
+#define IOK_PATTERN_RECV 0x02 /* the application may receive */
+
+typedef struct iok_pattern {
+	const char *name;      /* as iok_socket_open takes it, < 32 bytes */
+	const char *peer_name; /* the peer pattern's name (IOK_OPT_PEERNAME) */
+	uint16_t    proto;     /* SP protocol id sent in the handshake */
+	uint16_t    peer;      /* SP protocol id a peer must announce */
+	unsigned    flags;     /* IOK_PATTERN_* */
+	size_t      sock_size; /* per-socket state the core allocates, zeroed */
+	size_t      pipe_size; /* per-connection state, zeroed */
+
+	/* init: a socket opened (raw is always 0: no raw mode).  ps is its
+	 * state; s identifies it to the services.  0, or an IOK_E* code that
+	 * iok_socket_open returns.  May be NULL. */
+	int (*init)(void *ps, iok_pattern_socket *s, int raw);
+	/* fini: the socket is gone (every pipe was removed first); free what
+	 * the state owns.  May be NULL. */
+	void (*fini)(void *ps);
+	/* pipe_add: a connection joined (handshake done, peer id checked).
+	 * 0 accepts it; IOK_EBUSY or IOK_EPROTO refuses it and the core
+	 * closes it.  pipe_rm: it left; forget p (messages it held were
+	 * freed by the core). */
+	int (*pipe_add)(void *ps, void *pp, iok_pattern_pipe *p);
+	void (*pipe_rm)(void *ps, void *pp);
+	/* send: the application sent m.  IOK_PATTERN_OK: the pattern took it
+	 * (and owns it); IOK_PATTERN_BUSY: the core keeps it at the head of
+	 * the send queue and offers it again after pipe_add, pipe_ready or
+	 * iok_pattern_send_ready.  Required if flags has IOK_PATTERN_SEND. */
+	int (*send)(void *ps, iok_msg *m);
+	/* recv: a whole message arrived on a pipe.  IOK_PATTERN_OK: taken;
+	 * IOK_PATTERN_BUSY: the core keeps it, pauses that pipe and offers
+	 * it again when the receive queue has room.  Required. */
+	int (*recv)(void *ps, void *pp, iok_msg *m);
+	/* pipe_ready: p's write queue drained (may be NULL). */
+	void (*pipe_ready)(void *ps, void *pp);
+} iok_pattern;
+
+/* iok_pattern_register adds pattern p under p->name (and under the name
+ * without a trailing version digit, "echo0" -> "echo", when that is free).
+ * The table is copied, but its strings and functions are used in place:
+ * they must stay valid for the life of the process.
+ * Typically called once at start-up.
+ * Errors: IOK_EINVAL (NULL, no name, no recv, IOK_PATTERN_SEND without
+ * send, unknown flags), IOK_EEXIST (the name is taken, built-in names
+ * included), IOK_ENOSPC (the table is full or the name too long),
+ * IOK_ENOMEM.  Any thread. */
+IOK_API int iok_pattern_register(const iok_pattern *p);
+
+/* Services for pattern functions (kernel thread only, from inside a
+ * function of the table, with the socket or pipe it was given): */
+/* iok_pattern_pipe_id: the pipe's id, as iok_msg_get_pipe reports it. */
+IOK_API uint32_t iok_pattern_pipe_id(const iok_pattern_pipe *p);
+/* iok_pattern_pipe_send queues m for writing on p and always takes it.
+ * 0 if queued; otherwise it was dropped (counted in stat:tx-dropped):
+ * IOK_ECLOSED (p is closing), IOK_ENOMEM. */
+IOK_API int iok_pattern_pipe_send(iok_pattern_pipe *p, iok_msg *m);
+/* iok_pattern_pipe_writable: nonzero while p's write queue is below its
+ * high-water mark (a send then will not pile up). */
+IOK_API int iok_pattern_pipe_writable(const iok_pattern_pipe *p);
+/* iok_pattern_pipe_close drops the connection (e.g. malformed input);
+ * pipe_rm follows later, never from inside this call. */
+IOK_API void iok_pattern_pipe_close(iok_pattern_pipe *p, int err);
+/* iok_pattern_deliver queues m for the application's iok_recv.
+ * IOK_PATTERN_OK: taken.  IOK_PATTERN_BUSY: the receive queue is full and
+ * m is still the caller's (from recv, return IOK_PATTERN_BUSY). */
+IOK_API int iok_pattern_deliver(iok_pattern_socket *s, iok_msg *m);
+/* iok_pattern_send_ready: the pattern can take messages again (after
+ * refusing with IOK_PATTERN_BUSY for a reason the core cannot see). */
+IOK_API void iok_pattern_send_ready(iok_pattern_socket *s);
 
 /* ------------------------------------------------------------- messages */
 
@@ -474,11 +598,23 @@ IOK_API int iok_msg_insert(iok_msg *m, const void *data, size_t len);
 IOK_API int iok_msg_trim(iok_msg *m, size_t len);
 IOK_API int iok_msg_chop(iok_msg *m, size_t len);
 IOK_API void iok_msg_clear(iok_msg *m);
-/* Big-endian integers at the end/front of the body. */
+/* Big-endian (network order) integers, as nng's: append/insert put v at
+ * the end/front of the body; trim/chop take one off the front/end into *v.
+ * Errors: IOK_ENOMEM (append/insert), IOK_EINVAL (trim/chop: body shorter
+ * than the integer, or v NULL; the message is left unchanged).  Whoever
+ * owns the message may call them. */
+IOK_API int iok_msg_append_u16(iok_msg *m, uint16_t v);
 IOK_API int iok_msg_append_u32(iok_msg *m, uint32_t v);
+IOK_API int iok_msg_append_u64(iok_msg *m, uint64_t v);
+IOK_API int iok_msg_insert_u16(iok_msg *m, uint16_t v);
 IOK_API int iok_msg_insert_u32(iok_msg *m, uint32_t v);
+IOK_API int iok_msg_insert_u64(iok_msg *m, uint64_t v);
+IOK_API int iok_msg_trim_u16(iok_msg *m, uint16_t *v);
 IOK_API int iok_msg_trim_u32(iok_msg *m, uint32_t *v);
+IOK_API int iok_msg_trim_u64(iok_msg *m, uint64_t *v);
+IOK_API int iok_msg_chop_u16(iok_msg *m, uint16_t *v);
 IOK_API int iok_msg_chop_u32(iok_msg *m, uint32_t *v);
+IOK_API int iok_msg_chop_u64(iok_msg *m, uint64_t *v);
 
 /* The SP header (request ids, backtraces, hop counts): empty on cooked
  * sockets, visible on raw ones.  At most IOK_MSG_HEADER_MAX bytes
@@ -491,8 +627,21 @@ IOK_API int iok_msg_header_insert(iok_msg *m, const void *data, size_t len);
 IOK_API int iok_msg_header_trim(iok_msg *m, size_t len);
 IOK_API int iok_msg_header_chop(iok_msg *m, size_t len);
 IOK_API void iok_msg_header_clear(iok_msg *m);
+/* The same integer calls on the header.  Errors: IOK_EMSGSIZE (the header
+ * would exceed IOK_MSG_HEADER_MAX), IOK_EINVAL (header shorter than the
+ * integer, or v NULL). */
+IOK_API int iok_msg_header_append_u16(iok_msg *m, uint16_t v);
 IOK_API int iok_msg_header_append_u32(iok_msg *m, uint32_t v);
+IOK_API int iok_msg_header_append_u64(iok_msg *m, uint64_t v);
+IOK_API int iok_msg_header_insert_u16(iok_msg *m, uint16_t v);
+IOK_API int iok_msg_header_insert_u32(iok_msg *m, uint32_t v);
+IOK_API int iok_msg_header_insert_u64(iok_msg *m, uint64_t v);
+IOK_API int iok_msg_header_trim_u16(iok_msg *m, uint16_t *v);
 IOK_API int iok_msg_header_trim_u32(iok_msg *m, uint32_t *v);
+IOK_API int iok_msg_header_trim_u64(iok_msg *m, uint64_t *v);
+IOK_API int iok_msg_header_chop_u16(iok_msg *m, uint16_t *v);
+IOK_API int iok_msg_header_chop_u32(iok_msg *m, uint32_t *v);
+IOK_API int iok_msg_header_chop_u64(iok_msg *m, uint64_t *v);
 
 /* The id of the connection ("pipe") a received message came on, 0 if none.
  * Setting it on a message sent on a raw/polyamorous socket picks the pipe. */
@@ -510,7 +659,9 @@ IOK_API uint64_t iok_msg_token(const iok_msg *m);
  * because a request failed (timeout, connection lost). */
 IOK_API int iok_msg_status(const iok_msg *m);
 
-/* iok_alloc / iok_free: memory for iok_recv with IOK_FLAG_ALLOC. */
+/* iok_alloc / iok_free: memory for iok_recv and iok_send with
+ * IOK_FLAG_ALLOC.  iok_alloc returns NULL when out of memory.  Any
+ * thread. */
 IOK_API void *iok_alloc(size_t size);
 IOK_API void iok_free(void *ptr, size_t size);
 /* iok_strfree frees a string returned by a *_get_string call. */
@@ -750,7 +901,7 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 
 /* Options are named by strings (nng's names where nng has one).  Each has a
  * type, and must be accessed through the matching typed call (else
- * IOK_EBADTYPE).  Unknown names give IOK_ENOTSUP; read-only ones
+ * IOK_EBADTYPE); "bool" options take C bool (<stdbool.h>), as nng's.  Unknown names give IOK_ENOTSUP; read-only ones
  * IOK_EREADONLY on set; bad values IOK_EINVAL.
  *
  * Socket options (dialers and listeners inherit the transport ones, and may
@@ -760,10 +911,16 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *                              connection and counts stat:rx-oversize
  *   IOK_OPT_RECVTIMEO   ms     receive timeout (default infinite)
  *   IOK_OPT_SENDTIMEO   ms     send timeout (default infinite)
- *   IOK_OPT_RECVBUF     int    receive queue length, messages (1..65536,
+ *   IOK_OPT_RECVBUF     int    receive queue length, messages (0..65536,
  *                              default 1024)
- *   IOK_OPT_SENDBUF     int    send queue length, messages (1..65536,
- *                              default 1024)
+ *   IOK_OPT_SENDBUF     int    send queue length, messages (0..65536,
+ *                              default 1024).  As nng's, but nng stops at
+ *                              8192: iok allows more because a queue is
+ *                              also how many messages one kernel-thread
+ *                              wakeup moves, and bulk senders gain from
+ *                              it.  0 means nng's "unbuffered" as far as
+ *                              iok can: one message in the hand-off to
+ *                              the kernel thread (it reads back as 1).
  *   IOK_OPT_RECONNMINT  ms     first reconnect delay (default 100)
  *   IOK_OPT_RECONNMAXT  ms     largest reconnect delay (default 2000; the
  *                              delay doubles up to it)
@@ -896,7 +1053,11 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 #define IOK_OPT_DB_MAX_INFLIGHT "db:max-inflight"   /* int, per connection */
 
 IOK_API int iok_socket_set(iok_socket s, const char *name, const void *val, size_t size);
-IOK_API int iok_socket_set_bool(iok_socket s, const char *name, int val);
+/* iok_setopt is iok_socket_set under nng's older name (nng_setopt, from
+ * before nng 1.2 and still in nng's getting-started guide), so code written
+ * against it ports unchanged.  Same errors.  Any thread. */
+IOK_API int iok_setopt(iok_socket s, const char *name, const void *val, size_t size);
+IOK_API int iok_socket_set_bool(iok_socket s, const char *name, bool val);
 IOK_API int iok_socket_set_int(iok_socket s, const char *name, int val);
 IOK_API int iok_socket_set_ms(iok_socket s, const char *name, iok_duration val);
 IOK_API int iok_socket_set_size(iok_socket s, const char *name, size_t val);
@@ -905,7 +1066,7 @@ IOK_API int iok_socket_set_string(iok_socket s, const char *name, const char *va
 /* iok_socket_get copies up to *size bytes of a bytes/string option into
  * val and sets *size to its length. */
 IOK_API int iok_socket_get(iok_socket s, const char *name, void *val, size_t *size);
-IOK_API int iok_socket_get_bool(iok_socket s, const char *name, int *val);
+IOK_API int iok_socket_get_bool(iok_socket s, const char *name, bool *val);
 IOK_API int iok_socket_get_int(iok_socket s, const char *name, int *val);
 IOK_API int iok_socket_get_ms(iok_socket s, const char *name, iok_duration *val);
 IOK_API int iok_socket_get_size(iok_socket s, const char *name, size_t *val);
@@ -913,24 +1074,24 @@ IOK_API int iok_socket_get_uint64(iok_socket s, const char *name, uint64_t *val)
 /* The returned string is freed with iok_strfree. */
 IOK_API int iok_socket_get_string(iok_socket s, const char *name, char **val);
 
-IOK_API int iok_dialer_set_bool(iok_dialer d, const char *name, int val);
+IOK_API int iok_dialer_set_bool(iok_dialer d, const char *name, bool val);
 IOK_API int iok_dialer_set_int(iok_dialer d, const char *name, int val);
 IOK_API int iok_dialer_set_ms(iok_dialer d, const char *name, iok_duration val);
 IOK_API int iok_dialer_set_size(iok_dialer d, const char *name, size_t val);
 IOK_API int iok_dialer_set_string(iok_dialer d, const char *name, const char *val);
-IOK_API int iok_dialer_get_bool(iok_dialer d, const char *name, int *val);
+IOK_API int iok_dialer_get_bool(iok_dialer d, const char *name, bool *val);
 IOK_API int iok_dialer_get_int(iok_dialer d, const char *name, int *val);
 IOK_API int iok_dialer_get_ms(iok_dialer d, const char *name, iok_duration *val);
 IOK_API int iok_dialer_get_size(iok_dialer d, const char *name, size_t *val);
 IOK_API int iok_dialer_get_uint64(iok_dialer d, const char *name, uint64_t *val);
 IOK_API int iok_dialer_get_string(iok_dialer d, const char *name, char **val);
 
-IOK_API int iok_listener_set_bool(iok_listener l, const char *name, int val);
+IOK_API int iok_listener_set_bool(iok_listener l, const char *name, bool val);
 IOK_API int iok_listener_set_int(iok_listener l, const char *name, int val);
 IOK_API int iok_listener_set_ms(iok_listener l, const char *name, iok_duration val);
 IOK_API int iok_listener_set_size(iok_listener l, const char *name, size_t val);
 IOK_API int iok_listener_set_string(iok_listener l, const char *name, const char *val);
-IOK_API int iok_listener_get_bool(iok_listener l, const char *name, int *val);
+IOK_API int iok_listener_get_bool(iok_listener l, const char *name, bool *val);
 IOK_API int iok_listener_get_int(iok_listener l, const char *name, int *val);
 IOK_API int iok_listener_get_ms(iok_listener l, const char *name, iok_duration *val);
 IOK_API int iok_listener_get_size(iok_listener l, const char *name, size_t *val);

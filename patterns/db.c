@@ -100,6 +100,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "plain.h"
 #include "../src/tflags.h"
 
 #define OPT_INFLIGHT "db:inflight"
@@ -782,6 +783,7 @@ const ik_pattern ik_pattern_db = {
 	.proto      = 0,
 	.peer       = 0,
 	.flags      = IK_PF_SEND | IK_PF_RECV | IK_PF_NOSP | IK_PF_REQUEST | IK_PF_SESSIONS,
+	.app        = &ik_plain_request,
 	.sock_size  = sizeof(db_sock),
 	.pipe_size  = sizeof(db_pipe),
 	.init       = db_init,

@@ -21,6 +21,7 @@
 #ifndef IK_PATTERN_H
 #define IK_PATTERN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,6 +61,30 @@ enum ik_opt_type {
 	IK_OPT_STRING,
 	IK_OPT_BYTES
 };
+
+/* App-side hooks: the nng-style plain use of request/reply sockets
+ * (iok_send/iok_recv with no tokens), whose state belongs to application
+ * threads.  The core calls them, on cooked sockets only, with the socket's
+ * lock held, so the state (size bytes, zeroed at open, passed as as) needs
+ * no lock of its own; they must not block or call the core.  Any may be
+ * NULL. */
+typedef struct ik_app_hooks {
+	size_t size;
+	/* send: a plain send of m, about to be queued (the queue has room).
+	 * 0 queues it (the hook may stamp m: token, IK_MSG_REPLY); an IOK_E*
+	 * code refuses it.  *drop_queued = true drops the messages still
+	 * queued for the application first (stale replies). */
+	int (*send)(void *as, iok_msg *m, bool *drop_queued);
+	/* request: iok_request was used on the socket. */
+	void (*request)(void *as);
+	/* recv_empty: a receive finds the queue empty: 0 to wait, or the
+	 * error to return (IOK_ESTATE: nothing can ever arrive). */
+	int (*recv_empty)(void *as);
+	/* recv: m is being handed to the application. */
+	void (*recv)(void *as, const iok_msg *m);
+	/* fork_child: the child forgets what was in flight. */
+	void (*fork_child)(void *as);
+} ik_app_hooks;
 
 typedef struct ik_pattern {
 	const char *name;      /* "pair1" */
@@ -115,6 +140,8 @@ typedef struct ik_pattern {
 	 * (ik_sock_send_ready, refusing none), so it acts on the close in
 	 * order with them. */
 	void (*session_close)(void *ps, uint32_t session);
+	/* app: the app-side hooks (NULL: none). */
+	const ik_app_hooks *app;
 	/* pipe_drain: the pipe's address left its dialer's target (discovery):
 	 * put nothing new on it, and ik_pipe_close it once what is in flight
 	 * there has been answered; the core closes it anyway after

@@ -27,6 +27,7 @@
 
 #include "pattern.h"
 #include "pipeset.h"
+#include "plain.h"
 #include "reqrep.h"
 #include "reqtrack.h"
 #include "../src/list.h"
@@ -513,6 +514,7 @@ const ik_pattern ik_pattern_req0 = {
 	.proto      = 0x30,
 	.peer       = 0x31,
 	.flags      = IK_PF_SEND | IK_PF_RECV | IK_PF_RAW | IK_PF_REQUEST,
+	.app        = &ik_plain_request,
 	.sock_size  = sizeof(req_sock),
 	.pipe_size  = sizeof(req_pipe),
 	.init       = req_init,

@@ -29,6 +29,7 @@
 
 #include "idmap.h"
 #include "pattern.h"
+#include "plain.h"
 #include "reqrep.h"
 #include "reqtrack.h"
 #include "../src/list.h"
@@ -334,6 +335,7 @@ const ik_pattern ik_pattern_surveyor0 = {
 	.proto      = 0x62,
 	.peer       = 0x63,
 	.flags      = IK_PF_SEND | IK_PF_RECV | IK_PF_RAW | IK_PF_REQUEST | IK_PF_MULTI_REPLY,
+	.app        = &ik_plain_request_multi,
 	.sock_size  = sizeof(srv_sock),
 	.pipe_size  = sizeof(srv_pipe),
 	.init       = srv_init,

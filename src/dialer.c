@@ -605,6 +605,7 @@ iok_dialer_create(iok_dialer *dp, iok_socket s, const char *url)
 int
 iok_dialer_start(iok_dialer d, int flags)
 {
+	/* IOK_FLAG_SYNC is accepted and means nothing: it is the default. */
 	if (flags & ~(int) (IOK_FLAG_SYNC | IOK_FLAG_NONBLOCK)) {
 		return IOK_EINVAL;
 	}

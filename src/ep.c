@@ -450,8 +450,9 @@ start_k(ik_cmd *c)
 	}
 	ep->started = true;
 	if (ep->dialer) {
-		if (ec->flags & IOK_FLAG_SYNC) {
-			ep->start_cmd = c; /* answered by the first attempt */
+		if (!(ec->flags & IOK_FLAG_NONBLOCK)) {
+			/* nng's default: the first attempt answers the call. */
+			ep->start_cmd = c;
 		} else {
 			ik_cmd_done(c, 0);
 		}
@@ -628,9 +629,10 @@ ep_get_string(uint32_t id, int type, const char *name, char **val)
 }
 
 #define EP_OPTS(kind, KIND)                                                                         \
-	int iok_##kind##_set_bool(iok_##kind e, const char *n, int v)                               \
+	int iok_##kind##_set_bool(iok_##kind e, const char *n, bool v)                              \
 	{                                                                                           \
-		return ep_setopt(e.id, KIND, n, &v, sizeof(v), IK_OPT_BOOL);                        \
+		int iv = v; /* options carry bools as int inside */                                 \
+		return ep_setopt(e.id, KIND, n, &iv, sizeof(iv), IK_OPT_BOOL);                      \
 	}                                                                                           \
 	int iok_##kind##_set_int(iok_##kind e, const char *n, int v)                                \
 	{                                                                                           \
@@ -648,10 +650,15 @@ ep_get_string(uint32_t id, int type, const char *name, char **val)
 	{                                                                                           \
 		return v == NULL ? IOK_EINVAL : ep_setopt(e.id, KIND, n, v, strlen(v) + 1, IK_OPT_STRING); \
 	}                                                                                           \
-	int iok_##kind##_get_bool(iok_##kind e, const char *n, int *v)                              \
+	int iok_##kind##_get_bool(iok_##kind e, const char *n, bool *v)                             \
 	{                                                                                           \
-		size_t sz = sizeof(*v);                                                             \
-		return ep_getopt(e.id, KIND, n, v, &sz, IK_OPT_BOOL);                               \
+		int    iv;                                                                          \
+		size_t sz = sizeof(iv);                                                             \
+		int    rv = ep_getopt(e.id, KIND, n, &iv, &sz, IK_OPT_BOOL);                        \
+		if (rv == 0) {                                                                      \
+			*v = iv != 0;                                                               \
+		}                                                                                   \
+		return rv;                                                                          \
 	}                                                                                           \
 	int iok_##kind##_get_int(iok_##kind e, const char *n, int *v)                               \
 	{                                                                                           \

@@ -189,7 +189,9 @@ iok_listener_create(iok_listener *lp, iok_socket s, const char *url)
 int
 iok_listener_start(iok_listener l, int flags)
 {
-	if (flags != 0) {
+	/* As nng: NONBLOCK is accepted and changes nothing, since a listen
+	 * must report whether the address could be bound. */
+	if (flags & ~(int) IOK_FLAG_NONBLOCK) {
 		return IOK_EINVAL;
 	}
 	return ik_ep_start(l.id, IK_OBJ_LISTENER, 0);
@@ -212,13 +214,13 @@ iok_listen(iok_socket s, const char *url, iok_listener *lp, int flags)
 {
 	iok_listener l;
 	int          rv;
-	if (flags != 0) {
+	if (flags & ~(int) IOK_FLAG_NONBLOCK) {
 		return IOK_EINVAL;
 	}
 	if ((rv = iok_listener_create(&l, s, url)) != 0) {
 		return rv;
 	}
-	if ((rv = iok_listener_start(l, 0)) != 0) {
+	if ((rv = iok_listener_start(l, flags)) != 0) {
 		(void) iok_listener_close(l);
 		return rv;
 	}

@@ -236,6 +236,12 @@ ik_msg_adopt(uint8_t *buf, size_t cap, size_t off, size_t len)
 	return m;
 }
 
+void
+ik_msg_release(iok_msg *m)
+{
+	free(m); /* adopted: klass -1, never recycled */
+}
+
 iok_msg *
 ik_msg_error(uint64_t token, int err)
 {
@@ -403,43 +409,6 @@ iok_msg_clear(iok_msg *m)
 	m->len = 0;
 }
 
-int
-iok_msg_append_u32(iok_msg *m, uint32_t v)
-{
-	uint8_t b[4];
-	ik_put_u32(b, v);
-	return iok_msg_append(m, b, 4);
-}
-
-int
-iok_msg_insert_u32(iok_msg *m, uint32_t v)
-{
-	uint8_t b[4];
-	ik_put_u32(b, v);
-	return iok_msg_insert(m, b, 4);
-}
-
-int
-iok_msg_trim_u32(iok_msg *m, uint32_t *v)
-{
-	if (m->len < 4) {
-		return IOK_EINVAL;
-	}
-	*v = ik_get_u32(m->body);
-	return iok_msg_trim(m, 4);
-}
-
-int
-iok_msg_chop_u32(iok_msg *m, uint32_t *v)
-{
-	if (m->len < 4) {
-		return IOK_EINVAL;
-	}
-	*v = ik_get_u32(m->body + m->len - 4);
-	m->len -= 4;
-	return 0;
-}
-
 void *
 iok_msg_header(iok_msg *m)
 {
@@ -500,24 +469,6 @@ void
 iok_msg_header_clear(iok_msg *m)
 {
 	m->hdr_len = 0;
-}
-
-int
-iok_msg_header_append_u32(iok_msg *m, uint32_t v)
-{
-	uint8_t b[4];
-	ik_put_u32(b, v);
-	return iok_msg_header_append(m, b, 4);
-}
-
-int
-iok_msg_header_trim_u32(iok_msg *m, uint32_t *v)
-{
-	if (m->hdr_len < 4) {
-		return IOK_EINVAL;
-	}
-	*v = ik_get_u32(m->hdr);
-	return iok_msg_header_trim(m, 4);
 }
 
 uint32_t

@@ -36,6 +36,7 @@ struct ik_sock {
 	ik_obj            obj; /* handle; first member */
 	const ik_pattern *pat;
 	void             *pdata; /* pattern state */
+	void             *app;   /* app-side hook state (pat->app), guarded by mu */
 	int               raw;
 
 	/* ---- shared with application threads: guarded by mu ---- */
@@ -51,10 +52,6 @@ struct ik_sock {
 	bool            closed;
 	bool            recv_blocked; /* kernel waits for room in rq */
 	iok_duration    recv_timeo, send_timeo;
-	uint64_t        last_req_token; /* rep: plain send answers this */
-	bool            plain_pending;  /* req/surveyor: a plain request is out */
-	bool            plain_used;     /* ... and one was ever sent */
-	bool            token_mode;     /* iok_request has been used */
 	uint64_t        next_token;
 	uint32_t        next_session;
 	atomic_uint     epoch; /* fork epoch it was last used in */

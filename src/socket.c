@@ -139,12 +139,14 @@ sock_open(iok_socket *out, const char *name, int raw)
 	}
 	/* The pattern's state follows the socket, 16-byte aligned. */
 	size_t base = (sizeof(ik_sock) + 15) & ~(size_t) 15;
-	if ((s = calloc(1, base + pat->sock_size)) == NULL) {
+	size_t app  = (base + pat->sock_size + 15) & ~(size_t) 15;
+	if ((s = calloc(1, app + (pat->app ? pat->app->size : 0))) == NULL) {
 		return IOK_ENOMEM;
 	}
 	ik_obj_init(&s->obj, IK_OBJ_SOCK, sock_destroy);
 	s->pat     = pat;
 	s->pdata   = (char *) s + base;
+	s->app     = (char *) s + app;
 	s->raw     = raw;
 	s->recv_fd = s->send_fd = -1;
 	s->peers_fd = -1;
@@ -548,8 +550,9 @@ ik_sockets_fork_child(void)
 		s->recv_waiters   = 0;
 		s->send_waiters   = 0;
 		s->recv_blocked   = false;
-		s->last_req_token = 0;
-		s->plain_pending  = false;
+		if (s->pat->app != NULL && s->pat->app->fork_child != NULL) {
+			s->pat->app->fork_child(s->app);
+		}
 		/* Commands queued in the parent held references; the child's
 		 * queue starts empty, so give them back. */
 		if (s->send_cmd.queued) {

@@ -89,11 +89,12 @@ wait_on(pthread_cond_t *cv, pthread_mutex_t *mu, int *waiters, iok_duration time
 }
 
 /* Enqueue m on the send queue; m belongs to iok only on success.  A
- * plain request (req/surveyor used like nng) also drops replies still
- * queued from the previous one, in the same critical section: done later,
- * it could drop the new request's own fast reply. */
+ * plain send on a pattern with app-side hooks asks them first, in the same
+ * critical section as the push: a plain request that drops the replies
+ * still queued from the previous one could, done later, drop its own fast
+ * reply. */
 static int
-enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain_request);
+enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain);
 
 static int
 enqueue_send(ik_sock *s, iok_msg *m, int flags)
@@ -102,7 +103,7 @@ enqueue_send(ik_sock *s, iok_msg *m, int flags)
 }
 
 static int
-enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain_request)
+enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain)
 {
 	struct timespec deadline;
 	bool            post;
@@ -125,13 +126,17 @@ enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain_request)
 		pthread_mutex_unlock(&s->mu);
 		return IOK_ECLOSED;
 	}
-	if (plain_request) {
-		if (!s->token_mode && s->rq.len > 0) {
+	if (plain) {
+		bool drop = false;
+		int  rv   = s->pat->app->send(s->app, m, &drop);
+		if (rv != 0) {
+			pthread_mutex_unlock(&s->mu);
+			return rv;
+		}
+		if (drop && s->rq.len > 0) {
 			ik_msgq_clear(&s->rq);
 			ik_efd_clear(s->recv_fd);
 		}
-		s->plain_pending = true;
-		s->plain_used    = true;
 	}
 	post = s->sq.len == 0;
 	ik_msgq_push(&s->sq, m);
@@ -151,34 +156,10 @@ sock_sendmsg(ik_sock *s, iok_msg *m, int flags)
 	if (!(s->pat->flags & IK_PF_SEND)) {
 		return IOK_ENOTSUP;
 	}
-	if ((s->pat->flags & IK_PF_REQUEST) && !s->raw) {
-		/* A plain request (nng style): it replaces the previous one,
-		 * whose replies still queued are stale. */
-		return enqueue_send_ex(s, m, flags, true);
-	}
-	if ((s->pat->flags & IK_PF_REPLY) && !s->raw && !(m->flags & IK_MSG_REPLY)) {
-		/* rep/respondent: a plain send answers the last request. */
-		int rv;
-		pthread_mutex_lock(&s->mu);
-		uint64_t tok = s->last_req_token;
-		s->last_req_token = 0;
-		pthread_mutex_unlock(&s->mu);
-		if (tok == 0) {
-			return IOK_ESTATE;
-		}
-		m->token = tok;
-		m->flags |= IK_MSG_REPLY;
-		if ((rv = enqueue_send(s, m, flags)) != 0) {
-			m->flags &= ~(uint32_t) IK_MSG_REPLY;
-			pthread_mutex_lock(&s->mu);
-			if (s->last_req_token == 0) {
-				s->last_req_token = tok; /* let the caller retry */
-			}
-			pthread_mutex_unlock(&s->mu);
-		}
-		return rv;
-	}
-	return enqueue_send(s, m, flags);
+	/* The pattern's app-side hooks say what a plain send means (a request
+	 * replacing the last one, a reply to the last request...). */
+	bool plain = s->pat->app != NULL && s->pat->app->send != NULL && !s->raw;
+	return enqueue_send_ex(s, m, flags, plain);
 }
 
 int
@@ -204,10 +185,23 @@ iok_send(iok_socket h, const void *data, size_t size, int flags)
 	ik_sock *s;
 	iok_msg *m;
 	int      rv;
-	if (data == NULL && size > 0) {
+	if (data == NULL && (size > 0 || (flags & IOK_FLAG_ALLOC))) {
 		return IOK_EINVAL;
 	}
 	if ((rv = ik_sock_hold(h, &s)) != 0) {
+		return rv;
+	}
+	if (flags & IOK_FLAG_ALLOC) {
+		/* nng's zero-copy send: the iok_alloc buffer becomes the body
+		 * and is iok's on success, still the caller's on failure. */
+		if ((m = ik_msg_adopt((void *) data, size, 0, size)) == NULL) {
+			ik_sock_rele(s);
+			return IOK_ENOMEM;
+		}
+		if ((rv = sock_sendmsg(s, m, flags)) != 0) {
+			ik_msg_release(m);
+		}
+		ik_sock_rele(s);
 		return rv;
 	}
 	if ((m = ik_msg_alloc(size)) == NULL) {
@@ -225,7 +219,7 @@ iok_send(iok_socket h, const void *data, size_t size, int flags)
 }
 
 int
-iok_request(iok_socket h, iok_msg *m, int flags, uint64_t *token)
+iok_request(iok_socket h, iok_msg *m, uint64_t *token, int flags)
 {
 	ik_sock *s;
 	int      rv;
@@ -244,7 +238,9 @@ iok_request(iok_socket h, iok_msg *m, int flags, uint64_t *token)
 	if (tok == 0) {
 		tok = ++s->next_token;
 	}
-	s->token_mode = true;
+	if (s->pat->app != NULL && s->pat->app->request != NULL) {
+		s->pat->app->request(s->app);
+	}
 	pthread_mutex_unlock(&s->mu);
 	m->token = tok;
 	m->flags = (m->flags & ~(uint32_t) (IK_MSG_REPLY | IK_MSG_IDEMPOTENT)) | IK_MSG_REQUEST;
@@ -400,13 +396,12 @@ sock_recvmsg(ik_sock *s, iok_msg **mp, int flags)
 		if (s->rq.len > 0) {
 			break;
 		}
-		if ((s->pat->flags & IK_PF_REQUEST) && !s->raw && !s->token_mode && s->plain_used &&
-		    !s->plain_pending) {
-			/* No request outstanding: nothing can ever arrive (nng).  A
-			 * socket that never sent waits instead, so a receiver thread
-			 * may start before the first iok_request. */
-			pthread_mutex_unlock(&s->mu);
-			return IOK_ESTATE;
+		if (s->pat->app != NULL && s->pat->app->recv_empty != NULL && !s->raw) {
+			int rv = s->pat->app->recv_empty(s->app);
+			if (rv != 0) {
+				pthread_mutex_unlock(&s->mu);
+				return rv; /* e.g. nothing can ever arrive (nng) */
+			}
 		}
 		if ((flags & IOK_FLAG_NONBLOCK) || s->recv_timeo == 0) {
 			pthread_mutex_unlock(&s->mu);
@@ -426,12 +421,8 @@ sock_recvmsg(ik_sock *s, iok_msg **mp, int flags)
 		s->recv_blocked = false;
 		post            = true;
 	}
-	if ((s->pat->flags & IK_PF_REPLY) && !s->raw) {
-		s->last_req_token = m->token;
-	}
-	if ((s->pat->flags & IK_PF_REQUEST) && !s->token_mode &&
-	    (m->status != 0 || !(s->pat->flags & IK_PF_MULTI_REPLY))) {
-		s->plain_pending = false; /* the reply, or the request's end */
+	if (s->pat->app != NULL && s->pat->app->recv != NULL && !s->raw) {
+		s->pat->app->recv(s->app, m);
 	}
 	pthread_mutex_unlock(&s->mu);
 	if (post) {

@@ -10,6 +10,8 @@
 #include "pipe.h"
 #include "sock.h"
 
+/* nng stops at 8192; iok allows more because a queue is also how many
+ * messages one kernel wakeup can move, and bulk senders gain from it. */
 #define MAX_QLEN 65536
 
 /* -------------------------------------------------------------- options */
@@ -83,8 +85,10 @@ setopt_k(ik_cmd *c)
 	iok_duration    ms;
 
 	if (strcmp(n, IOK_OPT_RECVBUF) == 0 || strcmp(n, IOK_OPT_SENDBUF) == 0) {
-		if ((rv = ik_opt_get_int(oc->in, oc->sz, oc->type, 1, MAX_QLEN, &v)) == 0) {
-			rv = set_qlen(s, strcmp(n, IOK_OPT_RECVBUF) == 0, v);
+		/* 0 is nng's "unbuffered"; the least iok can do is one message
+		 * in the hand-off to the kernel thread. */
+		if ((rv = ik_opt_get_int(oc->in, oc->sz, oc->type, 0, MAX_QLEN, &v)) == 0) {
+			rv = set_qlen(s, strcmp(n, IOK_OPT_RECVBUF) == 0, v > 0 ? v : 1);
 		}
 	} else if (strcmp(n, IOK_OPT_LINGER) == 0) {
 		if ((rv = ik_opt_get_ms(oc->in, oc->sz, oc->type, &ms)) == 0) {
@@ -263,9 +267,15 @@ iok_socket_set(iok_socket s, const char *name, const void *val, size_t size)
 	return sock_setopt(s, name, val, size, IK_OPT_BYTES);
 }
 int
-iok_socket_set_bool(iok_socket s, const char *name, int val)
+iok_setopt(iok_socket s, const char *name, const void *val, size_t size)
 {
-	return sock_setopt(s, name, &val, sizeof(val), IK_OPT_BOOL);
+	return iok_socket_set(s, name, val, size);
+}
+int
+iok_socket_set_bool(iok_socket s, const char *name, bool val)
+{
+	int iv = val; /* options carry bools as int inside */
+	return sock_setopt(s, name, &iv, sizeof(iv), IK_OPT_BOOL);
 }
 int
 iok_socket_set_int(iok_socket s, const char *name, int val)
@@ -301,10 +311,15 @@ iok_socket_get(iok_socket s, const char *name, void *val, size_t *size)
 	return sock_getopt(s, name, val, size, IK_OPT_BYTES);
 }
 int
-iok_socket_get_bool(iok_socket s, const char *name, int *val)
+iok_socket_get_bool(iok_socket s, const char *name, bool *val)
 {
-	size_t sz = sizeof(*val);
-	return sock_getopt(s, name, val, &sz, IK_OPT_BOOL);
+	int    iv;
+	size_t sz = sizeof(iv);
+	int    rv = sock_getopt(s, name, &iv, &sz, IK_OPT_BOOL);
+	if (rv == 0) {
+		*val = iv != 0;
+	}
+	return rv;
 }
 int
 iok_socket_get_int(iok_socket s, const char *name, int *val)

@@ -227,13 +227,13 @@ test_bad_targets(void **state)
 	iok_socket s;
 	(void) state;
 	IOK_OK(iok_req0_open(&s));
-	assert_int_equal(iok_dial(s, "tcp://a:1,", NULL, 0), IOK_EADDRINVAL);
-	assert_int_equal(iok_dial(s, "tcp://a:1,b", NULL, 0), IOK_EADDRINVAL); /* tcp has no default port */
-	assert_int_equal(iok_dial(s, "tcp+nope://x", NULL, 0), IOK_ENOTSUP);
-	assert_int_equal(iok_dial(s, "ipc+srv:///x", NULL, 0), IOK_EADDRINVAL);
+	assert_int_equal(iok_dial(s, "tcp://a:1,", NULL, IOK_FLAG_NONBLOCK), IOK_EADDRINVAL);
+	assert_int_equal(iok_dial(s, "tcp://a:1,b", NULL, IOK_FLAG_NONBLOCK), IOK_EADDRINVAL); /* tcp has no default port */
+	assert_int_equal(iok_dial(s, "tcp+nope://x", NULL, IOK_FLAG_NONBLOCK), IOK_ENOTSUP);
+	assert_int_equal(iok_dial(s, "ipc+srv:///x", NULL, IOK_FLAG_NONBLOCK), IOK_EADDRINVAL);
 	/* Backends check their target when the dialer starts. */
-	assert_int_equal(iok_dial(s, "tcp+file://relative", NULL, IOK_FLAG_SYNC), IOK_EADDRINVAL);
-	assert_int_equal(iok_dial(s, "tcp+srv://a:1", NULL, IOK_FLAG_SYNC), IOK_EADDRINVAL);
+	assert_int_equal(iok_dial(s, "tcp+file://relative", NULL, 0), IOK_EADDRINVAL);
+	assert_int_equal(iok_dial(s, "tcp+srv://a:1", NULL, 0), IOK_EADDRINVAL);
 	IOK_OK(iok_close(s));
 }
 
@@ -255,7 +255,7 @@ test_static_list(void **state)
 	snprintf(url, sizeof(url), "tcp://127.0.0.2:%d,127.0.0.3:%d", port, port);
 	IOK_OK(iok_dialer_create(&d, req, url));
 	IOK_OK(iok_dialer_set_int(d, IOK_OPT_POOL_SIZE, 2));
-	IOK_OK(iok_dialer_start(d, IOK_FLAG_SYNC));
+	IOK_OK(iok_dialer_start(d, 0));
 	/* Connected before any request is sent. */
 	assert_true(du_wait_pipes(&a, 2, &b, 2));
 	char *u = upstreams(d);
@@ -329,7 +329,7 @@ test_watched_file(void **state)
 	du_server_start(&b, "127.0.0.3", port);
 	IOK_OK(iok_req0_open(&req));
 	snprintf(url, sizeof(url), "tcp+file://%s", path);
-	IOK_OK(iok_dial(req, url, &d, IOK_FLAG_SYNC));
+	IOK_OK(iok_dial(req, url, &d, 0));
 	assert_true(du_wait_pipes(&a, 1, &b, 0));
 
 	snprintf(text, sizeof(text), "127.0.0.3:%d 5\n", port);
@@ -379,7 +379,7 @@ test_dns_a_moves(void **state)
 	du_server_start(&b, "127.0.0.3", port);
 	IOK_OK(iok_req0_open(&req));
 	snprintf(url, sizeof(url), "tcp://svc.iok.test:%d", port);
-	IOK_OK(iok_dial(req, url, &d, IOK_FLAG_SYNC));
+	IOK_OK(iok_dial(req, url, &d, 0));
 	assert_true(du_wait_pipes(&a, 1, &b, 0));
 	move_while_flowing("A record (TTL 1 s)", req, &a, &b, hosts_move,
 	    "127.0.0.3 svc.iok.test\n127.0.0.2 a.iok.test\n127.0.0.3 b.iok.test\n");
@@ -391,7 +391,7 @@ test_dns_a_moves(void **state)
 	du_server_stop(&b);
 	/* A name that does not exist fails a synchronous dial. */
 	IOK_OK(iok_req0_open(&req));
-	assert_int_not_equal(iok_dial(req, "tcp://nothere.iok.test:5", NULL, IOK_FLAG_SYNC), 0);
+	assert_int_not_equal(iok_dial(req, "tcp://nothere.iok.test:5", NULL, 0), 0);
 	IOK_OK(iok_close(req));
 }
 
@@ -440,7 +440,7 @@ test_dns_srv_moves(void **state)
 	IOK_OK(iok_dialer_create(&d, req, "tcp+srv://_rep._tcp.iok.test"));
 	snprintf(servers, sizeof(servers), "127.0.0.1:%d", sport);
 	IOK_OK(iok_dialer_set_string(d, IOK_OPT_DNS_SERVERS, servers));
-	IOK_OK(iok_dialer_start(d, IOK_FLAG_SYNC));
+	IOK_OK(iok_dialer_start(d, 0));
 	assert_true(du_wait_pipes(&a, 1, &b, 0));
 	char *u = upstreams(d);
 	assert_non_null(strstr(u, "weight=3"));

@@ -89,7 +89,7 @@ test_register(void **state)
 	iok_socket s;
 	(void) state;
 	IOK_OK(iok_req0_open(&s));
-	assert_int_equal(iok_dial(s, "tcp+mem://x", NULL, 0), IOK_ENOTSUP); /* not yet */
+	assert_int_equal(iok_dial(s, "tcp+mem://x", NULL, IOK_FLAG_NONBLOCK), IOK_ENOTSUP); /* not yet */
 	IOK_OK(iok_discovery_register(&mem_backend));
 	assert_int_equal(iok_discovery_register(&mem_backend), IOK_EEXIST);
 	iok_discovery_backend bad = mem_backend;
@@ -102,7 +102,7 @@ test_register(void **state)
 	assert_int_equal(iok_discovery_register(&bad), IOK_EINVAL);
 	assert_null(iok_discovery_loop()); /* not the kernel thread */
 	/* The backend's start error is the synchronous dial's. */
-	assert_int_equal(iok_dial(s, "tcp+mem://bad", NULL, IOK_FLAG_SYNC), IOK_EADDRINVAL);
+	assert_int_equal(iok_dial(s, "tcp+mem://bad", NULL, 0), IOK_EADDRINVAL);
 	IOK_OK(iok_close(s));
 }
 
@@ -131,7 +131,7 @@ test_follow(void **state)
 	du_server_start(&b, "127.0.0.3", port);
 	set_table("127.0.0.2", port);
 	IOK_OK(iok_req0_open(&req));
-	IOK_OK(iok_dial(req, "tcp+mem://anything", &d, IOK_FLAG_SYNC));
+	IOK_OK(iok_dial(req, "tcp+mem://anything", &d, 0));
 	assert_true(du_wait_pipes(&a, 1, &b, 0));
 	du_client_run(&c, req, a.name, b.name);
 	assert_true(du_wait_answers(&c, 0, 20));
@@ -183,7 +183,7 @@ test_health(void **state)
 	IOK_OK(iok_req0_open(&req));
 	IOK_OK(iok_socket_get_int(req, IOK_OPT_PEERS_FD, &fd));
 	assert_int_equal(iok_socket_set_int(req, IOK_OPT_PEERS_LIVE, 1), IOK_EREADONLY);
-	IOK_OK(iok_dial(req, "tcp+mem://svc", NULL, 0));
+	IOK_OK(iok_dial(req, "tcp+mem://svc", NULL, IOK_FLAG_NONBLOCK));
 	assert_int_equal(peers_live(req), 0);
 	assert_false(readable(fd, 0));
 

@@ -67,7 +67,7 @@ burst(iok_socket s, int n)
 {
 	for (int i = 0; i < n; i++) {
 		uint64_t tok;
-		IOK_OK(iok_request(s, tu_cmd("PING", NULL), 0, &tok));
+		IOK_OK(iok_request(s, tu_cmd("PING", NULL), &tok, 0));
 	}
 	for (int i = 0; i < n; i++) {
 		iok_msg *m;
@@ -114,7 +114,7 @@ test_two_servers(void **state)
 	IOK_OK(iok_db_open(&s));
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECVTIMEO, 20000));
 	snprintf(url, sizeof(url), "redis://127.0.0.1:%d,127.0.0.1:%d/?name=disc", a.port, b.port);
-	IOK_OK(iok_dial(s, url, &d, IOK_FLAG_SYNC));
+	IOK_OK(iok_dial(s, url, &d, 0));
 	assert_true(tu_wait_stat(s, "stat:pipes", 2, 20000)); /* both, before use */
 
 	/* Spread: both answer, and each keeps its replies and latency. */
@@ -208,14 +208,14 @@ test_drain(void **state)
 	IOK_OK(iok_db_open(&s));
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECVTIMEO, 20000));
 	snprintf(url, sizeof(url), "redis+file://%s?name=drain", path);
-	IOK_OK(iok_dial(s, url, &d, IOK_FLAG_SYNC));
+	IOK_OK(iok_dial(s, url, &d, 0));
 	assert_true(tu_wait_stat(s, "stat:pipes", 2, 20000));
 
 	/* Requests wait on b (paused), then b leaves the file. */
 	raw_cmd(b.port, "*3\r\n$6\r\nCLIENT\r\n$5\r\nPAUSE\r\n$4\r\n3000\r\n", "+OK");
 	for (int i = 0; i < 40; i++) {
 		uint64_t tok;
-		IOK_OK(iok_request(s, tu_cmd("PING", NULL), 0, &tok));
+		IOK_OK(iok_request(s, tu_cmd("PING", NULL), &tok, 0));
 	}
 	snprintf(text, sizeof(text), "127.0.0.1:%d\n", a.port);
 	du_write_file(path, text);
@@ -280,7 +280,7 @@ test_failover(void **state)
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECVTIMEO, 20000));
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECONNMAXT, 200)); /* bounds the move */
 	snprintf(url, sizeof(url), "redis://127.0.0.1:%d,127.0.0.1:%d/?role=primary&name=fo", p.port, r.port);
-	IOK_OK(iok_dial(s, url, &d, 0));
+	IOK_OK(iok_dial(s, url, &d, IOK_FLAG_NONBLOCK));
 	assert_true(tu_wait_for(peers_one, &s, 20000));
 	assert_int_equal(up_field(d, p.port, "pipes"), 1); /* the primary only */
 	assert_int_equal(up_field(d, r.port, "pipes"), 0);
@@ -294,7 +294,7 @@ test_failover(void **state)
 		uint64_t tok;
 		assert_true(tu_now_ms() < end);
 		snprintf(val, sizeof(val), "v%d", i);
-		IOK_OK(iok_request(s, tu_cmd("SET", "k", val, NULL), 0, &tok));
+		IOK_OK(iok_request(s, tu_cmd("SET", "k", val, NULL), &tok, 0));
 		IOK_OK(iok_recvmsg(s, &m, 0));
 		if (iok_msg_status(m) != 0) {
 			/* In flight when the demoted server's connection closed. */

@@ -96,6 +96,114 @@ test_header(void **state)
 	iok_msg_free(m);
 }
 
+/* Every width at both ends of the body, the exact bytes on the wire
+ * (big-endian, as nng), and the hostile cases: too short a body for the
+ * integer, which must fail without touching the message. */
+static void
+test_body_ints(void **state)
+{
+	iok_msg *m;
+	uint16_t v16;
+	uint32_t v32;
+	uint64_t v64;
+	(void) state;
+	IOK_OK(iok_msg_alloc(&m, 0));
+	IOK_OK(iok_msg_append_u16(m, 0x0102));
+	IOK_OK(iok_msg_append_u32(m, 0x03040506));
+	IOK_OK(iok_msg_append_u64(m, 0x0708090a0b0c0d0eull));
+	IOK_OK(iok_msg_insert_u16(m, 0xfffe));
+	IOK_OK(iok_msg_insert_u32(m, 0xfdfcfbfa));
+	IOK_OK(iok_msg_insert_u64(m, 0xf9f8f7f6f5f4f3f2ull));
+	assert_int_equal(iok_msg_len(m), 28);
+	assert_memory_equal(iok_msg_body(m),
+	    "\xf9\xf8\xf7\xf6\xf5\xf4\xf3\xf2\xfd\xfc\xfb\xfa\xff\xfe"
+	    "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e",
+	    28);
+	IOK_OK(iok_msg_trim_u64(m, &v64));
+	assert_true(v64 == 0xf9f8f7f6f5f4f3f2ull);
+	IOK_OK(iok_msg_trim_u32(m, &v32));
+	assert_int_equal(v32, 0xfdfcfbfa);
+	IOK_OK(iok_msg_trim_u16(m, &v16));
+	assert_int_equal(v16, 0xfffe);
+	IOK_OK(iok_msg_chop_u64(m, &v64));
+	assert_true(v64 == 0x0708090a0b0c0d0eull);
+	IOK_OK(iok_msg_chop_u32(m, &v32));
+	assert_int_equal(v32, 0x03040506);
+	IOK_OK(iok_msg_chop_u16(m, &v16));
+	assert_int_equal(v16, 0x0102);
+	assert_int_equal(iok_msg_len(m), 0);
+	/* Truncated: 7 bytes hold no u64, 3 no u32, 1 no u16. */
+	IOK_OK(iok_msg_append(m, "1234567", 7));
+	assert_int_equal(iok_msg_trim_u64(m, &v64), IOK_EINVAL);
+	assert_int_equal(iok_msg_chop_u64(m, &v64), IOK_EINVAL);
+	assert_int_equal(iok_msg_len(m), 7);
+	IOK_OK(iok_msg_trim(m, 4));
+	assert_int_equal(iok_msg_trim_u32(m, &v32), IOK_EINVAL);
+	assert_int_equal(iok_msg_chop_u32(m, &v32), IOK_EINVAL);
+	IOK_OK(iok_msg_trim(m, 2));
+	assert_int_equal(iok_msg_trim_u16(m, &v16), IOK_EINVAL);
+	assert_int_equal(iok_msg_chop_u16(m, &v16), IOK_EINVAL);
+	assert_int_equal(iok_msg_len(m), 1);
+	assert_memory_equal(iok_msg_body(m), "7", 1);
+	assert_int_equal(iok_msg_trim_u16(m, NULL), IOK_EINVAL);
+	iok_msg_free(m);
+}
+
+static void
+test_header_ints(void **state)
+{
+	iok_msg *m;
+	uint16_t v16;
+	uint32_t v32;
+	uint64_t v64;
+	(void) state;
+	IOK_OK(iok_msg_alloc(&m, 0));
+	IOK_OK(iok_msg_header_append_u16(m, 0x0102));
+	IOK_OK(iok_msg_header_append_u32(m, 0x03040506));
+	IOK_OK(iok_msg_header_append_u64(m, 0x0708090a0b0c0d0eull));
+	IOK_OK(iok_msg_header_insert_u16(m, 0xfffe));
+	IOK_OK(iok_msg_header_insert_u32(m, 0xfdfcfbfa));
+	IOK_OK(iok_msg_header_insert_u64(m, 0xf9f8f7f6f5f4f3f2ull));
+	assert_int_equal(iok_msg_header_len(m), 28);
+	assert_memory_equal(iok_msg_header(m),
+	    "\xf9\xf8\xf7\xf6\xf5\xf4\xf3\xf2\xfd\xfc\xfb\xfa\xff\xfe"
+	    "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e",
+	    28);
+	assert_int_equal(iok_msg_len(m), 0); /* the body is untouched */
+	IOK_OK(iok_msg_header_chop_u64(m, &v64));
+	assert_true(v64 == 0x0708090a0b0c0d0eull);
+	IOK_OK(iok_msg_header_chop_u32(m, &v32));
+	assert_int_equal(v32, 0x03040506);
+	IOK_OK(iok_msg_header_chop_u16(m, &v16));
+	assert_int_equal(v16, 0x0102);
+	IOK_OK(iok_msg_header_trim_u64(m, &v64));
+	assert_true(v64 == 0xf9f8f7f6f5f4f3f2ull);
+	IOK_OK(iok_msg_header_trim_u32(m, &v32));
+	assert_int_equal(v32, 0xfdfcfbfa);
+	IOK_OK(iok_msg_header_trim_u16(m, &v16));
+	assert_int_equal(v16, 0xfffe);
+	assert_int_equal(iok_msg_header_len(m), 0);
+	/* Truncated headers. */
+	assert_int_equal(iok_msg_header_trim_u16(m, &v16), IOK_EINVAL);
+	IOK_OK(iok_msg_header_append(m, "abc", 3));
+	assert_int_equal(iok_msg_header_trim_u32(m, &v32), IOK_EINVAL);
+	assert_int_equal(iok_msg_header_chop_u32(m, &v32), IOK_EINVAL);
+	assert_int_equal(iok_msg_header_chop_u64(m, &v64), IOK_EINVAL);
+	assert_int_equal(iok_msg_header_len(m), 3);
+	/* Oversized: the header holds at most IOK_MSG_HEADER_MAX bytes. */
+	iok_msg_header_clear(m);
+	for (int i = 0; i < IOK_MSG_HEADER_MAX / 8; i++) {
+		IOK_OK(iok_msg_header_append_u64(m, (uint64_t) i));
+	}
+	assert_int_equal(iok_msg_header_append_u16(m, 1), IOK_EMSGSIZE);
+	assert_int_equal(iok_msg_header_insert_u32(m, 1), IOK_EMSGSIZE);
+	assert_int_equal(iok_msg_header_insert_u64(m, 1), IOK_EMSGSIZE);
+	assert_int_equal(iok_msg_header_len(m), IOK_MSG_HEADER_MAX);
+	IOK_OK(iok_msg_header_chop_u64(m, &v64));
+	assert_true(v64 == IOK_MSG_HEADER_MAX / 8 - 1);
+	iok_msg_free(m);
+}
+
 static void
 test_msgq(void **state)
 {
@@ -187,6 +295,8 @@ main(void)
 		cmocka_unit_test(test_body_edits),
 		cmocka_unit_test(test_growth),
 		cmocka_unit_test(test_header),
+		cmocka_unit_test(test_body_ints),
+		cmocka_unit_test(test_header_ints),
 		cmocka_unit_test(test_msgq),
 		cmocka_unit_test(test_handles),
 		cmocka_unit_test(test_strerror),

@@ -364,7 +364,7 @@ op_try(SockObject *so, struct op *op)
 	case OP_SEND:
 		return iok_sendmsg(so->s, op->m, IOK_FLAG_NONBLOCK);
 	case OP_REQUEST:
-		return iok_request(so->s, op->m, IOK_FLAG_NONBLOCK | op->flags, &op->token);
+		return iok_request(so->s, op->m, &op->token, IOK_FLAG_NONBLOCK | op->flags);
 	default:
 		return iok_reply(so->s, op->m, op->token, IOK_FLAG_NONBLOCK);
 	}
@@ -668,7 +668,7 @@ sock_try_request(SockObject *so, PyObject *data)
 	if (m == NULL) {
 		return NULL;
 	}
-	rv = iok_request(so->s, m, IOK_FLAG_NONBLOCK, &tok);
+	rv = iok_request(so->s, m, &tok, IOK_FLAG_NONBLOCK);
 	if (rv == 0) {
 		return PyLong_FromUnsignedLongLong(tok);
 	}
@@ -1085,7 +1085,7 @@ sock_dial(SockObject *so, PyObject *args, PyObject *kw)
 		return NULL;
 	}
 	Py_BEGIN_ALLOW_THREADS
-	rv = iok_dial(so->s, url, &d, block ? IOK_FLAG_SYNC : 0);
+	rv = iok_dial(so->s, url, &d, block ? 0 : IOK_FLAG_NONBLOCK);
 	Py_END_ALLOW_THREADS
 	if (rv != 0) {
 		return raise_iok(rv);
@@ -1144,11 +1144,17 @@ struct optops {
 };
 
 #define WRAP(obj, T)                                                                                \
-	static int obj##_gb(uint32_t id, const char *n, int *v) { return iok_##obj##_get_bool((T){id}, n, v); }          \
+	static int obj##_gb(uint32_t id, const char *n, int *v)                                                         \
+	{                                                                                                               \
+		bool b;                                                                                                 \
+		int  rv = iok_##obj##_get_bool((T){id}, n, &b);                                                         \
+		*v      = b;                                                                                            \
+		return rv;                                                                                              \
+	}                                                                                                               \
 	static int obj##_gi(uint32_t id, const char *n, int *v) { return iok_##obj##_get_int((T){id}, n, v); }           \
 	static int obj##_gu(uint32_t id, const char *n, uint64_t *v) { return iok_##obj##_get_uint64((T){id}, n, v); }  \
 	static int obj##_gs(uint32_t id, const char *n, char **v) { return iok_##obj##_get_string((T){id}, n, v); }      \
-	static int obj##_sb(uint32_t id, const char *n, int v) { return iok_##obj##_set_bool((T){id}, n, v); }           \
+	static int obj##_sb(uint32_t id, const char *n, int v) { return iok_##obj##_set_bool((T){id}, n, v != 0); }      \
 	static int obj##_si(uint32_t id, const char *n, int v) { return iok_##obj##_set_int((T){id}, n, v); }            \
 	static int obj##_ss(uint32_t id, const char *n, const char *v) { return iok_##obj##_set_string((T){id}, n, v); }
 WRAP(socket, iok_socket)
