@@ -660,6 +660,36 @@ IOK_API int iok_listener_get_size(iok_listener l, const char *name, size_t *val)
 IOK_API int iok_listener_get_uint64(iok_listener l, const char *name, uint64_t *val);
 IOK_API int iok_listener_get_string(iok_listener l, const char *name, char **val);
 
+/* ---------------------------------------------------------- debugging */
+
+/* iok_debug_listen serves the debug endpoint on a unix socket at path
+ * (mode 0600; connections from other users are refused), on the kernel
+ * thread, so it answers while the application's threads compute or hang.
+ * Setting IOK_DEBUG=<path> in the environment does the same when the
+ * kernel thread starts.  A line protocol: send "stats", "peers",
+ * "inflight" or "stack" and a newline, read lines up to one holding a lone
+ * "." (tools/iok-debug does this; see README).  "stack" interrupts the
+ * process's main thread with a real-time signal (iok_debug_stack_pipe)
+ * whose handler prints its C backtrace.
+ * Errors: IOK_EINVAL path NULL, empty or too long; IOK_EBUSY already
+ * serving; IOK_EADDRINUSE path exists and is not a stale socket of this
+ * user (a live one, another user's, or not a socket); IOK_EPERM cannot
+ * bind or replace it; IOK_ENOFILES, IOK_ENOMEM.  Any application thread. */
+IOK_API int iok_debug_listen(const char *path);
+/* iok_debug_close stops the endpoint and removes its socket file (0 even
+ * if it was not serving).  Any application thread. */
+IOK_API int iok_debug_close(void);
+/* iok_debug_stack_pipe installs the stack dumper (once per process) and
+ * gives its signal and the pipe it writes to.  A language runtime adds
+ * its own dump by registering a handler for *sig that writes to *fd and
+ * then calls the previously installed handler (e.g. Python:
+ * faulthandler.register(sig, file=fd, all_threads=True, chain=True), which
+ * the Python binding does on import): "stack" then shows its output
+ * before the C backtrace.  Do not install another handler for *sig over
+ * it.  Errors: IOK_EINVAL NULL argument, IOK_ENOFILES, IOK_EINTERNAL.
+ * Any thread. */
+IOK_API int iok_debug_stack_pipe(int *sig, int *fd);
+
 #ifdef __cplusplus
 }
 #endif

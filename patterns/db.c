@@ -133,6 +133,9 @@ typedef struct db_req {
 	ik_node  qnode;   /* in s->pending, sess->queue or pipe->fifo */
 	ik_node  xnode;   /* in s->expiries */
 	uint64_t expire_at;
+	uint64_t since;    /* accepted at (loop ms), for the debug endpoint */
+	uint8_t  head[32]; /* first bytes of the request, for the same */
+	uint8_t  nhead;
 	int      where;   /* R_* */
 	bool     dead;    /* in flight but given up: drop its reply */
 	bool     idem;    /* may be sent again once */
@@ -893,6 +896,9 @@ db_send(void *arg, iok_msg *m)
 	r->token = token;
 	r->seq   = ++s->seq;
 	r->msg   = m;
+	r->since = ik_now_ms();
+	r->nhead = (uint8_t) (iok_msg_len(m) < sizeof(r->head) ? iok_msg_len(m) : sizeof(r->head));
+	memcpy(r->head, iok_msg_body(m), r->nhead);
 	r->idem  = (m->flags & IK_MSG_IDEMPOTENT) != 0;
 	if (!tok) {
 		s->plain = r;
@@ -1121,6 +1127,31 @@ db_getopt(void *arg, const char *name, void *v, size_t *sz, int type)
 	return IOK_ENOTSUP;
 }
 
+static void
+inflight_list(ik_list *l, ik_inflight_fn fn, void *farg)
+{
+	for (ik_node *n = ik_list_first(l); n != NULL; n = ik_list_next(l, n)) {
+		db_req *r = ik_container_of(n, db_req, qnode);
+		if (!r->dead) {
+			fn(farg, r->where == R_FIFO ? r->pipe->pipe : NULL, r->since, r->head, r->nhead);
+		}
+	}
+}
+
+static void
+db_inflight(void *arg, ik_inflight_fn fn, void *farg)
+{
+	db_sock *s = arg;
+	for (int i = 0; i < s->npipes; i++) {
+		inflight_list(&s->pipes[i]->fifo, fn, farg);
+	}
+	inflight_list(&s->pending, fn, farg);
+	for (ik_node *n = ik_list_first(&s->sessions_all); n != NULL;
+	     n = ik_list_next(&s->sessions_all, n)) {
+		inflight_list(&ik_container_of(n, db_sess, anode)->queue, fn, farg);
+	}
+}
+
 const ik_pattern ik_pattern_db = {
 	.name       = "pipelined-db",
 	.peer_name  = "",
@@ -1141,4 +1172,5 @@ const ik_pattern ik_pattern_db = {
 	.cancel     = db_cancel,
 	.fork_child = db_fork_child,
 	.recv_ready = db_recv_ready,
+	.inflight   = db_inflight,
 };

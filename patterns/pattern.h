@@ -57,6 +57,12 @@ enum ik_opt_type {
 	IK_OPT_BYTES
 };
 
+/* What a pattern's inflight hook reports for one request: the pipe it was
+ * written to (NULL while it waits for one), the loop time (ik_now_ms) it
+ * was accepted, and the request's first bytes (len may be 0). */
+typedef void (*ik_inflight_fn)(void *arg, ik_pipe *p, uint64_t since_ms, const void *head,
+                               size_t len);
+
 typedef struct ik_pattern {
 	const char *name;      /* "pair1" */
 	const char *peer_name; /* "pair1" */
@@ -105,6 +111,10 @@ typedef struct ik_pattern {
 	/* recv_ready: the receive queue has room again after being full
 	 * (may be NULL): a pattern holding completions can deliver them. */
 	void (*recv_ready)(void *ps);
+	/* inflight: call fn once per request this socket waits on, queued or
+	 * written (may be NULL: patterns without requests).  Read-only: the
+	 * debug endpoint lists requests with it. */
+	void (*inflight)(void *ps, ik_inflight_fn fn, void *arg);
 } ik_pattern;
 
 /* ik_pattern_register adds a pattern (and "<name>" without a trailing

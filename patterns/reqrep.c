@@ -333,6 +333,7 @@ typedef struct req_ent {
 	ik_node      anode;  /* in s->all */
 	uint64_t     resend_at;
 	uint64_t     expire_at;
+	uint64_t     since;     /* accepted at (loop ms), for the debug endpoint */
 	iok_duration resend_ms; /* the socket's value when it was sent */
 	bool         failed;    /* timed out: its completion waits for room */
 } req_ent;
@@ -756,6 +757,7 @@ req_send(void *arg, iok_msg *m)
 	(void) iok_msg_header_append_u32(m, e->id);
 	ik_rr_clean(m);
 	e->msg       = m;
+	e->since     = ik_now_ms();
 	e->resend_ms = s->resend_ms;
 	if (tok && s->timeout_ms >= 0) {
 		e->expire_at = ik_now_ms() + (uint64_t) s->timeout_ms;
@@ -860,6 +862,19 @@ req_cancel(void *arg, uint64_t token)
 	}
 }
 
+static void
+req_inflight(void *arg, ik_inflight_fn fn, void *farg)
+{
+	req_sock *s = arg;
+	for (ik_node *n = ik_list_first(&s->all); n != NULL; n = ik_list_next(&s->all, n)) {
+		req_ent *e = ik_container_of(n, req_ent, anode);
+		if (!e->failed && e->msg != NULL) {
+			fn(farg, e->pipe != NULL ? e->pipe->pipe : NULL, e->since, iok_msg_body(e->msg),
+			   iok_msg_len(e->msg));
+		}
+	}
+}
+
 static int
 req_setopt(void *arg, const char *name, const void *v, size_t sz, int type)
 {
@@ -904,6 +919,7 @@ const ik_pattern ik_pattern_req0 = {
 	.setopt     = req_setopt,
 	.getopt     = req_getopt,
 	.cancel     = req_cancel,
+	.inflight   = req_inflight,
 	.fork_child = req_fork_child,
 };
 

@@ -60,6 +60,9 @@ typedef struct srv_survey {
 	uint32_t id;     /* 0 once ended (its end waits for room) */
 	uint64_t token;  /* 0: the plain API's survey */
 	uint64_t end_at; /* 0: never */
+	uint64_t since;  /* sent at (loop ms), for the debug endpoint */
+	uint8_t  head[32]; /* first bytes, for the same */
+	uint8_t  nhead;
 	ik_node  dnode;  /* in s->ends, by end_at */
 	ik_node  anode;  /* in s->all */
 } srv_survey;
@@ -281,6 +284,9 @@ srv_send(void *arg, iok_msg *m)
 		sv->id = (s->next_id++) | 0x80000000u;
 	} while (ik_rr_map_get(s->ids, sv->id) != NULL);
 	sv->token = token;
+	sv->since = ik_now_ms();
+	sv->nhead = (uint8_t) (iok_msg_len(m) < sizeof(sv->head) ? iok_msg_len(m) : sizeof(sv->head));
+	memcpy(sv->head, iok_msg_body(m), sv->nhead);
 	if (ik_rr_map_put(s->ids, sv->id, sv) != 0) {
 		free(sv);
 		goto nomem;
@@ -409,6 +415,19 @@ srv_getopt(void *arg, const char *name, void *v, size_t *sz, int type)
 	return IOK_ENOTSUP;
 }
 
+/* A survey goes to every pipe: it is listed without one. */
+static void
+srv_inflight(void *arg, ik_inflight_fn fn, void *farg)
+{
+	srv_sock *s = arg;
+	for (ik_node *n = ik_list_first(&s->all); n != NULL; n = ik_list_next(&s->all, n)) {
+		srv_survey *sv = ik_container_of(n, srv_survey, anode);
+		if (sv->id != 0) {
+			fn(farg, NULL, sv->since, sv->head, sv->nhead);
+		}
+	}
+}
+
 const ik_pattern ik_pattern_surveyor0 = {
 	.name       = "surveyor0",
 	.peer_name  = "respondent0",
@@ -427,4 +446,5 @@ const ik_pattern ik_pattern_surveyor0 = {
 	.getopt     = srv_getopt,
 	.cancel     = srv_cancel,
 	.fork_child = srv_fork_child,
+	.inflight   = srv_inflight,
 };

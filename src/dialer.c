@@ -242,6 +242,7 @@ ik_ep_pipe_up(ik_ep *ep, ik_pipe *p)
 		ep->backoff = ep->topts.reconn_min;
 		if (ep->ever_connected) {
 			ep->sock->stats[IK_STAT_RECONNECTS]++;
+			ep->reconnects++;
 		}
 		ep->ever_connected = true;
 		if (ep->start_cmd != NULL) {

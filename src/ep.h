@@ -46,6 +46,7 @@ struct ik_ep {
 	bool         connecting;
 	bool         ever_connected;
 	int          last_err;
+	uint64_t     reconnects; /* for the debug endpoint's peers */
 
 	/* listener */
 	union {

@@ -105,6 +105,12 @@ void ik_sock_flush_task_fn(ik_task *t); /* staged deliveries to rq */
 void ik_sock_pump_task_fn(ik_task *t);  /* a long pump continues */
 void ik_sock_resume_paused(ik_sock *s); /* paused pipes read again */
 
+/* socket.c: visit every socket not yet torn down (kernel thread; fn must
+ * not close sockets). */
+void ik_sockets_foreach(void (*fn)(ik_sock *, void *), void *arg);
+/* sockopt.c: the option name of statistic i ("stat:rx-msgs"). */
+const char *ik_stat_name(int i);
+
 /* device.c */
 int  ik_device_forward(ik_sock *to, iok_msg *m); /* a delivery sent on */
 void ik_devices_unlink(ik_sock *s);             /* s closes: no device */

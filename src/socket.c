@@ -453,6 +453,16 @@ ik_sockets_live(void)
 }
 
 void
+ik_sockets_foreach(void (*fn)(ik_sock *, void *), void *arg)
+{
+	ik_node *n, *tmp;
+	ik_list_foreach_safe(&all_socks, n, tmp)
+	{
+		fn(ik_container_of(n, ik_sock, knode), arg);
+	}
+}
+
+void
 iok_fini(void)
 {
 	ik_kernel_stop();

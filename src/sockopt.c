@@ -40,6 +40,12 @@ static const char *const stat_names[IK_STAT_COUNT] = {
 	[IK_STAT_TX_DROPPED]   = "stat:tx-dropped",
 };
 
+const char *
+ik_stat_name(int i)
+{
+	return i >= 0 && i < IK_STAT_COUNT ? stat_names[i] : NULL;
+}
+
 static int
 set_qlen(ik_sock *s, bool recv, int n)
 {
