@@ -1567,7 +1567,51 @@ mod_fini(PyObject *m, PyObject *unused)
 	Py_RETURN_NONE;
 }
 
+static PyObject *
+mod_debug_listen(PyObject *m, PyObject *args)
+{
+	const char *path;
+	int         rv;
+	if (!PyArg_ParseTuple(args, "s", &path)) {
+		return NULL;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	rv = iok_debug_listen(path);
+	Py_END_ALLOW_THREADS
+	if (rv != 0) {
+		return raise_iok(rv);
+	}
+	Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_debug_close(PyObject *m, PyObject *unused)
+{
+	int rv;
+	Py_BEGIN_ALLOW_THREADS
+	rv = iok_debug_close();
+	Py_END_ALLOW_THREADS
+	if (rv != 0) {
+		return raise_iok(rv);
+	}
+	Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_debug_stack_pipe(PyObject *m, PyObject *unused)
+{
+	int sig, fd, rv;
+	if ((rv = iok_debug_stack_pipe(&sig, &fd)) != 0) {
+		return raise_iok(rv);
+	}
+	return Py_BuildValue("(ii)", sig, fd);
+}
+
 static PyMethodDef mod_methods[] = {
+	{"debug_listen", mod_debug_listen, METH_VARARGS,
+	 "debug_listen(path) - serve the debug endpoint on a unix socket"},
+	{"debug_close", mod_debug_close, METH_NOARGS, "debug_close() - stop the debug endpoint"},
+	{"_debug_stack_pipe", mod_debug_stack_pipe, METH_NOARGS, NULL},
 	{"_setup", mod_setup, METH_VARARGS, NULL},
 	{"strerror", mod_strerror, METH_O, "strerror(code) -> str"},
 	{"dialer_close", mod_dialer_close, METH_VARARGS, NULL},

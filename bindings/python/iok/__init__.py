@@ -17,10 +17,11 @@ Timeouts and durations are in milliseconds, as in iok's (and nng's) options.
 """
 
 from . import _iok
-from ._iok import strerror, fini
+from ._iok import strerror, fini, debug_listen, debug_close
 
 __all__ = [
     "Socket", "Dialer", "Listener", "Message", "device", "fini", "strerror",
+    "debug_listen", "debug_close",
     "Pair0", "Pair1", "Pair", "Push0", "Push", "Pull0", "Pull", "Req0", "Req",
     "Rep0", "Rep", "Pub0", "Pub", "Sub0", "Sub", "Surveyor0", "Surveyor",
     "Respondent0", "Respondent", "Bus0", "Bus", "Db",
@@ -131,6 +132,22 @@ class Message:
 
 
 _iok._setup(Error, _ERRORS, Message, __import__("threading").main_thread().ident)
+
+
+def _register_stack_dump():
+    """The debug endpoint's "stack" shows every Python thread's traceback:
+    faulthandler dumps them from its C signal handler, without the GIL (so
+    a main thread spinning in Python code answers too), into the pipe the
+    kernel thread reads, then chains to iok's C handler for the C stack."""
+    import faulthandler
+    try:
+        sig, fd = _iok._debug_stack_pipe()
+        faulthandler.register(sig, file=fd, all_threads=True, chain=True)
+    except (Error, RuntimeError, ValueError, OSError):  # pragma: no cover
+        pass  # "stack" then shows the C stack only
+
+
+_register_stack_dump()
 
 
 # ---------------------------------------------------------------- options

@@ -1,0 +1,138 @@
+"""The debug endpoint answers while the Python main thread spins holding the
+GIL: tools/iok-debug (the C client) asks a child interpreter for its stats,
+its requests in flight (a req whose rep never answers) and its stacks (a
+Python traceback naming the spinning function, read without the GIL, and
+the C stack).  Garbage on the endpoint gets an error, never a crash."""
+import os
+import socket
+import subprocess
+
+import pytest
+
+import iok
+from conftest import DEADLINE, popen_python
+
+# <build>/bindings/python/iok/__init__.py -> <build>/tools/iok-debug
+BUILD = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(iok.__file__)), "..", "..", ".."))
+IOK_DEBUG = os.environ.get("IOK_DEBUG_TOOL", os.path.join(BUILD, "tools", "iok-debug"))
+need_tool = pytest.mark.skipif(not os.access(IOK_DEBUG, os.X_OK),
+                               reason="tools/iok-debug not built next to this iok")
+
+# A child that leaves one request unanswered, then spins in pure Python
+# (holding the GIL) until killed.
+SPINNER = r"""
+import os, sys
+import iok
+how, path, url = sys.argv[1:4]
+if how == "call":
+    iok.debug_listen(path)
+rep = iok.Rep(listen=url)
+req = iok.Req(dial=url)
+req.send(b"GET /slow\x00\x01")
+rep.recv()                      # it arrived; never answered
+print("spinning", flush=True)
+
+def busy_spin_holding_gil():
+    n = 0
+    while True:
+        n += 1
+
+busy_spin_holding_gil()
+"""
+
+
+def iok_debug(path, cmd):
+    r = subprocess.run([IOK_DEBUG, path, cmd], capture_output=True, timeout=DEADLINE)
+    return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+
+@pytest.fixture(params=["env", "call"])
+def spinner(request, tmp_path, monkeypatch):
+    path = str(tmp_path / "dbg.sock")
+    url = "ipc://%s/rr.ipc" % tmp_path
+    if request.param == "env":
+        monkeypatch.setenv("IOK_DEBUG", path)  # the child's environment
+    p = popen_python(SPINNER, request.param, path, url)
+    try:
+        line = p.stdout.readline()
+        assert line == b"spinning\n", p.stderr.read()
+        yield path, url
+    finally:
+        p.kill()
+        p.wait()
+
+
+@need_tool
+def test_answers_while_main_thread_spins(spinner):
+    path, url = spinner
+    rc, out, err = iok_debug(path, "stats")
+    assert rc == 0, err
+    assert "pattern=req0" in out and "inflight=1 " in out
+    assert "pattern=rep0" in out
+
+    rc, out, err = iok_debug(path, "inflight")
+    assert rc == 0, err
+    lines = [l for l in out.splitlines() if l.startswith("socket=")]
+    assert len(lines) == 1, out
+    assert "pattern=req0" in lines[0] and url in lines[0]
+    assert 'bytes="GET /slow\\x00\\x01"' in lines[0]
+    assert "age_ms=" in lines[0]
+
+    rc, out, err = iok_debug(path, "peers")
+    assert rc == 0, err
+    assert "state=connected" in out and "inflight=1" in out
+
+    rc, out, err = iok_debug(path, "stack")
+    assert rc == 0, err
+    # faulthandler's dump of every thread, then the C stack.
+    assert "busy_spin_holding_gil" in out, out
+    assert "Current thread" in out or "Thread 0x" in out, out
+    assert "C stack of the main thread" in out
+    assert out.index("busy_spin_holding_gil") < out.index("C stack of the main thread")
+
+    # Still spinning, still answering.
+    rc, out, err = iok_debug(path, "stack")
+    assert rc == 0 and "busy_spin_holding_gil" in out
+
+
+@need_tool
+def test_garbage_gets_an_error(tmp_path):
+    path = str(tmp_path / "g.sock")
+    iok.debug_listen(path)
+    try:
+        with pytest.raises(iok.Busy):
+            iok.debug_listen(path)
+        for junk in (b"\xff\xfe\x00\n", b"x" * 5000, b"drop tables\n"):
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(path)
+            try:
+                s.sendall(junk)
+            except OSError:
+                pass
+            s.settimeout(DEADLINE)
+            data = b""
+            try:
+                while True:
+                    d = s.recv(4096)
+                    if not d:
+                        break
+                    data += d
+            except ConnectionResetError:
+                pass
+            s.close()
+            assert data.startswith(b"error: ") and data.endswith(b"\n.\n"), data
+        rc, out, err = iok_debug(path, "nonsense")
+        assert rc == 1 and out.startswith("error: unknown command")
+        rc, out, err = iok_debug(path, "help")
+        assert rc == 0 and "inflight" in out
+    finally:
+        iok.debug_close()
+    assert not os.path.exists(path)
+
+
+def test_taken_path_is_refused(tmp_path):
+    path = tmp_path / "file"
+    path.write_text("not a socket")
+    with pytest.raises(iok.AddressInUse):
+        iok.debug_listen(str(path))
+    assert path.read_text() == "not a socket"
