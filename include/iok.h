@@ -548,7 +548,14 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   "stat:rx-oversize", "stat:proto-errors" (bad handshake, wrong peer
  *   protocol, malformed frames), "stat:rx-malformed" (bad SP headers),
  *   "stat:rx-dropped" (discarded: full queue on a lossy pattern, late
- *   replies, filtered), "stat:tx-dropped".
+ *   replies, filtered), "stat:tx-dropped", "stat:requests" (requests
+ *   written: req, surveyor, pipelined-db; resends count), "stat:replies"
+ *   (replies matched to a request), "stat:latency-p50", "-p90", "-p99",
+ *   "-max", "-count" (ns from a request's write to its reply's read, both
+ *   timed on the kernel thread; log-bucketed, within 12.5%),
+ *   "stat:err-timedout", "-connreset", "-connrefused", "-closed",
+ *   "-inval", "-nomem", "-proto", "-canceled", "-unreachable",
+ *   "-connshut" (error completions delivered, by kind).
  * Dialer/listener options: the transport ones above, plus IOK_OPT_URL
  * (string, read-only) and, on tcp listeners, IOK_OPT_TCP_BOUND_PORT (int,
  * read-only).
@@ -679,6 +686,15 @@ IOK_API int iok_debug_listen(const char *path);
 /* iok_debug_close stops the endpoint and removes its socket file (0 even
  * if it was not serving).  Any application thread. */
 IOK_API int iok_debug_close(void);
+/* iok_debug_text gives the answer the debug endpoint would give to
+ * "stats", "peers" or "inflight", as one string (lines ending in '\n';
+ * free it with iok_strfree), without any endpoint.  The "stats" line of a
+ * socket holds pattern, queue depths, requests in flight, every stat:*
+ * counter, error completions by kind (err_timedout=...) and, once replies
+ * were matched, latency quantiles (latency_p50_us= latency_p90_us=
+ * latency_p99_us= latency_max_us= latency_count=).  Errors: IOK_EINVAL unknown what or NULL argument,
+ * IOK_ENOMEM.  Any application thread. */
+IOK_API int iok_debug_text(const char *what, char **text);
 /* iok_debug_stack_pipe installs the stack dumper (once per process) and
  * gives its signal and the pipe it writes to.  A language runtime adds
  * its own dump by registering a handler for *sig that writes to *fd and

@@ -134,6 +134,7 @@ typedef struct db_req {
 	ik_node  xnode;   /* in s->expiries */
 	uint64_t expire_at;
 	uint64_t since;    /* accepted at (loop ms), for the debug endpoint */
+	uint64_t sent_ns;  /* written at (ik_clock_ns), for latency; 0 once read */
 	uint8_t  head[32]; /* first bytes of the request, for the same */
 	uint8_t  nhead;
 	int      where;   /* R_* */
@@ -484,7 +485,10 @@ transmit(db_sock *s, db_pipe *p, db_req *r)
 	ik_list_append(&p->fifo, &r->qnode);
 	p->nfifo++;
 	s->ninflight++;
-	if ((rv = ik_pipe_send(p->pipe, out)) != 0) {
+	r->sent_ns = ik_clock_ns();
+	if ((rv = ik_pipe_send(p->pipe, out)) == 0) {
+		ik_sock_stat(s->sock, IK_STAT_REQUESTS, 1);
+	} else {
 		/* Never on the wire: no reply will come for it. */
 		ik_list_remove(&r->qnode);
 		p->nfifo--;
@@ -968,6 +972,12 @@ db_recv(void *arg, void *pp, iok_msg *m)
 		return IK_OK;
 	}
 	r = ik_container_of(n, db_req, qnode);
+	if (r->sent_ns != 0) {
+		/* Read now (once, even if offered again; dead ones too: the
+		 * upstream answered). */
+		ik_sock_req_done(s->sock, p->pipe, r->sent_ns);
+		r->sent_ns = 0;
+	}
 	if (r->dead) {
 		iok_msg_free(m); /* late: cancelled, timed out or abandoned */
 		ik_sock_stat(s->sock, IK_STAT_RX_DROPPED, 1);

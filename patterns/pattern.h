@@ -192,9 +192,17 @@ enum ik_stat {
 	IK_STAT_RX_MALFORMED,
 	IK_STAT_RX_DROPPED,
 	IK_STAT_TX_DROPPED,
+	IK_STAT_REQUESTS, /* requests written (req, surveyor, pipelined-db) */
+	IK_STAT_REPLIES,  /* replies matched to a request (ik_sock_req_done) */
 	IK_STAT_COUNT
 };
 void ik_sock_stat(ik_sock *s, int stat, uint64_t n);
+/* ik_clock_ns: monotonic nanoseconds, the clock of request latencies. */
+uint64_t ik_clock_ns(void);
+/* ik_sock_req_done: the reply to a request written to p at sent_ns
+ * (ik_clock_ns) has been read.  Counts stat:replies and records the
+ * latency for s, p and p's dialer (p may be NULL). */
+void ik_sock_req_done(ik_sock *s, ik_pipe *p, uint64_t sent_ns);
 /* ik_sock_max_ttl: the socket's IOK_OPT_MAXTTL. */
 int ik_sock_max_ttl(const ik_sock *s);
 

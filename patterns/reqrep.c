@@ -334,6 +334,7 @@ typedef struct req_ent {
 	uint64_t     resend_at;
 	uint64_t     expire_at;
 	uint64_t     since;     /* accepted at (loop ms), for the debug endpoint */
+	uint64_t     sent_ns;   /* last written at (ik_clock_ns), for latency */
 	iok_duration resend_ms; /* the socket's value when it was sent */
 	bool         failed;    /* timed out: its completion waits for room */
 } req_ent;
@@ -527,7 +528,10 @@ req_transmit(req_sock *s, req_ent *e, req_pipe *p)
 		return;
 	}
 	ik_rr_clean(d);
-	ik_pipe_send(p->pipe, d);
+	e->sent_ns = ik_clock_ns();
+	if (ik_pipe_send(p->pipe, d) == 0) {
+		ik_sock_stat(s->sock, IK_STAT_REQUESTS, 1);
+	}
 	e->pipe = p;
 	ik_list_append(&p->ents, &e->pnode);
 	if (e->resend_ms > 0) {
@@ -787,12 +791,13 @@ nomem:
 static int
 req_recv(void *arg, void *pp, iok_msg *m)
 {
-	req_sock *s = arg;
+	req_sock *s     = arg;
+	req_pipe *rp    = pp;
+	bool      first = !(m->flags & IK_MSG_PARSED); /* not offered before */
 	req_ent  *e;
 	uint32_t  id;
-	(void) pp;
 
-	if (!(m->flags & IK_MSG_PARSED)) {
+	if (first) {
 		iok_msg_header_clear(m);
 		if (s->raw) {
 			int rv = ik_rr_bt_parse(m, ik_sock_max_ttl(s->sock));
@@ -824,6 +829,10 @@ req_recv(void *arg, void *pp, iok_msg *m)
 		iok_msg_free(m);
 		ik_sock_stat(s->sock, IK_STAT_RX_DROPPED, 1);
 		return IK_OK;
+	}
+	if (first) {
+		/* Read now, whenever the application takes it. */
+		ik_sock_req_done(s->sock, rp->pipe, e->sent_ns);
 	}
 	m->token   = e->token;
 	m->flags   = 0;

@@ -307,6 +307,7 @@ srv_send(void *arg, iok_msg *m)
 	}
 	iok_msg_header_clear(m);
 	(void) iok_msg_header_append_u32(m, sv->id);
+	ik_sock_stat(s->sock, IK_STAT_REQUESTS, 1);
 	srv_broadcast(s, m);
 	return IK_OK;
 

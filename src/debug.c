@@ -32,6 +32,7 @@
 #include "kernel.h"
 #include "pipe.h"
 #include "sock.h"
+#include "stats.h"
 
 #define LINE_MAX_ 256        /* a command line, without its newline */
 #define CONNS_MAX 16         /* connections at once; more are refused */
@@ -245,6 +246,10 @@ stats_sock(ik_sock *s, void *arg)
 	for (int i = 0; i < IK_STAT_COUNT; i++) {
 		outf(b, " %s=%llu", ik_stat_name(i) + 5, (unsigned long long) s->stats[i]);
 	}
+	if (s->xs != NULL) {
+		ik_stats_format_errors(b, s->xs);
+		ik_hist_format(b, &s->xs->lat);
+	}
 	outf(b, "\n");
 }
 
@@ -308,15 +313,23 @@ peers_sock(ik_sock *s, void *arg)
 		if (ep->dialer) {
 			outf(b, " reconnects=%llu last_error=\"%s\"", (unsigned long long) ep->reconnects,
 			     ep->last_err != 0 ? iok_strerror(ep->last_err) : "");
+			if (ep->xs != NULL) {
+				ik_hist_format(b, &ep->xs->lat);
+			}
 		}
 		outf(b, "\n");
 		for (ik_node *m = ik_list_first(&ep->pipes); m != NULL; m = ik_list_next(&ep->pipes, m)) {
 			ik_pipe *p = ik_container_of(m, ik_pipe, enode);
-			outf(b, "  pipe=%u state=%s", p->id, pipe_state(p));
+			outf(b, "  pipe=%u state=%s rx_msgs=%llu rx_bytes=%llu tx_msgs=%llu tx_bytes=%llu", p->id,
+			     pipe_state(p), (unsigned long long) p->rx_msgs, (unsigned long long) p->rx_bytes,
+			     (unsigned long long) p->tx_msgs, (unsigned long long) p->tx_bytes);
 			for (int i = 0; i < ca.npc; i++) {
 				if (pc[i].pipe == p) {
 					outf(b, " inflight=%llu", (unsigned long long) pc[i].n);
 				}
+			}
+			if (p->xs != NULL) {
+				ik_hist_format(b, &p->xs->lat);
 			}
 			outf(b, "\n");
 		}
@@ -811,6 +824,49 @@ iok_debug_listen(const char *path)
 		return rv;
 	}
 	return ik_cmd_call(&dc.cmd, listen_k);
+}
+
+struct text_cmd {
+	ik_cmd      cmd;
+	const char *what;
+	char       *out;
+};
+
+static void
+text_k(ik_cmd *c)
+{
+	struct text_cmd *tc = (struct text_cmd *) c;
+	ik_buf           b;
+	int              rv = 0;
+	ik_buf_init(&b);
+	if (strcmp(tc->what, "stats") == 0) {
+		cmd_stats(&b);
+	} else if (strcmp(tc->what, "peers") == 0) {
+		cmd_peers(&b);
+	} else if (strcmp(tc->what, "inflight") == 0) {
+		cmd_inflight(&b);
+	} else {
+		rv = IOK_EINVAL;
+	}
+	if (rv == 0 && (ik_buf_append(&b, "", 1) != 0 || (tc->out = strdup((char *) b.data)) == NULL)) {
+		rv = IOK_ENOMEM;
+	}
+	ik_buf_fini(&b);
+	ik_cmd_done(c, rv);
+}
+
+int
+iok_debug_text(const char *what, char **text)
+{
+	struct text_cmd tc = {.what = what};
+	int             rv;
+	if (what == NULL || text == NULL) {
+		return IOK_EINVAL;
+	}
+	if ((rv = ik_cmd_call(&tc.cmd, text_k)) == 0) {
+		*text = tc.out;
+	}
+	return rv;
 }
 
 int

@@ -130,6 +130,7 @@ ep_destroy(ik_obj *o)
 	ik_ep *ep = (ik_ep *) o;
 	ik_url_free(&ep->url);
 	free(ep->addrs);
+	free(ep->xs);
 	free(ep);
 }
 

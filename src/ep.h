@@ -47,6 +47,7 @@ struct ik_ep {
 	bool         ever_connected;
 	int          last_err;
 	uint64_t     reconnects; /* for the debug endpoint's peers */
+	struct ik_xstats *xs;    /* the upstream's latency (stats.h); lazily */
 
 	/* listener */
 	union {

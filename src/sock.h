@@ -80,6 +80,7 @@ struct ik_sock {
 	int          max_ttl;
 	char         name[64];
 	uint64_t     stats[IK_STAT_COUNT];
+	struct ik_xstats *xs; /* latency, errors by kind (stats.h); lazily */
 };
 
 /* Kernel-side hooks used by pipes and endpoints. */

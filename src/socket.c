@@ -49,6 +49,7 @@ sock_destroy(ik_obj *o)
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->recv_cv);
 	pthread_cond_destroy(&s->send_cv);
+	free(s->xs);
 	free(s);
 }
 

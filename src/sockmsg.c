@@ -16,6 +16,7 @@
 #include "ep.h"
 #include "pipe.h"
 #include "sock.h"
+#include "stats.h"
 
 #define PUMP_BATCH 64
 #define PUMP_LIMIT 2048 /* messages per turn before yielding to I/O */
@@ -634,6 +635,9 @@ ik_sock_deliver(ik_sock *s, iok_msg *m)
 	}
 	if (rq_full(s)) {
 		return IK_BUSY;
+	}
+	if (m->status != 0) {
+		ik_stats_completion(s, m->status); /* errors by kind */
 	}
 	ik_msgq_push(&s->staged, m);
 	ik_task_schedule(&s->flush_task);

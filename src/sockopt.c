@@ -9,6 +9,7 @@
 #include "ep.h"
 #include "pipe.h"
 #include "sock.h"
+#include "stats.h"
 
 #define MAX_QLEN 65536
 
@@ -38,6 +39,8 @@ static const char *const stat_names[IK_STAT_COUNT] = {
 	[IK_STAT_RX_MALFORMED] = "stat:rx-malformed",
 	[IK_STAT_RX_DROPPED]   = "stat:rx-dropped",
 	[IK_STAT_TX_DROPPED]   = "stat:tx-dropped",
+	[IK_STAT_REQUESTS]     = "stat:requests",
+	[IK_STAT_REPLIES]      = "stat:replies",
 };
 
 const char *
@@ -160,6 +163,10 @@ getopt_k(ik_cmd *c)
 				rv = ik_opt_put_uint64(s->stats[i], oc->out, oc->outsz, oc->type);
 				break;
 			}
+		}
+		uint64_t v;
+		if (rv == IOK_ENOTSUP && ik_stats_get(s, n, &v) == 0) {
+			rv = ik_opt_put_uint64(v, oc->out, oc->outsz, oc->type);
 		}
 	} else if ((rv = ik_topts_get(&s->topts, n, oc->out, oc->outsz, oc->type)) == IOK_ENOTSUP) {
 		rv = s->pat->getopt ? s->pat->getopt(s->pdata, n, oc->out, oc->outsz, oc->type) : IOK_ENOTSUP;

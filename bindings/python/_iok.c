@@ -1607,7 +1607,29 @@ mod_debug_stack_pipe(PyObject *m, PyObject *unused)
 	return Py_BuildValue("(ii)", sig, fd);
 }
 
+static PyObject *
+mod_debug_text(PyObject *m, PyObject *args)
+{
+	const char *what;
+	char       *text = NULL;
+	PyObject   *r;
+	int         rv;
+	if (!PyArg_ParseTuple(args, "s", &what)) {
+		return NULL;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	rv = iok_debug_text(what, &text);
+	Py_END_ALLOW_THREADS
+	if (rv != 0) {
+		return raise_iok(rv);
+	}
+	r = PyUnicode_DecodeUTF8(text, (Py_ssize_t) strlen(text), "replace");
+	iok_strfree(text);
+	return r;
+}
+
 static PyMethodDef mod_methods[] = {
+	{"_debug_text", mod_debug_text, METH_VARARGS, NULL},
 	{"debug_listen", mod_debug_listen, METH_VARARGS,
 	 "debug_listen(path) - serve the debug endpoint on a unix socket"},
 	{"debug_close", mod_debug_close, METH_NOARGS, "debug_close() - stop the debug endpoint"},

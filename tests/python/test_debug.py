@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 import iok
-from conftest import DEADLINE, popen_python
+from conftest import DEADLINE, popen_python, wait_until
 
 # <build>/bindings/python/iok/__init__.py -> <build>/tools/iok-debug
 BUILD = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(iok.__file__)), "..", "..", ".."))
@@ -136,3 +136,22 @@ def test_taken_path_is_refused(tmp_path):
     with pytest.raises(iok.AddressInUse):
         iok.debug_listen(str(path))
     assert path.read_text() == "not a socket"
+
+
+def test_stats_dict_and_socket_stats(inproc_url):
+    with iok.Rep(listen=inproc_url) as rep, iok.Req(dial=inproc_url) as req:
+        for _ in range(20):
+            req.send(b"ping")
+            rep.send(rep.recv())
+            assert req.recv() == b"ping"
+        st = req.stats
+        assert st["requests"] == 20 and st["replies"] == 20
+        assert st["latency-count"] == 20
+        assert 0 < st["latency-p50"] <= st["latency-p99"] <= st["latency-max"]
+        every = iok.stats()
+        mine = every[req.id]
+        assert mine["pattern"] == "req0" and mine["tx-msgs"] == 20
+        assert mine["latency_count"] == 20 and mine["latency_p50_us"] > 0
+        assert mine["send_queue"].endswith("/1024")
+        assert every[rep.id]["pattern"] == "rep0"
+    wait_until(lambda: req.id not in iok.stats(), what="closed socket gone from stats")

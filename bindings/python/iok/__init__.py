@@ -21,7 +21,7 @@ from ._iok import strerror, fini, debug_listen, debug_close
 
 __all__ = [
     "Socket", "Dialer", "Listener", "Message", "device", "fini", "strerror",
-    "debug_listen", "debug_close",
+    "debug_listen", "debug_close", "stats",
     "Pair0", "Pair1", "Pair", "Push0", "Push", "Pull0", "Pull", "Req0", "Req",
     "Rep0", "Rep", "Pub0", "Pub", "Sub0", "Sub", "Surveyor0", "Surveyor",
     "Respondent0", "Respondent", "Bus0", "Bus", "Db",
@@ -150,6 +150,37 @@ def _register_stack_dump():
 _register_stack_dump()
 
 
+_FIELD = __import__("re").compile(r'([A-Za-z_][\w-]*)=("(?:[^"\\]|\\.)*"|\S+)')
+
+
+def _value(v):
+    if v.startswith('"'):
+        return v[1:-1]
+    for conv in (int, float):
+        try:
+            return conv(v)
+        except ValueError:
+            pass
+    return v
+
+
+def stats():
+    """Every socket's statistics as the kernel thread sees them now:
+    ``{socket id: {name: value}}`` with the pattern, queue depths
+    (``send_queue``/``recv_queue`` as "len/cap"), ``inflight``, every
+    ``stat:*`` counter (without the prefix: ``tx-msgs``...), error
+    completions by kind (``err_timedout``...) and, once replies were
+    matched, latency quantiles in microseconds (``latency_p50_us``,
+    ``latency_p90_us``, ``latency_p99_us``, ``latency_max_us``) and
+    ``latency_count``."""
+    out = {}
+    for line in _iok._debug_text("stats").splitlines():
+        d = {k: _value(v) for k, v in _FIELD.findall(line)}
+        if "socket" in d:
+            out[d["socket"]] = d
+    return out
+
+
 # ---------------------------------------------------------------- options
 
 # Python name -> (iok option name, kind).  Kinds: bool int ms size uint64
@@ -184,7 +215,9 @@ _READ_ONLY = {"raw", "protocol", "peer", "protocol_name", "peer_name"}
 
 STATS = ("tx-msgs", "rx-msgs", "tx-bytes", "rx-bytes", "pipes", "pipes-opened",
          "reconnects", "rx-oversize", "proto-errors", "rx-malformed", "rx-dropped",
-         "tx-dropped")
+         "tx-dropped", "requests", "replies", "latency-p50", "latency-p90", "latency-p99",
+         "latency-max", "latency-count", "err-timedout", "err-connreset", "err-connrefused",
+         "err-closed", "err-inval", "err-nomem", "err-proto", "err-canceled")
 
 
 def _option_property(pyname, name, kind):
