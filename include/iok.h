@@ -667,6 +667,61 @@ IOK_API int iok_listener_get_size(iok_listener l, const char *name, size_t *val)
 IOK_API int iok_listener_get_uint64(iok_listener l, const char *name, uint64_t *val);
 IOK_API int iok_listener_get_string(iok_listener l, const char *name, char **val);
 
+/* ------------------------------------- application counters and markers
+ *
+ * Named counters, timers and markers the application updates on its hot
+ * paths, in a memory region of the process: updates are relaxed atomic
+ * operations, with no lock, no system call and nothing sent to the kernel
+ * thread, which reads them when it reports (the debug endpoint's "stats"
+ * and "markers", iok_debug_text, export).  Look a name up once (the
+ * *_get calls take a lock and scan the names), keep the handle, and
+ * update it as often as you like from any thread.  A handle is valid for
+ * the life of the process.  Names are 1..63 bytes; a counter, a timer and
+ * a marker may share a name.  At most 1,024 names per process.
+ * *_get errors: IOK_EINVAL bad name or NULL handle pointer, IOK_ENOSPC
+ * table full, IOK_ENOMEM.  Any thread.
+ */
+typedef struct iok_counter {
+	uint64_t *v;
+} iok_counter;
+typedef struct iok_timer {
+	void *p;
+} iok_timer;
+typedef struct iok_marker {
+	void *p;
+} iok_marker;
+
+IOK_API int iok_counter_get(const char *name, iok_counter *c);
+/* iok_counter_add adds n (one relaxed atomic add). Any thread. */
+static inline void
+iok_counter_add(iok_counter c, uint64_t n)
+{
+	__atomic_fetch_add(c.v, n, __ATOMIC_RELAXED);
+}
+/* iok_counter_value reads a counter. Any thread. */
+static inline uint64_t
+iok_counter_value(iok_counter c)
+{
+	return __atomic_load_n(c.v, __ATOMIC_RELAXED);
+}
+
+/* A timer records durations (ns): count, total, max and a histogram by
+ * power of two, reported as p50/p90/p99 (within a factor of 2). */
+IOK_API int iok_timer_get(const char *name, iok_timer *t);
+IOK_API void iok_timer_record(iok_timer t, uint64_t ns);
+
+/* A marker says where the application is: iok_marker_pass records the
+ * time and the calling thread ("handling request", "rendering"), so a
+ * hung process shows which marker was passed last, by which thread and
+ * how long ago.  It returns the time it recorded (iok_clock_ns); give it
+ * to iok_marker_leave at the end of the marked section to record the time
+ * spent inside (optional). */
+IOK_API int iok_marker_get(const char *name, iok_marker *m);
+IOK_API uint64_t iok_marker_pass(iok_marker m);
+IOK_API void iok_marker_leave(iok_marker m, uint64_t passed_ns);
+/* iok_clock_ns: the monotonic clock markers and timers use, in ns. */
+IOK_API uint64_t iok_clock_ns(void);
+
 /* ---------------------------------------------------------- debugging */
 
 /* iok_debug_listen serves the debug endpoint on a unix socket at path
@@ -674,7 +729,7 @@ IOK_API int iok_listener_get_string(iok_listener l, const char *name, char **val
  * thread, so it answers while the application's threads compute or hang.
  * Setting IOK_DEBUG=<path> in the environment does the same when the
  * kernel thread starts.  A line protocol: send "stats", "peers",
- * "inflight" or "stack" and a newline, read lines up to one holding a lone
+ * "inflight", "markers" or "stack" and a newline, read lines up to one holding a lone
  * "." (tools/iok-debug does this; see README).  "stack" interrupts the
  * process's main thread with a real-time signal (iok_debug_stack_pipe)
  * whose handler prints its C backtrace.
@@ -687,7 +742,7 @@ IOK_API int iok_debug_listen(const char *path);
  * if it was not serving).  Any application thread. */
 IOK_API int iok_debug_close(void);
 /* iok_debug_text gives the answer the debug endpoint would give to
- * "stats", "peers" or "inflight", as one string (lines ending in '\n';
+ * "stats", "peers", "inflight" or "markers", as one string (lines ending in '\n';
  * free it with iok_strfree), without any endpoint.  The "stats" line of a
  * socket holds pattern, queue depths, requests in flight, every stat:*
  * counter, error completions by kind (err_timedout=...) and, once replies

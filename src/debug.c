@@ -2,8 +2,8 @@
  * debug.c - the debug endpoint: a unix socket served by the kernel thread,
  * so it answers while the application's threads compute or hang.
  *
- * Protocol: one command per line ("stats", "peers", "inflight", "stack",
- * "help"); each answer is lines of text ending with a line holding a lone
+ * Protocol: one command per line ("stats", "peers", "inflight", "markers",
+ * "stack", "help"); each answer is lines of text ending with a line holding a lone
  * "." (an answer line that starts with "." gets one more in front, as in
  * SMTP).  Input is bounded: a line longer than LINE_MAX, a byte that is not
  * printable ASCII, or an unknown command gets "error: ..." and the
@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "iok.h"
+#include "appstats.h"
 #include "buf.h"
 #include "debug.h"
 #include "ep.h"
@@ -253,10 +254,50 @@ stats_sock(ik_sock *s, void *arg)
 	outf(b, "\n");
 }
 
+/* The application's counters and timers (markers: cmd_markers). */
+static void
+app_stats(ik_buf *b)
+{
+	ik_app_view v;
+	for (uint32_t i = 0; ik_app_read(i, &v); i++) {
+		if (v.kind == IK_APP_COUNTER) {
+			outf(b, "counter=\"%s\" value=%llu\n", v.name, (unsigned long long) v.value);
+		} else if (v.kind == IK_APP_TIMER) {
+			outf(b, "timer=\"%s\" count=%llu sum_us=%.1f p50_us=%.1f p90_us=%.1f p99_us=%.1f max_us=%.1f\n",
+			     v.name, (unsigned long long) v.value, (double) v.sum_ns / 1e3,
+			     (double) ik_app_quantile(&v, 0.5) / 1e3, (double) ik_app_quantile(&v, 0.9) / 1e3,
+			     (double) ik_app_quantile(&v, 0.99) / 1e3, (double) v.max_ns / 1e3);
+		}
+	}
+}
+
 static void
 cmd_stats(ik_buf *b)
 {
 	ik_sockets_foreach(stats_sock, b);
+	app_stats(b);
+}
+
+static void
+cmd_markers(ik_buf *b)
+{
+	ik_app_view v;
+	uint64_t    now = ik_app_now_ns();
+	for (uint32_t i = 0; ik_app_read(i, &v); i++) {
+		if (v.kind != IK_APP_MARKER) {
+			continue;
+		}
+		outf(b, "marker=\"%s\" passes=%llu", v.name, (unsigned long long) v.value);
+		if (v.value > 0) {
+			outf(b, " last_thread=%llu ago_ms=%.1f", (unsigned long long) v.last_tid,
+			     (double) (now > v.last_ns ? now - v.last_ns : 0) / 1e6);
+		}
+		if (v.leaves > 0) {
+			outf(b, " left=%llu inside_avg_us=%.1f inside_max_us=%.1f", (unsigned long long) v.leaves,
+			     (double) v.sum_ns / (double) v.leaves / 1e3, (double) v.max_ns / 1e3);
+		}
+		outf(b, "\n");
+	}
 }
 
 /* --------------------------------------------------------------- peers */
@@ -539,6 +580,7 @@ help(ik_buf *b)
 	outf(b, "stats     every socket: pattern, queues, in flight, counters\n");
 	outf(b, "peers     every dialer and listener, and their connections\n");
 	outf(b, "inflight  one line per request in flight (req, surveyor, pipelined-db)\n");
+	outf(b, "markers   each application marker: passes, last thread, how long ago\n");
 	outf(b, "stack     the main thread's C stack (and Python threads' tracebacks)\n");
 }
 
@@ -554,6 +596,8 @@ run_line(dconn *c, const char *line)
 		cmd_peers(&b);
 	} else if (strcmp(line, "inflight") == 0) {
 		cmd_inflight(&b);
+	} else if (strcmp(line, "markers") == 0) {
+		cmd_markers(&b);
 	} else if (strcmp(line, "help") == 0) {
 		help(&b);
 	} else if (strcmp(line, "stack") == 0) {
@@ -845,6 +889,8 @@ text_k(ik_cmd *c)
 		cmd_peers(&b);
 	} else if (strcmp(tc->what, "inflight") == 0) {
 		cmd_inflight(&b);
+	} else if (strcmp(tc->what, "markers") == 0) {
+		cmd_markers(&b);
 	} else {
 		rv = IOK_EINVAL;
 	}

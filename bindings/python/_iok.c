@@ -39,6 +39,7 @@
 
 #include "iok.h"
 #include "_resp.h"
+#include "_appstats.h"
 
 /* ------------------------------------------------------------- globals */
 
@@ -1679,7 +1680,7 @@ PyInit__iok(void)
 	}
 	g_sock_type = (PyTypeObject *) type; /* the module keeps it alive */
 	Py_DECREF(type);
-	if (ikpy_resp_init(m) < 0 || PyModule_AddStringConstant(m, "version", iok_version()) < 0) {
+	if (ikpy_resp_init(m) < 0 || ikpy_appstats_init(m) < 0 || PyModule_AddStringConstant(m, "version", iok_version()) < 0) {
 		Py_DECREF(m);
 		return NULL;
 	}

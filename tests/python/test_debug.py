@@ -30,6 +30,8 @@ rep = iok.Rep(listen=url)
 req = iok.Req(dial=url)
 req.send(b"GET /slow\x00\x01")
 rep.recv()                      # it arrived; never answered
+iok.counter("spins started").inc(7)
+iok.marker("about to spin")
 print("spinning", flush=True)
 
 def busy_spin_holding_gil():
@@ -81,6 +83,13 @@ def test_answers_while_main_thread_spins(spinner):
     rc, out, err = iok_debug(path, "peers")
     assert rc == 0, err
     assert "state=connected" in out and "inflight=1" in out
+
+    rc, out, err = iok_debug(path, "stats")
+    assert 'counter="spins started" value=7' in out
+
+    rc, out, err = iok_debug(path, "markers")
+    assert rc == 0, err
+    assert 'marker="about to spin" passes=1 last_thread=' in out
 
     rc, out, err = iok_debug(path, "stack")
     assert rc == 0, err
@@ -155,3 +164,39 @@ def test_stats_dict_and_socket_stats(inproc_url):
         assert mine["send_queue"].endswith("/1024")
         assert every[rep.id]["pattern"] == "rep0"
     wait_until(lambda: req.id not in iok.stats(), what="closed socket gone from stats")
+
+
+def test_counters_timers_markers():
+    import threading
+    c = iok.counter("py test counter")
+    before = c.value
+
+    def work():
+        for _ in range(10000):
+            c.inc()
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    c.inc(5)
+    assert c.value == before + 40005
+    assert iok.stats()["counters"]["py test counter"] == before + 40005
+    with pytest.raises(ValueError):
+        iok.counter("")
+    with pytest.raises(ValueError):
+        iok.marker("x" * 64)
+    with pytest.raises(TypeError):
+        c.inc(1, 2)
+
+    t = iok.timer("py test timer")
+    t.record(2000)
+    assert iok.stats()["timers"]["py test timer"]["count"] >= 1
+
+    iok.marker("py plain")
+    with iok.marker("py section"):
+        pass
+    m = iok.markers()
+    assert m["py plain"]["passes"] >= 1 and "left" not in m["py plain"]
+    assert m["py section"]["left"] >= 1
+    assert m["py section"]["last_thread"] == threading.get_native_id()

@@ -17,11 +17,12 @@ Timeouts and durations are in milliseconds, as in iok's (and nng's) options.
 """
 
 from . import _iok
-from ._iok import strerror, fini, debug_listen, debug_close
+from ._iok import strerror, fini, debug_listen, debug_close, marker
+from ._iok import Counter as counter, Timer as timer
 
 __all__ = [
     "Socket", "Dialer", "Listener", "Message", "device", "fini", "strerror",
-    "debug_listen", "debug_close", "stats",
+    "debug_listen", "debug_close", "stats", "counter", "timer", "marker", "markers",
     "Pair0", "Pair1", "Pair", "Push0", "Push", "Pull0", "Pull", "Req0", "Req",
     "Rep0", "Rep", "Pub0", "Pub", "Sub0", "Sub", "Surveyor0", "Surveyor",
     "Respondent0", "Respondent", "Bus0", "Bus", "Db",
@@ -164,6 +165,18 @@ def _value(v):
     return v
 
 
+def markers():
+    """Every application marker: ``{name: {"passes": n, "last_thread": tid,
+    "ago_ms": ms, ...}}`` (``left``, ``inside_avg_us``, ``inside_max_us``
+    once a ``with iok.marker(name):`` block has exited)."""
+    out = {}
+    for line in _iok._debug_text("markers").splitlines():
+        d = {k: _value(v) for k, v in _FIELD.findall(line)}
+        if "marker" in d:
+            out[d.pop("marker")] = d
+    return out
+
+
 def stats():
     """Every socket's statistics as the kernel thread sees them now:
     ``{socket id: {name: value}}`` with the pattern, queue depths
@@ -172,12 +185,18 @@ def stats():
     completions by kind (``err_timedout``...) and, once replies were
     matched, latency quantiles in microseconds (``latency_p50_us``,
     ``latency_p90_us``, ``latency_p99_us``, ``latency_max_us``) and
-    ``latency_count``."""
+    ``latency_count``.  Application counters are under ``"counters"``
+    (name -> value) and timers under ``"timers"`` (name -> count, sum_us,
+    p50_us, p90_us, p99_us, max_us)."""
     out = {}
     for line in _iok._debug_text("stats").splitlines():
         d = {k: _value(v) for k, v in _FIELD.findall(line)}
         if "socket" in d:
             out[d["socket"]] = d
+        elif "counter" in d:
+            out.setdefault("counters", {})[d["counter"]] = d["value"]
+        elif "timer" in d:
+            out.setdefault("timers", {})[d.pop("timer")] = d
     return out
 
 
