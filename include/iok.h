@@ -750,6 +750,30 @@ IOK_API int iok_debug_close(void);
  * latency_p99_us= latency_max_us= latency_count=).  Errors: IOK_EINVAL unknown what or NULL argument,
  * IOK_ENOMEM.  Any application thread. */
 IOK_API int iok_debug_text(const char *what, char **text);
+/* ------------------------------------------------------------- export */
+
+/* iok_metrics_listen serves the statistics (every socket's counters,
+ * queues, requests in flight, errors by kind and request latency
+ * histograms, and the application's counters, timers and markers) as a
+ * Prometheus text exposition (format 0.0.4, with HELP and TYPE lines) at
+ * GET /metrics over HTTP on url ("tcp://127.0.0.1:9464"; a numeric
+ * address), from the kernel thread: scrapes are answered while the
+ * application computes.  url NULL stops it.  Errors: IOK_EADDRINVAL bad
+ * URL or not a numeric tcp address, IOK_EADDRINUSE, IOK_EPERM, IOK_EBUSY
+ * already serving, IOK_ENOMEM.  Any application thread. */
+IOK_API int iok_metrics_listen(const char *url);
+/* iok_statsd pushes the statistics in statsd's line protocol to url
+ * ("udp://127.0.0.1:8125"; a numeric address) every period_ms (>= 10),
+ * from the kernel thread: counters as deltas ("|c"), queue depths,
+ * connections, requests in flight and latency quantiles as gauges
+ * ("|g"), named <prefix>.socket.<socket name>.<stat> and
+ * <prefix>.app.<name> (prefix NULL: "iok").  The first push carries the
+ * totals so far.  A new call replaces the previous target; url NULL
+ * stops.  Datagrams stay under 1,400 bytes; a full socket buffer drops
+ * one (UDP).  Errors: IOK_EADDRINVAL bad URL, IOK_EINVAL period below 10
+ * ms or prefix over 63 bytes.  Any application thread. */
+IOK_API int iok_statsd(const char *url, iok_duration period_ms, const char *prefix);
+
 /* iok_debug_stack_pipe installs the stack dumper (once per process) and
  * gives its signal and the pipe it writes to.  A language runtime adds
  * its own dump by registering a handler for *sig that writes to *fd and

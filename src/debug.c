@@ -833,12 +833,14 @@ ik_debug_fork_child(void)
 	/* The parent serves its path: the child closes its copies and lets
 	 * IOK_DEBUG or a new iok_debug_listen name one of its own. */
 	server_stop(false);
+	ik_export_shutdown();
 }
 
 void
 ik_debug_shutdown(void)
 {
 	server_stop(true);
+	ik_export_shutdown();
 }
 
 /* ---------------------------------------------------------- public API */

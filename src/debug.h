@@ -26,4 +26,8 @@ void ik_debug_kernel_start(void); /* IOK_DEBUG=<path> in the environment */
 void ik_debug_fork_child(void);   /* forget the parent's server, quietly */
 void ik_debug_shutdown(void);     /* iok_fini: close and unlink */
 
+/* export.c: stop the metrics listener and the statsd push (called by the
+ * two hooks above: a forked child does not serve its parent's port). */
+void ik_export_shutdown(void);
+
 #endif

@@ -1629,7 +1629,47 @@ mod_debug_text(PyObject *m, PyObject *args)
 	return r;
 }
 
+static PyObject *
+mod_metrics_listen(PyObject *m, PyObject *args)
+{
+	const char *url;
+	int         rv;
+	if (!PyArg_ParseTuple(args, "z", &url)) {
+		return NULL;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	rv = iok_metrics_listen(url);
+	Py_END_ALLOW_THREADS
+	if (rv != 0) {
+		return raise_iok(rv);
+	}
+	Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_statsd(PyObject *m, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"url", "period_ms", "prefix", NULL};
+	const char  *url, *prefix = NULL;
+	long long    period = 1000;
+	int          rv;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "z|Lz", kwlist, &url, &period, &prefix)) {
+		return NULL;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	rv = iok_statsd(url, (iok_duration) period, prefix);
+	Py_END_ALLOW_THREADS
+	if (rv != 0) {
+		return raise_iok(rv);
+	}
+	Py_RETURN_NONE;
+}
+
 static PyMethodDef mod_methods[] = {
+	{"metrics_listen", mod_metrics_listen, METH_VARARGS,
+	 "metrics_listen(url) - serve Prometheus metrics over HTTP (None stops)"},
+	{"statsd", (PyCFunction) (void (*)(void)) mod_statsd, METH_VARARGS | METH_KEYWORDS,
+	 "statsd(url, period_ms=1000, prefix='iok') - push statsd lines over UDP (None stops)"},
 	{"_debug_text", mod_debug_text, METH_VARARGS, NULL},
 	{"debug_listen", mod_debug_listen, METH_VARARGS,
 	 "debug_listen(path) - serve the debug endpoint on a unix socket"},

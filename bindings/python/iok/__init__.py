@@ -17,12 +17,12 @@ Timeouts and durations are in milliseconds, as in iok's (and nng's) options.
 """
 
 from . import _iok
-from ._iok import strerror, fini, debug_listen, debug_close, marker
+from ._iok import strerror, fini, debug_listen, debug_close, marker, metrics_listen, statsd
 from ._iok import Counter as counter, Timer as timer
 
 __all__ = [
     "Socket", "Dialer", "Listener", "Message", "device", "fini", "strerror",
-    "debug_listen", "debug_close", "stats", "counter", "timer", "marker", "markers",
+    "debug_listen", "debug_close", "metrics_listen", "statsd", "stats", "counter", "timer", "marker", "markers",
     "Pair0", "Pair1", "Pair", "Push0", "Push", "Pull0", "Pull", "Req0", "Req",
     "Rep0", "Rep", "Pub0", "Pub", "Sub0", "Sub", "Surveyor0", "Surveyor",
     "Respondent0", "Respondent", "Bus0", "Bus", "Db",
