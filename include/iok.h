@@ -524,6 +524,22 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *                              default 1024)
  *   IOK_OPT_SENDBUF     int    send queue length, messages (1..65536,
  *                              default 1024)
+ *   IOK_OPT_SENDBUF_BYTES size the send queue's limit in bytes of message
+ *                              bodies as well (default 0: none); a message
+ *                              always fits in an empty queue
+ *   IOK_OPT_SEND_RATE   int    token bucket: at most this many messages a
+ *                              second leave the send queue (0: no limit,
+ *                              the default); counts stat:rate-delays
+ *   IOK_OPT_SEND_BURST  int    the bucket's size, messages (default 1)
+ *                              Throttling, in one place: whatever holds
+ *                              messages back (a full queue by count or by
+ *                              bytes, the rate limit, req:max-inflight,
+ *                              db:max-inflight) leaves them in the send
+ *                              queue, so a blocking send waits up to
+ *                              IOK_OPT_SENDTIMEO and then says
+ *                              IOK_ETIMEDOUT, IOK_FLAG_NONBLOCK says
+ *                              IOK_EAGAIN, asyncio waits on the send fd;
+ *                              each such send counts stat:send-waits
  *   IOK_OPT_RECONNMINT  ms     first reconnect delay (default 100)
  *   IOK_OPT_RECONNMAXT  ms     largest reconnect delay (default 2000; the
  *                              delay doubles up to it)
@@ -555,7 +571,10 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   timed on the kernel thread; log-bucketed, within 12.5%),
  *   "stat:err-timedout", "-connreset", "-connrefused", "-closed",
  *   "-inval", "-nomem", "-proto", "-canceled", "-unreachable",
- *   "-connshut" (error completions delivered, by kind).
+ *   "-connshut" (error completions delivered, by kind), "stat:send-waits"
+ *   (sends that found the send queue full: they waited or said
+ *   IOK_EAGAIN), "stat:rate-delays" (times the send-rate limit held the
+ *   queue).
  * Dialer/listener options: the transport ones above, plus IOK_OPT_URL
  * (string, read-only) and, on tcp listeners, IOK_OPT_TCP_BOUND_PORT (int,
  * read-only).
@@ -569,6 +588,9 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   IOK_OPT_REQ_TIMEOUT       ms    req, pipelined-db: complete a request
  *                                   with IOK_ETIMEDOUT after this (default
  *                                   infinite)
+ *   IOK_OPT_REQ_MAXINFLIGHT   int   req: requests outstanding at once
+ *                                   (1..16M, default 65536); more wait in
+ *                                   the send queue (see throttling above)
  *   IOK_OPT_SURVEYOR_SURVEYTIME ms  surveyor: how long a survey collects
  *                                   responses (default 1000)
  *   IOK_OPT_SUB_SUBSCRIBE / IOK_OPT_SUB_UNSUBSCRIBE  bytes (iok_socket_set)
@@ -597,6 +619,9 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 #define IOK_OPT_PEERNAME "peer-name"
 #define IOK_OPT_RECVBUF "recv-buffer"
 #define IOK_OPT_SENDBUF "send-buffer"
+#define IOK_OPT_SENDBUF_BYTES "send-buffer-bytes" /* size */
+#define IOK_OPT_SEND_RATE "send-rate"             /* int, messages/s */
+#define IOK_OPT_SEND_BURST "send-burst"           /* int, messages */
 #define IOK_OPT_RECVFD "recv-fd"
 #define IOK_OPT_SENDFD "send-fd"
 #define IOK_OPT_RECVTIMEO "recv-timeout"
@@ -618,6 +643,7 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 #define IOK_OPT_SUB_PREFNEW "sub:prefnew" /* bool: full queue drops oldest */
 #define IOK_OPT_REQ_RESENDTIME "req:resend-time"         /* ms */
 #define IOK_OPT_REQ_TIMEOUT "req:timeout" /* ms, per request (iok_request) */
+#define IOK_OPT_REQ_MAXINFLIGHT "req:max-inflight" /* int */
 #define IOK_OPT_SURVEYOR_SURVEYTIME "surveyor:survey-time" /* ms */
 #define IOK_OPT_SUB_PSUBSCRIBE "sub:psubscribe"     /* push transports */
 #define IOK_OPT_SUB_PUNSUBSCRIBE "sub:punsubscribe" /* push transports */

@@ -178,6 +178,9 @@ void ik_sock_deliver_drop_oldest(ik_sock *s, iok_msg *m);
 /* ik_sock_send_ready tells the core the pattern can take messages again
  * (e.g. a pipe was added or became writable outside pipe_ready). */
 void ik_sock_send_ready(ik_sock *s);
+/* ik_sock_send_ready_later: the same, from a task at the end of this loop
+ * iteration: safe from inside send/recv (no re-entry into the pump). */
+void ik_sock_send_ready_later(ik_sock *s);
 /* ik_sock_stat adds n to a named statistic (IK_STAT_*). */
 enum ik_stat {
 	IK_STAT_RX_MSGS,
@@ -194,6 +197,9 @@ enum ik_stat {
 	IK_STAT_TX_DROPPED,
 	IK_STAT_REQUESTS, /* requests written (req, surveyor, pipelined-db) */
 	IK_STAT_REPLIES,  /* replies matched to a request (ik_sock_req_done) */
+	IK_STAT_SEND_WAITS,  /* sends that found the send queue full (copied
+	                        from ik_sock.send_waits under its lock) */
+	IK_STAT_RATE_DELAYS, /* times the send-rate limit held the queue */
 	IK_STAT_COUNT
 };
 void ik_sock_stat(ik_sock *s, int stat, uint64_t n);

@@ -311,6 +311,7 @@ node_unlink(ik_node *n)
 
 #define REQ_RESEND_DEFAULT 60000 /* nng's req:resend-time */
 #define REQ_WAITQ_MAX 1024       /* iok_request messages held with no pipe */
+#define REQ_MAX_INFLIGHT 65536   /* req:max-inflight default */
 #define MAX_PIPES 65536
 
 typedef struct req_sock req_sock;
@@ -361,6 +362,9 @@ struct req_sock {
 	iok_duration resend_ms;
 	iok_duration timeout_ms;
 	uint32_t     next_id;
+	uint32_t     nents;        /* requests outstanding (s->all) */
+	bool         capped;       /* refused a request for max_inflight */
+	int          max_inflight; /* beyond it send() says IK_BUSY */
 };
 
 static uint64_t
@@ -385,6 +389,7 @@ req_init(void *arg, ik_sock *sock, int raw)
 	s->raw        = raw;
 	s->resend_ms  = REQ_RESEND_DEFAULT;
 	s->timeout_ms = IOK_DURATION_INFINITE;
+	s->max_inflight = REQ_MAX_INFLIGHT;
 	s->next_id    = ik_rr_seed(s);
 	ik_list_init(&s->waitq);
 	ik_list_init(&s->resends);
@@ -410,7 +415,13 @@ ent_free(req_sock *s, req_ent *e)
 	}
 	node_unlink(&e->rnode);
 	node_unlink(&e->xnode);
-	node_unlink(&e->anode);
+	if (ik_node_linked(&e->anode)) {
+		ik_list_remove(&e->anode);
+		if (--s->nents < (uint32_t) s->max_inflight && s->capped) {
+			s->capped = false;
+			ik_sock_send_ready_later(s->sock); /* requests held back may go */
+		}
+	}
 	if (ik_rr_map_get(s->ids, e->id) == e) {
 		(void) ik_rr_map_del(s->ids, e->id);
 	}
@@ -428,6 +439,7 @@ static void
 req_forget_all(req_sock *s)
 {
 	ik_node *n, *tmp;
+	s->capped = false; /* nothing to wake while forgetting */
 	ik_list_foreach_safe(&s->all, n, tmp)
 	{
 		ent_free(s, ik_container_of(n, req_ent, anode));
@@ -718,6 +730,12 @@ req_send(void *arg, iok_msg *m)
 		return req_send_raw(s, m);
 	}
 	req_flush(s);
+	if (s->nents >= (uint32_t) s->max_inflight && !(!(m->flags & IK_MSG_REQUEST) && s->cur != NULL)) {
+		/* Throttled: the request waits in the send queue (a plain send
+		 * that replaces the current request always goes). */
+		s->capped = true;
+		return IK_BUSY;
+	}
 	if (tok) {
 		if (token > s->max_token) {
 			s->max_token = token;
@@ -757,6 +775,7 @@ req_send(void *arg, iok_msg *m)
 		s->cur = e;
 	}
 	ik_list_append(&s->all, &e->anode);
+	s->nents++;
 	iok_msg_header_clear(m);
 	(void) iok_msg_header_append_u32(m, e->id);
 	ik_rr_clean(m);
@@ -894,6 +913,9 @@ req_setopt(void *arg, const char *name, const void *v, size_t sz, int type)
 	if (!s->raw && strcmp(name, IOK_OPT_REQ_TIMEOUT) == 0) {
 		return ik_opt_get_ms(v, sz, type, &s->timeout_ms);
 	}
+	if (!s->raw && strcmp(name, IOK_OPT_REQ_MAXINFLIGHT) == 0) {
+		return ik_opt_get_int(v, sz, type, 1, 1 << 24, &s->max_inflight); /* the core pumps */
+	}
 	return IOK_ENOTSUP;
 }
 
@@ -906,6 +928,9 @@ req_getopt(void *arg, const char *name, void *v, size_t *sz, int type)
 	}
 	if (!s->raw && strcmp(name, IOK_OPT_REQ_TIMEOUT) == 0) {
 		return ik_opt_put_ms(s->timeout_ms, v, sz, type);
+	}
+	if (!s->raw && strcmp(name, IOK_OPT_REQ_MAXINFLIGHT) == 0) {
+		return ik_opt_put_int(s->max_inflight, v, sz, type);
 	}
 	return IOK_ENOTSUP;
 }

@@ -233,6 +233,7 @@ stats_sock(ik_sock *s, void *arg)
 	int       sqc, rqc;
 
 	pthread_mutex_lock(&s->mu);
+	s->stats[IK_STAT_SEND_WAITS] = s->send_waits;
 	sq  = s->sq.len;
 	rq  = s->rq.len;
 	sqc = s->sq_cap;

@@ -85,6 +85,9 @@ snap_cb(ik_sock *s, void *arg)
 	if (s->finished) {
 		return;
 	}
+	pthread_mutex_lock(&s->mu);
+	s->stats[IK_STAT_SEND_WAITS] = s->send_waits;
+	pthread_mutex_unlock(&s->mu);
 	if (sn->n == sn->cap) {
 		size_t    nc = sn->cap ? sn->cap * 2 : 16;
 		ik_sock **ns = realloc(sn->s, nc * sizeof(*ns));

@@ -41,6 +41,9 @@ struct ik_sock {
 	pthread_cond_t  recv_cv, send_cv;
 	ik_msgq         rq, sq; /* to the application / from it */
 	int             rq_cap, sq_cap;
+	size_t          sq_bytes;     /* body bytes in sq */
+	size_t          sq_max_bytes; /* send-buffer-bytes (0: no limit) */
+	uint64_t        send_waits;   /* sends that found sq full (stat:send-waits) */
 	int             recv_waiters, send_waiters;
 	int             recv_fd, send_fd; /* eventfds, level-triggered */
 	bool            closed;
@@ -81,7 +84,29 @@ struct ik_sock {
 	char         name[64];
 	uint64_t     stats[IK_STAT_COUNT];
 	struct ik_xstats *xs; /* latency, errors by kind (stats.h); lazily */
+	/* send-rate token bucket (throttle.c) */
+	uint32_t     send_rate;  /* messages per second, 0: no limit */
+	uint32_t     send_burst; /* bucket size */
+	double       tokens;
+	uint64_t     tokens_ns; /* when tokens was last refilled */
+	ik_timer    *rate_timer;
 };
+
+/* ik_sq_full: no room in the send queue, by count or by bytes (one
+ * message always fits in an empty queue, whatever its size).  Under mu. */
+static inline bool
+ik_sq_full(const ik_sock *s)
+{
+	return s->sq.len >= (size_t) s->sq_cap ||
+	       (s->sq_max_bytes > 0 && s->sq.len > 0 && s->sq_bytes >= s->sq_max_bytes);
+}
+
+/* throttle.c (kernel thread): may the pump hand one more message to the
+ * pattern now?  false: the rate limit holds it; the pump resumes by
+ * itself when a token is due. */
+bool ik_throttle_take(ik_sock *s);
+void ik_throttle_set(ik_sock *s, uint32_t rate, uint32_t burst); /* rate 0: off */
+void ik_throttle_fini(ik_sock *s);
 
 /* Kernel-side hooks used by pipes and endpoints. */
 void ik_sock_pump(ik_sock *s);          /* offer queued sends to the pattern */

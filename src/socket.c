@@ -260,7 +260,7 @@ close_app_half(ik_sock *s)
 		if (s->rq.len == 0) {
 			ik_efd_raise(s->recv_fd);
 		}
-		if (s->sq.len >= (size_t) s->sq_cap) {
+		if (ik_sq_full(s)) {
 			ik_efd_raise(s->send_fd);
 		}
 		pthread_cond_broadcast(&s->recv_cv);
@@ -377,6 +377,7 @@ ik_sock_maybe_finish_close(ik_sock *s)
 	ik_task_cancel(&s->flush_task);
 	ik_task_cancel(&s->pump_task);
 	s->pat->fini(s->pdata);
+	ik_throttle_fini(s);
 	ik_list_remove(&s->knode);
 	live_socks--;
 	ik_msgq_clear(&s->staged);

@@ -96,6 +96,14 @@ wait_on(pthread_cond_t *cv, pthread_mutex_t *mu, int *waiters, iok_duration time
 static int
 enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain_request);
 
+/* Would a message of len bytes overflow the send queue?  (Under mu.) */
+static bool
+sq_no_room(const ik_sock *s, size_t len)
+{
+	return s->sq.len >= (size_t) s->sq_cap ||
+	       (s->sq_max_bytes > 0 && s->sq.len > 0 && s->sq_bytes + len > s->sq_max_bytes);
+}
+
 static int
 enqueue_send(ik_sock *s, iok_msg *m, int flags)
 {
@@ -111,13 +119,14 @@ enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain_request)
 	if (s->send_timeo > 0) {
 		deadline_after(&deadline, s->send_timeo);
 	}
-	while (!s->closed && s->sq.len >= (size_t) s->sq_cap) {
+	while (!s->closed && sq_no_room(s, m->len)) {
+		s->send_waits++;
 		if ((flags & IOK_FLAG_NONBLOCK) || s->send_timeo == 0) {
 			pthread_mutex_unlock(&s->mu);
 			return IOK_EAGAIN;
 		}
 		if (wait_on(&s->send_cv, &s->mu, &s->send_waiters, s->send_timeo, &deadline) != 0 &&
-		    s->sq.len >= (size_t) s->sq_cap && !s->closed) {
+		    sq_no_room(s, m->len) && !s->closed) {
 			pthread_mutex_unlock(&s->mu);
 			return IOK_ETIMEDOUT;
 		}
@@ -136,7 +145,8 @@ enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain_request)
 	}
 	post = s->sq.len == 0;
 	ik_msgq_push(&s->sq, m);
-	if (s->sq.len == (size_t) s->sq_cap) {
+	s->sq_bytes += m->len;
+	if (ik_sq_full(s)) {
 		ik_efd_clear(s->send_fd);
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -480,6 +490,14 @@ ik_sock_send_ready(ik_sock *s)
 }
 
 void
+ik_sock_send_ready_later(ik_sock *s)
+{
+	if (!s->finished) {
+		ik_task_schedule(&s->pump_task);
+	}
+}
+
+void
 ik_sock_pump_task_fn(ik_task *t)
 {
 	ik_sock_pump(ik_container_of(t, ik_sock, pump_task));
@@ -489,8 +507,8 @@ void
 ik_sock_pump(ik_sock *s)
 {
 	iok_msg *batch[PUMP_BATCH];
-	size_t   n, taken, done = 0;
-	bool     busy = false;
+	size_t   n, taken, done = 0, bytes;
+	bool     busy = false, held = false;
 
 	if (s->finished) {
 		return;
@@ -513,7 +531,9 @@ ik_sock_pump(ik_sock *s)
 		if (n == 0) {
 			break;
 		}
-		/* Only this thread pops, so the peeked messages stay put. */
+		/* Only this thread pops, so the peeked messages stay put.  A
+		 * message's length is read before the pattern owns it. */
+		bytes = 0;
 		for (taken = 0; taken < n; taken++) {
 			iok_msg *m   = batch[taken];
 			size_t   len = m->len;
@@ -521,12 +541,18 @@ ik_sock_pump(ik_sock *s)
 				/* Teardown: what could not be flushed is dropped. */
 				iok_msg_free(m);
 				s->stats[IK_STAT_TX_DROPPED]++;
+				bytes += len;
 				continue;
+			}
+			if (!ik_throttle_take(s)) {
+				held = true; /* the rate limit's timer pumps again */
+				break;
 			}
 			if (s->pat->send(s->pdata, m) == IK_BUSY) {
 				busy = true;
 				break;
 			}
+			bytes += len;
 			s->stats[IK_STAT_TX_MSGS]++;
 			s->stats[IK_STAT_TX_BYTES] += len;
 		}
@@ -534,16 +560,18 @@ ik_sock_pump(ik_sock *s)
 		if (taken > 0) {
 			bool wake = false;
 			pthread_mutex_lock(&s->mu);
-			bool was_full = s->sq.len >= (size_t) s->sq_cap;
+			bool was_full = ik_sq_full(s);
 			for (size_t i = 0; i < taken; i++) {
 				(void) ik_msgq_pop(&s->sq);
 			}
-			if (was_full && s->sq.len < (size_t) s->sq_cap) {
+			s->sq_bytes -= bytes;
+			if (was_full && !ik_sq_full(s)) {
 				if (!s->closed) {
 					ik_efd_raise(s->send_fd);
 				}
-				wake = s->send_waiters > 0;
 			}
+			/* A waiter's own message may need more room than "not full". */
+			wake = s->send_waiters > 0;
 			pthread_mutex_unlock(&s->mu);
 			if (wake) {
 				pthread_cond_broadcast(&s->send_cv);
@@ -551,7 +579,7 @@ ik_sock_pump(ik_sock *s)
 		}
 		/* Senders that found the queue non-empty did not wake us:
 		 * loop until it is empty or the pattern pushes back. */
-		if (busy) {
+		if (busy || held) {
 			break;
 		}
 	}

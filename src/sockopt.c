@@ -41,6 +41,8 @@ static const char *const stat_names[IK_STAT_COUNT] = {
 	[IK_STAT_TX_DROPPED]   = "stat:tx-dropped",
 	[IK_STAT_REQUESTS]     = "stat:requests",
 	[IK_STAT_REPLIES]      = "stat:replies",
+	[IK_STAT_SEND_WAITS]   = "stat:send-waits",
+	[IK_STAT_RATE_DELAYS]  = "stat:rate-delays",
 };
 
 const char *
@@ -60,10 +62,10 @@ set_qlen(ik_sock *s, bool recv, int n)
 			s->rq_cap = n;
 		}
 	} else {
-		bool was_full = s->sq.len >= (size_t) s->sq_cap;
+		bool was_full = ik_sq_full(s);
 		if ((rv = ik_msgq_reserve(&s->sq, (size_t) n)) == 0) {
 			s->sq_cap = n;
-			bool full = s->sq.len >= (size_t) s->sq_cap;
+			bool full = ik_sq_full(s);
 			if (was_full && !full && !s->closed) {
 				ik_efd_raise(s->send_fd);
 				pthread_cond_broadcast(&s->send_cv);
@@ -94,6 +96,34 @@ setopt_k(ik_cmd *c)
 	if (strcmp(n, IOK_OPT_RECVBUF) == 0 || strcmp(n, IOK_OPT_SENDBUF) == 0) {
 		if ((rv = ik_opt_get_int(oc->in, oc->sz, oc->type, 1, MAX_QLEN, &v)) == 0) {
 			rv = set_qlen(s, strcmp(n, IOK_OPT_RECVBUF) == 0, v);
+		}
+	} else if (strcmp(n, IOK_OPT_SENDBUF_BYTES) == 0) {
+		size_t sz;
+		if ((rv = ik_opt_get_size(oc->in, oc->sz, oc->type, 0, SIZE_MAX, &sz)) == 0) {
+			pthread_mutex_lock(&s->mu);
+			bool was_full   = ik_sq_full(s);
+			s->sq_max_bytes = sz;
+			bool full       = ik_sq_full(s);
+			if (!s->closed && was_full != full) {
+				if (full) {
+					ik_efd_clear(s->send_fd);
+				} else {
+					ik_efd_raise(s->send_fd);
+				}
+			}
+			pthread_mutex_unlock(&s->mu);
+			pthread_cond_broadcast(&s->send_cv);
+		}
+	} else if (strcmp(n, IOK_OPT_SEND_RATE) == 0 || strcmp(n, IOK_OPT_SEND_BURST) == 0) {
+		if ((rv = ik_opt_get_int(oc->in, oc->sz, oc->type, 0, 100000000, &v)) == 0) {
+			bool rate = strcmp(n, IOK_OPT_SEND_RATE) == 0;
+			if (!rate && v == 0) {
+				rv = IOK_EINVAL;
+			} else {
+				ik_throttle_set(s, rate ? (uint32_t) v : s->send_rate,
+				                rate ? (s->send_burst ? s->send_burst : 1) : (uint32_t) v);
+				ik_sock_pump(s); /* a lifted limit lets queued messages go */
+			}
 		}
 	} else if (strcmp(n, IOK_OPT_LINGER) == 0) {
 		if ((rv = ik_opt_get_ms(oc->in, oc->sz, oc->type, &ms)) == 0) {
@@ -138,6 +168,15 @@ getopt_k(ik_cmd *c)
 
 	if (strcmp(n, IOK_OPT_RECVBUF) == 0) {
 		rv = ik_opt_put_int(s->rq_cap, oc->out, oc->outsz, oc->type);
+	} else if (strcmp(n, IOK_OPT_SENDBUF_BYTES) == 0) {
+		pthread_mutex_lock(&s->mu);
+		size_t sz = s->sq_max_bytes;
+		pthread_mutex_unlock(&s->mu);
+		rv = ik_opt_put_size(sz, oc->out, oc->outsz, oc->type);
+	} else if (strcmp(n, IOK_OPT_SEND_RATE) == 0) {
+		rv = ik_opt_put_int((int) s->send_rate, oc->out, oc->outsz, oc->type);
+	} else if (strcmp(n, IOK_OPT_SEND_BURST) == 0) {
+		rv = ik_opt_put_int((int) (s->send_burst ? s->send_burst : 1), oc->out, oc->outsz, oc->type);
 	} else if (strcmp(n, IOK_OPT_SENDBUF) == 0) {
 		rv = ik_opt_put_int(s->sq_cap, oc->out, oc->outsz, oc->type);
 	} else if (strcmp(n, IOK_OPT_LINGER) == 0) {
@@ -157,6 +196,9 @@ getopt_k(ik_cmd *c)
 	} else if (strcmp(n, IOK_OPT_PEERNAME) == 0) {
 		rv = ik_put_string(s->pat->peer_name, oc->out, oc->outsz, oc->type);
 	} else if (strncmp(n, "stat:", 5) == 0) {
+		pthread_mutex_lock(&s->mu);
+		s->stats[IK_STAT_SEND_WAITS] = s->send_waits;
+		pthread_mutex_unlock(&s->mu);
 		rv = IOK_ENOTSUP;
 		for (int i = 0; i < IK_STAT_COUNT; i++) {
 			if (strcmp(n, stat_names[i]) == 0) {
@@ -212,7 +254,7 @@ ensure_fds(ik_sock *s)
 		s->recv_fd = eventfd(s->rq.len > 0 || s->closed ? 1 : 0, EFD_NONBLOCK | EFD_CLOEXEC);
 	}
 	if (s->send_fd < 0) {
-		s->send_fd = eventfd(s->sq.len < (size_t) s->sq_cap || s->closed ? 1 : 0, EFD_NONBLOCK | EFD_CLOEXEC);
+		s->send_fd = eventfd(!ik_sq_full(s) || s->closed ? 1 : 0, EFD_NONBLOCK | EFD_CLOEXEC);
 	}
 	if (s->recv_fd < 0 || s->send_fd < 0) {
 		rv = IOK_ENOFILES;
