@@ -44,7 +44,10 @@ busy_spin_holding_gil()
 
 
 def iok_debug(path, cmd):
-    r = subprocess.run([IOK_DEBUG, path, cmd], capture_output=True, timeout=DEADLINE)
+    # The tool is a program of its own: under ASan it carries its own
+    # runtime, which the interpreter's preloaded one would clash with.
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    r = subprocess.run([IOK_DEBUG, path, cmd], capture_output=True, timeout=DEADLINE, env=env)
     return r.returncode, r.stdout.decode(), r.stderr.decode()
 
 
