@@ -60,8 +60,7 @@ typedef struct wreq {
 
 static struct {
 	bool       on;
-	bool       srv_open; /* the handle is initialised, not yet closed */
-	uv_pipe_t  srv;
+	uv_pipe_t *srv; /* a new one per start: an old one may still be closing */
 	char       path[sizeof(((struct sockaddr_un *) 0)->sun_path)];
 	ik_list    conns;
 	int        nconns;
@@ -752,8 +751,7 @@ claim_path(const char *path)
 static void
 srv_closed_cb(uv_handle_t *h)
 {
-	(void) h;
-	D.srv_open = false;
+	free(h);
 }
 
 static int
@@ -763,7 +761,7 @@ server_start(const char *path)
 	if (strlen(path) == 0 || strlen(path) >= sizeof(D.path)) {
 		return IOK_EINVAL;
 	}
-	if (D.on || D.srv_open) {
+	if (D.on) {
 		return IOK_EBUSY;
 	}
 	if (D.conns.head.next == NULL) {
@@ -773,20 +771,22 @@ server_start(const char *path)
 	if ((rv = claim_path(path)) != 0) {
 		return rv;
 	}
-	uv_pipe_init(ik_loop(), &D.srv, 0);
-	D.srv_open = true;
-	if ((rv = uv_pipe_bind(&D.srv, path)) != 0) {
-		uv_close((uv_handle_t *) &D.srv, srv_closed_cb);
+	if ((D.srv = malloc(sizeof(*D.srv))) == NULL) {
+		return IOK_ENOMEM;
+	}
+	uv_pipe_init(ik_loop(), D.srv, 0);
+	if ((rv = uv_pipe_bind(D.srv, path)) != 0) {
+		uv_close((uv_handle_t *) D.srv, srv_closed_cb);
 		return rv == UV_EADDRINUSE ? IOK_EADDRINUSE : IOK_EPERM;
 	}
 	/* Owner only: stats and stacks are the process's secrets. */
-	if (chmod(path, 0600) != 0 || uv_listen((uv_stream_t *) &D.srv, 8, accept_cb) != 0) {
+	if (chmod(path, 0600) != 0 || uv_listen((uv_stream_t *) D.srv, 8, accept_cb) != 0) {
 		unlink(path);
-		uv_close((uv_handle_t *) &D.srv, srv_closed_cb);
+		uv_close((uv_handle_t *) D.srv, srv_closed_cb);
 		return IOK_EPERM;
 	}
 	/* The endpoint alone must not keep the loop alive at teardown. */
-	uv_unref((uv_handle_t *) &D.srv);
+	uv_unref((uv_handle_t *) D.srv);
 	memcpy(D.path, path, strlen(path) + 1);
 	D.on = true;
 	return 0;
@@ -797,10 +797,14 @@ server_stop(bool unlink_path)
 {
 	ik_node *n, *tmp;
 	if (D.on) {
-		if (unlink_path) {
-			unlink(D.path);
+		if (!unlink_path && D.srv->pipe_fname != NULL) {
+			/* libuv unlinks a bound pipe's path when it closes it: a
+			 * forked child must not remove its parent's endpoint (the
+			 * string is libuv's, from its default malloc, as ep.c). */
+			free((void *) D.srv->pipe_fname);
+			D.srv->pipe_fname = NULL;
 		}
-		uv_close((uv_handle_t *) &D.srv, srv_closed_cb);
+		uv_close((uv_handle_t *) D.srv, srv_closed_cb);
 		D.on = false;
 	}
 	if (D.conns.head.next != NULL) {

@@ -42,14 +42,17 @@ typedef struct prev_sock {
 
 static struct {
 	/* prometheus */
-	bool     http_on;
-	uv_tcp_t srv;
+	bool      http_on;
+	uv_tcp_t *srv; /* new per start: an old one may still be closing */
 	ik_list  conns;
 	int      nconns;
 	/* statsd */
 	bool       sd_on;
-	uv_udp_t   udp;
-	uv_timer_t timer;
+	struct sd_handles {
+		uv_udp_t   udp;
+		uv_timer_t timer;
+		int        open;
+	} *sd; /* new per start, freed once both handles closed */
 	struct sockaddr_storage to;
 	char       prefix[64];
 	prev_sock *prev;
@@ -506,7 +509,7 @@ parse_addr(const char *url, const char *scheme, struct sockaddr_storage *ss)
 static void
 srv_closed_cb(uv_handle_t *h)
 {
-	(void) h;
+	free(h);
 }
 
 static int
@@ -523,13 +526,16 @@ http_start(const char *url)
 	if (X.conns.head.next == NULL) {
 		ik_list_init(&X.conns);
 	}
-	uv_tcp_init(ik_loop(), &X.srv);
-	if ((rv = uv_tcp_bind(&X.srv, (struct sockaddr *) &ss, 0)) != 0 ||
-	    (rv = uv_listen((uv_stream_t *) &X.srv, 16, haccept_cb)) != 0) {
-		uv_close((uv_handle_t *) &X.srv, srv_closed_cb);
+	if ((X.srv = malloc(sizeof(*X.srv))) == NULL) {
+		return IOK_ENOMEM;
+	}
+	uv_tcp_init(ik_loop(), X.srv);
+	if ((rv = uv_tcp_bind(X.srv, (struct sockaddr *) &ss, 0)) != 0 ||
+	    (rv = uv_listen((uv_stream_t *) X.srv, 16, haccept_cb)) != 0) {
+		uv_close((uv_handle_t *) X.srv, srv_closed_cb);
 		return rv == UV_EADDRINUSE ? IOK_EADDRINUSE : rv == UV_EACCES ? IOK_EPERM : IOK_EADDRINVAL;
 	}
-	uv_unref((uv_handle_t *) &X.srv);
+	uv_unref((uv_handle_t *) X.srv);
 	X.http_on = true;
 	return 0;
 }
@@ -539,7 +545,7 @@ http_stop(void)
 {
 	ik_node *n, *tmp;
 	if (X.http_on) {
-		uv_close((uv_handle_t *) &X.srv, srv_closed_cb);
+		uv_close((uv_handle_t *) X.srv, srv_closed_cb);
 		X.http_on = false;
 	}
 	if (X.conns.head.next != NULL) {
@@ -571,7 +577,7 @@ sd_flush(ik_buf *dg)
 	if (dg->len > 0) {
 		uv_buf_t ub = uv_buf_init((char *) dg->data, (unsigned) dg->len);
 		/* Lossy by design (UDP): a full socket buffer drops this one. */
-		(void) uv_udp_try_send(&X.udp, &ub, 1, (const struct sockaddr *) &X.to);
+		(void) uv_udp_try_send(&X.sd->udp, &ub, 1, (const struct sockaddr *) &X.to);
 		dg->len = 0;
 	}
 }
@@ -686,12 +692,22 @@ sd_tick(uv_timer_t *t)
 }
 
 static void
+sd_closed_cb(uv_handle_t *h)
+{
+	struct sd_handles *sd = h->data;
+	if (--sd->open == 0) {
+		free(sd);
+	}
+}
+
+static void
 sd_stop(void)
 {
 	if (X.sd_on) {
-		uv_timer_stop(&X.timer);
-		uv_close((uv_handle_t *) &X.timer, NULL);
-		uv_close((uv_handle_t *) &X.udp, NULL);
+		uv_timer_stop(&X.sd->timer);
+		uv_close((uv_handle_t *) &X.sd->timer, sd_closed_cb);
+		uv_close((uv_handle_t *) &X.sd->udp, sd_closed_cb);
+		X.sd    = NULL;
 		X.sd_on = false;
 	}
 	free(X.prev);
@@ -708,16 +724,21 @@ sd_start(const char *url, iok_duration period, const char *prefix)
 		return rv;
 	}
 	sd_name(X.prefix, sizeof(X.prefix), prefix);
-	uv_udp_init(ik_loop(), &X.udp);
-	uv_timer_init(ik_loop(), &X.timer);
+	if ((X.sd = malloc(sizeof(*X.sd))) == NULL) {
+		return IOK_ENOMEM;
+	}
+	uv_udp_init(ik_loop(), &X.sd->udp);
+	uv_timer_init(ik_loop(), &X.sd->timer);
+	X.sd->udp.data = X.sd->timer.data = X.sd;
+	X.sd->open     = 2;
 	/* The first push carries the counters' totals so far, later ones
 	 * what changed in between (statsd counters are deltas). */
 	memset(X.app_prev, 0, sizeof(X.app_prev));
 	X.sd_on = true;
 	sd_tick(NULL);
-	uv_timer_start(&X.timer, sd_tick, (uint64_t) period, (uint64_t) period);
-	uv_unref((uv_handle_t *) &X.timer);
-	uv_unref((uv_handle_t *) &X.udp);
+	uv_timer_start(&X.sd->timer, sd_tick, (uint64_t) period, (uint64_t) period);
+	uv_unref((uv_handle_t *) &X.sd->timer);
+	uv_unref((uv_handle_t *) &X.sd->udp);
 	return 0;
 }
 

@@ -203,3 +203,42 @@ def test_counters_timers_markers():
     assert m["py plain"]["passes"] >= 1 and "left" not in m["py plain"]
     assert m["py section"]["left"] >= 1
     assert m["py section"]["last_thread"] == threading.get_native_id()
+
+
+@need_tool
+def test_forked_child_serves_its_own_stack(tmp_path):
+    parent_path = str(tmp_path / "parent.sock")
+    child_path = str(tmp_path / "child.sock")
+    iok.debug_listen(parent_path)
+    try:
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            try:
+                os.close(r)
+                iok.debug_listen(child_path)
+                os.write(w, b"k")
+
+                def child_spins_here():
+                    while True:
+                        pass
+                child_spins_here()
+            finally:
+                os._exit(1)
+        os.close(w)
+        try:
+            assert os.read(r, 1) == b"k"
+            rc, out, err = iok_debug(child_path, "stack")
+            assert rc == 0, err
+            assert "child_spins_here" in out, out
+            # The parent's endpoint still answers for the parent.
+            rc, out, err = iok_debug(parent_path, "stack")
+            assert rc == 0, err
+            assert "child_spins_here" not in out
+            assert "test_forked_child_serves_its_own_stack" in out
+        finally:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            os.close(r)
+    finally:
+        iok.debug_close()
