@@ -236,7 +236,8 @@ STATS = ("tx-msgs", "rx-msgs", "tx-bytes", "rx-bytes", "pipes", "pipes-opened",
          "reconnects", "rx-oversize", "proto-errors", "rx-malformed", "rx-dropped",
          "tx-dropped", "requests", "replies", "latency-p50", "latency-p90", "latency-p99",
          "latency-max", "latency-count", "err-timedout", "err-connreset", "err-connrefused",
-         "err-closed", "err-inval", "err-nomem", "err-proto", "err-canceled")
+         "err-closed", "err-inval", "err-nomem", "err-proto", "err-canceled", "send-waits",
+         "rate-delays")
 
 
 def _option_property(pyname, name, kind):
