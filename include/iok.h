@@ -527,6 +527,11 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   IOK_OPT_SENDBUF_BYTES size the send queue's limit in bytes of message
  *                              bodies as well (default 0: none); a message
  *                              always fits in an empty queue
+ *   IOK_OPT_RECVBUF_BYTES size the receive queue's limit in bytes as well
+ *                              (default 0: none); when it is reached the
+ *                              connections stop reading (TCP pushes back
+ *                              on the sender) or, on lossy patterns, the
+ *                              oldest message is dropped
  *   IOK_OPT_SEND_RATE   int    token bucket: at most this many messages a
  *                              second leave the send queue (0: no limit,
  *                              the default); counts stat:rate-delays
@@ -620,6 +625,7 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 #define IOK_OPT_RECVBUF "recv-buffer"
 #define IOK_OPT_SENDBUF "send-buffer"
 #define IOK_OPT_SENDBUF_BYTES "send-buffer-bytes" /* size */
+#define IOK_OPT_RECVBUF_BYTES "recv-buffer-bytes" /* size */
 #define IOK_OPT_SEND_RATE "send-rate"             /* int, messages/s */
 #define IOK_OPT_SEND_BURST "send-burst"           /* int, messages */
 #define IOK_OPT_RECVFD "recv-fd"

@@ -44,6 +44,8 @@ struct ik_sock {
 	size_t          sq_bytes;     /* body bytes in sq */
 	size_t          sq_max_bytes; /* send-buffer-bytes (0: no limit) */
 	uint64_t        send_waits;   /* sends that found sq full (stat:send-waits) */
+	size_t          rq_bytes;     /* body bytes in rq */
+	size_t          rq_max_bytes; /* recv-buffer-bytes (0: no limit) */
 	int             recv_waiters, send_waiters;
 	int             recv_fd, send_fd; /* eventfds, level-triggered */
 	bool            closed;
@@ -67,6 +69,8 @@ struct ik_sock {
 	ik_list     shared; /* other sockets' dialers we share (ik_ep) */
 	ik_msgq     staged; /* deliveries waiting for the end-of-loop flush */
 	size_t      rq_known; /* rq length at the last flush (an upper bound) */
+	size_t      rq_bytes_known; /* rq_bytes then (an upper bound too) */
+	size_t      staged_bytes;
 	ik_task     flush_task;
 	ik_task     pump_task; /* a long pump continues next iteration */
 	bool        send_busy; /* the pattern refused; wait for pipe_ready */

@@ -552,6 +552,7 @@ ik_sockets_fork_child(void)
 		ik_msgq_clear(&s->rq);
 		ik_msgq_clear(&s->sq);
 		ik_msgq_clear(&s->staged);
+		s->rq_bytes = s->sq_bytes = s->staged_bytes = s->rq_bytes_known = 0;
 		s->rq_known       = 0;
 		s->recv_waiters   = 0;
 		s->send_waiters   = 0;

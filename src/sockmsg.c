@@ -138,6 +138,7 @@ enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain_request)
 	if (plain_request) {
 		if (!s->token_mode && s->rq.len > 0) {
 			ik_msgq_clear(&s->rq);
+			s->rq_bytes = 0;
 			ik_efd_clear(s->recv_fd);
 		}
 		s->plain_pending = true;
@@ -397,6 +398,7 @@ sock_recvmsg(ik_sock *s, iok_msg **mp, int flags)
 		}
 	}
 	m = ik_msgq_pop(&s->rq);
+	s->rq_bytes -= m->len;
 	if (s->rq.len == 0) {
 		ik_efd_clear(s->recv_fd);
 	}
@@ -612,9 +614,12 @@ ik_sock_flush_task_fn(ik_task *t)
 	while ((m = ik_msgq_pop(&s->staged)) != NULL) {
 		s->stats[IK_STAT_RX_MSGS]++;
 		s->stats[IK_STAT_RX_BYTES] += m->len;
+		s->rq_bytes += m->len;
 		ik_msgq_push(&s->rq, m);
 	}
-	s->rq_known = s->rq.len;
+	s->staged_bytes   = 0;
+	s->rq_known       = s->rq.len;
+	s->rq_bytes_known = s->rq_bytes;
 	if (was_empty && n > 0) {
 		if (!s->closed) {
 			ik_efd_raise(s->recv_fd);
@@ -637,12 +642,19 @@ ik_sock_flush_task_fn(ik_task *t)
 static bool
 rq_full(ik_sock *s)
 {
-	if (s->staged.len + s->rq_known < (size_t) s->rq_cap) {
+	/* By bytes too (recv-buffer-bytes; rq_max_bytes only changes under
+	 * the lock, on this thread); one message always fits. */
+	bool bytes_ok = s->rq_max_bytes == 0 || s->staged.len + s->rq_known == 0 ||
+	                s->staged_bytes + s->rq_bytes_known < s->rq_max_bytes;
+	if (s->staged.len + s->rq_known < (size_t) s->rq_cap && bytes_ok) {
 		return false;
 	}
 	pthread_mutex_lock(&s->mu);
-	s->rq_known = s->rq.len;
-	bool full   = s->staged.len + s->rq_known >= (size_t) s->rq_cap;
+	s->rq_known       = s->rq.len;
+	s->rq_bytes_known = s->rq_bytes;
+	bool full         = s->staged.len + s->rq_known >= (size_t) s->rq_cap ||
+	            (s->rq_max_bytes > 0 && s->staged.len + s->rq_known > 0 &&
+	             s->staged_bytes + s->rq_bytes_known >= s->rq_max_bytes);
 	if (full) {
 		s->recv_blocked = true; /* the next receive tells us */
 	}
@@ -668,6 +680,7 @@ ik_sock_deliver(ik_sock *s, iok_msg *m)
 		ik_stats_completion(s, m->status); /* errors by kind */
 	}
 	ik_msgq_push(&s->staged, m);
+	s->staged_bytes += m->len;
 	ik_task_schedule(&s->flush_task);
 	return IK_OK;
 }
@@ -688,11 +701,13 @@ ik_sock_deliver_drop_oldest(ik_sock *s, iok_msg *m)
 		s->recv_blocked = false;
 		if (s->rq.len > 0) {
 			old = ik_msgq_pop(&s->rq);
-			s->rq_known = s->rq.len;
+			s->rq_bytes -= old->len;
+			s->rq_known       = s->rq.len;
+			s->rq_bytes_known = s->rq_bytes;
 		}
 		pthread_mutex_unlock(&s->mu);
-		if (old == NULL) {
-			old = ik_msgq_pop(&s->staged);
+		if (old == NULL && (old = ik_msgq_pop(&s->staged)) != NULL) {
+			s->staged_bytes -= old->len;
 		}
 		iok_msg_free(old);
 		s->stats[IK_STAT_RX_DROPPED]++;

@@ -114,6 +114,18 @@ setopt_k(ik_cmd *c)
 			pthread_mutex_unlock(&s->mu);
 			pthread_cond_broadcast(&s->send_cv);
 		}
+	} else if (strcmp(n, IOK_OPT_RECVBUF_BYTES) == 0) {
+		size_t sz;
+		if ((rv = ik_opt_get_size(oc->in, oc->sz, oc->type, 0, SIZE_MAX, &sz)) == 0) {
+			pthread_mutex_lock(&s->mu);
+			s->rq_max_bytes = sz;
+			pthread_mutex_unlock(&s->mu);
+			/* A bigger (or no) limit: paused connections read again. */
+			ik_sock_resume_paused(s);
+			if (s->pat->recv_ready != NULL) {
+				s->pat->recv_ready(s->pdata);
+			}
+		}
 	} else if (strcmp(n, IOK_OPT_SEND_RATE) == 0 || strcmp(n, IOK_OPT_SEND_BURST) == 0) {
 		if ((rv = ik_opt_get_int(oc->in, oc->sz, oc->type, 0, 100000000, &v)) == 0) {
 			bool rate = strcmp(n, IOK_OPT_SEND_RATE) == 0;
@@ -173,6 +185,8 @@ getopt_k(ik_cmd *c)
 		size_t sz = s->sq_max_bytes;
 		pthread_mutex_unlock(&s->mu);
 		rv = ik_opt_put_size(sz, oc->out, oc->outsz, oc->type);
+	} else if (strcmp(n, IOK_OPT_RECVBUF_BYTES) == 0) {
+		rv = ik_opt_put_size(s->rq_max_bytes, oc->out, oc->outsz, oc->type);
 	} else if (strcmp(n, IOK_OPT_SEND_RATE) == 0) {
 		rv = ik_opt_put_int((int) s->send_rate, oc->out, oc->outsz, oc->type);
 	} else if (strcmp(n, IOK_OPT_SEND_BURST) == 0) {

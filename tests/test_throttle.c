@@ -132,6 +132,60 @@ test_req_max_inflight(void **state)
 	IOK_OK(iok_close(rep));
 }
 
+/* Queued receive messages, from the kernel's own report. */
+static int
+recv_queue_len(iok_socket s)
+{
+	char *text, want[64];
+	int   n = -1;
+	IOK_OK(iok_debug_text("stats", &text));
+	snprintf(want, sizeof(want), "socket=%d ", iok_socket_id(s));
+	const char *line = strstr(text, want);
+	const char *rq   = line != NULL ? strstr(line, "recv_queue=") : NULL;
+	if (rq != NULL) {
+		n = atoi(rq + 11);
+	}
+	iok_strfree(text);
+	return n;
+}
+
+static void
+test_recv_bytes_limit(void **state)
+{
+	iok_socket push, pull;
+	char       url[256];
+	char      *big = calloc(1, BIG);
+	int        sent = 0, rv;
+	(void) state;
+	snprintf(url, sizeof(url), "%s", tu_ipc_url("rb"));
+	IOK_OK(iok_push0_open(&push));
+	IOK_OK(iok_pull0_open(&pull));
+	IOK_OK(iok_socket_set_size(pull, IOK_OPT_RECVBUF_BYTES, 4 * BIG));
+	IOK_OK(iok_socket_set_size(push, IOK_OPT_SENDBUF_BYTES, 4 * BIG));
+	IOK_OK(iok_listen(pull, url, NULL, 0));
+	IOK_OK(iok_dial(push, url, NULL, IOK_FLAG_SYNC));
+	IOK_OK(iok_socket_set_ms(push, IOK_OPT_SENDTIMEO, 200));
+	/* The puller never reads: its queue stops at the byte limit, the
+	 * connection stops reading, and the pusher's own queue fills. */
+	while ((rv = iok_send(push, big, BIG, 0)) == 0) {
+		sent++;
+		assert_true(sent < 100000);
+	}
+	assert_int_equal(rv, IOK_ETIMEDOUT);
+	int queued = recv_queue_len(pull);
+	assert_true(queued >= 1 && queued <= 4);
+	/* Reading drains everything that was sent, in order of arrival. */
+	for (int i = 0; i < sent; i++) {
+		size_t sz = BIG;
+		IOK_OK(iok_socket_set_ms(pull, IOK_OPT_RECVTIMEO, WAIT_MS));
+		IOK_OK(iok_recv(pull, big, &sz, 0));
+		assert_int_equal(sz, BIG);
+	}
+	IOK_OK(iok_close(push));
+	IOK_OK(iok_close(pull));
+	free(big);
+}
+
 /* ------------------------------------------------------------- flood */
 
 static volatile int flood_stop;
@@ -239,6 +293,7 @@ main(void)
 		cmocka_unit_test(test_send_bytes_limit),
 		cmocka_unit_test(test_send_rate),
 		cmocka_unit_test(test_req_max_inflight),
+		cmocka_unit_test(test_recv_bytes_limit),
 		cmocka_unit_test(test_flood_rss_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
