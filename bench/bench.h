@@ -53,6 +53,8 @@ struct bench_lib {
 	/* Copies min(cap, message length) bytes into buf (buf may be NULL
 	 * with cap 0 to discard) and sets *len to the message length. */
 	int (*recv)(void *s, void *buf, size_t cap, size_t *len);
+	/* Writes out whatever send() gathered (NULL: send never gathers). */
+	int (*flush)(void *s);
 	int (*set_recv_timeout)(void *s, int ms);
 	/* Waits until at least n peers are connected (pub: subscribed). */
 	int (*wait_peers)(void *s, int n, int timeout_ms);

@@ -157,6 +157,25 @@ uint64_t bench_seq(const void *buf, size_t len)
 	return seq;
 }
 
+/* The process's peak RSS, from VmHWM: unlike getrusage's ru_maxrss it
+ * starts afresh at exec, so the runner's own memory never counts. */
+static void report_peak(void)
+{
+	char line[256];
+	FILE *f = fopen("/proc/self/status", "r");
+	long kb = -1;
+
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	pthread_mutex_lock(&out_mu);
+	printf("PEAK hwm_kb=%ld\n", kb);
+	pthread_mutex_unlock(&out_mu);
+}
+
 static int lib_fail(const char *what, int rv)
 {
 	return bench_fail("%s: %s", what, rv == BENCH_TIMEOUT ? "timed out" : L.strerror(rv));
@@ -311,6 +330,8 @@ static int thr_push(const struct bopts *o)
 		}
 		set_progress(i + 1);
 	}
+	if (rv == 0 && L.flush && (rv = L.flush(s)) != 0)
+		lib_fail("flush", rv);
 	bench_hold(o);
 	L.close(s);
 	free(buf);
@@ -778,6 +799,7 @@ int main(int argc, char **argv)
 		rv = r->fn(&o);
 	}
 	L.fini();
+	report_peak();
 	fflush(stdout);
 	return rv ? 2 : 0;
 }

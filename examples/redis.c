@@ -5,7 +5,8 @@
  *
  *   ./build/examples/redis [redis://127.0.0.1:6379/0]
  *
- * Commands go out as RESP (formatted below); each reply is one RESP frame.
+ * Commands go out as RESP (iok_resp_command); each reply is one RESP frame,
+ * read with iok_resp_reader.
  */
 #include <iok.h>
 #include <stdio.h>
@@ -14,25 +15,12 @@
 
 #define N 1000
 
-/* cmd formats argv as a RESP command (an array of bulk strings). */
+/* cmd makes a RESP command (an array of bulk strings) from C strings. */
 static iok_msg *
 cmd(int argc, const char **argv)
 {
 	iok_msg *m;
-	char     head[32];
-
-	if (iok_msg_alloc(&m, 0) != 0) {
-		return NULL;
-	}
-	snprintf(head, sizeof(head), "*%d\r\n", argc);
-	iok_msg_append(m, head, strlen(head));
-	for (int i = 0; i < argc; i++) {
-		snprintf(head, sizeof(head), "$%zu\r\n", strlen(argv[i]));
-		iok_msg_append(m, head, strlen(head));
-		iok_msg_append(m, argv[i], strlen(argv[i]));
-		iok_msg_append(m, "\r\n", 2);
-	}
-	return m;
+	return iok_resp_command(&m, argc, argv, NULL) == 0 ? m : NULL;
 }
 
 static int
@@ -74,8 +62,12 @@ main(int argc, char **argv)
 		if ((rv = iok_recvmsg(db, &r, 0)) != 0) {
 			return fail("recv", rv);
 		}
-		if (iok_msg_status(r) == 0 && iok_msg_token(r) == tokens[i] && iok_msg_len(r) == 5 &&
-		    memcmp(iok_msg_body(r), "+OK\r\n", 5) == 0) {
+		iok_resp_reader rd;
+		iok_resp_item   it;
+		iok_resp_reader_init(&rd, iok_msg_body(r), iok_msg_len(r));
+		if (iok_msg_status(r) == 0 && iok_msg_token(r) == tokens[i] &&
+		    iok_resp_next(&rd, &it) == 1 && it.type == IOK_RESP_SIMPLE && it.len == 2 &&
+		    memcmp(it.str, "OK", 2) == 0 && iok_resp_next(&rd, &it) == 0) {
 			good++;
 		}
 		iok_msg_free(r);
@@ -87,11 +79,16 @@ main(int argc, char **argv)
 	if ((rv = iok_request(db, cmd(2, get), 0, &tok)) != 0 || (rv = iok_recvmsg(db, &r, 0)) != 0) {
 		return fail("GET", rv);
 	}
-	/* The reply is a RESP bulk string: "$<len>\r\n<bytes>\r\n". */
-	const char *body = iok_msg_body(r), *crlf = memchr(body, '\n', iok_msg_len(r));
-	int         vlen = body[0] == '$' && crlf != NULL ? atoi(body + 1) : 0;
+	/* The reply is a RESP bulk string (null if the key is missing). */
+	iok_resp_reader rd;
+	iok_resp_item   it;
+	iok_resp_reader_init(&rd, iok_msg_body(r), iok_msg_len(r));
+	if (iok_resp_next(&rd, &it) != 1 || it.type != IOK_RESP_BULK) {
+		it.str = NULL;
+		it.len = 0;
+	}
 	printf("%d/%d SETs answered +OK over one connection; GET %s -> \"%.*s\"\n", good, N,
-	    key[N - 1], vlen, vlen > 0 ? crlf + 1 : "");
+	    key[N - 1], (int) it.len, it.str != NULL ? (const char *) it.str : "");
 	iok_msg_free(r);
 	iok_close(db);
 	return good == N ? 0 : 1;

@@ -209,10 +209,17 @@ IOK_API int iok_listener_start(iok_listener l, int flags);
 
 /* iok_dial connects socket s to url (same URL forms as iok_listen, plus the
  * the database schemes: redis://[user:password@]host[:port][/db] and
- * redis+unix:///path/to/socket, both taking ?db=N, ?name=client-name and
- * ?protocol=2 (skip HELLO); a pipelined-db socket sends RESP-encoded
+ * redis+unix:///path/to/socket, both taking ?db=N, ?name=client-name,
+ * ?protocol=2 (skip HELLO) and ?role=primary|replica|any (default any: a
+ * server in another role, as its HELLO reply says, is refused and retried
+ * with backoff, so with several addresses the dialer keeps connections to
+ * the ones in that role; with role=primary a READONLY error reply is
+ * delivered and then closes its connection, so writes follow a failover
+ * within the reconnect time); a pipelined-db socket sends RESP-encoded
  * commands on them and receives each reply as one RESP frame, and a sub
- * socket sharing the dialer gets the pushes).  By default the dialer is
+ * socket sharing the dialer gets the pushes; and
+ * postgresql://[user[:password]@][host][:port][/db] (also postgres://,
+ * see "PostgreSQL" below).  By default the dialer is
  * asynchronous: the call validates the URL and returns; connecting happens
  * on the kernel thread, and a target that is not there yet (no listener,
  * refused) is retried with exponential backoff between
@@ -253,6 +260,99 @@ IOK_API int iok_dialer_share(iok_dialer d, iok_socket s);
 /* iok_dialer_id / iok_listener_id return the id (> 0) or -1. */
 IOK_API int iok_dialer_id(iok_dialer d);
 IOK_API int iok_listener_id(iok_listener l);
+
+/* ------------------------------------------------------------ discovery */
+
+/* A dial target is a name that keeps being resolved on the kernel thread;
+ * the dialer keeps IOK_OPT_POOL_SIZE connections to EVERY address of the
+ * current set, dials addresses that appear and closes connections to
+ * addresses that leave.  pipelined-db drains them first: no new request
+ * goes there, those in flight complete, then the connection closes (after
+ * 10 s at most: what is still in flight then fails with IOK_ECONNRESET,
+ * or is retried elsewhere when idempotent).  Other patterns close them at
+ * once (req resends elsewhere).  No request is lost silently.  Dial URL
+ * forms (tcp shown; any transport scheme works):
+ *
+ *   tcp://name:5555             A/AAAA records, re-resolved on their TTL
+ *                               (clamped to IOK_OPT_DNS_TTL_MIN/MAX) and
+ *                               at once after a connection fails
+ *   tcp://10.0.0.1:5555,10.0.0.2:5555   a static list (libpq's comma
+ *                               form; also redis://h1,h2:6380/0 and
+ *                               postgresql://u@h1:5432,h2/db); names in the
+ *                               list are resolved as above
+ *   tcp+srv://_svc._tcp.name    DNS SRV: the targets of the records with
+ *                               the lowest priority, their ports and
+ *                               weights, re-read on the answer's TTL
+ *   tcp+file:///path/peers      a watched file: one "host:port[ weight]"
+ *                               per line, '#' comments; re-read when the
+ *                               file (or its directory) changes; a file
+ *                               with a malformed line is ignored whole
+ *   tcp+NAME://target           a backend registered as NAME
+ *
+ * DNS servers: the dialer option IOK_OPT_DNS_SERVERS, else the environment
+ * variable IOK_DNS_SERVERS ("host:port,host:port", read when the first
+ * lookup through the default servers happens), else /etc/resolv.conf.
+ * A failed lookup keeps the last known set. */
+
+/* One address a backend reports.  host is an IP literal or a DNS name (iok
+ * resolves names itself, A/AAAA, following their TTL); port 0 means the
+ * transport's default port; weight 0 counts as 1. */
+typedef struct iok_discovery_addr {
+	const char *host;
+	uint16_t    port;
+	uint16_t    weight;
+} iok_discovery_addr;
+
+/* One target being watched by a backend (opaque; valid from start until
+ * stop returns). */
+typedef struct iok_discovery_watch iok_discovery_watch;
+
+/* A discovery backend.  EVERY function runs on the kernel thread, the one
+ * thread that does all of iok's I/O: it must not block (no blocking
+ * network calls; reading a small local file is fine) and must not call
+ * iok functions other than the iok_discovery_* ones documented as
+ * "kernel thread".
+ *   start    begin watching target (the URL after "scheme+NAME://", before
+ *            any '?', without "user@"); store your state in *state.
+ *            Report (iok_discovery_update) now or later.  Return 0 or an
+ *            IOK_E* code (the dial fails with it).
+ *   refresh  look again now: a connection to one of the addresses failed,
+ *            or the ttl of the last report ran out.  May be NULL.
+ *   stop     the dialer is gone: cancel everything, free state.  No
+ *            iok_discovery_* call with this watch after it returns. */
+typedef struct iok_discovery_backend {
+	const char *name; /* [a-z0-9-]+, the "+NAME" of the URL scheme */
+	int (*start)(iok_discovery_watch *w, const char *target, void **state);
+	void (*refresh)(void *state);
+	void (*stop)(void *state);
+} iok_discovery_backend;
+
+/* iok_discovery_register adds a backend; b must stay valid until the
+ * process exits.  Errors: IOK_EINVAL (bad name or NULL start/stop),
+ * IOK_EEXIST (name taken, including the built-in "srv", "file", "static",
+ * "dns"), IOK_ENOSPC (table full: 16 user backends).  Any thread. */
+IOK_API int iok_discovery_register(const iok_discovery_backend *b);
+
+/* iok_discovery_update replaces the set watch w reports with n addresses
+ * (copied; n 0 empties it).  refresh is called after ttl ms (clamped to
+ * the dialer's IOK_OPT_DNS_TTL_MIN/MAX), or never with
+ * IOK_DURATION_INFINITE.  Errors: IOK_EINVAL (n < 0, more than 64
+ * addresses, an empty or too long host).  Kernel thread only (from a
+ * backend function, or a libuv callback on iok_discovery_loop). */
+IOK_API int iok_discovery_update(iok_discovery_watch *w, const iok_discovery_addr *addrs, int n,
+    iok_duration ttl);
+
+/* iok_discovery_fail says a look-up failed with err (an IOK_E* code): the
+ * last set is kept, a dialer that never had one reports err (a
+ * synchronous dial returns it), and refresh is called again after retry
+ * ms (clamped as above; IOK_DURATION_DEFAULT = IOK_OPT_DNS_TTL_MIN).
+ * Kernel thread only. */
+IOK_API void iok_discovery_fail(iok_discovery_watch *w, int err, iok_duration retry);
+
+/* iok_discovery_loop returns the kernel thread's libuv loop (a uv_loop_t
+ * *), so a backend can watch its own descriptors and timers.  Kernel
+ * thread only (NULL elsewhere). */
+IOK_API void *iok_discovery_loop(void);
 
 /* ---------------------------------------------------------- send, recv */
 
@@ -416,6 +516,89 @@ IOK_API void iok_free(void *ptr, size_t size);
 /* iok_strfree frees a string returned by a *_get_string call. */
 IOK_API void iok_strfree(char *s);
 
+/* --------------------------------------------------------- Redis (RESP) */
+
+/* A pipelined-db socket dialed to redis:// sends one command per message
+ * (build it with iok_resp_command) and receives each reply as one message
+ * holding one complete RESP2/RESP3 reply in wire format (an attribute and
+ * the value it annotates count as one reply).  Read it with
+ * iok_resp_reader, hiredis's redisReader in pull form. */
+
+/* iok_resp_command makes a message holding one command: a RESP array of
+ * argc bulk strings, argv[i] being lens[i] bytes (any bytes, NULs
+ * included), or a NUL-terminated string when lens is NULL.  An argument
+ * may be NULL only with length 0.
+ * Errors: IOK_EINVAL (argc < 1, argv NULL, a NULL argument with a
+ * length), IOK_ENOMEM; *mp is untouched on error.  Any thread. */
+IOK_API int iok_resp_command(iok_msg **mp, int argc, const char *const *argv, const size_t *lens);
+
+/* Item types: the RESP type byte itself. */
+enum iok_resp_type {
+	IOK_RESP_SIMPLE   = '+', /* simple string (status): str/len */
+	IOK_RESP_ERROR    = '-', /* simple error: str/len */
+	IOK_RESP_INTEGER  = ':', /* integer */
+	IOK_RESP_BULK     = '$', /* bulk string: str/len; null for $-1 */
+	IOK_RESP_ARRAY    = '*', /* count elements follow; null for *-1 */
+	IOK_RESP_NULL     = '_', /* RESP3 null (null is set) */
+	IOK_RESP_MAP      = '%', /* count pairs (2 * count items) follow */
+	IOK_RESP_SET      = '~', /* count elements follow */
+	IOK_RESP_DOUBLE   = ',', /* dval; str/len holds the text */
+	IOK_RESP_BOOL     = '#', /* boolean */
+	IOK_RESP_BIGNUM   = '(', /* big number: its digits in str/len */
+	IOK_RESP_VERBATIM = '=', /* verbatim string: fmt, and str/len the
+	                            text after "fmt:" */
+	IOK_RESP_PUSH     = '>', /* out-of-band push: count elements follow */
+	IOK_RESP_ATTR     = '|', /* attribute: count pairs follow, then the
+	                            value it annotates, at the attribute's
+	                            own depth */
+	IOK_RESP_BLOBERR  = '!'  /* blob error: str/len */
+};
+
+/* Deepest nesting a reply may have (aggregates inside aggregates). */
+#define IOK_RESP_DEPTH_MAX 128
+
+/* One item of a reply.  str points into the reply (valid while it lives;
+ * not NUL-terminated).  Fields a type does not use are 0/NULL. */
+typedef struct iok_resp_item {
+	int            type;    /* enum iok_resp_type */
+	int            null;    /* 1 for $-1, *-1 and _ */
+	unsigned       depth;   /* 0 = the reply's top level; the elements of
+	                           an aggregate at depth d are at d + 1 */
+	const uint8_t *str;     /* + - $ ! ( , = */
+	size_t         len;
+	int64_t        integer; /* : */
+	double         dval;    /* , (in the C locale, whatever LC_NUMERIC) */
+	int            boolean; /* #: 0 or 1 */
+	size_t         count;   /* * ~ >: elements; % |: pairs */
+	char           fmt[4];  /* =: the format, e.g. "txt", NUL-terminated */
+} iok_resp_item;
+
+/* The reader: a pure state machine over one complete reply (no
+ * allocation, no I/O), meant to live on the stack.  Fields are private
+ * (their layout is the library's, checked when it is built). */
+typedef struct iok_resp_reader {
+	const uint8_t *buf_;
+	size_t         len_, pos_;
+	int            done_;
+	struct {
+		unsigned depth_;
+		uint64_t pending_;
+		uint32_t left_[IOK_RESP_DEPTH_MAX + 1];
+	} nest_;
+} iok_resp_reader;
+
+/* iok_resp_reader_init prepares r to read the reply buf[0..len) (e.g. a
+ * message body).  Nothing is read until iok_resp_next.  Any thread. */
+IOK_API void iok_resp_reader_init(iok_resp_reader *r, const void *buf, size_t len);
+/* iok_resp_next fills *it with the next item in pre-order (an aggregate's
+ * header, then its elements) and returns 1; returns 0 once the reply is
+ * complete and ends exactly at len; or -IOK_EPROTO if the bytes are
+ * malformed, truncated, followed by anything, nested deeper than
+ * IOK_RESP_DEPTH_MAX or declaring over 2^24 elements.  Never reads outside
+ * the buffer.  After an error or 0, it keeps returning the same.
+ * Any thread (one reader per thread). */
+IOK_API int iok_resp_next(iok_resp_reader *r, iok_resp_item *it);
+
 /* ---------------------------------------------------------- PostgreSQL */
 
 /* A pipelined-db socket dialed to postgresql://user:password@host:port/db
@@ -426,7 +609,64 @@ IOK_API void iok_strfree(char *s);
  * reply with iok_pg_reader.  Requests are pipelined on the connection; each
  * one is self-contained (extended protocol: Parse when the statement is not
  * yet prepared on that connection, Bind, Describe, Execute, Sync), so an
- * error fails its own request only. */
+ * error fails its own request only.
+ *
+ * URLs, as libpq reads them: user, password (percent-decoded) and database
+ * from the URL (or ?user=, ?password=, ?dbname=); default port 5432
+ * (?port= overrides); ?host= overrides the host, and a host that starts
+ * with '/' (?host=/dir, or percent-encoded %2Fdir in the authority) is the
+ * directory of a unix socket DIR/.s.PGSQL.PORT; no host at all means
+ * /var/run/postgresql.  ?application_name= and ?options= (e.g.
+ * "-c statement_timeout=100", percent-encoded) go into the startup
+ * message; client_encoding is always UTF8.  A user is required.
+ * Authentication: trust, cleartext password, md5 and SCRAM-SHA-256 (the
+ * server must prove it knows the verifier).  Refused credentials make a
+ * synchronous dial fail with IOK_EPEERAUTH (the server's refusal, class 28;
+ * other startup refusals such as an unknown database give
+ * IOK_ECONNREFUSED); IOK_EPEERAUTH counts in "stat:proto-errors".  The password is
+ * never logged, echoed or kept after authentication.
+ *
+ * Limits: a whole reply (all its rows) must fit IOK_OPT_RECVMAXSZ (default
+ * 1 MiB; raise it for big results): a bigger one drops the connection,
+ * counted in "stat:rx-oversize", and the requests in flight on it complete
+ * with IOK_ECONNRESET.  COPY ... TO STDOUT works (its data messages are in
+ * the reply, skipped by iok_pg_next); COPY ... FROM STDIN is not supported
+ * (the server would wait for data until the request times out and is
+ * cancelled).
+ *
+ * Prepared statements: a statement (SQL text + parameter oids) is prepared
+ * once per connection under a generated name and kept in a per-connection
+ * LRU cache (256); a new connection prepares again.  A statement whose
+ * Parse failed is forgotten; "cached plan must not change result type"
+ * (SQLSTATE 0A000) fails that request and the statement is prepared anew
+ * for the next one.
+ *
+ * Timeouts: a request that IOK_OPT_REQ_TIMEOUT gives up on while the server
+ * is running it (the oldest in flight on its connection) is cancelled on
+ * the server: the kernel opens a side connection and sends a CancelRequest
+ * with the connection's BackendKeyData.  As with libpq's PQcancel, the
+ * cancel acts on whatever the backend runs when it arrives.
+ *
+ * Sessions (iok_session_open): BEGIN ... COMMIT run on the pinned
+ * connection with nothing interleaved.  When a session is released while
+ * its connection is inside a transaction (ReadyForQuery status 'T' or 'E'),
+ * the kernel sends ROLLBACK (its reply consumed) before the connection
+ * serves anyone else.
+ *
+ * LISTEN/NOTIFY: a sub socket shared onto the dialer (iok_dialer_share)
+ * turns IOK_OPT_SUB_SUBSCRIBE / UNSUBSCRIBE into LISTEN "channel" /
+ * UNLISTEN "channel" (a quoted identifier: any name, case kept) on the same
+ * connection as the queries, their replies consumed by the transport; no
+ * patterns (IOK_OPT_SUB_PSUBSCRIBE: IOK_ENOTSUP).  Each notification
+ * arrives as one push message (iok_msg_is_push) holding one
+ * NotificationResponse: iok_pg_next gives IOK_PG_NOTIFY.  Channels are
+ * LISTENed again after a reconnect, and every connection that starts
+ * while a sub socket shares the dialer first delivers to it the RECONNECT
+ * MARKER: a push message holding a single ReadyForQuery (iok_pg_next gives
+ * IOK_PG_READY), meaning "a new connection: notifications sent while
+ * there was none may have been lost".  (A connection already up when the
+ * sharing starts gives none.)  A pipelined-db socket with no sharer
+ * receives notifications itself, as token-0 push messages in token mode. */
 
 #define IOK_PG_TEXT 0   /* format code: text */
 #define IOK_PG_BINARY 1 /* format code: binary */
@@ -552,7 +792,14 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   IOK_OPT_TCP_KEEPALIVE bool (default false)
  *   IOK_OPT_LINGER      ms     how long iok_close flushes (default 1000)
  *   IOK_OPT_POOL_SIZE   int    connections each dialer keeps (1..1024,
- *                              default 1; pipelined-db spreads over them)
+ *                              default 1; pipelined-db spreads over them):
+ *                              per address of the dial target
+ *   IOK_OPT_DNS_TTL_MIN ms     shortest re-resolve interval (default 1000;
+ *                              also the retry delay of a failed lookup)
+ *   IOK_OPT_DNS_TTL_MAX ms     longest one, whatever the TTL (def. 60000)
+ *   IOK_OPT_DNS_SERVERS string "host:port,..." servers for this dialer's
+ *                              look-ups (default "": IOK_DNS_SERVERS or
+ *                              the system's); set before starting it
  *   IOK_OPT_RECVFD      int    read-only: a descriptor that is readable
  *                              exactly while a message is waiting
  *                              (level-triggered; never read or close it)
@@ -562,7 +809,23 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   IOK_OPT_PROTO, IOK_OPT_PEER int read-only SP protocol numbers
  *   IOK_OPT_PROTONAME, IOK_OPT_PEERNAME string read-only
  *   IOK_OPT_SOCKNAME    string a name for the socket (default its id)
+ *   IOK_OPT_LAST_ERROR  string read-only: why the last connection failed,
+ *                              as the transport tells it (e.g. PostgreSQL's
+ *                              refusal "FATAL 28P01 password authentication
+ *                              failed for user ..."), "" if none; never a
+ *                              password
  *   IOK_OPT_MAXTTL      int    hops allowed through devices (1..15, def. 8)
+ *   IOK_OPT_PEERS_LIVE  int    read-only: connections the socket can use
+ *                              now (handshake done), over all its dialers
+ *                              and listeners.  Dialers connect as soon as
+ *                              their target resolves, so this says whether
+ *                              a service is there before anything is sent.
+ *   IOK_OPT_PEERS_FD    int    read-only: a descriptor (level-triggered,
+ *                              never read or close it) that turns readable
+ *                              when peers-live goes from 0 to non-zero or
+ *                              back to 0, and stays readable until
+ *                              peers-live is read again.  Poll it, then
+ *                              read peers-live: no transition is missed.
  * Statistics (uint64, read-only, counted on the kernel thread):
  *   "stat:tx-msgs", "stat:rx-msgs", "stat:tx-bytes", "stat:rx-bytes",
  *   "stat:pipes" (connections now), "stat:pipes-opened", "stat:reconnects",
@@ -582,7 +845,14 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   queue).
  * Dialer/listener options: the transport ones above, plus IOK_OPT_URL
  * (string, read-only) and, on tcp listeners, IOK_OPT_TCP_BOUND_PORT (int,
- * read-only).
+ * read-only).  Dialers: IOK_OPT_UPSTREAMS (string, read-only): one line per
+ * address of the current set (and per address that left it while its
+ * connections drain), "ADDR:PORT state=live|draining weight=W pipes=N
+ * connects=C errors=E drops=D connect-us=U replies=R latency-us=L"
+ * (errors: failed connection attempts, drops: established connections
+ * lost, connect-us: the last connect's duration, replies and latency-us:
+ * replies matched by pipelined-db and their moving-average latency), so
+ * the application can see which upstream is slow or failing.
  *
  * Pattern options:
  *   IOK_OPT_PAIR1_POLY        bool  pair1 talks to many peers (set before
@@ -617,6 +887,7 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   "sub:filtered", "db:inflight", "db:queued"  uint64, read-only counts
  */
 #define IOK_OPT_SOCKNAME "socket-name"
+#define IOK_OPT_LAST_ERROR "last-error"
 #define IOK_OPT_RAW "raw"
 #define IOK_OPT_PROTO "protocol"
 #define IOK_OPT_PROTONAME "protocol-name"
@@ -642,6 +913,12 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 #define IOK_OPT_TCP_BOUND_PORT "tcp-bound-port"
 #define IOK_OPT_LINGER "linger"
 #define IOK_OPT_POOL_SIZE "pool-size"
+#define IOK_OPT_DNS_TTL_MIN "dns:ttl-min" /* ms */
+#define IOK_OPT_DNS_TTL_MAX "dns:ttl-max" /* ms */
+#define IOK_OPT_DNS_SERVERS "dns:servers" /* string "host:port,..." */
+#define IOK_OPT_UPSTREAMS "upstreams"     /* string, read-only, dialers */
+#define IOK_OPT_PEERS_LIVE "peers-live"   /* int, read-only */
+#define IOK_OPT_PEERS_FD "peers-fd"       /* int, read-only */
 /* Pattern options. */
 #define IOK_OPT_PAIR1_POLY "pair1:polyamorous"
 #define IOK_OPT_SUB_SUBSCRIBE "sub:subscribe"     /* bytes, write-only */

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 
 #include "pattern.h"
+#include "pipeset.h"
 
 typedef struct bus_pipe {
 	ik_pipe *pipe;
@@ -28,8 +29,7 @@ typedef struct bus_pipe {
 typedef struct bus_sock {
 	ik_sock   *sock;
 	int        raw;
-	bus_pipe **pipes; /* dense, order of arrival */
-	int        n, cap;
+	ik_pipeset pipes;
 } bus_sock;
 
 /* The one place a message is copied for fan-out (pubsub.c has its twin):
@@ -48,6 +48,7 @@ bus_init(void *arg, ik_sock *s, int raw)
 	bus_sock *ps = arg;
 	ps->sock     = s;
 	ps->raw      = raw;
+	IK_PIPESET_INIT(&ps->pipes, bus_pipe, 0);
 	return 0;
 }
 
@@ -55,7 +56,7 @@ static void
 bus_fini(void *arg)
 {
 	bus_sock *ps = arg;
-	free(ps->pipes);
+	ik_pipeset_fini(&ps->pipes);
 }
 
 static int
@@ -63,19 +64,8 @@ bus_pipe_add(void *arg, void *pp, ik_pipe *p)
 {
 	bus_sock *ps = arg;
 	bus_pipe *pi = pp;
-	if (ps->n == ps->cap) {
-		int        ncap = ps->cap ? ps->cap * 2 : 8;
-		bus_pipe **np   = realloc(ps->pipes, (size_t) ncap * sizeof(*np));
-		if (np == NULL) {
-			return IOK_ENOMEM;
-		}
-		ps->pipes = np;
-		ps->cap   = ncap;
-	}
-	pi->pipe           = p;
-	pi->slot           = ps->n;
-	ps->pipes[ps->n++] = pi;
-	return 0;
+	pi->pipe     = p;
+	return ik_pipeset_add(&ps->pipes, pi);
 }
 
 static void
@@ -83,9 +73,7 @@ bus_pipe_rm(void *arg, void *pp)
 {
 	bus_sock *ps = arg;
 	bus_pipe *pi = pp;
-	ps->pipes[pi->slot]       = ps->pipes[ps->n - 1];
-	ps->pipes[pi->slot]->slot = pi->slot;
-	ps->n--;
+	ik_pipeset_rm(&ps->pipes, pi);
 }
 
 static int
@@ -104,8 +92,8 @@ bus_send(void *arg, iok_msg *m)
 		iok_msg_header_clear(m);
 	}
 	/* Who can take it now; the last of them gets m itself. */
-	for (int i = 0; i < ps->n; i++) {
-		ik_pipe *p = ps->pipes[i]->pipe;
+	for (int i = 0; i < ps->pipes.n; i++) {
+		ik_pipe *p = ik_pipeset_pipe(&ps->pipes, i);
 		if (ik_pipe_id(p) == sender) {
 			continue;
 		}
@@ -116,7 +104,7 @@ bus_send(void *arg, iok_msg *m)
 		last = i;
 	}
 	for (int i = 0; i < last; i++) {
-		ik_pipe *p = ps->pipes[i]->pipe;
+		ik_pipe *p = ik_pipeset_pipe(&ps->pipes, i);
 		iok_msg *c;
 		if (ik_pipe_id(p) == sender || !ik_pipe_writable(p)) {
 			continue;
@@ -128,7 +116,7 @@ bus_send(void *arg, iok_msg *m)
 		ik_pipe_send(p, c);
 	}
 	if (last >= 0) {
-		ik_pipe_send(ps->pipes[last]->pipe, m);
+		ik_pipe_send(ik_pipeset_pipe(&ps->pipes, last), m);
 	} else {
 		iok_msg_free(m); /* no peer (or none could take it: counted) */
 	}

@@ -31,6 +31,8 @@ typedef struct ik_sock  ik_sock;
 typedef struct ik_pipe  ik_pipe;
 typedef struct ik_timer ik_timer;
 
+#define IK_DRAIN_MAX_MS 10000 /* a draining pipe is closed after this */
+
 /* Return values of send/recv/ik_sock_deliver. */
 #define IK_OK 0
 #define IK_BUSY 1
@@ -45,6 +47,8 @@ typedef struct ik_timer ik_timer;
                               request received (rep, respondent) */
 #define IK_PF_MULTI_REPLY 0x40 /* a request gets many replies, then a
                                   status completion (surveyor) */
+#define IK_PF_SESSIONS 0x80 /* iok_session_open/close work: session_close
+                               is set (pipelined-db) */
 
 /* Option types, for setopt/getopt. */
 enum ik_opt_type {
@@ -115,6 +119,18 @@ typedef struct ik_pattern {
 	 * written (may be NULL: patterns without requests).  Read-only: the
 	 * debug endpoint lists requests with it. */
 	void (*inflight)(void *ps, ik_inflight_fn fn, void *arg);
+	/* session_close: the application closed session (iok_session_close;
+	 * IK_PF_SESSIONS patterns only).  Messages sent before the close may
+	 * still be in the socket's send queue: the pattern takes them first
+	 * (ik_sock_send_ready, refusing none), so it acts on the close in
+	 * order with them. */
+	void (*session_close)(void *ps, uint32_t session);
+	/* pipe_drain: the pipe's address left its dialer's target (discovery):
+	 * put nothing new on it, and ik_pipe_close it once what is in flight
+	 * there has been answered; the core closes it anyway after
+	 * IK_DRAIN_MAX_MS.  NULL: the core closes it at once (pipe_rm then
+	 * resends or fails what was in flight). */
+	void (*pipe_drain)(void *ps, void *pp);
 } ik_pattern;
 
 /* ik_pattern_register adds a pattern (and "<name>" without a trailing
@@ -156,6 +172,15 @@ unsigned ik_pipe_flags(const ik_pipe *p);
 #define IK_SUB_ON 0x01
 #define IK_SUB_PATTERN 0x02
 int ik_pipe_subscribe(ik_pipe *p, const void *topic, size_t len, unsigned how);
+/* Upstream statistics.  A dialer's pipe belongs to an upstream (one
+ * address of its target; accepted pipes have none, and these are no-ops /
+ * zero for them).  ik_pipe_note_reply: a reply came latency_us after its
+ * request was written (kept as a moving average per upstream, shown in the
+ * dialer's "upstreams").  ik_pipe_latency_us: that average (0 = no sample
+ * yet); ik_pipe_weight: the upstream's weight from discovery (>= 1). */
+void     ik_pipe_note_reply(ik_pipe *p, uint64_t latency_us);
+uint64_t ik_pipe_latency_us(const ik_pipe *p);
+unsigned ik_pipe_weight(const ik_pipe *p);
 /* ik_pipe_hold_subscribe: while held, the bytes ik_pipe_subscribe makes
  * are kept, and written in order when the hold is released.  A pattern
  * that gives a connection to one session holds it, so another socket
@@ -163,6 +188,15 @@ int ik_pipe_subscribe(ik_pipe *p, const void *topic, size_t len, unsigned how);
  * MULTI (the server would queue it and answer with a reply, shifting
  * reply matching). */
 void ik_pipe_hold_subscribe(ik_pipe *p, int hold);
+/* ik_pipe_release: a pinned session let go of p; the transport returns the
+ * connection to a clean state first (PostgreSQL: ROLLBACK of a transaction
+ * left open, its reply consumed by the codec).  0, or IOK_E* after which p
+ * is closing. */
+int ik_pipe_release(ik_pipe *p);
+/* ik_pipe_cancel asks the server to cancel what p is running now, over a
+ * side connection to the same address (PostgreSQL's CancelRequest).
+ * Fire and forget; IOK_ENOTSUP if the transport cannot. */
+int ik_pipe_cancel(ik_pipe *p);
 
 /* Sockets. */
 /* ik_sock_pipe_by_id finds an active pipe of s (NULL if none). */
@@ -207,7 +241,8 @@ void ik_sock_stat(ik_sock *s, int stat, uint64_t n);
 uint64_t ik_clock_ns(void);
 /* ik_sock_req_done: the reply to a request written to p at sent_ns
  * (ik_clock_ns) has been read.  Counts stat:replies and records the
- * latency for s, p and p's dialer (p may be NULL). */
+ * latency for s, p and p's upstream (p may be NULL); feeds
+ * ik_pipe_note_reply too, so a pattern calls only this. */
 void ik_sock_req_done(ik_sock *s, ik_pipe *p, uint64_t sent_ns);
 /* ik_sock_max_ttl: the socket's IOK_OPT_MAXTTL. */
 int ik_sock_max_ttl(const ik_sock *s);
@@ -218,6 +253,7 @@ void ik_timer_start(ik_timer *t, uint64_t ms);
 void ik_timer_stop(ik_timer *t);
 void ik_timer_free(ik_timer *t); /* stops it; safe from its own callback */
 uint64_t ik_now_ms(void); /* the loop's clock, milliseconds */
+uint64_t ik_now_us(void); /* a monotonic clock, microseconds (not cached) */
 
 /* Option value helpers: copy a typed value in or out, checking the type
  * (IOK_EBADTYPE) and range (IOK_EINVAL). */

@@ -4,6 +4,7 @@
  * pull takes from every peer in turn.  No header.
  */
 #include "pattern.h"
+#include "pipeset.h"
 
 #define MAX_RR 4096 /* a push socket round-robins over at most this many */
 
@@ -14,9 +15,7 @@ typedef struct push_pipe {
 
 typedef struct push_sock {
 	ik_sock    *sock;
-	push_pipe **pipes; /* dense array, order of arrival */
-	int         n, cap;
-	int         next; /* where the round-robin resumes */
+	ik_pipeset  pipes;
 } push_sock;
 
 #include <stdlib.h>
@@ -27,6 +26,7 @@ push_init(void *arg, ik_sock *s, int raw)
 	push_sock *ps = arg;
 	(void) raw;
 	ps->sock = s;
+	IK_PIPESET_INIT(&ps->pipes, push_pipe, MAX_RR);
 	return 0;
 }
 
@@ -34,7 +34,7 @@ static void
 push_fini(void *arg)
 {
 	push_sock *ps = arg;
-	free(ps->pipes);
+	ik_pipeset_fini(&ps->pipes);
 }
 
 static int
@@ -42,19 +42,8 @@ push_pipe_add(void *arg, void *pp, ik_pipe *p)
 {
 	push_sock *ps = arg;
 	push_pipe *pi = pp;
-	if (ps->n == ps->cap) {
-		int         ncap = ps->cap ? ps->cap * 2 : 8;
-		push_pipe **np;
-		if (ncap > MAX_RR || (np = realloc(ps->pipes, (size_t) ncap * sizeof(*np))) == NULL) {
-			return IOK_ENOMEM;
-		}
-		ps->pipes = np;
-		ps->cap   = ncap;
-	}
-	pi->pipe            = p;
-	pi->slot            = ps->n;
-	ps->pipes[ps->n++]  = pi;
-	return 0;
+	pi->pipe      = p;
+	return ik_pipeset_add(&ps->pipes, pi);
 }
 
 static void
@@ -62,29 +51,20 @@ push_pipe_rm(void *arg, void *pp)
 {
 	push_sock *ps = arg;
 	push_pipe *pi = pp;
-	/* Move the last pipe into the hole. */
-	ps->pipes[pi->slot]       = ps->pipes[ps->n - 1];
-	ps->pipes[pi->slot]->slot = pi->slot;
-	ps->n--;
-	if (ps->next >= ps->n) {
-		ps->next = 0;
-	}
+	ik_pipeset_rm(&ps->pipes, pi);
 }
 
 static int
 push_send(void *arg, iok_msg *m)
 {
 	push_sock *ps = arg;
-	for (int i = 0; i < ps->n; i++) {
-		int k = (ps->next + i) % ps->n;
-		if (ik_pipe_writable(ps->pipes[k]->pipe)) {
-			ps->next = (k + 1) % ps->n;
-			iok_msg_header_clear(m);
-			ik_pipe_send(ps->pipes[k]->pipe, m);
-			return IK_OK;
-		}
+	push_pipe *pi = ik_pipeset_next_writable(&ps->pipes);
+	if (pi == NULL) {
+		return IK_BUSY; /* no peer, or all full: the message waits */
 	}
-	return IK_BUSY; /* no peer, or all full: the message waits */
+	iok_msg_header_clear(m);
+	ik_pipe_send(pi->pipe, m);
+	return IK_OK;
 }
 
 static int

@@ -78,7 +78,8 @@
 #include <string.h>
 
 #include "pattern.h"
-#include "../transports/transport.h"
+#include "pipeset.h"
+#include "../src/tflags.h"
 
 #define OPT_PUB_QLEN "pub:queue-length"       /* int, 1..1048576, default 16 */
 #define OPT_PUB_DROP_OLDEST "pub:drop-oldest" /* bool, default true */
@@ -99,8 +100,7 @@ typedef struct pub_pipe {
 typedef struct pub_sock {
 	ik_sock   *sock;
 	int        raw;
-	pub_pipe **pipes; /* dense, order of arrival */
-	int        n, cap;
+	ik_pipeset pipes;
 	uint32_t   qlen;
 	int        drop_oldest;
 } pub_sock;
@@ -197,8 +197,8 @@ pub_pipe_put(pub_sock *ps, pub_pipe *pi, iok_msg *m)
 static void
 pub_fanout(pub_sock *ps, iok_msg *m)
 {
-	for (int i = 0; i < ps->n; i++) {
-		pub_pipe *pi = ps->pipes[i];
+	for (int i = 0; i < ps->pipes.n; i++) {
+		pub_pipe *pi = ik_pipeset_at(&ps->pipes, i);
 		if (pi->len > 0) {
 			pub_drain(pi);
 		}
@@ -224,6 +224,7 @@ pub_init(void *arg, ik_sock *s, int raw)
 	ps->raw         = raw;
 	ps->qlen        = PUB_QLEN_DEFAULT;
 	ps->drop_oldest = 1;
+	IK_PIPESET_INIT(&ps->pipes, pub_pipe, 0);
 	return 0;
 }
 
@@ -231,7 +232,7 @@ static void
 pub_fini(void *arg)
 {
 	pub_sock *ps = arg;
-	free(ps->pipes);
+	ik_pipeset_fini(&ps->pipes);
 }
 
 static int
@@ -239,19 +240,8 @@ pub_pipe_add(void *arg, void *pp, ik_pipe *p)
 {
 	pub_sock *ps = arg;
 	pub_pipe *pi = pp;
-	if (ps->n == ps->cap) {
-		int        ncap = ps->cap ? ps->cap * 2 : 8;
-		pub_pipe **np   = realloc(ps->pipes, (size_t) ncap * sizeof(*np));
-		if (np == NULL) {
-			return IOK_ENOMEM;
-		}
-		ps->pipes = np;
-		ps->cap   = ncap;
-	}
-	pi->pipe           = p;
-	pi->slot           = ps->n;
-	ps->pipes[ps->n++] = pi;
-	return 0;
+	pi->pipe     = p;
+	return ik_pipeset_add(&ps->pipes, pi);
 }
 
 static void
@@ -269,9 +259,7 @@ pub_pipe_rm(void *arg, void *pp)
 	free(pi->q);
 	pi->q   = NULL;
 	pi->cap = 0;
-	ps->pipes[pi->slot]       = ps->pipes[ps->n - 1];
-	ps->pipes[pi->slot]->slot = pi->slot;
-	ps->n--;
+	ik_pipeset_rm(&ps->pipes, pi);
 }
 
 static int
@@ -315,8 +303,8 @@ pub_setopt(void *arg, const char *name, const void *v, size_t sz, int type)
 		}
 		ps->qlen = (uint32_t) val;
 		/* Shrinking applies now, dropping per the policy. */
-		for (int i = 0; i < ps->n; i++) {
-			pub_pipe *pi = ps->pipes[i];
+		for (int i = 0; i < ps->pipes.n; i++) {
+			pub_pipe *pi = ik_pipeset_at(&ps->pipes, i);
 			while (pi->len > ps->qlen) {
 				iok_msg_free(ps->drop_oldest ? pq_pop(pi) : pq_pop_newest(pi));
 				ik_sock_stat(ps->sock, IK_STAT_TX_DROPPED, 1);

@@ -1,6 +1,6 @@
 /*
  * survey.c - SURVEYOR (nng's survey0).  RESPONDENT is the responder engine
- * in reqrep.c (REP with other protocol ids).
+ * in rep.c (REP with other protocol ids); the wire format is in reqrep.c.
  *
  * A survey goes to every connected respondent (a copy per pipe; a pipe
  * over its high-water mark misses it, stat:tx-dropped; with no pipe at all
@@ -15,9 +15,10 @@
  * Plain API: one survey at a time; a new survey ends the previous one
  * silently.  iok_request (IK_MSG_REQUEST): any number at once, each with
  * its own id, its responses tagged with its token and its own ETIMEDOUT
- * completion; iok_cancel forgets one silently.  Survey ends are kept in a
- * list sorted by deadline (tail insertion: O(1) with a fixed survey time),
- * served by one timer per socket.
+ * completion; iok_cancel forgets one silently.  Surveys are tracked by
+ * token and by deadline (the survey's end) in a reqtrack.h tracker: one
+ * timer per socket; an end the full receive queue refuses waits there and
+ * goes at recv_ready.
  *
  * Raw mode (as nng's xsurveyor): the application's header is sent as is,
  * and responses are delivered with their backtrace as the header.
@@ -26,28 +27,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "idmap.h"
 #include "pattern.h"
+#include "reqrep.h"
+#include "reqtrack.h"
 #include "../src/list.h"
 
-/* Shared with reqrep.c, which defines them: keep both lists in step. */
-typedef struct ik_rr_map ik_rr_map;
-ik_rr_map *ik_rr_map_new(void);
-void       ik_rr_map_free(ik_rr_map *m);
-int        ik_rr_map_put(ik_rr_map *m, uint64_t key, void *val);
-void      *ik_rr_map_get(const ik_rr_map *m, uint64_t key);
-void      *ik_rr_map_del(ik_rr_map *m, uint64_t key);
-uint32_t   ik_rr_map_count(const ik_rr_map *m);
-int        ik_rr_bt_parse(iok_msg *m, int ttl);
-uint32_t   ik_rr_seed(const void *salt);
-void       ik_rr_clean(iok_msg *m);
-void       ik_rr_sorted_insert(ik_list *l, ik_node *n, uint64_t (*key)(const ik_node *));
-#define IK_RR_BT_OK 0
-#define IK_RR_BT_SHORT 1
-#define IK_RR_BT_HOPS 2
-
 #define SURVEY_TIME_DEFAULT 1000 /* nng's surveyor:survey-time */
-#define RETRY_MS 10              /* an end the full queue refused, again */
-#define PRECANCEL_MAX 1024
 
 typedef struct srv_sock srv_sock;
 
@@ -57,41 +43,26 @@ typedef struct srv_pipe {
 } srv_pipe;
 
 typedef struct srv_survey {
-	uint32_t id;     /* 0 once ended (its end waits for room) */
-	uint64_t token;  /* 0: the plain API's survey */
-	uint64_t end_at; /* 0: never */
-	uint64_t since;  /* sent at (loop ms), for the debug endpoint */
-	uint8_t  head[32]; /* first bytes, for the same */
-	uint8_t  nhead;
-	ik_node  dnode;  /* in s->ends, by end_at */
-	ik_node  anode;  /* in s->all */
+	ik_rt_ent rt;    /* token (0: the plain API's survey), end */
+	uint32_t  id;
+	ik_node   anode; /* in s->all */
+	uint8_t   head[32]; /* first bytes, for the debug endpoint */
+	uint8_t   nhead;
 } srv_survey;
 
 struct srv_sock {
 	ik_sock     *sock;
 	int          raw;
 	ik_list      pipes;
-	ik_rr_map   *ids;    /* survey id -> survey (still collecting) */
-	ik_rr_map   *tokens; /* token -> survey (iok_request) */
-	ik_rr_map   *precancel;
-	uint64_t     max_token;
+	ik_idmap    *ids; /* survey id -> survey (still collecting) */
+	ik_reqtrack  rt;  /* tokens, ends, the timer */
 	srv_survey  *cur; /* the plain API's survey */
-	ik_list      ends;
 	ik_list      all;
-	ik_timer    *timer;
-	bool         armed;
-	uint64_t     armed_at;
 	iok_duration survey_ms;
 	uint32_t     next_id;
 };
 
-static uint64_t
-dnode_key(const ik_node *n)
-{
-	return ik_container_of(n, srv_survey, dnode)->end_at;
-}
-
-static void srv_timer_cb(void *arg);
+static void srv_fire(void *arg);
 
 static int
 srv_init(void *arg, ik_sock *sock, int raw)
@@ -102,11 +73,12 @@ srv_init(void *arg, ik_sock *sock, int raw)
 	s->survey_ms = SURVEY_TIME_DEFAULT;
 	s->next_id   = ik_rr_seed(s);
 	ik_list_init(&s->pipes);
-	ik_list_init(&s->ends);
 	ik_list_init(&s->all);
-	if ((s->ids = ik_rr_map_new()) == NULL || (s->tokens = ik_rr_map_new()) == NULL) {
-		ik_rr_map_free(s->ids);
-		ik_rr_map_free(s->tokens);
+	if ((s->ids = ik_idmap_new()) == NULL) {
+		return IOK_ENOMEM;
+	}
+	if (ik_rt_init(&s->rt, sock, srv_fire, s) != 0) {
+		ik_idmap_free(s->ids);
 		return IOK_ENOMEM;
 	}
 	return 0;
@@ -115,18 +87,13 @@ srv_init(void *arg, ik_sock *sock, int raw)
 static void
 survey_free(srv_sock *s, srv_survey *sv)
 {
-	if (ik_node_linked(&sv->dnode)) {
-		ik_list_remove(&sv->dnode);
-	}
 	if (ik_node_linked(&sv->anode)) {
 		ik_list_remove(&sv->anode);
 	}
-	if (sv->id != 0 && ik_rr_map_get(s->ids, sv->id) == sv) {
-		(void) ik_rr_map_del(s->ids, sv->id);
+	if (ik_idmap_get(s->ids, sv->id) == sv) {
+		(void) ik_idmap_del(s->ids, sv->id);
 	}
-	if (sv->token != 0 && ik_rr_map_get(s->tokens, sv->token) == sv) {
-		(void) ik_rr_map_del(s->tokens, sv->token);
-	}
+	ik_rt_remove(&s->rt, &sv->rt);
 	if (s->cur == sv) {
 		s->cur = NULL;
 	}
@@ -141,12 +108,7 @@ srv_forget_all(srv_sock *s)
 	{
 		survey_free(s, ik_container_of(n, srv_survey, anode));
 	}
-	ik_rr_map_free(s->precancel);
-	s->precancel = NULL;
-	if (s->timer != NULL) {
-		ik_timer_stop(s->timer);
-	}
-	s->armed = false;
+	ik_rt_forget_all(&s->rt);
 }
 
 static void
@@ -154,9 +116,8 @@ srv_fini(void *arg)
 {
 	srv_sock *s = arg;
 	srv_forget_all(s);
-	ik_timer_free(s->timer);
-	ik_rr_map_free(s->ids);
-	ik_rr_map_free(s->tokens);
+	ik_rt_fini(&s->rt);
+	ik_idmap_free(s->ids);
 }
 
 static void
@@ -165,57 +126,21 @@ srv_fork_child(void *arg)
 	srv_forget_all(arg); /* the parent's surveys */
 }
 
+/* Surveys whose time is up end: later responses are dropped, and the
+ * completion goes now or, if the receive queue is full, at recv_ready. */
 static void
-srv_arm(srv_sock *s)
+srv_fire(void *arg)
 {
-	ik_node *n = ik_list_first(&s->ends);
-	uint64_t now, when;
-	if (n == NULL) {
-		if (s->armed) {
-			ik_timer_stop(s->timer);
-			s->armed = false;
-		}
-		return;
-	}
-	when = dnode_key(n);
-	if (s->armed && s->armed_at <= when) {
-		return;
-	}
-	if (s->timer == NULL && (s->timer = ik_timer_new(srv_timer_cb, s)) == NULL) {
-		return;
-	}
-	now = ik_now_ms();
-	ik_timer_start(s->timer, when > now ? when - now : 0);
-	s->armed    = true;
-	s->armed_at = when;
-}
+	srv_sock  *s   = arg;
+	uint64_t   now = ik_now_ms();
+	ik_rt_ent *x;
 
-static void
-srv_timer_cb(void *arg)
-{
-	srv_sock *s   = arg;
-	uint64_t  now = ik_now_ms();
-	ik_node  *n;
-
-	s->armed = false;
-	while ((n = ik_list_first(&s->ends)) != NULL && dnode_key(n) <= now) {
-		srv_survey *sv = ik_container_of(n, srv_survey, dnode);
-		iok_msg    *m;
-		if (sv->id != 0) {
-			(void) ik_rr_map_del(s->ids, sv->id); /* responses are late now */
-			sv->id = 0;
-		}
-		m = ik_msg_error(sv->token, IOK_ETIMEDOUT);
-		if (m != NULL && ik_sock_deliver(s->sock, m) == IK_OK) {
-			survey_free(s, sv);
-		} else {
-			iok_msg_free(m);
-			ik_list_remove(&sv->dnode);
-			sv->end_at = now + RETRY_MS;
-			ik_rr_sorted_insert(&s->ends, &sv->dnode, dnode_key);
-		}
+	while ((x = ik_rt_due(&s->rt, now)) != NULL) {
+		uint64_t token = x->token;
+		survey_free(s, ik_container_of(x, srv_survey, rt));
+		ik_rt_complete(&s->rt, token, 0, IOK_ETIMEDOUT);
 	}
-	srv_arm(s);
+	ik_rt_arm(&s->rt, UINT64_MAX);
 }
 
 static int
@@ -267,32 +192,32 @@ srv_send(void *arg, iok_msg *m)
 		return IK_OK;
 	}
 	if (tok) {
-		if (token > s->max_token) {
-			s->max_token = token;
-		}
-		if (s->precancel != NULL && ik_rr_map_del(s->precancel, token) != NULL) {
+		if (ik_rt_precancelled(&s->rt, token)) {
 			iok_msg_free(m); /* cancelled before it got here */
 			return IK_OK;
 		}
-	} else if (s->cur != NULL) {
-		survey_free(s, s->cur); /* a new survey ends the last one */
+		ik_rt_seen(&s->rt, token);
+	} else {
+		if (s->cur != NULL) {
+			survey_free(s, s->cur); /* a new survey ends the last one */
+		}
+		ik_rt_drop_plain(&s->rt); /* and so does its end, if waiting */
 	}
 	if ((sv = calloc(1, sizeof(*sv))) == NULL) {
 		goto nomem;
 	}
 	do {
 		sv->id = (s->next_id++) | 0x80000000u;
-	} while (ik_rr_map_get(s->ids, sv->id) != NULL);
-	sv->token = token;
-	sv->since = ik_now_ms();
+	} while (ik_idmap_get(s->ids, sv->id) != NULL);
+	sv->rt.since = ik_now_ms();
 	sv->nhead = (uint8_t) (iok_msg_len(m) < sizeof(sv->head) ? iok_msg_len(m) : sizeof(sv->head));
 	memcpy(sv->head, iok_msg_body(m), sv->nhead);
-	if (ik_rr_map_put(s->ids, sv->id, sv) != 0) {
+	if (ik_idmap_put(s->ids, sv->id, sv) != 0) {
 		free(sv);
 		goto nomem;
 	}
-	if (tok && ik_rr_map_put(s->tokens, token, sv) != 0) {
-		(void) ik_rr_map_del(s->ids, sv->id);
+	if (tok && ik_rt_add(&s->rt, &sv->rt, token) != 0) {
+		(void) ik_idmap_del(s->ids, sv->id);
 		free(sv);
 		goto nomem;
 	}
@@ -301,9 +226,8 @@ srv_send(void *arg, iok_msg *m)
 		s->cur = sv;
 	}
 	if (s->survey_ms >= 0) {
-		sv->end_at = ik_now_ms() + (uint64_t) s->survey_ms;
-		ik_rr_sorted_insert(&s->ends, &sv->dnode, dnode_key);
-		srv_arm(s);
+		ik_rt_set_deadline(&s->rt, &sv->rt, ik_now_ms() + (uint64_t) s->survey_ms);
+		ik_rt_arm(&s->rt, UINT64_MAX);
 	}
 	iok_msg_header_clear(m);
 	(void) iok_msg_header_append_u32(m, sv->id);
@@ -315,10 +239,7 @@ nomem:
 	iok_msg_free(m);
 	ik_sock_stat(s->sock, IK_STAT_TX_DROPPED, 1);
 	if (tok) {
-		iok_msg *err = ik_msg_error(token, IOK_ENOMEM);
-		if (err != NULL && ik_sock_deliver(s->sock, err) != IK_OK) {
-			iok_msg_free(err);
-		}
+		ik_rt_complete(&s->rt, token, 0, IOK_ENOMEM); /* still exactly once */
 	}
 	return IK_OK;
 }
@@ -355,13 +276,13 @@ srv_recv(void *arg, void *pp, iok_msg *m)
 	if (s->raw) {
 		return ik_sock_deliver(s->sock, m);
 	}
-	if ((sv = ik_rr_map_get(s->ids, ik_get_u32(m->hdr))) == NULL) {
+	if ((sv = ik_idmap_get(s->ids, ik_get_u32(m->hdr))) == NULL) {
 		/* Late (the survey ended, was replaced or cancelled). */
 		iok_msg_free(m);
 		ik_sock_stat(s->sock, IK_STAT_RX_DROPPED, 1);
 		return IK_OK;
 	}
-	m->token   = sv->token;
+	m->token   = sv->rt.token;
 	m->flags   = 0;
 	m->hdr_len = 0;
 	if (ik_sock_deliver(s->sock, m) != IK_OK) {
@@ -376,24 +297,21 @@ srv_recv(void *arg, void *pp, iok_msg *m)
 static void
 srv_cancel(void *arg, uint64_t token)
 {
-	srv_sock   *s  = arg;
-	srv_survey *sv = ik_rr_map_get(s->tokens, token);
-	if (sv != NULL) {
-		survey_free(s, sv);
-		return;
+	srv_sock  *s = arg;
+	ik_rt_ent *x;
+	if (s->raw) {
+		return; /* raw sockets have no tokens */
 	}
-	if (token > s->max_token && !s->raw) {
-		if (s->precancel == NULL && (s->precancel = ik_rr_map_new()) == NULL) {
-			return;
-		}
-		if (ik_rr_map_count(s->precancel) >= PRECANCEL_MAX) {
-			ik_rr_map_free(s->precancel);
-			if ((s->precancel = ik_rr_map_new()) == NULL) {
-				return;
-			}
-		}
-		(void) ik_rr_map_put(s->precancel, token, s);
+	if ((x = ik_rt_cancel(&s->rt, token)) != NULL) {
+		survey_free(s, ik_container_of(x, srv_survey, rt));
 	}
+}
+
+static void
+srv_recv_ready(void *arg)
+{
+	srv_sock *s = arg;
+	ik_rt_recv_ready(&s->rt);
 }
 
 static int
@@ -423,9 +341,7 @@ srv_inflight(void *arg, ik_inflight_fn fn, void *farg)
 	srv_sock *s = arg;
 	for (ik_node *n = ik_list_first(&s->all); n != NULL; n = ik_list_next(&s->all, n)) {
 		srv_survey *sv = ik_container_of(n, srv_survey, anode);
-		if (sv->id != 0) {
-			fn(farg, NULL, sv->since, sv->head, sv->nhead);
-		}
+		fn(farg, NULL, sv->rt.since, sv->head, sv->nhead);
 	}
 }
 
@@ -448,4 +364,5 @@ const ik_pattern ik_pattern_surveyor0 = {
 	.cancel     = srv_cancel,
 	.fork_child = srv_fork_child,
 	.inflight   = srv_inflight,
+	.recv_ready = srv_recv_ready,
 };

@@ -316,8 +316,10 @@ ep_state(const ik_ep *ep)
 			return "connected";
 		}
 	}
-	if (ep->connecting) {
-		return "connecting";
+	for (ik_node *n = ik_list_first(&ep->ups); n != NULL; n = ik_list_next(&ep->ups, n)) {
+		if (ik_container_of(n, ik_upstream, node)->connecting) {
+			return "connecting";
+		}
 	}
 	return ep->started ? "backoff" : "idle";
 }
@@ -354,11 +356,29 @@ peers_sock(ik_sock *s, void *arg)
 		if (ep->dialer) {
 			outf(b, " reconnects=%llu last_error=\"%s\"", (unsigned long long) ep->reconnects,
 			     ep->last_err != 0 ? iok_strerror(ep->last_err) : "");
-			if (ep->xs != NULL) {
-				ik_hist_format(b, &ep->xs->lat);
-			}
 		}
 		outf(b, "\n");
+		/* The dialer's upstreams (one per address) with their own
+		 * counters, as its "upstreams" option, and latency. */
+		for (ik_node *m = ep->dialer ? ik_list_first(&ep->ups) : NULL; m != NULL;
+		     m = ik_list_next(&ep->ups, m)) {
+			const ik_upstream *up = ik_container_of(m, ik_upstream, node);
+			char               addr[64];
+			if (!ik_upstream_listed(up)) {
+				continue;
+			}
+			ik_upstream_addr(up, addr, sizeof(addr));
+			outf(b, "  upstream=%s state=%s weight=%u pipes=%d connects=%llu errors=%llu drops=%llu"
+			        " connect_us=%llu replies=%llu latency_us=%llu",
+			     addr, up->removed ? "draining" : "live", up->weight, ik_upstream_pipes(up),
+			     (unsigned long long) up->connects, (unsigned long long) up->errors,
+			     (unsigned long long) up->drops, (unsigned long long) up->connect_us,
+			     (unsigned long long) up->replies, (unsigned long long) up->latency_us);
+			if (up->xs != NULL) {
+				ik_hist_format(b, &up->xs->lat);
+			}
+			outf(b, "\n");
+		}
 		for (ik_node *m = ik_list_first(&ep->pipes); m != NULL; m = ik_list_next(&ep->pipes, m)) {
 			ik_pipe *p = ik_container_of(m, ik_pipe, enode);
 			outf(b, "  pipe=%u state=%s rx_msgs=%llu rx_bytes=%llu tx_msgs=%llu tx_bytes=%llu", p->id,

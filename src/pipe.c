@@ -47,25 +47,53 @@ ik_pipe_flags(const ik_pipe *p)
 	return p->tran->flags;
 }
 
+/* Held subscriptions are kept as (how, len, topic) records and encoded
+ * only when released, so a transport that tracks its own requests (the
+ * PostgreSQL codec counts its LISTENs' replies) sees them in wire order. */
+static int
+sub_encode(ik_pipe *p, const void *topic, size_t len, unsigned how)
+{
+	ik_buf out;
+	int    rv;
+	ik_buf_init(&out);
+	rv = p->tran->subscribe(p->tstate, topic, len, how, &out);
+	if (rv == 0 && out.len > 0) {
+		rv = queue_bytes(p, out.data, out.len);
+	}
+	ik_buf_fini(&out);
+	return rv < 0 ? -rv : rv;
+}
+
 int
 ik_pipe_subscribe(ik_pipe *p, const void *topic, size_t len, unsigned how)
 {
-	int    rv;
-	ik_buf out;
+	uint8_t rec[8];
 	if (p->tran->subscribe == NULL) {
 		return IOK_ENOTSUP;
 	}
 	if (p->state != IK_PIPE_ACTIVE) {
 		return IOK_ECLOSED;
 	}
-	ik_buf_init(&out);
-	rv = p->tran->subscribe(p->tstate, topic, len, how, &out);
-	if (rv == 0 && out.len > 0) {
-		rv = p->sub_hold ? ik_buf_append(&p->sub_held, out.data, out.len)
-		                 : queue_bytes(p, out.data, out.len);
+	if (!p->sub_hold) {
+		return sub_encode(p, topic, len, how);
 	}
-	ik_buf_fini(&out);
-	return rv < 0 ? -rv : rv;
+	if (p->tran->encode_full == NULL) {
+		/* A stateless codec: try it now, for its verdict. */
+		ik_buf out;
+		int    rv;
+		ik_buf_init(&out);
+		rv = p->tran->subscribe(p->tstate, topic, len, how, &out);
+		ik_buf_fini(&out);
+		if (rv != 0) {
+			return rv < 0 ? -rv : rv;
+		}
+	}
+	ik_put_u32(rec, how);
+	ik_put_u32(rec + 4, (uint32_t) len);
+	if (ik_buf_append(&p->sub_held, rec, 8) != 0 || ik_buf_append(&p->sub_held, topic, len) != 0) {
+		return IOK_ENOMEM;
+	}
+	return 0;
 }
 
 void
@@ -73,11 +101,37 @@ ik_pipe_hold_subscribe(ik_pipe *p, int hold)
 {
 	p->sub_hold = hold != 0;
 	if (!p->sub_hold && p->sub_held.len > 0) {
-		if (p->state == IK_PIPE_ACTIVE && queue_bytes(p, p->sub_held.data, p->sub_held.len) != 0) {
-			ik_pipe_close(p, IOK_ENOMEM);
+		size_t off = 0;
+		while (p->state == IK_PIPE_ACTIVE && p->sub_held.len - off >= 8) {
+			unsigned how = ik_get_u32(p->sub_held.data + off);
+			size_t   len = ik_get_u32(p->sub_held.data + off + 4);
+			if (sub_encode(p, p->sub_held.data + off + 8, len, how) == IOK_ENOMEM) {
+				ik_pipe_close(p, IOK_ENOMEM);
+			}
+			off += 8 + len;
 		}
 		p->sub_held.len = 0;
 	}
+}
+
+int
+ik_pipe_release(ik_pipe *p)
+{
+	ik_buf out;
+	int    rv;
+	if (p->tran->release == NULL || p->state != IK_PIPE_ACTIVE) {
+		return 0;
+	}
+	ik_buf_init(&out);
+	rv = p->tran->release(p->tstate, &out);
+	if (rv == 0 && out.len > 0) {
+		rv = -queue_bytes(p, out.data, out.len);
+	}
+	ik_buf_fini(&out);
+	if (rv != 0) {
+		ik_pipe_close(p, -rv); /* never hand on a connection in a transaction */
+	}
+	return -rv;
 }
 
 static size_t
@@ -191,7 +245,9 @@ att_remove(ik_att *a)
 		a->added = false;
 		ik_list_remove(&a->snode);
 		s->pat->pipe_rm(s->pdata, a->pdata);
-		s->stats[IK_STAT_PIPES]--;
+		if (--s->stats[IK_STAT_PIPES] == 0) {
+			ik_sock_peers_crossed(s);
+		}
 	}
 	if (ik_node_linked(&a->pnode)) {
 		ik_list_remove(&a->pnode);
@@ -297,6 +353,14 @@ static void
 pipe_fail(ik_pipe *p, int err)
 {
 	ik_sock *s = p->sock;
+	if (p->tran->error_text != NULL && p->begun) {
+		char why[sizeof(s->last_error)];
+		why[0] = '\0';
+		p->tran->error_text(p->tstate, why, sizeof(why));
+		if (why[0] != '\0') {
+			memcpy(s->last_error, why, sizeof(why));
+		}
+	}
 	if (err == IOK_EMSGSIZE) {
 		s->stats[IK_STAT_RX_OVERSIZE]++;
 	} else if (err == IOK_EPROTO || err == IOK_EPEERAUTH) {
@@ -317,7 +381,9 @@ att_add(ik_att *a)
 	}
 	a->added = true;
 	ik_list_append(&s->pipes, &a->snode);
-	s->stats[IK_STAT_PIPES]++;
+	if (++s->stats[IK_STAT_PIPES] == 1) {
+		ik_sock_peers_crossed(s);
+	}
 	s->stats[IK_STAT_PIPES_OPENED]++;
 	return 0;
 }
@@ -497,7 +563,14 @@ process_input(ik_pipe *p)
 			}
 		}
 		if (!offer(p, ai, m)) {
+			p->close_after_held = cls == IK_FRAME_LAST;
 			break;
+		}
+		if (cls == IK_FRAME_LAST) {
+			/* The reply went to its request; what follows it on this
+			 * connection fails (or is retried) when it closes. */
+			ik_pipe_close(p, IOK_ECONNSHUT);
+			return;
 		}
 	}
 	if (p->in_off == p->in.len) {
@@ -579,6 +652,10 @@ ik_pipe_resume(ik_pipe *p)
 	if (!offer(p, ai, m)) {
 		return;
 	}
+	if (p->close_after_held) {
+		ik_pipe_close(p, IOK_ECONNSHUT);
+		return;
+	}
 	if (p->is_stream) {
 		process_input(p);
 		start_reading(p);
@@ -648,6 +725,35 @@ queue_bytes(ik_pipe *p, const void *data, size_t len)
 
 static void inproc_send(ik_pipe *p, iok_msg *m);
 
+/* frame_full: the codec writes the whole wire form into the batch (the
+ * message's bytes are not sent as they are), so m is always done with. */
+static int
+frame_full(ik_pipe *p, iok_msg *m, bool keep)
+{
+	ik_wbatch *b   = &p->wb[p->wfill];
+	size_t     off = b->bytes.len;
+	int        rv;
+
+	if (wseg_reserve(b, 1) != 0) {
+		return IOK_ENOMEM;
+	}
+	rv = p->tran->encode_full(p->tstate, m->hdr, m->hdr_len, m->body, m->len, &b->bytes);
+	if (rv < 0) {
+		b->bytes.len = off; /* nothing half-written goes out */
+		if (rv != -IOK_ENOMEM) {
+			p->sock->stats[IK_STAT_TX_DROPPED]++;
+		}
+		return -rv;
+	}
+	(void) wseg_add(b, NULL, off, b->bytes.len - off);
+	b->total += b->bytes.len - off;
+	if (!keep) {
+		iok_msg_free(m);
+	}
+	ik_task_schedule(&p->task);
+	return 0;
+}
+
 /* Frame m into the filling batch.  Small bodies are copied (keep says
  * whether m stays the caller's); big ones are written in place, so the
  * batch takes m (never with keep).  0 or IOK_E*; on error m is untouched. */
@@ -659,6 +765,9 @@ frame_into_batch(ik_pipe *p, iok_msg *m, bool keep)
 	ik_wbatch *b;
 	size_t     off;
 
+	if (p->tran->encode_full != NULL) {
+		return frame_full(p, m, keep);
+	}
 	pl = p->tran->encode(p->tstate, m->hdr, m->hdr_len, m->body, m->len, prefix);
 	if (pl < 0) {
 		p->sock->stats[IK_STAT_TX_DROPPED]++;
@@ -1015,6 +1124,7 @@ ik_pipe_begin(ik_pipe *p)
 		.dialer     = ep->dialer,
 		.recv_max   = p->recv_max,
 		.url        = &ep->url,
+		.shared     = p->att[IK_ATT_SHARER].sock != NULL,
 	};
 	int rv;
 
@@ -1043,7 +1153,7 @@ ik_pipe_abandon_all_of(ik_sock *s)
 		ik_ep *ep = ik_container_of(en, ik_ep, snode);
 		ik_list_foreach_safe(&ep->pipes, pn, tmp)
 		{
-			if (ik_container_of(pn, ik_pipe, enode) == ep->conn_pipe) {
+			if (ik_container_of(pn, ik_pipe, enode)->dialing) {
 				continue; /* the dialer cancels its own attempt */
 			}
 			/* Closed now, before the child's loop first polls:

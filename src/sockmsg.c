@@ -333,7 +333,7 @@ iok_session_open(iok_socket h, uint32_t *session)
 	if ((rv = ik_sock_hold(h, &s)) != 0) {
 		return rv;
 	}
-	if (!(s->pat->flags & IK_PF_NOSP)) {
+	if (!(s->pat->flags & IK_PF_SESSIONS)) {
 		rv = IOK_ENOTSUP;
 	} else {
 		pthread_mutex_lock(&s->mu);
@@ -347,12 +347,45 @@ iok_session_open(iok_socket h, uint32_t *session)
 	return rv;
 }
 
+struct session_cmd {
+	ik_cmd   cmd;
+	ik_sock *s;
+	uint32_t session;
+};
+
+static void
+session_close_k(ik_cmd *c)
+{
+	struct session_cmd *sc = (struct session_cmd *) c;
+	if (!sc->s->closing) {
+		/* The pattern takes what is still queued first (so the close
+		 * is in order with the session's requests), and releases the
+		 * pin once they are done. */
+		sc->s->pat->session_close(sc->s->pdata, sc->session);
+		ik_sock_pump(sc->s); /* it may take queued messages now */
+	}
+	ik_cmd_done(c, 0);
+}
+
 int
 iok_session_close(iok_socket h, uint32_t session)
 {
-	/* The pattern releases the pin once the session's queued requests
-	 * have gone; the option carries the id to it in order with them. */
-	return iok_socket_set_uint64(h, "db:session-close", session);
+	ik_sock *s;
+	int      rv;
+	if (session == 0) {
+		return IOK_EINVAL;
+	}
+	if ((rv = ik_sock_hold(h, &s)) != 0) {
+		return rv;
+	}
+	if (!(s->pat->flags & IK_PF_SESSIONS) || s->pat->session_close == NULL) {
+		ik_sock_rele(s);
+		return IOK_ENOTSUP;
+	}
+	struct session_cmd sc = {.s = s, .session = session};
+	rv = ik_cmd_call(&sc.cmd, session_close_k);
+	ik_sock_rele(s);
+	return rv;
 }
 
 /* ---------------------------------------------------- receiving (app) */

@@ -125,9 +125,12 @@ ik_sock_req_done(ik_sock *s, ik_pipe *p, uint64_t sent_ns)
 		if ((x = ik_xstats_of(&p->xs)) != NULL) {
 			ik_hist_record(&x->lat, d);
 		}
-		if (p->ep != NULL && p->ep->dialer && (x = ik_xstats_of(&p->ep->xs)) != NULL) {
-			ik_hist_record(&x->lat, d);
+		if (p->up != NULL && (x = ik_xstats_of(&p->up->xs)) != NULL) {
+			ik_hist_record(&x->lat, d); /* the dialer's upstream */
 		}
+		/* Its replies and moving average too (latency-weighted routing,
+		 * the dialer's "upstreams"). */
+		ik_pipe_note_reply(p, d / 1000);
 	}
 }
 

@@ -1,5 +1,6 @@
 /* url.c - URL parsing for dial and listen targets (see url.h). */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,6 +63,7 @@ ik_url_free(ik_url *u)
 	free(u->host);
 	free(u->path);
 	free(u->query);
+	free(u->database);
 	memset(u, 0, sizeof(*u));
 }
 
@@ -90,6 +92,72 @@ parse_port(const char *s, size_t n, uint16_t *port)
 		return IOK_EADDRINVAL;
 	}
 	*port = (uint16_t) v;
+	return 0;
+}
+
+static int
+pg_unix(ik_url *u, const char *dir)
+{
+	char   *path;
+	size_t  n   = strlen(dir) + 32;
+	if (dir[0] != '/' || (path = malloc(n)) == NULL) {
+		return dir[0] != '/' ? IOK_EADDRINVAL : IOK_ENOMEM;
+	}
+	snprintf(path, n, "%s/.s.PGSQL.%u", dir, u->has_port ? (unsigned) u->port : 5432u);
+	free(u->path);
+	u->path = path;
+	free(u->scheme);
+	if ((u->scheme = strdup("postgresql+unix")) == NULL) {
+		return IOK_ENOMEM;
+	}
+	return 0;
+}
+
+/* pg_normalise applies libpq's reading of a postgresql:// URL: the path is
+ * the database; ?port= and ?host= override the authority; a host that is
+ * a directory means a unix socket. */
+static int
+pg_normalise(ik_url *u)
+{
+	int   bad = 0, rv = 0;
+	char *v;
+
+	if (u->path != NULL && u->path[0] == '/' && u->path[1] != '\0') {
+		if ((u->database = dup_decoded(u->path + 1, strlen(u->path + 1), &bad)) == NULL) {
+			return IOK_ENOMEM;
+		}
+		if (bad) {
+			return IOK_EADDRINVAL;
+		}
+	}
+	if ((v = ik_url_query_get(u, "port")) != NULL) {
+		rv = parse_port(v, strlen(v), &u->port);
+		u->has_port = rv == 0;
+		free(v);
+		if (rv != 0) {
+			return rv;
+		}
+	}
+	if ((v = ik_url_query_get(u, "host")) != NULL) {
+		free(u->host);
+		u->host = v;
+	} else if (u->host != NULL && strchr(u->host, '%') != NULL) {
+		v = dup_decoded(u->host, strlen(u->host), &bad); /* %2Fdir */
+		if (v == NULL) {
+			return IOK_ENOMEM;
+		}
+		free(u->host);
+		u->host = v;
+		if (bad) {
+			return IOK_EADDRINVAL;
+		}
+	}
+	if (u->host == NULL || u->host[0] == '\0') {
+		return pg_unix(u, "/var/run/postgresql");
+	}
+	if (u->host[0] == '/') {
+		return pg_unix(u, u->host);
+	}
 	return 0;
 }
 
@@ -215,6 +283,15 @@ ik_url_parse(ik_url *u, const char *s)
 	if (slash != NULL && slash < end) {
 		if ((u->path = dup_range(slash, (size_t) (end - slash))) == NULL) {
 			goto nomem;
+		}
+	}
+	if (strcmp(u->scheme, "postgresql") == 0 || strcmp(u->scheme, "postgres") == 0) {
+		int rv = pg_normalise(u);
+		if (rv == IOK_ENOMEM) {
+			goto nomem;
+		}
+		if (rv != 0) {
+			goto bad;
 		}
 	}
 	return 0;

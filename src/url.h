@@ -4,6 +4,11 @@
  *   tcp://host:port  tcp4://  tcp6://  tcp://[::1]:port  tcp://:port (any address)
  *   ipc:///abs/path  ipc://rel/path  inproc://name
  *   redis://[user:password@]host[:port][/db]  redis+unix:///path[?db=N]
+ *   postgresql://[user[:password]@][host][:port][/db][?host=/unix/dir&port=N]
+ *     (also postgres://), as libpq reads it: a host (in the authority,
+ *     percent-encoded, or ?host=) starting with '/' is a socket directory,
+ *     and the URL becomes scheme "postgresql+unix" with path
+ *     DIR/.s.PGSQL.PORT; no host at all means /var/run/postgresql.
  *
  * Pure functions; any thread.
  */
@@ -23,6 +28,7 @@ typedef struct ik_url {
 	char    *path;  /* ipc/unix path, inproc name, or the part after host
 	                   ("/0" for redis db 0); NULL if none */
 	char    *query; /* after '?', NULL if none */
+	char    *database; /* postgresql: the path's database (decoded) or NULL */
 } ik_url;
 
 /* ik_url_parse fills u from s.  Errors: IOK_EADDRINVAL malformed,

@@ -9,7 +9,10 @@
  *   - every frame the framer accepts iterates to its exact end;
  *   - the handshake ends the same whether the server's bytes come whole
  *     or a byte at a time;
- *   - formatted commands pass ik_resp_is_command and iterate back.
+ *   - formatted commands pass ik_resp_is_command and iterate back;
+ *   - the public reader and builder (iok_resp_reader, iok_resp_command)
+ *     give the iterator's items and the formatter's bytes, and the reader
+ *     ends (0) exactly on buffers holding one whole frame.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -115,6 +118,19 @@ check_iter(const uint8_t *d, size_t n)
 	}
 	CHECK(rv == 0 && it.pos == n);
 	CHECK(ik_resp_top(c, n, &x) == 1);
+
+	/* The public reader: the same items, then the end. */
+	iok_resp_reader r;
+	iok_resp_item   y;
+	ik_resp_iter_init(&it, c, n);
+	iok_resp_reader_init(&r, c, n);
+	while (ik_resp_iter_next(&it, &x) == 1) {
+		CHECK(iok_resp_next(&r, &y) == 1);
+		CHECK(y.type == (int) x.type && y.null == x.null && y.depth == x.depth &&
+		      y.str == x.str && y.len == x.len && y.integer == x.i && y.boolean == x.b &&
+		      y.count == x.count && memcmp(y.fmt, x.fmt, sizeof(y.fmt)) == 0);
+	}
+	CHECK(iok_resp_next(&r, &y) == 0 && iok_resp_next(&r, &y) == 0);
 	free(c);
 }
 
@@ -167,6 +183,21 @@ fuzz_framing(const uint8_t *d, size_t n)
 	}
 	(void) ik_resp_is_command(d, n);
 	(void) ik_resp_top(d, n, &x);
+
+	/* the public reader on raw bytes ends iff they are one whole frame
+	 * (deeper than the framer's default depth aside) */
+	iok_resp_reader r;
+	iok_resp_item   y;
+	iok_resp_reader_init(&r, d, n);
+	while ((rv = iok_resp_next(&r, &y)) == 1) {
+		CHECK(y.str == NULL || (y.str >= d && y.str + y.len <= d + n));
+	}
+	CHECK(rv == 0 || rv == -IOK_EPROTO);
+	if (k == 1 && lens[0] == n) {
+		CHECK(rv == 0);
+	} else if (rv == 0) {
+		CHECK(k == 0 && end == -IOK_EPROTO); /* nested past the framer's limit */
+	}
 }
 
 /* hs runs the handshake over d as the server's bytes, step bytes at a
@@ -273,6 +304,11 @@ fuzz_format(const uint8_t *d, size_t n)
 	size_t         need;
 	ik_resp_parser_init(&p, 0, 0);
 	CHECK(ik_resp_parse(&p, b.data, b.len, &need) == (ssize_t) b.len);
+	/* the public builder: the same bytes */
+	iok_msg *m;
+	CHECK(iok_resp_command(&m, argc, argv, lens) == 0);
+	CHECK(iok_msg_len(m) == b.len && memcmp(iok_msg_body(m), b.data, b.len) == 0);
+	iok_msg_free(m);
 	ik_buf_fini(&b);
 }
 

@@ -1275,9 +1275,11 @@ test_options(void **state)
 	IOK_OK(iok_socket_set_int(s, IOK_OPT_DB_MAX_INFLIGHT, 8));
 	IOK_OK(iok_socket_get_int(s, IOK_OPT_DB_MAX_INFLIGHT, &v));
 	assert_int_equal(v, 8);
-	assert_int_equal(iok_socket_get_uint64(s, "db:session-close", &u), IOK_EWRITEONLY);
-	assert_int_equal(iok_socket_set_uint64(s, "db:session-close", 0), IOK_EINVAL);
-	IOK_OK(iok_socket_set_uint64(s, "db:session-close", 77)); /* unknown: fine */
+	/* Sessions close through iok_session_close only, not an option. */
+	assert_int_equal(iok_socket_get_uint64(s, "db:session-close", &u), IOK_ENOTSUP);
+	assert_int_equal(iok_socket_set_uint64(s, "db:session-close", 77), IOK_ENOTSUP);
+	assert_int_equal(iok_session_close(s, 0), IOK_EINVAL);
+	IOK_OK(iok_session_close(s, 77)); /* unknown: fine */
 	assert_int_equal(iok_socket_set_uint64(s, "db:inflight", 1), IOK_EREADONLY);
 	/* SP transports are not for this pattern. */
 	assert_int_equal(iok_dial(s, "tcp://127.0.0.1:1", NULL, 0), IOK_ENOTSUP);

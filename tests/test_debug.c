@@ -164,6 +164,9 @@ test_stats_peers_inflight(void **state)
 	a = ask(path, "peers");
 	expect_in(a, "dialer=");
 	expect_in(a, "state=connected");
+	/* The dialer's upstream, with its own counters. */
+	expect_in(a, "  upstream=path:0 state=live");
+	expect_in(a, " connects=1 ");
 	expect_in(a, "listener=");
 	expect_in(a, "state=listening");
 	expect_in(a, "inflight=1");

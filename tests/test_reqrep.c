@@ -625,6 +625,33 @@ test_req_timeout_no_peer(void **state)
 	IOK_OK(iok_close(req));
 }
 
+/* Timeouts that find the receive queue full wait in the pattern and are
+ * delivered as the application makes room (recv_ready): every request
+ * completes exactly once, in order of its deadline. */
+static void
+test_req_timeouts_queue_full(void **state)
+{
+	enum { N = 8 };
+	iok_socket req;
+	uint64_t   tok[N];
+	(void) state;
+	IOK_OK(iok_req0_open(&req));
+	IOK_OK(iok_socket_set_int(req, IOK_OPT_RECVBUF, 1));
+	IOK_OK(iok_dial(req, "tcp://127.0.0.1:1", NULL, 0)); /* nobody there */
+	IOK_OK(iok_socket_set_ms(req, IOK_OPT_REQ_TIMEOUT, 20));
+	for (int i = 0; i < N; i++) {
+		IOK_OK(iok_request(req, mkmsg("void"), 0, &tok[i]));
+	}
+	for (int i = 0; i < N; i++) {
+		iok_msg *m = recv_msg(req, WAIT_MS);
+		assert_int_equal(iok_msg_status(m), IOK_ETIMEDOUT);
+		assert_int_equal(iok_msg_token(m), tok[i]);
+		iok_msg_free(m);
+	}
+	expect_nothing(req);
+	IOK_OK(iok_close(req));
+}
+
 /* iok_cancel: no completion for the cancelled request, ever; the other
  * one completes normally. */
 static void
@@ -1233,15 +1260,9 @@ test_fork_forgets(void **state)
 
 /* ------------------------------------------------- the id hash table */
 
-/* patterns/reqrep.c's table (internal, reached through the static
+/* patterns/idmap.c's table (internal, reached through the static
  * library). */
-typedef struct ik_rr_map ik_rr_map;
-ik_rr_map *ik_rr_map_new(void);
-void       ik_rr_map_free(ik_rr_map *m);
-int        ik_rr_map_put(ik_rr_map *m, uint64_t key, void *val);
-void      *ik_rr_map_get(const ik_rr_map *m, uint64_t key);
-void      *ik_rr_map_del(ik_rr_map *m, uint64_t key);
-uint32_t   ik_rr_map_count(const ik_rr_map *m);
+#include "patterns/idmap.h"
 
 /* Random puts and deletes, checked against a plain array after every
  * step: deletion by backward shift must never lose a key.  Small key
@@ -1254,7 +1275,7 @@ test_map(void **state)
 	unsigned         seed = 777;
 	(void) state;
 	for (int round = 0; round < 3; round++) {
-		ik_rr_map *m     = ik_rr_map_new();
+		ik_idmap *m     = ik_idmap_new();
 		uint32_t   count = 0;
 		int        range = round == 0 ? 40 : round == 1 ? 300 : KEYS;
 		assert_non_null(m);
@@ -1264,29 +1285,29 @@ test_map(void **state)
 			uint64_t key = round == 2 ? ((uint64_t) (k + 1) << 40) | 0x80000000u : (uint64_t) k + 1;
 			if (rnd(&seed) % 3 != 0) {
 				uintptr_t v = (uintptr_t) step + 1;
-				IOK_OK(ik_rr_map_put(m, key, (void *) v));
+				IOK_OK(ik_idmap_put(m, key, (void *) v));
 				if (ref[k] == 0) {
 					count++;
 				}
 				ref[k] = v;
 			} else {
-				void *v = ik_rr_map_del(m, key);
+				void *v = ik_idmap_del(m, key);
 				assert_true((uintptr_t) v == ref[k]);
 				if (ref[k] != 0) {
 					count--;
 				}
 				ref[k] = 0;
 			}
-			assert_int_equal(ik_rr_map_count(m), count);
+			assert_int_equal(ik_idmap_count(m), count);
 			if (step % 97 == 0) {
 				for (int i = 0; i < range; i++) {
 					uint64_t ki = round == 2 ? ((uint64_t) (i + 1) << 40) | 0x80000000u : (uint64_t) i + 1;
-					assert_true((uintptr_t) ik_rr_map_get(m, ki) == ref[i]);
+					assert_true((uintptr_t) ik_idmap_get(m, ki) == ref[i]);
 				}
 			}
 		}
-		assert_null(ik_rr_map_get(m, 0));
-		ik_rr_map_free(m);
+		assert_null(ik_idmap_get(m, 0));
+		ik_idmap_free(m);
 	}
 }
 
@@ -1306,6 +1327,7 @@ main(void)
 		cmocka_unit_test(test_resend_tokens),
 		cmocka_unit_test(test_req_timeout),
 		cmocka_unit_test(test_req_timeout_no_peer),
+		cmocka_unit_test(test_req_timeouts_queue_full),
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_pipe_loss_resend),
 		cmocka_unit_test(test_reply_pipe_gone),

@@ -54,6 +54,7 @@ static void
 test_reqrep_latency(void **state)
 {
 	iok_socket rep, req;
+	iok_dialer d;
 	char       url[256], buf[64];
 	size_t     sz;
 	const int  n = 100;
@@ -62,7 +63,7 @@ test_reqrep_latency(void **state)
 	IOK_OK(iok_rep0_open(&rep));
 	IOK_OK(iok_req0_open(&req));
 	IOK_OK(iok_listen(rep, url, NULL, 0));
-	IOK_OK(iok_dial(req, url, NULL, IOK_FLAG_SYNC));
+	IOK_OK(iok_dial(req, url, &d, IOK_FLAG_SYNC));
 	for (int i = 0; i < n; i++) {
 		IOK_OK(iok_send(req, "ping", 4, 0));
 		sz = sizeof(buf);
@@ -80,6 +81,11 @@ test_reqrep_latency(void **state)
 	uint64_t p99 = tu_stat(req, "stat:latency-p99");
 	uint64_t mx  = tu_stat(req, "stat:latency-max");
 	assert_true(p50 > 0 && p50 <= p90 && p90 <= p99 && p99 <= mx);
+	/* Every reply also reaches the dialer's upstream (its "upstreams"). */
+	char *ups = NULL;
+	IOK_OK(iok_dialer_get_string(d, IOK_OPT_UPSTREAMS, &ups));
+	assert_non_null(strstr(ups, " replies=100 "));
+	free(ups);
 	/* The rep side makes no requests. */
 	assert_int_equal(tu_stat(rep, "stat:latency-count"), 0);
 	assert_int_equal(tu_stat(rep, "stat:requests"), 0);

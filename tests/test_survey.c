@@ -340,6 +340,32 @@ test_survey_tokens(void **state)
 	}
 }
 
+/* Survey ends that find the receive queue full wait in the pattern and are
+ * delivered as the application makes room (recv_ready): each survey ends
+ * exactly once. */
+static void
+test_survey_ends_queue_full(void **state)
+{
+	enum { NS = 8 };
+	iok_socket srv;
+	uint64_t   tok[NS];
+	(void) state;
+	IOK_OK(iok_socket_open(&srv, "surveyor"));
+	IOK_OK(iok_socket_set_int(srv, IOK_OPT_RECVBUF, 1));
+	IOK_OK(iok_socket_set_ms(srv, IOK_OPT_SURVEYOR_SURVEYTIME, 20));
+	for (int s = 0; s < NS; s++) {
+		IOK_OK(iok_request(srv, mkmsg("anyone?"), 0, &tok[s]));
+	}
+	for (int s = 0; s < NS; s++) {
+		iok_msg *m = recv_msg(srv, WAIT_MS);
+		assert_int_equal(iok_msg_status(m), IOK_ETIMEDOUT);
+		assert_int_equal(iok_msg_token(m), tok[s]);
+		iok_msg_free(m);
+	}
+	expect_nothing(srv);
+	IOK_OK(iok_close(srv));
+}
+
 /* A respondent answering many surveys concurrently through iok_reply, and
  * respondent tokens forgotten when the surveyor goes. */
 static void
@@ -638,6 +664,7 @@ main(void)
 		cmocka_unit_test(test_survey_replaced),
 		cmocka_unit_test(test_survey_no_peers),
 		cmocka_unit_test(test_survey_tokens),
+		cmocka_unit_test(test_survey_ends_queue_full),
 		cmocka_unit_test(test_respondent_concurrent),
 		cmocka_unit_test(test_raw_and_device),
 		cmocka_unit_test(test_bad_input_to_surveyor),

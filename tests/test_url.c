@@ -86,6 +86,53 @@ test_query(void **state)
 	ik_url_free(&u);
 }
 
+/* postgresql:// as libpq reads it. */
+static void
+pg(const char *s, const char *scheme, const char *host, int port, const char *path, const char *db)
+{
+	ik_url u;
+	int    rv = ik_url_parse(&u, s);
+	if (rv != 0) {
+		fail_msg("%s: %s", s, iok_strerror(rv));
+	}
+	assert_string_equal(u.scheme, scheme);
+	if (host != NULL) {
+		assert_string_equal(u.host, host);
+	}
+	assert_int_equal(u.has_port ? u.port : -1, port);
+	if (path != NULL) {
+		assert_string_equal(u.path, path);
+	}
+	if (db == NULL) {
+		assert_null(u.database);
+	} else {
+		assert_string_equal(u.database, db);
+	}
+	ik_url_free(&u);
+}
+
+static void
+test_postgres(void **state)
+{
+	(void) state;
+	ik_url u;
+	pg("postgresql://u:p@db.example:6543/app", "postgresql", "db.example", 6543, "/app", "app");
+	pg("postgres://u@127.0.0.1/my%20db", "postgres", "127.0.0.1", -1, NULL, "my db");
+	pg("postgresql://127.0.0.1", "postgresql", "127.0.0.1", -1, NULL, NULL);
+	pg("postgresql://u@/app?host=/tmp/pg&port=5999", "postgresql+unix", NULL, 5999, "/tmp/pg/.s.PGSQL.5999", "app");
+	pg("postgresql://%2Fvar%2Frun%2Fpg/app", "postgresql+unix", NULL, -1, "/var/run/pg/.s.PGSQL.5432", "app");
+	pg("postgresql:///app", "postgresql+unix", NULL, -1, "/var/run/postgresql/.s.PGSQL.5432", "app");
+	pg("postgresql://h/app?host=other&port=7", "postgresql", "other", 7, NULL, "app");
+	assert_int_equal(ik_url_parse(&u, "postgresql://h/app?port=x"), IOK_EADDRINVAL);
+	assert_int_equal(ik_url_parse(&u, "postgresql://h/app?port=99999"), IOK_EADDRINVAL);
+	assert_int_equal(ik_url_parse(&u, "postgresql://h/a%zz"), IOK_EADDRINVAL);
+	/* the password, percent-decoded, never in the host */
+	assert_int_equal(ik_url_parse(&u, "postgresql://u:p%40ss@h/d"), 0);
+	assert_string_equal(u.password, "p@ss");
+	assert_string_equal(u.host, "h");
+	ik_url_free(&u);
+}
+
 int
 main(void)
 {
@@ -93,6 +140,7 @@ main(void)
 		cmocka_unit_test(test_good),
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_query),
+		cmocka_unit_test(test_postgres),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

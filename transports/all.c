@@ -1,6 +1,7 @@
 /* all.c - the built-in transports, by scheme. */
 #include <stddef.h>
 
+#include "pg_codec.h"
 #include "resp.h"
 #include "sp.h"
 
@@ -12,5 +13,8 @@ const ik_transport *const ik_transports_builtin[] = {
 	&ik_tran_inproc,
 	&ik_tran_redis,
 	&ik_tran_redis_unix,
+	&ik_tran_postgresql,
+	&ik_tran_postgres,
+	&ik_tran_postgresql_unix,
 	NULL,
 };

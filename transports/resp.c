@@ -601,28 +601,49 @@ put_head(uint8_t *dst, uint8_t c, uint64_t n)
 	return k;
 }
 
-#define HEAD_MAX 23 /* type byte, 20 digits, CRLF */
+static size_t
+dec_digits(uint64_t v)
+{
+	size_t n = 1;
+	while (v >= 10) {
+		v /= 10;
+		n++;
+	}
+	return n;
+}
 
 int
-ik_resp_format_argv(ik_buf *out, int argc, const char *const *argv, const size_t *lens)
+ik_resp_argv_size(int argc, const char *const *argv, const size_t *lens, size_t *size)
 {
-	size_t total = HEAD_MAX;
+	/* "*<argc>\r\n", then "$<n>\r\n<arg>\r\n" each; at most 23 bytes of
+	 * framing per item, which keeps the sum below SIZE_MAX / 2. */
+	size_t total;
 
 	if (argc < 1 || argv == NULL) {
 		return IOK_EINVAL;
 	}
+	total = 1 + dec_digits((uint64_t) argc) + 2;
 	for (int i = 0; i < argc; i++) {
 		size_t n = lens != NULL ? lens[i] : (argv[i] != NULL ? strlen(argv[i]) : 0);
 		if (argv[i] == NULL && (lens == NULL || n > 0)) {
 			return IOK_EINVAL;
 		}
-		if (n > SIZE_MAX / 2 - total - HEAD_MAX - 2) {
+		if (total > SIZE_MAX / 2 - 25 || n > SIZE_MAX / 2 - 25 - total) {
 			return IOK_ENOMEM;
 		}
-		total += HEAD_MAX + n + 2;
+		total += 1 + dec_digits(n) + 2 + n + 2;
 	}
-	int rv = ik_buf_reserve(out, total);
-	if (rv != 0) {
+	*size = total;
+	return 0;
+}
+
+int
+ik_resp_format_argv(ik_buf *out, int argc, const char *const *argv, const size_t *lens)
+{
+	size_t total;
+	int    rv = ik_resp_argv_size(argc, argv, lens, &total);
+
+	if (rv != 0 || (rv = ik_buf_reserve(out, total)) != 0) {
 		return rv;
 	}
 	uint8_t *d = out->data + out->len;

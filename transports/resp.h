@@ -120,6 +120,11 @@ int ik_resp_iter_next(ik_resp_iter *it, ik_resp_item *out);
  * attributes before it.  1 on success, -IOK_EPROTO if malformed. */
 int ik_resp_top(const uint8_t *buf, size_t len, ik_resp_item *out);
 
+/* ik_resp_argv_size sets *size to the exact number of bytes
+ * ik_resp_format_argv appends for these arguments.  0, IOK_EINVAL or
+ * IOK_ENOMEM (too big to address), as ik_resp_format_argv. */
+int ik_resp_argv_size(int argc, const char *const *argv, const size_t *lens, size_t *size);
+
 /* ik_resp_format_argv appends "*argc\r\n" and one "$len\r\narg\r\n" per
  * argument to out.  lens may be NULL (then each argv[i] is a C string).
  * 0, IOK_EINVAL (argc < 1) or IOK_ENOMEM; out is unchanged on error. */

@@ -16,14 +16,8 @@
 #include <sys/types.h>
 
 #include "../src/buf.h"
+#include "../src/tflags.h"
 #include "../src/url.h"
-
-/* Transport flags. */
-#define IK_TF_SP 0x01      /* frames carry SP headers (nng wire protocol) */
-#define IK_TF_INORDER 0x02 /* replies come back in request order (FIFO) */
-#define IK_TF_PUSH 0x04    /* the server sends unsolicited push frames */
-#define IK_TF_LISTEN 0x08  /* we can listen (not only dial) */
-#define IK_TF_INPROC 0x10  /* no bytes: messages are handed over directly */
 
 /* How the pipe reaches the peer. */
 enum ik_addr_kind {
@@ -42,6 +36,9 @@ enum ik_addr_kind {
 #define IK_FRAME_REPLY 0 /* a reply, or an ordinary message */
 #define IK_FRAME_PUSH 1  /* unsolicited (RESP3 push, PG notification) */
 #define IK_FRAME_SKIP 2  /* consumed by the codec (e.g. PG notice) */
+#define IK_FRAME_LAST 3  /* a reply, after which the connection closes: the
+                            server is no longer what the URL asked for
+                            (e.g. a Redis primary demoted to a replica) */
 
 /* Largest prefix encode() may write. */
 #define IK_PREFIX_MAX 16
@@ -52,6 +49,8 @@ typedef struct ik_tran_params {
 	int           dialer;     /* 1 if we connected, 0 if we accepted */
 	size_t        recv_max;   /* largest frame accepted, 0 = no limit */
 	const ik_url *url;        /* credentials, database, query options */
+	int           shared;     /* a second socket takes this connection's
+	                             pushes (iok_dialer_share) */
 } ik_tran_params;
 
 /* A frame found by frame(): bytes [body_off, body_off + body_len) of the
@@ -92,7 +91,10 @@ typedef struct ik_transport {
 	 * next frame, and returns the total length of that frame if it is
 	 * complete (filling *f), 0 if more bytes are needed (len only grows
 	 * between such calls, so a codec may remember its progress), or
-	 * -IOK_EMSGSIZE (over recv_max) / -IOK_EPROTO (malformed). */
+	 * -IOK_EMSGSIZE (over recv_max) / -IOK_EPROTO (malformed).  buf is
+	 * the pipe's own buffer: a codec may reorder whole protocol messages
+	 * inside buf[0..len) (PostgreSQL moves a notification that arrived
+	 * inside a reply ahead of it, so each can be a contiguous frame). */
 	ssize_t (*frame)(void *st, const uint8_t *buf, size_t len, ik_frame *f);
 
 	/* classify says where a complete frame goes (IK_FRAME_*); NULL means
@@ -111,6 +113,34 @@ typedef struct ik_transport {
 	 * SUBSCRIBE / PUNSUBSCRIBE or LISTEN / UNLISTEN.  0 or -IOK_E*.  NULL
 	 * for transports without pushes. */
 	int (*subscribe)(void *st, const uint8_t *topic, size_t len, unsigned how, ik_buf *out);
+
+	/* Optional hooks (NULL when unused). */
+
+	/* encode_full, when set, replaces encode: it appends the whole wire
+	 * form of the message to out (for protocols whose requests are not
+	 * the message's bytes behind a prefix, e.g. PostgreSQL's extended
+	 * query from iok's compact request).  0 or -IOK_E* (-IOK_EINVAL: not
+	 * a request this transport can send); on error out may hold a partial
+	 * write, which the pipe discards. */
+	int (*encode_full)(void *st, const uint8_t *hdr, size_t hdr_len, const uint8_t *body,
+	    size_t body_len, ik_buf *out);
+
+	/* release is called when a pinned session lets go of the connection:
+	 * it appends bytes that return the connection to a clean state before
+	 * anyone else uses it (PostgreSQL: ROLLBACK if a transaction is
+	 * open), whose replies the codec consumes itself.  0 or -IOK_E*. */
+	int (*release)(void *st, ik_buf *out);
+
+	/* cancel_packet writes the 16 bytes that, sent on a NEW connection to
+	 * the same server, cancel what this connection is running
+	 * (PostgreSQL's CancelRequest).  0, or -IOK_ENOTSUP (nothing to
+	 * cancel, or no key). */
+	int (*cancel_packet)(void *st, uint8_t out[16]);
+
+	/* error_text writes a NUL-terminated, human-readable reason for the
+	 * failure the codec just returned (e.g. the server's refusal of our
+	 * credentials) into buf, "" if it has none.  Never a secret. */
+	void (*error_text)(void *st, char *buf, size_t cap);
 } ik_transport;
 
 #endif /* IK_TRANSPORT_H */

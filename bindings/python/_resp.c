@@ -5,10 +5,14 @@
  * sharing a dialer's connection (pub/sub beside commands) and sessions
  * (affinity, for MULTI/EXEC and WATCH).
  *
- * Reply types, RESP2 and RESP3:
- *   simple string  str ("OK", "PONG"; UTF-8, undecodable bytes escaped)
+ * Reply types, RESP2 and RESP3 (read with iok.h's iok_resp_reader, the
+ * public reader over the transport's own codec):
+ *   simple string  bytes (b"OK", b"PONG", like redis-py), or str with
+ *                  IKPY_RESP_DECODE (UTF-8, undecodable bytes escaped)
  *   bulk string    bytes, or str with IKPY_RESP_DECODE; null -> None
- *   integer        int             big number   int
+ *   integer        int
+ *   big number     int; one over Python's int conversion limit
+ *                  (sys.get_int_max_str_digits) raises iok.redis.DataError
  *   double         float           boolean      bool
  *   null           None            verbatim     str (the text, no "txt:")
  *   array, push    list            set          set
@@ -26,19 +30,21 @@
 #endif
 #include <Python.h>
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "iok.h"
 #include "_resp.h"
-#include "../../transports/resp.h"
 
 /* Set by iok.redis (_redis_setup). */
 static PyObject *g_resp_error;     /* iok.redis.ResponseError */
 static PyObject *g_resp_error_map; /* dict: error code (str) -> subclass */
 static PyObject *g_proto_error;    /* iok.ProtocolError */
+static PyObject *g_data_error;     /* iok.redis.DataError (optional) */
 static PyObject *g_str_ok;         /* "OK", the commonest simple string */
+static PyObject *g_bytes_ok;       /* b"OK" */
 
 /* ------------------------------------------------------------ encoding */
 
@@ -52,35 +58,6 @@ typedef struct {
 	int         viewed;
 	char        num[24];
 } enc_arg;
-
-static size_t
-dec_digits(uint64_t v)
-{
-	size_t n = 1;
-	while (v >= 10) {
-		v /= 10;
-		n++;
-	}
-	return n;
-}
-
-static char *
-put_head(char *d, char c, uint64_t v)
-{
-	char   tmp[20];
-	size_t n = 0;
-	*d++     = c;
-	do {
-		tmp[n++] = (char) ('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	while (n > 0) {
-		*d++ = tmp[--n];
-	}
-	*d++ = '\r';
-	*d++ = '\n';
-	return d;
-}
 
 /* One argument's bytes: p/n point into the object, its UTF-8 cache, a
  * buffer view, a formatted number, or a kept str()/repr(). */
@@ -155,11 +132,12 @@ enc_release(enc_arg *a, Py_ssize_t n)
 iok_msg *
 ikpy_resp_command(PyObject *args)
 {
-	enc_arg    stack[ARGS_STACK], *a = stack;
-	Py_ssize_t argc, done = 0;
-	size_t     total;
-	iok_msg   *m = NULL;
-	int        is_tuple = PyTuple_Check(args), rv;
+	enc_arg     stack[ARGS_STACK], *a = stack;
+	const char *pstack[ARGS_STACK], **argv = pstack;
+	size_t      lstack[ARGS_STACK], *lens = lstack;
+	Py_ssize_t  argc, done = 0;
+	iok_msg    *m = NULL;
+	int         is_tuple = PyTuple_Check(args), rv;
 
 	if (!is_tuple && !PyList_Check(args)) {
 		PyErr_SetString(PyExc_TypeError, "a redis command is a tuple or list of arguments");
@@ -170,33 +148,33 @@ ikpy_resp_command(PyObject *args)
 		PyErr_SetString(PyExc_ValueError, "a redis command needs at least its name");
 		return NULL;
 	}
-	if (argc > ARGS_STACK && (a = PyMem_Malloc(sizeof(*a) * (size_t) argc)) == NULL) {
-		PyErr_NoMemory();
+	if (argc > INT_MAX) {
+		PyErr_SetString(PyExc_ValueError, "a redis command has too many arguments");
 		return NULL;
 	}
-	total = 1 + dec_digits((uint64_t) argc) + 2;
+	if (argc > ARGS_STACK) {
+		size_t one = sizeof(*a) + sizeof(*argv) + sizeof(*lens);
+		char  *blk = PyMem_Malloc(one * (size_t) argc);
+		if (blk == NULL) {
+			PyErr_NoMemory();
+			return NULL;
+		}
+		/* enc_arg first: the strictest alignment of the three. */
+		a    = (enc_arg *) blk;
+		lens = (size_t *) (blk + sizeof(*a) * (size_t) argc);
+		argv = (const char **) (blk + (sizeof(*a) + sizeof(*lens)) * (size_t) argc);
+	}
 	for (; done < argc; done++) {
 		PyObject *o = is_tuple ? PyTuple_GetItem(args, done) : PyList_GetItem(args, done);
 		if (o == NULL || enc_one(o, &a[done], done) < 0) {
 			goto out;
 		}
-		total += 1 + dec_digits((uint64_t) a[done].n) + 2 + (size_t) a[done].n + 2;
+		argv[done] = a[done].p;
+		lens[done] = (size_t) a[done].n;
 	}
-	if ((rv = iok_msg_alloc(&m, total)) != 0) {
+	if ((rv = iok_resp_command(&m, (int) argc, argv, lens)) != 0) {
 		m = NULL;
 		ikpy_raise_iok(rv);
-		goto out;
-	}
-	char *d = iok_msg_body(m);
-	d       = put_head(d, '*', (uint64_t) argc);
-	for (Py_ssize_t i = 0; i < argc; i++) {
-		d = put_head(d, '$', (uint64_t) a[i].n);
-		if (a[i].n > 0) {
-			memcpy(d, a[i].p, (size_t) a[i].n);
-			d += a[i].n;
-		}
-		*d++ = '\r';
-		*d++ = '\n';
 	}
 out:
 	enc_release(a, done);
@@ -255,6 +233,39 @@ proto_error(const char *what)
 	return NULL;
 }
 
+/* bignum_error raises iok.redis.DataError (iok.ProtocolError before
+ * iok.redis is set up) for a big number Python refuses to convert (over
+ * its int_max_str_digits limit), the ValueError as its cause. */
+static PyObject *
+bignum_error(size_t digits)
+{
+	PyObject *type, *cause, *tb, *exc;
+	char      what[128];
+
+	/* PyErr_Fetch: the limited API of 3.11 has no PyErr_GetRaisedException. */
+	PyErr_Fetch(&type, &cause, &tb);
+	PyErr_NormalizeException(&type, &cause, &tb);
+	Py_XDECREF(type);
+	Py_XDECREF(tb);
+
+	snprintf(what, sizeof(what),
+	    "big number reply of %zu digits is over Python's int conversion limit", digits);
+	if (g_data_error != NULL) {
+		exc = PyObject_CallFunction(g_data_error, "s", what);
+	} else {
+		exc = PyObject_CallFunction(g_proto_error != NULL ? g_proto_error : PyExc_ValueError,
+		    "is", IOK_EPROTO, what);
+	}
+	if (exc == NULL) {
+		Py_XDECREF(cause);
+		return NULL;
+	}
+	PyException_SetCause(exc, cause); /* steals cause */
+	PyErr_SetObject((PyObject *) Py_TYPE(exc), exc);
+	Py_DECREF(exc);
+	return NULL;
+}
+
 /* A hashable stand-in for an unhashable map key or set member: lists
  * become tuples, sets frozensets, dicts tuples of (key, value) pairs. */
 static PyObject *
@@ -309,7 +320,7 @@ put_key(PyObject *container, PyObject *key, PyObject *value)
 	return rv;
 }
 
-static PyObject *dec_value(ik_resp_iter *it, unsigned flags);
+static PyObject *dec_value(iok_resp_reader *it, unsigned flags);
 
 static PyObject *
 dec_text(const uint8_t *s, size_t n)
@@ -318,23 +329,26 @@ dec_text(const uint8_t *s, size_t n)
 }
 
 static PyObject *
-dec_item(ik_resp_iter *it, const ik_resp_item *t, unsigned flags)
+dec_item(iok_resp_reader *it, const iok_resp_item *t, unsigned flags)
 {
 	PyObject *r, *k, *v;
 	size_t    n;
 
 	switch (t->type) {
-	case IK_RESP_SIMPLE:
-		if (t->len == 2 && t->str[0] == 'O' && t->str[1] == 'K' && g_str_ok != NULL) {
-			return Py_NewRef(g_str_ok);
+	case IOK_RESP_SIMPLE:
+		if (t->len == 2 && t->str[0] == 'O' && t->str[1] == 'K') {
+			return Py_NewRef((flags & IKPY_RESP_DECODE) ? g_str_ok : g_bytes_ok);
 		}
-		return dec_text(t->str, t->len);
-	case IK_RESP_ERROR:
-	case IK_RESP_BLOBERR:
+		if (flags & IKPY_RESP_DECODE) {
+			return dec_text(t->str, t->len);
+		}
+		return PyBytes_FromStringAndSize((const char *) t->str, (Py_ssize_t) t->len);
+	case IOK_RESP_ERROR:
+	case IOK_RESP_BLOBERR:
 		return make_resp_error(t->str, t->len);
-	case IK_RESP_INTEGER:
-		return PyLong_FromLongLong((long long) t->i);
-	case IK_RESP_BULK:
+	case IOK_RESP_INTEGER:
+		return PyLong_FromLongLong((long long) t->integer);
+	case IOK_RESP_BULK:
 		if (t->null) {
 			Py_RETURN_NONE;
 		}
@@ -342,13 +356,13 @@ dec_item(ik_resp_iter *it, const ik_resp_item *t, unsigned flags)
 			return PyUnicode_DecodeUTF8((const char *) t->str, (Py_ssize_t) t->len, NULL);
 		}
 		return PyBytes_FromStringAndSize((const char *) t->str, (Py_ssize_t) t->len);
-	case IK_RESP_NULL:
+	case IOK_RESP_NULL:
 		Py_RETURN_NONE;
-	case IK_RESP_DOUBLE:
-		return PyFloat_FromDouble(t->d);
-	case IK_RESP_BOOL:
-		return PyBool_FromLong(t->b);
-	case IK_RESP_BIGNUM: {
+	case IOK_RESP_DOUBLE:
+		return PyFloat_FromDouble(t->dval);
+	case IOK_RESP_BOOL:
+		return PyBool_FromLong(t->boolean);
+	case IOK_RESP_BIGNUM: {
 		char  small[64], *buf = small;
 		if (t->len + 1 > sizeof(small) && (buf = PyMem_Malloc(t->len + 1)) == NULL) {
 			return PyErr_NoMemory();
@@ -359,12 +373,15 @@ dec_item(ik_resp_iter *it, const ik_resp_item *t, unsigned flags)
 		if (buf != small) {
 			PyMem_Free(buf);
 		}
+		if (r == NULL && PyErr_ExceptionMatches(PyExc_ValueError)) {
+			return bignum_error(t->len);
+		}
 		return r;
 	}
-	case IK_RESP_VERBATIM:
+	case IOK_RESP_VERBATIM:
 		return dec_text(t->str, t->len);
-	case IK_RESP_ARRAY:
-	case IK_RESP_PUSH:
+	case IOK_RESP_ARRAY:
+	case IOK_RESP_PUSH:
 		if (t->null) {
 			Py_RETURN_NONE;
 		}
@@ -380,7 +397,7 @@ dec_item(ik_resp_iter *it, const ik_resp_item *t, unsigned flags)
 			PyList_SetItem(r, (Py_ssize_t) i, v);
 		}
 		return r;
-	case IK_RESP_SET:
+	case IOK_RESP_SET:
 		if ((r = PySet_New(NULL)) == NULL) {
 			return NULL;
 		}
@@ -393,7 +410,7 @@ dec_item(ik_resp_iter *it, const ik_resp_item *t, unsigned flags)
 			Py_DECREF(v);
 		}
 		return r;
-	case IK_RESP_MAP:
+	case IOK_RESP_MAP:
 		if ((r = PyDict_New()) == NULL) {
 			return NULL;
 		}
@@ -412,16 +429,16 @@ dec_item(ik_resp_iter *it, const ik_resp_item *t, unsigned flags)
 			Py_DECREF(v);
 		}
 		return r;
-	case IK_RESP_ATTR: {
+	case IOK_RESP_ATTR: {
 		/* Skip its pairs; the annotated value follows at this level. */
-		ik_resp_item next;
+		iok_resp_item next;
 		for (size_t i = 0; i < 2 * t->count; i++) {
 			if ((v = dec_value(it, flags)) == NULL) {
 				return NULL;
 			}
 			Py_DECREF(v);
 		}
-		if (ik_resp_iter_next(it, &next) != 1) {
+		if (iok_resp_next(it, &next) != 1) {
 			return proto_error("malformed RESP reply (attribute without a value)");
 		}
 		return dec_item(it, &next, flags);
@@ -432,10 +449,10 @@ dec_item(ik_resp_iter *it, const ik_resp_item *t, unsigned flags)
 }
 
 static PyObject *
-dec_value(ik_resp_iter *it, unsigned flags)
+dec_value(iok_resp_reader *it, unsigned flags)
 {
-	ik_resp_item t;
-	if (ik_resp_iter_next(it, &t) != 1) {
+	iok_resp_item t;
+	if (iok_resp_next(it, &t) != 1) {
 		return proto_error("malformed RESP reply");
 	}
 	return dec_item(it, &t, flags);
@@ -444,35 +461,36 @@ dec_value(ik_resp_iter *it, unsigned flags)
 PyObject *
 ikpy_resp_decode(const uint8_t *buf, size_t len, unsigned flags, int *failed)
 {
-	ik_resp_iter it;
-	ik_resp_item t;
-	PyObject    *v;
+	iok_resp_reader it;
+	iok_resp_item   t;
+	PyObject       *v;
 
 	*failed = 0;
-	/* The commonest replies, without the iterator. */
-	if (len == 5 && memcmp(buf, "+OK\r\n", 5) == 0 && g_str_ok != NULL) {
-		return Py_NewRef(g_str_ok);
+	/* The commonest reply, without the reader. */
+	if (len == 5 && memcmp(buf, "+OK\r\n", 5) == 0 && g_bytes_ok != NULL) {
+		return Py_NewRef((flags & IKPY_RESP_DECODE) ? g_str_ok : g_bytes_ok);
 	}
-	ik_resp_iter_init(&it, buf, len);
-	if (ik_resp_iter_next(&it, &t) != 1) {
+	iok_resp_reader_init(&it, buf, len);
+	if (iok_resp_next(&it, &t) != 1) {
 		return proto_error("malformed RESP reply");
 	}
-	while (t.type == IK_RESP_ATTR) { /* skip to the value it annotates */
+	while (t.type == IOK_RESP_ATTR) { /* skip to the value it annotates */
 		for (size_t i = 0; i < 2 * t.count; i++) {
 			if ((v = dec_value(&it, flags)) == NULL) {
 				return NULL;
 			}
 			Py_DECREF(v);
 		}
-		if (ik_resp_iter_next(&it, &t) != 1) {
+		if (iok_resp_next(&it, &t) != 1) {
 			return proto_error("malformed RESP reply (attribute without a value)");
 		}
 	}
-	int is_err = t.type == IK_RESP_ERROR || t.type == IK_RESP_BLOBERR;
+	int is_err = t.type == IOK_RESP_ERROR || t.type == IOK_RESP_BLOBERR;
 	if ((v = dec_item(&it, &t, flags)) == NULL) {
 		return NULL;
 	}
-	if (ik_resp_iter_next(&it, &t) != 0 || it.pos != len) {
+	/* 0 only if the reply ends exactly at len. */
+	if (iok_resp_next(&it, &t) != 0) {
 		Py_DECREF(v);
 		return proto_error("malformed RESP reply (bytes after the reply)");
 	}
@@ -517,20 +535,22 @@ mod_resp_decode(PyObject *m, PyObject *args)
 	return v;
 }
 
-/* _redis_setup(ResponseError, {code: subclass}, ProtocolError) */
+/* _redis_setup(ResponseError, {code: subclass}, ProtocolError[, DataError]) */
 static PyObject *
 mod_redis_setup(PyObject *m, PyObject *args)
 {
-	PyObject *err, *map, *proto;
-	if (!PyArg_ParseTuple(args, "OO!O:_redis_setup", &err, &PyDict_Type, &map, &proto)) {
+	PyObject *err, *map, *proto, *data = NULL;
+	if (!PyArg_ParseTuple(args, "OO!O|O:_redis_setup", &err, &PyDict_Type, &map, &proto, &data)) {
 		return NULL;
 	}
 	Py_XDECREF(g_resp_error);
 	Py_XDECREF(g_resp_error_map);
 	Py_XDECREF(g_proto_error);
+	Py_XDECREF(g_data_error);
 	g_resp_error     = Py_NewRef(err);
 	g_resp_error_map = Py_NewRef(map);
 	g_proto_error    = Py_NewRef(proto);
+	g_data_error     = Py_XNewRef(data);
 	Py_RETURN_NONE;
 }
 
@@ -594,7 +614,8 @@ static PyMethodDef resp_methods[] = {
 	{"resp_encode", mod_resp_encode, METH_O,
 	    "resp_encode(args) -> bytes: one command (str, bytes, int, float arguments) in RESP"},
 	{"resp_decode", mod_resp_decode, METH_VARARGS,
-	    "resp_decode(data, flags=0) -> object: one RESP2/RESP3 reply (flags 1: bulk -> str); "
+	    "resp_decode(data, flags=0) -> object: one RESP2/RESP3 reply (flags 1: bulk and status "
+	    "strings -> str); "
 	    "an error reply raises iok.redis.ResponseError"},
 	{"_redis_setup", mod_redis_setup, METH_VARARGS, NULL},
 	{"dialer_share", mod_dialer_share, METH_VARARGS,
@@ -608,6 +629,9 @@ int
 ikpy_resp_init(PyObject *module)
 {
 	if (g_str_ok == NULL && (g_str_ok = PyUnicode_InternFromString("OK")) == NULL) {
+		return -1;
+	}
+	if (g_bytes_ok == NULL && (g_bytes_ok = PyBytes_FromStringAndSize("OK", 2)) == NULL) {
 		return -1;
 	}
 	if (PyModule_AddFunctions(module, resp_methods) < 0 ||

@@ -4,9 +4,10 @@
  *
  * Commands are encoded into RESP (an array of bulk strings) straight into
  * an iok message; replies are decoded from the frame the Redis transport
- * delivered into Python objects, both in C.  Decoding walks the frame with
- * the transport's own iterator (transports/resp.h), so what the kernel
- * framed and what the binding decodes agree byte for byte.
+ * delivered into Python objects, both in C, through iok.h's public RESP
+ * calls only (iok_resp_command, iok_resp_reader), which wrap the
+ * transport's own codec: what the kernel framed and what the binding
+ * decodes agree byte for byte.
  */
 #ifndef IKPY_RESP_H
 #define IKPY_RESP_H
@@ -34,7 +35,8 @@ iok_msg *ikpy_resp_command(PyObject *args);
  * value is then the exception instance to raise (iok.redis.ResponseError
  * or a subclass).  NULL with an exception: malformed frame (ProtocolError)
  * or, with IKPY_RESP_DECODE, a bulk string that is not UTF-8
- * (UnicodeDecodeError). */
+ * (UnicodeDecodeError), or a big number too long for a Python int
+ * (iok.redis.DataError). */
 PyObject *ikpy_resp_decode(const uint8_t *buf, size_t len, unsigned flags, int *failed);
 
 /* Defined in _iok.c: iok error code -> raised exception / instance. */

@@ -14,7 +14,7 @@ from conftest import DEADLINE, wait_until
 from redis_fixtures import (  # noqa: F401  (fixtures)
     Admin, fresh_redis, need_redis, redis_module_server, redis_server, wait_clients)
 
-T = 30000  # ms: bounds a hang; never what a test measures
+T = 30.0  # seconds (iok.redis's unit): bounds a hang; never what a test measures
 
 
 def names():
@@ -44,8 +44,9 @@ def test_encode():
 
 
 DECODED = [
-    (b"+OK\r\n", "OK"),
-    (b"+PONG\r\n", "PONG"),
+    (b"+OK\r\n", b"OK"),                  # status replies are bytes, as in redis-py
+    (b"+PONG\r\n", b"PONG"),
+    (b"+\r\n", b""),
     (b":-42\r\n", -42),
     (b"$3\r\nabc\r\n", b"abc"),
     (b"$0\r\n\r\n", b""),
@@ -61,8 +62,8 @@ DECODED = [
     (b"(-123456789012345678901234567890\r\n", -123456789012345678901234567890),
     (b"=15\r\ntxt:Some string\r\n", "Some string"),
     (b"~2\r\n:1\r\n$1\r\na\r\n", {1, b"a"}),
-    (b"%2\r\n$1\r\na\r\n:1\r\n+b\r\n*1\r\n:2\r\n", {b"a": 1, "b": [2]}),
-    (b"%1\r\n*2\r\n:1\r\n:2\r\n+v\r\n", {(1, 2): "v"}),            # unhashable key
+    (b"%2\r\n$1\r\na\r\n:1\r\n+b\r\n*1\r\n:2\r\n", {b"a": 1, b"b": [2]}),
+    (b"%1\r\n*2\r\n:1\r\n:2\r\n+v\r\n", {(1, 2): b"v"}),            # unhashable key
     (b"|1\r\n+ttl\r\n:3600\r\n$1\r\nv\r\n", b"v"),                   # attribute skipped
     (b"*2\r\n|1\r\n+a\r\n:1\r\n:5\r\n:6\r\n", [5, 6]),              # nested attribute
     (b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nx\r\n", [b"message", b"ch", b"x"]),
@@ -73,6 +74,21 @@ DECODED = [
 def test_decode(frame, value):
     got = ir.resp_decode(frame)
     assert got == value and type(got) is type(value)
+
+
+def test_decode_huge_bignum():
+    """A big number over Python's int conversion limit is a DataError of the
+    iok.redis hierarchy (the ValueError as its cause), not a bare ValueError."""
+    frame = b"(" + b"7" * 100000 + b"\r\n"
+    for decode in (False, True):
+        with pytest.raises(ir.DataError) as ei:
+            ir.resp_decode(frame, decode)
+        assert isinstance(ei.value, ir.RedisError) and isinstance(ei.value, iok.Error)
+        assert "100000 digits" in str(ei.value)
+        assert isinstance(ei.value.__cause__, ValueError)
+        with pytest.raises(ir.DataError):
+            ir.resp_decode(b"*2\r\n:1\r\n" + frame, decode)   # inside an aggregate too
+    assert ir.resp_decode(b"(" + b"9" * 4000 + b"\r\n") == int("9" * 4000)
 
 
 def test_decode_errors():
@@ -94,6 +110,10 @@ def test_decode_errors():
 
 def test_decode_responses_flag():
     assert ir.resp_decode(b"$2\r\n\xc3\xa9\r\n", True) == "é"
+    assert ir.resp_decode(b"+OK\r\n", True) == "OK"
+    assert ir.resp_decode(b"+hash\r\n", True) == "hash"
+    assert ir.resp_decode(b"*2\r\n+OK\r\n+QUEUED\r\n", True) == ["OK", "QUEUED"]
+    assert ir.resp_decode(b"*2\r\n+OK\r\n+QUEUED\r\n") == [b"OK", b"QUEUED"]
     assert ir.resp_decode(b"*1\r\n$1\r\nx\r\n", True) == ["x"]
     with pytest.raises(UnicodeDecodeError):
         ir.resp_decode(b"$1\r\n\xff\r\n", True)
@@ -177,7 +197,7 @@ def check_commands(r, call):
     assert c(r.mget("a", "b", "c", "nosuch")) == [b"1", b"2", b"three", None]
     assert c(r.mget(["a", "b"])) == [b"1", b"2"]
     assert c(r.append("a", "x")) == 2 and c(r.strlen("a")) == 2
-    assert c(r.type("a")) == "string"
+    assert c(r.type("a")) == b"string"
     assert c(r.delete("a", "b", "nosuch")) == 2
     assert c(r.hset("h", "f", "v")) == 1
     assert c(r.hset("h", mapping={"g": 2, "i": 3})) == 2
@@ -209,7 +229,7 @@ def check_commands(r, call):
     assert sorted(c(r.keys("s*"))) == [b"s", b"set"]
     assert "redis_version" in c(r.info("server"))
     assert c(r.dbsize()) == len(c(r.keys()))
-    assert c(r.execute("SET", "e", "1")) == "OK"
+    assert c(r.execute("SET", "e", "1")) == b"OK"
     assert c(r.execute("get", "e")) == b"1"
     assert c(r.getdel("e")) == b"1" and c(r.get("e")) is None
     assert c(r.flushdb()) is True and c(r.dbsize()) == 0
@@ -255,6 +275,11 @@ def test_decode_responses(redis_server, run):
         with pytest.raises(UnicodeDecodeError):
             r.get("bin")
         assert r.get("k") == "é"  # the connection is fine
+        # Status replies decode too (and are bytes without decode_responses).
+        assert r.type("k") == "string" and r.execute("SET", "k2", "v") == "OK"
+    with ir.Client(redis_server.url(), timeout=T) as r:
+        assert r.type("k") == b"string" and r.execute("SET", "k2", "v") == b"OK"
+        assert r.set("k3", "v") is True and r.ping() is True
 
     async def main():
         async with ir.AsyncClient(redis_server.url(), decode_responses=True) as r:
@@ -460,9 +485,15 @@ def test_publish_right_after_subscribe(redis_server, run):
                     assert (m.channel, m.data) == (ch.encode(), b"x%d" % i)
                 await ps.subscribe("c0", "c1")  # already: returns at once
                 assert len(ps.channels) == 50
-            with pytest.raises(RuntimeError):
-                r.pubsub()
-                r.pubsub()
+            # Several pubsubs per client (the others on connections of
+            # their own).
+            async with r.pubsub() as p1, r.pubsub() as p2:
+                await p1.subscribe("multi")
+                await p2.subscribe("multi")
+                assert await r.publish("multi", "m") == 2
+                for p in (p1, p2):
+                    m = await p.get_message(timeout=T)
+                    assert (m.channel, m.data) == (b"multi", b"m")
     run(main())
 
 
@@ -488,12 +519,12 @@ def test_sync_pubsub(redis_server):
         with r.pubsub() as ps:
             ps.subscribe("news")
             assert r.publish("news", "one") == 1
-            assert ps.get_message() == ir.PubSubMessage("message", b"news", b"one")
+            assert ps.get_message(timeout=T) == ir.PubSubMessage("message", b"news", b"one")
             assert ps.get_message(timeout=0) is None
-            assert ps.get_message(timeout=20) is None
+            assert ps.get_message(timeout=0.02) is None
             ps.psubscribe("n*")
             other.publish("news", "two")
-            got = [ps.get_message(), ps.get_message()]
+            got = [ps.get_message(timeout=T), ps.get_message(timeout=T)]
             assert sorted(m.type for m in got) == ["message", "pmessage"]
             # Commands from other threads flow meanwhile on the same connection.
             stop = threading.Event()
@@ -689,14 +720,14 @@ def test_watch_session(redis_server, run):
 
 @need_redis
 def test_timeout(redis_server, run):
-    with ir.Client(redis_server.url(), timeout=100) as r:
+    with ir.Client(redis_server.url(), timeout=0.1) as r:
         with pytest.raises(iok.Timeout):
             r.execute("DEBUG", "SLEEP", "0.5")
         # Once the server answers again, so does the client.
         wait_until(lambda: _pings(r), what="the client to answer again")
 
     async def main():
-        async with ir.AsyncClient(redis_server.url(), timeout=100) as r:
+        async with ir.AsyncClient(redis_server.url(), timeout=0.1) as r:
             with pytest.raises(iok.Timeout):
                 await r.execute("DEBUG", "SLEEP", "0.5")
             while True:
@@ -728,7 +759,7 @@ def test_auth(fresh_redis):
         with pytest.raises(iok.PeerAuthError):
             ir.Client(bad, timeout=T)
         with pytest.raises(iok.PeerAuthError):
-            ir.AsyncClient(bad, timeout=T)
+            asyncio.run(ir.AsyncClient(bad, timeout=T).initialize())
     # Percent-encoded credentials.
     with ir.Client("redis://default:s3cret%%3A%%40%%2F@127.0.0.1:%d/2" % srv.port, timeout=T) as r:
         assert r.ping() is True
@@ -745,7 +776,7 @@ def test_connection_refused_and_background_connect(tmp_path):
     with pytest.raises(iok.ConnectionRefused):
         ir.Client("redis://127.0.0.1:%d" % port, timeout=T)
     # wait=False: commands wait for the connection (up to their timeout).
-    with ir.Client("redis://127.0.0.1:%d" % port, wait=False, timeout=50,
+    with ir.Client("redis://127.0.0.1:%d" % port, wait=False, timeout=0.05,
                    reconnect_time_max=50) as r:
         with pytest.raises(iok.Timeout):
             r.ping()

@@ -1,0 +1,24 @@
+/*
+ * idmap.h - a hash table from non-zero 64-bit keys (request ids, tokens,
+ * pipe ids, session ids) to pointers, for the patterns.  Kernel thread
+ * only, like everything in patterns/.
+ */
+#ifndef IK_IDMAP_H
+#define IK_IDMAP_H
+
+#include <stdint.h>
+
+typedef struct ik_idmap ik_idmap;
+
+/* ik_idmap_new: an empty map, NULL if out of memory. */
+ik_idmap *ik_idmap_new(void);
+void      ik_idmap_free(ik_idmap *m); /* NULL is fine */
+/* ik_idmap_put inserts or replaces key (non-zero): 0 or IOK_ENOMEM. */
+int ik_idmap_put(ik_idmap *m, uint64_t key, void *val);
+/* ik_idmap_get: key's value, NULL if absent. */
+void *ik_idmap_get(const ik_idmap *m, uint64_t key);
+/* ik_idmap_del removes key and returns its value (NULL if absent). */
+void    *ik_idmap_del(ik_idmap *m, uint64_t key);
+uint32_t ik_idmap_count(const ik_idmap *m);
+
+#endif /* IK_IDMAP_H */
