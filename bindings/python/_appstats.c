@@ -69,7 +69,7 @@ counter_value(counter_obj *self, void *unused)
 }
 
 static PyMethodDef counter_methods[] = {
-	{"inc", (PyCFunction) (void (*)(void)) counter_inc, METH_FASTCALL, "inc(n=1) - add n"},
+	{"inc", (PyCFunction) (void (*)(void)) counter_inc, METH_FASTCALL, "inc($self, n=1, /)\n--\n\nAdd n"},
 	{NULL, NULL, 0, NULL},
 };
 static PyGetSetDef counter_getset[] = {
@@ -80,7 +80,7 @@ static PyType_Slot counter_slots[] = {
 	{Py_tp_new, counter_new},
 	{Py_tp_methods, counter_methods},
 	{Py_tp_getset, counter_getset},
-	{Py_tp_doc, "Counter(name): a named application counter; inc(n=1) adds to it."},
+	{Py_tp_doc, "Counter(name)\n--\n\nA named application counter; inc(n=1) adds to it."},
 	{0, NULL},
 };
 static PyType_Spec counter_spec = {"iok._iok.Counter", sizeof(counter_obj), 0, Py_TPFLAGS_DEFAULT,
@@ -127,13 +127,13 @@ timer_record(timer_obj *self, PyObject *arg)
 }
 
 static PyMethodDef timer_methods[] = {
-	{"record", (PyCFunction) timer_record, METH_O, "record(ns) - add a duration in nanoseconds"},
+	{"record", (PyCFunction) timer_record, METH_O, "record($self, ns, /)\n--\n\nAdd a duration in nanoseconds"},
 	{NULL, NULL, 0, NULL},
 };
 static PyType_Slot timer_slots[] = {
 	{Py_tp_new, timer_new},
 	{Py_tp_methods, timer_methods},
-	{Py_tp_doc, "Timer(name): a named application timer; record(ns) adds a duration."},
+	{Py_tp_doc, "Timer(name)\n--\n\nA named application timer; record(ns) adds a duration."},
 	{0, NULL},
 };
 static PyType_Spec timer_spec = {"iok._iok.Timer", sizeof(timer_obj), 0, Py_TPFLAGS_DEFAULT,
@@ -212,7 +212,7 @@ mod_marker(PyObject *mod, PyObject *name)
 
 static PyMethodDef appstats_methods[] = {
 	{"marker", mod_marker, METH_O,
-	 "marker(name) - pass the named marker; use the result in a with statement to also "
+	 "marker($module, name, /)\n--\n\nPass the named marker; use the result in a with statement to also "
 	 "record the time spent inside"},
 	{NULL, NULL, 0, NULL},
 };

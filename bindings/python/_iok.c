@@ -1671,13 +1671,13 @@ mod_statsd(PyObject *m, PyObject *args, PyObject *kw)
 
 static PyMethodDef mod_methods[] = {
 	{"metrics_listen", mod_metrics_listen, METH_VARARGS,
-	 "metrics_listen(url) - serve Prometheus metrics over HTTP (None stops)"},
+	 "metrics_listen($module, url, /)\n--\n\nServe Prometheus metrics over HTTP (None stops)"},
 	{"statsd", (PyCFunction) (void (*)(void)) mod_statsd, METH_VARARGS | METH_KEYWORDS,
-	 "statsd(url, period_ms=1000, prefix='iok') - push statsd lines over UDP (None stops)"},
+	 "statsd($module, /, url, period_ms=1000, prefix='iok')\n--\n\nPush statsd lines over UDP (None stops)"},
 	{"_debug_text", mod_debug_text, METH_VARARGS, NULL},
 	{"debug_listen", mod_debug_listen, METH_VARARGS,
-	 "debug_listen(path) - serve the debug endpoint on a unix socket"},
-	{"debug_close", mod_debug_close, METH_NOARGS, "debug_close() - stop the debug endpoint"},
+	 "debug_listen($module, path, /)\n--\n\nServe the debug endpoint on a unix socket"},
+	{"debug_close", mod_debug_close, METH_NOARGS, "debug_close($module, /)\n--\n\nStop the debug endpoint"},
 	{"_debug_stack_pipe", mod_debug_stack_pipe, METH_NOARGS, NULL},
 	{"_setup", mod_setup, METH_VARARGS, NULL},
 	{"strerror", mod_strerror, METH_O, "strerror($module, code, /)\n--\n\nThe description of an IOK_E* code"},
