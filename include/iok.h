@@ -921,6 +921,27 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *                              it.  0 means nng's "unbuffered" as far as
  *                              iok can: one message in the hand-off to
  *                              the kernel thread (it reads back as 1).
+ *   IOK_OPT_SENDBUF_BYTES size the send queue's limit in bytes of message
+ *                              bodies as well (default 0: none); a message
+ *                              always fits in an empty queue
+ *   IOK_OPT_RECVBUF_BYTES size the receive queue's limit in bytes as well
+ *                              (default 0: none); when it is reached the
+ *                              connections stop reading (TCP pushes back
+ *                              on the sender) or, on lossy patterns, the
+ *                              oldest message is dropped
+ *   IOK_OPT_SEND_RATE   int    token bucket: at most this many messages a
+ *                              second leave the send queue (0: no limit,
+ *                              the default); counts stat:rate-delays
+ *   IOK_OPT_SEND_BURST  int    the bucket's size, messages (default 1)
+ *                              Throttling, in one place: whatever holds
+ *                              messages back (a full queue by count or by
+ *                              bytes, the rate limit, req:max-inflight,
+ *                              db:max-inflight) leaves them in the send
+ *                              queue, so a blocking send waits up to
+ *                              IOK_OPT_SENDTIMEO and then says
+ *                              IOK_ETIMEDOUT, IOK_FLAG_NONBLOCK says
+ *                              IOK_EAGAIN, asyncio waits on the send fd;
+ *                              each such send counts stat:send-waits
  *   IOK_OPT_RECONNMINT  ms     first reconnect delay (default 100)
  *   IOK_OPT_RECONNMAXT  ms     largest reconnect delay (default 2000; the
  *                              delay doubles up to it)
@@ -968,7 +989,17 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   "stat:rx-oversize", "stat:proto-errors" (bad handshake, wrong peer
  *   protocol, malformed frames), "stat:rx-malformed" (bad SP headers),
  *   "stat:rx-dropped" (discarded: full queue on a lossy pattern, late
- *   replies, filtered), "stat:tx-dropped".
+ *   replies, filtered), "stat:tx-dropped", "stat:requests" (requests
+ *   written: req, surveyor, pipelined-db; resends count), "stat:replies"
+ *   (replies matched to a request), "stat:latency-p50", "-p90", "-p99",
+ *   "-max", "-count" (ns from a request's write to its reply's read, both
+ *   timed on the kernel thread; log-bucketed, within 12.5%),
+ *   "stat:err-timedout", "-connreset", "-connrefused", "-closed",
+ *   "-inval", "-nomem", "-proto", "-canceled", "-unreachable",
+ *   "-connshut" (error completions delivered, by kind), "stat:send-waits"
+ *   (sends that found the send queue full: they waited or said
+ *   IOK_EAGAIN), "stat:rate-delays" (times the send-rate limit held the
+ *   queue).
  * Dialer/listener options: the transport ones above, plus IOK_OPT_URL
  * (string, read-only) and, on tcp listeners, IOK_OPT_TCP_BOUND_PORT (int,
  * read-only).  Dialers: IOK_OPT_UPSTREAMS (string, read-only): one line per
@@ -989,6 +1020,9 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   IOK_OPT_REQ_TIMEOUT       ms    req, pipelined-db: complete a request
  *                                   with IOK_ETIMEDOUT after this (default
  *                                   infinite)
+ *   IOK_OPT_REQ_MAXINFLIGHT   int   req: requests outstanding at once
+ *                                   (1..16M, default 65536); more wait in
+ *                                   the send queue (see throttling above)
  *   IOK_OPT_SURVEYOR_SURVEYTIME ms  surveyor: how long a survey collects
  *                                   responses (default 1000)
  *   IOK_OPT_SUB_SUBSCRIBE / IOK_OPT_SUB_UNSUBSCRIBE  bytes (iok_socket_set)
@@ -1018,6 +1052,10 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 #define IOK_OPT_PEERNAME "peer-name"
 #define IOK_OPT_RECVBUF "recv-buffer"
 #define IOK_OPT_SENDBUF "send-buffer"
+#define IOK_OPT_SENDBUF_BYTES "send-buffer-bytes" /* size */
+#define IOK_OPT_RECVBUF_BYTES "recv-buffer-bytes" /* size */
+#define IOK_OPT_SEND_RATE "send-rate"             /* int, messages/s */
+#define IOK_OPT_SEND_BURST "send-burst"           /* int, messages */
 #define IOK_OPT_RECVFD "recv-fd"
 #define IOK_OPT_SENDFD "send-fd"
 #define IOK_OPT_RECVTIMEO "recv-timeout"
@@ -1045,6 +1083,7 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 #define IOK_OPT_SUB_PREFNEW "sub:prefnew" /* bool: full queue drops oldest */
 #define IOK_OPT_REQ_RESENDTIME "req:resend-time"         /* ms */
 #define IOK_OPT_REQ_TIMEOUT "req:timeout" /* ms, per request (iok_request) */
+#define IOK_OPT_REQ_MAXINFLIGHT "req:max-inflight" /* int */
 #define IOK_OPT_SURVEYOR_SURVEYTIME "surveyor:survey-time" /* ms */
 #define IOK_OPT_SUB_PSUBSCRIBE "sub:psubscribe"     /* push transports */
 #define IOK_OPT_SUB_PUNSUBSCRIBE "sub:punsubscribe" /* push transports */
@@ -1097,6 +1136,124 @@ IOK_API int iok_listener_get_ms(iok_listener l, const char *name, iok_duration *
 IOK_API int iok_listener_get_size(iok_listener l, const char *name, size_t *val);
 IOK_API int iok_listener_get_uint64(iok_listener l, const char *name, uint64_t *val);
 IOK_API int iok_listener_get_string(iok_listener l, const char *name, char **val);
+
+/* ------------------------------------- application counters and markers
+ *
+ * Named counters, timers and markers the application updates on its hot
+ * paths, in a memory region of the process: updates are relaxed atomic
+ * operations, with no lock, no system call and nothing sent to the kernel
+ * thread, which reads them when it reports (the debug endpoint's "stats"
+ * and "markers", iok_debug_text, export).  Look a name up once (the
+ * *_get calls take a lock and scan the names), keep the handle, and
+ * update it as often as you like from any thread.  A handle is valid for
+ * the life of the process.  Names are 1..63 bytes; a counter, a timer and
+ * a marker may share a name.  At most 1,024 names per process.
+ * *_get errors: IOK_EINVAL bad name or NULL handle pointer, IOK_ENOSPC
+ * table full, IOK_ENOMEM.  Any thread.
+ */
+typedef struct iok_counter {
+	uint64_t *v;
+} iok_counter;
+typedef struct iok_timer {
+	void *p;
+} iok_timer;
+typedef struct iok_marker {
+	void *p;
+} iok_marker;
+
+IOK_API int iok_counter_get(const char *name, iok_counter *c);
+/* iok_counter_add adds n (one relaxed atomic add). Any thread. */
+static inline void
+iok_counter_add(iok_counter c, uint64_t n)
+{
+	__atomic_fetch_add(c.v, n, __ATOMIC_RELAXED);
+}
+/* iok_counter_value reads a counter. Any thread. */
+static inline uint64_t
+iok_counter_value(iok_counter c)
+{
+	return __atomic_load_n(c.v, __ATOMIC_RELAXED);
+}
+
+/* A timer records durations (ns): count, total, max and a histogram by
+ * power of two, reported as p50/p90/p99 (within a factor of 2). */
+IOK_API int iok_timer_get(const char *name, iok_timer *t);
+IOK_API void iok_timer_record(iok_timer t, uint64_t ns);
+
+/* A marker says where the application is: iok_marker_pass records the
+ * time and the calling thread ("handling request", "rendering"), so a
+ * hung process shows which marker was passed last, by which thread and
+ * how long ago.  It returns the time it recorded (iok_clock_ns); give it
+ * to iok_marker_leave at the end of the marked section to record the time
+ * spent inside (optional). */
+IOK_API int iok_marker_get(const char *name, iok_marker *m);
+IOK_API uint64_t iok_marker_pass(iok_marker m);
+IOK_API void iok_marker_leave(iok_marker m, uint64_t passed_ns);
+/* iok_clock_ns: the monotonic clock markers and timers use, in ns. */
+IOK_API uint64_t iok_clock_ns(void);
+
+/* ---------------------------------------------------------- debugging */
+
+/* iok_debug_listen serves the debug endpoint on a unix socket at path
+ * (mode 0600; connections from other users are refused), on the kernel
+ * thread, so it answers while the application's threads compute or hang.
+ * Setting IOK_DEBUG=<path> in the environment does the same when the
+ * kernel thread starts.  A line protocol: send "stats", "peers",
+ * "inflight", "markers" or "stack" and a newline, read lines up to one holding a lone
+ * "." (tools/iok-debug does this; see README).  "stack" interrupts the
+ * process's main thread with a real-time signal (iok_debug_stack_pipe)
+ * whose handler prints its C backtrace.
+ * Errors: IOK_EINVAL path NULL, empty or too long; IOK_EBUSY already
+ * serving; IOK_EADDRINUSE path exists and is not a stale socket of this
+ * user (a live one, another user's, or not a socket); IOK_EPERM cannot
+ * bind or replace it; IOK_ENOFILES, IOK_ENOMEM.  Any application thread. */
+IOK_API int iok_debug_listen(const char *path);
+/* iok_debug_close stops the endpoint and removes its socket file (0 even
+ * if it was not serving).  Any application thread. */
+IOK_API int iok_debug_close(void);
+/* iok_debug_text gives the answer the debug endpoint would give to
+ * "stats", "peers", "inflight" or "markers", as one string (lines ending in '\n';
+ * free it with iok_strfree), without any endpoint.  The "stats" line of a
+ * socket holds pattern, queue depths, requests in flight, every stat:*
+ * counter, error completions by kind (err_timedout=...) and, once replies
+ * were matched, latency quantiles (latency_p50_us= latency_p90_us=
+ * latency_p99_us= latency_max_us= latency_count=).  Errors: IOK_EINVAL unknown what or NULL argument,
+ * IOK_ENOMEM.  Any application thread. */
+IOK_API int iok_debug_text(const char *what, char **text);
+/* ------------------------------------------------------------- export */
+
+/* iok_metrics_listen serves the statistics (every socket's counters,
+ * queues, requests in flight, errors by kind and request latency
+ * histograms, and the application's counters, timers and markers) as a
+ * Prometheus text exposition (format 0.0.4, with HELP and TYPE lines) at
+ * GET /metrics over HTTP on url ("tcp://127.0.0.1:9464"; a numeric
+ * address), from the kernel thread: scrapes are answered while the
+ * application computes.  url NULL stops it.  Errors: IOK_EADDRINVAL bad
+ * URL or not a numeric tcp address, IOK_EADDRINUSE, IOK_EPERM, IOK_EBUSY
+ * already serving, IOK_ENOMEM.  Any application thread. */
+IOK_API int iok_metrics_listen(const char *url);
+/* iok_statsd pushes the statistics in statsd's line protocol to url
+ * ("udp://127.0.0.1:8125"; a numeric address) every period_ms (>= 10),
+ * from the kernel thread: counters as deltas ("|c"), queue depths,
+ * connections, requests in flight and latency quantiles as gauges
+ * ("|g"), named <prefix>.socket.<socket name>.<stat> and
+ * <prefix>.app.<name> (prefix NULL: "iok").  The first push carries the
+ * totals so far.  A new call replaces the previous target; url NULL
+ * stops.  Datagrams stay under 1,400 bytes; a full socket buffer drops
+ * one (UDP).  Errors: IOK_EADDRINVAL bad URL, IOK_EINVAL period below 10
+ * ms or prefix over 63 bytes.  Any application thread. */
+IOK_API int iok_statsd(const char *url, iok_duration period_ms, const char *prefix);
+
+/* iok_debug_stack_pipe installs the stack dumper (once per process) and
+ * gives its signal and the pipe it writes to.  A language runtime adds
+ * its own dump by registering a handler for *sig that writes to *fd and
+ * then calls the previously installed handler (e.g. Python:
+ * faulthandler.register(sig, file=fd, all_threads=True, chain=True), which
+ * the Python binding does on import): "stack" then shows its output
+ * before the C backtrace.  Do not install another handler for *sig over
+ * it.  Errors: IOK_EINVAL NULL argument, IOK_ENOFILES, IOK_EINTERNAL.
+ * Any thread. */
+IOK_API int iok_debug_stack_pipe(int *sig, int *fd);
 
 #ifdef __cplusplus
 }

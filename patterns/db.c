@@ -284,11 +284,13 @@ ik_db_transmit(db_sock *s, db_pipe *p, db_req *r)
 	out->status = 0;
 	r->pipe    = p;
 	r->where   = R_FIFO;
-	r->sent_us = ik_now_us();
 	ik_list_append(&p->fifo, &r->qnode);
 	p->nfifo++;
 	s->ninflight++;
-	if ((rv = ik_pipe_send(p->pipe, out)) != 0) {
+	r->rt.sent_ns = ik_clock_ns(); /* latency, and the upstream's average */
+	if ((rv = ik_pipe_send(p->pipe, out)) == 0) {
+		ik_sock_stat(s->sock, IK_STAT_REQUESTS, 1);
+	} else {
 		/* Never on the wire: no reply will come for it. */
 		ik_list_remove(&r->qnode);
 		p->nfifo--;
@@ -621,6 +623,9 @@ db_send(void *arg, iok_msg *m)
 	}
 	r->seq   = ++s->seq;
 	r->msg   = m;
+	r->rt.since = ik_now_ms();
+	r->nhead = (uint8_t) (iok_msg_len(m) < sizeof(r->head) ? iok_msg_len(m) : sizeof(r->head));
+	memcpy(r->head, iok_msg_body(m), r->nhead);
 	r->idem  = (m->flags & IK_MSG_IDEMPOTENT) != 0;
 	if (!tok) {
 		s->plain = r;
@@ -676,7 +681,12 @@ db_recv(void *arg, void *pp, iok_msg *m)
 		return IK_OK;
 	}
 	r = ik_container_of(n, db_req, qnode);
-	ik_pipe_note_reply(p->pipe, ik_now_us() - r->sent_us);
+	if (r->rt.sent_ns != 0) {
+		/* Read now (once, even if offered again; dead ones too: the
+		 * upstream answered). */
+		ik_sock_req_done(s->sock, p->pipe, r->rt.sent_ns);
+		r->rt.sent_ns = 0;
+	}
 	if (r->dead) {
 		iok_msg_free(m); /* late: cancelled, timed out or abandoned */
 		ik_sock_stat(s->sock, IK_STAT_RX_DROPPED, 1);
@@ -777,6 +787,31 @@ db_getopt(void *arg, const char *name, void *v, size_t *sz, int type)
 	return IOK_ENOTSUP;
 }
 
+static void
+inflight_list(ik_list *l, ik_inflight_fn fn, void *farg)
+{
+	for (ik_node *n = ik_list_first(l); n != NULL; n = ik_list_next(l, n)) {
+		db_req *r = ik_container_of(n, db_req, qnode);
+		if (!r->dead) {
+			fn(farg, r->where == R_FIFO ? r->pipe->pipe : NULL, r->rt.since, r->head, r->nhead);
+		}
+	}
+}
+
+static void
+db_inflight(void *arg, ik_inflight_fn fn, void *farg)
+{
+	db_sock *s = arg;
+	for (int i = 0; i < s->pipes.n; i++) {
+		inflight_list(&((db_pipe *) ik_pipeset_at(&s->pipes, i))->fifo, fn, farg);
+	}
+	inflight_list(&s->pending, fn, farg);
+	for (ik_node *n = ik_list_first(&s->sessions_all); n != NULL;
+	     n = ik_list_next(&s->sessions_all, n)) {
+		inflight_list(&ik_container_of(n, db_sess, anode)->queue, fn, farg);
+	}
+}
+
 const ik_pattern ik_pattern_db = {
 	.name       = "pipelined-db",
 	.peer_name  = "",
@@ -800,4 +835,5 @@ const ik_pattern ik_pattern_db = {
 	.recv_ready = db_recv_ready,
 	.pipe_drain = db_pipe_drain,
 	.session_close = ik_db_session_close,
+	.inflight   = db_inflight,
 };

@@ -35,7 +35,8 @@ typedef struct db_req {
 	db_pipe *pipe;    /* in flight on */
 	db_sess *sess;    /* NULL: no session */
 	ik_node  qnode;   /* in s->pending, sess->queue or pipe->fifo */
-	uint64_t sent_us; /* when it went on the wire (upstream latency) */
+	uint8_t  head[32]; /* first bytes of the request, for the debug endpoint */
+	uint8_t  nhead;
 	int      where;   /* R_* */
 	bool     dead;    /* in flight but given up: drop its reply */
 	bool     idem;    /* may be sent again once */

@@ -86,6 +86,12 @@ typedef struct ik_app_hooks {
 	void (*fork_child)(void *as);
 } ik_app_hooks;
 
+/* What a pattern's inflight hook reports for one request: the pipe it was
+ * written to (NULL while it waits for one), the loop time (ik_now_ms) it
+ * was accepted, and the request's first bytes (len may be 0). */
+typedef void (*ik_inflight_fn)(void *arg, ik_pipe *p, uint64_t since_ms, const void *head,
+                               size_t len);
+
 typedef struct ik_pattern {
 	const char *name;      /* "pair1" */
 	const char *peer_name; /* "pair1" */
@@ -134,6 +140,10 @@ typedef struct ik_pattern {
 	/* recv_ready: the receive queue has room again after being full
 	 * (may be NULL): a pattern holding completions can deliver them. */
 	void (*recv_ready)(void *ps);
+	/* inflight: call fn once per request this socket waits on, queued or
+	 * written (may be NULL: patterns without requests).  Read-only: the
+	 * debug endpoint lists requests with it. */
+	void (*inflight)(void *ps, ik_inflight_fn fn, void *arg);
 	/* session_close: the application closed session (iok_session_close;
 	 * IK_PF_SESSIONS patterns only).  Messages sent before the close may
 	 * still be in the socket's send queue: the pattern takes them first
@@ -229,6 +239,9 @@ void ik_sock_deliver_drop_oldest(ik_sock *s, iok_msg *m);
 /* ik_sock_send_ready tells the core the pattern can take messages again
  * (e.g. a pipe was added or became writable outside pipe_ready). */
 void ik_sock_send_ready(ik_sock *s);
+/* ik_sock_send_ready_later: the same, from a task at the end of this loop
+ * iteration: safe from inside send/recv (no re-entry into the pump). */
+void ik_sock_send_ready_later(ik_sock *s);
 /* ik_sock_stat adds n to a named statistic (IK_STAT_*). */
 enum ik_stat {
 	IK_STAT_RX_MSGS,
@@ -243,9 +256,21 @@ enum ik_stat {
 	IK_STAT_RX_MALFORMED,
 	IK_STAT_RX_DROPPED,
 	IK_STAT_TX_DROPPED,
+	IK_STAT_REQUESTS, /* requests written (req, surveyor, pipelined-db) */
+	IK_STAT_REPLIES,  /* replies matched to a request (ik_sock_req_done) */
+	IK_STAT_SEND_WAITS,  /* sends that found the send queue full (copied
+	                        from ik_sock.send_waits under its lock) */
+	IK_STAT_RATE_DELAYS, /* times the send-rate limit held the queue */
 	IK_STAT_COUNT
 };
 void ik_sock_stat(ik_sock *s, int stat, uint64_t n);
+/* ik_clock_ns: monotonic nanoseconds, the clock of request latencies. */
+uint64_t ik_clock_ns(void);
+/* ik_sock_req_done: the reply to a request written to p at sent_ns
+ * (ik_clock_ns) has been read.  Counts stat:replies and records the
+ * latency for s, p and p's upstream (p may be NULL); feeds
+ * ik_pipe_note_reply too, so a pattern calls only this. */
+void ik_sock_req_done(ik_sock *s, ik_pipe *p, uint64_t sent_ns);
 /* ik_sock_max_ttl: the socket's IOK_OPT_MAXTTL. */
 int ik_sock_max_ttl(const ik_sock *s);
 

@@ -67,6 +67,7 @@ up_maybe_free(ik_upstream *up)
 	}
 	ik_list_remove(&up->node);
 	ik_timer_free(up->timer);
+	free(up->xs);
 	free(up);
 }
 
@@ -438,6 +439,39 @@ ik_dialer_fork_child(ik_ep *ep)
 	}
 }
 
+void
+ik_upstream_addr(const ik_upstream *up, char *buf, size_t cap)
+{
+	char     host[INET6_ADDRSTRLEN + 2] = "";
+	unsigned port                       = 0;
+	if (up->sa.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *) &up->sa;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+	} else if (up->sa.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) &up->sa;
+		host[0] = '[';
+		inet_ntop(AF_INET6, &in6->sin6_addr, host + 1, sizeof(host) - 2);
+		strcat(host, "]");
+		port = ntohs(in6->sin6_port);
+	} else {
+		snprintf(host, sizeof(host), "%s", up->ep->url.path != NULL ? "path" : "?");
+	}
+	snprintf(buf, cap, "%s:%u", host, port);
+}
+
+bool
+ik_upstream_listed(const ik_upstream *up)
+{
+	return !(up->removed && (up->ep->closing || up_live(up) == 0));
+}
+
+int
+ik_upstream_pipes(const ik_upstream *up)
+{
+	return up_count(up, true);
+}
+
 int
 ik_dialer_upstreams(const ik_ep *ep, char *buf, size_t cap)
 {
@@ -445,28 +479,15 @@ ik_dialer_upstreams(const ik_ep *ep, char *buf, size_t cap)
 	buf[0]     = '\0';
 	for (ik_node *n = ik_list_first(&ep->ups); n != NULL; n = ik_list_next(&ep->ups, n)) {
 		const ik_upstream *up = ik_container_of(n, ik_upstream, node);
-		char               host[INET6_ADDRSTRLEN + 2] = "";
-		unsigned           port = 0;
-		if (up->removed && (ep->closing || up_live(up) == 0)) {
+		char               addr[INET6_ADDRSTRLEN + 16];
+		if (!ik_upstream_listed(up)) {
 			continue;
 		}
-		if (up->sa.ss_family == AF_INET) {
-			const struct sockaddr_in *in = (const struct sockaddr_in *) &up->sa;
-			inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-			port = ntohs(in->sin_port);
-		} else if (up->sa.ss_family == AF_INET6) {
-			const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) &up->sa;
-			host[0] = '[';
-			inet_ntop(AF_INET6, &in6->sin6_addr, host + 1, sizeof(host) - 2);
-			strcat(host, "]");
-			port = ntohs(in6->sin6_port);
-		} else {
-			snprintf(host, sizeof(host), "%s", ep->url.path != NULL ? "path" : "?");
-		}
+		ik_upstream_addr(up, addr, sizeof(addr));
 		int w = snprintf(buf + off, cap - off,
-		    "%s:%u state=%s weight=%u pipes=%d connects=%llu errors=%llu drops=%llu connect-us=%llu "
+		    "%s state=%s weight=%u pipes=%d connects=%llu errors=%llu drops=%llu connect-us=%llu "
 		    "replies=%llu latency-us=%llu\n",
-		    host, port, up->removed ? "draining" : "live", up->weight, up_count(up, true), (unsigned long long) up->connects,
+		    addr, up->removed ? "draining" : "live", up->weight, up_count(up, true), (unsigned long long) up->connects,
 		    (unsigned long long) up->errors, (unsigned long long) up->drops,
 		    (unsigned long long) up->connect_us, (unsigned long long) up->replies,
 		    (unsigned long long) up->latency_us);
@@ -525,6 +546,7 @@ ik_ep_pipe_up(ik_ep *ep, ik_pipe *p)
 	up->backoff = ep->topts.reconn_min;
 	if (ep->ever_connected) {
 		ep->sock->stats[IK_STAT_RECONNECTS]++;
+		ep->reconnects++;
 	}
 	ep->ever_connected = true;
 	if (ep->start_cmd != NULL) {

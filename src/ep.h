@@ -34,6 +34,7 @@ typedef struct ik_upstream {
 	uint64_t                t_start;    /* the attempt's start, uv_hrtime ns */
 	uint64_t                connects, errors, drops, connect_us;
 	uint64_t                replies, latency_us; /* moving average */
+	struct ik_xstats       *xs; /* latency histogram (stats.h); lazily */
 } ik_upstream;
 
 struct ik_ep {
@@ -61,6 +62,7 @@ struct ik_ep {
 	char        *disc_target;
 	int          last_err;
 	bool         ever_connected;
+	uint64_t     reconnects; /* for the debug endpoint's peers */
 
 	/* listener */
 	ik_resolve  *res;
@@ -104,6 +106,12 @@ void ik_dialer_kick(ik_ep *ep); /* connect unless connected or trying */
 void ik_dialer_close(ik_ep *ep); /* stop discovery, cancel attempts */
 void ik_dialer_fork_child(ik_ep *ep); /* dormant: drop the parent's work */
 int  ik_dialer_upstreams(const ik_ep *ep, char *buf, size_t cap); /* text */
+/* For the debug endpoint: up's address as text ("host:port", "path:0"),
+ * whether "upstreams" lists it (not a drained leftover), its pipes past
+ * their handshake. */
+void ik_upstream_addr(const ik_upstream *up, char *buf, size_t cap);
+bool ik_upstream_listed(const ik_upstream *up);
+int  ik_upstream_pipes(const ik_upstream *up);
 void ik_inproc_wake_dialers(const char *name); /* a listener took name */
 
 /* listener.c */

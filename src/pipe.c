@@ -229,6 +229,7 @@ pipe_free(ik_pipe *p)
 	ik_list_remove(&p->enode);
 	s->npipes--;
 	ik_ep_pipe_gone(ep, p);
+	free(p->xs);
 	free(p);
 	ik_sock_maybe_finish_close(s);
 	ik_sock_rele(s);
@@ -499,6 +500,8 @@ frame_to_msg(ik_pipe *p, size_t flen, const ik_frame *f)
 			ik_buf_fini(&nb);
 			return NULL;
 		}
+		p->rx_msgs++;
+		p->rx_bytes += f->body_len;
 		if (rest > 0) {
 			memcpy(nb.data, start + flen, rest);
 		}
@@ -514,6 +517,8 @@ frame_to_msg(ik_pipe *p, size_t flen, const ik_frame *f)
 		memcpy(m->body, start + f->body_off, f->body_len);
 	}
 	p->in_off += flen;
+	p->rx_msgs++;
+	p->rx_bytes += f->body_len;
 	return m;
 }
 
@@ -807,13 +812,17 @@ ik_pipe_send(ik_pipe *p, iok_msg *m)
 		inproc_send(p, m);
 		return 0;
 	}
+	size_t len = m->len;
 	if ((rv = frame_into_batch(p, m, false)) != 0) {
 		iok_msg_free(m);
 		if (rv == IOK_ENOMEM) {
 			ik_pipe_close(p, IOK_ENOMEM);
 		}
+		return rv;
 	}
-	return rv;
+	p->tx_msgs++;
+	p->tx_bytes += len;
+	return 0;
 }
 
 int
@@ -825,6 +834,9 @@ ik_pipe_send_copy(ik_pipe *p, const iok_msg *m)
 		/* Fan-out: the bytes go straight into the batch, no copy of m. */
 		if ((rv = frame_into_batch(p, (iok_msg *) m, true)) == IOK_ENOMEM) {
 			ik_pipe_close(p, IOK_ENOMEM);
+		} else if (rv == 0) {
+			p->tx_msgs++;
+			p->tx_bytes += m->len;
 		}
 		return rv;
 	}
@@ -956,6 +968,10 @@ inproc_send(ik_pipe *p, iok_msg *m)
 	m->flags  = 0;
 	m->token  = 0;
 	m->status = 0;
+	p->tx_msgs++;
+	p->tx_bytes += m->len;
+	peer->rx_msgs++;
+	peer->rx_bytes += m->len;
 	ik_msgq_push(&peer->inbox, m);
 	ik_task_schedule(&peer->task);
 }

@@ -72,6 +72,8 @@ struct ik_pipe {
 	size_t              recv_max;
 	bool                sub_hold; /* keep subscribe bytes (pinned session) */
 	ik_buf              sub_held; /* ... here, until released */
+	uint64_t            rx_msgs, rx_bytes, tx_msgs, tx_bytes;
+	struct ik_xstats   *xs; /* latency (stats.h); lazily */
 
 	/* stream pipes */
 	union {

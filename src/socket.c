@@ -50,6 +50,7 @@ sock_destroy(ik_obj *o)
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->recv_cv);
 	pthread_cond_destroy(&s->send_cv);
+	free(s->xs);
 	free(s);
 }
 
@@ -265,7 +266,7 @@ close_app_half(ik_sock *s)
 		if (s->rq.len == 0) {
 			ik_efd_raise(s->recv_fd);
 		}
-		if (s->sq.len >= (size_t) s->sq_cap) {
+		if (ik_sq_full(s)) {
 			ik_efd_raise(s->send_fd);
 		}
 		pthread_cond_broadcast(&s->recv_cv);
@@ -382,6 +383,7 @@ ik_sock_maybe_finish_close(ik_sock *s)
 	ik_task_cancel(&s->flush_task);
 	ik_task_cancel(&s->pump_task);
 	s->pat->fini(s->pdata);
+	ik_throttle_fini(s);
 	ik_list_remove(&s->knode);
 	live_socks--;
 	ik_msgq_clear(&s->staged);
@@ -456,6 +458,16 @@ int
 ik_sockets_live(void)
 {
 	return live_socks;
+}
+
+void
+ik_sockets_foreach(void (*fn)(ik_sock *, void *), void *arg)
+{
+	ik_node *n, *tmp;
+	ik_list_foreach_safe(&all_socks, n, tmp)
+	{
+		fn(ik_container_of(n, ik_sock, knode), arg);
+	}
 }
 
 void
@@ -546,6 +558,7 @@ ik_sockets_fork_child(void)
 		ik_msgq_clear(&s->rq);
 		ik_msgq_clear(&s->sq);
 		ik_msgq_clear(&s->staged);
+		s->rq_bytes = s->sq_bytes = s->staged_bytes = s->rq_bytes_known = 0;
 		s->rq_known       = 0;
 		s->recv_waiters   = 0;
 		s->send_waiters   = 0;

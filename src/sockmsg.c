@@ -16,6 +16,7 @@
 #include "ep.h"
 #include "pipe.h"
 #include "sock.h"
+#include "stats.h"
 
 #define PUMP_BATCH 64
 #define PUMP_LIMIT 2048 /* messages per turn before yielding to I/O */
@@ -96,6 +97,14 @@ wait_on(pthread_cond_t *cv, pthread_mutex_t *mu, int *waiters, iok_duration time
 static int
 enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain);
 
+/* Would a message of len bytes overflow the send queue?  (Under mu.) */
+static bool
+sq_no_room(const ik_sock *s, size_t len)
+{
+	return s->sq.len >= (size_t) s->sq_cap ||
+	       (s->sq_max_bytes > 0 && s->sq.len > 0 && s->sq_bytes + len > s->sq_max_bytes);
+}
+
 static int
 enqueue_send(ik_sock *s, iok_msg *m, int flags)
 {
@@ -111,13 +120,14 @@ enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain)
 	if (s->send_timeo > 0) {
 		deadline_after(&deadline, s->send_timeo);
 	}
-	while (!s->closed && s->sq.len >= (size_t) s->sq_cap) {
+	while (!s->closed && sq_no_room(s, m->len)) {
+		s->send_waits++;
 		if ((flags & IOK_FLAG_NONBLOCK) || s->send_timeo == 0) {
 			pthread_mutex_unlock(&s->mu);
 			return IOK_EAGAIN;
 		}
 		if (wait_on(&s->send_cv, &s->mu, &s->send_waiters, s->send_timeo, &deadline) != 0 &&
-		    s->sq.len >= (size_t) s->sq_cap && !s->closed) {
+		    sq_no_room(s, m->len) && !s->closed) {
 			pthread_mutex_unlock(&s->mu);
 			return IOK_ETIMEDOUT;
 		}
@@ -135,12 +145,14 @@ enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain)
 		}
 		if (drop && s->rq.len > 0) {
 			ik_msgq_clear(&s->rq);
+			s->rq_bytes = 0;
 			ik_efd_clear(s->recv_fd);
 		}
 	}
 	post = s->sq.len == 0;
 	ik_msgq_push(&s->sq, m);
-	if (s->sq.len == (size_t) s->sq_cap) {
+	s->sq_bytes += m->len;
+	if (ik_sq_full(s)) {
 		ik_efd_clear(s->send_fd);
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -414,6 +426,7 @@ sock_recvmsg(ik_sock *s, iok_msg **mp, int flags)
 		}
 	}
 	m = ik_msgq_pop(&s->rq);
+	s->rq_bytes -= m->len;
 	if (s->rq.len == 0) {
 		ik_efd_clear(s->recv_fd);
 	}
@@ -503,6 +516,14 @@ ik_sock_send_ready(ik_sock *s)
 }
 
 void
+ik_sock_send_ready_later(ik_sock *s)
+{
+	if (!s->finished) {
+		ik_task_schedule(&s->pump_task);
+	}
+}
+
+void
 ik_sock_pump_task_fn(ik_task *t)
 {
 	ik_sock_pump(ik_container_of(t, ik_sock, pump_task));
@@ -512,8 +533,8 @@ void
 ik_sock_pump(ik_sock *s)
 {
 	iok_msg *batch[PUMP_BATCH];
-	size_t   n, taken, done = 0;
-	bool     busy = false;
+	size_t   n, taken, done = 0, bytes;
+	bool     busy = false, held = false;
 
 	if (s->finished) {
 		return;
@@ -536,7 +557,9 @@ ik_sock_pump(ik_sock *s)
 		if (n == 0) {
 			break;
 		}
-		/* Only this thread pops, so the peeked messages stay put. */
+		/* Only this thread pops, so the peeked messages stay put.  A
+		 * message's length is read before the pattern owns it. */
+		bytes = 0;
 		for (taken = 0; taken < n; taken++) {
 			iok_msg *m   = batch[taken];
 			size_t   len = m->len;
@@ -544,12 +567,18 @@ ik_sock_pump(ik_sock *s)
 				/* Teardown: what could not be flushed is dropped. */
 				iok_msg_free(m);
 				s->stats[IK_STAT_TX_DROPPED]++;
+				bytes += len;
 				continue;
+			}
+			if (!ik_throttle_take(s)) {
+				held = true; /* the rate limit's timer pumps again */
+				break;
 			}
 			if (s->pat->send(s->pdata, m) == IK_BUSY) {
 				busy = true;
 				break;
 			}
+			bytes += len;
 			s->stats[IK_STAT_TX_MSGS]++;
 			s->stats[IK_STAT_TX_BYTES] += len;
 		}
@@ -557,16 +586,18 @@ ik_sock_pump(ik_sock *s)
 		if (taken > 0) {
 			bool wake = false;
 			pthread_mutex_lock(&s->mu);
-			bool was_full = s->sq.len >= (size_t) s->sq_cap;
+			bool was_full = ik_sq_full(s);
 			for (size_t i = 0; i < taken; i++) {
 				(void) ik_msgq_pop(&s->sq);
 			}
-			if (was_full && s->sq.len < (size_t) s->sq_cap) {
+			s->sq_bytes -= bytes;
+			if (was_full && !ik_sq_full(s)) {
 				if (!s->closed) {
 					ik_efd_raise(s->send_fd);
 				}
-				wake = s->send_waiters > 0;
 			}
+			/* A waiter's own message may need more room than "not full". */
+			wake = s->send_waiters > 0;
 			pthread_mutex_unlock(&s->mu);
 			if (wake) {
 				pthread_cond_broadcast(&s->send_cv);
@@ -574,7 +605,7 @@ ik_sock_pump(ik_sock *s)
 		}
 		/* Senders that found the queue non-empty did not wake us:
 		 * loop until it is empty or the pattern pushes back. */
-		if (busy) {
+		if (busy || held) {
 			break;
 		}
 	}
@@ -607,9 +638,12 @@ ik_sock_flush_task_fn(ik_task *t)
 	while ((m = ik_msgq_pop(&s->staged)) != NULL) {
 		s->stats[IK_STAT_RX_MSGS]++;
 		s->stats[IK_STAT_RX_BYTES] += m->len;
+		s->rq_bytes += m->len;
 		ik_msgq_push(&s->rq, m);
 	}
-	s->rq_known = s->rq.len;
+	s->staged_bytes   = 0;
+	s->rq_known       = s->rq.len;
+	s->rq_bytes_known = s->rq_bytes;
 	if (was_empty && n > 0) {
 		if (!s->closed) {
 			ik_efd_raise(s->recv_fd);
@@ -632,12 +666,19 @@ ik_sock_flush_task_fn(ik_task *t)
 static bool
 rq_full(ik_sock *s)
 {
-	if (s->staged.len + s->rq_known < (size_t) s->rq_cap) {
+	/* By bytes too (recv-buffer-bytes; rq_max_bytes only changes under
+	 * the lock, on this thread); one message always fits. */
+	bool bytes_ok = s->rq_max_bytes == 0 || s->staged.len + s->rq_known == 0 ||
+	                s->staged_bytes + s->rq_bytes_known < s->rq_max_bytes;
+	if (s->staged.len + s->rq_known < (size_t) s->rq_cap && bytes_ok) {
 		return false;
 	}
 	pthread_mutex_lock(&s->mu);
-	s->rq_known = s->rq.len;
-	bool full   = s->staged.len + s->rq_known >= (size_t) s->rq_cap;
+	s->rq_known       = s->rq.len;
+	s->rq_bytes_known = s->rq_bytes;
+	bool full         = s->staged.len + s->rq_known >= (size_t) s->rq_cap ||
+	            (s->rq_max_bytes > 0 && s->staged.len + s->rq_known > 0 &&
+	             s->staged_bytes + s->rq_bytes_known >= s->rq_max_bytes);
 	if (full) {
 		s->recv_blocked = true; /* the next receive tells us */
 	}
@@ -659,7 +700,11 @@ ik_sock_deliver(ik_sock *s, iok_msg *m)
 	if (rq_full(s)) {
 		return IK_BUSY;
 	}
+	if (m->status != 0) {
+		ik_stats_completion(s, m->status); /* errors by kind */
+	}
 	ik_msgq_push(&s->staged, m);
+	s->staged_bytes += m->len;
 	ik_task_schedule(&s->flush_task);
 	return IK_OK;
 }
@@ -680,11 +725,13 @@ ik_sock_deliver_drop_oldest(ik_sock *s, iok_msg *m)
 		s->recv_blocked = false;
 		if (s->rq.len > 0) {
 			old = ik_msgq_pop(&s->rq);
-			s->rq_known = s->rq.len;
+			s->rq_bytes -= old->len;
+			s->rq_known       = s->rq.len;
+			s->rq_bytes_known = s->rq_bytes;
 		}
 		pthread_mutex_unlock(&s->mu);
-		if (old == NULL) {
-			old = ik_msgq_pop(&s->staged);
+		if (old == NULL && (old = ik_msgq_pop(&s->staged)) != NULL) {
+			s->staged_bytes -= old->len;
 		}
 		iok_msg_free(old);
 		s->stats[IK_STAT_RX_DROPPED]++;
