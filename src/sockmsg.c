@@ -20,6 +20,18 @@
 #define PUMP_BATCH 64
 #define PUMP_LIMIT 2048 /* messages per turn before yielding to I/O */
 
+/* A thread blocked on a full queue is woken only once the queue is down to
+ * half: woken at the first free slot, a sender refills one slot and
+ * sleeps again (and a paused pipe delivers one message and pauses again),
+ * a wake-up and a command per message exactly when the other side is the
+ * bottleneck, which kept a slow run slow.  The eventfds still follow the
+ * exact full/not-full state. */
+static size_t
+low_water(int cap)
+{
+	return cap > 1 ? (size_t) cap / 2 : 0;
+}
+
 /* ------------------------------------------------------------ eventfds */
 
 /* Descriptors are made on first request (IOK_OPT_RECVFD/SENDFD): callers
@@ -422,7 +434,7 @@ sock_recvmsg(ik_sock *s, iok_msg **mp, int flags)
 	if (s->rq.len == 0) {
 		ik_efd_clear(s->recv_fd);
 	}
-	if (s->recv_blocked) {
+	if (s->recv_blocked && s->rq.len <= low_water(s->rq_cap)) {
 		s->recv_blocked = false;
 		post            = true;
 	}
@@ -566,14 +578,15 @@ ik_sock_pump(ik_sock *s)
 		if (taken > 0) {
 			bool wake = false;
 			pthread_mutex_lock(&s->mu);
-			bool was_full = s->sq.len >= (size_t) s->sq_cap;
+			size_t before   = s->sq.len;
+			bool   was_full = before >= (size_t) s->sq_cap;
 			for (size_t i = 0; i < taken; i++) {
 				(void) ik_msgq_pop(&s->sq);
 			}
-			if (was_full && s->sq.len < (size_t) s->sq_cap) {
-				if (!s->closed) {
-					ik_efd_raise(s->send_fd);
-				}
+			if (was_full && s->sq.len < (size_t) s->sq_cap && !s->closed) {
+				ik_efd_raise(s->send_fd);
+			}
+			if (before > low_water(s->sq_cap) && s->sq.len <= low_water(s->sq_cap)) {
 				wake = s->send_waiters > 0;
 			}
 			pthread_mutex_unlock(&s->mu);
