@@ -70,8 +70,8 @@ def start_redis(tmp):
 
 
 async def redis_part(url):
-    async with iok.redis.AsyncClient(url, wait=False, name="demo", timeout=5000) as r, \
-            iok.redis.AsyncClient(url, wait=False, name="demo-admin", timeout=5000) as admin:
+    async with iok.redis.AsyncClient(url, wait=False, name="demo", socket_timeout=5.0) as r, \
+            iok.redis.AsyncClient(url, wait=False, name="demo-admin", socket_timeout=5.0) as admin:
         await r.ping()
 
         async def one(i):
@@ -92,7 +92,7 @@ async def redis_part(url):
         await ps.subscribe("news")
         await admin.publish("news", "hello subscribers")
         counter = await r.incr("counter")
-        msg = await ps.get_message(timeout=5000)
+        msg = await ps.get_message(timeout=5.0)
         print("redis: pub/sub on the command connection: %r on %r (and INCR -> %d meanwhile)"
               % (msg.data, msg.channel, counter))
         ps.close()

@@ -325,6 +325,10 @@ ik_ep_create(ik_ep **out, iok_socket h, const char *url, bool dialer)
 		}
 	}
 	struct ep_cmd ec = {.ep = ep};
+	/* Ours until the handle is registered: once create_k has attached the
+	 * endpoint, a concurrent iok_close of the socket may close it and drop
+	 * the kernel's reference before we are done with it. */
+	ik_obj_ref(&ep->obj);
 	if ((rv = ik_cmd_call(&ec.cmd, create_k)) != 0) {
 		goto fail;
 	}
@@ -333,9 +337,11 @@ ik_ep_create(ik_ep **out, iok_socket h, const char *url, bool dialer)
 	if ((rv = ik_obj_register(&ep->obj)) != 0) {
 		struct ep_cmd cc = {.ep = ep};
 		(void) ik_cmd_call(&cc.cmd, ep_close_k);
+		ik_obj_rele(&ep->obj);
 		ik_sock_rele(s);
 		return rv;
 	}
+	ik_obj_rele(&ep->obj);
 	ik_sock_rele(s);
 	*out = ep;
 	return 0;
@@ -428,6 +434,11 @@ ik_ep_close_id(uint32_t id, int type)
 	}
 	struct ep_cmd ec = {.ep = ep};
 	rv               = ik_cmd_call(&ec.cmd, ep_close_k);
+	if (rv == IOK_ECLOSED) {
+		/* Closed with its socket before ep_create registered it: the
+		 * handle registered afterwards is stale; drop it. */
+		(void) ik_obj_unregister(&ep->obj);
+	}
 	ik_obj_rele(&ep->obj);
 	return rv;
 }

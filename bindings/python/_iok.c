@@ -39,6 +39,7 @@
 
 #include "iok.h"
 #include "_resp.h"
+#include "_pg.h"
 
 /* ------------------------------------------------------------- globals */
 
@@ -1399,18 +1400,21 @@ static PyMethodDef sock_methods[] = {
 	{"listen", (PyCFunction) (void (*)(void)) sock_listen, METH_VARARGS | METH_KEYWORDS,
 	    "listen(url) -> listener id"},
 	{"send", (PyCFunction) (void (*)(void)) sock_send, METH_FASTCALL | METH_KEYWORDS,
-	    "send(data, timeout=None) - send a bytes-like object; timeout in ms (None: the socket's "
-	    "send_timeout, 0: do not wait, -1: for ever)"},
+	    "send($self, /, data, timeout=None)\n--\n\nSend a bytes-like object; timeout in ms (None: "
+	    "the socket's send_timeout, 0: do not wait, -1: for ever)"},
 	{"recv", (PyCFunction) (void (*)(void)) sock_recv, METH_FASTCALL | METH_KEYWORDS,
-	    "recv(timeout=None) -> bytes; timeout in ms (None: the socket's recv_timeout)"},
+	    "recv($self, /, timeout=None)\n--\n\nThe next message (bytes); timeout in ms (None: the "
+	    "socket's recv_timeout)"},
 	{"_recv_msg", (PyCFunction) (void (*)(void)) sock_recv_msg, METH_FASTCALL | METH_KEYWORDS,
 	    "_recv_msg(timeout=None) -> Message"},
 	{"reply", (PyCFunction) (void (*)(void)) sock_reply, METH_FASTCALL | METH_KEYWORDS,
-	    "reply(token, data, timeout=None) - answer the request received with this token"},
-	{"cancel", (PyCFunction) sock_cancel, METH_O, "cancel(token) - give up on a request"},
+	    "reply($self, /, token, data, timeout=None)\n--\n\nAnswer the request received with "
+	    "this token"},
+	{"cancel", (PyCFunction) sock_cancel, METH_O, "cancel($self, token, /)\n--\n\nGive up on a request"},
 	{"getopt", (PyCFunction) sock_getopt, METH_VARARGS,
-	    "getopt(name, kind='auto') - kind: bool int ms size uint64 string bytes auto"},
-	{"setopt", (PyCFunction) sock_setopt, METH_VARARGS, "setopt(name, value)"},
+	    "getopt($self, name, kind='auto', /)\n--\n\nAn option by its C name; kind: bool int ms "
+	    "size uint64 string bytes auto"},
+	{"setopt", (PyCFunction) sock_setopt, METH_VARARGS, "setopt($self, name, value, /)\n--\n\nSet an option by its C name"},
 	{"_try_send", (PyCFunction) sock_try_send, METH_O, NULL},
 	{"_try_reply", (PyCFunction) (void (*)(void)) sock_try_reply, METH_FASTCALL, NULL},
 	{"_try_request", (PyCFunction) sock_try_request, METH_O, NULL},
@@ -1569,7 +1573,7 @@ mod_fini(PyObject *m, PyObject *unused)
 
 static PyMethodDef mod_methods[] = {
 	{"_setup", mod_setup, METH_VARARGS, NULL},
-	{"strerror", mod_strerror, METH_O, "strerror(code) -> str"},
+	{"strerror", mod_strerror, METH_O, "strerror($module, code, /)\n--\n\nThe description of an IOK_E* code"},
 	{"dialer_close", mod_dialer_close, METH_VARARGS, NULL},
 	{"listener_close", mod_listener_close, METH_VARARGS, NULL},
 	{"dialer_getopt", mod_dialer_getopt, METH_VARARGS, NULL},
@@ -1577,7 +1581,7 @@ static PyMethodDef mod_methods[] = {
 	{"dialer_setopt", mod_dialer_setopt, METH_VARARGS, NULL},
 	{"listener_setopt", mod_listener_setopt, METH_VARARGS, NULL},
 	{"_device", mod_device, METH_VARARGS, NULL},
-	{"fini", mod_fini, METH_NOARGS, "fini() - close every socket and stop the kernel thread"},
+	{"fini", mod_fini, METH_NOARGS, "fini($module, /)\n--\n\nClose every socket and stop the kernel thread"},
 	{NULL, NULL, 0, NULL},
 };
 
@@ -1613,7 +1617,7 @@ PyInit__iok(void)
 	}
 	g_sock_type = (PyTypeObject *) type; /* the module keeps it alive */
 	Py_DECREF(type);
-	if (ikpy_resp_init(m) < 0 || PyModule_AddStringConstant(m, "version", iok_version()) < 0) {
+	if (ikpy_resp_init(m) < 0 || ikpy_pg_init(m) < 0 || PyModule_AddStringConstant(m, "version", iok_version()) < 0) {
 		Py_DECREF(m);
 		return NULL;
 	}

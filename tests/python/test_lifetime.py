@@ -289,3 +289,34 @@ except SystemExit:
     r = run_python(code)
     assert b"EXITING" in r.stdout and r.returncode == 0, r.stderr.decode()
     assert b"Sanitizer" not in r.stderr
+
+
+def test_close_during_a_blocking_dial():
+    # iok_close racing iok_dial(SYNC) on another thread: the endpoint the
+    # dial is creating may be closed with its socket before the dial has
+    # registered it (was a use after free in ep_create).
+    import socket
+    import threading
+    from iok import _iok
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(512)
+    url = "tcp://127.0.0.1:%d" % ls.getsockname()[1]
+    try:
+        for i in range(300):
+            s = iok.Req()
+            out = []
+
+            def dial():
+                try:
+                    out.append(_iok.Socket.dial(s, url, True))
+                except iok.Error as e:
+                    out.append(e)
+            t = threading.Thread(target=dial)
+            t.start()
+            s.close()
+            t.join(DEADLINE)
+            assert not t.is_alive()
+            assert len(out) == 1 and isinstance(out[0], (iok.Closed, int)), out
+    finally:
+        ls.close()

@@ -64,8 +64,16 @@ def test_generic_calls():
 
 def test_numeric_types_convert():
     with iok.Pull() as s:
-        s.recv_timeout = 12.7  # float milliseconds: truncated
+        # Durations are whole milliseconds: a fraction is refused, not
+        # truncated silently; None is infinite (-1).
+        with pytest.raises(ValueError, match="milliseconds"):
+            s.recv_timeout = 12.7
+        s.recv_timeout = 12.0
         assert s.recv_timeout == 12
+        s.recv_timeout = None
+        assert s.recv_timeout == -1
+        s.set_option("recv_timeout", None)
+        assert s.recv_timeout == -1
         s.recv_max_size = 2 ** 33  # larger than an int
         assert s.recv_max_size == 2 ** 33
         s.recv_timeout = True

@@ -14,7 +14,7 @@ from conftest import DEADLINE, wait_until
 from redis_fixtures import (  # noqa: F401  (fixtures)
     Admin, fresh_redis, need_redis, redis_module_server, redis_server, wait_clients)
 
-T = 30000  # ms: bounds a hang; never what a test measures
+T = 30.0  # seconds (iok.redis's unit): bounds a hang; never what a test measures
 
 
 def names():
@@ -485,9 +485,15 @@ def test_publish_right_after_subscribe(redis_server, run):
                     assert (m.channel, m.data) == (ch.encode(), b"x%d" % i)
                 await ps.subscribe("c0", "c1")  # already: returns at once
                 assert len(ps.channels) == 50
-            with pytest.raises(RuntimeError):
-                r.pubsub()
-                r.pubsub()
+            # Several pubsubs per client (the others on connections of
+            # their own).
+            async with r.pubsub() as p1, r.pubsub() as p2:
+                await p1.subscribe("multi")
+                await p2.subscribe("multi")
+                assert await r.publish("multi", "m") == 2
+                for p in (p1, p2):
+                    m = await p.get_message(timeout=T)
+                    assert (m.channel, m.data) == (b"multi", b"m")
     run(main())
 
 
@@ -513,12 +519,12 @@ def test_sync_pubsub(redis_server):
         with r.pubsub() as ps:
             ps.subscribe("news")
             assert r.publish("news", "one") == 1
-            assert ps.get_message() == ir.PubSubMessage("message", b"news", b"one")
+            assert ps.get_message(timeout=T) == ir.PubSubMessage("message", b"news", b"one")
             assert ps.get_message(timeout=0) is None
-            assert ps.get_message(timeout=20) is None
+            assert ps.get_message(timeout=0.02) is None
             ps.psubscribe("n*")
             other.publish("news", "two")
-            got = [ps.get_message(), ps.get_message()]
+            got = [ps.get_message(timeout=T), ps.get_message(timeout=T)]
             assert sorted(m.type for m in got) == ["message", "pmessage"]
             # Commands from other threads flow meanwhile on the same connection.
             stop = threading.Event()
@@ -714,14 +720,14 @@ def test_watch_session(redis_server, run):
 
 @need_redis
 def test_timeout(redis_server, run):
-    with ir.Client(redis_server.url(), timeout=100) as r:
+    with ir.Client(redis_server.url(), timeout=0.1) as r:
         with pytest.raises(iok.Timeout):
             r.execute("DEBUG", "SLEEP", "0.5")
         # Once the server answers again, so does the client.
         wait_until(lambda: _pings(r), what="the client to answer again")
 
     async def main():
-        async with ir.AsyncClient(redis_server.url(), timeout=100) as r:
+        async with ir.AsyncClient(redis_server.url(), timeout=0.1) as r:
             with pytest.raises(iok.Timeout):
                 await r.execute("DEBUG", "SLEEP", "0.5")
             while True:
@@ -753,7 +759,7 @@ def test_auth(fresh_redis):
         with pytest.raises(iok.PeerAuthError):
             ir.Client(bad, timeout=T)
         with pytest.raises(iok.PeerAuthError):
-            ir.AsyncClient(bad, timeout=T)
+            asyncio.run(ir.AsyncClient(bad, timeout=T).initialize())
     # Percent-encoded credentials.
     with ir.Client("redis://default:s3cret%%3A%%40%%2F@127.0.0.1:%d/2" % srv.port, timeout=T) as r:
         assert r.ping() is True
@@ -770,7 +776,7 @@ def test_connection_refused_and_background_connect(tmp_path):
     with pytest.raises(iok.ConnectionRefused):
         ir.Client("redis://127.0.0.1:%d" % port, timeout=T)
     # wait=False: commands wait for the connection (up to their timeout).
-    with ir.Client("redis://127.0.0.1:%d" % port, wait=False, timeout=50,
+    with ir.Client("redis://127.0.0.1:%d" % port, wait=False, timeout=0.05,
                    reconnect_time_max=50) as r:
         with pytest.raises(iok.Timeout):
             r.ping()

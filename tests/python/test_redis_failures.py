@@ -14,7 +14,7 @@ from conftest import DEADLINE, wait_until
 from redis_fixtures import (  # noqa: F401  (fixtures)
     Admin, FakeServer, fresh_redis, need_redis, wait_clients)
 
-T = 3000  # ms: the commands' timeout here (what "within its timeout" bounds)
+T = 3.0  # seconds: the commands' timeout here (what "within its timeout" bounds)
 
 
 def _ping(r):
@@ -83,7 +83,7 @@ def test_server_killed_mid_flight_async(fresh_redis, run):
                 pass
             got = []
             while len(got) < 2:
-                m = await ps.get_message()
+                m = await ps.get_message(timeout=T)
                 if m.data == b"back":
                     got.append(m)
             assert sorted(m.type for m in got) == ["message", "pmessage"]
@@ -164,7 +164,7 @@ def test_server_killed_mid_flight_sync(fresh_redis):
             wait_until(lambda: a("PUBLISH", "alerts", "back") == 1, what="the resubscription")
         m = None
         while m is None or m.data != b"back":
-            m = ps.get_message()
+            m = ps.get_message(timeout=T)
         assert m.channel == b"alerts"
         assert r.set("final", 1) is True and r.get("final") == b"1"
         with srv.admin() as a:
@@ -179,7 +179,7 @@ def test_writes_in_flight_fail_reads_retry(fresh_redis, run):
     srv = fresh_redis
 
     async def main():
-        async with ir.AsyncClient(srv.url(), timeout=DEADLINE * 1000 // 2,
+        async with ir.AsyncClient(srv.url(), timeout=DEADLINE / 2,
                                   reconnect_time_max=50) as r:
             await r.set("k", "v")
             # DEBUG SLEEP holds the connection; commands queue behind it.
@@ -207,7 +207,7 @@ def test_no_retry_reads(fresh_redis, run):
     srv = fresh_redis
 
     async def main():
-        async with ir.AsyncClient(srv.url(), timeout=DEADLINE * 1000 // 2, retry_reads=False,
+        async with ir.AsyncClient(srv.url(), timeout=DEADLINE / 2, retry_reads=False,
                                   reconnect_time_max=50) as r:
             sleeper = asyncio.ensure_future(r.execute("DEBUG", "SLEEP", "10"))
             read = asyncio.ensure_future(r.get("k"))
@@ -253,11 +253,14 @@ def test_malformed_resp_fake_server(run):
             wait_until(lambda: fake.closed_by_peer >= 1, what="iok to drop the connection")
             assert r.stats["proto-errors"] >= 1
             # A read answered with garbage twice: sent again once, then a
-            # clear error.
+            # clear error.  (While there is no connection, commands fail at
+            # once: send it once iok has reconnected.)
+            wait_until(lambda: r.stats["pipes"] >= 1, what="the reconnection")
             with pytest.raises((iok.ConnectionReset, iok.ProtocolError)):
                 r.get("k")
             wait_until(lambda: fake.closed_by_peer >= 3, what="the third drop")
             # The client recovers on a new connection.
+            wait_until(lambda: r.stats["pipes"] >= 1, what="the reconnection")
             assert r.get("k") == b"value"
             assert r.set("k", "v") is True
             assert r.ping() is True

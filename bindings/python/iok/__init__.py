@@ -30,7 +30,8 @@ __all__ = [
     "AddressInvalid", "PermissionDenied", "MessageTooLarge", "ConnectionAborted",
     "ConnectionReset", "Canceled", "OutOfFiles", "OutOfSpace", "AlreadyExists",
     "ReadOnly", "WriteOnly", "CryptoError", "PeerAuthError", "NoArgument",
-    "Ambiguous", "BadType", "ConnectionShutdown", "InternalError",
+    "Ambiguous", "BadType", "ConnectionShutdown", "InternalError", "UnknownOption",
+    "Poller", "POLLIN", "POLLOUT", "INFINITE",
 ]
 
 __version__ = _iok.version
@@ -64,8 +65,12 @@ class Error(Exception):
 _ERRORS = {}
 
 
-def _error(name, code, doc):
-    cls = type(name, (Error,), {"errno": code, "__doc__": doc, "__module__": __name__})
+def _error(name, code, doc, builtin=None):
+    # builtin: the standard exception it also is, so `except TimeoutError`
+    # and `except ConnectionError` catch iok's (and asyncio.wait_for's
+    # habits carry over).
+    bases = (Error,) if builtin is None else (Error, builtin)
+    cls = type(name, bases, {"errno": code, "__doc__": doc, "__module__": __name__})
     _ERRORS[code] = cls
     return cls
 
@@ -74,8 +79,11 @@ Interrupted = _error("Interrupted", _iok.IOK_EINTR, "Interrupted.")
 OutOfMemory = _error("OutOfMemory", _iok.IOK_ENOMEM, "Out of memory.")
 InvalidArgument = _error("InvalidArgument", _iok.IOK_EINVAL, "Invalid argument or option value.")
 Busy = _error("Busy", _iok.IOK_EBUSY, "Resource busy.")
-Timeout = _error("Timeout", _iok.IOK_ETIMEDOUT, "The operation timed out.")
-ConnectionRefused = _error("ConnectionRefused", _iok.IOK_ECONNREFUSED, "Connection refused.")
+Timeout = _error("Timeout", _iok.IOK_ETIMEDOUT, "The operation timed out (also a TimeoutError).",
+                 TimeoutError)
+ConnectionRefused = _error("ConnectionRefused", _iok.IOK_ECONNREFUSED,
+                           "Connection refused (also a ConnectionRefusedError).",
+                           ConnectionRefusedError)
 Closed = _error("Closed", _iok.IOK_ECLOSED, "The socket (or dialer, listener) is closed.")
 TryAgain = _error("TryAgain", _iok.IOK_EAGAIN, "The operation would block (timeout=0).")
 NotSupported = _error("NotSupported", _iok.IOK_ENOTSUP,
@@ -90,8 +98,12 @@ DestinationUnreachable = _error("DestinationUnreachable", _iok.IOK_EUNREACHABLE,
 AddressInvalid = _error("AddressInvalid", _iok.IOK_EADDRINVAL, "Invalid address (bad URL).")
 PermissionDenied = _error("PermissionDenied", _iok.IOK_EPERM, "Permission denied.")
 MessageTooLarge = _error("MessageTooLarge", _iok.IOK_EMSGSIZE, "Message too large.")
-ConnectionAborted = _error("ConnectionAborted", _iok.IOK_ECONNABORTED, "Connection aborted.")
-ConnectionReset = _error("ConnectionReset", _iok.IOK_ECONNRESET, "Connection reset or lost.")
+ConnectionAborted = _error("ConnectionAborted", _iok.IOK_ECONNABORTED,
+                           "Connection aborted (also a ConnectionAbortedError).",
+                           ConnectionAbortedError)
+ConnectionReset = _error("ConnectionReset", _iok.IOK_ECONNRESET,
+                         "Connection reset or lost (also a ConnectionResetError).",
+                         ConnectionResetError)
 Canceled = _error("Canceled", _iok.IOK_ECANCELED, "Operation canceled.")
 OutOfFiles = _error("OutOfFiles", _iok.IOK_ENOFILES, "Out of file descriptors.")
 OutOfSpace = _error("OutOfSpace", _iok.IOK_ENOSPC, "Out of space.")
@@ -103,9 +115,20 @@ PeerAuthError = _error("PeerAuthError", _iok.IOK_EPEERAUTH, "The peer refused ou
 NoArgument = _error("NoArgument", _iok.IOK_ENOARG, "The option needs an argument.")
 Ambiguous = _error("Ambiguous", _iok.IOK_EAMBIGUOUS, "Ambiguous option.")
 BadType = _error("BadType", _iok.IOK_EBADTYPE, "Option accessed with the wrong type.")
-ConnectionShutdown = _error("ConnectionShutdown", _iok.IOK_ECONNSHUT, "Connection shut down.")
+ConnectionShutdown = _error("ConnectionShutdown", _iok.IOK_ECONNSHUT,
+                            "Connection shut down (also a ConnectionError).", ConnectionError)
 InternalError = _error("InternalError", _iok.IOK_EINTERNAL, "Internal error.")
 del _error
+
+
+class UnknownOption(NotSupported, TypeError):
+    """An unknown keyword (option name) passed to a constructor: a TypeError
+    naming it (and an iok.NotSupported, as before)."""
+
+
+def _unknown_keyword(where, name):
+    return UnknownOption(NotSupported.errno, "%s() got an unexpected keyword argument %r "
+                         "(options: see iok.OPTIONS)" % (where, name))
 
 
 # --------------------------------------------------------------- messages
@@ -170,17 +193,105 @@ STATS = ("tx-msgs", "rx-msgs", "tx-bytes", "rx-bytes", "pipes", "pipes-opened",
          "tx-dropped")
 
 
+def _coerce(pyname, kind, value):
+    """A value for an option of this kind.  Durations ("ms") are whole
+    milliseconds: None or a negative number means infinite; a float with a
+    fraction of a millisecond is refused rather than truncated silently."""
+    if kind == "ms":
+        if value is None:
+            return INFINITE
+        if isinstance(value, float) and value >= 0 and value != int(value):
+            raise ValueError("%s is in milliseconds (a whole number, None or -1 = infinite); "
+                             "got %r" % (pyname, value))
+    return value
+
+
 def _option_property(pyname, name, kind):
     def get(self):
         return self.getopt(name, kind)
 
     def set(self, value):
-        self.setopt(name, value)
+        try:
+            self.setopt(name, _coerce(pyname, kind, value))
+        except Error as e:
+            raise _say(e, "option %s = %r" % (pyname, value)) from None
 
     doc = "iok option %r (%s)" % (name, kind)
     if pyname in _READ_ONLY:
         return property(get, doc=doc)
     return property(get, set, doc=doc)
+
+
+def _prefix(v):
+    """str or bytes-like -> bytes; anything else (an int would make
+    bytes(5) = five NUL bytes) is a TypeError."""
+    if isinstance(v, str):
+        return v.encode()
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return bytes(v)
+    raise TypeError("expected str or bytes, not %s" % type(v).__name__)
+
+
+def _say(e, where):
+    """e again, its message saying where (the URL, the option)."""
+    if type(e).__module__ != __name__ or where in e.message:
+        return e
+    new = type(e)(e.errno, "%s (%s)" % (e.message, where))
+    return new
+
+
+def _redact(url):
+    """url without the password of its user:password@ part."""
+    if not isinstance(url, str) or "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    userinfo, sep, host = rest.partition("@")
+    if "/" in userinfo or ":" not in userinfo:
+        return url
+    return "%s://%s:***@%s" % (scheme, userinfo.split(":", 1)[0], host)
+
+
+def _interruptible(dial, sock, url, block):
+    """A blocking dial on a helper thread, so this thread's wait can be
+    interrupted (Ctrl+C) at once; an abandoned dial's dialer is closed
+    when it completes."""
+    import threading
+    box = []
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def run():
+        try:
+            r = (True, dial(sock, url, block))
+        except BaseException as e:  # noqa: B902 - handed to the waiting thread
+            r = (False, e)
+        with lock:
+            box.append(r)
+            abandoned = len(box) > 1
+        done.set()
+        if abandoned and r[0]:
+            try:
+                _iok.dialer_close(r[1])
+            except Error:
+                pass
+
+    threading.Thread(target=run, name="iok-dial", daemon=True).start()
+    try:
+        done.wait()
+    except BaseException:
+        with lock:
+            box.append(None)  # abandoned
+            first = box[0]
+        if first is not None and first[0]:
+            try:
+                _iok.dialer_close(first[1])
+            except Error:
+                pass
+        raise
+    ok, v = box[0]
+    if ok:
+        return v
+    raise v
 
 
 def _urls(v):
@@ -215,6 +326,9 @@ class Socket(_iok.Socket):
             if pattern is None:
                 raise TypeError("Socket() needs a pattern name")
         self._aio = None
+        for k in options:
+            if k not in OPTIONS:
+                raise _unknown_keyword(type(self).__name__, k)
         super().__init__(pattern, raw)
         try:
             for k, v in options.items():
@@ -260,13 +374,22 @@ class Socket(_iok.Socket):
     def dial(self, url, block=False):
         """Connect to url (tcp://host:port, ipc:///path, inproc://name...).
         Asynchronous by default (retries in the background); block=True
-        waits for the first connection and raises its error."""
-        return Dialer(_iok.Socket.dial(self, url, block), self)
+        waits for the first connection and raises its error (the wait is
+        interrupted by Ctrl+C at once; the attempt is then abandoned)."""
+        try:
+            if not block:
+                return Dialer(_iok.Socket.dial(self, url, False), self)
+            return Dialer(_interruptible(_iok.Socket.dial, self, url, True), self)
+        except Error as e:
+            raise _say(e, "dialing " + _redact(url)) from None
 
     def listen(self, url):
         """Bind url and accept connections; returns a Listener (.port tells
         the port bound for tcp://host:0)."""
-        return Listener(_iok.Socket.listen(self, url), self)
+        try:
+            return Listener(_iok.Socket.listen(self, url), self)
+        except Error as e:
+            raise _say(e, "listening on " + _redact(url)) from None
 
     # -- options
     def set_option(self, name, value):
@@ -274,9 +397,15 @@ class Socket(_iok.Socket):
         opt = OPTIONS.get(name)
         if opt is not None:
             if name in _READ_ONLY:
-                raise ReadOnly()
-            name = opt[0]
-        self.setopt(name, value)
+                raise ReadOnly(message="option %r is read-only" % name)
+            value = _coerce(name, opt[1], value)
+            pyname, name = name, opt[0]
+        else:
+            pyname = name
+        try:
+            self.setopt(name, value)
+        except Error as e:
+            raise _say(e, "option %s = %r" % (pyname, value)) from None
 
     def get_option(self, name, kind=None):
         """Get an option by Python name (iok.OPTIONS) or iok name."""
@@ -299,16 +428,55 @@ class Socket(_iok.Socket):
         return self._recv_msg(timeout)
 
     def subscribe(self, prefix):
-        """sub: receive messages starting with prefix (b"" = all)."""
-        if isinstance(prefix, str):
-            prefix = prefix.encode()
-        self.setopt("sub:subscribe", bytes(prefix))
+        """sub: receive messages starting with prefix (str or bytes-like;
+        b"" = all)."""
+        self.setopt("sub:subscribe", _prefix(prefix))
 
     def unsubscribe(self, prefix):
         """sub: undo subscribe(prefix)."""
-        if isinstance(prefix, str):
-            prefix = prefix.encode()
-        self.setopt("sub:unsubscribe", bytes(prefix))
+        self.setopt("sub:unsubscribe", _prefix(prefix))
+
+    # -- pyzmq-style helpers
+    def fileno(self):
+        """A descriptor readable while a message is waiting (recv_fd), for
+        select/poll/selectors (iok.Poller).  Never read or close it."""
+        return self.recv_fd
+
+    def send_string(self, s, encoding="utf-8", timeout=None):
+        """Send a str, encoded (pyzmq's send_string)."""
+        if not isinstance(s, str):
+            raise TypeError("send_string() needs a str, not %s" % type(s).__name__)
+        self.send(s.encode(encoding), timeout=timeout)
+
+    def recv_string(self, encoding="utf-8", timeout=None):
+        """Receive a message decoded to str (pyzmq's recv_string)."""
+        return self.recv(timeout=timeout).decode(encoding)
+
+    def send_multipart(self, parts, timeout=None):
+        """Send several frames as ONE message (iok messages have no frames):
+        each part is prefixed by its length as 4 big-endian bytes; only
+        recv_multipart on the other side splits it again."""
+        out = []
+        for p in parts:
+            b = p.encode() if isinstance(p, str) else _prefix(p)
+            out.append(len(b).to_bytes(4, "big"))
+            out.append(b)
+        self.send(b"".join(out), timeout=timeout)
+
+    def recv_multipart(self, timeout=None):
+        """Receive a message sent by send_multipart: a list of bytes."""
+        data = self.recv(timeout=timeout)
+        parts, i, n = [], 0, len(data)
+        while i < n:
+            if i + 4 > n:
+                raise ProtocolError(message="not a send_multipart message (truncated length)")
+            ln = int.from_bytes(data[i:i + 4], "big")
+            i += 4
+            if i + ln > n:
+                raise ProtocolError(message="not a send_multipart message (truncated part)")
+            parts.append(data[i:i + ln])
+            i += ln
+        return parts
 
     # -- asyncio (see _aio.py)
     async def asend(self, data):
@@ -472,8 +640,44 @@ Push0 = _pattern_class("Push0", "push0", "PUSH: send to one ready pull peer, rou
 Push = Push0
 Pull0 = _pattern_class("Pull0", "pull0", "PULL: receive from every push peer, fair queue.")
 Pull = Pull0
-Req0 = _pattern_class("Req0", "req0", "REQ: send a request, receive its reply; "
-                      "await request() for many in flight.")
+
+
+class Req0(Socket):
+    """REQ: send a request, receive its reply; await request() for many in
+    flight.  recv() with no request sent raises iok.BadState at once."""
+
+    __slots__ = ("_outstanding",)
+    _pattern = "req0"
+
+    def __init__(self, **kw):
+        """Req0(*, raw=False, dial=None, listen=None, **options)"""
+        self._outstanding = False
+        Socket.__init__(self, None, **kw)
+
+    def send(self, data, timeout=None):
+        """Send a request (a new one replaces an unanswered one)."""
+        _iok.Socket.send(self, data, timeout=timeout)
+        self._outstanding = True
+
+    def _check_outstanding(self):
+        if not self._outstanding and not self.raw:
+            raise BadState(message="recv() on a req socket with no request outstanding "
+                           "(send() one first)")
+
+    def recv(self, timeout=None):
+        """The reply to the last request sent (iok.BadState if none)."""
+        self._check_outstanding()
+        data = _iok.Socket.recv(self, timeout=timeout)
+        self._outstanding = False
+        return data
+
+    def recv_msg(self, timeout=None):
+        self._check_outstanding()
+        m = self._recv_msg(timeout)
+        self._outstanding = False
+        return m
+
+
 Req = Req0
 Rep0 = _pattern_class("Rep0", "rep0", "REP: receive requests, send replies (reply() by token "
                       "for many at once).")
@@ -491,5 +695,51 @@ Bus0 = _pattern_class("Bus0", "bus0", "BUS: every message to every directly conn
 Bus = Bus0
 Db = _pattern_class("Db", "pipelined-db", "pipelined-db: requests without SP headers, replies "
                     "in order per connection, many in flight.")
+
+
+
+POLLIN, POLLOUT = 1, 2
+
+
+class Poller:
+    """pyzmq-style readiness for sync users: register sockets, then
+    poll(timeout ms; None = for ever) returns [(socket, events)] where
+    events has POLLIN (a message is waiting) and/or POLLOUT (a send would
+    not block).  Interrupted by Ctrl+C like any wait."""
+
+    def __init__(self):
+        self._socks = {}  # socket -> events
+
+    def register(self, sock, flags=POLLIN):
+        """Watch sock for flags (POLLIN | POLLOUT); flags=0 unregisters."""
+        if flags:
+            self._socks[sock] = flags
+        else:
+            self._socks.pop(sock, None)
+
+    def modify(self, sock, flags=POLLIN):
+        self.register(sock, flags)
+
+    def unregister(self, sock):
+        del self._socks[sock]
+
+    def poll(self, timeout=None):
+        import select
+        p = select.poll()
+        fds = {}
+        for sock, ev in self._socks.items():
+            if ev & POLLIN:
+                fds.setdefault(sock.recv_fd, []).append((sock, POLLIN))
+            if ev & POLLOUT:
+                fds.setdefault(sock.send_fd, []).append((sock, POLLOUT))
+        for fd in fds:
+            p.register(fd, select.POLLIN)
+        ready = {}
+        ms = None if timeout is None or timeout < 0 else timeout
+        for fd, _ in p.poll(ms):
+            for sock, ev in fds[fd]:
+                ready[sock] = ready.get(sock, 0) | ev
+        return list(ready.items())
+
 
 from . import _aio  # noqa: E402  (needs Socket's errors)

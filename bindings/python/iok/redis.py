@@ -16,7 +16,7 @@ asyncio (uvloop works too)::
 
     r = iok.redis.AsyncClient("redis://127.0.0.1:6379")
     await r.execute("GET", "k")
-    await asyncio.gather(*(r.incr("n") for _ in range(1000)))   # one connection
+    await _asyncio_std.gather(*(r.incr("n") for _ in range(1000)))   # one connection
 
 Pub/sub on the same connection as the commands, transactions on a pinned
 connection::
@@ -34,21 +34,29 @@ connection::
 Timeouts are milliseconds, as everywhere in iok.
 """
 
-import asyncio
+import asyncio as _asyncio_std
+import builtins
 import collections
+import functools
+import logging
+import os
 import threading
+import time
 import urllib.parse
+import weakref
 
 from . import _aio, _iok
-import time
 
-from . import AddressInvalid, Closed, Db, Error, ProtocolError, Sub, Timeout, TryAgain
+from . import AddressInvalid, Closed, Db, Dialer, Error, ProtocolError, Sub, Timeout, TryAgain
 
 __all__ = [
-    "Client", "AsyncClient", "PubSub", "AsyncPubSub", "PubSubMessage",
+    "Client", "AsyncClient", "Redis", "StrictRedis", "AsyncRedis", "from_url", "Script",
+    "AsyncScript", "Lock", "AsyncLock", "ConnectionError", "TimeoutError", "DataError",
+    "InvalidResponse", "PubSubError", "LockError", "LockNotOwnedError",
+    "DEFAULT_SOCKET_TIMEOUT", "DEFAULT_CONNECT_TIMEOUT", "PubSub", "AsyncPubSub", "PubSubMessage",
     "Pipeline", "AsyncPipeline", "Session", "AsyncSession",
     "RedisError", "ResponseError", "ExecAbortError", "WatchError", "NoScriptError",
-    "ReadOnlyError", "WrongTypeError", "BusyLoadingError", "AuthenticationError", "DataError",
+    "ReadOnlyError", "WrongTypeError", "BusyLoadingError", "AuthenticationError",
     "resp_encode", "resp_decode",
 ]
 
@@ -58,18 +66,27 @@ _IDEMPOTENT = _iok.FLAG_IDEMPOTENT
 
 
 # ----------------------------------------------------------------- errors
+#
+# redis-py's hierarchy, so ``except redis.ConnectionError`` code ports by
+# changing the import:
+#   RedisError > ConnectionError > AuthenticationError, BusyLoadingError
+#              > TimeoutError, ResponseError > (ExecAbortError, NoScriptError,
+#              ReadOnlyError, WrongTypeError), DataError, InvalidResponse,
+#              PubSubError, WatchError, LockError > LockNotOwnedError
+# Every one is also an iok.Error; ConnectionError and TimeoutError are also
+# the builtin ones.  A failure iok reports (iok.ConnectionReset,
+# iok.Timeout...) reaches iok.redis users as a class that is both: the iok
+# class and the redis-py one (e.g. ConnectionError and iok.ConnectionReset),
+# with the client's URL (password hidden) in its message.
 
 class RedisError(Error):
-    """Base of the errors iok.redis itself raises (an iok.Error, errno 0).
-    Connection failures, timeouts and a closed client are the usual iok
-    errors: iok.ConnectionReset, iok.Timeout, iok.Closed, iok.PeerAuthError
-    (credentials refused at connect), iok.ConnectionRefused..."""
+    """Base of every error iok.redis raises (also an iok.Error)."""
 
     errno = 0
 
     def __init__(self, message=""):
         Exception.__init__(self, message)
-        self.errno = 0
+        self.errno = type(self).errno
         self.message = message
 
     def __str__(self):
@@ -77,6 +94,16 @@ class RedisError(Error):
 
     def __reduce__(self):
         return (type(self), (self.message,))
+
+
+class ConnectionError(RedisError, builtins.ConnectionError):
+    """No connection to the server (refused, lost, closed client); also the
+    builtin ConnectionError."""
+
+
+class TimeoutError(RedisError, builtins.TimeoutError):
+    """No reply (or no connection) within socket_timeout /
+    socket_connect_timeout; also the builtin TimeoutError."""
 
 
 class ResponseError(RedisError):
@@ -87,6 +114,27 @@ class ResponseError(RedisError):
     @property
     def code(self):
         return self.message.split(" ", 1)[0]
+
+
+class AuthenticationError(ConnectionError, ResponseError):
+    """Credentials refused (at connect, or NOAUTH / WRONGPASS to a
+    command); the message is the server's."""
+
+
+class BusyLoadingError(ConnectionError, ResponseError):
+    """LOADING: the server is loading its dataset."""
+
+
+class DataError(RedisError):
+    """A value that cannot be sent or represented."""
+
+
+class InvalidResponse(RedisError):
+    """The server sent something that is not valid RESP (protocol error)."""
+
+
+class PubSubError(RedisError):
+    """Misuse of a PubSub."""
 
 
 class ExecAbortError(ResponseError):
@@ -105,22 +153,84 @@ class WrongTypeError(ResponseError):
     """WRONGTYPE: the key holds another kind of value."""
 
 
-class BusyLoadingError(ResponseError):
-    """LOADING: the server is loading its dataset."""
-
-
-class AuthenticationError(ResponseError):
-    """NOAUTH / WRONGPASS returned to a command (credentials refused at
-    connect are iok.PeerAuthError)."""
-
-
 class WatchError(RedisError):
     """A watched key changed: EXEC did nothing."""
 
 
-class DataError(RedisError):
-    """A reply Python cannot represent (a big number over the int
-    conversion limit, sys.get_int_max_str_digits)."""
+class LockError(RedisError, ValueError):
+    """A lock could not be acquired, released or extended."""
+
+
+class LockNotOwnedError(LockError):
+    """The lock is no longer ours (it expired, another holder took it)."""
+
+
+def _flavour(base, iokcls):
+    """A class that is both the redis-py style base and the iok class."""
+    name = "_" + iokcls.__name__
+
+    def __init__(self, *a):
+        # (message) from Python, (errno, message) from the C layer
+        msg = a[-1] if a else _iok.strerror(iokcls.errno)
+        RedisError.__init__(self, msg)
+
+    cls = type(name, (base, iokcls), {"__module__": __name__, "errno": iokcls.errno,
+                                      "__init__": __init__,
+                                      "__doc__": "%s, raised by iok.redis" % iokcls.__name__})
+    globals()[name] = cls  # picklable by name
+    return cls
+
+
+import iok as _iokpkg  # noqa: E402
+
+_FLAVOURS = {}
+for _ic, _base in ((_iokpkg.Timeout, TimeoutError), (_iokpkg.ConnectionReset, ConnectionError),
+                   (_iokpkg.ConnectionRefused, ConnectionError),
+                   (_iokpkg.ConnectionShutdown, ConnectionError),
+                   (_iokpkg.ConnectionAborted, ConnectionError),
+                   (_iokpkg.DestinationUnreachable, ConnectionError),
+                   (_iokpkg.Closed, ConnectionError), (_iokpkg.PeerAuthError, AuthenticationError),
+                   (_iokpkg.ProtocolError, InvalidResponse),
+                   (_iokpkg.MessageTooLarge, DataError),
+                   (_iokpkg.AddressInvalid, DataError)):
+    _FLAVOURS[_ic] = _flavour(_base, _ic)
+del _ic, _base
+
+
+def _lost_class():
+    # Reset or shut down by the peer is one fault whose code depends on a
+    # race (was our write or our read first?): one class for both, so the
+    # same fault gives the same class from Client and AsyncClient.
+    def __init__(self, *a):
+        RedisError.__init__(self, a[-1] if a else "Connection lost")
+
+    cls = type("_ConnectionLost", (ConnectionError, _iokpkg.ConnectionReset,
+                                   _iokpkg.ConnectionShutdown),
+               {"__module__": __name__, "errno": _iokpkg.ConnectionReset.errno,
+                "__init__": __init__,
+                "__doc__": "The connection was reset or shut down by the peer."})
+    globals()[cls.__name__] = cls
+    return cls
+
+
+_FLAVOURS[_iokpkg.ConnectionReset] = _FLAVOURS[_iokpkg.ConnectionShutdown] = _lost_class()
+_CONN_ERRORS = (_iokpkg.Timeout, _iokpkg.ConnectionReset, _iokpkg.ConnectionShutdown,
+                _iokpkg.ConnectionAborted, _iokpkg.ConnectionRefused)
+
+
+def _redis_error(e, where):
+    """e (an iok.Error) as iok.redis raises it: the flavoured class, the
+    URL in the message.  ResponseErrors (the server's words) pass as is."""
+    if isinstance(e, RedisError):
+        return e
+    cls = _FLAVOURS.get(type(e))
+    if cls is None:
+        return e
+    msg = getattr(e, "message", None) or str(e)
+    new = cls("%s (%s)" % (msg, where) if where else msg)
+    new.__cause__ = None
+    new.__suppress_context__ = True
+    return new
 
 
 _ERROR_CODES = {
@@ -128,7 +238,7 @@ _ERROR_CODES = {
     "WRONGTYPE": WrongTypeError, "LOADING": BusyLoadingError, "NOAUTH": AuthenticationError,
     "WRONGPASS": AuthenticationError,
 }
-_iok._redis_setup(ResponseError, _ERROR_CODES, ProtocolError, DataError)
+_iok._redis_setup(ResponseError, _ERROR_CODES, _FLAVOURS[ProtocolError], DataError)
 
 
 def resp_encode(*args):
@@ -197,10 +307,13 @@ def _url(url, name, db):
 
 
 def _b(x):
-    """A channel name as bytes (how subscriptions are tracked)."""
+    """A channel name as bytes (how subscriptions are tracked); str or
+    bytes-like only (bytes(123) would be 123 NUL bytes)."""
     if isinstance(x, str):
         return x.encode()
-    return bytes(x)
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return bytes(x)
+    raise TypeError("a channel or pattern is a str or bytes, not %s" % type(x).__name__)
 
 
 def _cmdname(args):
@@ -213,11 +326,11 @@ def _cmdname(args):
 # ------------------------------------------------------- reply transforms
 
 def _ok(v):
-    return True if v == b"OK" or v == "OK" else v
+    return True if v == "OK" or v == b"OK" else v
 
 
 def _ok_or_none(v):
-    return True if v == b"OK" or v == "OK" else None
+    return True if v == "OK" or v == b"OK" else None
 
 
 def _bool(v):
@@ -260,6 +373,104 @@ def _scan(v):
     return int(cursor), keys
 
 
+def _unix(when):
+    if hasattr(when, "timestamp"):
+        return int(when.timestamp())
+    return when
+
+
+def _keys(k):
+    """A key, or a list/tuple of keys, as a tuple."""
+    if isinstance(k, (list, tuple)):
+        return tuple(k)
+    return (k,)
+
+
+def _scan_args(cursor, match, count):
+    args = [cursor]
+    if match is not None:
+        args += ("MATCH", match)
+    if count is not None:
+        args += ("COUNT", count)
+    return args
+
+
+def _hscan(v):
+    cursor, items = v
+    return int(cursor), _pairs(items) or {}
+
+
+def _zscan(v):
+    cursor, items = v
+    return int(cursor), _scored(items) or []
+
+
+def _tuple(v):
+    return None if v is None else tuple(v)
+
+
+def _bzpop(v):
+    return None if v is None else (v[0], v[1], float(v[2]))
+
+
+def _str(v):
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def _entries(v):
+    """Stream entries -> [(id, {field: value})]."""
+    if v is None:
+        return []
+    out = []
+    for e in v:
+        eid, fields = e[0], e[1]
+        out.append((eid, _pairs(fields) if fields is not None else None))
+    return out
+
+
+def _xread(v):
+    """XREAD's reply (RESP3 map or RESP2 list) -> [[stream, entries]]."""
+    if v is None:
+        return []
+    if isinstance(v, dict):
+        return [[k, _entries(e)] for k, e in v.items()]
+    return [[s, _entries(e)] for s, e in v]
+
+
+def _config(v):
+    d = _pairs(v) or {}
+    return {_str(k): _str(x) for k, x in d.items()}
+
+
+def _info_value(v):
+    if "," in v and "=" in v:
+        return dict((k, _info_value(x)) for k, x in
+                    (p.split("=", 1) for p in v.split(",") if "=" in p))
+    try:
+        return int(v)
+    except ValueError:
+        pass
+    try:
+        return float(v)
+    except ValueError:
+        return v
+
+
+def _info(v):
+    """INFO's text -> {name: value} (numbers as int/float, dbN as dicts),
+    as redis-py parses it."""
+    if isinstance(v, bytes):
+        v = v.decode()
+    out = {}
+    for line in v.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        if ":" in line:
+            k, x = line.split(":", 1)
+            out[k] = _info_value(x)
+    return out
+
+
 # -------------------------------------------------------------- commands
 
 class Commands:
@@ -271,6 +482,9 @@ class Commands:
     __slots__ = ()
 
     def _cmd(self, args, transform=None, flags=0):
+        raise NotImplementedError
+
+    def _cmd_blocking(self, args, transform=None):
         raise NotImplementedError
 
     # -- connection, server
@@ -288,9 +502,9 @@ class Commands:
         return self._cmd(("DBSIZE",), None, R)
 
     def info(self, section=None):
-        """The INFO text (a str)."""
+        """INFO parsed into a dict, as redis-py returns it."""
         args = ("INFO",) if section is None else ("INFO", section)
-        return self._cmd(args, lambda v: v.decode() if isinstance(v, bytes) else v, R)
+        return self._cmd(args, _info, R)
 
     # -- keys, strings
     def get(self, name):
@@ -525,12 +739,532 @@ class Commands:
         """The number of subscribers that received the message."""
         return self._cmd(("PUBLISH", channel, message))
 
+    # -- more keys, strings (redis-py's names and reply shapes)
+    def execute_command(self, *args, **options):
+        """Run any command (redis-py's name for execute)."""
+        return self.execute(*args, **options)
+
+    def rename(self, src, dst):
+        return self._cmd(("RENAME", src, dst), _ok)
+
+    def renamenx(self, src, dst):
+        return self._cmd(("RENAMENX", src, dst), _bool)
+
+    def unlink(self, *names):
+        """UNLINK: the number of keys removed (freed in the background)."""
+        return self._cmd(("UNLINK",) + names)
+
+    def expireat(self, name, when):
+        return self._cmd(("EXPIREAT", name, _unix(when)), _bool)
+
+    def getset(self, name, value):
+        return self._cmd(("GETSET", name, value))
+
+    def setnx(self, name, value):
+        return self._cmd(("SETNX", name, value), _bool)
+
+    def msetnx(self, mapping):
+        args = ["MSETNX"]
+        for k, v in mapping.items():
+            args += (k, v)
+        return self._cmd(args, _bool)
+
+    def getrange(self, key, start, end):
+        return self._cmd(("GETRANGE", key, start, end), None, R)
+
+    def setrange(self, name, offset, value):
+        return self._cmd(("SETRANGE", name, offset, value))
+
+    def randomkey(self):
+        return self._cmd(("RANDOMKEY",), None, R)
+
+    def time(self):
+        """(seconds, microseconds) of the server's clock."""
+        return self._cmd(("TIME",), lambda v: (int(v[0]), int(v[1])), R)
+
+    def hscan(self, name, cursor=0, match=None, count=None):
+        """One HSCAN step: (next cursor, {field: value})."""
+        return self._cmd(["HSCAN", name] + _scan_args(cursor, match, count), _hscan, R)
+
+    def sscan(self, name, cursor=0, match=None, count=None):
+        """One SSCAN step: (next cursor, [member])."""
+        return self._cmd(["SSCAN", name] + _scan_args(cursor, match, count), _scan, R)
+
+    def zscan(self, name, cursor=0, match=None, count=None):
+        """One ZSCAN step: (next cursor, [(member, score)])."""
+        return self._cmd(["ZSCAN", name] + _scan_args(cursor, match, count), _zscan, R)
+
+    # -- more hashes
+    def hsetnx(self, name, key, value):
+        return self._cmd(("HSETNX", name, key, value), _bool)
+
+    def hincrbyfloat(self, name, key, amount=1.0):
+        return self._cmd(("HINCRBYFLOAT", name, key, amount), _float)
+
+    def hmset(self, name, mapping):
+        """HMSET (deprecated by Redis; hset(name, mapping=) does the same)."""
+        args = ["HMSET", name]
+        for k, v in mapping.items():
+            args += (k, v)
+        return self._cmd(args, _ok)
+
+    def hstrlen(self, name, key):
+        return self._cmd(("HSTRLEN", name, key), None, R)
+
+    # -- more lists (blocking ones on a connection of their own)
+    def blpop(self, keys, timeout=0):
+        """BLPOP: (key, value), or None after timeout seconds (0: for ever)."""
+        return self._cmd_blocking(("BLPOP",) + _keys(keys) + (timeout,), _tuple)
+
+    def brpop(self, keys, timeout=0):
+        """BRPOP: (key, value), or None after timeout seconds (0: for ever)."""
+        return self._cmd_blocking(("BRPOP",) + _keys(keys) + (timeout,), _tuple)
+
+    def blmove(self, first_list, second_list, timeout, src="LEFT", dest="RIGHT"):
+        return self._cmd_blocking(("BLMOVE", first_list, second_list, src, dest, timeout))
+
+    def brpoplpush(self, src, dst, timeout=0):
+        return self._cmd_blocking(("BRPOPLPUSH", src, dst, timeout))
+
+    def lmove(self, first_list, second_list, src="LEFT", dest="RIGHT"):
+        return self._cmd(("LMOVE", first_list, second_list, src, dest))
+
+    def rpoplpush(self, src, dst):
+        return self._cmd(("RPOPLPUSH", src, dst))
+
+    def linsert(self, name, where, refvalue, value):
+        return self._cmd(("LINSERT", name, where, refvalue, value))
+
+    def lset(self, name, index, value):
+        return self._cmd(("LSET", name, index, value), _ok)
+
+    def lpushx(self, name, *values):
+        return self._cmd(("LPUSHX", name) + values)
+
+    def rpushx(self, name, *values):
+        return self._cmd(("RPUSHX", name) + values)
+
+    def lpos(self, name, value, rank=None, count=None, maxlen=None):
+        args = ["LPOS", name, value]
+        for word, v in (("RANK", rank), ("COUNT", count), ("MAXLEN", maxlen)):
+            if v is not None:
+                args += (word, v)
+        return self._cmd(args, None, R)
+
+    # -- more sets
+    def sinter(self, keys, *args):
+        return self._cmd(("SINTER",) + _keys(keys) + args, _as_set, R)
+
+    def sunion(self, keys, *args):
+        return self._cmd(("SUNION",) + _keys(keys) + args, _as_set, R)
+
+    def sdiff(self, keys, *args):
+        return self._cmd(("SDIFF",) + _keys(keys) + args, _as_set, R)
+
+    def sinterstore(self, dest, keys, *args):
+        return self._cmd(("SINTERSTORE", dest) + _keys(keys) + args)
+
+    def sunionstore(self, dest, keys, *args):
+        return self._cmd(("SUNIONSTORE", dest) + _keys(keys) + args)
+
+    def sdiffstore(self, dest, keys, *args):
+        return self._cmd(("SDIFFSTORE", dest) + _keys(keys) + args)
+
+    def smove(self, src, dst, value):
+        return self._cmd(("SMOVE", src, dst, value), _bool)
+
+    def spop(self, name, count=None):
+        return self._cmd(("SPOP", name) if count is None else ("SPOP", name, count))
+
+    def srandmember(self, name, number=None):
+        return self._cmd(("SRANDMEMBER", name) if number is None else
+                         ("SRANDMEMBER", name, number), None, R)
+
+    def smismember(self, name, values, *args):
+        return self._cmd(("SMISMEMBER", name) + _keys(values) + args,
+                         lambda v: [bool(x) for x in v], R)
+
+    # -- more sorted sets
+    def zrevrange(self, name, start, end, withscores=False):
+        args = ["ZREVRANGE", name, start, end]
+        if withscores:
+            args.append("WITHSCORES")
+            return self._cmd(args, _scored, R)
+        return self._cmd(args, None, R)
+
+    def zrangebyscore(self, name, min, max, start=None, num=None, withscores=False):
+        args = ["ZRANGEBYSCORE", name, min, max]
+        if start is not None and num is not None:
+            args += ("LIMIT", start, num)
+        if withscores:
+            args.append("WITHSCORES")
+            return self._cmd(args, _scored, R)
+        return self._cmd(args, None, R)
+
+    def zrevrangebyscore(self, name, max, min, start=None, num=None, withscores=False):
+        args = ["ZREVRANGEBYSCORE", name, max, min]
+        if start is not None and num is not None:
+            args += ("LIMIT", start, num)
+        if withscores:
+            args.append("WITHSCORES")
+            return self._cmd(args, _scored, R)
+        return self._cmd(args, None, R)
+
+    def zrank(self, name, value):
+        return self._cmd(("ZRANK", name, value), None, R)
+
+    def zrevrank(self, name, value):
+        return self._cmd(("ZREVRANK", name, value), None, R)
+
+    def zcount(self, name, min, max):
+        return self._cmd(("ZCOUNT", name, min, max), None, R)
+
+    def zmscore(self, key, members):
+        return self._cmd(("ZMSCORE", key) + _keys(members),
+                         lambda v: [None if x is None else float(x) for x in v], R)
+
+    def zpopmin(self, name, count=None):
+        """[(member, score)] of the lowest."""
+        return self._cmd(("ZPOPMIN", name) if count is None else ("ZPOPMIN", name, count),
+                         _scored)
+
+    def zpopmax(self, name, count=None):
+        return self._cmd(("ZPOPMAX", name) if count is None else ("ZPOPMAX", name, count),
+                         _scored)
+
+    def bzpopmin(self, keys, timeout=0):
+        """(key, member, score), or None after timeout seconds."""
+        return self._cmd_blocking(("BZPOPMIN",) + _keys(keys) + (timeout,), _bzpop)
+
+    def bzpopmax(self, keys, timeout=0):
+        return self._cmd_blocking(("BZPOPMAX",) + _keys(keys) + (timeout,), _bzpop)
+
+    def zremrangebyscore(self, name, min, max):
+        return self._cmd(("ZREMRANGEBYSCORE", name, min, max))
+
+    def zremrangebyrank(self, name, min, max):
+        return self._cmd(("ZREMRANGEBYRANK", name, min, max))
+
+    # -- streams
+    def xadd(self, name, fields, id="*", maxlen=None, approximate=True, nomkstream=False,
+             minid=None, limit=None):
+        """XADD: the new entry's id."""
+        args = ["XADD", name]
+        if nomkstream:
+            args.append("NOMKSTREAM")
+        if maxlen is not None:
+            args += ("MAXLEN", "~" if approximate else "=", maxlen)
+        elif minid is not None:
+            args += ("MINID", "~" if approximate else "=", minid)
+        if limit is not None:
+            args += ("LIMIT", limit)
+        args.append(id)
+        for k, v in fields.items():
+            args += (k, v)
+        return self._cmd(args)
+
+    def xlen(self, name):
+        return self._cmd(("XLEN", name), None, R)
+
+    def xrange(self, name, min="-", max="+", count=None):
+        """[(id, {field: value})]."""
+        args = ["XRANGE", name, min, max]
+        if count is not None:
+            args += ("COUNT", count)
+        return self._cmd(args, _entries, R)
+
+    def xrevrange(self, name, max="+", min="-", count=None):
+        args = ["XREVRANGE", name, max, min]
+        if count is not None:
+            args += ("COUNT", count)
+        return self._cmd(args, _entries, R)
+
+    def xdel(self, name, *ids):
+        return self._cmd(("XDEL", name) + ids)
+
+    def xtrim(self, name, maxlen=None, approximate=True, minid=None, limit=None):
+        args = ["XTRIM", name]
+        if maxlen is not None:
+            args += ("MAXLEN", "~" if approximate else "=", maxlen)
+        elif minid is not None:
+            args += ("MINID", "~" if approximate else "=", minid)
+        if limit is not None:
+            args += ("LIMIT", limit)
+        return self._cmd(args)
+
+    def xread(self, streams, count=None, block=None):
+        """XREAD {stream: last_id}: [[stream, [(id, {field: value})]]] (redis-py's
+        shape); block (ms) waits on a connection of its own."""
+        args = ["XREAD"]
+        if count is not None:
+            args += ("COUNT", count)
+        if block is not None:
+            args += ("BLOCK", block)
+        args.append("STREAMS")
+        args += list(streams.keys())
+        args += list(streams.values())
+        if block is not None:
+            return self._cmd_blocking(args, _xread)
+        return self._cmd(args, _xread)
+
+    def xreadgroup(self, groupname, consumername, streams, count=None, block=None, noack=False):
+        args = ["XREADGROUP", "GROUP", groupname, consumername]
+        if count is not None:
+            args += ("COUNT", count)
+        if block is not None:
+            args += ("BLOCK", block)
+        if noack:
+            args.append("NOACK")
+        args.append("STREAMS")
+        args += list(streams.keys())
+        args += list(streams.values())
+        if block is not None:
+            return self._cmd_blocking(args, _xread)
+        return self._cmd(args, _xread)
+
+    def xack(self, name, groupname, *ids):
+        return self._cmd(("XACK", name, groupname) + ids)
+
+    def xgroup_create(self, name, groupname, id="$", mkstream=False):
+        args = ["XGROUP", "CREATE", name, groupname, id]
+        if mkstream:
+            args.append("MKSTREAM")
+        return self._cmd(args, _ok)
+
+    def xgroup_destroy(self, name, groupname):
+        return self._cmd(("XGROUP", "DESTROY", name, groupname), _bool)
+
+    # -- scripting
+    def eval(self, script, numkeys, *keys_and_args):
+        return self._cmd(("EVAL", script, numkeys) + keys_and_args)
+
+    def evalsha(self, sha, numkeys, *keys_and_args):
+        return self._cmd(("EVALSHA", sha, numkeys) + keys_and_args)
+
+    def script_load(self, script):
+        """The script's SHA1 (a str)."""
+        return self._cmd(("SCRIPT", "LOAD", script), _str)
+
+    def script_exists(self, *args):
+        return self._cmd(("SCRIPT", "EXISTS") + args, lambda v: [bool(x) for x in v])
+
+    def script_flush(self, sync_type=None):
+        return self._cmd(("SCRIPT", "FLUSH") if sync_type is None else
+                         ("SCRIPT", "FLUSH", sync_type), _ok)
+
+    # -- server
+    def config_get(self, pattern="*"):
+        """{name: value} (str keys and values)."""
+        return self._cmd(("CONFIG", "GET", pattern), _config)
+
+    def config_set(self, name, value):
+        return self._cmd(("CONFIG", "SET", name, value), _ok)
+
+    def client_setname(self, name):
+        return self._cmd(("CLIENT", "SETNAME", name), _ok)
+
+    def client_getname(self):
+        return self._cmd(("CLIENT", "GETNAME"), None, R)
+
+    def flushall(self, asynchronous=False):
+        return self._cmd(("FLUSHALL", "ASYNC") if asynchronous else ("FLUSHALL",), _ok)
+
+    def select(self, index):
+        raise RedisError("SELECT would move the shared connection: give db= (or /N in the "
+                         "URL) to the client instead")
+
 
 # ---------------------------------------------------------- the connection
+#
+# The model (see bindings/python/README.md):
+# * The client's commands go, pipelined, over its main pipelined-db socket
+#   (pool_size connections, default 1), owned by iok's kernel thread.
+# * Whatever would hold a connection for a while takes a connection of its
+#   own, made on demand and kept (up to _SIDE_IDLE idle) for the next one:
+#   blocking commands (BLPOP, XREAD BLOCK, ...), sessions (WATCH ...
+#   MULTI/EXEC), a pipeline after watch(), and every pubsub but the first.
+#   So none of them stalls the pipelined connection or each other; a
+#   cancelled or interrupted blocking command closes its connection.
+# * Connecting is bounded by socket_connect_timeout (seconds), each command
+#   by socket_timeout (seconds; a blocking command: its own block time
+#   plus socket_timeout).  The dial runs on a helper thread (sync) or the
+#   loop's executor (asyncio), so the caller's wait is interruptible and
+#   never blocks an event loop.
+# * Once connected, a lost connection is redialled in the background; while
+#   there is none, commands fail at once with ConnectionError.
+
+log = logging.getLogger("iok")
+log.addHandler(logging.NullHandler())  # a library: silent unless the application configures logging
+
+DEFAULT_SOCKET_TIMEOUT = 30.0   # seconds
+DEFAULT_CONNECT_TIMEOUT = 5.0   # seconds
+_SIDE_IDLE = 4                  # idle side connections kept per client
+_CHECK_EVERY = 1.0              # s: how often an idle client looks at its link
+_UNSET = object()
+# redis-py keywords accepted and ignored (iok reconnects by itself).
+_IGNORED_KW = frozenset(("health_check_interval", "retry_on_timeout", "retry_on_error", "retry",
+                         "single_connection_client", "auto_close_connection_pool",
+                         "encoding_errors", "socket_keepalive_options"))
+_monotonic = time.monotonic
+_CLIENTS = weakref.WeakSet()
+_DEMUXES = weakref.WeakSet()
+
+
+def _seconds(what, v):
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v < 0:
+        raise ValueError("%s is in seconds (a number >= 0, or None for no limit); got %r"
+                         % (what, v))
+    return float(v)
+
+
+def _ms(seconds):
+    """seconds (None: no limit) -> the ms iok's options take (-1: none)."""
+    if seconds is None:
+        return -1
+    return max(1, int(seconds * 1000 + 0.999))
+
+
+def _redact(url):
+    """url with its password replaced by ***."""
+    try:
+        u = urllib.parse.urlsplit(url)
+        if u.password is None:
+            return url
+        userinfo, host = u.netloc.rsplit("@", 1)
+        return urllib.parse.urlunsplit(u._replace(netloc=userinfo.split(":", 1)[0] + ":***@" + host))
+    except ValueError:
+        return "<a redis URL>"
+
+
+def _build_url(url, host, port, username, password, unix_socket_path):
+    if url is None:
+        if unix_socket_path is not None:
+            url = "redis+unix://" + unix_socket_path
+        else:
+            h = host or "127.0.0.1"
+            if ":" in h and not h.startswith("["):
+                h = "[%s]" % h
+            url = "redis://%s:%d" % (h, 6379 if port is None else int(port))
+    elif host is not None or port is not None:
+        raise TypeError("give url or host/port, not both")
+    if not isinstance(url, str):
+        raise TypeError("url must be a str, not %s" % type(url).__name__)
+    if username is not None or password is not None:
+        u = urllib.parse.urlsplit(url)
+        if u.username is not None or u.password is not None:
+            raise TypeError("credentials both in the URL and as keywords")
+        cred = urllib.parse.quote(username or "", safe="")
+        if password is not None:
+            cred += ":" + urllib.parse.quote(str(password), safe="")
+        url = urllib.parse.urlunsplit(u._replace(netloc=cred + "@" + u.netloc))
+    return url
+
+
+def _dial(sock, url, timeout, where):
+    """A blocking dial (iok_dial SYNC) on a helper thread; the calling
+    thread waits up to timeout seconds, interruptible (Ctrl+C).  Returns the
+    Dialer; raises the dial's iok error, or TimeoutError (sock is closed)."""
+    box = []
+    done = threading.Event()
+
+    def run():
+        try:
+            # the C call itself: this thread is the interruptible waiter
+            box.append((True, Dialer(_iok.Socket.dial(sock, url, True), sock)))
+        except BaseException as e:  # noqa: B902 - handed to the caller
+            box.append((False, e))
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="iok-connect", daemon=True).start()
+    try:
+        finished = done.wait(timeout)
+    except BaseException:
+        sock.close()
+        raise
+    if not finished:
+        sock.close()
+        log.warning("connecting to %s: no answer within %ss", where, timeout)
+        raise _FLAVOURS[_iokpkg.Timeout](
+            "Timeout connecting to %s (no answer within socket_connect_timeout=%ss)"
+            % (where, timeout))
+    ok, v = box[0]
+    if ok:
+        return v
+    raise v
+
+
+async def _adial(sock, url, timeout, where):
+    """_dial for asyncio: the dial runs in the loop's executor."""
+    loop = _asyncio_std.get_running_loop()
+    fut = loop.run_in_executor(None, functools.partial(_iok.Socket.dial, sock, url, True))
+    try:
+        if timeout is None:
+            return Dialer(await fut, sock)
+        return Dialer(await _asyncio_std.wait_for(fut, timeout), sock)
+    except Error:
+        raise
+    except builtins.TimeoutError:
+        sock.close()
+        log.warning("connecting to %s: no answer within %ss", where, timeout)
+        raise _FLAVOURS[_iokpkg.Timeout](
+            "Timeout connecting to %s (no answer within socket_connect_timeout=%ss)"
+            % (where, timeout)) from None
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _server_says(url, timeout):
+    """After a refused handshake (iok.ProtocolError / PeerAuthError, which
+    lose the server's words): connect plainly and replay the handshake's
+    steps one by one; the ResponseError of the first the server refuses,
+    or None."""
+    try:
+        u = urllib.parse.urlsplit(url)
+        q = urllib.parse.parse_qs(u.query, keep_blank_values=True)
+        steps = []
+        if u.password is not None:
+            user = urllib.parse.unquote(u.username or "")
+            pw = urllib.parse.unquote(u.password)
+            steps.append(("AUTH", user, pw) if user else ("AUTH", pw))
+        db = (q.get("db") or [""])[-1]
+        if u.scheme == "redis" and u.path not in ("", "/"):
+            db = u.path[1:]
+        if db:
+            steps.append(("SELECT", db))
+        if (q.get("protocol") or ["3"])[-1] == "3":
+            steps.append(("HELLO", "3"))
+        for n in q.get("name", []):
+            steps.append(("CLIENT", "SETNAME", n))
+        rest = [(k, v) for k, vs in q.items() if k not in ("db", "name", "protocol") for v in vs]
+        rest.append(("protocol", "2"))
+        netloc = u.netloc.rsplit("@", 1)[-1]
+        path = "" if u.scheme == "redis" else u.path
+        plain = urllib.parse.urlunsplit((u.scheme, netloc, path, urllib.parse.urlencode(rest), ""))
+    except ValueError:
+        return None
+    sock = _DbSocket()
+    sock._rflags = 0
+    try:
+        _dial(sock, plain, timeout, "")
+        for step in steps:
+            tok = sock._redis_request(step, 0, 0, None)
+            for t, v, failed in sock._redis_recv(_ms(timeout), 0, 1):
+                if t == tok and failed:
+                    return v if isinstance(v, ResponseError) else None
+    except Error:
+        return None
+    finally:
+        sock.close()
+    return None
+
 
 class _DbSocket(Db):
-    """The pipelined-db socket of a client; asyncio's reader decodes
-    replies in C."""
+    """A pipelined-db socket of a client; asyncio's reader decodes replies
+    in C."""
 
     __slots__ = ("_rflags",)
 
@@ -538,62 +1272,353 @@ class _DbSocket(Db):
         return self._redis_dispatch(pending, self._rflags)
 
 
-class _Base(Commands):
-    __slots__ = ("url", "decode_responses", "timeout", "_sock", "_dialer", "_flags",
-                 "_retry", "_pubsub", "__weakref__")
+class _Side:
+    """A connection of its own (blocking commands, sessions, pubsubs)."""
 
-    def __init__(self, url=DEFAULT_URL, *, pool_size=1, timeout=None, name=None, db=None,
-                 decode_responses=False, wait=True, retry_reads=True, max_inflight=None,
-                 **options):
-        self._sock = None
-        self._pubsub = None
-        self.url = url
+    __slots__ = ("sock", "dialer", "demux")
+
+    def __init__(self, sock, dialer, flags):
+        self.sock = sock
+        self.dialer = dialer
+        self.demux = _SyncDemux(sock, flags)
+
+
+_BLOCKING = frozenset(("BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BZPOPMIN", "BZPOPMAX",
+                       "BLMPOP", "BZMPOP", "WAIT", "WAITAOF"))
+
+
+def _is_blocking(args):
+    c = _cmdname(args)
+    if c in _BLOCKING:
+        return True
+    if c in ("XREAD", "XREADGROUP"):
+        return any(isinstance(a, (str, bytes)) and a.upper() in ("BLOCK", b"BLOCK")
+                   for a in args[1:])
+    return False
+
+
+def _block_seconds(args):
+    """How long the server may hold this blocking command (None: for
+    ever), from its own arguments."""
+    c = _cmdname(args)
+    try:
+        if c in ("XREAD", "XREADGROUP"):
+            for i, a in enumerate(args):
+                if isinstance(a, (str, bytes)) and a.upper() in ("BLOCK", b"BLOCK"):
+                    ms = float(args[i + 1])
+                    return None if ms == 0 else ms / 1000.0
+        if c in ("WAIT", "WAITAOF"):
+            ms = float(args[-1])
+            return None if ms == 0 else ms / 1000.0
+        v = float(args[1] if c in ("BLMPOP", "BZMPOP") else args[-1])
+        return None if v == 0 else v
+    except (ValueError, TypeError, IndexError):
+        return None
+
+
+class _Base(Commands):
+    __slots__ = ("url", "decode_responses", "timeout", "connect_timeout", "_dial_url", "_sock",
+                 "_dialer", "_flags", "_retry", "_pubsubs", "_sockopts", "_pool_size",
+                 "_max_inflight", "_side_idle", "_side_lock", "_connect_lock", "_connecting",
+                 "_suspect", "_checked", "_up_once", "_proto_base", "_ignore_default",
+                 "_demux", "_shut", "__weakref__")
+    _lazy_default = False
+
+    def __init__(self, url=None, *, host=None, port=None, db=None, username=None, password=None,
+                 unix_socket_path=None, socket_timeout=_UNSET, socket_connect_timeout=_UNSET,
+                 timeout=_UNSET, decode_responses=False, name=None, client_name=None,
+                 pool_size=1, wait=_UNSET, retry_reads=True, max_inflight=None,
+                 encoding="utf-8", socket_keepalive=None, **options):
+        self._sock = self._dialer = self._demux = None
+        self._shut = False
+        self._pubsubs = weakref.WeakSet()
+        self._side_idle = []
+        self._side_lock = threading.Lock()
+        self._connect_lock = threading.Lock()
+        self._connecting = None
+        self._suspect = self._up_once = False
+        self._checked = 0.0
+        self._proto_base = 0
+        where = type(self).__name__
+        sockopts = {}
+        for k, v in options.items():
+            if k in _IGNORED_KW:
+                continue
+            if k not in _iokpkg.OPTIONS:
+                raise _iokpkg._unknown_keyword(where, k)
+            sockopts[k] = v
+        if socket_keepalive is not None:
+            sockopts["tcp_keepalive"] = bool(socket_keepalive)
+        if str(encoding).replace("-", "").lower() != "utf8":
+            raise ValueError("iok.redis decodes UTF-8 only (encoding=%r)" % (encoding,))
+        if timeout is not _UNSET:
+            if socket_timeout is not _UNSET:
+                raise TypeError("give socket_timeout or timeout, not both")
+            socket_timeout = timeout
+        self.timeout = _seconds("socket_timeout",
+                                DEFAULT_SOCKET_TIMEOUT if socket_timeout is _UNSET else socket_timeout)
+        self.connect_timeout = _seconds(
+            "socket_connect_timeout",
+            DEFAULT_CONNECT_TIMEOUT if socket_connect_timeout is _UNSET else socket_connect_timeout)
         self.decode_responses = bool(decode_responses)
-        self.timeout = timeout
+        self._ignore_default = True
         self._flags = _DECODE if decode_responses else 0
         self._retry = bool(retry_reads)
-        sock = _DbSocket(**options)
-        sock._rflags = self._flags
-        try:
-            if pool_size != 1:
-                sock.setopt("pool-size", int(pool_size))
-            if timeout is not None:
-                sock.setopt("req:timeout", timeout)
-            if max_inflight is not None:
-                sock.setopt("db:max-inflight", int(max_inflight))
-            self._dialer = sock.dial(_url(url, name, db), block=wait)
-        except BaseException:
-            sock.close()
-            raise
-        self._sock = sock
+        self._sockopts = sockopts
+        self._pool_size = int(pool_size)
+        self._max_inflight = max_inflight
+        full = _url(_build_url(url, host, port, username, password, unix_socket_path),
+                    name if name is not None else client_name, db)
+        self._dial_url = full
+        self.url = _redact(full)
+        _CLIENTS.add(self)
+        if wait is _UNSET:
+            wait = None if self._lazy_default else True
+        if wait is False:
+            sock = self._new_sock()
+            try:
+                d = sock.dial(full, block=False)
+            except Error as e:
+                sock.close()
+                raise _redis_error(e, self.url) from None
+            self._install(sock, d, up=False)
+        elif wait:
+            self._connect_now()
 
     def __repr__(self):
         return "<%s %s%s>" % (type(self).__name__, self.url, " closed" if self.closed else "")
 
     @property
     def closed(self):
-        return self._sock is None or self._sock.closed
+        return self._sock is not None and self._sock.closed
 
     @property
     def socket(self):
-        """The underlying iok.Db socket (options, stats)."""
+        """The underlying iok.Db socket (options, stats); None before the
+        first connection."""
         return self._sock
 
     @property
     def stats(self):
         """The socket's counters (connections now: "pipes")."""
-        return self._sock.stats
+        return self._sock.stats if self._sock is not None else {}
 
     def _flags_of(self, args):
         return _IDEM.get(args[0], 0) if self._retry else 0
 
+    def _new_sock(self, side=False):
+        sock = _DbSocket(**self._sockopts)
+        sock._rflags = self._flags
+        try:
+            if not side and self._pool_size != 1:
+                sock.setopt("pool-size", self._pool_size)
+            if self._max_inflight is not None:
+                sock.setopt("db:max-inflight", int(self._max_inflight))
+            sock.setopt("req:timeout", _ms(self.timeout))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def _install(self, sock, dialer, up=True):
+        if self._shut:  # closed while connecting
+            sock.close()
+            raise _FLAVOURS[Closed]("the client is closed (%s)" % self.url)
+        self._dialer = dialer
+        self._demux = _SyncDemux(sock, self._flags)
+        self._sock = sock
+        self._checked = _monotonic()
+        if up:
+            self._up_once = True
+            log.info("connected to %s", self.url)
+
+    def _connect_error(self, e, said):
+        """The exception for a failed connect (e: iok's; said: the server's
+        own refusal, from _server_says)."""
+        log.warning("connecting to %s failed: %s", self.url, said or e)
+        if said is not None:
+            cls = type(said)
+            if isinstance(e, _iokpkg.PeerAuthError):
+                cls = _FLAVOURS[_iokpkg.PeerAuthError]  # AuthenticationError too
+            return cls("%s (connecting to %s)" % (said.message, self.url))
+        return _redis_error(e, "connecting to " + self.url)
+
+    def _why(self, e):
+        if isinstance(e, (_iokpkg.ProtocolError, _iokpkg.PeerAuthError)):
+            return _server_says(self._dial_url, self.connect_timeout)
+        return None
+
+    def _connect_sock(self, side):
+        if self._shut:
+            raise _FLAVOURS[Closed]("the client is closed (%s)" % self.url)
+        sock = self._new_sock(side)
+        try:
+            return sock, _dial(sock, self._dial_url, self.connect_timeout, self.url)
+        except Error as e:
+            sock.close()
+            raise self._connect_error(e, self._why(e)) from None
+        except BaseException:
+            sock.close()
+            raise
+
+    async def _aconnect_sock(self, side):
+        if self._shut:
+            raise _FLAVOURS[Closed]("the client is closed (%s)" % self.url)
+        sock = self._new_sock(side)
+        try:
+            return sock, await _adial(sock, self._dial_url, self.connect_timeout, self.url)
+        except Error as e:
+            sock.close()
+            said = None
+            if isinstance(e, (_iokpkg.ProtocolError, _iokpkg.PeerAuthError)):
+                said = await _asyncio_std.get_running_loop().run_in_executor(
+                    None, _server_says, self._dial_url, self.connect_timeout)
+            raise self._connect_error(e, said) from None
+
+    def _connect_now(self):
+        with self._connect_lock:
+            if self._sock is None:
+                self._install(*self._connect_sock(False))
+        return self._sock
+
+    async def _aensure(self):
+        """The main socket, connected first if need be (once, shared by
+        the coroutines that ask meanwhile)."""
+        loop = _asyncio_std.get_running_loop()
+        while self._sock is None:
+            fut = self._connecting
+            if fut is not None and fut.get_loop() is loop and not fut.done():
+                await _asyncio_std.shield(fut)
+                continue
+            fut = self._connecting = loop.create_future()
+            try:
+                self._install(*(await self._aconnect_sock(False)))
+                fut.set_result(None)
+            except BaseException as e:
+                if isinstance(e, Exception):
+                    fut.set_exception(e)
+                    fut.exception()  # retrieved: no "never retrieved" warning
+                else:
+                    fut.cancel()
+                raise
+            finally:
+                self._connecting = None
+        return self._sock
+
+    def _check_link(self, sock):
+        """Fail fast while the client has no connection (it had one, the
+        kernel thread redials in the background)."""
+        self._checked = _monotonic()
+        if not self._up_once:
+            return
+        try:
+            pipes = sock.getopt("stat:pipes", "uint64")
+        except Error as e:
+            raise _redis_error(e, self.url) from None
+        if pipes == 0:
+            if not self._suspect:
+                log.warning("connection to %s lost; reconnecting in the background", self.url)
+            self._suspect = True
+            raise _FLAVOURS[_iokpkg.ConnectionReset](
+                "no connection to %s (lost; iok reconnects in the background)" % self.url)
+        if self._suspect:
+            log.info("reconnected to %s", self.url)
+            self._suspect = False
+            try:
+                self._proto_base = sock.getopt("stat:proto-errors", "uint64")
+            except Error:
+                pass
+
+    def _fail(self, e, sock=None):
+        """The exception to raise for a failed command (e from iok)."""
+        if isinstance(e, ResponseError) or not isinstance(e, Error):
+            return e
+        if isinstance(e, _iokpkg.Timeout):
+            self._suspect = True  # the next command looks at the link first
+        elif isinstance(e, _CONN_ERRORS):
+            if not self._suspect:
+                log.warning("connection to %s dropped: %s", self.url, e)
+            self._suspect = True
+            s = sock if sock is not None else self._sock
+            if isinstance(e, _iokpkg.ConnectionReset) and s is not None:
+                # The transport drops a connection that sent malformed RESP:
+                # say so rather than "reset".
+                try:
+                    n = s.getopt("stat:proto-errors", "uint64")
+                except Error:
+                    n = 0
+                if n > self._proto_base:
+                    return _FLAVOURS[_iokpkg.ProtocolError](
+                        "malformed reply from the server: connection dropped (%s)" % self.url)
+        return _redis_error(e, self.url)
+
+    def _side_take(self):
+        while True:
+            with self._side_lock:
+                if not self._side_idle:
+                    return None
+                side = self._side_idle.pop()
+            try:  # an idle connection may have dropped meanwhile
+                if side.sock.getopt("stat:pipes", "uint64") > 0:
+                    return side
+            except Error:
+                pass
+            side.sock.close()
+
+    def _side_get(self):
+        side = self._side_take()
+        if side is None:
+            sock, d = self._connect_sock(True)
+            side = _Side(sock, d, self._flags)
+        return side
+
+    async def _aside_get(self):
+        side = self._side_take()
+        if side is None:
+            sock, d = await self._aconnect_sock(True)
+            side = _Side(sock, d, self._flags)
+        return side
+
+    def _side_put(self, side, ok):
+        if ok and not self._shut and not side.sock.closed:
+            with self._side_lock:
+                if len(self._side_idle) < _SIDE_IDLE:
+                    self._side_idle.append(side)
+                    return
+        side.sock.close()
+
     def _close(self):
-        ps, self._pubsub = self._pubsub, None
-        if ps is not None:
+        self._shut = True
+        for ps in list(self._pubsubs):
             ps._close_sub()
+        with self._side_lock:
+            idle, self._side_idle = self._side_idle, []
+        for side in idle:
+            side.sock.close()
         if self._sock is not None:
             self._sock.close()
+        else:  # never connected: closed from now on
+            sock = _DbSocket()
+            sock.close()
+            self._sock = sock
 
+
+def _after_fork_in_child():
+    # A parent thread may have held any of these at the fork: the child
+    # starts them afresh (its iok sockets are the C layer's business).
+    for d in list(_DEMUXES):
+        d._reset()
+    for c in list(_CLIENTS):
+        # The child's iok redials on its own: its commands wait for that
+        # connection (up to socket_timeout) rather than failing fast.
+        c._up_once = c._suspect = False
+        c._side_lock = threading.Lock()
+        c._connect_lock = threading.Lock()
+        c._side_idle = []
+        c._connecting = None
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 # ------------------------------------------------------------------ sync
 
@@ -603,11 +1628,17 @@ class _SyncDemux:
     are handed over and wake them; when the reader's own reply comes it
     passes the role on to a waiting thread."""
 
-    __slots__ = ("sock", "flags", "lock", "reading", "results", "waiting", "dropped")
+    __slots__ = ("sock", "flags", "lock", "reading", "results", "waiting", "dropped",
+                 "__weakref__")
 
     def __init__(self, sock, flags):
         self.sock = sock
         self.flags = flags
+        self._reset()
+        _DEMUXES.add(self)
+
+    def _reset(self):
+        # also in a forked child: the reader may be a parent thread
         self.lock = threading.Lock()
         self.reading = False
         self.results = {}   # token -> (value, failed), for a thread not yet waiting
@@ -697,44 +1728,55 @@ class _SyncDemux:
 
 
 class _SyncRunner:
-    """Sync execution shared by Client, Session and Pipeline."""
+    """Sync execution shared by Client, Session and Pipeline; _link() says
+    on which socket (and its demultiplexer)."""
 
     __slots__ = ()
 
     def _call(self, args, session=0, flags=0):
         c = self._client
-        tok = c._sock._redis_request(args, session, flags, None)
-        value, failed = c._demux.wait(tok)
+        sock, demux = self._link()
+        try:
+            tok = sock._redis_request(args, session, flags, None)
+            value, failed = demux.wait(tok)
+        except Error as e:
+            raise c._fail(e, sock) from None
         if failed:
-            raise value
+            raise c._fail(value, sock)
         return value
 
-    def _call_many(self, cmds, session=0, close_session=False):
+    def _call_many(self, cmds, session=0, close_session=False, link=None):
         """Send every command, then wait for each: [(value, failed)].  With
         close_session, the session is released once they are all sent."""
-        c = self._client
-        sock, demux = c._sock, c._demux
+        sock, demux = link or self._link()
         toks = []
         try:
             for args, flags in cmds:
                 toks.append(sock._redis_request(args, session, flags, None))
-        except BaseException:
+        except BaseException as e:
             if session and toks and close_session:
                 _end_session_early(sock, session, cmds, len(toks))
             for t in toks:
                 demux.abandon(t)
             if close_session:
                 _session_close(sock, session)
+            if isinstance(e, Error):
+                raise self._client._fail(e, sock) from None
             raise
         if close_session:
             _session_close(sock, session)
         out = []
         try:
             for t in toks:
-                out.append(demux.wait(t))
-        except BaseException:
+                v, failed = demux.wait(t)
+                if failed and not isinstance(v, ResponseError):
+                    v = self._client._fail(v, sock)
+                out.append((v, failed))
+        except BaseException as e:
             for t in toks[len(out) + 1:]:
                 demux.abandon(t)
+            if isinstance(e, Error):
+                raise self._client._fail(e, sock) from None
             raise
         return out
 
@@ -758,81 +1800,162 @@ def _end_session_early(sock, session, cmds, sent):
 
 
 class Client(_SyncRunner, _Base):
-    """Client(url="redis://127.0.0.1:6379", *, pool_size=1, timeout=None,
-    name=None, db=None, decode_responses=False, wait=True, retry_reads=True,
-    max_inflight=None, **socket_options)
+    """Client(url="redis://127.0.0.1:6379", *, host=None, port=None, db=None,
+    username=None, password=None, socket_timeout=30.0,
+    socket_connect_timeout=5.0, decode_responses=False, name=None,
+    pool_size=1, wait=True, retry_reads=True, max_inflight=None,
+    **socket_options)
 
     A synchronous Redis client; thread-safe: any number of threads share
-    its one connection, their commands pipelined.
+    its connection, their commands pipelined.
 
     url: redis://[user:password@]host:port/db or
-    redis+unix:///path/to/socket?db=N (also ?protocol=2, ?name=).
-    pool_size: connections (commands spread over them; default 1).
-    timeout: ms per command, from the call to its reply (iok.Timeout);
-    None: no limit.  name: CLIENT SETNAME.  decode_responses: bulk strings
-    as str instead of bytes.  wait: connect before returning (and raise
-    iok.ConnectionRefused, iok.PeerAuthError...); False: connect in the
-    background, commands wait for the connection.  retry_reads: a
-    read-only command in flight when the connection dropped is sent again
-    on the next one (else it raises iok.ConnectionReset, as writes do).
+    redis+unix:///path/to/socket?db=N (also ?protocol=2, ?name=); or
+    host/port/db/username/password as redis-py takes them.
+    socket_timeout: seconds per command, from the call to its reply
+    (TimeoutError); None: no limit.  socket_connect_timeout: seconds to
+    connect.  (timeout= is socket_timeout's other name.)  Blocking commands
+    (BLPOP, XREAD BLOCK...) and sessions run on connections of their own.
+    wait: True connects now (and raises ConnectionError,
+    AuthenticationError, ResponseError with the server's words...); None
+    connects at the first command (redis-py's way); False dials in the
+    background (commands wait for the connection, up to socket_timeout).
+    retry_reads: a read-only command in flight when the connection dropped
+    is sent again on the next one.  Once connected, while the connection
+    is lost (redialled in the background) commands fail at once with
+    ConnectionError.
     """
 
-    __slots__ = ("_demux",)
-
-    def __init__(self, url=DEFAULT_URL, **kw):
-        self._demux = None
-        _Base.__init__(self, url, **kw)
-        self._demux = _SyncDemux(self._sock, self._flags)
+    __slots__ = ()
 
     @property
     def _client(self):
         return self
 
-    def execute(self, *args):
+    def _link(self):
+        sock = self._sock
+        if sock is None:
+            sock = self._connect_now()
+        if self._suspect or _monotonic() - self._checked > _CHECK_EVERY:
+            self._check_link(sock)
+        return sock, self._demux
+
+    def execute(self, *args, **options):
         """Run one command: execute("SET", "k", b"v", "EX", 10).  Arguments:
         str (UTF-8), bytes-like, int, float.  Returns the decoded reply;
-        an error reply raises ResponseError."""
+        an error reply raises ResponseError.  Blocking commands (BLPOP,
+        XREAD BLOCK...) run on a connection of their own."""
+        if options:
+            raise TypeError("execute() got unexpected keyword arguments %s" % sorted(options))
+        if not args:
+            raise TypeError("execute() needs a command")
+        if _is_blocking(args):
+            return self._cmd_blocking(args)
         return self._call(args, 0, _IDEM.get(args[0], 0) if self._retry else 0)
+
+    execute_command = execute
 
     def _cmd(self, args, transform=None, flags=0):
         v = self._call(args, 0, flags if self._retry else 0)
         return v if transform is None else transform(v)
 
-    def scan_iter(self, match=None, count=None, _type=None):
-        """Every key (SCAN until the cursor comes back to 0)."""
+    def _cmd_blocking(self, args, transform=None):
+        side = self._side_get()
+        ok = False
+        try:
+            block = _block_seconds(args)
+            side.sock.setopt("req:timeout", _ms(None if block is None or self.timeout is None
+                                                else block + self.timeout))
+            try:
+                tok = side.sock._redis_request(args, 0, 0, None)
+                value, failed = side.demux.wait(tok)
+            except Error as e:
+                raise self._fail(e, side.sock) from None
+            if failed:
+                ok = isinstance(value, ResponseError)
+                raise self._fail(value, side.sock)
+            ok = True
+        finally:
+            self._side_put(side, ok)
+        return value if transform is None else transform(value)
+
+    def _iter(self, step, cursor_key):
         cursor = None
         while cursor != 0:
-            cursor, keys = self.scan(cursor or 0, match, count, _type)
-            yield from keys
+            cursor, items = step(cursor or 0)
+            yield from items
 
-    def pipeline(self, transaction=False):
-        """Commands queued, then sent together by execute() (or at the end
-        of a with block); transaction=True wraps them in MULTI/EXEC on a
-        pinned connection."""
+    def scan_iter(self, match=None, count=None, _type=None):
+        """Every key (SCAN until the cursor comes back to 0)."""
+        return self._iter(lambda c: self.scan(c, match, count, _type), None)
+
+    def hscan_iter(self, name, match=None, count=None):
+        """Every (field, value) of a hash (HSCAN)."""
+        return self._iter(lambda c: _items(self.hscan(name, c, match, count)), None)
+
+    def sscan_iter(self, name, match=None, count=None):
+        """Every member of a set (SSCAN)."""
+        return self._iter(lambda c: self.sscan(name, c, match, count), None)
+
+    def zscan_iter(self, name, match=None, count=None):
+        """Every (member, score) of a sorted set (ZSCAN)."""
+        return self._iter(lambda c: self.zscan(name, c, match, count), None)
+
+    def pipeline(self, transaction=True, shard_hint=None):
+        """Commands queued, then sent together by execute().  transaction
+        (redis-py's default True): MULTI/EXEC around them.  watch() first
+        for optimistic locking (redis-py's way): the pipeline then runs
+        its commands at once on a connection of its own until multi()."""
         return Pipeline(self, transaction)
 
-    def transaction(self):
-        """``with r.transaction() as tx: tx.set(...); tx.incr(...)``: MULTI,
-        the commands, EXEC on one pinned connection, nothing else
-        interleaved; tx.results holds EXEC's (transformed) results."""
-        return Pipeline(self, True)
+    def transaction(self, func=None, *watches, value_from_callable=False, watch_delay=None,
+                    **kw):
+        """transaction(func, *watches): redis-py's retry loop (func(pipe)
+        after WATCH, EXEC, again on WatchError).  transaction() alone: a
+        pipeline with MULTI/EXEC (``with r.transaction() as tx:``)."""
+        if func is None:
+            return Pipeline(self, True)
+        while True:
+            with self.pipeline(True) as pipe:
+                try:
+                    if watches:
+                        pipe.watch(*watches)
+                    v = func(pipe)
+                    res = pipe.execute()
+                    return v if value_from_callable else res
+                except WatchError:
+                    if watch_delay:
+                        time.sleep(watch_delay)
 
     def session(self):
-        """A Session: every command on one pinned connection (WATCH,
-        optimistic transactions).  Close it (with block) soon: while it is
-        open, no other command uses its connection."""
+        """A Session: commands on a connection of its own, in order (WATCH,
+        optimistic transactions).  Close it (with block) to give the
+        connection back."""
         return Session(self)
 
-    def pubsub(self, ignore_subscribe_messages=True):
-        """A PubSub on the client's own connection (one per client)."""
-        if self._pubsub is not None and not self._pubsub.closed:
-            raise RuntimeError("this client already has a pubsub; close it first")
-        self._pubsub = PubSub(self, ignore_subscribe_messages)
-        return self._pubsub
+    def pubsub(self, ignore_subscribe_messages=None):
+        """A PubSub.  The first shares the client's connection; others get
+        connections of their own."""
+        if ignore_subscribe_messages is None:
+            ignore_subscribe_messages = self._ignore_default
+        ps = PubSub(self, ignore_subscribe_messages)
+        self._pubsubs.add(ps)
+        return ps
+
+    def register_script(self, script):
+        """A Script: call it with keys=[...], args=[...] (EVALSHA, loading
+        it on NOSCRIPT)."""
+        return Script(self, script)
+
+    def lock(self, name, timeout=None, sleep=0.1, blocking=True, blocking_timeout=None,
+             thread_local=True):
+        """A Lock (redis-py's): SET NX PX with a random token; released only
+        by its holder."""
+        return Lock(self, name, timeout, sleep, blocking, blocking_timeout)
 
     def close(self):
-        """Close the connection (and the pubsub).  Threads waiting for
-        replies raise iok.Closed."""
+        """Close the connections (and the pubsubs).  Threads waiting for
+        replies raise ConnectionError."""
         self._close()
 
     def __enter__(self):
@@ -842,9 +1965,14 @@ class Client(_SyncRunner, _Base):
         self.close()
 
 
+def _items(v):
+    cursor, d = v
+    return cursor, list(d.items())
+
+
 class Session(_SyncRunner, Commands):
-    """Commands on one pinned connection, in order, with nothing else
-    interleaved, until close().  For WATCH / MULTI / EXEC::
+    """Commands on a connection of its own, in order, until close().  For
+    WATCH / MULTI / EXEC::
 
         with r.session() as s:
             s.watch("balance")
@@ -853,12 +1981,25 @@ class Session(_SyncRunner, Commands):
                 tx.set("balance", v + 1)
     """
 
-    __slots__ = ("_client", "_id", "_watching", "_in_multi", "_closed")
+    __slots__ = ("_client", "_id", "_watching", "_in_multi", "_closed", "_side")
 
     def __init__(self, client):
         self._client = client
-        self._id = _iok.session_open(client._sock.id)
-        self._watching = self._in_multi = self._closed = False
+        self._side = None
+        self._watching = self._in_multi = False
+        self._closed = False
+        self._id = 0
+        side = client._side_get()
+        try:
+            self._id = _iok.session_open(side.sock.id)
+        except BaseException:
+            client._side_put(side, False)
+            raise
+        self._side = side
+
+    def _link(self):
+        self._check()
+        return self._side.sock, self._side.demux
 
     def _track(self, args):
         c = _cmdname(args)
@@ -873,17 +2014,22 @@ class Session(_SyncRunner, Commands):
 
     def _check(self):
         if self._closed:
-            raise Closed(message="the session is closed")
+            raise _FLAVOURS[Closed]("the session is closed")
 
     def execute(self, *args):
         self._check()
         self._track(args)
         return self._call(args, self._id, 0)
 
+    execute_command = execute
+
     def _cmd(self, args, transform=None, flags=0):
         self._check()
+        self._track(args)
         v = self._call(args, self._id, 0)
         return v if transform is None else transform(v)
+
+    _cmd_blocking = _cmd
 
     def watch(self, *names):
         return self.execute("WATCH", *names)
@@ -891,7 +2037,7 @@ class Session(_SyncRunner, Commands):
     def unwatch(self):
         return self.execute("UNWATCH")
 
-    def pipeline(self, transaction=False):
+    def pipeline(self, transaction=True):
         return Pipeline(self._client, transaction, self)
 
     def transaction(self):
@@ -899,19 +2045,24 @@ class Session(_SyncRunner, Commands):
 
     def close(self):
         """End the session: a WATCH still standing is undone, an open MULTI
-        discarded, and the connection goes back to everyone."""
+        discarded, and the connection goes back to the client."""
         if self._closed:
             return
-        self._closed = True
+        ok = True
         try:
             if self._in_multi:
                 self._call(("DISCARD",), self._id)
             elif self._watching:
                 self._call(("UNWATCH",), self._id)
-        except Error:
-            pass
+        except BaseException:
+            ok = False
+            raise
         finally:
-            _session_close(self._client._sock, self._id)
+            self._closed = True
+            if self._side is not None:
+                _session_close(self._side.sock, self._id)
+                self._client._side_put(self._side, ok)
+                self._side = None
 
     def __enter__(self):
         return self
@@ -958,35 +2109,53 @@ def _tx_results(pipe, replies):
 
 
 class _PipelineBase(Commands):
-    __slots__ = ("_client", "_transaction", "_session", "_cmds", "_raise", "results")
+    __slots__ = ("_client", "_transaction", "_session", "_cmds", "_raise", "results",
+                 "_own_session", "_immediate")
 
     def __init__(self, client, transaction, session=None, raise_on_error=True):
         self._client = client
         self._transaction = transaction
         self._session = session
+        self._own_session = False
+        self._immediate = False
         self._cmds = []
         self._raise = raise_on_error
         self.results = None
 
     def _cmd(self, args, transform=None, flags=0):
+        if self._immediate:  # after watch(), before multi(): run now
+            return self._session._cmd(args, transform, flags)
         self._cmds.append((args, transform, flags))
         return self
 
+    _cmd_blocking = _cmd
+
     def execute_command(self, *args):
-        """Queue any command (its reply comes untransformed)."""
+        """Queue any command (its reply comes untransformed); after watch()
+        and before multi(), run it at once."""
+        if self._immediate:
+            return self._session.execute(*args)
         self._cmds.append((args, None, 0))
         return self
+
+    def multi(self):
+        """After watch(): queue the commands from here on (MULTI/EXEC at
+        execute())."""
+        if self._cmds:
+            raise RedisError("multi() after commands were queued")
+        self._immediate = False
+        self._transaction = True
 
     def __len__(self):
         return len(self._cmds)
 
-    def _plan(self):
+    def _plan(self, sock):
         """(commands to send as (args, flags), session, close_session)."""
         if self._session is not None:
             self._session._check()
             sess, own = self._session._id, False
         elif self._transaction:
-            sess, own = _iok.session_open(self._client._sock.id), True
+            sess, own = _iok.session_open(sock.id), True
         else:
             sess, own = 0, False
         if self._transaction:
@@ -1010,23 +2179,59 @@ class Pipeline(_SyncRunner, _PipelineBase):
 
     __slots__ = ()
 
+    def _link(self):
+        if self._session is not None:
+            return self._session._link()
+        return self._client._link()
+
+    def watch(self, *names):
+        """WATCH names on a connection of the pipeline's own; commands run
+        at once until multi()."""
+        if self._session is None:
+            self._session = Session(self._client)
+            self._own_session = True
+        self._immediate = True
+        return self._session.watch(*names)
+
+    def unwatch(self):
+        if self._session is not None:
+            return self._session.unwatch()
+        return True
+
+    def reset(self):
+        """Forget queued commands, undo watch(), give the connection back."""
+        self._cmds = []
+        self._immediate = False
+        if self._own_session and self._session is not None:
+            s, self._session = self._session, None
+            self._own_session = False
+            s.close()
+
     def execute(self, raise_on_error=True):
         """Send the queued commands and return their results (a transaction:
         EXEC's).  An error reply raises (the first one) unless
         raise_on_error=False, which puts the exceptions in the list."""
         self._raise = raise_on_error
-        if not self._cmds:
-            self.results = []
-            return []
-        cmds, sess, own = self._plan()
-        return self._finish(self._call_many(cmds, sess, own))
+        try:
+            if not self._cmds:
+                self.results = []
+                return []
+            link = self._link()
+            cmds, sess, own = self._plan(link[0])
+            return self._finish(self._call_many(cmds, sess, own, link))
+        finally:
+            if self._own_session:
+                self.reset()
 
     def __enter__(self):
         return self
 
     def __exit__(self, et, e, tb):
-        if et is None and self._cmds:
-            self.execute(self._raise)
+        try:
+            if et is None and self._cmds:
+                self.execute(self._raise)
+        finally:
+            self.reset()
 
 
 # ---------------------------------------------------------------- asyncio
@@ -1034,15 +2239,21 @@ class Pipeline(_SyncRunner, _PipelineBase):
 class _AsyncRunner:
     __slots__ = ()
 
-    def _acall(self, args, session=0, flags=0):
-        sock = self._client._sock
-        return _aio.call(sock, sock._redis_request, args, session, flags)
+    async def _acall(self, args, session=0, flags=0, transform=None):
+        c = self._client
+        sock = await self._alink()
+        try:
+            v = await _aio.call(sock, sock._redis_request, args, session, flags)
+        except ResponseError:
+            raise
+        except Error as e:
+            raise c._fail(e, sock) from None
+        return v if transform is None else transform(v)
 
-    async def _acall_t(self, args, transform, session=0, flags=0):
-        return transform(await self._acall(args, session, flags))
-
-    async def _acall_many(self, cmds, session=0, close_session=False):
-        sock = self._client._sock
+    async def _acall_many(self, cmds, session=0, close_session=False, sock=None):
+        c = self._client
+        if sock is None:
+            sock = await self._alink()
         aio = _aio.state(sock)
         loop = aio.loop
         pending = aio.pending
@@ -1056,12 +2267,14 @@ class _AsyncRunner:
                 fut = loop.create_future()
                 pending[token] = fut
                 sent.append((token, fut))
-        except BaseException:
+        except BaseException as e:
             if session and sent and close_session:
                 _end_session_early(sock, session, cmds, len(sent))
             self._forget(sock, aio, sent)
             if close_session:
                 _session_close(sock, session)
+            if isinstance(e, Error):
+                raise c._fail(e, sock) from None
             raise
         if close_session:
             _session_close(sock, session)
@@ -1072,8 +2285,10 @@ class _AsyncRunner:
             for token, fut in sent:
                 try:
                     out.append((await fut, False))
-                except (Error, UnicodeDecodeError) as e:
+                except ResponseError as e:
                     out.append((e, True))
+                except (Error, UnicodeDecodeError) as e:
+                    out.append((c._fail(e, sock), True))
         except BaseException:
             self._forget(sock, aio, sent[len(out):])
             raise
@@ -1093,35 +2308,124 @@ class _AsyncRunner:
 
 
 class AsyncClient(_AsyncRunner, _Base):
-    """AsyncClient(url="redis://127.0.0.1:6379", *, pool_size=1,
-    timeout=None, name=None, db=None, decode_responses=False, wait=True,
-    retry_reads=True, max_inflight=None, **socket_options)
+    """AsyncClient(url="redis://127.0.0.1:6379", *, host=None, port=None,
+    db=None, username=None, password=None, socket_timeout=30.0,
+    socket_connect_timeout=5.0, decode_responses=False, name=None,
+    pool_size=1, wait=None, retry_reads=True, max_inflight=None,
+    **socket_options)
 
-    The asyncio client: every method is a coroutine (``await r.get("k")``),
-    and any number of them may run concurrently, pipelined over one
-    connection; each gets its own reply.  Works with uvloop.  Options as
-    Client (wait=True connects in the constructor, GIL released).
+    The asyncio client (redis.asyncio.Redis's surface): every command is a
+    coroutine function (``await r.get("k")``), and any number of them may
+    run concurrently, pipelined over one connection; each gets its own
+    reply.  Works with uvloop.  The constructor never blocks: the
+    connection is made (on the loop's executor, bounded by
+    socket_connect_timeout) by ``async with``, ``await r.initialize()`` or
+    the first command; wait=False dials in the background instead.
     Cancelling an awaiting task cancels its command's reply (the command
-    itself may already have run).
+    itself may already have run); a cancelled blocking command closes its
+    own connection and delays nothing.  Options as Client.
     """
 
     __slots__ = ()
+    _lazy_default = True
+
+    def __init__(self, url=None, **kw):
+        if kw.get("wait") is True:
+            kw["wait"] = None  # connecting here would block the event loop
+        _Base.__init__(self, url, **kw)
 
     @property
     def _client(self):
         return self
 
-    def execute(self, *args):
+    async def _alink(self):
+        sock = self._sock
+        if sock is None:
+            sock = await self._aensure()
+        if self._suspect or _monotonic() - self._checked > _CHECK_EVERY:
+            self._check_link(sock)
+        return sock
+
+    async def initialize(self):
+        """Connect now (raises what connecting raises); returns self."""
+        await self._alink()
+        return self
+
+    def __await__(self):
+        return self.initialize().__await__()
+
+    async def execute(self, *args, **options):
         """``await r.execute("GET", "k")``: one command, its decoded reply;
-        an error reply raises ResponseError."""
-        return self._acall(args, 0, _IDEM.get(args[0], 0) if self._retry else 0)
+        an error reply raises ResponseError.  Blocking commands run on a
+        connection of their own."""
+        if options:
+            raise TypeError("execute() got unexpected keyword arguments %s" % sorted(options))
+        if not args:
+            raise TypeError("execute() needs a command")
+        if _is_blocking(args):
+            return await self._cmd_blocking(args)
+        return await self._arun(args, _IDEM.get(args[0], 0) if self._retry else 0, None)
+
+    execute_command = execute
 
     def _cmd(self, args, transform=None, flags=0):
-        if not self._retry:
-            flags = 0
-        if transform is None:
-            return self._acall(args, 0, flags)
-        return self._acall_t(args, transform, 0, flags)
+        return self._arun(args, flags if self._retry else 0, transform)
+
+    async def _arun(self, args, flags, transform):
+        # _acall and _aio.call inlined: the path every command takes.
+        sock = self._sock
+        if sock is None:
+            sock = await self._aensure()
+        if self._suspect or _monotonic() - self._checked > _CHECK_EVERY:
+            self._check_link(sock)
+        aio = _aio.state(sock)
+        try:
+            token = sock._redis_request(args, 0, flags)
+            while not token:
+                await aio.writable(sock)
+                token = sock._redis_request(args, 0, flags)
+        except Error as e:
+            raise self._fail(e, sock) from None
+        fut = aio.loop.create_future()
+        pending = aio.pending
+        pending[token] = fut
+        if not aio.reading:
+            aio.start_reading(sock)
+        try:
+            v = await fut
+        except BaseException as e:
+            if pending.pop(token, None) is not None:  # cancelled: drop the late reply
+                try:
+                    sock.cancel(token)
+                except Error:
+                    pass
+                if not pending:
+                    aio.maybe_idle(sock)
+            if isinstance(e, Error) and not isinstance(e, ResponseError):
+                raise self._fail(e, sock) from None
+            raise
+        return v if transform is None else transform(v)
+
+    async def _cmd_blocking(self, args, transform=None):
+        if self._sock is None:
+            await self._aensure()
+        side = await self._aside_get()
+        ok = False
+        try:
+            block = _block_seconds(args)
+            side.sock.setopt("req:timeout", _ms(None if block is None or self.timeout is None
+                                                else block + self.timeout))
+            try:
+                v = await _aio.call(side.sock, side.sock._redis_request, args, 0, 0)
+            except ResponseError:
+                ok = True
+                raise
+            except Error as e:
+                raise self._fail(e, side.sock) from None
+            ok = True
+        finally:
+            self._side_put(side, ok)
+        return v if transform is None else transform(v)
 
     async def scan_iter(self, match=None, count=None, _type=None):
         """``async for key in r.scan_iter(): ...``"""
@@ -1131,69 +2435,147 @@ class AsyncClient(_AsyncRunner, _Base):
             for k in keys:
                 yield k
 
-    def pipeline(self, transaction=False):
+    async def hscan_iter(self, name, match=None, count=None):
+        cursor = None
+        while cursor != 0:
+            cursor, d = await self.hscan(name, cursor or 0, match, count)
+            for kv in d.items():
+                yield kv
+
+    async def sscan_iter(self, name, match=None, count=None):
+        cursor = None
+        while cursor != 0:
+            cursor, items = await self.sscan(name, cursor or 0, match, count)
+            for m in items:
+                yield m
+
+    async def zscan_iter(self, name, match=None, count=None):
+        cursor = None
+        while cursor != 0:
+            cursor, items = await self.zscan(name, cursor or 0, match, count)
+            for m in items:
+                yield m
+
+    def pipeline(self, transaction=True, shard_hint=None):
+        """An AsyncPipeline (redis.asyncio's): commands queued (not awaited),
+        ``await pipe.execute()``; transaction=True wraps them in MULTI/EXEC;
+        ``await pipe.watch(...)`` first for optimistic locking."""
         return AsyncPipeline(self, transaction)
 
-    def transaction(self):
-        """``async with r.transaction() as tx: tx.set(...); tx.incr(...)``:
-        MULTI, the commands, EXEC on one pinned connection, nothing else
-        interleaved; tx.results holds EXEC's results."""
-        return AsyncPipeline(self, True)
+    def transaction(self, func=None, *watches, value_from_callable=False, watch_delay=None,
+                    **kw):
+        """transaction(): ``async with r.transaction() as tx:`` MULTI/EXEC.
+        transaction(func, *watches): a coroutine, redis-py's retry loop
+        (await func(pipe) after WATCH, EXEC, again on WatchError)."""
+        if func is None:
+            return AsyncPipeline(self, True)
+        return self._transaction_loop(func, watches, value_from_callable, watch_delay)
+
+    async def _transaction_loop(self, func, watches, value_from_callable, watch_delay):
+        while True:
+            async with self.pipeline(True) as pipe:
+                try:
+                    if watches:
+                        await pipe.watch(*watches)
+                    v = func(pipe)
+                    if _asyncio_std.iscoroutine(v):
+                        v = await v
+                    res = await pipe.execute()
+                    return v if value_from_callable else res
+                except WatchError:
+                    if watch_delay:
+                        await _asyncio_std.sleep(watch_delay)
 
     def session(self):
-        """An AsyncSession (``async with r.session() as s:``)."""
+        """An AsyncSession (``async with r.session() as s:``) on a
+        connection of its own."""
         return AsyncSession(self)
 
-    def pubsub(self, ignore_subscribe_messages=True):
-        """An AsyncPubSub on the client's own connection (one per client)."""
-        if self._pubsub is not None and not self._pubsub.closed:
-            raise RuntimeError("this client already has a pubsub; close it first")
-        self._pubsub = AsyncPubSub(self, ignore_subscribe_messages)
-        return self._pubsub
+    def pubsub(self, ignore_subscribe_messages=None):
+        """An AsyncPubSub.  The first shares the client's connection;
+        others get connections of their own."""
+        if ignore_subscribe_messages is None:
+            ignore_subscribe_messages = self._ignore_default
+        ps = AsyncPubSub(self, ignore_subscribe_messages)
+        self._pubsubs.add(ps)
+        return ps
 
-    def close(self):
-        """Close the connection; awaiting commands raise iok.Closed."""
+    def register_script(self, script):
+        """An AsyncScript: ``await script(keys=[...], args=[...])``."""
+        return AsyncScript(self, script)
+
+    def lock(self, name, timeout=None, sleep=0.1, blocking=True, blocking_timeout=None,
+             thread_local=True):
+        """An AsyncLock (``async with r.lock("name", timeout=10):``)."""
+        return AsyncLock(self, name, timeout, sleep, blocking, blocking_timeout)
+
+    def close(self, close_connection_pool=None):
+        """Close the connections; awaiting commands raise ConnectionError.
+        Closes at once; awaitable too (``await r.close()``, redis.asyncio's
+        way)."""
         self._close()
+        return _done()
 
-    async def aclose(self):
+    async def aclose(self, close_connection_pool=None):
+        """close() (redis-py >= 5 spells it aclose)."""
         self._close()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        self.close()
+        self._close()
 
     async def __aenter__(self):
-        return self
+        return await self.initialize()
 
     async def __aexit__(self, *exc):
-        self.close()
+        self._close()
 
 
 class AsyncSession(_AsyncRunner, Commands):
-    """Session for AsyncClient (``async with r.session() as s:``)."""
+    """Session for AsyncClient (``async with r.session() as s:``), on a
+    connection of its own (taken at the first command)."""
 
-    __slots__ = ("_client", "_id", "_watching", "_in_multi", "_closed")
+    __slots__ = ("_client", "_id", "_watching", "_in_multi", "_closed", "_side")
 
     def __init__(self, client):
         self._client = client
-        self._id = _iok.session_open(client._sock.id)
+        self._id = 0
+        self._side = None
         self._watching = self._in_multi = self._closed = False
 
     _track = Session._track
     _check = Session._check
+
+    async def _alink(self):
+        self._check()
+        if self._side is None:
+            c = self._client
+            if c._sock is None:
+                await c._aensure()
+            side = await c._aside_get()
+            try:
+                self._id = _iok.session_open(side.sock.id)
+            except BaseException:
+                c._side_put(side, False)
+                raise
+            self._side = side
+        return self._side.sock
 
     def execute(self, *args):
         self._check()
         self._track(args)
         return self._acall(args, self._id, 0)
 
+    execute_command = execute
+
     def _cmd(self, args, transform=None, flags=0):
         self._check()
-        if transform is None:
-            return self._acall(args, self._id, 0)
-        return self._acall_t(args, transform, self._id, 0)
+        self._track(args)
+        return self._acall(args, self._id, 0, transform)
+
+    _cmd_blocking = _cmd
 
     def watch(self, *names):
         return self.execute("WATCH", *names)
@@ -1201,7 +2583,7 @@ class AsyncSession(_AsyncRunner, Commands):
     def unwatch(self):
         return self.execute("UNWATCH")
 
-    def pipeline(self, transaction=False):
+    def pipeline(self, transaction=True):
         return AsyncPipeline(self._client, transaction, self)
 
     def transaction(self):
@@ -1210,18 +2592,25 @@ class AsyncSession(_AsyncRunner, Commands):
     async def close(self):
         if self._closed:
             return
-        self._closed = True
+        ok = True
         try:
-            if self._in_multi:
-                await self._acall(("DISCARD",), self._id)
-            elif self._watching:
-                await self._acall(("UNWATCH",), self._id)
-        except Error:
-            pass
+            if self._side is not None:
+                if self._in_multi:
+                    await self._acall(("DISCARD",), self._id)
+                elif self._watching:
+                    await self._acall(("UNWATCH",), self._id)
+        except BaseException:
+            ok = False
+            raise
         finally:
-            _session_close(self._client._sock, self._id)
+            self._closed = True
+            if self._side is not None:
+                _session_close(self._side.sock, self._id)
+                self._client._side_put(self._side, ok)
+                self._side = None
 
     async def __aenter__(self):
+        await self._alink()
         return self
 
     async def __aexit__(self, *exc):
@@ -1233,20 +2622,56 @@ class AsyncPipeline(_AsyncRunner, _PipelineBase):
 
     __slots__ = ()
 
+    async def _alink(self):
+        if self._session is not None:
+            return await self._session._alink()
+        return await self._client._alink()
+
+    async def watch(self, *names):
+        """WATCH names on a connection of the pipeline's own; commands run
+        at once (await them) until multi()."""
+        if self._session is None:
+            self._session = AsyncSession(self._client)
+            self._own_session = True
+        self._immediate = True
+        return await self._session.watch(*names)
+
+    async def unwatch(self):
+        if self._session is not None:
+            return await self._session.unwatch()
+        return True
+
+    async def reset(self):
+        """Forget queued commands, undo watch(), give the connection back."""
+        self._cmds = []
+        self._immediate = False
+        if self._own_session and self._session is not None:
+            s, self._session = self._session, None
+            self._own_session = False
+            await s.close()
+
     async def execute(self, raise_on_error=True):
         self._raise = raise_on_error
-        if not self._cmds:
-            self.results = []
-            return []
-        cmds, sess, own = self._plan()
-        return self._finish(await self._acall_many(cmds, sess, own))
+        try:
+            if not self._cmds:
+                self.results = []
+                return []
+            sock = await self._alink()
+            cmds, sess, own = self._plan(sock)
+            return self._finish(await self._acall_many(cmds, sess, own, sock))
+        finally:
+            if self._own_session:
+                await self.reset()
 
     async def __aenter__(self):
         return self
 
     async def __aexit__(self, et, e, tb):
-        if et is None and self._cmds:
-            await self.execute(self._raise)
+        try:
+            if et is None and self._cmds:
+                await self.execute(self._raise)
+        finally:
+            await self.reset()
 
 
 # ---------------------------------------------------------------- pub/sub
@@ -1295,13 +2720,9 @@ class _PubSubBase:
         self._client = client
         self._flags = client._flags
         self._ignore = ignore_subscribe_messages
-        sub = Sub()
-        try:
-            _iok.dialer_share(client._dialer.id, sub.id)
-        except BaseException:
-            sub.close()
-            raise
-        self._sub = sub
+        self._sub = Sub()
+        self._linked = False
+        self._side = None
         self.channels = {}  # bytes -> True (confirmed) or False (waiting)
         self.patterns = {}
         self._waits = {}    # ("subscribe", name) -> [waiters]
@@ -1309,6 +2730,50 @@ class _PubSubBase:
     @property
     def closed(self):
         return self._sub.closed
+
+    def _share(self, dialer):
+        try:
+            _iok.dialer_share(dialer.id, self._sub.id)
+        except _iokpkg.Busy:
+            return False
+        self._linked = True
+        return True
+
+    def _link(self):
+        """Attach to the client's connection, or (taken by another pubsub)
+        to one of our own."""
+        if self._linked:
+            return
+        c = self._client
+        if c._sock is None:
+            c._connect_now()
+        if not self._share(c._dialer):
+            side = c._side_get()
+            self._side = side
+            self._share(side.dialer)
+
+    async def _alink(self):
+        if self._linked:
+            return
+        c = self._client
+        if c._sock is None:
+            await c._aensure()
+        if not self._share(c._dialer):
+            side = await c._aside_get()
+            self._side = side
+            self._share(side.dialer)
+
+    def _close_side(self):
+        side, self._side = self._side, None
+        if side is not None:
+            side.sock.close()
+
+    def _skip(self, m, ignore):
+        if m.type == "message" and _b(m.channel) not in self.channels:
+            return True
+        if m.type == "pmessage" and _b(m.pattern) not in self.patterns:
+            return True
+        return ignore and m.type in _CONFIRMS
 
     @property
     def subscribed(self):
@@ -1398,14 +2863,21 @@ class PubSub(_PubSubBase):
 
     def _wait_confirms(self, pattern, keys, timeout):
         table = self._set(pattern)
-        if timeout is None:
+        if timeout is _UNSET:
             timeout = self._client.timeout
-        end = None if timeout is None or timeout < 0 else time.monotonic() + timeout / 1000.0
+        timeout = _seconds("timeout", timeout)
+        end = None if timeout is None else time.monotonic() + timeout
         while not all(table.get(k) for k in keys):
             left = -1 if end is None else max(0, int((end - time.monotonic()) * 1000))
             if left == 0 and end is not None:
-                raise Timeout()
-            self._pump(left)
+                raise _FLAVOURS[Timeout]("subscribing: no confirmation within %ss (%s)"
+                                         % (timeout, self._client.url))
+            try:
+                self._pump(left)
+            except (Timeout, TryAgain):
+                pass
+            except Error as e:
+                raise self._client._fail(e) from None
 
     def _pump(self, timeout):
         """Read what the sub socket has (waiting up to timeout ms, -1: for
@@ -1416,13 +2888,21 @@ class PubSub(_PubSubBase):
                 if m is not None:
                     self._buf.append(m)
 
-    def subscribe(self, *channels, timeout=None):
-        """Subscribe and wait (up to timeout ms; default: the client's
-        timeout) until the server confirmed every channel."""
-        self._wait_confirms(False, self._request(False, channels), timeout)
+    def subscribe(self, *channels, timeout=_UNSET, **handlers):
+        """Subscribe and wait (up to timeout seconds; default: the client's
+        socket_timeout) until the server confirmed every channel."""
+        if handlers:
+            raise TypeError("message handlers are not supported: %s" % sorted(handlers))
+        keys = [_b(c) for c in channels]
+        self._link()
+        self._wait_confirms(False, self._request(False, keys), timeout)
 
-    def psubscribe(self, *patterns, timeout=None):
-        self._wait_confirms(True, self._request(True, patterns), timeout)
+    def psubscribe(self, *patterns, timeout=_UNSET, **handlers):
+        if handlers:
+            raise TypeError("message handlers are not supported: %s" % sorted(handlers))
+        keys = [_b(c) for c in patterns]
+        self._link()
+        self._wait_confirms(True, self._request(True, keys), timeout)
 
     def unsubscribe(self, *channels):
         """Stop (all channels if none given).  Returns at once; no message
@@ -1432,30 +2912,39 @@ class PubSub(_PubSubBase):
     def punsubscribe(self, *patterns):
         self._drop(True, patterns)
 
-    def get_message(self, timeout=None):
-        """The next message, waiting up to timeout ms (None: for ever, 0:
-        not at all); None if none came."""
+    def get_message(self, ignore_subscribe_messages=False, timeout=0.0):
+        """The next message, waiting up to timeout seconds (redis-py's
+        default 0.0: not at all; None: for ever); None if none came.
+        ignore_subscribe_messages: skip (un)subscribe confirmations."""
+        timeout = _seconds("timeout", timeout)
         buf = self._buf
-        end = None if timeout is None or timeout < 0 else time.monotonic() + timeout / 1000.0
+        end = None if timeout is None else time.monotonic() + timeout
         while True:
             while buf:
                 m = buf.popleft()
-                if m.type == "message" and _b(m.channel) not in self.channels:
-                    continue
-                if m.type == "pmessage" and _b(m.pattern) not in self.patterns:
-                    continue
-                return m
+                if not self._skip(m, ignore_subscribe_messages):
+                    return m
+            if not self._linked:
+                if not self.subscribed:
+                    return None
+                self._link()
             left = -1 if end is None else max(0, int((end - time.monotonic()) * 1000))
             try:
                 self._pump(left)
             except (Timeout, TryAgain):
+                return None
+            except Closed:
+                raise
+            except Error as e:
+                raise self._client._fail(e) from None
+            if left == 0 and not buf:
                 return None
 
     def listen(self):
         """Every message, for ever (until closed: iok.Closed ends it)."""
         while True:
             try:
-                m = self.get_message()
+                m = self.get_message(timeout=None)
             except Closed:
                 return
             if m is not None:
@@ -1465,18 +2954,31 @@ class PubSub(_PubSubBase):
 
     def _close_sub(self):
         self._sub.close()
+        self._close_side()
 
     def close(self):
         """Leave every subscription and detach from the connection."""
-        self._sub.close()
-        if self._client._pubsub is self:
-            self._client._pubsub = None
+        self._close_sub()
+
+    reset = close
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+class _Done:
+    """close() works both called and awaited."""
+    __slots__ = ()
+
+    def __await__(self):
+        return iter(())
+
+
+def _done():
+    return _Done()
 
 
 class AsyncPubSub(_PubSubBase):
@@ -1508,7 +3010,7 @@ class AsyncPubSub(_PubSubBase):
         if self._task is None:
             if self._sub.closed:
                 raise Closed()
-            self._task = asyncio.get_running_loop().create_task(self._reader())
+            self._task = _asyncio_std.get_running_loop().create_task(self._reader())
 
     async def _reader(self):
         sub, flags = self._sub, self._flags
@@ -1523,13 +3025,13 @@ class AsyncPubSub(_PubSubBase):
                 if m is None:
                     continue
                 while len(self._queue) >= self._max_queue:
-                    self._room = asyncio.get_running_loop().create_future()
+                    self._room = _asyncio_std.get_running_loop().create_future()
                     await self._room
                 self._queue.append(m)
                 g = self._getter
                 if g is not None and not g.done():
                     g.set_result(None)
-        except asyncio.CancelledError:
+        except _asyncio_std.CancelledError:
             self._fail(Closed())
             raise
         except Error as e:
@@ -1554,7 +3056,7 @@ class AsyncPubSub(_PubSubBase):
     async def _wait_confirms(self, kind, keys, timeout):
         if not keys:
             return
-        loop = asyncio.get_running_loop()
+        loop = _asyncio_std.get_running_loop()
         futs = []
         for k in keys:
             table = self.patterns if kind[0] == "p" else self.channels
@@ -1563,27 +3065,37 @@ class AsyncPubSub(_PubSubBase):
             f = loop.create_future()
             self._confirm_waits.setdefault((kind, k), []).append(f)
             futs.append(f)
-        if timeout is None:
+        if timeout is _UNSET:
             timeout = self._client.timeout
-        wait = asyncio.gather(*futs)
-        if timeout is None or timeout < 0:
+        timeout = _seconds("timeout", timeout)
+        wait = _asyncio_std.gather(*futs)
+        if timeout is None:
             await wait
         else:
             try:
-                await asyncio.wait_for(wait, timeout / 1000.0)
-            except asyncio.TimeoutError:
-                raise Timeout() from None
+                await _asyncio_std.wait_for(wait, timeout)
+            except builtins.TimeoutError:
+                raise _FLAVOURS[Timeout]("subscribing: no confirmation within %ss (%s)"
+                                         % (timeout, self._client.url)) from None
 
-    async def subscribe(self, *channels, timeout=None):
+    async def subscribe(self, *channels, timeout=_UNSET, **handlers):
         """Subscribe and return once the server confirmed every channel (a
-        message published after that is received).  timeout: ms (default:
-        the client's timeout)."""
+        message published after that is received).  timeout: seconds
+        (default: the client's socket_timeout)."""
+        if handlers:
+            raise TypeError("message handlers are not supported: %s" % sorted(handlers))
+        keys = [_b(c) for c in channels]
+        await self._alink()
         self._start()
-        await self._wait_confirms("subscribe", self._request(False, channels), timeout)
+        await self._wait_confirms("subscribe", self._request(False, keys), timeout)
 
-    async def psubscribe(self, *patterns, timeout=None):
+    async def psubscribe(self, *patterns, timeout=_UNSET, **handlers):
+        if handlers:
+            raise TypeError("message handlers are not supported: %s" % sorted(handlers))
+        keys = [_b(c) for c in patterns]
+        await self._alink()
         self._start()
-        await self._wait_confirms("psubscribe", self._request(True, patterns), timeout)
+        await self._wait_confirms("psubscribe", self._request(True, keys), timeout)
 
     async def unsubscribe(self, *channels):
         """Stop (all channels if none given); no message of them is
@@ -1593,41 +3105,60 @@ class AsyncPubSub(_PubSubBase):
     async def punsubscribe(self, *patterns):
         self._drop(True, patterns)
 
-    async def get_message(self, timeout=None):
-        """The next message; with timeout (ms), None if none came in time."""
+    async def get_message(self, ignore_subscribe_messages=False, timeout=0.0):
+        """The next message, waiting up to timeout seconds (redis-py's
+        default 0.0: not at all; None: for ever); None if none came.
+        ignore_subscribe_messages: skip (un)subscribe confirmations."""
+        timeout = _seconds("timeout", timeout)
+        if not self._linked:
+            await self._alink()
         self._start()
         q = self._queue
+        end = None if timeout is None else _monotonic() + timeout
         while True:
             while q:
                 m = q.popleft()
                 r = self._room
                 if r is not None and not r.done():
                     r.set_result(None)
-                if m.type == "message" and _b(m.channel) not in self.channels:
-                    continue
-                if m.type == "pmessage" and _b(m.pattern) not in self.patterns:
-                    continue
-                return m
+                if not self._skip(m, ignore_subscribe_messages):
+                    return m
             if self._error is not None:
                 raise self._error
-            self._getter = g = asyncio.get_running_loop().create_future()
+            self._getter = g = _asyncio_std.get_running_loop().create_future()
             try:
-                if timeout is None:
+                if end is None:
                     await g
                 else:
+                    left = end - _monotonic()
+                    if left <= 0:
+                        await _asyncio_std.sleep(0)  # let the reader take what is there
+                        if not g.done():
+                            return None
                     try:
-                        await asyncio.wait_for(g, max(timeout, 0) / 1000.0)
-                    except asyncio.TimeoutError:
-                        return None
+                        await _asyncio_std.wait_for(g, max(left, 0))
+                    except builtins.TimeoutError:
+                        if not q:
+                            return None
             finally:
                 self._getter = None
+
+    async def listen(self):
+        """``async for msg in ps.listen():`` every message until closed."""
+        while True:
+            try:
+                m = await self.get_message(timeout=None)
+            except Closed:
+                return
+            if m is not None:
+                yield m
 
     def __aiter__(self):
         return self
 
     async def __anext__(self):
         try:
-            return await self.get_message()
+            return await self.get_message(timeout=None)
         except Closed:
             raise StopAsyncIteration from None
 
@@ -1639,18 +3170,22 @@ class AsyncPubSub(_PubSubBase):
             except RuntimeError:  # its loop is closed
                 pass
         self._sub.close()
+        self._close_side()
         if self._error is None:
             self._fail(Closed())
 
     async def aclose(self):
-        self.close()
+        """Leave every subscription, detach (redis.asyncio's aclose)."""
+        self._close_sub()
+
+    async def reset(self):
+        self._close_sub()
 
     def close(self):
         """Leave every subscription and detach from the connection;
-        iteration ends."""
+        iteration ends.  Awaitable too (``await ps.close()``)."""
         self._close_sub()
-        if self._client._pubsub is self:
-            self._client._pubsub = None
+        return _done()
 
     async def __aenter__(self):
         return self
@@ -1658,3 +3193,264 @@ class AsyncPubSub(_PubSubBase):
     async def __aexit__(self, *exc):
         self.close()
 
+
+
+# ------------------------------------------------------- scripts and locks
+
+class Script:
+    """register_script's result: ``script(keys=[...], args=[...])`` runs
+    EVALSHA, loading the script first on NOSCRIPT."""
+
+    def __init__(self, client, script):
+        self.registered_client = client
+        self.script = script
+        import hashlib
+        b = script.encode() if isinstance(script, str) else bytes(script)
+        self.sha = hashlib.sha1(b).hexdigest()
+
+    def __call__(self, keys=(), args=(), client=None):
+        c = client if client is not None else self.registered_client
+        keys, args = tuple(keys), tuple(args)
+        if isinstance(c, _PipelineBase):
+            return c.eval(self.script, len(keys), *(keys + args))
+        try:
+            return c.evalsha(self.sha, len(keys), *(keys + args))
+        except NoScriptError:
+            self.sha = c.script_load(self.script)
+            return c.evalsha(self.sha, len(keys), *(keys + args))
+
+
+class AsyncScript(Script):
+    """Script for AsyncClient: ``await script(keys=[...], args=[...])``."""
+
+    async def __call__(self, keys=(), args=(), client=None):
+        c = client if client is not None else self.registered_client
+        keys, args = tuple(keys), tuple(args)
+        if isinstance(c, _PipelineBase):
+            return c.eval(self.script, len(keys), *(keys + args))
+        try:
+            return await c.evalsha(self.sha, len(keys), *(keys + args))
+        except NoScriptError:
+            self.sha = await c.script_load(self.script)
+            return await c.evalsha(self.sha, len(keys), *(keys + args))
+
+
+_UNLOCK = """if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1])
+else return 0 end"""
+_EXTEND = """if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+local ttl = redis.call('pttl', KEYS[1])
+if ARGV[3] == '0' and ttl > 0 then return redis.call('pexpire', KEYS[1], ttl + ARGV[2]) end
+return redis.call('pexpire', KEYS[1], ARGV[2])"""
+
+
+class Lock:
+    """redis-py's Lock: SET name token NX PX timeout; released (or
+    extended) only by the holder of the token.  timeout, sleep and
+    blocking_timeout in seconds."""
+
+    def __init__(self, client, name, timeout=None, sleep=0.1, blocking=True,
+                 blocking_timeout=None):
+        self.redis = client
+        self.name = name
+        self.timeout = timeout
+        self.sleep = sleep
+        self.blocking = blocking
+        self.blocking_timeout = blocking_timeout
+        self.token = None
+
+    def _set_args(self, token):
+        args = ["SET", self.name, token, "NX"]
+        if self.timeout is not None:
+            args += ("PX", _ms(self.timeout))
+        return args
+
+    def _new_token(self):
+        import uuid
+        return uuid.uuid1().hex.encode()
+
+    def acquire(self, blocking=None, blocking_timeout=None, token=None):
+        """True once held; False if not within blocking_timeout (or at once
+        with blocking=False)."""
+        blocking = self.blocking if blocking is None else blocking
+        bt = self.blocking_timeout if blocking_timeout is None else blocking_timeout
+        token = self._new_token() if token is None else _b(token)
+        stop = None if bt is None else _monotonic() + bt
+        while True:
+            if self.redis.execute(*self._set_args(token)) is not None:
+                self.token = token
+                return True
+            if not blocking or (stop is not None and _monotonic() > stop):
+                return False
+            time.sleep(self.sleep)
+
+    def locked(self):
+        return self.redis.get(self.name) is not None
+
+    def owned(self):
+        v = self.redis.get(self.name)
+        return v is not None and self.token is not None and _b(v) == self.token
+
+    def release(self):
+        token, self.token = self.token, None
+        if token is None:
+            raise LockError("cannot release an unlocked lock")
+        if not self.redis.eval(_UNLOCK, 1, self.name, token):
+            raise LockNotOwnedError("cannot release a lock that's no longer owned")
+
+    def extend(self, additional_time, replace_ttl=False):
+        if self.token is None:
+            raise LockError("cannot extend an unlocked lock")
+        if self.timeout is None:
+            raise LockError("cannot extend a lock with no timeout")
+        if not self.redis.eval(_EXTEND, 1, self.name, self.token, _ms(additional_time),
+                               "1" if replace_ttl else "0"):
+            raise LockNotOwnedError("cannot extend a lock that's no longer owned")
+        return True
+
+    def __enter__(self):
+        if self.acquire():
+            return self
+        raise LockError("unable to acquire lock within the time specified")
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+class AsyncLock(Lock):
+    """Lock for AsyncClient: ``async with r.lock("name", timeout=10):``."""
+
+    async def acquire(self, blocking=None, blocking_timeout=None, token=None):
+        blocking = self.blocking if blocking is None else blocking
+        bt = self.blocking_timeout if blocking_timeout is None else blocking_timeout
+        token = self._new_token() if token is None else _b(token)
+        stop = None if bt is None else _monotonic() + bt
+        while True:
+            if await self.redis.execute(*self._set_args(token)) is not None:
+                self.token = token
+                return True
+            if not blocking or (stop is not None and _monotonic() > stop):
+                return False
+            await _asyncio_std.sleep(self.sleep)
+
+    async def locked(self):
+        return await self.redis.get(self.name) is not None
+
+    async def owned(self):
+        v = await self.redis.get(self.name)
+        return v is not None and self.token is not None and _b(v) == self.token
+
+    async def release(self):
+        token, self.token = self.token, None
+        if token is None:
+            raise LockError("cannot release an unlocked lock")
+        if not await self.redis.eval(_UNLOCK, 1, self.name, token):
+            raise LockNotOwnedError("cannot release a lock that's no longer owned")
+
+    async def extend(self, additional_time, replace_ttl=False):
+        if self.token is None:
+            raise LockError("cannot extend an unlocked lock")
+        if self.timeout is None:
+            raise LockError("cannot extend a lock with no timeout")
+        if not await self.redis.eval(_EXTEND, 1, self.name, self.token, _ms(additional_time),
+                                     "1" if replace_ttl else "0"):
+            raise LockNotOwnedError("cannot extend a lock that's no longer owned")
+        return True
+
+    async def __aenter__(self):
+        if await self.acquire():
+            return self
+        raise LockError("unable to acquire lock within the time specified")
+
+    async def __aexit__(self, *exc):
+        await self.release()
+
+
+# ------------------------------------- AsyncClient's commands as coroutines
+
+def _doc(name):
+    cmd = name.upper().replace("_", " ")
+    return "%s: the Redis command, redis-py's arguments and reply shape." % cmd
+
+
+for _n, _f in list(vars(Commands).items()):
+    if not _n.startswith("_") and callable(_f) and not _f.__doc__:
+        _f.__doc__ = _doc(_n)
+
+
+def _coroutine_method(fn):
+    @functools.wraps(fn)
+    async def method(self, *args, **kwargs):
+        return await fn(self, *args, **kwargs)
+    method.__doc__ = "``await r.%s(...)``.  %s" % (fn.__name__, fn.__doc__)
+    return method
+
+
+for _n, _f in list(vars(Commands).items()):
+    if not _n.startswith("_") and callable(_f) and _n not in AsyncClient.__dict__ \
+            and _n != "execute_command":
+        setattr(AsyncClient, _n, _coroutine_method(_f))
+del _n, _f
+
+
+# ------------------------------------------------- redis-py's spellings
+
+class Redis(Client):
+    """redis.Redis's spelling: connects at the first command (wait=None),
+    pubsub() does not ignore subscribe messages by default."""
+
+    __slots__ = ()
+    _lazy_default = True
+
+    def __init__(self, *args, **kw):
+        Client.__init__(self, *args, **kw)
+        self._ignore_default = False
+
+    @classmethod
+    def from_url(cls, url, **kw):
+        """Redis.from_url("redis://[[user]:password@]host:port/db", ...)."""
+        return cls(url, **kw)
+
+
+StrictRedis = Redis
+
+
+class AsyncRedis(AsyncClient):
+    """redis.asyncio.Redis's spelling (iok.redis.asyncio.Redis)."""
+
+    __slots__ = ()
+
+    def __init__(self, *args, **kw):
+        AsyncClient.__init__(self, *args, **kw)
+        self._ignore_default = False
+
+    @classmethod
+    def from_url(cls, url, **kw):
+        return cls(url, **kw)
+
+
+def from_url(url, **kw):
+    """A Redis (sync) for url, as redis.from_url."""
+    return Redis(url, **kw)
+
+
+def _asyncio_module():
+    import sys
+    import types
+    m = types.ModuleType(__name__ + ".asyncio", "iok.redis's redis.asyncio surface: "
+                         "``import iok.redis.asyncio as redis`` in place of "
+                         "``import redis.asyncio as redis``.")
+    m.Redis = m.StrictRedis = AsyncRedis
+    m.from_url = AsyncRedis.from_url
+    m.PubSub = AsyncPubSub
+    m.Pipeline = AsyncPipeline
+    m.Lock = AsyncLock
+    for n in ("RedisError", "ConnectionError", "TimeoutError", "AuthenticationError",
+              "BusyLoadingError", "DataError", "InvalidResponse", "PubSubError", "ReadOnlyError",
+              "ResponseError", "WatchError", "NoScriptError", "ExecAbortError", "LockError",
+              "LockNotOwnedError"):
+        setattr(m, n, globals()[n])
+    sys.modules[m.__name__] = m
+    return m
+
+
+asyncio = _asyncio_module()
