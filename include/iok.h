@@ -209,8 +209,13 @@ IOK_API int iok_listener_start(iok_listener l, int flags);
 
 /* iok_dial connects socket s to url (same URL forms as iok_listen, plus the
  * the database schemes: redis://[user:password@]host[:port][/db] and
- * redis+unix:///path/to/socket, both taking ?db=N, ?name=client-name and
- * ?protocol=2 (skip HELLO); a pipelined-db socket sends RESP-encoded
+ * redis+unix:///path/to/socket, both taking ?db=N, ?name=client-name,
+ * ?protocol=2 (skip HELLO) and ?role=primary|replica|any (default any: a
+ * server in another role, as its HELLO reply says, is refused and retried
+ * with backoff, so with several addresses the dialer keeps connections to
+ * the ones in that role; with role=primary a READONLY error reply is
+ * delivered and then closes its connection, so writes follow a failover
+ * within the reconnect time); a pipelined-db socket sends RESP-encoded
  * commands on them and receives each reply as one RESP frame, and a sub
  * socket sharing the dialer gets the pushes; and
  * postgresql://[user[:password]@][host][:port][/db] (also postgres://,
@@ -255,6 +260,99 @@ IOK_API int iok_dialer_share(iok_dialer d, iok_socket s);
 /* iok_dialer_id / iok_listener_id return the id (> 0) or -1. */
 IOK_API int iok_dialer_id(iok_dialer d);
 IOK_API int iok_listener_id(iok_listener l);
+
+/* ------------------------------------------------------------ discovery */
+
+/* A dial target is a name that keeps being resolved on the kernel thread;
+ * the dialer keeps IOK_OPT_POOL_SIZE connections to EVERY address of the
+ * current set, dials addresses that appear and closes connections to
+ * addresses that leave.  pipelined-db drains them first: no new request
+ * goes there, those in flight complete, then the connection closes (after
+ * 10 s at most: what is still in flight then fails with IOK_ECONNRESET,
+ * or is retried elsewhere when idempotent).  Other patterns close them at
+ * once (req resends elsewhere).  No request is lost silently.  Dial URL
+ * forms (tcp shown; any transport scheme works):
+ *
+ *   tcp://name:5555             A/AAAA records, re-resolved on their TTL
+ *                               (clamped to IOK_OPT_DNS_TTL_MIN/MAX) and
+ *                               at once after a connection fails
+ *   tcp://10.0.0.1:5555,10.0.0.2:5555   a static list (libpq's comma
+ *                               form; also redis://h1,h2:6380/0 and
+ *                               postgresql://u@h1:5432,h2/db); names in the
+ *                               list are resolved as above
+ *   tcp+srv://_svc._tcp.name    DNS SRV: the targets of the records with
+ *                               the lowest priority, their ports and
+ *                               weights, re-read on the answer's TTL
+ *   tcp+file:///path/peers      a watched file: one "host:port[ weight]"
+ *                               per line, '#' comments; re-read when the
+ *                               file (or its directory) changes; a file
+ *                               with a malformed line is ignored whole
+ *   tcp+NAME://target           a backend registered as NAME
+ *
+ * DNS servers: the dialer option IOK_OPT_DNS_SERVERS, else the environment
+ * variable IOK_DNS_SERVERS ("host:port,host:port", read when the first
+ * lookup through the default servers happens), else /etc/resolv.conf.
+ * A failed lookup keeps the last known set. */
+
+/* One address a backend reports.  host is an IP literal or a DNS name (iok
+ * resolves names itself, A/AAAA, following their TTL); port 0 means the
+ * transport's default port; weight 0 counts as 1. */
+typedef struct iok_discovery_addr {
+	const char *host;
+	uint16_t    port;
+	uint16_t    weight;
+} iok_discovery_addr;
+
+/* One target being watched by a backend (opaque; valid from start until
+ * stop returns). */
+typedef struct iok_discovery_watch iok_discovery_watch;
+
+/* A discovery backend.  EVERY function runs on the kernel thread, the one
+ * thread that does all of iok's I/O: it must not block (no blocking
+ * network calls; reading a small local file is fine) and must not call
+ * iok functions other than the iok_discovery_* ones documented as
+ * "kernel thread".
+ *   start    begin watching target (the URL after "scheme+NAME://", before
+ *            any '?', without "user@"); store your state in *state.
+ *            Report (iok_discovery_update) now or later.  Return 0 or an
+ *            IOK_E* code (the dial fails with it).
+ *   refresh  look again now: a connection to one of the addresses failed,
+ *            or the ttl of the last report ran out.  May be NULL.
+ *   stop     the dialer is gone: cancel everything, free state.  No
+ *            iok_discovery_* call with this watch after it returns. */
+typedef struct iok_discovery_backend {
+	const char *name; /* [a-z0-9-]+, the "+NAME" of the URL scheme */
+	int (*start)(iok_discovery_watch *w, const char *target, void **state);
+	void (*refresh)(void *state);
+	void (*stop)(void *state);
+} iok_discovery_backend;
+
+/* iok_discovery_register adds a backend; b must stay valid until the
+ * process exits.  Errors: IOK_EINVAL (bad name or NULL start/stop),
+ * IOK_EEXIST (name taken, including the built-in "srv", "file", "static",
+ * "dns"), IOK_ENOSPC (table full: 16 user backends).  Any thread. */
+IOK_API int iok_discovery_register(const iok_discovery_backend *b);
+
+/* iok_discovery_update replaces the set watch w reports with n addresses
+ * (copied; n 0 empties it).  refresh is called after ttl ms (clamped to
+ * the dialer's IOK_OPT_DNS_TTL_MIN/MAX), or never with
+ * IOK_DURATION_INFINITE.  Errors: IOK_EINVAL (n < 0, more than 64
+ * addresses, an empty or too long host).  Kernel thread only (from a
+ * backend function, or a libuv callback on iok_discovery_loop). */
+IOK_API int iok_discovery_update(iok_discovery_watch *w, const iok_discovery_addr *addrs, int n,
+    iok_duration ttl);
+
+/* iok_discovery_fail says a look-up failed with err (an IOK_E* code): the
+ * last set is kept, a dialer that never had one reports err (a
+ * synchronous dial returns it), and refresh is called again after retry
+ * ms (clamped as above; IOK_DURATION_DEFAULT = IOK_OPT_DNS_TTL_MIN).
+ * Kernel thread only. */
+IOK_API void iok_discovery_fail(iok_discovery_watch *w, int err, iok_duration retry);
+
+/* iok_discovery_loop returns the kernel thread's libuv loop (a uv_loop_t
+ * *), so a backend can watch its own descriptors and timers.  Kernel
+ * thread only (NULL elsewhere). */
+IOK_API void *iok_discovery_loop(void);
 
 /* ---------------------------------------------------------- send, recv */
 
@@ -673,7 +771,14 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   IOK_OPT_TCP_KEEPALIVE bool (default false)
  *   IOK_OPT_LINGER      ms     how long iok_close flushes (default 1000)
  *   IOK_OPT_POOL_SIZE   int    connections each dialer keeps (1..1024,
- *                              default 1; pipelined-db spreads over them)
+ *                              default 1; pipelined-db spreads over them):
+ *                              per address of the dial target
+ *   IOK_OPT_DNS_TTL_MIN ms     shortest re-resolve interval (default 1000;
+ *                              also the retry delay of a failed lookup)
+ *   IOK_OPT_DNS_TTL_MAX ms     longest one, whatever the TTL (def. 60000)
+ *   IOK_OPT_DNS_SERVERS string "host:port,..." servers for this dialer's
+ *                              look-ups (default "": IOK_DNS_SERVERS or
+ *                              the system's); set before starting it
  *   IOK_OPT_RECVFD      int    read-only: a descriptor that is readable
  *                              exactly while a message is waiting
  *                              (level-triggered; never read or close it)
@@ -689,6 +794,17 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *                              failed for user ..."), "" if none; never a
  *                              password
  *   IOK_OPT_MAXTTL      int    hops allowed through devices (1..15, def. 8)
+ *   IOK_OPT_PEERS_LIVE  int    read-only: connections the socket can use
+ *                              now (handshake done), over all its dialers
+ *                              and listeners.  Dialers connect as soon as
+ *                              their target resolves, so this says whether
+ *                              a service is there before anything is sent.
+ *   IOK_OPT_PEERS_FD    int    read-only: a descriptor (level-triggered,
+ *                              never read or close it) that turns readable
+ *                              when peers-live goes from 0 to non-zero or
+ *                              back to 0, and stays readable until
+ *                              peers-live is read again.  Poll it, then
+ *                              read peers-live: no transition is missed.
  * Statistics (uint64, read-only, counted on the kernel thread):
  *   "stat:tx-msgs", "stat:rx-msgs", "stat:tx-bytes", "stat:rx-bytes",
  *   "stat:pipes" (connections now), "stat:pipes-opened", "stat:reconnects",
@@ -698,7 +814,14 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   replies, filtered), "stat:tx-dropped".
  * Dialer/listener options: the transport ones above, plus IOK_OPT_URL
  * (string, read-only) and, on tcp listeners, IOK_OPT_TCP_BOUND_PORT (int,
- * read-only).
+ * read-only).  Dialers: IOK_OPT_UPSTREAMS (string, read-only): one line per
+ * address of the current set (and per address that left it while its
+ * connections drain), "ADDR:PORT state=live|draining weight=W pipes=N
+ * connects=C errors=E drops=D connect-us=U replies=R latency-us=L"
+ * (errors: failed connection attempts, drops: established connections
+ * lost, connect-us: the last connect's duration, replies and latency-us:
+ * replies matched by pipelined-db and their moving-average latency), so
+ * the application can see which upstream is slow or failing.
  *
  * Pattern options:
  *   IOK_OPT_PAIR1_POLY        bool  pair1 talks to many peers (set before
@@ -752,6 +875,12 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 #define IOK_OPT_TCP_BOUND_PORT "tcp-bound-port"
 #define IOK_OPT_LINGER "linger"
 #define IOK_OPT_POOL_SIZE "pool-size"
+#define IOK_OPT_DNS_TTL_MIN "dns:ttl-min" /* ms */
+#define IOK_OPT_DNS_TTL_MAX "dns:ttl-max" /* ms */
+#define IOK_OPT_DNS_SERVERS "dns:servers" /* string "host:port,..." */
+#define IOK_OPT_UPSTREAMS "upstreams"     /* string, read-only, dialers */
+#define IOK_OPT_PEERS_LIVE "peers-live"   /* int, read-only */
+#define IOK_OPT_PEERS_FD "peers-fd"       /* int, read-only */
 /* Pattern options. */
 #define IOK_OPT_PAIR1_POLY "pair1:polyamorous"
 #define IOK_OPT_SUB_SUBSCRIBE "sub:subscribe"     /* bytes, write-only */

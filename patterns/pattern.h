@@ -31,6 +31,8 @@ typedef struct ik_sock  ik_sock;
 typedef struct ik_pipe  ik_pipe;
 typedef struct ik_timer ik_timer;
 
+#define IK_DRAIN_MAX_MS 10000 /* a draining pipe is closed after this */
+
 /* Return values of send/recv/ik_sock_deliver. */
 #define IK_OK 0
 #define IK_BUSY 1
@@ -113,6 +115,12 @@ typedef struct ik_pattern {
 	 * (ik_sock_send_ready, refusing none), so it acts on the close in
 	 * order with them. */
 	void (*session_close)(void *ps, uint32_t session);
+	/* pipe_drain: the pipe's address left its dialer's target (discovery):
+	 * put nothing new on it, and ik_pipe_close it once what is in flight
+	 * there has been answered; the core closes it anyway after
+	 * IK_DRAIN_MAX_MS.  NULL: the core closes it at once (pipe_rm then
+	 * resends or fails what was in flight). */
+	void (*pipe_drain)(void *ps, void *pp);
 } ik_pattern;
 
 /* ik_pattern_register adds a pattern (and "<name>" without a trailing
@@ -154,6 +162,15 @@ unsigned ik_pipe_flags(const ik_pipe *p);
 #define IK_SUB_ON 0x01
 #define IK_SUB_PATTERN 0x02
 int ik_pipe_subscribe(ik_pipe *p, const void *topic, size_t len, unsigned how);
+/* Upstream statistics.  A dialer's pipe belongs to an upstream (one
+ * address of its target; accepted pipes have none, and these are no-ops /
+ * zero for them).  ik_pipe_note_reply: a reply came latency_us after its
+ * request was written (kept as a moving average per upstream, shown in the
+ * dialer's "upstreams").  ik_pipe_latency_us: that average (0 = no sample
+ * yet); ik_pipe_weight: the upstream's weight from discovery (>= 1). */
+void     ik_pipe_note_reply(ik_pipe *p, uint64_t latency_us);
+uint64_t ik_pipe_latency_us(const ik_pipe *p);
+unsigned ik_pipe_weight(const ik_pipe *p);
 /* ik_pipe_hold_subscribe: while held, the bytes ik_pipe_subscribe makes
  * are kept, and written in order when the hold is released.  A pattern
  * that gives a connection to one session holds it, so another socket
@@ -211,6 +228,7 @@ void ik_timer_start(ik_timer *t, uint64_t ms);
 void ik_timer_stop(ik_timer *t);
 void ik_timer_free(ik_timer *t); /* stops it; safe from its own callback */
 uint64_t ik_now_ms(void); /* the loop's clock, milliseconds */
+uint64_t ik_now_us(void); /* a monotonic clock, microseconds (not cached) */
 
 /* Option value helpers: copy a typed value in or out, checking the type
  * (IOK_EBADTYPE) and range (IOK_EINVAL). */

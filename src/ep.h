@@ -17,6 +17,25 @@
 typedef struct ik_resolve ik_resolve;
 typedef struct ik_pipe    ik_pipe;
 
+/* One address a dialer keeps IOK_OPT_POOL_SIZE connections to (or, for
+ * ipc and inproc, the one path).  Kernel thread only (dialer.c). */
+typedef struct ik_upstream {
+	ik_node                 node; /* in ep->ups */
+	ik_ep                  *ep;
+	struct sockaddr_storage sa;
+	uint16_t                weight;
+	bool                    removed;    /* left the set, or the dialer closes */
+	bool                    connecting;
+	uv_connect_t            creq;
+	ik_pipe                *conn_pipe;  /* pipe whose stream is connecting */
+	ik_timer               *timer;      /* reconnect backoff */
+	iok_duration            backoff;
+	int                     refs;       /* pipes pointing here, closing ones too */
+	uint64_t                t_start;    /* the attempt's start, uv_hrtime ns */
+	uint64_t                connects, errors, drops, connect_us;
+	uint64_t                replies, latency_us; /* moving average */
+} ik_upstream;
+
 struct ik_ep {
 	ik_obj              obj; /* handle; first member */
 	bool                dialer;
@@ -35,18 +54,16 @@ struct ik_ep {
 	ik_cmd             *start_cmd;    /* sync start waiting for a result */
 	ik_cmd             *close_cmd;
 
-	/* dialer */
-	uv_timer_t   timer; /* reconnect backoff */
-	iok_duration backoff;
-	ik_resolve  *res;
-	struct sockaddr_storage *addrs;
-	int          naddrs, addr_idx;
-	uv_connect_t creq;
-	ik_pipe     *conn_pipe; /* pipe whose stream is connecting */
-	bool         connecting;
-	bool         ever_connected;
+	/* dialer: one upstream per address of the target's current set */
+	ik_list      ups;          /* ik_upstream */
+	struct ik_disc *disc;      /* NULL until started (path transports: never) */
+	char        *disc_backend; /* "static", "srv", "file", ... */
+	char        *disc_target;
 	int          last_err;
+	bool         ever_connected;
 
+	/* listener */
+	ik_resolve  *res;
 	/* listener */
 	union {
 		uv_handle_t handle;
@@ -84,6 +101,9 @@ int ik_put_string(const char *str, void *v, size_t *sz, int type);
 
 /* dialer.c */
 void ik_dialer_kick(ik_ep *ep); /* connect unless connected or trying */
+void ik_dialer_close(ik_ep *ep); /* stop discovery, cancel attempts */
+void ik_dialer_fork_child(ik_ep *ep); /* dormant: drop the parent's work */
+int  ik_dialer_upstreams(const ik_ep *ep, char *buf, size_t cap); /* text */
 void ik_inproc_wake_dialers(const char *name); /* a listener took name */
 
 /* listener.c */

@@ -13,7 +13,7 @@
 
 #include "ep.h"
 #include "pipe.h"
-#include "resolve.h"
+#include "discovery/resolve.h"
 
 static ik_list inproc_listeners = {{&inproc_listeners.head, &inproc_listeners.head}};
 
@@ -130,9 +130,10 @@ listen_tcp_at(ik_ep *ep, const struct sockaddr_storage *sa)
 }
 
 static void
-listen_resolved_cb(void *arg, int err, const struct sockaddr_storage *addrs, int n)
+listen_resolved_cb(void *arg, int err, const struct sockaddr_storage *addrs, int n, uint32_t ttl)
 {
 	ik_ep *ep = arg;
+	(void) ttl;
 	ep->res   = NULL;
 	if (err == 0) {
 		err = n > 0 ? listen_tcp_at(ep, &addrs[0]) : IOK_EADDRINVAL;
@@ -164,7 +165,7 @@ ik_listener_start(ik_ep *ep)
 	if (rv != IOK_ENOENT) {
 		return rv;
 	}
-	ep->res = ik_resolve_start(ep->url.host, ik_ep_port(ep), ik_ep_family(ep), listen_resolved_cb, ep);
+	ep->res = ik_resolve_start(ep->topts.dns_servers, ep->url.host, ik_ep_port(ep), ik_ep_family(ep), listen_resolved_cb, ep);
 	return ep->res == NULL ? IOK_ENOMEM : -1;
 }
 

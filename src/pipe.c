@@ -244,7 +244,9 @@ att_remove(ik_att *a)
 		a->added = false;
 		ik_list_remove(&a->snode);
 		s->pat->pipe_rm(s->pdata, a->pdata);
-		s->stats[IK_STAT_PIPES]--;
+		if (--s->stats[IK_STAT_PIPES] == 0) {
+			ik_sock_peers_crossed(s);
+		}
 	}
 	if (ik_node_linked(&a->pnode)) {
 		ik_list_remove(&a->pnode);
@@ -378,7 +380,9 @@ att_add(ik_att *a)
 	}
 	a->added = true;
 	ik_list_append(&s->pipes, &a->snode);
-	s->stats[IK_STAT_PIPES]++;
+	if (++s->stats[IK_STAT_PIPES] == 1) {
+		ik_sock_peers_crossed(s);
+	}
 	s->stats[IK_STAT_PIPES_OPENED]++;
 	return 0;
 }
@@ -554,7 +558,14 @@ process_input(ik_pipe *p)
 			}
 		}
 		if (!offer(p, ai, m)) {
+			p->close_after_held = cls == IK_FRAME_LAST;
 			break;
+		}
+		if (cls == IK_FRAME_LAST) {
+			/* The reply went to its request; what follows it on this
+			 * connection fails (or is retried) when it closes. */
+			ik_pipe_close(p, IOK_ECONNSHUT);
+			return;
 		}
 	}
 	if (p->in_off == p->in.len) {
@@ -634,6 +645,10 @@ ik_pipe_resume(ik_pipe *p)
 		ik_list_remove(&p->att[ai].pnode);
 	}
 	if (!offer(p, ai, m)) {
+		return;
+	}
+	if (p->close_after_held) {
+		ik_pipe_close(p, IOK_ECONNSHUT);
 		return;
 	}
 	if (p->is_stream) {
@@ -1153,7 +1168,7 @@ ik_pipe_abandon_all_of(ik_sock *s)
 		ik_ep *ep = ik_container_of(en, ik_ep, snode);
 		ik_list_foreach_safe(&ep->pipes, pn, tmp)
 		{
-			if (ik_container_of(pn, ik_pipe, enode) == ep->conn_pipe) {
+			if (ik_container_of(pn, ik_pipe, enode)->dialing) {
 				continue; /* the dialer cancels its own attempt */
 			}
 			/* Closed now, before the child's loop first polls:

@@ -27,7 +27,9 @@ typedef struct ik_tran_opts {
 	iok_duration reconn_max;
 	int          nodelay;
 	int          keepalive;
-	int          pool; /* connections a dialer keeps */
+	int          pool; /* connections a dialer keeps, per address */
+	iok_duration ttl_min, ttl_max; /* re-resolve bounds (discovery) */
+	char         dns_servers[256]; /* "" = the process default */
 } ik_tran_opts;
 
 struct ik_sock {
@@ -43,6 +45,9 @@ struct ik_sock {
 	int             rq_cap, sq_cap;
 	int             recv_waiters, send_waiters;
 	int             recv_fd, send_fd; /* eventfds, level-triggered */
+	int             peers_fd; /* eventfd: the live-peer count crossed zero
+	                             since peers-live was last read (made and
+	                             written by the kernel thread) */
 	bool            closed;
 	bool            recv_blocked; /* kernel waits for room in rq */
 	iok_duration    recv_timeo, send_timeo;
@@ -89,6 +94,8 @@ typedef struct ik_att ik_att;
 void ik_sock_att_paused(ik_sock *s, ik_att *a);
 void ik_sock_ep_gone(ik_sock *s, ik_ep *ep); /* an endpoint finished closing */
 void ik_sock_maybe_finish_close(ik_sock *s);
+/* The socket's live peers went from 0 to 1 or from 1 to 0 (pipe.c). */
+void ik_sock_peers_crossed(ik_sock *s);
 
 /* App-side lookup: takes a reference; release with ik_sock_rele. */
 int ik_sock_hold(iok_socket h, ik_sock **sp);

@@ -46,6 +46,7 @@ sock_destroy(ik_obj *o)
 	ik_msgq_fini(&s->staged);
 	if (s->recv_fd >= 0) close(s->recv_fd);
 	if (s->send_fd >= 0) close(s->send_fd);
+	if (s->peers_fd >= 0) close(s->peers_fd);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->recv_cv);
 	pthread_cond_destroy(&s->send_cv);
@@ -146,6 +147,7 @@ sock_open(iok_socket *out, const char *name, int raw)
 	s->pdata   = (char *) s + base;
 	s->raw     = raw;
 	s->recv_fd = s->send_fd = -1;
+	s->peers_fd = -1;
 	atomic_init(&s->epoch, ik_fork_epoch());
 	pthread_mutex_init(&s->mu, NULL);
 	cond_init_mono(&s->recv_cv);
@@ -162,6 +164,8 @@ sock_open(iok_socket *out, const char *name, int raw)
 	s->topts.nodelay    = 1;
 	s->topts.keepalive  = 0;
 	s->topts.pool       = 1;
+	s->topts.ttl_min    = 1000;
+	s->topts.ttl_max    = 60000;
 	ik_list_init(&s->pipes);
 	ik_list_init(&s->paused);
 	ik_list_init(&s->eps);
@@ -559,6 +563,7 @@ ik_sockets_fork_child(void)
 		s->close_cmd        = NULL; /* its waiter lives in the parent */
 		fresh_eventfd(s->recv_fd, s->closed);
 		fresh_eventfd(s->send_fd, 1);
+		fresh_eventfd(s->peers_fd, 1); /* the child's peers differ: look */
 		ik_eps_fork_child(s);
 	}
 }
@@ -585,4 +590,10 @@ ik_sockets_fork_child_kernel(void)
 			teardown(s);
 		}
 	}
+}
+
+void
+ik_sock_peers_crossed(ik_sock *s)
+{
+	ik_efd_raise(s->peers_fd);
 }

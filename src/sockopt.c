@@ -107,7 +107,8 @@ setopt_k(ik_cmd *c)
 	} else if (strcmp(n, IOK_OPT_RAW) == 0 || strcmp(n, IOK_OPT_PROTO) == 0 ||
 	    strcmp(n, IOK_OPT_PEER) == 0 || strcmp(n, IOK_OPT_PROTONAME) == 0 ||
 	    strcmp(n, IOK_OPT_PEERNAME) == 0 || strncmp(n, "stat:", 5) == 0 ||
-	    strcmp(n, IOK_OPT_LAST_ERROR) == 0) {
+	    strcmp(n, IOK_OPT_LAST_ERROR) == 0 || strcmp(n, IOK_OPT_PEERS_LIVE) == 0 ||
+	    strcmp(n, IOK_OPT_PEERS_FD) == 0) {
 		rv = IOK_EREADONLY;
 	} else if ((rv = ik_topts_set(&s->topts, n, oc->in, oc->sz, oc->type)) == IOK_ENOTSUP) {
 		rv = s->pat->setopt ? s->pat->setopt(s->pdata, n, oc->in, oc->sz, oc->type) : IOK_ENOTSUP;
@@ -150,6 +151,15 @@ getopt_k(ik_cmd *c)
 		rv = ik_put_string(s->pat->name, oc->out, oc->outsz, oc->type);
 	} else if (strcmp(n, IOK_OPT_PEERNAME) == 0) {
 		rv = ik_put_string(s->pat->peer_name, oc->out, oc->outsz, oc->type);
+	} else if (strcmp(n, IOK_OPT_PEERS_LIVE) == 0) {
+		/* Reading the count is what the descriptor waits for. */
+		ik_efd_clear(s->peers_fd);
+		rv = ik_opt_put_int((int) s->stats[IK_STAT_PIPES], oc->out, oc->outsz, oc->type);
+	} else if (strcmp(n, IOK_OPT_PEERS_FD) == 0) {
+		if (s->peers_fd < 0) {
+			s->peers_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		}
+		rv = s->peers_fd < 0 ? IOK_ENOFILES : ik_opt_put_int(s->peers_fd, oc->out, oc->outsz, oc->type);
 	} else if (strncmp(n, "stat:", 5) == 0) {
 		rv = IOK_ENOTSUP;
 		for (int i = 0; i < IK_STAT_COUNT; i++) {

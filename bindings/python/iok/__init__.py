@@ -16,6 +16,9 @@ asyncio (thousands of requests in flight on one socket)::
 Timeouts and durations are in milliseconds, as in iok's (and nng's) options.
 """
 
+import asyncio
+import os
+
 from . import _iok
 from ._iok import strerror, fini
 
@@ -419,6 +422,38 @@ class Socket(_iok.Socket):
     def stats(self):
         """The socket's counters (kernel-side), as a dict."""
         return {s: self.getopt("stat:" + s, "uint64") for s in STATS}
+
+    # -- health
+    @property
+    def peers_live(self):
+        """Connections the socket can use now (iok "peers-live"), over all
+        its dialers and listeners.  Dialers connect as soon as their
+        target resolves, so this tells whether a service is there before
+        anything is sent."""
+        return self.getopt("peers-live", "int")
+
+    async def wait_peers(self, live=True):
+        """Wait until the socket has a live peer (live=True) or none
+        (live=False), without blocking the event loop; returns
+        peers_live.  Woken by iok's "peers-fd" (readable when the count
+        crosses zero), never by polling."""
+        loop = asyncio.get_running_loop()
+        # Our own descriptor: iok's is closed with the socket, and the
+        # loop must never watch a number that could be reused.
+        fd = os.dup(self.getopt("peers-fd", "int"))
+        try:
+            while True:
+                n = self.peers_live  # reading the count re-arms peers-fd
+                if (n > 0) == bool(live):
+                    return n
+                ready = loop.create_future()
+                loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+                try:
+                    await ready
+                finally:
+                    loop.remove_reader(fd)
+        finally:
+            os.close(fd)
 
     # -- messages
     def recv_msg(self, timeout=None):
