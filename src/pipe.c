@@ -935,7 +935,38 @@ flush_writes(ik_pipe *p)
 		char    *base = sg->msg ? (char *) sg->msg->body : (char *) b->bytes.data + sg->off;
 		b->bufs[i]    = uv_buf_init(base, (unsigned int) sg->len);
 	}
-	if (uv_write(&b->req, &p->h.stream, b->bufs, (unsigned int) b->nsegs, write_cb) != 0) {
+	/* Nothing is in flight: write now.  Usually all of it goes, and then
+	 * there is no write request, and libuv re-arms no POLLOUT watcher
+	 * (one epoll_ctl per write, i.e. per round trip, otherwise). */
+	uv_buf_t *bufs  = b->bufs;
+	size_t    nbufs = b->nsegs;
+	int       n     = uv_try_write(&p->h.stream, bufs, (unsigned int) nbufs);
+	if (n < 0 && n != UV_EAGAIN && n != UV_ENOSYS) {
+		ik_pipe_close(p, IOK_ECONNRESET);
+		return;
+	}
+	for (size_t done = n > 0 ? (size_t) n : 0; done > 0 && nbufs > 0;) {
+		if (done >= bufs->len) {
+			done -= bufs->len;
+			bufs++;
+			nbufs--;
+		} else {
+			bufs->base += done;
+			bufs->len -= done;
+			done = 0;
+		}
+	}
+	if (nbufs == 0) {
+		wbatch_reset(b);
+		if (p->wb[0].total + p->wb[1].total < WRITE_HWM) {
+			writable_again(p);
+		}
+		if (p->sock->closing) {
+			ik_sock_maybe_finish_close(p->sock);
+		}
+		return;
+	}
+	if (uv_write(&b->req, &p->h.stream, bufs, (unsigned int) nbufs, write_cb) != 0) {
 		ik_pipe_close(p, IOK_ECONNRESET);
 		return;
 	}

@@ -21,6 +21,18 @@
 #define PUMP_BATCH 64
 #define PUMP_LIMIT 2048 /* messages per turn before yielding to I/O */
 
+/* A thread blocked on a full queue is woken only once the queue is down to
+ * half: woken at the first free slot, a sender refills one slot and
+ * sleeps again (and a paused pipe delivers one message and pauses again),
+ * a wake-up and a command per message exactly when the other side is the
+ * bottleneck, which kept a slow run slow.  The eventfds still follow the
+ * exact full/not-full state. */
+static size_t
+low_water(int cap)
+{
+	return cap > 1 ? (size_t) cap / 2 : 0;
+}
+
 /* ------------------------------------------------------------ eventfds */
 
 /* Descriptors are made on first request (IOK_OPT_RECVFD/SENDFD): callers
@@ -430,7 +442,7 @@ sock_recvmsg(ik_sock *s, iok_msg **mp, int flags)
 	if (s->rq.len == 0) {
 		ik_efd_clear(s->recv_fd);
 	}
-	if (s->recv_blocked) {
+	if (s->recv_blocked && s->rq.len <= low_water(s->rq_cap)) {
 		s->recv_blocked = false;
 		post            = true;
 	}
@@ -586,18 +598,24 @@ ik_sock_pump(ik_sock *s)
 		if (taken > 0) {
 			bool wake = false;
 			pthread_mutex_lock(&s->mu);
-			bool was_full = ik_sq_full(s);
+			size_t before   = s->sq.len;
+			bool   was_full = ik_sq_full(s);
 			for (size_t i = 0; i < taken; i++) {
 				(void) ik_msgq_pop(&s->sq);
 			}
 			s->sq_bytes -= bytes;
-			if (was_full && !ik_sq_full(s)) {
-				if (!s->closed) {
-					ik_efd_raise(s->send_fd);
-				}
+			if (was_full && !ik_sq_full(s) && !s->closed) {
+				ik_efd_raise(s->send_fd);
 			}
-			/* A waiter's own message may need more room than "not full". */
-			wake = s->send_waiters > 0;
+			/* Blocked senders wake once the queue is down to half (one
+			 * wake-up per batch, not per message); under a byte limit a
+			 * waiter's message may need more room than that, so any
+			 * progress wakes it. */
+			if (s->send_waiters > 0 &&
+			    (s->sq_max_bytes > 0 ||
+			        (before > low_water(s->sq_cap) && s->sq.len <= low_water(s->sq_cap)))) {
+				wake = true;
+			}
 			pthread_mutex_unlock(&s->mu);
 			if (wake) {
 				pthread_cond_broadcast(&s->send_cv);

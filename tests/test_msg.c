@@ -1,4 +1,5 @@
 /* test_msg.c - messages, the ring queue and the handle table, on their own. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -288,6 +289,93 @@ test_strerror(void **state)
 	assert_string_equal(iok_version(), "0.1.0");
 }
 
+/* Small messages are recycled between threads: one thread allocates, the
+ * other frees, as the application and the kernel do.  Every round keeps
+ * all its messages alive at once, each stamped with its own number, so a
+ * block handed out twice would show as an overwritten stamp. */
+#define RC_LIVE 300
+#define RC_ROUNDS 400
+
+struct recycle_run {
+	pthread_mutex_t mu;
+	pthread_cond_t  cv;
+	iok_msg        *live[RC_LIVE];
+	int             round; /* produced rounds */
+	int             freed; /* consumed rounds */
+	int             bad;
+};
+
+static void *
+recycle_producer(void *arg)
+{
+	struct recycle_run *r = arg;
+	for (int round = 0; round < RC_ROUNDS; round++) {
+		pthread_mutex_lock(&r->mu);
+		while (r->freed < round) {
+			pthread_cond_wait(&r->cv, &r->mu);
+		}
+		pthread_mutex_unlock(&r->mu);
+		for (int i = 0; i < RC_LIVE; i++) {
+			/* Both size classes, and some too big to recycle. */
+			size_t   size = i % 3 == 0 ? 8 : i % 3 == 1 ? 1500 : (size_t) 4000 + (size_t) i;
+			uint32_t tag  = (uint32_t) (round * RC_LIVE + i);
+			if (iok_msg_alloc(&r->live[i], size) != 0) {
+				r->bad++;
+				r->live[i] = NULL;
+				continue;
+			}
+			memset(iok_msg_body(r->live[i]), (int) (tag & 0xff), size);
+			memcpy(iok_msg_body(r->live[i]), &tag, sizeof(tag));
+		}
+		pthread_mutex_lock(&r->mu);
+		r->round = round + 1;
+		pthread_cond_broadcast(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+	}
+	return NULL;
+}
+
+static void
+test_recycle_across_threads(void **state)
+{
+	(void) state;
+	for (int pass = 0; pass < 2; pass++) { /* the second reuses the first's blocks */
+		struct recycle_run r;
+		pthread_t          t;
+		memset(&r, 0, sizeof(r));
+		pthread_mutex_init(&r.mu, NULL);
+		pthread_cond_init(&r.cv, NULL);
+		assert_int_equal(pthread_create(&t, NULL, recycle_producer, &r), 0);
+		for (int round = 0; round < RC_ROUNDS; round++) {
+			pthread_mutex_lock(&r.mu);
+			while (r.round <= round) {
+				pthread_cond_wait(&r.cv, &r.mu);
+			}
+			pthread_mutex_unlock(&r.mu);
+			for (int i = 0; i < RC_LIVE; i++) {
+				iok_msg *m   = r.live[i];
+				uint32_t tag = (uint32_t) (round * RC_LIVE + i), got;
+				assert_non_null(m);
+				const uint8_t *b = iok_msg_body(m);
+				memcpy(&got, b, sizeof(got));
+				assert_int_equal(got, tag);
+				assert_int_equal(b[iok_msg_len(m) - 1], tag & 0xff);
+			}
+			for (int i = 0; i < RC_LIVE; i++) {
+				iok_msg_free(r.live[i]);
+			}
+			pthread_mutex_lock(&r.mu);
+			r.freed = round + 1;
+			pthread_cond_broadcast(&r.cv);
+			pthread_mutex_unlock(&r.mu);
+		}
+		assert_int_equal(pthread_join(t, NULL), 0);
+		assert_int_equal(r.bad, 0);
+		pthread_mutex_destroy(&r.mu);
+		pthread_cond_destroy(&r.cv);
+	}
+}
+
 int
 main(void)
 {
@@ -300,6 +388,7 @@ main(void)
 		cmocka_unit_test(test_msgq),
 		cmocka_unit_test(test_handles),
 		cmocka_unit_test(test_strerror),
+		cmocka_unit_test(test_recycle_across_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
