@@ -73,7 +73,7 @@ static int i_listen(void *s, const char *url)
  * up yet, manual use) keeps redialing in the background. */
 static int dial_sock(iok_socket s, const char *url)
 {
-	int rv = iok_dial(s, url, NULL, IOK_FLAG_SYNC);
+	int rv = iok_dial(s, url, NULL, 0);
 
 	return rv == IOK_ECONNREFUSED ? 0 : rv;
 }
@@ -151,7 +151,7 @@ static int issue(iok_socket s, struct slot *sl, size_t size, uint64_t seq)
 	if ((rv = iok_msg_alloc(&m, size)) != 0)
 		return rv;
 	bench_fill(iok_msg_body(m), size, seq);
-	if ((rv = iok_request(s, m, 0, &sl->token)) != 0) {
+	if ((rv = iok_request(s, m, &sl->token, 0)) != 0) {
 		iok_msg_free(m);
 		return rv;
 	}

@@ -67,14 +67,14 @@ demo_reqrep(void)
 	pthread_create(&t, NULL, rep_server, &rep);
 	CHECK(iok_req0_open(&req));
 	CHECK(iok_socket_set_ms(req, IOK_OPT_RECVTIMEO, 10000));
-	CHECK(iok_dial(req, url, NULL, IOK_FLAG_SYNC));
+	CHECK(iok_dial(req, url, NULL, 0));
 	double t0 = now();
 	for (int round = 0; round < 20; round++) {
 		for (int i = 0; i < N; i++) {
 			iok_msg *m;
 			CHECK(iok_msg_alloc(&m, sizeof(int)));
 			memcpy(iok_msg_body(m), &i, sizeof(int));
-			CHECK(iok_request(req, m, 0, NULL));
+			CHECK(iok_request(req, m, NULL, 0));
 		}
 		for (int i = 0; i < N; i++) {
 			iok_msg *r;
@@ -119,7 +119,7 @@ demo_pipeline(void)
 	CHECK(iok_listener_get_int(l, IOK_OPT_TCP_BOUND_PORT, &port));
 	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
 	CHECK(iok_push0_open(&push));
-	CHECK(iok_dial(push, url, NULL, IOK_FLAG_SYNC));
+	CHECK(iok_dial(push, url, NULL, 0));
 	memset(buf, 'x', sizeof(buf));
 	double t0 = now();
 	pthread_create(&t, NULL, pull_all, &pull);
@@ -144,7 +144,7 @@ demo_pubsub(void)
 		CHECK(iok_sub0_open(&sub[i]));
 		CHECK(iok_socket_set(sub[i], IOK_OPT_SUB_SUBSCRIBE, topics[i], strlen(topics[i])));
 		CHECK(iok_socket_set_ms(sub[i], IOK_OPT_RECVTIMEO, 2000));
-		CHECK(iok_dial(sub[i], "inproc://demo-pubsub", NULL, IOK_FLAG_SYNC));
+		CHECK(iok_dial(sub[i], "inproc://demo-pubsub", NULL, 0));
 	}
 	CHECK(iok_send(pub, "a.one", 5, 0));
 	CHECK(iok_send(pub, "b.two", 5, 0));

@@ -66,7 +66,7 @@ main(int argc, char **argv)
 		return fail("open", rv);
 	}
 	/* SYNC: a wrong URL or password (IOK_EPEERAUTH) shows here. */
-	if ((rv = iok_dial(db, url, NULL, IOK_FLAG_SYNC)) != 0) {
+	if ((rv = iok_dial(db, url, NULL, 0)) != 0) {
 		return fail("dial", rv);
 	}
 	for (int i = 0; i < N; i++) {
@@ -74,7 +74,7 @@ main(int argc, char **argv)
 		uint32_t be = htonl((uint32_t) i);
 		if ((rv = iok_pg_query_new(&q, sql, strlen(sql))) != 0 ||
 		    (rv = iok_pg_query_param(q, 23 /* int4 */, IOK_PG_BINARY, &be, 4)) != 0 ||
-		    (rv = iok_request(db, q, 0, &tokens[i])) != 0) {
+		    (rv = iok_request(db, q, &tokens[i], 0)) != 0) {
 			return fail("request", rv);
 		}
 	}

@@ -17,8 +17,8 @@ main(void)
 	iok_sub0_open(&all);
 	iok_socket_set(weather, IOK_OPT_SUB_SUBSCRIBE, "weather.", 8);
 	iok_socket_set(all, IOK_OPT_SUB_SUBSCRIBE, "", 0); /* everything */
-	iok_dial(weather, "tcp://127.0.0.1:5556", NULL, IOK_FLAG_SYNC);
-	iok_dial(all, "tcp://127.0.0.1:5556", NULL, IOK_FLAG_SYNC);
+	iok_dial(weather, "tcp://127.0.0.1:5556", NULL, 0);
+	iok_dial(all, "tcp://127.0.0.1:5556", NULL, 0);
 	/* A publisher never waits for subscribers: wait until both are
 	 * connected, or early messages go nowhere (as with nng and zmq). */
 	for (uint64_t n = 0; n < 2;) {

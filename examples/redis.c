@@ -44,14 +44,14 @@ main(int argc, char **argv)
 	}
 	/* SYNC: wait for the first connection, so a wrong URL or password
 	 * shows here rather than as failed requests. */
-	if ((rv = iok_dial(db, url, NULL, IOK_FLAG_SYNC)) != 0) {
+	if ((rv = iok_dial(db, url, NULL, 0)) != 0) {
 		return fail(url, rv);
 	}
 	/* Everything in flight at once: iok_request returns immediately. */
 	for (int i = 0; i < N; i++) {
 		snprintf(key[i], sizeof(key[i]), "iok:example:%d", i);
 		const char *set[] = {"SET", key[i], key[i] + 4};
-		if ((rv = iok_request(db, cmd(3, set), 0, &tokens[i])) != 0) {
+		if ((rv = iok_request(db, cmd(3, set), &tokens[i], 0)) != 0) {
 			return fail("request", rv);
 		}
 	}
@@ -76,7 +76,7 @@ main(int argc, char **argv)
 	const char *get[] = {"GET", key[N - 1]};
 	uint64_t    tok;
 	iok_msg    *r;
-	if ((rv = iok_request(db, cmd(2, get), 0, &tok)) != 0 || (rv = iok_recvmsg(db, &r, 0)) != 0) {
+	if ((rv = iok_request(db, cmd(2, get), &tok, 0)) != 0 || (rv = iok_recvmsg(db, &r, 0)) != 0) {
 		return fail("GET", rv);
 	}
 	/* The reply is a RESP bulk string (null if the key is missing). */

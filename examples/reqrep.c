@@ -37,14 +37,14 @@ main(void)
 
 	iok_req0_open(&req);
 	iok_socket_set_ms(req, IOK_OPT_RECVTIMEO, 5000);
-	iok_dial(req, "ipc:///tmp/iok-reqrep-example.sock", NULL, 0);
+	iok_dial(req, "ipc:///tmp/iok-reqrep-example.sock", NULL, IOK_FLAG_NONBLOCK);
 	for (int i = 0; i < N; i++) {
 		iok_msg *m;
 		char     body[32];
 		int      n = snprintf(body, sizeof(body), "request %d", i);
 		iok_msg_alloc(&m, 0);
 		iok_msg_append(m, body, (size_t) n);
-		iok_request(req, m, 0, &tokens[i]); /* returns at once */
+		iok_request(req, m, &tokens[i], 0); /* returns at once */
 	}
 	for (int i = 0; i < N; i++) {
 		iok_msg *r;

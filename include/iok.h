@@ -32,6 +32,7 @@
 #ifndef IOK_H
 #define IOK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -119,10 +120,14 @@ typedef int32_t iok_duration;
 #define IOK_DURATION_DEFAULT (-2)
 #define IOK_DURATION_ZERO 0
 
-/* Flags for send/recv/dial/listen. */
-#define IOK_FLAG_ALLOC 1u    /* iok_recv: iok allocates the buffer */
-#define IOK_FLAG_NONBLOCK 2u /* do not wait: IOK_EAGAIN instead */
-#define IOK_FLAG_SYNC 4u     /* iok_dial: wait for the first connection */
+/* Flags for send/recv/dial/listen (the first two have nng's values). */
+#define IOK_FLAG_ALLOC 1u    /* iok_recv/iok_send: buffer from iok_alloc */
+#define IOK_FLAG_NONBLOCK 2u /* do not wait: IOK_EAGAIN instead; iok_dial:
+                                connect in the background */
+/* IOK_FLAG_SYNC is accepted and ignored: a dial without IOK_FLAG_NONBLOCK
+ * already waits for its first connection attempt (nng's default).  Kept so
+ * code written when dialing was asynchronous by default still builds. */
+#define IOK_FLAG_SYNC 4u
 #define IOK_FLAG_IDEMPOTENT 8u /* iok_request: safe to send again */
 
 /* ------------------------------------------------------------- sockets */
@@ -131,8 +136,8 @@ typedef int32_t iok_duration;
  * "pair1", "push0", "pull0", "req0", "rep0", "pub0", "sub0", "surveyor0",
  * "respondent0", "bus0", "pipelined-db" (each also without its version
  * suffix, e.g. "pair" = "pair1", "push" = "push0").  Patterns registered with
- * iok_pattern_register are found too.  The first socket starts the kernel
- * thread.
+ * iok_pattern_register (see "user-defined patterns") are found too.  The
+ * first socket starts the kernel thread.
  * Errors: IOK_ENOTSUP unknown pattern, IOK_ENOMEM, IOK_ENOFILES.
  * Any thread. */
 IOK_API int iok_socket_open(iok_socket *s, const char *pattern);
@@ -198,7 +203,9 @@ IOK_API void iok_fini(void);
  * ephemeral; see IOK_OPT_TCP_BOUND_PORT), tcp4://, tcp6://, tcp://[::1]:port,
  * ipc:///path/to/socket, ipc://relative/path, inproc://name.  Host names are
  * resolved on the kernel thread with c-ares.  The call returns once the
- * address is bound.  lp may be NULL.  flags must be 0.
+ * address is bound.  lp may be NULL.  flags: 0 or IOK_FLAG_NONBLOCK, which
+ * is accepted and changes nothing (as with nng: binding is always waited
+ * for, since its error is the point of the call); IOK_EINVAL otherwise.
  * Errors: IOK_EADDRINVAL bad URL, IOK_ENOTSUP unknown scheme,
  * IOK_EADDRINUSE address in use, IOK_EPERM, IOK_ECLOSED socket closed.
  * Any thread. */
@@ -212,31 +219,41 @@ IOK_API int iok_listener_start(iok_listener l, int flags);
 
 /* iok_dial connects socket s to url (same URL forms as iok_listen, plus the
  * the database schemes: redis://[user:password@]host[:port][/db] and
- * redis+unix:///path/to/socket, both taking ?db=N, ?name=client-name and
- * ?protocol=2 (skip HELLO); a pipelined-db socket sends RESP-encoded
+ * redis+unix:///path/to/socket, both taking ?db=N, ?name=client-name,
+ * ?protocol=2 (skip HELLO) and ?role=primary|replica|any (default any: a
+ * server in another role, as its HELLO reply says, is refused and retried
+ * with backoff, so with several addresses the dialer keeps connections to
+ * the ones in that role; with role=primary a READONLY error reply is
+ * delivered and then closes its connection, so writes follow a failover
+ * within the reconnect time); a pipelined-db socket sends RESP-encoded
  * commands on them and receives each reply as one RESP frame, and a sub
  * socket sharing the dialer gets the pushes; and
  * postgresql://[user[:password]@][host][:port][/db] (also postgres://,
- * see "PostgreSQL" below).  By default the dialer is
- * asynchronous: the call validates the URL and returns; connecting happens
- * on the kernel thread, and a target that is not there yet (no listener,
- * refused) is retried with exponential backoff between
- * IOK_OPT_RECONNMINT and IOK_OPT_RECONNMAXT, as is every lost connection.
- * With IOK_FLAG_SYNC the call also waits for the first connection attempt
- * and returns its error (IOK_ECONNREFUSED, IOK_EUNREACHABLE,
- * IOK_EPEERAUTH, IOK_ETIMEDOUT when the connect or the handshake outlasts
- * IOK_OPT_CONNECT_TIMEOUT); as with nng, a failed synchronous dial leaves
- * no dialer behind.  dp may be NULL.  To make a synchronous dial
- * cancellable, split it: iok_dialer_create, then iok_dialer_start with
- * IOK_FLAG_SYNC; another thread's iok_dialer_close (or iok_close of the
- * socket) ends that wait at once with IOK_ECLOSED.
+ * see "PostgreSQL" below).  As with nng, the call waits
+ * for the first connection attempt (including the database handshake) and
+ * returns its error (IOK_ECONNREFUSED, IOK_EUNREACHABLE, IOK_EPEERAUTH,
+ * IOK_ETIMEDOUT when the connect or the handshake outlasts
+ * IOK_OPT_CONNECT_TIMEOUT); a failed dial leaves no dialer behind.  Once
+ * connected, every lost connection is redialed with exponential backoff
+ * between IOK_OPT_RECONNMINT and IOK_OPT_RECONNMAXT.  With
+ * IOK_FLAG_NONBLOCK the call only validates the URL and returns:
+ * connecting happens on the kernel thread, and a target that is not there
+ * yet (no listener, refused) is retried with the same backoff, so dialing
+ * before listening works.  IOK_FLAG_SYNC is accepted (the default).  dp
+ * may be NULL.  To make a synchronous dial cancellable, split it:
+ * iok_dialer_create, then iok_dialer_start; another thread's
+ * iok_dialer_close (or iok_close of the socket) ends that wait at once
+ * with IOK_ECLOSED.
  * Errors: IOK_EADDRINVAL bad URL, IOK_ENOTSUP unknown scheme,
- * IOK_ECLOSED socket closed; with IOK_FLAG_SYNC also connection errors.
+ * IOK_ECLOSED socket closed, IOK_EINVAL unknown flags; without
+ * IOK_FLAG_NONBLOCK also connection errors.
  * Any thread. */
 IOK_API int iok_dial(iok_socket s, const char *url, iok_dialer *dp, int flags);
 
 /* iok_dialer_create/iok_dialer_start split iok_dial so per-dialer options
- * can be set first.  Errors as iok_dial. */
+ * can be set first.  iok_dialer_start takes iok_dial's flags (waits for the
+ * first attempt unless IOK_FLAG_NONBLOCK); unlike iok_dial, a failed start
+ * leaves the dialer to be closed by the caller.  Errors as iok_dial. */
 IOK_API int iok_dialer_create(iok_dialer *dp, iok_socket s, const char *url);
 IOK_API int iok_dialer_start(iok_dialer d, int flags);
 
@@ -263,10 +280,106 @@ IOK_API int iok_dialer_share(iok_dialer d, iok_socket s);
 IOK_API int iok_dialer_id(iok_dialer d);
 IOK_API int iok_listener_id(iok_listener l);
 
+/* ------------------------------------------------------------ discovery */
+
+/* A dial target is a name that keeps being resolved on the kernel thread;
+ * the dialer keeps IOK_OPT_POOL_SIZE connections to EVERY address of the
+ * current set, dials addresses that appear and closes connections to
+ * addresses that leave.  pipelined-db drains them first: no new request
+ * goes there, those in flight complete, then the connection closes (after
+ * 10 s at most: what is still in flight then fails with IOK_ECONNRESET,
+ * or is retried elsewhere when idempotent).  Other patterns close them at
+ * once (req resends elsewhere).  No request is lost silently.  Dial URL
+ * forms (tcp shown; any transport scheme works):
+ *
+ *   tcp://name:5555             A/AAAA records, re-resolved on their TTL
+ *                               (clamped to IOK_OPT_DNS_TTL_MIN/MAX) and
+ *                               at once after a connection fails
+ *   tcp://10.0.0.1:5555,10.0.0.2:5555   a static list (libpq's comma
+ *                               form; also redis://h1,h2:6380/0 and
+ *                               postgresql://u@h1:5432,h2/db); names in the
+ *                               list are resolved as above
+ *   tcp+srv://_svc._tcp.name    DNS SRV: the targets of the records with
+ *                               the lowest priority, their ports and
+ *                               weights, re-read on the answer's TTL
+ *   tcp+file:///path/peers      a watched file: one "host:port[ weight]"
+ *                               per line, '#' comments; re-read when the
+ *                               file (or its directory) changes; a file
+ *                               with a malformed line is ignored whole
+ *   tcp+NAME://target           a backend registered as NAME
+ *
+ * DNS servers: the dialer option IOK_OPT_DNS_SERVERS, else the environment
+ * variable IOK_DNS_SERVERS ("host:port,host:port", read when the first
+ * lookup through the default servers happens), else /etc/resolv.conf.
+ * A failed lookup keeps the last known set. */
+
+/* One address a backend reports.  host is an IP literal or a DNS name (iok
+ * resolves names itself, A/AAAA, following their TTL); port 0 means the
+ * transport's default port; weight 0 counts as 1. */
+typedef struct iok_discovery_addr {
+	const char *host;
+	uint16_t    port;
+	uint16_t    weight;
+} iok_discovery_addr;
+
+/* One target being watched by a backend (opaque; valid from start until
+ * stop returns). */
+typedef struct iok_discovery_watch iok_discovery_watch;
+
+/* A discovery backend.  EVERY function runs on the kernel thread, the one
+ * thread that does all of iok's I/O: it must not block (no blocking
+ * network calls; reading a small local file is fine) and must not call
+ * iok functions other than the iok_discovery_* ones documented as
+ * "kernel thread".
+ *   start    begin watching target (the URL after "scheme+NAME://", before
+ *            any '?', without "user@"); store your state in *state.
+ *            Report (iok_discovery_update) now or later.  Return 0 or an
+ *            IOK_E* code (the dial fails with it).
+ *   refresh  look again now: a connection to one of the addresses failed,
+ *            or the ttl of the last report ran out.  May be NULL.
+ *   stop     the dialer is gone: cancel everything, free state.  No
+ *            iok_discovery_* call with this watch after it returns. */
+typedef struct iok_discovery_backend {
+	const char *name; /* [a-z0-9-]+, the "+NAME" of the URL scheme */
+	int (*start)(iok_discovery_watch *w, const char *target, void **state);
+	void (*refresh)(void *state);
+	void (*stop)(void *state);
+} iok_discovery_backend;
+
+/* iok_discovery_register adds a backend; b must stay valid until the
+ * process exits.  Errors: IOK_EINVAL (bad name or NULL start/stop),
+ * IOK_EEXIST (name taken, including the built-in "srv", "file", "static",
+ * "dns"), IOK_ENOSPC (table full: 16 user backends).  Any thread. */
+IOK_API int iok_discovery_register(const iok_discovery_backend *b);
+
+/* iok_discovery_update replaces the set watch w reports with n addresses
+ * (copied; n 0 empties it).  refresh is called after ttl ms (clamped to
+ * the dialer's IOK_OPT_DNS_TTL_MIN/MAX), or never with
+ * IOK_DURATION_INFINITE.  Errors: IOK_EINVAL (n < 0, more than 64
+ * addresses, an empty or too long host).  Kernel thread only (from a
+ * backend function, or a libuv callback on iok_discovery_loop). */
+IOK_API int iok_discovery_update(iok_discovery_watch *w, const iok_discovery_addr *addrs, int n,
+    iok_duration ttl);
+
+/* iok_discovery_fail says a look-up failed with err (an IOK_E* code): the
+ * last set is kept, a dialer that never had one reports err (a
+ * synchronous dial returns it), and refresh is called again after retry
+ * ms (clamped as above; IOK_DURATION_DEFAULT = IOK_OPT_DNS_TTL_MIN).
+ * Kernel thread only. */
+IOK_API void iok_discovery_fail(iok_discovery_watch *w, int err, iok_duration retry);
+
+/* iok_discovery_loop returns the kernel thread's libuv loop (a uv_loop_t
+ * *), so a backend can watch its own descriptors and timers.  Kernel
+ * thread only (NULL elsewhere). */
+IOK_API void *iok_discovery_loop(void);
+
 /* ---------------------------------------------------------- send, recv */
 
 /* iok_send copies size bytes from data into a new message and queues it for
- * sending.  It blocks while the socket's send queue is full (up to
+ * sending.  With IOK_FLAG_ALLOC (as nng), data is a buffer of size bytes
+ * from iok_alloc that becomes the message without a copy: on success it
+ * belongs to iok (do not touch or free it), on failure it is still the
+ * caller's.  It blocks while the socket's send queue is full (up to
  * IOK_OPT_SENDTIMEO), unless flags has IOK_FLAG_NONBLOCK.
  * Errors: IOK_EAGAIN (non-blocking and full), IOK_ETIMEDOUT, IOK_ECLOSED,
  * IOK_ENOMEM, IOK_ESTATE (pattern cannot send now, e.g. rep with no
@@ -316,7 +429,7 @@ IOK_API int iok_recvmsg(iok_socket s, iok_msg **mp, int flags);
  * socket.
  * On success m belongs to iok.  Errors: as iok_sendmsg, IOK_ENOTSUP for
  * other patterns. Any thread. */
-IOK_API int iok_request(iok_socket s, iok_msg *m, int flags, uint64_t *token);
+IOK_API int iok_request(iok_socket s, iok_msg *m, uint64_t *token, int flags);
 
 /* With IOK_FLAG_IDEMPOTENT, a pipelined-db request that was in flight on a
  * connection that dropped is sent once more on a new connection instead of
@@ -355,14 +468,124 @@ IOK_API int iok_session_close(iok_socket s, uint32_t session);
 
 /* --------------------------------------------------------------- devices */
 
-/* iok_device forwards every message received on raw socket a to b and, if
- * b is not NULL-equivalent (id 0), every message received on b to a.  The
- * forwarding runs entirely on the kernel thread; no application thread is
- * involved.  Returns at once; the device stops when either socket closes.
- * Errors: IOK_EINVAL (sockets not raw, or not a compatible pair),
+/* iok_device forwards every message received on raw socket a to raw
+ * socket b, and every message received on b to a, entirely on the kernel
+ * thread (no application thread is involved).  With b's id 0
+ * (IOK_SOCKET_INITIALIZER), or b == a, a is a reflector: what arrives on
+ * it goes back out of it (for self-peered patterns: pair, bus).
+ *
+ * Against nng_device(s1, s2):
+ *   same:   both sockets must be raw and each one's protocol the other's
+ *           peer (else IOK_EINVAL); one invalid socket makes a reflector;
+ *           SP headers (backtraces, hop counts limited by IOK_OPT_MAXTTL)
+ *           pass through unchanged, so devices chain as in nng.
+ *   differs: nng_device blocks the calling thread until a socket closes and
+ *           then returns that error (nng_device_aio is the asynchronous
+ *           form); iok_device returns 0 at once, like nng_device_aio
+ *           started, and the device stops, silently, when either socket
+ *           closes.  A socket can be in one device at a time (IOK_EBUSY).
+ *           Messages already queued for the application when the device
+ *           starts stay there for iok_recv; only later ones are forwarded.
+ * Errors: IOK_EINVAL (a socket not raw, or not a compatible pair),
  * IOK_ECLOSED, IOK_EBUSY (a socket is already in a device).
  * Any thread. */
 IOK_API int iok_device(iok_socket a, iok_socket b);
+
+/* ------------------------------------------------ user-defined patterns */
+
+/* A pattern is the protocol logic of a socket (who a message goes to, what
+ * is delivered).  iok_pattern_register adds one from outside the library,
+ * the same way the built-in ones are plugged in; iok_socket_open then
+ * opens sockets of it by name.  Every function of the table runs on the
+ * kernel thread, one call at a time, so a pattern needs no locks; it must
+ * never block, and may call only the iok_pattern_* services below (not
+ * the application calls: iok_send, iok_recv, iok_close...).
+ *
+ * This is a reduced public form of the internal pattern table: no options
+ * of its own (names the core does not know give IOK_ENOTSUP), no timers,
+ * no request tokens (iok_request/iok_reply stay the built-in patterns').
+ * Messages arriving on a pipe still carry the peer's SP header at the
+ * front of the body, exactly as on the wire; messages a pattern sends go
+ * out as they are (header, then body). */
+
+typedef struct iok_pattern_socket iok_pattern_socket; /* opaque */
+typedef struct iok_pattern_pipe   iok_pattern_pipe;   /* opaque */
+
+/* Return values of send, recv and iok_pattern_deliver. */
+#define IOK_PATTERN_OK 0   /* taken (sent, delivered, queued or dropped) */
+#define IOK_PATTERN_BUSY 1 /* not now: the core keeps the message */
+
+/* Flags. */
+#define IOK_PATTERN_SEND 0x01 /* the application may send */
+#define IOK_PATTERN_RECV 0x02 /* the application may receive */
+
+typedef struct iok_pattern {
+	const char *name;      /* as iok_socket_open takes it, < 32 bytes */
+	const char *peer_name; /* the peer pattern's name (IOK_OPT_PEERNAME) */
+	uint16_t    proto;     /* SP protocol id sent in the handshake */
+	uint16_t    peer;      /* SP protocol id a peer must announce */
+	unsigned    flags;     /* IOK_PATTERN_* */
+	size_t      sock_size; /* per-socket state the core allocates, zeroed */
+	size_t      pipe_size; /* per-connection state, zeroed */
+
+	/* init: a socket opened (raw is always 0: no raw mode).  ps is its
+	 * state; s identifies it to the services.  0, or an IOK_E* code that
+	 * iok_socket_open returns.  May be NULL. */
+	int (*init)(void *ps, iok_pattern_socket *s, int raw);
+	/* fini: the socket is gone (every pipe was removed first); free what
+	 * the state owns.  May be NULL. */
+	void (*fini)(void *ps);
+	/* pipe_add: a connection joined (handshake done, peer id checked).
+	 * 0 accepts it; IOK_EBUSY or IOK_EPROTO refuses it and the core
+	 * closes it.  pipe_rm: it left; forget p (messages it held were
+	 * freed by the core). */
+	int (*pipe_add)(void *ps, void *pp, iok_pattern_pipe *p);
+	void (*pipe_rm)(void *ps, void *pp);
+	/* send: the application sent m.  IOK_PATTERN_OK: the pattern took it
+	 * (and owns it); IOK_PATTERN_BUSY: the core keeps it at the head of
+	 * the send queue and offers it again after pipe_add, pipe_ready or
+	 * iok_pattern_send_ready.  Required if flags has IOK_PATTERN_SEND. */
+	int (*send)(void *ps, iok_msg *m);
+	/* recv: a whole message arrived on a pipe.  IOK_PATTERN_OK: taken;
+	 * IOK_PATTERN_BUSY: the core keeps it, pauses that pipe and offers
+	 * it again when the receive queue has room.  Required. */
+	int (*recv)(void *ps, void *pp, iok_msg *m);
+	/* pipe_ready: p's write queue drained (may be NULL). */
+	void (*pipe_ready)(void *ps, void *pp);
+} iok_pattern;
+
+/* iok_pattern_register adds pattern p under p->name (and under the name
+ * without a trailing version digit, "echo0" -> "echo", when that is free).
+ * The table is copied, but its strings and functions are used in place:
+ * they must stay valid for the life of the process.
+ * Typically called once at start-up.
+ * Errors: IOK_EINVAL (NULL, no name, no recv, IOK_PATTERN_SEND without
+ * send, unknown flags), IOK_EEXIST (the name is taken, built-in names
+ * included), IOK_ENOSPC (the table is full or the name too long),
+ * IOK_ENOMEM.  Any thread. */
+IOK_API int iok_pattern_register(const iok_pattern *p);
+
+/* Services for pattern functions (kernel thread only, from inside a
+ * function of the table, with the socket or pipe it was given): */
+/* iok_pattern_pipe_id: the pipe's id, as iok_msg_get_pipe reports it. */
+IOK_API uint32_t iok_pattern_pipe_id(const iok_pattern_pipe *p);
+/* iok_pattern_pipe_send queues m for writing on p and always takes it.
+ * 0 if queued; otherwise it was dropped (counted in stat:tx-dropped):
+ * IOK_ECLOSED (p is closing), IOK_ENOMEM. */
+IOK_API int iok_pattern_pipe_send(iok_pattern_pipe *p, iok_msg *m);
+/* iok_pattern_pipe_writable: nonzero while p's write queue is below its
+ * high-water mark (a send then will not pile up). */
+IOK_API int iok_pattern_pipe_writable(const iok_pattern_pipe *p);
+/* iok_pattern_pipe_close drops the connection (e.g. malformed input);
+ * pipe_rm follows later, never from inside this call. */
+IOK_API void iok_pattern_pipe_close(iok_pattern_pipe *p, int err);
+/* iok_pattern_deliver queues m for the application's iok_recv.
+ * IOK_PATTERN_OK: taken.  IOK_PATTERN_BUSY: the receive queue is full and
+ * m is still the caller's (from recv, return IOK_PATTERN_BUSY). */
+IOK_API int iok_pattern_deliver(iok_pattern_socket *s, iok_msg *m);
+/* iok_pattern_send_ready: the pattern can take messages again (after
+ * refusing with IOK_PATTERN_BUSY for a reason the core cannot see). */
+IOK_API void iok_pattern_send_ready(iok_pattern_socket *s);
 
 /* ------------------------------------------------------------- messages */
 
@@ -385,11 +608,23 @@ IOK_API int iok_msg_insert(iok_msg *m, const void *data, size_t len);
 IOK_API int iok_msg_trim(iok_msg *m, size_t len);
 IOK_API int iok_msg_chop(iok_msg *m, size_t len);
 IOK_API void iok_msg_clear(iok_msg *m);
-/* Big-endian integers at the end/front of the body. */
+/* Big-endian (network order) integers, as nng's: append/insert put v at
+ * the end/front of the body; trim/chop take one off the front/end into *v.
+ * Errors: IOK_ENOMEM (append/insert), IOK_EINVAL (trim/chop: body shorter
+ * than the integer, or v NULL; the message is left unchanged).  Whoever
+ * owns the message may call them. */
+IOK_API int iok_msg_append_u16(iok_msg *m, uint16_t v);
 IOK_API int iok_msg_append_u32(iok_msg *m, uint32_t v);
+IOK_API int iok_msg_append_u64(iok_msg *m, uint64_t v);
+IOK_API int iok_msg_insert_u16(iok_msg *m, uint16_t v);
 IOK_API int iok_msg_insert_u32(iok_msg *m, uint32_t v);
+IOK_API int iok_msg_insert_u64(iok_msg *m, uint64_t v);
+IOK_API int iok_msg_trim_u16(iok_msg *m, uint16_t *v);
 IOK_API int iok_msg_trim_u32(iok_msg *m, uint32_t *v);
+IOK_API int iok_msg_trim_u64(iok_msg *m, uint64_t *v);
+IOK_API int iok_msg_chop_u16(iok_msg *m, uint16_t *v);
 IOK_API int iok_msg_chop_u32(iok_msg *m, uint32_t *v);
+IOK_API int iok_msg_chop_u64(iok_msg *m, uint64_t *v);
 
 /* The SP header (request ids, backtraces, hop counts): empty on cooked
  * sockets, visible on raw ones.  At most IOK_MSG_HEADER_MAX bytes
@@ -402,8 +637,21 @@ IOK_API int iok_msg_header_insert(iok_msg *m, const void *data, size_t len);
 IOK_API int iok_msg_header_trim(iok_msg *m, size_t len);
 IOK_API int iok_msg_header_chop(iok_msg *m, size_t len);
 IOK_API void iok_msg_header_clear(iok_msg *m);
+/* The same integer calls on the header.  Errors: IOK_EMSGSIZE (the header
+ * would exceed IOK_MSG_HEADER_MAX), IOK_EINVAL (header shorter than the
+ * integer, or v NULL). */
+IOK_API int iok_msg_header_append_u16(iok_msg *m, uint16_t v);
 IOK_API int iok_msg_header_append_u32(iok_msg *m, uint32_t v);
+IOK_API int iok_msg_header_append_u64(iok_msg *m, uint64_t v);
+IOK_API int iok_msg_header_insert_u16(iok_msg *m, uint16_t v);
+IOK_API int iok_msg_header_insert_u32(iok_msg *m, uint32_t v);
+IOK_API int iok_msg_header_insert_u64(iok_msg *m, uint64_t v);
+IOK_API int iok_msg_header_trim_u16(iok_msg *m, uint16_t *v);
 IOK_API int iok_msg_header_trim_u32(iok_msg *m, uint32_t *v);
+IOK_API int iok_msg_header_trim_u64(iok_msg *m, uint64_t *v);
+IOK_API int iok_msg_header_chop_u16(iok_msg *m, uint16_t *v);
+IOK_API int iok_msg_header_chop_u32(iok_msg *m, uint32_t *v);
+IOK_API int iok_msg_header_chop_u64(iok_msg *m, uint64_t *v);
 
 /* The id of the connection ("pipe") a received message came on, 0 if none.
  * Setting it on a message sent on a raw/polyamorous socket picks the pipe. */
@@ -421,7 +669,9 @@ IOK_API uint64_t iok_msg_token(const iok_msg *m);
  * because a request failed (timeout, connection lost). */
 IOK_API int iok_msg_status(const iok_msg *m);
 
-/* iok_alloc / iok_free: memory for iok_recv with IOK_FLAG_ALLOC. */
+/* iok_alloc / iok_free: memory for iok_recv and iok_send with
+ * IOK_FLAG_ALLOC.  iok_alloc returns NULL when out of memory.  Any
+ * thread. */
 IOK_API void *iok_alloc(size_t size);
 IOK_API void iok_free(void *ptr, size_t size);
 /* iok_strfree frees a string returned by a *_get_string call. */
@@ -661,7 +911,7 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 
 /* Options are named by strings (nng's names where nng has one).  Each has a
  * type, and must be accessed through the matching typed call (else
- * IOK_EBADTYPE).  Unknown names give IOK_ENOTSUP; read-only ones
+ * IOK_EBADTYPE); "bool" options take C bool (<stdbool.h>), as nng's.  Unknown names give IOK_ENOTSUP; read-only ones
  * IOK_EREADONLY on set; bad values IOK_EINVAL.
  *
  * Socket options (dialers and listeners inherit the transport ones, and may
@@ -685,10 +935,37 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *                              that set their own
  *   IOK_OPT_RECVTIMEO   ms     receive timeout (default infinite)
  *   IOK_OPT_SENDTIMEO   ms     send timeout (default infinite)
- *   IOK_OPT_RECVBUF     int    receive queue length, messages (1..65536,
+ *   IOK_OPT_RECVBUF     int    receive queue length, messages (0..65536,
  *                              default 1024)
- *   IOK_OPT_SENDBUF     int    send queue length, messages (1..65536,
- *                              default 1024)
+ *   IOK_OPT_SENDBUF     int    send queue length, messages (0..65536,
+ *                              default 1024).  As nng's, but nng stops at
+ *                              8192: iok allows more because a queue is
+ *                              also how many messages one kernel-thread
+ *                              wakeup moves, and bulk senders gain from
+ *                              it.  0 means nng's "unbuffered" as far as
+ *                              iok can: one message in the hand-off to
+ *                              the kernel thread (it reads back as 1).
+ *   IOK_OPT_SENDBUF_BYTES size the send queue's limit in bytes of message
+ *                              bodies as well (default 0: none); a message
+ *                              always fits in an empty queue
+ *   IOK_OPT_RECVBUF_BYTES size the receive queue's limit in bytes as well
+ *                              (default 0: none); when it is reached the
+ *                              connections stop reading (TCP pushes back
+ *                              on the sender) or, on lossy patterns, the
+ *                              oldest message is dropped
+ *   IOK_OPT_SEND_RATE   int    token bucket: at most this many messages a
+ *                              second leave the send queue (0: no limit,
+ *                              the default); counts stat:rate-delays
+ *   IOK_OPT_SEND_BURST  int    the bucket's size, messages (default 1)
+ *                              Throttling, in one place: whatever holds
+ *                              messages back (a full queue by count or by
+ *                              bytes, the rate limit, req:max-inflight,
+ *                              db:max-inflight) leaves them in the send
+ *                              queue, so a blocking send waits up to
+ *                              IOK_OPT_SENDTIMEO and then says
+ *                              IOK_ETIMEDOUT, IOK_FLAG_NONBLOCK says
+ *                              IOK_EAGAIN, asyncio waits on the send fd;
+ *                              each such send counts stat:send-waits
  *   IOK_OPT_RECONNMINT  ms     first reconnect delay (default 100)
  *   IOK_OPT_RECONNMAXT  ms     largest reconnect delay (default 2000; the
  *                              delay doubles up to it)
@@ -696,7 +973,8 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   IOK_OPT_TCP_KEEPALIVE bool (default false)
  *   IOK_OPT_LINGER      ms     how long iok_close flushes (default 1000)
  *   IOK_OPT_POOL_SIZE   int    connections each dialer keeps (1..1024,
- *                              default 1; pipelined-db spreads over them)
+ *                              default 1; pipelined-db spreads over them):
+ *                              per address of the dial target
  *   IOK_OPT_CONNECT_TIMEOUT ms a connection attempt's bound: the TCP (or
  *                              unix) connect, and then the transport's
  *                              handshake (SP header exchange, Redis HELLO /
@@ -707,6 +985,12 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *                              IOK_DURATION_INFINITE (-1) = no bound; 0 is
  *                              IOK_EINVAL.  Set on the socket before
  *                              dialing, or on one dialer
+ *   IOK_OPT_DNS_TTL_MIN ms     shortest re-resolve interval (default 1000;
+ *                              also the retry delay of a failed lookup)
+ *   IOK_OPT_DNS_TTL_MAX ms     longest one, whatever the TTL (def. 60000)
+ *   IOK_OPT_DNS_SERVERS string "host:port,..." servers for this dialer's
+ *                              look-ups (default "": IOK_DNS_SERVERS or
+ *                              the system's); set before starting it
  *   IOK_OPT_RECVFD      int    read-only: a descriptor that is readable
  *                              exactly while a message is waiting
  *                              (level-triggered; never read or close it)
@@ -722,6 +1006,17 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *                              failed for user ..."), "" if none; never a
  *                              password
  *   IOK_OPT_MAXTTL      int    hops allowed through devices (1..15, def. 8)
+ *   IOK_OPT_PEERS_LIVE  int    read-only: connections the socket can use
+ *                              now (handshake done), over all its dialers
+ *                              and listeners.  Dialers connect as soon as
+ *                              their target resolves, so this says whether
+ *                              a service is there before anything is sent.
+ *   IOK_OPT_PEERS_FD    int    read-only: a descriptor (level-triggered,
+ *                              never read or close it) that turns readable
+ *                              when peers-live goes from 0 to non-zero or
+ *                              back to 0, and stays readable until
+ *                              peers-live is read again.  Poll it, then
+ *                              read peers-live: no transition is missed.
  * Statistics (uint64, read-only, counted on the kernel thread):
  *   "stat:tx-msgs", "stat:rx-msgs", "stat:tx-bytes", "stat:rx-bytes",
  *   "stat:pipes" (connections now), "stat:pipes-opened", "stat:reconnects",
@@ -729,10 +1024,27 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   protocol, malformed frames), "stat:rx-malformed" (bad SP headers),
  *   "stat:rx-dropped" (discarded: full queue on a lossy pattern, late
  *   replies, filtered), "stat:tx-dropped", "stat:tx-oversize" (refused:
- *   over the peer's known IOK_OPT_RECVMAXSZ).
+ *   over the peer's known IOK_OPT_RECVMAXSZ), "stat:requests" (requests
+ *   written: req, surveyor, pipelined-db; resends count), "stat:replies"
+ *   (replies matched to a request), "stat:latency-p50", "-p90", "-p99",
+ *   "-max", "-count" (ns from a request's write to its reply's read, both
+ *   timed on the kernel thread; log-bucketed, within 12.5%),
+ *   "stat:err-timedout", "-connreset", "-connrefused", "-closed",
+ *   "-inval", "-nomem", "-proto", "-canceled", "-unreachable",
+ *   "-connshut" (error completions delivered, by kind), "stat:send-waits"
+ *   (sends that found the send queue full: they waited or said
+ *   IOK_EAGAIN), "stat:rate-delays" (times the send-rate limit held the
+ *   queue).
  * Dialer/listener options: the transport ones above, plus IOK_OPT_URL
  * (string, read-only) and, on tcp listeners, IOK_OPT_TCP_BOUND_PORT (int,
- * read-only).
+ * read-only).  Dialers: IOK_OPT_UPSTREAMS (string, read-only): one line per
+ * address of the current set (and per address that left it while its
+ * connections drain), "ADDR:PORT state=live|draining weight=W pipes=N
+ * connects=C errors=E drops=D connect-us=U replies=R latency-us=L"
+ * (errors: failed connection attempts, drops: established connections
+ * lost, connect-us: the last connect's duration, replies and latency-us:
+ * replies matched by pipelined-db and their moving-average latency), so
+ * the application can see which upstream is slow or failing.
  *
  * Pattern options:
  *   IOK_OPT_PAIR1_POLY        bool  pair1 talks to many peers (set before
@@ -743,6 +1055,9 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   IOK_OPT_REQ_TIMEOUT       ms    req, pipelined-db: complete a request
  *                                   with IOK_ETIMEDOUT after this (default
  *                                   infinite)
+ *   IOK_OPT_REQ_MAXINFLIGHT   int   req: requests outstanding at once
+ *                                   (1..16M, default 65536); more wait in
+ *                                   the send queue (see throttling above)
  *   IOK_OPT_SURVEYOR_SURVEYTIME ms  surveyor: how long a survey collects
  *                                   responses (default 1000)
  *   IOK_OPT_SUB_SUBSCRIBE / IOK_OPT_SUB_UNSUBSCRIBE  bytes (iok_socket_set)
@@ -784,6 +1099,10 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 #define IOK_OPT_PEERNAME "peer-name"
 #define IOK_OPT_RECVBUF "recv-buffer"
 #define IOK_OPT_SENDBUF "send-buffer"
+#define IOK_OPT_SENDBUF_BYTES "send-buffer-bytes" /* size */
+#define IOK_OPT_RECVBUF_BYTES "recv-buffer-bytes" /* size */
+#define IOK_OPT_SEND_RATE "send-rate"             /* int, messages/s */
+#define IOK_OPT_SEND_BURST "send-burst"           /* int, messages */
 #define IOK_OPT_RECVFD "recv-fd"
 #define IOK_OPT_SENDFD "send-fd"
 #define IOK_OPT_RECVTIMEO "recv-timeout"
@@ -799,6 +1118,12 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 #define IOK_OPT_LINGER "linger"
 #define IOK_OPT_POOL_SIZE "pool-size"
 #define IOK_OPT_CONNECT_TIMEOUT "connect-timeout"
+#define IOK_OPT_DNS_TTL_MIN "dns:ttl-min" /* ms */
+#define IOK_OPT_DNS_TTL_MAX "dns:ttl-max" /* ms */
+#define IOK_OPT_DNS_SERVERS "dns:servers" /* string "host:port,..." */
+#define IOK_OPT_UPSTREAMS "upstreams"     /* string, read-only, dialers */
+#define IOK_OPT_PEERS_LIVE "peers-live"   /* int, read-only */
+#define IOK_OPT_PEERS_FD "peers-fd"       /* int, read-only */
 /* Pattern options. */
 #define IOK_OPT_PAIR1_POLY "pair1:polyamorous"
 #define IOK_OPT_SUB_SUBSCRIBE "sub:subscribe"     /* bytes, write-only */
@@ -806,6 +1131,7 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 #define IOK_OPT_SUB_PREFNEW "sub:prefnew" /* bool: full queue drops oldest */
 #define IOK_OPT_REQ_RESENDTIME "req:resend-time"         /* ms */
 #define IOK_OPT_REQ_TIMEOUT "req:timeout" /* ms, per request (iok_request) */
+#define IOK_OPT_REQ_MAXINFLIGHT "req:max-inflight" /* int */
 #define IOK_OPT_SURVEYOR_SURVEYTIME "surveyor:survey-time" /* ms */
 #define IOK_OPT_SUB_PSUBSCRIBE "sub:psubscribe"     /* push transports */
 #define IOK_OPT_SUB_PUNSUBSCRIBE "sub:punsubscribe" /* push transports */
@@ -815,7 +1141,11 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 #define IOK_OPT_DB_FAIL_FAST "db:fail-fast"         /* bool, default true */
 
 IOK_API int iok_socket_set(iok_socket s, const char *name, const void *val, size_t size);
-IOK_API int iok_socket_set_bool(iok_socket s, const char *name, int val);
+/* iok_setopt is iok_socket_set under nng's older name (nng_setopt, from
+ * before nng 1.2 and still in nng's getting-started guide), so code written
+ * against it ports unchanged.  Same errors.  Any thread. */
+IOK_API int iok_setopt(iok_socket s, const char *name, const void *val, size_t size);
+IOK_API int iok_socket_set_bool(iok_socket s, const char *name, bool val);
 IOK_API int iok_socket_set_int(iok_socket s, const char *name, int val);
 IOK_API int iok_socket_set_ms(iok_socket s, const char *name, iok_duration val);
 IOK_API int iok_socket_set_size(iok_socket s, const char *name, size_t val);
@@ -824,7 +1154,7 @@ IOK_API int iok_socket_set_string(iok_socket s, const char *name, const char *va
 /* iok_socket_get copies up to *size bytes of a bytes/string option into
  * val and sets *size to its length. */
 IOK_API int iok_socket_get(iok_socket s, const char *name, void *val, size_t *size);
-IOK_API int iok_socket_get_bool(iok_socket s, const char *name, int *val);
+IOK_API int iok_socket_get_bool(iok_socket s, const char *name, bool *val);
 IOK_API int iok_socket_get_int(iok_socket s, const char *name, int *val);
 IOK_API int iok_socket_get_ms(iok_socket s, const char *name, iok_duration *val);
 IOK_API int iok_socket_get_size(iok_socket s, const char *name, size_t *val);
@@ -832,29 +1162,147 @@ IOK_API int iok_socket_get_uint64(iok_socket s, const char *name, uint64_t *val)
 /* The returned string is freed with iok_strfree. */
 IOK_API int iok_socket_get_string(iok_socket s, const char *name, char **val);
 
-IOK_API int iok_dialer_set_bool(iok_dialer d, const char *name, int val);
+IOK_API int iok_dialer_set_bool(iok_dialer d, const char *name, bool val);
 IOK_API int iok_dialer_set_int(iok_dialer d, const char *name, int val);
 IOK_API int iok_dialer_set_ms(iok_dialer d, const char *name, iok_duration val);
 IOK_API int iok_dialer_set_size(iok_dialer d, const char *name, size_t val);
 IOK_API int iok_dialer_set_string(iok_dialer d, const char *name, const char *val);
-IOK_API int iok_dialer_get_bool(iok_dialer d, const char *name, int *val);
+IOK_API int iok_dialer_get_bool(iok_dialer d, const char *name, bool *val);
 IOK_API int iok_dialer_get_int(iok_dialer d, const char *name, int *val);
 IOK_API int iok_dialer_get_ms(iok_dialer d, const char *name, iok_duration *val);
 IOK_API int iok_dialer_get_size(iok_dialer d, const char *name, size_t *val);
 IOK_API int iok_dialer_get_uint64(iok_dialer d, const char *name, uint64_t *val);
 IOK_API int iok_dialer_get_string(iok_dialer d, const char *name, char **val);
 
-IOK_API int iok_listener_set_bool(iok_listener l, const char *name, int val);
+IOK_API int iok_listener_set_bool(iok_listener l, const char *name, bool val);
 IOK_API int iok_listener_set_int(iok_listener l, const char *name, int val);
 IOK_API int iok_listener_set_ms(iok_listener l, const char *name, iok_duration val);
 IOK_API int iok_listener_set_size(iok_listener l, const char *name, size_t val);
 IOK_API int iok_listener_set_string(iok_listener l, const char *name, const char *val);
-IOK_API int iok_listener_get_bool(iok_listener l, const char *name, int *val);
+IOK_API int iok_listener_get_bool(iok_listener l, const char *name, bool *val);
 IOK_API int iok_listener_get_int(iok_listener l, const char *name, int *val);
 IOK_API int iok_listener_get_ms(iok_listener l, const char *name, iok_duration *val);
 IOK_API int iok_listener_get_size(iok_listener l, const char *name, size_t *val);
 IOK_API int iok_listener_get_uint64(iok_listener l, const char *name, uint64_t *val);
 IOK_API int iok_listener_get_string(iok_listener l, const char *name, char **val);
+
+/* ------------------------------------- application counters and markers
+ *
+ * Named counters, timers and markers the application updates on its hot
+ * paths, in a memory region of the process: updates are relaxed atomic
+ * operations, with no lock, no system call and nothing sent to the kernel
+ * thread, which reads them when it reports (the debug endpoint's "stats"
+ * and "markers", iok_debug_text, export).  Look a name up once (the
+ * *_get calls take a lock and scan the names), keep the handle, and
+ * update it as often as you like from any thread.  A handle is valid for
+ * the life of the process.  Names are 1..63 bytes; a counter, a timer and
+ * a marker may share a name.  At most 1,024 names per process.
+ * *_get errors: IOK_EINVAL bad name or NULL handle pointer, IOK_ENOSPC
+ * table full, IOK_ENOMEM.  Any thread.
+ */
+typedef struct iok_counter {
+	uint64_t *v;
+} iok_counter;
+typedef struct iok_timer {
+	void *p;
+} iok_timer;
+typedef struct iok_marker {
+	void *p;
+} iok_marker;
+
+IOK_API int iok_counter_get(const char *name, iok_counter *c);
+/* iok_counter_add adds n (one relaxed atomic add). Any thread. */
+static inline void
+iok_counter_add(iok_counter c, uint64_t n)
+{
+	__atomic_fetch_add(c.v, n, __ATOMIC_RELAXED);
+}
+/* iok_counter_value reads a counter. Any thread. */
+static inline uint64_t
+iok_counter_value(iok_counter c)
+{
+	return __atomic_load_n(c.v, __ATOMIC_RELAXED);
+}
+
+/* A timer records durations (ns): count, total, max and a histogram by
+ * power of two, reported as p50/p90/p99 (within a factor of 2). */
+IOK_API int iok_timer_get(const char *name, iok_timer *t);
+IOK_API void iok_timer_record(iok_timer t, uint64_t ns);
+
+/* A marker says where the application is: iok_marker_pass records the
+ * time and the calling thread ("handling request", "rendering"), so a
+ * hung process shows which marker was passed last, by which thread and
+ * how long ago.  It returns the time it recorded (iok_clock_ns); give it
+ * to iok_marker_leave at the end of the marked section to record the time
+ * spent inside (optional). */
+IOK_API int iok_marker_get(const char *name, iok_marker *m);
+IOK_API uint64_t iok_marker_pass(iok_marker m);
+IOK_API void iok_marker_leave(iok_marker m, uint64_t passed_ns);
+/* iok_clock_ns: the monotonic clock markers and timers use, in ns. */
+IOK_API uint64_t iok_clock_ns(void);
+
+/* ---------------------------------------------------------- debugging */
+
+/* iok_debug_listen serves the debug endpoint on a unix socket at path
+ * (mode 0600; connections from other users are refused), on the kernel
+ * thread, so it answers while the application's threads compute or hang.
+ * Setting IOK_DEBUG=<path> in the environment does the same when the
+ * kernel thread starts.  A line protocol: send "stats", "peers",
+ * "inflight", "markers" or "stack" and a newline, read lines up to one holding a lone
+ * "." (tools/iok-debug does this; see README).  "stack" interrupts the
+ * process's main thread with a real-time signal (iok_debug_stack_pipe)
+ * whose handler prints its C backtrace.
+ * Errors: IOK_EINVAL path NULL, empty or too long; IOK_EBUSY already
+ * serving; IOK_EADDRINUSE path exists and is not a stale socket of this
+ * user (a live one, another user's, or not a socket); IOK_EPERM cannot
+ * bind or replace it; IOK_ENOFILES, IOK_ENOMEM.  Any application thread. */
+IOK_API int iok_debug_listen(const char *path);
+/* iok_debug_close stops the endpoint and removes its socket file (0 even
+ * if it was not serving).  Any application thread. */
+IOK_API int iok_debug_close(void);
+/* iok_debug_text gives the answer the debug endpoint would give to
+ * "stats", "peers", "inflight" or "markers", as one string (lines ending in '\n';
+ * free it with iok_strfree), without any endpoint.  The "stats" line of a
+ * socket holds pattern, queue depths, requests in flight, every stat:*
+ * counter, error completions by kind (err_timedout=...) and, once replies
+ * were matched, latency quantiles (latency_p50_us= latency_p90_us=
+ * latency_p99_us= latency_max_us= latency_count=).  Errors: IOK_EINVAL unknown what or NULL argument,
+ * IOK_ENOMEM.  Any application thread. */
+IOK_API int iok_debug_text(const char *what, char **text);
+/* ------------------------------------------------------------- export */
+
+/* iok_metrics_listen serves the statistics (every socket's counters,
+ * queues, requests in flight, errors by kind and request latency
+ * histograms, and the application's counters, timers and markers) as a
+ * Prometheus text exposition (format 0.0.4, with HELP and TYPE lines) at
+ * GET /metrics over HTTP on url ("tcp://127.0.0.1:9464"; a numeric
+ * address), from the kernel thread: scrapes are answered while the
+ * application computes.  url NULL stops it.  Errors: IOK_EADDRINVAL bad
+ * URL or not a numeric tcp address, IOK_EADDRINUSE, IOK_EPERM, IOK_EBUSY
+ * already serving, IOK_ENOMEM.  Any application thread. */
+IOK_API int iok_metrics_listen(const char *url);
+/* iok_statsd pushes the statistics in statsd's line protocol to url
+ * ("udp://127.0.0.1:8125"; a numeric address) every period_ms (>= 10),
+ * from the kernel thread: counters as deltas ("|c"), queue depths,
+ * connections, requests in flight and latency quantiles as gauges
+ * ("|g"), named <prefix>.socket.<socket name>.<stat> and
+ * <prefix>.app.<name> (prefix NULL: "iok").  The first push carries the
+ * totals so far.  A new call replaces the previous target; url NULL
+ * stops.  Datagrams stay under 1,400 bytes; a full socket buffer drops
+ * one (UDP).  Errors: IOK_EADDRINVAL bad URL, IOK_EINVAL period below 10
+ * ms or prefix over 63 bytes.  Any application thread. */
+IOK_API int iok_statsd(const char *url, iok_duration period_ms, const char *prefix);
+
+/* iok_debug_stack_pipe installs the stack dumper (once per process) and
+ * gives its signal and the pipe it writes to.  A language runtime adds
+ * its own dump by registering a handler for *sig that writes to *fd and
+ * then calls the previously installed handler (e.g. Python:
+ * faulthandler.register(sig, file=fd, all_threads=True, chain=True), which
+ * the Python binding does on import): "stack" then shows its output
+ * before the C backtrace.  Do not install another handler for *sig over
+ * it.  Errors: IOK_EINVAL NULL argument, IOK_ENOFILES, IOK_EINTERNAL.
+ * Any thread. */
+IOK_API int iok_debug_stack_pipe(int *sig, int *fd);
 
 #ifdef __cplusplus
 }

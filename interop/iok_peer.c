@@ -86,7 +86,7 @@ static int start(iok_socket s, const char *url, int dial)
 	int rv, p;
 
 	if (dial) {
-		if ((rv = iok_dial(s, url, NULL, 0)) != 0)
+		if ((rv = iok_dial(s, url, NULL, IOK_FLAG_NONBLOCK)) != 0)
 			return fail("dial", rv);
 		return 0;
 	}
@@ -320,7 +320,7 @@ static int do_req_tokens(iok_socket s)
 				rc = fail("message", IOK_ENOMEM);
 				break;
 			}
-			if ((rv = iok_request(s, m, 0, &slot[k].token)) != 0) {
+			if ((rv = iok_request(s, m, &slot[k].token, 0)) != 0) {
 				iok_msg_free(m);
 				rc = fail("request", rv);
 				break;

@@ -16,9 +16,17 @@
  *
  * Depth and spreading.  At most db:max-inflight requests (default 1024,
  * 1..65536) are in flight per connection.  A request goes to the connection
- * with the fewest in flight among those with room (not pinned, below the
- * depth, write queue below its high-water mark), ties broken round-robin;
- * with the default pool-size of 1 that is the one connection per upstream.
+ * that costs least among those with room (not pinned, below the depth,
+ * write queue below its high-water mark): requests in flight (plus one)
+ * times the reply latency of its upstream (the address it connects to,
+ * a moving average the kernel keeps), over the upstream's weight from
+ * discovery; ties broken round-robin.  With one address that is simply
+ * the fewest in flight; over several, a slow replica gets less.
+ * Draining.  When a connection's address leaves its dialer's target
+ * (discovery), pipe_drain marks it: no new request is routed there (a
+ * session pinned to it carries on), and once nothing is in flight on it
+ * and no session holds it, it is closed.  The core closes it after
+ * IK_DRAIN_MAX_MS regardless (then the usual IOK_ECONNRESET / retry).
  *
  * Queueing and flow control.  Requests that find no room wait in order in
  * a pending queue, where req:timeout (default infinite, as req0) runs on
@@ -98,6 +106,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "plain.h"
 #include "../src/tflags.h"
 
 #define OPT_INFLIGHT "db:inflight"
@@ -194,28 +203,53 @@ ik_db_give_up(db_sock *s, db_req *r, int err)
 bool
 ik_db_room(const db_sock *s, const db_pipe *p)
 {
-	return p->nfifo < (uint32_t) s->max_inflight && ik_pipe_writable(p->pipe);
+	/* A draining connection takes only its pinned session's requests
+	 * (a transaction cannot move). */
+	return p->nfifo < (uint32_t) s->max_inflight && ik_pipe_writable(p->pipe) &&
+	    (!p->draining || p->pinned != NULL);
 }
 
-/* The unpinned connection with room and the fewest in flight; ties go
- * round-robin.  NULL if none. */
+/* What sending one more request on p costs: its requests in flight (this
+ * one included) times its upstream's reply latency, over the upstream's
+ * weight (Finagle's least-loaded, weighted by latency), as a fraction
+ * num / den.  An upstream without a latency sample yet counts as fast, so
+ * it gets traffic and a sample. */
+static void
+cost(const db_pipe *p, uint64_t *num, uint64_t *den)
+{
+	uint64_t lat = ik_pipe_latency_us(p->pipe);
+	if (lat == 0) {
+		lat = 1;
+	}
+	if (lat > 100000000) {
+		lat = 100000000; /* keeps the products below 2^64 */
+	}
+	*num = ((uint64_t) p->nfifo + 1) * lat;
+	*den = ik_pipe_weight(p->pipe);
+}
+
+/* The unpinned connection with room that costs least (see cost(): with
+ * one upstream, the fewest in flight); ties go round-robin.  NULL if
+ * none. */
 static db_pipe *
 pick_free(db_sock *s)
 {
 	db_pipe *best = NULL;
 	int      bk   = 0;
+	uint64_t bn = 0, bd = 1;
 	for (int i = 0; i < s->pipes.n; i++) {
 		int      k = (s->pipes.next + i) % s->pipes.n;
 		db_pipe *p = ik_pipeset_at(&s->pipes, k);
+		uint64_t n, d;
 		if (p->pinned != NULL || !ik_db_room(s, p)) {
 			continue;
 		}
-		if (best == NULL || p->nfifo < best->nfifo) {
+		cost(p, &n, &d);
+		if (best == NULL || n * bd < bn * d) {
 			best = p;
 			bk   = k;
-			if (p->nfifo == 0) {
-				break;
-			}
+			bn   = n;
+			bd   = d;
 		}
 	}
 	if (best != NULL) {
@@ -254,12 +288,15 @@ ik_db_transmit(db_sock *s, db_pipe *p, db_req *r)
 	out->flags  = 0;
 	out->token  = 0;
 	out->status = 0;
-	r->pipe  = p;
-	r->where = R_FIFO;
+	r->pipe    = p;
+	r->where   = R_FIFO;
 	ik_list_append(&p->fifo, &r->qnode);
 	p->nfifo++;
 	s->ninflight++;
-	if ((rv = ik_pipe_send(p->pipe, out)) != 0) {
+	r->rt.sent_ns = ik_clock_ns(); /* latency, and the upstream's average */
+	if ((rv = ik_pipe_send(p->pipe, out)) == 0) {
+		ik_sock_stat(s->sock, IK_STAT_REQUESTS, 1);
+	} else {
 		/* Never on the wire: no reply will come for it. */
 		ik_list_remove(&r->qnode);
 		p->nfifo--;
@@ -319,12 +356,29 @@ dispatch(db_sock *s)
 	s->dispatching = false;
 }
 
+/* Drained connections with nothing left on them go. */
+static void
+close_drained(db_sock *s)
+{
+	for (int i = 0; i < s->pipes.n && s->ndraining > 0; i++) {
+		db_pipe *p = ik_pipeset_at(&s->pipes, i);
+		if (p->draining && !p->closed && p->nfifo == 0 && p->pinned == NULL) {
+			p->closed = true;
+			s->ndraining--;
+			ik_pipe_close(p->pipe, IOK_ECONNSHUT);
+		}
+	}
+}
+
 /* After every event: move what can move, set the timer, and let the core
  * offer again what we refused. */
 void
 ik_db_settle(db_sock *s, bool in_send)
 {
 	dispatch(s);
+	if (s->ndraining > 0) {
+		close_drained(s);
+	}
 	ik_rt_arm(&s->rt, UINT64_MAX);
 	if (s->busy && !in_send) {
 		s->busy = false;
@@ -426,6 +480,18 @@ db_pipe_add(void *arg, void *pp, ik_pipe *pipe)
 }
 
 static void
+db_pipe_drain(void *arg, void *pp)
+{
+	db_sock *s = arg;
+	db_pipe *p = pp;
+	if (!p->draining) {
+		p->draining = true;
+		s->ndraining++;
+		ik_db_settle(s, false); /* closes it now if nothing is in flight */
+	}
+}
+
+static void
 db_pipe_rm(void *arg, void *pp)
 {
 	db_sock *s = arg;
@@ -433,6 +499,9 @@ db_pipe_rm(void *arg, void *pp)
 	ik_node *n;
 	ik_list  retry;
 
+	if (p->draining && !p->closed) {
+		s->ndraining--; /* went before it was idle (or the drain ran out) */
+	}
 	ik_pipeset_rm(&s->pipes, p);
 	/* The pinned session fails: it cannot move to another connection. */
 	db_sess *se = ik_db_sess_lost(s, p);
@@ -564,6 +633,9 @@ db_send(void *arg, iok_msg *m)
 	}
 	r->seq   = ++s->seq;
 	r->msg   = m;
+	r->rt.since = ik_now_ms();
+	r->nhead = (uint8_t) (iok_msg_len(m) < sizeof(r->head) ? iok_msg_len(m) : sizeof(r->head));
+	memcpy(r->head, iok_msg_body(m), r->nhead);
 	r->idem  = (m->flags & IK_MSG_IDEMPOTENT) != 0;
 	if (!tok) {
 		s->plain = r;
@@ -619,6 +691,12 @@ db_recv(void *arg, void *pp, iok_msg *m)
 		return IK_OK;
 	}
 	r = ik_container_of(n, db_req, qnode);
+	if (r->rt.sent_ns != 0) {
+		/* Read now (once, even if offered again; dead ones too: the
+		 * upstream answered). */
+		ik_sock_req_done(s->sock, p->pipe, r->rt.sent_ns);
+		r->rt.sent_ns = 0;
+	}
 	if (r->dead) {
 		iok_msg_free(m); /* late: cancelled, timed out or abandoned */
 		ik_sock_stat(s->sock, IK_STAT_RX_DROPPED, 1);
@@ -756,12 +834,38 @@ db_getopt(void *arg, const char *name, void *v, size_t *sz, int type)
 	return IOK_ENOTSUP;
 }
 
+static void
+inflight_list(ik_list *l, ik_inflight_fn fn, void *farg)
+{
+	for (ik_node *n = ik_list_first(l); n != NULL; n = ik_list_next(l, n)) {
+		db_req *r = ik_container_of(n, db_req, qnode);
+		if (!r->dead) {
+			fn(farg, r->where == R_FIFO ? r->pipe->pipe : NULL, r->rt.since, r->head, r->nhead);
+		}
+	}
+}
+
+static void
+db_inflight(void *arg, ik_inflight_fn fn, void *farg)
+{
+	db_sock *s = arg;
+	for (int i = 0; i < s->pipes.n; i++) {
+		inflight_list(&((db_pipe *) ik_pipeset_at(&s->pipes, i))->fifo, fn, farg);
+	}
+	inflight_list(&s->pending, fn, farg);
+	for (ik_node *n = ik_list_first(&s->sessions_all); n != NULL;
+	     n = ik_list_next(&s->sessions_all, n)) {
+		inflight_list(&ik_container_of(n, db_sess, anode)->queue, fn, farg);
+	}
+}
+
 const ik_pattern ik_pattern_db = {
 	.name       = "pipelined-db",
 	.peer_name  = "",
 	.proto      = 0,
 	.peer       = 0,
 	.flags      = IK_PF_SEND | IK_PF_RECV | IK_PF_NOSP | IK_PF_REQUEST | IK_PF_SESSIONS,
+	.app        = &ik_plain_request,
 	.sock_size  = sizeof(db_sock),
 	.pipe_size  = sizeof(db_pipe),
 	.init       = db_init,
@@ -776,6 +880,8 @@ const ik_pattern ik_pattern_db = {
 	.cancel     = db_cancel,
 	.fork_child = db_fork_child,
 	.recv_ready = db_recv_ready,
+	.pipe_drain = db_pipe_drain,
 	.session_close = ik_db_session_close,
 	.dial_failed = db_dial_failed,
+	.inflight   = db_inflight,
 };

@@ -35,6 +35,8 @@ typedef struct db_req {
 	db_pipe *pipe;    /* in flight on */
 	db_sess *sess;    /* NULL: no session */
 	ik_node  qnode;   /* in s->pending, sess->queue or pipe->fifo */
+	uint8_t  head[32]; /* first bytes of the request, for the debug endpoint */
+	uint8_t  nhead;
 	int      where;   /* R_* */
 	bool     dead;    /* in flight but given up: drop its reply */
 	bool     idem;    /* may be sent again once */
@@ -48,6 +50,8 @@ struct db_pipe {
 	ik_list  fifo; /* requests in flight, oldest first */
 	uint32_t nfifo;
 	db_sess *pinned;
+	bool     draining; /* its address left the set: close once idle */
+	bool     closed;   /* asked the core to close it */
 };
 
 struct db_sess {
@@ -75,6 +79,7 @@ struct db_sock {
 	uint32_t     npending;
 	uint32_t     nglobal;   /* npending + requests of waiting sessions */
 	uint64_t     ninflight; /* across pipes, dead ones included */
+	int          ndraining; /* pipes draining, not yet closed */
 	uint64_t     nqueued;   /* every request not yet sent */
 	uint64_t     seq;
 	uint64_t     accepted; /* send() calls that took a message */

@@ -21,6 +21,7 @@
 #ifndef IK_PATTERN_H
 #define IK_PATTERN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +31,8 @@
 typedef struct ik_sock  ik_sock;
 typedef struct ik_pipe  ik_pipe;
 typedef struct ik_timer ik_timer;
+
+#define IK_DRAIN_MAX_MS 10000 /* a draining pipe is closed after this */
 
 /* Return values of send/recv/ik_sock_deliver. */
 #define IK_OK 0
@@ -58,6 +61,36 @@ enum ik_opt_type {
 	IK_OPT_STRING,
 	IK_OPT_BYTES
 };
+
+/* App-side hooks: the nng-style plain use of request/reply sockets
+ * (iok_send/iok_recv with no tokens), whose state belongs to application
+ * threads.  The core calls them, on cooked sockets only, with the socket's
+ * lock held, so the state (size bytes, zeroed at open, passed as as) needs
+ * no lock of its own; they must not block or call the core.  Any may be
+ * NULL. */
+typedef struct ik_app_hooks {
+	size_t size;
+	/* send: a plain send of m, about to be queued (the queue has room).
+	 * 0 queues it (the hook may stamp m: token, IK_MSG_REPLY); an IOK_E*
+	 * code refuses it.  *drop_queued = true drops the messages still
+	 * queued for the application first (stale replies). */
+	int (*send)(void *as, iok_msg *m, bool *drop_queued);
+	/* request: iok_request was used on the socket. */
+	void (*request)(void *as);
+	/* recv_empty: a receive finds the queue empty: 0 to wait, or the
+	 * error to return (IOK_ESTATE: nothing can ever arrive). */
+	int (*recv_empty)(void *as);
+	/* recv: m is being handed to the application. */
+	void (*recv)(void *as, const iok_msg *m);
+	/* fork_child: the child forgets what was in flight. */
+	void (*fork_child)(void *as);
+} ik_app_hooks;
+
+/* What a pattern's inflight hook reports for one request: the pipe it was
+ * written to (NULL while it waits for one), the loop time (ik_now_ms) it
+ * was accepted, and the request's first bytes (len may be 0). */
+typedef void (*ik_inflight_fn)(void *arg, ik_pipe *p, uint64_t since_ms, const void *head,
+                               size_t len);
 
 typedef struct ik_pattern {
 	const char *name;      /* "pair1" */
@@ -107,6 +140,10 @@ typedef struct ik_pattern {
 	/* recv_ready: the receive queue has room again after being full
 	 * (may be NULL): a pattern holding completions can deliver them. */
 	void (*recv_ready)(void *ps);
+	/* inflight: call fn once per request this socket waits on, queued or
+	 * written (may be NULL: patterns without requests).  Read-only: the
+	 * debug endpoint lists requests with it. */
+	void (*inflight)(void *ps, ik_inflight_fn fn, void *arg);
 	/* session_close: the application closed session (iok_session_close;
 	 * IK_PF_SESSIONS patterns only).  Messages sent before the close may
 	 * still be in the socket's send queue: the pattern takes them first
@@ -119,6 +156,14 @@ typedef struct ik_pattern {
 	 * (may be NULL).  ik_sock_connect_error says whether any connection
 	 * can still be hoped for soon. */
 	void (*dial_failed)(void *ps, int err);
+	/* app: the app-side hooks (NULL: none). */
+	const ik_app_hooks *app;
+	/* pipe_drain: the pipe's address left its dialer's target (discovery):
+	 * put nothing new on it, and ik_pipe_close it once what is in flight
+	 * there has been answered; the core closes it anyway after
+	 * IK_DRAIN_MAX_MS.  NULL: the core closes it at once (pipe_rm then
+	 * resends or fails what was in flight). */
+	void (*pipe_drain)(void *ps, void *pp);
 } ik_pattern;
 
 /* ik_pattern_register adds a pattern (and "<name>" without a trailing
@@ -160,6 +205,15 @@ unsigned ik_pipe_flags(const ik_pipe *p);
 #define IK_SUB_ON 0x01
 #define IK_SUB_PATTERN 0x02
 int ik_pipe_subscribe(ik_pipe *p, const void *topic, size_t len, unsigned how);
+/* Upstream statistics.  A dialer's pipe belongs to an upstream (one
+ * address of its target; accepted pipes have none, and these are no-ops /
+ * zero for them).  ik_pipe_note_reply: a reply came latency_us after its
+ * request was written (kept as a moving average per upstream, shown in the
+ * dialer's "upstreams").  ik_pipe_latency_us: that average (0 = no sample
+ * yet); ik_pipe_weight: the upstream's weight from discovery (>= 1). */
+void     ik_pipe_note_reply(ik_pipe *p, uint64_t latency_us);
+uint64_t ik_pipe_latency_us(const ik_pipe *p);
+unsigned ik_pipe_weight(const ik_pipe *p);
 /* ik_pipe_hold_subscribe: while held, the bytes ik_pipe_subscribe makes
  * are kept, and written in order when the hold is released.  A pattern
  * that gives a connection to one session holds it, so another socket
@@ -191,6 +245,9 @@ void ik_sock_deliver_drop_oldest(ik_sock *s, iok_msg *m);
 /* ik_sock_send_ready tells the core the pattern can take messages again
  * (e.g. a pipe was added or became writable outside pipe_ready). */
 void ik_sock_send_ready(ik_sock *s);
+/* ik_sock_send_ready_later: the same, from a task at the end of this loop
+ * iteration: safe from inside send/recv (no re-entry into the pump). */
+void ik_sock_send_ready_later(ik_sock *s);
 /* ik_sock_stat adds n to a named statistic (IK_STAT_*). */
 enum ik_stat {
 	IK_STAT_RX_MSGS,
@@ -205,7 +262,12 @@ enum ik_stat {
 	IK_STAT_RX_MALFORMED,
 	IK_STAT_RX_DROPPED,
 	IK_STAT_TX_DROPPED,
-	IK_STAT_TX_OVERSIZE,
+	IK_STAT_TX_OVERSIZE, /* sends refused: over the peer's known limit */
+	IK_STAT_REQUESTS, /* requests written (req, surveyor, pipelined-db) */
+	IK_STAT_REPLIES,  /* replies matched to a request (ik_sock_req_done) */
+	IK_STAT_SEND_WAITS,  /* sends that found the send queue full (copied
+	                        from ik_sock.send_waits under its lock) */
+	IK_STAT_RATE_DELAYS, /* times the send-rate limit held the queue */
 	IK_STAT_COUNT
 };
 void ik_sock_stat(ik_sock *s, int stat, uint64_t n);
@@ -214,6 +276,13 @@ void ik_sock_stat(ik_sock *s, int stat, uint64_t n);
  * still on its first attempt since it last had one); else the error of the
  * last failed attempt: every dialer of s is failing. */
 int ik_sock_connect_error(ik_sock *s);
+/* ik_clock_ns: monotonic nanoseconds, the clock of request latencies. */
+uint64_t ik_clock_ns(void);
+/* ik_sock_req_done: the reply to a request written to p at sent_ns
+ * (ik_clock_ns) has been read.  Counts stat:replies and records the
+ * latency for s, p and p's upstream (p may be NULL); feeds
+ * ik_pipe_note_reply too, so a pattern calls only this. */
+void ik_sock_req_done(ik_sock *s, ik_pipe *p, uint64_t sent_ns);
 /* ik_sock_max_ttl: the socket's IOK_OPT_MAXTTL. */
 int ik_sock_max_ttl(const ik_sock *s);
 
@@ -223,6 +292,7 @@ void ik_timer_start(ik_timer *t, uint64_t ms);
 void ik_timer_stop(ik_timer *t);
 void ik_timer_free(ik_timer *t); /* stops it; safe from its own callback */
 uint64_t ik_now_ms(void); /* the loop's clock, milliseconds */
+uint64_t ik_now_us(void); /* a monotonic clock, microseconds (not cached) */
 
 /* Option value helpers: copy a typed value in or out, checking the type
  * (IOK_EBADTYPE) and range (IOK_EINVAL). */

@@ -27,6 +27,7 @@
 
 #include "idmap.h"
 #include "pattern.h"
+#include "plain.h"
 #include "reqrep.h"
 #include "../src/list.h"
 
@@ -347,6 +348,7 @@ const ik_pattern ik_pattern_rep0 = {
 	.proto      = 0x31,
 	.peer       = 0x30,
 	.flags      = IK_PF_SEND | IK_PF_RECV | IK_PF_RAW | IK_PF_REPLY,
+	.app        = &ik_plain_reply,
 	.sock_size  = sizeof(rsp_sock),
 	.pipe_size  = sizeof(rsp_pipe),
 	.init       = rsp_init,
@@ -367,6 +369,7 @@ const ik_pattern ik_pattern_respondent0 = {
 	.proto      = 0x63,
 	.peer       = 0x62,
 	.flags      = IK_PF_SEND | IK_PF_RECV | IK_PF_RAW | IK_PF_REPLY,
+	.app        = &ik_plain_reply,
 	.sock_size  = sizeof(rsp_sock),
 	.pipe_size  = sizeof(rsp_pipe),
 	.init       = rsp_init,

@@ -27,12 +27,14 @@
 
 #include "pattern.h"
 #include "pipeset.h"
+#include "plain.h"
 #include "reqrep.h"
 #include "reqtrack.h"
 #include "../src/list.h"
 
 #define REQ_RESEND_DEFAULT 60000 /* nng's req:resend-time */
 #define REQ_WAITQ_MAX 1024       /* iok_request messages held with no pipe */
+#define REQ_MAX_INFLIGHT 65536   /* req:max-inflight default */
 #define MAX_PIPES 65536
 
 typedef struct req_sock req_sock;
@@ -71,6 +73,9 @@ struct req_sock {
 	iok_duration resend_ms;
 	iok_duration timeout_ms;
 	uint32_t     next_id;
+	uint32_t     nents;        /* requests outstanding (s->all) */
+	bool         capped;       /* refused a request for max_inflight */
+	int          max_inflight; /* beyond it send() says IK_BUSY */
 };
 
 static uint64_t
@@ -97,6 +102,7 @@ req_init(void *arg, ik_sock *sock, int raw)
 	s->raw        = raw;
 	s->resend_ms  = REQ_RESEND_DEFAULT;
 	s->timeout_ms = IOK_DURATION_INFINITE;
+	s->max_inflight = REQ_MAX_INFLIGHT;
 	s->next_id    = ik_rr_seed(s);
 	IK_PIPESET_INIT(&s->pipes, req_pipe, MAX_PIPES);
 	ik_list_init(&s->waitq);
@@ -123,7 +129,13 @@ ent_free(req_sock *s, req_ent *e)
 		ik_list_remove(&e->pnode);
 	}
 	node_unlink(&e->rnode);
-	node_unlink(&e->anode);
+	if (ik_node_linked(&e->anode)) {
+		ik_list_remove(&e->anode);
+		if (--s->nents < (uint32_t) s->max_inflight && s->capped) {
+			s->capped = false;
+			ik_sock_send_ready_later(s->sock); /* requests held back may go */
+		}
+	}
 	ik_rt_remove(&s->rt, &e->rt);
 	if (ik_idmap_get(s->ids, e->id) == e) {
 		(void) ik_idmap_del(s->ids, e->id);
@@ -139,6 +151,7 @@ static void
 req_forget_all(req_sock *s)
 {
 	ik_node *n, *tmp;
+	s->capped = false; /* nothing to wake while forgetting */
 	ik_list_foreach_safe(&s->all, n, tmp)
 	{
 		ent_free(s, ik_container_of(n, req_ent, anode));
@@ -200,7 +213,10 @@ req_transmit(req_sock *s, req_ent *e, req_pipe *p)
 		return;
 	}
 	ik_rr_clean(d);
-	ik_pipe_send(p->pipe, d);
+	e->rt.sent_ns = ik_clock_ns();
+	if (ik_pipe_send(p->pipe, d) == 0) {
+		ik_sock_stat(s->sock, IK_STAT_REQUESTS, 1);
+	}
 	e->pipe = p;
 	ik_list_append(&p->ents, &e->pnode);
 	if (e->resend_ms > 0) {
@@ -346,6 +362,12 @@ req_send(void *arg, iok_msg *m)
 		return req_send_raw(s, m);
 	}
 	req_flush(s);
+	if (s->nents >= (uint32_t) s->max_inflight && !(!(m->flags & IK_MSG_REQUEST) && s->cur != NULL)) {
+		/* Throttled: the request waits in the send queue (a plain send
+		 * that replaces the current request always goes). */
+		s->capped = true;
+		return IK_BUSY;
+	}
 	if (tok) {
 		if (ik_rt_precancelled(&s->rt, token)) {
 			iok_msg_free(m); /* cancelled before it got here */
@@ -382,10 +404,12 @@ req_send(void *arg, iok_msg *m)
 		s->cur = e;
 	}
 	ik_list_append(&s->all, &e->anode);
+	s->nents++;
 	iok_msg_header_clear(m);
 	(void) iok_msg_header_append_u32(m, e->id);
 	ik_rr_clean(m);
 	e->msg       = m;
+	e->rt.since  = ik_now_ms();
 	e->resend_ms = s->resend_ms;
 	if (tok && s->timeout_ms >= 0) {
 		ik_rt_set_deadline(&s->rt, &e->rt, ik_now_ms() + (uint64_t) s->timeout_ms);
@@ -410,12 +434,13 @@ nomem:
 static int
 req_recv(void *arg, void *pp, iok_msg *m)
 {
-	req_sock *s = arg;
+	req_sock *s     = arg;
+	req_pipe *rp    = pp;
+	bool      first = !(m->flags & IK_MSG_PARSED); /* not offered before */
 	req_ent  *e;
 	uint32_t  id;
-	(void) pp;
 
-	if (!(m->flags & IK_MSG_PARSED)) {
+	if (first) {
 		iok_msg_header_clear(m);
 		if (s->raw) {
 			int rv = ik_rr_bt_parse(m, ik_sock_max_ttl(s->sock));
@@ -447,6 +472,10 @@ req_recv(void *arg, void *pp, iok_msg *m)
 		iok_msg_free(m);
 		ik_sock_stat(s->sock, IK_STAT_RX_DROPPED, 1);
 		return IK_OK;
+	}
+	if (first) {
+		/* Read now, whenever the application takes it. */
+		ik_sock_req_done(s->sock, rp->pipe, e->rt.sent_ns);
 	}
 	m->token   = e->rt.token;
 	m->flags   = 0;
@@ -481,6 +510,19 @@ req_recv_ready(void *arg)
 	ik_rt_recv_ready(&s->rt);
 }
 
+static void
+req_inflight(void *arg, ik_inflight_fn fn, void *farg)
+{
+	req_sock *s = arg;
+	for (ik_node *n = ik_list_first(&s->all); n != NULL; n = ik_list_next(&s->all, n)) {
+		req_ent *e = ik_container_of(n, req_ent, anode);
+		if (e->msg != NULL) {
+			fn(farg, e->pipe != NULL ? e->pipe->pipe : NULL, e->rt.since, iok_msg_body(e->msg),
+			   iok_msg_len(e->msg));
+		}
+	}
+}
+
 static int
 req_setopt(void *arg, const char *name, const void *v, size_t sz, int type)
 {
@@ -490,6 +532,9 @@ req_setopt(void *arg, const char *name, const void *v, size_t sz, int type)
 	}
 	if (!s->raw && strcmp(name, IOK_OPT_REQ_TIMEOUT) == 0) {
 		return ik_opt_get_ms(v, sz, type, &s->timeout_ms);
+	}
+	if (!s->raw && strcmp(name, IOK_OPT_REQ_MAXINFLIGHT) == 0) {
+		return ik_opt_get_int(v, sz, type, 1, 1 << 24, &s->max_inflight); /* the core pumps */
 	}
 	return IOK_ENOTSUP;
 }
@@ -504,6 +549,9 @@ req_getopt(void *arg, const char *name, void *v, size_t *sz, int type)
 	if (!s->raw && strcmp(name, IOK_OPT_REQ_TIMEOUT) == 0) {
 		return ik_opt_put_ms(s->timeout_ms, v, sz, type);
 	}
+	if (!s->raw && strcmp(name, IOK_OPT_REQ_MAXINFLIGHT) == 0) {
+		return ik_opt_put_int(s->max_inflight, v, sz, type);
+	}
 	return IOK_ENOTSUP;
 }
 
@@ -513,6 +561,7 @@ const ik_pattern ik_pattern_req0 = {
 	.proto      = 0x30,
 	.peer       = 0x31,
 	.flags      = IK_PF_SEND | IK_PF_RECV | IK_PF_RAW | IK_PF_REQUEST,
+	.app        = &ik_plain_request,
 	.sock_size  = sizeof(req_sock),
 	.pipe_size  = sizeof(req_pipe),
 	.init       = req_init,
@@ -525,6 +574,7 @@ const ik_pattern ik_pattern_req0 = {
 	.setopt     = req_setopt,
 	.getopt     = req_getopt,
 	.cancel     = req_cancel,
+	.inflight   = req_inflight,
 	.fork_child = req_fork_child,
 	.recv_ready = req_recv_ready,
 };

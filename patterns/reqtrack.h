@@ -37,6 +37,9 @@ typedef struct ik_rt_ent {
 	uint64_t token;    /* 0: not in the token map (the plain API's) */
 	uint64_t deadline; /* ik_now_ms() time, while dnode is linked */
 	ik_node  dnode;    /* in the deadline list */
+	uint64_t since;    /* accepted at (ik_now_ms), for the debug endpoint */
+	uint64_t sent_ns;  /* last written at (ik_clock_ns), for latency; the
+	                      pattern's to set and clear */
 } ik_rt_ent;
 
 typedef struct ik_reqtrack {

@@ -29,6 +29,7 @@
 
 #include "idmap.h"
 #include "pattern.h"
+#include "plain.h"
 #include "reqrep.h"
 #include "reqtrack.h"
 #include "../src/list.h"
@@ -46,6 +47,8 @@ typedef struct srv_survey {
 	ik_rt_ent rt;    /* token (0: the plain API's survey), end */
 	uint32_t  id;
 	ik_node   anode; /* in s->all */
+	uint8_t   head[32]; /* first bytes, for the debug endpoint */
+	uint8_t   nhead;
 } srv_survey;
 
 struct srv_sock {
@@ -207,6 +210,9 @@ srv_send(void *arg, iok_msg *m)
 	do {
 		sv->id = (s->next_id++) | 0x80000000u;
 	} while (ik_idmap_get(s->ids, sv->id) != NULL);
+	sv->rt.since = ik_now_ms();
+	sv->nhead = (uint8_t) (iok_msg_len(m) < sizeof(sv->head) ? iok_msg_len(m) : sizeof(sv->head));
+	memcpy(sv->head, iok_msg_body(m), sv->nhead);
 	if (ik_idmap_put(s->ids, sv->id, sv) != 0) {
 		free(sv);
 		goto nomem;
@@ -226,6 +232,7 @@ srv_send(void *arg, iok_msg *m)
 	}
 	iok_msg_header_clear(m);
 	(void) iok_msg_header_append_u32(m, sv->id);
+	ik_sock_stat(s->sock, IK_STAT_REQUESTS, 1);
 	srv_broadcast(s, m);
 	return IK_OK;
 
@@ -328,12 +335,24 @@ srv_getopt(void *arg, const char *name, void *v, size_t *sz, int type)
 	return IOK_ENOTSUP;
 }
 
+/* A survey goes to every pipe: it is listed without one. */
+static void
+srv_inflight(void *arg, ik_inflight_fn fn, void *farg)
+{
+	srv_sock *s = arg;
+	for (ik_node *n = ik_list_first(&s->all); n != NULL; n = ik_list_next(&s->all, n)) {
+		srv_survey *sv = ik_container_of(n, srv_survey, anode);
+		fn(farg, NULL, sv->rt.since, sv->head, sv->nhead);
+	}
+}
+
 const ik_pattern ik_pattern_surveyor0 = {
 	.name       = "surveyor0",
 	.peer_name  = "respondent0",
 	.proto      = 0x62,
 	.peer       = 0x63,
 	.flags      = IK_PF_SEND | IK_PF_RECV | IK_PF_RAW | IK_PF_REQUEST | IK_PF_MULTI_REPLY,
+	.app        = &ik_plain_request_multi,
 	.sock_size  = sizeof(srv_sock),
 	.pipe_size  = sizeof(srv_pipe),
 	.init       = srv_init,
@@ -346,5 +365,6 @@ const ik_pattern ik_pattern_surveyor0 = {
 	.getopt     = srv_getopt,
 	.cancel     = srv_cancel,
 	.fork_child = srv_fork_child,
+	.inflight   = srv_inflight,
 	.recv_ready = srv_recv_ready,
 };

@@ -13,9 +13,12 @@
 
 #include "ep.h"
 #include "pipe.h"
-#include "resolve.h"
+#include "discovery/discovery.h"
+#include "discovery/resolve.h"
 
 static void ep_close_k(ik_cmd *c);
+
+#define UPSTREAMS_TEXT_MAX 16384
 
 int
 ik_uv_err(int uverr)
@@ -92,6 +95,25 @@ ik_topts_set(ik_tran_opts *o, const char *name, const void *v, size_t sz, int ty
 		}
 		return rv;
 	}
+	if (strcmp(name, IOK_OPT_DNS_TTL_MIN) == 0 || strcmp(name, IOK_OPT_DNS_TTL_MAX) == 0) {
+		if ((rv = ik_opt_get_ms(v, sz, type, &ms)) == 0) {
+			if (ms <= 0) {
+				return IOK_EINVAL;
+			}
+			*(strcmp(name, IOK_OPT_DNS_TTL_MIN) == 0 ? &o->ttl_min : &o->ttl_max) = ms;
+		}
+		return rv;
+	}
+	if (strcmp(name, IOK_OPT_DNS_SERVERS) == 0) {
+		if (type != IK_OPT_STRING) {
+			return IOK_EBADTYPE;
+		}
+		if (sz == 0 || sz > sizeof(o->dns_servers) || memchr(v, '\0', sz) == NULL) {
+			return IOK_EINVAL;
+		}
+		memcpy(o->dns_servers, v, sz);
+		return 0;
+	}
 	return IOK_ENOTSUP;
 }
 
@@ -118,6 +140,15 @@ ik_topts_get(const ik_tran_opts *o, const char *name, void *v, size_t *sz, int t
 	}
 	if (strcmp(name, IOK_OPT_CONNECT_TIMEOUT) == 0) {
 		return ik_opt_put_ms(o->conn_timeo, v, sz, type);
+	}
+	if (strcmp(name, IOK_OPT_DNS_TTL_MIN) == 0) {
+		return ik_opt_put_ms(o->ttl_min, v, sz, type);
+	}
+	if (strcmp(name, IOK_OPT_DNS_TTL_MAX) == 0) {
+		return ik_opt_put_ms(o->ttl_max, v, sz, type);
+	}
+	if (strcmp(name, IOK_OPT_DNS_SERVERS) == 0) {
+		return ik_put_string(o->dns_servers, v, sz, type);
 	}
 	return IOK_ENOTSUP;
 }
@@ -163,7 +194,8 @@ ep_destroy(ik_obj *o)
 {
 	ik_ep *ep = (ik_ep *) o;
 	ik_url_free(&ep->url);
-	free(ep->addrs);
+	free(ep->disc_backend);
+	free(ep->disc_target);
 	free(ep);
 }
 
@@ -178,7 +210,7 @@ ep_handle_closed(uv_handle_t *h)
 void
 ik_ep_maybe_finish(ik_ep *ep)
 {
-	if (!ep->closing || ep->handles_open > 0 || !ik_list_empty(&ep->pipes) || ep->connecting ||
+	if (!ep->closing || ep->handles_open > 0 || !ik_list_empty(&ep->pipes) || !ik_list_empty(&ep->ups) ||
 	    ep->finished) {
 		return;
 	}
@@ -218,12 +250,7 @@ ik_ep_close(ik_ep *ep)
 		ep->dormant_fd = -1;
 	}
 	if (ep->dialer) {
-		ep->handles_open++;
-		uv_close((uv_handle_t *) &ep->timer, ep_handle_closed);
-		if (ep->connecting && ep->conn_pipe != NULL) {
-			/* connect_cb runs with UV_ECANCELED first */
-			ik_pipe_discard(ep->conn_pipe);
-		}
+		ik_dialer_close(ep);
 	} else if (ep->listening) {
 		ep->listening = false;
 		ep->handles_open++;
@@ -232,7 +259,7 @@ ik_ep_close(ik_ep *ep)
 	ik_list_foreach_safe(&ep->pipes, n, tmp)
 	{
 		ik_pipe *p = ik_container_of(n, ik_pipe, enode);
-		if (p != ep->conn_pipe) {
+		if (!p->dialing) {
 			ik_pipe_close(p, IOK_ECLOSED);
 		}
 	}
@@ -282,14 +309,40 @@ create_k(ik_cmd *c)
 		return;
 	}
 	ep->topts = ep->sock->topts;
-	ep->backoff = ep->topts.reconn_min;
-	if (ep->dialer) {
-		uv_timer_init(ik_loop(), &ep->timer);
-		ep->timer.data = ep;
-	}
 	ik_list_append(&ep->sock->eps, &ep->snode);
 	ik_obj_ref(&ep->sock->obj); /* dropped when the endpoint is freed */
 	ik_cmd_done(c, 0);
+}
+
+static int
+tscheme_known(const char *scheme)
+{
+	return ik_transport_find(scheme) != NULL;
+}
+
+/* A dialer's target is checked now, so a typo fails iok_dial at once:
+ * every entry of a static list needs a port (its own or the
+ * transport's); other backends need to exist. */
+static int
+check_dial_target(ik_ep *ep)
+{
+	iok_discovery_addr a[IK_DISC_MAX];
+	char              *storage;
+	int                n;
+	if (strcmp(ep->disc_backend, "static") != 0) {
+		return ik_disc_backend_find(ep->disc_backend) != NULL ? 0 : IOK_ENOTSUP;
+	}
+	if ((n = ik_disc_parse_list(ep->disc_target, a, IK_DISC_MAX, &storage)) < 0) {
+		return n == -IOK_ENOMEM ? IOK_ENOMEM : IOK_EADDRINVAL;
+	}
+	for (int i = 0; i < n; i++) {
+		if (a[i].port == 0 && ep->tran->def_port == 0) {
+			n = -1;
+			break;
+		}
+	}
+	free(storage);
+	return n < 0 ? IOK_EADDRINVAL : 0;
 }
 
 static void
@@ -322,10 +375,32 @@ ik_ep_create(ik_ep **out, iok_socket h, const char *url, bool dialer)
 	ep->dormant_fd = -1;
 	ep->sock   = s;
 	ik_list_init(&ep->pipes);
+	ik_list_init(&ep->ups);
 	ik_node_init(&ep->snode);
 	ik_node_init(&ep->share_node);
 	ik_node_init(&ep->inproc_node);
-	if ((rv = ik_url_parse(&ep->url, url)) != 0) {
+	if (dialer) {
+		/* Where the addresses come from, and the URL the transport sees
+		 * (credentials, path, query). */
+		char *turl;
+		if ((rv = ik_disc_split_url(url, tscheme_known, &ep->disc_backend, &ep->disc_target, &turl)) != 0) {
+			goto fail;
+		}
+		rv = ik_url_parse(&ep->url, turl);
+		free(turl);
+		if (rv == 0) {
+			char *raw = strdup(url);
+			if (raw == NULL) {
+				rv = IOK_ENOMEM;
+				goto fail;
+			}
+			free(ep->url.raw);
+			ep->url.raw = raw; /* IOK_OPT_URL gives what the user gave */
+		}
+	} else {
+		rv = ik_url_parse(&ep->url, url);
+	}
+	if (rv != 0) {
 		goto fail;
 	}
 	if ((ep->tran = ik_transport_find(ep->url.scheme)) == NULL) {
@@ -346,10 +421,18 @@ ik_ep_create(ik_ep **out, iok_socket h, const char *url, bool dialer)
 			rv = IOK_EADDRINVAL; /* never a silently shortened path */
 			goto fail;
 		}
+		if (dialer && strcmp(ep->disc_backend, "static") != 0) {
+			rv = IOK_EADDRINVAL; /* ipc+srv:// ... */
+			goto fail;
+		}
+	} else if (dialer && (rv = check_dial_target(ep)) != 0) {
+		goto fail;
 	} else {
-		if (ep->url.host == NULL || (dialer && ep->url.host[0] == '\0') ||
+		/* Other backends report their own ports. */
+		bool listed = !dialer || strcmp(ep->disc_backend, "static") == 0;
+		if (listed && (ep->url.host == NULL || (dialer && ep->url.host[0] == '\0') ||
 		    (!ep->url.has_port && ep->tran->def_port == 0) ||
-		    (dialer && ik_ep_port(ep) == 0)) {
+		    (dialer && ik_ep_port(ep) == 0))) {
 			rv = IOK_EADDRINVAL;
 			goto fail;
 		}
@@ -401,8 +484,9 @@ start_k(ik_cmd *c)
 	}
 	ep->started = true;
 	if (ep->dialer) {
-		if (ec->flags & IOK_FLAG_SYNC) {
-			ep->start_cmd = c; /* answered by the first attempt */
+		if (!(ec->flags & IOK_FLAG_NONBLOCK)) {
+			/* nng's default: the first attempt answers the call. */
+			ep->start_cmd = c;
 		} else {
 			ik_cmd_done(c, 0);
 		}
@@ -485,16 +569,14 @@ ep_setopt_k(ik_cmd *c)
 	struct ep_cmd *ec = (struct ep_cmd *) c;
 	ik_ep         *ep = ec->ep;
 	int            rv;
-	if (strcmp(ec->name, IOK_OPT_URL) == 0 || strcmp(ec->name, IOK_OPT_TCP_BOUND_PORT) == 0) {
+	if (strcmp(ec->name, IOK_OPT_URL) == 0 || strcmp(ec->name, IOK_OPT_TCP_BOUND_PORT) == 0 ||
+	    strcmp(ec->name, IOK_OPT_UPSTREAMS) == 0) {
 		rv = IOK_EREADONLY;
 	} else {
 		rv = ik_topts_set(&ep->topts, ec->name, ec->in, ec->sz, ec->type);
 		if (rv == 0 && strcmp(ec->name, IOK_OPT_RECVMAXSZ) == 0) {
 			ep->own_recv_max = true; /* the socket's changes pass it by */
 			ep_apply_recv_max(ep);
-		}
-		if (rv == 0 && ep->dialer && ep->backoff < ep->topts.reconn_min) {
-			ep->backoff = ep->topts.reconn_min;
 		}
 		if (rv == 0 && ep->dialer) {
 			ik_dialer_kick(ep); /* a bigger pool connects at once */
@@ -511,6 +593,13 @@ ep_getopt_k(ik_cmd *c)
 	int            rv;
 	if (strcmp(ec->name, IOK_OPT_URL) == 0) {
 		rv = ik_put_string(ep->url.raw, ec->out, ec->outsz, ec->type);
+	} else if (strcmp(ec->name, IOK_OPT_UPSTREAMS) == 0) {
+		char *buf = ep->dialer ? malloc(UPSTREAMS_TEXT_MAX) : NULL;
+		rv        = !ep->dialer ? IOK_ENOTSUP : buf == NULL ? IOK_ENOMEM : ik_dialer_upstreams(ep, buf, UPSTREAMS_TEXT_MAX);
+		if (rv == 0) {
+			rv = ik_put_string(buf, ec->out, ec->outsz, ec->type);
+		}
+		free(buf);
 	} else if (strcmp(ec->name, IOK_OPT_TCP_BOUND_PORT) == 0) {
 		rv = ep->dialer || ep->tran->addr == IK_ADDR_UNIX || ep->tran->addr == IK_ADDR_NONE
 		    ? IOK_ENOTSUP
@@ -558,22 +647,30 @@ ep_getopt(uint32_t id, int type, const char *name, void *v, size_t *sz, int otyp
 static int
 ep_get_string(uint32_t id, int type, const char *name, char **val)
 {
-	char   buf[1024];
-	size_t sz = sizeof(buf);
-	int    rv = ep_getopt(id, type, name, buf, &sz, IK_OPT_STRING);
-	if (rv == 0) {
-		buf[sizeof(buf) - 1] = '\0';
-		if ((*val = strdup(buf)) == NULL) {
-			rv = IOK_ENOMEM;
+	size_t cap = 1024;
+	for (;;) {
+		char  *buf = malloc(cap);
+		size_t sz  = cap;
+		int    rv  = buf == NULL ? IOK_ENOMEM : ep_getopt(id, type, name, buf, &sz, IK_OPT_STRING);
+		if (rv != 0 || sz <= cap) {
+			if (rv == 0) {
+				buf[cap - 1] = '\0';
+				*val         = buf;
+			} else {
+				free(buf);
+			}
+			return rv;
 		}
+		free(buf); /* longer than we guessed (the upstreams list): again */
+		cap = sz;
 	}
-	return rv;
 }
 
 #define EP_OPTS(kind, KIND)                                                                         \
-	int iok_##kind##_set_bool(iok_##kind e, const char *n, int v)                               \
+	int iok_##kind##_set_bool(iok_##kind e, const char *n, bool v)                              \
 	{                                                                                           \
-		return ep_setopt(e.id, KIND, n, &v, sizeof(v), IK_OPT_BOOL);                        \
+		int iv = v; /* options carry bools as int inside */                                 \
+		return ep_setopt(e.id, KIND, n, &iv, sizeof(iv), IK_OPT_BOOL);                      \
 	}                                                                                           \
 	int iok_##kind##_set_int(iok_##kind e, const char *n, int v)                                \
 	{                                                                                           \
@@ -591,10 +688,15 @@ ep_get_string(uint32_t id, int type, const char *name, char **val)
 	{                                                                                           \
 		return v == NULL ? IOK_EINVAL : ep_setopt(e.id, KIND, n, v, strlen(v) + 1, IK_OPT_STRING); \
 	}                                                                                           \
-	int iok_##kind##_get_bool(iok_##kind e, const char *n, int *v)                              \
+	int iok_##kind##_get_bool(iok_##kind e, const char *n, bool *v)                             \
 	{                                                                                           \
-		size_t sz = sizeof(*v);                                                             \
-		return ep_getopt(e.id, KIND, n, v, &sz, IK_OPT_BOOL);                               \
+		int    iv;                                                                          \
+		size_t sz = sizeof(iv);                                                             \
+		int    rv = ep_getopt(e.id, KIND, n, &iv, &sz, IK_OPT_BOOL);                        \
+		if (rv == 0) {                                                                      \
+			*v = iv != 0;                                                               \
+		}                                                                                   \
+		return rv;                                                                          \
 	}                                                                                           \
 	int iok_##kind##_get_int(iok_##kind e, const char *n, int *v)                               \
 	{                                                                                           \
@@ -666,15 +768,7 @@ ik_eps_fork_child_kernel(ik_sock *s)
 		}
 		ep->dormant = true;
 		if (ep->dialer) {
-			uv_timer_stop(&ep->timer);
-			if (ep->res != NULL) {
-				ik_resolve_cancel(ep->res);
-				ep->res = NULL;
-			}
-			if (ep->connecting && ep->conn_pipe != NULL && !uv_is_closing(&ep->conn_pipe->h.handle)) {
-				ik_pipe_discard(ep->conn_pipe); /* connect_cb sees it closing */
-			}
-			ep->backoff = ep->topts.reconn_min;
+			ik_dialer_fork_child(ep);
 		} else if (ep->listening) {
 			uv_os_fd_t fd;
 			if (uv_fileno(&ep->lh.handle, &fd) == 0) {

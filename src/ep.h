@@ -17,6 +17,28 @@
 typedef struct ik_resolve ik_resolve;
 typedef struct ik_pipe    ik_pipe;
 
+/* One address a dialer keeps IOK_OPT_POOL_SIZE connections to (or, for
+ * ipc and inproc, the one path).  Kernel thread only (dialer.c). */
+typedef struct ik_upstream {
+	ik_node                 node; /* in ep->ups */
+	ik_ep                  *ep;
+	struct sockaddr_storage sa;
+	uint16_t                weight;
+	bool                    removed;    /* left the set, or the dialer closes */
+	bool                    connecting;
+	bool                    conn_timed_out; /* the connect timer cancelled it */
+	bool                    failing; /* the last attempt failed; none up since */
+	uv_connect_t            creq;
+	ik_pipe                *conn_pipe;  /* pipe whose stream is connecting */
+	ik_timer               *timer;      /* reconnect backoff */
+	iok_duration            backoff;
+	int                     refs;       /* pipes pointing here, closing ones too */
+	uint64_t                t_start;    /* the attempt's start, uv_hrtime ns */
+	uint64_t                connects, errors, drops, connect_us;
+	uint64_t                replies, latency_us; /* moving average */
+	struct ik_xstats       *xs; /* latency histogram (stats.h); lazily */
+} ik_upstream;
+
 struct ik_ep {
 	ik_obj              obj; /* handle; first member */
 	bool                dialer;
@@ -35,21 +57,18 @@ struct ik_ep {
 	ik_cmd             *start_cmd;    /* sync start waiting for a result */
 	ik_cmd             *close_cmd;
 
-	/* dialer */
-	uv_timer_t   timer; /* reconnect backoff */
-	iok_duration backoff;
-	ik_resolve  *res;
-	struct sockaddr_storage *addrs;
-	int          naddrs, addr_idx;
-	uv_connect_t creq;
-	ik_pipe     *conn_pipe; /* pipe whose stream is connecting */
-	bool         connecting;
-	bool         conn_timed_out; /* the connect timer cancelled it */
-	bool         ever_connected;
-	bool         failing; /* the last attempt failed; none up since */
-	bool         own_recv_max; /* IOK_OPT_RECVMAXSZ set on the endpoint */
+	/* dialer: one upstream per address of the target's current set */
+	ik_list      ups;          /* ik_upstream */
+	struct ik_disc *disc;      /* NULL until started (path transports: never) */
+	char        *disc_backend; /* "static", "srv", "file", ... */
+	char        *disc_target;
 	int          last_err;
+	bool         ever_connected;
+	bool         own_recv_max; /* IOK_OPT_RECVMAXSZ set on the endpoint */
+	uint64_t     reconnects; /* for the debug endpoint's peers */
 
+	/* listener */
+	ik_resolve  *res;
 	/* listener */
 	union {
 		uv_handle_t handle;
@@ -90,6 +109,17 @@ void ik_eps_recv_max(ik_sock *s);
 
 /* dialer.c */
 void ik_dialer_kick(ik_ep *ep); /* connect unless connected or trying */
+/* A connection attempt is under way, or the first look-up of the target. */
+bool ik_dialer_trying(const ik_ep *ep);
+void ik_dialer_close(ik_ep *ep); /* stop discovery, cancel attempts */
+void ik_dialer_fork_child(ik_ep *ep); /* dormant: drop the parent's work */
+int  ik_dialer_upstreams(const ik_ep *ep, char *buf, size_t cap); /* text */
+/* For the debug endpoint: up's address as text ("host:port", "path:0"),
+ * whether "upstreams" lists it (not a drained leftover), its pipes past
+ * their handshake. */
+void ik_upstream_addr(const ik_upstream *up, char *buf, size_t cap);
+bool ik_upstream_listed(const ik_upstream *up);
+int  ik_upstream_pipes(const ik_upstream *up);
 void ik_inproc_wake_dialers(const char *name); /* a listener took name */
 
 /* listener.c */

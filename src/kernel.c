@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "iok.h"
+#include "debug.h"
 #include "kernel.h"
 #include "msg.h"
 
@@ -232,6 +233,7 @@ close_walk_cb(uv_handle_t *h, void *arg)
 static void
 kernel_teardown(void)
 {
+	ik_debug_shutdown();
 	ik_sockets_close_all();
 	/* Sockets finish closing asynchronously (linger, handle closes). */
 	while (ik_sockets_live() > 0) {
@@ -256,7 +258,9 @@ kernel_main(void *arg)
 		K.forked = 0;
 		ik_resolver_fork_child();
 		ik_sockets_fork_child_kernel();
+		ik_debug_fork_child();
 	}
+	ik_debug_kernel_start();
 	for (;;) {
 		uv_run(&K.loop, UV_RUN_DEFAULT);
 		pthread_mutex_lock(&K.mu);

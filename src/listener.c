@@ -13,7 +13,7 @@
 
 #include "ep.h"
 #include "pipe.h"
-#include "resolve.h"
+#include "discovery/resolve.h"
 
 static ik_list inproc_listeners = {{&inproc_listeners.head, &inproc_listeners.head}};
 
@@ -130,9 +130,10 @@ listen_tcp_at(ik_ep *ep, const struct sockaddr_storage *sa)
 }
 
 static void
-listen_resolved_cb(void *arg, int err, const struct sockaddr_storage *addrs, int n)
+listen_resolved_cb(void *arg, int err, const struct sockaddr_storage *addrs, int n, uint32_t ttl)
 {
 	ik_ep *ep = arg;
+	(void) ttl;
 	ep->res   = NULL;
 	if (err == 0) {
 		err = n > 0 ? listen_tcp_at(ep, &addrs[0]) : IOK_EADDRINVAL;
@@ -164,7 +165,7 @@ ik_listener_start(ik_ep *ep)
 	if (rv != IOK_ENOENT) {
 		return rv;
 	}
-	ep->res = ik_resolve_start(ep->url.host, ik_ep_port(ep), ik_ep_family(ep), listen_resolved_cb, ep);
+	ep->res = ik_resolve_start(ep->topts.dns_servers, ep->url.host, ik_ep_port(ep), ik_ep_family(ep), listen_resolved_cb, ep);
 	return ep->res == NULL ? IOK_ENOMEM : -1;
 }
 
@@ -188,7 +189,9 @@ iok_listener_create(iok_listener *lp, iok_socket s, const char *url)
 int
 iok_listener_start(iok_listener l, int flags)
 {
-	if (flags != 0) {
+	/* As nng: NONBLOCK is accepted and changes nothing, since a listen
+	 * must report whether the address could be bound. */
+	if (flags & ~(int) IOK_FLAG_NONBLOCK) {
 		return IOK_EINVAL;
 	}
 	return ik_ep_start(l.id, IK_OBJ_LISTENER, 0);
@@ -211,13 +214,13 @@ iok_listen(iok_socket s, const char *url, iok_listener *lp, int flags)
 {
 	iok_listener l;
 	int          rv;
-	if (flags != 0) {
+	if (flags & ~(int) IOK_FLAG_NONBLOCK) {
 		return IOK_EINVAL;
 	}
 	if ((rv = iok_listener_create(&l, s, url)) != 0) {
 		return rv;
 	}
-	if ((rv = iok_listener_start(l, 0)) != 0) {
+	if ((rv = iok_listener_start(l, flags)) != 0) {
 		(void) iok_listener_close(l);
 		return rv;
 	}

@@ -1,9 +1,9 @@
 /* msg.c - messages (see msg.h) and the public iok_msg_* functions. */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "msg.h"
+#include "msgpool.h"
 
 static inline int
 is_inline(const iok_msg *m)
@@ -11,175 +11,14 @@ is_inline(const iok_msg *m)
 	return m->buf == (const uint8_t *) (m + 1);
 }
 
-/*
- * Recycling.  Messages are usually allocated by one thread (the
- * application's) and freed by another (the kernel's), which defeats
- * malloc's per-thread caches: at millions of messages a second the arena
- * lock and brk dominate.  Small messages are therefore recycled: each
- * thread keeps a short list per size class, and threads exchange whole
- * batches through one global pool, so the lock is taken once per batch.
- * The sanitizer builds bypass all this so use-after-free stays visible.
- */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define IK_NO_RECYCLE 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define IK_NO_RECYCLE 1
-#endif
-#endif
-
-static const size_t class_body[] = {256, 2048}; /* largest body per class */
-#define NCLASS 2
-#define BATCH 64       /* messages moved between a thread and the pool */
-#define LOCAL_MAX 128  /* per thread and class */
-#define POOL_MAX 8192  /* per class, in the global pool */
-
-typedef struct free_msg {
-	struct free_msg *next;
-} free_msg;
-
-typedef struct local_cache {
-	free_msg *head[NCLASS];
-	int       n[NCLASS];
-} local_cache;
-
-static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
-static free_msg       *pool_head[NCLASS];
-static int             pool_n[NCLASS];
-static pthread_key_t   local_key;
-static pthread_once_t  local_once = PTHREAD_ONCE_INIT;
-static _Thread_local local_cache *local;
+/* Small messages are recycled across threads (msgpool.c): one class per
+ * largest body. */
+static const size_t class_body[IK_POOL_NCLASS] = {256, 2048};
 
 static size_t
 class_size(int c)
 {
 	return sizeof(iok_msg) + IK_MSG_HEADROOM + class_body[c];
-}
-
-static void
-pool_put_list(int c, free_msg *head, int n)
-{
-	free_msg *tail = head;
-	while (tail->next != NULL) {
-		tail = tail->next;
-	}
-	pthread_mutex_lock(&pool_mu);
-	if (pool_n[c] + n <= POOL_MAX) {
-		tail->next   = pool_head[c];
-		pool_head[c] = head;
-		pool_n[c] += n;
-		head = NULL;
-	}
-	pthread_mutex_unlock(&pool_mu);
-	while (head != NULL) { /* the pool is full: really free */
-		free_msg *next = head->next;
-		free(head);
-		head = next;
-	}
-}
-
-/* A thread that ends hands its cache back. */
-static void
-local_destroy(void *arg)
-{
-	local_cache *lc = arg;
-	for (int c = 0; c < NCLASS; c++) {
-		if (lc->head[c] != NULL) {
-			pool_put_list(c, lc->head[c], lc->n[c]);
-		}
-	}
-	free(lc);
-}
-
-static void
-local_key_init(void)
-{
-	pthread_key_create(&local_key, local_destroy);
-}
-
-static local_cache *
-local_get(void)
-{
-	if (local == NULL) {
-		pthread_once(&local_once, local_key_init);
-		if ((local = calloc(1, sizeof(*local))) != NULL) {
-			pthread_setspecific(local_key, local);
-		}
-	}
-	return local;
-}
-
-static void *
-recycled_get(int c)
-{
-	local_cache *lc = local_get();
-	free_msg    *f;
-	if (lc == NULL) {
-		return malloc(class_size(c));
-	}
-	if (lc->head[c] == NULL) {
-		/* Take a batch from the pool in one go. */
-		pthread_mutex_lock(&pool_mu);
-		for (int i = 0; i < BATCH && pool_head[c] != NULL; i++) {
-			f            = pool_head[c];
-			pool_head[c] = f->next;
-			pool_n[c]--;
-			f->next      = lc->head[c];
-			lc->head[c]  = f;
-			lc->n[c]++;
-		}
-		pthread_mutex_unlock(&pool_mu);
-		if (lc->head[c] == NULL) {
-			return malloc(class_size(c));
-		}
-	}
-	f           = lc->head[c];
-	lc->head[c] = f->next;
-	lc->n[c]--;
-	return f;
-}
-
-static void
-recycled_put(int c, void *p)
-{
-	local_cache *lc = local_get();
-	free_msg    *f  = p;
-	if (lc == NULL) {
-		free(p);
-		return;
-	}
-	f->next     = lc->head[c];
-	lc->head[c] = f;
-	if (++lc->n[c] >= LOCAL_MAX) {
-		/* Hand a batch to the pool, where the allocating thread finds it. */
-		free_msg *batch = lc->head[c], *last = batch;
-		for (int i = 1; i < BATCH; i++) {
-			last = last->next;
-		}
-		lc->head[c] = last->next;
-		last->next  = NULL;
-		lc->n[c] -= BATCH;
-		pool_put_list(c, batch, BATCH);
-	}
-}
-
-/* Fork: the pool lock is held across fork by the kernel's fork handlers. */
-void
-ik_msg_pool_lock(void)
-{
-	pthread_mutex_lock(&pool_mu);
-}
-
-void
-ik_msg_pool_unlock(void)
-{
-	pthread_mutex_unlock(&pool_mu);
-}
-
-void
-ik_msg_pool_fork_child(void)
-{
-	pthread_mutex_init(&pool_mu, NULL);
 }
 
 iok_msg *
@@ -191,7 +30,7 @@ ik_msg_alloc(size_t size)
 		return NULL;
 	}
 #ifndef IK_NO_RECYCLE
-	for (int c = 0; c < NCLASS; c++) {
+	for (int c = 0; c < IK_POOL_NCLASS; c++) {
 		if (size <= class_body[c]) {
 			cl = c;
 			break;
@@ -199,7 +38,7 @@ ik_msg_alloc(size_t size)
 	}
 #endif
 	if (cl >= 0) {
-		m = recycled_get(cl);
+		m = ik_pool_get(cl, class_size(cl));
 	} else {
 		m = malloc(sizeof(*m) + IK_MSG_HEADROOM + size);
 	}
@@ -236,6 +75,12 @@ ik_msg_adopt(uint8_t *buf, size_t cap, size_t off, size_t len)
 	return m;
 }
 
+void
+ik_msg_release(iok_msg *m)
+{
+	free(m); /* adopted: klass -1, never recycled */
+}
+
 iok_msg *
 ik_msg_error(uint64_t token, int err)
 {
@@ -263,7 +108,7 @@ iok_msg_free(iok_msg *m)
 		free(m->buf);
 	}
 	if (m->klass >= 0) {
-		recycled_put(m->klass, m);
+		ik_pool_put(m->klass, m);
 	} else {
 		free(m);
 	}
@@ -403,43 +248,6 @@ iok_msg_clear(iok_msg *m)
 	m->len = 0;
 }
 
-int
-iok_msg_append_u32(iok_msg *m, uint32_t v)
-{
-	uint8_t b[4];
-	ik_put_u32(b, v);
-	return iok_msg_append(m, b, 4);
-}
-
-int
-iok_msg_insert_u32(iok_msg *m, uint32_t v)
-{
-	uint8_t b[4];
-	ik_put_u32(b, v);
-	return iok_msg_insert(m, b, 4);
-}
-
-int
-iok_msg_trim_u32(iok_msg *m, uint32_t *v)
-{
-	if (m->len < 4) {
-		return IOK_EINVAL;
-	}
-	*v = ik_get_u32(m->body);
-	return iok_msg_trim(m, 4);
-}
-
-int
-iok_msg_chop_u32(iok_msg *m, uint32_t *v)
-{
-	if (m->len < 4) {
-		return IOK_EINVAL;
-	}
-	*v = ik_get_u32(m->body + m->len - 4);
-	m->len -= 4;
-	return 0;
-}
-
 void *
 iok_msg_header(iok_msg *m)
 {
@@ -500,24 +308,6 @@ void
 iok_msg_header_clear(iok_msg *m)
 {
 	m->hdr_len = 0;
-}
-
-int
-iok_msg_header_append_u32(iok_msg *m, uint32_t v)
-{
-	uint8_t b[4];
-	ik_put_u32(b, v);
-	return iok_msg_header_append(m, b, 4);
-}
-
-int
-iok_msg_header_trim_u32(iok_msg *m, uint32_t *v)
-{
-	if (m->hdr_len < 4) {
-		return IOK_EINVAL;
-	}
-	*v = ik_get_u32(m->hdr);
-	return iok_msg_header_trim(m, 4);
 }
 
 uint32_t

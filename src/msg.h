@@ -45,6 +45,9 @@ iok_msg *ik_msg_alloc(size_t size);
  * buffer of cap bytes, taking ownership of the buffer (no copy).  On failure
  * the buffer is NOT freed. */
 iok_msg *ik_msg_adopt(uint8_t *buf, size_t cap, size_t off, size_t len);
+/* ik_msg_release frees a message made by ik_msg_adopt but not its buffer,
+ * which goes back to whoever gave it (a failed iok_send IOK_FLAG_ALLOC). */
+void ik_msg_release(iok_msg *m);
 /* Fork handlers hold the recycling pool's lock across fork(). */
 void ik_msg_pool_lock(void);
 void ik_msg_pool_unlock(void);

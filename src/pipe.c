@@ -228,6 +228,7 @@ pipe_free(ik_pipe *p)
 	ik_list_remove(&p->enode);
 	s->npipes--;
 	ik_ep_pipe_gone(ep, p);
+	free(p->xs);
 	free(p);
 	ik_sock_maybe_finish_close(s);
 	ik_sock_rele(s);
@@ -243,7 +244,9 @@ att_remove(ik_att *a)
 		a->added = false;
 		ik_list_remove(&a->snode);
 		s->pat->pipe_rm(s->pdata, a->pdata);
-		s->stats[IK_STAT_PIPES]--;
+		if (--s->stats[IK_STAT_PIPES] == 0) {
+			ik_sock_peers_crossed(s);
+		}
 		ik_sock_peer_limits(s);
 	}
 	if (ik_node_linked(&a->pnode)) {
@@ -378,7 +381,9 @@ att_add(ik_att *a)
 	}
 	a->added = true;
 	ik_list_append(&s->pipes, &a->snode);
-	s->stats[IK_STAT_PIPES]++;
+	if (++s->stats[IK_STAT_PIPES] == 1) {
+		ik_sock_peers_crossed(s);
+	}
 	s->stats[IK_STAT_PIPES_OPENED]++;
 	ik_sock_peer_limits(s);
 	return 0;
@@ -509,6 +514,8 @@ frame_to_msg(ik_pipe *p, size_t flen, const ik_frame *f)
 			ik_buf_fini(&nb);
 			return NULL;
 		}
+		p->rx_msgs++;
+		p->rx_bytes += f->body_len;
 		if (rest > 0) {
 			memcpy(nb.data, start + flen, rest);
 		}
@@ -524,6 +531,8 @@ frame_to_msg(ik_pipe *p, size_t flen, const ik_frame *f)
 		memcpy(m->body, start + f->body_off, f->body_len);
 	}
 	p->in_off += flen;
+	p->rx_msgs++;
+	p->rx_bytes += f->body_len;
 	return m;
 }
 
@@ -635,7 +644,14 @@ process_input(ik_pipe *p)
 			}
 		}
 		if (!offer(p, ai, m)) {
+			p->close_after_held = cls == IK_FRAME_LAST;
 			break;
+		}
+		if (cls == IK_FRAME_LAST) {
+			/* The reply went to its request; what follows it on this
+			 * connection fails (or is retried) when it closes. */
+			ik_pipe_close(p, IOK_ECONNSHUT);
+			return;
 		}
 	}
 	if (p->in_off == p->in.len) {
@@ -715,6 +731,10 @@ ik_pipe_resume(ik_pipe *p)
 		ik_list_remove(&p->att[ai].pnode);
 	}
 	if (!offer(p, ai, m)) {
+		return;
+	}
+	if (p->close_after_held) {
+		ik_pipe_close(p, IOK_ECONNSHUT);
 		return;
 	}
 	if (p->is_stream) {
@@ -879,13 +899,17 @@ ik_pipe_send(ik_pipe *p, iok_msg *m)
 		inproc_send(p, m);
 		return 0;
 	}
+	size_t len = m->len;
 	if ((rv = frame_into_batch(p, m, false)) != 0) {
 		iok_msg_free(m);
 		if (rv == IOK_ENOMEM) {
 			ik_pipe_close(p, IOK_ENOMEM);
 		}
+		return rv;
 	}
-	return rv;
+	p->tx_msgs++;
+	p->tx_bytes += len;
+	return 0;
 }
 
 int
@@ -897,6 +921,9 @@ ik_pipe_send_copy(ik_pipe *p, const iok_msg *m)
 		/* Fan-out: the bytes go straight into the batch, no copy of m. */
 		if ((rv = frame_into_batch(p, (iok_msg *) m, true)) == IOK_ENOMEM) {
 			ik_pipe_close(p, IOK_ENOMEM);
+		} else if (rv == 0) {
+			p->tx_msgs++;
+			p->tx_bytes += m->len;
 		}
 		return rv;
 	}
@@ -995,7 +1022,38 @@ flush_writes(ik_pipe *p)
 		char    *base = sg->msg ? (char *) sg->msg->body : (char *) b->bytes.data + sg->off;
 		b->bufs[i]    = uv_buf_init(base, (unsigned int) sg->len);
 	}
-	if (uv_write(&b->req, &p->h.stream, b->bufs, (unsigned int) b->nsegs, write_cb) != 0) {
+	/* Nothing is in flight: write now.  Usually all of it goes, and then
+	 * there is no write request, and libuv re-arms no POLLOUT watcher
+	 * (one epoll_ctl per write, i.e. per round trip, otherwise). */
+	uv_buf_t *bufs  = b->bufs;
+	size_t    nbufs = b->nsegs;
+	int       n     = uv_try_write(&p->h.stream, bufs, (unsigned int) nbufs);
+	if (n < 0 && n != UV_EAGAIN && n != UV_ENOSYS) {
+		ik_pipe_close(p, IOK_ECONNRESET);
+		return;
+	}
+	for (size_t done = n > 0 ? (size_t) n : 0; done > 0 && nbufs > 0;) {
+		if (done >= bufs->len) {
+			done -= bufs->len;
+			bufs++;
+			nbufs--;
+		} else {
+			bufs->base += done;
+			bufs->len -= done;
+			done = 0;
+		}
+	}
+	if (nbufs == 0) {
+		wbatch_reset(b);
+		if (p->wb[0].total + p->wb[1].total < WRITE_HWM) {
+			writable_again(p);
+		}
+		if (p->sock->closing) {
+			ik_sock_maybe_finish_close(p->sock);
+		}
+		return;
+	}
+	if (uv_write(&b->req, &p->h.stream, bufs, (unsigned int) nbufs, write_cb) != 0) {
 		ik_pipe_close(p, IOK_ECONNRESET);
 		return;
 	}
@@ -1035,6 +1093,10 @@ inproc_send(ik_pipe *p, iok_msg *m)
 	m->flags  = 0;
 	m->token  = 0;
 	m->status = 0;
+	p->tx_msgs++;
+	p->tx_bytes += m->len;
+	peer->rx_msgs++;
+	peer->rx_bytes += m->len;
 	ik_msgq_push(&peer->inbox, m);
 	ik_task_schedule(&peer->task);
 }
@@ -1220,7 +1282,7 @@ ik_pipe_abandon_all_of(ik_sock *s)
 		ik_ep *ep = ik_container_of(en, ik_ep, snode);
 		ik_list_foreach_safe(&ep->pipes, pn, tmp)
 		{
-			if (ik_container_of(pn, ik_pipe, enode) == ep->conn_pipe) {
+			if (ik_container_of(pn, ik_pipe, enode)->dialing) {
 				continue; /* the dialer cancels its own attempt */
 			}
 			/* Closed now, before the child's loop first polls:

@@ -61,8 +61,11 @@ struct ik_pipe {
 	bool                begun;       /* connected: handshake started */
 	bool                close_done;  /* close_task_fn ran (or not needed) */
 	bool                ever_active; /* handshake done, pattern took it */
+	bool                close_after_held; /* IK_FRAME_LAST is held */
 	int                 close_err;
 	ik_node             enode; /* in ep->pipes */
+	struct ik_upstream *up;    /* the dialer's upstream (NULL: accepted) */
+	bool                dialing; /* its stream is still connecting */
 	ik_task             task;  /* flush writes / resume reading */
 	iok_msg            *held;  /* message a pattern refused */
 	int                 held_att;
@@ -70,6 +73,8 @@ struct ik_pipe {
 	bool                skipping; /* stepping over an oversize frame */
 	bool                sub_hold; /* keep subscribe bytes (pinned session) */
 	ik_buf              sub_held; /* ... here, until released */
+	uint64_t            rx_msgs, rx_bytes, tx_msgs, tx_bytes;
+	struct ik_xstats   *xs; /* latency (stats.h); lazily */
 
 	/* stream pipes */
 	union {

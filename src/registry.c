@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ep.h"
+#include "discovery/discovery.h"
 
 #define MAX_PATTERNS 64
 
@@ -111,4 +112,65 @@ ik_transport_find(const char *scheme)
 		}
 	}
 	return NULL;
+}
+
+/* ------------------------------------------------- discovery backends */
+
+#define MAX_DISC_USER 16
+
+static const iok_discovery_backend *disc_user[MAX_DISC_USER];
+static int                          ndisc_user;
+
+static const iok_discovery_backend *const disc_builtin[] = {
+	&ik_disc_backend_static, &ik_disc_backend_dns, &ik_disc_backend_srv, &ik_disc_backend_file};
+
+static const iok_discovery_backend *
+disc_find_locked(const char *name)
+{
+	for (size_t i = 0; i < sizeof(disc_builtin) / sizeof(disc_builtin[0]); i++) {
+		if (strcmp(disc_builtin[i]->name, name) == 0) {
+			return disc_builtin[i];
+		}
+	}
+	for (int i = 0; i < ndisc_user; i++) {
+		if (strcmp(disc_user[i]->name, name) == 0) {
+			return disc_user[i];
+		}
+	}
+	return NULL;
+}
+
+const iok_discovery_backend *
+ik_disc_backend_find(const char *name)
+{
+	const iok_discovery_backend *b;
+	pthread_mutex_lock(&reg_mu);
+	b = disc_find_locked(name);
+	pthread_mutex_unlock(&reg_mu);
+	return b;
+}
+
+int
+iok_discovery_register(const iok_discovery_backend *b)
+{
+	int rv = 0;
+	if (b == NULL || b->name == NULL || b->start == NULL || b->stop == NULL || b->name[0] == '\0' ||
+	    strlen(b->name) > 31) {
+		return IOK_EINVAL;
+	}
+	for (const char *c = b->name; *c; c++) {
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-')) {
+			return IOK_EINVAL; /* it is part of a URL scheme */
+		}
+	}
+	pthread_mutex_lock(&reg_mu);
+	if (disc_find_locked(b->name) != NULL) {
+		rv = IOK_EEXIST;
+	} else if (ndisc_user == MAX_DISC_USER) {
+		rv = IOK_ENOSPC;
+	} else {
+		disc_user[ndisc_user++] = b;
+	}
+	pthread_mutex_unlock(&reg_mu);
+	return rv;
 }

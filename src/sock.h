@@ -27,14 +27,17 @@ typedef struct ik_tran_opts {
 	iok_duration reconn_max;
 	int          nodelay;
 	int          keepalive;
-	int          pool; /* connections a dialer keeps */
+	int          pool; /* connections a dialer keeps, per address */
 	iok_duration conn_timeo; /* connect, then handshake; < 0: none */
+	iok_duration ttl_min, ttl_max; /* re-resolve bounds (discovery) */
+	char         dns_servers[256]; /* "" = the process default */
 } ik_tran_opts;
 
 struct ik_sock {
 	ik_obj            obj; /* handle; first member */
 	const ik_pattern *pat;
 	void             *pdata; /* pattern state */
+	void             *app;   /* app-side hook state (pat->app), guarded by mu */
 	int               raw;
 
 	/* ---- shared with application threads: guarded by mu ---- */
@@ -42,18 +45,23 @@ struct ik_sock {
 	pthread_cond_t  recv_cv, send_cv;
 	ik_msgq         rq, sq; /* to the application / from it */
 	int             rq_cap, sq_cap;
+	size_t          sq_bytes;     /* body bytes in sq */
+	size_t          sq_max_bytes; /* send-buffer-bytes (0: no limit) */
+	uint64_t        send_waits;   /* sends that found sq full (stat:send-waits) */
+	size_t          rq_bytes;     /* body bytes in rq */
+	size_t          rq_max_bytes; /* recv-buffer-bytes (0: no limit) */
 	int             recv_waiters, send_waiters;
 	int             recv_fd, send_fd; /* eventfds, level-triggered */
+	int             peers_fd; /* eventfd: the live-peer count crossed zero
+	                             since peers-live was last read (made and
+	                             written by the kernel thread) */
 	bool            closed;
 	bool            recv_blocked; /* kernel waits for room in rq */
 	iok_duration    recv_timeo, send_timeo;
-	uint64_t        last_req_token; /* rep: plain send answers this */
 	atomic_size_t   send_max; /* every peer's limit is known: the largest
 	                             (0: unknown or unlimited); read unlocked */
 	atomic_uint_least64_t tx_oversize_app; /* sends refused for it */
-	bool            plain_pending;  /* req/surveyor: a plain request is out */
-	bool            plain_used;     /* ... and one was ever sent */
-	bool            token_mode;     /* iok_request has been used */
+
 	uint64_t        next_token;
 	uint32_t        next_session;
 	atomic_uint     epoch; /* fork epoch it was last used in */
@@ -68,6 +76,8 @@ struct ik_sock {
 	ik_list     shared; /* other sockets' dialers we share (ik_ep) */
 	ik_msgq     staged; /* deliveries waiting for the end-of-loop flush */
 	size_t      rq_known; /* rq length at the last flush (an upper bound) */
+	size_t      rq_bytes_known; /* rq_bytes then (an upper bound too) */
+	size_t      staged_bytes;
 	ik_task     flush_task;
 	ik_task     pump_task; /* a long pump continues next iteration */
 	ik_task     linger_task; /* lingering: may nothing be flushed now? */
@@ -86,7 +96,30 @@ struct ik_sock {
 	char         name[64];
 	char         last_error[256]; /* IOK_OPT_LAST_ERROR, "" if none */
 	uint64_t     stats[IK_STAT_COUNT];
+	struct ik_xstats *xs; /* latency, errors by kind (stats.h); lazily */
+	/* send-rate token bucket (throttle.c) */
+	uint32_t     send_rate;  /* messages per second, 0: no limit */
+	uint32_t     send_burst; /* bucket size */
+	double       tokens;
+	uint64_t     tokens_ns; /* when tokens was last refilled */
+	ik_timer    *rate_timer;
 };
+
+/* ik_sq_full: no room in the send queue, by count or by bytes (one
+ * message always fits in an empty queue, whatever its size).  Under mu. */
+static inline bool
+ik_sq_full(const ik_sock *s)
+{
+	return s->sq.len >= (size_t) s->sq_cap ||
+	       (s->sq_max_bytes > 0 && s->sq.len > 0 && s->sq_bytes >= s->sq_max_bytes);
+}
+
+/* throttle.c (kernel thread): may the pump hand one more message to the
+ * pattern now?  false: the rate limit holds it; the pump resumes by
+ * itself when a token is due. */
+bool ik_throttle_take(ik_sock *s);
+void ik_throttle_set(ik_sock *s, uint32_t rate, uint32_t burst); /* rate 0: off */
+void ik_throttle_fini(ik_sock *s);
 
 /* Kernel-side hooks used by pipes and endpoints. */
 void ik_sock_pump(ik_sock *s);          /* offer queued sends to the pattern */
@@ -100,6 +133,8 @@ void ik_sock_peer_limits(ik_sock *s);
 /* A dialer's attempt failed: a lingering socket may have nowhere left to
  * flush to (checked from a task, never inside the dialer's code). */
 void ik_sock_linger_check(ik_sock *s);
+/* The socket's live peers went from 0 to 1 or from 1 to 0 (pipe.c). */
+void ik_sock_peers_crossed(ik_sock *s);
 
 /* App-side lookup: takes a reference; release with ik_sock_rele. */
 int ik_sock_hold(iok_socket h, ik_sock **sp);
@@ -116,6 +151,12 @@ void ik_sock_space_cmd_fn(ik_cmd *c);  /* "rq has room again" */
 void ik_sock_flush_task_fn(ik_task *t); /* staged deliveries to rq */
 void ik_sock_pump_task_fn(ik_task *t);  /* a long pump continues */
 void ik_sock_resume_paused(ik_sock *s); /* paused pipes read again */
+
+/* socket.c: visit every socket not yet torn down (kernel thread; fn must
+ * not close sockets). */
+void ik_sockets_foreach(void (*fn)(ik_sock *, void *), void *arg);
+/* sockopt.c: the option name of statistic i ("stat:rx-msgs"). */
+const char *ik_stat_name(int i);
 
 /* device.c */
 int  ik_device_forward(ik_sock *to, iok_msg *m); /* a delivery sent on */

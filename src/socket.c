@@ -46,9 +46,11 @@ sock_destroy(ik_obj *o)
 	ik_msgq_fini(&s->staged);
 	if (s->recv_fd >= 0) close(s->recv_fd);
 	if (s->send_fd >= 0) close(s->send_fd);
+	if (s->peers_fd >= 0) close(s->peers_fd);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->recv_cv);
 	pthread_cond_destroy(&s->send_cv);
+	free(s->xs);
 	free(s);
 }
 
@@ -139,14 +141,17 @@ sock_open(iok_socket *out, const char *name, int raw)
 	}
 	/* The pattern's state follows the socket, 16-byte aligned. */
 	size_t base = (sizeof(ik_sock) + 15) & ~(size_t) 15;
-	if ((s = calloc(1, base + pat->sock_size)) == NULL) {
+	size_t app  = (base + pat->sock_size + 15) & ~(size_t) 15;
+	if ((s = calloc(1, app + (pat->app ? pat->app->size : 0))) == NULL) {
 		return IOK_ENOMEM;
 	}
 	ik_obj_init(&s->obj, IK_OBJ_SOCK, sock_destroy);
 	s->pat     = pat;
 	s->pdata   = (char *) s + base;
+	s->app     = (char *) s + app;
 	s->raw     = raw;
 	s->recv_fd = s->send_fd = -1;
+	s->peers_fd = -1;
 	atomic_init(&s->epoch, ik_fork_epoch());
 	pthread_mutex_init(&s->mu, NULL);
 	cond_init_mono(&s->recv_cv);
@@ -166,6 +171,8 @@ sock_open(iok_socket *out, const char *name, int raw)
 	s->topts.keepalive  = 0;
 	s->topts.pool       = 1;
 	s->topts.conn_timeo = 10000;
+	s->topts.ttl_min    = 1000;
+	s->topts.ttl_max    = 60000;
 	ik_list_init(&s->pipes);
 	ik_list_init(&s->paused);
 	ik_list_init(&s->eps);
@@ -264,7 +271,7 @@ close_app_half(ik_sock *s)
 		if (s->rq.len == 0) {
 			ik_efd_raise(s->recv_fd);
 		}
-		if (s->sq.len >= (size_t) s->sq_cap) {
+		if (ik_sq_full(s)) {
 			ik_efd_raise(s->send_fd);
 		}
 		pthread_cond_broadcast(&s->recv_cv);
@@ -308,7 +315,7 @@ can_flush(ik_sock *s)
 	}
 	for (n = ik_list_first(&s->eps); n != NULL; n = ik_list_next(&s->eps, n)) {
 		ik_ep *ep = ik_container_of(n, ik_ep, snode);
-		if (ep->dialer && (ep->connecting || ep->res != NULL)) {
+		if (ep->dialer && ik_dialer_trying(ep)) {
 			return true;
 		}
 		for (pn = ik_list_first(&ep->pipes); pn != NULL; pn = ik_list_next(&ep->pipes, pn)) {
@@ -408,6 +415,7 @@ ik_sock_maybe_finish_close(ik_sock *s)
 	ik_task_cancel(&s->pump_task);
 	ik_task_cancel(&s->linger_task);
 	s->pat->fini(s->pdata);
+	ik_throttle_fini(s);
 	ik_list_remove(&s->knode);
 	live_socks--;
 	ik_msgq_clear(&s->staged);
@@ -517,6 +525,16 @@ ik_sockets_live(void)
 }
 
 void
+ik_sockets_foreach(void (*fn)(ik_sock *, void *), void *arg)
+{
+	ik_node *n, *tmp;
+	ik_list_foreach_safe(&all_socks, n, tmp)
+	{
+		fn(ik_container_of(n, ik_sock, knode), arg);
+	}
+}
+
+void
 iok_fini(void)
 {
 	ik_kernel_stop();
@@ -604,12 +622,14 @@ ik_sockets_fork_child(void)
 		ik_msgq_clear(&s->rq);
 		ik_msgq_clear(&s->sq);
 		ik_msgq_clear(&s->staged);
+		s->rq_bytes = s->sq_bytes = s->staged_bytes = s->rq_bytes_known = 0;
 		s->rq_known       = 0;
 		s->recv_waiters   = 0;
 		s->send_waiters   = 0;
 		s->recv_blocked   = false;
-		s->last_req_token = 0;
-		s->plain_pending  = false;
+		if (s->pat->app != NULL && s->pat->app->fork_child != NULL) {
+			s->pat->app->fork_child(s->app);
+		}
 		/* Commands queued in the parent held references; the child's
 		 * queue starts empty, so give them back. */
 		if (s->send_cmd.queued) {
@@ -623,6 +643,7 @@ ik_sockets_fork_child(void)
 		s->close_cmd        = NULL; /* its waiter lives in the parent */
 		fresh_eventfd(s->recv_fd, s->closed);
 		fresh_eventfd(s->send_fd, 1);
+		fresh_eventfd(s->peers_fd, 1); /* the child's peers differ: look */
 		ik_eps_fork_child(s);
 	}
 }
@@ -650,4 +671,10 @@ ik_sockets_fork_child_kernel(void)
 			teardown(s);
 		}
 	}
+}
+
+void
+ik_sock_peers_crossed(ik_sock *s)
+{
+	ik_efd_raise(s->peers_fd);
 }

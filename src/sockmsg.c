@@ -16,9 +16,22 @@
 #include "ep.h"
 #include "pipe.h"
 #include "sock.h"
+#include "stats.h"
 
 #define PUMP_BATCH 64
 #define PUMP_LIMIT 2048 /* messages per turn before yielding to I/O */
+
+/* A thread blocked on a full queue is woken only once the queue is down to
+ * half: woken at the first free slot, a sender refills one slot and
+ * sleeps again (and a paused pipe delivers one message and pauses again),
+ * a wake-up and a command per message exactly when the other side is the
+ * bottleneck, which kept a slow run slow.  The eventfds still follow the
+ * exact full/not-full state. */
+static size_t
+low_water(int cap)
+{
+	return cap > 1 ? (size_t) cap / 2 : 0;
+}
 
 /* ------------------------------------------------------------ eventfds */
 
@@ -89,11 +102,20 @@ wait_on(pthread_cond_t *cv, pthread_mutex_t *mu, int *waiters, iok_duration time
 }
 
 /* Enqueue m on the send queue; m belongs to iok only on success.  A
- * plain request (req/surveyor used like nng) also drops replies still
- * queued from the previous one, in the same critical section: done later,
- * it could drop the new request's own fast reply. */
+ * plain send on a pattern with app-side hooks asks them first, in the same
+ * critical section as the push: a plain request that drops the replies
+ * still queued from the previous one could, done later, drop its own fast
+ * reply. */
 static int
-enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain_request);
+enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain);
+
+/* Would a message of len bytes overflow the send queue?  (Under mu.) */
+static bool
+sq_no_room(const ik_sock *s, size_t len)
+{
+	return s->sq.len >= (size_t) s->sq_cap ||
+	       (s->sq_max_bytes > 0 && s->sq.len > 0 && s->sq_bytes + len > s->sq_max_bytes);
+}
 
 static int
 enqueue_send(ik_sock *s, iok_msg *m, int flags)
@@ -102,7 +124,7 @@ enqueue_send(ik_sock *s, iok_msg *m, int flags)
 }
 
 static int
-enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain_request)
+enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain)
 {
 	struct timespec deadline;
 	bool            post;
@@ -110,13 +132,14 @@ enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain_request)
 	if (s->send_timeo > 0) {
 		deadline_after(&deadline, s->send_timeo);
 	}
-	while (!s->closed && s->sq.len >= (size_t) s->sq_cap) {
+	while (!s->closed && sq_no_room(s, m->len)) {
+		s->send_waits++;
 		if ((flags & IOK_FLAG_NONBLOCK) || s->send_timeo == 0) {
 			pthread_mutex_unlock(&s->mu);
 			return IOK_EAGAIN;
 		}
 		if (wait_on(&s->send_cv, &s->mu, &s->send_waiters, s->send_timeo, &deadline) != 0 &&
-		    s->sq.len >= (size_t) s->sq_cap && !s->closed) {
+		    sq_no_room(s, m->len) && !s->closed) {
 			pthread_mutex_unlock(&s->mu);
 			return IOK_ETIMEDOUT;
 		}
@@ -125,17 +148,23 @@ enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain_request)
 		pthread_mutex_unlock(&s->mu);
 		return IOK_ECLOSED;
 	}
-	if (plain_request) {
-		if (!s->token_mode && s->rq.len > 0) {
+	if (plain) {
+		bool drop = false;
+		int  rv   = s->pat->app->send(s->app, m, &drop);
+		if (rv != 0) {
+			pthread_mutex_unlock(&s->mu);
+			return rv;
+		}
+		if (drop && s->rq.len > 0) {
 			ik_msgq_clear(&s->rq);
+			s->rq_bytes = 0;
 			ik_efd_clear(s->recv_fd);
 		}
-		s->plain_pending = true;
-		s->plain_used    = true;
 	}
 	post = s->sq.len == 0;
 	ik_msgq_push(&s->sq, m);
-	if (s->sq.len == (size_t) s->sq_cap) {
+	s->sq_bytes += m->len;
+	if (ik_sq_full(s)) {
 		ik_efd_clear(s->send_fd);
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -157,34 +186,10 @@ sock_sendmsg(ik_sock *s, iok_msg *m, int flags)
 		atomic_fetch_add_explicit(&s->tx_oversize_app, 1, memory_order_relaxed);
 		return IOK_EMSGSIZE;
 	}
-	if ((s->pat->flags & IK_PF_REQUEST) && !s->raw) {
-		/* A plain request (nng style): it replaces the previous one,
-		 * whose replies still queued are stale. */
-		return enqueue_send_ex(s, m, flags, true);
-	}
-	if ((s->pat->flags & IK_PF_REPLY) && !s->raw && !(m->flags & IK_MSG_REPLY)) {
-		/* rep/respondent: a plain send answers the last request. */
-		int rv;
-		pthread_mutex_lock(&s->mu);
-		uint64_t tok = s->last_req_token;
-		s->last_req_token = 0;
-		pthread_mutex_unlock(&s->mu);
-		if (tok == 0) {
-			return IOK_ESTATE;
-		}
-		m->token = tok;
-		m->flags |= IK_MSG_REPLY;
-		if ((rv = enqueue_send(s, m, flags)) != 0) {
-			m->flags &= ~(uint32_t) IK_MSG_REPLY;
-			pthread_mutex_lock(&s->mu);
-			if (s->last_req_token == 0) {
-				s->last_req_token = tok; /* let the caller retry */
-			}
-			pthread_mutex_unlock(&s->mu);
-		}
-		return rv;
-	}
-	return enqueue_send(s, m, flags);
+	/* The pattern's app-side hooks say what a plain send means (a request
+	 * replacing the last one, a reply to the last request...). */
+	bool plain = s->pat->app != NULL && s->pat->app->send != NULL && !s->raw;
+	return enqueue_send_ex(s, m, flags, plain);
 }
 
 int
@@ -210,10 +215,23 @@ iok_send(iok_socket h, const void *data, size_t size, int flags)
 	ik_sock *s;
 	iok_msg *m;
 	int      rv;
-	if (data == NULL && size > 0) {
+	if (data == NULL && (size > 0 || (flags & IOK_FLAG_ALLOC))) {
 		return IOK_EINVAL;
 	}
 	if ((rv = ik_sock_hold(h, &s)) != 0) {
+		return rv;
+	}
+	if (flags & IOK_FLAG_ALLOC) {
+		/* nng's zero-copy send: the iok_alloc buffer becomes the body
+		 * and is iok's on success, still the caller's on failure. */
+		if ((m = ik_msg_adopt((void *) data, size, 0, size)) == NULL) {
+			ik_sock_rele(s);
+			return IOK_ENOMEM;
+		}
+		if ((rv = sock_sendmsg(s, m, flags)) != 0) {
+			ik_msg_release(m);
+		}
+		ik_sock_rele(s);
 		return rv;
 	}
 	if ((m = ik_msg_alloc(size)) == NULL) {
@@ -231,7 +249,7 @@ iok_send(iok_socket h, const void *data, size_t size, int flags)
 }
 
 int
-iok_request(iok_socket h, iok_msg *m, int flags, uint64_t *token)
+iok_request(iok_socket h, iok_msg *m, uint64_t *token, int flags)
 {
 	ik_sock *s;
 	int      rv;
@@ -250,7 +268,9 @@ iok_request(iok_socket h, iok_msg *m, int flags, uint64_t *token)
 	if (tok == 0) {
 		tok = ++s->next_token;
 	}
-	s->token_mode = true;
+	if (s->pat->app != NULL && s->pat->app->request != NULL) {
+		s->pat->app->request(s->app);
+	}
 	pthread_mutex_unlock(&s->mu);
 	m->token = tok;
 	m->flags = (m->flags & ~(uint32_t) (IK_MSG_REPLY | IK_MSG_IDEMPOTENT)) | IK_MSG_REQUEST;
@@ -406,13 +426,12 @@ sock_recvmsg(ik_sock *s, iok_msg **mp, int flags)
 		if (s->rq.len > 0) {
 			break;
 		}
-		if ((s->pat->flags & IK_PF_REQUEST) && !s->raw && !s->token_mode && s->plain_used &&
-		    !s->plain_pending) {
-			/* No request outstanding: nothing can ever arrive (nng).  A
-			 * socket that never sent waits instead, so a receiver thread
-			 * may start before the first iok_request. */
-			pthread_mutex_unlock(&s->mu);
-			return IOK_ESTATE;
+		if (s->pat->app != NULL && s->pat->app->recv_empty != NULL && !s->raw) {
+			int rv = s->pat->app->recv_empty(s->app);
+			if (rv != 0) {
+				pthread_mutex_unlock(&s->mu);
+				return rv; /* e.g. nothing can ever arrive (nng) */
+			}
 		}
 		if ((flags & IOK_FLAG_NONBLOCK) || s->recv_timeo == 0) {
 			pthread_mutex_unlock(&s->mu);
@@ -425,19 +444,16 @@ sock_recvmsg(ik_sock *s, iok_msg **mp, int flags)
 		}
 	}
 	m = ik_msgq_pop(&s->rq);
+	s->rq_bytes -= m->len;
 	if (s->rq.len == 0) {
 		ik_efd_clear(s->recv_fd);
 	}
-	if (s->recv_blocked) {
+	if (s->recv_blocked && s->rq.len <= low_water(s->rq_cap)) {
 		s->recv_blocked = false;
 		post            = true;
 	}
-	if ((s->pat->flags & IK_PF_REPLY) && !s->raw) {
-		s->last_req_token = m->token;
-	}
-	if ((s->pat->flags & IK_PF_REQUEST) && !s->token_mode &&
-	    (m->status != 0 || !(s->pat->flags & IK_PF_MULTI_REPLY))) {
-		s->plain_pending = false; /* the reply, or the request's end */
+	if (s->pat->app != NULL && s->pat->app->recv != NULL && !s->raw) {
+		s->pat->app->recv(s->app, m);
 	}
 	pthread_mutex_unlock(&s->mu);
 	if (post) {
@@ -518,6 +534,14 @@ ik_sock_send_ready(ik_sock *s)
 }
 
 void
+ik_sock_send_ready_later(ik_sock *s)
+{
+	if (!s->finished) {
+		ik_task_schedule(&s->pump_task);
+	}
+}
+
+void
 ik_sock_pump_task_fn(ik_task *t)
 {
 	ik_sock_pump(ik_container_of(t, ik_sock, pump_task));
@@ -527,8 +551,8 @@ void
 ik_sock_pump(ik_sock *s)
 {
 	iok_msg *batch[PUMP_BATCH];
-	size_t   n, taken, done = 0;
-	bool     busy = false;
+	size_t   n, taken, done = 0, bytes;
+	bool     busy = false, held = false;
 
 	if (s->finished) {
 		return;
@@ -551,7 +575,9 @@ ik_sock_pump(ik_sock *s)
 		if (n == 0) {
 			break;
 		}
-		/* Only this thread pops, so the peeked messages stay put. */
+		/* Only this thread pops, so the peeked messages stay put.  A
+		 * message's length is read before the pattern owns it. */
+		bytes = 0;
 		for (taken = 0; taken < n; taken++) {
 			iok_msg *m   = batch[taken];
 			size_t   len = m->len;
@@ -559,12 +585,18 @@ ik_sock_pump(ik_sock *s)
 				/* Teardown: what could not be flushed is dropped. */
 				iok_msg_free(m);
 				s->stats[IK_STAT_TX_DROPPED]++;
+				bytes += len;
 				continue;
+			}
+			if (!ik_throttle_take(s)) {
+				held = true; /* the rate limit's timer pumps again */
+				break;
 			}
 			if (s->pat->send(s->pdata, m) == IK_BUSY) {
 				busy = true;
 				break;
 			}
+			bytes += len;
 			s->stats[IK_STAT_TX_MSGS]++;
 			s->stats[IK_STAT_TX_BYTES] += len;
 		}
@@ -572,15 +604,23 @@ ik_sock_pump(ik_sock *s)
 		if (taken > 0) {
 			bool wake = false;
 			pthread_mutex_lock(&s->mu);
-			bool was_full = s->sq.len >= (size_t) s->sq_cap;
+			size_t before   = s->sq.len;
+			bool   was_full = ik_sq_full(s);
 			for (size_t i = 0; i < taken; i++) {
 				(void) ik_msgq_pop(&s->sq);
 			}
-			if (was_full && s->sq.len < (size_t) s->sq_cap) {
-				if (!s->closed) {
-					ik_efd_raise(s->send_fd);
-				}
-				wake = s->send_waiters > 0;
+			s->sq_bytes -= bytes;
+			if (was_full && !ik_sq_full(s) && !s->closed) {
+				ik_efd_raise(s->send_fd);
+			}
+			/* Blocked senders wake once the queue is down to half (one
+			 * wake-up per batch, not per message); under a byte limit a
+			 * waiter's message may need more room than that, so any
+			 * progress wakes it. */
+			if (s->send_waiters > 0 &&
+			    (s->sq_max_bytes > 0 ||
+			        (before > low_water(s->sq_cap) && s->sq.len <= low_water(s->sq_cap)))) {
+				wake = true;
 			}
 			pthread_mutex_unlock(&s->mu);
 			if (wake) {
@@ -589,7 +629,7 @@ ik_sock_pump(ik_sock *s)
 		}
 		/* Senders that found the queue non-empty did not wake us:
 		 * loop until it is empty or the pattern pushes back. */
-		if (busy) {
+		if (busy || held) {
 			break;
 		}
 	}
@@ -622,9 +662,12 @@ ik_sock_flush_task_fn(ik_task *t)
 	while ((m = ik_msgq_pop(&s->staged)) != NULL) {
 		s->stats[IK_STAT_RX_MSGS]++;
 		s->stats[IK_STAT_RX_BYTES] += m->len;
+		s->rq_bytes += m->len;
 		ik_msgq_push(&s->rq, m);
 	}
-	s->rq_known = s->rq.len;
+	s->staged_bytes   = 0;
+	s->rq_known       = s->rq.len;
+	s->rq_bytes_known = s->rq_bytes;
 	if (was_empty && n > 0) {
 		if (!s->closed) {
 			ik_efd_raise(s->recv_fd);
@@ -647,12 +690,19 @@ ik_sock_flush_task_fn(ik_task *t)
 static bool
 rq_full(ik_sock *s)
 {
-	if (s->staged.len + s->rq_known < (size_t) s->rq_cap) {
+	/* By bytes too (recv-buffer-bytes; rq_max_bytes only changes under
+	 * the lock, on this thread); one message always fits. */
+	bool bytes_ok = s->rq_max_bytes == 0 || s->staged.len + s->rq_known == 0 ||
+	                s->staged_bytes + s->rq_bytes_known < s->rq_max_bytes;
+	if (s->staged.len + s->rq_known < (size_t) s->rq_cap && bytes_ok) {
 		return false;
 	}
 	pthread_mutex_lock(&s->mu);
-	s->rq_known = s->rq.len;
-	bool full   = s->staged.len + s->rq_known >= (size_t) s->rq_cap;
+	s->rq_known       = s->rq.len;
+	s->rq_bytes_known = s->rq_bytes;
+	bool full         = s->staged.len + s->rq_known >= (size_t) s->rq_cap ||
+	            (s->rq_max_bytes > 0 && s->staged.len + s->rq_known > 0 &&
+	             s->staged_bytes + s->rq_bytes_known >= s->rq_max_bytes);
 	if (full) {
 		s->recv_blocked = true; /* the next receive tells us */
 	}
@@ -674,7 +724,11 @@ ik_sock_deliver(ik_sock *s, iok_msg *m)
 	if (rq_full(s)) {
 		return IK_BUSY;
 	}
+	if (m->status != 0) {
+		ik_stats_completion(s, m->status); /* errors by kind */
+	}
 	ik_msgq_push(&s->staged, m);
+	s->staged_bytes += m->len;
 	ik_task_schedule(&s->flush_task);
 	return IK_OK;
 }
@@ -695,11 +749,13 @@ ik_sock_deliver_drop_oldest(ik_sock *s, iok_msg *m)
 		s->recv_blocked = false;
 		if (s->rq.len > 0) {
 			old = ik_msgq_pop(&s->rq);
-			s->rq_known = s->rq.len;
+			s->rq_bytes -= old->len;
+			s->rq_known       = s->rq.len;
+			s->rq_bytes_known = s->rq_bytes;
 		}
 		pthread_mutex_unlock(&s->mu);
-		if (old == NULL) {
-			old = ik_msgq_pop(&s->staged);
+		if (old == NULL && (old = ik_msgq_pop(&s->staged)) != NULL) {
+			s->staged_bytes -= old->len;
 		}
 		iok_msg_free(old);
 		s->stats[IK_STAT_RX_DROPPED]++;

@@ -9,7 +9,10 @@
 #include "ep.h"
 #include "pipe.h"
 #include "sock.h"
+#include "stats.h"
 
+/* nng stops at 8192; iok allows more because a queue is also how many
+ * messages one kernel wakeup can move, and bulk senders gain from it. */
 #define MAX_QLEN 65536
 
 /* -------------------------------------------------------------- options */
@@ -39,7 +42,17 @@ static const char *const stat_names[IK_STAT_COUNT] = {
 	[IK_STAT_RX_DROPPED]   = "stat:rx-dropped",
 	[IK_STAT_TX_DROPPED]   = "stat:tx-dropped",
 	[IK_STAT_TX_OVERSIZE]  = "stat:tx-oversize",
+	[IK_STAT_REQUESTS]     = "stat:requests",
+	[IK_STAT_REPLIES]      = "stat:replies",
+	[IK_STAT_SEND_WAITS]   = "stat:send-waits",
+	[IK_STAT_RATE_DELAYS]  = "stat:rate-delays",
 };
+
+const char *
+ik_stat_name(int i)
+{
+	return i >= 0 && i < IK_STAT_COUNT ? stat_names[i] : NULL;
+}
 
 static int
 set_qlen(ik_sock *s, bool recv, int n)
@@ -52,10 +65,10 @@ set_qlen(ik_sock *s, bool recv, int n)
 			s->rq_cap = n;
 		}
 	} else {
-		bool was_full = s->sq.len >= (size_t) s->sq_cap;
+		bool was_full = ik_sq_full(s);
 		if ((rv = ik_msgq_reserve(&s->sq, (size_t) n)) == 0) {
 			s->sq_cap = n;
-			bool full = s->sq.len >= (size_t) s->sq_cap;
+			bool full = ik_sq_full(s);
 			if (was_full && !full && !s->closed) {
 				ik_efd_raise(s->send_fd);
 				pthread_cond_broadcast(&s->send_cv);
@@ -84,8 +97,50 @@ setopt_k(ik_cmd *c)
 	iok_duration    ms;
 
 	if (strcmp(n, IOK_OPT_RECVBUF) == 0 || strcmp(n, IOK_OPT_SENDBUF) == 0) {
-		if ((rv = ik_opt_get_int(oc->in, oc->sz, oc->type, 1, MAX_QLEN, &v)) == 0) {
-			rv = set_qlen(s, strcmp(n, IOK_OPT_RECVBUF) == 0, v);
+		/* 0 is nng's "unbuffered"; the least iok can do is one message
+		 * in the hand-off to the kernel thread. */
+		if ((rv = ik_opt_get_int(oc->in, oc->sz, oc->type, 0, MAX_QLEN, &v)) == 0) {
+			rv = set_qlen(s, strcmp(n, IOK_OPT_RECVBUF) == 0, v > 0 ? v : 1);
+		}
+	} else if (strcmp(n, IOK_OPT_SENDBUF_BYTES) == 0) {
+		size_t sz;
+		if ((rv = ik_opt_get_size(oc->in, oc->sz, oc->type, 0, SIZE_MAX, &sz)) == 0) {
+			pthread_mutex_lock(&s->mu);
+			bool was_full   = ik_sq_full(s);
+			s->sq_max_bytes = sz;
+			bool full       = ik_sq_full(s);
+			if (!s->closed && was_full != full) {
+				if (full) {
+					ik_efd_clear(s->send_fd);
+				} else {
+					ik_efd_raise(s->send_fd);
+				}
+			}
+			pthread_mutex_unlock(&s->mu);
+			pthread_cond_broadcast(&s->send_cv);
+		}
+	} else if (strcmp(n, IOK_OPT_RECVBUF_BYTES) == 0) {
+		size_t sz;
+		if ((rv = ik_opt_get_size(oc->in, oc->sz, oc->type, 0, SIZE_MAX, &sz)) == 0) {
+			pthread_mutex_lock(&s->mu);
+			s->rq_max_bytes = sz;
+			pthread_mutex_unlock(&s->mu);
+			/* A bigger (or no) limit: paused connections read again. */
+			ik_sock_resume_paused(s);
+			if (s->pat->recv_ready != NULL) {
+				s->pat->recv_ready(s->pdata);
+			}
+		}
+	} else if (strcmp(n, IOK_OPT_SEND_RATE) == 0 || strcmp(n, IOK_OPT_SEND_BURST) == 0) {
+		if ((rv = ik_opt_get_int(oc->in, oc->sz, oc->type, 0, 100000000, &v)) == 0) {
+			bool rate = strcmp(n, IOK_OPT_SEND_RATE) == 0;
+			if (!rate && v == 0) {
+				rv = IOK_EINVAL;
+			} else {
+				ik_throttle_set(s, rate ? (uint32_t) v : s->send_rate,
+				                rate ? (s->send_burst ? s->send_burst : 1) : (uint32_t) v);
+				ik_sock_pump(s); /* a lifted limit lets queued messages go */
+			}
 		}
 	} else if (strcmp(n, IOK_OPT_LINGER) == 0) {
 		if ((rv = ik_opt_get_ms(oc->in, oc->sz, oc->type, &ms)) == 0) {
@@ -108,7 +163,8 @@ setopt_k(ik_cmd *c)
 	} else if (strcmp(n, IOK_OPT_RAW) == 0 || strcmp(n, IOK_OPT_PROTO) == 0 ||
 	    strcmp(n, IOK_OPT_PEER) == 0 || strcmp(n, IOK_OPT_PROTONAME) == 0 ||
 	    strcmp(n, IOK_OPT_PEERNAME) == 0 || strncmp(n, "stat:", 5) == 0 ||
-	    strcmp(n, IOK_OPT_LAST_ERROR) == 0) {
+	    strcmp(n, IOK_OPT_LAST_ERROR) == 0 || strcmp(n, IOK_OPT_PEERS_LIVE) == 0 ||
+	    strcmp(n, IOK_OPT_PEERS_FD) == 0) {
 		rv = IOK_EREADONLY;
 	} else if ((rv = ik_topts_set(&s->topts, n, oc->in, oc->sz, oc->type)) == 0) {
 		if (strcmp(n, IOK_OPT_RECVMAXSZ) == 0) {
@@ -135,6 +191,17 @@ getopt_k(ik_cmd *c)
 
 	if (strcmp(n, IOK_OPT_RECVBUF) == 0) {
 		rv = ik_opt_put_int(s->rq_cap, oc->out, oc->outsz, oc->type);
+	} else if (strcmp(n, IOK_OPT_SENDBUF_BYTES) == 0) {
+		pthread_mutex_lock(&s->mu);
+		size_t sz = s->sq_max_bytes;
+		pthread_mutex_unlock(&s->mu);
+		rv = ik_opt_put_size(sz, oc->out, oc->outsz, oc->type);
+	} else if (strcmp(n, IOK_OPT_RECVBUF_BYTES) == 0) {
+		rv = ik_opt_put_size(s->rq_max_bytes, oc->out, oc->outsz, oc->type);
+	} else if (strcmp(n, IOK_OPT_SEND_RATE) == 0) {
+		rv = ik_opt_put_int((int) s->send_rate, oc->out, oc->outsz, oc->type);
+	} else if (strcmp(n, IOK_OPT_SEND_BURST) == 0) {
+		rv = ik_opt_put_int((int) (s->send_burst ? s->send_burst : 1), oc->out, oc->outsz, oc->type);
 	} else if (strcmp(n, IOK_OPT_SENDBUF) == 0) {
 		rv = ik_opt_put_int(s->sq_cap, oc->out, oc->outsz, oc->type);
 	} else if (strcmp(n, IOK_OPT_LINGER) == 0) {
@@ -155,7 +222,19 @@ getopt_k(ik_cmd *c)
 		rv = ik_put_string(s->pat->name, oc->out, oc->outsz, oc->type);
 	} else if (strcmp(n, IOK_OPT_PEERNAME) == 0) {
 		rv = ik_put_string(s->pat->peer_name, oc->out, oc->outsz, oc->type);
+	} else if (strcmp(n, IOK_OPT_PEERS_LIVE) == 0) {
+		/* Reading the count is what the descriptor waits for. */
+		ik_efd_clear(s->peers_fd);
+		rv = ik_opt_put_int((int) s->stats[IK_STAT_PIPES], oc->out, oc->outsz, oc->type);
+	} else if (strcmp(n, IOK_OPT_PEERS_FD) == 0) {
+		if (s->peers_fd < 0) {
+			s->peers_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		}
+		rv = s->peers_fd < 0 ? IOK_ENOFILES : ik_opt_put_int(s->peers_fd, oc->out, oc->outsz, oc->type);
 	} else if (strncmp(n, "stat:", 5) == 0) {
+		pthread_mutex_lock(&s->mu);
+		s->stats[IK_STAT_SEND_WAITS] = s->send_waits;
+		pthread_mutex_unlock(&s->mu);
 		rv = IOK_ENOTSUP;
 		for (int i = 0; i < IK_STAT_COUNT; i++) {
 			if (strcmp(n, stat_names[i]) == 0) {
@@ -166,6 +245,10 @@ getopt_k(ik_cmd *c)
 				rv = ik_opt_put_uint64(v, oc->out, oc->outsz, oc->type);
 				break;
 			}
+		}
+		uint64_t v;
+		if (rv == IOK_ENOTSUP && ik_stats_get(s, n, &v) == 0) {
+			rv = ik_opt_put_uint64(v, oc->out, oc->outsz, oc->type);
 		}
 	} else if ((rv = ik_topts_get(&s->topts, n, oc->out, oc->outsz, oc->type)) == IOK_ENOTSUP) {
 		rv = s->pat->getopt ? s->pat->getopt(s->pdata, n, oc->out, oc->outsz, oc->type) : IOK_ENOTSUP;
@@ -211,7 +294,7 @@ ensure_fds(ik_sock *s)
 		s->recv_fd = eventfd(s->rq.len > 0 || s->closed ? 1 : 0, EFD_NONBLOCK | EFD_CLOEXEC);
 	}
 	if (s->send_fd < 0) {
-		s->send_fd = eventfd(s->sq.len < (size_t) s->sq_cap || s->closed ? 1 : 0, EFD_NONBLOCK | EFD_CLOEXEC);
+		s->send_fd = eventfd(!ik_sq_full(s) || s->closed ? 1 : 0, EFD_NONBLOCK | EFD_CLOEXEC);
 	}
 	if (s->recv_fd < 0 || s->send_fd < 0) {
 		rv = IOK_ENOFILES;
@@ -262,9 +345,15 @@ iok_socket_set(iok_socket s, const char *name, const void *val, size_t size)
 	return sock_setopt(s, name, val, size, IK_OPT_BYTES);
 }
 int
-iok_socket_set_bool(iok_socket s, const char *name, int val)
+iok_setopt(iok_socket s, const char *name, const void *val, size_t size)
 {
-	return sock_setopt(s, name, &val, sizeof(val), IK_OPT_BOOL);
+	return iok_socket_set(s, name, val, size);
+}
+int
+iok_socket_set_bool(iok_socket s, const char *name, bool val)
+{
+	int iv = val; /* options carry bools as int inside */
+	return sock_setopt(s, name, &iv, sizeof(iv), IK_OPT_BOOL);
 }
 int
 iok_socket_set_int(iok_socket s, const char *name, int val)
@@ -300,10 +389,15 @@ iok_socket_get(iok_socket s, const char *name, void *val, size_t *size)
 	return sock_getopt(s, name, val, size, IK_OPT_BYTES);
 }
 int
-iok_socket_get_bool(iok_socket s, const char *name, int *val)
+iok_socket_get_bool(iok_socket s, const char *name, bool *val)
 {
-	size_t sz = sizeof(*val);
-	return sock_getopt(s, name, val, &sz, IK_OPT_BOOL);
+	int    iv;
+	size_t sz = sizeof(iv);
+	int    rv = sock_getopt(s, name, &iv, &sz, IK_OPT_BOOL);
+	if (rv == 0) {
+		*val = iv != 0;
+	}
+	return rv;
 }
 int
 iok_socket_get_int(iok_socket s, const char *name, int *val)

@@ -63,3 +63,9 @@ ik_now_ms(void)
 {
 	return uv_now(ik_loop());
 }
+
+uint64_t
+ik_now_us(void)
+{
+	return uv_hrtime() / 1000;
+}

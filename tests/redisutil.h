@@ -447,7 +447,7 @@ tu_db_send(tu_db *c, iok_msg *m, uint32_t session, int flags)
 {
 	uint64_t tok = 0;
 	iok_msg_set_session(m, session);
-	IOK_OK(iok_request(c->s, m, flags, &tok));
+	IOK_OK(iok_request(c->s, m, &tok, flags));
 	return tok;
 }
 

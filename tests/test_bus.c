@@ -87,16 +87,17 @@ test_options(void **state)
 	(void) state;
 	iok_socket b, r;
 	int        v;
+	bool       raw;
 	IOK_OK(iok_bus0_open(&b));
 	IOK_OK(iok_bus0_open_raw(&r));
 	IOK_OK(iok_socket_get_int(b, IOK_OPT_PROTO, &v));
 	assert_int_equal(v, 0x70);
 	IOK_OK(iok_socket_get_int(b, IOK_OPT_PEER, &v));
 	assert_int_equal(v, 0x70);
-	IOK_OK(iok_socket_get_bool(b, IOK_OPT_RAW, &v));
-	assert_false(v);
-	IOK_OK(iok_socket_get_bool(r, IOK_OPT_RAW, &v));
-	assert_true(v);
+	IOK_OK(iok_socket_get_bool(b, IOK_OPT_RAW, &raw));
+	assert_false(raw);
+	IOK_OK(iok_socket_get_bool(r, IOK_OPT_RAW, &raw));
+	assert_true(raw);
 	assert_int_equal(iok_device(b, b), IOK_EINVAL); /* cooked */
 	assert_int_equal(iok_device(r, b), IOK_EINVAL);
 	iok_socket s2;
@@ -126,7 +127,7 @@ mesh_on(int t)
 	/* Each pair connected once: i dials every j < i. */
 	for (int i = 0; i < NPEERS; i++) {
 		for (int j = 0; j < i; j++) {
-			IOK_OK(iok_dial(n[i], url[j], NULL, 0));
+			IOK_OK(iok_dial(n[i], url[j], NULL, IOK_FLAG_NONBLOCK));
 		}
 	}
 	for (int i = 0; i < NPEERS; i++) {
@@ -216,8 +217,8 @@ slow_peer_on(int t)
 	IOK_OK(iok_socket_set_int(slow, IOK_OPT_RECVBUF, 4));
 	IOK_OK(iok_socket_set_int(fast, IOK_OPT_RECVBUF, ROUND));
 	listen_on(sender, t, url, sizeof(url));
-	IOK_OK(iok_dial(fast, url, NULL, 0));
-	IOK_OK(iok_dial(slow, url, NULL, 0));
+	IOK_OK(iok_dial(fast, url, NULL, IOK_FLAG_NONBLOCK));
+	IOK_OK(iok_dial(slow, url, NULL, IOK_FLAG_NONBLOCK));
 	wait_pipes(sender, 2);
 	wait_pipes(fast, 1);
 	wait_pipes(slow, 1);
@@ -300,8 +301,8 @@ raw_on(int t)
 	IOK_OK(iok_bus0_open(&a));
 	IOK_OK(iok_bus0_open(&b));
 	listen_on(r, t, url, sizeof(url));
-	IOK_OK(iok_dial(a, url, NULL, 0));
-	IOK_OK(iok_dial(b, url, NULL, 0));
+	IOK_OK(iok_dial(a, url, NULL, IOK_FLAG_NONBLOCK));
+	IOK_OK(iok_dial(b, url, NULL, IOK_FLAG_NONBLOCK));
 	wait_pipes(r, 2);
 	wait_pipes(a, 1);
 	wait_pipes(b, 1);
@@ -418,7 +419,7 @@ reflector_on(int t)
 	IOK_OK(iok_close(other));
 	for (int i = 0; i < 3; i++) {
 		IOK_OK(iok_bus0_open(&c[i]));
-		IOK_OK(iok_dial(c[i], url, NULL, 0));
+		IOK_OK(iok_dial(c[i], url, NULL, IOK_FLAG_NONBLOCK));
 	}
 	wait_pipes(hub, 3);
 	for (int i = 0; i < 3; i++) {
@@ -444,7 +445,7 @@ two_socket_on(int t)
 	IOK_OK(iok_device(h1, h2));
 	for (int i = 0; i < 4; i++) {
 		IOK_OK(iok_bus0_open(&c[i]));
-		IOK_OK(iok_dial(c[i], i < 2 ? url1 : url2, NULL, 0));
+		IOK_OK(iok_dial(c[i], i < 2 ? url1 : url2, NULL, IOK_FLAG_NONBLOCK));
 	}
 	wait_pipes(h1, 2);
 	wait_pipes(h2, 2);
@@ -491,13 +492,13 @@ chained_on(int t)
 	listen_on(hub2, t, url2, sizeof(url2));
 	IOK_OK(iok_device(hub1, none));
 	IOK_OK(iok_device(hub2, none));
-	IOK_OK(iok_dial(hub2, url1, NULL, 0));
+	IOK_OK(iok_dial(hub2, url1, NULL, IOK_FLAG_NONBLOCK));
 	IOK_OK(iok_bus0_open(&a));
 	IOK_OK(iok_bus0_open(&b));
 	IOK_OK(iok_bus0_open(&c));
-	IOK_OK(iok_dial(a, url1, NULL, 0));
-	IOK_OK(iok_dial(b, url2, NULL, 0));
-	IOK_OK(iok_dial(c, url2, NULL, 0));
+	IOK_OK(iok_dial(a, url1, NULL, IOK_FLAG_NONBLOCK));
+	IOK_OK(iok_dial(b, url2, NULL, IOK_FLAG_NONBLOCK));
+	IOK_OK(iok_dial(c, url2, NULL, IOK_FLAG_NONBLOCK));
 	wait_pipes(hub1, 2);
 	wait_pipes(hub2, 3);
 	wait_pipes(a, 1);

@@ -239,7 +239,7 @@ test_fail_fast(void **state)
 	tu_db      c;
 	iok_socket s;
 	char       url[256], buf[16];
-	int        ff = 0;
+	bool       ff = false;
 	tu_redis   later = {.port = tu_free_port()};
 
 	if (!tu_redis_available()) {
@@ -251,7 +251,7 @@ test_fail_fast(void **state)
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECONNMINT, 20));
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECONNMAXT, 50));
 	tu_db_start(&c, s);
-	IOK_OK(iok_dial(s, tu_redis_url(&later, "ff", url, sizeof(url)), NULL, 0));
+	IOK_OK(iok_dial(s, tu_redis_url(&later, "ff", url, sizeof(url)), NULL, IOK_FLAG_NONBLOCK));
 	for (int i = 0; i < 20; i++) {
 		iok_msg *m = tu_db_call(&c, tu_cmd("PING", NULL), 0, T_MS);
 		assert_int_equal(iok_msg_status(m), IOK_ECONNREFUSED);

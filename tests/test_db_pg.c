@@ -58,7 +58,7 @@ open_db(const char *url, const char *app, iok_dialer *dp)
 	IOK_OK(iok_socket_open(&s, "pipelined-db"));
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECONNMINT, 20));
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECONNMAXT, 200));
-	IOK_OK(iok_dial(s, with_app(url, app, u, sizeof(u)), dp, IOK_FLAG_SYNC));
+	IOK_OK(iok_dial(s, with_app(url, app, u, sizeof(u)), dp, 0));
 	return s;
 }
 
@@ -92,7 +92,7 @@ static uint64_t
 send_req(iok_socket s, iok_msg *m)
 {
 	uint64_t tok = 0;
-	IOK_OK(iok_request(s, m, 0, &tok));
+	IOK_OK(iok_request(s, m, &tok, 0));
 	return tok;
 }
 
@@ -704,7 +704,7 @@ test_limits_and_refusals(void **state)
 	/* postgres:// is the same transport */
 	const char *url = env_url("IOK_PG_URL");
 	snprintf(u, sizeof(u), "postgres%s?application_name=iok_limits", strchr(url, ':'));
-	IOK_OK(iok_dial(s, u, NULL, IOK_FLAG_SYNC));
+	IOK_OK(iok_dial(s, u, NULL, 0));
 	m = call(s, q_sql("SELECT repeat('x', 100000)"));
 	assert_int_equal(iok_msg_status(m), IOK_ECONNRESET);
 	iok_msg_free(m);
@@ -807,7 +807,7 @@ test_wrong_password(void **state)
 		snprintf(url, sizeof(url), "postgresql://%s:not-the-secret@%s:%s/postgres", users[i],
 		    env_url("IOK_PG_HOST"), env_url("IOK_PG_PORT"));
 		IOK_OK(iok_socket_open(&s, "pipelined-db"));
-		assert_int_equal(iok_dial(s, url, NULL, IOK_FLAG_SYNC), IOK_EPEERAUTH);
+		assert_int_equal(iok_dial(s, url, NULL, 0), IOK_EPEERAUTH);
 		assert_true(tu_stat(s, "stat:proto-errors") >= 1);
 		/* The server's reason, without the password. */
 		char *why = NULL;
@@ -823,7 +823,7 @@ test_wrong_password(void **state)
 	char       url[512];
 	snprintf(url, sizeof(url), "postgresql://iok_scram@%s:%s/postgres", env_url("IOK_PG_HOST"), env_url("IOK_PG_PORT"));
 	IOK_OK(iok_socket_open(&s, "pipelined-db"));
-	assert_int_equal(iok_dial(s, url, NULL, IOK_FLAG_SYNC), IOK_EPEERAUTH);
+	assert_int_equal(iok_dial(s, url, NULL, 0), IOK_EPEERAUTH);
 	iok_close(s);
 }
 
@@ -876,7 +876,7 @@ fake_case(const void *bad, size_t len, const char *stat)
 	snprintf(url, sizeof(url), "postgresql://u@127.0.0.1:%d/db", ntohs(a.sin_port));
 	IOK_OK(iok_socket_open(&s, "pipelined-db"));
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECONNMINT, 60000)); /* no second try at the fake */
-	IOK_OK(iok_dial(s, url, NULL, IOK_FLAG_SYNC));
+	IOK_OK(iok_dial(s, url, NULL, 0));
 	iok_msg *m = call(s, q_sql("SELECT 1"));
 	assert_int_equal(iok_msg_status(m), IOK_ECONNRESET);
 	iok_msg_free(m);

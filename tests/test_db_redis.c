@@ -69,7 +69,7 @@ open_db(const char *name, int pool, iok_dialer *dp)
 	if (pool > 1) {
 		IOK_OK(iok_socket_set_int(s, IOK_OPT_POOL_SIZE, pool));
 	}
-	IOK_OK(iok_dial(s, tu_redis_url(&srv, name, url, sizeof(url)), dp, IOK_FLAG_SYNC));
+	IOK_OK(iok_dial(s, tu_redis_url(&srv, name, url, sizeof(url)), dp, 0));
 	return s;
 }
 
@@ -602,7 +602,7 @@ test_shared_resp2_refused(void **state)
 	char       url[256];
 	IOK_OK(iok_socket_open(&s, "db"));
 	snprintf(url, sizeof(url), "redis://127.0.0.1:%d/?protocol=2", srv.port);
-	IOK_OK(iok_dial(s, url, &d, IOK_FLAG_SYNC));
+	IOK_OK(iok_dial(s, url, &d, 0));
 	IOK_OK(iok_sub0_open(&sub));
 	IOK_OK(iok_dialer_share(d, sub));
 	wait_stat_eq(sub, "stat:pipes", 1);
@@ -899,7 +899,7 @@ test_malformed_then_recover(void **state)
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_REQ_TIMEOUT, T_MS));
 	IOK_OK(iok_socket_set_bool(s, IOK_OPT_DB_FAIL_FAST, 0)); /* wait for it */
 	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", fk.port);
-	IOK_OK(iok_dial(s, url, NULL, IOK_FLAG_SYNC));
+	IOK_OK(iok_dial(s, url, NULL, 0));
 	tu_db_start(&c, s);
 
 	iok_msg *m = tu_db_call(&c, tu_cmd("GET", "k", NULL), 0, T_MS);
@@ -943,13 +943,13 @@ test_auth(void **state)
 	}
 	IOK_OK(iok_socket_open(&s, "pipelined-db"));
 	snprintf(url, sizeof(url), "redis://:wrong@127.0.0.1:%d", srv.port);
-	assert_int_equal(iok_dial(s, url, NULL, IOK_FLAG_SYNC), IOK_EPEERAUTH);
+	assert_int_equal(iok_dial(s, url, NULL, 0), IOK_EPEERAUTH);
 	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", srv.port);
-	assert_int_equal(iok_dial(s, url, NULL, IOK_FLAG_SYNC), IOK_EPEERAUTH);
+	assert_int_equal(iok_dial(s, url, NULL, 0), IOK_EPEERAUTH);
 	snprintf(url, sizeof(url), "redis://default:wrong@127.0.0.1:%d", srv.port);
-	assert_int_equal(iok_dial(s, url, NULL, IOK_FLAG_SYNC), IOK_EPEERAUTH);
+	assert_int_equal(iok_dial(s, url, NULL, 0), IOK_EPEERAUTH);
 	assert_int_equal(sopt(s, "stat:pipes"), 0);
-	IOK_OK(iok_dial(s, tu_redis_url(&srv, "authed", url, sizeof(url)), NULL, IOK_FLAG_SYNC));
+	IOK_OK(iok_dial(s, tu_redis_url(&srv, "authed", url, sizeof(url)), NULL, 0));
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECVTIMEO, T_MS));
 	IOK_OK(iok_sendmsg(s, tu_cmd("PING", NULL), 0));
 	char buf[32];
@@ -1286,7 +1286,7 @@ test_options(void **state)
 	IOK_OK(iok_session_close(s, 77)); /* unknown: fine */
 	assert_int_equal(iok_socket_set_uint64(s, "db:inflight", 1), IOK_EREADONLY);
 	/* SP transports are not for this pattern. */
-	assert_int_equal(iok_dial(s, "tcp://127.0.0.1:1", NULL, 0), IOK_ENOTSUP);
+	assert_int_equal(iok_dial(s, "tcp://127.0.0.1:1", NULL, IOK_FLAG_NONBLOCK), IOK_ENOTSUP);
 	IOK_OK(iok_close(s));
 	IOK_OK(iok_db_open(&s));
 	IOK_OK(iok_close(s));

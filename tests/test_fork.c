@@ -77,7 +77,7 @@ test_one_kernel_thread(void **state)
 		IOK_OK(iok_listen(s[i], url, NULL, 0));
 		for (int k = 0; k < 2; k++) {
 			IOK_OK(iok_push0_open(&s[20 + 2 * i + k]));
-			IOK_OK(iok_dial(s[20 + 2 * i + k], url, NULL, IOK_FLAG_SYNC));
+			IOK_OK(iok_dial(s[20 + 2 * i + k], url, NULL, 0));
 		}
 	}
 	for (int i = 0; i < 20; i++) {
@@ -87,7 +87,7 @@ test_one_kernel_thread(void **state)
 	iok_socket r;
 	IOK_OK(iok_pair0_open(&r));
 	snprintf(url, sizeof(url), "tcp://localhost:%d", tu_free_port());
-	assert_int_equal(iok_dial(r, url, NULL, IOK_FLAG_SYNC), IOK_ECONNREFUSED);
+	assert_int_equal(iok_dial(r, url, NULL, 0), IOK_ECONNREFUSED);
 	assert_int_equal(tu_thread_count(), with_kernel);
 	IOK_OK(iok_close(r));
 	IOK_OK(iok_close(first));
@@ -171,7 +171,7 @@ child_main(iok_socket inherited, int seq)
 	/* A new socket pair of its own. */
 	if (iok_pair0_open(&a) || iok_pair0_open(&b)) return 10;
 	iok_socket_set_ms(b, IOK_OPT_RECVTIMEO, 10000);
-	if (iok_listen(a, "inproc://child", NULL, 0) || iok_dial(b, "inproc://child", NULL, 0)) return 11;
+	if (iok_listen(a, "inproc://child", NULL, 0) || iok_dial(b, "inproc://child", NULL, IOK_FLAG_NONBLOCK)) return 11;
 	if (iok_send(a, "hi", 2, 0)) return 12;
 	if (tu_recv_str(b, buf, sizeof(buf), 10000) || strcmp(buf, "hi") != 0) return 13;
 	/* The inherited dialing socket re-dials and carries our message. */
@@ -200,14 +200,14 @@ test_fork_100(void **state)
 	IOK_OK(iok_pair0_open(&rx));
 	IOK_OK(iok_pair0_open(&tx));
 	IOK_OK(iok_listen(rx, url, NULL, 0));
-	IOK_OK(iok_dial(tx, url, NULL, IOK_FLAG_SYNC));
+	IOK_OK(iok_dial(tx, url, NULL, 0));
 	/* Children report over a dialer they inherit. */
 	IOK_OK(iok_pull0_open(&collector));
 	IOK_OK(iok_socket_set_ms(collector, IOK_OPT_RECVTIMEO, 20000));
 	IOK_OK(iok_listen(collector, url2, NULL, 0));
 	IOK_OK(iok_push0_open(&dialer));
 	IOK_OK(iok_socket_set_ms(dialer, IOK_OPT_RECONNMINT, 1));
-	IOK_OK(iok_dial(dialer, url2, NULL, IOK_FLAG_SYNC));
+	IOK_OK(iok_dial(dialer, url2, NULL, 0));
 
 	int rxfd;
 	IOK_OK(iok_socket_get_int(rx, IOK_OPT_RECVFD, &rxfd)); /* made lazily */
@@ -302,7 +302,7 @@ test_prefork_listener(void **state)
 	/* The parent stops accepting; only the child can take it. */
 	IOK_OK(iok_close(pull));
 	IOK_OK(iok_push0_open(&push));
-	IOK_OK(iok_dial(push, url, NULL, 0));
+	IOK_OK(iok_dial(push, url, NULL, IOK_FLAG_NONBLOCK));
 	IOK_OK(iok_send(push, "for the child", 13, 0));
 	int status;
 	assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -334,7 +334,7 @@ test_queued_not_duplicated(void **state)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_int_equal(WEXITSTATUS(status), 0);
 	IOK_OK(iok_listen(pull, url, NULL, 0));
-	IOK_OK(iok_dial(push, url, NULL, 0));
+	IOK_OK(iok_dial(push, url, NULL, IOK_FLAG_NONBLOCK));
 	char buf[16];
 	IOK_OK(tu_recv_str(pull, buf, sizeof(buf), 10000));
 	assert_string_equal(buf, "queued");

@@ -86,7 +86,7 @@ test_close_push_refused(void **state)
 	for (int i = 0; i < NSOCK; i++) {
 		IOK_OK(iok_push0_open(&socks[i]));
 		IOK_OK(iok_socket_set_ms(socks[i], IOK_OPT_RECONNMINT, 10));
-		IOK_OK(iok_dial(socks[i], tcp_url(), NULL, 0));
+		IOK_OK(iok_dial(socks[i], tcp_url(), NULL, IOK_FLAG_NONBLOCK));
 		queue_one(socks[i]);
 	}
 	close_all_without_linger(socks, NSOCK);

@@ -1,4 +1,5 @@
 /* test_msg.c - messages, the ring queue and the handle table, on their own. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,6 +97,114 @@ test_header(void **state)
 	iok_msg_free(m);
 }
 
+/* Every width at both ends of the body, the exact bytes on the wire
+ * (big-endian, as nng), and the hostile cases: too short a body for the
+ * integer, which must fail without touching the message. */
+static void
+test_body_ints(void **state)
+{
+	iok_msg *m;
+	uint16_t v16;
+	uint32_t v32;
+	uint64_t v64;
+	(void) state;
+	IOK_OK(iok_msg_alloc(&m, 0));
+	IOK_OK(iok_msg_append_u16(m, 0x0102));
+	IOK_OK(iok_msg_append_u32(m, 0x03040506));
+	IOK_OK(iok_msg_append_u64(m, 0x0708090a0b0c0d0eull));
+	IOK_OK(iok_msg_insert_u16(m, 0xfffe));
+	IOK_OK(iok_msg_insert_u32(m, 0xfdfcfbfa));
+	IOK_OK(iok_msg_insert_u64(m, 0xf9f8f7f6f5f4f3f2ull));
+	assert_int_equal(iok_msg_len(m), 28);
+	assert_memory_equal(iok_msg_body(m),
+	    "\xf9\xf8\xf7\xf6\xf5\xf4\xf3\xf2\xfd\xfc\xfb\xfa\xff\xfe"
+	    "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e",
+	    28);
+	IOK_OK(iok_msg_trim_u64(m, &v64));
+	assert_true(v64 == 0xf9f8f7f6f5f4f3f2ull);
+	IOK_OK(iok_msg_trim_u32(m, &v32));
+	assert_int_equal(v32, 0xfdfcfbfa);
+	IOK_OK(iok_msg_trim_u16(m, &v16));
+	assert_int_equal(v16, 0xfffe);
+	IOK_OK(iok_msg_chop_u64(m, &v64));
+	assert_true(v64 == 0x0708090a0b0c0d0eull);
+	IOK_OK(iok_msg_chop_u32(m, &v32));
+	assert_int_equal(v32, 0x03040506);
+	IOK_OK(iok_msg_chop_u16(m, &v16));
+	assert_int_equal(v16, 0x0102);
+	assert_int_equal(iok_msg_len(m), 0);
+	/* Truncated: 7 bytes hold no u64, 3 no u32, 1 no u16. */
+	IOK_OK(iok_msg_append(m, "1234567", 7));
+	assert_int_equal(iok_msg_trim_u64(m, &v64), IOK_EINVAL);
+	assert_int_equal(iok_msg_chop_u64(m, &v64), IOK_EINVAL);
+	assert_int_equal(iok_msg_len(m), 7);
+	IOK_OK(iok_msg_trim(m, 4));
+	assert_int_equal(iok_msg_trim_u32(m, &v32), IOK_EINVAL);
+	assert_int_equal(iok_msg_chop_u32(m, &v32), IOK_EINVAL);
+	IOK_OK(iok_msg_trim(m, 2));
+	assert_int_equal(iok_msg_trim_u16(m, &v16), IOK_EINVAL);
+	assert_int_equal(iok_msg_chop_u16(m, &v16), IOK_EINVAL);
+	assert_int_equal(iok_msg_len(m), 1);
+	assert_memory_equal(iok_msg_body(m), "7", 1);
+	assert_int_equal(iok_msg_trim_u16(m, NULL), IOK_EINVAL);
+	iok_msg_free(m);
+}
+
+static void
+test_header_ints(void **state)
+{
+	iok_msg *m;
+	uint16_t v16;
+	uint32_t v32;
+	uint64_t v64;
+	(void) state;
+	IOK_OK(iok_msg_alloc(&m, 0));
+	IOK_OK(iok_msg_header_append_u16(m, 0x0102));
+	IOK_OK(iok_msg_header_append_u32(m, 0x03040506));
+	IOK_OK(iok_msg_header_append_u64(m, 0x0708090a0b0c0d0eull));
+	IOK_OK(iok_msg_header_insert_u16(m, 0xfffe));
+	IOK_OK(iok_msg_header_insert_u32(m, 0xfdfcfbfa));
+	IOK_OK(iok_msg_header_insert_u64(m, 0xf9f8f7f6f5f4f3f2ull));
+	assert_int_equal(iok_msg_header_len(m), 28);
+	assert_memory_equal(iok_msg_header(m),
+	    "\xf9\xf8\xf7\xf6\xf5\xf4\xf3\xf2\xfd\xfc\xfb\xfa\xff\xfe"
+	    "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e",
+	    28);
+	assert_int_equal(iok_msg_len(m), 0); /* the body is untouched */
+	IOK_OK(iok_msg_header_chop_u64(m, &v64));
+	assert_true(v64 == 0x0708090a0b0c0d0eull);
+	IOK_OK(iok_msg_header_chop_u32(m, &v32));
+	assert_int_equal(v32, 0x03040506);
+	IOK_OK(iok_msg_header_chop_u16(m, &v16));
+	assert_int_equal(v16, 0x0102);
+	IOK_OK(iok_msg_header_trim_u64(m, &v64));
+	assert_true(v64 == 0xf9f8f7f6f5f4f3f2ull);
+	IOK_OK(iok_msg_header_trim_u32(m, &v32));
+	assert_int_equal(v32, 0xfdfcfbfa);
+	IOK_OK(iok_msg_header_trim_u16(m, &v16));
+	assert_int_equal(v16, 0xfffe);
+	assert_int_equal(iok_msg_header_len(m), 0);
+	/* Truncated headers. */
+	assert_int_equal(iok_msg_header_trim_u16(m, &v16), IOK_EINVAL);
+	IOK_OK(iok_msg_header_append(m, "abc", 3));
+	assert_int_equal(iok_msg_header_trim_u32(m, &v32), IOK_EINVAL);
+	assert_int_equal(iok_msg_header_chop_u32(m, &v32), IOK_EINVAL);
+	assert_int_equal(iok_msg_header_chop_u64(m, &v64), IOK_EINVAL);
+	assert_int_equal(iok_msg_header_len(m), 3);
+	/* Oversized: the header holds at most IOK_MSG_HEADER_MAX bytes. */
+	iok_msg_header_clear(m);
+	for (int i = 0; i < IOK_MSG_HEADER_MAX / 8; i++) {
+		IOK_OK(iok_msg_header_append_u64(m, (uint64_t) i));
+	}
+	assert_int_equal(iok_msg_header_append_u16(m, 1), IOK_EMSGSIZE);
+	assert_int_equal(iok_msg_header_insert_u32(m, 1), IOK_EMSGSIZE);
+	assert_int_equal(iok_msg_header_insert_u64(m, 1), IOK_EMSGSIZE);
+	assert_int_equal(iok_msg_header_len(m), IOK_MSG_HEADER_MAX);
+	IOK_OK(iok_msg_header_chop_u64(m, &v64));
+	assert_true(v64 == IOK_MSG_HEADER_MAX / 8 - 1);
+	iok_msg_free(m);
+}
+
 static void
 test_msgq(void **state)
 {
@@ -180,6 +289,93 @@ test_strerror(void **state)
 	assert_string_equal(iok_version(), "0.1.0");
 }
 
+/* Small messages are recycled between threads: one thread allocates, the
+ * other frees, as the application and the kernel do.  Every round keeps
+ * all its messages alive at once, each stamped with its own number, so a
+ * block handed out twice would show as an overwritten stamp. */
+#define RC_LIVE 300
+#define RC_ROUNDS 400
+
+struct recycle_run {
+	pthread_mutex_t mu;
+	pthread_cond_t  cv;
+	iok_msg        *live[RC_LIVE];
+	int             round; /* produced rounds */
+	int             freed; /* consumed rounds */
+	int             bad;
+};
+
+static void *
+recycle_producer(void *arg)
+{
+	struct recycle_run *r = arg;
+	for (int round = 0; round < RC_ROUNDS; round++) {
+		pthread_mutex_lock(&r->mu);
+		while (r->freed < round) {
+			pthread_cond_wait(&r->cv, &r->mu);
+		}
+		pthread_mutex_unlock(&r->mu);
+		for (int i = 0; i < RC_LIVE; i++) {
+			/* Both size classes, and some too big to recycle. */
+			size_t   size = i % 3 == 0 ? 8 : i % 3 == 1 ? 1500 : (size_t) 4000 + (size_t) i;
+			uint32_t tag  = (uint32_t) (round * RC_LIVE + i);
+			if (iok_msg_alloc(&r->live[i], size) != 0) {
+				r->bad++;
+				r->live[i] = NULL;
+				continue;
+			}
+			memset(iok_msg_body(r->live[i]), (int) (tag & 0xff), size);
+			memcpy(iok_msg_body(r->live[i]), &tag, sizeof(tag));
+		}
+		pthread_mutex_lock(&r->mu);
+		r->round = round + 1;
+		pthread_cond_broadcast(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+	}
+	return NULL;
+}
+
+static void
+test_recycle_across_threads(void **state)
+{
+	(void) state;
+	for (int pass = 0; pass < 2; pass++) { /* the second reuses the first's blocks */
+		struct recycle_run r;
+		pthread_t          t;
+		memset(&r, 0, sizeof(r));
+		pthread_mutex_init(&r.mu, NULL);
+		pthread_cond_init(&r.cv, NULL);
+		assert_int_equal(pthread_create(&t, NULL, recycle_producer, &r), 0);
+		for (int round = 0; round < RC_ROUNDS; round++) {
+			pthread_mutex_lock(&r.mu);
+			while (r.round <= round) {
+				pthread_cond_wait(&r.cv, &r.mu);
+			}
+			pthread_mutex_unlock(&r.mu);
+			for (int i = 0; i < RC_LIVE; i++) {
+				iok_msg *m   = r.live[i];
+				uint32_t tag = (uint32_t) (round * RC_LIVE + i), got;
+				assert_non_null(m);
+				const uint8_t *b = iok_msg_body(m);
+				memcpy(&got, b, sizeof(got));
+				assert_int_equal(got, tag);
+				assert_int_equal(b[iok_msg_len(m) - 1], tag & 0xff);
+			}
+			for (int i = 0; i < RC_LIVE; i++) {
+				iok_msg_free(r.live[i]);
+			}
+			pthread_mutex_lock(&r.mu);
+			r.freed = round + 1;
+			pthread_cond_broadcast(&r.cv);
+			pthread_mutex_unlock(&r.mu);
+		}
+		assert_int_equal(pthread_join(t, NULL), 0);
+		assert_int_equal(r.bad, 0);
+		pthread_mutex_destroy(&r.mu);
+		pthread_cond_destroy(&r.cv);
+	}
+}
+
 int
 main(void)
 {
@@ -187,9 +383,12 @@ main(void)
 		cmocka_unit_test(test_body_edits),
 		cmocka_unit_test(test_growth),
 		cmocka_unit_test(test_header),
+		cmocka_unit_test(test_body_ints),
+		cmocka_unit_test(test_header_ints),
 		cmocka_unit_test(test_msgq),
 		cmocka_unit_test(test_handles),
 		cmocka_unit_test(test_strerror),
+		cmocka_unit_test(test_recycle_across_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -107,7 +107,7 @@ pair_up(int t, iok_socket *pub, iok_socket *sub)
 	IOK_OK(iok_pub0_open(pub));
 	IOK_OK(iok_sub0_open(sub));
 	listen_on(*pub, t, url, sizeof(url));
-	IOK_OK(iok_dial(*sub, url, NULL, 0));
+	IOK_OK(iok_dial(*sub, url, NULL, IOK_FLAG_NONBLOCK));
 	wait_pipes(*pub, 1);
 	wait_pipes(*sub, 1);
 }
@@ -120,6 +120,7 @@ test_options(void **state)
 	(void) state;
 	iok_socket pub, sub, rsub, rpub;
 	int        v;
+	bool       b;
 	uint64_t   u;
 	size_t     sz = 4;
 	char       buf[4];
@@ -137,10 +138,10 @@ test_options(void **state)
 	assert_int_equal(v, 0x21);
 	IOK_OK(iok_socket_get_int(sub, IOK_OPT_PEER, &v));
 	assert_int_equal(v, 0x20);
-	IOK_OK(iok_socket_get_bool(rsub, IOK_OPT_RAW, &v));
-	assert_true(v);
-	IOK_OK(iok_socket_get_bool(rpub, IOK_OPT_RAW, &v));
-	assert_true(v);
+	IOK_OK(iok_socket_get_bool(rsub, IOK_OPT_RAW, &b));
+	assert_true(b);
+	IOK_OK(iok_socket_get_bool(rpub, IOK_OPT_RAW, &b));
+	assert_true(b);
 
 	/* pub queue: default 16, range 1..2^20; drop-oldest default on. */
 	IOK_OK(iok_socket_get_int(pub, "pub:queue-length", &v));
@@ -150,21 +151,21 @@ test_options(void **state)
 	assert_int_equal(v, 4);
 	assert_int_equal(iok_socket_set_int(pub, "pub:queue-length", 0), IOK_EINVAL);
 	assert_int_equal(iok_socket_set_int(pub, "pub:queue-length", (1 << 20) + 1), IOK_EINVAL);
-	IOK_OK(iok_socket_get_bool(pub, "pub:drop-oldest", &v));
-	assert_true(v);
+	IOK_OK(iok_socket_get_bool(pub, "pub:drop-oldest", &b));
+	assert_true(b);
 	IOK_OK(iok_socket_set_bool(pub, "pub:drop-oldest", 0));
-	IOK_OK(iok_socket_get_bool(pub, "pub:drop-oldest", &v));
-	assert_false(v);
+	IOK_OK(iok_socket_get_bool(pub, "pub:drop-oldest", &b));
+	assert_false(b);
 	assert_int_equal(iok_socket_set_string(pub, "pub:drop-oldest", "yes"), IOK_EBADTYPE);
 
 	/* sub: prefnew true by default (nng), false on raw (nng's xsub). */
-	IOK_OK(iok_socket_get_bool(sub, IOK_OPT_SUB_PREFNEW, &v));
-	assert_true(v);
-	IOK_OK(iok_socket_get_bool(rsub, IOK_OPT_SUB_PREFNEW, &v));
-	assert_false(v);
+	IOK_OK(iok_socket_get_bool(sub, IOK_OPT_SUB_PREFNEW, &b));
+	assert_true(b);
+	IOK_OK(iok_socket_get_bool(rsub, IOK_OPT_SUB_PREFNEW, &b));
+	assert_false(b);
 	IOK_OK(iok_socket_set_bool(sub, IOK_OPT_SUB_PREFNEW, 0));
-	IOK_OK(iok_socket_get_bool(sub, IOK_OPT_SUB_PREFNEW, &v));
-	assert_false(v);
+	IOK_OK(iok_socket_get_bool(sub, IOK_OPT_SUB_PREFNEW, &b));
+	assert_false(b);
 
 	/* subscribe: bytes or string; write-only; other types refused. */
 	IOK_OK(iok_socket_set(sub, IOK_OPT_SUB_SUBSCRIBE, "", 0));
@@ -429,12 +430,12 @@ eight_subscribers_on(int t)
 			sub_str(subs[i], "t3/"); /* twice: still once per message */
 			sub_str(subs[i], "t3/x");
 		}
-		IOK_OK(iok_dial(subs[i], url, NULL, 0));
+		IOK_OK(iok_dial(subs[i], url, NULL, IOK_FLAG_NONBLOCK));
 	}
 	IOK_OK(iok_sub0_open(&all));
 	IOK_OK(iok_socket_set_int(all, IOK_OPT_RECVBUF, 4096));
 	sub_str(all, "");
-	IOK_OK(iok_dial(all, url, NULL, 0));
+	IOK_OK(iok_dial(all, url, NULL, IOK_FLAG_NONBLOCK));
 	wait_pipes(pub, NSUBS + 1);
 	for (int i = 0; i < NSUBS; i++) {
 		wait_pipes(subs[i], 1);
@@ -565,12 +566,12 @@ slow_subscriber_on(int t)
 		IOK_OK(iok_sub0_open(&fast[i]));
 		IOK_OK(iok_socket_set_int(fast[i], IOK_OPT_RECVBUF, FAST_BUF));
 		sub_str(fast[i], "m");
-		IOK_OK(iok_dial(fast[i], url, NULL, 0));
+		IOK_OK(iok_dial(fast[i], url, NULL, IOK_FLAG_NONBLOCK));
 	}
 	IOK_OK(iok_sub0_open(&slow));
 	IOK_OK(iok_socket_set_int(slow, IOK_OPT_RECVBUF, SLOW_BUF));
 	sub_str(slow, "");
-	IOK_OK(iok_dial(slow, url, NULL, 0));
+	IOK_OK(iok_dial(slow, url, NULL, IOK_FLAG_NONBLOCK));
 	wait_pipes(pub, NFAST + 1);
 	wait_pipes(slow, 1);
 	for (int i = 0; i < NFAST; i++) {
@@ -687,7 +688,7 @@ stalled_tcp_subscriber(int drop_oldest)
 		IOK_OK(iok_sub0_open(&fast[i]));
 		IOK_OK(iok_socket_set_int(fast[i], IOK_OPT_RECVBUF, FAST_BUF));
 		sub_str(fast[i], "");
-		IOK_OK(iok_dial(fast[i], url, NULL, 0));
+		IOK_OK(iok_dial(fast[i], url, NULL, IOK_FLAG_NONBLOCK));
 	}
 	fd = stalled_peer(port);
 	wait_pipes(pub, 3);
@@ -843,7 +844,7 @@ raw_on(int t)
 	IOK_OK(iok_pub0_open(&pub));
 	IOK_OK(iok_sub0_open_raw(&rsub));
 	listen_on(pub, t, url, sizeof(url));
-	IOK_OK(iok_dial(rsub, url, NULL, 0));
+	IOK_OK(iok_dial(rsub, url, NULL, IOK_FLAG_NONBLOCK));
 	wait_pipes(pub, 1);
 	wait_pipes(rsub, 1);
 	pub_str(pub, "anything");
@@ -863,7 +864,7 @@ raw_on(int t)
 	IOK_OK(iok_sub0_open(&sub));
 	sub_str(sub, "");
 	listen_on(rpub, t, url, sizeof(url));
-	IOK_OK(iok_dial(sub, url, NULL, 0));
+	IOK_OK(iok_dial(sub, url, NULL, IOK_FLAG_NONBLOCK));
 	wait_pipes(rpub, 1);
 	wait_pipes(sub, 1);
 	IOK_OK(iok_msg_alloc(&m, 0));
@@ -917,9 +918,9 @@ device_on(int t)
 	sub_str(s1, "one");
 	sub_str(s2, "two");
 	sub_str(s2, "one/");
-	IOK_OK(iok_dial(dsub, url1, NULL, 0));
-	IOK_OK(iok_dial(s1, url2, NULL, 0));
-	IOK_OK(iok_dial(s2, url2, NULL, 0));
+	IOK_OK(iok_dial(dsub, url1, NULL, IOK_FLAG_NONBLOCK));
+	IOK_OK(iok_dial(s1, url2, NULL, IOK_FLAG_NONBLOCK));
+	IOK_OK(iok_dial(s2, url2, NULL, IOK_FLAG_NONBLOCK));
 	wait_pipes(pub, 1);
 	wait_pipes(dpub, 2);
 	wait_pipes(s1, 1);

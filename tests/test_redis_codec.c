@@ -576,6 +576,34 @@ test_skip_oversize(void **state)
 	assert_int_equal(r.frames, 3);
 }
 
+/* role=: a server in the wrong role is refused after its HELLO; with
+ * role=primary a READONLY reply is the connection's last. */
+static void
+test_roles(void **state)
+{
+	conn c;
+	(void) state;
+	script("redis://h/?role=primary", SL(HELLO_PLAIN), SL(HELLO_MAP), IK_HS_DONE, 3);
+	script("redis://h/?role=master", SL(HELLO_PLAIN), SL(HELLO_MAP), IK_HS_DONE, 3);
+	script("redis://h/?role=replica", SL(HELLO_PLAIN), SL(HELLO_MAP), -IOK_ESTATE, 0);
+	script("redis://h/?role=any", SL(HELLO_PLAIN), SL(HELLO_MAP), IK_HS_DONE, 3);
+	/* RESP2 (no HELLO) does not say: taken as it is. */
+	script("redis://h/?role=replica", SL(HELLO_PLAIN), SL("-ERR unknown command 'HELLO'\r\n+OK\r\n"),
+	    IK_HS_DONE, 2);
+	assert_int_not_equal(open_conn(&c, "redis://h/?role=leader", 0), 0);
+
+	assert_int_equal(open_conn(&c, "redis://h/?role=primary", 0), 0);
+	assert_int_equal(c.t->classify(c.st, S("-READONLY You can't write against a read only replica.\r\n")),
+	    IK_FRAME_LAST);
+	assert_int_equal(c.t->classify(c.st, S("-READONL\r\n")), IK_FRAME_REPLY);
+	assert_int_equal(c.t->classify(c.st, S("-ERR x\r\n")), IK_FRAME_REPLY);
+	assert_int_equal(c.t->classify(c.st, S("+READONLY\r\n")), IK_FRAME_REPLY);
+	close_conn(&c);
+	assert_int_equal(open_conn(&c, "redis://h", 0), 0); /* role any: just a reply */
+	assert_int_equal(c.t->classify(c.st, S("-READONLY no\r\n")), IK_FRAME_REPLY);
+	close_conn(&c);
+}
+
 int
 main(void)
 {
@@ -592,6 +620,7 @@ main(void)
 	    cmocka_unit_test(test_after_handshake),
 	    cmocka_unit_test(test_frame),
 	    cmocka_unit_test(test_classify),
+	    cmocka_unit_test(test_roles),
 	    cmocka_unit_test(test_encode),
 	    cmocka_unit_test(test_skip_oversize),
 	};

@@ -59,7 +59,7 @@ pair_up(const char *t, iok_socket *req, iok_socket *rep)
 	IOK_OK(iok_req0_open(req));
 	IOK_OK(iok_rep0_open(rep));
 	listen_any(*rep, t, url, sizeof(url));
-	IOK_OK(iok_dial(*req, url, NULL, 0));
+	IOK_OK(iok_dial(*req, url, NULL, IOK_FLAG_NONBLOCK));
 	wait_pipes(*req, 1);
 	wait_pipes(*rep, 1);
 }
@@ -189,8 +189,8 @@ test_options(void **state)
 	/* iok_request and iok_reply belong to their sides, and to cooked mode. */
 	uint64_t tok;
 	iok_msg *m = mkmsg("x");
-	assert_int_equal(iok_request(rep, m, 0, &tok), IOK_ENOTSUP);
-	assert_int_equal(iok_request(rreq, m, 0, &tok), IOK_ENOTSUP);
+	assert_int_equal(iok_request(rep, m, &tok, 0), IOK_ENOTSUP);
+	assert_int_equal(iok_request(rreq, m, &tok, 0), IOK_ENOTSUP);
 	assert_int_equal(iok_reply(req, m, 1, 0), IOK_ENOTSUP);
 	iok_msg_free(m);
 	IOK_OK(iok_close(req));
@@ -240,7 +240,7 @@ test_rep_many_clients(void **state)
 		listen_any(rep, transports[t], url, sizeof(url));
 		for (int i = 0; i < N; i++) {
 			IOK_OK(iok_req0_open(&req[i]));
-			IOK_OK(iok_dial(req[i], url, NULL, 0));
+			IOK_OK(iok_dial(req[i], url, NULL, IOK_FLAG_NONBLOCK));
 		}
 		wait_pipes(rep, N);
 		for (int i = 0; i < N; i++) {
@@ -288,7 +288,7 @@ many_outstanding(const char *t, int n)
 	pair_up(t, &req, &rep);
 	for (int i = 0; i < n; i++) {
 		snprintf(buf, sizeof(buf), "request %d", i);
-		IOK_OK(iok_request(req, mkmsg(buf), 0, &toks[i]));
+		IOK_OK(iok_request(req, mkmsg(buf), &toks[i], 0));
 		assert_true(toks[i] != 0);
 	}
 	for (int i = 0; i < n; i++) {
@@ -386,7 +386,7 @@ request_all(void *arg)
 			return NULL;
 		}
 		memcpy(iok_msg_body(m), &i, sizeof(i));
-		if ((r->rv = iok_request(r->req, m, 0, &r->toks[i])) != 0) {
+		if ((r->rv = iok_request(r->req, m, &r->toks[i], 0)) != 0) {
 			iok_msg_free(m);
 			return NULL;
 		}
@@ -527,8 +527,8 @@ test_resend_tokens(void **state)
 	(void) state;
 	pair_up("tcp", &req, &rep);
 	IOK_OK(iok_socket_set_ms(req, IOK_OPT_REQ_RESENDTIME, 100));
-	IOK_OK(iok_request(req, mkmsg("one"), 0, &t1));
-	IOK_OK(iok_request(req, mkmsg("two"), 0, &t2));
+	IOK_OK(iok_request(req, mkmsg("one"), &t1, 0));
+	IOK_OK(iok_request(req, mkmsg("two"), &t2, 0));
 	/* Collect until both have arrived twice. */
 	int      n1 = 0, n2 = 0;
 	iok_msg *keep1 = NULL, *keep2 = NULL;
@@ -573,7 +573,7 @@ test_req_timeout(void **state)
 		uint64_t   tok, tok2;
 		pair_up(transports[t], &req, &rep);
 		IOK_OK(iok_socket_set_ms(req, IOK_OPT_REQ_TIMEOUT, 200));
-		IOK_OK(iok_request(req, mkmsg("slow"), 0, &tok));
+		IOK_OK(iok_request(req, mkmsg("slow"), &tok, 0));
 		iok_msg *in = recv_msg(rep, WAIT_MS);
 		iok_msg *m  = recv_msg(req, WAIT_MS);
 		assert_int_equal(iok_msg_status(m), IOK_ETIMEDOUT);
@@ -586,7 +586,7 @@ test_req_timeout(void **state)
 		expect_nothing(req);
 		/* A request answered in time completes with its reply only. */
 		IOK_OK(iok_socket_set_ms(req, IOK_OPT_REQ_TIMEOUT, 30000));
-		IOK_OK(iok_request(req, mkmsg("fast"), 0, &tok2));
+		IOK_OK(iok_request(req, mkmsg("fast"), &tok2, 0));
 		in = recv_msg(rep, WAIT_MS);
 		IOK_OK(iok_reply(rep, mkmsg("in time"), iok_msg_token(in), 0));
 		iok_msg_free(in);
@@ -610,14 +610,14 @@ test_req_timeout_no_peer(void **state)
 	uint64_t   tok;
 	(void) state;
 	IOK_OK(iok_req0_open(&req));
-	IOK_OK(iok_dial(req, "tcp://127.0.0.1:1", NULL, 0)); /* nobody there */
+	IOK_OK(iok_dial(req, "tcp://127.0.0.1:1", NULL, IOK_FLAG_NONBLOCK)); /* nobody there */
 	IOK_OK(iok_socket_set_ms(req, IOK_OPT_REQ_TIMEOUT, 100));
-	IOK_OK(iok_request(req, mkmsg("void"), 0, &tok));
+	IOK_OK(iok_request(req, mkmsg("void"), &tok, 0));
 	iok_msg *m = recv_msg(req, WAIT_MS);
 	assert_int_equal(iok_msg_status(m), IOK_ETIMEDOUT);
 	assert_int_equal(iok_msg_token(m), tok);
 	iok_msg_free(m);
-	IOK_OK(iok_request(req, mkmsg("void"), 0, &tok));
+	IOK_OK(iok_request(req, mkmsg("void"), &tok, 0));
 	char   buf[16];
 	size_t len = sizeof(buf);
 	IOK_OK(iok_socket_set_ms(req, IOK_OPT_RECVTIMEO, WAIT_MS));
@@ -637,10 +637,10 @@ test_req_timeouts_queue_full(void **state)
 	(void) state;
 	IOK_OK(iok_req0_open(&req));
 	IOK_OK(iok_socket_set_int(req, IOK_OPT_RECVBUF, 1));
-	IOK_OK(iok_dial(req, "tcp://127.0.0.1:1", NULL, 0)); /* nobody there */
+	IOK_OK(iok_dial(req, "tcp://127.0.0.1:1", NULL, IOK_FLAG_NONBLOCK)); /* nobody there */
 	IOK_OK(iok_socket_set_ms(req, IOK_OPT_REQ_TIMEOUT, 20));
 	for (int i = 0; i < N; i++) {
-		IOK_OK(iok_request(req, mkmsg("void"), 0, &tok[i]));
+		IOK_OK(iok_request(req, mkmsg("void"), &tok[i], 0));
 	}
 	for (int i = 0; i < N; i++) {
 		iok_msg *m = recv_msg(req, WAIT_MS);
@@ -663,8 +663,8 @@ test_cancel(void **state)
 		uint64_t   t1, t2, t3;
 		pair_up(transports[t], &req, &rep);
 		IOK_OK(iok_socket_set_ms(req, IOK_OPT_REQ_TIMEOUT, 300));
-		IOK_OK(iok_request(req, mkmsg("a"), 0, &t1));
-		IOK_OK(iok_request(req, mkmsg("b"), 0, &t2));
+		IOK_OK(iok_request(req, mkmsg("a"), &t1, 0));
+		IOK_OK(iok_request(req, mkmsg("b"), &t2, 0));
 		iok_msg *a = recv_msg(rep, WAIT_MS);
 		iok_msg *b = recv_msg(rep, WAIT_MS);
 		IOK_OK(iok_cancel(req, t1));
@@ -678,7 +678,7 @@ test_cancel(void **state)
 		assert_true(tu_wait_stat(req, "stat:rx-dropped", 1, WAIT_MS));
 		/* Cancel a request that has a timeout: no ETIMEDOUT follows.
 		 * (A receive timeout well past the request timeout.) */
-		IOK_OK(iok_request(req, mkmsg("c"), 0, &t3));
+		IOK_OK(iok_request(req, mkmsg("c"), &t3, 0));
 		IOK_OK(iok_cancel(req, t3));
 		IOK_OK(iok_socket_set_ms(req, IOK_OPT_RECVTIMEO, 1000));
 		assert_int_equal(iok_recvmsg(req, &m, 0), IOK_ETIMEDOUT);
@@ -730,12 +730,12 @@ pipe_loss(const char *t, bool tokens)
 	IOK_OK(iok_rep0_open(&tr.a));
 	IOK_OK(iok_rep0_open(&tr.b));
 	listen_any(tr.a, t, url, sizeof(url));
-	IOK_OK(iok_dial(req, url, NULL, 0));
+	IOK_OK(iok_dial(req, url, NULL, IOK_FLAG_NONBLOCK));
 	listen_any(tr.b, t, url, sizeof(url));
-	IOK_OK(iok_dial(req, url, NULL, 0));
+	IOK_OK(iok_dial(req, url, NULL, IOK_FLAG_NONBLOCK));
 	wait_pipes(req, 2);
 	if (tokens) {
-		IOK_OK(iok_request(req, mkmsg("lost?"), 0, &tok));
+		IOK_OK(iok_request(req, mkmsg("lost?"), &tok, 0));
 	} else {
 		send_str(req, "lost?");
 	}
@@ -784,7 +784,7 @@ test_reply_pipe_gone(void **state)
 	IOK_OK(iok_req0_open(&req));
 	IOK_OK(iok_rep0_open(&rep));
 	listen_any(rep, "tcp", url, sizeof(url));
-	IOK_OK(iok_dial(req, url, NULL, 0));
+	IOK_OK(iok_dial(req, url, NULL, IOK_FLAG_NONBLOCK));
 	wait_pipes(rep, 1);
 	send_str(req, "bye");
 	iok_msg *m = recv_msg(rep, WAIT_MS);
@@ -793,7 +793,7 @@ test_reply_pipe_gone(void **state)
 	IOK_OK(iok_sendmsg(rep, m, 0)); /* answers the last request */
 	assert_true(tu_wait_stat(rep, "stat:tx-dropped", 1, WAIT_MS));
 	IOK_OK(iok_req0_open(&req2));
-	IOK_OK(iok_dial(req2, url, NULL, 0));
+	IOK_OK(iok_dial(req2, url, NULL, IOK_FLAG_NONBLOCK));
 	send_str(req2, "hello");
 	expect_str(rep, "hello");
 	send_str(rep, "still here");
@@ -813,14 +813,14 @@ test_raw_headers(void **state)
 	for (int t = 0; t < NTRANS; t++) {
 		iok_socket req, rrep, rreq, rep;
 		char       url[256];
-		int        raw = 0;
+		bool       raw = false;
 
 		IOK_OK(iok_req0_open(&req));
 		IOK_OK(iok_rep0_open_raw(&rrep));
 		IOK_OK(iok_socket_get_bool(rrep, IOK_OPT_RAW, &raw));
 		assert_true(raw);
 		listen_any(rrep, transports[t], url, sizeof(url));
-		IOK_OK(iok_dial(req, url, NULL, 0));
+		IOK_OK(iok_dial(req, url, NULL, IOK_FLAG_NONBLOCK));
 		wait_pipes(rrep, 1);
 		send_str(req, "raw?");
 		iok_msg *m = recv_msg(rrep, WAIT_MS);
@@ -840,7 +840,7 @@ test_raw_headers(void **state)
 		IOK_OK(iok_req0_open_raw(&rreq));
 		IOK_OK(iok_rep0_open(&rep));
 		listen_any(rep, transports[t], url, sizeof(url));
-		IOK_OK(iok_dial(rreq, url, NULL, 0));
+		IOK_OK(iok_dial(rreq, url, NULL, IOK_FLAG_NONBLOCK));
 		wait_pipes(rreq, 1);
 		m = mkmsg("by hand");
 		IOK_OK(iok_msg_header_append_u32(m, 0x80001234u));
@@ -874,7 +874,7 @@ device_chain(const char *t, int hops)
 	for (int i = 0; i < hops; i++) {
 		IOK_OK(iok_rep0_open_raw(&drep[i]));
 		IOK_OK(iok_req0_open_raw(&dreq[i]));
-		IOK_OK(iok_dial(dreq[i], url, NULL, 0)); /* towards the server */
+		IOK_OK(iok_dial(dreq[i], url, NULL, IOK_FLAG_NONBLOCK)); /* towards the server */
 		listen_any(drep[i], t, url, sizeof(url));
 		IOK_OK(iok_device(drep[i], dreq[i]));
 		wait_pipes(dreq[i], 1);
@@ -882,7 +882,7 @@ device_chain(const char *t, int hops)
 	snprintf(front, sizeof(front), "%s", url);
 	for (int c = 0; c < CLIENTS; c++) {
 		IOK_OK(iok_req0_open(&req[c]));
-		IOK_OK(iok_dial(req[c], front, NULL, 0));
+		IOK_OK(iok_dial(req[c], front, NULL, IOK_FLAG_NONBLOCK));
 		wait_pipes(req[c], 1);
 	}
 	/* Plain API through the chain. */
@@ -904,7 +904,7 @@ device_chain(const char *t, int hops)
 		for (int c = 0; c < CLIENTS; c++) {
 			char buf[64];
 			snprintf(buf, sizeof(buf), "c%d r%d", c, i);
-			IOK_OK(iok_request(req[c], mkmsg(buf), 0, &toks[c][i]));
+			IOK_OK(iok_request(req[c], mkmsg(buf), &toks[c][i], 0));
 		}
 	}
 	for (int i = 0; i < CLIENTS * PER; i++) {
@@ -983,12 +983,12 @@ test_ttl_through_devices(void **state)
 	for (int i = 0; i < HOPS; i++) {
 		IOK_OK(iok_rep0_open_raw(&drep[i]));
 		IOK_OK(iok_req0_open_raw(&dreq[i]));
-		IOK_OK(iok_dial(dreq[i], url, NULL, 0));
+		IOK_OK(iok_dial(dreq[i], url, NULL, IOK_FLAG_NONBLOCK));
 		listen_any(drep[i], "inproc", url, sizeof(url));
 		IOK_OK(iok_device(drep[i], dreq[i]));
 	}
 	IOK_OK(iok_req0_open(&req));
-	IOK_OK(iok_dial(req, url, NULL, 0));
+	IOK_OK(iok_dial(req, url, NULL, IOK_FLAG_NONBLOCK));
 	wait_pipes(req, 1);
 	send_str(req, "eight words");
 	expect_str(rep, "eight words"); /* 7 pipe ids + the id = ttl-max */
@@ -1183,7 +1183,7 @@ test_bad_input_to_req(void **state)
 	assert_int_equal(getsockname(lfd, (struct sockaddr *) &sa, &sl), 0);
 	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", ntohs(sa.sin_port));
 	IOK_OK(iok_req0_open(&req));
-	IOK_OK(iok_dial(req, url, NULL, 0));
+	IOK_OK(iok_dial(req, url, NULL, IOK_FLAG_NONBLOCK));
 	int fd = accept(lfd, NULL, NULL);
 	assert_true(fd >= 0);
 	sp_handshake(fd, 0x31, 0x30);
@@ -1233,7 +1233,7 @@ test_fork_forgets(void **state)
 #endif
 	pair_up("tcp", &req, &rep);
 	IOK_OK(iok_socket_set_ms(req, IOK_OPT_REQ_TIMEOUT, 100));
-	IOK_OK(iok_request(req, mkmsg("parent's"), 0, &tok));
+	IOK_OK(iok_request(req, mkmsg("parent's"), &tok, 0));
 	iok_msg *in = recv_msg(rep, WAIT_MS);
 	pid_t    pid = fork();
 	assert_true(pid >= 0);

@@ -122,7 +122,7 @@ setup(const char *t, iok_socket *srv, iok_socket resp[NR])
 	listen_any(*srv, t, url, sizeof(url));
 	for (int i = 0; i < NR; i++) {
 		IOK_OK(iok_respondent0_open(&resp[i]));
-		IOK_OK(iok_dial(resp[i], url, NULL, 0));
+		IOK_OK(iok_dial(resp[i], url, NULL, IOK_FLAG_NONBLOCK));
 	}
 	wait_pipes(*srv, NR);
 }
@@ -291,9 +291,9 @@ test_survey_tokens(void **state)
 		for (int s = 0; s < NS; s++) {
 			char q[32];
 			snprintf(q, sizeof(q), "survey %d", s);
-			IOK_OK(iok_request(srv, mkmsg(q), 0, &tok[s]));
+			IOK_OK(iok_request(srv, mkmsg(q), &tok[s], 0));
 		}
-		IOK_OK(iok_request(srv, mkmsg("never mind"), 0, &cancelled));
+		IOK_OK(iok_request(srv, mkmsg("never mind"), &cancelled, 0));
 		/* Each respondent answers all surveys, last first. */
 		for (int i = 0; i < NR; i++) {
 			iok_msg *in[NS + 1];
@@ -354,7 +354,7 @@ test_survey_ends_queue_full(void **state)
 	IOK_OK(iok_socket_set_int(srv, IOK_OPT_RECVBUF, 1));
 	IOK_OK(iok_socket_set_ms(srv, IOK_OPT_SURVEYOR_SURVEYTIME, 20));
 	for (int s = 0; s < NS; s++) {
-		IOK_OK(iok_request(srv, mkmsg("anyone?"), 0, &tok[s]));
+		IOK_OK(iok_request(srv, mkmsg("anyone?"), &tok[s], 0));
 	}
 	for (int s = 0; s < NS; s++) {
 		iok_msg *m = recv_msg(srv, WAIT_MS);
@@ -381,7 +381,7 @@ test_respondent_concurrent(void **state)
 	for (int i = 0; i < NSRV; i++) {
 		IOK_OK(iok_surveyor0_open(&srv[i]));
 		IOK_OK(iok_socket_set_ms(srv[i], IOK_OPT_SURVEYOR_SURVEYTIME, 60000));
-		IOK_OK(iok_dial(srv[i], url, NULL, 0));
+		IOK_OK(iok_dial(srv[i], url, NULL, IOK_FLAG_NONBLOCK));
 	}
 	wait_pipes(resp, NSRV);
 	for (int i = 0; i < NSRV; i++) {
@@ -420,7 +420,7 @@ test_raw_and_device(void **state)
 		IOK_OK(iok_surveyor0_open(&srv));
 		IOK_OK(iok_respondent0_open_raw(&rresp));
 		listen_any(rresp, transports[t], url, sizeof(url));
-		IOK_OK(iok_dial(srv, url, NULL, 0));
+		IOK_OK(iok_dial(srv, url, NULL, IOK_FLAG_NONBLOCK));
 		wait_pipes(rresp, 1);
 		IOK_OK(iok_socket_set_ms(srv, IOK_OPT_SURVEYOR_SURVEYTIME, SURVEY_MS));
 		send_str(srv, "raw?");
@@ -442,14 +442,14 @@ test_raw_and_device(void **state)
 		listen_any(rsrv, transports[t], url, sizeof(url));
 		for (int i = 0; i < NR; i++) {
 			IOK_OK(iok_respondent0_open(&resp[i]));
-			IOK_OK(iok_dial(resp[i], url, NULL, 0));
+			IOK_OK(iok_dial(resp[i], url, NULL, IOK_FLAG_NONBLOCK));
 		}
 		wait_pipes(rsrv, NR);
 		listen_any(rresp, transports[t], front, sizeof(front));
 		IOK_OK(iok_device(rresp, rsrv));
 		IOK_OK(iok_surveyor0_open(&srv));
 		IOK_OK(iok_socket_set_ms(srv, IOK_OPT_SURVEYOR_SURVEYTIME, SURVEY_MS));
-		IOK_OK(iok_dial(srv, front, NULL, 0));
+		IOK_OK(iok_dial(srv, front, NULL, IOK_FLAG_NONBLOCK));
 		wait_pipes(srv, 1);
 		wait_pipes(rresp, 1);
 		send_str(srv, "through");

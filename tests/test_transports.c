@@ -67,11 +67,11 @@ pair_exchange(const char *pattern, const char *url, int dial_first)
 	snprintf(u, sizeof(u), "%s", url);
 	open2(&a, pattern, &b, pattern);
 	if (dial_first) {
-		IOK_OK(iok_dial(b, u, NULL, 0));
+		IOK_OK(iok_dial(b, u, NULL, IOK_FLAG_NONBLOCK));
 		IOK_OK(iok_listen(a, u, NULL, 0));
 	} else {
 		IOK_OK(iok_listen(a, u, NULL, 0));
-		IOK_OK(iok_dial(b, u, NULL, 0));
+		IOK_OK(iok_dial(b, u, NULL, IOK_FLAG_NONBLOCK));
 	}
 	for (int i = 0; i < 10; i++) {
 		char m[32];
@@ -116,7 +116,7 @@ pushpull(const char *url)
 	for (int i = 0; i < 3; i++) {
 		IOK_OK(iok_pull0_open(&pull[i]));
 		IOK_OK(iok_socket_set_ms(pull[i], IOK_OPT_RECVTIMEO, T_MS));
-		IOK_OK(iok_dial(pull[i], u, NULL, IOK_FLAG_SYNC));
+		IOK_OK(iok_dial(pull[i], u, NULL, 0));
 	}
 	assert_true(tu_wait_stat(push, "stat:pipes", 3, T_MS));
 	for (int i = 0; i < 300; i++) {
@@ -166,7 +166,7 @@ test_pull_fair_queue(void **state)
 	IOK_OK(iok_listen(pull, url, NULL, 0));
 	for (int i = 0; i < 3; i++) {
 		IOK_OK(iok_push0_open(&push[i]));
-		IOK_OK(iok_dial(push[i], url, NULL, IOK_FLAG_SYNC));
+		IOK_OK(iok_dial(push[i], url, NULL, 0));
 		for (int k = 0; k < 50; k++) {
 			char m[8];
 			snprintf(m, sizeof(m), "%d", i);
@@ -198,7 +198,7 @@ test_dial_first_and_reconnect(void **state)
 	open2(&a, "pair0", &b, "pair0");
 	IOK_OK(iok_socket_set_ms(b, IOK_OPT_RECONNMINT, 10));
 	IOK_OK(iok_socket_set_ms(b, IOK_OPT_RECONNMAXT, 50));
-	IOK_OK(iok_dial(b, url, NULL, 0));
+	IOK_OK(iok_dial(b, url, NULL, IOK_FLAG_NONBLOCK));
 	/* Queued before any peer: delivered once connected. */
 	IOK_OK(iok_send(b, "early", 5, 0));
 	IOK_OK(iok_listen(a, url, &l, 0));
@@ -231,13 +231,18 @@ test_backoff(void **state)
 	IOK_OK(iok_dialer_set_ms(d, IOK_OPT_RECONNMINT, 20));
 	IOK_OK(iok_dialer_get_ms(d, IOK_OPT_RECONNMINT, &v));
 	assert_int_equal(v, 20);
-	assert_int_equal(iok_dialer_start(d, IOK_FLAG_SYNC), IOK_ECONNREFUSED);
+	assert_int_equal(iok_dialer_start(d, 0), IOK_ECONNREFUSED);
+	IOK_OK(iok_dialer_close(d));
+	/* IOK_FLAG_SYNC is still accepted, and means the default. */
+	assert_int_equal(iok_dial(s, tcp_url("127.0.0.1"), NULL, IOK_FLAG_SYNC), IOK_ECONNREFUSED);
+	/* NONBLOCK: nothing there yet is not an error, the dialer retries. */
+	IOK_OK(iok_dial(s, tcp_url("127.0.0.1"), &d, IOK_FLAG_NONBLOCK));
 	IOK_OK(iok_dialer_close(d));
 	assert_int_equal(iok_dialer_close(d), IOK_ECLOSED);
 	/* Synchronous dial with nothing there fails and leaves nothing. */
-	assert_int_equal(iok_dial(s, tcp_url("127.0.0.1"), &d, IOK_FLAG_SYNC), IOK_ECONNREFUSED);
-	assert_int_equal(iok_dial(s, tu_ipc_url("none"), NULL, IOK_FLAG_SYNC), IOK_ECONNREFUSED);
-	assert_int_equal(iok_dial(s, "inproc://nobody", NULL, IOK_FLAG_SYNC), IOK_ECONNREFUSED);
+	assert_int_equal(iok_dial(s, tcp_url("127.0.0.1"), &d, 0), IOK_ECONNREFUSED);
+	assert_int_equal(iok_dial(s, tu_ipc_url("none"), NULL, 0), IOK_ECONNREFUSED);
+	assert_int_equal(iok_dial(s, "inproc://nobody", NULL, 0), IOK_ECONNREFUSED);
 	IOK_OK(iok_close(s));
 }
 
@@ -250,7 +255,7 @@ test_bad_urls(void **state)
 	const char *bad[] = {"", "nonsense", "tcp://", "tcp://127.0.0.1", "tcp://127.0.0.1:99999",
 		"tcp://[::1:5", "ipc://", "tcp://h:1/extra"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		int rv = iok_dial(s, bad[i], NULL, 0);
+		int rv = iok_dial(s, bad[i], NULL, IOK_FLAG_NONBLOCK);
 		if (rv != IOK_EADDRINVAL) {
 			fail_msg("dial '%s': %s", bad[i], iok_strerror(rv));
 		}
@@ -259,8 +264,8 @@ test_bad_urls(void **state)
 			fail_msg("listen '%s': %s", bad[i], iok_strerror(rv));
 		}
 	}
-	assert_int_equal(iok_dial(s, "udp://1.2.3.4:5", NULL, 0), IOK_ENOTSUP);
-	assert_int_equal(iok_dial(s, "tcp://no-such-host.invalid:5", NULL, IOK_FLAG_SYNC), IOK_EADDRINVAL);
+	assert_int_equal(iok_dial(s, "udp://1.2.3.4:5", NULL, IOK_FLAG_NONBLOCK), IOK_ENOTSUP);
+	assert_int_equal(iok_dial(s, "tcp://no-such-host.invalid:5", NULL, 0), IOK_EADDRINVAL);
 	IOK_OK(iok_listen(s, "tcp://0.0.0.0:0", NULL, 0)); /* any address, any port */
 	IOK_OK(iok_close(s));
 }
@@ -306,7 +311,7 @@ test_bound_port(void **state)
 	iok_strfree(s);
 	assert_int_equal(iok_listener_set_int(l, IOK_OPT_TCP_BOUND_PORT, 5), IOK_EREADONLY);
 	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
-	IOK_OK(iok_dial(b, url, NULL, IOK_FLAG_SYNC));
+	IOK_OK(iok_dial(b, url, NULL, 0));
 	IOK_OK(iok_send(b, "x", 1, 0));
 	expect_msg(a, "x");
 	IOK_OK(iok_close(a));
@@ -327,7 +332,7 @@ test_closed_handles(void **state)
 	assert_int_equal(iok_close(s), IOK_ECLOSED);
 	assert_int_equal(iok_send(s, "x", 1, 0), IOK_ECLOSED);
 	assert_int_equal(iok_recv(s, buf, &n, 0), IOK_ECLOSED);
-	assert_int_equal(iok_dial(s, "inproc://x", NULL, 0), IOK_ECLOSED);
+	assert_int_equal(iok_dial(s, "inproc://x", NULL, IOK_FLAG_NONBLOCK), IOK_ECLOSED);
 	assert_int_equal(iok_listen(s, "inproc://x", NULL, 0), IOK_ECLOSED);
 	assert_int_equal(iok_socket_get_int(s, IOK_OPT_RECVBUF, &v), IOK_ECLOSED);
 	assert_int_equal(iok_send(never, "x", 1, 0), IOK_ECLOSED);
@@ -349,6 +354,7 @@ test_options(void **state)
 {
 	iok_socket s;
 	int        v;
+	bool       b;
 	size_t     sz;
 	char      *str;
 	(void) state;
@@ -361,10 +367,16 @@ test_options(void **state)
 	IOK_OK(iok_socket_set_int(s, IOK_OPT_RECVBUF, 7));
 	IOK_OK(iok_socket_get_int(s, IOK_OPT_RECVBUF, &v));
 	assert_int_equal(v, 7);
-	assert_int_equal(iok_socket_set_int(s, IOK_OPT_RECVBUF, 0), IOK_EINVAL);
+	/* nng's range: 0 (as unbuffered as iok gets: one message) upwards. */
+	IOK_OK(iok_socket_set_int(s, IOK_OPT_RECVBUF, 0));
+	IOK_OK(iok_socket_get_int(s, IOK_OPT_RECVBUF, &v));
+	assert_int_equal(v, 1);
+	IOK_OK(iok_socket_set_int(s, IOK_OPT_RECVBUF, 8192));
+	assert_int_equal(iok_socket_set_int(s, IOK_OPT_RECVBUF, -1), IOK_EINVAL);
+	assert_int_equal(iok_socket_set_int(s, IOK_OPT_RECVBUF, 65537), IOK_EINVAL);
 	IOK_OK(iok_socket_set_bool(s, IOK_OPT_TCP_NODELAY, 0));
-	IOK_OK(iok_socket_get_bool(s, IOK_OPT_TCP_NODELAY, &v));
-	assert_int_equal(v, 0);
+	IOK_OK(iok_socket_get_bool(s, IOK_OPT_TCP_NODELAY, &b));
+	assert_int_equal(b, 0);
 	IOK_OK(iok_socket_get_int(s, IOK_OPT_PROTO, &v));
 	assert_int_equal(v, 0x51);
 	IOK_OK(iok_socket_get_int(s, IOK_OPT_PEER, &v));
@@ -383,12 +395,12 @@ test_options(void **state)
 	assert_int_equal(iok_send(s, "x", 1, 0), IOK_ENOTSUP);
 	IOK_OK(iok_socket_get_int(s, IOK_OPT_RECVFD, &v));
 	assert_true(v >= 0);
-	IOK_OK(iok_socket_get_bool(s, IOK_OPT_RAW, &v));
-	assert_int_equal(v, 0);
+	IOK_OK(iok_socket_get_bool(s, IOK_OPT_RAW, &b));
+	assert_int_equal(b, 0);
 	IOK_OK(iok_close(s));
 	IOK_OK(iok_pull0_open_raw(&s));
-	IOK_OK(iok_socket_get_bool(s, IOK_OPT_RAW, &v));
-	assert_int_equal(v, 1);
+	IOK_OK(iok_socket_get_bool(s, IOK_OPT_RAW, &b));
+	assert_int_equal(b, 1);
 	IOK_OK(iok_close(s));
 }
 
@@ -443,7 +455,7 @@ test_pollable_fds(void **state)
 	IOK_OK(iok_send(push, "a", 1, 0)); /* no peer yet: stays queued */
 	assert_false(readable(sfd));       /* the queue of one is full */
 	IOK_OK(iok_listen(pull, "inproc://fds", NULL, 0));
-	IOK_OK(iok_dial(push, "inproc://fds", NULL, 0));
+	IOK_OK(iok_dial(push, "inproc://fds", NULL, IOK_FLAG_NONBLOCK));
 	struct pollfd p = {.fd = rfd, .events = POLLIN};
 	assert_int_equal(poll(&p, 1, T_MS), 1);
 	assert_true(readable(sfd)); /* it went out */
@@ -614,7 +626,7 @@ test_large_messages(void **state)
 	open2(&a, "pair0", &b, "pair0");
 	IOK_OK(iok_socket_set_size(a, IOK_OPT_RECVMAXSZ, 4 * 1024 * 1024));
 	IOK_OK(iok_listen(a, url, NULL, 0));
-	IOK_OK(iok_dial(b, url, NULL, 0));
+	IOK_OK(iok_dial(b, url, NULL, IOK_FLAG_NONBLOCK));
 	iok_msg *m;
 	IOK_OK(iok_msg_alloc(&m, big));
 	for (size_t i = 0; i < big; i++) {
@@ -651,9 +663,9 @@ test_pair_one_peer(void **state)
 	open2(&a, "pair1", &b, "pair1");
 	IOK_OK(iok_pair1_open(&c));
 	IOK_OK(iok_listen(a, "inproc://one", NULL, 0));
-	IOK_OK(iok_dial(b, "inproc://one", NULL, IOK_FLAG_SYNC));
+	IOK_OK(iok_dial(b, "inproc://one", NULL, 0));
 	assert_true(tu_wait_stat(a, "stat:pipes", 1, T_MS));
-	IOK_OK(iok_dial(c, "inproc://one", NULL, 0));
+	IOK_OK(iok_dial(c, "inproc://one", NULL, IOK_FLAG_NONBLOCK));
 	IOK_OK(iok_send(b, "from b", 6, 0));
 	expect_msg(a, "from b");
 	assert_int_equal(tu_stat(a, "stat:pipes"), 1);
@@ -676,7 +688,7 @@ test_backpressure(void **state)
 	IOK_OK(iok_socket_set_int(pull, IOK_OPT_RECVBUF, 4));
 	IOK_OK(iok_socket_set_int(push, IOK_OPT_SENDBUF, 4));
 	IOK_OK(iok_listen(pull, url, NULL, 0));
-	IOK_OK(iok_dial(push, url, NULL, IOK_FLAG_SYNC));
+	IOK_OK(iok_dial(push, url, NULL, 0));
 	char payload[1024];
 	memset(payload, 'p', sizeof(payload));
 	for (;;) {
@@ -721,7 +733,7 @@ test_linger_flush(void **state)
 	IOK_OK(iok_socket_set_ms(pull, IOK_OPT_RECVTIMEO, T_MS));
 	IOK_OK(iok_listen(pull, url, NULL, 0));
 	IOK_OK(iok_push0_open(&push));
-	IOK_OK(iok_dial(push, url, NULL, 0));
+	IOK_OK(iok_dial(push, url, NULL, IOK_FLAG_NONBLOCK));
 	for (int i = 0; i < 100; i++) {
 		char m[8];
 		snprintf(m, sizeof(m), "%d", i);
@@ -767,7 +779,7 @@ test_threads_send(void **state)
 	(void) state;
 	open2(&push, "push0", &pull, "pull0");
 	IOK_OK(iok_listen(pull, "inproc://threads", NULL, 0));
-	IOK_OK(iok_dial(push, "inproc://threads", NULL, 0));
+	IOK_OK(iok_dial(push, "inproc://threads", NULL, IOK_FLAG_NONBLOCK));
 	for (int i = 0; i < 4; i++) {
 		sd[i] = (struct sender){push, i};
 		pthread_create(&t[i], NULL, sender_main, &sd[i]);
@@ -787,6 +799,47 @@ test_threads_send(void **state)
 	}
 	IOK_OK(iok_close(push));
 	IOK_OK(iok_close(pull));
+}
+
+/* nng's zero-copy send: an iok_alloc buffer handed over with
+ * IOK_FLAG_ALLOC arrives intact; on failure it is still the caller's
+ * (ASan would see a double free or a leak otherwise). */
+static void
+test_send_alloc(void **state)
+{
+	iok_socket a, b, pull;
+	char       got[64];
+	size_t     n = sizeof(got);
+	char      *buf;
+	(void) state;
+	IOK_OK(iok_pair0_open(&a));
+	IOK_OK(iok_pair0_open(&b));
+	IOK_OK(iok_listen(a, "inproc://send-alloc", NULL, 0));
+	IOK_OK(iok_dial(b, "inproc://send-alloc", NULL, 0));
+	assert_non_null(buf = iok_alloc(6));
+	memcpy(buf, "owned!", 6);
+	IOK_OK(iok_send(b, buf, 6, IOK_FLAG_ALLOC)); /* buf is iok's now */
+	IOK_OK(iok_recv(a, got, &n, 0));
+	assert_int_equal(n, 6);
+	assert_memory_equal(got, "owned!", 6);
+	/* Failure: the buffer comes back. */
+	IOK_OK(iok_pull0_open(&pull));
+	assert_non_null(buf = iok_alloc(3));
+	memcpy(buf, "abc", 3);
+	assert_int_equal(iok_send(pull, buf, 3, IOK_FLAG_ALLOC), IOK_ENOTSUP);
+	assert_memory_equal(buf, "abc", 3);
+	assert_int_equal(iok_send(pull, NULL, 0, IOK_FLAG_ALLOC), IOK_EINVAL);
+	IOK_OK(iok_close(pull));
+	assert_int_equal(iok_send(pull, buf, 3, IOK_FLAG_ALLOC), IOK_ECLOSED);
+	iok_free(buf, 3);
+	/* An empty allocated message. */
+	assert_non_null(buf = iok_alloc(0));
+	IOK_OK(iok_send(a, buf, 0, IOK_FLAG_ALLOC));
+	n = sizeof(got);
+	IOK_OK(iok_recv(b, got, &n, 0));
+	assert_int_equal(n, 0);
+	IOK_OK(iok_close(a));
+	IOK_OK(iok_close(b));
 }
 
 int
@@ -812,6 +865,7 @@ main(void)
 		cmocka_unit_test(test_backpressure),
 		cmocka_unit_test(test_linger_flush),
 		cmocka_unit_test(test_threads_send),
+		cmocka_unit_test(test_send_alloc),
 	};
 	int rv = cmocka_run_group_tests(tests, NULL, NULL);
 	iok_fini();

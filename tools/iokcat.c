@@ -35,9 +35,8 @@
  * Dialing: nngcat starts dialers synchronously unless --async (or --compat)
  * is given, so "iokcat --push --dial tcp://host:port" fails at once with
  * "Unable to dial on ...: Connection refused" when nobody listens.  iok's
- * default dial is asynchronous (it succeeds before the listener exists), so
- * iokcat asks for IOK_FLAG_SYNC unless --async/--compat, and passes 0 (retry
- * in the background) with them: the observable behaviour is nngcat's.
+ * dial has the same default, so iokcat passes 0, and IOK_FLAG_NONBLOCK
+ * (retry in the background) with --async/--compat, as nngcat does.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -1101,7 +1100,7 @@ start_dialer(iok_socket s, const char *url)
 		fatal("Unable to create dialer for %s: %s", url, iok_strerror(rv));
 	}
 	/* Synchronous unless --async, as nngcat: see the top of the file. */
-	if ((rv = iok_dialer_start(d, cfg.async ? 0 : IOK_FLAG_SYNC)) != 0) {
+	if ((rv = iok_dialer_start(d, cfg.async ? IOK_FLAG_NONBLOCK : 0)) != 0) {
 		fatal("Unable to dial on %s: %s", url, iok_strerror(rv));
 	}
 	if (cfg.verbose) {

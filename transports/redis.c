@@ -6,6 +6,13 @@
  * a server without HELLO gets the RESP2 sequence AUTH, SELECT, CLIENT
  * SETNAME instead, also pipelined.  Replies are matched to an in-order list
  * of what each one answers.
+ *
+ * Roles: "?role=primary" (or master) / "?role=replica" (or slave) refuse
+ * a server whose HELLO says otherwise (IOK_ESTATE: the dialer retries it
+ * with backoff and uses the addresses that fit), and with role=primary a
+ * READONLY error reply closes the connection after it is delivered: the
+ * server was demoted, and the dialer finds the promoted one.  A RESP2
+ * server (no HELLO) does not tell its role and is taken as it is.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +45,7 @@ typedef struct redis_st {
 	int            proto; /* 2 or 3 */
 	int            role;  /* IK_REDIS_ROLE_* */
 	int            want2; /* protocol=2: skip HELLO */
+	int            want_role; /* role=: IK_REDIS_ROLE_*, 0 = any */
 	int            started;
 	unsigned       head, tail; /* expect[head..tail) still to come */
 	uint8_t        expect[X_MAX];
@@ -107,6 +115,19 @@ opts_from_url(redis_st *s, const ik_url *u, int path_is_db)
 		if (strcmp(v, "2") == 0) {
 			s->want2 = 1;
 		} else if (strcmp(v, "3") != 0) {
+			rv = -IOK_EADDRINVAL;
+		}
+		free(v);
+		if (rv != 0) {
+			return rv;
+		}
+	}
+	if ((v = ik_url_query_get(u, "role")) != NULL) {
+		if (strcmp(v, "primary") == 0 || strcmp(v, "master") == 0) {
+			s->want_role = IK_REDIS_ROLE_PRIMARY;
+		} else if (strcmp(v, "replica") == 0 || strcmp(v, "slave") == 0) {
+			s->want_role = IK_REDIS_ROLE_REPLICA;
+		} else if (strcmp(v, "any") != 0) {
 			rv = -IOK_EADDRINVAL;
 		}
 		free(v);
@@ -405,6 +426,11 @@ redis_handshake(void *arg, const uint8_t *in, size_t len, size_t *used, ik_buf *
 		return IK_HS_MORE;
 	}
 	creds_free(s); /* no longer needed: keep secrets short-lived */
+	if (s->want_role != 0 && s->role != IK_REDIS_ROLE_UNKNOWN && s->role != s->want_role) {
+		/* Not what the URL asked for: the dialer tries again later (the
+		 * roles may change) and meanwhile uses the other addresses. */
+		return -IOK_ESTATE;
+	}
 	return IK_HS_DONE;
 }
 
@@ -453,12 +479,20 @@ redis_skip(void *arg, const uint8_t *buf, size_t len)
 	return ik_resp_parse_forget(&s->rp, buf, len);
 }
 
-/* RESP3 pushes ('>', maybe behind an attribute) are unsolicited. */
+/* RESP3 pushes ('>', maybe behind an attribute) are unsolicited.  On a
+ * connection that asked for a primary, a READONLY error says the server
+ * was demoted: the reply is delivered (the write fails clearly) and the
+ * connection closes, so traffic moves to the new primary. */
 static int
 redis_classify(void *arg, const uint8_t *body, size_t len)
 {
+	redis_st    *s = arg;
 	ik_resp_item top;
 
+	if (s->want_role == IK_REDIS_ROLE_PRIMARY && len >= 9 && body[0] == '-' &&
+	    memcmp(body + 1, "READONLY", 8) == 0) {
+		return IK_FRAME_LAST;
+	}
 	if (len == 0 || body[0] != '|') {
 		return len > 0 && body[0] == '>' ? IK_FRAME_PUSH : IK_FRAME_REPLY;
 	}

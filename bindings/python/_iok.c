@@ -39,6 +39,7 @@
 
 #include "iok.h"
 #include "_resp.h"
+#include "_appstats.h"
 #include "_pg.h"
 
 /* ------------------------------------------------------------- globals */
@@ -364,7 +365,7 @@ op_try(SockObject *so, struct op *op)
 	case OP_SEND:
 		return iok_sendmsg(so->s, op->m, IOK_FLAG_NONBLOCK);
 	case OP_REQUEST:
-		return iok_request(so->s, op->m, IOK_FLAG_NONBLOCK | op->flags, &op->token);
+		return iok_request(so->s, op->m, &op->token, IOK_FLAG_NONBLOCK | op->flags);
 	default:
 		return iok_reply(so->s, op->m, op->token, IOK_FLAG_NONBLOCK);
 	}
@@ -668,7 +669,7 @@ sock_try_request(SockObject *so, PyObject *data)
 	if (m == NULL) {
 		return NULL;
 	}
-	rv = iok_request(so->s, m, IOK_FLAG_NONBLOCK, &tok);
+	rv = iok_request(so->s, m, &tok, IOK_FLAG_NONBLOCK);
 	if (rv == 0) {
 		return PyLong_FromUnsignedLongLong(tok);
 	}
@@ -1085,7 +1086,7 @@ sock_dial(SockObject *so, PyObject *args, PyObject *kw)
 		return NULL;
 	}
 	Py_BEGIN_ALLOW_THREADS
-	rv = iok_dial(so->s, url, &d, block ? IOK_FLAG_SYNC : 0);
+	rv = iok_dial(so->s, url, &d, block ? 0 : IOK_FLAG_NONBLOCK);
 	Py_END_ALLOW_THREADS
 	if (rv != 0) {
 		return raise_iok(rv);
@@ -1144,11 +1145,17 @@ struct optops {
 };
 
 #define WRAP(obj, T)                                                                                \
-	static int obj##_gb(uint32_t id, const char *n, int *v) { return iok_##obj##_get_bool((T){id}, n, v); }          \
+	static int obj##_gb(uint32_t id, const char *n, int *v)                                                         \
+	{                                                                                                               \
+		bool b;                                                                                                 \
+		int  rv = iok_##obj##_get_bool((T){id}, n, &b);                                                         \
+		*v      = b;                                                                                            \
+		return rv;                                                                                              \
+	}                                                                                                               \
 	static int obj##_gi(uint32_t id, const char *n, int *v) { return iok_##obj##_get_int((T){id}, n, v); }           \
 	static int obj##_gu(uint32_t id, const char *n, uint64_t *v) { return iok_##obj##_get_uint64((T){id}, n, v); }  \
 	static int obj##_gs(uint32_t id, const char *n, char **v) { return iok_##obj##_get_string((T){id}, n, v); }      \
-	static int obj##_sb(uint32_t id, const char *n, int v) { return iok_##obj##_set_bool((T){id}, n, v); }           \
+	static int obj##_sb(uint32_t id, const char *n, int v) { return iok_##obj##_set_bool((T){id}, n, v != 0); }      \
 	static int obj##_si(uint32_t id, const char *n, int v) { return iok_##obj##_set_int((T){id}, n, v); }            \
 	static int obj##_ss(uint32_t id, const char *n, const char *v) { return iok_##obj##_set_string((T){id}, n, v); }
 WRAP(socket, iok_socket)
@@ -1571,7 +1578,113 @@ mod_fini(PyObject *m, PyObject *unused)
 	Py_RETURN_NONE;
 }
 
+static PyObject *
+mod_debug_listen(PyObject *m, PyObject *args)
+{
+	const char *path;
+	int         rv;
+	if (!PyArg_ParseTuple(args, "s", &path)) {
+		return NULL;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	rv = iok_debug_listen(path);
+	Py_END_ALLOW_THREADS
+	if (rv != 0) {
+		return raise_iok(rv);
+	}
+	Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_debug_close(PyObject *m, PyObject *unused)
+{
+	int rv;
+	Py_BEGIN_ALLOW_THREADS
+	rv = iok_debug_close();
+	Py_END_ALLOW_THREADS
+	if (rv != 0) {
+		return raise_iok(rv);
+	}
+	Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_debug_stack_pipe(PyObject *m, PyObject *unused)
+{
+	int sig, fd, rv;
+	if ((rv = iok_debug_stack_pipe(&sig, &fd)) != 0) {
+		return raise_iok(rv);
+	}
+	return Py_BuildValue("(ii)", sig, fd);
+}
+
+static PyObject *
+mod_debug_text(PyObject *m, PyObject *args)
+{
+	const char *what;
+	char       *text = NULL;
+	PyObject   *r;
+	int         rv;
+	if (!PyArg_ParseTuple(args, "s", &what)) {
+		return NULL;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	rv = iok_debug_text(what, &text);
+	Py_END_ALLOW_THREADS
+	if (rv != 0) {
+		return raise_iok(rv);
+	}
+	r = PyUnicode_DecodeUTF8(text, (Py_ssize_t) strlen(text), "replace");
+	iok_strfree(text);
+	return r;
+}
+
+static PyObject *
+mod_metrics_listen(PyObject *m, PyObject *args)
+{
+	const char *url;
+	int         rv;
+	if (!PyArg_ParseTuple(args, "z", &url)) {
+		return NULL;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	rv = iok_metrics_listen(url);
+	Py_END_ALLOW_THREADS
+	if (rv != 0) {
+		return raise_iok(rv);
+	}
+	Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_statsd(PyObject *m, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"url", "period_ms", "prefix", NULL};
+	const char  *url, *prefix = NULL;
+	long long    period = 1000;
+	int          rv;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "z|Lz", kwlist, &url, &period, &prefix)) {
+		return NULL;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	rv = iok_statsd(url, (iok_duration) period, prefix);
+	Py_END_ALLOW_THREADS
+	if (rv != 0) {
+		return raise_iok(rv);
+	}
+	Py_RETURN_NONE;
+}
+
 static PyMethodDef mod_methods[] = {
+	{"metrics_listen", mod_metrics_listen, METH_VARARGS,
+	 "metrics_listen($module, url, /)\n--\n\nServe Prometheus metrics over HTTP (None stops)"},
+	{"statsd", (PyCFunction) (void (*)(void)) mod_statsd, METH_VARARGS | METH_KEYWORDS,
+	 "statsd($module, /, url, period_ms=1000, prefix='iok')\n--\n\nPush statsd lines over UDP (None stops)"},
+	{"_debug_text", mod_debug_text, METH_VARARGS, NULL},
+	{"debug_listen", mod_debug_listen, METH_VARARGS,
+	 "debug_listen($module, path, /)\n--\n\nServe the debug endpoint on a unix socket"},
+	{"debug_close", mod_debug_close, METH_NOARGS, "debug_close($module, /)\n--\n\nStop the debug endpoint"},
+	{"_debug_stack_pipe", mod_debug_stack_pipe, METH_NOARGS, NULL},
 	{"_setup", mod_setup, METH_VARARGS, NULL},
 	{"strerror", mod_strerror, METH_O, "strerror($module, code, /)\n--\n\nThe description of an IOK_E* code"},
 	{"dialer_close", mod_dialer_close, METH_VARARGS, NULL},
@@ -1617,7 +1730,8 @@ PyInit__iok(void)
 	}
 	g_sock_type = (PyTypeObject *) type; /* the module keeps it alive */
 	Py_DECREF(type);
-	if (ikpy_resp_init(m) < 0 || ikpy_pg_init(m) < 0 || PyModule_AddStringConstant(m, "version", iok_version()) < 0) {
+	if (ikpy_resp_init(m) < 0 || ikpy_pg_init(m) < 0 || ikpy_appstats_init(m) < 0 ||
+	    PyModule_AddStringConstant(m, "version", iok_version()) < 0) {
 		Py_DECREF(m);
 		return NULL;
 	}

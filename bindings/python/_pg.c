@@ -1499,7 +1499,7 @@ mod_pg_request(PyObject *mod, PyObject *const *a, Py_ssize_t na)
 	if (sess != 0) {
 		iok_msg_set_session(m, (uint32_t) sess);
 	}
-	rv = iok_request((iok_socket){(uint32_t) sid}, m, IOK_FLAG_NONBLOCK | (int) (flags & IOK_FLAG_IDEMPOTENT), &tok);
+	rv = iok_request((iok_socket){(uint32_t) sid}, m, &tok, IOK_FLAG_NONBLOCK | (int) (flags & IOK_FLAG_IDEMPOTENT));
 	if (rv == 0) {
 		return PyLong_FromUnsignedLongLong(tok);
 	}

@@ -150,7 +150,9 @@ def test_option_errors():
         with pytest.raises(iok.BadType):
             s.setopt("recv-timeout", "a string is not a number")
         with pytest.raises(iok.InvalidArgument):
-            s.recv_buffer = 0
+            s.recv_buffer = -1
+        s.recv_buffer = 0  # nng's "unbuffered": the minimum, one message
+        assert s.recv_buffer == 1
         with pytest.raises(iok.InvalidArgument):
             s.recv_buffer = 10 ** 6
         with pytest.raises(iok.InvalidArgument):

@@ -16,11 +16,16 @@ asyncio (thousands of requests in flight on one socket)::
 Timeouts and durations are in milliseconds, as in iok's (and nng's) options.
 """
 
+import asyncio
+import os
+
 from . import _iok
-from ._iok import strerror, fini
+from ._iok import strerror, fini, debug_listen, debug_close, marker, metrics_listen, statsd
+from ._iok import Counter as counter, Timer as timer
 
 __all__ = [
     "Socket", "Dialer", "Listener", "Message", "device", "fini", "strerror",
+    "debug_listen", "debug_close", "metrics_listen", "statsd", "stats", "counter", "timer", "marker", "markers",
     "Pair0", "Pair1", "Pair", "Push0", "Push", "Pull0", "Pull", "Req0", "Req",
     "Rep0", "Rep", "Pub0", "Pub", "Sub0", "Sub", "Surveyor0", "Surveyor",
     "Respondent0", "Respondent", "Bus0", "Bus", "Db",
@@ -156,6 +161,71 @@ class Message:
 _iok._setup(Error, _ERRORS, Message, __import__("threading").main_thread().ident)
 
 
+def _register_stack_dump():
+    """The debug endpoint's "stack" shows every Python thread's traceback:
+    faulthandler dumps them from its C signal handler, without the GIL (so
+    a main thread spinning in Python code answers too), into the pipe the
+    kernel thread reads, then chains to iok's C handler for the C stack."""
+    import faulthandler
+    try:
+        sig, fd = _iok._debug_stack_pipe()
+        faulthandler.register(sig, file=fd, all_threads=True, chain=True)
+    except (Error, RuntimeError, ValueError, OSError):  # pragma: no cover
+        pass  # "stack" then shows the C stack only
+
+
+_register_stack_dump()
+
+
+_FIELD = __import__("re").compile(r'([A-Za-z_][\w-]*)=("(?:[^"\\]|\\.)*"|\S+)')
+
+
+def _value(v):
+    if v.startswith('"'):
+        return v[1:-1]
+    for conv in (int, float):
+        try:
+            return conv(v)
+        except ValueError:
+            pass
+    return v
+
+
+def markers():
+    """Every application marker: ``{name: {"passes": n, "last_thread": tid,
+    "ago_ms": ms, ...}}`` (``left``, ``inside_avg_us``, ``inside_max_us``
+    once a ``with iok.marker(name):`` block has exited)."""
+    out = {}
+    for line in _iok._debug_text("markers").splitlines():
+        d = {k: _value(v) for k, v in _FIELD.findall(line)}
+        if "marker" in d:
+            out[d.pop("marker")] = d
+    return out
+
+
+def stats():
+    """Every socket's statistics as the kernel thread sees them now:
+    ``{socket id: {name: value}}`` with the pattern, queue depths
+    (``send_queue``/``recv_queue`` as "len/cap"), ``inflight``, every
+    ``stat:*`` counter (without the prefix: ``tx-msgs``...), error
+    completions by kind (``err_timedout``...) and, once replies were
+    matched, latency quantiles in microseconds (``latency_p50_us``,
+    ``latency_p90_us``, ``latency_p99_us``, ``latency_max_us``) and
+    ``latency_count``.  Application counters are under ``"counters"``
+    (name -> value) and timers under ``"timers"`` (name -> count, sum_us,
+    p50_us, p90_us, p99_us, max_us)."""
+    out = {}
+    for line in _iok._debug_text("stats").splitlines():
+        d = {k: _value(v) for k, v in _FIELD.findall(line)}
+        if "socket" in d:
+            out[d["socket"]] = d
+        elif "counter" in d:
+            out.setdefault("counters", {})[d["counter"]] = d["value"]
+        elif "timer" in d:
+            out.setdefault("timers", {})[d.pop("timer")] = d
+    return out
+
+
 # ---------------------------------------------------------------- options
 
 # Python name -> (iok option name, kind).  Kinds: bool int ms size uint64
@@ -191,7 +261,10 @@ _READ_ONLY = {"raw", "protocol", "peer", "protocol_name", "peer_name"}
 
 STATS = ("tx-msgs", "rx-msgs", "tx-bytes", "rx-bytes", "pipes", "pipes-opened",
          "reconnects", "rx-oversize", "proto-errors", "rx-malformed", "rx-dropped",
-         "tx-dropped", "tx-oversize")
+         "tx-dropped", "tx-oversize", "requests", "replies", "latency-p50", "latency-p90",
+         "latency-p99", "latency-max", "latency-count", "err-timedout", "err-connreset",
+         "err-connrefused", "err-closed", "err-inval", "err-nomem", "err-proto", "err-canceled",
+         "send-waits", "rate-delays")
 
 
 def _coerce(pyname, kind, value):
@@ -420,6 +493,38 @@ class Socket(_iok.Socket):
     def stats(self):
         """The socket's counters (kernel-side), as a dict."""
         return {s: self.getopt("stat:" + s, "uint64") for s in STATS}
+
+    # -- health
+    @property
+    def peers_live(self):
+        """Connections the socket can use now (iok "peers-live"), over all
+        its dialers and listeners.  Dialers connect as soon as their
+        target resolves, so this tells whether a service is there before
+        anything is sent."""
+        return self.getopt("peers-live", "int")
+
+    async def wait_peers(self, live=True):
+        """Wait until the socket has a live peer (live=True) or none
+        (live=False), without blocking the event loop; returns
+        peers_live.  Woken by iok's "peers-fd" (readable when the count
+        crosses zero), never by polling."""
+        loop = asyncio.get_running_loop()
+        # Our own descriptor: iok's is closed with the socket, and the
+        # loop must never watch a number that could be reused.
+        fd = os.dup(self.getopt("peers-fd", "int"))
+        try:
+            while True:
+                n = self.peers_live  # reading the count re-arms peers-fd
+                if (n > 0) == bool(live):
+                    return n
+                ready = loop.create_future()
+                loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+                try:
+                    await ready
+                finally:
+                    loop.remove_reader(fd)
+        finally:
+            os.close(fd)
 
     # -- messages
     def recv_msg(self, timeout=None):
