@@ -26,7 +26,7 @@
 static int
 silent_server(int *port)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t          len = sizeof(a);
 	int                fd  = socket(AF_INET, SOCK_STREAM, 0);
 	assert_true(fd >= 0);
@@ -66,7 +66,7 @@ static void
 test_silent_server_times_out(void **state)
 {
 	(void) state;
-	const char *fmts[] = {"tcp://127.0.0.1:%d", "redis://127.0.0.1:%d"};
+	const char *fmts[] = { "tcp://127.0.0.1:%d", "redis://127.0.0.1:%d" };
 	int         port, fd = silent_server(&port);
 	for (int i = 0; i < 2; i++) {
 		iok_socket s;
@@ -129,11 +129,11 @@ static void
 test_close_cancels_wait(void **state)
 {
 	(void) state;
-	iok_socket      s;
-	struct dialing  g = {0};
-	pthread_t       th;
-	char            url[128];
-	int             port, fd = silent_server(&port);
+	iok_socket     s;
+	struct dialing g = { 0 };
+	pthread_t      th;
+	char           url[128];
+	int            port, fd = silent_server(&port);
 	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
 	IOK_OK(iok_pair0_open(&s));
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_CONNECT_TIMEOUT, IOK_DURATION_INFINITE));
@@ -141,7 +141,7 @@ test_close_cancels_wait(void **state)
 	assert_int_equal(pthread_create(&th, NULL, dial_main, &g), 0);
 	/* Wait until the attempt is really under way: our connection is in
 	 * the server's backlog (its listening socket turns readable). */
-	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	assert_int_equal(poll(&pfd, 1, T_MS), 1);
 	assert_false(atomic_load(&g.done));
 	IOK_OK(iok_dialer_close(g.d));
@@ -156,10 +156,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_option),
-	    cmocka_unit_test(test_silent_server_times_out),
-	    cmocka_unit_test(test_dialer_bound),
-	    cmocka_unit_test(test_close_cancels_wait),
+		cmocka_unit_test(test_option),
+		cmocka_unit_test(test_silent_server_times_out),
+		cmocka_unit_test(test_dialer_bound),
+		cmocka_unit_test(test_close_cancels_wait),
 	};
 	int rv = cmocka_run_group_tests(tests, NULL, NULL);
 	iok_fini();

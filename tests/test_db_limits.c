@@ -74,8 +74,8 @@ big_value(void)
 static void
 set_big(tu_db *c, const char *v)
 {
-	const char *argv[] = {"SET", "big", v};
-	size_t      lens[] = {3, 3, BIG};
+	const char *argv[] = { "SET", "big", v };
+	size_t      lens[] = { 3, 3, BIG };
 	char        buf[16];
 	iok_msg    *r = tu_db_call(c, tu_cmdv(3, argv, lens), 0, T_MS);
 	assert_int_equal(iok_msg_status(r), 0);
@@ -92,7 +92,8 @@ burst(tu_db *c, long long first)
 	iok_msg *big = NULL;
 	char     buf[32], want[32];
 	for (int i = 0; i <= NINCR; i++) {
-		toks[i] = tu_db_send(c, i == NINCR / 2 ? tu_cmd("GET", "big", NULL) : tu_cmd("INCR", "n", NULL), 0, 0);
+		toks[i] = tu_db_send(c,
+		    i == NINCR / 2 ? tu_cmd("GET", "big", NULL) : tu_cmd("INCR", "n", NULL), 0, 0);
 	}
 	long long n = first;
 	for (int i = 0; i <= NINCR; i++) {
@@ -115,10 +116,10 @@ burst(tu_db *c, long long first)
 static int
 count_clients(tu_db *c, const char *name)
 {
-	char     pat[128];
-	int      n = 0;
-	iok_msg *r = tu_db_call(c, tu_cmd("CLIENT", "LIST", NULL), 0, T_MS);
-	ik_resp_item it = tu_top(r);
+	char         pat[128];
+	int          n    = 0;
+	iok_msg     *r    = tu_db_call(c, tu_cmd("CLIENT", "LIST", NULL), 0, T_MS);
+	ik_resp_item it   = tu_top(r);
 	char        *text = strndup((const char *) it.str, it.len);
 	snprintf(pat, sizeof(pat), " name=%s ", name);
 	for (char *p = strstr(text, pat); p != NULL; p = strstr(p + 1, pat)) {
@@ -222,8 +223,8 @@ test_big_aggregate_plain(void **state)
 static int
 ping_ok(void *arg)
 {
-	tu_db   *c = arg;
-	iok_msg *m = tu_db_call(c, tu_cmd("PING", NULL), 0, T_MS);
+	tu_db   *c  = arg;
+	iok_msg *m  = tu_db_call(c, tu_cmd("PING", NULL), 0, T_MS);
 	int      ok = iok_msg_status(m) == 0;
 	iok_msg_free(m);
 	return ok;
@@ -239,8 +240,8 @@ test_fail_fast(void **state)
 	tu_db      c;
 	iok_socket s;
 	char       url[256], buf[16];
-	bool       ff = false;
-	tu_redis   later = {.port = tu_free_port()};
+	bool       ff    = false;
+	tu_redis   later = { .port = tu_free_port() };
 
 	if (!tu_redis_available()) {
 		skip();
@@ -276,7 +277,7 @@ test_fail_fast(void **state)
 	tu_redis_kill(&later, SIGKILL);
 	int seen = 0;
 	for (int i = 0; i < 100000 && seen < 5; i++) {
-		iok_msg *r = tu_db_call(&c, tu_cmd("PING", NULL), 0, T_MS);
+		iok_msg *r  = tu_db_call(&c, tu_cmd("PING", NULL), 0, T_MS);
 		int      st = iok_msg_status(r);
 		assert_true(st == IOK_ECONNREFUSED || st == IOK_ECONNRESET || st == 0);
 		seen += st == IOK_ECONNREFUSED;
@@ -292,10 +293,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_big_reply_no_limit, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_big_reply_limited, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_big_aggregate_plain, setup, teardown),
-	    cmocka_unit_test(test_fail_fast),
+		cmocka_unit_test_setup_teardown(test_big_reply_no_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_big_reply_limited, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_big_aggregate_plain, setup, teardown),
+		cmocka_unit_test(test_fail_fast),
 	};
 	if (getenv("IOK_TEST_FILTER") != NULL) {
 		cmocka_set_test_filter(getenv("IOK_TEST_FILTER"));

@@ -60,7 +60,7 @@ all_closed(void *arg)
 static void
 close_all_without_linger(iok_socket *socks, int n)
 {
-	struct closer c = {.socks = socks, .n = n};
+	struct closer c = { .socks = socks, .n = n };
 	pthread_t     th;
 	assert_int_equal(pthread_create(&th, NULL, closer_main, &c), 0);
 	if (!tu_wait_for(all_closed, &c, BOUND_MS)) {
@@ -172,10 +172,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_close_push_refused),
-	    cmocka_unit_test(test_close_pair_peer_gone),
-	    cmocka_unit_test(test_close_listener_alone),
-	    cmocka_unit_test(test_close_flushes_to_connected),
+		cmocka_unit_test(test_close_push_refused),
+		cmocka_unit_test(test_close_pair_peer_gone),
+		cmocka_unit_test(test_close_listener_alone),
+		cmocka_unit_test(test_close_flushes_to_connected),
 	};
 	int rv = cmocka_run_group_tests(tests, NULL, NULL);
 	iok_fini();

@@ -118,8 +118,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_inproc_refused_at_sender),
-	    cmocka_unit_test(test_tcp_runtime_change),
+		cmocka_unit_test(test_inproc_refused_at_sender),
+		cmocka_unit_test(test_tcp_runtime_change),
 	};
 	int rv = cmocka_run_group_tests(tests, NULL, NULL);
 	iok_fini();

@@ -42,9 +42,9 @@ typedef struct redis_st {
 	char          *password; /* NULL: no authentication */
 	char          *name;     /* client name; NULL: none */
 	long           db;
-	int            proto; /* 2 or 3 */
-	int            role;  /* IK_REDIS_ROLE_* */
-	int            want2; /* protocol=2: skip HELLO */
+	int            proto;     /* 2 or 3 */
+	int            role;      /* IK_REDIS_ROLE_* */
+	int            want2;     /* protocol=2: skip HELLO */
 	int            want_role; /* role=: IK_REDIS_ROLE_*, 0 = any */
 	int            started;
 	unsigned       head, tail; /* expect[head..tail) still to come */
@@ -159,8 +159,8 @@ redis_init(void *arg, const ik_tran_params *p, int path_is_db)
 
 	ik_resp_parser_init(&s->rp, p->recv_max, 0);
 	s->recv_max = p->recv_max;
-	s->proto = 3;
-	s->role  = IK_REDIS_ROLE_UNKNOWN;
+	s->proto    = 3;
+	s->role     = IK_REDIS_ROLE_UNKNOWN;
 	if (p->url != NULL && (rv = opts_from_url(s, p->url, path_is_db)) != 0) {
 		creds_free(s);
 		return rv;
@@ -215,7 +215,7 @@ static int
 queue_select(redis_st *s, ik_buf *out)
 {
 	char        num[24];
-	const char *argv[2] = {"SELECT", num};
+	const char *argv[2] = { "SELECT", num };
 
 	if (s->db == 0) {
 		return 0;
@@ -289,9 +289,9 @@ has_prefix(const ik_resp_item *it, const char *p)
 static int
 auth_error(const ik_resp_item *it)
 {
-	static const char *const pfx[] = {"WRONGPASS", "NOAUTH", "NOPERM",
-	    "ERR invalid password", "ERR invalid username", "ERR AUTH",
-	    "ERR Client sent AUTH", "INVALIDPASSWORD", "ERR Authentication"};
+	static const char *const pfx[] = { "WRONGPASS", "NOAUTH", "NOPERM", "ERR invalid password",
+		"ERR invalid username", "ERR AUTH", "ERR Client sent AUTH", "INVALIDPASSWORD",
+		"ERR Authentication" };
 
 	for (size_t i = 0; i < sizeof(pfx) / sizeof(pfx[0]); i++) {
 		if (has_prefix(it, pfx[i])) {
@@ -312,7 +312,7 @@ is_str(const ik_resp_item *it, const char *s)
 {
 	size_t n = strlen(s);
 	return (it->type == IK_RESP_SIMPLE || it->type == IK_RESP_BULK) && it->len == n &&
-	    memcmp(it->str, s, n) == 0;
+	       memcmp(it->str, s, n) == 0;
 }
 
 /* hello_info reads "proto" and "role" from HELLO's map (or flat array of
@@ -505,8 +505,8 @@ redis_classify(void *arg, const uint8_t *body, size_t len)
 /* A message is sent as is; it must be exactly one command so that replies
  * stay matched to requests. */
 static ssize_t
-redis_encode(void *arg, const uint8_t *hdr, size_t hdr_len, const uint8_t *body,
-    size_t body_len, uint8_t *prefix)
+redis_encode(void *arg, const uint8_t *hdr, size_t hdr_len, const uint8_t *body, size_t body_len,
+    uint8_t *prefix)
 {
 	if (hdr_len != 0 || body == NULL || !ik_resp_is_command(body, body_len)) {
 		return -IOK_EINVAL;
@@ -559,37 +559,37 @@ ik_redis_role(void *st)
 }
 
 const ik_transport ik_tran_redis = {
-	.scheme     = "redis",
-	.flags      = IK_TF_INORDER | IK_TF_PUSH,
-	.addr       = IK_ADDR_TCP,
-	.def_port   = 6379,
-	.state_size = sizeof(redis_st),
-	.init       = redis_init_tcp,
-	.fini       = redis_fini,
-	.handshake  = redis_handshake,
-	.peer_proto = NULL,
-	.frame      = redis_frame,
-	.skip       = redis_skip,
+	.scheme       = "redis",
+	.flags        = IK_TF_INORDER | IK_TF_PUSH,
+	.addr         = IK_ADDR_TCP,
+	.def_port     = 6379,
+	.state_size   = sizeof(redis_st),
+	.init         = redis_init_tcp,
+	.fini         = redis_fini,
+	.handshake    = redis_handshake,
+	.peer_proto   = NULL,
+	.frame        = redis_frame,
+	.skip         = redis_skip,
 	.set_recv_max = redis_set_recv_max,
-	.classify   = redis_classify,
-	.encode     = redis_encode,
-	.subscribe  = redis_subscribe,
+	.classify     = redis_classify,
+	.encode       = redis_encode,
+	.subscribe    = redis_subscribe,
 };
 
 const ik_transport ik_tran_redis_unix = {
-	.scheme     = "redis+unix",
-	.flags      = IK_TF_INORDER | IK_TF_PUSH,
-	.addr       = IK_ADDR_UNIX,
-	.def_port   = 0,
-	.state_size = sizeof(redis_st),
-	.init       = redis_init_unix,
-	.fini       = redis_fini,
-	.handshake  = redis_handshake,
-	.peer_proto = NULL,
-	.frame      = redis_frame,
-	.skip       = redis_skip,
+	.scheme       = "redis+unix",
+	.flags        = IK_TF_INORDER | IK_TF_PUSH,
+	.addr         = IK_ADDR_UNIX,
+	.def_port     = 0,
+	.state_size   = sizeof(redis_st),
+	.init         = redis_init_unix,
+	.fini         = redis_fini,
+	.handshake    = redis_handshake,
+	.peer_proto   = NULL,
+	.frame        = redis_frame,
+	.skip         = redis_skip,
 	.set_recv_max = redis_set_recv_max,
-	.classify   = redis_classify,
-	.encode     = redis_encode,
-	.subscribe  = redis_subscribe,
+	.classify     = redis_classify,
+	.encode       = redis_encode,
+	.subscribe    = redis_subscribe,
 };
