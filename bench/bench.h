@@ -23,17 +23,17 @@ struct bopts {
 	const char *test; /* thr lat rr fan mem */
 	const char *role;
 	const char *url;
-	size_t size;     /* message size, bytes */
-	long count;      /* messages, round trips or requests; mem: conns */
-	int par;         /* rr: requests outstanding on one socket */
-	int subs;        /* fan: subscribers the publisher waits for */
-	long warmup;     /* lat/rr: untimed round trips first */
-	int id;          /* fan: subscriber index, for the output */
-	int wait_stdin;  /* after the work, hold until stdin reaches EOF */
-	int linger_ms;   /* else hold this long */
-	int timeout_s;   /* the whole process dies after this (alarm) */
-	int both;        /* all roles as threads of this process */
-	int is_client;   /* the dialing side (set by the harness) */
+	size_t      size;       /* message size, bytes */
+	long        count;      /* messages, round trips or requests; mem: conns */
+	int         par;        /* rr: requests outstanding on one socket */
+	int         subs;       /* fan: subscribers the publisher waits for */
+	long        warmup;     /* lat/rr: untimed round trips first */
+	int         id;         /* fan: subscriber index, for the output */
+	int         wait_stdin; /* after the work, hold until stdin reaches EOF */
+	int         linger_ms;  /* else hold this long */
+	int         timeout_s;  /* the whole process dies after this (alarm) */
+	int         both;       /* all roles as threads of this process */
+	int         is_client;  /* the dialing side (set by the harness) */
 };
 
 /* A library driver.  Socket kinds: "push" "pull" "req" "rep" "pub" "sub".
@@ -70,7 +70,7 @@ extern const struct bench_lib bench_lib;
 /* ---- harness services, for drivers */
 
 uint64_t bench_now_ns(void);
-void bench_sleep_ms(int ms);
+void     bench_sleep_ms(int ms);
 /* The listening role calls this once bound: prints READY (so the runner
  * starts the dialers) or, in "both" mode, releases the client threads. */
 void bench_ready(const struct bopts *o);
@@ -81,11 +81,11 @@ void bench_hold(const struct bopts *o);
 int bench_stop_requested(void);
 /* Prints "RESULT lib=... test=... role=..." and the given key=value text. */
 void bench_result(const struct bopts *o, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 /* Prints an error to stderr and returns 1 (so: return bench_fail(...)). */
 int bench_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Writes seq into the first 8 bytes of a message of len bytes, zero rest. */
-void bench_fill(void *buf, size_t len, uint64_t seq);
+void     bench_fill(void *buf, size_t len, uint64_t seq);
 uint64_t bench_seq(const void *buf, size_t len);
 
 #endif /* BENCH_H */

@@ -69,7 +69,8 @@ run(const char *what, void *(*fn)(void *), int threads, long calls)
 		pthread_join(th[i], NULL);
 	}
 	double dt = now_s() - t0;
-	printf("%-22s threads=%d  %6.2f ns/call (per thread)\n", what, threads, dt * 1e9 / (double) calls);
+	printf("%-22s threads=%d  %6.2f ns/call (per thread)\n", what, threads,
+	    dt * 1e9 / (double) calls);
 }
 
 int
@@ -78,7 +79,8 @@ main(int argc, char **argv)
 	if (argc > 1) {
 		iters = atol(argv[1]);
 	}
-	if (iok_counter_get("bench.counter", &counter) != 0 || iok_timer_get("bench.timer", &timer) != 0 ||
+	if (iok_counter_get("bench.counter", &counter) != 0 ||
+	    iok_timer_get("bench.timer", &timer) != 0 ||
 	    iok_marker_get("bench.marker", &marker) != 0) {
 		fprintf(stderr, "bench_appstats: cannot register names\n");
 		return 1;

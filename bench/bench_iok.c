@@ -23,16 +23,18 @@ struct isock {
 	iok_socket s;
 };
 
-static iok_socket sock_of(void *s)
+static iok_socket
+sock_of(void *s)
 {
-	return ((struct isock *)s)->s;
+	return ((struct isock *) s)->s;
 }
 
-static int i_open(void **sp, const char *kind)
+static int
+i_open(void **sp, const char *kind)
 {
-	char name[16];
+	char          name[16];
 	struct isock *is;
-	int rv;
+	int           rv;
 
 	snprintf(name, sizeof(name), "%s0", kind);
 	is = calloc(1, sizeof(*is));
@@ -55,7 +57,7 @@ static int i_open(void **sp, const char *kind)
 		iok_socket_set_bool(is->s, IOK_OPT_SUB_PREFNEW, 0);
 	}
 	if (strcmp(kind, "sub") == 0 &&
-		(rv = iok_socket_set(is->s, IOK_OPT_SUB_SUBSCRIBE, "", 0)) != 0) {
+	    (rv = iok_socket_set(is->s, IOK_OPT_SUB_SUBSCRIBE, "", 0)) != 0) {
 		iok_close(is->s);
 		free(is);
 		return rv;
@@ -64,34 +66,39 @@ static int i_open(void **sp, const char *kind)
 	return 0;
 }
 
-static int i_listen(void *s, const char *url)
+static int
+i_listen(void *s, const char *url)
 {
 	return iok_listen(sock_of(s), url, NULL, 0);
 }
 
 /* Waits for the first attempt so errors show; a refused one (listener not
  * up yet, manual use) keeps redialing in the background. */
-static int dial_sock(iok_socket s, const char *url)
+static int
+dial_sock(iok_socket s, const char *url)
 {
 	int rv = iok_dial(s, url, NULL, 0);
 
 	return rv == IOK_ECONNREFUSED ? 0 : rv;
 }
 
-static int i_dial(void *s, const char *url)
+static int
+i_dial(void *s, const char *url)
 {
 	return dial_sock(sock_of(s), url);
 }
 
-static int i_send(void *s, const void *buf, size_t len)
+static int
+i_send(void *s, const void *buf, size_t len)
 {
 	return iok_send(sock_of(s), buf, len, 0);
 }
 
-static int i_recv(void *s, void *buf, size_t cap, size_t *len)
+static int
+i_recv(void *s, void *buf, size_t cap, size_t *len)
 {
 	iok_msg *m;
-	int rv = iok_recvmsg(sock_of(s), &m, 0);
+	int      rv = iok_recvmsg(sock_of(s), &m, 0);
 
 	if (rv != 0)
 		return rv == IOK_ETIMEDOUT ? BENCH_TIMEOUT : rv;
@@ -102,23 +109,25 @@ static int i_recv(void *s, void *buf, size_t cap, size_t *len)
 	return 0;
 }
 
-static int i_set_recv_timeout(void *s, int ms)
+static int
+i_set_recv_timeout(void *s, int ms)
 {
 	return iok_socket_set_ms(sock_of(s), IOK_OPT_RECVTIMEO, ms);
 }
 
 /* iok filters at the subscriber (like nng): a connected pipe is a
  * subscriber. */
-static int i_wait_peers(void *s, int n, int timeout_ms)
+static int
+i_wait_peers(void *s, int n, int timeout_ms)
 {
-	uint64_t deadline = bench_now_ns() + (uint64_t)timeout_ms * 1000000u;
-	uint64_t pipes = 0;
-	int rv;
+	uint64_t deadline = bench_now_ns() + (uint64_t) timeout_ms * 1000000u;
+	uint64_t pipes    = 0;
+	int      rv;
 
 	for (;;) {
 		if ((rv = iok_socket_get_uint64(sock_of(s), "stat:pipes", &pipes)) != 0)
 			return rv;
-		if (pipes >= (uint64_t)n)
+		if (pipes >= (uint64_t) n)
 			return 0;
 		if (bench_now_ns() > deadline)
 			return IOK_ETIMEDOUT;
@@ -126,13 +135,15 @@ static int i_wait_peers(void *s, int n, int timeout_ms)
 	}
 }
 
-static void i_close(void *s)
+static void
+i_close(void *s)
 {
 	iok_close(sock_of(s));
 	free(s);
 }
 
-static const char *i_strerror(int err)
+static const char *
+i_strerror(int err)
 {
 	return err == BAD_REPLY ? "reply does not match its request" : iok_strerror(err);
 }
@@ -143,10 +154,11 @@ struct slot {
 	uint64_t token, seq;
 };
 
-static int issue(iok_socket s, struct slot *sl, size_t size, uint64_t seq)
+static int
+issue(iok_socket s, struct slot *sl, size_t size, uint64_t seq)
 {
 	iok_msg *m;
-	int rv;
+	int      rv;
 
 	if ((rv = iok_msg_alloc(&m, size)) != 0)
 		return rv;
@@ -159,7 +171,8 @@ static int issue(iok_socket s, struct slot *sl, size_t size, uint64_t seq)
 	return 0;
 }
 
-static struct slot *find_slot(struct slot *slots, int n, uint64_t token)
+static struct slot *
+find_slot(struct slot *slots, int n, uint64_t token)
 {
 	for (int i = 0; i < n; i++)
 		if (slots[i].token == token)
@@ -168,29 +181,30 @@ static struct slot *find_slot(struct slot *slots, int n, uint64_t token)
 }
 
 /* Checks one completion and frees it; returns its slot or NULL. */
-static struct slot *complete(iok_msg *m, struct slot *slots, int n, size_t size, int *rv)
+static struct slot *
+complete(iok_msg *m, struct slot *slots, int n, size_t size, int *rv)
 {
 	struct slot *sl = find_slot(slots, n, iok_msg_token(m));
 
-	if ((*rv = iok_msg_status(m)) == 0 && (sl == NULL || iok_msg_len(m) != size ||
-		bench_seq(iok_msg_body(m), size) != sl->seq))
+	if ((*rv = iok_msg_status(m)) == 0 &&
+	    (sl == NULL || iok_msg_len(m) != size || bench_seq(iok_msg_body(m), size) != sl->seq))
 		*rv = BAD_REPLY;
 	iok_msg_free(m);
 	return *rv == 0 ? sl : NULL;
 }
 
-static int rr_run(iok_socket s, struct slot *slots, const struct bopts *o, long total,
-	uint64_t *seq)
+static int
+rr_run(iok_socket s, struct slot *slots, const struct bopts *o, long total, uint64_t *seq)
 {
 	long issued = 0, done = 0;
-	int rv = 0, n = 0;
+	int  rv = 0, n = 0;
 
 	for (; n < o->par && issued < total; n++, issued++)
 		if ((rv = issue(s, &slots[n], o->size, (*seq)++)) != 0)
 			return rv;
 	while (done < total) {
 		struct slot *sl;
-		iok_msg *m;
+		iok_msg     *m;
 
 		if ((rv = iok_recvmsg(s, &m, 0)) != 0)
 			return rv;
@@ -207,12 +221,13 @@ static int rr_run(iok_socket s, struct slot *slots, const struct bopts *o, long 
 	return 0;
 }
 
-static int i_rr_req(const struct bopts *o)
+static int
+i_rr_req(const struct bopts *o)
 {
-	struct slot *slots = calloc((size_t)o->par, sizeof(*slots));
-	iok_socket s = IOK_SOCKET_INITIALIZER;
-	uint64_t t0, t1, seq = 1;
-	int rv;
+	struct slot *slots = calloc((size_t) o->par, sizeof(*slots));
+	iok_socket   s     = IOK_SOCKET_INITIALIZER;
+	uint64_t     t0, t1, seq = 1;
+	int          rv;
 
 	if ((rv = iok_req0_open(&s)) != 0 || (rv = dial_sock(s, o->url)) != 0)
 		goto out;
@@ -222,8 +237,8 @@ static int i_rr_req(const struct bopts *o)
 	if ((rv = rr_run(s, slots, o, o->count, &seq)) != 0)
 		goto out;
 	t1 = bench_now_ns();
-	bench_result(o, "n=%ld par=%d size=%zu secs=%.6f req_per_s=%.1f", o->count, o->par,
-		o->size, (double)(t1 - t0) / 1e9, (double)o->count / ((double)(t1 - t0) / 1e9));
+	bench_result(o, "n=%ld par=%d size=%zu secs=%.6f req_per_s=%.1f", o->count, o->par, o->size,
+	    (double) (t1 - t0) / 1e9, (double) o->count / ((double) (t1 - t0) / 1e9));
 	bench_hold(o);
 out:
 	if (rv != 0)
@@ -235,14 +250,15 @@ out:
 
 /* ------------------------------ rr: one rep0 answering through tokens */
 
-static int i_rr_rep(const struct bopts *o)
+static int
+i_rr_rep(const struct bopts *o)
 {
 	iok_socket s = IOK_SOCKET_INITIALIZER;
-	iok_msg *m;
-	int rv;
+	iok_msg   *m;
+	int        rv;
 
 	if ((rv = iok_rep0_open(&s)) != 0 || (rv = iok_listen(s, o->url, NULL, 0)) != 0 ||
-		(rv = iok_socket_set_ms(s, IOK_OPT_RECVTIMEO, 100)) != 0)
+	    (rv = iok_socket_set_ms(s, IOK_OPT_RECVTIMEO, 100)) != 0)
 		goto out;
 	bench_ready(o);
 	while (!bench_stop_requested()) {
@@ -264,26 +280,28 @@ out:
 	return rv != 0;
 }
 
-static int i_init(void)
+static int
+i_init(void)
 {
 	return 0;
 }
 
 const struct bench_lib bench_lib = {
-	.name = "iok",
-	.version = iok_version,
-	.init = i_init,
-	.fini = iok_fini,
-	.strerror = i_strerror,
-	.open = i_open,
-	.listen = i_listen,
-	.dial = i_dial,
-	.send = i_send,
-	.recv = i_recv,
+	.name             = "iok",
+	.version          = iok_version,
+	.init             = i_init,
+	.fini             = iok_fini,
+	.strerror         = i_strerror,
+	.open             = i_open,
+	.listen           = i_listen,
+	.dial             = i_dial,
+	.send             = i_send,
+	.recv             = i_recv,
 	.set_recv_timeout = i_set_recv_timeout,
-	.wait_peers = i_wait_peers,
-	.close = i_close,
-	.rr_req = i_rr_req,
-	.rr_rep = i_rr_rep,
-	.rr_method = "one req0 socket, K iok_request tokens in flight; rep0 answering with iok_reply",
+	.wait_peers       = i_wait_peers,
+	.close            = i_close,
+	.rr_req           = i_rr_req,
+	.rr_rep           = i_rr_rep,
+	.rr_method =
+	    "one req0 socket, K iok_request tokens in flight; rep0 answering with iok_reply",
 };

@@ -32,21 +32,21 @@ static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
 /* "both" mode: the listener thread signals ready; everyone meets at the
  * barrier in bench_hold; clients_done tells open-ended servers to stop. */
 static struct {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	pthread_mutex_t   mu;
+	pthread_cond_t    cv;
 	pthread_barrier_t barrier;
-	int ready;
-	int nclients;
-	atomic_int clients_done;
-} both = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	int               ready;
+	int               nclients;
+	atomic_int        clients_done;
+} both = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
 /* process mode with --wait-stdin: the runner closes our stdin when every
  * party has reported, which is when we may disconnect. */
 static struct {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	atomic_int eof;
-} in = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	pthread_cond_t  cv;
+	atomic_int      eof;
+} in = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
 static int both_mode;
 
@@ -55,28 +55,32 @@ static int both_mode;
  * says how far it got. */
 static atomic_long progress;
 
-static void set_progress(long v)
+static void
+set_progress(long v)
 {
 	atomic_store_explicit(&progress, v, memory_order_relaxed);
 }
 
-uint64_t bench_now_ns(void)
+uint64_t
+bench_now_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
 }
 
-void bench_sleep_ms(int ms)
+void
+bench_sleep_ms(int ms)
 {
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
 
 	while (nanosleep(&ts, &ts) != 0) {
 	}
 }
 
-void bench_ready(const struct bopts *o)
+void
+bench_ready(const struct bopts *o)
 {
 	if (o->both) {
 		pthread_mutex_lock(&both.mu);
@@ -91,7 +95,8 @@ void bench_ready(const struct bopts *o)
 	pthread_mutex_unlock(&out_mu);
 }
 
-void bench_hold(const struct bopts *o)
+void
+bench_hold(const struct bopts *o)
 {
 	if (o->both) {
 		if (o->is_client)
@@ -107,14 +112,16 @@ void bench_hold(const struct bopts *o)
 	}
 }
 
-int bench_stop_requested(void)
+int
+bench_stop_requested(void)
 {
 	if (both_mode)
 		return atomic_load(&both.clients_done) >= both.nclients;
 	return atomic_load(&in.eof);
 }
 
-void bench_result(const struct bopts *o, const char *fmt, ...)
+void
+bench_result(const struct bopts *o, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -128,7 +135,8 @@ void bench_result(const struct bopts *o, const char *fmt, ...)
 	pthread_mutex_unlock(&out_mu);
 }
 
-int bench_fail(const char *fmt, ...)
+int
+bench_fail(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -143,13 +151,15 @@ int bench_fail(const char *fmt, ...)
 	return 1;
 }
 
-void bench_fill(void *buf, size_t len, uint64_t seq)
+void
+bench_fill(void *buf, size_t len, uint64_t seq)
 {
 	memset(buf, 0, len);
 	memcpy(buf, &seq, len < 8 ? len : 8);
 }
 
-uint64_t bench_seq(const void *buf, size_t len)
+uint64_t
+bench_seq(const void *buf, size_t len)
 {
 	uint64_t seq = 0;
 
@@ -159,11 +169,12 @@ uint64_t bench_seq(const void *buf, size_t len)
 
 /* The process's peak RSS, from VmHWM: unlike getrusage's ru_maxrss it
  * starts afresh at exec, so the runner's own memory never counts. */
-static void report_peak(void)
+static void
+report_peak(void)
 {
-	char line[256];
-	FILE *f = fopen("/proc/self/status", "r");
-	long kb = -1;
+	char  line[256];
+	FILE *f  = fopen("/proc/self/status", "r");
+	long  kb = -1;
 
 	if (f == NULL)
 		return;
@@ -176,18 +187,20 @@ static void report_peak(void)
 	pthread_mutex_unlock(&out_mu);
 }
 
-static int lib_fail(const char *what, int rv)
+static int
+lib_fail(const char *what, int rv)
 {
 	return bench_fail("%s: %s", what, rv == BENCH_TIMEOUT ? "timed out" : L.strerror(rv));
 }
 
 /* ------------------------------------------------- process measurements */
 
-static int count_fds(void)
+static int
+count_fds(void)
 {
-	DIR *d = opendir("/proc/self/fd");
+	DIR           *d = opendir("/proc/self/fd");
 	struct dirent *e;
-	int n = 0;
+	int            n = 0;
 
 	if (d == NULL)
 		return -1;
@@ -198,9 +211,10 @@ static int count_fds(void)
 	return n - 1; /* the directory's own descriptor */
 }
 
-static long rss_bytes(void)
+static long
+rss_bytes(void)
 {
-	long size = 0, resident = 0;
+	long  size = 0, resident = 0;
 	FILE *f = fopen("/proc/self/statm", "r");
 
 	if (f == NULL)
@@ -214,10 +228,11 @@ static long rss_bytes(void)
 /* Every library holds one descriptor per tcp/ipc connection, so counting
  * our descriptors tells, without any library API, how many connections
  * are up.  Waits for n more than base, then for the count to settle. */
-static int wait_conns(int base, long n, int timeout_ms)
+static int
+wait_conns(int base, long n, int timeout_ms)
 {
-	uint64_t deadline = bench_now_ns() + (uint64_t)timeout_ms * 1000000u;
-	int last = -1, stable_ms = 0;
+	uint64_t deadline = bench_now_ns() + (uint64_t) timeout_ms * 1000000u;
+	int      last = -1, stable_ms = 0;
 
 	while (count_fds() - base < n && bench_now_ns() < deadline)
 		bench_sleep_ms(10);
@@ -225,13 +240,14 @@ static int wait_conns(int base, long n, int timeout_ms)
 		int c = count_fds();
 
 		stable_ms = c == last ? stable_ms + 20 : 0;
-		last = c;
+		last      = c;
 		bench_sleep_ms(20);
 	}
 	return count_fds() - base;
 }
 
-static void raise_nofile(void)
+static void
+raise_nofile(void)
 {
 	struct rlimit rl;
 
@@ -243,7 +259,8 @@ static void raise_nofile(void)
 
 /* ------------------------------------------------------ socket helpers */
 
-static int open_listen(const struct bopts *o, const char *kind, void **sp)
+static int
+open_listen(const struct bopts *o, const char *kind, void **sp)
 {
 	int rv;
 
@@ -256,7 +273,8 @@ static int open_listen(const struct bopts *o, const char *kind, void **sp)
 	return 0;
 }
 
-static int open_dial(const struct bopts *o, const char *kind, void **sp)
+static int
+open_dial(const struct bopts *o, const char *kind, void **sp)
 {
 	int rv;
 
@@ -269,19 +287,21 @@ static int open_dial(const struct bopts *o, const char *kind, void **sp)
 	return 0;
 }
 
-static double secs_between(uint64_t t0, uint64_t t1)
+static double
+secs_between(uint64_t t0, uint64_t t1)
 {
-	return (double)(t1 - t0) / 1e9;
+	return (double) (t1 - t0) / 1e9;
 }
 
 /* ------------------------------------------------- push/pull throughput */
 
-static int thr_pull(const struct bopts *o)
+static int
+thr_pull(const struct bopts *o)
 {
 	uint64_t t0 = 0, t1;
-	size_t len;
-	void *s;
-	int rv = 0;
+	size_t   len;
+	void    *s;
+	int      rv = 0;
 
 	if (o->count < 2)
 		return bench_fail("thr needs --count >= 2");
@@ -303,21 +323,22 @@ static int thr_pull(const struct bopts *o)
 	}
 	t1 = bench_now_ns();
 	if (rv == 0) {
-		double secs = secs_between(t0, t1), msgs = (double)(o->count - 1);
+		double secs = secs_between(t0, t1), msgs = (double) (o->count - 1);
 
 		bench_result(o, "msgs=%ld size=%zu secs=%.6f msgs_per_s=%.1f mb_per_s=%.3f",
-			o->count, o->size, secs, msgs / secs, msgs * (double)o->size / secs / 1e6);
+		    o->count, o->size, secs, msgs / secs, msgs * (double) o->size / secs / 1e6);
 	}
 	bench_hold(o);
 	L.close(s);
 	return rv != 0;
 }
 
-static int thr_push(const struct bopts *o)
+static int
+thr_push(const struct bopts *o)
 {
 	char *buf = calloc(1, o->size + 1);
 	void *s;
-	int rv = 0;
+	int   rv = 0;
 
 	if (open_dial(o, "push", &s) != 0) {
 		free(buf);
@@ -340,13 +361,14 @@ static int thr_push(const struct bopts *o)
 
 /* ------------------------------------------------ req/rep round trips */
 
-static int lat_rep(const struct bopts *o)
+static int
+lat_rep(const struct bopts *o)
 {
-	char *buf = calloc(1, o->size + 1);
-	long total = o->warmup + o->count;
+	char  *buf   = calloc(1, o->size + 1);
+	long   total = o->warmup + o->count;
 	size_t len;
-	void *s;
-	int rv = 0;
+	void  *s;
+	int    rv = 0;
 
 	if (open_listen(o, "rep", &s) != 0) {
 		free(buf);
@@ -365,32 +387,36 @@ static int lat_rep(const struct bopts *o)
 	return rv != 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
+static int
+cmp_u64(const void *a, const void *b)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
 
 	return x < y ? -1 : x > y;
 }
 
-static void report_lat(const struct bopts *o, uint64_t *ns, long n)
+static void
+report_lat(const struct bopts *o, uint64_t *ns, long n)
 {
 	double sum = 0, median;
 
-	qsort(ns, (size_t)n, sizeof(*ns), cmp_u64);
+	qsort(ns, (size_t) n, sizeof(*ns), cmp_u64);
 	for (long i = 0; i < n; i++)
-		sum += (double)ns[i];
-	median = n % 2 ? (double)ns[n / 2] : ((double)ns[n / 2 - 1] + (double)ns[n / 2]) / 2;
-	bench_result(o, "n=%ld size=%zu median_us=%.2f mean_us=%.2f p99_us=%.2f min_us=%.2f max_us=%.2f",
-		n, o->size, median / 1e3, sum / (double)n / 1e3, (double)ns[n * 99 / 100] / 1e3,
-		(double)ns[0] / 1e3, (double)ns[n - 1] / 1e3);
+		sum += (double) ns[i];
+	median = n % 2 ? (double) ns[n / 2] : ((double) ns[n / 2 - 1] + (double) ns[n / 2]) / 2;
+	bench_result(o,
+	    "n=%ld size=%zu median_us=%.2f mean_us=%.2f p99_us=%.2f min_us=%.2f max_us=%.2f", n,
+	    o->size, median / 1e3, sum / (double) n / 1e3, (double) ns[n * 99 / 100] / 1e3,
+	    (double) ns[0] / 1e3, (double) ns[n - 1] / 1e3);
 }
 
 /* One request, one reply; returns the round trip in ns or 0 on error. */
-static uint64_t round_trip(const struct bopts *o, void *s, char *buf, uint64_t seq)
+static uint64_t
+round_trip(const struct bopts *o, void *s, char *buf, uint64_t seq)
 {
 	uint64_t t0 = bench_now_ns();
-	size_t len;
-	int rv;
+	size_t   len;
+	int      rv;
 
 	bench_fill(buf, o->size, seq);
 	if ((rv = L.send(s, buf, o->size)) != 0)
@@ -398,16 +424,18 @@ static uint64_t round_trip(const struct bopts *o, void *s, char *buf, uint64_t s
 	if ((rv = L.recv(s, buf, o->size, &len)) != 0)
 		return lib_fail("recv", rv), 0;
 	if (len != o->size || bench_seq(buf, len) != seq)
-		return bench_fail("reply %llu does not echo its request", (unsigned long long)seq), 0;
+		return bench_fail("reply %llu does not echo its request", (unsigned long long) seq),
+		       0;
 	return bench_now_ns() - t0;
 }
 
-static int lat_req(const struct bopts *o)
+static int
+lat_req(const struct bopts *o)
 {
-	uint64_t *ns = calloc((size_t)o->count + 1, sizeof(*ns));
-	char *buf = calloc(1, o->size + 8);
-	long i, total = o->warmup + o->count;
-	void *s;
+	uint64_t *ns  = calloc((size_t) o->count + 1, sizeof(*ns));
+	char     *buf = calloc(1, o->size + 8);
+	long      i, total = o->warmup + o->count;
+	void     *s;
 
 	if (o->count < 1 || open_dial(o, "req", &s) != 0) {
 		free(ns);
@@ -415,7 +443,7 @@ static int lat_req(const struct bopts *o)
 		return 1;
 	}
 	for (i = 0; i < total; i++) {
-		uint64_t t = round_trip(o, s, buf, (uint64_t)i);
+		uint64_t t = round_trip(o, s, buf, (uint64_t) i);
 
 		if (t == 0)
 			break;
@@ -433,12 +461,14 @@ static int lat_req(const struct bopts *o)
 }
 
 /* rr: the drivers do it with their own concurrency tools. */
-static int rr_req(const struct bopts *o)
+static int
+rr_req(const struct bopts *o)
 {
 	return L.rr_req(o);
 }
 
-static int rr_rep(const struct bopts *o)
+static int
+rr_rep(const struct bopts *o)
 {
 	return L.rr_rep(o);
 }
@@ -448,12 +478,13 @@ static int rr_rep(const struct bopts *o)
 /* Data messages start with 'D'; after them the publisher repeats an 'E'
  * marker for a while so every subscriber learns the end even when a lossy
  * pattern dropped some of them. */
-static int fan_pub(const struct bopts *o)
+static int
+fan_pub(const struct bopts *o)
 {
-	char *buf = calloc(1, o->size + 1);
+	char    *buf = calloc(1, o->size + 1);
 	uint64_t t0, t1;
-	void *s;
-	int rv;
+	void    *s;
+	int      rv;
 
 	if (open_listen(o, "pub", &s) != 0) {
 		free(buf);
@@ -465,13 +496,13 @@ static int fan_pub(const struct bopts *o)
 		goto out;
 	}
 	buf[0] = 'D';
-	t0 = bench_now_ns();
+	t0     = bench_now_ns();
 	for (long i = 0; i < o->count && rv == 0; i++) {
 		if ((rv = L.send(s, buf, o->size)) != 0)
 			lib_fail("send", rv);
 		set_progress(i + 1);
 	}
-	t1 = bench_now_ns();
+	t1     = bench_now_ns();
 	buf[0] = 'E';
 	for (int i = 0; i < 30 && rv == 0; i++) {
 		bench_sleep_ms(10);
@@ -482,8 +513,8 @@ static int fan_pub(const struct bopts *o)
 	 * machine: the runner measures delivery from the first publish. */
 	if (rv == 0)
 		bench_result(o, "sent=%ld secs=%.6f send_per_s=%.1f start_ns=%llu", o->count,
-			secs_between(t0, t1), (double)o->count / secs_between(t0, t1),
-			(unsigned long long)t0);
+		    secs_between(t0, t1), (double) o->count / secs_between(t0, t1),
+		    (unsigned long long) t0);
 out:
 	bench_hold(o);
 	L.close(s);
@@ -491,14 +522,15 @@ out:
 	return rv != 0;
 }
 
-static int fan_sub(const struct bopts *o)
+static int
+fan_sub(const struct bopts *o)
 {
 	uint64_t start = bench_now_ns(), t0 = 0, t1 = 0;
-	long got = 0;
-	size_t len;
-	char c;
-	void *s;
-	int rv;
+	long     got = 0;
+	size_t   len;
+	char     c;
+	void    *s;
+	int      rv;
 
 	if (open_dial(o, "sub", &s) != 0)
 		return 1;
@@ -509,7 +541,7 @@ static int fan_sub(const struct bopts *o)
 	for (;;) {
 		uint64_t now;
 
-		rv = L.recv(s, &c, 1, &len);
+		rv  = L.recv(s, &c, 1, &len);
 		now = bench_now_ns();
 		if (rv == BENCH_TIMEOUT) {
 			rv = 0;
@@ -535,9 +567,10 @@ static int fan_sub(const struct bopts *o)
 	if (rv == 0 && got < 2)
 		rv = bench_fail("only %ld messages", got);
 	if (rv == 0)
-		bench_result(o, "recvd=%ld sent=%ld secs=%.6f msgs_per_s=%.1f first_ns=%llu last_ns=%llu",
-			got, o->count, secs_between(t0, t1), (double)(got - 1) / secs_between(t0, t1),
-			(unsigned long long)t0, (unsigned long long)t1);
+		bench_result(o,
+		    "recvd=%ld sent=%ld secs=%.6f msgs_per_s=%.1f first_ns=%llu last_ns=%llu", got,
+		    o->count, secs_between(t0, t1), (double) (got - 1) / secs_between(t0, t1),
+		    (unsigned long long) t0, (unsigned long long) t1);
 	bench_hold(o);
 	L.close(s);
 	return rv != 0;
@@ -545,16 +578,18 @@ static int fan_sub(const struct bopts *o)
 
 /* ------------------------------------------------ memory per connection */
 
-static void report_mem(const struct bopts *o, int conns, long rss0, long rss1)
+static void
+report_mem(const struct bopts *o, int conns, long rss0, long rss1)
 {
-	bench_result(o, "conns=%d rss_before=%ld rss_after=%ld per_conn=%.0f", conns, rss0,
-		rss1, conns > 0 ? (double)(rss1 - rss0) / conns : 0.0);
+	bench_result(o, "conns=%d rss_before=%ld rss_after=%ld per_conn=%.0f", conns, rss0, rss1,
+	    conns > 0 ? (double) (rss1 - rss0) / conns : 0.0);
 }
 
-static int mem_server(const struct bopts *o)
+static int
+mem_server(const struct bopts *o)
 {
-	long rss0;
-	int fds0, conns;
+	long  rss0;
+	int   fds0, conns;
 	void *s;
 
 	if (open_listen(o, "pull", &s) != 0)
@@ -569,10 +604,11 @@ static int mem_server(const struct bopts *o)
 	return 0;
 }
 
-static int mem_client(const struct bopts *o)
+static int
+mem_client(const struct bopts *o)
 {
-	long rss0;
-	int fds0, conns, rv = 0;
+	long  rss0;
+	int   fds0, conns, rv = 0;
 	void *s;
 
 	if ((rv = L.open(&s, "push")) != 0)
@@ -599,14 +635,20 @@ struct role {
 };
 
 static const struct role roles[] = {
-	{"thr", "pull", thr_pull, 1}, {"thr", "push", thr_push, 0},
-	{"lat", "rep", lat_rep, 1},   {"lat", "req", lat_req, 0},
-	{"rr", "rep", rr_rep, 1},     {"rr", "req", rr_req, 0},
-	{"fan", "pub", fan_pub, 1},   {"fan", "sub", fan_sub, 0},
-	{"mem", "server", mem_server, 1}, {"mem", "client", mem_client, 0},
+	{ "thr", "pull", thr_pull, 1 },
+	{ "thr", "push", thr_push, 0 },
+	{ "lat", "rep", lat_rep, 1 },
+	{ "lat", "req", lat_req, 0 },
+	{ "rr", "rep", rr_rep, 1 },
+	{ "rr", "req", rr_req, 0 },
+	{ "fan", "pub", fan_pub, 1 },
+	{ "fan", "sub", fan_sub, 0 },
+	{ "mem", "server", mem_server, 1 },
+	{ "mem", "client", mem_client, 0 },
 };
 
-static const struct role *find_role(const char *test, const char *role, int listens)
+static const struct role *
+find_role(const char *test, const char *role, int listens)
 {
 	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
 		if (strcmp(roles[i].test, test) != 0)
@@ -621,11 +663,12 @@ static const struct role *find_role(const char *test, const char *role, int list
 
 struct thread_arg {
 	const struct role *r;
-	struct bopts o;
-	pthread_t tid;
+	struct bopts       o;
+	pthread_t          tid;
 };
 
-static void *role_thread(void *p)
+static void *
+role_thread(void *p)
 {
 	struct thread_arg *a = p;
 
@@ -637,23 +680,24 @@ static void *role_thread(void *p)
 	return NULL;
 }
 
-static int run_both(const struct bopts *o)
+static int
+run_both(const struct bopts *o)
 {
 	const struct role *srv = find_role(o->test, NULL, 1), *cli = find_role(o->test, NULL, 0);
-	int ncli = strcmp(o->test, "fan") == 0 ? o->subs : 1;
-	struct thread_arg *a = calloc((size_t)ncli + 1, sizeof(*a));
+	int                ncli = strcmp(o->test, "fan") == 0 ? o->subs : 1;
+	struct thread_arg *a    = calloc((size_t) ncli + 1, sizeof(*a));
 
 	if (srv == NULL || cli == NULL || strcmp(o->test, "mem") == 0)
 		return bench_fail("test %s cannot run as threads of one process", o->test);
-	both_mode = 1;
+	both_mode     = 1;
 	both.nclients = ncli;
-	pthread_barrier_init(&both.barrier, NULL, (unsigned)ncli + 1);
+	pthread_barrier_init(&both.barrier, NULL, (unsigned) ncli + 1);
 	for (int i = 0; i <= ncli; i++) {
-		a[i].r = i == 0 ? srv : cli;
-		a[i].o = *o;
-		a[i].o.role = a[i].r->role;
+		a[i].r           = i == 0 ? srv : cli;
+		a[i].o           = *o;
+		a[i].o.role      = a[i].r->role;
 		a[i].o.is_client = i > 0;
-		a[i].o.id = i > 0 ? i - 1 : 0;
+		a[i].o.id        = i > 0 ? i - 1 : 0;
 		pthread_create(&a[i].tid, NULL, role_thread, &a[i]);
 		if (i == 0) { /* dialers start once the listener is bound */
 			pthread_mutex_lock(&both.mu);
@@ -670,27 +714,29 @@ static int run_both(const struct bopts *o)
 
 /* ------------------------------------------------------ command line */
 
-static void usage(void)
+static void
+usage(void)
 {
 	fprintf(stderr,
-		"usage: bench_%s TEST ROLE URL [options]\n"
-		"       bench_%s version\n"
-		"  thr pull|push|both   push/pull throughput (pull listens, reports)\n"
-		"  lat rep|req|both     req/rep round-trip latency (req reports)\n"
-		"  rr  rep|req|both     requests/s with --par outstanding (req reports)\n"
-		"  fan pub|sub|both     pub/sub fan-out (pub listens, each sub reports)\n"
-		"  mem server|client    RSS per idle connection (--count conns)\n"
-		"options: --size B (64) --count N (100000) --par K (1) --subs N (8)\n"
-		"  --warmup N (1000) --id N --wait-stdin --linger MS (500)\n"
-		"  --timeout S (120, the process is killed after this)\n",
-		L.name, L.name);
+	    "usage: bench_%s TEST ROLE URL [options]\n"
+	    "       bench_%s version\n"
+	    "  thr pull|push|both   push/pull throughput (pull listens, reports)\n"
+	    "  lat rep|req|both     req/rep round-trip latency (req reports)\n"
+	    "  rr  rep|req|both     requests/s with --par outstanding (req reports)\n"
+	    "  fan pub|sub|both     pub/sub fan-out (pub listens, each sub reports)\n"
+	    "  mem server|client    RSS per idle connection (--count conns)\n"
+	    "options: --size B (64) --count N (100000) --par K (1) --subs N (8)\n"
+	    "  --warmup N (1000) --id N --wait-stdin --linger MS (500)\n"
+	    "  --timeout S (120, the process is killed after this)\n",
+	    L.name, L.name);
 	exit(64);
 }
 
-static long num_arg(int argc, char **argv, int *i)
+static long
+num_arg(int argc, char **argv, int *i)
 {
 	char *end;
-	long v;
+	long  v;
 
 	if (*i + 1 >= argc)
 		usage();
@@ -700,34 +746,40 @@ static long num_arg(int argc, char **argv, int *i)
 	return v;
 }
 
-static void parse(int argc, char **argv, struct bopts *o)
+static void
+parse(int argc, char **argv, struct bopts *o)
 {
-	*o = (struct bopts){.size = 64, .count = 100000, .par = 1, .subs = 8,
-		.warmup = 1000, .linger_ms = 500, .timeout_s = 120};
+	*o = (struct bopts) { .size = 64,
+		.count              = 100000,
+		.par                = 1,
+		.subs               = 8,
+		.warmup             = 1000,
+		.linger_ms          = 500,
+		.timeout_s          = 120 };
 	if (argc < 4)
 		usage();
 	o->test = argv[1];
 	o->role = argv[2];
-	o->url = argv[3];
+	o->url  = argv[3];
 	for (int i = 4; i < argc; i++) {
 		const char *a = argv[i];
 
 		if (strcmp(a, "--size") == 0)
-			o->size = (size_t)num_arg(argc, argv, &i);
+			o->size = (size_t) num_arg(argc, argv, &i);
 		else if (strcmp(a, "--count") == 0)
 			o->count = num_arg(argc, argv, &i);
 		else if (strcmp(a, "--par") == 0)
-			o->par = (int)num_arg(argc, argv, &i);
+			o->par = (int) num_arg(argc, argv, &i);
 		else if (strcmp(a, "--subs") == 0)
-			o->subs = (int)num_arg(argc, argv, &i);
+			o->subs = (int) num_arg(argc, argv, &i);
 		else if (strcmp(a, "--warmup") == 0)
 			o->warmup = num_arg(argc, argv, &i);
 		else if (strcmp(a, "--id") == 0)
-			o->id = (int)num_arg(argc, argv, &i);
+			o->id = (int) num_arg(argc, argv, &i);
 		else if (strcmp(a, "--linger") == 0)
-			o->linger_ms = (int)num_arg(argc, argv, &i);
+			o->linger_ms = (int) num_arg(argc, argv, &i);
 		else if (strcmp(a, "--timeout") == 0)
-			o->timeout_s = (int)num_arg(argc, argv, &i);
+			o->timeout_s = (int) num_arg(argc, argv, &i);
 		else if (strcmp(a, "--wait-stdin") == 0)
 			o->wait_stdin = 1;
 		else
@@ -737,7 +789,8 @@ static void parse(int argc, char **argv, struct bopts *o)
 		usage();
 }
 
-static void *stdin_thread(void *arg)
+static void *
+stdin_thread(void *arg)
 {
 	char buf[256];
 
@@ -751,14 +804,15 @@ static void *stdin_thread(void *arg)
 }
 
 /* Async-signal-safe: formats by hand and writes once. */
-static void on_alarm(int sig)
+static void
+on_alarm(int sig)
 {
-	char msg[96] = "bench: timeout, giving up after ", num[24];
-	long v = atomic_load_explicit(&progress, memory_order_relaxed);
+	char   msg[96] = "bench: timeout, giving up after ", num[24];
+	long   v       = atomic_load_explicit(&progress, memory_order_relaxed);
 	size_t n = strlen(msg), k = 0;
 
 	do
-		num[k++] = (char)('0' + v % 10);
+		num[k++] = (char) ('0' + v % 10);
 	while ((v /= 10) > 0 && k < sizeof(num));
 	while (k > 0)
 		msg[n++] = num[--k];
@@ -768,12 +822,13 @@ static void on_alarm(int sig)
 	_exit(3);
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	const struct role *r;
-	struct bopts o;
-	pthread_t tid;
-	int rv;
+	struct bopts       o;
+	pthread_t          tid;
+	int                rv;
 
 	if (argc == 2 && strcmp(argv[1], "version") == 0) {
 		printf("VERSION %s %s\nRR_METHOD %s\n", L.name, L.version(), L.rr_method);
@@ -782,10 +837,10 @@ int main(int argc, char **argv)
 	parse(argc, argv, &o);
 	signal(SIGALRM, on_alarm);
 	signal(SIGPIPE, SIG_IGN);
-	alarm((unsigned)o.timeout_s);
+	alarm((unsigned) o.timeout_s);
 	raise_nofile();
 	o.both = strcmp(o.role, "both") == 0;
-	r = o.both ? NULL : find_role(o.test, o.role, 0);
+	r      = o.both ? NULL : find_role(o.test, o.role, 0);
 	if (!o.both && r == NULL)
 		usage();
 	if (o.wait_stdin)
@@ -796,7 +851,7 @@ int main(int argc, char **argv)
 		rv = run_both(&o);
 	} else {
 		o.is_client = !r->listens;
-		rv = r->fn(&o);
+		rv          = r->fn(&o);
 	}
 	L.fini();
 	report_peak();

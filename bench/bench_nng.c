@@ -30,14 +30,16 @@ struct nsock {
 	atomic_int pipes;
 };
 
-static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+static void
+on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	struct nsock *ns = arg;
 
 	atomic_fetch_add(&ns->pipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1);
 }
 
-static int open_kind(nng_socket *s, const char *kind)
+static int
+open_kind(nng_socket *s, const char *kind)
 {
 	if (strcmp(kind, "push") == 0)
 		return nng_push0_open(s);
@@ -54,10 +56,11 @@ static int open_kind(nng_socket *s, const char *kind)
 	return NNG_ENOTSUP;
 }
 
-static int n_open(void **sp, const char *kind)
+static int
+n_open(void **sp, const char *kind)
 {
 	struct nsock *ns = calloc(1, sizeof(*ns));
-	int rv;
+	int           rv;
 
 	if ((rv = open_kind(&ns->s, kind)) != 0) {
 		free(ns);
@@ -69,7 +72,7 @@ static int n_open(void **sp, const char *kind)
 	nng_pipe_notify(ns->s, NNG_PIPE_EV_ADD_POST, on_pipe, ns);
 	nng_pipe_notify(ns->s, NNG_PIPE_EV_REM_POST, on_pipe, ns);
 	if (strcmp(kind, "sub") == 0 &&
-		(rv = nng_socket_set(ns->s, NNG_OPT_SUB_SUBSCRIBE, "", 0)) != 0) {
+	    (rv = nng_socket_set(ns->s, NNG_OPT_SUB_SUBSCRIBE, "", 0)) != 0) {
 		nng_close(ns->s);
 		free(ns);
 		return rv;
@@ -78,14 +81,16 @@ static int n_open(void **sp, const char *kind)
 	return 0;
 }
 
-static int n_listen(void *s, const char *url)
+static int
+n_listen(void *s, const char *url)
 {
-	return nng_listen(((struct nsock *)s)->s, url, NULL, 0);
+	return nng_listen(((struct nsock *) s)->s, url, NULL, 0);
 }
 
 /* Synchronous, so errors show; a listener that is not up yet (manual use)
  * gets nng's background redial instead. */
-static int dial_sock(nng_socket s, const char *url)
+static int
+dial_sock(nng_socket s, const char *url)
 {
 	int rv = nng_dial(s, url, NULL, 0);
 
@@ -94,20 +99,23 @@ static int dial_sock(nng_socket s, const char *url)
 	return rv;
 }
 
-static int n_dial(void *s, const char *url)
+static int
+n_dial(void *s, const char *url)
 {
-	return dial_sock(((struct nsock *)s)->s, url);
+	return dial_sock(((struct nsock *) s)->s, url);
 }
 
-static int n_send(void *s, const void *buf, size_t len)
+static int
+n_send(void *s, const void *buf, size_t len)
 {
-	return nng_send(((struct nsock *)s)->s, (void *)buf, len, 0);
+	return nng_send(((struct nsock *) s)->s, (void *) buf, len, 0);
 }
 
-static int n_recv(void *s, void *buf, size_t cap, size_t *len)
+static int
+n_recv(void *s, void *buf, size_t cap, size_t *len)
 {
 	nng_msg *m;
-	int rv = nng_recvmsg(((struct nsock *)s)->s, &m, 0);
+	int      rv = nng_recvmsg(((struct nsock *) s)->s, &m, 0);
 
 	if (rv != 0)
 		return rv == NNG_ETIMEDOUT ? BENCH_TIMEOUT : rv;
@@ -118,16 +126,18 @@ static int n_recv(void *s, void *buf, size_t cap, size_t *len)
 	return 0;
 }
 
-static int n_set_recv_timeout(void *s, int ms)
+static int
+n_set_recv_timeout(void *s, int ms)
 {
-	return nng_socket_set_ms(((struct nsock *)s)->s, NNG_OPT_RECVTIMEO, ms);
+	return nng_socket_set_ms(((struct nsock *) s)->s, NNG_OPT_RECVTIMEO, ms);
 }
 
 /* nng filters at the subscriber, so a connected pipe is a subscriber. */
-static int n_wait_peers(void *s, int n, int timeout_ms)
+static int
+n_wait_peers(void *s, int n, int timeout_ms)
 {
-	struct nsock *ns = s;
-	uint64_t deadline = bench_now_ns() + (uint64_t)timeout_ms * 1000000u;
+	struct nsock *ns       = s;
+	uint64_t      deadline = bench_now_ns() + (uint64_t) timeout_ms * 1000000u;
 
 	while (atomic_load(&ns->pipes) < n) {
 		if (bench_now_ns() > deadline)
@@ -137,7 +147,8 @@ static int n_wait_peers(void *s, int n, int timeout_ms)
 	return 0;
 }
 
-static void n_close(void *s)
+static void
+n_close(void *s)
 {
 	struct nsock *ns = s;
 
@@ -145,7 +156,8 @@ static void n_close(void *s)
 	free(ns);
 }
 
-static const char *n_strerror(int err)
+static const char *
+n_strerror(int err)
 {
 	return err == BAD_REPLY ? "reply does not match its request" : nng_strerror(err);
 }
@@ -155,24 +167,25 @@ static const char *n_strerror(int err)
 struct rr;
 struct rr_slot {
 	struct rr *rr;
-	nng_ctx ctx;
-	nng_aio *aio;
-	uint64_t seq;
-	int sending;
+	nng_ctx    ctx;
+	nng_aio   *aio;
+	uint64_t   seq;
+	int        sending;
 };
 
 struct rr {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	long issued, done, total, warmup;
-	uint64_t t0, t1; /* when the warmup ended, when the last reply came */
-	int err;
-	size_t size;
+	pthread_cond_t  cv;
+	long            issued, done, total, warmup;
+	uint64_t        t0, t1; /* when the warmup ended, when the last reply came */
+	int             err;
+	size_t          size;
 };
 
 /* One request completed (err 0) or failed.  Warmup and timed requests are
  * one run, so no aio is ever restarted by two threads at once. */
-static void rr_finish(struct rr *rr, int err)
+static void
+rr_finish(struct rr *rr, int err)
 {
 	pthread_mutex_lock(&rr->mu);
 	if (err != 0 && rr->err == 0)
@@ -187,18 +200,19 @@ static void rr_finish(struct rr *rr, int err)
 }
 
 /* Sends the slot's next request, if any are left to send. */
-static void rr_issue(struct rr_slot *sl)
+static void
+rr_issue(struct rr_slot *sl)
 {
 	struct rr *rr = sl->rr;
-	nng_msg *m;
-	int rv;
+	nng_msg   *m;
+	int        rv;
 
 	pthread_mutex_lock(&rr->mu);
 	if (rr->issued >= rr->total || rr->err != 0) {
 		pthread_mutex_unlock(&rr->mu);
 		return;
 	}
-	sl->seq = (uint64_t)rr->issued++;
+	sl->seq = (uint64_t) rr->issued++;
 	pthread_mutex_unlock(&rr->mu);
 	if ((rv = nng_msg_alloc(&m, rr->size)) != 0) {
 		rr_finish(rr, rv);
@@ -210,12 +224,13 @@ static void rr_issue(struct rr_slot *sl)
 	nng_ctx_send(sl->ctx, sl->aio);
 }
 
-static void rr_req_cb(void *arg)
+static void
+rr_req_cb(void *arg)
 {
 	struct rr_slot *sl = arg;
-	int rv = nng_aio_result(sl->aio);
-	nng_msg *m;
-	int ok;
+	int             rv = nng_aio_result(sl->aio);
+	nng_msg        *m;
+	int             ok;
 
 	if (rv != 0) {
 		if (sl->sending)
@@ -229,8 +244,8 @@ static void rr_req_cb(void *arg)
 		return;
 	}
 	m = nng_aio_get_msg(sl->aio);
-	ok = nng_msg_len(m) == sl->rr->size &&
-		bench_seq(nng_msg_body(m), nng_msg_len(m)) == sl->seq;
+	ok =
+	    nng_msg_len(m) == sl->rr->size && bench_seq(nng_msg_body(m), nng_msg_len(m)) == sl->seq;
 	nng_msg_free(m);
 	if (!ok) {
 		rr_finish(sl->rr, BAD_REPLY);
@@ -242,7 +257,8 @@ static void rr_req_cb(void *arg)
 
 /* Runs warmup + count requests over the slots; returns 0 or the first
  * error. */
-static int rr_run(struct rr *rr, struct rr_slot *slots, int nslots)
+static int
+rr_run(struct rr *rr, struct rr_slot *slots, int nslots)
 {
 	int err;
 
@@ -257,27 +273,30 @@ static int rr_run(struct rr *rr, struct rr_slot *slots, int nslots)
 	return err;
 }
 
-static int n_rr_req(const struct bopts *o)
+static int
+n_rr_req(const struct bopts *o)
 {
-	struct rr rr = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
-		.size = o->size, .warmup = o->warmup, .total = o->warmup + o->count};
-	struct rr_slot *slots = calloc((size_t)o->par, sizeof(*slots));
-	nng_socket s = NNG_SOCKET_INITIALIZER;
-	int rv, n = 0;
+	struct rr       rr    = { .mu = PTHREAD_MUTEX_INITIALIZER,
+		         .cv          = PTHREAD_COND_INITIALIZER,
+		         .size        = o->size,
+		         .warmup      = o->warmup,
+		         .total       = o->warmup + o->count };
+	struct rr_slot *slots = calloc((size_t) o->par, sizeof(*slots));
+	nng_socket      s     = NNG_SOCKET_INITIALIZER;
+	int             rv, n = 0;
 
 	if ((rv = nng_req0_open(&s)) != 0 || (rv = dial_sock(s, o->url)) != 0)
 		goto out;
 	for (; n < o->par; n++) {
 		slots[n].rr = &rr;
 		if ((rv = nng_ctx_open(&slots[n].ctx, s)) != 0 ||
-			(rv = nng_aio_alloc(&slots[n].aio, rr_req_cb, &slots[n])) != 0)
+		    (rv = nng_aio_alloc(&slots[n].aio, rr_req_cb, &slots[n])) != 0)
 			goto out;
 	}
 	if ((rv = rr_run(&rr, slots, n)) != 0)
 		goto out;
-	bench_result(o, "n=%ld par=%d size=%zu secs=%.6f req_per_s=%.1f", o->count, o->par,
-		o->size, (double)(rr.t1 - rr.t0) / 1e9,
-		(double)o->count / ((double)(rr.t1 - rr.t0) / 1e9));
+	bench_result(o, "n=%ld par=%d size=%zu secs=%.6f req_per_s=%.1f", o->count, o->par, o->size,
+	    (double) (rr.t1 - rr.t0) / 1e9, (double) o->count / ((double) (rr.t1 - rr.t0) / 1e9));
 	bench_hold(o);
 out:
 	if (rv != 0)
@@ -295,16 +314,17 @@ out:
 /* ------------------------------------------- rr: replier, K contexts */
 
 struct rep_slot {
-	nng_ctx ctx;
+	nng_ctx  ctx;
 	nng_aio *aio;
-	int sending;
+	int      sending;
 };
 
 /* Echo: receive a request on the context, send it straight back. */
-static void rr_rep_cb(void *arg)
+static void
+rr_rep_cb(void *arg)
 {
 	struct rep_slot *sl = arg;
-	int rv = nng_aio_result(sl->aio);
+	int              rv = nng_aio_result(sl->aio);
 
 	if (rv != 0 && sl->sending)
 		nng_msg_free(nng_aio_get_msg(sl->aio));
@@ -320,17 +340,18 @@ static void rr_rep_cb(void *arg)
 	nng_ctx_recv(sl->ctx, sl->aio);
 }
 
-static int n_rr_rep(const struct bopts *o)
+static int
+n_rr_rep(const struct bopts *o)
 {
-	struct rep_slot *slots = calloc((size_t)o->par, sizeof(*slots));
-	nng_socket s = NNG_SOCKET_INITIALIZER;
-	int rv;
+	struct rep_slot *slots = calloc((size_t) o->par, sizeof(*slots));
+	nng_socket       s     = NNG_SOCKET_INITIALIZER;
+	int              rv;
 
 	if ((rv = nng_rep0_open(&s)) != 0 || (rv = nng_listen(s, o->url, NULL, 0)) != 0)
 		goto out;
 	for (int i = 0; i < o->par; i++)
 		if ((rv = nng_ctx_open(&slots[i].ctx, s)) != 0 ||
-			(rv = nng_aio_alloc(&slots[i].aio, rr_rep_cb, &slots[i])) != 0)
+		    (rv = nng_aio_alloc(&slots[i].aio, rr_rep_cb, &slots[i])) != 0)
 			goto out;
 	for (int i = 0; i < o->par; i++)
 		nng_ctx_recv(slots[i].ctx, slots[i].aio);
@@ -351,36 +372,39 @@ out:
 	return rv != 0;
 }
 
-static const char *n_version(void)
+static const char *
+n_version(void)
 {
 	return nng_version();
 }
 
-static int n_init(void)
+static int
+n_init(void)
 {
 	return 0;
 }
 
-static void n_fini(void)
+static void
+n_fini(void)
 {
 	nng_fini();
 }
 
 const struct bench_lib bench_lib = {
-	.name = "nng",
-	.version = n_version,
-	.init = n_init,
-	.fini = n_fini,
-	.strerror = n_strerror,
-	.open = n_open,
-	.listen = n_listen,
-	.dial = n_dial,
-	.send = n_send,
-	.recv = n_recv,
+	.name             = "nng",
+	.version          = n_version,
+	.init             = n_init,
+	.fini             = n_fini,
+	.strerror         = n_strerror,
+	.open             = n_open,
+	.listen           = n_listen,
+	.dial             = n_dial,
+	.send             = n_send,
+	.recv             = n_recv,
 	.set_recv_timeout = n_set_recv_timeout,
-	.wait_peers = n_wait_peers,
-	.close = n_close,
-	.rr_req = n_rr_req,
-	.rr_rep = n_rr_rep,
-	.rr_method = "one req0 socket, K nng_ctx each with an nng_aio; rep0 with K contexts",
+	.wait_peers       = n_wait_peers,
+	.close            = n_close,
+	.rr_req           = n_rr_req,
+	.rr_rep           = n_rr_rep,
+	.rr_method        = "one req0 socket, K nng_ctx each with an nng_aio; rep0 with K contexts",
 };

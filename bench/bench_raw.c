@@ -24,37 +24,42 @@
 #define BATCH (64 * 1024)
 
 struct rsock {
-	int lfd;         /* listening socket, until the peer connects */
-	int fd;          /* the connection */
-	int batch;       /* push: gather writes; others write each message */
-	size_t wlen;     /* bytes waiting in wbuf */
-	size_t rpos, rlen; /* unread bytes are rbuf[rpos, rlen) */
-	int timeout_ms;
-	char *path;      /* ipc listener: unlinked on close */
+	int           lfd;        /* listening socket, until the peer connects */
+	int           fd;         /* the connection */
+	int           batch;      /* push: gather writes; others write each message */
+	size_t        wlen;       /* bytes waiting in wbuf */
+	size_t        rpos, rlen; /* unread bytes are rbuf[rpos, rlen) */
+	int           timeout_ms;
+	char         *path; /* ipc listener: unlinked on close */
 	unsigned char wbuf[BATCH];
 	unsigned char rbuf[BATCH];
 };
 
-static const char *r_version(void)
+static const char *
+r_version(void)
 {
 	return "no library (u64-framed blocking sockets)";
 }
 
-static int r_init(void)
+static int
+r_init(void)
 {
 	return 0;
 }
 
-static void r_fini(void)
+static void
+r_fini(void)
 {
 }
 
-static const char *r_strerror(int err)
+static const char *
+r_strerror(int err)
 {
 	return strerror(err);
 }
 
-static int r_open(void **sp, const char *kind)
+static int
+r_open(void **sp, const char *kind)
 {
 	struct rsock *s;
 
@@ -64,17 +69,18 @@ static int r_open(void **sp, const char *kind)
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return ENOMEM;
 	s->lfd = s->fd = -1;
-	s->batch = strcmp(kind, "push") == 0;
-	*sp = s;
+	s->batch       = strcmp(kind, "push") == 0;
+	*sp            = s;
 	return 0;
 }
 
 /* Fills *sa from tcp://host:port (numeric IPv4) or ipc://path. */
-static int parse_url(const char *url, struct sockaddr_storage *sa, socklen_t *len)
+static int
+parse_url(const char *url, struct sockaddr_storage *sa, socklen_t *len)
 {
 	memset(sa, 0, sizeof(*sa));
 	if (strncmp(url, "ipc://", 6) == 0) {
-		struct sockaddr_un *un = (struct sockaddr_un *)sa;
+		struct sockaddr_un *un = (struct sockaddr_un *) sa;
 
 		if (strlen(url + 6) >= sizeof(un->sun_path))
 			return ENAMETOOLONG;
@@ -84,21 +90,22 @@ static int parse_url(const char *url, struct sockaddr_storage *sa, socklen_t *le
 		return 0;
 	}
 	if (strncmp(url, "tcp://", 6) == 0) {
-		struct sockaddr_in *in = (struct sockaddr_in *)sa;
-		unsigned a, b, c, d, port;
+		struct sockaddr_in *in = (struct sockaddr_in *) sa;
+		unsigned            a, b, c, d, port;
 
 		if (sscanf(url + 6, "%u.%u.%u.%u:%u", &a, &b, &c, &d, &port) != 5)
 			return EINVAL;
-		in->sin_family = AF_INET;
-		in->sin_port = htons((uint16_t)port);
+		in->sin_family      = AF_INET;
+		in->sin_port        = htons((uint16_t) port);
 		in->sin_addr.s_addr = htonl(a << 24 | b << 16 | c << 8 | d);
-		*len = sizeof(*in);
+		*len                = sizeof(*in);
 		return 0;
 	}
 	return ENOTSUP;
 }
 
-static void tune(int fd, int family)
+static void
+tune(int fd, int family)
 {
 	int one = 1;
 
@@ -106,31 +113,33 @@ static void tune(int fd, int family)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-static int r_listen(void *sp, const char *url)
+static int
+r_listen(void *sp, const char *url)
 {
-	struct rsock *s = sp;
+	struct rsock           *s = sp;
 	struct sockaddr_storage sa;
-	socklen_t len;
-	int rv, one = 1;
+	socklen_t               len;
+	int                     rv, one = 1;
 
 	if ((rv = parse_url(url, &sa, &len)) != 0)
 		return rv;
 	if ((s->lfd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		return errno;
 	setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(s->lfd, (struct sockaddr *)&sa, len) != 0 || listen(s->lfd, 16) != 0)
+	if (bind(s->lfd, (struct sockaddr *) &sa, len) != 0 || listen(s->lfd, 16) != 0)
 		return errno;
 	if (sa.ss_family == AF_UNIX)
 		s->path = strdup(url + 6);
 	return 0;
 }
 
-static int r_dial(void *sp, const char *url)
+static int
+r_dial(void *sp, const char *url)
 {
-	struct rsock *s = sp;
+	struct rsock           *s = sp;
 	struct sockaddr_storage sa;
-	socklen_t len;
-	int rv;
+	socklen_t               len;
+	int                     rv;
 
 	if ((rv = parse_url(url, &sa, &len)) != 0)
 		return rv;
@@ -138,7 +147,7 @@ static int r_dial(void *sp, const char *url)
 	for (int tries = 0; tries < 200; tries++) {
 		if ((s->fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 			return errno;
-		if (connect(s->fd, (struct sockaddr *)&sa, len) == 0) {
+		if (connect(s->fd, (struct sockaddr *) &sa, len) == 0) {
 			tune(s->fd, sa.ss_family);
 			return 0;
 		}
@@ -151,20 +160,22 @@ static int r_dial(void *sp, const char *url)
 }
 
 /* The listening side takes its one peer on first use. */
-static int connected(struct rsock *s)
+static int
+connected(struct rsock *s)
 {
 	struct sockaddr_storage sa;
-	socklen_t len = sizeof(sa);
+	socklen_t               len = sizeof(sa);
 
 	if (s->fd >= 0)
 		return 0;
-	if ((s->fd = accept4(s->lfd, (struct sockaddr *)&sa, &len, SOCK_CLOEXEC)) < 0)
+	if ((s->fd = accept4(s->lfd, (struct sockaddr *) &sa, &len, SOCK_CLOEXEC)) < 0)
 		return errno;
 	tune(s->fd, sa.ss_family);
 	return 0;
 }
 
-static int write_all(int fd, const unsigned char *p, size_t n)
+static int
+write_all(int fd, const unsigned char *p, size_t n)
 {
 	while (n > 0) {
 		ssize_t w = write(fd, p, n);
@@ -175,30 +186,33 @@ static int write_all(int fd, const unsigned char *p, size_t n)
 			return errno;
 		}
 		p += w;
-		n -= (size_t)w;
+		n -= (size_t) w;
 	}
 	return 0;
 }
 
-static int r_flush(void *sp)
+static int
+r_flush(void *sp)
 {
-	struct rsock *s = sp;
-	int rv = s->wlen ? write_all(s->fd, s->wbuf, s->wlen) : 0;
+	struct rsock *s  = sp;
+	int           rv = s->wlen ? write_all(s->fd, s->wbuf, s->wlen) : 0;
 
 	s->wlen = 0;
 	return rv;
 }
 
-static void put_u64(unsigned char *p, uint64_t v)
+static void
+put_u64(unsigned char *p, uint64_t v)
 {
 	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (unsigned char)v;
+		p[i] = (unsigned char) v;
 }
 
-static int r_send(void *sp, const void *buf, size_t len)
+static int
+r_send(void *sp, const void *buf, size_t len)
 {
 	struct rsock *s = sp;
-	int rv;
+	int           rv;
 
 	if ((rv = connected(s)) != 0)
 		return rv;
@@ -219,7 +233,8 @@ static int r_send(void *sp, const void *buf, size_t len)
 }
 
 /* Makes at least n bytes readable at rbuf + rpos (n <= BATCH). */
-static int fill(struct rsock *s, size_t n)
+static int
+fill(struct rsock *s, size_t n)
 {
 	if (s->rlen - s->rpos >= n)
 		return 0;
@@ -236,31 +251,33 @@ static int fill(struct rsock *s, size_t n)
 				continue;
 			return errno == EAGAIN || errno == EWOULDBLOCK ? BENCH_TIMEOUT : errno;
 		}
-		s->rlen += (size_t)r;
+		s->rlen += (size_t) r;
 	}
 	return 0;
 }
 
-static int r_recv(void *sp, void *buf, size_t cap, size_t *lenp)
+static int
+r_recv(void *sp, void *buf, size_t cap, size_t *lenp)
 {
-	struct rsock *s = sp;
-	uint64_t len = 0;
-	int rv;
+	struct rsock *s   = sp;
+	uint64_t      len = 0;
+	int           rv;
 
 	if ((rv = connected(s)) != 0 || (rv = fill(s, 8)) != 0)
 		return rv;
 	for (int i = 0; i < 8; i++)
 		len = len << 8 | s->rbuf[s->rpos + i];
 	s->rpos += 8;
-	*lenp = (size_t)len;
+	*lenp = (size_t) len;
 	/* Copy what fits, then discard the rest chunk by chunk. */
 	for (uint64_t left = len, off = 0; left > 0;) {
-		size_t n = left < BATCH ? (size_t)left : BATCH;
+		size_t n = left < BATCH ? (size_t) left : BATCH;
 
 		if ((rv = fill(s, n)) != 0)
 			return rv;
 		if (off < cap)
-			memcpy((char *)buf + off, s->rbuf + s->rpos, off + n <= cap ? n : cap - off);
+			memcpy(
+			    (char *) buf + off, s->rbuf + s->rpos, off + n <= cap ? n : cap - off);
 		s->rpos += n;
 		off += n;
 		left -= n;
@@ -268,10 +285,11 @@ static int r_recv(void *sp, void *buf, size_t cap, size_t *lenp)
 	return 0;
 }
 
-static int r_set_recv_timeout(void *sp, int ms)
+static int
+r_set_recv_timeout(void *sp, int ms)
 {
-	struct rsock *s = sp;
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	struct rsock  *s  = sp;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
 	s->timeout_ms = ms;
 	if (s->fd >= 0 && setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0)
@@ -279,12 +297,14 @@ static int r_set_recv_timeout(void *sp, int ms)
 	return 0;
 }
 
-static int r_wait_peers(void *sp, int n, int timeout_ms)
+static int
+r_wait_peers(void *sp, int n, int timeout_ms)
 {
 	return ENOTSUP;
 }
 
-static void r_close(void *sp)
+static void
+r_close(void *sp)
 {
 	struct rsock *s = sp;
 
@@ -299,27 +319,28 @@ static void r_close(void *sp)
 	free(s);
 }
 
-static int r_rr(const struct bopts *o)
+static int
+r_rr(const struct bopts *o)
 {
 	return bench_fail("the raw floor has no many-outstanding mode");
 }
 
 const struct bench_lib bench_lib = {
-	.name = "raw",
-	.version = r_version,
-	.init = r_init,
-	.fini = r_fini,
-	.strerror = r_strerror,
-	.open = r_open,
-	.listen = r_listen,
-	.dial = r_dial,
-	.send = r_send,
-	.recv = r_recv,
-	.flush = r_flush,
+	.name             = "raw",
+	.version          = r_version,
+	.init             = r_init,
+	.fini             = r_fini,
+	.strerror         = r_strerror,
+	.open             = r_open,
+	.listen           = r_listen,
+	.dial             = r_dial,
+	.send             = r_send,
+	.recv             = r_recv,
+	.flush            = r_flush,
 	.set_recv_timeout = r_set_recv_timeout,
-	.wait_peers = r_wait_peers,
-	.close = r_close,
-	.rr_req = r_rr,
-	.rr_rep = r_rr,
-	.rr_method = "none (push/pull and ping-pong only)",
+	.wait_peers       = r_wait_peers,
+	.close            = r_close,
+	.rr_req           = r_rr,
+	.rr_rep           = r_rr,
+	.rr_method        = "none (push/pull and ping-pong only)",
 };

@@ -24,17 +24,18 @@
 static void *ctx;
 
 struct zsock {
-	void *s;
+	void     *s;
 	zmq_msg_t msg; /* reused by every receive */
 };
 
-static int kind_type(const char *kind)
+static int
+kind_type(const char *kind)
 {
 	static const struct {
 		const char *kind;
-		int type;
-	} map[] = {{"push", ZMQ_PUSH}, {"pull", ZMQ_PULL}, {"req", ZMQ_REQ},
-		{"rep", ZMQ_REP}, {"pub", ZMQ_XPUB}, {"sub", ZMQ_SUB}};
+		int         type;
+	} map[] = { { "push", ZMQ_PUSH }, { "pull", ZMQ_PULL }, { "req", ZMQ_REQ },
+		{ "rep", ZMQ_REP }, { "pub", ZMQ_XPUB }, { "sub", ZMQ_SUB } };
 
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
 		if (strcmp(map[i].kind, kind) == 0)
@@ -42,14 +43,16 @@ static int kind_type(const char *kind)
 	return -1;
 }
 
-static int set_int(void *s, int opt, int v)
+static int
+set_int(void *s, int opt, int v)
 {
 	return zmq_setsockopt(s, opt, &v, sizeof(v)) == 0 ? 0 : errno;
 }
 
-static int z_open(void **sp, const char *kind)
+static int
+z_open(void **sp, const char *kind)
 {
-	int type = kind_type(kind), rv = 0;
+	int           type = kind_type(kind), rv = 0;
 	struct zsock *zs;
 
 	if (type < 0)
@@ -75,25 +78,29 @@ static int z_open(void **sp, const char *kind)
 	return 0;
 }
 
-static int z_listen(void *s, const char *url)
+static int
+z_listen(void *s, const char *url)
 {
-	return zmq_bind(((struct zsock *)s)->s, url) == 0 ? 0 : errno;
+	return zmq_bind(((struct zsock *) s)->s, url) == 0 ? 0 : errno;
 }
 
-static int z_dial(void *s, const char *url)
+static int
+z_dial(void *s, const char *url)
 {
-	return zmq_connect(((struct zsock *)s)->s, url) == 0 ? 0 : errno;
+	return zmq_connect(((struct zsock *) s)->s, url) == 0 ? 0 : errno;
 }
 
-static int z_send(void *s, const void *buf, size_t len)
+static int
+z_send(void *s, const void *buf, size_t len)
 {
-	while (zmq_send(((struct zsock *)s)->s, buf, len, 0) < 0)
+	while (zmq_send(((struct zsock *) s)->s, buf, len, 0) < 0)
 		if (errno != EINTR)
 			return errno;
 	return 0;
 }
 
-static int z_recv(void *s, void *buf, size_t cap, size_t *len)
+static int
+z_recv(void *s, void *buf, size_t cap, size_t *len)
 {
 	struct zsock *zs = s;
 
@@ -109,18 +116,20 @@ static int z_recv(void *s, void *buf, size_t cap, size_t *len)
 	return 0;
 }
 
-static int z_set_recv_timeout(void *s, int ms)
+static int
+z_set_recv_timeout(void *s, int ms)
 {
-	return set_int(((struct zsock *)s)->s, ZMQ_RCVTIMEO, ms);
+	return set_int(((struct zsock *) s)->s, ZMQ_RCVTIMEO, ms);
 }
 
 /* XPUB hands us each subscriber's subscribe message (0x01 + prefix). */
-static int z_wait_peers(void *s, int n, int timeout_ms)
+static int
+z_wait_peers(void *s, int n, int timeout_ms)
 {
-	struct zsock *zs = s;
-	int seen = 0, rv = 0;
-	size_t len = 0;
-	char c = 0;
+	struct zsock *zs   = s;
+	int           seen = 0, rv = 0;
+	size_t        len = 0;
+	char          c   = 0;
 
 	if ((rv = z_set_recv_timeout(s, timeout_ms)) != 0)
 		return rv;
@@ -131,7 +140,8 @@ static int z_wait_peers(void *s, int n, int timeout_ms)
 	return rv == BENCH_TIMEOUT ? ETIMEDOUT : rv;
 }
 
-static void z_close(void *s)
+static void
+z_close(void *s)
 {
 	struct zsock *zs = s;
 
@@ -142,14 +152,16 @@ static void z_close(void *s)
 	free(zs);
 }
 
-static const char *z_strerror(int err)
+static const char *
+z_strerror(int err)
 {
 	return err == BAD_REPLY ? "reply does not match its request" : zmq_strerror(err);
 }
 
 /* --------------------------------- rr: DEALER with K requests in flight */
 
-static int send_req(void *s, char *buf, size_t size, uint64_t seq)
+static int
+send_req(void *s, char *buf, size_t size, uint64_t seq)
 {
 	bench_fill(buf, size, seq);
 	while (zmq_send(s, buf, size, 0) < 0)
@@ -160,10 +172,11 @@ static int send_req(void *s, char *buf, size_t size, uint64_t seq)
 
 /* A ROUTER answers in order over one connection, so replies must come
  * back in sequence: *next is the sequence number expected next. */
-static int rr_run(void *s, char *buf, size_t size, int par, long total, uint64_t *next)
+static int
+rr_run(void *s, char *buf, size_t size, int par, long total, uint64_t *next)
 {
-	uint64_t issued = *next, end = *next + (uint64_t)total;
-	int rv, n;
+	uint64_t issued = *next, end = *next + (uint64_t) total;
+	int      rv, n;
 
 	for (int i = 0; i < par && issued < end; i++)
 		if ((rv = send_req(s, buf, size, issued++)) != 0)
@@ -174,7 +187,7 @@ static int rr_run(void *s, char *buf, size_t size, int par, long total, uint64_t
 				continue;
 			return errno;
 		}
-		if ((size_t)n != size || bench_seq(buf, size) != *next)
+		if ((size_t) n != size || bench_seq(buf, size) != *next)
 			return BAD_REPLY;
 		++*next;
 		if (issued < end && (rv = send_req(s, buf, size, issued++)) != 0)
@@ -183,12 +196,13 @@ static int rr_run(void *s, char *buf, size_t size, int par, long total, uint64_t
 	return 0;
 }
 
-static int z_rr_req(const struct bopts *o)
+static int
+z_rr_req(const struct bopts *o)
 {
-	void *s = zmq_socket(ctx, ZMQ_DEALER);
-	char *buf = calloc(1, o->size + 8);
+	void    *s   = zmq_socket(ctx, ZMQ_DEALER);
+	char    *buf = calloc(1, o->size + 8);
 	uint64_t t0, t1, next = 0;
-	int rv;
+	int      rv;
 
 	if (s == NULL || zmq_connect(s, o->url) != 0) {
 		rv = errno;
@@ -200,8 +214,8 @@ static int z_rr_req(const struct bopts *o)
 	if ((rv = rr_run(s, buf, o->size, o->par, o->count, &next)) != 0)
 		goto out;
 	t1 = bench_now_ns();
-	bench_result(o, "n=%ld par=%d size=%zu secs=%.6f req_per_s=%.1f", o->count, o->par,
-		o->size, (double)(t1 - t0) / 1e9, (double)o->count / ((double)(t1 - t0) / 1e9));
+	bench_result(o, "n=%ld par=%d size=%zu secs=%.6f req_per_s=%.1f", o->count, o->par, o->size,
+	    (double) (t1 - t0) / 1e9, (double) o->count / ((double) (t1 - t0) / 1e9));
 	bench_hold(o);
 out:
 	if (rv != 0)
@@ -217,21 +231,23 @@ out:
 /* ------------------------------------------ rr: ROUTER echo server */
 
 /* One request: [peer identity][body]; echoed back the same way. */
-static int echo_one(void *s, zmq_msg_t *id, zmq_msg_t *body)
+static int
+echo_one(void *s, zmq_msg_t *id, zmq_msg_t *body)
 {
 	if (zmq_msg_recv(id, s, 0) < 0)
 		return errno == EAGAIN ? BENCH_TIMEOUT : errno;
 	if (zmq_msg_recv(body, s, 0) < 0 || zmq_msg_send(id, s, ZMQ_SNDMORE) < 0 ||
-		zmq_msg_send(body, s, 0) < 0)
+	    zmq_msg_send(body, s, 0) < 0)
 		return errno;
 	return 0;
 }
 
-static int z_rr_rep(const struct bopts *o)
+static int
+z_rr_rep(const struct bopts *o)
 {
-	void *s = zmq_socket(ctx, ZMQ_ROUTER);
+	void     *s = zmq_socket(ctx, ZMQ_ROUTER);
 	zmq_msg_t id, body;
-	int rv = 0;
+	int       rv = 0;
 
 	zmq_msg_init(&id);
 	zmq_msg_init(&body);
@@ -260,42 +276,45 @@ out:
 	return rv != 0;
 }
 
-static const char *z_version(void)
+static const char *
+z_version(void)
 {
 	static char v[32];
-	int major, minor, patch;
+	int         major, minor, patch;
 
 	zmq_version(&major, &minor, &patch);
 	snprintf(v, sizeof(v), "%d.%d.%d", major, minor, patch);
 	return v;
 }
 
-static int z_init(void)
+static int
+z_init(void)
 {
 	ctx = zmq_ctx_new();
 	return ctx != NULL ? 0 : errno;
 }
 
-static void z_fini(void)
+static void
+z_fini(void)
 {
 	zmq_ctx_term(ctx);
 }
 
 const struct bench_lib bench_lib = {
-	.name = "zmq",
-	.version = z_version,
-	.init = z_init,
-	.fini = z_fini,
-	.strerror = z_strerror,
-	.open = z_open,
-	.listen = z_listen,
-	.dial = z_dial,
-	.send = z_send,
-	.recv = z_recv,
+	.name             = "zmq",
+	.version          = z_version,
+	.init             = z_init,
+	.fini             = z_fini,
+	.strerror         = z_strerror,
+	.open             = z_open,
+	.listen           = z_listen,
+	.dial             = z_dial,
+	.send             = z_send,
+	.recv             = z_recv,
 	.set_recv_timeout = z_set_recv_timeout,
-	.wait_peers = z_wait_peers,
-	.close = z_close,
-	.rr_req = z_rr_req,
-	.rr_rep = z_rr_rep,
-	.rr_method = "one DEALER socket with K requests in flight; ROUTER echo server",
+	.wait_peers       = z_wait_peers,
+	.close            = z_close,
+	.rr_req           = z_rr_req,
+	.rr_rep           = z_rr_rep,
+	.rr_method        = "one DEALER socket with K requests in flight; ROUTER echo server",
 };

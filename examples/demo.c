@@ -12,13 +12,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHECK(expr)                                                                                 \
-	do {                                                                                        \
-		int rv_ = (expr);                                                                   \
-		if (rv_ != 0) {                                                                     \
-			fprintf(stderr, "demo: %s: %s\n", #expr, iok_strerror(rv_));                \
-			exit(1);                                                                    \
-		}                                                                                   \
+#define CHECK(expr)                                                                  \
+	do {                                                                         \
+		int rv_ = (expr);                                                    \
+		if (rv_ != 0) {                                                      \
+			fprintf(stderr, "demo: %s: %s\n", #expr, iok_strerror(rv_)); \
+			exit(1);                                                     \
+		}                                                                    \
 	} while (0)
 
 static double
@@ -37,7 +37,8 @@ threads(void)
 	for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
 		n += e->d_name[0] != '.';
 	}
-	if (d) closedir(d);
+	if (d)
+		closedir(d);
 	return n;
 }
 
@@ -83,8 +84,8 @@ demo_reqrep(void)
 		}
 	}
 	double dt = now() - t0;
-	printf("req/rep:   %d requests, %d in flight at a time on ONE socket: %.0f req/s\n", 20 * N, N,
-	    20 * N / dt);
+	printf("req/rep:   %d requests, %d in flight at a time on ONE socket: %.0f req/s\n", 20 * N,
+	    N, 20 * N / dt);
 	iok_close(req);
 	iok_close(rep);
 	pthread_join(t, NULL);
@@ -108,7 +109,7 @@ static void
 demo_pipeline(void)
 {
 	enum { N = PIPE_N };
-	pthread_t t;
+	pthread_t  t;
 	iok_socket push, pull;
 	char       buf[64], url[64];
 	snprintf(url, sizeof(url), "tcp://127.0.0.1:0");
@@ -136,8 +137,8 @@ demo_pipeline(void)
 static void
 demo_pubsub(void)
 {
-	iok_socket pub, sub[3];
-	const char *topics[3] = {"a.", "b.", ""};
+	iok_socket  pub, sub[3];
+	const char *topics[3] = { "a.", "b.", "" };
 	CHECK(iok_pub0_open(&pub));
 	CHECK(iok_listen(pub, "inproc://demo-pubsub", NULL, 0));
 	for (int i = 0; i < 3; i++) {
@@ -148,7 +149,7 @@ demo_pubsub(void)
 	}
 	CHECK(iok_send(pub, "a.one", 5, 0));
 	CHECK(iok_send(pub, "b.two", 5, 0));
-	int got[3] = {0};
+	int got[3] = { 0 };
 	for (int i = 0; i < 3; i++) {
 		char   buf[16];
 		size_t len;
@@ -163,7 +164,8 @@ demo_pubsub(void)
 			}
 		}
 	}
-	printf("pub/sub:   'a.' got %d, 'b.' got %d, '' (everything) got %d of 2\n", got[0], got[1], got[2]);
+	printf("pub/sub:   'a.' got %d, 'b.' got %d, '' (everything) got %d of 2\n", got[0], got[1],
+	    got[2]);
 	iok_close(pub);
 	for (int i = 0; i < 3; i++) {
 		iok_close(sub[i]);
@@ -178,7 +180,8 @@ main(void)
 	demo_reqrep();
 	demo_pipeline();
 	demo_pubsub();
-	printf("threads:   %d before iok, %d now: one kernel thread did all the I/O\n", before, threads());
+	printf("threads:   %d before iok, %d now: one kernel thread did all the I/O\n", before,
+	    threads());
 	iok_fini();
 	return 0;
 }

@@ -14,13 +14,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CHECK(expr)                                                                                 \
-	do {                                                                                        \
-		int rv_ = (expr);                                                                   \
-		if (rv_ != 0) {                                                                     \
-			fprintf(stderr, "discovery: %s: %s\n", #expr, iok_strerror(rv_));           \
-			exit(1);                                                                    \
-		}                                                                                   \
+#define CHECK(expr)                                                                       \
+	do {                                                                              \
+		int rv_ = (expr);                                                         \
+		if (rv_ != 0) {                                                           \
+			fprintf(stderr, "discovery: %s: %s\n", #expr, iok_strerror(rv_)); \
+			exit(1);                                                          \
+		}                                                                         \
 	} while (0)
 
 typedef struct server {
@@ -84,7 +84,7 @@ wait_peers(iok_socket s, int want)
 		if ((n > 0) == want) {
 			return;
 		}
-		struct pollfd p = {.fd = fd, .events = POLLIN};
+		struct pollfd p = { .fd = fd, .events = POLLIN };
 		poll(&p, 1, -1);
 	}
 }
@@ -103,8 +103,8 @@ main(void)
 	server     a, b;
 	iok_socket req;
 	char       dir[] = "/tmp/iok-discovery-XXXXXX", path[300], url[320], first[32], now[32];
-	int        pa = start_server(&a, "127.0.0.2");
-	int        pb = start_server(&b, "127.0.0.3");
+	int        pa    = start_server(&a, "127.0.0.2");
+	int        pb    = start_server(&b, "127.0.0.3");
 
 	if (mkdtemp(dir) == NULL) {
 		perror("mkdtemp");

@@ -42,7 +42,8 @@ answer(iok_msg *r, long *v)
 				*v = (int32_t) ntohl(be);
 			} else {
 				char text[16];
-				snprintf(text, sizeof(text), "%.*s", (int) it.len, (const char *) it.data);
+				snprintf(text, sizeof(text), "%.*s", (int) it.len,
+				    (const char *) it.data);
 				sscanf(text, "%ld", v);
 			}
 			found = 1;
@@ -85,7 +86,8 @@ main(int argc, char **argv)
 		if ((rv = iok_recvmsg(db, &r, 0)) != 0) {
 			return fail("recv", rv);
 		}
-		if (iok_msg_status(r) == 0 && iok_msg_token(r) == tokens[i] && answer(r, &v) && v == i + 1) {
+		if (iok_msg_status(r) == 0 && iok_msg_token(r) == tokens[i] && answer(r, &v) &&
+		    v == i + 1) {
 			good++;
 		}
 		iok_msg_free(r);

@@ -22,7 +22,7 @@ main(void)
 	/* A publisher never waits for subscribers: wait until both are
 	 * connected, or early messages go nowhere (as with nng and zmq). */
 	for (uint64_t n = 0; n < 2;) {
-		struct timespec ms = {0, 1000000};
+		struct timespec ms = { 0, 1000000 };
 		iok_socket_get_uint64(pub, "stat:pipes", &n);
 		nanosleep(&ms, NULL);
 	}

@@ -50,7 +50,7 @@ main(int argc, char **argv)
 	/* Everything in flight at once: iok_request returns immediately. */
 	for (int i = 0; i < N; i++) {
 		snprintf(key[i], sizeof(key[i]), "iok:example:%d", i);
-		const char *set[] = {"SET", key[i], key[i] + 4};
+		const char *set[] = { "SET", key[i], key[i] + 4 };
 		if ((rv = iok_request(db, cmd(3, set), &tokens[i], 0)) != 0) {
 			return fail("request", rv);
 		}
@@ -73,10 +73,11 @@ main(int argc, char **argv)
 		iok_msg_free(r);
 	}
 	/* One GET to show a value comes back. */
-	const char *get[] = {"GET", key[N - 1]};
+	const char *get[] = { "GET", key[N - 1] };
 	uint64_t    tok;
 	iok_msg    *r;
-	if ((rv = iok_request(db, cmd(2, get), &tok, 0)) != 0 || (rv = iok_recvmsg(db, &r, 0)) != 0) {
+	if ((rv = iok_request(db, cmd(2, get), &tok, 0)) != 0 ||
+	    (rv = iok_recvmsg(db, &r, 0)) != 0) {
 		return fail("GET", rv);
 	}
 	/* The reply is a RESP bulk string (null if the key is missing). */

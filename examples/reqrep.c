@@ -56,7 +56,8 @@ main(void)
 			char want[48];
 			int  n = snprintf(want, sizeof(want), "echo: request %d", k);
 			if (tokens[k] == iok_msg_token(r)) {
-				ok += iok_msg_len(r) == (size_t) n && memcmp(iok_msg_body(r), want, (size_t) n) == 0;
+				ok += iok_msg_len(r) == (size_t) n &&
+				      memcmp(iok_msg_body(r), want, (size_t) n) == 0;
 				break;
 			}
 		}

@@ -110,9 +110,18 @@ typedef struct iok_listener_s {
 } iok_listener;
 typedef struct iok_msg iok_msg;
 
-#define IOK_SOCKET_INITIALIZER {0}
-#define IOK_DIALER_INITIALIZER {0}
-#define IOK_LISTENER_INITIALIZER {0}
+#define IOK_SOCKET_INITIALIZER \
+	{                      \
+		0              \
+	}
+#define IOK_DIALER_INITIALIZER \
+	{                      \
+		0              \
+	}
+#define IOK_LISTENER_INITIALIZER \
+	{                        \
+		0                \
+	}
 
 /* Durations are milliseconds. */
 typedef int32_t iok_duration;
@@ -121,8 +130,9 @@ typedef int32_t iok_duration;
 #define IOK_DURATION_ZERO 0
 
 /* Flags for send/recv/dial/listen (the first two have nng's values). */
-#define IOK_FLAG_ALLOC 1u    /* iok_recv/iok_send: buffer from iok_alloc */
-#define IOK_FLAG_NONBLOCK 2u /* do not wait: IOK_EAGAIN instead; iok_dial:
+#define IOK_FLAG_ALLOC 1u /* iok_recv/iok_send: buffer from iok_alloc */
+#define IOK_FLAG_NONBLOCK \
+	2u /* do not wait: IOK_EAGAIN instead; iok_dial:
                                 connect in the background */
 /* IOK_FLAG_SYNC is accepted and ignored: a dial without IOK_FLAG_NONBLOCK
  * already waits for its first connection attempt (nng's default).  Kept so
@@ -350,8 +360,8 @@ IOK_API int iok_discovery_register(const iok_discovery_backend *b);
  * IOK_DURATION_INFINITE.  Errors: IOK_EINVAL (n < 0, more than 64
  * addresses, an empty or too long host).  Kernel thread only (from a
  * backend function, or a libuv callback on iok_discovery_loop). */
-IOK_API int iok_discovery_update(iok_discovery_watch *w, const iok_discovery_addr *addrs, int n,
-    iok_duration ttl);
+IOK_API int iok_discovery_update(
+    iok_discovery_watch *w, const iok_discovery_addr *addrs, int n, iok_duration ttl);
 
 /* iok_discovery_fail says a look-up failed with err (an IOK_E* code): the
  * last set is kept, a dialer that never had one reports err (a
@@ -589,14 +599,14 @@ IOK_API int iok_msg_realloc(iok_msg *m, size_t size);
 /* iok_msg_dup copies a message, header and body. IOK_ENOMEM. */
 IOK_API int iok_msg_dup(iok_msg **dup, const iok_msg *m);
 
-IOK_API void *iok_msg_body(iok_msg *m);
+IOK_API void  *iok_msg_body(iok_msg *m);
 IOK_API size_t iok_msg_len(const iok_msg *m);
 /* Body editing: append at the end, insert at the front, trim from the
  * front, chop from the end.  trim/chop: IOK_EINVAL if len is too long. */
-IOK_API int iok_msg_append(iok_msg *m, const void *data, size_t len);
-IOK_API int iok_msg_insert(iok_msg *m, const void *data, size_t len);
-IOK_API int iok_msg_trim(iok_msg *m, size_t len);
-IOK_API int iok_msg_chop(iok_msg *m, size_t len);
+IOK_API int  iok_msg_append(iok_msg *m, const void *data, size_t len);
+IOK_API int  iok_msg_insert(iok_msg *m, const void *data, size_t len);
+IOK_API int  iok_msg_trim(iok_msg *m, size_t len);
+IOK_API int  iok_msg_chop(iok_msg *m, size_t len);
 IOK_API void iok_msg_clear(iok_msg *m);
 /* Big-endian (network order) integers, as nng's: append/insert put v at
  * the end/front of the body; trim/chop take one off the front/end into *v.
@@ -620,13 +630,13 @@ IOK_API int iok_msg_chop_u64(iok_msg *m, uint64_t *v);
  * sockets, visible on raw ones.  At most IOK_MSG_HEADER_MAX bytes
  * (IOK_EMSGSIZE beyond). */
 #define IOK_MSG_HEADER_MAX 64
-IOK_API void *iok_msg_header(iok_msg *m);
+IOK_API void  *iok_msg_header(iok_msg *m);
 IOK_API size_t iok_msg_header_len(const iok_msg *m);
-IOK_API int iok_msg_header_append(iok_msg *m, const void *data, size_t len);
-IOK_API int iok_msg_header_insert(iok_msg *m, const void *data, size_t len);
-IOK_API int iok_msg_header_trim(iok_msg *m, size_t len);
-IOK_API int iok_msg_header_chop(iok_msg *m, size_t len);
-IOK_API void iok_msg_header_clear(iok_msg *m);
+IOK_API int    iok_msg_header_append(iok_msg *m, const void *data, size_t len);
+IOK_API int    iok_msg_header_insert(iok_msg *m, const void *data, size_t len);
+IOK_API int    iok_msg_header_trim(iok_msg *m, size_t len);
+IOK_API int    iok_msg_header_chop(iok_msg *m, size_t len);
+IOK_API void   iok_msg_header_clear(iok_msg *m);
 /* The same integer calls on the header.  Errors: IOK_EMSGSIZE (the header
  * would exceed IOK_MSG_HEADER_MAX), IOK_EINVAL (header shorter than the
  * integer, or v NULL). */
@@ -646,9 +656,9 @@ IOK_API int iok_msg_header_chop_u64(iok_msg *m, uint64_t *v);
 /* The id of the connection ("pipe") a received message came on, 0 if none.
  * Setting it on a message sent on a raw/polyamorous socket picks the pipe. */
 IOK_API uint32_t iok_msg_get_pipe(const iok_msg *m);
-IOK_API void iok_msg_set_pipe(iok_msg *m, uint32_t pipe_id);
+IOK_API void     iok_msg_set_pipe(iok_msg *m, uint32_t pipe_id);
 /* The session a request belongs to (see iok_session_open), 0 = none. */
-IOK_API void iok_msg_set_session(iok_msg *m, uint32_t session);
+IOK_API void     iok_msg_set_session(iok_msg *m, uint32_t session);
 IOK_API uint32_t iok_msg_get_session(const iok_msg *m);
 /* Whether a message arrived as an unsolicited push frame (a Redis RESP3
  * push, a PostgreSQL notification) rather than as a reply. */
@@ -663,7 +673,7 @@ IOK_API int iok_msg_status(const iok_msg *m);
  * IOK_FLAG_ALLOC.  iok_alloc returns NULL when out of memory.  Any
  * thread. */
 IOK_API void *iok_alloc(size_t size);
-IOK_API void iok_free(void *ptr, size_t size);
+IOK_API void  iok_free(void *ptr, size_t size);
 /* iok_strfree frees a string returned by a *_get_string call. */
 IOK_API void iok_strfree(char *s);
 
@@ -711,11 +721,11 @@ enum iok_resp_type {
 /* One item of a reply.  str points into the reply (valid while it lives;
  * not NUL-terminated).  Fields a type does not use are 0/NULL. */
 typedef struct iok_resp_item {
-	int            type;    /* enum iok_resp_type */
-	int            null;    /* 1 for $-1, *-1 and _ */
-	unsigned       depth;   /* 0 = the reply's top level; the elements of
+	int            type;  /* enum iok_resp_type */
+	int            null;  /* 1 for $-1, *-1 and _ */
+	unsigned       depth; /* 0 = the reply's top level; the elements of
 	                           an aggregate at depth d are at d + 1 */
-	const uint8_t *str;     /* + - $ ! ( , = */
+	const uint8_t *str;   /* + - $ ! ( , = */
 	size_t         len;
 	int64_t        integer; /* : */
 	double         dval;    /* , (in the C locale, whatever LC_NUMERIC) */
@@ -1078,18 +1088,18 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 #define IOK_OPT_PEERS_FD "peers-fd"       /* int, read-only */
 /* Pattern options. */
 #define IOK_OPT_PAIR1_POLY "pair1:polyamorous"
-#define IOK_OPT_SUB_SUBSCRIBE "sub:subscribe"     /* bytes, write-only */
-#define IOK_OPT_SUB_UNSUBSCRIBE "sub:unsubscribe" /* bytes, write-only */
-#define IOK_OPT_SUB_PREFNEW "sub:prefnew" /* bool: full queue drops oldest */
-#define IOK_OPT_REQ_RESENDTIME "req:resend-time"         /* ms */
-#define IOK_OPT_REQ_TIMEOUT "req:timeout" /* ms, per request (iok_request) */
-#define IOK_OPT_REQ_MAXINFLIGHT "req:max-inflight" /* int */
+#define IOK_OPT_SUB_SUBSCRIBE "sub:subscribe"              /* bytes, write-only */
+#define IOK_OPT_SUB_UNSUBSCRIBE "sub:unsubscribe"          /* bytes, write-only */
+#define IOK_OPT_SUB_PREFNEW "sub:prefnew"                  /* bool: full queue drops oldest */
+#define IOK_OPT_REQ_RESENDTIME "req:resend-time"           /* ms */
+#define IOK_OPT_REQ_TIMEOUT "req:timeout"                  /* ms, per request (iok_request) */
+#define IOK_OPT_REQ_MAXINFLIGHT "req:max-inflight"         /* int */
 #define IOK_OPT_SURVEYOR_SURVEYTIME "surveyor:survey-time" /* ms */
-#define IOK_OPT_SUB_PSUBSCRIBE "sub:psubscribe"     /* push transports */
-#define IOK_OPT_SUB_PUNSUBSCRIBE "sub:punsubscribe" /* push transports */
-#define IOK_OPT_PUB_QUEUE_LEN "pub:queue-length"    /* int, per subscriber */
-#define IOK_OPT_PUB_DROP_OLDEST "pub:drop-oldest"   /* bool */
-#define IOK_OPT_DB_MAX_INFLIGHT "db:max-inflight"   /* int, per connection */
+#define IOK_OPT_SUB_PSUBSCRIBE "sub:psubscribe"            /* push transports */
+#define IOK_OPT_SUB_PUNSUBSCRIBE "sub:punsubscribe"        /* push transports */
+#define IOK_OPT_PUB_QUEUE_LEN "pub:queue-length"           /* int, per subscriber */
+#define IOK_OPT_PUB_DROP_OLDEST "pub:drop-oldest"          /* bool */
+#define IOK_OPT_DB_MAX_INFLIGHT "db:max-inflight"          /* int, per connection */
 
 IOK_API int iok_socket_set(iok_socket s, const char *name, const void *val, size_t size);
 /* iok_setopt is iok_socket_set under nng's older name (nng_setopt, from
@@ -1177,7 +1187,7 @@ iok_counter_value(iok_counter c)
 
 /* A timer records durations (ns): count, total, max and a histogram by
  * power of two, reported as p50/p90/p99 (within a factor of 2). */
-IOK_API int iok_timer_get(const char *name, iok_timer *t);
+IOK_API int  iok_timer_get(const char *name, iok_timer *t);
 IOK_API void iok_timer_record(iok_timer t, uint64_t ns);
 
 /* A marker says where the application is: iok_marker_pass records the
@@ -1186,9 +1196,9 @@ IOK_API void iok_timer_record(iok_timer t, uint64_t ns);
  * how long ago.  It returns the time it recorded (iok_clock_ns); give it
  * to iok_marker_leave at the end of the marked section to record the time
  * spent inside (optional). */
-IOK_API int iok_marker_get(const char *name, iok_marker *m);
+IOK_API int      iok_marker_get(const char *name, iok_marker *m);
 IOK_API uint64_t iok_marker_pass(iok_marker m);
-IOK_API void iok_marker_leave(iok_marker m, uint64_t passed_ns);
+IOK_API void     iok_marker_leave(iok_marker m, uint64_t passed_ns);
 /* iok_clock_ns: the monotonic clock markers and timers use, in ns. */
 IOK_API uint64_t iok_clock_ns(void);
 

@@ -27,32 +27,36 @@
 
 static struct peer_opts o;
 
-static int fail(const char *what, int rv)
+static int
+fail(const char *what, int rv)
 {
 	peer_err("%s: %s", what, iok_strerror(rv));
 	return PEER_ELIB;
 }
 
-static int is(const char *proto, const char *name)
+static int
+is(const char *proto, const char *name)
 {
 	return strcmp(proto, name) == 0;
 }
 
-static int open_sock(iok_socket *s, const char *proto, int raw)
+static int
+open_sock(iok_socket *s, const char *proto, int raw)
 {
 	int rv;
 
 	if ((rv = raw ? iok_socket_open_raw(s, proto) : iok_socket_open(s, proto)) != 0)
 		return fail("open", rv);
 	if (is(proto, "pair1") && o.poly &&
-		(rv = iok_socket_set_bool(*s, IOK_OPT_PAIR1_POLY, 1)) != 0)
+	    (rv = iok_socket_set_bool(*s, IOK_OPT_PAIR1_POLY, 1)) != 0)
 		return fail("pair1 polyamorous", rv);
 	return 0;
 }
 
 /* The same settings as nng_peer: quick reconnects, so the listener may
  * start late without the test waiting long. */
-static int configure(iok_socket s, const char *proto, int raw)
+static int
+configure(iok_socket s, const char *proto, int raw)
 {
 	int rv = 0;
 
@@ -79,11 +83,12 @@ static int configure(iok_socket s, const char *proto, int raw)
 }
 
 /* Dialers redial in the background, so the listener may come later. */
-static int start(iok_socket s, const char *url, int dial)
+static int
+start(iok_socket s, const char *url, int dial)
 {
 	iok_listener l;
-	char port[16];
-	int rv, p;
+	char         port[16];
+	int          rv, p;
 
 	if (dial) {
 		if ((rv = iok_dial(s, url, NULL, IOK_FLAG_NONBLOCK)) != 0)
@@ -99,7 +104,8 @@ static int start(iok_socket s, const char *url, int dial)
 	return 0;
 }
 
-static int start_all(iok_socket s)
+static int
+start_all(iok_socket s)
 {
 	int rc;
 
@@ -114,7 +120,8 @@ static int start_all(iok_socket s)
 	return 0;
 }
 
-static uint64_t pipes(iok_socket s)
+static uint64_t
+pipes(iok_socket s)
 {
 	uint64_t n = 0;
 
@@ -122,14 +129,15 @@ static uint64_t pipes(iok_socket s)
 	return n;
 }
 
-static int wait_peer(iok_socket s)
+static int
+wait_peer(iok_socket s)
 {
-	uint64_t deadline = peer_now_ms() + (uint64_t)o.wait_peer_ms;
+	uint64_t deadline = peer_now_ms() + (uint64_t) o.wait_peer_ms;
 
-	while (pipes(s) < (uint64_t)o.wait_peer) {
+	while (pipes(s) < (uint64_t) o.wait_peer) {
 		if (peer_now_ms() >= deadline) {
-			peer_err("%d of %d peers connected in %d ms", (int)pipes(s), o.wait_peer,
-				o.wait_peer_ms);
+			peer_err("%d of %d peers connected in %d ms", (int) pipes(s), o.wait_peer,
+			    o.wait_peer_ms);
 			return PEER_ENOPEER;
 		}
 		peer_sleep_ms(5);
@@ -137,7 +145,8 @@ static int wait_peer(iok_socket s)
 	return 0;
 }
 
-static void print_msg(iok_msg *m)
+static void
+print_msg(iok_msg *m)
 {
 	peer_print(&o, iok_msg_header(m), iok_msg_header_len(m), iok_msg_body(m), iok_msg_len(m));
 }
@@ -145,10 +154,11 @@ static void print_msg(iok_msg *m)
 /* Message number i.  Raw senders build the SP header themselves, as
  * nng_peer does: a request/survey id with the high bit set, or pair1's
  * hop count. */
-static iok_msg *make_msg(long i)
+static iok_msg *
+make_msg(long i)
 {
-	size_t len;
-	char *buf = peer_payload(&o, i, &len);
+	size_t   len;
+	char    *buf = peer_payload(&o, i, &len);
 	iok_msg *m;
 
 	if (iok_msg_alloc(&m, 0) != 0)
@@ -159,16 +169,17 @@ static iok_msg *make_msg(long i)
 	}
 	free(buf);
 	if (m != NULL && o.raw && (is(o.proto, "req0") || is(o.proto, "surveyor0")))
-		iok_msg_header_append_u32(m, 0x80000000u | (uint32_t)(i + 1));
+		iok_msg_header_append_u32(m, 0x80000000u | (uint32_t) (i + 1));
 	else if (m != NULL && o.raw && is(o.proto, "pair1"))
 		iok_msg_header_append_u32(m, 0);
 	return m;
 }
 
-static int send_msg(iok_socket s, long i)
+static int
+send_msg(iok_socket s, long i)
 {
 	iok_msg *m = make_msg(i);
-	int rv;
+	int      rv;
 
 	if (m == NULL)
 		return fail("message", IOK_ENOMEM);
@@ -181,7 +192,8 @@ static int send_msg(iok_socket s, long i)
 
 /* iok_recvmsg, with a completion the kernel made (a survey's end, a
  * request that timed out) turned into its error, as iok_recv reports it. */
-static int recv_msg(iok_socket s, iok_msg **mp)
+static int
+recv_msg(iok_socket s, iok_msg **mp)
 {
 	int rv;
 
@@ -194,7 +206,8 @@ static int recv_msg(iok_socket s, iok_msg **mp)
 	return rv;
 }
 
-static int do_send(iok_socket s)
+static int
+do_send(iok_socket s)
 {
 	int rc;
 
@@ -209,7 +222,8 @@ static int do_send(iok_socket s)
 
 /* Too few messages when --recv N was asked is an error; an open-ended
  * receive simply ends at the receive timeout. */
-static int short_count(long got, long want)
+static int
+short_count(long got, long want)
 {
 	if (want < 0)
 		return PEER_OK;
@@ -217,11 +231,12 @@ static int short_count(long got, long want)
 	return PEER_ERECV;
 }
 
-static int do_recv(iok_socket s)
+static int
+do_recv(iok_socket s)
 {
-	long n = 0;
+	long     n = 0;
 	iok_msg *m;
-	int rv;
+	int      rv;
 
 	while (o.recv < 0 || n < o.recv) {
 		if ((rv = recv_msg(s, &m)) == IOK_ETIMEDOUT)
@@ -237,11 +252,12 @@ static int do_recv(iok_socket s)
 
 /* Echo server (rep0, respondent0, and pair/bus peers): the reply is the
  * request with --prefix in front; raw sockets keep the routing header. */
-static int do_echo(iok_socket s)
+static int
+do_echo(iok_socket s)
 {
-	long seen = 0, served = 0;
+	long     seen = 0, served = 0;
 	iok_msg *m;
-	int rv;
+	int      rv;
 
 	while (o.recv < 0 || served < o.recv) {
 		if ((rv = recv_msg(s, &m)) == IOK_ETIMEDOUT)
@@ -256,7 +272,7 @@ static int do_echo(iok_socket s)
 		if (o.reply_delay_ms > 0)
 			peer_sleep_ms(o.reply_delay_ms);
 		if ((rv = iok_msg_insert(m, o.prefix, strlen(o.prefix))) != 0 ||
-			(rv = iok_sendmsg(s, m, 0)) != 0) {
+		    (rv = iok_sendmsg(s, m, 0)) != 0) {
 			iok_msg_free(m);
 			return fail("reply", rv);
 		}
@@ -265,15 +281,17 @@ static int do_echo(iok_socket s)
 	return PEER_OK;
 }
 
-static int verify(long i, iok_msg *reply)
+static int
+verify(long i, iok_msg *reply)
 {
 	return peer_verify(&o, i, iok_msg_body(reply), iok_msg_len(reply));
 }
 
-static int do_req(iok_socket s)
+static int
+do_req(iok_socket s)
 {
 	iok_msg *m;
-	int rv, rc;
+	int      rv, rc;
 
 	for (long i = 0; i < o.send; i++) {
 		if ((rc = send_msg(s, i)) != 0)
@@ -297,20 +315,21 @@ static int do_req(iok_socket s)
  * iok_request tokens; as each reply comes back (in any order) the next
  * request goes out.  slot[k] is the token and number of a request in
  * flight (token 0: free). */
-static int do_req_tokens(iok_socket s)
+static int
+do_req_tokens(iok_socket s)
 {
 	struct {
 		uint64_t token;
-		long i;
-	} *slot = calloc((size_t)o.outstanding, sizeof(*slot));
+		long     i;
+	} *slot   = calloc((size_t) o.outstanding, sizeof(*slot));
 	long next = 0, done = 0;
-	int rc = PEER_OK, rv;
+	int  rc = PEER_OK, rv;
 
 	if (slot == NULL)
 		return fail("memory", IOK_ENOMEM);
 	while (rc == PEER_OK && done < o.send) {
 		iok_msg *m;
-		int k;
+		int      k;
 
 		/* Fill every free slot. */
 		for (k = 0; k < o.outstanding && next < o.send && rc == PEER_OK; k++) {
@@ -341,15 +360,15 @@ static int do_req_tokens(iok_socket s)
 			if (slot[k].token != 0 && slot[k].token == iok_msg_token(m))
 				break;
 		if (k == o.outstanding) {
-			peer_err("reply with unknown token %llu",
-				(unsigned long long)iok_msg_token(m));
+			peer_err(
+			    "reply with unknown token %llu", (unsigned long long) iok_msg_token(m));
 			rc = PEER_EVERIFY;
 		} else if ((rv = iok_msg_status(m)) != 0) {
 			peer_err("request %ld completed with: %s", slot[k].i, iok_strerror(rv));
 			rc = rv == IOK_ETIMEDOUT ? short_count(done, o.send) : PEER_ELIB;
 		} else {
 			print_msg(m);
-			rc = verify(slot[k].i, m);
+			rc            = verify(slot[k].i, m);
 			slot[k].token = 0;
 			done++;
 		}
@@ -362,9 +381,10 @@ static int do_req_tokens(iok_socket s)
 /* Each survey collects responses until the survey time is over (a plain
  * surveyor's survey then ends with IOK_ETIMEDOUT; a raw surveyor relies
  * on --recv-timeout). */
-static int do_survey(iok_socket s)
+static int
+do_survey(iok_socket s)
 {
-	int rc = PEER_OK, rv;
+	int      rc = PEER_OK, rv;
 	iok_msg *m;
 
 	if (o.raw && o.recv_timeout_ms < 0)
@@ -393,19 +413,20 @@ static int do_survey(iok_socket s)
  * (or, with B "-", a one-socket reflector for bus and pair), joined by
  * iok_device.  The forwarding runs on the kernel thread; this thread only
  * waits to be stopped (SIGTERM, SIGINT or --timeout: success). */
-static int run_device(void)
+static int
+run_device(void)
 {
 	iok_socket a = IOK_SOCKET_INITIALIZER, b = IOK_SOCKET_INITIALIZER;
-	int rc, rv;
+	int        rc, rv;
 
 	if ((rc = open_sock(&a, o.proto, 1)) != 0 || (rc = configure(a, o.proto, 1)) != 0 ||
-		(rc = start(a, o.url, 0)) != 0)
+	    (rc = start(a, o.url, 0)) != 0)
 		return rc;
 	if (strcmp(o.url2, "-") != 0) {
 		const char *peer = peer_peer_proto(o.proto);
 
 		if ((rc = open_sock(&b, peer, 1)) != 0 || (rc = configure(b, peer, 1)) != 0 ||
-			(rc = start(b, o.url2, 1)) != 0)
+		    (rc = start(b, o.url2, 1)) != 0)
 			return rc;
 	}
 	if ((rv = iok_device(a, b)) != 0)
@@ -416,7 +437,8 @@ static int run_device(void)
 		pause();
 }
 
-static int run(iok_socket s)
+static int
+run(iok_socket s)
 {
 	int rc = o.wait_peer ? wait_peer(s) : PEER_OK;
 
@@ -435,17 +457,18 @@ static int run(iok_socket s)
 	return rc;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	iok_socket s = IOK_SOCKET_INITIALIZER;
-	int rc;
+	int        rc;
 
 	peer_parse(argc, argv, &o, "iok_peer", NULL);
 	peer_arm_timeout(&o);
 	if (o.device)
 		return run_device();
 	if ((rc = open_sock(&s, o.proto, o.raw)) != 0 || (rc = configure(s, o.proto, o.raw)) != 0 ||
-		(rc = start_all(s)) != 0)
+	    (rc = start_all(s)) != 0)
 		return rc;
 	if (o.ready_file != NULL)
 		peer_write_file(o.ready_file, "ready");

@@ -28,38 +28,49 @@
 
 static struct peer_opts o;
 
-static const char *const unsupported[] = {"--outstanding", "--port-file", "--poly",
-	"--show-header", NULL};
+static const char *const unsupported[] = { "--outstanding", "--port-file", "--poly",
+	"--show-header", NULL };
 
 static const struct {
 	const char *name;
-	int type;
+	int         type;
 } protos[] = {
-	{"pair0", NN_PAIR}, {"push0", NN_PUSH}, {"pull0", NN_PULL}, {"req0", NN_REQ},
-	{"rep0", NN_REP}, {"pub0", NN_PUB}, {"sub0", NN_SUB}, {"surveyor0", NN_SURVEYOR},
-	{"respondent0", NN_RESPONDENT}, {"bus0", NN_BUS},
+	{ "pair0", NN_PAIR },
+	{ "push0", NN_PUSH },
+	{ "pull0", NN_PULL },
+	{ "req0", NN_REQ },
+	{ "rep0", NN_REP },
+	{ "pub0", NN_PUB },
+	{ "sub0", NN_SUB },
+	{ "surveyor0", NN_SURVEYOR },
+	{ "respondent0", NN_RESPONDENT },
+	{ "bus0", NN_BUS },
 };
 
-static int fail(const char *what)
+static int
+fail(const char *what)
 {
 	peer_err("%s: %s", what, nn_strerror(nn_errno()));
 	return PEER_ELIB;
 }
 
-static int is(const char *proto, const char *name)
+static int
+is(const char *proto, const char *name)
 {
 	return strcmp(proto, name) == 0;
 }
 
 /* nanomsg says ETIMEDOUT for --recv-timeout and for a survey's end. */
-static int timed_out(void)
+static int
+timed_out(void)
 {
 	int e = nn_errno();
 
 	return e == ETIMEDOUT || e == EAGAIN;
 }
 
-static int open_sock(int *s, const char *proto, int raw)
+static int
+open_sock(int *s, const char *proto, int raw)
 {
 	for (size_t i = 0; i < sizeof(protos) / sizeof(protos[0]); i++) {
 		if (!is(protos[i].name, proto))
@@ -72,12 +83,14 @@ static int open_sock(int *s, const char *proto, int raw)
 	return PEER_EUSAGE;
 }
 
-static int set_int(int s, int level, int opt, int v)
+static int
+set_int(int s, int level, int opt, int v)
 {
 	return nn_setsockopt(s, level, opt, &v, sizeof(v));
 }
 
-static int configure(int s, const char *proto, int raw)
+static int
+configure(int s, const char *proto, int raw)
 {
 	int rv = 0;
 
@@ -93,27 +106,31 @@ static int configure(int s, const char *proto, int raw)
 		rv = set_int(s, NN_SOL_SOCKET, NN_SNDTIMEO, o.send_timeout_ms);
 	if (rv == 0 && is(proto, "sub0") && !raw && !o.no_subscribe) {
 		for (int i = 0; i < o.nsubs && rv == 0; i++)
-			rv = nn_setsockopt(s, NN_SUB, NN_SUB_SUBSCRIBE, o.subs[i], strlen(o.subs[i]));
+			rv = nn_setsockopt(
+			    s, NN_SUB, NN_SUB_SUBSCRIBE, o.subs[i], strlen(o.subs[i]));
 		if (o.nsubs == 0)
 			rv = nn_setsockopt(s, NN_SUB, NN_SUB_SUBSCRIBE, "", 0);
 	}
 	return rv < 0 ? fail("set option") : 0;
 }
 
-static int start(int s, const char *url, int dial)
+static int
+start(int s, const char *url, int dial)
 {
 	if ((dial ? nn_connect(s, url) : nn_bind(s, url)) < 0)
 		return fail(dial ? "dial" : "listen");
 	return 0;
 }
 
-static int wait_peer(int s)
+static int
+wait_peer(int s)
 {
-	uint64_t deadline = peer_now_ms() + (uint64_t)o.wait_peer_ms;
+	uint64_t deadline = peer_now_ms() + (uint64_t) o.wait_peer_ms;
 
-	while (nn_get_statistic(s, NN_STAT_CURRENT_CONNECTIONS) < (uint64_t)o.wait_peer) {
+	while (nn_get_statistic(s, NN_STAT_CURRENT_CONNECTIONS) < (uint64_t) o.wait_peer) {
 		if (peer_now_ms() >= deadline) {
-			peer_err("fewer than %d peers connected in %d ms", o.wait_peer, o.wait_peer_ms);
+			peer_err(
+			    "fewer than %d peers connected in %d ms", o.wait_peer, o.wait_peer_ms);
 			return PEER_ENOPEER;
 		}
 		peer_sleep_ms(5);
@@ -121,17 +138,19 @@ static int wait_peer(int s)
 	return 0;
 }
 
-static int send_msg(int s, long i)
+static int
+send_msg(int s, long i)
 {
 	size_t len;
-	char *buf = peer_payload(&o, i, &len);
-	int rv = nn_send(s, buf, len, 0);
+	char  *buf = peer_payload(&o, i, &len);
+	int    rv  = nn_send(s, buf, len, 0);
 
 	free(buf);
 	return rv < 0 ? fail("send") : 0;
 }
 
-static int do_send(int s)
+static int
+do_send(int s)
 {
 	int rc;
 
@@ -144,7 +163,8 @@ static int do_send(int s)
 	return PEER_OK;
 }
 
-static int short_count(long got, long want)
+static int
+short_count(long got, long want)
 {
 	if (want < 0)
 		return PEER_OK;
@@ -152,16 +172,17 @@ static int short_count(long got, long want)
 	return PEER_ERECV;
 }
 
-static int do_recv(int s)
+static int
+do_recv(int s)
 {
-	long n = 0;
+	long  n = 0;
 	void *buf;
-	int len;
+	int   len;
 
 	while (o.recv < 0 || n < o.recv) {
 		if ((len = nn_recv(s, &buf, NN_MSG, 0)) < 0)
 			return timed_out() ? short_count(n, o.recv) : fail("recv");
-		peer_print(&o, NULL, 0, buf, (size_t)len);
+		peer_print(&o, NULL, 0, buf, (size_t) len);
 		nn_freemsg(buf);
 		n++;
 	}
@@ -172,24 +193,25 @@ static int do_recv(int s)
  * (the SP header) goes back untouched, so the reply is routed; a cooked
  * socket keeps its own backtrace and must be given no header (nanomsg
  * asserts on one). */
-static int echo_one(int s, long *seen, long *served)
+static int
+echo_one(int s, long *seen, long *served)
 {
-	struct nn_iovec iov;
+	struct nn_iovec  iov;
 	struct nn_msghdr hdr;
-	void *body, *ctrl = NULL, *reply;
-	size_t plen = strlen(o.prefix);
-	int len;
+	void            *body, *ctrl = NULL, *reply;
+	size_t           plen = strlen(o.prefix);
+	int              len;
 
 	memset(&hdr, 0, sizeof(hdr));
-	iov.iov_base = &body;
-	iov.iov_len = NN_MSG;
-	hdr.msg_iov = &iov;
-	hdr.msg_iovlen = 1;
-	hdr.msg_control = o.raw ? &ctrl : NULL;
+	iov.iov_base       = &body;
+	iov.iov_len        = NN_MSG;
+	hdr.msg_iov        = &iov;
+	hdr.msg_iovlen     = 1;
+	hdr.msg_control    = o.raw ? &ctrl : NULL;
 	hdr.msg_controllen = o.raw ? NN_MSG : 0;
 	if ((len = nn_recvmsg(s, &hdr, 0)) < 0)
 		return timed_out() ? PEER_ERECV : fail("recv");
-	peer_print(&o, NULL, 0, body, (size_t)len);
+	peer_print(&o, NULL, 0, body, (size_t) len);
 	if ((*seen)++ < o.ignore) {
 		nn_freemsg(body);
 		if (ctrl != NULL)
@@ -198,13 +220,13 @@ static int echo_one(int s, long *seen, long *served)
 	}
 	if (o.reply_delay_ms > 0)
 		peer_sleep_ms(o.reply_delay_ms);
-	reply = nn_allocmsg(plen + (size_t)len, 0);
+	reply = nn_allocmsg(plen + (size_t) len, 0);
 	memcpy(reply, o.prefix, plen);
-	memcpy((char *)reply + plen, body, (size_t)len);
+	memcpy((char *) reply + plen, body, (size_t) len);
 	nn_freemsg(body);
-	iov.iov_base = &reply;
-	iov.iov_len = NN_MSG;
-	hdr.msg_control = ctrl != NULL ? &ctrl : NULL;
+	iov.iov_base       = &reply;
+	iov.iov_len        = NN_MSG;
+	hdr.msg_control    = ctrl != NULL ? &ctrl : NULL;
 	hdr.msg_controllen = ctrl != NULL ? NN_MSG : 0;
 	if (nn_sendmsg(s, &hdr, 0) < 0)
 		return fail("reply");
@@ -212,10 +234,11 @@ static int echo_one(int s, long *seen, long *served)
 	return 0;
 }
 
-static int do_echo(int s)
+static int
+do_echo(int s)
 {
 	long seen = 0, served = 0;
-	int rc;
+	int  rc;
 
 	while (o.recv < 0 || served < o.recv)
 		if ((rc = echo_one(s, &seen, &served)) != 0)
@@ -223,18 +246,19 @@ static int do_echo(int s)
 	return PEER_OK;
 }
 
-static int do_req(int s)
+static int
+do_req(int s)
 {
 	void *buf;
-	int len, rc;
+	int   len, rc;
 
 	for (long i = 0; i < o.send; i++) {
 		if ((rc = send_msg(s, i)) != 0)
 			return rc;
 		if ((len = nn_recv(s, &buf, NN_MSG, 0)) < 0)
 			return timed_out() ? short_count(i, o.send) : fail("recv");
-		peer_print(&o, NULL, 0, buf, (size_t)len);
-		rc = peer_verify(&o, i, buf, (size_t)len);
+		peer_print(&o, NULL, 0, buf, (size_t) len);
+		rc = peer_verify(&o, i, buf, (size_t) len);
 		nn_freemsg(buf);
 		if (rc != 0)
 			return rc;
@@ -245,9 +269,10 @@ static int do_req(int s)
 }
 
 /* Responses until the deadline; nanomsg then says ETIMEDOUT (or EFSM). */
-static int do_survey(int s)
+static int
+do_survey(int s)
 {
-	int rc = PEER_OK, len;
+	int   rc = PEER_OK, len;
 	void *buf;
 
 	for (long i = 0; i < o.send; i++) {
@@ -256,7 +281,7 @@ static int do_survey(int s)
 		if ((rc = send_msg(s, i)) != 0)
 			return rc;
 		while ((len = nn_recv(s, &buf, NN_MSG, 0)) >= 0) {
-			peer_print(&o, NULL, 0, buf, (size_t)len);
+			peer_print(&o, NULL, 0, buf, (size_t) len);
 			nn_freemsg(buf);
 			got++;
 		}
@@ -270,18 +295,19 @@ static int do_survey(int s)
 	return rc;
 }
 
-static int run_device(void)
+static int
+run_device(void)
 {
 	int a, b = -1, rc;
 
 	if ((rc = open_sock(&a, o.proto, 1)) != 0 || (rc = configure(a, o.proto, 1)) != 0 ||
-		(rc = start(a, o.url, 0)) != 0)
+	    (rc = start(a, o.url, 0)) != 0)
 		return rc;
 	if (strcmp(o.url2, "-") != 0) {
 		const char *peer = peer_peer_proto(o.proto);
 
 		if ((rc = open_sock(&b, peer, 1)) != 0 || (rc = configure(b, peer, 1)) != 0 ||
-			(rc = start(b, o.url2, 1)) != 0)
+		    (rc = start(b, o.url2, 1)) != 0)
 			return rc;
 	}
 	if (o.ready_file != NULL)
@@ -290,7 +316,8 @@ static int run_device(void)
 	return fail("device");
 }
 
-static int run(int s)
+static int
+run(int s)
 {
 	int rc = o.wait_peer ? wait_peer(s) : PEER_OK;
 
@@ -313,7 +340,8 @@ static int run(int s)
 	return rc;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	int s, rc;
 
@@ -322,7 +350,7 @@ int main(int argc, char **argv)
 	if (o.device)
 		return run_device();
 	if ((rc = open_sock(&s, o.proto, o.raw)) != 0 || (rc = configure(s, o.proto, o.raw)) != 0 ||
-		(rc = start(s, o.url, o.dial)) != 0)
+	    (rc = start(s, o.url, o.dial)) != 0)
 		return rc;
 	for (int k = 0; k < o.nalso_listen; k++)
 		if ((rc = start(s, o.also_listen[k], 0)) != 0)

@@ -32,43 +32,47 @@
 #include <string.h>
 
 static struct peer_opts o;
-static atomic_int npipes; /* connections now, from the pipe notifier */
+static atomic_int       npipes; /* connections now, from the pipe notifier */
 
 static const struct {
 	const char *name;
 	int (*open)(nng_socket *);
 	int (*open_raw)(nng_socket *);
 } protos[] = {
-	{"pair0", nng_pair0_open, nng_pair0_open_raw},
-	{"pair1", nng_pair1_open, nng_pair1_open_raw},
-	{"push0", nng_push0_open, nng_push0_open_raw},
-	{"pull0", nng_pull0_open, nng_pull0_open_raw},
-	{"req0", nng_req0_open, nng_req0_open_raw},
-	{"rep0", nng_rep0_open, nng_rep0_open_raw},
-	{"pub0", nng_pub0_open, nng_pub0_open_raw},
-	{"sub0", nng_sub0_open, nng_sub0_open_raw},
-	{"surveyor0", nng_surveyor0_open, nng_surveyor0_open_raw},
-	{"respondent0", nng_respondent0_open, nng_respondent0_open_raw},
-	{"bus0", nng_bus0_open, nng_bus0_open_raw},
+	{ "pair0", nng_pair0_open, nng_pair0_open_raw },
+	{ "pair1", nng_pair1_open, nng_pair1_open_raw },
+	{ "push0", nng_push0_open, nng_push0_open_raw },
+	{ "pull0", nng_pull0_open, nng_pull0_open_raw },
+	{ "req0", nng_req0_open, nng_req0_open_raw },
+	{ "rep0", nng_rep0_open, nng_rep0_open_raw },
+	{ "pub0", nng_pub0_open, nng_pub0_open_raw },
+	{ "sub0", nng_sub0_open, nng_sub0_open_raw },
+	{ "surveyor0", nng_surveyor0_open, nng_surveyor0_open_raw },
+	{ "respondent0", nng_respondent0_open, nng_respondent0_open_raw },
+	{ "bus0", nng_bus0_open, nng_bus0_open_raw },
 };
 
-static int fail(const char *what, int rv)
+static int
+fail(const char *what, int rv)
 {
 	peer_err("%s: %s", what, nng_strerror(rv));
 	return PEER_ELIB;
 }
 
-static int is(const char *proto, const char *name)
+static int
+is(const char *proto, const char *name)
 {
 	return strcmp(proto, name) == 0;
 }
 
-static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+static void
+on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	atomic_fetch_add(&npipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1);
 }
 
-static int open_sock(nng_socket *s, const char *proto, int raw)
+static int
+open_sock(nng_socket *s, const char *proto, int raw)
 {
 	for (size_t i = 0; i < sizeof(protos) / sizeof(protos[0]); i++) {
 		int rv;
@@ -78,7 +82,7 @@ static int open_sock(nng_socket *s, const char *proto, int raw)
 		if ((rv = (raw ? protos[i].open_raw : protos[i].open)(s)) != 0)
 			return fail("open", rv);
 		if (is(proto, "pair1") && o.poly &&
-			(rv = nng_socket_set_bool(*s, NNG_OPT_PAIR1_POLY, true)) != 0)
+		    (rv = nng_socket_set_bool(*s, NNG_OPT_PAIR1_POLY, true)) != 0)
 			return fail("pair1 polyamorous", rv);
 		return 0;
 	}
@@ -87,7 +91,8 @@ static int open_sock(nng_socket *s, const char *proto, int raw)
 
 /* Options that exist on this socket; reconnects are quick so tests that
  * start the listener late do not wait nng's default 100 ms..forever. */
-static int configure(nng_socket s, const char *proto, int raw)
+static int
+configure(nng_socket s, const char *proto, int raw)
 {
 	int rv = 0;
 
@@ -115,11 +120,12 @@ static int configure(nng_socket s, const char *proto, int raw)
 }
 
 /* Dialers redial in the background, so the listener may come later. */
-static int start(nng_socket s, const char *url, int dial)
+static int
+start(nng_socket s, const char *url, int dial)
 {
 	nng_listener l;
-	char port[16];
-	int rv, p;
+	char         port[16];
+	int          rv, p;
 
 	if (dial) {
 		if ((rv = nng_dial(s, url, NULL, NNG_FLAG_NONBLOCK)) != 0)
@@ -135,14 +141,15 @@ static int start(nng_socket s, const char *url, int dial)
 	return 0;
 }
 
-static int wait_peer(void)
+static int
+wait_peer(void)
 {
-	uint64_t deadline = peer_now_ms() + (uint64_t)o.wait_peer_ms;
+	uint64_t deadline = peer_now_ms() + (uint64_t) o.wait_peer_ms;
 
 	while (atomic_load(&npipes) < o.wait_peer) {
 		if (peer_now_ms() >= deadline) {
-			peer_err("%d of %d peers connected in %d ms", atomic_load(&npipes), o.wait_peer,
-				o.wait_peer_ms);
+			peer_err("%d of %d peers connected in %d ms", atomic_load(&npipes),
+			    o.wait_peer, o.wait_peer_ms);
 			return PEER_ENOPEER;
 		}
 		peer_sleep_ms(5);
@@ -150,17 +157,19 @@ static int wait_peer(void)
 	return 0;
 }
 
-static void print_msg(nng_msg *m)
+static void
+print_msg(nng_msg *m)
 {
 	peer_print(&o, nng_msg_header(m), nng_msg_header_len(m), nng_msg_body(m), nng_msg_len(m));
 }
 
 /* Message number i.  Raw senders build the SP header themselves: a
  * request/survey id with the high bit set, or pair1's hop count. */
-static nng_msg *make_msg(long i)
+static nng_msg *
+make_msg(long i)
 {
-	size_t len;
-	char *buf = peer_payload(&o, i, &len);
+	size_t   len;
+	char    *buf = peer_payload(&o, i, &len);
 	nng_msg *m;
 
 	if (nng_msg_alloc(&m, 0) != 0 || nng_msg_append(m, buf, len) != 0) {
@@ -169,16 +178,17 @@ static nng_msg *make_msg(long i)
 	}
 	free(buf);
 	if (o.raw && (is(o.proto, "req0") || is(o.proto, "surveyor0")))
-		nng_msg_header_append_u32(m, 0x80000000u | (uint32_t)(i + 1));
+		nng_msg_header_append_u32(m, 0x80000000u | (uint32_t) (i + 1));
 	else if (o.raw && is(o.proto, "pair1"))
 		nng_msg_header_append_u32(m, 0);
 	return m;
 }
 
-static int send_msg(nng_socket s, long i)
+static int
+send_msg(nng_socket s, long i)
 {
 	nng_msg *m = make_msg(i);
-	int rv;
+	int      rv;
 
 	if (m == NULL)
 		return fail("message", NNG_ENOMEM);
@@ -189,7 +199,8 @@ static int send_msg(nng_socket s, long i)
 	return 0;
 }
 
-static int do_send(nng_socket s)
+static int
+do_send(nng_socket s)
 {
 	int rc;
 
@@ -204,7 +215,8 @@ static int do_send(nng_socket s)
 
 /* Too few messages when --recv N was asked is an error; an open-ended
  * receive simply ends at the receive timeout. */
-static int short_count(long got, long want)
+static int
+short_count(long got, long want)
 {
 	if (want < 0)
 		return PEER_OK;
@@ -212,11 +224,12 @@ static int short_count(long got, long want)
 	return PEER_ERECV;
 }
 
-static int do_recv(nng_socket s)
+static int
+do_recv(nng_socket s)
 {
-	long n = 0;
+	long     n = 0;
 	nng_msg *m;
-	int rv;
+	int      rv;
 
 	while (o.recv < 0 || n < o.recv) {
 		if ((rv = nng_recvmsg(s, &m, 0)) == NNG_ETIMEDOUT)
@@ -232,11 +245,12 @@ static int do_recv(nng_socket s)
 
 /* Echo server (rep0, respondent0, and pair/bus peers): the reply is the
  * request with --prefix in front; raw sockets keep the routing header. */
-static int do_echo(nng_socket s)
+static int
+do_echo(nng_socket s)
 {
-	long seen = 0, served = 0;
+	long     seen = 0, served = 0;
 	nng_msg *m;
-	int rv;
+	int      rv;
 
 	while (o.recv < 0 || served < o.recv) {
 		if ((rv = nng_recvmsg(s, &m, 0)) == NNG_ETIMEDOUT)
@@ -251,7 +265,7 @@ static int do_echo(nng_socket s)
 		if (o.reply_delay_ms > 0)
 			peer_sleep_ms(o.reply_delay_ms);
 		if ((rv = nng_msg_insert(m, o.prefix, strlen(o.prefix))) != 0 ||
-			(rv = nng_sendmsg(s, m, 0)) != 0) {
+		    (rv = nng_sendmsg(s, m, 0)) != 0) {
 			nng_msg_free(m);
 			return fail("reply", rv);
 		}
@@ -260,15 +274,17 @@ static int do_echo(nng_socket s)
 	return PEER_OK;
 }
 
-static int verify(long i, nng_msg *reply)
+static int
+verify(long i, nng_msg *reply)
 {
 	return peer_verify(&o, i, nng_msg_body(reply), nng_msg_len(reply));
 }
 
-static int do_req(nng_socket s)
+static int
+do_req(nng_socket s)
 {
 	nng_msg *m;
-	int rv, rc;
+	int      rv, rc;
 
 	for (long i = 0; i < o.send; i++) {
 		if ((rc = send_msg(s, i)) != 0)
@@ -291,17 +307,18 @@ static int do_req(nng_socket s)
 /* --outstanding K: K threads, each with its own nng_ctx, share the
  * numbered requests; nng matches every reply to its context. */
 static struct {
-	nng_socket s;
-	atomic_long next;
+	nng_socket      s;
+	atomic_long     next;
 	pthread_mutex_t mu;
-	long replies;
-	int rc;
-} rq = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	long            replies;
+	int             rc;
+} rq = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
-static int req_one(nng_ctx ctx, nng_aio *aio, long i)
+static int
+req_one(nng_ctx ctx, nng_aio *aio, long i)
 {
 	nng_msg *m = make_msg(i);
-	int rv, rc;
+	int      rv, rc;
 
 	if (m == NULL)
 		return fail("message", NNG_ENOMEM);
@@ -328,12 +345,13 @@ static int req_one(nng_ctx ctx, nng_aio *aio, long i)
 	return rc;
 }
 
-static void *req_worker(void *arg)
+static void *
+req_worker(void *arg)
 {
 	nng_aio *aio = NULL;
-	nng_ctx ctx;
-	long i;
-	int rc = 0, rv;
+	nng_ctx  ctx;
+	long     i;
+	int      rc = 0, rv;
 
 	if ((rv = nng_ctx_open(&ctx, rq.s)) != 0 || (rv = nng_aio_alloc(&aio, NULL, NULL)) != 0)
 		rc = fail("context", rv);
@@ -356,9 +374,10 @@ static void *req_worker(void *arg)
 	return NULL;
 }
 
-static int do_req_ctx(nng_socket s)
+static int
+do_req_ctx(nng_socket s)
 {
-	pthread_t *t = calloc((size_t)o.outstanding, sizeof(*t));
+	pthread_t *t = calloc((size_t) o.outstanding, sizeof(*t));
 
 	rq.s = s;
 	for (int k = 0; k < o.outstanding; k++)
@@ -371,9 +390,10 @@ static int do_req_ctx(nng_socket s)
 
 /* Each survey collects responses until the survey time is over (nng
  * reports NNG_ETIMEDOUT then; a raw surveyor relies on --recv-timeout). */
-static int do_survey(nng_socket s)
+static int
+do_survey(nng_socket s)
 {
-	int rc = PEER_OK, rv;
+	int      rc = PEER_OK, rv;
 	nng_msg *m;
 
 	if (o.raw && o.recv_timeout_ms < 0)
@@ -401,19 +421,20 @@ static int do_survey(nng_socket s)
 /* device PROTO A B: raw PROTO listening on A, raw peer protocol dialing B
  * (or, with B "-", a one-socket reflector as nng_device allows for bus
  * and pair).  Runs until stopped; being stopped is success. */
-static int run_device(void)
+static int
+run_device(void)
 {
 	nng_socket a = NNG_SOCKET_INITIALIZER, b = NNG_SOCKET_INITIALIZER;
-	int reflect = strcmp(o.url2, "-") == 0, rc, rv;
+	int        reflect = strcmp(o.url2, "-") == 0, rc, rv;
 
 	if ((rc = open_sock(&a, o.proto, 1)) != 0 || (rc = configure(a, o.proto, 1)) != 0 ||
-		(rc = start(a, o.url, 0)) != 0)
+	    (rc = start(a, o.url, 0)) != 0)
 		return rc;
 	if (!reflect) {
 		const char *peer = peer_peer_proto(o.proto);
 
 		if ((rc = open_sock(&b, peer, 1)) != 0 || (rc = configure(b, peer, 1)) != 0 ||
-			(rc = start(b, o.url2, 1)) != 0)
+		    (rc = start(b, o.url2, 1)) != 0)
 			return rc;
 	}
 	if (o.ready_file != NULL)
@@ -422,7 +443,8 @@ static int run_device(void)
 	return fail("device", rv);
 }
 
-static int run(nng_socket s)
+static int
+run(nng_socket s)
 {
 	int rc = o.wait_peer ? wait_peer() : PEER_OK;
 
@@ -441,17 +463,18 @@ static int run(nng_socket s)
 	return rc;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	nng_socket s = NNG_SOCKET_INITIALIZER;
-	int rc;
+	int        rc;
 
 	peer_parse(argc, argv, &o, "nng_peer", NULL);
 	peer_arm_timeout(&o);
 	if (o.device)
 		return run_device();
 	if ((rc = open_sock(&s, o.proto, o.raw)) != 0 || (rc = configure(s, o.proto, o.raw)) != 0 ||
-		(rc = start(s, o.url, o.dial)) != 0)
+	    (rc = start(s, o.url, o.dial)) != 0)
 		return rc;
 	for (int k = 0; k < o.nalso_listen; k++)
 		if ((rc = start(s, o.also_listen[k], 0)) != 0)

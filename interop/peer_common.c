@@ -14,15 +14,24 @@
 #include <unistd.h>
 
 static const char *prog_name = "peer";
-static int device_mode;
+static int         device_mode;
 
 static const char *const protos[][2] = {
-	{"pair0", "pair0"}, {"pair1", "pair1"}, {"push0", "pull0"}, {"pull0", "push0"},
-	{"req0", "rep0"}, {"rep0", "req0"}, {"pub0", "sub0"}, {"sub0", "pub0"},
-	{"surveyor0", "respondent0"}, {"respondent0", "surveyor0"}, {"bus0", "bus0"},
+	{ "pair0", "pair0" },
+	{ "pair1", "pair1" },
+	{ "push0", "pull0" },
+	{ "pull0", "push0" },
+	{ "req0", "rep0" },
+	{ "rep0", "req0" },
+	{ "pub0", "sub0" },
+	{ "sub0", "pub0" },
+	{ "surveyor0", "respondent0" },
+	{ "respondent0", "surveyor0" },
+	{ "bus0", "bus0" },
 };
 
-const char *peer_peer_proto(const char *proto)
+const char *
+peer_peer_proto(const char *proto)
 {
 	for (size_t i = 0; i < sizeof(protos) / sizeof(protos[0]); i++)
 		if (strcmp(protos[i][0], proto) == 0)
@@ -30,51 +39,53 @@ const char *peer_peer_proto(const char *proto)
 	return NULL;
 }
 
-static void usage(const char *prog)
+static void
+usage(const char *prog)
 {
 	fprintf(stderr,
-		"usage: %s PROTO dial|listen URL [options]\n"
-		"       %s device PROTO LISTEN-URL DIAL-URL|- [options]\n"
-		"PROTO: pair0 pair1 push0 pull0 req0 rep0 pub0 sub0 surveyor0 respondent0 bus0\n"
-		"  --raw                raw socket            --poly       pair1 polyamorous\n"
-		"  --send N             send N messages (req0: N requests, surveyor0: N surveys)\n"
-		"  --recv N             receive N messages, print each on a line\n"
-		"  --echo               answer each request with --prefix + request\n"
-		"  --ignore N           --echo: leave the first N requests unanswered\n"
-		"  --reply-delay MS     --echo: wait before answering\n"
-		"  --data STR           payload (%%d = message number) instead of msg-%%d\n"
-		"  --size N             pad payloads with 'x' to N bytes\n"
-		"  --prefix STR         --echo: prefix of replies\n"
-		"  --expect-prefix STR  req0: each reply must be STR + its request\n"
-		"  --no-verify          req0: do not check replies against requests\n"
-		"  --outstanding K      req0: K requests in flight (nng_ctx)\n"
-		"  --subscribe PREFIX   sub0 (repeatable; default everything)\n"
-		"  --no-subscribe       sub0: subscribe to nothing\n"
-		"  --resend-time MS  --survey-time MS  --recv-timeout MS  --send-timeout MS\n"
-		"  --delay MS           after dialing/listening, wait before the work\n"
-		"  --interval MS        between sends\n"
-		"  --wait-peer          wait for a connection before sending\n"
-		"  --wait-peers N       wait for N connections before sending\n"
-		"  --also-dial URL  --also-listen URL   more endpoints (repeatable)\n"
-		"  --wait-peer-time MS  how long (10000), then exit 5\n"
-		"  --linger MS          after sending, before closing (300)\n"
-		"  --min-responses N    surveyor0: per survey (1)\n"
-		"  --print body|len|hex|none   how received messages are shown (body)\n"
-		"  --quiet              --print none\n"
-		"  --show-header        print the SP header (hex) before the body\n"
-		"  --port-file F        write the bound tcp port to F after listening\n"
-		"  --ready-file F       write \"ready\" to F once dialed/listening\n"
-		"  --timeout S          give up after S seconds (30), exit 6\n"
-		"exit: 0 ok, 1 usage, 2 library error, 3 too few messages received,\n"
-		"      4 reply mismatch, 5 no peer, 6 timeout\n",
-		prog, prog);
+	    "usage: %s PROTO dial|listen URL [options]\n"
+	    "       %s device PROTO LISTEN-URL DIAL-URL|- [options]\n"
+	    "PROTO: pair0 pair1 push0 pull0 req0 rep0 pub0 sub0 surveyor0 respondent0 bus0\n"
+	    "  --raw                raw socket            --poly       pair1 polyamorous\n"
+	    "  --send N             send N messages (req0: N requests, surveyor0: N surveys)\n"
+	    "  --recv N             receive N messages, print each on a line\n"
+	    "  --echo               answer each request with --prefix + request\n"
+	    "  --ignore N           --echo: leave the first N requests unanswered\n"
+	    "  --reply-delay MS     --echo: wait before answering\n"
+	    "  --data STR           payload (%%d = message number) instead of msg-%%d\n"
+	    "  --size N             pad payloads with 'x' to N bytes\n"
+	    "  --prefix STR         --echo: prefix of replies\n"
+	    "  --expect-prefix STR  req0: each reply must be STR + its request\n"
+	    "  --no-verify          req0: do not check replies against requests\n"
+	    "  --outstanding K      req0: K requests in flight (nng_ctx)\n"
+	    "  --subscribe PREFIX   sub0 (repeatable; default everything)\n"
+	    "  --no-subscribe       sub0: subscribe to nothing\n"
+	    "  --resend-time MS  --survey-time MS  --recv-timeout MS  --send-timeout MS\n"
+	    "  --delay MS           after dialing/listening, wait before the work\n"
+	    "  --interval MS        between sends\n"
+	    "  --wait-peer          wait for a connection before sending\n"
+	    "  --wait-peers N       wait for N connections before sending\n"
+	    "  --also-dial URL  --also-listen URL   more endpoints (repeatable)\n"
+	    "  --wait-peer-time MS  how long (10000), then exit 5\n"
+	    "  --linger MS          after sending, before closing (300)\n"
+	    "  --min-responses N    surveyor0: per survey (1)\n"
+	    "  --print body|len|hex|none   how received messages are shown (body)\n"
+	    "  --quiet              --print none\n"
+	    "  --show-header        print the SP header (hex) before the body\n"
+	    "  --port-file F        write the bound tcp port to F after listening\n"
+	    "  --ready-file F       write \"ready\" to F once dialed/listening\n"
+	    "  --timeout S          give up after S seconds (30), exit 6\n"
+	    "exit: 0 ok, 1 usage, 2 library error, 3 too few messages received,\n"
+	    "      4 reply mismatch, 5 no peer, 6 timeout\n",
+	    prog, prog);
 	exit(PEER_EUSAGE);
 }
 
-static long num(const char *prog, int argc, char **argv, int *i)
+static long
+num(const char *prog, int argc, char **argv, int *i)
 {
 	char *end;
-	long v;
+	long  v;
 
 	if (*i + 1 >= argc)
 		usage(prog);
@@ -84,14 +95,16 @@ static long num(const char *prog, int argc, char **argv, int *i)
 	return v;
 }
 
-static const char *str(const char *prog, int argc, char **argv, int *i)
+static const char *
+str(const char *prog, int argc, char **argv, int *i)
 {
 	if (*i + 1 >= argc)
 		usage(prog);
 	return argv[++*i];
 }
 
-static void check_supported(const char *prog, const char *opt, const char *const *unsupported)
+static void
+check_supported(const char *prog, const char *opt, const char *const *unsupported)
 {
 	for (; unsupported != NULL && *unsupported != NULL; unsupported++)
 		if (strcmp(*unsupported, opt) == 0) {
@@ -100,23 +113,27 @@ static void check_supported(const char *prog, const char *opt, const char *const
 		}
 }
 
-static void parse_print(const char *prog, const char *v, struct peer_opts *o)
+static void
+parse_print(const char *prog, const char *v, struct peer_opts *o)
 {
-	static const char *const names[] = {"body", "len", "hex", "none"};
+	static const char *const names[] = { "body", "len", "hex", "none" };
 
 	for (int k = 0; k < 4; k++)
 		if (strcmp(v, names[k]) == 0) {
-			o->print = (enum peer_print)k;
+			o->print = (enum peer_print) k;
 			return;
 		}
 	usage(prog);
 }
 
 /* One option at argv[*i]; returns 0 if it is not known. */
-static int parse_opt(const char *prog, int argc, char **argv, int *i, struct peer_opts *o)
+static int
+parse_opt(const char *prog, int argc, char **argv, int *i, struct peer_opts *o)
 {
 	const char *a = argv[*i];
 
+/* A table of macro statements, one option a line. */
+/* clang-format off */
 #define NUM(name, field) \
 	if (strcmp(a, name) == 0) { \
 		o->field = num(prog, argc, argv, i); \
@@ -148,17 +165,19 @@ static int parse_opt(const char *prog, int argc, char **argv, int *i, struct pee
 #undef NUM
 #undef STR
 #undef FLAG
-	if (strcmp(a, "--subscribe") == 0) {
-		if (o->nsubs == (int)(sizeof(o->subs) / sizeof(o->subs[0])))
+	    /* clang-format on */
+	    if (strcmp(a, "--subscribe") == 0)
+	{
+		if (o->nsubs == (int) (sizeof(o->subs) / sizeof(o->subs[0])))
 			usage(prog);
 		o->subs[o->nsubs++] = str(prog, argc, argv, i);
 		return 1;
 	}
 	if (strcmp(a, "--also-dial") == 0 || strcmp(a, "--also-listen") == 0) {
-		int dial = strcmp(a, "--also-dial") == 0;
-		int *n = dial ? &o->nalso_dial : &o->nalso_listen;
+		int  dial = strcmp(a, "--also-dial") == 0;
+		int *n    = dial ? &o->nalso_dial : &o->nalso_listen;
 
-		if (*n == (int)(sizeof(o->also_dial) / sizeof(o->also_dial[0])))
+		if (*n == (int) (sizeof(o->also_dial) / sizeof(o->also_dial[0])))
 			usage(prog);
 		(dial ? o->also_dial : o->also_listen)[(*n)++] = str(prog, argc, argv, i);
 		return 1;
@@ -174,26 +193,35 @@ static int parse_opt(const char *prog, int argc, char **argv, int *i, struct pee
 	return 0;
 }
 
-void peer_parse(int argc, char **argv, struct peer_opts *o, const char *prog,
-	const char *const *unsupported)
+void
+peer_parse(
+    int argc, char **argv, struct peer_opts *o, const char *prog, const char *const *unsupported)
 {
 	int i = 0;
 
 	prog_name = prog;
-	*o = (struct peer_opts){.recv = -1, .prefix = "", .outstanding = 1, .resend_ms = -1,
-		.survey_ms = -1, .recv_timeout_ms = -1, .send_timeout_ms = -1, .linger_ms = 300,
-		.wait_peer_ms = 10000, .timeout_s = 30, .min_responses = 1};
+	*o        = (struct peer_opts) { .recv = -1,
+		       .prefix                 = "",
+		       .outstanding            = 1,
+		       .resend_ms              = -1,
+		       .survey_ms              = -1,
+		       .recv_timeout_ms        = -1,
+		       .send_timeout_ms        = -1,
+		       .linger_ms              = 300,
+		       .wait_peer_ms           = 10000,
+		       .timeout_s              = 30,
+		       .min_responses          = 1 };
 	if (argc >= 5 && strcmp(argv[1], "device") == 0) {
 		o->device = 1;
-		o->proto = argv[2];
-		o->url = argv[3];
-		o->url2 = argv[4];
-		i = 5;
+		o->proto  = argv[2];
+		o->url    = argv[3];
+		o->url2   = argv[4];
+		i         = 5;
 	} else if (argc >= 4 && (strcmp(argv[2], "dial") == 0 || strcmp(argv[2], "listen") == 0)) {
 		o->proto = argv[1];
-		o->dial = strcmp(argv[2], "dial") == 0;
-		o->url = argv[3];
-		i = 4;
+		o->dial  = strcmp(argv[2], "dial") == 0;
+		o->url   = argv[3];
+		i        = 4;
 	} else {
 		usage(prog);
 	}
@@ -209,26 +237,27 @@ void peer_parse(int argc, char **argv, struct peer_opts *o, const char *prog,
 	device_mode = o->device;
 }
 
-char *peer_payload(const struct peer_opts *o, long i, size_t *len)
+char *
+peer_payload(const struct peer_opts *o, long i, size_t *len)
 {
 	const char *tmpl = o->data != NULL ? o->data : "msg-%d";
-	const char *pct = strstr(tmpl, "%d");
-	size_t n;
-	char *buf;
-	int nlen;
-	char nbuf[32];
+	const char *pct  = strstr(tmpl, "%d");
+	size_t      n;
+	char       *buf;
+	int         nlen;
+	char        nbuf[32];
 
 	/* Only "%d" is replaced, by hand: --data never reaches printf. */
 	nlen = pct != NULL ? snprintf(nbuf, sizeof(nbuf), "%ld", i) : 0;
-	n = strlen(tmpl) - (pct != NULL ? 2 : 0) + (size_t)nlen;
+	n    = strlen(tmpl) - (pct != NULL ? 2 : 0) + (size_t) nlen;
 	*len = n > o->size ? n : o->size;
-	buf = malloc(*len + 1);
+	buf  = malloc(*len + 1);
 	if (pct != NULL) {
-		size_t head = (size_t)(pct - tmpl);
+		size_t head = (size_t) (pct - tmpl);
 
 		memcpy(buf, tmpl, head);
-		memcpy(buf + head, nbuf, (size_t)nlen);
-		memcpy(buf + head + (size_t)nlen, pct + 2, strlen(pct + 2));
+		memcpy(buf + head, nbuf, (size_t) nlen);
+		memcpy(buf + head + (size_t) nlen, pct + 2, strlen(pct + 2));
 	} else {
 		memcpy(buf, tmpl, n);
 	}
@@ -237,18 +266,19 @@ char *peer_payload(const struct peer_opts *o, long i, size_t *len)
 	return buf;
 }
 
-int peer_verify(const struct peer_opts *o, long i, const void *reply, size_t rlen)
+int
+peer_verify(const struct peer_opts *o, long i, const void *reply, size_t rlen)
 {
-	size_t len, plen = o->expect_prefix ? strlen(o->expect_prefix) : 0;
-	char *req = peer_payload(o, i, &len);
+	size_t      len, plen = o->expect_prefix ? strlen(o->expect_prefix) : 0;
+	char       *req  = peer_payload(o, i, &len);
 	const char *body = reply;
-	int ok;
+	int         ok;
 
 	if (o->no_verify)
 		ok = 1;
 	else if (o->expect_prefix != NULL)
 		ok = rlen == plen + len && memcmp(body, o->expect_prefix, plen) == 0 &&
-			memcmp(body + plen, req, len) == 0;
+		     memcmp(body + plen, req, len) == 0;
 	else
 		ok = rlen >= len && memcmp(body + rlen - len, req, len) == 0;
 	if (!ok)
@@ -257,7 +287,8 @@ int peer_verify(const struct peer_opts *o, long i, const void *reply, size_t rle
 	return ok ? PEER_OK : PEER_EVERIFY;
 }
 
-static void put_hex(const unsigned char *p, size_t n)
+static void
+put_hex(const unsigned char *p, size_t n)
 {
 	for (size_t k = 0; k < n; k++)
 		printf("%02x", p[k]);
@@ -265,7 +296,8 @@ static void put_hex(const unsigned char *p, size_t n)
 
 /* Printable ASCII as is, anything else (and the backslash) escaped, so
  * one message is always one line. */
-static void put_escaped(const unsigned char *p, size_t n)
+static void
+put_escaped(const unsigned char *p, size_t n)
 {
 	for (size_t k = 0; k < n; k++) {
 		if (p[k] == '\\')
@@ -277,8 +309,8 @@ static void put_escaped(const unsigned char *p, size_t n)
 	}
 }
 
-void peer_print(const struct peer_opts *o, const void *hdr, size_t hlen, const void *body,
-	size_t len)
+void
+peer_print(const struct peer_opts *o, const void *hdr, size_t hlen, const void *body, size_t len)
 {
 	if (o->print == PRINT_NONE)
 		return;
@@ -297,14 +329,15 @@ void peer_print(const struct peer_opts *o, const void *hdr, size_t hlen, const v
 	fflush(stdout);
 }
 
-void peer_write_file(const char *path, const char *s)
+void
+peer_write_file(const char *path, const char *s)
 {
-	char tmp[4096];
+	char  tmp[4096];
 	FILE *f;
 
 	/* Written whole and renamed, so a test polling for it never reads
 	 * half a line. */
-	snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid());
+	snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int) getpid());
 	if ((f = fopen(tmp, "w")) == NULL) {
 		peer_err("cannot write %s", tmp);
 		return;
@@ -315,23 +348,26 @@ void peer_write_file(const char *path, const char *s)
 		peer_err("cannot rename %s", tmp);
 }
 
-void peer_sleep_ms(int ms)
+void
+peer_sleep_ms(int ms)
 {
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
 
 	while (ms > 0 && nanosleep(&ts, &ts) != 0) {
 	}
 }
 
-uint64_t peer_now_ms(void)
+uint64_t
+peer_now_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
 }
 
-void peer_err(const char *fmt, ...)
+void
+peer_err(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -345,7 +381,8 @@ void peer_err(const char *fmt, ...)
 
 /* A device's normal end is being stopped (alarm, SIGTERM, SIGINT): that
  * is success.  Anything else that runs out of time failed. */
-static void on_signal(int sig)
+static void
+on_signal(int sig)
 {
 	static const char msg[] = "peer: timeout\n";
 
@@ -357,7 +394,8 @@ static void on_signal(int sig)
 	_exit(PEER_ETIMEOUT);
 }
 
-void peer_arm_timeout(const struct peer_opts *o)
+void
+peer_arm_timeout(const struct peer_opts *o)
 {
 	signal(SIGALRM, on_signal);
 	if (o->device) {
@@ -366,5 +404,5 @@ void peer_arm_timeout(const struct peer_opts *o)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	if (o->timeout_s > 0)
-		alarm((unsigned)o->timeout_s);
+		alarm((unsigned) o->timeout_s);
 }

@@ -200,7 +200,7 @@ ik_db_room(const db_sock *s, const db_pipe *p)
 	/* A draining connection takes only its pinned session's requests
 	 * (a transaction cannot move). */
 	return p->nfifo < (uint32_t) s->max_inflight && ik_pipe_writable(p->pipe) &&
-	    (!p->draining || p->pinned != NULL);
+	       (!p->draining || p->pinned != NULL);
 }
 
 /* What sending one more request on p costs: its requests in flight (this
@@ -282,8 +282,8 @@ ik_db_transmit(db_sock *s, db_pipe *p, db_req *r)
 	out->flags  = 0;
 	out->token  = 0;
 	out->status = 0;
-	r->pipe    = p;
-	r->where   = R_FIFO;
+	r->pipe     = p;
+	r->where    = R_FIFO;
 	ik_list_append(&p->fifo, &r->qnode);
 	p->nfifo++;
 	s->ninflight++;
@@ -295,12 +295,15 @@ ik_db_transmit(db_sock *s, db_pipe *p, db_req *r)
 		ik_list_remove(&r->qnode);
 		p->nfifo--;
 		s->ninflight--;
-		r->where = 0;
-		r->pipe  = NULL;
+		r->where         = 0;
+		r->pipe          = NULL;
 		uint64_t token   = r->rt.token;
 		uint32_t session = r->sess != NULL ? r->sess->id : 0;
 		ik_db_req_free(s, r);
-		complete(s, token, session, rv == IOK_ENOMEM ? IOK_ENOMEM : rv == IOK_EINVAL ? IOK_EINVAL : IOK_ECONNRESET);
+		complete(s, token, session,
+		    rv == IOK_ENOMEM   ? IOK_ENOMEM
+		    : rv == IOK_EINVAL ? IOK_EINVAL
+		                       : IOK_ECONNRESET);
 	}
 }
 
@@ -334,7 +337,8 @@ dispatch(db_sock *s)
 			if ((p = pick_free(s)) == NULL) {
 				break;
 			}
-			db_req *bfirst = b ? ik_container_of(ik_list_first(&b->queue), db_req, qnode) : NULL;
+			db_req *bfirst =
+			    b ? ik_container_of(ik_list_first(&b->queue), db_req, qnode) : NULL;
 			if (b != NULL && (a == NULL || bfirst->seq < a->seq)) {
 				ik_db_sess_pin(s, b, p);
 				ik_db_sess_flush(s, b);
@@ -431,8 +435,8 @@ forget_all(db_sock *s)
 	s->plain    = NULL;
 	s->npending = s->nglobal = 0;
 	s->ninflight = s->nqueued = 0;
-	s->npinned = 0;
-	s->busy     = false;
+	s->npinned                = 0;
+	s->busy                   = false;
 }
 
 static void
@@ -621,12 +625,12 @@ db_send(void *arg, iok_msg *m)
 		free(r);
 		goto nomem;
 	}
-	r->seq   = ++s->seq;
-	r->msg   = m;
+	r->seq      = ++s->seq;
+	r->msg      = m;
 	r->rt.since = ik_now_ms();
 	r->nhead = (uint8_t) (iok_msg_len(m) < sizeof(r->head) ? iok_msg_len(m) : sizeof(r->head));
 	memcpy(r->head, iok_msg_body(m), r->nhead);
-	r->idem  = (m->flags & IK_MSG_IDEMPOTENT) != 0;
+	r->idem = (m->flags & IK_MSG_IDEMPOTENT) != 0;
 	if (!tok) {
 		s->plain = r;
 	}
@@ -793,7 +797,8 @@ inflight_list(ik_list *l, ik_inflight_fn fn, void *farg)
 	for (ik_node *n = ik_list_first(l); n != NULL; n = ik_list_next(l, n)) {
 		db_req *r = ik_container_of(n, db_req, qnode);
 		if (!r->dead) {
-			fn(farg, r->where == R_FIFO ? r->pipe->pipe : NULL, r->rt.since, r->head, r->nhead);
+			fn(farg, r->where == R_FIFO ? r->pipe->pipe : NULL, r->rt.since, r->head,
+			    r->nhead);
 		}
 	}
 }
@@ -807,33 +812,33 @@ db_inflight(void *arg, ik_inflight_fn fn, void *farg)
 	}
 	inflight_list(&s->pending, fn, farg);
 	for (ik_node *n = ik_list_first(&s->sessions_all); n != NULL;
-	     n = ik_list_next(&s->sessions_all, n)) {
+	     n          = ik_list_next(&s->sessions_all, n)) {
 		inflight_list(&ik_container_of(n, db_sess, anode)->queue, fn, farg);
 	}
 }
 
 const ik_pattern ik_pattern_db = {
-	.name       = "pipelined-db",
-	.peer_name  = "",
-	.proto      = 0,
-	.peer       = 0,
-	.flags      = IK_PF_SEND | IK_PF_RECV | IK_PF_NOSP | IK_PF_REQUEST | IK_PF_SESSIONS,
-	.app        = &ik_plain_request,
-	.sock_size  = sizeof(db_sock),
-	.pipe_size  = sizeof(db_pipe),
-	.init       = db_init,
-	.fini       = db_fini,
-	.pipe_add   = db_pipe_add,
-	.pipe_rm    = db_pipe_rm,
-	.send       = db_send,
-	.recv       = db_recv,
-	.pipe_ready = db_pipe_ready,
-	.setopt     = db_setopt,
-	.getopt     = db_getopt,
-	.cancel     = db_cancel,
-	.fork_child = db_fork_child,
-	.recv_ready = db_recv_ready,
-	.pipe_drain = db_pipe_drain,
+	.name          = "pipelined-db",
+	.peer_name     = "",
+	.proto         = 0,
+	.peer          = 0,
+	.flags         = IK_PF_SEND | IK_PF_RECV | IK_PF_NOSP | IK_PF_REQUEST | IK_PF_SESSIONS,
+	.app           = &ik_plain_request,
+	.sock_size     = sizeof(db_sock),
+	.pipe_size     = sizeof(db_pipe),
+	.init          = db_init,
+	.fini          = db_fini,
+	.pipe_add      = db_pipe_add,
+	.pipe_rm       = db_pipe_rm,
+	.send          = db_send,
+	.recv          = db_recv,
+	.pipe_ready    = db_pipe_ready,
+	.setopt        = db_setopt,
+	.getopt        = db_getopt,
+	.cancel        = db_cancel,
+	.fork_child    = db_fork_child,
+	.recv_ready    = db_recv_ready,
+	.pipe_drain    = db_pipe_drain,
 	.session_close = ik_db_session_close,
-	.inflight   = db_inflight,
+	.inflight      = db_inflight,
 };

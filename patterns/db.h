@@ -29,18 +29,18 @@ typedef struct db_sess db_sess;
 enum { R_PENDING = 1, R_SESSQ, R_FIFO };
 
 typedef struct db_req {
-	ik_rt_ent rt;     /* token (0: the plain API's request), expiry */
-	uint64_t seq;     /* order of arrival */
-	iok_msg *msg;     /* while queued; in flight only if kept to retry */
-	db_pipe *pipe;    /* in flight on */
-	db_sess *sess;    /* NULL: no session */
-	ik_node  qnode;   /* in s->pending, sess->queue or pipe->fifo */
-	uint8_t  head[32]; /* first bytes of the request, for the debug endpoint */
-	uint8_t  nhead;
-	int      where;   /* R_* */
-	bool     dead;    /* in flight but given up: drop its reply */
-	bool     idem;    /* may be sent again once */
-	bool     retried;
+	ik_rt_ent rt;       /* token (0: the plain API's request), expiry */
+	uint64_t  seq;      /* order of arrival */
+	iok_msg  *msg;      /* while queued; in flight only if kept to retry */
+	db_pipe  *pipe;     /* in flight on */
+	db_sess  *sess;     /* NULL: no session */
+	ik_node   qnode;    /* in s->pending, sess->queue or pipe->fifo */
+	uint8_t   head[32]; /* first bytes of the request, for the debug endpoint */
+	uint8_t   nhead;
+	int       where; /* R_* */
+	bool      dead;  /* in flight but given up: drop its reply */
+	bool      idem;  /* may be sent again once */
+	bool      retried;
 } db_req;
 
 struct db_pipe {
@@ -56,8 +56,8 @@ struct db_pipe {
 
 struct db_sess {
 	uint32_t id;
-	db_pipe *pipe;   /* the pinned connection; NULL until pinned / failed */
-	ik_list  queue;  /* its requests not yet sent, in order */
+	db_pipe *pipe;  /* the pinned connection; NULL until pinned / failed */
+	ik_list  queue; /* its requests not yet sent, in order */
 	uint32_t nqueue;
 	uint32_t nout;   /* its requests queued or in flight (dead ones too) */
 	ik_node  wnode;  /* in s->waiting: has requests, no connection yet */
@@ -68,14 +68,14 @@ struct db_sess {
 
 struct db_sock {
 	ik_sock     *sock;
-	ik_pipeset   pipes;   /* next: the round-robin among equals */
+	ik_pipeset   pipes; /* next: the round-robin among equals */
 	int          npinned;
 	ik_reqtrack  rt;       /* live requests by token, expiries, the
 	                          timer, completions waiting for room */
 	ik_idmap    *sessions; /* id -> session */
 	ik_list      sessions_all;
-	ik_list      pending;  /* requests without a session, waiting */
-	ik_list      waiting;  /* sessions waiting to pin a connection */
+	ik_list      pending; /* requests without a session, waiting */
+	ik_list      waiting; /* sessions waiting to pin a connection */
 	uint32_t     npending;
 	uint32_t     nglobal;   /* npending + requests of waiting sessions */
 	uint64_t     ninflight; /* across pipes, dead ones included */
@@ -84,8 +84,8 @@ struct db_sock {
 	uint64_t     seq;
 	uint64_t     accepted; /* send() calls that took a message */
 	db_req      *plain;    /* the plain API's current request */
-	bool         busy;      /* refused a message: re-offer when things move */
-	bool         draining;  /* taking the whole send queue: never busy */
+	bool         busy;     /* refused a message: re-offer when things move */
+	bool         draining; /* taking the whole send queue: never busy */
 	bool         dispatching, again;
 	bool         token_mode; /* iok_request has been used */
 	int          max_inflight;

@@ -11,7 +11,7 @@
 static void
 sess_free(db_sock *s, db_sess *se)
 {
-	db_req *r;
+	db_req  *r;
 	ik_node *n;
 	while ((n = ik_list_first(&se->queue)) != NULL) {
 		r = ik_container_of(n, db_req, qnode);
@@ -52,7 +52,8 @@ ik_db_sess_flush(db_sock *s, db_sess *se)
 {
 	ik_node *n;
 	se->nout++; /* a request failing to go must not free se under us */
-	while (se->pipe != NULL && (n = ik_list_first(&se->queue)) != NULL && ik_db_room(s, se->pipe)) {
+	while (se->pipe != NULL && (n = ik_list_first(&se->queue)) != NULL &&
+	       ik_db_room(s, se->pipe)) {
 		db_req *r = ik_container_of(n, db_req, qnode);
 		ik_list_remove(n);
 		se->nqueue--;

@@ -13,7 +13,7 @@
 struct ik_idmap {
 	uint64_t *keys; /* 0 = empty slot */
 	void    **vals;
-	uint32_t  cap;  /* power of two, or 0 */
+	uint32_t  cap; /* power of two, or 0 */
 	uint32_t  n;
 };
 

@@ -44,11 +44,14 @@ typedef struct ik_timer ik_timer;
 #define IK_PF_RAW 0x04     /* has a raw mode */
 #define IK_PF_NOSP 0x08    /* no SP headers: runs over database transports */
 #define IK_PF_REQUEST 0x10 /* iok_request works (req, surveyor, db) */
-#define IK_PF_REPLY 0x20   /* iok_reply works; plain send answers the last
+#define IK_PF_REPLY \
+	0x20 /* iok_reply works; plain send answers the last
                               request received (rep, respondent) */
-#define IK_PF_MULTI_REPLY 0x40 /* a request gets many replies, then a
+#define IK_PF_MULTI_REPLY \
+	0x40 /* a request gets many replies, then a
                                   status completion (surveyor) */
-#define IK_PF_SESSIONS 0x80 /* iok_session_open/close work: session_close
+#define IK_PF_SESSIONS \
+	0x80 /* iok_session_open/close work: session_close
                                is set (pipelined-db) */
 
 /* Option types, for setopt/getopt. */
@@ -89,8 +92,8 @@ typedef struct ik_app_hooks {
 /* What a pattern's inflight hook reports for one request: the pipe it was
  * written to (NULL while it waits for one), the loop time (ik_now_ms) it
  * was accepted, and the request's first bytes (len may be 0). */
-typedef void (*ik_inflight_fn)(void *arg, ik_pipe *p, uint64_t since_ms, const void *head,
-                               size_t len);
+typedef void (*ik_inflight_fn)(
+    void *arg, ik_pipe *p, uint64_t since_ms, const void *head, size_t len);
 
 typedef struct ik_pattern {
 	const char *name;      /* "pair1" */
@@ -164,7 +167,7 @@ typedef struct ik_pattern {
  * version digit as an alias).  Any thread, typically at start-up; the
  * table is fixed size (IOK_ENOSPC when full), IOK_EEXIST if the name is
  * taken. */
-int ik_pattern_register(const ik_pattern *p);
+int               ik_pattern_register(const ik_pattern *p);
 const ik_pattern *ik_pattern_find(const char *name);
 /* ik_pattern_alias makes alias name the same pattern as name. */
 void ik_pattern_alias(const char *alias, const char *name);
@@ -256,8 +259,8 @@ enum ik_stat {
 	IK_STAT_RX_MALFORMED,
 	IK_STAT_RX_DROPPED,
 	IK_STAT_TX_DROPPED,
-	IK_STAT_REQUESTS, /* requests written (req, surveyor, pipelined-db) */
-	IK_STAT_REPLIES,  /* replies matched to a request (ik_sock_req_done) */
+	IK_STAT_REQUESTS,    /* requests written (req, surveyor, pipelined-db) */
+	IK_STAT_REPLIES,     /* replies matched to a request (ik_sock_req_done) */
 	IK_STAT_SEND_WAITS,  /* sends that found the send queue full (copied
 	                        from ik_sock.send_waits under its lock) */
 	IK_STAT_RATE_DELAYS, /* times the send-rate limit held the queue */
@@ -276,11 +279,11 @@ int ik_sock_max_ttl(const ik_sock *s);
 
 /* Timers: fire cb(arg) once after ms, on the kernel thread. */
 ik_timer *ik_timer_new(void (*cb)(void *), void *arg);
-void ik_timer_start(ik_timer *t, uint64_t ms);
-void ik_timer_stop(ik_timer *t);
-void ik_timer_free(ik_timer *t); /* stops it; safe from its own callback */
-uint64_t ik_now_ms(void); /* the loop's clock, milliseconds */
-uint64_t ik_now_us(void); /* a monotonic clock, microseconds (not cached) */
+void      ik_timer_start(ik_timer *t, uint64_t ms);
+void      ik_timer_stop(ik_timer *t);
+void      ik_timer_free(ik_timer *t); /* stops it; safe from its own callback */
+uint64_t  ik_now_ms(void);            /* the loop's clock, milliseconds */
+uint64_t  ik_now_us(void);            /* a monotonic clock, microseconds (not cached) */
 
 /* Option value helpers: copy a typed value in or out, checking the type
  * (IOK_EBADTYPE) and range (IOK_EINVAL). */

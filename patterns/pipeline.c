@@ -14,8 +14,8 @@ typedef struct push_pipe {
 } push_pipe;
 
 typedef struct push_sock {
-	ik_sock    *sock;
-	ik_pipeset  pipes;
+	ik_sock   *sock;
+	ik_pipeset pipes;
 } push_sock;
 
 #include <stdlib.h>

@@ -16,17 +16,17 @@
 #include "pattern.h"
 
 typedef struct ik_pipeset {
-	void  **v;        /* members, dense */
-	int     n, cap;
-	int     next;     /* where the round-robin resumes */
-	int     max;      /* largest capacity (0: no limit) */
-	size_t  pipe_off; /* offsetof(member, pipe) */
-	size_t  slot_off; /* offsetof(member, slot) */
+	void **v; /* members, dense */
+	int    n, cap;
+	int    next;     /* where the round-robin resumes */
+	int    max;      /* largest capacity (0: no limit) */
+	size_t pipe_off; /* offsetof(member, pipe) */
+	size_t slot_off; /* offsetof(member, slot) */
 } ik_pipeset;
 
 /* IK_PIPESET_INIT(set, member type, max): an empty set whose capacity
  * never grows beyond max members (0: no limit). */
-#define IK_PIPESET_INIT(set, type, maxn)                                                           \
+#define IK_PIPESET_INIT(set, type, maxn) \
 	ik_pipeset_init((set), offsetof(type, pipe), offsetof(type, slot), (maxn))
 
 static inline void
@@ -93,8 +93,8 @@ ik_pipeset_add(ik_pipeset *s, void *pp)
 static inline void
 ik_pipeset_rm(ik_pipeset *s, void *pp)
 {
-	int slot = *ik_pipeset_slot_(s, pp);
-	s->v[slot]                         = s->v[s->n - 1];
+	int slot                         = *ik_pipeset_slot_(s, pp);
+	s->v[slot]                       = s->v[s->n - 1];
 	*ik_pipeset_slot_(s, s->v[slot]) = slot;
 	s->n--;
 	if (s->next >= s->n) {

@@ -93,8 +93,8 @@ rep_send(void *as, iok_msg *m, bool *drop_queued)
 	if (r->last_token == 0) {
 		return IOK_ESTATE;
 	}
-	m->token      = r->last_token;
-	m->flags     |= IK_MSG_REPLY;
+	m->token = r->last_token;
+	m->flags |= IK_MSG_REPLY;
 	r->last_token = 0;
 	return 0;
 }

@@ -534,7 +534,8 @@ sub_push_all(sub_sock *ps, sub_pipe *pi, unsigned on)
 		}
 	}
 	for (size_t i = 0; i < ps->pats.n; i++) {
-		r = ik_pipe_subscribe(pi->pipe, ps->pats.v[i]->b, ps->pats.v[i]->len, on | IK_SUB_PATTERN);
+		r = ik_pipe_subscribe(
+		    pi->pipe, ps->pats.v[i]->b, ps->pats.v[i]->len, on | IK_SUB_PATTERN);
 		if (rv == 0) {
 			rv = r;
 		}
@@ -673,7 +674,8 @@ sub_change(sub_sock *ps, int pattern, int on, const uint8_t *b, size_t len)
 			return 0; /* already subscribed: nothing to send */
 		}
 	} else {
-		rv = pattern ? topic_del(ps->pats.v, &ps->pats.n, b, len) : topic_del(ps->all, &ps->nall, b, len);
+		rv = pattern ? topic_del(ps->pats.v, &ps->pats.n, b, len)
+		             : topic_del(ps->all, &ps->nall, b, len);
 	}
 	if (rv != 0) {
 		return rv;
@@ -686,7 +688,8 @@ sub_change(sub_sock *ps, int pattern, int on, const uint8_t *b, size_t len)
 		return 0;
 	}
 	if ((rv = ik_pipe_subscribe(ps->subbed->pipe, b, len, how)) != 0 && on) {
-		(void) (pattern ? topic_del(ps->pats.v, &ps->pats.n, b, len) : topic_del(ps->all, &ps->nall, b, len));
+		(void) (pattern ? topic_del(ps->pats.v, &ps->pats.n, b, len)
+		                : topic_del(ps->all, &ps->nall, b, len));
 		return rv;
 	}
 	return 0;
@@ -737,8 +740,10 @@ sub_getopt(void *arg, const char *name, void *v, size_t *sz, int type)
 	if (ps->raw) {
 		return IOK_ENOTSUP;
 	}
-	if (strcmp(name, IOK_OPT_SUB_SUBSCRIBE) == 0 || strcmp(name, IOK_OPT_SUB_UNSUBSCRIBE) == 0 ||
-	    strcmp(name, IOK_OPT_SUB_PSUBSCRIBE) == 0 || strcmp(name, IOK_OPT_SUB_PUNSUBSCRIBE) == 0) {
+	if (strcmp(name, IOK_OPT_SUB_SUBSCRIBE) == 0 ||
+	    strcmp(name, IOK_OPT_SUB_UNSUBSCRIBE) == 0 ||
+	    strcmp(name, IOK_OPT_SUB_PSUBSCRIBE) == 0 ||
+	    strcmp(name, IOK_OPT_SUB_PUNSUBSCRIBE) == 0) {
 		return IOK_EWRITEONLY;
 	}
 	if (strcmp(name, OPT_SUB_FILTERED) == 0) {

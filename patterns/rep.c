@@ -56,14 +56,14 @@ typedef struct rsp_req {
 } rsp_req;
 
 struct rsp_sock {
-	ik_sock   *sock;
-	int        raw;
-	ik_list    pipes;
+	ik_sock  *sock;
+	int       raw;
+	ik_list   pipes;
 	ik_idmap *byid; /* pipe id -> rsp_pipe */
 	ik_idmap *reqs; /* token -> rsp_req */
-	ik_list    age;
-	uint64_t   next_token;
-	bool       busy; /* refused a reply: a full pipe holds the core up */
+	ik_list   age;
+	uint64_t  next_token;
+	bool      busy; /* refused a reply: a full pipe holds the core up */
 };
 
 static void
@@ -77,7 +77,7 @@ node_unlink(ik_node *n)
 static int
 rsp_init(void *arg, ik_sock *sock, int raw)
 {
-	rsp_sock *s = arg;
+	rsp_sock *s   = arg;
 	s->sock       = sock;
 	s->raw        = raw;
 	s->next_token = ((uint64_t) ik_rr_seed(s) << 16) + 1;
@@ -237,8 +237,8 @@ rsp_send(void *arg, iok_msg *m)
 
 	if (s->raw) {
 		uint32_t id;
-		if (iok_msg_header_trim_u32(m, &id) != 0 || (p = ik_idmap_get(s->byid, id)) == NULL ||
-		    rsp_full(p)) {
+		if (iok_msg_header_trim_u32(m, &id) != 0 ||
+		    (p = ik_idmap_get(s->byid, id)) == NULL || rsp_full(p)) {
 			/* No pipe id, the pipe is gone, or its peer does not
 			 * read (as nng's raw rep: drop, never hold up the
 			 * device's other traffic). */
@@ -285,7 +285,8 @@ rsp_recv(void *arg, void *pp, iok_msg *m)
 		}
 		if ((rv = ik_rr_bt_parse(m, ik_sock_max_ttl(s->sock))) != IK_RR_BT_OK) {
 			iok_msg_free(m);
-			ik_sock_stat(s->sock, rv == IK_RR_BT_HOPS ? IK_STAT_RX_DROPPED : IK_STAT_RX_MALFORMED, 1);
+			ik_sock_stat(s->sock,
+			    rv == IK_RR_BT_HOPS ? IK_STAT_RX_DROPPED : IK_STAT_RX_MALFORMED, 1);
 			return IK_OK;
 		}
 		m->flags = IK_MSG_PARSED;

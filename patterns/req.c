@@ -47,13 +47,13 @@ typedef struct req_pipe {
 } req_pipe;
 
 typedef struct req_ent {
-	ik_rt_ent    rt;     /* token (0: the plain API's request), expiry */
+	ik_rt_ent    rt; /* token (0: the plain API's request), expiry */
 	uint32_t     id;
-	iok_msg     *msg;    /* as sent: header = id */
-	req_pipe    *pipe;   /* where it went last; NULL while waiting */
-	ik_node      pnode;  /* in pipe->ents, or s->waitq while waiting */
-	ik_node      rnode;  /* in s->resends */
-	ik_node      anode;  /* in s->all */
+	iok_msg     *msg;   /* as sent: header = id */
+	req_pipe    *pipe;  /* where it went last; NULL while waiting */
+	ik_node      pnode; /* in pipe->ents, or s->waitq while waiting */
+	ik_node      rnode; /* in s->resends */
+	ik_node      anode; /* in s->all */
 	uint64_t     resend_at;
 	iok_duration resend_ms; /* the socket's value when it was sent */
 } req_ent;
@@ -62,9 +62,9 @@ struct req_sock {
 	ik_sock     *sock;
 	int          raw;
 	ik_pipeset   pipes;
-	ik_reqtrack  rt;  /* tokens, expiries, the timer */
-	ik_idmap    *ids; /* request id -> entry (answerable ones) */
-	req_ent     *cur; /* the plain API's request */
+	ik_reqtrack  rt;    /* tokens, expiries, the timer */
+	ik_idmap    *ids;   /* request id -> entry (answerable ones) */
+	req_ent     *cur;   /* the plain API's request */
 	ik_list      waitq; /* accepted, waiting for a writable pipe */
 	int          nwait;
 	ik_list      resends; /* by resend_at */
@@ -97,13 +97,13 @@ static void req_fire(void *arg);
 static int
 req_init(void *arg, ik_sock *sock, int raw)
 {
-	req_sock *s = arg;
-	s->sock       = sock;
-	s->raw        = raw;
-	s->resend_ms  = REQ_RESEND_DEFAULT;
-	s->timeout_ms = IOK_DURATION_INFINITE;
+	req_sock *s     = arg;
+	s->sock         = sock;
+	s->raw          = raw;
+	s->resend_ms    = REQ_RESEND_DEFAULT;
+	s->timeout_ms   = IOK_DURATION_INFINITE;
 	s->max_inflight = REQ_MAX_INFLIGHT;
-	s->next_id    = ik_rr_seed(s);
+	s->next_id      = ik_rr_seed(s);
 	IK_PIPESET_INIT(&s->pipes, req_pipe, MAX_PIPES);
 	ik_list_init(&s->waitq);
 	ik_list_init(&s->resends);
@@ -231,7 +231,8 @@ req_flush(req_sock *s)
 {
 	ik_node  *n;
 	req_pipe *p;
-	while ((n = ik_list_first(&s->waitq)) != NULL && (p = ik_pipeset_next_writable(&s->pipes)) != NULL) {
+	while ((n = ik_list_first(&s->waitq)) != NULL &&
+	       (p = ik_pipeset_next_writable(&s->pipes)) != NULL) {
 		req_ent *e = ik_container_of(n, req_ent, pnode);
 		ik_list_remove(&e->pnode);
 		s->nwait--;
@@ -362,7 +363,8 @@ req_send(void *arg, iok_msg *m)
 		return req_send_raw(s, m);
 	}
 	req_flush(s);
-	if (s->nents >= (uint32_t) s->max_inflight && !(!(m->flags & IK_MSG_REQUEST) && s->cur != NULL)) {
+	if (s->nents >= (uint32_t) s->max_inflight &&
+	    !(!(m->flags & IK_MSG_REQUEST) && s->cur != NULL)) {
 		/* Throttled: the request waits in the send queue (a plain send
 		 * that replaces the current request always goes). */
 		s->capped = true;
@@ -446,7 +448,9 @@ req_recv(void *arg, void *pp, iok_msg *m)
 			int rv = ik_rr_bt_parse(m, ik_sock_max_ttl(s->sock));
 			if (rv != IK_RR_BT_OK) {
 				iok_msg_free(m);
-				ik_sock_stat(s->sock, rv == IK_RR_BT_HOPS ? IK_STAT_RX_DROPPED : IK_STAT_RX_MALFORMED, 1);
+				ik_sock_stat(s->sock,
+				    rv == IK_RR_BT_HOPS ? IK_STAT_RX_DROPPED : IK_STAT_RX_MALFORMED,
+				    1);
 				return IK_OK;
 			}
 		} else {
@@ -517,8 +521,8 @@ req_inflight(void *arg, ik_inflight_fn fn, void *farg)
 	for (ik_node *n = ik_list_first(&s->all); n != NULL; n = ik_list_next(&s->all, n)) {
 		req_ent *e = ik_container_of(n, req_ent, anode);
 		if (e->msg != NULL) {
-			fn(farg, e->pipe != NULL ? e->pipe->pipe : NULL, e->rt.since, iok_msg_body(e->msg),
-			   iok_msg_len(e->msg));
+			fn(farg, e->pipe != NULL ? e->pipe->pipe : NULL, e->rt.since,
+			    iok_msg_body(e->msg), iok_msg_len(e->msg));
 		}
 	}
 }
@@ -534,7 +538,8 @@ req_setopt(void *arg, const char *name, const void *v, size_t sz, int type)
 		return ik_opt_get_ms(v, sz, type, &s->timeout_ms);
 	}
 	if (!s->raw && strcmp(name, IOK_OPT_REQ_MAXINFLIGHT) == 0) {
-		return ik_opt_get_int(v, sz, type, 1, 1 << 24, &s->max_inflight); /* the core pumps */
+		return ik_opt_get_int(
+		    v, sz, type, 1, 1 << 24, &s->max_inflight); /* the core pumps */
 	}
 	return IOK_ENOTSUP;
 }

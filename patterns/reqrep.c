@@ -47,7 +47,8 @@ ik_rr_seed(const void *salt)
 {
 	uint32_t v = 0;
 	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t) sizeof(v)) {
-		uint64_t x = (uint64_t) (uintptr_t) salt ^ ((uint64_t) getpid() << 32) ^ ik_now_ms();
+		uint64_t x =
+		    (uint64_t) (uintptr_t) salt ^ ((uint64_t) getpid() << 32) ^ ik_now_ms();
 		x ^= x >> 33;
 		x *= 0xff51afd7ed558ccdULL;
 		x ^= x >> 33;

@@ -51,7 +51,7 @@ typedef struct ik_reqtrack {
 	ik_timer *timer;
 	bool      armed;
 	uint64_t  armed_at;
-	void    (*fire)(void *arg);
+	void (*fire)(void *arg);
 	void     *arg;
 	iok_msg **owed; /* completions waiting for room (ring) */
 	uint32_t  ohead, olen, ocap;

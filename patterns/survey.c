@@ -44,9 +44,9 @@ typedef struct srv_pipe {
 } srv_pipe;
 
 typedef struct srv_survey {
-	ik_rt_ent rt;    /* token (0: the plain API's survey), end */
+	ik_rt_ent rt; /* token (0: the plain API's survey), end */
 	uint32_t  id;
-	ik_node   anode; /* in s->all */
+	ik_node   anode;    /* in s->all */
 	uint8_t   head[32]; /* first bytes, for the debug endpoint */
 	uint8_t   nhead;
 } srv_survey;
@@ -68,7 +68,7 @@ static void srv_fire(void *arg);
 static int
 srv_init(void *arg, ik_sock *sock, int raw)
 {
-	srv_sock *s = arg;
+	srv_sock *s  = arg;
 	s->sock      = sock;
 	s->raw       = raw;
 	s->survey_ms = SURVEY_TIME_DEFAULT;
@@ -211,7 +211,8 @@ srv_send(void *arg, iok_msg *m)
 		sv->id = (s->next_id++) | 0x80000000u;
 	} while (ik_idmap_get(s->ids, sv->id) != NULL);
 	sv->rt.since = ik_now_ms();
-	sv->nhead = (uint8_t) (iok_msg_len(m) < sizeof(sv->head) ? iok_msg_len(m) : sizeof(sv->head));
+	sv->nhead =
+	    (uint8_t) (iok_msg_len(m) < sizeof(sv->head) ? iok_msg_len(m) : sizeof(sv->head));
 	memcpy(sv->head, iok_msg_body(m), sv->nhead);
 	if (ik_idmap_put(s->ids, sv->id, sv) != 0) {
 		free(sv);
@@ -258,7 +259,9 @@ srv_recv(void *arg, void *pp, iok_msg *m)
 			int rv = ik_rr_bt_parse(m, ik_sock_max_ttl(s->sock));
 			if (rv != IK_RR_BT_OK) {
 				iok_msg_free(m);
-				ik_sock_stat(s->sock, rv == IK_RR_BT_HOPS ? IK_STAT_RX_DROPPED : IK_STAT_RX_MALFORMED, 1);
+				ik_sock_stat(s->sock,
+				    rv == IK_RR_BT_HOPS ? IK_STAT_RX_DROPPED : IK_STAT_RX_MALFORMED,
+				    1);
 				return IK_OK;
 			}
 		} else {

@@ -31,15 +31,15 @@ typedef struct slot {
 	uint64_t max_ns;  /* timer: largest; marker: longest stay */
 	uint64_t last_ns; /* marker: when it was last passed (CLOCK_MONOTONIC) */
 	uint64_t last_tid;
-	uint64_t leaves;  /* marker: iok_marker_leave calls */
+	uint64_t leaves; /* marker: iok_marker_leave calls */
 	uint32_t kind;
 	char     name[IK_APP_NAME_MAX + 1];
 	uint64_t buckets[IK_APP_BUCKETS]; /* timer: by power of two of ns */
 } slot;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static slot           *slots;   /* IK_APP_SLOTS, mmap'd on first use */
-static uint32_t        nslots;  /* published: atomic, release/acquire */
+static slot           *slots;  /* IK_APP_SLOTS, mmap'd on first use */
+static uint32_t        nslots; /* published: atomic, release/acquire */
 static pthread_once_t  once = PTHREAD_ONCE_INIT;
 
 static void
@@ -52,7 +52,7 @@ static void
 map_once(void)
 {
 	void *p = mmap(NULL, sizeof(slot) * IK_APP_SLOTS, PROT_READ | PROT_WRITE,
-	               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p != MAP_FAILED) {
 		slots = p;
 	}
@@ -130,8 +130,8 @@ static void
 atomic_max(uint64_t *p, uint64_t v)
 {
 	uint64_t cur = __atomic_load_n(p, __ATOMIC_RELAXED);
-	while (v > cur && !__atomic_compare_exchange_n(p, &cur, v, 1, __ATOMIC_RELAXED,
-	                                               __ATOMIC_RELAXED)) {
+	while (v > cur &&
+	       !__atomic_compare_exchange_n(p, &cur, v, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
 	}
 }
 

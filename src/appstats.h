@@ -7,9 +7,9 @@
 
 #include <stdint.h>
 
-#define IK_APP_SLOTS 1024   /* names per process (all kinds) */
-#define IK_APP_NAME_MAX 63  /* bytes of a name */
-#define IK_APP_BUCKETS 65   /* timer: 0, then [2^(b-1), 2^b) ns */
+#define IK_APP_SLOTS 1024  /* names per process (all kinds) */
+#define IK_APP_NAME_MAX 63 /* bytes of a name */
+#define IK_APP_BUCKETS 65  /* timer: 0, then [2^(b-1), 2^b) ns */
 
 enum { IK_APP_COUNTER = 1, IK_APP_TIMER, IK_APP_MARKER };
 

@@ -54,9 +54,9 @@ static void
 on_signal(int sig, siginfo_t *si, void *uc)
 {
 	static const char hdr[] = "C stack of the main thread (most recent call first):\n";
-	void *frames[FRAMES_MAX];
-	int   saved = errno;
-	int   n;
+	void             *frames[FRAMES_MAX];
+	int               saved = errno;
+	int               n;
 	(void) sig;
 	(void) si;
 	(void) uc;

@@ -88,7 +88,8 @@ outf(ik_buf *b, const char *fmt, ...)
 	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
 	if (n > 0) {
-		(void) ik_buf_append(b, tmp, (size_t) n < sizeof(tmp) ? (size_t) n : sizeof(tmp) - 1);
+		(void) ik_buf_append(
+		    b, tmp, (size_t) n < sizeof(tmp) ? (size_t) n : sizeof(tmp) - 1);
 	}
 }
 
@@ -193,9 +194,9 @@ list_cb(void *arg, ik_pipe *p, uint64_t since, const void *head, size_t len)
 	}
 	la->shown++;
 	outf(la->b, "socket=%u pattern=%s peer=%s pipe=%u age_ms=%llu len=%zu bytes=\"",
-	     la->s->obj.id, la->s->pat->name, p != NULL ? ep_url(p->ep) : "(queued)",
-	     p != NULL ? p->id : 0u, (unsigned long long) (la->now > since ? la->now - since : 0),
-	     len);
+	    la->s->obj.id, la->s->pat->name, p != NULL ? ep_url(p->ep) : "(queued)",
+	    p != NULL ? p->id : 0u, (unsigned long long) (la->now > since ? la->now - since : 0),
+	    len);
 	out_escaped(la->b, head, len < HEAD_SHOWN ? len : HEAD_SHOWN);
 	outf(la->b, "%s\"\n", len > HEAD_SHOWN ? "..." : "");
 }
@@ -213,7 +214,7 @@ inflight_sock(ik_sock *s, void *arg)
 static void
 cmd_inflight(ik_buf *b)
 {
-	list_arg la = {.b = b, .now = ik_now_ms()};
+	list_arg la = { .b = b, .now = ik_now_ms() };
 	ik_sockets_foreach(inflight_sock, &la);
 	if (la.more > 0) {
 		outf(b, "... %llu more\n", (unsigned long long) la.more);
@@ -227,23 +228,23 @@ static void
 stats_sock(ik_sock *s, void *arg)
 {
 	ik_buf   *b  = arg;
-	count_arg ca = {0};
+	count_arg ca = { 0 };
 	size_t    sq, rq;
 	int       sqc, rqc;
 
 	pthread_mutex_lock(&s->mu);
 	s->stats[IK_STAT_SEND_WAITS] = s->send_waits;
-	sq  = s->sq.len;
-	rq  = s->rq.len;
-	sqc = s->sq_cap;
-	rqc = s->rq_cap;
+	sq                           = s->sq.len;
+	rq                           = s->rq.len;
+	sqc                          = s->sq_cap;
+	rqc                          = s->rq_cap;
 	pthread_mutex_unlock(&s->mu);
 	count_inflight(s, &ca);
 	outf(b, "socket=%u pattern=%s%s name=\"", s->obj.id, s->pat->name, s->raw ? " raw" : "");
 	out_escaped(b, s->name, strlen(s->name));
 	outf(b, "\" state=%s send_queue=%zu/%d recv_queue=%zu/%d staged=%zu inflight=%llu",
-	     s->closing ? "closing" : "open", sq, sqc, rq, rqc, s->staged.len,
-	     (unsigned long long) ca.total);
+	    s->closing ? "closing" : "open", sq, sqc, rq, rqc, s->staged.len,
+	    (unsigned long long) ca.total);
 	for (int i = 0; i < IK_STAT_COUNT; i++) {
 		outf(b, " %s=%llu", ik_stat_name(i) + 5, (unsigned long long) s->stats[i]);
 	}
@@ -261,12 +262,16 @@ app_stats(ik_buf *b)
 	ik_app_view v;
 	for (uint32_t i = 0; ik_app_read(i, &v); i++) {
 		if (v.kind == IK_APP_COUNTER) {
-			outf(b, "counter=\"%s\" value=%llu\n", v.name, (unsigned long long) v.value);
+			outf(
+			    b, "counter=\"%s\" value=%llu\n", v.name, (unsigned long long) v.value);
 		} else if (v.kind == IK_APP_TIMER) {
-			outf(b, "timer=\"%s\" count=%llu sum_us=%.1f p50_us=%.1f p90_us=%.1f p99_us=%.1f max_us=%.1f\n",
-			     v.name, (unsigned long long) v.value, (double) v.sum_ns / 1e3,
-			     (double) ik_app_quantile(&v, 0.5) / 1e3, (double) ik_app_quantile(&v, 0.9) / 1e3,
-			     (double) ik_app_quantile(&v, 0.99) / 1e3, (double) v.max_ns / 1e3);
+			outf(b,
+			    "timer=\"%s\" count=%llu sum_us=%.1f p50_us=%.1f p90_us=%.1f "
+			    "p99_us=%.1f max_us=%.1f\n",
+			    v.name, (unsigned long long) v.value, (double) v.sum_ns / 1e3,
+			    (double) ik_app_quantile(&v, 0.5) / 1e3,
+			    (double) ik_app_quantile(&v, 0.9) / 1e3,
+			    (double) ik_app_quantile(&v, 0.99) / 1e3, (double) v.max_ns / 1e3);
 		}
 	}
 }
@@ -290,11 +295,12 @@ cmd_markers(ik_buf *b)
 		outf(b, "marker=\"%s\" passes=%llu", v.name, (unsigned long long) v.value);
 		if (v.value > 0) {
 			outf(b, " last_thread=%llu ago_ms=%.1f", (unsigned long long) v.last_tid,
-			     (double) (now > v.last_ns ? now - v.last_ns : 0) / 1e6);
+			    (double) (now > v.last_ns ? now - v.last_ns : 0) / 1e6);
 		}
 		if (v.leaves > 0) {
-			outf(b, " left=%llu inside_avg_us=%.1f inside_max_us=%.1f", (unsigned long long) v.leaves,
-			     (double) v.sum_ns / (double) v.leaves / 1e3, (double) v.max_ns / 1e3);
+			outf(b, " left=%llu inside_avg_us=%.1f inside_max_us=%.1f",
+			    (unsigned long long) v.leaves,
+			    (double) v.sum_ns / (double) v.leaves / 1e3, (double) v.max_ns / 1e3);
 		}
 		outf(b, "\n");
 	}
@@ -328,7 +334,7 @@ static void
 peers_sock(ik_sock *s, void *arg)
 {
 	ik_buf    *b  = arg;
-	count_arg  ca = {0};
+	count_arg  ca = { 0 };
 	pipe_count pc[64];
 
 	/* Per-pipe counts for the first pipes (a pool bigger than that is
@@ -336,7 +342,7 @@ peers_sock(ik_sock *s, void *arg)
 	for (ik_node *n = ik_list_first(&s->eps); n != NULL; n = ik_list_next(&s->eps, n)) {
 		ik_ep *ep = ik_container_of(n, ik_ep, snode);
 		for (ik_node *m = ik_list_first(&ep->pipes); m != NULL && ca.npc < 64;
-		     m = ik_list_next(&ep->pipes, m)) {
+		     m          = ik_list_next(&ep->pipes, m)) {
 			pc[ca.npc].pipe = ik_container_of(m, ik_pipe, enode);
 			pc[ca.npc++].n  = 0;
 		}
@@ -346,44 +352,53 @@ peers_sock(ik_sock *s, void *arg)
 	for (ik_node *n = ik_list_first(&s->eps); n != NULL; n = ik_list_next(&s->eps, n)) {
 		ik_ep *ep = ik_container_of(n, ik_ep, snode);
 		int    np = 0;
-		for (ik_node *m = ik_list_first(&ep->pipes); m != NULL; m = ik_list_next(&ep->pipes, m)) {
+		for (ik_node *m = ik_list_first(&ep->pipes); m != NULL;
+		     m          = ik_list_next(&ep->pipes, m)) {
 			np++;
 		}
 		outf(b, "%s=%u socket=%u url=\"", ep->dialer ? "dialer" : "listener", ep->obj.id,
-		     s->obj.id);
+		    s->obj.id);
 		out_escaped(b, ep_url(ep), strlen(ep_url(ep)));
 		outf(b, "\" state=%s pipes=%d", ep_state(ep), np);
 		if (ep->dialer) {
-			outf(b, " reconnects=%llu last_error=\"%s\"", (unsigned long long) ep->reconnects,
-			     ep->last_err != 0 ? iok_strerror(ep->last_err) : "");
+			outf(b, " reconnects=%llu last_error=\"%s\"",
+			    (unsigned long long) ep->reconnects,
+			    ep->last_err != 0 ? iok_strerror(ep->last_err) : "");
 		}
 		outf(b, "\n");
 		/* The dialer's upstreams (one per address) with their own
 		 * counters, as its "upstreams" option, and latency. */
 		for (ik_node *m = ep->dialer ? ik_list_first(&ep->ups) : NULL; m != NULL;
-		     m = ik_list_next(&ep->ups, m)) {
+		     m          = ik_list_next(&ep->ups, m)) {
 			const ik_upstream *up = ik_container_of(m, ik_upstream, node);
 			char               addr[64];
 			if (!ik_upstream_listed(up)) {
 				continue;
 			}
 			ik_upstream_addr(up, addr, sizeof(addr));
-			outf(b, "  upstream=%s state=%s weight=%u pipes=%d connects=%llu errors=%llu drops=%llu"
-			        " connect_us=%llu replies=%llu latency_us=%llu",
-			     addr, up->removed ? "draining" : "live", up->weight, ik_upstream_pipes(up),
-			     (unsigned long long) up->connects, (unsigned long long) up->errors,
-			     (unsigned long long) up->drops, (unsigned long long) up->connect_us,
-			     (unsigned long long) up->replies, (unsigned long long) up->latency_us);
+			outf(b,
+			    "  upstream=%s state=%s weight=%u pipes=%d connects=%llu errors=%llu "
+			    "drops=%llu"
+			    " connect_us=%llu replies=%llu latency_us=%llu",
+			    addr, up->removed ? "draining" : "live", up->weight,
+			    ik_upstream_pipes(up), (unsigned long long) up->connects,
+			    (unsigned long long) up->errors, (unsigned long long) up->drops,
+			    (unsigned long long) up->connect_us, (unsigned long long) up->replies,
+			    (unsigned long long) up->latency_us);
 			if (up->xs != NULL) {
 				ik_hist_format(b, &up->xs->lat);
 			}
 			outf(b, "\n");
 		}
-		for (ik_node *m = ik_list_first(&ep->pipes); m != NULL; m = ik_list_next(&ep->pipes, m)) {
+		for (ik_node *m = ik_list_first(&ep->pipes); m != NULL;
+		     m          = ik_list_next(&ep->pipes, m)) {
 			ik_pipe *p = ik_container_of(m, ik_pipe, enode);
-			outf(b, "  pipe=%u state=%s rx_msgs=%llu rx_bytes=%llu tx_msgs=%llu tx_bytes=%llu", p->id,
-			     pipe_state(p), (unsigned long long) p->rx_msgs, (unsigned long long) p->rx_bytes,
-			     (unsigned long long) p->tx_msgs, (unsigned long long) p->tx_bytes);
+			outf(b,
+			    "  pipe=%u state=%s rx_msgs=%llu rx_bytes=%llu tx_msgs=%llu "
+			    "tx_bytes=%llu",
+			    p->id, pipe_state(p), (unsigned long long) p->rx_msgs,
+			    (unsigned long long) p->rx_bytes, (unsigned long long) p->tx_msgs,
+			    (unsigned long long) p->tx_bytes);
 			for (int i = 0; i < ca.npc; i++) {
 				if (pc[i].pipe == p) {
 					outf(b, " inflight=%llu", (unsigned long long) pc[i].n);
@@ -397,7 +412,7 @@ peers_sock(ik_sock *s, void *arg)
 	}
 	if (ca.queued > 0) {
 		outf(b, "socket=%u queued_requests=%llu (waiting for a connection)\n", s->obj.id,
-		     (unsigned long long) ca.queued);
+		    (unsigned long long) ca.queued);
 	}
 }
 
@@ -428,7 +443,7 @@ stack_poll_cb(uv_poll_t *h, int status, int events)
 	/* Done once the C handler, which runs last, wrote its end line. */
 	if (D.sout.len >= sizeof(IK_STACK_END) - 1 &&
 	    memcmp(D.sout.data + D.sout.len - (sizeof(IK_STACK_END) - 1), IK_STACK_END,
-	           sizeof(IK_STACK_END) - 1) == 0) {
+	        sizeof(IK_STACK_END) - 1) == 0) {
 		D.sout.len -= sizeof(IK_STACK_END) - 1;
 		stack_finish(NULL);
 	}
@@ -885,7 +900,7 @@ listen_k(ik_cmd *c)
 int
 iok_debug_listen(const char *path)
 {
-	struct dbg_cmd dc = {.path = path};
+	struct dbg_cmd dc = { .path = path };
 	int            rv;
 	if (path == NULL) {
 		return IOK_EINVAL;
@@ -921,7 +936,8 @@ text_k(ik_cmd *c)
 	} else {
 		rv = IOK_EINVAL;
 	}
-	if (rv == 0 && (ik_buf_append(&b, "", 1) != 0 || (tc->out = strdup((char *) b.data)) == NULL)) {
+	if (rv == 0 &&
+	    (ik_buf_append(&b, "", 1) != 0 || (tc->out = strdup((char *) b.data)) == NULL)) {
 		rv = IOK_ENOMEM;
 	}
 	ik_buf_fini(&b);
@@ -931,7 +947,7 @@ text_k(ik_cmd *c)
 int
 iok_debug_text(const char *what, char **text)
 {
-	struct text_cmd tc = {.what = what};
+	struct text_cmd tc = { .what = what };
 	int             rv;
 	if (what == NULL || text == NULL) {
 		return IOK_EINVAL;
@@ -945,6 +961,6 @@ iok_debug_text(const char *what, char **text)
 int
 iok_debug_close(void)
 {
-	struct dbg_cmd dc = {.path = NULL};
+	struct dbg_cmd dc = { .path = NULL };
 	return ik_cmd_call(&dc.cmd, listen_k);
 }

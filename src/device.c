@@ -29,14 +29,18 @@ ik_devices_unlink(ik_sock *s)
 {
 	if (s->dev_peer != NULL) {
 		ik_sock *p = s->dev_peer;
-		if (p->dev_src == s) p->dev_src = NULL;
-		if (p->dev_peer == s) p->dev_peer = NULL;
+		if (p->dev_src == s)
+			p->dev_src = NULL;
+		if (p->dev_peer == s)
+			p->dev_peer = NULL;
 		s->dev_peer = NULL;
 	}
 	if (s->dev_src != NULL) {
 		ik_sock *p = s->dev_src;
-		if (p->dev_peer == s) p->dev_peer = NULL;
-		if (p->dev_src == s) p->dev_src = NULL;
+		if (p->dev_peer == s)
+			p->dev_peer = NULL;
+		if (p->dev_src == s)
+			p->dev_src = NULL;
 		s->dev_src = NULL;
 	}
 }
@@ -92,13 +96,14 @@ iok_device(iok_socket ha, iok_socket hb)
 	}
 	if (!a->raw || (b != NULL && !b->raw)) {
 		rv = IOK_EINVAL;
-	} else if (b != NULL && b != a && (a->pat->proto != b->pat->peer || a->pat->peer != b->pat->proto)) {
+	} else if (b != NULL && b != a &&
+	           (a->pat->proto != b->pat->peer || a->pat->peer != b->pat->proto)) {
 		rv = IOK_EINVAL;
 	} else if ((b == NULL || b == a) && a->pat->proto != a->pat->peer) {
 		rv = IOK_EINVAL;
 	} else {
-		struct device_cmd dc = {.a = a, .b = b};
-		rv = ik_cmd_call(&dc.cmd, device_k);
+		struct device_cmd dc = { .a = a, .b = b };
+		rv                   = ik_cmd_call(&dc.cmd, device_k);
 	}
 	if (b != NULL) {
 		ik_sock_rele(b);

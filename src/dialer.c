@@ -22,7 +22,7 @@
 #include "ep.h"
 #include "pipe.h"
 
-static ik_list inproc_waiting = {{&inproc_waiting.head, &inproc_waiting.head}};
+static ik_list inproc_waiting = { { &inproc_waiting.head, &inproc_waiting.head } };
 
 static void up_kick(ik_upstream *up);
 
@@ -76,7 +76,7 @@ up_maybe_free(ik_upstream *up)
 static int
 up_count(const ik_upstream *up, bool active_only)
 {
-	const ik_ep *ep = up->ep;
+	const ik_ep *ep   = up->ep;
 	int          live = 0;
 	for (ik_node *n = ik_list_first(&ep->pipes); n != NULL; n = ik_list_next(&ep->pipes, n)) {
 		const ik_pipe *p = ik_container_of(n, ik_pipe, enode);
@@ -172,9 +172,9 @@ connect_cb(uv_connect_t *req, int status)
 	ik_ep       *ep        = up->ep;
 	ik_pipe     *p         = up->conn_pipe;
 	bool         cancelled = uv_is_closing(&p->h.handle);
-	up->conn_pipe  = NULL;
-	up->connecting = false;
-	p->dialing     = false;
+	up->conn_pipe          = NULL;
+	up->connecting         = false;
+	p->dialing             = false;
 	if (ep->closing || up->removed) {
 		if (!cancelled) {
 			ik_pipe_discard(p);
@@ -217,7 +217,8 @@ dial_stream(ik_upstream *up)
 	up->creq.data  = up;
 	up->t_start    = uv_hrtime();
 	if (tcp) {
-		rv = uv_tcp_connect(&up->creq, &p->h.tcp, (const struct sockaddr *) &up->sa, connect_cb);
+		rv = uv_tcp_connect(
+		    &up->creq, &p->h.tcp, (const struct sockaddr *) &up->sa, connect_cb);
 	} else {
 		uv_pipe_connect(&up->creq, &p->h.unix_pipe, ep->url.path, connect_cb);
 	}
@@ -292,7 +293,7 @@ up_remove(ik_upstream *up, int err)
 	ik_ep   *ep = up->ep;
 	ik_node *n, *tmp;
 	bool     draining = false;
-	up->removed = true;
+	up->removed       = true;
 	ik_timer_stop(up->timer);
 	if (up->connecting && up->conn_pipe != NULL && !uv_is_closing(&up->conn_pipe->h.handle)) {
 		ik_pipe_discard(up->conn_pipe); /* connect_cb sees it cancelled */
@@ -324,7 +325,7 @@ set_changed(void *arg, int err, const ik_disc_entry *set, int n)
 {
 	ik_ep   *ep = arg;
 	ik_node *node, *tmp;
-	bool     seen[IK_DISC_MAX] = {false};
+	bool     seen[IK_DISC_MAX] = { false };
 
 	if (err != 0) {
 		ep->last_err = err; /* nothing known yet; discovery retries */
@@ -340,9 +341,9 @@ set_changed(void *arg, int err, const ik_disc_entry *set, int n)
 		}
 		for (int i = 0; i < n && !found; i++) {
 			if (memcmp(&set[i].sa, &up->sa, sizeof(up->sa)) == 0) {
-				found       = true;
-				seen[i]     = true;
-				up->weight  = set[i].weight;
+				found      = true;
+				seen[i]    = true;
+				up->weight = set[i].weight;
 			}
 		}
 		if (!found) {
@@ -415,7 +416,8 @@ ik_dialer_close(ik_ep *ep)
 		ik_upstream *up = ik_container_of(n, ik_upstream, node);
 		up->removed     = true;
 		ik_timer_stop(up->timer);
-		if (up->connecting && up->conn_pipe != NULL && !uv_is_closing(&up->conn_pipe->h.handle)) {
+		if (up->connecting && up->conn_pipe != NULL &&
+		    !uv_is_closing(&up->conn_pipe->h.handle)) {
 			ik_pipe_discard(up->conn_pipe); /* connect_cb runs with UV_ECANCELED */
 		}
 		up_maybe_free(up);
@@ -432,7 +434,8 @@ ik_dialer_fork_child(ik_ep *ep)
 	for (n = ik_list_first(&ep->ups); n != NULL; n = ik_list_next(&ep->ups, n)) {
 		ik_upstream *up = ik_container_of(n, ik_upstream, node);
 		ik_timer_stop(up->timer);
-		if (up->connecting && up->conn_pipe != NULL && !uv_is_closing(&up->conn_pipe->h.handle)) {
+		if (up->connecting && up->conn_pipe != NULL &&
+		    !uv_is_closing(&up->conn_pipe->h.handle)) {
 			ik_pipe_discard(up->conn_pipe); /* connect_cb sees it closing */
 		}
 		up->backoff = ep->topts.reconn_min;
@@ -450,7 +453,7 @@ ik_upstream_addr(const ik_upstream *up, char *buf, size_t cap)
 		port = ntohs(in->sin_port);
 	} else if (up->sa.ss_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) &up->sa;
-		host[0] = '[';
+		host[0]                        = '[';
 		inet_ntop(AF_INET6, &in6->sin6_addr, host + 1, sizeof(host) - 2);
 		strcat(host, "]");
 		port = ntohs(in6->sin6_port);
@@ -485,12 +488,13 @@ ik_dialer_upstreams(const ik_ep *ep, char *buf, size_t cap)
 		}
 		ik_upstream_addr(up, addr, sizeof(addr));
 		int w = snprintf(buf + off, cap - off,
-		    "%s state=%s weight=%u pipes=%d connects=%llu errors=%llu drops=%llu connect-us=%llu "
+		    "%s state=%s weight=%u pipes=%d connects=%llu errors=%llu drops=%llu "
+		    "connect-us=%llu "
 		    "replies=%llu latency-us=%llu\n",
-		    addr, up->removed ? "draining" : "live", up->weight, up_count(up, true), (unsigned long long) up->connects,
-		    (unsigned long long) up->errors, (unsigned long long) up->drops,
-		    (unsigned long long) up->connect_us, (unsigned long long) up->replies,
-		    (unsigned long long) up->latency_us);
+		    addr, up->removed ? "draining" : "live", up->weight, up_count(up, true),
+		    (unsigned long long) up->connects, (unsigned long long) up->errors,
+		    (unsigned long long) up->drops, (unsigned long long) up->connect_us,
+		    (unsigned long long) up->replies, (unsigned long long) up->latency_us);
 		if (w < 0 || (size_t) w >= cap - off) {
 			return IOK_ENOSPC;
 		}
@@ -600,7 +604,8 @@ ik_inproc_wake_dialers(const char *name)
 		ik_ep *d = ik_container_of(n, ik_ep, inproc_node);
 		if (strcmp(d->url.path, name) == 0) {
 			ik_list_remove(n);
-			for (un = ik_list_first(&d->ups); un != NULL; un = ik_list_next(&d->ups, un)) {
+			for (un = ik_list_first(&d->ups); un != NULL;
+			     un = ik_list_next(&d->ups, un)) {
 				ik_timer_start(ik_container_of(un, ik_upstream, node)->timer, 0);
 			}
 		}

@@ -73,7 +73,8 @@ ik_topts_set(ik_tran_opts *o, const char *name, const void *v, size_t sz, int ty
 			if (ms < 0) {
 				return IOK_EINVAL;
 			}
-			*(strcmp(name, IOK_OPT_RECONNMINT) == 0 ? &o->reconn_min : &o->reconn_max) = ms;
+			*(strcmp(name, IOK_OPT_RECONNMINT) == 0 ? &o->reconn_min : &o->reconn_max) =
+			    ms;
 		}
 		return rv;
 	}
@@ -176,8 +177,8 @@ ep_handle_closed(uv_handle_t *h)
 void
 ik_ep_maybe_finish(ik_ep *ep)
 {
-	if (!ep->closing || ep->handles_open > 0 || !ik_list_empty(&ep->pipes) || !ik_list_empty(&ep->ups) ||
-	    ep->finished) {
+	if (!ep->closing || ep->handles_open > 0 || !ik_list_empty(&ep->pipes) ||
+	    !ik_list_empty(&ep->ups) || ep->finished) {
 		return;
 	}
 	ep->finished = true;
@@ -339,7 +340,7 @@ ik_ep_create(ik_ep **out, iok_socket h, const char *url, bool dialer)
 	ik_obj_init(&ep->obj, dialer ? IK_OBJ_DIALER : IK_OBJ_LISTENER, ep_destroy);
 	ep->dialer     = dialer;
 	ep->dormant_fd = -1;
-	ep->sock   = s;
+	ep->sock       = s;
 	ik_list_init(&ep->pipes);
 	ik_list_init(&ep->ups);
 	ik_node_init(&ep->snode);
@@ -349,7 +350,8 @@ ik_ep_create(ik_ep **out, iok_socket h, const char *url, bool dialer)
 		/* Where the addresses come from, and the URL the transport sees
 		 * (credentials, path, query). */
 		char *turl;
-		if ((rv = ik_disc_split_url(url, tscheme_known, &ep->disc_backend, &ep->disc_target, &turl)) != 0) {
+		if ((rv = ik_disc_split_url(
+		         url, tscheme_known, &ep->disc_backend, &ep->disc_target, &turl)) != 0) {
 			goto fail;
 		}
 		rv = ik_url_parse(&ep->url, turl);
@@ -383,7 +385,8 @@ ik_ep_create(ik_ep **out, iok_socket h, const char *url, bool dialer)
 	}
 	if (ep->tran->addr == IK_ADDR_NONE || ep->tran->addr == IK_ADDR_UNIX) {
 		if (ep->url.path == NULL || ep->url.path[0] == '\0' ||
-		    (ep->tran->addr == IK_ADDR_UNIX && strlen(ep->url.path) >= sizeof(((struct sockaddr_un *) 0)->sun_path))) {
+		    (ep->tran->addr == IK_ADDR_UNIX &&
+		        strlen(ep->url.path) >= sizeof(((struct sockaddr_un *) 0)->sun_path))) {
 			rv = IOK_EADDRINVAL; /* never a silently shortened path */
 			goto fail;
 		}
@@ -397,17 +400,18 @@ ik_ep_create(ik_ep **out, iok_socket h, const char *url, bool dialer)
 		/* Other backends report their own ports. */
 		bool listed = !dialer || strcmp(ep->disc_backend, "static") == 0;
 		if (listed && (ep->url.host == NULL || (dialer && ep->url.host[0] == '\0') ||
-		    (!ep->url.has_port && ep->tran->def_port == 0) ||
-		    (dialer && ik_ep_port(ep) == 0))) {
+		                  (!ep->url.has_port && ep->tran->def_port == 0) ||
+		                  (dialer && ik_ep_port(ep) == 0))) {
 			rv = IOK_EADDRINVAL;
 			goto fail;
 		}
-		if (ep->url.path != NULL && (ep->tran->flags & IK_TF_SP) && strcmp(ep->url.path, "/") != 0) {
+		if (ep->url.path != NULL && (ep->tran->flags & IK_TF_SP) &&
+		    strcmp(ep->url.path, "/") != 0) {
 			rv = IOK_EADDRINVAL; /* tcp://host:port/extra */
 			goto fail;
 		}
 	}
-	struct ep_cmd ec = {.ep = ep};
+	struct ep_cmd ec = { .ep = ep };
 	/* Ours until the handle is registered: once create_k has attached the
 	 * endpoint, a concurrent iok_close of the socket may close it and drop
 	 * the kernel's reference before we are done with it. */
@@ -418,7 +422,7 @@ ik_ep_create(ik_ep **out, iok_socket h, const char *url, bool dialer)
 	/* From here the endpoint holds a socket reference. */
 	ep->obj.destroy = ep_destroy_with_sock;
 	if ((rv = ik_obj_register(&ep->obj)) != 0) {
-		struct ep_cmd cc = {.ep = ep};
+		struct ep_cmd cc = { .ep = ep };
 		(void) ik_cmd_call(&cc.cmd, ep_close_k);
 		ik_obj_rele(&ep->obj);
 		ik_sock_rele(s);
@@ -502,7 +506,7 @@ ik_ep_start(uint32_t id, int type, int flags)
 	if ((rv = ik_ep_hold(id, type, &ep)) != 0) {
 		return rv;
 	}
-	struct ep_cmd ec = {.ep = ep, .flags = flags};
+	struct ep_cmd ec = { .ep = ep, .flags = flags };
 	rv               = ik_cmd_call(&ec.cmd, start_k);
 	ik_obj_rele(&ep->obj);
 	return rv;
@@ -516,7 +520,7 @@ ik_ep_close_id(uint32_t id, int type)
 	if ((rv = ik_ep_hold(id, type, &ep)) != 0) {
 		return rv;
 	}
-	struct ep_cmd ec = {.ep = ep};
+	struct ep_cmd ec = { .ep = ep };
 	rv               = ik_cmd_call(&ec.cmd, ep_close_k);
 	if (rv == IOK_ECLOSED) {
 		/* Closed with its socket before ep_create registered it: the
@@ -557,15 +561,17 @@ ep_getopt_k(ik_cmd *c)
 		rv = ik_put_string(ep->url.raw, ec->out, ec->outsz, ec->type);
 	} else if (strcmp(ec->name, IOK_OPT_UPSTREAMS) == 0) {
 		char *buf = ep->dialer ? malloc(UPSTREAMS_TEXT_MAX) : NULL;
-		rv        = !ep->dialer ? IOK_ENOTSUP : buf == NULL ? IOK_ENOMEM : ik_dialer_upstreams(ep, buf, UPSTREAMS_TEXT_MAX);
+		rv        = !ep->dialer   ? IOK_ENOTSUP
+		            : buf == NULL ? IOK_ENOMEM
+		                          : ik_dialer_upstreams(ep, buf, UPSTREAMS_TEXT_MAX);
 		if (rv == 0) {
 			rv = ik_put_string(buf, ec->out, ec->outsz, ec->type);
 		}
 		free(buf);
 	} else if (strcmp(ec->name, IOK_OPT_TCP_BOUND_PORT) == 0) {
 		rv = ep->dialer || ep->tran->addr == IK_ADDR_UNIX || ep->tran->addr == IK_ADDR_NONE
-		    ? IOK_ENOTSUP
-		    : ik_opt_put_int(ep->bound_port, ec->out, ec->outsz, ec->type);
+		         ? IOK_ENOTSUP
+		         : ik_opt_put_int(ep->bound_port, ec->out, ec->outsz, ec->type);
 	} else {
 		rv = ik_topts_get(&ep->topts, ec->name, ec->out, ec->outsz, ec->type);
 	}
@@ -583,7 +589,7 @@ ep_setopt(uint32_t id, int type, const char *name, const void *v, size_t sz, int
 	if ((rv = ik_ep_hold(id, type, &ep)) != 0) {
 		return rv;
 	}
-	struct ep_cmd ec = {.ep = ep, .name = name, .in = v, .sz = sz, .type = otype};
+	struct ep_cmd ec = { .ep = ep, .name = name, .in = v, .sz = sz, .type = otype };
 	rv               = ik_cmd_call(&ec.cmd, ep_setopt_k);
 	ik_obj_rele(&ep->obj);
 	return rv;
@@ -600,7 +606,7 @@ ep_getopt(uint32_t id, int type, const char *name, void *v, size_t *sz, int otyp
 	if ((rv = ik_ep_hold(id, type, &ep)) != 0) {
 		return rv;
 	}
-	struct ep_cmd ec = {.ep = ep, .name = name, .out = v, .outsz = sz, .type = otype};
+	struct ep_cmd ec = { .ep = ep, .name = name, .out = v, .outsz = sz, .type = otype };
 	rv               = ik_cmd_call(&ec.cmd, ep_getopt_k);
 	ik_obj_rele(&ep->obj);
 	return rv;
@@ -613,7 +619,8 @@ ep_get_string(uint32_t id, int type, const char *name, char **val)
 	for (;;) {
 		char  *buf = malloc(cap);
 		size_t sz  = cap;
-		int    rv  = buf == NULL ? IOK_ENOMEM : ep_getopt(id, type, name, buf, &sz, IK_OPT_STRING);
+		int    rv =
+                    buf == NULL ? IOK_ENOMEM : ep_getopt(id, type, name, buf, &sz, IK_OPT_STRING);
 		if (rv != 0 || sz <= cap) {
 			if (rv == 0) {
 				buf[cap - 1] = '\0';
@@ -628,61 +635,62 @@ ep_get_string(uint32_t id, int type, const char *name, char **val)
 	}
 }
 
-#define EP_OPTS(kind, KIND)                                                                         \
-	int iok_##kind##_set_bool(iok_##kind e, const char *n, bool v)                              \
-	{                                                                                           \
-		int iv = v; /* options carry bools as int inside */                                 \
-		return ep_setopt(e.id, KIND, n, &iv, sizeof(iv), IK_OPT_BOOL);                      \
-	}                                                                                           \
-	int iok_##kind##_set_int(iok_##kind e, const char *n, int v)                                \
-	{                                                                                           \
-		return ep_setopt(e.id, KIND, n, &v, sizeof(v), IK_OPT_INT);                         \
-	}                                                                                           \
-	int iok_##kind##_set_ms(iok_##kind e, const char *n, iok_duration v)                        \
-	{                                                                                           \
-		return ep_setopt(e.id, KIND, n, &v, sizeof(v), IK_OPT_MS);                          \
-	}                                                                                           \
-	int iok_##kind##_set_size(iok_##kind e, const char *n, size_t v)                            \
-	{                                                                                           \
-		return ep_setopt(e.id, KIND, n, &v, sizeof(v), IK_OPT_SIZE);                        \
-	}                                                                                           \
-	int iok_##kind##_set_string(iok_##kind e, const char *n, const char *v)                     \
-	{                                                                                           \
-		return v == NULL ? IOK_EINVAL : ep_setopt(e.id, KIND, n, v, strlen(v) + 1, IK_OPT_STRING); \
-	}                                                                                           \
-	int iok_##kind##_get_bool(iok_##kind e, const char *n, bool *v)                             \
-	{                                                                                           \
-		int    iv;                                                                          \
-		size_t sz = sizeof(iv);                                                             \
-		int    rv = ep_getopt(e.id, KIND, n, &iv, &sz, IK_OPT_BOOL);                        \
-		if (rv == 0) {                                                                      \
-			*v = iv != 0;                                                               \
-		}                                                                                   \
-		return rv;                                                                          \
-	}                                                                                           \
-	int iok_##kind##_get_int(iok_##kind e, const char *n, int *v)                               \
-	{                                                                                           \
-		size_t sz = sizeof(*v);                                                             \
-		return ep_getopt(e.id, KIND, n, v, &sz, IK_OPT_INT);                                \
-	}                                                                                           \
-	int iok_##kind##_get_ms(iok_##kind e, const char *n, iok_duration *v)                       \
-	{                                                                                           \
-		size_t sz = sizeof(*v);                                                             \
-		return ep_getopt(e.id, KIND, n, v, &sz, IK_OPT_MS);                                 \
-	}                                                                                           \
-	int iok_##kind##_get_size(iok_##kind e, const char *n, size_t *v)                           \
-	{                                                                                           \
-		size_t sz = sizeof(*v);                                                             \
-		return ep_getopt(e.id, KIND, n, v, &sz, IK_OPT_SIZE);                               \
-	}                                                                                           \
-	int iok_##kind##_get_uint64(iok_##kind e, const char *n, uint64_t *v)                       \
-	{                                                                                           \
-		size_t sz = sizeof(*v);                                                             \
-		return ep_getopt(e.id, KIND, n, v, &sz, IK_OPT_UINT64);                             \
-	}                                                                                           \
-	int iok_##kind##_get_string(iok_##kind e, const char *n, char **v)                          \
-	{                                                                                           \
-		return ep_get_string(e.id, KIND, n, v);                                             \
+#define EP_OPTS(kind, KIND)                                                                   \
+	int iok_##kind##_set_bool(iok_##kind e, const char *n, bool v)                        \
+	{                                                                                     \
+		int iv = v; /* options carry bools as int inside */                           \
+		return ep_setopt(e.id, KIND, n, &iv, sizeof(iv), IK_OPT_BOOL);                \
+	}                                                                                     \
+	int iok_##kind##_set_int(iok_##kind e, const char *n, int v)                          \
+	{                                                                                     \
+		return ep_setopt(e.id, KIND, n, &v, sizeof(v), IK_OPT_INT);                   \
+	}                                                                                     \
+	int iok_##kind##_set_ms(iok_##kind e, const char *n, iok_duration v)                  \
+	{                                                                                     \
+		return ep_setopt(e.id, KIND, n, &v, sizeof(v), IK_OPT_MS);                    \
+	}                                                                                     \
+	int iok_##kind##_set_size(iok_##kind e, const char *n, size_t v)                      \
+	{                                                                                     \
+		return ep_setopt(e.id, KIND, n, &v, sizeof(v), IK_OPT_SIZE);                  \
+	}                                                                                     \
+	int iok_##kind##_set_string(iok_##kind e, const char *n, const char *v)               \
+	{                                                                                     \
+		return v == NULL ? IOK_EINVAL                                                 \
+		                 : ep_setopt(e.id, KIND, n, v, strlen(v) + 1, IK_OPT_STRING); \
+	}                                                                                     \
+	int iok_##kind##_get_bool(iok_##kind e, const char *n, bool *v)                       \
+	{                                                                                     \
+		int    iv;                                                                    \
+		size_t sz = sizeof(iv);                                                       \
+		int    rv = ep_getopt(e.id, KIND, n, &iv, &sz, IK_OPT_BOOL);                  \
+		if (rv == 0) {                                                                \
+			*v = iv != 0;                                                         \
+		}                                                                             \
+		return rv;                                                                    \
+	}                                                                                     \
+	int iok_##kind##_get_int(iok_##kind e, const char *n, int *v)                         \
+	{                                                                                     \
+		size_t sz = sizeof(*v);                                                       \
+		return ep_getopt(e.id, KIND, n, v, &sz, IK_OPT_INT);                          \
+	}                                                                                     \
+	int iok_##kind##_get_ms(iok_##kind e, const char *n, iok_duration *v)                 \
+	{                                                                                     \
+		size_t sz = sizeof(*v);                                                       \
+		return ep_getopt(e.id, KIND, n, v, &sz, IK_OPT_MS);                           \
+	}                                                                                     \
+	int iok_##kind##_get_size(iok_##kind e, const char *n, size_t *v)                     \
+	{                                                                                     \
+		size_t sz = sizeof(*v);                                                       \
+		return ep_getopt(e.id, KIND, n, v, &sz, IK_OPT_SIZE);                         \
+	}                                                                                     \
+	int iok_##kind##_get_uint64(iok_##kind e, const char *n, uint64_t *v)                 \
+	{                                                                                     \
+		size_t sz = sizeof(*v);                                                       \
+		return ep_getopt(e.id, KIND, n, v, &sz, IK_OPT_UINT64);                       \
+	}                                                                                     \
+	int iok_##kind##_get_string(iok_##kind e, const char *n, char **v)                    \
+	{                                                                                     \
+		return ep_get_string(e.id, KIND, n, v);                                       \
 	}
 
 EP_OPTS(dialer, IK_OBJ_DIALER)
@@ -736,7 +744,8 @@ ik_eps_fork_child_kernel(ik_sock *s)
 			if (uv_fileno(&ep->lh.handle, &fd) == 0) {
 				ep->dormant_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 			}
-			if (ep->lh.handle.type == UV_NAMED_PIPE && ep->lh.unix_pipe.pipe_fname != NULL) {
+			if (ep->lh.handle.type == UV_NAMED_PIPE &&
+			    ep->lh.unix_pipe.pipe_fname != NULL) {
 				/* libuv unlinks a listening pipe's path on close: that
 				 * path is the parent's, so it must stay. */
 				free((void *) ep->lh.unix_pipe.pipe_fname);

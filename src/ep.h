@@ -24,17 +24,17 @@ typedef struct ik_upstream {
 	ik_ep                  *ep;
 	struct sockaddr_storage sa;
 	uint16_t                weight;
-	bool                    removed;    /* left the set, or the dialer closes */
+	bool                    removed; /* left the set, or the dialer closes */
 	bool                    connecting;
 	uv_connect_t            creq;
-	ik_pipe                *conn_pipe;  /* pipe whose stream is connecting */
-	ik_timer               *timer;      /* reconnect backoff */
+	ik_pipe                *conn_pipe; /* pipe whose stream is connecting */
+	ik_timer               *timer;     /* reconnect backoff */
 	iok_duration            backoff;
-	int                     refs;       /* pipes pointing here, closing ones too */
-	uint64_t                t_start;    /* the attempt's start, uv_hrtime ns */
+	int                     refs;    /* pipes pointing here, closing ones too */
+	uint64_t                t_start; /* the attempt's start, uv_hrtime ns */
 	uint64_t                connects, errors, drops, connect_us;
 	uint64_t                replies, latency_us; /* moving average */
-	struct ik_xstats       *xs; /* latency histogram (stats.h); lazily */
+	struct ik_xstats       *xs;                  /* latency histogram (stats.h); lazily */
 } ik_upstream;
 
 struct ik_ep {
@@ -44,7 +44,7 @@ struct ik_ep {
 	ik_url              url;
 	const ik_transport *tran;
 	ik_tran_opts        topts;
-	ik_node             snode; /* in sock->eps */
+	ik_node             snode;      /* in sock->eps */
 	ik_sock            *sharer;     /* a second socket using our pipes */
 	ik_node             share_node; /* in sharer->shared */
 	ik_list             pipes;
@@ -56,16 +56,16 @@ struct ik_ep {
 	ik_cmd             *close_cmd;
 
 	/* dialer: one upstream per address of the target's current set */
-	ik_list      ups;          /* ik_upstream */
-	struct ik_disc *disc;      /* NULL until started (path transports: never) */
-	char        *disc_backend; /* "static", "srv", "file", ... */
-	char        *disc_target;
-	int          last_err;
-	bool         ever_connected;
-	uint64_t     reconnects; /* for the debug endpoint's peers */
+	ik_list         ups;          /* ik_upstream */
+	struct ik_disc *disc;         /* NULL until started (path transports: never) */
+	char           *disc_backend; /* "static", "srv", "file", ... */
+	char           *disc_target;
+	int             last_err;
+	bool            ever_connected;
+	uint64_t        reconnects; /* for the debug endpoint's peers */
 
 	/* listener */
-	ik_resolve  *res;
+	ik_resolve *res;
 	/* listener */
 	union {
 		uv_handle_t handle;
@@ -73,12 +73,12 @@ struct ik_ep {
 		uv_tcp_t    tcp;
 		uv_pipe_t   unix_pipe;
 	} lh;
-	bool     listening;
-	bool     dormant;      /* inherited across fork, not yet used */
-	bool     wake_pending; /* activate once the old handle has closed */
-	int      dormant_fd;   /* a dormant listener's descriptor, or -1 */
-	int      bound_port;
-	ik_node  inproc_node; /* inproc registry */
+	bool    listening;
+	bool    dormant;      /* inherited across fork, not yet used */
+	bool    wake_pending; /* activate once the old handle has closed */
+	int     dormant_fd;   /* a dormant listener's descriptor, or -1 */
+	int     bound_port;
+	ik_node inproc_node; /* inproc registry */
 };
 
 /* ---- shared by ep.c, dialer.c, listener.c and share.c ---- */
@@ -102,8 +102,8 @@ int ik_topts_get(const ik_tran_opts *o, const char *name, void *v, size_t *sz, i
 int ik_put_string(const char *str, void *v, size_t *sz, int type);
 
 /* dialer.c */
-void ik_dialer_kick(ik_ep *ep); /* connect unless connected or trying */
-void ik_dialer_close(ik_ep *ep); /* stop discovery, cancel attempts */
+void ik_dialer_kick(ik_ep *ep);       /* connect unless connected or trying */
+void ik_dialer_close(ik_ep *ep);      /* stop discovery, cancel attempts */
 void ik_dialer_fork_child(ik_ep *ep); /* dormant: drop the parent's work */
 int  ik_dialer_upstreams(const ik_ep *ep, char *buf, size_t cap); /* text */
 /* For the debug endpoint: up's address as text ("host:port", "path:0"),
@@ -119,7 +119,7 @@ int  ik_listener_start(ik_ep *ep); /* 0, IOK_E*, or -1: answered later */
 void ik_listener_accept_cb(uv_stream_t *server, int status);
 
 /* share.c */
-void ik_ep_unshare(ik_ep *ep);    /* drop the sharing socket, if any */
+void ik_ep_unshare(ik_ep *ep);   /* drop the sharing socket, if any */
 void ik_unshare_all(ik_sock *s); /* s closes: leave every dialer it shares */
 
 /* Pipe lifecycle notifications (kernel thread, dialer.c). */

@@ -44,7 +44,8 @@ iok_strerror(int err)
 	if (err == 0) {
 		return "Hunky dory";
 	}
-	if (err > 0 && (size_t) err < sizeof(messages) / sizeof(messages[0]) && messages[err] != NULL) {
+	if (err > 0 && (size_t) err < sizeof(messages) / sizeof(messages[0]) &&
+	    messages[err] != NULL) {
 		return messages[err];
 	}
 	if (err == IOK_EINTERNAL) {

@@ -22,7 +22,7 @@
 #include "stats.h"
 #include "url.h"
 
-#define HTTP_MAX 8192  /* request head */
+#define HTTP_MAX 8192 /* request head */
 #define HTTP_CONNS 16
 #define DGRAM_MAX 1400 /* statsd datagram, under a typical MTU */
 
@@ -44,20 +44,20 @@ static struct {
 	/* prometheus */
 	bool      http_on;
 	uv_tcp_t *srv; /* new per start: an old one may still be closing */
-	ik_list  conns;
-	int      nconns;
+	ik_list   conns;
+	int       nconns;
 	/* statsd */
-	bool       sd_on;
+	bool sd_on;
 	struct sd_handles {
 		uv_udp_t   udp;
 		uv_timer_t timer;
 		int        open;
-	} *sd; /* new per start, freed once both handles closed */
+	} * sd; /* new per start, freed once both handles closed */
 	struct sockaddr_storage to;
-	char       prefix[64];
-	prev_sock *prev;
-	size_t     nprev;
-	uint64_t   app_prev[IK_APP_SLOTS];
+	char                    prefix[64];
+	prev_sock              *prev;
+	size_t                  nprev;
+	uint64_t                app_prev[IK_APP_SLOTS];
 } X;
 
 static void
@@ -70,7 +70,8 @@ outf(ik_buf *b, const char *fmt, ...)
 	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
 	if (n > 0) {
-		(void) ik_buf_append(b, tmp, (size_t) n < sizeof(tmp) ? (size_t) n : sizeof(tmp) - 1);
+		(void) ik_buf_append(
+		    b, tmp, (size_t) n < sizeof(tmp) ? (size_t) n : sizeof(tmp) - 1);
 	}
 }
 
@@ -170,7 +171,7 @@ prom_hist(ik_buf *b, const char *name, const char *labels, const ik_hist *h)
 			cum += h->b[i++];
 		}
 		outf(b, "%s_bucket{%s,le=\"%.9g\"} %llu\n", name, labels, (double) edge / 1e9,
-		     (unsigned long long) cum);
+		    (unsigned long long) cum);
 	}
 	outf(b, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels, (unsigned long long) h->count);
 	outf(b, "%s_sum{%s} %.9g\n", name, labels, (double) h->sum / 1e9);
@@ -188,8 +189,8 @@ prom_app_hist(ik_buf *b, const char *labels, const ik_app_view *v)
 		while (i <= k && i < IK_APP_BUCKETS) {
 			cum += v->buckets[i++];
 		}
-		outf(b, "%s_bucket{%s,le=\"%.9g\"} %llu\n", name, labels, (double) ((uint64_t) 1 << k) / 1e9,
-		     (unsigned long long) cum);
+		outf(b, "%s_bucket{%s,le=\"%.9g\"} %llu\n", name, labels,
+		    (double) ((uint64_t) 1 << k) / 1e9, (unsigned long long) cum);
 	}
 	outf(b, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels, (unsigned long long) v->value);
 	outf(b, "%s_sum{%s} %.9g\n", name, labels, (double) v->sum_ns / 1e9);
@@ -211,7 +212,7 @@ metric_stat_name(int i, char *buf, size_t cap)
 static void
 prom_render(ik_buf *b)
 {
-	snap        sn = {0};
+	snap        sn = { 0 };
 	char        nm[64], full[96];
 	ik_buf      lb;
 	ik_app_view v;
@@ -236,13 +237,15 @@ prom_render(ik_buf *b)
 			outf(b, "} %llu\n", (unsigned long long) sn.s[j]->stats[i]);
 		}
 	}
-	family(b, "iok_socket_inflight", "gauge", "Requests the socket waits on (queued or written).");
+	family(
+	    b, "iok_socket_inflight", "gauge", "Requests the socket waits on (queued or written).");
 	for (size_t j = 0; j < sn.n; j++) {
 		outf(b, "iok_socket_inflight{");
 		sock_labels(b, sn.s[j]);
 		outf(b, "} %llu\n", (unsigned long long) sock_inflight(sn.s[j]));
 	}
-	family(b, "iok_socket_queue_messages", "gauge", "Messages in a socket's send or receive queue.");
+	family(b, "iok_socket_queue_messages", "gauge",
+	    "Messages in a socket's send or receive queue.");
 	for (size_t j = 0; j < sn.n; j++) {
 		ik_sock *s = sn.s[j];
 		size_t   sq, rq;
@@ -265,21 +268,24 @@ prom_render(ik_buf *b)
 				outf(b, "iok_socket_errors_total{");
 				sock_labels(b, sn.s[j]);
 				if (kn != NULL) {
-					outf(b, ",kind=\"%s\"} %llu\n", kn, (unsigned long long) x->errs[k]);
+					outf(b, ",kind=\"%s\"} %llu\n", kn,
+					    (unsigned long long) x->errs[k]);
 				} else {
-					outf(b, ",kind=\"e%d\"} %llu\n", k, (unsigned long long) x->errs[k]);
+					outf(b, ",kind=\"e%d\"} %llu\n", k,
+					    (unsigned long long) x->errs[k]);
 				}
 			}
 		}
 	}
 	family(b, "iok_request_latency_seconds", "histogram",
-	       "From a request's write to its reply's read, timed on the kernel thread.");
+	    "From a request's write to its reply's read, timed on the kernel thread.");
 	for (size_t j = 0; j < sn.n; j++) {
 		if (sn.s[j]->xs != NULL && sn.s[j]->xs->lat.count > 0) {
 			lb.len = 0;
 			sock_labels(&lb, sn.s[j]);
 			(void) ik_buf_append(&lb, "", 1);
-			prom_hist(b, "iok_request_latency_seconds", (char *) lb.data, &sn.s[j]->xs->lat);
+			prom_hist(
+			    b, "iok_request_latency_seconds", (char *) lb.data, &sn.s[j]->xs->lat);
 		}
 	}
 
@@ -303,7 +309,8 @@ prom_render(ik_buf *b)
 			prom_app_hist(b, (char *) lb.data, &v);
 		}
 	}
-	family(b, "iok_app_marker_passes_total", "counter", "Times an application marker was passed.");
+	family(
+	    b, "iok_app_marker_passes_total", "counter", "Times an application marker was passed.");
 	for (uint32_t i = 0; ik_app_read(i, &v); i++) {
 		if (v.kind == IK_APP_MARKER) {
 			outf(b, "iok_app_marker_passes_total{name=\"");
@@ -317,7 +324,8 @@ prom_render(ik_buf *b)
 			uint64_t now = ik_app_now_ns();
 			outf(b, "iok_app_marker_age_seconds{name=\"");
 			label(b, v.name);
-			outf(b, "\"} %.6f\n", (double) (now > v.last_ns ? now - v.last_ns : 0) / 1e9);
+			outf(b, "\"} %.6f\n",
+			    (double) (now > v.last_ns ? now - v.last_ns : 0) / 1e9);
 		}
 	}
 	ik_buf_fini(&lb);
@@ -369,8 +377,9 @@ respond(hconn *c, const char *status, const char *ctype, ik_buf *body)
 	ik_buf_init(&out);
 	c->answered = true;
 	uv_read_stop((uv_stream_t *) &c->h);
-	outf(&out, "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-	     status, ctype, body->len);
+	outf(&out,
+	    "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+	    status, ctype, body->len);
 	if (body->len > 0) {
 		(void) ik_buf_append(&out, body->data, body->len);
 	}
@@ -533,7 +542,9 @@ http_start(const char *url)
 	if ((rv = uv_tcp_bind(X.srv, (struct sockaddr *) &ss, 0)) != 0 ||
 	    (rv = uv_listen((uv_stream_t *) X.srv, 16, haccept_cb)) != 0) {
 		uv_close((uv_handle_t *) X.srv, srv_closed_cb);
-		return rv == UV_EADDRINUSE ? IOK_EADDRINUSE : rv == UV_EACCES ? IOK_EPERM : IOK_EADDRINVAL;
+		return rv == UV_EADDRINUSE ? IOK_EADDRINUSE
+		       : rv == UV_EACCES   ? IOK_EPERM
+		                           : IOK_EADDRINVAL;
 	}
 	uv_unref((uv_handle_t *) X.srv);
 	X.http_on = true;
@@ -563,9 +574,9 @@ sd_name(char *out, size_t cap, const char *in)
 {
 	size_t j = 0;
 	for (; *in != '\0' && j + 1 < cap; in++) {
-		char ch  = *in;
-		bool ok  = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		           ch == '_' || ch == '-' || ch == '.';
+		char ch = *in;
+		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		          (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.';
 		out[j++] = ok ? ch : '_';
 	}
 	out[j] = '\0';
@@ -624,7 +635,7 @@ prev_of(uint32_t id)
 static void
 sd_tick(uv_timer_t *t)
 {
-	snap        sn = {0};
+	snap        sn = { 0 };
 	ik_buf      dg;
 	char        sname[80], nm[64];
 	ik_app_view v;
@@ -646,22 +657,23 @@ sd_tick(uv_timer_t *t)
 			metric_stat_name(i, nm, sizeof(nm));
 			if (i == IK_STAT_PIPES) {
 				sd_line(&dg, "%s.socket.%s.%s:%llu|g", X.prefix, sname, nm,
-				        (unsigned long long) s->stats[i]);
+				    (unsigned long long) s->stats[i]);
 			} else if (s->stats[i] != p->v[i]) {
 				sd_line(&dg, "%s.socket.%s.%s:%llu|c", X.prefix, sname, nm,
-				        (unsigned long long) (s->stats[i] - p->v[i]));
+				    (unsigned long long) (s->stats[i] - p->v[i]));
 			}
 			p->v[i] = s->stats[i];
 		}
 		sd_line(&dg, "%s.socket.%s.inflight:%llu|g", X.prefix, sname,
-		        (unsigned long long) sock_inflight(s));
+		    (unsigned long long) sock_inflight(s));
 		if (s->xs != NULL && s->xs->lat.count > 0) {
 			const ik_hist *h = &s->xs->lat;
 			sd_line(&dg, "%s.socket.%s.latency_p50_us:%.1f|g", X.prefix, sname,
-			        (double) ik_hist_quantile(h, 0.5) / 1e3);
+			    (double) ik_hist_quantile(h, 0.5) / 1e3);
 			sd_line(&dg, "%s.socket.%s.latency_p99_us:%.1f|g", X.prefix, sname,
-			        (double) ik_hist_quantile(h, 0.99) / 1e3);
-			sd_line(&dg, "%s.socket.%s.latency_max_us:%.1f|g", X.prefix, sname, (double) h->max / 1e3);
+			    (double) ik_hist_quantile(h, 0.99) / 1e3);
+			sd_line(&dg, "%s.socket.%s.latency_max_us:%.1f|g", X.prefix, sname,
+			    (double) h->max / 1e3);
 		}
 	}
 	/* Forget sockets that are gone. */
@@ -675,14 +687,16 @@ sd_tick(uv_timer_t *t)
 	for (uint32_t i = 0; ik_app_read(i, &v); i++) {
 		sd_name(sname, sizeof(sname), v.name);
 		if (v.kind == IK_APP_COUNTER && v.value != X.app_prev[i]) {
-			sd_line(&dg, "%s.app.%s:%llu|c", X.prefix, sname, (unsigned long long) (v.value - X.app_prev[i]));
+			sd_line(&dg, "%s.app.%s:%llu|c", X.prefix, sname,
+			    (unsigned long long) (v.value - X.app_prev[i]));
 		} else if (v.kind == IK_APP_TIMER && v.value != X.app_prev[i]) {
 			sd_line(&dg, "%s.app.%s.count:%llu|c", X.prefix, sname,
-			        (unsigned long long) (v.value - X.app_prev[i]));
-			sd_line(&dg, "%s.app.%s.p99_us:%.1f|g", X.prefix, sname, (double) ik_app_quantile(&v, 0.99) / 1e3);
+			    (unsigned long long) (v.value - X.app_prev[i]));
+			sd_line(&dg, "%s.app.%s.p99_us:%.1f|g", X.prefix, sname,
+			    (double) ik_app_quantile(&v, 0.99) / 1e3);
 		} else if (v.kind == IK_APP_MARKER && v.value != X.app_prev[i]) {
 			sd_line(&dg, "%s.app.%s.passes:%llu|c", X.prefix, sname,
-			        (unsigned long long) (v.value - X.app_prev[i]));
+			    (unsigned long long) (v.value - X.app_prev[i]));
 		}
 		X.app_prev[i] = v.value;
 	}
@@ -730,7 +744,7 @@ sd_start(const char *url, iok_duration period, const char *prefix)
 	uv_udp_init(ik_loop(), &X.sd->udp);
 	uv_timer_init(ik_loop(), &X.sd->timer);
 	X.sd->udp.data = X.sd->timer.data = X.sd;
-	X.sd->open     = 2;
+	X.sd->open                        = 2;
 	/* The first push carries the counters' totals so far, later ones
 	 * what changed in between (statsd counters are deltas). */
 	memset(X.app_prev, 0, sizeof(X.app_prev));
@@ -781,14 +795,14 @@ exp_k(ik_cmd *c)
 int
 iok_metrics_listen(const char *url)
 {
-	struct exp_cmd ec = {.what = url != NULL ? 0 : 1, .url = url};
+	struct exp_cmd ec = { .what = url != NULL ? 0 : 1, .url = url };
 	return ik_cmd_call(&ec.cmd, exp_k);
 }
 
 int
 iok_statsd(const char *url, iok_duration period_ms, const char *prefix)
 {
-	struct exp_cmd ec = {.what = 2, .url = url, .period = period_ms, .prefix = prefix};
+	struct exp_cmd ec = { .what = 2, .url = url, .period = period_ms, .prefix = prefix };
 	if (url != NULL && period_ms < 10) {
 		return IOK_EINVAL;
 	}

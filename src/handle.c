@@ -6,17 +6,17 @@
 #include "iok.h"
 
 static pthread_mutex_t tbl_mu = PTHREAD_MUTEX_INITIALIZER;
-static ik_obj  **buckets;
-static uint32_t  nbuckets; /* power of two */
-static uint32_t  count;
-static uint32_t  next_id = 1;
+static ik_obj        **buckets;
+static uint32_t        nbuckets; /* power of two */
+static uint32_t        count;
+static uint32_t        next_id = 1;
 
 void
 ik_obj_init(ik_obj *o, int type, void (*destroy)(ik_obj *))
 {
-	o->id    = 0;
-	o->type  = type;
-	o->hnext = NULL;
+	o->id      = 0;
+	o->type    = type;
+	o->hnext   = NULL;
 	o->destroy = destroy;
 	atomic_init(&o->refs, 1);
 }
@@ -24,7 +24,7 @@ ik_obj_init(ik_obj *o, int type, void (*destroy)(ik_obj *))
 static int
 grow(void)
 {
-	uint32_t n = nbuckets ? nbuckets * 2 : 64;
+	uint32_t n  = nbuckets ? nbuckets * 2 : 64;
 	ik_obj **nb = calloc(n, sizeof(*nb));
 	if (nb == NULL) {
 		return IOK_ENOMEM;
@@ -32,10 +32,10 @@ grow(void)
 	for (uint32_t i = 0; i < nbuckets; i++) {
 		ik_obj *o = buckets[i], *next;
 		for (; o != NULL; o = next) {
-			next      = o->hnext;
+			next       = o->hnext;
 			ik_obj **b = &nb[o->id & (n - 1)];
-			o->hnext  = *b;
-			*b        = o;
+			o->hnext   = *b;
+			*b         = o;
 		}
 	}
 	free(buckets);
@@ -56,10 +56,10 @@ ik_obj_register(ik_obj *o)
 	if (next_id == 0 || next_id > 0x7fffffff) {
 		next_id = 1; /* after 2^31 objects; old ids are long gone */
 	}
-	o->id = next_id++;
+	o->id      = next_id++;
 	ik_obj **b = &buckets[o->id & (nbuckets - 1)];
-	o->hnext = *b;
-	*b       = o;
+	o->hnext   = *b;
+	*b         = o;
 	count++;
 	atomic_fetch_add(&o->refs, 1);
 	pthread_mutex_unlock(&tbl_mu);

@@ -18,7 +18,7 @@ struct ik_obj {
 	uint32_t   id;
 	int        type;
 	atomic_int refs;
-	ik_obj    *hnext; /* hash chain */
+	ik_obj    *hnext;          /* hash chain */
 	void (*destroy)(ik_obj *); /* called when refs reaches 0 */
 };
 
@@ -33,8 +33,8 @@ int ik_obj_unregister(ik_obj *o);
 /* ik_obj_hold finds id of the given type and takes a reference; NULL if
  * there is none (closed, stale, wrong type). */
 ik_obj *ik_obj_hold(uint32_t id, int type);
-void ik_obj_ref(ik_obj *o);
-void ik_obj_rele(ik_obj *o);
+void    ik_obj_ref(ik_obj *o);
+void    ik_obj_rele(ik_obj *o);
 
 /* Fork support: lock the table, visit every object of a type, unlock.  The
  * child reinitialises the lock instead of unlocking it. */

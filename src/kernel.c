@@ -36,8 +36,8 @@ static struct {
 	.cv = PTHREAD_COND_INITIALIZER,
 };
 
-static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t  once     = PTHREAD_ONCE_INIT;
+static pthread_mutex_t   start_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t    once     = PTHREAD_ONCE_INIT;
 static _Thread_local int on_kernel;
 
 uv_loop_t *
@@ -142,7 +142,7 @@ async_cb(uv_async_t *h)
 	pthread_mutex_lock(&K.mu);
 	c      = K.head;
 	K.head = K.tail = NULL;
-	stop   = K.park_req || K.stop_req;
+	stop            = K.park_req || K.stop_req;
 	pthread_mutex_unlock(&K.mu);
 
 	for (; c != NULL; c = next) {

@@ -15,7 +15,8 @@ typedef struct ik_list {
 	ik_node head;
 } ik_list;
 
-#define ik_container_of(ptr, type, member) ((type *) (void *) ((char *) (ptr) - offsetof(type, member)))
+#define ik_container_of(ptr, type, member) \
+	((type *) (void *) ((char *) (ptr) -offsetof(type, member)))
 
 static inline void
 ik_list_init(ik_list *l)
@@ -44,10 +45,10 @@ ik_list_empty(const ik_list *l)
 static inline void
 ik_list_append(ik_list *l, ik_node *n)
 {
-	n->prev             = l->head.prev;
-	n->next             = &l->head;
-	l->head.prev->next  = n;
-	l->head.prev        = n;
+	n->prev            = l->head.prev;
+	n->next            = &l->head;
+	l->head.prev->next = n;
+	l->head.prev       = n;
 }
 
 static inline void
@@ -71,7 +72,8 @@ ik_list_next(const ik_list *l, const ik_node *n)
 }
 
 /* Iterate where the body may unlink the current node. */
-#define ik_list_foreach_safe(l, n, tmp)                                                            \
-	for ((n) = (l)->head.next, (tmp) = (n)->next; (n) != &(l)->head; (n) = (tmp), (tmp) = (n)->next)
+#define ik_list_foreach_safe(l, n, tmp)                                  \
+	for ((n) = (l)->head.next, (tmp) = (n)->next; (n) != &(l)->head; \
+	     (n) = (tmp), (tmp) = (n)->next)
 
 #endif

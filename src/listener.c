@@ -15,7 +15,7 @@
 #include "pipe.h"
 #include "discovery/resolve.h"
 
-static ik_list inproc_listeners = {{&inproc_listeners.head, &inproc_listeners.head}};
+static ik_list inproc_listeners = { { &inproc_listeners.head, &inproc_listeners.head } };
 
 /* ------------------------------------------------------------- listener */
 
@@ -41,7 +41,8 @@ ik_ep *
 ik_inproc_find(const char *name)
 {
 	ik_node *n;
-	for (n = ik_list_first(&inproc_listeners); n != NULL; n = ik_list_next(&inproc_listeners, n)) {
+	for (n = ik_list_first(&inproc_listeners); n != NULL;
+	     n = ik_list_next(&inproc_listeners, n)) {
 		ik_ep *ep = ik_container_of(n, ik_ep, inproc_node);
 		if (strcmp(ep->url.path, name) == 0) {
 			return ep;
@@ -92,7 +93,7 @@ listen_unix(ik_ep *ep)
 	uv_pipe_init(ik_loop(), &ep->lh.unix_pipe, 0);
 	ep->lh.handle.data = ep;
 	ep->listening      = true;
-	rv = uv_pipe_bind(&ep->lh.unix_pipe, ep->url.path);
+	rv                 = uv_pipe_bind(&ep->lh.unix_pipe, ep->url.path);
 	if (rv == UV_EADDRINUSE && unix_path_stale(ep->url.path)) {
 		unlink(ep->url.path);
 		rv = uv_pipe_bind(&ep->lh.unix_pipe, ep->url.path);
@@ -113,8 +114,8 @@ listen_tcp_at(ik_ep *ep, const struct sockaddr_storage *sa)
 	uv_tcp_init(ik_loop(), &ep->lh.tcp);
 	ep->lh.handle.data = ep;
 	ep->listening      = true;
-	rv = uv_tcp_bind(&ep->lh.tcp, (const struct sockaddr *) sa,
-	    ep->tran->addr == IK_ADDR_TCP6 ? UV_TCP_IPV6ONLY : 0);
+	rv                 = uv_tcp_bind(&ep->lh.tcp, (const struct sockaddr *) sa,
+            ep->tran->addr == IK_ADDR_TCP6 ? UV_TCP_IPV6ONLY : 0);
 	if (rv == 0) {
 		/* libuv reports EADDRINUSE from listen, not bind. */
 		rv = uv_listen(&ep->lh.stream, 128, ik_listener_accept_cb);
@@ -123,8 +124,9 @@ listen_tcp_at(ik_ep *ep, const struct sockaddr_storage *sa)
 		return ik_uv_err(rv);
 	}
 	if (uv_tcp_getsockname(&ep->lh.tcp, (struct sockaddr *) &bound, &len) == 0) {
-		ep->bound_port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *) &bound)->sin6_port
-		                                                   : ((struct sockaddr_in *) &bound)->sin_port);
+		ep->bound_port =
+		    ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *) &bound)->sin6_port
+		                                      : ((struct sockaddr_in *) &bound)->sin_port);
 	}
 	return 0;
 }
@@ -134,7 +136,7 @@ listen_resolved_cb(void *arg, int err, const struct sockaddr_storage *addrs, int
 {
 	ik_ep *ep = arg;
 	(void) ttl;
-	ep->res   = NULL;
+	ep->res = NULL;
 	if (err == 0) {
 		err = n > 0 ? listen_tcp_at(ep, &addrs[0]) : IOK_EADDRINVAL;
 	}
@@ -165,7 +167,8 @@ ik_listener_start(ik_ep *ep)
 	if (rv != IOK_ENOENT) {
 		return rv;
 	}
-	ep->res = ik_resolve_start(ep->topts.dns_servers, ep->url.host, ik_ep_port(ep), ik_ep_family(ep), listen_resolved_cb, ep);
+	ep->res = ik_resolve_start(ep->topts.dns_servers, ep->url.host, ik_ep_port(ep),
+	    ik_ep_family(ep), listen_resolved_cb, ep);
 	return ep->res == NULL ? IOK_ENOMEM : -1;
 }
 

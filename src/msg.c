@@ -13,7 +13,7 @@ is_inline(const iok_msg *m)
 
 /* Small messages are recycled across threads (msgpool.c): one class per
  * largest body. */
-static const size_t class_body[IK_POOL_NCLASS] = {256, 2048};
+static const size_t class_body[IK_POOL_NCLASS] = { 256, 2048 };
 
 static size_t
 class_size(int c)
@@ -68,10 +68,10 @@ ik_msg_adopt(uint8_t *buf, size_t cap, size_t off, size_t len)
 	}
 	memset(m, 0, offsetof(iok_msg, hdr));
 	m->klass = -1;
-	m->buf  = buf;
-	m->cap  = cap;
-	m->body = buf + off;
-	m->len  = len;
+	m->buf   = buf;
+	m->cap   = cap;
+	m->body  = buf + off;
+	m->len   = len;
 	return m;
 }
 

@@ -13,10 +13,10 @@
 #include "iok.h"
 
 /* Message flags, kernel-visible routing facts. */
-#define IK_MSG_REQUEST 0x01 /* sent with iok_request: token is set */
-#define IK_MSG_REPLY 0x02   /* sent with iok_reply: token names the request */
-#define IK_MSG_PUSH 0x04    /* arrived as an unsolicited push frame */
-#define IK_MSG_PARSED 0x08  /* the pattern already took its header out */
+#define IK_MSG_REQUEST 0x01    /* sent with iok_request: token is set */
+#define IK_MSG_REPLY 0x02      /* sent with iok_reply: token names the request */
+#define IK_MSG_PUSH 0x04       /* arrived as an unsolicited push frame */
+#define IK_MSG_PARSED 0x08     /* the pattern already took its header out */
 #define IK_MSG_IDEMPOTENT 0x10 /* may be sent again after a lost connection */
 
 /* Room kept in front of the body so SP headers and length prefixes can be
@@ -24,14 +24,14 @@
 #define IK_MSG_HEADROOM 32
 
 struct iok_msg {
-	uint8_t *body;   /* first body byte, inside buf */
-	size_t   len;    /* body length */
-	uint8_t *buf;    /* storage holding the body */
-	size_t   cap;    /* bytes of storage at buf */
-	uint64_t token;  /* request token (iok_request / iok_reply) */
-	uint32_t pipe;   /* pipe id the message came on / should go to */
-	int32_t  status; /* 0, or IOK_E* for a kernel-made completion */
-	uint32_t flags;  /* IK_MSG_* */
+	uint8_t *body;    /* first body byte, inside buf */
+	size_t   len;     /* body length */
+	uint8_t *buf;     /* storage holding the body */
+	size_t   cap;     /* bytes of storage at buf */
+	uint64_t token;   /* request token (iok_request / iok_reply) */
+	uint32_t pipe;    /* pipe id the message came on / should go to */
+	int32_t  status;  /* 0, or IOK_E* for a kernel-made completion */
+	uint32_t flags;   /* IK_MSG_* */
 	uint32_t session; /* affinity session (pipelined-db), 0 = none */
 	uint32_t hdr_len;
 	int8_t   klass; /* recycling size class, -1 = plain malloc */

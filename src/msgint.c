@@ -28,34 +28,34 @@ get_be(const uint8_t *b, size_t n)
 
 /* The four calls of one part (body or header) for one width.  PART is the
  * infix ("" or "header_"), DATA/LEN name the part's bytes. */
-#define IK_MSG_INTS(PART, DATA, LEN, BITS)                                          \
-	int iok_msg_##PART##append_u##BITS(iok_msg *m, uint##BITS##_t v)            \
-	{                                                                           \
-		uint8_t b[BITS / 8];                                                \
-		put_be(b, v, sizeof(b));                                            \
-		return iok_msg_##PART##append(m, b, sizeof(b));                     \
-	}                                                                           \
-	int iok_msg_##PART##insert_u##BITS(iok_msg *m, uint##BITS##_t v)            \
-	{                                                                           \
-		uint8_t b[BITS / 8];                                                \
-		put_be(b, v, sizeof(b));                                            \
-		return iok_msg_##PART##insert(m, b, sizeof(b));                     \
-	}                                                                           \
-	int iok_msg_##PART##trim_u##BITS(iok_msg *m, uint##BITS##_t *v)             \
-	{                                                                           \
-		if (v == NULL || (LEN) < BITS / 8) {                                \
-			return IOK_EINVAL;                                          \
-		}                                                                   \
-		*v = (uint##BITS##_t) get_be((DATA), BITS / 8);                     \
-		return iok_msg_##PART##trim(m, BITS / 8);                           \
-	}                                                                           \
-	int iok_msg_##PART##chop_u##BITS(iok_msg *m, uint##BITS##_t *v)             \
-	{                                                                           \
-		if (v == NULL || (LEN) < BITS / 8) {                                \
-			return IOK_EINVAL;                                          \
-		}                                                                   \
-		*v = (uint##BITS##_t) get_be((DATA) + (LEN) - BITS / 8, BITS / 8);  \
-		return iok_msg_##PART##chop(m, BITS / 8);                           \
+#define IK_MSG_INTS(PART, DATA, LEN, BITS)                                        \
+	int iok_msg_##PART##append_u##BITS(iok_msg *m, uint##BITS##_t v)          \
+	{                                                                         \
+		uint8_t b[BITS / 8];                                              \
+		put_be(b, v, sizeof(b));                                          \
+		return iok_msg_##PART##append(m, b, sizeof(b));                   \
+	}                                                                         \
+	int iok_msg_##PART##insert_u##BITS(iok_msg *m, uint##BITS##_t v)          \
+	{                                                                         \
+		uint8_t b[BITS / 8];                                              \
+		put_be(b, v, sizeof(b));                                          \
+		return iok_msg_##PART##insert(m, b, sizeof(b));                   \
+	}                                                                         \
+	int iok_msg_##PART##trim_u##BITS(iok_msg *m, uint##BITS##_t *v)           \
+	{                                                                         \
+		if (v == NULL || (LEN) < BITS / 8) {                              \
+			return IOK_EINVAL;                                        \
+		}                                                                 \
+		*v = (uint##BITS##_t) get_be((DATA), BITS / 8);                   \
+		return iok_msg_##PART##trim(m, BITS / 8);                         \
+	}                                                                         \
+	int iok_msg_##PART##chop_u##BITS(iok_msg *m, uint##BITS##_t *v)           \
+	{                                                                         \
+		if (v == NULL || (LEN) < BITS / 8) {                              \
+			return IOK_EINVAL;                                        \
+		}                                                                 \
+		*v = (uint##BITS##_t) get_be((DATA) + (LEN) -BITS / 8, BITS / 8); \
+		return iok_msg_##PART##chop(m, BITS / 8);                         \
 	}
 
 IK_MSG_INTS(, m->body, m->len, 16)

@@ -18,8 +18,8 @@
 #include "msg.h"
 #include "msgpool.h"
 
-#define BATCH 64      /* blocks per array, the unit of exchange */
-#define POOL_MAX 256  /* full arrays per class in the pool (16384 blocks) */
+#define BATCH 64     /* blocks per array, the unit of exchange */
+#define POOL_MAX 256 /* full arrays per class in the pool (16384 blocks) */
 
 typedef struct batch {
 	struct batch *next;
@@ -32,12 +32,12 @@ typedef struct local_cache {
 	batch *put[IK_POOL_NCLASS]; /* free into here */
 } local_cache;
 
-static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
-static batch          *pool_full[IK_POOL_NCLASS];
-static int             pool_nfull[IK_POOL_NCLASS];
-static batch          *pool_empty; /* spare arrays, any class */
-static pthread_key_t   local_key;
-static pthread_once_t  local_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t            pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static batch                     *pool_full[IK_POOL_NCLASS];
+static int                        pool_nfull[IK_POOL_NCLASS];
+static batch                     *pool_empty; /* spare arrays, any class */
+static pthread_key_t              local_key;
+static pthread_once_t             local_once = PTHREAD_ONCE_INIT;
 static _Thread_local local_cache *local;
 
 static void
@@ -54,7 +54,7 @@ local_destroy(void *arg)
 {
 	local_cache *lc = arg;
 	for (int c = 0; c < IK_POOL_NCLASS; c++) {
-		batch *bs[2] = {lc->get[c], lc->put[c]};
+		batch *bs[2] = { lc->get[c], lc->put[c] };
 		for (int i = 0; i < 2; i++) {
 			if (bs[i] == NULL) {
 				continue;
@@ -169,7 +169,7 @@ ik_pool_put(int c, void *p)
 				b->next      = pool_full[c];
 				pool_full[c] = b;
 				pool_nfull[c]++;
-				b            = NULL;
+				b = NULL;
 			}
 			pthread_mutex_unlock(&pool_mu);
 			if (b != NULL) { /* the pool is full: really free */

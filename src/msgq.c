@@ -17,7 +17,7 @@ int
 ik_msgq_init(ik_msgq *q, size_t n)
 {
 	size_t size = pow2_at_least(n);
-	q->ring = calloc(size, sizeof(*q->ring));
+	q->ring     = calloc(size, sizeof(*q->ring));
 	if (q->ring == NULL) {
 		return IOK_ENOMEM;
 	}
@@ -52,8 +52,8 @@ ik_msgq_reserve(ik_msgq *q, size_t n)
 	if (n <= q->mask + 1) {
 		return 0;
 	}
-	size_t size = pow2_at_least(n);
-	iok_msg **r = calloc(size, sizeof(*r));
+	size_t    size = pow2_at_least(n);
+	iok_msg **r    = calloc(size, sizeof(*r));
 	if (r == NULL) {
 		return IOK_ENOMEM;
 	}

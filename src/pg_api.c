@@ -15,7 +15,8 @@ iok_pg_query_new(iok_msg **mp, const char *sql, size_t sql_len)
 	iok_msg *m;
 	uint8_t *b;
 
-	if (mp == NULL || sql == NULL || memchr(sql, 0, sql_len) != NULL || sql_len > UINT32_MAX - 64) {
+	if (mp == NULL || sql == NULL || memchr(sql, 0, sql_len) != NULL ||
+	    sql_len > UINT32_MAX - 64) {
 		return IOK_EINVAL;
 	}
 	if ((m = ik_msg_alloc(IK_PG_EXT_HDR + sql_len)) == NULL) {
@@ -37,8 +38,10 @@ iok_pg_query_param(iok_msg *m, uint32_t oid, int format, const void *data, int32
 	uint16_t n;
 	int      rv;
 
-	if (m == NULL || m->len < IK_PG_EXT_HDR || memcmp(m->body, IK_PG_MAGIC_EXT, IK_PG_MAGIC_LEN) != 0 ||
-	    (format != IOK_PG_TEXT && format != IOK_PG_BINARY) || len < -1 || (len > 0 && data == NULL)) {
+	if (m == NULL || m->len < IK_PG_EXT_HDR ||
+	    memcmp(m->body, IK_PG_MAGIC_EXT, IK_PG_MAGIC_LEN) != 0 ||
+	    (format != IOK_PG_TEXT && format != IOK_PG_BINARY) || len < -1 ||
+	    (len > 0 && data == NULL)) {
 		return IOK_EINVAL;
 	}
 	if ((n = ik_pg_u16(m->body + 4)) == IK_PG_MAX_PARAMS) {
@@ -63,7 +66,8 @@ iok_pg_simple_query(iok_msg **mp, const char *sql, size_t sql_len)
 {
 	iok_msg *m;
 
-	if (mp == NULL || sql == NULL || memchr(sql, 0, sql_len) != NULL || sql_len > UINT32_MAX - 64) {
+	if (mp == NULL || sql == NULL || memchr(sql, 0, sql_len) != NULL ||
+	    sql_len > UINT32_MAX - 64) {
 		return IOK_EINVAL;
 	}
 	if ((m = ik_msg_alloc(8 + sql_len)) == NULL) {
@@ -128,19 +132,44 @@ err_fields(iok_pg_reader *r, size_t off, iok_pg_item *it)
 			return -IOK_EPROTO;
 		}
 		switch (code) {
-		case 'S': it->severity_z = it->severity_z ? it->severity_z : v; break;
-		case 'V': it->severity_z = v; break; /* never localised */
-		case 'C': it->sqlstate_z = v; break;
-		case 'M': it->message_z = v; break;
-		case 'D': it->detail_z = v; break;
-		case 'H': it->hint_z = v; break;
-		case 'P': it->position_z = v; break;
-		case 'W': it->where_z = v; break;
-		case 's': it->schema_z = v; break;
-		case 't': it->table_z = v; break;
-		case 'c': it->column_z = v; break;
-		case 'n': it->constraint_z = v; break;
-		default: break;
+		case 'S':
+			it->severity_z = it->severity_z ? it->severity_z : v;
+			break;
+		case 'V':
+			it->severity_z = v;
+			break; /* never localised */
+		case 'C':
+			it->sqlstate_z = v;
+			break;
+		case 'M':
+			it->message_z = v;
+			break;
+		case 'D':
+			it->detail_z = v;
+			break;
+		case 'H':
+			it->hint_z = v;
+			break;
+		case 'P':
+			it->position_z = v;
+			break;
+		case 'W':
+			it->where_z = v;
+			break;
+		case 's':
+			it->schema_z = v;
+			break;
+		case 't':
+			it->table_z = v;
+			break;
+		case 'c':
+			it->column_z = v;
+			break;
+		case 'n':
+			it->constraint_z = v;
+			break;
+		default:
+			break;
 		}
 	}
 	return off + 1 == r->end_ ? 1 : -IOK_EPROTO;
@@ -185,7 +214,8 @@ iok_pg_next(iok_pg_reader *r, iok_pg_item *it)
 				}
 				it->len = (int32_t) ik_pg_u32(r->buf_ + off);
 				off += 4;
-				if (it->len < -1 || (it->len > 0 && (size_t) it->len > r->end_ - off)) {
+				if (it->len < -1 ||
+				    (it->len > 0 && (size_t) it->len > r->end_ - off)) {
 					return -IOK_EPROTO;
 				}
 				if (it->len >= 0) {
@@ -253,7 +283,8 @@ iok_pg_next(iok_pg_reader *r, iok_pg_item *it)
 			it->kind = IOK_PG_NOTIFY;
 			it->pid  = ik_pg_u32(r->buf_ + off);
 			off += 4;
-			if ((it->name_z = cstr(r, &off)) == NULL || (payload = cstr(r, &off)) == NULL || off != r->end_) {
+			if ((it->name_z = cstr(r, &off)) == NULL ||
+			    (payload = cstr(r, &off)) == NULL || off != r->end_) {
 				return -IOK_EPROTO;
 			}
 			it->data = (const uint8_t *) payload;

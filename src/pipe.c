@@ -24,7 +24,7 @@
 static uint32_t next_pipe_id = 1;
 
 static void pipe_task_fn(ik_task *t);
-static int queue_bytes(ik_pipe *p, const void *data, size_t len);
+static int  queue_bytes(ik_pipe *p, const void *data, size_t len);
 static void process_input(ik_pipe *p);
 static void start_reading(ik_pipe *p);
 static void pipe_fail(ik_pipe *p, int err);
@@ -90,7 +90,8 @@ ik_pipe_subscribe(ik_pipe *p, const void *topic, size_t len, unsigned how)
 	}
 	ik_put_u32(rec, how);
 	ik_put_u32(rec + 4, (uint32_t) len);
-	if (ik_buf_append(&p->sub_held, rec, 8) != 0 || ik_buf_append(&p->sub_held, topic, len) != 0) {
+	if (ik_buf_append(&p->sub_held, rec, 8) != 0 ||
+	    ik_buf_append(&p->sub_held, topic, len) != 0) {
 		return IOK_ENOMEM;
 	}
 	return 0;
@@ -189,8 +190,8 @@ wbatch_reset(ik_wbatch *b)
 	for (size_t i = 0; i < b->nsegs; i++) {
 		iok_msg_free(b->segs[i].msg);
 	}
-	b->nsegs = 0;
-	b->total = 0;
+	b->nsegs     = 0;
+	b->total     = 0;
 	b->bytes.len = 0;
 	/* Do not let one burst pin a big buffer on an idle connection. */
 	if (b->bytes.cap > 64 * 1024) {
@@ -505,8 +506,8 @@ frame_to_msg(ik_pipe *p, size_t flen, const ik_frame *f)
 		if (rest > 0) {
 			memcpy(nb.data, start + flen, rest);
 		}
-		nb.len   = rest;
-		p->in    = nb;
+		nb.len    = rest;
+		p->in     = nb;
 		p->in_off = 0;
 		return m;
 	}
@@ -522,8 +523,7 @@ frame_to_msg(ik_pipe *p, size_t flen, const ik_frame *f)
 	return m;
 }
 
-static void
-handshake_step(ik_pipe *p);
+static void handshake_step(ik_pipe *p);
 
 static void
 process_input(ik_pipe *p)
@@ -532,8 +532,9 @@ process_input(ik_pipe *p)
 		handshake_step(p);
 	}
 	while (p->state == IK_PIPE_ACTIVE && !p->paused && p->in.len > p->in_off) {
-		ik_frame f = {0};
-		ssize_t  n = p->tran->frame(p->tstate, p->in.data + p->in_off, p->in.len - p->in_off, &f);
+		ik_frame f = { 0 };
+		ssize_t  n =
+		    p->tran->frame(p->tstate, p->in.data + p->in_off, p->in.len - p->in_off, &f);
 		if (n == 0) {
 			p->need = f.need;
 			break;
@@ -543,8 +544,9 @@ process_input(ik_pipe *p)
 			return;
 		}
 		p->need = 0;
-		int cls = p->tran->classify ? p->tran->classify(p->tstate, p->in.data + p->in_off, (size_t) n)
-		                            : IK_FRAME_REPLY;
+		int cls = p->tran->classify
+		              ? p->tran->classify(p->tstate, p->in.data + p->in_off, (size_t) n)
+		              : IK_FRAME_REPLY;
 		if (cls == IK_FRAME_SKIP) {
 			p->in_off += (size_t) n;
 			continue;
@@ -610,7 +612,9 @@ read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 	ik_pipe *p = st->data;
 	(void) buf;
 	if (n < 0) {
-		ik_pipe_close(p, n == UV_EOF ? IOK_ECONNSHUT : n == UV_ENOBUFS ? IOK_ENOMEM : IOK_ECONNRESET);
+		ik_pipe_close(p, n == UV_EOF       ? IOK_ECONNSHUT
+		                 : n == UV_ENOBUFS ? IOK_ENOMEM
+		                                   : IOK_ECONNRESET);
 		return;
 	}
 	if (p->state == IK_PIPE_CLOSING) {
@@ -704,7 +708,7 @@ wseg_add(ik_wbatch *b, iok_msg *msg, size_t off, size_t len)
 		b->segs    = ns;
 		b->capsegs = n;
 	}
-	b->segs[b->nsegs++] = (ik_wseg){.msg = msg, .off = off, .len = len};
+	b->segs[b->nsegs++] = (ik_wseg) { .msg = msg, .off = off, .len = len };
 	return 0;
 }
 
@@ -715,7 +719,8 @@ queue_bytes(ik_pipe *p, const void *data, size_t len)
 	ik_wbatch *b   = &p->wb[p->wfill];
 	size_t     off = b->bytes.len;
 	int        rv;
-	if ((rv = ik_buf_append(&b->bytes, data, len)) != 0 || (rv = wseg_add(b, NULL, off, len)) != 0) {
+	if ((rv = ik_buf_append(&b->bytes, data, len)) != 0 ||
+	    (rv = wseg_add(b, NULL, off, len)) != 0) {
 		return rv;
 	}
 	b->total += len;
@@ -773,9 +778,9 @@ frame_into_batch(ik_pipe *p, iok_msg *m, bool keep)
 		p->sock->stats[IK_STAT_TX_DROPPED]++;
 		return (int) -pl;
 	}
-	b           = &p->wb[p->wfill];
-	off         = b->bytes.len;
-	bool   copy = m->len <= COPY_MAX;
+	b             = &p->wb[p->wfill];
+	off           = b->bytes.len;
+	bool   copy   = m->len <= COPY_MAX;
 	size_t nbytes = (size_t) pl + m->hdr_len + (copy ? m->len : 0);
 	/* Room for everything first, so a failure leaves the batch as it was
 	 * (a prefix sent without its body would break the stream). */
@@ -791,7 +796,7 @@ frame_into_batch(ik_pipe *p, iok_msg *m, bool keep)
 	b->bytes.len += nbytes;
 	b->total += (size_t) pl + m->hdr_len + m->len;
 	if (!copy) {
-		b->segs[b->nsegs++] = (ik_wseg){.msg = m, .off = 0, .len = m->len};
+		b->segs[b->nsegs++] = (ik_wseg) { .msg = m, .off = 0, .len = m->len };
 	} else if (!keep) {
 		iok_msg_free(m);
 	}
@@ -931,7 +936,7 @@ flush_writes(ik_pipe *p)
 		b->capbufs = b->nsegs;
 	}
 	for (size_t i = 0; i < b->nsegs; i++) {
-		ik_wseg *sg = &b->segs[i];
+		ik_wseg *sg   = &b->segs[i];
 		char    *base = sg->msg ? (char *) sg->msg->body : (char *) b->bytes.data + sg->off;
 		b->bufs[i]    = uv_buf_init(base, (unsigned int) sg->len);
 	}
@@ -987,7 +992,8 @@ inproc_send(ik_pipe *p, iok_msg *m)
 		p->sock->stats[IK_STAT_TX_DROPPED]++;
 		return;
 	}
-	if (ik_msgq_room(&peer->inbox) == 0 && ik_msgq_reserve(&peer->inbox, peer->inbox.len * 2) != 0) {
+	if (ik_msgq_room(&peer->inbox) == 0 &&
+	    ik_msgq_reserve(&peer->inbox, peer->inbox.len * 2) != 0) {
 		iok_msg_free(m);
 		ik_pipe_close(p, IOK_ENOMEM);
 		return;
@@ -1117,7 +1123,7 @@ handshake_step(ik_pipe *p)
 	size_t   used = 0;
 	int      rv;
 
-	p->hsout.len = 0;
+	p->hsout.len      = 0;
 	const uint8_t *in = p->in.data != NULL ? p->in.data + p->in_off : NULL;
 	rv = p->tran->handshake(p->tstate, in, p->in.len - p->in_off, &used, &p->hsout);
 	p->in_off += used;

@@ -38,10 +38,10 @@ enum ik_pipe_state { IK_PIPE_HANDSHAKE, IK_PIPE_ACTIVE, IK_PIPE_CLOSING };
 typedef struct ik_att {
 	ik_pipe *pipe;
 	ik_sock *sock;
-	void    *pdata;  /* that pattern's per-pipe state */
-	ik_node  snode;  /* in sock->pipes */
-	ik_node  pnode;  /* in sock->paused: the held message is for us */
-	bool     added;  /* the pattern knows the pipe */
+	void    *pdata; /* that pattern's per-pipe state */
+	ik_node  snode; /* in sock->pipes */
+	ik_node  pnode; /* in sock->paused: the held message is for us */
+	bool     added; /* the pattern knows the pipe */
 	bool     own_pdata;
 } ik_att;
 
@@ -56,18 +56,18 @@ struct ik_pipe {
 	const ik_transport *tran;
 	void               *tstate; /* codec state */
 	ik_att              att[2];
-	uint16_t            peer;   /* peer SP protocol */
-	bool                paused; /* holding a refused message */
-	bool                begun;       /* connected: handshake started */
-	bool                close_done;  /* close_task_fn ran (or not needed) */
-	bool                ever_active; /* handshake done, pattern took it */
+	uint16_t            peer;             /* peer SP protocol */
+	bool                paused;           /* holding a refused message */
+	bool                begun;            /* connected: handshake started */
+	bool                close_done;       /* close_task_fn ran (or not needed) */
+	bool                ever_active;      /* handshake done, pattern took it */
 	bool                close_after_held; /* IK_FRAME_LAST is held */
 	int                 close_err;
-	ik_node             enode; /* in ep->pipes */
-	struct ik_upstream *up;    /* the dialer's upstream (NULL: accepted) */
+	ik_node             enode;   /* in ep->pipes */
+	struct ik_upstream *up;      /* the dialer's upstream (NULL: accepted) */
 	bool                dialing; /* its stream is still connecting */
-	ik_task             task;  /* flush writes / resume reading */
-	iok_msg            *held;  /* message a pattern refused */
+	ik_task             task;    /* flush writes / resume reading */
+	iok_msg            *held;    /* message a pattern refused */
 	int                 held_att;
 	size_t              recv_max;
 	bool                sub_hold; /* keep subscribe bytes (pinned session) */
@@ -104,7 +104,7 @@ struct ik_pipe {
 /* ik_pipe_new_stream makes a pipe for ep's transport and initialises its
  * stream handle (tcp or unix) so the endpoint can connect or accept into
  * it.  NULL if out of memory. */
-ik_pipe *ik_pipe_new_stream(ik_sock *s, ik_ep *ep, int is_tcp);
+ik_pipe     *ik_pipe_new_stream(ik_sock *s, ik_ep *ep, int is_tcp);
 uv_stream_t *ik_pipe_stream(ik_pipe *p);
 /* ik_pipe_begin: connected or accepted; start the handshake. */
 void ik_pipe_begin(ik_pipe *p);
@@ -116,7 +116,7 @@ int ik_pipe_inproc_pair(ik_sock *ds, ik_ep *dep, ik_sock *ls, ik_ep *lep);
 /* Offer the held message again and continue reading (room appeared). */
 void ik_pipe_resume(ik_pipe *p);
 /* Sharing: attach socket s to p as its second user / detach it. */
-int ik_pipe_attach(ik_pipe *p, ik_sock *s);
+int  ik_pipe_attach(ik_pipe *p, ik_sock *s);
 void ik_pipe_detach(ik_pipe *p);
 /* Fork child: close every pipe of s without writing a byte. */
 void ik_pipe_abandon_all_of(ik_sock *s);

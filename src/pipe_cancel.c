@@ -81,8 +81,8 @@ ik_pipe_cancel(ik_pipe *p)
 		}
 		rv = uv_tcp_connect(&c->creq, &c->h.tcp, (struct sockaddr *) &sa, cancel_connected);
 	} else {
-		if (uv_pipe_getpeername(&p->h.unix_pipe, path, &plen) != 0 || plen >= sizeof(path) ||
-		    uv_pipe_init(ik_loop(), &c->h.unix_pipe, 0) != 0) {
+		if (uv_pipe_getpeername(&p->h.unix_pipe, path, &plen) != 0 ||
+		    plen >= sizeof(path) || uv_pipe_init(ik_loop(), &c->h.unix_pipe, 0) != 0) {
 			free(c);
 			return IOK_ECONNRESET;
 		}

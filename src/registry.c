@@ -11,7 +11,7 @@
 
 #define MAX_PATTERNS 64
 
-void ik_patterns_builtin(void);
+void                             ik_patterns_builtin(void);
 extern const ik_transport *const ik_transports_builtin[];
 
 static struct {
@@ -19,7 +19,7 @@ static struct {
 	const ik_pattern *pat;
 } patterns[MAX_PATTERNS];
 static int             npatterns;
-static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t reg_mu       = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t  builtin_once = PTHREAD_ONCE_INIT;
 
 static int
@@ -121,8 +121,8 @@ ik_transport_find(const char *scheme)
 static const iok_discovery_backend *disc_user[MAX_DISC_USER];
 static int                          ndisc_user;
 
-static const iok_discovery_backend *const disc_builtin[] = {
-	&ik_disc_backend_static, &ik_disc_backend_dns, &ik_disc_backend_srv, &ik_disc_backend_file};
+static const iok_discovery_backend *const disc_builtin[] = { &ik_disc_backend_static,
+	&ik_disc_backend_dns, &ik_disc_backend_srv, &ik_disc_backend_file };
 
 static const iok_discovery_backend *
 disc_find_locked(const char *name)
@@ -154,8 +154,8 @@ int
 iok_discovery_register(const iok_discovery_backend *b)
 {
 	int rv = 0;
-	if (b == NULL || b->name == NULL || b->start == NULL || b->stop == NULL || b->name[0] == '\0' ||
-	    strlen(b->name) > 31) {
+	if (b == NULL || b->name == NULL || b->start == NULL || b->stop == NULL ||
+	    b->name[0] == '\0' || strlen(b->name) > 31) {
 		return IOK_EINVAL;
 	}
 	for (const char *c = b->name; *c; c++) {

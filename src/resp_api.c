@@ -15,8 +15,8 @@
  * handed to the codec as its iterator without copying.  Its fields are
  * only ever accessed through ik_resp_iter (in resp.c); these checks keep
  * the two layouts from drifting apart. */
-#define SAME_FIELD(a, b)                                                                        \
-	_Static_assert(offsetof(iok_resp_reader, a) == offsetof(ik_resp_iter, b) &&                 \
+#define SAME_FIELD(a, b)                                                                          \
+	_Static_assert(offsetof(iok_resp_reader, a) == offsetof(ik_resp_iter, b) &&               \
 	                   sizeof(((iok_resp_reader *) 0)->a) == sizeof(((ik_resp_iter *) 0)->b), \
 	    "iok_resp_reader." #a " != ik_resp_iter." #b)
 SAME_FIELD(buf_, buf);
@@ -65,7 +65,7 @@ iok_resp_command(iok_msg **mp, int argc, const char *const *argv, const size_t *
 	}
 	/* The body as a full-capacity buffer: the formatter's reservation is
 	 * exactly size bytes, so it never reallocates the message's storage. */
-	ik_buf view = {.data = m->body, .len = 0, .cap = size};
+	ik_buf view = { .data = m->body, .len = 0, .cap = size };
 	if ((rv = ik_resp_format_argv(&view, argc, argv, lens)) != 0 || view.data != m->body ||
 	    view.len != size) {
 		iok_msg_free(m);

@@ -84,7 +84,7 @@ iok_dialer_share(iok_dialer d, iok_socket s)
 		return rv;
 	}
 	if ((rv = ik_sock_hold(s, &sk)) == 0) {
-		struct share_cmd sc = {.ep = ep, .s = sk};
+		struct share_cmd sc = { .ep = ep, .s = sk };
 		rv                  = ik_cmd_call(&sc.cmd, share_k);
 		ik_sock_rele(sk);
 	}

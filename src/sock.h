@@ -27,7 +27,7 @@ typedef struct ik_tran_opts {
 	iok_duration reconn_max;
 	int          nodelay;
 	int          keepalive;
-	int          pool; /* connections a dialer keeps, per address */
+	int          pool;             /* connections a dialer keeps, per address */
 	iok_duration ttl_min, ttl_max; /* re-resolve bounds (discovery) */
 	char         dns_servers[256]; /* "" = the process default */
 } ik_tran_opts;
@@ -51,7 +51,7 @@ struct ik_sock {
 	size_t          rq_max_bytes; /* recv-buffer-bytes (0: no limit) */
 	int             recv_waiters, send_waiters;
 	int             recv_fd, send_fd; /* eventfds, level-triggered */
-	int             peers_fd; /* eventfd: the live-peer count crossed zero
+	int             peers_fd;         /* eventfd: the live-peer count crossed zero
 	                             since peers-live was last read (made and
 	                             written by the kernel thread) */
 	bool            closed;
@@ -59,44 +59,44 @@ struct ik_sock {
 	iok_duration    recv_timeo, send_timeo;
 	uint64_t        next_token;
 	uint32_t        next_session;
-	atomic_uint     epoch; /* fork epoch it was last used in */
+	atomic_uint     epoch;     /* fork epoch it was last used in */
 	ik_cmd          send_cmd;  /* "sq became non-empty" */
 	ik_cmd          space_cmd; /* "rq has room again" */
 
 	/* ---- kernel thread only ---- */
-	ik_node     knode;  /* in the kernel's list of sockets */
-	ik_list     pipes;  /* attachments to active pipes (ik_att) */
-	ik_list     paused; /* attachments whose pipe holds a refused message */
-	ik_list     eps;    /* dialers and listeners */
-	ik_list     shared; /* other sockets' dialers we share (ik_ep) */
-	ik_msgq     staged; /* deliveries waiting for the end-of-loop flush */
-	size_t      rq_known; /* rq length at the last flush (an upper bound) */
-	size_t      rq_bytes_known; /* rq_bytes then (an upper bound too) */
-	size_t      staged_bytes;
-	ik_task     flush_task;
-	ik_task     pump_task; /* a long pump continues next iteration */
-	bool        send_busy; /* the pattern refused; wait for pipe_ready */
-	bool        closing;
-	bool        tearing;  /* linger over: closing connections */
-	bool        finished; /* torn down; only references keep it */
-	int         npipes;   /* pipes (even closing ones) pointing here */
-	ik_cmd     *close_cmd;
-	ik_timer   *linger_timer;
-	ik_sock    *dev_peer; /* device: deliveries go to this socket */
-	ik_sock    *dev_src;  /* device: the socket feeding us */
-	ik_tran_opts topts;
-	iok_duration linger;
-	int          max_ttl;
-	char         name[64];
-	char         last_error[256]; /* IOK_OPT_LAST_ERROR, "" if none */
-	uint64_t     stats[IK_STAT_COUNT];
+	ik_node           knode;          /* in the kernel's list of sockets */
+	ik_list           pipes;          /* attachments to active pipes (ik_att) */
+	ik_list           paused;         /* attachments whose pipe holds a refused message */
+	ik_list           eps;            /* dialers and listeners */
+	ik_list           shared;         /* other sockets' dialers we share (ik_ep) */
+	ik_msgq           staged;         /* deliveries waiting for the end-of-loop flush */
+	size_t            rq_known;       /* rq length at the last flush (an upper bound) */
+	size_t            rq_bytes_known; /* rq_bytes then (an upper bound too) */
+	size_t            staged_bytes;
+	ik_task           flush_task;
+	ik_task           pump_task; /* a long pump continues next iteration */
+	bool              send_busy; /* the pattern refused; wait for pipe_ready */
+	bool              closing;
+	bool              tearing;  /* linger over: closing connections */
+	bool              finished; /* torn down; only references keep it */
+	int               npipes;   /* pipes (even closing ones) pointing here */
+	ik_cmd           *close_cmd;
+	ik_timer         *linger_timer;
+	ik_sock          *dev_peer; /* device: deliveries go to this socket */
+	ik_sock          *dev_src;  /* device: the socket feeding us */
+	ik_tran_opts      topts;
+	iok_duration      linger;
+	int               max_ttl;
+	char              name[64];
+	char              last_error[256]; /* IOK_OPT_LAST_ERROR, "" if none */
+	uint64_t          stats[IK_STAT_COUNT];
 	struct ik_xstats *xs; /* latency, errors by kind (stats.h); lazily */
 	/* send-rate token bucket (throttle.c) */
-	uint32_t     send_rate;  /* messages per second, 0: no limit */
-	uint32_t     send_burst; /* bucket size */
-	double       tokens;
-	uint64_t     tokens_ns; /* when tokens was last refilled */
-	ik_timer    *rate_timer;
+	uint32_t  send_rate;  /* messages per second, 0: no limit */
+	uint32_t  send_burst; /* bucket size */
+	double    tokens;
+	uint64_t  tokens_ns; /* when tokens was last refilled */
+	ik_timer *rate_timer;
 };
 
 /* ik_sq_full: no room in the send queue, by count or by bytes (one
@@ -116,16 +116,16 @@ void ik_throttle_set(ik_sock *s, uint32_t rate, uint32_t burst); /* rate 0: off 
 void ik_throttle_fini(ik_sock *s);
 
 /* Kernel-side hooks used by pipes and endpoints. */
-void ik_sock_pump(ik_sock *s);          /* offer queued sends to the pattern */
+void                  ik_sock_pump(ik_sock *s); /* offer queued sends to the pattern */
 typedef struct ik_att ik_att;
-void ik_sock_att_paused(ik_sock *s, ik_att *a);
-void ik_sock_ep_gone(ik_sock *s, ik_ep *ep); /* an endpoint finished closing */
-void ik_sock_maybe_finish_close(ik_sock *s);
+void                  ik_sock_att_paused(ik_sock *s, ik_att *a);
+void                  ik_sock_ep_gone(ik_sock *s, ik_ep *ep); /* an endpoint finished closing */
+void                  ik_sock_maybe_finish_close(ik_sock *s);
 /* The socket's live peers went from 0 to 1 or from 1 to 0 (pipe.c). */
 void ik_sock_peers_crossed(ik_sock *s);
 
 /* App-side lookup: takes a reference; release with ik_sock_rele. */
-int ik_sock_hold(iok_socket h, ik_sock **sp);
+int  ik_sock_hold(iok_socket h, ik_sock **sp);
 void ik_sock_rele(ik_sock *s);
 
 /* ---- shared by socket.c, sockmsg.c, sockopt.c and device.c ---- */
@@ -134,8 +134,8 @@ void ik_sock_rele(ik_sock *s);
 void ik_efd_raise(int fd);
 void ik_efd_clear(int fd);
 /* sockmsg.c: the kernel half of the queues, set up by socket.c's open. */
-void ik_sock_send_cmd_fn(ik_cmd *c);   /* "sq became non-empty" */
-void ik_sock_space_cmd_fn(ik_cmd *c);  /* "rq has room again" */
+void ik_sock_send_cmd_fn(ik_cmd *c);    /* "sq became non-empty" */
+void ik_sock_space_cmd_fn(ik_cmd *c);   /* "rq has room again" */
 void ik_sock_flush_task_fn(ik_task *t); /* staged deliveries to rq */
 void ik_sock_pump_task_fn(ik_task *t);  /* a long pump continues */
 void ik_sock_resume_paused(ik_sock *s); /* paused pipes read again */
@@ -148,6 +148,6 @@ const char *ik_stat_name(int i);
 
 /* device.c */
 int  ik_device_forward(ik_sock *to, iok_msg *m); /* a delivery sent on */
-void ik_devices_unlink(ik_sock *s);             /* s closes: no device */
+void ik_devices_unlink(ik_sock *s);              /* s closes: no device */
 
 #endif

@@ -22,7 +22,7 @@
 
 #define DEFAULT_QLEN 1024
 
-static ik_list all_socks = {{&all_socks.head, &all_socks.head}};
+static ik_list all_socks = { { &all_socks.head, &all_socks.head } };
 static int     live_socks;
 
 static void
@@ -44,9 +44,12 @@ sock_destroy(ik_obj *o)
 	ik_msgq_fini(&s->rq);
 	ik_msgq_fini(&s->sq);
 	ik_msgq_fini(&s->staged);
-	if (s->recv_fd >= 0) close(s->recv_fd);
-	if (s->send_fd >= 0) close(s->send_fd);
-	if (s->peers_fd >= 0) close(s->peers_fd);
+	if (s->recv_fd >= 0)
+		close(s->recv_fd);
+	if (s->send_fd >= 0)
+		close(s->send_fd);
+	if (s->peers_fd >= 0)
+		close(s->peers_fd);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->recv_cv);
 	pthread_cond_destroy(&s->send_cv);
@@ -82,7 +85,7 @@ ik_sock_hold(iok_socket h, ik_sock **sp)
 	}
 	*sp = (ik_sock *) o;
 	if (atomic_load_explicit(&(*sp)->epoch, memory_order_relaxed) != ik_fork_epoch()) {
-		struct activate_cmd ac = {.s = *sp};
+		struct activate_cmd ac = { .s = *sp };
 		(void) ik_cmd_call(&ac.cmd, activate_k);
 	}
 	return 0;
@@ -150,17 +153,17 @@ sock_open(iok_socket *out, const char *name, int raw)
 	s->app     = (char *) s + app;
 	s->raw     = raw;
 	s->recv_fd = s->send_fd = -1;
-	s->peers_fd = -1;
+	s->peers_fd             = -1;
 	atomic_init(&s->epoch, ik_fork_epoch());
 	pthread_mutex_init(&s->mu, NULL);
 	cond_init_mono(&s->recv_cv);
 	cond_init_mono(&s->send_cv);
-	s->rq_cap     = DEFAULT_QLEN;
-	s->sq_cap     = DEFAULT_QLEN;
-	s->recv_timeo = IOK_DURATION_INFINITE;
-	s->send_timeo = IOK_DURATION_INFINITE;
-	s->linger     = 1000;
-	s->max_ttl    = 8;
+	s->rq_cap           = DEFAULT_QLEN;
+	s->sq_cap           = DEFAULT_QLEN;
+	s->recv_timeo       = IOK_DURATION_INFINITE;
+	s->send_timeo       = IOK_DURATION_INFINITE;
+	s->linger           = 1000;
+	s->max_ttl          = 8;
 	s->topts.recv_max   = 1024 * 1024;
 	s->topts.reconn_min = 100;
 	s->topts.reconn_max = 2000;
@@ -187,7 +190,7 @@ sock_open(iok_socket *out, const char *name, int raw)
 	 * integers a caller could confuse with indices. */
 	s->next_token = ((uint64_t) (uintptr_t) s >> 4) & 0xffffff;
 
-	struct open_cmd oc = {.s = s};
+	struct open_cmd oc = { .s = s };
 	if ((rv = ik_cmd_call(&oc.cmd, open_k)) != 0) {
 		sock_destroy(&s->obj);
 		return rv;
@@ -195,7 +198,7 @@ sock_open(iok_socket *out, const char *name, int raw)
 	if ((rv = ik_obj_register(&s->obj)) != 0) {
 		/* Out of memory for the table: close it like any other socket;
 		 * the kernel drops the creator's reference. */
-		struct close_cmd cc = {.s = s};
+		struct close_cmd cc = { .s = s };
 		(void) ik_cmd_call(&cc.cmd, close_k);
 		return rv;
 	}
@@ -217,9 +220,15 @@ iok_socket_open_raw(iok_socket *s, const char *pattern)
 	return sock_open(s, pattern, 1);
 }
 
-#define OPENER(fn, name)                                                                            \
-	int iok_##fn##_open(iok_socket *s) { return sock_open(s, name, 0); }                       \
-	int iok_##fn##_open_raw(iok_socket *s) { return sock_open(s, name, 1); }
+#define OPENER(fn, name)                       \
+	int iok_##fn##_open(iok_socket *s)     \
+	{                                      \
+		return sock_open(s, name, 0);  \
+	}                                      \
+	int iok_##fn##_open_raw(iok_socket *s) \
+	{                                      \
+		return sock_open(s, name, 1);  \
+	}
 OPENER(pair0, "pair0")
 OPENER(pair1, "pair1")
 OPENER(push0, "push0")
@@ -426,8 +435,8 @@ iok_close(iok_socket h)
 	}
 	/* Wake blocked callers first: close must not wait for them. */
 	close_app_half(s);
-	struct close_cmd cc = {.s = s};
-	rv = ik_cmd_call(&cc.cmd, close_k);
+	struct close_cmd cc = { .s = s };
+	rv                  = ik_cmd_call(&cc.cmd, close_k);
 	ik_sock_rele(s);
 	return rv == IOK_ECLOSED ? 0 : rv;
 }
@@ -542,7 +551,6 @@ fresh_eventfd(int fd, int readable)
 	}
 }
 
-
 void
 ik_sockets_fork_child(void)
 {
@@ -559,10 +567,10 @@ ik_sockets_fork_child(void)
 		ik_msgq_clear(&s->sq);
 		ik_msgq_clear(&s->staged);
 		s->rq_bytes = s->sq_bytes = s->staged_bytes = s->rq_bytes_known = 0;
-		s->rq_known       = 0;
-		s->recv_waiters   = 0;
-		s->send_waiters   = 0;
-		s->recv_blocked   = false;
+		s->rq_known                                                     = 0;
+		s->recv_waiters                                                 = 0;
+		s->send_waiters                                                 = 0;
+		s->recv_blocked                                                 = false;
 		if (s->pat->app != NULL && s->pat->app->fork_child != NULL) {
 			s->pat->app->fork_child(s->app);
 		}

@@ -106,8 +106,7 @@ wait_on(pthread_cond_t *cv, pthread_mutex_t *mu, int *waiters, iok_duration time
  * critical section as the push: a plain request that drops the replies
  * still queued from the previous one could, done later, drop its own fast
  * reply. */
-static int
-enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain);
+static int enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain);
 
 /* Would a message of len bytes overflow the send queue?  (Under mu.) */
 static bool
@@ -324,8 +323,8 @@ iok_cancel(iok_socket h, uint64_t token)
 	if ((rv = ik_sock_hold(h, &s)) != 0) {
 		return rv;
 	}
-	struct cancel_cmd cc = {.s = s, .token = token};
-	rv = ik_cmd_call(&cc.cmd, cancel_k);
+	struct cancel_cmd cc = { .s = s, .token = token };
+	rv                   = ik_cmd_call(&cc.cmd, cancel_k);
 	ik_sock_rele(s);
 	return rv;
 }
@@ -390,8 +389,8 @@ iok_session_close(iok_socket h, uint32_t session)
 		ik_sock_rele(s);
 		return IOK_ENOTSUP;
 	}
-	struct session_cmd sc = {.s = s, .session = session};
-	rv = ik_cmd_call(&sc.cmd, session_close_k);
+	struct session_cmd sc = { .s = s, .session = session };
+	rv                    = ik_cmd_call(&sc.cmd, session_close_k);
 	ik_sock_rele(s);
 	return rv;
 }
@@ -612,8 +611,8 @@ ik_sock_pump(ik_sock *s)
 			 * waiter's message may need more room than that, so any
 			 * progress wakes it. */
 			if (s->send_waiters > 0 &&
-			    (s->sq_max_bytes > 0 ||
-			        (before > low_water(s->sq_cap) && s->sq.len <= low_water(s->sq_cap)))) {
+			    (s->sq_max_bytes > 0 || (before > low_water(s->sq_cap) &&
+			                                s->sq.len <= low_water(s->sq_cap)))) {
 				wake = true;
 			}
 			pthread_mutex_unlock(&s->mu);
@@ -696,7 +695,7 @@ rq_full(ik_sock *s)
 	s->rq_bytes_known = s->rq_bytes;
 	bool full         = s->staged.len + s->rq_known >= (size_t) s->rq_cap ||
 	            (s->rq_max_bytes > 0 && s->staged.len + s->rq_known > 0 &&
-	             s->staged_bytes + s->rq_bytes_known >= s->rq_max_bytes);
+	                s->staged_bytes + s->rq_bytes_known >= s->rq_max_bytes);
 	if (full) {
 		s->recv_blocked = true; /* the next receive tells us */
 	}

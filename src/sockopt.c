@@ -137,7 +137,7 @@ setopt_k(ik_cmd *c)
 				rv = IOK_EINVAL;
 			} else {
 				ik_throttle_set(s, rate ? (uint32_t) v : s->send_rate,
-				                rate ? (s->send_burst ? s->send_burst : 1) : (uint32_t) v);
+				    rate ? (s->send_burst ? s->send_burst : 1) : (uint32_t) v);
 				ik_sock_pump(s); /* a lifted limit lets queued messages go */
 			}
 		}
@@ -157,16 +157,17 @@ setopt_k(ik_cmd *c)
 		} else {
 			memcpy(s->name, oc->in, oc->sz);
 			s->name[oc->sz - 1] = '\0';
-			rv = 0;
+			rv                  = 0;
 		}
 	} else if (strcmp(n, IOK_OPT_RAW) == 0 || strcmp(n, IOK_OPT_PROTO) == 0 ||
-	    strcmp(n, IOK_OPT_PEER) == 0 || strcmp(n, IOK_OPT_PROTONAME) == 0 ||
-	    strcmp(n, IOK_OPT_PEERNAME) == 0 || strncmp(n, "stat:", 5) == 0 ||
-	    strcmp(n, IOK_OPT_LAST_ERROR) == 0 || strcmp(n, IOK_OPT_PEERS_LIVE) == 0 ||
-	    strcmp(n, IOK_OPT_PEERS_FD) == 0) {
+	           strcmp(n, IOK_OPT_PEER) == 0 || strcmp(n, IOK_OPT_PROTONAME) == 0 ||
+	           strcmp(n, IOK_OPT_PEERNAME) == 0 || strncmp(n, "stat:", 5) == 0 ||
+	           strcmp(n, IOK_OPT_LAST_ERROR) == 0 || strcmp(n, IOK_OPT_PEERS_LIVE) == 0 ||
+	           strcmp(n, IOK_OPT_PEERS_FD) == 0) {
 		rv = IOK_EREADONLY;
 	} else if ((rv = ik_topts_set(&s->topts, n, oc->in, oc->sz, oc->type)) == IOK_ENOTSUP) {
-		rv = s->pat->setopt ? s->pat->setopt(s->pdata, n, oc->in, oc->sz, oc->type) : IOK_ENOTSUP;
+		rv = s->pat->setopt ? s->pat->setopt(s->pdata, n, oc->in, oc->sz, oc->type)
+		                    : IOK_ENOTSUP;
 		if (rv == 0) {
 			/* e.g. a new subscription or resend time: the pattern may
 			 * take queued messages now. */
@@ -196,7 +197,8 @@ getopt_k(ik_cmd *c)
 	} else if (strcmp(n, IOK_OPT_SEND_RATE) == 0) {
 		rv = ik_opt_put_int((int) s->send_rate, oc->out, oc->outsz, oc->type);
 	} else if (strcmp(n, IOK_OPT_SEND_BURST) == 0) {
-		rv = ik_opt_put_int((int) (s->send_burst ? s->send_burst : 1), oc->out, oc->outsz, oc->type);
+		rv = ik_opt_put_int(
+		    (int) (s->send_burst ? s->send_burst : 1), oc->out, oc->outsz, oc->type);
 	} else if (strcmp(n, IOK_OPT_SENDBUF) == 0) {
 		rv = ik_opt_put_int(s->sq_cap, oc->out, oc->outsz, oc->type);
 	} else if (strcmp(n, IOK_OPT_LINGER) == 0) {
@@ -225,7 +227,8 @@ getopt_k(ik_cmd *c)
 		if (s->peers_fd < 0) {
 			s->peers_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		}
-		rv = s->peers_fd < 0 ? IOK_ENOFILES : ik_opt_put_int(s->peers_fd, oc->out, oc->outsz, oc->type);
+		rv = s->peers_fd < 0 ? IOK_ENOFILES
+		                     : ik_opt_put_int(s->peers_fd, oc->out, oc->outsz, oc->type);
 	} else if (strncmp(n, "stat:", 5) == 0) {
 		pthread_mutex_lock(&s->mu);
 		s->stats[IK_STAT_SEND_WAITS] = s->send_waits;
@@ -242,7 +245,8 @@ getopt_k(ik_cmd *c)
 			rv = ik_opt_put_uint64(v, oc->out, oc->outsz, oc->type);
 		}
 	} else if ((rv = ik_topts_get(&s->topts, n, oc->out, oc->outsz, oc->type)) == IOK_ENOTSUP) {
-		rv = s->pat->getopt ? s->pat->getopt(s->pdata, n, oc->out, oc->outsz, oc->type) : IOK_ENOTSUP;
+		rv = s->pat->getopt ? s->pat->getopt(s->pdata, n, oc->out, oc->outsz, oc->type)
+		                    : IOK_ENOTSUP;
 	}
 	ik_cmd_done(c, rv);
 }
@@ -268,7 +272,7 @@ sock_setopt(iok_socket h, const char *name, const void *v, size_t sz, int type)
 	} else if (strcmp(name, IOK_OPT_RECVFD) == 0 || strcmp(name, IOK_OPT_SENDFD) == 0) {
 		rv = IOK_EREADONLY;
 	} else {
-		struct opt_cmd oc = {.s = s, .name = name, .in = v, .sz = sz, .type = type};
+		struct opt_cmd oc = { .s = s, .name = name, .in = v, .sz = sz, .type = type };
 		rv                = ik_cmd_call(&oc.cmd, setopt_k);
 	}
 	ik_sock_rele(s);
@@ -282,10 +286,12 @@ ensure_fds(ik_sock *s)
 	int rv = 0;
 	pthread_mutex_lock(&s->mu);
 	if (s->recv_fd < 0) {
-		s->recv_fd = eventfd(s->rq.len > 0 || s->closed ? 1 : 0, EFD_NONBLOCK | EFD_CLOEXEC);
+		s->recv_fd =
+		    eventfd(s->rq.len > 0 || s->closed ? 1 : 0, EFD_NONBLOCK | EFD_CLOEXEC);
 	}
 	if (s->send_fd < 0) {
-		s->send_fd = eventfd(!ik_sq_full(s) || s->closed ? 1 : 0, EFD_NONBLOCK | EFD_CLOEXEC);
+		s->send_fd =
+		    eventfd(!ik_sq_full(s) || s->closed ? 1 : 0, EFD_NONBLOCK | EFD_CLOEXEC);
 	}
 	if (s->recv_fd < 0 || s->send_fd < 0) {
 		rv = IOK_ENOFILES;
@@ -323,7 +329,7 @@ sock_getopt(iok_socket h, const char *name, void *v, size_t *sz, int type)
 			rv = ik_opt_put_int(s->send_fd, v, sz, type);
 		}
 	} else {
-		struct opt_cmd oc = {.s = s, .name = name, .out = v, .outsz = sz, .type = type};
+		struct opt_cmd oc = { .s = s, .name = name, .out = v, .outsz = sz, .type = type };
 		rv                = ik_cmd_call(&oc.cmd, getopt_k);
 	}
 	ik_sock_rele(s);

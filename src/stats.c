@@ -85,10 +85,12 @@ ik_hist_format(ik_buf *b, const ik_hist *h)
 	if (h->count == 0) {
 		return;
 	}
-	n = snprintf(tmp, sizeof(tmp), " latency_p50_us=%.1f latency_p90_us=%.1f latency_p99_us=%.1f latency_max_us=%.1f latency_count=%llu",
-	             (double) ik_hist_quantile(h, 0.50) / 1e3, (double) ik_hist_quantile(h, 0.90) / 1e3,
-	             (double) ik_hist_quantile(h, 0.99) / 1e3, (double) h->max / 1e3,
-	             (unsigned long long) h->count);
+	n = snprintf(tmp, sizeof(tmp),
+	    " latency_p50_us=%.1f latency_p90_us=%.1f latency_p99_us=%.1f latency_max_us=%.1f "
+	    "latency_count=%llu",
+	    (double) ik_hist_quantile(h, 0.50) / 1e3, (double) ik_hist_quantile(h, 0.90) / 1e3,
+	    (double) ik_hist_quantile(h, 0.99) / 1e3, (double) h->max / 1e3,
+	    (unsigned long long) h->count);
 	(void) ik_buf_append(b, tmp, (size_t) n);
 }
 
@@ -140,10 +142,16 @@ static const struct {
 	int         code;
 	const char *name;
 } err_names[] = {
-	{IOK_ETIMEDOUT, "timedout"},   {IOK_ECONNRESET, "connreset"}, {IOK_ECONNREFUSED, "connrefused"},
-	{IOK_ECLOSED, "closed"},       {IOK_EINVAL, "inval"},         {IOK_ENOMEM, "nomem"},
-	{IOK_EPROTO, "proto"},         {IOK_ECANCELED, "canceled"},   {IOK_EUNREACHABLE, "unreachable"},
-	{IOK_ECONNSHUT, "connshut"},
+	{ IOK_ETIMEDOUT, "timedout" },
+	{ IOK_ECONNRESET, "connreset" },
+	{ IOK_ECONNREFUSED, "connrefused" },
+	{ IOK_ECLOSED, "closed" },
+	{ IOK_EINVAL, "inval" },
+	{ IOK_ENOMEM, "nomem" },
+	{ IOK_EPROTO, "proto" },
+	{ IOK_ECANCELED, "canceled" },
+	{ IOK_EUNREACHABLE, "unreachable" },
+	{ IOK_ECONNSHUT, "connshut" },
 };
 #define NERR_NAMES ((int) (sizeof(err_names) / sizeof(err_names[0])))
 
@@ -174,11 +182,10 @@ ik_stats_format_errors(ik_buf *b, const ik_xstats *x)
 	for (int i = 1; x != NULL && i < IK_ERR_KINDS; i++) {
 		if (x->errs[i] != 0) {
 			const char *nm = ik_stats_err_name(i);
-			int         n  = nm != NULL
-			                     ? snprintf(tmp, sizeof(tmp), " err_%s=%llu", nm,
-			                                (unsigned long long) x->errs[i])
-			                     : snprintf(tmp, sizeof(tmp), " err_%d=%llu", i,
-			                                (unsigned long long) x->errs[i]);
+			int         n  = nm != NULL ? snprintf(tmp, sizeof(tmp), " err_%s=%llu", nm,
+			                                  (unsigned long long) x->errs[i])
+			                            : snprintf(tmp, sizeof(tmp), " err_%d=%llu", i,
+			                                  (unsigned long long) x->errs[i]);
 			(void) ik_buf_append(b, tmp, (size_t) n);
 		}
 	}
@@ -188,7 +195,7 @@ ik_stats_format_errors(ik_buf *b, const ik_xstats *x)
 int
 ik_stats_get(ik_sock *s, const char *name, uint64_t *v)
 {
-	const ik_xstats *x = s->xs;
+	const ik_xstats     *x = s->xs;
 	static const ik_hist empty;
 	const ik_hist       *h = x != NULL ? &x->lat : &empty;
 	if (strcmp(name, "stat:latency-p50") == 0) {

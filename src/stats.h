@@ -20,7 +20,7 @@ typedef struct ik_hist {
 	uint64_t b[IK_HIST_BUCKETS];
 } ik_hist;
 
-void     ik_hist_record(ik_hist *h, uint64_t v);
+void ik_hist_record(ik_hist *h, uint64_t v);
 /* The value at quantile q (0..1): the top of its bucket, at most max; 0
  * when empty. */
 uint64_t ik_hist_quantile(const ik_hist *h, double q);

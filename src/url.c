@@ -21,9 +21,12 @@ dup_range(const char *s, size_t n)
 static int
 hexval(int c)
 {
-	if (c >= '0' && c <= '9') return c - '0';
-	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
 	return -1;
 }
 
@@ -31,7 +34,7 @@ hexval(int c)
 static char *
 dup_decoded(const char *s, size_t n, int *bad)
 {
-	char *d = malloc(n + 1);
+	char  *d = malloc(n + 1);
 	size_t j = 0;
 	if (d == NULL) {
 		return NULL;
@@ -39,7 +42,8 @@ dup_decoded(const char *s, size_t n, int *bad)
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] == '%') {
 			int hi, lo;
-			if (i + 2 >= n || (hi = hexval(s[i + 1])) < 0 || (lo = hexval(s[i + 2])) < 0) {
+			if (i + 2 >= n || (hi = hexval(s[i + 1])) < 0 ||
+			    (lo = hexval(s[i + 2])) < 0) {
 				*bad = 1;
 				break;
 			}
@@ -72,7 +76,7 @@ static int
 scheme_is_path(const char *scheme)
 {
 	return strcmp(scheme, "ipc") == 0 || strcmp(scheme, "inproc") == 0 ||
-	    strcmp(scheme, "unix") == 0 || strstr(scheme, "+unix") != NULL;
+	       strcmp(scheme, "unix") == 0 || strstr(scheme, "+unix") != NULL;
 }
 
 static int
@@ -98,8 +102,8 @@ parse_port(const char *s, size_t n, uint16_t *port)
 static int
 pg_unix(ik_url *u, const char *dir)
 {
-	char   *path;
-	size_t  n   = strlen(dir) + 32;
+	char  *path;
+	size_t n = strlen(dir) + 32;
 	if (dir[0] != '/' || (path = malloc(n)) == NULL) {
 		return dir[0] != '/' ? IOK_EADDRINVAL : IOK_ENOMEM;
 	}
@@ -131,7 +135,7 @@ pg_normalise(ik_url *u)
 		}
 	}
 	if ((v = ik_url_query_get(u, "port")) != NULL) {
-		rv = parse_port(v, strlen(v), &u->port);
+		rv          = parse_port(v, strlen(v), &u->port);
 		u->has_port = rv == 0;
 		free(v);
 		if (rv != 0) {
@@ -165,7 +169,7 @@ int
 ik_url_parse(ik_url *u, const char *s)
 {
 	const char *p, *rest, *end, *q;
-	int bad = 0;
+	int         bad = 0;
 
 	memset(u, 0, sizeof(*u));
 	if (s == NULL || (p = strstr(s, "://")) == NULL || p == s) {
@@ -203,9 +207,9 @@ ik_url_parse(ik_url *u, const char *s)
 	}
 
 	/* authority = [userinfo@]host[:port], then an optional /path */
-	const char *slash = memchr(rest, '/', (size_t) (end - rest));
+	const char *slash    = memchr(rest, '/', (size_t) (end - rest));
 	const char *auth_end = slash ? slash : end;
-	const char *at = NULL;
+	const char *at       = NULL;
 	for (const char *c = rest; c < auth_end; c++) {
 		if (*c == '@') {
 			at = c; /* the last '@' ends the userinfo */
@@ -215,7 +219,7 @@ ik_url_parse(ik_url *u, const char *s)
 	if (at != NULL) {
 		const char *colon = memchr(rest, ':', (size_t) (at - rest));
 		if (colon != NULL) {
-			u->user = dup_decoded(rest, (size_t) (colon - rest), &bad);
+			u->user     = dup_decoded(rest, (size_t) (colon - rest), &bad);
 			u->password = dup_decoded(colon + 1, (size_t) (at - colon - 1), &bad);
 			if (u->user == NULL || u->password == NULL) {
 				goto nomem;
@@ -306,9 +310,9 @@ nomem:
 char *
 ik_url_query_get(const ik_url *u, const char *key)
 {
-	size_t klen = strlen(key);
-	const char *p = u->query;
-	int bad = 0;
+	size_t      klen = strlen(key);
+	const char *p    = u->query;
+	int         bad  = 0;
 
 	while (p != NULL && *p) {
 		const char *amp = strchr(p, '&');

@@ -25,15 +25,15 @@ typedef struct ik_url {
 	char    *host;     /* without brackets; "" for wildcard; NULL if none */
 	uint16_t port;     /* 0 if absent */
 	int      has_port;
-	char    *path;  /* ipc/unix path, inproc name, or the part after host
+	char    *path;     /* ipc/unix path, inproc name, or the part after host
 	                   ("/0" for redis db 0); NULL if none */
-	char    *query; /* after '?', NULL if none */
+	char    *query;    /* after '?', NULL if none */
 	char    *database; /* postgresql: the path's database (decoded) or NULL */
 } ik_url;
 
 /* ik_url_parse fills u from s.  Errors: IOK_EADDRINVAL malformed,
  * IOK_ENOMEM.  On error u holds nothing to free. */
-int ik_url_parse(ik_url *u, const char *s);
+int  ik_url_parse(ik_url *u, const char *s);
 void ik_url_free(ik_url *u);
 /* ik_url_query_get copies the value of key from the query string into a
  * newly allocated string (percent-decoded), or returns NULL if absent. */

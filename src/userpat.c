@@ -28,8 +28,9 @@ struct upat {
 struct upat_hdr {
 	const iok_pattern *pub;
 };
-#define HDR_SIZE \
-	((sizeof(struct upat_hdr) + alignof(max_align_t) - 1) / alignof(max_align_t) * alignof(max_align_t))
+#define HDR_SIZE                                                                       \
+	((sizeof(struct upat_hdr) + alignof(max_align_t) - 1) / alignof(max_align_t) * \
+	    alignof(max_align_t))
 
 static const iok_pattern *
 pub_of(void *ps)
@@ -46,7 +47,7 @@ user_of(void *ps)
 static int
 t_init(void *ps, ik_sock *s, int raw)
 {
-	const struct upat *u = ik_container_of(s->pat, struct upat, ik);
+	const struct upat *u          = ik_container_of(s->pat, struct upat, ik);
 	((struct upat_hdr *) ps)->pub = &u->pub;
 	return u->pub.init ? u->pub.init(user_of(ps), (iok_pattern_socket *) s, raw) : 0;
 }
@@ -113,12 +114,12 @@ iok_pattern_register(const iok_pattern *p)
 	if ((u = calloc(1, sizeof(*u))) == NULL) {
 		return IOK_ENOMEM;
 	}
-	u->pub           = *p;
-	u->ik.name       = u->pub.name;
-	u->ik.peer_name  = u->pub.peer_name ? u->pub.peer_name : u->pub.name;
-	u->ik.proto      = p->proto;
-	u->ik.peer       = p->peer;
-	u->ik.flags      = ((p->flags & IOK_PATTERN_SEND) ? IK_PF_SEND : 0) |
+	u->pub          = *p;
+	u->ik.name      = u->pub.name;
+	u->ik.peer_name = u->pub.peer_name ? u->pub.peer_name : u->pub.name;
+	u->ik.proto     = p->proto;
+	u->ik.peer      = p->peer;
+	u->ik.flags     = ((p->flags & IOK_PATTERN_SEND) ? IK_PF_SEND : 0) |
 	              ((p->flags & IOK_PATTERN_RECV) ? IK_PF_RECV : 0);
 	u->ik.sock_size  = HDR_SIZE + p->sock_size;
 	u->ik.pipe_size  = p->pipe_size;

@@ -161,7 +161,7 @@ du_answered_cond(void *arg)
 static DU_UNUSED int
 du_wait_answers(du_client *c, int idx, int more)
 {
-	du_cond k = {c, idx, atomic_load(&c->answered[idx]) + more};
+	du_cond k = { c, idx, atomic_load(&c->answered[idx]) + more };
 	return tu_wait_for(du_answered_cond, &k, DU_MS);
 }
 
@@ -181,7 +181,7 @@ du_pipes_cond_fn(void *arg)
 static DU_UNUSED int
 du_wait_pipes(const du_server *a, uint64_t na, const du_server *b, uint64_t nb)
 {
-	du_pipes_cond k = {a, b, na, nb};
+	du_pipes_cond k = { a, b, na, nb };
 	return tu_wait_for(du_pipes_cond_fn, &k, DU_MS);
 }
 
@@ -336,6 +336,5 @@ du_dnsmasq_start(int port, const char *hosts, const char *const *srv, const char
 	}
 	return pid;
 }
-
 
 #endif

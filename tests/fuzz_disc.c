@@ -27,7 +27,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1) {
 		return 0;
 	}
-	const uint8_t *in = data + 1;
+	const uint8_t *in  = data + 1;
 	size_t         len = size - 1;
 	if ((text = malloc(len + 1)) == NULL) {
 		return 0;
@@ -42,7 +42,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		n = ik_disc_parse_list(text, a, IK_DISC_MAX, &st);
 		break;
 	case 2:
-		if (ik_disc_parse_hostport(text, len, host, &port) == 0 && strlen(host) >= IK_DISC_HOST_MAX) {
+		if (ik_disc_parse_hostport(text, len, host, &port) == 0 &&
+		    strlen(host) >= IK_DISC_HOST_MAX) {
 			abort();
 		}
 		break;
@@ -63,7 +64,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	for (int i = 0; i < n; i++) {
-		if (a[i].host == NULL || strlen(a[i].host) == 0 || strlen(a[i].host) >= IK_DISC_HOST_MAX) {
+		if (a[i].host == NULL || strlen(a[i].host) == 0 ||
+		    strlen(a[i].host) >= IK_DISC_HOST_MAX) {
 			abort();
 		}
 	}

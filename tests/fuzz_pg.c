@@ -21,12 +21,12 @@
 #include "transports/pg_codec.h"
 #include "url.h"
 
-#define CHECK(c)                                                                               \
-	do {                                                                                   \
-		if (!(c)) {                                                                    \
-			fprintf(stderr, "fuzz_pg.c:%d: check failed: %s\n", __LINE__, #c);     \
-			__builtin_trap();                                                      \
-		}                                                                              \
+#define CHECK(c)                                                                           \
+	do {                                                                               \
+		if (!(c)) {                                                                \
+			fprintf(stderr, "fuzz_pg.c:%d: check failed: %s\n", __LINE__, #c); \
+			__builtin_trap();                                                  \
+		}                                                                          \
 	} while (0)
 
 #define MAXF 2048
@@ -41,7 +41,7 @@ static const ik_transport *T = &ik_tran_postgresql;
 static void
 open_codec(codec *c, const char *url, int shared, size_t max)
 {
-	ik_tran_params p = {.dialer = 1, .recv_max = max, .shared = shared};
+	ik_tran_params p = { .dialer = 1, .recv_max = max, .shared = shared };
 	c->st            = calloc(1, T->state_size);
 	CHECK(ik_url_parse(&c->url, url) == 0);
 	p.url = &c->url;
@@ -60,7 +60,7 @@ close_codec(codec *c)
 static void
 ready_codec(codec *c, int shared, size_t max, int nreq)
 {
-	static const uint8_t hello[] = {'R', 0, 0, 0, 8, 0, 0, 0, 0, 'Z', 0, 0, 0, 5, 'I'};
+	static const uint8_t hello[] = { 'R', 0, 0, 0, 8, 0, 0, 0, 0, 'Z', 0, 0, 0, 5, 'I' };
 	ik_buf               out;
 	size_t               used;
 	ik_buf_init(&out);
@@ -97,12 +97,13 @@ read_all(const uint8_t *b, size_t n)
 /* Frames d[0..n) fed step bytes at a time into an exact-size buffer;
  * returns the frame count, lengths in lens, the final result in *end. */
 static size_t
-frames(const uint8_t *d, size_t n, size_t step, int shared, size_t max, int nreq, size_t *lens, ssize_t *end)
+frames(const uint8_t *d, size_t n, size_t step, int shared, size_t max, int nreq, size_t *lens,
+    ssize_t *end)
 {
 	codec    c;
-	uint8_t *buf = NULL;
+	uint8_t *buf  = NULL;
 	size_t   have = 0, start = 0, k = 0;
-	ssize_t  rv   = 0;
+	ssize_t  rv = 0;
 
 	ready_codec(&c, shared, max, nreq);
 	while (have < n || rv > 0) {
@@ -120,7 +121,7 @@ frames(const uint8_t *d, size_t n, size_t step, int shared, size_t max, int nreq
 			buf = nb;
 			have += add;
 		}
-		ik_frame f = {0};
+		ik_frame f = { 0 };
 		rv         = T->frame(c.st, buf, have - start, &f);
 		if (rv < 0) {
 			break;

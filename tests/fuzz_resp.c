@@ -22,12 +22,12 @@
 #include "iok.h"
 #include "transports/resp.h"
 
-#define CHECK(c)                                                                               \
-	do {                                                                                   \
-		if (!(c)) {                                                                    \
-			fprintf(stderr, "fuzz_resp.c:%d: check failed: %s\n", __LINE__, #c);   \
-			__builtin_trap();                                                      \
-		}                                                                              \
+#define CHECK(c)                                                                             \
+	do {                                                                                 \
+		if (!(c)) {                                                                  \
+			fprintf(stderr, "fuzz_resp.c:%d: check failed: %s\n", __LINE__, #c); \
+			__builtin_trap();                                                    \
+		}                                                                            \
 	} while (0)
 
 #define MAXF 4096
@@ -39,7 +39,7 @@ frames_whole(const uint8_t *d, size_t n, size_t max, unsigned depth, size_t *len
 {
 	ik_resp_parser p;
 	size_t         off = 0, k = 0, need;
-	ssize_t        rv  = 0;
+	ssize_t        rv = 0;
 
 	ik_resp_parser_init(&p, max, depth);
 	while (off < n && k < MAXF) {
@@ -59,8 +59,8 @@ frames_whole(const uint8_t *d, size_t n, size_t max, unsigned depth, size_t *len
 /* frames_step feeds the same bytes step bytes at a time (copied to an
  * exact-size buffer when copy is set, so ASan sees reads past len). */
 static size_t
-frames_step(const uint8_t *d, size_t n, size_t step, int copy, const size_t *lens, size_t nl,
-    ssize_t *end)
+frames_step(
+    const uint8_t *d, size_t n, size_t step, int copy, const size_t *lens, size_t nl, ssize_t *end)
 {
 	ik_resp_parser p;
 	size_t         start = 0, have = 0, k = 0, need;
@@ -144,8 +144,8 @@ fuzz_framing(const uint8_t *d, size_t n)
 	for (size_t i = 0, off = 0; i < k; off += lens[i], i++) {
 		check_iter(d + off, lens[i]);
 		/* any limit: fits iff the frame does */
-		size_t  lims[] = {lens[i], lens[i] - 1, lens[i] / 2 + 1, 3};
-		size_t  need;
+		size_t lims[] = { lens[i], lens[i] - 1, lens[i] / 2 + 1, 3 };
+		size_t need;
 		for (size_t j = 0; j < sizeof(lims) / sizeof(lims[0]); j++) {
 			ik_resp_parser p;
 			if (lims[j] == 0) {
@@ -173,7 +173,7 @@ fuzz_framing(const uint8_t *d, size_t n)
 	ik_resp_parser_init(&p, 0, 2);
 	ssize_t rv = ik_resp_parse(&p, d, n, &need);
 	CHECK(rv == 0 || rv == -IOK_EPROTO || (k > 0 && rv == (ssize_t) lens[0]) ||
-	    (k == 0 && rv == end));
+	      (k == 0 && rv == end));
 
 	/* the iterator on raw bytes: never out of bounds */
 	ik_resp_iter it;
@@ -206,9 +206,9 @@ static int
 hs(const char *url, const uint8_t *d, size_t n, size_t step, size_t *out_len, size_t *used_total)
 {
 	ik_url         u;
-	ik_tran_params prm = {0};
+	ik_tran_params prm = { 0 };
 	ik_buf         out;
-	void          *st = calloc(1, ik_tran_redis.state_size);
+	void          *st    = calloc(1, ik_tran_redis.state_size);
 	size_t         start = 0, have = 0, used;
 	int            rv;
 
@@ -258,8 +258,8 @@ static void
 fuzz_handshake(const uint8_t *d, size_t n)
 {
 	static const char *const urls[] = {
-	    "redis://:sekret@h/2",
-	    "redis://u:p@h?name=x&protocol=2&db=1",
+		"redis://:sekret@h/2",
+		"redis://u:p@h?name=x&protocol=2&db=1",
 	};
 	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
 		size_t o1, o2, u1, u2;

@@ -14,16 +14,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	uint64_t           st[16];
-	ik_buf             out, in;
-	size_t             used;
+	uint64_t            st[16];
+	ik_buf              out, in;
+	size_t              used;
 	const ik_transport *t;
 	if (size < 2) {
 		return 0;
 	}
-	t = (data[0] & 1) ? &ik_tran_ipc : &ik_tran_tcp;
-	size_t          recv_max = (data[0] >> 1) * 97u;
-	ik_tran_params p = {.self_proto = 0x50, .recv_max = recv_max};
+	t                       = (data[0] & 1) ? &ik_tran_ipc : &ik_tran_tcp;
+	size_t         recv_max = (data[0] >> 1) * 97u;
+	ik_tran_params p        = { .self_proto = 0x50, .recv_max = recv_max };
 	memset(st, 0, sizeof(st));
 	t->init(st, &p);
 	ik_buf_init(&out);
@@ -48,7 +48,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 		}
 		while (state == IK_HS_DONE && off < in.len) {
-			ik_frame f = {0};
+			ik_frame f = { 0 };
 			ssize_t  n = t->frame(st, in.data + off, in.len - off, &f);
 			if (n < 0) {
 				state = -1;

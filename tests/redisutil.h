@@ -47,7 +47,7 @@
 /* ------------------------------------------------------------ servers */
 
 typedef struct tu_redis {
-	pid_t pid;   /* 0: not running */
+	pid_t pid; /* 0: not running */
 	int   port;
 	char  dir[256];
 	char  password[64];
@@ -100,8 +100,8 @@ tu_redis_ping(int port)
 	sa.sin_family      = AF_INET;
 	sa.sin_port        = htons((uint16_t) port);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0 && write(fd, "PING\r\n", 6) == 6 &&
-	    (n = read(fd, buf, sizeof(buf) - 1)) > 0) {
+	if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0 &&
+	    write(fd, "PING\r\n", 6) == 6 && (n = read(fd, buf, sizeof(buf) - 1)) > 0) {
 		buf[n] = '\0';
 		ok     = strncmp(buf, "+PONG", 5) == 0 || strncmp(buf, "-NOAUTH", 7) == 0;
 	}
@@ -191,7 +191,7 @@ tu_redis_start(tu_redis *r)
 			r->pid = 0;
 			return -1;
 		}
-		struct timespec ts = {0, 2000000};
+		struct timespec ts = { 0, 2000000 };
 		nanosleep(&ts, NULL); /* polling a condition, not synchronising */
 	}
 	return 0;
@@ -291,7 +291,8 @@ tu_str(iok_msg *m, char *buf, size_t cap)
 		snprintf(buf, cap, "(nil)");
 	} else if (it.type == IK_RESP_INTEGER) {
 		snprintf(buf, cap, "%lld", (long long) it.i);
-	} else if (it.type == IK_RESP_SIMPLE || it.type == IK_RESP_BULK || it.type == IK_RESP_VERBATIM) {
+	} else if (it.type == IK_RESP_SIMPLE || it.type == IK_RESP_BULK ||
+	           it.type == IK_RESP_VERBATIM) {
 		snprintf(buf, cap, "%.*s", (int) it.len, (const char *) it.str);
 	} else if (it.type == IK_RESP_ERROR || it.type == IK_RESP_BLOBERR) {
 		snprintf(buf, cap, "-%.*s", (int) it.len, (const char *) it.str);
@@ -302,10 +303,10 @@ tu_str(iok_msg *m, char *buf, size_t cap)
 }
 
 /* Assert a reply's text. */
-#define tu_assert_reply(m, expect)                                                                  \
-	do {                                                                                        \
-		char b_[512];                                                                       \
-		assert_string_equal(tu_str((m), b_, sizeof(b_)), (expect));                         \
+#define tu_assert_reply(m, expect)                                          \
+	do {                                                                \
+		char b_[512];                                               \
+		assert_string_equal(tu_str((m), b_, sizeof(b_)), (expect)); \
 	} while (0)
 
 /* The string elements of an array or push frame (depth 1), copied into
@@ -324,7 +325,8 @@ tu_elems(iok_msg *m, char out[][128], int max)
 		if (item.type == IK_RESP_INTEGER) {
 			snprintf(out[n++], 128, "%lld", (long long) item.i);
 		} else {
-			snprintf(out[n++], 128, "%.*s", (int) item.len, item.str ? (const char *) item.str : "");
+			snprintf(out[n++], 128, "%.*s", (int) item.len,
+			    item.str ? (const char *) item.str : "");
 		}
 	}
 	assert_int_equal(rv, 0);

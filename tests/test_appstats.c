@@ -54,7 +54,8 @@ test_counters(void **state)
 	assert_int_equal(iok_counter_value(shared), THREADS * PER_THREAD + 5);
 	IOK_OK(iok_debug_text("stats", &text));
 	char want[100];
-	snprintf(want, sizeof(want), "counter=\"requests handled\" value=%d\n", THREADS * PER_THREAD + 5);
+	snprintf(want, sizeof(want), "counter=\"requests handled\" value=%d\n",
+	    THREADS * PER_THREAD + 5);
 	assert_non_null(strstr(text, want));
 	iok_strfree(text);
 }
@@ -104,8 +105,8 @@ test_markers(void **state)
 	assert_int_equal(pthread_create(&th, NULL, pass_in_thread, &m), 0);
 	pthread_join(th, &tid);
 	IOK_OK(iok_debug_text("markers", &text));
-	snprintf(want, sizeof(want), "marker=\"rendering\" passes=2 last_thread=%d ago_ms=",
-	         (int) (intptr_t) tid);
+	snprintf(want, sizeof(want),
+	    "marker=\"rendering\" passes=2 last_thread=%d ago_ms=", (int) (intptr_t) tid);
 	assert_non_null(strstr(text, want));
 	assert_non_null(strstr(text, " left=1 inside_avg_us="));
 	assert_non_null(strstr(text, "marker=\"never passed\" passes=0\n"));

@@ -19,7 +19,7 @@
 #define T_MS 10000 /* bounds a failure; success never waits for it */
 
 enum { T_INPROC, T_IPC, T_TCP, T_COUNT };
-static const char *const tnames[T_COUNT] = {"inproc", "ipc", "tcp"};
+static const char *const tnames[T_COUNT] = { "inproc", "ipc", "tcp" };
 
 static void
 listen_on(iok_socket s, int t, char *url, size_t cap)
@@ -147,7 +147,7 @@ mesh_on(int t)
 	/* Each peer gets every other peer's messages, in that peer's order,
 	 * once, and none of its own: after all the end markers, nothing. */
 	for (int i = 0; i < NPEERS; i++) {
-		int next[NPEERS] = {0}, ends = 0;
+		int next[NPEERS] = { 0 }, ends = 0;
 		IOK_OK(iok_socket_set_ms(n[i], IOK_OPT_RECVTIMEO, T_MS));
 		while (ends < NPEERS - 1) {
 			char buf[64];
@@ -248,8 +248,8 @@ slow_peer_on(int t)
 		size_t len = sizeof(buf);
 		int    rv  = iok_recv(slow, buf, &len, 0);
 		if (rv != 0) {
-			fail_msg("slow peer: message %d of %d: %s", (int) i, (int) (TOTAL - dropped),
-			    iok_strerror(rv));
+			fail_msg("slow peer: message %d of %d: %s", (int) i,
+			    (int) (TOTAL - dropped), iok_strerror(rv));
 		}
 		assert_int_equal(len, PAD);
 		assert_true(atoi(buf) > prev);
@@ -313,7 +313,8 @@ raw_on(int t)
 	assert_int_equal(iok_msg_header_len(m), 4);
 	pa = iok_msg_get_pipe(m);
 	assert_true(pa != 0);
-	h = (uint32_t) ((uint8_t *) iok_msg_header(m))[0] << 24 | (uint32_t) ((uint8_t *) iok_msg_header(m))[1] << 16 |
+	h = (uint32_t) ((uint8_t *) iok_msg_header(m))[0] << 24 |
+	    (uint32_t) ((uint8_t *) iok_msg_header(m))[1] << 16 |
 	    (uint32_t) ((uint8_t *) iok_msg_header(m))[2] << 8 | ((uint8_t *) iok_msg_header(m))[3];
 	assert_int_equal(h, pa);
 	assert_int_equal(iok_msg_len(m), 12);

@@ -118,17 +118,17 @@ call(iok_socket s, iok_msg *req)
 
 /* What a reply holds, read with the public reader. */
 typedef struct reply {
-	int         nrows, ncols, ready;
-	char        status;
-	int         formats[8];
-	uint32_t    oids[8];
-	char        first[256]; /* first field of the first row, as text */
-	int64_t     first_int;  /* ... as an integer (int2/4/8 either format) */
-	int         first_null;
-	char        tag[64];
-	char        sqlstate[6];
-	char        message[256];
-	int         nnotify;
+	int      nrows, ncols, ready;
+	char     status;
+	int      formats[8];
+	uint32_t oids[8];
+	char     first[256]; /* first field of the first row, as text */
+	int64_t  first_int;  /* ... as an integer (int2/4/8 either format) */
+	int      first_null;
+	char     tag[64];
+	char     sqlstate[6];
+	char     message[256];
+	int      nnotify;
 } reply;
 
 static void
@@ -172,7 +172,8 @@ read_reply(iok_msg *m, reply *r)
 					r->first_int = v;
 					snprintf(r->first, sizeof(r->first), "%lld", (long long) v);
 				} else if (it.len >= 0) {
-					snprintf(r->first, sizeof(r->first), "%.*s", (int) it.len, (const char *) it.data);
+					snprintf(r->first, sizeof(r->first), "%.*s", (int) it.len,
+					    (const char *) it.data);
 					r->first_int = strtoll(r->first, NULL, 10);
 				}
 			}
@@ -181,8 +182,10 @@ read_reply(iok_msg *m, reply *r)
 			snprintf(r->tag, sizeof(r->tag), "%s", it.tag_z);
 			break;
 		case IOK_PG_ERROR:
-			snprintf(r->sqlstate, sizeof(r->sqlstate), "%s", it.sqlstate_z ? it.sqlstate_z : "");
-			snprintf(r->message, sizeof(r->message), "%s", it.message_z ? it.message_z : "");
+			snprintf(r->sqlstate, sizeof(r->sqlstate), "%s",
+			    it.sqlstate_z ? it.sqlstate_z : "");
+			snprintf(
+			    r->message, sizeof(r->message), "%s", it.message_z ? it.message_z : "");
 			break;
 		case IOK_PG_NOTIFY:
 			r->nnotify++;
@@ -218,7 +221,8 @@ static int64_t
 count_conns(const char *app)
 {
 	char sql[256];
-	snprintf(sql, sizeof(sql), "SELECT count(*)::int FROM pg_stat_activity WHERE application_name = '%s'", app);
+	snprintf(sql, sizeof(sql),
+	    "SELECT count(*)::int FROM pg_stat_activity WHERE application_name = '%s'", app);
 	return admin_int(sql);
 }
 
@@ -228,7 +232,7 @@ static void
 test_burst_one_connection(void **state)
 {
 	(void) state;
-	iok_socket s = open_db(env_url("IOK_PG_URL"), "iok_burst", NULL);
+	iok_socket s    = open_db(env_url("IOK_PG_URL"), "iok_burst", NULL);
 	uint64_t  *toks = calloc(N_BURST, sizeof(*toks));
 	int       *seen = calloc(N_BURST, sizeof(*seen));
 	uint32_t   pipe = 0;
@@ -327,7 +331,8 @@ test_plan_invalidated(void **state)
 	reply      r;
 	iok_msg   *m;
 
-	m = call(s, q_simple("DROP TABLE IF EXISTS iok_plan_t; CREATE TABLE iok_plan_t (a int); INSERT INTO iok_plan_t VALUES (7)"));
+	m = call(s, q_simple("DROP TABLE IF EXISTS iok_plan_t; CREATE TABLE iok_plan_t (a int); "
+	                     "INSERT INTO iok_plan_t VALUES (7)"));
 	read_reply(m, &r);
 	assert_string_equal(r.sqlstate, "");
 	iok_msg_free(m);
@@ -442,7 +447,7 @@ test_notify_while_queries_flow(void **state)
 	iok_socket  sub, s = open_db(env_url("IOK_PG_URL"), "iok_notify", &d);
 	char        chan[64], payload[64], want[64];
 	pthread_t   th;
-	struct flow f = {.s = s, .n = N_BURST};
+	struct flow f = { .s = s, .n = N_BURST };
 
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECVTIMEO, T_MS));
 	IOK_OK(iok_sub0_open(&sub));
@@ -502,8 +507,9 @@ test_terminate_mid_flight(void **state)
 	assert_int_equal(r.first_int, 1);
 	iok_msg_free(m);
 	ok++;
-	assert_int_equal(admin_int("SELECT count(pg_terminate_backend(pid))::int FROM pg_stat_activity "
-	                           "WHERE application_name = 'iok_term'"),
+	assert_int_equal(
+	    admin_int("SELECT count(pg_terminate_backend(pid))::int FROM pg_stat_activity "
+	              "WHERE application_name = 'iok_term'"),
 	    1);
 	for (int n = 1; n < 300; n++) {
 		m = recv_one(s);
@@ -562,8 +568,8 @@ test_server_restart(void **state)
 	for (int i = 0; i < 50; i++) {
 		toks[i] = send_req(s, q_int("SELECT $1::int FROM pg_sleep(0.01)", i));
 	}
-	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s/pgcluster.py restart %s %s", IOK_TEST_SRCDIR,
-	    env_url("IOK_PG_DIR"), env_url("IOK_PG_PORT"));
+	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s/pgcluster.py restart %s %s",
+	    IOK_TEST_SRCDIR, env_url("IOK_PG_DIR"), env_url("IOK_PG_PORT"));
 	assert_int_equal(system(cmd), 0);
 	for (int n = 0; n < 50; n++) {
 		iok_msg *m = recv_one(s);
@@ -573,7 +579,8 @@ test_server_restart(void **state)
 		assert_true(i < 50);
 		if (iok_msg_status(m) == 0) {
 			read_reply(m, &r);
-			assert_true(r.sqlstate[0] == '\0' ? r.first_int == i : strncmp(r.sqlstate, "57P", 3) == 0);
+			assert_true(r.sqlstate[0] == '\0' ? r.first_int == i
+			                                  : strncmp(r.sqlstate, "57P", 3) == 0);
 		} else {
 			assert_int_equal(iok_msg_status(m), IOK_ECONNRESET);
 		}
@@ -598,7 +605,7 @@ static void
 test_statement_timeout(void **state)
 {
 	(void) state;
-	char       url[512];
+	char        url[512];
 	const char *base = env_url("IOK_PG_URL");
 	snprintf(url, sizeof(url), "%s?options=-c%%20statement_timeout%%3D100", base);
 	iok_socket s = open_db(url, "iok_stmt_to", NULL);
@@ -670,7 +677,7 @@ test_abandoned_transaction(void **state)
 	iok_msg_free(m);
 	/* A committed one stays. */
 	IOK_OK(iok_session_open(s, &sid));
-	const char *steps[] = {"BEGIN", "INSERT INTO iok_tx_t VALUES (2)", "COMMIT"};
+	const char *steps[] = { "BEGIN", "INSERT INTO iok_tx_t VALUES (2)", "COMMIT" };
 	for (int i = 0; i < 3; i++) {
 		iok_msg *q = q_simple(steps[i]);
 		iok_msg_set_session(q, sid);
@@ -791,8 +798,8 @@ test_auth_methods(void **state)
 	check_user(env_url("IOK_PG_URL_PASSWORD"), "iok_password");
 	check_user(env_url("IOK_PG_URL_TRUST"), "iok_trust");
 	/* libpq's unix-socket form */
-	snprintf(url, sizeof(url), "postgresql://iok_trust@/postgres?host=%s&port=%s", env_url("IOK_PG_SOCKDIR"),
-	    env_url("IOK_PG_PORT"));
+	snprintf(url, sizeof(url), "postgresql://iok_trust@/postgres?host=%s&port=%s",
+	    env_url("IOK_PG_SOCKDIR"), env_url("IOK_PG_PORT"));
 	check_user(url, "iok_trust");
 }
 
@@ -800,12 +807,12 @@ static void
 test_wrong_password(void **state)
 {
 	(void) state;
-	const char *users[] = {"iok_scram", "iok_md5", "iok_password"};
+	const char *users[] = { "iok_scram", "iok_md5", "iok_password" };
 	for (int i = 0; i < 3; i++) {
 		iok_socket s;
 		char       url[512];
-		snprintf(url, sizeof(url), "postgresql://%s:not-the-secret@%s:%s/postgres", users[i],
-		    env_url("IOK_PG_HOST"), env_url("IOK_PG_PORT"));
+		snprintf(url, sizeof(url), "postgresql://%s:not-the-secret@%s:%s/postgres",
+		    users[i], env_url("IOK_PG_HOST"), env_url("IOK_PG_PORT"));
 		IOK_OK(iok_socket_open(&s, "pipelined-db"));
 		assert_int_equal(iok_dial(s, url, NULL, 0), IOK_EPEERAUTH);
 		assert_true(tu_stat(s, "stat:proto-errors") >= 1);
@@ -821,7 +828,8 @@ test_wrong_password(void **state)
 	/* No password at all where one is needed. */
 	iok_socket s;
 	char       url[512];
-	snprintf(url, sizeof(url), "postgresql://iok_scram@%s:%s/postgres", env_url("IOK_PG_HOST"), env_url("IOK_PG_PORT"));
+	snprintf(url, sizeof(url), "postgresql://iok_scram@%s:%s/postgres", env_url("IOK_PG_HOST"),
+	    env_url("IOK_PG_PORT"));
 	IOK_OK(iok_socket_open(&s, "pipelined-db"));
 	assert_int_equal(iok_dial(s, url, NULL, 0), IOK_EPEERAUTH);
 	iok_close(s);
@@ -838,16 +846,17 @@ struct fake {
 static void *
 fake_main(void *arg)
 {
-	struct fake  *f = arg;
-	uint8_t       buf[4096];
+	struct fake *f = arg;
+	uint8_t      buf[4096];
 	/* AuthenticationOk, BackendKeyData, ReadyForQuery 'I' */
-	static const uint8_t hello[] = {'R', 0, 0, 0, 8, 0, 0, 0, 0, 'K', 0, 0, 0, 12, 0, 0, 0, 1, 0, 0, 0, 2,
-	    'Z', 0, 0, 0, 5, 'I'};
-	int c = accept(f->lfd, NULL, NULL);
+	static const uint8_t hello[] = { 'R', 0, 0, 0, 8, 0, 0, 0, 0, 'K', 0, 0, 0, 12, 0, 0, 0, 1,
+		0, 0, 0, 2, 'Z', 0, 0, 0, 5, 'I' };
+	int                  c       = accept(f->lfd, NULL, NULL);
 	if (c < 0) {
 		return NULL;
 	}
-	if (read(c, buf, sizeof(buf)) > 0 && write(c, hello, sizeof(hello)) == (ssize_t) sizeof(hello) &&
+	if (read(c, buf, sizeof(buf)) > 0 &&
+	    write(c, hello, sizeof(hello)) == (ssize_t) sizeof(hello) &&
 	    read(c, buf, sizeof(buf)) > 0) {
 		(void) !write(c, f->bad, f->badlen);
 	}
@@ -861,8 +870,8 @@ fake_main(void *arg)
 static void
 fake_case(const void *bad, size_t len, const char *stat)
 {
-	struct fake        f = {.bad = bad, .badlen = len};
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct fake        f = { .bad = bad, .badlen = len };
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t          al = sizeof(a);
 	pthread_t          th;
 	iok_socket         s;
@@ -890,10 +899,11 @@ static void
 test_fake_server(void **state)
 {
 	(void) state;
-	static const uint8_t badtype[] = {0x7f, 0, 0, 0, 4};
-	static const uint8_t shortlen[] = {'C', 0, 0, 0, 3};
-	static const uint8_t huge[] = {'D', 0x7f, 0xff, 0xff, 0xff, 0, 1};
-	static const uint8_t badz[] = {'Z', 0, 0, 0, 6, 'I', 'I'}; /* reply not ending in a valid Z */
+	static const uint8_t badtype[]  = { 0x7f, 0, 0, 0, 4 };
+	static const uint8_t shortlen[] = { 'C', 0, 0, 0, 3 };
+	static const uint8_t huge[]     = { 'D', 0x7f, 0xff, 0xff, 0xff, 0, 1 };
+	static const uint8_t badz[]     = { 'Z', 0, 0, 0, 6, 'I',
+		    'I' }; /* reply not ending in a valid Z */
 	fake_case(badtype, sizeof(badtype), "stat:proto-errors");
 	fake_case(shortlen, sizeof(shortlen), "stat:proto-errors");
 	fake_case(huge, sizeof(huge), "stat:proto-errors");

@@ -95,7 +95,7 @@ stat_is(void *arg)
 static void
 wait_stat_eq(iok_socket s, const char *name, uint64_t v)
 {
-	struct stat_eq e = {s, name, v};
+	struct stat_eq e = { s, name, v };
 	if (!tu_wait_for(stat_is, &e, T_MS)) {
 		fail_msg("%s stayed at %llu, wanted %llu", name, (unsigned long long) sopt(s, name),
 		    (unsigned long long) v);
@@ -107,14 +107,15 @@ wait_stat_eq(iok_socket s, const char *name, uint64_t v)
 static int
 count_clients(tu_db *c, const char *name, char *line, size_t cap)
 {
-	char     pat[128];
-	int      n = 0;
-	iok_msg *r = tu_db_call(c, tu_cmd("CLIENT", "LIST", NULL), 0, T_MS);
+	char         pat[128];
+	int          n  = 0;
+	iok_msg     *r  = tu_db_call(c, tu_cmd("CLIENT", "LIST", NULL), 0, T_MS);
 	ik_resp_item it = tu_top(r);
 	assert_true(it.type == IK_RESP_BULK || it.type == IK_RESP_VERBATIM);
 	char *text = strndup((const char *) it.str, it.len);
 	snprintf(pat, sizeof(pat), " name=%s ", name);
-	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
+	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l != NULL;
+	     l = strtok_r(NULL, "\n", &save)) {
 		if (strstr(l, pat) != NULL) {
 			n++;
 			if (line != NULL) {
@@ -131,8 +132,8 @@ static void
 expect_status(iok_msg *m, int status)
 {
 	if (iok_msg_status(m) != status) {
-		fail_msg("status %d (%s), wanted %d (%s)", iok_msg_status(m), iok_strerror(iok_msg_status(m)),
-		    status, iok_strerror(status));
+		fail_msg("status %d (%s), wanted %d (%s)", iok_msg_status(m),
+		    iok_strerror(iok_msg_status(m)), status, iok_strerror(status));
 	}
 }
 
@@ -151,7 +152,7 @@ struct worker {
 static void *
 setget_worker(void *arg)
 {
-	struct worker *w = arg;
+	struct worker *w    = arg;
 	uint64_t      *toks = calloc(2 * PER_THREAD, sizeof(*toks));
 	char           k[32], v[32], buf[64];
 	/* Everything in flight at once, then every reply checked. */
@@ -187,17 +188,17 @@ static void
 test_many_one_connection(void **state)
 {
 	(void) state;
-	tu_db          c;
-	pthread_t      th[NTHREADS];
-	struct worker  w[NTHREADS];
-	iok_socket     s = open_db("many", 1, NULL);
-	int            v;
+	tu_db         c;
+	pthread_t     th[NTHREADS];
+	struct worker w[NTHREADS];
+	iok_socket    s = open_db("many", 1, NULL);
+	int           v;
 
 	IOK_OK(iok_socket_get_int(s, IOK_OPT_DB_MAX_INFLIGHT, &v));
 	assert_int_equal(v, 1024);
 	tu_db_start(&c, s);
 	for (int i = 0; i < NTHREADS; i++) {
-		w[i] = (struct worker){.c = &c, .id = i};
+		w[i] = (struct worker) { .c = &c, .id = i };
 		assert_int_equal(pthread_create(&th[i], NULL, setget_worker, &w[i]), 0);
 	}
 	for (int i = 0; i < NTHREADS; i++) {
@@ -225,7 +226,7 @@ test_pool_three(void **state)
 	tu_db      c;
 	iok_socket s = open_db("pool3", 3, NULL);
 	uint64_t   toks[600];
-	uint32_t   seen[3] = {0};
+	uint32_t   seen[3] = { 0 };
 	int        nseen   = 0;
 
 	wait_stat_eq(s, "stat:pipes", 3);
@@ -287,7 +288,7 @@ test_plain_and_refused(void **state)
 	wait_stat_eq(s, "db:inflight", 1);
 	IOK_OK(iok_sendmsg(s, tu_cmd("ECHO", "second", NULL), 0));
 	{
-		tu_db    pc;
+		tu_db      pc;
 		iok_socket p = open_db("plainpush", 1, NULL);
 		tu_db_start(&pc, p);
 		iok_msg_free(tu_db_call(&pc, tu_cmd("RPUSH", "plainq", "x", NULL), 0, T_MS));
@@ -399,7 +400,7 @@ test_shared_pubsub(void **state)
 	pub = open_db("pubber", 1, NULL);
 	tu_db_start(&pc, pub);
 
-	f = (struct flow){.c = &c, .n = 1000};
+	f = (struct flow) { .c = &c, .n = 1000 };
 	assert_int_equal(pthread_create(&th, NULL, flow_worker, &f), 0);
 	for (int i = 0; i < 200; i++) {
 		snprintf(v, sizeof(v), "m%d", i);
@@ -521,9 +522,9 @@ static int
 publish_reaches(void *arg)
 {
 	struct pub_count *p = arg;
-	iok_msg *m = tu_db_call(p->pc, tu_cmd("PUBLISH", "pooled", "hi", NULL), 0, T_MS);
-	char     b[64];
-	int      ok = iok_msg_status(m) == 0 && strcmp(tu_str(m, b, sizeof(b)), p->want) == 0;
+	iok_msg          *m = tu_db_call(p->pc, tu_cmd("PUBLISH", "pooled", "hi", NULL), 0, T_MS);
+	char              b[64];
+	int ok = iok_msg_status(m) == 0 && strcmp(tu_str(m, b, sizeof(b)), p->want) == 0;
 	iok_msg_free(m);
 	return ok;
 }
@@ -557,11 +558,12 @@ test_shared_pool_one_subscriber(void **state)
 	assert_int_equal(count_clients(&pc, "poolsub", NULL, 0), 3);
 	{
 		/* The line of the connection with sub=1. */
-		m = tu_db_call(&pc, tu_cmd("CLIENT", "LIST", NULL), 0, T_MS);
+		m                 = tu_db_call(&pc, tu_cmd("CLIENT", "LIST", NULL), 0, T_MS);
 		ik_resp_item it   = tu_top(m);
 		char        *text = strndup((const char *) it.str, it.len), *save = NULL;
-		line[0]           = '\0';
-		for (char *l = strtok_r(text, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
+		line[0] = '\0';
+		for (char *l = strtok_r(text, "\n", &save); l != NULL;
+		     l       = strtok_r(NULL, "\n", &save)) {
 			if (strstr(l, " name=poolsub ") != NULL && strstr(l, " sub=1 ") != NULL) {
 				snprintf(line, sizeof(line), "%s", l);
 			}
@@ -570,12 +572,12 @@ test_shared_pool_one_subscriber(void **state)
 		iok_msg_free(m);
 	}
 	assert_true(strncmp(line, "id=", 3) == 0);
-	id                     = line + 3;
+	id                   = line + 3;
 	id[strcspn(id, " ")] = '\0';
-	m = tu_db_call(&pc, tu_cmd("CLIENT", "KILL", "ID", id, NULL), 0, T_MS);
+	m                    = tu_db_call(&pc, tu_cmd("CLIENT", "KILL", "ID", id, NULL), 0, T_MS);
 	tu_assert_reply(m, "1");
 	iok_msg_free(m);
-	struct pub_count want = {&pc, "1"};
+	struct pub_count want = { &pc, "1" };
 	if (!tu_wait_for(publish_reaches, &want, T_MS)) {
 		fail_msg("no connection took the subscription over");
 	}
@@ -807,7 +809,7 @@ read_frame(int fd)
 static void *
 fake_main(void *arg)
 {
-	struct fake *fk = arg;
+	struct fake      *fk      = arg;
 	static const char hello[] = "%1\r\n+proto\r\n:3\r\n";
 	static const char junk[]  = "@this is not RESP\r\n";
 	while (!atomic_load(&fk->stop)) {
@@ -827,8 +829,8 @@ fake_main(void *arg)
 		fk->cfd = fd;
 		pthread_mutex_unlock(&fk->mu);
 		/* A good handshake, then junk for the first command. */
-		if (read_frame(fd) == 0 && write(fd, hello, sizeof(hello) - 1) > 0 && read_frame(fd) == 0 &&
-		    write(fd, junk, sizeof(junk) - 1) > 0) {
+		if (read_frame(fd) == 0 && write(fd, hello, sizeof(hello) - 1) > 0 &&
+		    read_frame(fd) == 0 && write(fd, junk, sizeof(junk) - 1) > 0) {
 			fk->served++;
 		}
 		while (read_frame(fd) == 0) {
@@ -1030,7 +1032,7 @@ test_sessions_atomic(void **state)
 	wait_stat_eq(s, "stat:pipes", 2);
 	tu_db_start(&c, s);
 	for (int i = 0; i < 4; i++) {
-		w[i] = (struct txn_worker){.c = &c, .n = i < 2 ? 40 : 400, .txns = i < 2};
+		w[i] = (struct txn_worker) { .c = &c, .n = i < 2 ? 40 : 400, .txns = i < 2 };
 		assert_int_equal(pthread_create(&th[i], NULL, txn_worker, &w[i]), 0);
 	}
 	for (int i = 0; i < 4; i++) {
@@ -1292,23 +1294,23 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_options),
-	    cmocka_unit_test_setup_teardown(test_many_one_connection, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_pool_three, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_plain_and_refused, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_shared_pubsub, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_shared_sub_during_multi, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_shared_pool_one_subscriber, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_shared_resp2_refused, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_kill_restart, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_idempotent_retry, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_malformed_then_recover, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_sessions_atomic, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_session_blocks_pool_one, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_session_connection_lost, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_cancel_keeps_matching, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_push_without_sharer, setup, teardown),
+		cmocka_unit_test(test_options),
+		cmocka_unit_test_setup_teardown(test_many_one_connection, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pool_three, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_plain_and_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shared_pubsub, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shared_sub_during_multi, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shared_pool_one_subscriber, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shared_resp2_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kill_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idempotent_retry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_then_recover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sessions_atomic, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_session_blocks_pool_one, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_session_connection_lost, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_keeps_matching, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_push_without_sharer, setup, teardown),
 	};
 	if (getenv("IOK_TEST_FILTER") != NULL) {
 		cmocka_set_test_filter(getenv("IOK_TEST_FILTER"));

@@ -73,7 +73,7 @@ read_answer(int fd, int until_eof)
 	char  *buf = malloc(cap);
 	assert_non_null(buf);
 	for (;;) {
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		ssize_t       k;
 		assert_true(poll(&pfd, 1, WAIT_MS) == 1);
 		if (len + 4096 > cap) {
@@ -186,9 +186,9 @@ test_stats_peers_inflight(void **state)
 
 /* ------------------------------------------------------------- stack */
 
-static int wake_fds[2];
+static int         wake_fds[2];
 static const char *stack_path;
-static char *stack_answer;
+static char       *stack_answer;
 
 static void *
 ask_stack(void *arg)
@@ -315,7 +315,7 @@ test_hostile_input(void **state)
 		int fd = connect_to(path);
 		assert_int_equal(write(fd, "help\r\nhelp\n", 11), 11);
 		shutdown(fd, SHUT_WR);
-		a = read_answer(fd, 1);
+		a            = read_answer(fd, 1);
 		char *second = strstr(a, "\n.\ncommands:");
 		assert_true(strncmp(a, "commands:", 9) == 0);
 		assert_non_null(second);

@@ -25,18 +25,21 @@ test_parse_hostport(void **state)
 		const char *in;
 		const char *host;
 		int         port;
-	} good[] = {{"a", "a", 0}, {"a:1", "a", 1}, {"10.0.0.1:5555", "10.0.0.1", 5555}, {"[::1]", "::1", 0},
-		{"[::1]:65535", "::1", 65535}, {"svc.example.com:80", "svc.example.com", 80}};
+	} good[] = { { "a", "a", 0 }, { "a:1", "a", 1 }, { "10.0.0.1:5555", "10.0.0.1", 5555 },
+		{ "[::1]", "::1", 0 }, { "[::1]:65535", "::1", 65535 },
+		{ "svc.example.com:80", "svc.example.com", 80 } };
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-		assert_int_equal(ik_disc_parse_hostport(good[i].in, strlen(good[i].in), host, &port), 0);
+		assert_int_equal(
+		    ik_disc_parse_hostport(good[i].in, strlen(good[i].in), host, &port), 0);
 		assert_string_equal(host, good[i].host);
 		assert_int_equal(port, good[i].port);
 	}
 	char longhost[400];
 	memset(longhost, 'a', sizeof(longhost) - 1);
 	longhost[sizeof(longhost) - 1] = '\0';
-	const char *bad[] = {"", ":1", "a:", "a:0", "a:65536", "a:99999999", "a:1x", "[::1", "[::1]x", "[]:1",
-		"::1", "a:b:c", "a b:1", "a/b:1", "u@a:1", "a,b", "a#b", longhost};
+	const char *bad[] = { "", ":1", "a:", "a:0", "a:65536", "a:99999999", "a:1x", "[::1",
+		"[::1]x", "[]:1", "::1", "a:b:c", "a b:1", "a/b:1", "u@a:1", "a,b", "a#b",
+		longhost };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		if (ik_disc_parse_hostport(bad[i], strlen(bad[i]), host, &port) != IOK_EADDRINVAL) {
 			fail_msg("accepted '%s'", bad[i]);
@@ -60,7 +63,7 @@ test_parse_list(void **state)
 	assert_string_equal(a[2].host, "name");
 	assert_int_equal(a[2].port, 0);
 	free(st);
-	const char *bad[] = {"", ",", "a,", ",a", "a,,b", "a:1,b:", "a:1;b:2"};
+	const char *bad[] = { "", ",", "a,", ",a", "a,,b", "a:1,b:", "a:1;b:2" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(ik_disc_parse_list(bad[i], a, IK_DISC_MAX, &st), -IOK_EADDRINVAL);
 		assert_null(st);
@@ -74,7 +77,7 @@ test_parse_lines(void **state)
 {
 	iok_discovery_addr a[IK_DISC_MAX];
 	char              *st;
-	const char        *ok = "# peers\n\n  10.0.0.1:1  \n10.0.0.2:2 7 # heavy\r\n[::1]:3\t2\nlast:4";
+	const char *ok = "# peers\n\n  10.0.0.1:1  \n10.0.0.2:2 7 # heavy\r\n[::1]:3\t2\nlast:4";
 	(void) state;
 	assert_int_equal(ik_disc_parse_lines(ok, strlen(ok), a, IK_DISC_MAX, &st), 4);
 	assert_string_equal(a[0].host, "10.0.0.1");
@@ -84,14 +87,18 @@ test_parse_lines(void **state)
 	assert_int_equal(a[2].weight, 2);
 	assert_string_equal(a[3].host, "last");
 	free(st);
-	assert_int_equal(ik_disc_parse_lines("", 0, a, IK_DISC_MAX, &st), 0); /* empty file: empty set */
+	assert_int_equal(
+	    ik_disc_parse_lines("", 0, a, IK_DISC_MAX, &st), 0); /* empty file: empty set */
 	free(st);
-	const char *bad[] = {"a:1 2 3\n", "a:1 0\n", "a:1 70000\n", "a:1 x\n", "a:\n", "ok:1\nbad:1:2\n"};
+	const char *bad[] = { "a:1 2 3\n", "a:1 0\n", "a:1 70000\n", "a:1 x\n", "a:\n",
+		"ok:1\nbad:1:2\n" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		assert_int_equal(ik_disc_parse_lines(bad[i], strlen(bad[i]), a, IK_DISC_MAX, &st), -IOK_EADDRINVAL);
+		assert_int_equal(ik_disc_parse_lines(bad[i], strlen(bad[i]), a, IK_DISC_MAX, &st),
+		    -IOK_EADDRINVAL);
 	}
 	/* A NUL inside, and a file cut in the middle of a line. */
-	assert_int_equal(ik_disc_parse_lines("a:1\0b:2\n", 8, a, IK_DISC_MAX, &st), -IOK_EADDRINVAL);
+	assert_int_equal(
+	    ik_disc_parse_lines("a:1\0b:2\n", 8, a, IK_DISC_MAX, &st), -IOK_EADDRINVAL);
 	assert_int_equal(ik_disc_parse_lines("10.0.0.1:55", 10, a, IK_DISC_MAX, &st), 1);
 	assert_int_equal(a[0].port, 5);
 	free(st);
@@ -100,14 +107,15 @@ test_parse_lines(void **state)
 	for (int i = 0; i <= IK_DISC_MAX; i++) {
 		strcat(many, "h:1\n");
 	}
-	assert_int_equal(ik_disc_parse_lines(many, strlen(many), a, IK_DISC_MAX, &st), -IOK_EADDRINVAL);
+	assert_int_equal(
+	    ik_disc_parse_lines(many, strlen(many), a, IK_DISC_MAX, &st), -IOK_EADDRINVAL);
 }
 
 static int
 known(const char *s)
 {
 	return strcmp(s, "tcp") == 0 || strcmp(s, "redis") == 0 || strcmp(s, "postgresql") == 0 ||
-	    strcmp(s, "redis+unix") == 0;
+	       strcmp(s, "redis+unix") == 0;
 }
 
 static void
@@ -129,12 +137,14 @@ test_split_url(void **state)
 	char *b, *t, *u;
 	(void) state;
 	split_ok("tcp://h:1", "static", "h:1", "tcp://h:1");
-	split_ok("tcp://10.0.0.1:5555,10.0.0.2:5555", "static", "10.0.0.1:5555,10.0.0.2:5555", "tcp://10.0.0.1:5555");
+	split_ok("tcp://10.0.0.1:5555,10.0.0.2:5555", "static", "10.0.0.1:5555,10.0.0.2:5555",
+	    "tcp://10.0.0.1:5555");
 	split_ok("postgresql://u:p@h1:5432,h2/db?sslmode=off", "static", "h1:5432,h2",
 	    "postgresql://u:p@h1:5432/db?sslmode=off");
 	split_ok("redis://h1,h2:6380/0?name=x", "static", "h1,h2:6380", "redis://h1/0?name=x");
 	split_ok("tcp+srv://_svc._tcp.example", "srv", "_svc._tcp.example", "tcp://discovery");
-	split_ok("redis+srv://:pw@_r._tcp.example?db=2", "srv", "_r._tcp.example", "redis://:pw@discovery?db=2");
+	split_ok("redis+srv://:pw@_r._tcp.example?db=2", "srv", "_r._tcp.example",
+	    "redis://:pw@discovery?db=2");
 	split_ok("tcp+file:///etc/peers", "file", "/etc/peers", "tcp://discovery");
 	split_ok("redis+unix:///tmp/r.sock", "static", "", "redis+unix:///tmp/r.sock");
 	split_ok("TCP+Mine://x", "mine", "x", "tcp://discovery");
@@ -150,13 +160,13 @@ test_split_url(void **state)
 static size_t
 dns_msg(uint8_t *m)
 {
-	static const uint8_t msg[] = {0x12, 0x34, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0,
+	static const uint8_t msg[] = { 0x12, 0x34, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0,
 		/* question: a.b IN A */
 		1, 'a', 1, 'b', 0, 0, 1, 0, 1,
 		/* answer 1: pointer to the name, A, IN, TTL 300, 4 bytes */
 		0xC0, 12, 0, 1, 0, 1, 0, 0, 1, 44, 0, 4, 10, 0, 0, 1,
 		/* answer 2: TTL 5 */
-		0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 10, 0, 0, 2};
+		0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 10, 0, 0, 2 };
 	memcpy(m, msg, sizeof(msg));
 	return sizeof(msg);
 }
@@ -179,21 +189,21 @@ test_dns_min_ttl(void **state)
 		free(cut);
 	}
 	/* Reserved label bits, an endless label chain, a huge rdlength. */
-	n = dns_msg(m);
+	n     = dns_msg(m);
 	m[12] = 0x80;
 	assert_int_equal(ik_dns_min_ttl(m, n, &ttl), IOK_EPROTO);
-	n = dns_msg(m);
+	n     = dns_msg(m);
 	m[47] = 0xFF; /* answer 2's rdlength high byte */
 	assert_int_equal(ik_dns_min_ttl(m, n, &ttl), IOK_EPROTO);
-	uint8_t chain[12 + 300] = {0, 0, 0, 0, 0, 1, 0, 1};
+	uint8_t chain[12 + 300] = { 0, 0, 0, 0, 0, 1, 0, 1 };
 	for (size_t i = 12; i < sizeof(chain); i += 2) {
 		chain[i]     = 1;
 		chain[i + 1] = 'x';
 	}
 	assert_int_equal(ik_dns_min_ttl(chain, sizeof(chain), &ttl), IOK_EPROTO);
 	/* No answers; a TTL with the top bit set counts as 0. */
-	n     = dns_msg(m);
-	m[7]  = 0;
+	n    = dns_msg(m);
+	m[7] = 0;
 	assert_int_equal(ik_dns_min_ttl(m, n, &ttl), IOK_ENOENT);
 	n     = dns_msg(m);
 	m[27] = 0x80;
@@ -228,7 +238,8 @@ test_bad_targets(void **state)
 	(void) state;
 	IOK_OK(iok_req0_open(&s));
 	assert_int_equal(iok_dial(s, "tcp://a:1,", NULL, IOK_FLAG_NONBLOCK), IOK_EADDRINVAL);
-	assert_int_equal(iok_dial(s, "tcp://a:1,b", NULL, IOK_FLAG_NONBLOCK), IOK_EADDRINVAL); /* tcp has no default port */
+	assert_int_equal(iok_dial(s, "tcp://a:1,b", NULL, IOK_FLAG_NONBLOCK),
+	    IOK_EADDRINVAL); /* tcp has no default port */
 	assert_int_equal(iok_dial(s, "tcp+nope://x", NULL, IOK_FLAG_NONBLOCK), IOK_ENOTSUP);
 	assert_int_equal(iok_dial(s, "ipc+srv:///x", NULL, IOK_FLAG_NONBLOCK), IOK_EADDRINVAL);
 	/* Backends check their target when the dialer starts. */
@@ -280,8 +291,8 @@ test_static_list(void **state)
 /* Connections move from one address to another while requests flow;
  * none fails (req resends a request whose connection went away). */
 static void
-move_while_flowing(const char *what, iok_socket req, du_server *a, du_server *b, void (*change)(void *),
-    void *arg)
+move_while_flowing(
+    const char *what, iok_socket req, du_server *a, du_server *b, void (*change)(void *), void *arg)
 {
 	du_client c;
 	du_client_run(&c, req, a->name, b->name);
@@ -296,8 +307,9 @@ move_while_flowing(const char *what, iok_socket req, du_server *a, du_server *b,
 	assert_int_equal(atomic_load(&c.failed), 0);
 	/* A figure for the notes, not a check: the change to the first
 	 * request served by the new peer. */
-	print_message("%s: first answer from the new peer %llu ms after the change, 0 requests failed\n", what,
-	    (unsigned long long) (t1 - t0));
+	print_message(
+	    "%s: first answer from the new peer %llu ms after the change, 0 requests failed\n",
+	    what, (unsigned long long) (t1 - t0));
 }
 
 struct file_change {
@@ -333,7 +345,7 @@ test_watched_file(void **state)
 	assert_true(du_wait_pipes(&a, 1, &b, 0));
 
 	snprintf(text, sizeof(text), "127.0.0.3:%d 5\n", port);
-	struct file_change fc = {path, text};
+	struct file_change fc = { path, text };
 	move_while_flowing("file edit", req, &a, &b, rewrite_file, &fc);
 	char *u = upstreams(d);
 	assert_non_null(strstr(u, "weight=5"));
@@ -373,7 +385,8 @@ test_dns_a_moves(void **state)
 	if (dns_pid <= 0) {
 		skip();
 	}
-	du_write_file(dns_hosts, "127.0.0.2 svc.iok.test\n127.0.0.2 a.iok.test\n127.0.0.3 b.iok.test\n");
+	du_write_file(
+	    dns_hosts, "127.0.0.2 svc.iok.test\n127.0.0.2 a.iok.test\n127.0.0.3 b.iok.test\n");
 	assert_int_equal(kill(dns_pid, SIGHUP), 0);
 	du_server_start(&a, "127.0.0.2", port);
 	du_server_start(&b, "127.0.0.3", port);
@@ -406,8 +419,8 @@ struct srv_change {
 static void
 srv_restart(void *arg)
 {
-	struct srv_change *sc = arg;
-	const char        *srv[] = {sc->srv, NULL};
+	struct srv_change *sc    = arg;
+	const char        *srv[] = { sc->srv, NULL };
 	du_dnsmasq_stop(*sc->pid);
 	*sc->pid = du_dnsmasq_start(sc->port, sc->hosts, srv, sc->log);
 	assert_true(*sc->pid > 0);
@@ -432,7 +445,7 @@ test_dns_srv_moves(void **state)
 	snprintf(srv0, sizeof(srv0), "_rep._tcp.iok.test,a.iok.test,%d,0,3", port);
 	snprintf(srv1, sizeof(srv1), "_rep._tcp.iok.test,b.iok.test,%d,0,4", port);
 	snprintf(log, sizeof(log), "%s/srv.log", dns_dir);
-	const char *srv[] = {srv0, NULL};
+	const char *srv[] = { srv0, NULL };
 	assert_true((pid = du_dnsmasq_start(sport, dns_hosts, srv, log)) > 0);
 	du_server_start(&a, "127.0.0.2", port);
 	du_server_start(&b, "127.0.0.3", port);
@@ -445,7 +458,7 @@ test_dns_srv_moves(void **state)
 	char *u = upstreams(d);
 	assert_non_null(strstr(u, "weight=3"));
 	free(u);
-	struct srv_change sc = {&pid, sport, dns_hosts, srv1, log};
+	struct srv_change sc = { &pid, sport, dns_hosts, srv1, log };
 	move_while_flowing("SRV record (TTL 1 s, server restarted)", req, &a, &b, srv_restart, &sc);
 	u = upstreams(d);
 	assert_non_null(strstr(u, "weight=4"));

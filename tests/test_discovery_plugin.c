@@ -23,7 +23,7 @@ typedef struct mem_state {
 static void
 report(mem_state *st)
 {
-	iok_discovery_addr a = {0};
+	iok_discovery_addr a = { 0 };
 	char               host[64];
 	pthread_mutex_lock(&table_mu);
 	snprintf(host, sizeof(host), "%s", table_host);
@@ -89,7 +89,8 @@ test_register(void **state)
 	iok_socket s;
 	(void) state;
 	IOK_OK(iok_req0_open(&s));
-	assert_int_equal(iok_dial(s, "tcp+mem://x", NULL, IOK_FLAG_NONBLOCK), IOK_ENOTSUP); /* not yet */
+	assert_int_equal(
+	    iok_dial(s, "tcp+mem://x", NULL, IOK_FLAG_NONBLOCK), IOK_ENOTSUP); /* not yet */
 	IOK_OK(iok_discovery_register(&mem_backend));
 	assert_int_equal(iok_discovery_register(&mem_backend), IOK_EEXIST);
 	iok_discovery_backend bad = mem_backend;
@@ -157,7 +158,7 @@ test_follow(void **state)
 static int
 readable(int fd, int ms)
 {
-	struct pollfd p = {.fd = fd, .events = POLLIN};
+	struct pollfd p = { .fd = fd, .events = POLLIN };
 	return poll(&p, 1, ms) == 1 && (p.revents & POLLIN);
 }
 

@@ -29,7 +29,7 @@ le_fn(void *arg)
 static int
 tu_wait_stat_le(iok_socket s, const char *name, uint64_t v, int ms)
 {
-	le_cond k = {s, name, v};
+	le_cond k = { s, name, v };
 	return tu_wait_for(le_fn, &k, ms);
 }
 
@@ -101,7 +101,7 @@ raw_cmd(int port, const char *resp, const char *expect)
 static void
 test_two_servers(void **state)
 {
-	tu_redis   a = {0}, b = {0};
+	tu_redis   a = { 0 }, b = { 0 };
 	iok_socket s;
 	iok_dialer d;
 	char       url[128];
@@ -149,12 +149,12 @@ test_two_servers(void **state)
 static long
 pings_served(int port)
 {
-	static const char cmd[] = "*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n";
+	static const char  cmd[] = "*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n";
 	struct sockaddr_in sa;
 	char               buf[16384];
-	size_t             len = 0;
+	size_t             len  = 0;
 	long               want = -1;
-	int                fd = socket(AF_INET, SOCK_STREAM, 0);
+	int                fd   = socket(AF_INET, SOCK_STREAM, 0);
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family      = AF_INET;
 	sa.sin_port        = htons((uint16_t) port);
@@ -165,10 +165,11 @@ pings_served(int port)
 		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
 		assert_true(n > 0);
 		len += (size_t) n;
-		buf[len] = '\0';
+		buf[len]  = '\0';
 		char *eol = strstr(buf, "\r\n");
 		if (want < 0 && eol != NULL) {
-			want = (long) (eol + 2 - buf) + strtol(buf + 1, NULL, 10) + 2; /* $N\r\n...\r\n */
+			want = (long) (eol + 2 - buf) + strtol(buf + 1, NULL, 10) +
+			       2; /* $N\r\n...\r\n */
 		}
 	}
 	close(fd);
@@ -191,7 +192,7 @@ draining_seen(void *arg)
 static void
 test_drain(void **state)
 {
-	tu_redis   a = {0}, b = {0};
+	tu_redis   a = { 0 }, b = { 0 };
 	iok_socket s;
 	iok_dialer d;
 	char       dir[400], path[500], url[600], text[128];
@@ -228,7 +229,7 @@ test_drain(void **state)
 		tu_assert_reply(m, "PONG");
 		iok_msg_free(m);
 	}
-	assert_true(pings_served(b.port) > 0); /* some were b's */
+	assert_true(pings_served(b.port) > 0);                   /* some were b's */
 	assert_true(tu_wait_stat_le(s, "stat:pipes", 1, 20000)); /* then it closed */
 	uint64_t pipes = tu_stat(s, "stat:pipes");
 	assert_int_equal(pipes, 1);
@@ -249,7 +250,8 @@ replicaof(int port, int of_port)
 	}
 	char num[16];
 	snprintf(num, sizeof(num), "%d", of_port);
-	snprintf(cmd, sizeof(cmd), "*3\r\n$9\r\nREPLICAOF\r\n$9\r\n127.0.0.1\r\n$%zu\r\n%s\r\n", strlen(num), num);
+	snprintf(cmd, sizeof(cmd), "*3\r\n$9\r\nREPLICAOF\r\n$9\r\n127.0.0.1\r\n$%zu\r\n%s\r\n",
+	    strlen(num), num);
 	raw_cmd(port, cmd, "+OK");
 }
 
@@ -264,7 +266,7 @@ peers_one(void *arg)
 static void
 test_failover(void **state)
 {
-	tu_redis   p = {0}, r = {0};
+	tu_redis   p = { 0 }, r = { 0 };
 	iok_socket s;
 	iok_dialer d;
 	char       url[160], val[32], buf[64];
@@ -279,7 +281,8 @@ test_failover(void **state)
 	IOK_OK(iok_db_open(&s));
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECVTIMEO, 20000));
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECONNMAXT, 200)); /* bounds the move */
-	snprintf(url, sizeof(url), "redis://127.0.0.1:%d,127.0.0.1:%d/?role=primary&name=fo", p.port, r.port);
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d,127.0.0.1:%d/?role=primary&name=fo",
+	    p.port, r.port);
 	IOK_OK(iok_dial(s, url, &d, IOK_FLAG_NONBLOCK));
 	assert_true(tu_wait_for(peers_one, &s, 20000));
 	assert_int_equal(up_field(d, p.port, "pipes"), 1); /* the primary only */
@@ -318,7 +321,8 @@ test_failover(void **state)
 	snprintf(get, sizeof(get), "$%zu\r\n%s", strlen(val), val);
 	raw_cmd(r.port, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", get);
 	assert_int_equal(up_field(d, r.port, "pipes"), 1);
-	print_message("failover: %d READONLY, %d reset, then OK on the new primary\n", readonly, reset);
+	print_message(
+	    "failover: %d READONLY, %d reset, then OK on the new primary\n", readonly, reset);
 	IOK_OK(iok_close(s));
 	tu_redis_stop(&p);
 	tu_redis_stop(&r);

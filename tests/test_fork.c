@@ -54,7 +54,7 @@ test_one_kernel_thread(void **state)
 	iok_socket s[60];
 	char       url[256];
 	(void) state;
-	int before = tu_thread_count();
+	int        before = tu_thread_count();
 	iok_socket first;
 	IOK_OK(iok_pair0_open(&first)); /* starts the kernel thread */
 	int with_kernel = tu_thread_count();
@@ -98,9 +98,9 @@ test_one_kernel_thread(void **state)
 
 /* ------------------------------------------------------------ fork test */
 
-static iok_socket      tx, rx;    /* the parent's own traffic */
-static atomic_int      stop_traffic;
-static atomic_int      received, sent, traffic_error;
+static iok_socket tx, rx; /* the parent's own traffic */
+static atomic_int stop_traffic;
+static atomic_int received, sent, traffic_error;
 
 static void *
 sender_main(void *arg)
@@ -137,7 +137,7 @@ receiver_main(void *arg)
 			/* Wait outside the gate, on the pollable descriptor. */
 			int fd;
 			if (iok_socket_get_int(rx, IOK_OPT_RECVFD, &fd) == 0) {
-				struct pollfd p = {.fd = fd, .events = POLLIN};
+				struct pollfd p = { .fd = fd, .events = POLLIN };
 				(void) poll(&p, 1, 1000);
 			}
 			next--;
@@ -169,20 +169,29 @@ child_main(iok_socket inherited, int seq)
 	int        fds_at_start = tu_fd_count();
 
 	/* A new socket pair of its own. */
-	if (iok_pair0_open(&a) || iok_pair0_open(&b)) return 10;
+	if (iok_pair0_open(&a) || iok_pair0_open(&b))
+		return 10;
 	iok_socket_set_ms(b, IOK_OPT_RECVTIMEO, 10000);
-	if (iok_listen(a, "inproc://child", NULL, 0) || iok_dial(b, "inproc://child", NULL, IOK_FLAG_NONBLOCK)) return 11;
-	if (iok_send(a, "hi", 2, 0)) return 12;
-	if (tu_recv_str(b, buf, sizeof(buf), 10000) || strcmp(buf, "hi") != 0) return 13;
+	if (iok_listen(a, "inproc://child", NULL, 0) ||
+	    iok_dial(b, "inproc://child", NULL, IOK_FLAG_NONBLOCK))
+		return 11;
+	if (iok_send(a, "hi", 2, 0))
+		return 12;
+	if (tu_recv_str(b, buf, sizeof(buf), 10000) || strcmp(buf, "hi") != 0)
+		return 13;
 	/* The inherited dialing socket re-dials and carries our message. */
 	snprintf(want, sizeof(want), "child %d", seq);
-	if (iok_send(inherited, want, strlen(want), 0)) return 14;
+	if (iok_send(inherited, want, strlen(want), 0))
+		return 14;
 	iok_socket_set_ms(inherited, IOK_OPT_LINGER, 20000);
-	if (iok_close(inherited)) return 15;
-	if (iok_close(a) || iok_close(b)) return 16;
+	if (iok_close(inherited))
+		return 15;
+	if (iok_close(a) || iok_close(b))
+		return 16;
 	iok_fini();
 	/* The child's kernel closed its copies; nothing new stays open. */
-	if (tu_fd_count() > fds_at_start) return 17;
+	if (tu_fd_count() > fds_at_start)
+		return 17;
 	return 0;
 }
 
@@ -192,7 +201,7 @@ test_fork_100(void **state)
 	iok_socket collector, dialer;
 	pthread_t  ts, tr;
 	char       url[256], url2[256];
-	int        got[FORKS] = {0};
+	int        got[FORKS] = { 0 };
 	(void) state;
 
 	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", tu_free_port());
@@ -241,7 +250,7 @@ test_fork_100(void **state)
 		uint64_t end    = tu_now_ms() + CHILD_BOUND_MS;
 		pid_t    w;
 		while ((w = waitpid(pid, &status, WNOHANG)) == 0 && tu_now_ms() < end) {
-			struct timespec ts2 = {0, 2000000};
+			struct timespec ts2 = { 0, 2000000 };
 			nanosleep(&ts2, NULL);
 		}
 		if (w == 0) {
@@ -250,7 +259,8 @@ test_fork_100(void **state)
 			fail_msg("child %d hung", i);
 		}
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-			fail_msg("child %d failed: status %d", i, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+			fail_msg("child %d failed: status %d", i,
+			    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 		}
 	}
 	/* Every child's message arrived exactly once. */

@@ -76,7 +76,7 @@ static void
 test_header(void **state)
 {
 	iok_msg *m;
-	uint8_t  big[IOK_MSG_HEADER_MAX + 1] = {0};
+	uint8_t  big[IOK_MSG_HEADER_MAX + 1] = { 0 };
 	uint32_t v;
 	(void) state;
 	IOK_OK(iok_msg_alloc(&m, 0));
@@ -233,7 +233,7 @@ test_msgq(void **state)
 	assert_int_equal(ik_msgq_reserve(&q, 100), 0);
 	assert_true(ik_msgq_room(&q) >= 96);
 	assert_int_equal(q.len, 4);
-	assert_null(ik_msgq_pop(&(ik_msgq){.len = 0}));
+	assert_null(ik_msgq_pop(&(ik_msgq) { .len = 0 }));
 	ik_msgq_fini(&q); /* frees what is left (ASan checks) */
 }
 
@@ -317,7 +317,9 @@ recycle_producer(void *arg)
 		pthread_mutex_unlock(&r->mu);
 		for (int i = 0; i < RC_LIVE; i++) {
 			/* Both size classes, and some too big to recycle. */
-			size_t   size = i % 3 == 0 ? 8 : i % 3 == 1 ? 1500 : (size_t) 4000 + (size_t) i;
+			size_t   size = i % 3 == 0   ? 8
+			                : i % 3 == 1 ? 1500
+			                             : (size_t) 4000 + (size_t) i;
 			uint32_t tag  = (uint32_t) (round * RC_LIVE + i);
 			if (iok_msg_alloc(&r->live[i], size) != 0) {
 				r->bad++;

@@ -34,7 +34,7 @@ put(bytes *x, const void *p, size_t n)
 static void
 msg(bytes *x, char t, const void *body, size_t len)
 {
-	uint8_t h[5] = {(uint8_t) t};
+	uint8_t h[5] = { (uint8_t) t };
 	ik_pg_put_u32(h + 1, (uint32_t) (len + 4));
 	put(x, h, 5);
 	if (len) {
@@ -120,7 +120,7 @@ typedef struct codec {
 static void
 codec_open(codec *c, const char *url, int shared, size_t recv_max)
 {
-	ik_tran_params p = {.dialer = 1, .recv_max = recv_max, .shared = shared};
+	ik_tran_params p = { .dialer = 1, .recv_max = recv_max, .shared = shared };
 	c->t             = &ik_tran_postgresql;
 	c->st            = calloc(1, c->t->state_size);
 	IOK_OK(ik_url_parse(&c->url, url));
@@ -140,11 +140,11 @@ codec_close(codec *c)
 static void
 codec_ready(codec *c)
 {
-	ik_buf out;
-	size_t used;
-	bytes  in = {0};
-	uint8_t key[8] = {0, 0, 0, 9, 0, 0, 0, 7};
-	uint8_t ok[4]  = {0};
+	ik_buf  out;
+	size_t  used;
+	bytes   in     = { 0 };
+	uint8_t key[8] = { 0, 0, 0, 9, 0, 0, 0, 7 };
+	uint8_t ok[4]  = { 0 };
 	ik_buf_init(&out);
 	assert_int_equal(c->t->handshake(c->st, NULL, 0, &used, &out), IK_HS_MORE);
 	assert_true(out.len > 8);
@@ -165,7 +165,8 @@ encode_q(codec *c, const char *sql, ik_buf *out)
 	size_t   before = out->len;
 	IOK_OK(iok_pg_query_new(&m, sql, strlen(sql)));
 	IOK_OK(iok_pg_query_param(m, 23, IOK_PG_TEXT, "5", 1));
-	assert_int_equal(c->t->encode_full(c->st, NULL, 0, iok_msg_body(m), iok_msg_len(m), out), 0);
+	assert_int_equal(
+	    c->t->encode_full(c->st, NULL, 0, iok_msg_body(m), iok_msg_len(m), out), 0);
 	iok_msg_free(m);
 	return out->len - before;
 }
@@ -190,14 +191,14 @@ cut(codec *c, bytes *data, size_t step, int *cls, size_t *lens)
 {
 	uint8_t buf[8192];
 	size_t  have = 0, fed = 0, start = 0;
-	int     n    = 0;
+	int     n = 0;
 	while (fed < data->n || have > start) {
 		size_t add = data->n - fed < step ? data->n - fed : step;
 		memcpy(buf + have, data->b + fed, add);
 		have += add;
 		fed += add;
 		for (;;) {
-			ik_frame f = {0};
+			ik_frame f = { 0 };
 			ssize_t  r = c->t->frame(c->st, buf + start, have - start, &f);
 			assert_true(r >= 0);
 			if (r == 0) {
@@ -221,9 +222,9 @@ test_framing_every_split(void **state)
 {
 	(void) state;
 	for (size_t step = 1; step <= 64; step++) {
-		codec c;
+		codec  c;
 		ik_buf out;
-		bytes  in = {0};
+		bytes  in = { 0 };
 		int    cls[16];
 		size_t lens[16];
 		char   types[16];
@@ -302,7 +303,7 @@ test_notify_rotation(void **state)
 	(void) state;
 	codec  c;
 	ik_buf out;
-	bytes  in = {0}, want = {0};
+	bytes  in = { 0 }, want = { 0 };
 	codec_open(&c, "postgresql://u@h/db", 0, 0);
 	codec_ready(&c);
 	ik_buf_init(&out);
@@ -348,7 +349,7 @@ test_statement_cache(void **state)
 	ik_buf_init(&out);
 
 	encode_q(&c, "SELEKT", &out);
-	bytes in = {0};
+	bytes in = { 0 };
 	msg_e(&in, 'E', "42601", "syntax error");
 	msg_z(&in, 'I');
 	ik_frame f;
@@ -408,11 +409,13 @@ test_encode_refuses(void **state)
 	codec_open(&c, "postgresql://u@h/db", 0, 0);
 	codec_ready(&c);
 	ik_buf_init(&out);
-	assert_int_equal(c.t->encode_full(c.st, NULL, 0, (const uint8_t *) "SELECT 1", 8, &out), -IOK_EINVAL);
+	assert_int_equal(
+	    c.t->encode_full(c.st, NULL, 0, (const uint8_t *) "SELECT 1", 8, &out), -IOK_EINVAL);
 	/* a truncated parameter */
 	IOK_OK(iok_pg_query_new(&m, "SELECT $1", 9));
 	IOK_OK(iok_pg_query_param(m, 0, IOK_PG_TEXT, "abc", 3));
-	assert_int_equal(c.t->encode_full(c.st, NULL, 0, iok_msg_body(m), iok_msg_len(m) - 1, &out), -IOK_EINVAL);
+	assert_int_equal(c.t->encode_full(c.st, NULL, 0, iok_msg_body(m), iok_msg_len(m) - 1, &out),
+	    -IOK_EINVAL);
 	assert_int_equal(iok_pg_query_param(m, 0, 7, "x", 1), IOK_EINVAL);
 	assert_int_equal(iok_pg_query_param(m, 0, IOK_PG_TEXT, NULL, 3), IOK_EINVAL);
 	IOK_OK(iok_pg_query_param(m, 0, IOK_PG_TEXT, NULL, -1)); /* NULL */
@@ -421,7 +424,8 @@ test_encode_refuses(void **state)
 	assert_int_equal(iok_pg_query_new(&m, "a\0b", 3), IOK_EINVAL);
 	assert_int_equal(iok_pg_simple_query(&m, "a\0b", 3), IOK_EINVAL);
 	IOK_OK(iok_pg_simple_query(&m, "BEGIN", 5));
-	assert_int_equal(iok_pg_query_param(m, 0, IOK_PG_TEXT, "x", 1), IOK_EINVAL); /* not extended */
+	assert_int_equal(
+	    iok_pg_query_param(m, 0, IOK_PG_TEXT, "x", 1), IOK_EINVAL); /* not extended */
 	iok_msg_free(m);
 	ik_buf_fini(&out);
 	codec_close(&c);
@@ -436,15 +440,15 @@ test_hostile_frames(void **state)
 		size_t  n;
 		ssize_t want;
 	} cases[] = {
-	    {{0x7f, 0, 0, 0, 4}, 5, -IOK_EPROTO},          /* unknown type */
-	    {{'C', 0, 0, 0, 3}, 5, -IOK_EPROTO},           /* length < 4 */
-	    {{'D', 0x80, 0, 0, 0}, 5, -IOK_EPROTO},        /* negative / huge */
-	    {{'D', 0x00, 0x20, 0, 0}, 5, -IOK_EMSGSIZE},   /* over recv_max */
-	    {{'D', 0, 0, 0, 9, 0, 1}, 7, 0},               /* truncated: more */
+		{ { 0x7f, 0, 0, 0, 4 }, 5, -IOK_EPROTO },        /* unknown type */
+		{ { 'C', 0, 0, 0, 3 }, 5, -IOK_EPROTO },         /* length < 4 */
+		{ { 'D', 0x80, 0, 0, 0 }, 5, -IOK_EPROTO },      /* negative / huge */
+		{ { 'D', 0x00, 0x20, 0, 0 }, 5, -IOK_EMSGSIZE }, /* over recv_max */
+		{ { 'D', 0, 0, 0, 9, 0, 1 }, 7, 0 },             /* truncated: more */
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		codec    c;
-		ik_frame f = {0};
+		ik_frame f = { 0 };
 		codec_open(&c, "postgresql://u@h/db", 0, 1024);
 		codec_ready(&c);
 		assert_int_equal(c.t->frame(c.st, cases[i].b, cases[i].n, &f), cases[i].want);
@@ -454,8 +458,8 @@ test_hostile_frames(void **state)
 		codec_close(&c);
 	}
 	/* A reply growing past recv_max across many messages. */
-	codec c;
-	bytes in = {0};
+	codec    c;
+	bytes    in = { 0 };
 	ik_frame f;
 	codec_open(&c, "postgresql://u@h/db", 0, 1024);
 	codec_ready(&c);
@@ -489,14 +493,15 @@ test_auth_md5_cleartext(void **state)
 	(void) state;
 	codec   c;
 	ik_buf  out;
-	bytes   in = {0};
+	bytes   in = { 0 };
 	size_t  used;
-	uint8_t md5req[8] = {0, 0, 0, 5, 1, 2, 3, 4};
-	uint8_t clear[4]  = {0, 0, 0, 3};
-	uint8_t ok[4]     = {0};
+	uint8_t md5req[8] = { 0, 0, 0, 5, 1, 2, 3, 4 };
+	uint8_t clear[4]  = { 0, 0, 0, 3 };
+	uint8_t ok[4]     = { 0 };
 
 	ik_buf_init(&out);
-	codec_open(&c, "postgresql://alice:secret@h/db?application_name=app&options=-c%20x%3D1", 0, 0);
+	codec_open(
+	    &c, "postgresql://alice:secret@h/db?application_name=app&options=-c%20x%3D1", 0, 0);
 	assert_int_equal(c.t->handshake(c.st, NULL, 0, &used, &out), IK_HS_MORE);
 	/* StartupMessage: length, 3.0, user, database, application_name... */
 	assert_int_equal(ik_pg_u32(out.data), out.len);
@@ -532,7 +537,7 @@ test_auth_md5_cleartext(void **state)
 	codec_close(&c);
 
 	/* Kerberos: not ours; garbage: protocol error; other refusals */
-	uint8_t krb[4] = {0, 0, 0, 2};
+	uint8_t krb[4] = { 0, 0, 0, 2 };
 	codec_open(&c, "postgresql://alice:x@h/db", 0, 0);
 	assert_int_equal(c.t->handshake(c.st, NULL, 0, &used, &out), IK_HS_MORE);
 	msg(&in, 'R', krb, 4);
@@ -554,7 +559,7 @@ test_auth_md5_cleartext(void **state)
 	assert_int_equal(hs_feed(&c, &in, &out), -IOK_EPROTO);
 	codec_close(&c);
 	/* no user at all */
-	ik_tran_params p = {.dialer = 1};
+	ik_tran_params p = { .dialer = 1 };
 	ik_url         u;
 	void          *st = calloc(1, ik_tran_postgresql.state_size);
 	IOK_OK(ik_url_parse(&u, "postgresql://h/db"));
@@ -573,7 +578,8 @@ test_scram_rfc7677(void **state)
 	(void) state;
 	ik_pg_scram sc;
 	ik_buf      out;
-	const char *sf = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+	const char *sf = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s="
+	                 "W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
 	const char *cf = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
 	                 "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
 	const char *sv = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
@@ -595,22 +601,25 @@ test_scram_rfc7677(void **state)
 	IOK_OK(ik_pg_scram_start(&sc, "rOprNGfwEbeRWgbNEkqO", &out));
 	IOK_OK(ik_pg_scram_final(&sc, "pencil", (const uint8_t *) sf, strlen(sf), &out));
 	const char *bad = "v=AAAATRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
-	assert_int_equal(ik_pg_scram_verify(&sc, (const uint8_t *) bad, strlen(bad)), IOK_EPEERAUTH);
-	assert_int_equal(ik_pg_scram_verify(&sc, (const uint8_t *) "e=invalid-proof", 15), IOK_EPEERAUTH);
+	assert_int_equal(
+	    ik_pg_scram_verify(&sc, (const uint8_t *) bad, strlen(bad)), IOK_EPEERAUTH);
+	assert_int_equal(
+	    ik_pg_scram_verify(&sc, (const uint8_t *) "e=invalid-proof", 15), IOK_EPEERAUTH);
 	assert_int_equal(ik_pg_scram_verify(&sc, (const uint8_t *) "v=short", 7), IOK_EPROTO);
 	ik_pg_scram_fini(&sc);
 	const char *hostile[] = {
-	    "r=someoneelse,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
-	    "r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=999999999",
-	    "r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=0",
-	    "r=rOprNGfwEbeRWgbNEkqOx,s=W22,i=10",
-	    "r=rOprNGfwEbeRWgbNEkqOx,i=10",
-	    "r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=1x",
-	    "",
+		"r=someoneelse,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+		"r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=999999999",
+		"r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=0",
+		"r=rOprNGfwEbeRWgbNEkqOx,s=W22,i=10",
+		"r=rOprNGfwEbeRWgbNEkqOx,i=10",
+		"r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=1x",
+		"",
 	};
 	for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
 		IOK_OK(ik_pg_scram_start(&sc, "rOprNGfwEbeRWgbNEkqO", &out));
-		assert_int_equal(ik_pg_scram_final(&sc, "pencil", (const uint8_t *) hostile[i], strlen(hostile[i]), &out),
+		assert_int_equal(ik_pg_scram_final(&sc, "pencil", (const uint8_t *) hostile[i],
+		                     strlen(hostile[i]), &out),
 		    IOK_EPROTO);
 		ik_pg_scram_fini(&sc);
 	}
@@ -625,10 +634,10 @@ test_scram_handshake(void **state)
 	(void) state;
 	codec   c;
 	ik_buf  out;
-	bytes   in = {0};
+	bytes   in = { 0 };
 	size_t  used;
 	uint8_t sasl[64];
-	uint8_t ok[4] = {0};
+	uint8_t ok[4] = { 0 };
 
 	ik_buf_init(&out);
 	codec_open(&c, "postgresql://user:pencil@h/db", 0, 0);
@@ -644,7 +653,7 @@ test_scram_handshake(void **state)
 	char nonce[64];
 	snprintf(nonce, sizeof(nonce), "%.*s", (int) (out.len - 5 - 14 - 4 - 8), first + 8);
 	/* a server whose signature we cannot check: refused */
-	char sf[256];
+	char    sf[256];
 	uint8_t cont[300];
 	snprintf(sf, sizeof(sf), "r=%sSRV,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", nonce);
 	ik_pg_put_u32(cont, IK_PG_AUTH_SASL_CONT);
@@ -666,11 +675,11 @@ static void
 test_marker(void **state)
 {
 	(void) state;
-	codec   c;
-	ik_buf  out;
-	size_t  used;
-	bytes   in = {0};
-	uint8_t ok[4] = {0};
+	codec    c;
+	ik_buf   out;
+	size_t   used;
+	bytes    in    = { 0 };
+	uint8_t  ok[4] = { 0 };
 	ik_frame f;
 	ik_buf_init(&out);
 	codec_open(&c, "postgresql://u@h/db", 1, 0);
@@ -691,7 +700,7 @@ static void
 test_reader(void **state)
 {
 	(void) state;
-	bytes         in = {0};
+	bytes         in = { 0 };
 	iok_pg_reader r;
 	iok_pg_item   it;
 	uint8_t       d[2 + 4 + 4];
@@ -760,7 +769,7 @@ test_reader(void **state)
 	}
 	/* hostile: a field longer than its message, a row claiming more
 	 * fields, a bad format code */
-	bytes h = {0};
+	bytes   h = { 0 };
 	uint8_t bad[2 + 4 + 1];
 	ik_pg_put_u16(bad, 1);
 	ik_pg_put_u32(bad + 2, 100);
@@ -790,7 +799,8 @@ test_cancel_packet(void **state)
 	(void) state;
 	uint8_t p[16];
 	ik_pg_cancel_request(0x01020304, 0x0a0b0c0d, p);
-	static const uint8_t want[16] = {0, 0, 0, 16, 0x04, 0xd2, 0x16, 0x2e, 1, 2, 3, 4, 0x0a, 0x0b, 0x0c, 0x0d};
+	static const uint8_t want[16] = { 0, 0, 0, 16, 0x04, 0xd2, 0x16, 0x2e, 1, 2, 3, 4, 0x0a,
+		0x0b, 0x0c, 0x0d };
 	assert_memory_equal(p, want, 16);
 }
 
@@ -802,7 +812,7 @@ test_release(void **state)
 	(void) state;
 	codec    c;
 	ik_buf   out;
-	bytes    in = {0};
+	bytes    in = { 0 };
 	ik_frame f;
 	uint8_t  pkt[16];
 	uint32_t pid, secret;

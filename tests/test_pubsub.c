@@ -24,7 +24,7 @@
 #define T_MS 10000 /* bounds a failure; success never waits for it */
 
 enum { T_INPROC, T_IPC, T_TCP, T_COUNT };
-static const char *const tnames[T_COUNT] = {"inproc", "ipc", "tcp"};
+static const char *const tnames[T_COUNT] = { "inproc", "ipc", "tcp" };
 
 /* Listen on a fresh address of transport t and put the URL to dial in
  * url; returns the TCP port for tcp. */
@@ -396,8 +396,8 @@ test_many_topics(void **state)
 		}
 		expect(sub, "END"); /* and nothing that should have been filtered */
 		unsub_str(sub, "END");
-		print_message("  round %d: %d subscriptions, %d of %d messages matched\n", round, nsub, nwant,
-		    NMSGS);
+		print_message("  round %d: %d subscriptions, %d of %d messages matched\n", round,
+		    nsub, nwant, NMSGS);
 		assert_true(nwant > NMSGS / 10 && nwant < NMSGS - NMSGS / 10); /* a real mix */
 		total += nwant;
 	}
@@ -531,7 +531,8 @@ publish_paced(iok_socket pub, iok_socket *fast, int nfast, size_t pad)
 				IOK_OK(iok_recv(fast[i], got, &len, 0));
 				fmt_seq(want, sizeof(want), k);
 				if (len != 9 + pad || memcmp(got, want, 9) != 0) {
-					fail_msg("fast subscriber %d: got %.9s, want %s", i, got, want);
+					fail_msg(
+					    "fast subscriber %d: got %.9s, want %s", i, got, want);
 				}
 			}
 		}
@@ -582,12 +583,13 @@ slow_subscriber_on(int t)
 
 	/* Every message reached the slow subscriber's queue or was counted
 	 * as dropped on the way: SLOW_BUF stay queued. */
-	struct drop_sum d = {pub, slow, TOTAL - SLOW_BUF};
+	struct drop_sum d = { pub, slow, TOTAL - SLOW_BUF };
 	if (!tu_wait_for(drops_reach, &d, T_MS)) {
 		fail_msg("drops: pub %d + sub %d, want %d", (int) tu_stat(pub, "stat:tx-dropped"),
 		    (int) tu_stat(slow, "stat:rx-dropped"), TOTAL - SLOW_BUF);
 	}
-	assert_int_equal(tu_stat(pub, "stat:tx-dropped") + tu_stat(slow, "stat:rx-dropped"), TOTAL - SLOW_BUF);
+	assert_int_equal(
+	    tu_stat(pub, "stat:tx-dropped") + tu_stat(slow, "stat:rx-dropped"), TOTAL - SLOW_BUF);
 	assert_true(tu_stat(slow, "stat:rx-dropped") > 0);
 	/* prefnew (the default): what remains are the newest. */
 	for (int k = TOTAL - SLOW_BUF; k < TOTAL; k++) {
@@ -623,11 +625,11 @@ static int
 stalled_peer(int port)
 {
 	struct sockaddr_in sa;
-	int                fd = socket(AF_INET, SOCK_STREAM, 0);
-	int                small = 4096;
-	uint8_t            hdr[8] = {0, 'S', 'P', 0, 0x00, 0x21, 0, 0};
+	int                fd     = socket(AF_INET, SOCK_STREAM, 0);
+	int                small  = 4096;
+	uint8_t            hdr[8] = { 0, 'S', 'P', 0, 0x00, 0x21, 0, 0 };
 	uint8_t            peer[8];
-	struct timeval     tv = {T_MS / 1000, 0};
+	struct timeval     tv = { T_MS / 1000, 0 };
 	assert_true(fd >= 0);
 	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
 	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
@@ -698,7 +700,7 @@ stalled_tcp_subscriber(int drop_oldest)
 	/* A publisher never waits: a send timeout would show it did. */
 	IOK_OK(iok_socket_set_ms(pub, IOK_OPT_SENDTIMEO, T_MS));
 	publish_paced(pub, fast, 2, PAD);
-	struct msgs_done md = {pub, TOTAL};
+	struct msgs_done md = { pub, TOTAL };
 	assert_true(tu_wait_for(tx_msgs_reach, &md, T_MS));
 
 	/* Everything the stalled peer will ever get was accepted by then;
@@ -721,7 +723,7 @@ stalled_tcp_subscriber(int drop_oldest)
 		last16[nlast++ % 16] = seq;
 	}
 	/* Nothing beyond what was accounted for. */
-	struct pollfd pf = {fd, POLLIN, 0};
+	struct pollfd pf = { fd, POLLIN, 0 };
 	assert_int_equal(poll(&pf, 1, 0), 0);
 	if (drop_oldest) {
 		/* The queue kept the newest: the stream ends with the last 16. */
@@ -761,7 +763,7 @@ test_pub_rejects_data(void **state)
 	int port = listen_on(pub, T_TCP, url, sizeof(url));
 	int fd   = stalled_peer(port);
 	wait_pipes(pub, 1);
-	uint8_t frame[9] = {0, 0, 0, 0, 0, 0, 0, 1, 'x'};
+	uint8_t frame[9] = { 0, 0, 0, 0, 0, 0, 0, 1, 'x' };
 	assert_int_equal(write(fd, frame, sizeof(frame)), (ssize_t) sizeof(frame));
 	assert_true(tu_wait_stat(pub, "stat:proto-errors", 1, T_MS));
 	/* The connection goes: the peer reads EOF. */
@@ -911,7 +913,7 @@ device_on(int t)
 	IOK_OK(iok_sub0_open(&s2));
 	listen_on(pub, t, url1, sizeof(url1));
 	listen_on(dpub, t, url2, sizeof(url2));
-	assert_int_equal(iok_device(dsub, s1), IOK_EINVAL); /* cooked */
+	assert_int_equal(iok_device(dsub, s1), IOK_EINVAL);   /* cooked */
 	assert_int_equal(iok_device(dsub, dsub), IOK_EINVAL); /* sub is no peer of sub */
 	IOK_OK(iok_device(dsub, dpub));
 	assert_int_equal(iok_device(dsub, dpub), IOK_EBUSY);

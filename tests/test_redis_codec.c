@@ -19,17 +19,17 @@
 #define SL(lit) lit, sizeof(lit) - 1
 
 /* redis 7.0 replies */
-#define HELLO_MAP                                                                              \
-	"%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n:" \
+#define HELLO_MAP                                                                                  \
+	"%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n:"   \
 	"3\r\n$2\r\nid\r\n:6\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n" \
 	"$7\r\nmodules\r\n*0\r\n"
-#define NOAUTH_HELLO                                                                           \
-	"-NOAUTH HELLO must be called with the client already authenticated, otherwise the "    \
+#define NOAUTH_HELLO                                                                             \
+	"-NOAUTH HELLO must be called with the client already authenticated, otherwise the "     \
 	"HELLO AUTH <user> <pass> option can be used to authenticate the client and select the " \
 	"RESP protocol version at the same time\r\n"
 #define WRONGPASS "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
 #define NOPROTO "-NOPROTO unsupported protocol version\r\n"
-#define UNKNOWN_HELLO                                                                          \
+#define UNKNOWN_HELLO                                                                            \
 	"-ERR unknown command 'HELLO', with args beginning with: '3' 'AUTH' 'default' 'sekret' " \
 	"'SETNAME' 'iok' \r\n"
 #define NOAUTH "-NOAUTH Authentication required.\r\n"
@@ -48,11 +48,11 @@ static int
 open_conn(conn *c, const char *url, size_t recv_max)
 {
 	ik_url         u;
-	ik_tran_params p = {0};
+	ik_tran_params p = { 0 };
 	int            rv;
 
 	assert_int_equal(ik_url_parse(&u, url), 0);
-	c->t = strncmp(url, "redis+unix:", 11) == 0 ? &ik_tran_redis_unix : &ik_tran_redis;
+	c->t  = strncmp(url, "redis+unix:", 11) == 0 ? &ik_tran_redis_unix : &ik_tran_redis;
 	c->st = calloc(1, c->t->state_size);
 	assert_non_null(c->st);
 	ik_buf_init(&c->out);
@@ -98,7 +98,7 @@ static int
 serve(conn *c, const char *in, size_t n, size_t chunk, size_t *left)
 {
 	size_t start = 0, have = 0, used;
-	int    rv    = IK_HS_MORE;
+	int    rv = IK_HS_MORE;
 
 	while (rv == IK_HS_MORE && have < n) {
 		have         = have + chunk > n ? n : have + chunk;
@@ -121,8 +121,8 @@ serve(conn *c, const char *in, size_t n, size_t chunk, size_t *left)
 
 /* handshake_at_all_chunks runs the same script at every chunk size. */
 static void
-script(const char *url, const char *hello, size_t hn, const char *in, size_t n,
-    int want_rv, int want_proto)
+script(const char *url, const char *hello, size_t hn, const char *in, size_t n, int want_rv,
+    int want_proto)
 {
 	for (size_t chunk = 1; chunk <= n; chunk++) {
 		conn   c;
@@ -142,7 +142,7 @@ script(const char *url, const char *hello, size_t hn, const char *in, size_t n,
 }
 
 #define HELLO_PLAIN "*4\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$7\r\nSETNAME\r\n$3\r\niok\r\n"
-#define HELLO_AUTH                                                                         \
+#define HELLO_AUTH                                                                              \
 	"*7\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n$6\r\nsekret\r\n$7\r\n" \
 	"SETNAME\r\n$3\r\niok\r\n"
 #define SELECT2 "*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n"
@@ -192,11 +192,10 @@ test_resp3_auth_select(void **state)
 	script("redis://alice:p%40%3Aw@h?db=15&name=xyz", SL(hello), SL(in), IK_HS_DONE, 3);
 	/* redis+unix: the path is the socket, not a db */
 	script("redis+unix:///tmp/redis.sock", SL(HELLO_PLAIN), SL(HELLO_MAP), IK_HS_DONE, 3);
-	script("redis+unix:///tmp/redis.sock?db=2", SL(HELLO_PLAIN SELECT2), SL(in), IK_HS_DONE,
-	    3);
+	script("redis+unix:///tmp/redis.sock?db=2", SL(HELLO_PLAIN SELECT2), SL(in), IK_HS_DONE, 3);
 	/* an empty name sends no SETNAME */
-	script("redis://h?name=", SL("*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n"), SL(HELLO_MAP),
-	    IK_HS_DONE, 3);
+	script("redis://h?name=", SL("*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n"), SL(HELLO_MAP), IK_HS_DONE,
+	    3);
 	/* a SELECT error on the RESP3 path */
 	script("redis://h/99", SL(HELLO_PLAIN "*2\r\n$6\r\nSELECT\r\n$2\r\n99\r\n"),
 	    SL(HELLO_MAP BADDB), -IOK_EPROTO, 0);
@@ -207,13 +206,13 @@ test_resp3_auth_select(void **state)
 static void
 test_auth_failure(void **state)
 {
-	script("redis://:wrong@h", SL("*7\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nAUTH\r\n$7\r\n"
-	                              "default\r\n$5\r\nwrong\r\n$7\r\nSETNAME\r\n$3\r\niok\r\n"),
+	script("redis://:wrong@h",
+	    SL("*7\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nAUTH\r\n$7\r\n"
+	       "default\r\n$5\r\nwrong\r\n$7\r\nSETNAME\r\n$3\r\niok\r\n"),
 	    SL(WRONGPASS), -IOK_EPEERAUTH, 0);
 	script("redis://h", SL(HELLO_PLAIN), SL(NOAUTH_HELLO), -IOK_EPEERAUTH, 0);
 	/* refused even with a pipelined SELECT still to come */
-	script("redis://h/2", SL(HELLO_PLAIN SELECT2), SL(NOAUTH_HELLO NOAUTH), -IOK_EPEERAUTH,
-	    0);
+	script("redis://h/2", SL(HELLO_PLAIN SELECT2), SL(NOAUTH_HELLO NOAUTH), -IOK_EPEERAUTH, 0);
 	script("redis://h", SL(HELLO_PLAIN), SL("-ERR invalid password\r\n"), -IOK_EPEERAUTH, 0);
 	script("redis://h", SL(HELLO_PLAIN), SL("!9\r\nNOPERM no\r\n"), -IOK_EPEERAUTH, 0);
 }
@@ -223,8 +222,8 @@ test_auth_failure(void **state)
 static void
 test_resp2_fallback(void **state)
 {
-	static const char url[] = "redis://:sekret@h/2";
-	static const char in[]  = UNKNOWN_HELLO NOAUTH OK OK OK;
+	static const char url[]   = "redis://:sekret@h/2";
+	static const char in[]    = UNKNOWN_HELLO NOAUTH OK OK OK;
 	static const char resp2[] = "*2\r\n$4\r\nAUTH\r\n$6\r\nsekret\r\n" SELECT2
 	                            "*3\r\n$6\r\nCLIENT\r\n$7\r\nSETNAME\r\n$3\r\niok\r\n";
 
@@ -248,14 +247,15 @@ test_resp2_fallback(void **state)
 	/* SELECT refused */
 	script(url, SL(HELLO_AUTH SELECT2), SL(NOPROTO NOAUTH OK BADDB OK), -IOK_EPROTO, 0);
 	/* AUTH with a user is the two-argument form */
-	script("redis://bob:pw@h", SL("*7\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nAUTH\r\n$3\r\nbob\r\n"
-	                              "$2\r\npw\r\n$7\r\nSETNAME\r\n$3\r\niok\r\n"),
+	script("redis://bob:pw@h",
+	    SL("*7\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nAUTH\r\n$3\r\nbob\r\n"
+	       "$2\r\npw\r\n$7\r\nSETNAME\r\n$3\r\niok\r\n"),
 	    SL(NOPROTO OK OK), IK_HS_DONE, 2);
 	/* nothing to send after the fallback: done at once */
 	script("redis://h?name=", SL("*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n"),
 	    SL("-ERR unknown command 'HELLO'\r\n"), IK_HS_DONE, 2);
-	script("redis://h", SL(HELLO_PLAIN), SL("-ERR unknown command 'HELLO'\r\n" OK), IK_HS_DONE,
-	    2);
+	script(
+	    "redis://h", SL(HELLO_PLAIN), SL("-ERR unknown command 'HELLO'\r\n" OK), IK_HS_DONE, 2);
 }
 
 static void
@@ -317,8 +317,9 @@ test_malformed_reply(void **state)
 	script("redis://h", SL(HELLO_PLAIN), SL("HTTP/1.1 400 Bad Request\r\n"), -IOK_EPROTO, 0);
 	script("redis://h", SL(HELLO_PLAIN), SL("%1\r\n+a\n"), -IOK_EPROTO, 0);
 	script("redis://h", SL(HELLO_PLAIN), SL("\0SP\0\0\x31\0\0"), -IOK_EPROTO, 0);
-	script("redis://:pw@h", SL("*7\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n"
-	                           "$2\r\npw\r\n$7\r\nSETNAME\r\n$3\r\niok\r\n"),
+	script("redis://:pw@h",
+	    SL("*7\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n"
+	       "$2\r\npw\r\n$7\r\nSETNAME\r\n$3\r\niok\r\n"),
 	    SL(NOPROTO ":1\r\n"), -IOK_EPROTO, 0);
 	/* the reply is larger than recv_max */
 	conn c;
@@ -357,7 +358,7 @@ test_bad_urls(void **state)
 	close_conn(&c);
 
 	/* init without a URL: defaults */
-	ik_tran_params p  = {0};
+	ik_tran_params p  = { 0 };
 	void          *st = calloc(1, ik_tran_redis.state_size);
 	ik_buf         out;
 	size_t         used;
@@ -375,7 +376,8 @@ test_bad_urls(void **state)
 static void
 test_after_handshake(void **state)
 {
-	static const char in[] = HELLO_MAP OK ">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n$1\r\nv\r\n";
+	static const char in[] =
+	    HELLO_MAP     OK ">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n$1\r\nv\r\n";
 	conn              c;
 	size_t            left;
 	ik_frame          f;
@@ -422,12 +424,11 @@ test_classify(void **state)
 {
 	conn c;
 	assert_int_equal(open_conn(&c, "redis://h", 0), 0);
-	assert_int_equal(c.t->classify(c.st, S(">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n")),
-	    IK_FRAME_PUSH);
+	assert_int_equal(
+	    c.t->classify(c.st, S(">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n")), IK_FRAME_PUSH);
 	assert_int_equal(c.t->classify(c.st, S("|1\r\n+a\r\n+b\r\n>1\r\n+x\r\n")), IK_FRAME_PUSH);
 	assert_int_equal(c.t->classify(c.st, S("|1\r\n+a\r\n+b\r\n*1\r\n+x\r\n")), IK_FRAME_REPLY);
-	assert_int_equal(
-	    c.t->classify(c.st, S("*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n")),
+	assert_int_equal(c.t->classify(c.st, S("*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n")),
 	    IK_FRAME_REPLY);
 	assert_int_equal(c.t->classify(c.st, S("+OK\r\n")), IK_FRAME_REPLY);
 	assert_int_equal(c.t->classify(c.st, S("-ERR\r\n")), IK_FRAME_REPLY);
@@ -445,7 +446,7 @@ test_encode(void **state)
 
 	assert_int_equal(open_conn(&c, "redis://h", 0), 0);
 	ik_buf_init(&b);
-	const char *argv[] = {"SET", "k", "v"};
+	const char *argv[] = { "SET", "k", "v" };
 	assert_int_equal(ik_resp_format_argv(&b, 3, argv, NULL), 0);
 	assert_int_equal(c.t->encode(c.st, NULL, 0, b.data, b.len, prefix), 0);
 	/* a header is not allowed */
@@ -458,8 +459,7 @@ test_encode(void **state)
 	assert_int_equal(ik_resp_format_argv(&b, 3, argv, NULL), 0);
 	assert_int_equal(c.t->encode(c.st, NULL, 0, b.data, b.len, prefix), -IOK_EINVAL);
 	assert_int_equal(c.t->encode(c.st, NULL, 0, S("+OK\r\n"), prefix), -IOK_EINVAL);
-	assert_int_equal(
-	    c.t->encode(c.st, NULL, 0, S("*1\r\n$4\r\nPING\r\n"), prefix), 0);
+	assert_int_equal(c.t->encode(c.st, NULL, 0, S("*1\r\n$4\r\nPING\r\n"), prefix), 0);
 	ik_buf_fini(&b);
 	close_conn(&c);
 }
@@ -476,12 +476,13 @@ test_roles(void **state)
 	script("redis://h/?role=replica", SL(HELLO_PLAIN), SL(HELLO_MAP), -IOK_ESTATE, 0);
 	script("redis://h/?role=any", SL(HELLO_PLAIN), SL(HELLO_MAP), IK_HS_DONE, 3);
 	/* RESP2 (no HELLO) does not say: taken as it is. */
-	script("redis://h/?role=replica", SL(HELLO_PLAIN), SL("-ERR unknown command 'HELLO'\r\n+OK\r\n"),
-	    IK_HS_DONE, 2);
+	script("redis://h/?role=replica", SL(HELLO_PLAIN),
+	    SL("-ERR unknown command 'HELLO'\r\n+OK\r\n"), IK_HS_DONE, 2);
 	assert_int_not_equal(open_conn(&c, "redis://h/?role=leader", 0), 0);
 
 	assert_int_equal(open_conn(&c, "redis://h/?role=primary", 0), 0);
-	assert_int_equal(c.t->classify(c.st, S("-READONLY You can't write against a read only replica.\r\n")),
+	assert_int_equal(
+	    c.t->classify(c.st, S("-READONLY You can't write against a read only replica.\r\n")),
 	    IK_FRAME_LAST);
 	assert_int_equal(c.t->classify(c.st, S("-READONL\r\n")), IK_FRAME_REPLY);
 	assert_int_equal(c.t->classify(c.st, S("-ERR x\r\n")), IK_FRAME_REPLY);
@@ -496,20 +497,20 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_transport_table),
-	    cmocka_unit_test(test_resp3_plain),
-	    cmocka_unit_test(test_resp3_auth_select),
-	    cmocka_unit_test(test_auth_failure),
-	    cmocka_unit_test(test_resp2_fallback),
-	    cmocka_unit_test(test_protocol2),
-	    cmocka_unit_test(test_hello_variants),
-	    cmocka_unit_test(test_malformed_reply),
-	    cmocka_unit_test(test_bad_urls),
-	    cmocka_unit_test(test_after_handshake),
-	    cmocka_unit_test(test_frame),
-	    cmocka_unit_test(test_classify),
-	    cmocka_unit_test(test_roles),
-	    cmocka_unit_test(test_encode),
+		cmocka_unit_test(test_transport_table),
+		cmocka_unit_test(test_resp3_plain),
+		cmocka_unit_test(test_resp3_auth_select),
+		cmocka_unit_test(test_auth_failure),
+		cmocka_unit_test(test_resp2_fallback),
+		cmocka_unit_test(test_protocol2),
+		cmocka_unit_test(test_hello_variants),
+		cmocka_unit_test(test_malformed_reply),
+		cmocka_unit_test(test_bad_urls),
+		cmocka_unit_test(test_after_handshake),
+		cmocka_unit_test(test_frame),
+		cmocka_unit_test(test_classify),
+		cmocka_unit_test(test_roles),
+		cmocka_unit_test(test_encode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,7 +22,7 @@
 
 #define WAIT_MS 20000 /* a safety net for waits on conditions, never a sync */
 
-static const char *const transports[] = {"inproc", "ipc", "tcp"};
+static const char *const transports[] = { "inproc", "ipc", "tcp" };
 #define NTRANS ((int) (sizeof(transports) / sizeof(transports[0])))
 
 /* Listen on a fresh address of transport t; url gets what to dial. */
@@ -108,7 +108,7 @@ expect_str(iok_socket s, const char *str)
 static void
 expect_nothing(iok_socket s)
 {
-	iok_msg *m = NULL;
+	iok_msg *m  = NULL;
 	int      rv = iok_recvmsg(s, &m, IOK_FLAG_NONBLOCK);
 	if (rv == 0) {
 		fail_msg("unexpected message: %zu bytes, token %llu, status %d", iok_msg_len(m),
@@ -279,10 +279,10 @@ static void
 many_outstanding(const char *t, int n)
 {
 	iok_socket req, rep;
-	uint64_t  *toks  = calloc((size_t) n, sizeof(*toks));
-	iok_msg  **reqs  = calloc((size_t) n, sizeof(*reqs));
-	char      *seen  = calloc((size_t) n, 1);
-	unsigned   seed  = 12345;
+	uint64_t  *toks = calloc((size_t) n, sizeof(*toks));
+	iok_msg  **reqs = calloc((size_t) n, sizeof(*reqs));
+	char      *seen = calloc((size_t) n, 1);
+	unsigned   seed = 12345;
 	char       buf[64];
 
 	pair_up(t, &req, &rep);
@@ -309,7 +309,7 @@ many_outstanding(const char *t, int n)
 		iok_msg_free(reqs[i]);
 	}
 	for (int i = 0; i < n; i++) {
-		iok_msg *m = recv_msg(req, WAIT_MS);
+		iok_msg *m   = recv_msg(req, WAIT_MS);
 		uint64_t tok = iok_msg_token(m);
 		int      k   = -1;
 		assert_int_equal(iok_msg_status(m), 0);
@@ -400,8 +400,8 @@ test_ten_thousand(void **state)
 	enum { N = 10000 };
 	iok_socket       req, rep;
 	pthread_t        th1, th2;
-	struct answerer  a = {.n = N};
-	struct requester r = {.n = N, .toks = calloc(N, sizeof(uint64_t))};
+	struct answerer  a    = { .n = N };
+	struct requester r    = { .n = N, .toks = calloc(N, sizeof(uint64_t)) };
 	char            *seen = calloc(N, 1);
 	(void) state;
 
@@ -465,7 +465,7 @@ test_plain_many_round_trips(void **state)
 	enum { N = 30000 };
 	iok_socket       req, rep;
 	pthread_t        t;
-	struct echo_args e = {.n = N};
+	struct echo_args e = { .n = N };
 	(void) state;
 	pair_up("tcp", &req, &rep);
 	e.rep = rep;
@@ -721,7 +721,7 @@ either_got(void *arg)
 static void
 pipe_loss(const char *t, bool tokens)
 {
-	struct two_reps tr = {0};
+	struct two_reps tr = { 0 };
 	iok_socket      req;
 	char            url[256];
 	uint64_t        tok = 0;
@@ -790,7 +790,7 @@ test_reply_pipe_gone(void **state)
 	iok_msg *m = recv_msg(rep, WAIT_MS);
 	IOK_OK(iok_close(req));
 	assert_true(tu_wait_for(no_pipes, &rep, WAIT_MS)); /* rep saw it go */
-	IOK_OK(iok_sendmsg(rep, m, 0)); /* answers the last request */
+	IOK_OK(iok_sendmsg(rep, m, 0));                    /* answers the last request */
 	assert_true(tu_wait_stat(rep, "stat:tx-dropped", 1, WAIT_MS));
 	IOK_OK(iok_req0_open(&req2));
 	IOK_OK(iok_dial(req2, url, NULL, IOK_FLAG_NONBLOCK));
@@ -825,8 +825,9 @@ test_raw_headers(void **state)
 		send_str(req, "raw?");
 		iok_msg *m = recv_msg(rrep, WAIT_MS);
 		assert_int_equal(iok_msg_header_len(m), 8);
-		uint8_t *h = iok_msg_header(m);
-		uint32_t pid = ((uint32_t) h[0] << 24) | ((uint32_t) h[1] << 16) | ((uint32_t) h[2] << 8) | h[3];
+		uint8_t *h   = iok_msg_header(m);
+		uint32_t pid = ((uint32_t) h[0] << 24) | ((uint32_t) h[1] << 16) |
+		               ((uint32_t) h[2] << 8) | h[3];
 		assert_int_equal(pid, iok_msg_get_pipe(m));
 		assert_true(h[4] & 0x80);
 		assert_body(m, "raw?");
@@ -959,7 +960,7 @@ test_device_errors(void **state)
 	IOK_OK(iok_rep0_open(&rep));
 	IOK_OK(iok_rep0_open_raw(&rrep));
 	IOK_OK(iok_req0_open_raw(&rreq));
-	assert_int_equal(iok_device(rep, req), IOK_EINVAL);  /* cooked */
+	assert_int_equal(iok_device(rep, req), IOK_EINVAL);   /* cooked */
 	assert_int_equal(iok_device(rrep, rrep), IOK_EINVAL); /* rep to rep */
 	IOK_OK(iok_device(rrep, rreq));
 	assert_int_equal(iok_device(rrep, rreq), IOK_EBUSY);
@@ -1014,8 +1015,8 @@ test_ttl_through_devices(void **state)
 static int
 tcp_connect(int port)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t) port)};
-	int                fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa  = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port) };
+	int                fd  = socket(AF_INET, SOCK_STREAM, 0);
 	int                one = 1;
 	sa.sin_addr.s_addr     = htonl(INADDR_LOOPBACK);
 	assert_true(fd >= 0);
@@ -1041,7 +1042,7 @@ read_all(int fd, void *p, size_t n)
 {
 	uint8_t *b = p;
 	while (n > 0) {
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		assert_int_equal(poll(&pfd, 1, WAIT_MS), 1);
 		ssize_t k = read(fd, b, n);
 		assert_true(k > 0);
@@ -1054,7 +1055,7 @@ read_all(int fd, void *p, size_t n)
 static void
 sp_handshake(int fd, uint16_t proto, uint16_t peer)
 {
-	uint8_t hs[8] = {0, 'S', 'P', 0, (uint8_t) (proto >> 8), (uint8_t) proto, 0, 0};
+	uint8_t hs[8] = { 0, 'S', 'P', 0, (uint8_t) (proto >> 8), (uint8_t) proto, 0, 0 };
 	uint8_t in[8];
 	write_all(fd, hs, 8);
 	read_all(fd, in, 8);
@@ -1170,7 +1171,7 @@ static void
 test_bad_input_to_req(void **state)
 {
 	iok_socket         req;
-	struct sockaddr_in sa  = {.sin_family = AF_INET};
+	struct sockaddr_in sa  = { .sin_family = AF_INET };
 	socklen_t          sl  = sizeof(sa);
 	int                lfd = socket(AF_INET, SOCK_STREAM, 0);
 	uint8_t            f[128];
@@ -1234,11 +1235,11 @@ test_fork_forgets(void **state)
 	pair_up("tcp", &req, &rep);
 	IOK_OK(iok_socket_set_ms(req, IOK_OPT_REQ_TIMEOUT, 100));
 	IOK_OK(iok_request(req, mkmsg("parent's"), &tok, 0));
-	iok_msg *in = recv_msg(rep, WAIT_MS);
+	iok_msg *in  = recv_msg(rep, WAIT_MS);
 	pid_t    pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		iok_msg *m  = NULL;
+		iok_msg *m = NULL;
 		int      rv;
 		(void) iok_socket_set_ms(req, IOK_OPT_RECVTIMEO, 500);
 		rv = iok_recvmsg(req, &m, 0);
@@ -1276,13 +1277,14 @@ test_map(void **state)
 	(void) state;
 	for (int round = 0; round < 3; round++) {
 		ik_idmap *m     = ik_idmap_new();
-		uint32_t   count = 0;
-		int        range = round == 0 ? 40 : round == 1 ? 300 : KEYS;
+		uint32_t  count = 0;
+		int       range = round == 0 ? 40 : round == 1 ? 300 : KEYS;
 		assert_non_null(m);
 		memset(ref, 0, sizeof(ref));
 		for (int step = 0; step < 60000; step++) {
 			int      k   = (int) (rnd(&seed) % (unsigned) range);
-			uint64_t key = round == 2 ? ((uint64_t) (k + 1) << 40) | 0x80000000u : (uint64_t) k + 1;
+			uint64_t key = round == 2 ? ((uint64_t) (k + 1) << 40) | 0x80000000u
+			                          : (uint64_t) k + 1;
 			if (rnd(&seed) % 3 != 0) {
 				uintptr_t v = (uintptr_t) step + 1;
 				IOK_OK(ik_idmap_put(m, key, (void *) v));
@@ -1301,7 +1303,9 @@ test_map(void **state)
 			assert_int_equal(ik_idmap_count(m), count);
 			if (step % 97 == 0) {
 				for (int i = 0; i < range; i++) {
-					uint64_t ki = round == 2 ? ((uint64_t) (i + 1) << 40) | 0x80000000u : (uint64_t) i + 1;
+					uint64_t ki = round == 2
+					                  ? ((uint64_t) (i + 1) << 40) | 0x80000000u
+					                  : (uint64_t) i + 1;
 					assert_true((uintptr_t) ik_idmap_get(m, ki) == ref[i]);
 				}
 			}

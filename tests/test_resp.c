@@ -25,7 +25,10 @@ typedef struct vec {
 	const char *b;
 	size_t      n;
 } vec;
-#define V(lit) {lit, sizeof(lit) - 1}
+#define V(lit)                       \
+	{                            \
+		lit, sizeof(lit) - 1 \
+	}
 
 /* Valid frames: every type, nulls, nesting, and real replies. */
 static const vec valid[] = {
@@ -75,7 +78,8 @@ static const vec valid[] = {
 	V("*3\r\n$-1\r\n*-1\r\n_\r\n"),
 	/* redis 7.0, RESP3 */
 	V("%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n:"
-	  "3\r\n$2\r\nid\r\n:3\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$"
+	  "3\r\n$2\r\nid\r\n:3\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$"
+	  "6\r\nmaster\r\n$"
 	  "7\r\nmodules\r\n*0\r\n"),
 	V("(1234567999999999999999999999999999999\r\n"),
 	V("%3\r\n:0\r\n#f\r\n:1\r\n#t\r\n:2\r\n#f\r\n"),
@@ -100,11 +104,11 @@ static const vec bad[] = {
 	V("x\r\n"),
 	V("\r\n"),
 	V(" +OK\r\n"),
-	V("+a\nb\r\n"),                  /* bare LF */
-	V("+OK\n"),                      /* LF without CR */
-	V("+a\rb\r\n"),                  /* CR without LF */
-	V("$3\r\nabcd\r\n"),             /* payload longer than declared */
-	V("$3\r\nabc\n\n"),              /* no CRLF after the payload */
+	V("+a\nb\r\n"),      /* bare LF */
+	V("+OK\n"),          /* LF without CR */
+	V("+a\rb\r\n"),      /* CR without LF */
+	V("$3\r\nabcd\r\n"), /* payload longer than declared */
+	V("$3\r\nabc\n\n"),  /* no CRLF after the payload */
 	V("$3\r\nabcXY"),
 	V("$0\r\n\n"),
 	V(":\r\n"),
@@ -112,7 +116,7 @@ static const vec bad[] = {
 	V(":+1\r\n"),
 	V(":12a\r\n"),
 	V(": 1\r\n"),
-	V(":9223372036854775808\r\n"),   /* overflow */
+	V(":9223372036854775808\r\n"), /* overflow */
 	V(":-9223372036854775809\r\n"),
 	V("$-2\r\n"),
 	V("*-2\r\n"),
@@ -121,7 +125,7 @@ static const vec bad[] = {
 	V("$1x\r\n"),
 	V("$\r\n"),
 	V("$99999999999999999999\r\n"), /* overflows int64 */
-	V("*16777217\r\n"),              /* more than 2^24 elements */
+	V("*16777217\r\n"),             /* more than 2^24 elements */
 	V("%-1\r\n"),
 	V("~-1\r\n"),
 	V(">-1\r\n"),
@@ -143,7 +147,7 @@ static const vec bad[] = {
 	V("(\r\n"),
 	V("(-\r\n"),
 	V("(12a\r\n"),
-	V("=3\r\nabc\r\n"),             /* verbatim needs "fmt:" */
+	V("=3\r\nabc\r\n"), /* verbatim needs "fmt:" */
 	V("=5\r\nabcde\r\n"),
 	V("*2\r\n:1\r\nx\r\n"),
 	V("*1\r\n$2\r\nab\r\r"),
@@ -223,8 +227,8 @@ test_every_split(void **state)
 			ssize_t rv = parse_copy(&p, valid[i].b, k, &need);
 			assert_int_equal(rv, k == valid[i].n ? (ssize_t) valid[i].n : 0);
 			if (k < valid[i].n) {
-				assert_int_equal(parse_copy(&p, valid[i].b, valid[i].n, &need),
-				    valid[i].n);
+				assert_int_equal(
+				    parse_copy(&p, valid[i].b, valid[i].n, &need), valid[i].n);
 			}
 		}
 	}
@@ -355,8 +359,7 @@ test_recv_max(void **state)
 	assert_int_equal(ik_resp_parse(&p, S("*2\r\n$90\r\n"), &need), -IOK_EMSGSIZE);
 	/* Huge but well-formed lengths are a size problem, not a syntax one. */
 	ik_resp_parser_init(&p, 0, 0);
-	assert_int_equal(
-	    ik_resp_parse(&p, S("$9223372036854775807\r\n"), &need), -IOK_EMSGSIZE);
+	assert_int_equal(ik_resp_parse(&p, S("$9223372036854775807\r\n"), &need), -IOK_EMSGSIZE);
 	ik_resp_parser_init(&p, 1 << 20, 0);
 	assert_int_equal(ik_resp_parse(&p, S("*16777216\r\n"), &need), -IOK_EMSGSIZE);
 
@@ -445,7 +448,8 @@ test_depth(void **state)
 		free(b);
 	}
 	ik_resp_parser_init(&p, 0, 1);
-	assert_int_equal(ik_resp_parse(&p, S("*1\r\n|1\r\n+a\r\n+b\r\n:1\r\n"), &need), -IOK_EPROTO);
+	assert_int_equal(
+	    ik_resp_parse(&p, S("*1\r\n|1\r\n+a\r\n+b\r\n:1\r\n"), &need), -IOK_EPROTO);
 
 	/* The hard cap applies whatever is asked. */
 	b = nested(IK_RESP_DEPTH_MAX + 1, '*', &n);
@@ -462,10 +466,10 @@ test_depth(void **state)
 static void
 test_linear(void **state)
 {
-	const size_t count = 1 << 20; /* 1M elements, 7 MiB */
-	const size_t n     = 16 + count * 7;
-	uint8_t     *b     = malloc(n);
-	size_t       len, need;
+	const size_t   count = 1 << 20; /* 1M elements, 7 MiB */
+	const size_t   n     = 16 + count * 7;
+	uint8_t       *b     = malloc(n);
+	size_t         len, need;
 	ik_resp_parser p;
 
 	assert_non_null(b);
@@ -548,56 +552,56 @@ walk(const char *b, size_t n, const want *w, size_t nw)
 static void
 test_iter_nested(void **state)
 {
-	static const char m[] = "%2\r\n+a\r\n~2\r\n:1\r\n%1\r\n$1\r\nk\r\n_\r\n"
-	                        "$1\r\nb\r\n*2\r\n*0\r\n$-1\r\n";
+	static const char m[]  = "%2\r\n+a\r\n~2\r\n:1\r\n%1\r\n$1\r\nk\r\n_\r\n"
+	                         "$1\r\nb\r\n*2\r\n*0\r\n$-1\r\n";
 	static const want wm[] = {
-	    {'%', 0, 2, NULL, 0},
-	    {'+', 1, 0, "a", 0},
-	    {'~', 1, 2, NULL, 0},
-	    {':', 2, 0, NULL, 0},
-	    {'%', 2, 1, NULL, 0},
-	    {'$', 3, 0, "k", 0},
-	    {'_', 3, 0, NULL, 1},
-	    {'$', 1, 0, "b", 0},
-	    {'*', 1, 2, NULL, 0},
-	    {'*', 2, 0, NULL, 0},
-	    {'$', 2, 0, NULL, 1},
+		{ '%', 0, 2, NULL, 0 },
+		{ '+', 1, 0, "a", 0 },
+		{ '~', 1, 2, NULL, 0 },
+		{ ':', 2, 0, NULL, 0 },
+		{ '%', 2, 1, NULL, 0 },
+		{ '$', 3, 0, "k", 0 },
+		{ '_', 3, 0, NULL, 1 },
+		{ '$', 1, 0, "b", 0 },
+		{ '*', 1, 2, NULL, 0 },
+		{ '*', 2, 0, NULL, 0 },
+		{ '$', 2, 0, NULL, 1 },
 	};
 	walk(m, sizeof(m) - 1, wm, sizeof(wm) / sizeof(wm[0]));
 
 	/* redis 7.0 DEBUG PROTOCOL attrib: the attribute, its pair, then the
 	 * value it annotates at the attribute's depth. */
-	static const char a[] = "|1\r\n$14\r\nkey-popularity\r\n*2\r\n$7\r\nkey:123\r\n:90\r\n"
-	                        "$39\r\nSome real reply following the attribute\r\n";
+	static const char a[]  = "|1\r\n$14\r\nkey-popularity\r\n*2\r\n$7\r\nkey:123\r\n:90\r\n"
+	                         "$39\r\nSome real reply following the attribute\r\n";
 	static const want wa[] = {
-	    {'|', 0, 1, NULL, 0},
-	    {'$', 1, 0, "key-popularity", 0},
-	    {'*', 1, 2, NULL, 0},
-	    {'$', 2, 0, "key:123", 0},
-	    {':', 2, 0, NULL, 0},
-	    {'$', 0, 0, "Some real reply following the attribute", 0},
+		{ '|', 0, 1, NULL, 0 },
+		{ '$', 1, 0, "key-popularity", 0 },
+		{ '*', 1, 2, NULL, 0 },
+		{ '$', 2, 0, "key:123", 0 },
+		{ ':', 2, 0, NULL, 0 },
+		{ '$', 0, 0, "Some real reply following the attribute", 0 },
 	};
 	walk(a, sizeof(a) - 1, wa, sizeof(wa) / sizeof(wa[0]));
 
 	/* Attributes inside aggregates, and an empty one. */
-	static const char b[] = "~2\r\n|1\r\n+x\r\n+y\r\n+k\r\n|0\r\n#t\r\n";
+	static const char b[]  = "~2\r\n|1\r\n+x\r\n+y\r\n+k\r\n|0\r\n#t\r\n";
 	static const want wb[] = {
-	    {'~', 0, 2, NULL, 0},
-	    {'|', 1, 1, NULL, 0},
-	    {'+', 2, 0, "x", 0},
-	    {'+', 2, 0, "y", 0},
-	    {'+', 1, 0, "k", 0},
-	    {'|', 1, 0, NULL, 0},
-	    {'#', 1, 0, NULL, 0},
+		{ '~', 0, 2, NULL, 0 },
+		{ '|', 1, 1, NULL, 0 },
+		{ '+', 2, 0, "x", 0 },
+		{ '+', 2, 0, "y", 0 },
+		{ '+', 1, 0, "k", 0 },
+		{ '|', 1, 0, NULL, 0 },
+		{ '#', 1, 0, NULL, 0 },
 	};
 	walk(b, sizeof(b) - 1, wb, sizeof(wb) / sizeof(wb[0]));
 
-	static const char p[] = ">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n";
+	static const char p[]  = ">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n";
 	static const want wp[] = {
-	    {'>', 0, 3, NULL, 0},
-	    {'$', 1, 0, "subscribe", 0},
-	    {'$', 1, 0, "ch", 0},
-	    {':', 1, 0, NULL, 0},
+		{ '>', 0, 3, NULL, 0 },
+		{ '$', 1, 0, "subscribe", 0 },
+		{ '$', 1, 0, "ch", 0 },
+		{ ':', 1, 0, NULL, 0 },
 	};
 	walk(p, sizeof(p) - 1, wp, sizeof(wp) / sizeof(wp[0]));
 }
@@ -608,7 +612,7 @@ one(const char *b, size_t n, ik_resp_item *item)
 	ik_resp_iter it;
 	ik_resp_iter_init(&it, (const uint8_t *) b, n);
 	assert_int_equal(ik_resp_iter_next(&it, item), 1);
-	assert_int_equal(ik_resp_iter_next(&it, &(ik_resp_item) {0}), 0);
+	assert_int_equal(ik_resp_iter_next(&it, &(ik_resp_item) { 0 }), 0);
 	assert_int_equal(it.pos, n);
 }
 #define ONE(lit, item) one(lit, sizeof(lit) - 1, item)
@@ -729,8 +733,8 @@ static void
 test_format(void **state)
 {
 	ik_buf      b;
-	const char *argv[] = {"SET", "key", "va\r\nl\0ue"};
-	size_t      lens[] = {3, 3, 8};
+	const char *argv[] = { "SET", "key", "va\r\nl\0ue" };
+	size_t      lens[] = { 3, 3, 8 };
 
 	ik_buf_init(&b);
 	assert_int_equal(ik_resp_format_argv(&b, 3, argv, lens), 0);
@@ -740,7 +744,7 @@ test_format(void **state)
 	assert_true(ik_resp_is_command(b.data, b.len));
 
 	/* appends; NULL lens means C strings; empty arguments */
-	const char *ping[] = {"PING", ""};
+	const char *ping[] = { "PING", "" };
 	assert_int_equal(ik_resp_format_argv(&b, 2, ping, NULL), 0);
 	static const char want_ping[] = "*2\r\n$4\r\nPING\r\n$0\r\n\r\n";
 	assert_int_equal(b.len, sizeof(want_set) - 1 + sizeof(want_ping) - 1);
@@ -750,10 +754,10 @@ test_format(void **state)
 
 	size_t before = b.len;
 	assert_int_equal(ik_resp_format_argv(&b, 0, ping, NULL), IOK_EINVAL);
-	const char *nul[] = {"GET", NULL};
+	const char *nul[] = { "GET", NULL };
 	assert_int_equal(ik_resp_format_argv(&b, 2, nul, NULL), IOK_EINVAL);
 	assert_int_equal(b.len, before);
-	size_t zl[] = {3, 0};
+	size_t zl[] = { 3, 0 };
 	assert_int_equal(ik_resp_format_argv(&b, 2, nul, zl), 0); /* NULL, 0 = "" */
 
 	/* many arguments, round trip through the iterator */
@@ -806,22 +810,22 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_whole),
-	    cmocka_unit_test(test_byte_at_a_time),
-	    cmocka_unit_test(test_every_split),
-	    cmocka_unit_test(test_many_frames),
-	    cmocka_unit_test(test_bad),
-	    cmocka_unit_test(test_garbage_early),
-	    cmocka_unit_test(test_need),
-	    cmocka_unit_test(test_recv_max),
-	    cmocka_unit_test(test_depth),
-	    cmocka_unit_test(test_linear),
-	    cmocka_unit_test(test_reset_between),
-	    cmocka_unit_test(test_iter_nested),
-	    cmocka_unit_test(test_iter_scalars),
-	    cmocka_unit_test(test_iter_robust),
-	    cmocka_unit_test(test_format),
-	    cmocka_unit_test(test_is_command),
+		cmocka_unit_test(test_whole),
+		cmocka_unit_test(test_byte_at_a_time),
+		cmocka_unit_test(test_every_split),
+		cmocka_unit_test(test_many_frames),
+		cmocka_unit_test(test_bad),
+		cmocka_unit_test(test_garbage_early),
+		cmocka_unit_test(test_need),
+		cmocka_unit_test(test_recv_max),
+		cmocka_unit_test(test_depth),
+		cmocka_unit_test(test_linear),
+		cmocka_unit_test(test_reset_between),
+		cmocka_unit_test(test_iter_nested),
+		cmocka_unit_test(test_iter_scalars),
+		cmocka_unit_test(test_iter_robust),
+		cmocka_unit_test(test_format),
+		cmocka_unit_test(test_is_command),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -113,7 +113,8 @@ test_scalars(void **state)
 	assert_int_equal(read_all(S("#f\r\n"), it, 4), 1);
 	assert_int_equal(it[0].boolean, 0);
 
-	assert_int_equal(read_all(S("(-3492890328409238509324850943850943825024385\r\n"), it, 4), 1);
+	assert_int_equal(
+	    read_all(S("(-3492890328409238509324850943850943825024385\r\n"), it, 4), 1);
 	assert_int_equal(it[0].type, IOK_RESP_BIGNUM);
 	assert_str(&it[0], "-3492890328409238509324850943850943825024385");
 
@@ -177,7 +178,7 @@ test_aggregates(void **state)
 	/* Nesting: the depth of each item. */
 	n = read_all(S("*2\r\n*2\r\n*1\r\n:1\r\n:2\r\n:3\r\n"), it, 32);
 	assert_int_equal(n, 6);
-	unsigned depth[] = {0, 1, 2, 3, 2, 1};
+	unsigned depth[] = { 0, 1, 2, 3, 2, 1 };
 	for (int i = 0; i < 6; i++) {
 		assert_int_equal(it[i].depth, depth[i]);
 	}
@@ -278,24 +279,24 @@ static void
 test_malformed(void **state)
 {
 	static const char *const bad[] = {
-		"?\r\n",                    /* unknown type */
-		"OK\r\n",                   /* no type byte */
-		"+OK\n",                    /* bare LF */
-		"+O\nK\r\n",                /* LF inside a line */
-		"+OK\r\r\n",                /* CR inside a line */
-		":\r\n",                    /* empty integer */
-		":12a\r\n",                 /* not a number */
+		"?\r\n",     /* unknown type */
+		"OK\r\n",    /* no type byte */
+		"+OK\n",     /* bare LF */
+		"+O\nK\r\n", /* LF inside a line */
+		"+OK\r\r\n", /* CR inside a line */
+		":\r\n",     /* empty integer */
+		":12a\r\n",  /* not a number */
 		":+1\r\n",
 		": 1\r\n",
 		":9223372036854775808\r\n", /* out of int64 */
 		"$-2\r\n",                  /* only -1 is null */
 		"$x\r\n",
-		"$3\r\nabcd\r\n",           /* payload longer than declared */
+		"$3\r\nabcd\r\n", /* payload longer than declared */
 		"$3\r\nab\r\n\r\n",
-		"$3\r\nabcXY",              /* no CRLF after the payload */
+		"$3\r\nabcXY", /* no CRLF after the payload */
 		"*-2\r\n",
 		"*1x\r\n:1\r\n",
-		"%-1\r\n",                  /* RESP3 aggregates have no null */
+		"%-1\r\n", /* RESP3 aggregates have no null */
 		"~-1\r\n",
 		"_x\r\n",
 		",\r\n",
@@ -307,12 +308,12 @@ test_malformed(void **state)
 		"#tt\r\n",
 		"(12a\r\n",
 		"(\r\n",
-		"=3\r\ntxt\r\n",             /* verbatim shorter than "fmt:" */
-		"=5\r\ntxtxa\r\n",           /* no ':' after the format */
+		"=3\r\ntxt\r\n",   /* verbatim shorter than "fmt:" */
+		"=5\r\ntxtxa\r\n", /* no ':' after the format */
 		"!-1\r\n",
-		"*2\r\n:1\r\n",              /* an element missing */
-		"%1\r\n:1\r\n",              /* a map value missing */
-		"|1\r\n+a\r\n:1\r\n",        /* an attribute annotating nothing */
+		"*2\r\n:1\r\n",       /* an element missing */
+		"%1\r\n:1\r\n",       /* a map value missing */
+		"|1\r\n+a\r\n:1\r\n", /* an attribute annotating nothing */
 		"",
 	};
 
@@ -345,8 +346,8 @@ test_oversized(void **state)
 	assert_int_equal(read_all(S("*4294967297\r\n:1\r\n"), it, 8), -IOK_EPROTO);
 	assert_int_equal(read_all(S("*16777216\r\n:1\r\n"), it, 8), -IOK_EPROTO);
 	/* Numeric lines longer than any number. */
-	assert_int_equal(read_all(S(":0000000000000000000000000000000000000001\r\n"), it, 8),
-	    -IOK_EPROTO);
+	assert_int_equal(
+	    read_all(S(":0000000000000000000000000000000000000001\r\n"), it, 8), -IOK_EPROTO);
 	char dbl[200] = ",1";
 	memset(dbl + 2, '0', 150);
 	memcpy(dbl + 152, "\r\n", 2);
@@ -396,10 +397,10 @@ test_garbage(void **state)
 		char  *b   = malloc(len + 1);
 		assert_non_null(b);
 		for (size_t i = 0; i < len; i++) {
-			seed   = seed * 1103515245u + 12345u;
-			b[i]   = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
+			seed = seed * 1103515245u + 12345u;
+			b[i] = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
 		}
-		seed = seed * 1103515245u + 12345u;
+		seed  = seed * 1103515245u + 12345u;
 		int a = read_all(b, len, it, 4);
 		assert_int_equal(read_all(b, len, it, 4), a);
 		assert_true(a == -IOK_EPROTO || a >= 1);
@@ -410,9 +411,9 @@ test_garbage(void **state)
 static void
 test_command(void **state)
 {
-	iok_msg          *m = NULL;
-	const char *const argv[] = {"SET", "k\0ey", ""};
-	const size_t      lens[] = {3, 4, 0};
+	iok_msg          *m      = NULL;
+	const char *const argv[] = { "SET", "k\0ey", "" };
+	const size_t      lens[] = { 3, 4, 0 };
 	static const char want[] = "*3\r\n$3\r\nSET\r\n$4\r\nk\0ey\r\n$0\r\n\r\n";
 
 	assert_int_equal(iok_resp_command(&m, 3, argv, lens), 0);
@@ -430,13 +431,13 @@ test_command(void **state)
 	iok_msg_free(m);
 
 	/* C strings (lens NULL); a NULL argument of length 0 is "". */
-	const char *const ping[] = {"PING", "hello"};
+	const char *const ping[] = { "PING", "hello" };
 	assert_int_equal(iok_resp_command(&m, 2, ping, NULL), 0);
 	assert_int_equal(iok_msg_len(m), 25);
 	assert_memory_equal(iok_msg_body(m), "*2\r\n$4\r\nPING\r\n$5\r\nhello\r\n", 25);
 	iok_msg_free(m);
-	const char *const nul[]  = {"ECHO", NULL};
-	const size_t      zero[] = {4, 0};
+	const char *const nul[]  = { "ECHO", NULL };
+	const size_t      zero[] = { 4, 0 };
 	assert_int_equal(iok_resp_command(&m, 2, nul, zero), 0);
 	assert_memory_equal(iok_msg_body(m), "*2\r\n$4\r\nECHO\r\n$0\r\n\r\n", 20);
 	iok_msg_free(m);
@@ -451,7 +452,12 @@ test_command(void **state)
 	for (int i = 0; i < N; i++) {
 		many[i] = blob;
 		ml[i]   = (size_t) (i * 17) % 20000;
-		total += 1 + (ml[i] >= 10000 ? 5 : ml[i] >= 1000 ? 4 : ml[i] >= 100 ? 3 : ml[i] >= 10 ? 2 : 1) +
+		total += 1 +
+		         (ml[i] >= 10000     ? 5
+		             : ml[i] >= 1000 ? 4
+		             : ml[i] >= 100  ? 3
+		             : ml[i] >= 10   ? 2
+		                             : 1) +
 		         2 + ml[i] + 2;
 	}
 	assert_int_equal(iok_resp_command(&m, N, many, ml), 0);
@@ -465,7 +471,7 @@ test_command(void **state)
 	assert_int_equal(iok_resp_command(&m, 0, argv, lens), IOK_EINVAL);
 	assert_int_equal(iok_resp_command(&m, 2, NULL, NULL), IOK_EINVAL);
 	assert_int_equal(iok_resp_command(&m, 2, nul, NULL), IOK_EINVAL);
-	const size_t one[] = {4, 1};
+	const size_t one[] = { 4, 1 };
 	assert_int_equal(iok_resp_command(&m, 2, nul, one), IOK_EINVAL);
 	assert_int_equal(iok_resp_command(NULL, 2, ping, NULL), IOK_EINVAL);
 	assert_ptr_equal(m, (iok_msg *) &m);
@@ -475,14 +481,14 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_scalars),
-	    cmocka_unit_test(test_aggregates),
-	    cmocka_unit_test(test_depth),
-	    cmocka_unit_test(test_truncated),
-	    cmocka_unit_test(test_malformed),
-	    cmocka_unit_test(test_oversized),
-	    cmocka_unit_test(test_garbage),
-	    cmocka_unit_test(test_command),
+		cmocka_unit_test(test_scalars),
+		cmocka_unit_test(test_aggregates),
+		cmocka_unit_test(test_depth),
+		cmocka_unit_test(test_truncated),
+		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_oversized),
+		cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_command),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,7 +11,7 @@ static void *
 codec(const ik_transport *t, uint16_t self, size_t recv_max)
 {
 	static _Thread_local uint64_t st[64];
-	ik_tran_params p = {.self_proto = self, .dialer = 1, .recv_max = recv_max};
+	ik_tran_params                p = { .self_proto = self, .dialer = 1, .recv_max = recv_max };
 	assert_true(t->state_size <= sizeof(st));
 	memset(st, 0, sizeof(st));
 	assert_int_equal(t->init(st, &p), 0);
@@ -21,17 +21,17 @@ codec(const ik_transport *t, uint16_t self, size_t recv_max)
 static void
 test_handshake(void **state)
 {
-	ik_buf  out;
-	size_t  used;
+	ik_buf out;
+	size_t used;
 	(void) state;
-	void   *st = codec(&ik_tran_tcp, 0x50, 0);
+	void *st = codec(&ik_tran_tcp, 0x50, 0);
 	ik_buf_init(&out);
 	/* Our header goes out first, before anything arrives. */
 	assert_int_equal(ik_tran_tcp.handshake(st, NULL, 0, &used, &out), IK_HS_MORE);
 	assert_int_equal(out.len, 8);
 	assert_memory_equal(out.data, "\0SP\0\x00\x50\0\0", 8);
 	/* The peer's, in pieces; nothing is consumed until it is whole. */
-	const uint8_t peer[] = {0, 'S', 'P', 0, 0x00, 0x51, 0, 0, 0xAA};
+	const uint8_t peer[] = { 0, 'S', 'P', 0, 0x00, 0x51, 0, 0, 0xAA };
 	for (size_t n = 1; n < 8; n++) {
 		assert_int_equal(ik_tran_tcp.handshake(st, peer, n, &used, &out), IK_HS_MORE);
 		assert_int_equal(used, 0);
@@ -58,7 +58,9 @@ test_bad_handshake(void **state)
 		size_t used;
 		void  *st = codec(&ik_tran_tcp, 0x50, 0);
 		ik_buf_init(&out);
-		assert_int_equal(ik_tran_tcp.handshake(st, (const uint8_t *) bad[i], 8, &used, &out), -IOK_EPROTO);
+		assert_int_equal(
+		    ik_tran_tcp.handshake(st, (const uint8_t *) bad[i], 8, &used, &out),
+		    -IOK_EPROTO);
 		ik_buf_fini(&out);
 	}
 }
@@ -105,7 +107,9 @@ test_ipc_frames(void **state)
 	ik_frame f;
 	(void) state;
 	void *st = codec(&ik_tran_ipc, 0x10, 0);
-	assert_int_equal(ik_tran_ipc.encode(st, (const uint8_t *) "hd", 2, (const uint8_t *) "body", 4, prefix), 9);
+	assert_int_equal(
+	    ik_tran_ipc.encode(st, (const uint8_t *) "hd", 2, (const uint8_t *) "body", 4, prefix),
+	    9);
 	assert_int_equal(prefix[0], 1);
 	assert_int_equal(ik_get_u64(prefix + 1), 6);
 	memcpy(buf, prefix, 9);

@@ -30,7 +30,7 @@ test_hist(void **state)
 	for (uint64_t v = 1; v <= 1000000; v++) {
 		ik_hist_record(h, v);
 	}
-	const double qs[] = {0.5, 0.9, 0.99, 0.999};
+	const double qs[] = { 0.5, 0.9, 0.99, 0.999 };
 	for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
 		double truth = qs[i] * 1e6;
 		double got   = (double) ik_hist_quantile(h, qs[i]);

@@ -18,10 +18,10 @@
 
 #include "testutil.h"
 
-#define WAIT_MS 20000 /* a safety net for waits on conditions */
+#define WAIT_MS 20000  /* a safety net for waits on conditions */
 #define SURVEY_MS 2000 /* long enough for every respondent to answer */
 
-static const char *const transports[] = {"inproc", "ipc", "tcp"};
+static const char *const transports[] = { "inproc", "ipc", "tcp" };
 #define NTRANS ((int) (sizeof(transports) / sizeof(transports[0])))
 
 static void
@@ -91,7 +91,7 @@ expect_str(iok_socket s, const char *str)
 static void
 expect_nothing(iok_socket s)
 {
-	iok_msg *m = NULL;
+	iok_msg *m  = NULL;
 	int      rv = iok_recvmsg(s, &m, IOK_FLAG_NONBLOCK);
 	if (rv == 0) {
 		fail_msg("unexpected message: %zu bytes, token %llu, status %d", iok_msg_len(m),
@@ -194,7 +194,7 @@ test_survey_plain(void **state)
 				snprintf(a, sizeof(a), "me %d", i);
 				send_str(resp[i], a);
 			}
-			int seen[NR] = {0};
+			int seen[NR] = { 0 };
 			for (int i = 0; i < NR; i++) {
 				char buf[32];
 				int  k;
@@ -284,8 +284,8 @@ test_survey_tokens(void **state)
 		enum { NS = 5 };
 		iok_socket srv, resp[NR];
 		uint64_t   tok[NS], cancelled;
-		int        got[NS]   = {0};
-		int        ended[NS] = {0};
+		int        got[NS]   = { 0 };
+		int        ended[NS] = { 0 };
 		setup(transports[t], &srv, resp);
 		IOK_OK(iok_socket_set_ms(srv, IOK_OPT_SURVEYOR_SURVEYTIME, SURVEY_MS));
 		for (int s = 0; s < NS; s++) {
@@ -459,7 +459,7 @@ test_raw_and_device(void **state)
 			snprintf(a, sizeof(a), "r%d", i);
 			send_str(resp[i], a);
 		}
-		int seen[NR] = {0};
+		int seen[NR] = { 0 };
 		for (int i = 0; i < NR; i++) {
 			char buf[32];
 			int  k;
@@ -483,7 +483,7 @@ test_raw_and_device(void **state)
 static int
 tcp_connect(int port)
 {
-	struct sockaddr_in sa  = {.sin_family = AF_INET, .sin_port = htons((uint16_t) port)};
+	struct sockaddr_in sa  = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port) };
 	int                fd  = socket(AF_INET, SOCK_STREAM, 0);
 	int                one = 1;
 	sa.sin_addr.s_addr     = htonl(INADDR_LOOPBACK);
@@ -510,7 +510,7 @@ read_all(int fd, void *p, size_t n)
 {
 	uint8_t *b = p;
 	while (n > 0) {
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		assert_int_equal(poll(&pfd, 1, WAIT_MS), 1);
 		ssize_t k = read(fd, b, n);
 		assert_true(k > 0);
@@ -522,7 +522,7 @@ read_all(int fd, void *p, size_t n)
 static void
 sp_handshake(int fd, uint16_t proto, uint16_t peer)
 {
-	uint8_t hs[8] = {0, 'S', 'P', 0, (uint8_t) (proto >> 8), (uint8_t) proto, 0, 0};
+	uint8_t hs[8] = { 0, 'S', 'P', 0, (uint8_t) (proto >> 8), (uint8_t) proto, 0, 0 };
 	uint8_t in[8];
 	write_all(fd, hs, 8);
 	read_all(fd, in, 8);

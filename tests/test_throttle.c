@@ -154,7 +154,7 @@ test_recv_bytes_limit(void **state)
 {
 	iok_socket push, pull;
 	char       url[256];
-	char      *big = calloc(1, BIG);
+	char      *big  = calloc(1, BIG);
 	int        sent = 0, rv;
 	(void) state;
 	snprintf(url, sizeof(url), "%s", tu_ipc_url("rb"));
@@ -207,7 +207,7 @@ static size_t
 rss_bytes(void)
 {
 	long  pages = 0, res = 0;
-	FILE *f     = fopen("/proc/self/statm", "r");
+	FILE *f = fopen("/proc/self/statm", "r");
 	if (f != NULL) {
 		if (fscanf(f, "%ld %ld", &pages, &res) != 2) {
 			res = 0;
@@ -220,15 +220,15 @@ rss_bytes(void)
 static void
 test_flood_rss_bounded(void **state)
 {
-	iok_socket rep, req;
-	pthread_t  th;
-	char       url[256];
-	const int  max_inflight = 256;
-	const size_t qbytes     = 4u << 20;
-	const char  *secs_env   = getenv("IOK_FLOOD_SECONDS");
-	uint64_t     secs       = secs_env != NULL ? (uint64_t) atoi(secs_env) : 10;
+	iok_socket   rep, req;
+	pthread_t    th;
+	char         url[256];
+	const int    max_inflight = 256;
+	const size_t qbytes       = 4u << 20;
+	const char  *secs_env     = getenv("IOK_FLOOD_SECONDS");
+	uint64_t     secs         = secs_env != NULL ? (uint64_t) atoi(secs_env) : 10;
 	uint64_t     sent = 0, timeouts = 0;
-	size_t       base, peak = 0;
+	size_t       base, peak         = 0;
 	(void) state;
 
 	snprintf(url, sizeof(url), "%s", tu_ipc_url("fl"));
@@ -265,8 +265,9 @@ test_flood_rss_bounded(void **state)
 	}
 	__atomic_store_n(&flood_stop, 1, __ATOMIC_RELAXED);
 	pthread_join(th, NULL);
-	print_message("flood: %llu requests accepted, %llu send timeouts, RSS %zu -> peak %zu KiB\n",
-	              (unsigned long long) sent, (unsigned long long) timeouts, base / 1024, peak / 1024);
+	print_message(
+	    "flood: %llu requests accepted, %llu send timeouts, RSS %zu -> peak %zu KiB\n",
+	    (unsigned long long) sent, (unsigned long long) timeouts, base / 1024, peak / 1024);
 	/* The peer never answers: exactly max_inflight went out. */
 	assert_int_equal(tu_stat(req, "stat:requests"), max_inflight);
 	assert_true(timeouts > 0);
@@ -279,7 +280,8 @@ test_flood_rss_bounded(void **state)
 	size_t allowed = (size_t) max_inflight * BIG + qbytes;
 	assert_true(allowed < (32u << 20));
 	if (peak > base + (64u << 20)) {
-		fail_msg("RSS grew by %zu KiB, limits allow about %zu KiB", (peak - base) / 1024, allowed / 1024);
+		fail_msg("RSS grew by %zu KiB, limits allow about %zu KiB", (peak - base) / 1024,
+		    allowed / 1024);
 	}
 #endif
 	IOK_OK(iok_close(req));

@@ -90,7 +90,7 @@ static void
 test_pair_all_transports(void **state)
 {
 	(void) state;
-	const char *pats[] = {"pair0", "pair1"};
+	const char *pats[] = { "pair0", "pair1" };
 	for (int p = 0; p < 2; p++) {
 		for (int dial_first = 0; dial_first < 2; dial_first++) {
 			pair_exchange(pats[p], inproc_url(), dial_first);
@@ -109,7 +109,7 @@ pushpull(const char *url)
 {
 	iok_socket push, pull[3];
 	char       u[256];
-	int        seen[300] = {0};
+	int        seen[300] = { 0 };
 	snprintf(u, sizeof(u), "%s", url);
 	IOK_OK(iok_push0_open(&push));
 	IOK_OK(iok_listen(push, u, NULL, 0));
@@ -155,10 +155,10 @@ test_pushpull_all_transports(void **state)
 static void
 test_pull_fair_queue(void **state)
 {
-	iok_socket pull, push[3];
+	iok_socket  pull, push[3];
 	const char *u = tcp_url("127.0.0.1");
 	char        url[256];
-	int         from[3] = {0};
+	int         from[3] = { 0 };
 	(void) state;
 	snprintf(url, sizeof(url), "%s", u);
 	IOK_OK(iok_pull0_open(&pull));
@@ -252,8 +252,8 @@ test_bad_urls(void **state)
 	iok_socket s;
 	(void) state;
 	IOK_OK(iok_pair1_open(&s));
-	const char *bad[] = {"", "nonsense", "tcp://", "tcp://127.0.0.1", "tcp://127.0.0.1:99999",
-		"tcp://[::1:5", "ipc://", "tcp://h:1/extra"};
+	const char *bad[] = { "", "nonsense", "tcp://", "tcp://127.0.0.1", "tcp://127.0.0.1:99999",
+		"tcp://[::1:5", "ipc://", "tcp://h:1/extra" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int rv = iok_dial(s, bad[i], NULL, IOK_FLAG_NONBLOCK);
 		if (rv != IOK_EADDRINVAL) {
@@ -341,8 +341,8 @@ test_closed_handles(void **state)
 	IOK_OK(iok_msg_alloc(&m, 1));
 	assert_int_equal(iok_sendmsg(s, m, 0), IOK_ECLOSED);
 	iok_msg_free(m); /* still ours after a failed send */
-	iok_dialer   d = {12345678};
-	iok_listener l = {12345678};
+	iok_dialer   d = { 12345678 };
+	iok_listener l = { 12345678 };
 	assert_int_equal(iok_dialer_close(d), IOK_ECLOSED);
 	assert_int_equal(iok_listener_close(l), IOK_ECLOSED);
 	assert_int_equal(iok_socket_open(&s, "no-such-pattern"), IOK_ENOTSUP);
@@ -391,7 +391,8 @@ test_options(void **state)
 	assert_int_equal(iok_socket_set_int(s, IOK_OPT_PROTO, 1), IOK_EREADONLY);
 	assert_int_equal(iok_socket_set_string(s, IOK_OPT_RECVBUF, "x"), IOK_EBADTYPE);
 	assert_int_equal(iok_socket_set_int(s, "no-such-option", 1), IOK_ENOTSUP);
-	assert_int_equal(iok_socket_get_int(s, IOK_OPT_SENDFD, &v), IOK_ENOTSUP); /* pull never sends */
+	assert_int_equal(
+	    iok_socket_get_int(s, IOK_OPT_SENDFD, &v), IOK_ENOTSUP); /* pull never sends */
 	assert_int_equal(iok_send(s, "x", 1, 0), IOK_ENOTSUP);
 	IOK_OK(iok_socket_get_int(s, IOK_OPT_RECVFD, &v));
 	assert_true(v >= 0);
@@ -432,7 +433,7 @@ test_nonblock_and_timeouts(void **state)
 static int
 readable(int fd)
 {
-	struct pollfd p = {.fd = fd, .events = POLLIN};
+	struct pollfd p = { .fd = fd, .events = POLLIN };
 	return poll(&p, 1, 0) == 1;
 }
 
@@ -456,7 +457,7 @@ test_pollable_fds(void **state)
 	assert_false(readable(sfd));       /* the queue of one is full */
 	IOK_OK(iok_listen(pull, "inproc://fds", NULL, 0));
 	IOK_OK(iok_dial(push, "inproc://fds", NULL, IOK_FLAG_NONBLOCK));
-	struct pollfd p = {.fd = rfd, .events = POLLIN};
+	struct pollfd p = { .fd = rfd, .events = POLLIN };
 	assert_int_equal(poll(&p, 1, T_MS), 1);
 	assert_true(readable(sfd)); /* it went out */
 	IOK_OK(iok_send(push, "b", 1, 0));
@@ -498,7 +499,7 @@ blocked_recv(void *arg)
 static void
 test_close_wakes_blocked(void **state)
 {
-	struct closer c = {.rv = -1};
+	struct closer c = { .rv = -1 };
 	pthread_t     t;
 	int           rfd;
 	(void) state;
@@ -516,7 +517,7 @@ raw_connect(int port, uint16_t proto)
 {
 	struct sockaddr_in sa;
 	int                fd = socket(AF_INET, SOCK_STREAM, 0);
-	uint8_t            hs[8] = {0, 'S', 'P', 0, (uint8_t) (proto >> 8), (uint8_t) proto, 0, 0};
+	uint8_t hs[8]         = { 0, 'S', 'P', 0, (uint8_t) (proto >> 8), (uint8_t) proto, 0, 0 };
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family      = AF_INET;
 	sa.sin_port        = htons((uint16_t) port);
@@ -543,7 +544,7 @@ send_frame(int fd, uint64_t declared, const void *body, size_t len)
 static int
 peer_closed(int fd)
 {
-	struct pollfd p = {.fd = fd, .events = POLLIN};
+	struct pollfd p = { .fd = fd, .events = POLLIN };
 	char          buf[64];
 	for (;;) {
 		if (poll(&p, 1, T_MS) != 1) {
@@ -699,7 +700,7 @@ test_backpressure(void **state)
 			 * fd stays unreadable for a while. */
 			int sfd;
 			IOK_OK(iok_socket_get_int(push, IOK_OPT_SENDFD, &sfd));
-			struct pollfd p = {.fd = sfd, .events = POLLIN};
+			struct pollfd p = { .fd = sfd, .events = POLLIN };
 			if (poll(&p, 1, 200) == 0) {
 				break;
 			}
@@ -775,13 +776,13 @@ test_threads_send(void **state)
 	iok_socket    push, pull;
 	pthread_t     t[4];
 	struct sender sd[4];
-	int           next[4] = {0};
+	int           next[4] = { 0 };
 	(void) state;
 	open2(&push, "push0", &pull, "pull0");
 	IOK_OK(iok_listen(pull, "inproc://threads", NULL, 0));
 	IOK_OK(iok_dial(push, "inproc://threads", NULL, IOK_FLAG_NONBLOCK));
 	for (int i = 0; i < 4; i++) {
-		sd[i] = (struct sender){push, i};
+		sd[i] = (struct sender) { push, i };
 		pthread_create(&t[i], NULL, sender_main, &sd[i]);
 	}
 	for (int k = 0; k < 8000; k++) {

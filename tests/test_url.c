@@ -6,8 +6,8 @@
 #include "url.h"
 
 static void
-check(const char *s, const char *scheme, const char *user, const char *pass, const char *host, int port,
-    const char *path, const char *query)
+check(const char *s, const char *scheme, const char *user, const char *pass, const char *host,
+    int port, const char *path, const char *query)
 {
 	ik_url u;
 	int    rv = ik_url_parse(&u, s);
@@ -15,12 +15,12 @@ check(const char *s, const char *scheme, const char *user, const char *pass, con
 		fail_msg("%s: %s", s, iok_strerror(rv));
 	}
 	assert_string_equal(u.scheme, scheme);
-#define OPT(field, want)                                                                            \
-	if ((want) == NULL) {                                                                       \
-		assert_null(u.field);                                                               \
-	} else {                                                                                    \
-		assert_non_null(u.field);                                                           \
-		assert_string_equal(u.field, (want));                                               \
+#define OPT(field, want)                              \
+	if ((want) == NULL) {                         \
+		assert_null(u.field);                 \
+	} else {                                      \
+		assert_non_null(u.field);             \
+		assert_string_equal(u.field, (want)); \
 	}
 	OPT(user, user)
 	OPT(password, pass)
@@ -46,8 +46,10 @@ test_good(void **state)
 	check("inproc://a:b@c", "inproc", NULL, NULL, NULL, -1, "a:b@c", NULL);
 	check("redis://h", "redis", NULL, NULL, "h", -1, NULL, NULL);
 	check("redis://:secret@h:6380/3", "redis", "", "secret", "h", 6380, "/3", NULL);
-	check("redis://u:p%40ss%3A@h/0?name=x&db=2", "redis", "u", "p@ss:", "h", -1, "/0", "name=x&db=2");
-	check("redis+unix:///run/r.sock?db=1", "redis+unix", NULL, NULL, NULL, -1, "/run/r.sock", "db=1");
+	check("redis://u:p%40ss%3A@h/0?name=x&db=2", "redis", "u", "p@ss:", "h", -1, "/0",
+	    "name=x&db=2");
+	check("redis+unix:///run/r.sock?db=1", "redis+unix", NULL, NULL, NULL, -1, "/run/r.sock",
+	    "db=1");
 }
 
 static void
@@ -55,8 +57,21 @@ test_bad(void **state)
 {
 	(void) state;
 	const char *bad[] = {
-		"", "tcp", "tcp:/x", "://x", "tcp://h:99999", "tcp://h:x", "tcp://h:", "tcp://[::1", "tcp://[::1]x",
-		"tcp://::1:80", "tcp://h o:1", "ipc://", "inproc://", "tc p://h:1", "redis://u:%zz@h",
+		"",
+		"tcp",
+		"tcp:/x",
+		"://x",
+		"tcp://h:99999",
+		"tcp://h:x",
+		"tcp://h:",
+		"tcp://[::1",
+		"tcp://[::1]x",
+		"tcp://::1:80",
+		"tcp://h o:1",
+		"ipc://",
+		"inproc://",
+		"tc p://h:1",
+		"redis://u:%zz@h",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ik_url u;
@@ -119,9 +134,12 @@ test_postgres(void **state)
 	pg("postgresql://u:p@db.example:6543/app", "postgresql", "db.example", 6543, "/app", "app");
 	pg("postgres://u@127.0.0.1/my%20db", "postgres", "127.0.0.1", -1, NULL, "my db");
 	pg("postgresql://127.0.0.1", "postgresql", "127.0.0.1", -1, NULL, NULL);
-	pg("postgresql://u@/app?host=/tmp/pg&port=5999", "postgresql+unix", NULL, 5999, "/tmp/pg/.s.PGSQL.5999", "app");
-	pg("postgresql://%2Fvar%2Frun%2Fpg/app", "postgresql+unix", NULL, -1, "/var/run/pg/.s.PGSQL.5432", "app");
-	pg("postgresql:///app", "postgresql+unix", NULL, -1, "/var/run/postgresql/.s.PGSQL.5432", "app");
+	pg("postgresql://u@/app?host=/tmp/pg&port=5999", "postgresql+unix", NULL, 5999,
+	    "/tmp/pg/.s.PGSQL.5999", "app");
+	pg("postgresql://%2Fvar%2Frun%2Fpg/app", "postgresql+unix", NULL, -1,
+	    "/var/run/pg/.s.PGSQL.5432", "app");
+	pg("postgresql:///app", "postgresql+unix", NULL, -1, "/var/run/postgresql/.s.PGSQL.5432",
+	    "app");
 	pg("postgresql://h/app?host=other&port=7", "postgresql", "other", 7, NULL, "app");
 	assert_int_equal(ik_url_parse(&u, "postgresql://h/app?port=x"), IOK_EADDRINVAL);
 	assert_int_equal(ik_url_parse(&u, "postgresql://h/app?port=99999"), IOK_EADDRINVAL);

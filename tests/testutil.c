@@ -14,8 +14,8 @@ const char *
 tu_ipc_url(const char *tag)
 {
 	static _Thread_local char buf[256];
-	static int               seq;
-	const char              *dir = getenv("IOK_TEST_TMP");
+	static int                seq;
+	const char               *dir = getenv("IOK_TEST_TMP");
 	if (dir == NULL) {
 		dir = "/tmp";
 	}
@@ -62,7 +62,7 @@ tu_wait_for(int (*cond)(void *), void *arg, int timeout_ms)
 		if (tu_now_ms() > end) {
 			return 0;
 		}
-		struct timespec ts = {0, 1000000};
+		struct timespec ts = { 0, 1000000 };
 		nanosleep(&ts, NULL);
 	}
 	return 1;
@@ -114,7 +114,7 @@ tu_wait_stat(iok_socket s, const char *name, uint64_t v, int timeout_ms)
 		if (tu_now_ms() > end) {
 			return 0;
 		}
-		struct timespec ts = {0, 1000000};
+		struct timespec ts = { 0, 1000000 };
 		nanosleep(&ts, NULL);
 	}
 	return 1;

@@ -15,12 +15,12 @@
 #include "iok.h"
 
 /* Fail the test with the iok error text when rv != 0. */
-#define IOK_OK(expr)                                                                                \
-	do {                                                                                        \
-		int rv_ = (expr);                                                                   \
-		if (rv_ != 0) {                                                                     \
-			fail_msg("%s: %s (%d)", #expr, iok_strerror(rv_), rv_);                     \
-		}                                                                                   \
+#define IOK_OK(expr)                                                            \
+	do {                                                                    \
+		int rv_ = (expr);                                               \
+		if (rv_ != 0) {                                                 \
+			fail_msg("%s: %s (%d)", #expr, iok_strerror(rv_), rv_); \
+		}                                                               \
 	} while (0)
 
 /* A unix socket path unique to this process and call. */

@@ -58,7 +58,8 @@ main(int argc, char **argv)
 	long long          deadline;
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: %s <socket path> <stats|peers|inflight|stack|help>\n", argv[0]);
+		fprintf(
+		    stderr, "usage: %s <socket path> <stats|peers|inflight|stack|help>\n", argv[0]);
 		return 2;
 	}
 	if (strlen(argv[1]) >= sizeof(sa.sun_path) || strlen(argv[2]) > 256) {
@@ -80,7 +81,7 @@ main(int argc, char **argv)
 	}
 	deadline = now_ms() + TIMEOUT_MS;
 	while (!done) {
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		struct pollfd pfd  = { .fd = fd, .events = POLLIN };
 		long long     left = deadline - now_ms();
 		ssize_t       k;
 		if (left <= 0 || poll(&pfd, 1, (int) left) == 0) {

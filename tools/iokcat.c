@@ -96,7 +96,7 @@ static struct {
 	int          recvtimeo;
 	long long    recvmaxsz; /* -1: not given (no limit, as nngcat) */
 	const char  *sockname;
-	char        *data;      /* NULL: no --data / --file */
+	char        *data; /* NULL: no --data / --file */
 	size_t       datalen;
 	struct addr *addrs;
 	size_t       naddrs;
@@ -192,7 +192,7 @@ intarg(const char *val, int maxv)
 static void
 loadfile(const char *path)
 {
-	FILE  *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	FILE  *f   = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
 	char  *buf = NULL;
 	size_t len = 0, cap = 0, n;
 
@@ -318,7 +318,7 @@ opt_proto(const struct optspec *o, const char *arg)
 static void
 add_addr(enum addr_mode mode, const char *url)
 {
-	cfg.addrs = xrealloc(cfg.addrs, (cfg.naddrs + 1) * sizeof(*cfg.addrs));
+	cfg.addrs                   = xrealloc(cfg.addrs, (cfg.naddrs + 1) * sizeof(*cfg.addrs));
 	cfg.addrs[cfg.naddrs].mode  = mode;
 	cfg.addrs[cfg.naddrs++].url = xstrdup(url);
 }
@@ -367,7 +367,7 @@ opt_source(const struct optspec *o, const char *arg)
 static void
 opt_subscribe(const struct optspec *o, const char *arg)
 {
-	cfg.topics = xrealloc(cfg.topics, (cfg.ntopics + 1) * sizeof(char *));
+	cfg.topics                = xrealloc(cfg.topics, (cfg.ntopics + 1) * sizeof(char *));
 	cfg.topics[cfg.ntopics++] = xstrdup(arg);
 }
 
@@ -636,8 +636,9 @@ check_args(void)
 	if (cfg.pattern != NULL && strcmp(cfg.pattern, "pair") == 0) {
 		cfg.pattern = cfg.compat ? "pair0" : "pair1";
 	}
-	cfg.send_blocks = cfg.pattern != NULL && (strcmp(cfg.pattern, "push0") == 0 ||
-	    strcmp(cfg.pattern, "pair0") == 0 || strcmp(cfg.pattern, "pair1") == 0);
+	cfg.send_blocks = cfg.pattern != NULL &&
+	                  (strcmp(cfg.pattern, "push0") == 0 || strcmp(cfg.pattern, "pair0") == 0 ||
+	                      strcmp(cfg.pattern, "pair1") == 0);
 	if (cfg.pattern != NULL && strcmp(cfg.pattern, "sub0") == 0) {
 		if (cfg.ntopics == 0) {
 			opt_subscribe(NULL, ""); /* everything */
@@ -1033,17 +1034,19 @@ setup_socket(iok_socket *s)
 		}
 	}
 	/* As nngcat, a zero timeout means "not set" (wait forever). */
-	if (cfg.sendtimeo > 0 && (rv = iok_socket_set_ms(*s, IOK_OPT_SENDTIMEO, cfg.sendtimeo)) != 0) {
+	if (cfg.sendtimeo > 0 &&
+	    (rv = iok_socket_set_ms(*s, IOK_OPT_SENDTIMEO, cfg.sendtimeo)) != 0) {
 		fatal("Unable to set send timeout: %s", iok_strerror(rv));
 	}
-	if (cfg.recvtimeo > 0 && (rv = iok_socket_set_ms(*s, IOK_OPT_RECVTIMEO, cfg.recvtimeo)) != 0) {
+	if (cfg.recvtimeo > 0 &&
+	    (rv = iok_socket_set_ms(*s, IOK_OPT_RECVTIMEO, cfg.recvtimeo)) != 0) {
 		fatal("Unable to set recv timeout: %s", iok_strerror(rv));
 	}
 	/* nngcat 1.5.2 without --recv-maxsz takes messages of any size over
 	 * tcp and ipc (20 MB tried), where iok's default limit is 1 MiB; a
 	 * drop-in must not lose what nngcat would print, so no limit here. */
-	if ((rv = iok_socket_set_size(*s, IOK_OPT_RECVMAXSZ,
-	         cfg.recvmaxsz >= 0 ? (size_t) cfg.recvmaxsz : 0)) != 0) {
+	if ((rv = iok_socket_set_size(
+	         *s, IOK_OPT_RECVMAXSZ, cfg.recvmaxsz >= 0 ? (size_t) cfg.recvmaxsz : 0)) != 0) {
 		fatal("Unable to set max receive size: %s", iok_strerror(rv));
 	}
 	if (cfg.sockname != NULL &&

@@ -29,15 +29,16 @@ ik_pg_md5_password(const char *user, const char *password, const uint8_t salt[4]
 	EVP_MD_CTX       *c  = EVP_MD_CTX_new();
 	int               ok = c != NULL;
 
-	ok = ok && EVP_DigestInit_ex(c, EVP_md5(), NULL) && EVP_DigestUpdate(c, password, strlen(password)) &&
-	    EVP_DigestUpdate(c, user, strlen(user)) && EVP_DigestFinal_ex(c, d, &dl) && dl == 16;
+	ok = ok && EVP_DigestInit_ex(c, EVP_md5(), NULL) &&
+	     EVP_DigestUpdate(c, password, strlen(password)) &&
+	     EVP_DigestUpdate(c, user, strlen(user)) && EVP_DigestFinal_ex(c, d, &dl) && dl == 16;
 	if (ok) {
 		for (int i = 0; i < 16; i++) {
 			h1[2 * i]     = hex[d[i] >> 4];
 			h1[2 * i + 1] = hex[d[i] & 15];
 		}
 		ok = EVP_DigestInit_ex(c, EVP_md5(), NULL) && EVP_DigestUpdate(c, h1, 32) &&
-		    EVP_DigestUpdate(c, salt, 4) && EVP_DigestFinal_ex(c, d, &dl) && dl == 16;
+		     EVP_DigestUpdate(c, salt, 4) && EVP_DigestFinal_ex(c, d, &dl) && dl == 16;
 	}
 	EVP_MD_CTX_free(c);
 	OPENSSL_cleanse(h1, sizeof(h1));
@@ -113,7 +114,9 @@ static int
 hmac(const uint8_t *key, size_t klen, const void *msg, size_t mlen, uint8_t out[SCRAM_KEY])
 {
 	unsigned int n = 0;
-	return HMAC(EVP_sha256(), key, (int) klen, msg, mlen, out, &n) != NULL && n == SCRAM_KEY ? 0 : IOK_ECRYPTO;
+	return HMAC(EVP_sha256(), key, (int) klen, msg, mlen, out, &n) != NULL && n == SCRAM_KEY
+	           ? 0
+	           : IOK_ECRYPTO;
 }
 
 int
@@ -122,11 +125,11 @@ ik_pg_scram_final(ik_pg_scram *sc, const char *password, const uint8_t *sf, size
 	const char *s = (const char *) sf;
 	const char *r, *salt64, *iter;
 	size_t      rl, sl, il;
-	uint8_t     salt[128], salted[SCRAM_KEY], ckey[SCRAM_KEY], skey[SCRAM_KEY], stored[SCRAM_KEY];
-	uint8_t     csig[SCRAM_KEY], proof[SCRAM_KEY];
-	char        proof64[64], *cfinal = NULL, *auth = NULL;
-	long        iters = 0;
-	int         rv    = IOK_EPROTO;
+	uint8_t salt[128], salted[SCRAM_KEY], ckey[SCRAM_KEY], skey[SCRAM_KEY], stored[SCRAM_KEY];
+	uint8_t csig[SCRAM_KEY], proof[SCRAM_KEY];
+	char    proof64[64], *cfinal = NULL, *auth = NULL;
+	long    iters = 0;
+	int     rv    = IOK_EPROTO;
 
 	if (sc->step != 1 || len == 0 || len > 4096 || memchr(s, '\0', len) != NULL) {
 		return IOK_EPROTO;
@@ -137,8 +140,8 @@ ik_pg_scram_final(ik_pg_scram *sc, const char *password, const uint8_t *sf, size
 	}
 	/* The server's nonce must extend ours. */
 	size_t cn = strlen(sc->nonce);
-	if (rl <= cn || memcmp(r, sc->nonce, cn) != 0 || il == 0 || il > 8 || sl == 0 || sl % 4 != 0 ||
-	    sl / 4 * 3 > sizeof(salt)) {
+	if (rl <= cn || memcmp(r, sc->nonce, cn) != 0 || il == 0 || il > 8 || sl == 0 ||
+	    sl % 4 != 0 || sl / 4 * 3 > sizeof(salt)) {
 		return IOK_EPROTO;
 	}
 	for (size_t i = 0; i < il; i++) {
@@ -152,8 +155,8 @@ ik_pg_scram_final(ik_pg_scram *sc, const char *password, const uint8_t *sf, size
 	}
 	char s64[180];
 	memcpy(s64, salt64, sl);
-	s64[sl]   = '\0';
-	int slen  = EVP_DecodeBlock(salt, (const unsigned char *) s64, (int) sl);
+	s64[sl]  = '\0';
+	int slen = EVP_DecodeBlock(salt, (const unsigned char *) s64, (int) sl);
 	if (slen < 0) {
 		return IOK_EPROTO;
 	}
@@ -175,11 +178,12 @@ ik_pg_scram_final(ik_pg_scram *sc, const char *password, const uint8_t *sf, size
 	snprintf(auth, al, "%s,%s,%s", sc->client_first_bare, sc->server_first, cfinal);
 
 	rv = IOK_ECRYPTO;
-	if (PKCS5_PBKDF2_HMAC(password, (int) strlen(password), salt, slen, (int) iters, EVP_sha256(), SCRAM_KEY,
-	        salted) != 1) {
+	if (PKCS5_PBKDF2_HMAC(password, (int) strlen(password), salt, slen, (int) iters,
+	        EVP_sha256(), SCRAM_KEY, salted) != 1) {
 		goto out;
 	}
-	if (hmac(salted, SCRAM_KEY, "Client Key", 10, ckey) != 0 || SHA256(ckey, SCRAM_KEY, stored) == NULL ||
+	if (hmac(salted, SCRAM_KEY, "Client Key", 10, ckey) != 0 ||
+	    SHA256(ckey, SCRAM_KEY, stored) == NULL ||
 	    hmac(stored, SCRAM_KEY, auth, strlen(auth), csig) != 0 ||
 	    hmac(salted, SCRAM_KEY, "Server Key", 10, skey) != 0 ||
 	    hmac(skey, SCRAM_KEY, auth, strlen(auth), sc->server_sig) != 0) {
@@ -189,7 +193,9 @@ ik_pg_scram_final(ik_pg_scram *sc, const char *password, const uint8_t *sf, size
 		proof[i] = ckey[i] ^ csig[i];
 	}
 	EVP_EncodeBlock((unsigned char *) proof64, proof, SCRAM_KEY);
-	rv = append_str(out, cfinal) || append_str(out, ",p=") || append_str(out, proof64) ? IOK_ENOMEM : 0;
+	rv = append_str(out, cfinal) || append_str(out, ",p=") || append_str(out, proof64)
+	         ? IOK_ENOMEM
+	         : 0;
 	if (rv == 0) {
 		sc->step = 2;
 	}

@@ -25,9 +25,9 @@
 #define IK_PG_EXT_HDR (IK_PG_MAGIC_LEN + 2 + 4) /* magic, nparams, sql_len */
 #define IK_PG_MAX_PARAMS 65535
 
-#define IK_PG_PROTO_V3 196608u     /* 3.0 */
+#define IK_PG_PROTO_V3 196608u      /* 3.0 */
 #define IK_PG_CANCEL_CODE 80877102u /* CancelRequest */
-#define IK_PG_MSG_MAX (1u << 30)   /* the server's own sanity limit */
+#define IK_PG_MSG_MAX (1u << 30)    /* the server's own sanity limit */
 
 /* Authentication request codes ('R'). */
 #define IK_PG_AUTH_OK 0
@@ -81,11 +81,11 @@ int ik_pg_md5_password(const char *user, const char *password, const uint8_t sal
 
 /* SCRAM-SHA-256 client (RFC 5802/7677, no channel binding). */
 typedef struct ik_pg_scram {
-	char    nonce[64];        /* client nonce (printable) */
+	char    nonce[64];         /* client nonce (printable) */
 	char   *client_first_bare; /* "n=,r=<nonce>" */
 	char   *server_first;
 	uint8_t server_sig[32]; /* expected ServerSignature */
-	int     step;            /* 0 new, 1 first sent, 2 final sent, 3 verified */
+	int     step;           /* 0 new, 1 first sent, 2 final sent, 3 verified */
 } ik_pg_scram;
 
 /* ik_pg_scram_start fills *sc and appends the client-first-message
@@ -95,7 +95,8 @@ int ik_pg_scram_start(ik_pg_scram *sc, const char *nonce, ik_buf *out);
 /* ik_pg_scram_final reads server-first-message sf[0..len) and appends the
  * client-final-message to out.  0, IOK_EPROTO (malformed, nonce not
  * ours, silly iteration count), IOK_ENOMEM, IOK_ECRYPTO. */
-int ik_pg_scram_final(ik_pg_scram *sc, const char *password, const uint8_t *sf, size_t len, ik_buf *out);
+int ik_pg_scram_final(
+    ik_pg_scram *sc, const char *password, const uint8_t *sf, size_t len, ik_buf *out);
 /* ik_pg_scram_verify checks server-final-message "v=..." against the
  * expected signature.  0, IOK_EPEERAUTH (wrong or "e=" error), IOK_EPROTO. */
 int ik_pg_scram_verify(ik_pg_scram *sc, const uint8_t *sfin, size_t len);

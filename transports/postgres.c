@@ -31,9 +31,9 @@
 #include "pg_codec.h"
 #include "transport.h"
 
-#define PG_STMT_MAX 256      /* prepared statements kept per connection */
-#define PG_HS_MSG_MAX 65536  /* largest handshake message we accept */
-#define PG_COLS_MAX 1664     /* the server's own column limit */
+#define PG_STMT_MAX 256     /* prepared statements kept per connection */
+#define PG_HS_MSG_MAX 65536 /* largest handshake message we accept */
+#define PG_COLS_MAX 1664    /* the server's own column limit */
 
 /* What a reply answers. */
 enum { E_APP = 1, E_INTERNAL };
@@ -57,17 +57,17 @@ typedef struct pg_stmt {
 } pg_stmt;
 
 typedef struct pg_st {
-	size_t   recv_max;
-	int      shared; /* a subscriber shares the connection: send markers */
-	char    *user, *password, *database, *appname, *options;
-	int      started, authed, marker;
-	int      scram_on;
+	size_t      recv_max;
+	int         shared; /* a subscriber shares the connection: send markers */
+	char       *user, *password, *database, *appname, *options;
+	int         started, authed, marker;
+	int         scram_on;
 	ik_pg_scram scram;
-	uint32_t pid, secret;
-	char     txstatus;
-	char     why[200]; /* the server's startup refusal, for error_text */
+	uint32_t    pid, secret;
+	char        txstatus;
+	char        why[200]; /* the server's startup refusal, for error_text */
 
-	size_t   scan; /* complete messages of the current frame seen so far */
+	size_t scan; /* complete messages of the current frame seen so far */
 
 	pg_expect *q; /* ring of outstanding replies */
 	size_t     qcap, qhead, qlen;
@@ -146,8 +146,8 @@ dup_opt(char **dst, const char *v)
 static int
 pg_init(void *arg, const ik_tran_params *p)
 {
-	pg_st        *s = arg;
-	const ik_url *u = p->url;
+	pg_st        *s  = arg;
+	const ik_url *u  = p->url;
 	int           rv = 0;
 
 	s->recv_max = p->recv_max;
@@ -196,7 +196,7 @@ pg_fini(void *arg)
 static int
 msg_begin(ik_buf *out, uint8_t t, size_t *lenoff)
 {
-	uint8_t hdr[5] = {t, 0, 0, 0, 0};
+	uint8_t hdr[5] = { t, 0, 0, 0, 0 };
 	*lenoff        = out->len + (t ? 1 : 0);
 	return ik_buf_append(out, t ? hdr : hdr + 1, t ? 5 : 4);
 }
@@ -233,8 +233,8 @@ static int
 startup(pg_st *s, ik_buf *out)
 {
 	size_t lo;
-	int    rv = msg_begin(out, 0, &lo) || put_u32(out, IK_PG_PROTO_V3) || put_str(out, "user") ||
-	    put_str(out, s->user) || put_str(out, "client_encoding") || put_str(out, "UTF8");
+	int rv = msg_begin(out, 0, &lo) || put_u32(out, IK_PG_PROTO_V3) || put_str(out, "user") ||
+	         put_str(out, s->user) || put_str(out, "client_encoding") || put_str(out, "UTF8");
 	if (rv == 0 && s->database != NULL) {
 		rv = put_str(out, "database") || put_str(out, s->database);
 	}
@@ -274,7 +274,8 @@ has_mech(const uint8_t *b, size_t len, const char *mech)
 		if (end == NULL) {
 			return 0;
 		}
-		if ((size_t) (end - b - i) == strlen(mech) && memcmp(b + i, mech, strlen(mech)) == 0) {
+		if ((size_t) (end - b - i) == strlen(mech) &&
+		    memcmp(b + i, mech, strlen(mech)) == 0) {
 			return 1;
 		}
 		i = (size_t) (end - b) + 1;
@@ -294,8 +295,8 @@ on_auth(pg_st *s, const uint8_t *b, size_t len, ik_buf *out)
 	code = ik_pg_u32(b);
 	b += 4;
 	len -= 4;
-	if (code != IK_PG_AUTH_OK && code != IK_PG_AUTH_SASL_CONT && code != IK_PG_AUTH_SASL_FINAL &&
-	    s->password == NULL) {
+	if (code != IK_PG_AUTH_OK && code != IK_PG_AUTH_SASL_CONT &&
+	    code != IK_PG_AUTH_SASL_FINAL && s->password == NULL) {
 		return -IOK_EPEERAUTH; /* the server wants a password we lack */
 	}
 	switch (code) {
@@ -505,13 +506,13 @@ pg_frame(void *arg, const uint8_t *cbuf, size_t len, ik_frame *f)
 			reverse(buf, pos);
 			reverse(buf + pos, mlen);
 			reverse(buf, pos + mlen);
-			s->scan = pos; /* [mlen, mlen + pos) is already scanned */
+			s->scan     = pos; /* [mlen, mlen + pos) is already scanned */
 			f->body_off = 0;
 			f->body_len = mlen;
 			return (ssize_t) mlen;
 		}
 		int alone = t == 'A' || (pos == 0 && (s->qlen == 0 || s->marker) &&
-		                           (t == 'N' || t == 'S' || t == 'E' || t == 'Z'));
+		                            (t == 'N' || t == 'S' || t == 'E' || t == 'Z'));
 		if (alone || t == 'Z') {
 			size_t n    = pos + mlen;
 			s->scan     = 0;
@@ -542,7 +543,7 @@ stmt_drop(pg_st *s, int32_t slot, int close)
 static void
 stmt_learn(pg_st *s, const pg_expect *e, const uint8_t *b, size_t len)
 {
-	pg_stmt *st = &s->stmts[e->slot];
+	pg_stmt *st     = &s->stmts[e->slot];
 	int      parsed = 0;
 	size_t   pos    = 0;
 
@@ -566,7 +567,7 @@ stmt_learn(pg_st *s, const pg_expect *e, const uint8_t *b, size_t len)
 				return;
 			}
 		} else if ((t == 'T' || t == 'n') && !st->desc_known) {
-			uint32_t n = t == 'T' && bl >= 2 ? ik_pg_u16(m) : 0;
+			uint32_t  n    = t == 'T' && bl >= 2 ? ik_pg_u16(m) : 0;
 			uint32_t *oids = n ? calloc(n, sizeof(*oids)) : NULL;
 			size_t    p    = 2;
 			if ((n && oids == NULL) || n > PG_COLS_MAX) {
@@ -607,11 +608,44 @@ static int
 binary_oid(uint32_t oid)
 {
 	switch (oid) {
-	case 16: case 17: case 19: case 20: case 21: case 23: case 25: case 114: case 700: case 701:
-	case 1043: case 1082: case 1083: case 1114: case 1184: case 1186: case 1700: case 2950: case 3802:
+	case 16:
+	case 17:
+	case 19:
+	case 20:
+	case 21:
+	case 23:
+	case 25:
+	case 114:
+	case 700:
+	case 701:
+	case 1043:
+	case 1082:
+	case 1083:
+	case 1114:
+	case 1184:
+	case 1186:
+	case 1700:
+	case 2950:
+	case 3802:
 	/* arrays of those */
-	case 1000: case 1001: case 1003: case 1005: case 1007: case 1009: case 1015: case 1016: case 1021:
-	case 1022: case 199: case 1115: case 1182: case 1183: case 1185: case 1187: case 1231: case 2951:
+	case 1000:
+	case 1001:
+	case 1003:
+	case 1005:
+	case 1007:
+	case 1009:
+	case 1015:
+	case 1016:
+	case 1021:
+	case 1022:
+	case 199:
+	case 1115:
+	case 1182:
+	case 1183:
+	case 1185:
+	case 1187:
+	case 1231:
+	case 2951:
 	case 3807:
 		return 1;
 	default:
@@ -651,7 +685,7 @@ simple_query(pg_st *s, const uint8_t *sql, size_t n, uint8_t kind, ik_buf *out)
 		return -IOK_ENOMEM;
 	}
 	msg_end(out, lo);
-	return expect_push(s, (pg_expect){.kind = kind, .slot = -1});
+	return expect_push(s, (pg_expect) { .kind = kind, .slot = -1 });
 }
 
 static int32_t
@@ -659,7 +693,8 @@ stmt_find(pg_st *s, const uint8_t *key, size_t klen, uint64_t h)
 {
 	for (int32_t i = 0; i < PG_STMT_MAX; i++) {
 		pg_stmt *st = &s->stmts[i];
-		if (st->id != 0 && st->hash == h && st->key_len == klen && memcmp(st->key, key, klen) == 0) {
+		if (st->id != 0 && st->hash == h && st->key_len == klen &&
+		    memcmp(st->key, key, klen) == 0) {
 			return i;
 		}
 	}
@@ -734,12 +769,12 @@ encode_ext(pg_st *s, const uint8_t *b, size_t len, ik_buf *out)
 	if ((slot = stmt_find(s, key, klen, h)) >= 0) {
 		free(key);
 	} else {
-		slot         = stmt_slot_new(s);
-		pg_stmt *st  = &s->stmts[slot];
-		st->key      = key;
-		st->key_len  = klen;
-		st->hash     = h;
-		st->id       = s->next_id++;
+		slot        = stmt_slot_new(s);
+		pg_stmt *st = &s->stmts[slot];
+		st->key     = key;
+		st->key_len = klen;
+		st->hash    = h;
+		st->id      = s->next_id++;
 		if (s->next_id == 0) {
 			s->next_id = 1;
 		}
@@ -760,11 +795,12 @@ encode_ext(pg_st *s, const uint8_t *b, size_t len, ik_buf *out)
 	}
 	s->nclose = 0;
 	if (!e && parse) {
-		e = msg_begin(out, 'P', &lo) || put_str(out, name) || ik_buf_append(out, b + IK_PG_EXT_HDR, sl) ||
-		    ik_buf_append(out, "", 1) || put_u16(out, np);
+		e = msg_begin(out, 'P', &lo) || put_str(out, name) ||
+		    ik_buf_append(out, b + IK_PG_EXT_HDR, sl) || ik_buf_append(out, "", 1) ||
+		    put_u16(out, np);
 		pos = pstart;
 		for (uint32_t i = 0; i < np && !e; i++) {
-			e   = ik_buf_append(out, b + pos, 4);
+			e          = ik_buf_append(out, b + pos, 4);
 			int32_t vl = (int32_t) ik_pg_u32(b + pos + 5);
 			pos += 9 + (vl > 0 ? (size_t) vl : 0);
 		}
@@ -773,10 +809,11 @@ encode_ext(pg_st *s, const uint8_t *b, size_t len, ik_buf *out)
 		}
 	}
 	if (!e) { /* Bind: unnamed portal */
-		e = msg_begin(out, 'B', &lo) || ik_buf_append(out, "", 1) || put_str(out, name) || put_u16(out, np);
+		e = msg_begin(out, 'B', &lo) || ik_buf_append(out, "", 1) || put_str(out, name) ||
+		    put_u16(out, np);
 		pos = pstart;
 		for (uint32_t i = 0; i < np && !e; i++) {
-			e   = put_u16(out, b[pos + 4]);
+			e          = put_u16(out, b[pos + 4]);
 			int32_t vl = (int32_t) ik_pg_u32(b + pos + 5);
 			pos += 9 + (vl > 0 ? (size_t) vl : 0);
 		}
@@ -807,9 +844,9 @@ encode_ext(pg_st *s, const uint8_t *b, size_t len, ik_buf *out)
 	}
 	if (!e) {
 		static const uint8_t tail[] = {
-		    'D', 0, 0, 0, 6, 'P', 0,          /* Describe portal "" */
-		    'E', 0, 0, 0, 9, 0, 0, 0, 0, 0,   /* Execute "", all rows */
-		    'S', 0, 0, 0, 4,                  /* Sync */
+			'D', 0, 0, 0, 6, 'P', 0,        /* Describe portal "" */
+			'E', 0, 0, 0, 9, 0, 0, 0, 0, 0, /* Execute "", all rows */
+			'S', 0, 0, 0, 4,                /* Sync */
 		};
 		e = ik_buf_append(out, tail, sizeof(tail));
 	}
@@ -819,7 +856,8 @@ encode_ext(pg_st *s, const uint8_t *b, size_t len, ik_buf *out)
 		}
 		return -IOK_ENOMEM;
 	}
-	return expect_push(s, (pg_expect){.kind = E_APP, .parse = (uint8_t) parse, .slot = slot, .sid = st->id});
+	return expect_push(s,
+	    (pg_expect) { .kind = E_APP, .parse = (uint8_t) parse, .slot = slot, .sid = st->id });
 }
 
 static int
@@ -865,7 +903,7 @@ static int
 is_reply(const uint8_t *b, size_t len)
 {
 	return len >= 6 && b[len - 6] == 'Z' && ik_pg_u32(b + len - 5) == 5 &&
-	    (b[len - 1] == 'I' || b[len - 1] == 'T' || b[len - 1] == 'E');
+	       (b[len - 1] == 'I' || b[len - 1] == 'T' || b[len - 1] == 'E');
 }
 
 static int
@@ -982,25 +1020,25 @@ pg_error_text(void *st, char *buf, size_t cap)
 	snprintf(buf, cap, "%s", ((pg_st *) st)->why);
 }
 
-#define PG_TRANSPORT(sym, name, kind, port)                                                        \
-	const ik_transport sym = {                                                                 \
-		.scheme        = name,                                                             \
-		.flags         = IK_TF_INORDER | IK_TF_PUSH,                                       \
-		.addr          = kind,                                                             \
-		.def_port      = port,                                                             \
-		.state_size    = sizeof(pg_st),                                                    \
-		.init          = pg_init,                                                          \
-		.fini          = pg_fini,                                                          \
-		.handshake     = pg_handshake,                                                     \
-		.peer_proto    = NULL,                                                             \
-		.frame         = pg_frame,                                                         \
-		.classify      = pg_classify,                                                      \
-		.encode        = pg_encode,                                                        \
-		.subscribe     = pg_subscribe,                                                     \
-		.encode_full   = pg_encode_full,                                                   \
-		.release       = pg_release,                                                       \
-		.cancel_packet = pg_cancel_packet,                                                 \
-		.error_text    = pg_error_text,                                                    \
+#define PG_TRANSPORT(sym, name, kind, port)                  \
+	const ik_transport sym = {                           \
+		.scheme        = name,                       \
+		.flags         = IK_TF_INORDER | IK_TF_PUSH, \
+		.addr          = kind,                       \
+		.def_port      = port,                       \
+		.state_size    = sizeof(pg_st),              \
+		.init          = pg_init,                    \
+		.fini          = pg_fini,                    \
+		.handshake     = pg_handshake,               \
+		.peer_proto    = NULL,                       \
+		.frame         = pg_frame,                   \
+		.classify      = pg_classify,                \
+		.encode        = pg_encode,                  \
+		.subscribe     = pg_subscribe,               \
+		.encode_full   = pg_encode_full,             \
+		.release       = pg_release,                 \
+		.cancel_packet = pg_cancel_packet,           \
+		.error_text    = pg_error_text,              \
 	}
 
 PG_TRANSPORT(ik_tran_postgresql, "postgresql", IK_ADDR_TCP, 5432);

@@ -40,9 +40,9 @@ typedef struct redis_st {
 	char          *password; /* NULL: no authentication */
 	char          *name;     /* client name; NULL: none */
 	long           db;
-	int            proto; /* 2 or 3 */
-	int            role;  /* IK_REDIS_ROLE_* */
-	int            want2; /* protocol=2: skip HELLO */
+	int            proto;     /* 2 or 3 */
+	int            role;      /* IK_REDIS_ROLE_* */
+	int            want2;     /* protocol=2: skip HELLO */
 	int            want_role; /* role=: IK_REDIS_ROLE_*, 0 = any */
 	int            started;
 	unsigned       head, tail; /* expect[head..tail) still to come */
@@ -212,7 +212,7 @@ static int
 queue_select(redis_st *s, ik_buf *out)
 {
 	char        num[24];
-	const char *argv[2] = {"SELECT", num};
+	const char *argv[2] = { "SELECT", num };
 
 	if (s->db == 0) {
 		return 0;
@@ -286,9 +286,9 @@ has_prefix(const ik_resp_item *it, const char *p)
 static int
 auth_error(const ik_resp_item *it)
 {
-	static const char *const pfx[] = {"WRONGPASS", "NOAUTH", "NOPERM",
-	    "ERR invalid password", "ERR invalid username", "ERR AUTH",
-	    "ERR Client sent AUTH", "INVALIDPASSWORD", "ERR Authentication"};
+	static const char *const pfx[] = { "WRONGPASS", "NOAUTH", "NOPERM", "ERR invalid password",
+		"ERR invalid username", "ERR AUTH", "ERR Client sent AUTH", "INVALIDPASSWORD",
+		"ERR Authentication" };
 
 	for (size_t i = 0; i < sizeof(pfx) / sizeof(pfx[0]); i++) {
 		if (has_prefix(it, pfx[i])) {
@@ -309,7 +309,7 @@ is_str(const ik_resp_item *it, const char *s)
 {
 	size_t n = strlen(s);
 	return (it->type == IK_RESP_SIMPLE || it->type == IK_RESP_BULK) && it->len == n &&
-	    memcmp(it->str, s, n) == 0;
+	       memcmp(it->str, s, n) == 0;
 }
 
 /* hello_info reads "proto" and "role" from HELLO's map (or flat array of
@@ -474,8 +474,8 @@ redis_classify(void *arg, const uint8_t *body, size_t len)
 /* A message is sent as is; it must be exactly one command so that replies
  * stay matched to requests. */
 static ssize_t
-redis_encode(void *arg, const uint8_t *hdr, size_t hdr_len, const uint8_t *body,
-    size_t body_len, uint8_t *prefix)
+redis_encode(void *arg, const uint8_t *hdr, size_t hdr_len, const uint8_t *body, size_t body_len,
+    uint8_t *prefix)
 {
 	if (hdr_len != 0 || body == NULL || !ik_resp_is_command(body, body_len)) {
 		return -IOK_EINVAL;

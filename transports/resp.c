@@ -31,8 +31,21 @@ static int
 is_type(uint8_t t)
 {
 	switch (t) {
-	case '+': case '-': case ':': case '$': case '*': case '_': case '%': case '~':
-	case ',': case '#': case '(': case '=': case '>': case '|': case '!':
+	case '+':
+	case '-':
+	case ':':
+	case '$':
+	case '*':
+	case '_':
+	case '%':
+	case '~':
+	case ',':
+	case '#':
+	case '(':
+	case '=':
+	case '>':
+	case '|':
+	case '!':
 		return 1;
 	default:
 		return 0;
@@ -43,7 +56,9 @@ static size_t
 line_cap(uint8_t t)
 {
 	switch (t) {
-	case '+': case '-': case '(':
+	case '+':
+	case '-':
+	case '(':
 		return SIZE_MAX; /* free text: only recv_max bounds it */
 	case ',':
 		return LINE_DBL;
@@ -137,7 +152,7 @@ double_ok(const uint8_t *s, size_t n)
 	if (n - i == 3 && (memcmp(s + i, "inf", 3) == 0 || memcmp(s + i, "nan", 3) == 0)) {
 		return 1;
 	}
-	j = skip_digits(s, i, n);
+	j             = skip_digits(s, i, n);
 	size_t digits = j - i;
 	if (j < n && s[j] == '.') {
 		i = j + 1;
@@ -403,9 +418,9 @@ head_line(ik_resp_parser *p, const uint8_t *buf, size_t len, int *complete)
 		return -IOK_EPROTO;
 	}
 	/* Resume the CR search where the last call stopped. */
-	s = p->scan > pos + 1 ? p->scan : pos + 1;
+	s                 = p->scan > pos + 1 ? p->scan : pos + 1;
 	const uint8_t *cr = s < len ? memchr(buf + s, '\r', len - s) : NULL;
-	eol = cr != NULL ? (size_t) (cr - buf) : len;
+	eol               = cr != NULL ? (size_t) (cr - buf) : len;
 	if (eol > s && memchr(buf + s, '\n', eol - s) != NULL) {
 		return -IOK_EPROTO; /* bare LF */
 	}

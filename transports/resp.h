@@ -76,11 +76,11 @@ typedef struct ik_resp_parser {
 	size_t       max;       /* largest frame (from recv_max) */
 	unsigned     max_depth; /* deepest nesting allowed */
 	int          state;
-	uint8_t      btype;     /* inside a bulk: its type byte */
-	size_t       pos;       /* start of the next item or line */
-	size_t       scan;      /* [pos, scan) of a line holds no CR/LF */
-	size_t       bstart;    /* inside a bulk: payload start */
-	size_t       bend;      /* inside a bulk: offset of its CR */
+	uint8_t      btype;  /* inside a bulk: its type byte */
+	size_t       pos;    /* start of the next item or line */
+	size_t       scan;   /* [pos, scan) of a line holds no CR/LF */
+	size_t       bstart; /* inside a bulk: payload start */
+	size_t       bend;   /* inside a bulk: offset of its CR */
 	ik_resp_nest nest;
 } ik_resp_parser;
 

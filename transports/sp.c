@@ -50,7 +50,8 @@ ik_sp_handshake(void *st, const uint8_t *in, size_t len, size_t *used, ik_buf *o
 	sp_state *s = st;
 	*used       = 0;
 	if (!s->sent) {
-		uint8_t h[8] = {0, 'S', 'P', 0, (uint8_t) (s->self >> 8), (uint8_t) s->self, 0, 0};
+		uint8_t h[8] = { 0, 'S', 'P', 0, (uint8_t) (s->self >> 8), (uint8_t) s->self, 0,
+			0 };
 		if (ik_buf_append(out, h, sizeof(h)) != 0) {
 			return -IOK_ENOMEM;
 		}
@@ -58,7 +59,7 @@ ik_sp_handshake(void *st, const uint8_t *in, size_t len, size_t *used, ik_buf *o
 	}
 	if (len < 8) {
 		/* Reject garbage early rather than waiting for 8 bytes. */
-		static const uint8_t magic[4] = {0, 'S', 'P', 0};
+		static const uint8_t magic[4] = { 0, 'S', 'P', 0 };
 		if (len > 0 && memcmp(in, magic, len < 4 ? len : 4) != 0) {
 			return -IOK_EPROTO;
 		}
@@ -121,17 +122,17 @@ ik_sp_encode(void *st, const uint8_t *hdr, size_t hdr_len, const uint8_t *body, 
 	return 8;
 }
 
-#define SP_TCP(sym, name, kind)                                                                     \
-	const ik_transport sym = {                                                                  \
-		.scheme     = name,                                                                 \
-		.flags      = IK_TF_SP | IK_TF_LISTEN,                                              \
-		.addr       = kind,                                                                 \
-		.state_size = sizeof(sp_state),                                                     \
-		.init       = sp_init_tcp,                                                          \
-		.handshake  = ik_sp_handshake,                                                      \
-		.peer_proto = ik_sp_peer_proto,                                                     \
-		.frame      = ik_sp_frame,                                                          \
-		.encode     = ik_sp_encode,                                                         \
+#define SP_TCP(sym, name, kind)                        \
+	const ik_transport sym = {                     \
+		.scheme     = name,                    \
+		.flags      = IK_TF_SP | IK_TF_LISTEN, \
+		.addr       = kind,                    \
+		.state_size = sizeof(sp_state),        \
+		.init       = sp_init_tcp,             \
+		.handshake  = ik_sp_handshake,         \
+		.peer_proto = ik_sp_peer_proto,        \
+		.frame      = ik_sp_frame,             \
+		.encode     = ik_sp_encode,            \
 	};
 
 SP_TCP(ik_tran_tcp, "tcp", IK_ADDR_TCP)

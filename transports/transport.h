@@ -36,7 +36,8 @@ enum ik_addr_kind {
 #define IK_FRAME_REPLY 0 /* a reply, or an ordinary message */
 #define IK_FRAME_PUSH 1  /* unsolicited (RESP3 push, PG notification) */
 #define IK_FRAME_SKIP 2  /* consumed by the codec (e.g. PG notice) */
-#define IK_FRAME_LAST 3  /* a reply, after which the connection closes: the
+#define IK_FRAME_LAST \
+	3 /* a reply, after which the connection closes: the
                             server is no longer what the URL asked for
                             (e.g. a Redis primary demoted to a replica) */
 

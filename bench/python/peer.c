@@ -73,7 +73,8 @@ run_iok(const char *role, const char *url, long n, size_t size)
 	}
 	if (strcmp(role, "push") == 0) {
 		char *buf = calloc(1, size + 1);
-		if ((rv = iok_push0_open(&s)) != 0 || (rv = iok_socket_set_int(s, IOK_OPT_SENDBUF, 8192)) != 0 ||
+		if ((rv = iok_push0_open(&s)) != 0 ||
+		    (rv = iok_socket_set_int(s, IOK_OPT_SENDBUF, 8192)) != 0 ||
 		    (rv = iok_socket_set_ms(s, IOK_OPT_LINGER, 30000)) != 0 ||
 		    (rv = iok_listen(s, url, NULL, 0)) != 0) {
 			die("iok push", iok_strerror(rv));
@@ -131,7 +132,7 @@ run_zmq(const char *role, const char *url, long n, size_t size)
 	if (strcmp(role, "push") == 0) {
 		char *buf = calloc(1, size + 1);
 		int   hwm = 100000, linger = 30000;
-		s         = zmq_socket(ctx, ZMQ_PUSH);
+		s = zmq_socket(ctx, ZMQ_PUSH);
 		zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
 		zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
 		if (zmq_bind(s, url) != 0) {

@@ -27,7 +27,7 @@ static int
 send_one(PGconn *c, long i, long nkeys)
 {
 	char        buf[24];
-	const char *vals[1] = {buf};
+	const char *vals[1] = { buf };
 	snprintf(buf, sizeof buf, "%ld", i % nkeys + 1);
 	/* Unnamed statement re-parsed each time would favour nobody: prepare. */
 	return PQsendQueryPrepared(c, "q", 1, vals, NULL, NULL, 0);
@@ -94,7 +94,8 @@ main(int argc, char **argv)
 				break;
 			}
 			if (st != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-				fprintf(stderr, "pg_pipeline: result %s: %s", PQresStatus(st), PQerrorMessage(c));
+				fprintf(stderr, "pg_pipeline: result %s: %s", PQresStatus(st),
+				    PQerrorMessage(c));
 				return 1;
 			}
 			PQclear(r);

@@ -18,8 +18,7 @@
 /* ------------------------------------------------------------ Counter */
 
 typedef struct {
-	PyObject_HEAD
-	iok_counter c;
+	PyObject_HEAD iok_counter c;
 } counter_obj;
 
 static PyObject *
@@ -33,7 +32,8 @@ counter_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 		return NULL;
 	}
 	if ((rv = iok_counter_get(name, &c)) != 0) {
-		PyErr_Format(PyExc_ValueError, "iok.counter(%R): %s", PyTuple_GetItem(args, 0), iok_strerror(rv));
+		PyErr_Format(PyExc_ValueError, "iok.counter(%R): %s", PyTuple_GetItem(args, 0),
+		    iok_strerror(rv));
 		return NULL;
 	}
 	allocfunc alloc = (allocfunc) PyType_GetSlot(type, Py_tp_alloc);
@@ -69,28 +69,28 @@ counter_value(counter_obj *self, void *unused)
 }
 
 static PyMethodDef counter_methods[] = {
-	{"inc", (PyCFunction) (void (*)(void)) counter_inc, METH_FASTCALL, "inc($self, n=1, /)\n--\n\nAdd n"},
-	{NULL, NULL, 0, NULL},
+	{ "inc", (PyCFunction) (void (*)(void)) counter_inc, METH_FASTCALL,
+	    "inc($self, n=1, /)\n--\n\nAdd n" },
+	{ NULL, NULL, 0, NULL },
 };
 static PyGetSetDef counter_getset[] = {
-	{"value", (getter) counter_value, NULL, "the counter's total", NULL},
-	{NULL, NULL, NULL, NULL, NULL},
+	{ "value", (getter) counter_value, NULL, "the counter's total", NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
 };
 static PyType_Slot counter_slots[] = {
-	{Py_tp_new, counter_new},
-	{Py_tp_methods, counter_methods},
-	{Py_tp_getset, counter_getset},
-	{Py_tp_doc, "Counter(name)\n--\n\nA named application counter; inc(n=1) adds to it."},
-	{0, NULL},
+	{ Py_tp_new, counter_new },
+	{ Py_tp_methods, counter_methods },
+	{ Py_tp_getset, counter_getset },
+	{ Py_tp_doc, "Counter(name)\n--\n\nA named application counter; inc(n=1) adds to it." },
+	{ 0, NULL },
 };
-static PyType_Spec counter_spec = {"iok._iok.Counter", sizeof(counter_obj), 0, Py_TPFLAGS_DEFAULT,
-                                   counter_slots};
+static PyType_Spec counter_spec = { "iok._iok.Counter", sizeof(counter_obj), 0, Py_TPFLAGS_DEFAULT,
+	counter_slots };
 
 /* -------------------------------------------------------------- Timer */
 
 typedef struct {
-	PyObject_HEAD
-	iok_timer t;
+	PyObject_HEAD iok_timer t;
 } timer_obj;
 
 static PyObject *
@@ -104,7 +104,8 @@ timer_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 		return NULL;
 	}
 	if ((rv = iok_timer_get(name, &t)) != 0) {
-		PyErr_Format(PyExc_ValueError, "iok.timer(%R): %s", PyTuple_GetItem(args, 0), iok_strerror(rv));
+		PyErr_Format(PyExc_ValueError, "iok.timer(%R): %s", PyTuple_GetItem(args, 0),
+		    iok_strerror(rv));
 		return NULL;
 	}
 	allocfunc alloc = (allocfunc) PyType_GetSlot(type, Py_tp_alloc);
@@ -127,24 +128,24 @@ timer_record(timer_obj *self, PyObject *arg)
 }
 
 static PyMethodDef timer_methods[] = {
-	{"record", (PyCFunction) timer_record, METH_O, "record($self, ns, /)\n--\n\nAdd a duration in nanoseconds"},
-	{NULL, NULL, 0, NULL},
+	{ "record", (PyCFunction) timer_record, METH_O,
+	    "record($self, ns, /)\n--\n\nAdd a duration in nanoseconds" },
+	{ NULL, NULL, 0, NULL },
 };
 static PyType_Slot timer_slots[] = {
-	{Py_tp_new, timer_new},
-	{Py_tp_methods, timer_methods},
-	{Py_tp_doc, "Timer(name)\n--\n\nA named application timer; record(ns) adds a duration."},
-	{0, NULL},
+	{ Py_tp_new, timer_new },
+	{ Py_tp_methods, timer_methods },
+	{ Py_tp_doc, "Timer(name)\n--\n\nA named application timer; record(ns) adds a duration." },
+	{ 0, NULL },
 };
-static PyType_Spec timer_spec = {"iok._iok.Timer", sizeof(timer_obj), 0, Py_TPFLAGS_DEFAULT,
-                                 timer_slots};
+static PyType_Spec timer_spec = { "iok._iok.Timer", sizeof(timer_obj), 0, Py_TPFLAGS_DEFAULT,
+	timer_slots };
 
 /* ------------------------------------------------------------- Marker */
 
 typedef struct {
-	PyObject_HEAD
-	iok_marker m;
-	uint64_t   passed_ns;
+	PyObject_HEAD iok_marker m;
+	uint64_t                 passed_ns;
 } pass_obj;
 
 static PyTypeObject *pass_type;
@@ -165,17 +166,17 @@ pass_exit(pass_obj *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyMethodDef pass_methods[] = {
-	{"__enter__", pass_enter, METH_NOARGS, NULL},
-	{"__exit__", (PyCFunction) (void (*)(void)) pass_exit, METH_FASTCALL, NULL},
-	{NULL, NULL, 0, NULL},
+	{ "__enter__", pass_enter, METH_NOARGS, NULL },
+	{ "__exit__", (PyCFunction) (void (*)(void)) pass_exit, METH_FASTCALL, NULL },
+	{ NULL, NULL, 0, NULL },
 };
 static PyType_Slot pass_slots[] = {
-	{Py_tp_methods, pass_methods},
-	{Py_tp_doc, "A passed marker; as a context manager, records the time until exit."},
-	{0, NULL},
+	{ Py_tp_methods, pass_methods },
+	{ Py_tp_doc, "A passed marker; as a context manager, records the time until exit." },
+	{ 0, NULL },
 };
-static PyType_Spec pass_spec = {"iok._iok.MarkerPass", sizeof(pass_obj), 0, Py_TPFLAGS_DEFAULT,
-                                pass_slots};
+static PyType_Spec pass_spec = { "iok._iok.MarkerPass", sizeof(pass_obj), 0, Py_TPFLAGS_DEFAULT,
+	pass_slots };
 
 static PyObject *
 mod_marker(PyObject *mod, PyObject *name)
@@ -192,10 +193,12 @@ mod_marker(PyObject *mod, PyObject *name)
 			return NULL;
 		}
 		if ((rv = iok_marker_get(s, &m)) != 0) {
-			PyErr_Format(PyExc_ValueError, "iok.marker(%R): %s", name, iok_strerror(rv));
+			PyErr_Format(
+			    PyExc_ValueError, "iok.marker(%R): %s", name, iok_strerror(rv));
 			return NULL;
 		}
-		if ((h = PyLong_FromVoidPtr(m.p)) == NULL || PyDict_SetItem(marker_cache, name, h) < 0) {
+		if ((h = PyLong_FromVoidPtr(m.p)) == NULL ||
+		    PyDict_SetItem(marker_cache, name, h) < 0) {
 			Py_XDECREF(h);
 			return NULL;
 		}
@@ -211,10 +214,11 @@ mod_marker(PyObject *mod, PyObject *name)
 }
 
 static PyMethodDef appstats_methods[] = {
-	{"marker", mod_marker, METH_O,
-	 "marker($module, name, /)\n--\n\nPass the named marker; use the result in a with statement to also "
-	 "record the time spent inside"},
-	{NULL, NULL, 0, NULL},
+	{ "marker", mod_marker, METH_O,
+	    "marker($module, name, /)\n--\n\nPass the named marker; use the result in a with "
+	    "statement to also "
+	    "record the time spent inside" },
+	{ NULL, NULL, 0, NULL },
 };
 
 int
@@ -224,11 +228,13 @@ ikpy_appstats_init(PyObject *module)
 	if ((marker_cache = PyDict_New()) == NULL) {
 		return -1;
 	}
-	if ((t = PyType_FromSpec(&counter_spec)) == NULL || PyModule_AddObject(module, "Counter", t) < 0) {
+	if ((t = PyType_FromSpec(&counter_spec)) == NULL ||
+	    PyModule_AddObject(module, "Counter", t) < 0) {
 		Py_XDECREF(t);
 		return -1;
 	}
-	if ((t = PyType_FromSpec(&timer_spec)) == NULL || PyModule_AddObject(module, "Timer", t) < 0) {
+	if ((t = PyType_FromSpec(&timer_spec)) == NULL ||
+	    PyModule_AddObject(module, "Timer", t) < 0) {
 		Py_XDECREF(t);
 		return -1;
 	}

@@ -46,9 +46,9 @@
 
 /* Set by the pure-Python package (_iok._setup): the base exception class
  * and a dict mapping IOK_E* codes to subclasses. */
-static PyObject *g_error_base;
-static PyObject *g_error_map;
-static PyObject *g_message_type; /* iok.Message, built from recv_msg */
+static PyObject     *g_error_base;
+static PyObject     *g_error_map;
+static PyObject     *g_message_type; /* iok.Message, built from recv_msg */
 static PyTypeObject *g_sock_type;
 
 /* Bumped in every forked child (pthread_atfork): descriptors we dup'ed
@@ -145,7 +145,8 @@ fast_args(const char *fn, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
 		out[i] = NULL;
 	}
 	if (nargs > n) {
-		PyErr_Format(PyExc_TypeError, "%s() takes at most %d arguments (%zd given)", fn, n, nargs);
+		PyErr_Format(
+		    PyExc_TypeError, "%s() takes at most %d arguments (%zd given)", fn, n, nargs);
 		return -1;
 	}
 	for (Py_ssize_t i = 0; i < nargs; i++) {
@@ -154,8 +155,8 @@ fast_args(const char *fn, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
 	if (kwnames != NULL) {
 		Py_ssize_t nk = PyTuple_Size(kwnames);
 		for (Py_ssize_t k = 0; k < nk; k++) {
-			PyObject   *kn = PyTuple_GetItem(kwnames, k);
-			const char *s  = PyUnicode_AsUTF8AndSize(kn, NULL);
+			PyObject   *kn    = PyTuple_GetItem(kwnames, k);
+			const char *s     = PyUnicode_AsUTF8AndSize(kn, NULL);
 			int         found = 0;
 			if (s == NULL) {
 				return -1;
@@ -163,7 +164,8 @@ fast_args(const char *fn, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
 			for (int i = 0; i < n; i++) {
 				if (strcmp(s, names[i]) == 0) {
 					if (out[i] != NULL) {
-						PyErr_Format(PyExc_TypeError, "%s() got multiple values for '%s'", fn, s);
+						PyErr_Format(PyExc_TypeError,
+						    "%s() got multiple values for '%s'", fn, s);
 						return -1;
 					}
 					out[i] = args[nargs + k];
@@ -172,14 +174,16 @@ fast_args(const char *fn, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
 				}
 			}
 			if (!found) {
-				PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%s'", fn, s);
+				PyErr_Format(PyExc_TypeError,
+				    "%s() got an unexpected keyword argument '%s'", fn, s);
 				return -1;
 			}
 		}
 	}
 	for (int i = 0; i < required; i++) {
 		if (out[i] == NULL) {
-			PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'", fn, names[i]);
+			PyErr_Format(
+			    PyExc_TypeError, "%s() missing required argument '%s'", fn, names[i]);
 			return -1;
 		}
 	}
@@ -189,15 +193,14 @@ fast_args(const char *fn, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
 /* --------------------------------------------------------------- socket */
 
 typedef struct {
-	PyObject_HEAD
-	iok_socket s;
-	int        open;       /* iok socket open (close() not yet called) */
-	int        rfd, sfd;   /* our dups of IOK_OPT_RECVFD / SENDFD, or -1 */
-	unsigned   gen;        /* g_fork_gen when the dups were made */
-	int        users;      /* waiters and pins using rfd/sfd (GIL held) */
-	int        recv_timeo; /* cached IOK_OPT_RECVTIMEO / SENDTIMEO, ms */
-	int        send_timeo;
-	int        reply;      /* rep/respondent: plain send answers a request */
+	PyObject_HEAD iok_socket s;
+	int                      open;       /* iok socket open (close() not yet called) */
+	int                      rfd, sfd;   /* our dups of IOK_OPT_RECVFD / SENDFD, or -1 */
+	unsigned                 gen;        /* g_fork_gen when the dups were made */
+	int                      users;      /* waiters and pins using rfd/sfd (GIL held) */
+	int                      recv_timeo; /* cached IOK_OPT_RECVTIMEO / SENDTIMEO, ms */
+	int                      send_timeo;
+	int                      reply; /* rep/respondent: plain send answers a request */
 } SockObject;
 
 static void
@@ -282,7 +285,7 @@ sock_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 static int
 sock_init(SockObject *so, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {"pattern", "raw", NULL};
+	static char *kwlist[] = { "pattern", "raw", NULL };
 	const char  *pattern;
 	int          raw = 0, rv, proto;
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|p:Socket", kwlist, &pattern, &raw)) {
@@ -292,10 +295,10 @@ sock_init(SockObject *so, PyObject *args, PyObject *kw)
 		PyErr_SetString(PyExc_RuntimeError, "socket already initialised");
 		return -1;
 	}
-	Py_BEGIN_ALLOW_THREADS
-	rv = raw ? iok_socket_open_raw(&so->s, pattern) : iok_socket_open(&so->s, pattern);
-	Py_END_ALLOW_THREADS
-	if (rv != 0) {
+	Py_BEGIN_ALLOW_THREADS rv =
+	    raw ? iok_socket_open_raw(&so->s, pattern) : iok_socket_open(&so->s, pattern);
+	Py_END_ALLOW_THREADS if (rv != 0)
+	{
 		raise_iok(rv);
 		return -1;
 	}
@@ -314,8 +317,7 @@ sock_dealloc(SockObject *so)
 	PyTypeObject *tp = Py_TYPE((PyObject *) so);
 	if (so->open) {
 		so->open = 0;
-		Py_BEGIN_ALLOW_THREADS
-		(void) iok_close(so->s);
+		Py_BEGIN_ALLOW_THREADS(void) iok_close(so->s);
 		Py_END_ALLOW_THREADS
 	}
 	close_fds(so);
@@ -331,11 +333,9 @@ sock_close(SockObject *so, PyObject *unused)
 	if (!so->open) {
 		Py_RETURN_NONE;
 	}
-	so->open = 0;
-	Py_BEGIN_ALLOW_THREADS
-	rv = iok_close(so->s);
-	Py_END_ALLOW_THREADS
-	fork_sync(so);
+	so->open                  = 0;
+	Py_BEGIN_ALLOW_THREADS rv = iok_close(so->s);
+	Py_END_ALLOW_THREADS   fork_sync(so);
 	if (so->users == 0) {
 		close_fds(so);
 	}
@@ -431,8 +431,8 @@ op_run(SockObject *so, struct op *op, int timeo)
 			break;
 		}
 		interrupted = 0;
-		Py_BEGIN_ALLOW_THREADS
-		for (;;) {
+		Py_BEGIN_ALLOW_THREADS for (;;)
+		{
 			struct timespec ts, *tsp = NULL;
 			if (timeo >= 0) {
 				int64_t left = deadline - now_ns();
@@ -444,7 +444,7 @@ op_run(SockObject *so, struct op *op, int timeo)
 				ts.tv_nsec = (long) (left % 1000000000);
 				tsp        = &ts;
 			}
-			struct pollfd pfd = {.fd = fd, .events = POLLIN};
+			struct pollfd pfd = { .fd = fd, .events = POLLIN };
 			int           n   = ppoll(&pfd, 1, tsp, &wait_mask);
 			if (n < 0) {
 				if (errno == EINTR) {
@@ -459,8 +459,8 @@ op_run(SockObject *so, struct op *op, int timeo)
 				break;
 			}
 		}
-		Py_END_ALLOW_THREADS
-		if (!interrupted) {
+		Py_END_ALLOW_THREADS if (!interrupted)
+		{
 			break;
 		}
 	}
@@ -505,12 +505,12 @@ msg_from_obj(PyObject *data)
  * with a Python exception for a timeout, a closed socket, a signal or a
  * kernel-made error completion. */
 static iok_msg *
-recv_one(SockObject *so, const char *fname, PyObject *const *args, Py_ssize_t nargs,
-    PyObject *kwnames)
+recv_one(
+    SockObject *so, const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-	static const char *const names[] = {"timeout"};
+	static const char *const names[] = { "timeout" };
 	PyObject                *a[1];
-	struct op                op = {.kind = OP_RECV};
+	struct op                op = { .kind = OP_RECV };
 	int                      timeo, rv;
 	if (fast_args(fname, args, nargs, kwnames, names, 1, 0, a) < 0 ||
 	    parse_timeout(a[0], so->recv_timeo, &timeo) < 0) {
@@ -555,8 +555,9 @@ sock_recv_msg(SockObject *so, PyObject *const *args, Py_ssize_t nargs, PyObject 
 		Py_XDECREF(hdr);
 		return NULL;
 	}
-	res = PyObject_CallFunction(g_message_type != NULL ? g_message_type : (PyObject *) &PyTuple_Type,
-	    "NKkN", data, token, pipe, hdr);
+	res = PyObject_CallFunction(
+	    g_message_type != NULL ? g_message_type : (PyObject *) &PyTuple_Type, "NKkN", data,
+	    token, pipe, hdr);
 	return res;
 }
 
@@ -580,9 +581,9 @@ send_common(SockObject *so, struct op *op, PyObject *data, PyObject *timeout)
 static PyObject *
 sock_send(SockObject *so, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-	static const char *const names[] = {"data", "timeout"};
+	static const char *const names[] = { "data", "timeout" };
 	PyObject                *a[2];
-	struct op                op = {.kind = OP_SEND};
+	struct op                op = { .kind = OP_SEND };
 	if (fast_args("send", args, nargs, kwnames, names, 2, 1, a) < 0) {
 		return NULL;
 	}
@@ -604,9 +605,9 @@ parse_token(PyObject *o, uint64_t *tok)
 static PyObject *
 sock_reply(SockObject *so, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-	static const char *const names[] = {"token", "data", "timeout"};
+	static const char *const names[] = { "token", "data", "timeout" };
 	PyObject                *a[3];
-	struct op                op = {.kind = OP_REPLY};
+	struct op                op = { .kind = OP_REPLY };
 	if (fast_args("reply", args, nargs, kwnames, names, 3, 2, a) < 0 ||
 	    parse_token(a[0], &op.token) < 0) {
 		return NULL;
@@ -837,8 +838,8 @@ dispatch_replies(SockObject *so, PyObject *pending, reply_decoder decode, unsign
 		Py_DECREF(key);
 		val = decode(m, flags, &failed);
 		r   = val == NULL ? NULL
-		                  : PyObject_CallMethodObjArgs(
-		                      fut, failed ? g_str_set_exception : g_str_set_result, val, NULL);
+		                  : PyObject_CallMethodObjArgs(fut,
+                                      failed ? g_str_set_exception : g_str_set_result, val, NULL);
 		Py_XDECREF(val);
 		Py_DECREF(fut);
 		if (r == NULL) {
@@ -874,10 +875,9 @@ sock_cancel(SockObject *so, PyObject *arg)
 	if (parse_token(arg, &tok) < 0) {
 		return NULL;
 	}
-	Py_BEGIN_ALLOW_THREADS
-	rv = iok_cancel(so->s, tok);
-	Py_END_ALLOW_THREADS
-	if (rv != 0) {
+	Py_BEGIN_ALLOW_THREADS rv = iok_cancel(so->s, tok);
+	Py_END_ALLOW_THREADS if (rv != 0)
+	{
 		return raise_iok(rv);
 	}
 	Py_RETURN_NONE;
@@ -967,15 +967,17 @@ redis_value(iok_msg *m, unsigned flags, int *failed)
 static PyObject *
 sock_redis_request(SockObject *so, PyObject *const *args, Py_ssize_t nargs)
 {
-	struct op     op = {.kind = OP_REQUEST};
+	struct op     op    = { .kind = OP_REQUEST };
 	unsigned long sess  = 0;
 	long          flags = 0;
 	int           timeo = 0, rv;
 	if (nargs < 1 || nargs > 4) {
-		PyErr_SetString(PyExc_TypeError, "_redis_request(args, session=0, flags=0, timeout=0)");
+		PyErr_SetString(
+		    PyExc_TypeError, "_redis_request(args, session=0, flags=0, timeout=0)");
 		return NULL;
 	}
-	if (nargs > 1 && (sess = PyLong_AsUnsignedLong(args[1])) == (unsigned long) -1 && PyErr_Occurred()) {
+	if (nargs > 1 && (sess = PyLong_AsUnsignedLong(args[1])) == (unsigned long) -1 &&
+	    PyErr_Occurred()) {
 		return NULL;
 	}
 	if (nargs > 2 && (flags = PyLong_AsLong(args[2])) == -1 && PyErr_Occurred()) {
@@ -1027,9 +1029,9 @@ sock_redis_dispatch(SockObject *so, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 sock_redis_recv(SockObject *so, PyObject *const *args, Py_ssize_t nargs)
 {
-	struct op  op = {.kind = OP_RECV};
+	struct op  op = { .kind = OP_RECV };
 	PyObject  *list;
-	long       fl = 0;
+	long       fl  = 0;
 	Py_ssize_t max = 1;
 	int        timeo, rv;
 	if (nargs > 3) {
@@ -1053,10 +1055,11 @@ sock_redis_recv(SockObject *so, PyObject *const *args, Py_ssize_t nargs)
 		return NULL;
 	}
 	for (Py_ssize_t i = 0;;) {
-		unsigned long long tok = iok_msg_token(op.m);
+		unsigned long long tok    = iok_msg_token(op.m);
 		int                failed = 0;
 		PyObject          *val    = redis_value(op.m, (unsigned) fl, &failed), *t;
-		if (val == NULL || (t = Py_BuildValue("(KNO)", tok, val, failed ? Py_True : Py_False)) == NULL) {
+		if (val == NULL ||
+		    (t = Py_BuildValue("(KNO)", tok, val, failed ? Py_True : Py_False)) == NULL) {
 			Py_DECREF(list);
 			return NULL;
 		}
@@ -1078,17 +1081,16 @@ sock_redis_recv(SockObject *so, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 sock_dial(SockObject *so, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {"url", "block", NULL};
+	static char *kwlist[] = { "url", "block", NULL };
 	const char  *url;
 	int          block = 0, rv;
 	iok_dialer   d;
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|p:dial", kwlist, &url, &block)) {
 		return NULL;
 	}
-	Py_BEGIN_ALLOW_THREADS
-	rv = iok_dial(so->s, url, &d, block ? 0 : IOK_FLAG_NONBLOCK);
-	Py_END_ALLOW_THREADS
-	if (rv != 0) {
+	Py_BEGIN_ALLOW_THREADS rv = iok_dial(so->s, url, &d, block ? 0 : IOK_FLAG_NONBLOCK);
+	Py_END_ALLOW_THREADS if (rv != 0)
+	{
 		return raise_iok(rv);
 	}
 	return PyLong_FromLong(iok_dialer_id(d));
@@ -1097,17 +1099,16 @@ sock_dial(SockObject *so, PyObject *args, PyObject *kw)
 static PyObject *
 sock_listen(SockObject *so, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {"url", NULL};
+	static char *kwlist[] = { "url", NULL };
 	const char  *url;
 	int          rv;
 	iok_listener l;
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "s:listen", kwlist, &url)) {
 		return NULL;
 	}
-	Py_BEGIN_ALLOW_THREADS
-	rv = iok_listen(so->s, url, &l, 0);
-	Py_END_ALLOW_THREADS
-	if (rv != 0) {
+	Py_BEGIN_ALLOW_THREADS rv = iok_listen(so->s, url, &l, 0);
+	Py_END_ALLOW_THREADS if (rv != 0)
+	{
 		return raise_iok(rv);
 	}
 	return PyLong_FromLong(iok_listener_id(l));
@@ -1121,7 +1122,8 @@ enum { K_AUTO, K_BOOL, K_INT, K_MS, K_SIZE, K_UINT64, K_STRING, K_BYTES };
 static int
 kind_of(const char *k)
 {
-	static const char *const kinds[] = {"auto", "bool", "int", "ms", "size", "uint64", "string", "bytes"};
+	static const char *const kinds[] = { "auto", "bool", "int", "ms", "size", "uint64",
+		"string", "bytes" };
 	for (int i = 0; i < (int) (sizeof(kinds) / sizeof(kinds[0])); i++) {
 		if (strcmp(k, kinds[i]) == 0) {
 			return i;
@@ -1144,35 +1146,73 @@ struct optops {
 	int (*set_bytes)(uint32_t, const char *, const void *, size_t);
 };
 
-#define WRAP(obj, T)                                                                                \
-	static int obj##_gb(uint32_t id, const char *n, int *v)                                                         \
-	{                                                                                                               \
-		bool b;                                                                                                 \
-		int  rv = iok_##obj##_get_bool((T){id}, n, &b);                                                         \
-		*v      = b;                                                                                            \
-		return rv;                                                                                              \
-	}                                                                                                               \
-	static int obj##_gi(uint32_t id, const char *n, int *v) { return iok_##obj##_get_int((T){id}, n, v); }           \
-	static int obj##_gu(uint32_t id, const char *n, uint64_t *v) { return iok_##obj##_get_uint64((T){id}, n, v); }  \
-	static int obj##_gs(uint32_t id, const char *n, char **v) { return iok_##obj##_get_string((T){id}, n, v); }      \
-	static int obj##_sb(uint32_t id, const char *n, int v) { return iok_##obj##_set_bool((T){id}, n, v != 0); }      \
-	static int obj##_si(uint32_t id, const char *n, int v) { return iok_##obj##_set_int((T){id}, n, v); }            \
-	static int obj##_ss(uint32_t id, const char *n, const char *v) { return iok_##obj##_set_string((T){id}, n, v); }
+#define WRAP(obj, T)                                                   \
+	static int obj##_gb(uint32_t id, const char *n, int *v)        \
+	{                                                              \
+		bool b;                                                \
+		int  rv = iok_##obj##_get_bool((T) { id }, n, &b);     \
+		*v      = b;                                           \
+		return rv;                                             \
+	}                                                              \
+	static int obj##_gi(uint32_t id, const char *n, int *v)        \
+	{                                                              \
+		return iok_##obj##_get_int((T) { id }, n, v);          \
+	}                                                              \
+	static int obj##_gu(uint32_t id, const char *n, uint64_t *v)   \
+	{                                                              \
+		return iok_##obj##_get_uint64((T) { id }, n, v);       \
+	}                                                              \
+	static int obj##_gs(uint32_t id, const char *n, char **v)      \
+	{                                                              \
+		return iok_##obj##_get_string((T) { id }, n, v);       \
+	}                                                              \
+	static int obj##_sb(uint32_t id, const char *n, int v)         \
+	{                                                              \
+		return iok_##obj##_set_bool((T) { id }, n, v != 0);    \
+	}                                                              \
+	static int obj##_si(uint32_t id, const char *n, int v)         \
+	{                                                              \
+		return iok_##obj##_set_int((T) { id }, n, v);          \
+	}                                                              \
+	static int obj##_ss(uint32_t id, const char *n, const char *v) \
+	{                                                              \
+		return iok_##obj##_set_string((T) { id }, n, v);       \
+	}
 WRAP(socket, iok_socket)
 WRAP(dialer, iok_dialer)
 WRAP(listener, iok_listener)
-static int socket_gx(uint32_t id, const char *n, void *v, size_t *sz) { return iok_socket_get((iok_socket){id}, n, v, sz); }
-static int socket_su(uint32_t id, const char *n, uint64_t v) { return iok_socket_set_uint64((iok_socket){id}, n, v); }
-static int socket_sx(uint32_t id, const char *n, const void *v, size_t sz) { return iok_socket_set((iok_socket){id}, n, v, sz); }
-static int dialer_su(uint32_t id, const char *n, uint64_t v) { return iok_dialer_set_size((iok_dialer){id}, n, (size_t) v); }
-static int listener_su(uint32_t id, const char *n, uint64_t v) { return iok_listener_set_size((iok_listener){id}, n, (size_t) v); }
+static int
+socket_gx(uint32_t id, const char *n, void *v, size_t *sz)
+{
+	return iok_socket_get((iok_socket) { id }, n, v, sz);
+}
+static int
+socket_su(uint32_t id, const char *n, uint64_t v)
+{
+	return iok_socket_set_uint64((iok_socket) { id }, n, v);
+}
+static int
+socket_sx(uint32_t id, const char *n, const void *v, size_t sz)
+{
+	return iok_socket_set((iok_socket) { id }, n, v, sz);
+}
+static int
+dialer_su(uint32_t id, const char *n, uint64_t v)
+{
+	return iok_dialer_set_size((iok_dialer) { id }, n, (size_t) v);
+}
+static int
+listener_su(uint32_t id, const char *n, uint64_t v)
+{
+	return iok_listener_set_size((iok_listener) { id }, n, (size_t) v);
+}
 
-static const struct optops socket_ops = {socket_gb, socket_gi, socket_gu, socket_gs, socket_gx,
-	socket_sb, socket_si, socket_su, socket_ss, socket_sx};
-static const struct optops dialer_ops = {dialer_gb, dialer_gi, dialer_gu, dialer_gs, NULL,
-	dialer_sb, dialer_si, dialer_su, dialer_ss, NULL};
-static const struct optops listener_ops = {listener_gb, listener_gi, listener_gu, listener_gs, NULL,
-	listener_sb, listener_si, listener_su, listener_ss, NULL};
+static const struct optops socket_ops   = { socket_gb, socket_gi, socket_gu, socket_gs, socket_gx,
+	  socket_sb, socket_si, socket_su, socket_ss, socket_sx };
+static const struct optops dialer_ops   = { dialer_gb, dialer_gi, dialer_gu, dialer_gs, NULL,
+	  dialer_sb, dialer_si, dialer_su, dialer_ss, NULL };
+static const struct optops listener_ops = { listener_gb, listener_gi, listener_gu, listener_gs,
+	NULL, listener_sb, listener_si, listener_su, listener_ss, NULL };
 
 static PyObject *
 opt_get(const struct optops *ops, uint32_t id, const char *name, int kind)
@@ -1185,29 +1225,24 @@ opt_get(const struct optops *ops, uint32_t id, const char *name, int kind)
 
 	switch (kind) {
 	case K_BOOL:
-		Py_BEGIN_ALLOW_THREADS
-		rv = ops->get_bool(id, name, &iv);
-		Py_END_ALLOW_THREADS
-		return rv ? raise_iok(rv) : PyBool_FromLong(iv);
+		Py_BEGIN_ALLOW_THREADS rv = ops->get_bool(id, name, &iv);
+		Py_END_ALLOW_THREADS return rv ? raise_iok(rv) : PyBool_FromLong(iv);
 	case K_INT:
 	case K_MS:
-		Py_BEGIN_ALLOW_THREADS
-		rv = ops->get_int(id, name, &iv);
-		Py_END_ALLOW_THREADS
-		return rv ? raise_iok(rv) : PyLong_FromLong(iv);
+		Py_BEGIN_ALLOW_THREADS rv = ops->get_int(id, name, &iv);
+		Py_END_ALLOW_THREADS return rv ? raise_iok(rv) : PyLong_FromLong(iv);
 	case K_SIZE:
 	case K_UINT64:
-		Py_BEGIN_ALLOW_THREADS
-		rv = ops->get_uint64(id, name, &uv);
-		Py_END_ALLOW_THREADS
-		return rv ? raise_iok(rv) : PyLong_FromUnsignedLongLong(uv);
+		Py_BEGIN_ALLOW_THREADS rv = ops->get_uint64(id, name, &uv);
+		Py_END_ALLOW_THREADS return rv ? raise_iok(rv) : PyLong_FromUnsignedLongLong(uv);
 	case K_STRING:
-		Py_BEGIN_ALLOW_THREADS
-		rv = ops->get_string(id, name, &sv);
-		Py_END_ALLOW_THREADS
-		if (rv) {
+		Py_BEGIN_ALLOW_THREADS rv = ops->get_string(id, name, &sv);
+		Py_END_ALLOW_THREADS if (rv)
+		{
 			return raise_iok(rv);
-		} else {
+		}
+		else
+		{
 			PyObject *r = PyUnicode_FromString(sv);
 			iok_strfree(sv);
 			return r;
@@ -1216,23 +1251,23 @@ opt_get(const struct optops *ops, uint32_t id, const char *name, int kind)
 		if (ops->get_bytes == NULL) {
 			return raise_iok(IOK_ENOTSUP);
 		}
-		Py_BEGIN_ALLOW_THREADS
-		rv = ops->get_bytes(id, name, buf, &sz);
-		Py_END_ALLOW_THREADS
-		return rv ? raise_iok(rv) : PyBytes_FromStringAndSize(buf, (Py_ssize_t) (sz < sizeof(buf) ? sz : sizeof(buf)));
+		Py_BEGIN_ALLOW_THREADS rv = ops->get_bytes(id, name, buf, &sz);
+		Py_END_ALLOW_THREADS return rv
+		    ? raise_iok(rv)
+		    : PyBytes_FromStringAndSize(
+		          buf, (Py_ssize_t) (sz < sizeof(buf) ? sz : sizeof(buf)));
 	default: /* auto: a number if it is one, else a string */
-		Py_BEGIN_ALLOW_THREADS
-		rv = ops->get_uint64(id, name, &uv);
+		Py_BEGIN_ALLOW_THREADS rv = ops->get_uint64(id, name, &uv);
 		if (rv == IOK_EINVAL) {
-			rv = ops->get_int(id, name, &iv); /* negative (e.g. -1 ms) */
+			rv   = ops->get_int(id, name, &iv); /* negative (e.g. -1 ms) */
 			kind = K_INT;
 		}
 		if (rv == IOK_EBADTYPE) {
 			rv   = ops->get_string(id, name, &sv);
 			kind = K_STRING;
 		}
-		Py_END_ALLOW_THREADS
-		if (rv) {
+		Py_END_ALLOW_THREADS if (rv)
+		{
 			return raise_iok(rv);
 		}
 		if (kind == K_STRING) {
@@ -1249,9 +1284,8 @@ opt_set(const struct optops *ops, uint32_t id, const char *name, PyObject *val)
 {
 	int rv;
 	if (PyBool_Check(val)) {
-		int b = val == Py_True;
-		Py_BEGIN_ALLOW_THREADS
-		rv = ops->set_bool(id, name, b);
+		int                    b  = val == Py_True;
+		Py_BEGIN_ALLOW_THREADS rv = ops->set_bool(id, name, b);
 		Py_END_ALLOW_THREADS
 	} else if (PyLong_Check(val) || PyFloat_Check(val)) {
 		PyObject *iv = PyFloat_Check(val) ? PyNumber_Long(val) : (Py_INCREF(val), val);
@@ -1267,8 +1301,7 @@ opt_set(const struct optops *ops, uint32_t id, const char *name, PyObject *val)
 			if (PyErr_Occurred()) {
 				return NULL;
 			}
-			Py_BEGIN_ALLOW_THREADS
-			rv = ops->set_uint64(id, name, u);
+			Py_BEGIN_ALLOW_THREADS rv = ops->set_uint64(id, name, u);
 			Py_END_ALLOW_THREADS
 		} else {
 			Py_DECREF(iv);
@@ -1278,10 +1311,12 @@ opt_set(const struct optops *ops, uint32_t id, const char *name, PyObject *val)
 			if (overflow < 0 || v < INT32_MIN) {
 				return raise_iok(IOK_EINVAL);
 			}
-			Py_BEGIN_ALLOW_THREADS
-			if (v <= INT32_MAX) {
+			Py_BEGIN_ALLOW_THREADS if (v <= INT32_MAX)
+			{
 				rv = ops->set_int(id, name, (int) v);
-			} else {
+			}
+			else
+			{
 				rv = ops->set_uint64(id, name, (uint64_t) v);
 			}
 			Py_END_ALLOW_THREADS
@@ -1296,8 +1331,7 @@ opt_set(const struct optops *ops, uint32_t id, const char *name, PyObject *val)
 			PyErr_SetString(PyExc_ValueError, "embedded NUL in option value");
 			return NULL;
 		}
-		Py_BEGIN_ALLOW_THREADS
-		rv = ops->set_string(id, name, s);
+		Py_BEGIN_ALLOW_THREADS rv = ops->set_string(id, name, s);
 		Py_END_ALLOW_THREADS
 	} else {
 		Py_buffer view;
@@ -1307,10 +1341,8 @@ opt_set(const struct optops *ops, uint32_t id, const char *name, PyObject *val)
 		if (PyObject_GetBuffer(val, &view, PyBUF_SIMPLE) < 0) {
 			return NULL;
 		}
-		Py_BEGIN_ALLOW_THREADS
-		rv = ops->set_bytes(id, name, view.buf, (size_t) view.len);
-		Py_END_ALLOW_THREADS
-		PyBuffer_Release(&view);
+		Py_BEGIN_ALLOW_THREADS rv = ops->set_bytes(id, name, view.buf, (size_t) view.len);
+		Py_END_ALLOW_THREADS   PyBuffer_Release(&view);
 	}
 	if (rv != 0) {
 		return raise_iok(rv);
@@ -1347,7 +1379,8 @@ sock_setopt(SockObject *so, PyObject *args)
 		int ms;
 		if (strcmp(name, IOK_OPT_RECVTIMEO) == 0 && parse_timeout(val, -1, &ms) == 0) {
 			so->recv_timeo = ms;
-		} else if (strcmp(name, IOK_OPT_SENDTIMEO) == 0 && parse_timeout(val, -1, &ms) == 0) {
+		} else if (strcmp(name, IOK_OPT_SENDTIMEO) == 0 &&
+		           parse_timeout(val, -1, &ms) == 0) {
 			so->send_timeo = ms;
 		}
 	}
@@ -1389,60 +1422,66 @@ sock_get_reply(SockObject *so, void *c)
 }
 
 static PyGetSetDef sock_getset[] = {
-	{"id", (getter) sock_get_id, NULL, "the socket's iok id", NULL},
-	{"closed", (getter) sock_get_closed, NULL, "True once close() was called", NULL},
-	{"recv_fd", (getter) sock_get_fd, NULL,
-	    "a descriptor readable exactly while a message waits (poll it; never read it)", NULL},
-	{"send_fd", (getter) sock_get_fd, NULL,
-	    "a descriptor readable exactly while a send would not block", (void *) 1},
-	{"_replies", (getter) sock_get_reply, NULL, "rep/respondent", NULL},
-	{NULL, NULL, NULL, NULL, NULL},
+	{ "id", (getter) sock_get_id, NULL, "the socket's iok id", NULL },
+	{ "closed", (getter) sock_get_closed, NULL, "True once close() was called", NULL },
+	{ "recv_fd", (getter) sock_get_fd, NULL,
+	    "a descriptor readable exactly while a message waits (poll it; never read it)", NULL },
+	{ "send_fd", (getter) sock_get_fd, NULL,
+	    "a descriptor readable exactly while a send would not block", (void *) 1 },
+	{ "_replies", (getter) sock_get_reply, NULL, "rep/respondent", NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
 };
 
 static PyMethodDef sock_methods[] = {
-	{"close", (PyCFunction) sock_close, METH_NOARGS,
-	    "close() - close the socket; blocked calls raise iok.Closed.  Idempotent."},
-	{"dial", (PyCFunction) (void (*)(void)) sock_dial, METH_VARARGS | METH_KEYWORDS,
-	    "dial(url, block=False) -> dialer id"},
-	{"listen", (PyCFunction) (void (*)(void)) sock_listen, METH_VARARGS | METH_KEYWORDS,
-	    "listen(url) -> listener id"},
-	{"send", (PyCFunction) (void (*)(void)) sock_send, METH_FASTCALL | METH_KEYWORDS,
-	    "send($self, /, data, timeout=None)\n--\n\nSend a bytes-like object; timeout in ms (None: "
-	    "the socket's send_timeout, 0: do not wait, -1: for ever)"},
-	{"recv", (PyCFunction) (void (*)(void)) sock_recv, METH_FASTCALL | METH_KEYWORDS,
-	    "recv($self, /, timeout=None)\n--\n\nThe next message (bytes); timeout in ms (None: the "
-	    "socket's recv_timeout)"},
-	{"_recv_msg", (PyCFunction) (void (*)(void)) sock_recv_msg, METH_FASTCALL | METH_KEYWORDS,
-	    "_recv_msg(timeout=None) -> Message"},
-	{"reply", (PyCFunction) (void (*)(void)) sock_reply, METH_FASTCALL | METH_KEYWORDS,
+	{ "close", (PyCFunction) sock_close, METH_NOARGS,
+	    "close() - close the socket; blocked calls raise iok.Closed.  Idempotent." },
+	{ "dial", (PyCFunction) (void (*)(void)) sock_dial, METH_VARARGS | METH_KEYWORDS,
+	    "dial(url, block=False) -> dialer id" },
+	{ "listen", (PyCFunction) (void (*)(void)) sock_listen, METH_VARARGS | METH_KEYWORDS,
+	    "listen(url) -> listener id" },
+	{ "send", (PyCFunction) (void (*)(void)) sock_send, METH_FASTCALL | METH_KEYWORDS,
+	    "send($self, /, data, timeout=None)\n--\n\nSend a bytes-like object; timeout in ms "
+	    "(None: "
+	    "the socket's send_timeout, 0: do not wait, -1: for ever)" },
+	{ "recv", (PyCFunction) (void (*)(void)) sock_recv, METH_FASTCALL | METH_KEYWORDS,
+	    "recv($self, /, timeout=None)\n--\n\nThe next message (bytes); timeout in ms (None: "
+	    "the "
+	    "socket's recv_timeout)" },
+	{ "_recv_msg", (PyCFunction) (void (*)(void)) sock_recv_msg, METH_FASTCALL | METH_KEYWORDS,
+	    "_recv_msg(timeout=None) -> Message" },
+	{ "reply", (PyCFunction) (void (*)(void)) sock_reply, METH_FASTCALL | METH_KEYWORDS,
 	    "reply($self, /, token, data, timeout=None)\n--\n\nAnswer the request received with "
-	    "this token"},
-	{"cancel", (PyCFunction) sock_cancel, METH_O, "cancel($self, token, /)\n--\n\nGive up on a request"},
-	{"getopt", (PyCFunction) sock_getopt, METH_VARARGS,
+	    "this token" },
+	{ "cancel", (PyCFunction) sock_cancel, METH_O,
+	    "cancel($self, token, /)\n--\n\nGive up on a request" },
+	{ "getopt", (PyCFunction) sock_getopt, METH_VARARGS,
 	    "getopt($self, name, kind='auto', /)\n--\n\nAn option by its C name; kind: bool int ms "
-	    "size uint64 string bytes auto"},
-	{"setopt", (PyCFunction) sock_setopt, METH_VARARGS, "setopt($self, name, value, /)\n--\n\nSet an option by its C name"},
-	{"_try_send", (PyCFunction) sock_try_send, METH_O, NULL},
-	{"_try_reply", (PyCFunction) (void (*)(void)) sock_try_reply, METH_FASTCALL, NULL},
-	{"_try_request", (PyCFunction) sock_try_request, METH_O, NULL},
-	{"_try_recv", (PyCFunction) sock_try_recv, METH_NOARGS, NULL},
-	{"_recv_many", (PyCFunction) sock_recv_many, METH_O, NULL},
-	{"_dispatch", (PyCFunction) sock_dispatch, METH_O, NULL},
-	{"_pin_fds", (PyCFunction) sock_pin_fds, METH_O, NULL},
-	{"_redis_request", (PyCFunction) (void (*)(void)) sock_redis_request, METH_FASTCALL, NULL},
-	{"_redis_dispatch", (PyCFunction) (void (*)(void)) sock_redis_dispatch, METH_FASTCALL, NULL},
-	{"_redis_recv", (PyCFunction) (void (*)(void)) sock_redis_recv, METH_FASTCALL, NULL},
-	{NULL, NULL, 0, NULL},
+	    "size uint64 string bytes auto" },
+	{ "setopt", (PyCFunction) sock_setopt, METH_VARARGS,
+	    "setopt($self, name, value, /)\n--\n\nSet an option by its C name" },
+	{ "_try_send", (PyCFunction) sock_try_send, METH_O, NULL },
+	{ "_try_reply", (PyCFunction) (void (*)(void)) sock_try_reply, METH_FASTCALL, NULL },
+	{ "_try_request", (PyCFunction) sock_try_request, METH_O, NULL },
+	{ "_try_recv", (PyCFunction) sock_try_recv, METH_NOARGS, NULL },
+	{ "_recv_many", (PyCFunction) sock_recv_many, METH_O, NULL },
+	{ "_dispatch", (PyCFunction) sock_dispatch, METH_O, NULL },
+	{ "_pin_fds", (PyCFunction) sock_pin_fds, METH_O, NULL },
+	{ "_redis_request", (PyCFunction) (void (*)(void)) sock_redis_request, METH_FASTCALL,
+	    NULL },
+	{ "_redis_dispatch", (PyCFunction) (void (*)(void)) sock_redis_dispatch, METH_FASTCALL,
+	    NULL },
+	{ "_redis_recv", (PyCFunction) (void (*)(void)) sock_redis_recv, METH_FASTCALL, NULL },
+	{ NULL, NULL, 0, NULL },
 };
 
 static PyType_Slot sock_slots[] = {
-	{Py_tp_new, sock_new},
-	{Py_tp_init, sock_init},
-	{Py_tp_dealloc, sock_dealloc},
-	{Py_tp_methods, sock_methods},
-	{Py_tp_getset, sock_getset},
-	{Py_tp_doc, "Socket(pattern, raw=False) - the C core of iok.Socket"},
-	{0, NULL},
+	{ Py_tp_new, sock_new },
+	{ Py_tp_init, sock_init },
+	{ Py_tp_dealloc, sock_dealloc },
+	{ Py_tp_methods, sock_methods },
+	{ Py_tp_getset, sock_getset },
+	{ Py_tp_doc, "Socket(pattern, raw=False) - the C core of iok.Socket" },
+	{ 0, NULL },
 };
 
 static PyType_Spec sock_spec = {
@@ -1459,7 +1498,8 @@ mod_setup(PyObject *m, PyObject *args)
 {
 	PyObject     *base, *map, *msgtype;
 	unsigned long main_ident;
-	if (!PyArg_ParseTuple(args, "OO!Ok:_setup", &base, &PyDict_Type, &map, &msgtype, &main_ident)) {
+	if (!PyArg_ParseTuple(
+	        args, "OO!Ok:_setup", &base, &PyDict_Type, &map, &msgtype, &main_ident)) {
 		return NULL;
 	}
 	g_main_thread = main_ident;
@@ -1490,10 +1530,10 @@ ep_close(PyObject *args, int dialer)
 	if (!PyArg_ParseTuple(args, "I", &id)) {
 		return NULL;
 	}
-	Py_BEGIN_ALLOW_THREADS
-	rv = dialer ? iok_dialer_close((iok_dialer){id}) : iok_listener_close((iok_listener){id});
-	Py_END_ALLOW_THREADS
-	if (rv != 0) {
+	Py_BEGIN_ALLOW_THREADS rv = dialer ? iok_dialer_close((iok_dialer) { id })
+	                                   : iok_listener_close((iok_listener) { id });
+	Py_END_ALLOW_THREADS if (rv != 0)
+	{
 		return raise_iok(rv);
 	}
 	Py_RETURN_NONE;
@@ -1539,10 +1579,26 @@ ep_setopt(PyObject *args, const struct optops *ops)
 	return opt_set(ops, id, name, val);
 }
 
-static PyObject *mod_dialer_getopt(PyObject *m, PyObject *a) { return ep_getopt(a, &dialer_ops); }
-static PyObject *mod_listener_getopt(PyObject *m, PyObject *a) { return ep_getopt(a, &listener_ops); }
-static PyObject *mod_dialer_setopt(PyObject *m, PyObject *a) { return ep_setopt(a, &dialer_ops); }
-static PyObject *mod_listener_setopt(PyObject *m, PyObject *a) { return ep_setopt(a, &listener_ops); }
+static PyObject *
+mod_dialer_getopt(PyObject *m, PyObject *a)
+{
+	return ep_getopt(a, &dialer_ops);
+}
+static PyObject *
+mod_listener_getopt(PyObject *m, PyObject *a)
+{
+	return ep_getopt(a, &listener_ops);
+}
+static PyObject *
+mod_dialer_setopt(PyObject *m, PyObject *a)
+{
+	return ep_setopt(a, &dialer_ops);
+}
+static PyObject *
+mod_listener_setopt(PyObject *m, PyObject *a)
+{
+	return ep_setopt(a, &listener_ops);
+}
 
 static PyObject *
 mod_device(PyObject *m, PyObject *args)
@@ -1552,18 +1608,18 @@ mod_device(PyObject *m, PyObject *args)
 	if (!PyArg_ParseTuple(args, "O|O:device", &a, &b)) {
 		return NULL;
 	}
-	if (!PyObject_TypeCheck(a, g_sock_type) || (b != Py_None && !PyObject_TypeCheck(b, g_sock_type))) {
+	if (!PyObject_TypeCheck(a, g_sock_type) ||
+	    (b != Py_None && !PyObject_TypeCheck(b, g_sock_type))) {
 		PyErr_SetString(PyExc_TypeError, "device(a, b): iok sockets");
 		return NULL;
 	}
-	iok_socket sa = ((SockObject *) a)->s, sb = {0};
+	iok_socket sa = ((SockObject *) a)->s, sb = { 0 };
 	if (b != Py_None) {
 		sb = ((SockObject *) b)->s;
 	}
-	Py_BEGIN_ALLOW_THREADS
-	rv = iok_device(sa, sb);
-	Py_END_ALLOW_THREADS
-	if (rv != 0) {
+	Py_BEGIN_ALLOW_THREADS rv = iok_device(sa, sb);
+	Py_END_ALLOW_THREADS if (rv != 0)
+	{
 		return raise_iok(rv);
 	}
 	Py_RETURN_NONE;
@@ -1572,10 +1628,8 @@ mod_device(PyObject *m, PyObject *args)
 static PyObject *
 mod_fini(PyObject *m, PyObject *unused)
 {
-	Py_BEGIN_ALLOW_THREADS
-	iok_fini();
-	Py_END_ALLOW_THREADS
-	Py_RETURN_NONE;
+	Py_BEGIN_ALLOW_THREADS iok_fini();
+	Py_END_ALLOW_THREADS   Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -1586,10 +1640,9 @@ mod_debug_listen(PyObject *m, PyObject *args)
 	if (!PyArg_ParseTuple(args, "s", &path)) {
 		return NULL;
 	}
-	Py_BEGIN_ALLOW_THREADS
-	rv = iok_debug_listen(path);
-	Py_END_ALLOW_THREADS
-	if (rv != 0) {
+	Py_BEGIN_ALLOW_THREADS rv = iok_debug_listen(path);
+	Py_END_ALLOW_THREADS if (rv != 0)
+	{
 		return raise_iok(rv);
 	}
 	Py_RETURN_NONE;
@@ -1598,11 +1651,10 @@ mod_debug_listen(PyObject *m, PyObject *args)
 static PyObject *
 mod_debug_close(PyObject *m, PyObject *unused)
 {
-	int rv;
-	Py_BEGIN_ALLOW_THREADS
-	rv = iok_debug_close();
-	Py_END_ALLOW_THREADS
-	if (rv != 0) {
+	int                    rv;
+	Py_BEGIN_ALLOW_THREADS rv = iok_debug_close();
+	Py_END_ALLOW_THREADS if (rv != 0)
+	{
 		return raise_iok(rv);
 	}
 	Py_RETURN_NONE;
@@ -1628,10 +1680,9 @@ mod_debug_text(PyObject *m, PyObject *args)
 	if (!PyArg_ParseTuple(args, "s", &what)) {
 		return NULL;
 	}
-	Py_BEGIN_ALLOW_THREADS
-	rv = iok_debug_text(what, &text);
-	Py_END_ALLOW_THREADS
-	if (rv != 0) {
+	Py_BEGIN_ALLOW_THREADS rv = iok_debug_text(what, &text);
+	Py_END_ALLOW_THREADS if (rv != 0)
+	{
 		return raise_iok(rv);
 	}
 	r = PyUnicode_DecodeUTF8(text, (Py_ssize_t) strlen(text), "replace");
@@ -1647,10 +1698,9 @@ mod_metrics_listen(PyObject *m, PyObject *args)
 	if (!PyArg_ParseTuple(args, "z", &url)) {
 		return NULL;
 	}
-	Py_BEGIN_ALLOW_THREADS
-	rv = iok_metrics_listen(url);
-	Py_END_ALLOW_THREADS
-	if (rv != 0) {
+	Py_BEGIN_ALLOW_THREADS rv = iok_metrics_listen(url);
+	Py_END_ALLOW_THREADS if (rv != 0)
+	{
 		return raise_iok(rv);
 	}
 	Py_RETURN_NONE;
@@ -1659,43 +1709,47 @@ mod_metrics_listen(PyObject *m, PyObject *args)
 static PyObject *
 mod_statsd(PyObject *m, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {"url", "period_ms", "prefix", NULL};
+	static char *kwlist[] = { "url", "period_ms", "prefix", NULL };
 	const char  *url, *prefix = NULL;
 	long long    period = 1000;
 	int          rv;
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "z|Lz", kwlist, &url, &period, &prefix)) {
 		return NULL;
 	}
-	Py_BEGIN_ALLOW_THREADS
-	rv = iok_statsd(url, (iok_duration) period, prefix);
-	Py_END_ALLOW_THREADS
-	if (rv != 0) {
+	Py_BEGIN_ALLOW_THREADS rv = iok_statsd(url, (iok_duration) period, prefix);
+	Py_END_ALLOW_THREADS if (rv != 0)
+	{
 		return raise_iok(rv);
 	}
 	Py_RETURN_NONE;
 }
 
 static PyMethodDef mod_methods[] = {
-	{"metrics_listen", mod_metrics_listen, METH_VARARGS,
-	 "metrics_listen($module, url, /)\n--\n\nServe Prometheus metrics over HTTP (None stops)"},
-	{"statsd", (PyCFunction) (void (*)(void)) mod_statsd, METH_VARARGS | METH_KEYWORDS,
-	 "statsd($module, /, url, period_ms=1000, prefix='iok')\n--\n\nPush statsd lines over UDP (None stops)"},
-	{"_debug_text", mod_debug_text, METH_VARARGS, NULL},
-	{"debug_listen", mod_debug_listen, METH_VARARGS,
-	 "debug_listen($module, path, /)\n--\n\nServe the debug endpoint on a unix socket"},
-	{"debug_close", mod_debug_close, METH_NOARGS, "debug_close($module, /)\n--\n\nStop the debug endpoint"},
-	{"_debug_stack_pipe", mod_debug_stack_pipe, METH_NOARGS, NULL},
-	{"_setup", mod_setup, METH_VARARGS, NULL},
-	{"strerror", mod_strerror, METH_O, "strerror($module, code, /)\n--\n\nThe description of an IOK_E* code"},
-	{"dialer_close", mod_dialer_close, METH_VARARGS, NULL},
-	{"listener_close", mod_listener_close, METH_VARARGS, NULL},
-	{"dialer_getopt", mod_dialer_getopt, METH_VARARGS, NULL},
-	{"listener_getopt", mod_listener_getopt, METH_VARARGS, NULL},
-	{"dialer_setopt", mod_dialer_setopt, METH_VARARGS, NULL},
-	{"listener_setopt", mod_listener_setopt, METH_VARARGS, NULL},
-	{"_device", mod_device, METH_VARARGS, NULL},
-	{"fini", mod_fini, METH_NOARGS, "fini($module, /)\n--\n\nClose every socket and stop the kernel thread"},
-	{NULL, NULL, 0, NULL},
+	{ "metrics_listen", mod_metrics_listen, METH_VARARGS,
+	    "metrics_listen($module, url, /)\n--\n\nServe Prometheus metrics over HTTP (None "
+	    "stops)" },
+	{ "statsd", (PyCFunction) (void (*)(void)) mod_statsd, METH_VARARGS | METH_KEYWORDS,
+	    "statsd($module, /, url, period_ms=1000, prefix='iok')\n--\n\nPush statsd lines over "
+	    "UDP (None stops)" },
+	{ "_debug_text", mod_debug_text, METH_VARARGS, NULL },
+	{ "debug_listen", mod_debug_listen, METH_VARARGS,
+	    "debug_listen($module, path, /)\n--\n\nServe the debug endpoint on a unix socket" },
+	{ "debug_close", mod_debug_close, METH_NOARGS,
+	    "debug_close($module, /)\n--\n\nStop the debug endpoint" },
+	{ "_debug_stack_pipe", mod_debug_stack_pipe, METH_NOARGS, NULL },
+	{ "_setup", mod_setup, METH_VARARGS, NULL },
+	{ "strerror", mod_strerror, METH_O,
+	    "strerror($module, code, /)\n--\n\nThe description of an IOK_E* code" },
+	{ "dialer_close", mod_dialer_close, METH_VARARGS, NULL },
+	{ "listener_close", mod_listener_close, METH_VARARGS, NULL },
+	{ "dialer_getopt", mod_dialer_getopt, METH_VARARGS, NULL },
+	{ "listener_getopt", mod_listener_getopt, METH_VARARGS, NULL },
+	{ "dialer_setopt", mod_dialer_setopt, METH_VARARGS, NULL },
+	{ "listener_setopt", mod_listener_setopt, METH_VARARGS, NULL },
+	{ "_device", mod_device, METH_VARARGS, NULL },
+	{ "fini", mod_fini, METH_NOARGS,
+	    "fini($module, /)\n--\n\nClose every socket and stop the kernel thread" },
+	{ NULL, NULL, 0, NULL },
 };
 
 static struct PyModuleDef moddef = {
@@ -1735,10 +1789,10 @@ PyInit__iok(void)
 		Py_DECREF(m);
 		return NULL;
 	}
-#define ADD_INT(name, v)                                                                            \
-	if (PyModule_AddIntConstant(m, name, v) < 0) {                                              \
-		Py_DECREF(m);                                                                       \
-		return NULL;                                                                        \
+#define ADD_INT(name, v)                               \
+	if (PyModule_AddIntConstant(m, name, v) < 0) { \
+		Py_DECREF(m);                          \
+		return NULL;                           \
 	}
 	ADD_INT("IOK_EINTR", IOK_EINTR)
 	ADD_INT("IOK_ENOMEM", IOK_ENOMEM)

@@ -52,33 +52,67 @@
 PyObject *ikpy_raise_iok(int code);
 
 /* Set by iok.pg (_pg_setup). */
-static PyObject *g_record_type;
-static PyObject *g_error_factory;  /* f(fields dict) -> PostgresError instance */
-static PyObject *g_error_base_pg;  /* iok.pg.PostgresError */
-static PyObject *g_kernel_error;   /* f(iok code) -> exception instance */
-static PyObject *g_json_type;      /* iok.pg.Json */
-static PyObject *g_json_dumps;     /* json.dumps */
-static PyObject *g_decimal, *g_date, *g_time, *g_datetime, *g_timedelta, *g_utc, *g_uuid;
-static PyObject *g_date_min, *g_date_max, *g_dt_min, *g_dt_max;
-static PyObject *g_str_isoformat, *g_str_value, *g_str_set_result, *g_str_set_exception;
+static PyObject     *g_record_type;
+static PyObject     *g_error_factory; /* f(fields dict) -> PostgresError instance */
+static PyObject     *g_error_base_pg; /* iok.pg.PostgresError */
+static PyObject     *g_kernel_error;  /* f(iok code) -> exception instance */
+static PyObject     *g_json_type;     /* iok.pg.Json */
+static PyObject     *g_json_dumps;    /* json.dumps */
+static PyObject     *g_decimal, *g_date, *g_time, *g_datetime, *g_timedelta, *g_utc, *g_uuid;
+static PyObject     *g_date_min, *g_date_max, *g_dt_min, *g_dt_max;
+static PyObject     *g_str_isoformat, *g_str_value, *g_str_set_result, *g_str_set_exception;
 static unsigned long g_main_thread;
 
 enum {
-	OID_BOOL = 16, OID_BYTEA = 17, OID_CHAR = 18, OID_NAME = 19, OID_INT8 = 20, OID_INT2 = 21,
-	OID_INT4 = 23, OID_TEXT = 25, OID_OID = 26, OID_JSON = 114, OID_FLOAT4 = 700,
-	OID_FLOAT8 = 701, OID_UNKNOWN = 705, OID_BPCHAR = 1042, OID_VARCHAR = 1043,
-	OID_DATE = 1082, OID_TIME = 1083, OID_TIMESTAMP = 1114, OID_TIMESTAMPTZ = 1184,
-	OID_INTERVAL = 1186, OID_NUMERIC = 1700, OID_UUID = 2950, OID_JSONB = 3802
+	OID_BOOL        = 16,
+	OID_BYTEA       = 17,
+	OID_CHAR        = 18,
+	OID_NAME        = 19,
+	OID_INT8        = 20,
+	OID_INT2        = 21,
+	OID_INT4        = 23,
+	OID_TEXT        = 25,
+	OID_OID         = 26,
+	OID_JSON        = 114,
+	OID_FLOAT4      = 700,
+	OID_FLOAT8      = 701,
+	OID_UNKNOWN     = 705,
+	OID_BPCHAR      = 1042,
+	OID_VARCHAR     = 1043,
+	OID_DATE        = 1082,
+	OID_TIME        = 1083,
+	OID_TIMESTAMP   = 1114,
+	OID_TIMESTAMPTZ = 1184,
+	OID_INTERVAL    = 1186,
+	OID_NUMERIC     = 1700,
+	OID_UUID        = 2950,
+	OID_JSONB       = 3802
 };
 
 /* array type oid -> element type oid */
 static const uint32_t g_arrays[][2] = {
-	{1000, OID_BOOL}, {1001, OID_BYTEA}, {1002, OID_CHAR}, {1003, OID_NAME},
-	{1005, OID_INT2}, {1007, OID_INT4}, {1009, OID_TEXT}, {1014, OID_BPCHAR},
-	{1015, OID_VARCHAR}, {1016, OID_INT8}, {1021, OID_FLOAT4}, {1022, OID_FLOAT8},
-	{1028, OID_OID}, {1115, OID_TIMESTAMP}, {1182, OID_DATE}, {1183, OID_TIME},
-	{1185, OID_TIMESTAMPTZ}, {1187, OID_INTERVAL}, {1231, OID_NUMERIC}, {2951, OID_UUID},
-	{199, OID_JSON}, {3807, OID_JSONB},
+	{ 1000, OID_BOOL },
+	{ 1001, OID_BYTEA },
+	{ 1002, OID_CHAR },
+	{ 1003, OID_NAME },
+	{ 1005, OID_INT2 },
+	{ 1007, OID_INT4 },
+	{ 1009, OID_TEXT },
+	{ 1014, OID_BPCHAR },
+	{ 1015, OID_VARCHAR },
+	{ 1016, OID_INT8 },
+	{ 1021, OID_FLOAT4 },
+	{ 1022, OID_FLOAT8 },
+	{ 1028, OID_OID },
+	{ 1115, OID_TIMESTAMP },
+	{ 1182, OID_DATE },
+	{ 1183, OID_TIME },
+	{ 1185, OID_TIMESTAMPTZ },
+	{ 1187, OID_INTERVAL },
+	{ 1231, OID_NUMERIC },
+	{ 2951, OID_UUID },
+	{ 199, OID_JSON },
+	{ 3807, OID_JSONB },
 };
 
 static uint32_t
@@ -163,8 +197,10 @@ make_timestamp(int64_t us, int tz)
 		if (!tz) {
 			return Py_NewRef(us == INT64_MAX ? g_dt_max : g_dt_min);
 		}
-		return us == INT64_MAX ? PyObject_CallFunction(g_datetime, "iiiiiiiO", 9999, 12, 31, 23, 59, 59, 999999, g_utc)
-		                       : PyObject_CallFunction(g_datetime, "iiiiiiiO", 1, 1, 1, 0, 0, 0, 0, g_utc);
+		return us == INT64_MAX ? PyObject_CallFunction(g_datetime, "iiiiiiiO", 9999, 12, 31,
+		                             23, 59, 59, 999999, g_utc)
+		                       : PyObject_CallFunction(
+		                             g_datetime, "iiiiiiiO", 1, 1, 1, 0, 0, 0, 0, g_utc);
 	}
 	days = floordiv(us, USEC_PER_DAY);
 	rest = us - days * USEC_PER_DAY;
@@ -183,14 +219,15 @@ make_time(int64_t us)
 	if (us == USEC_PER_DAY) { /* 24:00:00 is a valid PostgreSQL time */
 		us -= 1;
 	}
-	return PyObject_CallFunction(g_time, "iiii", (int) (us / 3600000000), (int) (us / 60000000 % 60),
-	    (int) (us / 1000000 % 60), (int) (us % 1000000));
+	return PyObject_CallFunction(g_time, "iiii", (int) (us / 3600000000),
+	    (int) (us / 60000000 % 60), (int) (us / 1000000 % 60), (int) (us % 1000000));
 }
 
 static PyObject *
 make_interval(int64_t us, int64_t days, int64_t months)
 {
-	return PyObject_CallFunction(g_timedelta, "LiL", (long long) (days + months * 30), 0, (long long) us);
+	return PyObject_CallFunction(
+	    g_timedelta, "LiL", (long long) (days + months * 30), 0, (long long) us);
 }
 
 /* Text parsing helpers over [p, e). */
@@ -598,9 +635,9 @@ decode_text(uint32_t oid, const uint8_t *d, int32_t len, PyObject *loads)
 static PyObject *
 binary_numeric(const uint8_t *d, int32_t len)
 {
-	int16_t  ndigits, weight, dscale;
-	uint16_t sign;
-	char    *s, *o;
+	int16_t   ndigits, weight, dscale;
+	uint16_t  sign;
+	char     *s, *o;
 	PyObject *v;
 	if (len < 8) {
 		return bad("numeric");
@@ -616,7 +653,8 @@ binary_numeric(const uint8_t *d, int32_t len)
 		return call1(g_decimal, PyUnicode_FromString("NaN"));
 	}
 	if (sign == 0xD000 || sign == 0xF000) {
-		return call1(g_decimal, PyUnicode_FromString(sign == 0xD000 ? "Infinity" : "-Infinity"));
+		return call1(
+		    g_decimal, PyUnicode_FromString(sign == 0xD000 ? "Infinity" : "-Infinity"));
 	}
 	if (sign != 0 && sign != 0x4000) {
 		return bad("numeric sign");
@@ -705,12 +743,14 @@ decode_binary(uint32_t oid, const uint8_t *d, int32_t len, PyObject *loads)
 		return len == 8 ? make_time((int64_t) be64(d)) : bad("time");
 	case OID_TIMESTAMP:
 	case OID_TIMESTAMPTZ:
-		return len == 8 ? make_timestamp((int64_t) be64(d), oid == OID_TIMESTAMPTZ) : bad("timestamp");
+		return len == 8 ? make_timestamp((int64_t) be64(d), oid == OID_TIMESTAMPTZ)
+		                : bad("timestamp");
 	case OID_INTERVAL:
 		if (len != 16) {
 			return bad("interval");
 		}
-		return make_interval((int64_t) be64(d), (int32_t) be32(d + 8), (int32_t) be32(d + 12));
+		return make_interval(
+		    (int64_t) be64(d), (int32_t) be32(d + 8), (int32_t) be32(d + 12));
 	case OID_UUID:
 		return len == 16 ? hex_uuid(d) : bad("uuid");
 	case OID_JSONB:
@@ -740,7 +780,8 @@ decode_field(uint32_t oid, int format, const uint8_t *d, int32_t len, PyObject *
 	if (len < 0) {
 		return Py_NewRef(Py_None);
 	}
-	return format == IOK_PG_BINARY ? decode_binary(oid, d, len, loads) : decode_text(oid, d, len, loads);
+	return format == IOK_PG_BINARY ? decode_binary(oid, d, len, loads)
+	                               : decode_text(oid, d, len, loads);
 }
 
 /* ---------------------------------------------------------------- arrays */
@@ -795,7 +836,7 @@ barr_level(struct barr *a, int level)
 static PyObject *
 decode_binary_array(const uint8_t *d, int32_t len, PyObject *loads)
 {
-	struct barr a = {.p = d + 12, .e = d + len, .loads = loads};
+	struct barr a     = { .p = d + 12, .e = d + len, .loads = loads };
 	int64_t     total = 1;
 	PyObject   *v;
 	if (len < 12) {
@@ -878,7 +919,8 @@ tarr_list(struct tarr *a)
 			if (is_word(s, a->p, "NULL")) {
 				v = Py_NewRef(Py_None);
 			} else {
-				v = decode_text(a->elem, (const uint8_t *) s, (int32_t) (a->p - s), a->loads);
+				v = decode_text(
+				    a->elem, (const uint8_t *) s, (int32_t) (a->p - s), a->loads);
 			}
 		}
 		if (v == NULL || PyList_Append(l, v) < 0) {
@@ -906,7 +948,7 @@ malformed:
 static PyObject *
 decode_text_array(const char *p, const char *e, uint32_t elem, PyObject *loads)
 {
-	struct tarr a = {.p = p, .e = e, .elem = elem, .loads = loads};
+	struct tarr a = { .p = p, .e = e, .elem = elem, .loads = loads };
 	PyObject   *v;
 	if (p < e && *p == '[') { /* explicit bounds "[0:1]={...}": skipped */
 		while (a.p < e && *a.p != '=') {
@@ -1010,7 +1052,7 @@ decode_reply(const uint8_t *buf, size_t len, PyObject *loads, int *failed)
 {
 	iok_pg_reader r;
 	iok_pg_item   it;
-	struct cols   c    = {0};
+	struct cols   c    = { 0 };
 	PyObject     *rows = PyList_New(0), *tag = NULL, *err = NULL, *rec = NULL;
 	uint32_t      seen = 0, fi = 0; /* columns described; next field */
 	int           in_row = 0, rv, malformed = 0;
@@ -1054,14 +1096,16 @@ decode_reply(const uint8_t *buf, size_t len, PyObject *loads, int *failed)
 		}
 		case IOK_PG_COLUMN: {
 			PyObject *name, *ix;
-			if (c.desc == NULL || it.index != seen || seen >= c.n || it.name_z == NULL) {
+			if (c.desc == NULL || it.index != seen || seen >= c.n ||
+			    it.name_z == NULL) {
 				goto bad_reply;
 			}
 			seen++;
 			c.oid[it.index]    = it.oid;
 			c.format[it.index] = it.format;
-			name = PyUnicode_DecodeUTF8(it.name_z, (Py_ssize_t) strlen(it.name_z), "replace");
-			ix   = PyLong_FromUnsignedLong(it.index);
+			name               = PyUnicode_DecodeUTF8(
+			                  it.name_z, (Py_ssize_t) strlen(it.name_z), "replace");
+			ix = PyLong_FromUnsignedLong(it.index);
 			if (name == NULL || ix == NULL) {
 				Py_XDECREF(name);
 				Py_XDECREF(ix);
@@ -1069,7 +1113,8 @@ decode_reply(const uint8_t *buf, size_t len, PyObject *loads, int *failed)
 			}
 			/* A repeated name keeps its first column, as asyncpg. */
 			rv = PyDict_Contains(PyTuple_GetItem(c.desc, 1), name);
-			if (rv < 0 || (rv == 0 && PyDict_SetItem(PyTuple_GetItem(c.desc, 1), name, ix) < 0)) {
+			if (rv < 0 ||
+			    (rv == 0 && PyDict_SetItem(PyTuple_GetItem(c.desc, 1), name, ix) < 0)) {
 				Py_DECREF(name);
 				Py_DECREF(ix);
 				goto fail;
@@ -1084,7 +1129,8 @@ decode_reply(const uint8_t *buf, size_t len, PyObject *loads, int *failed)
 			}
 			in_row = 1;
 			fi     = 0;
-			if (err == NULL && (rec = ikpy_record_new(g_record_type, c.desc, c.n)) == NULL) {
+			if (err == NULL &&
+			    (rec = ikpy_record_new(g_record_type, c.desc, c.n)) == NULL) {
 				goto fail;
 			}
 			if (c.n == 0) {
@@ -1097,7 +1143,8 @@ decode_reply(const uint8_t *buf, size_t len, PyObject *loads, int *failed)
 			}
 			fi++;
 			if (rec != NULL) {
-				PyObject *v = decode_field(c.oid[it.index], c.format[it.index], it.data, it.len, loads);
+				PyObject *v = decode_field(
+				    c.oid[it.index], c.format[it.index], it.data, it.len, loads);
 				if (v == NULL) { /* this reply's failure; keep reading */
 					Py_CLEAR(rec);
 					if ((err = take_exception()) == NULL) {
@@ -1125,7 +1172,8 @@ decode_reply(const uint8_t *buf, size_t len, PyObject *loads, int *failed)
 				goto bad_reply;
 			}
 			Py_XDECREF(tag);
-			if ((tag = PyUnicode_DecodeUTF8(it.tag_z, (Py_ssize_t) strlen(it.tag_z), "replace")) == NULL) {
+			if ((tag = PyUnicode_DecodeUTF8(
+			         it.tag_z, (Py_ssize_t) strlen(it.tag_z), "replace")) == NULL) {
 				goto fail;
 			}
 			break;
@@ -1233,7 +1281,8 @@ is_instance(PyObject *o, PyObject *cls)
 static PyObject *
 param_text(PyObject *o)
 {
-	if (PyLong_Check(o) || PyFloat_Check(o) || is_instance(o, g_decimal) || is_instance(o, g_uuid)) {
+	if (PyLong_Check(o) || PyFloat_Check(o) || is_instance(o, g_decimal) ||
+	    is_instance(o, g_uuid)) {
 		return PyObject_Str(o);
 	}
 	if (is_instance(o, g_datetime)) {
@@ -1243,10 +1292,12 @@ param_text(PyObject *o)
 		return PyObject_CallMethodObjArgs(o, g_str_isoformat, NULL);
 	}
 	if (is_instance(o, g_timedelta)) {
-		PyObject *days = PyObject_GetAttrString(o, "days"), *secs = PyObject_GetAttrString(o, "seconds"),
+		PyObject *days = PyObject_GetAttrString(o, "days"),
+		         *secs = PyObject_GetAttrString(o, "seconds"),
 		         *us = PyObject_GetAttrString(o, "microseconds"), *s = NULL;
 		if (days != NULL && secs != NULL && us != NULL) {
-			s = PyUnicode_FromFormat("%S days %S.%06ld seconds", days, secs, PyLong_AsLong(us));
+			s = PyUnicode_FromFormat(
+			    "%S days %S.%06ld seconds", days, secs, PyLong_AsLong(us));
 		}
 		Py_XDECREF(days);
 		Py_XDECREF(secs);
@@ -1265,7 +1316,8 @@ param_text(PyObject *o)
 		Py_DECREF(v);
 		return s;
 	}
-	PyErr_Format(PyExc_TypeError, "iok.pg: cannot send %R as a query parameter", (PyObject *) Py_TYPE(o));
+	PyErr_Format(PyExc_TypeError, "iok.pg: cannot send %R as a query parameter",
+	    (PyObject *) Py_TYPE(o));
 	return NULL;
 }
 
@@ -1310,7 +1362,8 @@ array_literal(struct sbuf *b, PyObject *seq, int depth)
 		}
 		if (PyBytes_Check(o) || PyByteArray_Check(o)) {
 			Py_buffer v;
-			if (PyObject_GetBuffer(o, &v, PyBUF_SIMPLE) < 0 || sb_put(b, "\"\\\\x", 4) < 0) {
+			if (PyObject_GetBuffer(o, &v, PyBUF_SIMPLE) < 0 ||
+			    sb_put(b, "\"\\\\x", 4) < 0) {
 				goto fail;
 			}
 			for (Py_ssize_t k = 0; k < v.len; k++) {
@@ -1395,7 +1448,7 @@ add_param(iok_msg *m, PyObject *o)
 		rv = iok_pg_query_param(m, OID_BYTEA, IOK_PG_BINARY, v.buf, (int32_t) v.len);
 		PyBuffer_Release(&v);
 	} else if (PyList_Check(o) || PyTuple_Check(o)) {
-		struct sbuf b = {0};
+		struct sbuf b = { 0 };
 		if (array_literal(&b, o, 1) < 0) {
 			free(b.p);
 			return -1;
@@ -1437,7 +1490,8 @@ build_request(PyObject *sql, PyObject *args, int simple)
 		return NULL;
 	}
 	if (simple && na > 0) {
-		PyErr_SetString(PyExc_ValueError, "iok.pg: the simple protocol takes no parameters");
+		PyErr_SetString(
+		    PyExc_ValueError, "iok.pg: the simple protocol takes no parameters");
 		return NULL;
 	}
 	if (na > 65535) {
@@ -1447,7 +1501,8 @@ build_request(PyObject *sql, PyObject *args, int simple)
 	rv = simple ? iok_pg_simple_query(&m, s, (size_t) n) : iok_pg_query_new(&m, s, (size_t) n);
 	if (rv != 0) {
 		if (rv == IOK_EINVAL) {
-			PyErr_SetString(PyExc_ValueError, "iok.pg: the query holds a NUL character");
+			PyErr_SetString(
+			    PyExc_ValueError, "iok.pg: the query holds a NUL character");
 		} else {
 			ikpy_raise_iok(rv);
 		}
@@ -1481,7 +1536,8 @@ mod_pg_request(PyObject *mod, PyObject *const *a, Py_ssize_t na)
 	uint64_t      tok = 0;
 	iok_msg      *m;
 	if (na != 6 || !PyUnicode_Check(a[1]) || (a[2] != Py_None && !PyTuple_Check(a[2]))) {
-		PyErr_SetString(PyExc_TypeError, "pg_request(socket_id, sql, args, session, flags, simple)");
+		PyErr_SetString(
+		    PyExc_TypeError, "pg_request(socket_id, sql, args, session, flags, simple)");
 		return NULL;
 	}
 	if (!have_pg()) {
@@ -1499,7 +1555,8 @@ mod_pg_request(PyObject *mod, PyObject *const *a, Py_ssize_t na)
 	if (sess != 0) {
 		iok_msg_set_session(m, (uint32_t) sess);
 	}
-	rv = iok_request((iok_socket){(uint32_t) sid}, m, &tok, IOK_FLAG_NONBLOCK | (int) (flags & IOK_FLAG_IDEMPOTENT));
+	rv = iok_request((iok_socket) { (uint32_t) sid }, m, &tok,
+	    IOK_FLAG_NONBLOCK | (int) (flags & IOK_FLAG_IDEMPOTENT));
 	if (rv == 0) {
 		return PyLong_FromUnsignedLongLong(tok);
 	}
@@ -1523,14 +1580,16 @@ mod_pg_dispatch(PyObject *mod, PyObject *const *a, Py_ssize_t na)
 		PyErr_SetString(PyExc_TypeError, "pg_dispatch(socket_id, pending, json_loads)");
 		return NULL;
 	}
-	if (!have_pg() || ((sid = PyLong_AsUnsignedLong(a[0])) == (unsigned long) -1 && PyErr_Occurred())) {
+	if (!have_pg() ||
+	    ((sid = PyLong_AsUnsignedLong(a[0])) == (unsigned long) -1 && PyErr_Occurred())) {
 		return NULL;
 	}
 	for (;;) {
 		iok_msg  *m;
 		PyObject *key, *fut, *val, *r;
 		int       failed = 0;
-		if ((rv = iok_recvmsg((iok_socket){(uint32_t) sid}, &m, IOK_FLAG_NONBLOCK)) != 0) {
+		if ((rv = iok_recvmsg((iok_socket) { (uint32_t) sid }, &m, IOK_FLAG_NONBLOCK)) !=
+		    0) {
 			break;
 		}
 		n++;
@@ -1557,8 +1616,8 @@ mod_pg_dispatch(PyObject *mod, PyObject *const *a, Py_ssize_t na)
 		}
 		val = reply_value(m, a[2], &failed);
 		r   = val == NULL ? NULL
-		                  : PyObject_CallMethodObjArgs(fut, failed ? g_str_set_exception : g_str_set_result,
-		                      val, NULL);
+		                  : PyObject_CallMethodObjArgs(fut,
+                                      failed ? g_str_set_exception : g_str_set_result, val, NULL);
 		Py_XDECREF(val);
 		Py_DECREF(fut);
 		if (r == NULL) { /* a future cancelled meanwhile: drop the reply */
@@ -1614,10 +1673,9 @@ wait_fd(int fd, int timeo)
 			rv = -1;
 			break;
 		}
-		interrupted = 0;
-		Py_BEGIN_ALLOW_THREADS
-		struct pollfd   pfd = {.fd = fd, .events = POLLIN};
-		struct timespec ts, now, *tsp = NULL;
+		interrupted                              = 0;
+		Py_BEGIN_ALLOW_THREADS struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		struct timespec                      ts, now, *tsp = NULL;
 		if (timeo >= 0) {
 			clock_gettime(CLOCK_MONOTONIC, &now);
 			ts.tv_sec  = deadline.tv_sec - now.tv_sec;
@@ -1673,7 +1731,8 @@ mod_pg_take(PyObject *mod, PyObject *const *a, Py_ssize_t na)
 		PyErr_SetString(PyExc_TypeError, "pg_take(socket_id, max, json_loads)");
 		return NULL;
 	}
-	if (!have_pg() || ((sid = PyLong_AsUnsignedLong(a[0])) == (unsigned long) -1 && PyErr_Occurred()) ||
+	if (!have_pg() ||
+	    ((sid = PyLong_AsUnsignedLong(a[0])) == (unsigned long) -1 && PyErr_Occurred()) ||
 	    ((max = PyLong_AsSsize_t(a[1])) == -1 && PyErr_Occurred())) {
 		return NULL;
 	}
@@ -1685,12 +1744,14 @@ mod_pg_take(PyObject *mod, PyObject *const *a, Py_ssize_t na)
 		unsigned long long tok;
 		int                failed = 0;
 		PyObject          *val, *t;
-		if ((rv = iok_recvmsg((iok_socket){(uint32_t) sid}, &m, IOK_FLAG_NONBLOCK)) != 0) {
+		if ((rv = iok_recvmsg((iok_socket) { (uint32_t) sid }, &m, IOK_FLAG_NONBLOCK)) !=
+		    0) {
 			break;
 		}
 		tok = iok_msg_token(m);
 		val = reply_value(m, a[2], &failed);
-		if (val == NULL || (t = Py_BuildValue("(KNO)", tok, val, failed ? Py_True : Py_False)) == NULL) {
+		if (val == NULL ||
+		    (t = Py_BuildValue("(KNO)", tok, val, failed ? Py_True : Py_False)) == NULL) {
 			Py_DECREF(list);
 			return NULL;
 		}
@@ -1751,7 +1812,8 @@ mod_pg_notification(PyObject *mod, PyObject *args)
 	while ((rv = iok_pg_next(&r, &it)) == 1) {
 		if (it.kind == IOK_PG_NOTIFY) {
 			out = Py_BuildValue("(kNN)", (unsigned long) it.pid,
-			    PyUnicode_DecodeUTF8(it.name_z, (Py_ssize_t) strlen(it.name_z), "replace"),
+			    PyUnicode_DecodeUTF8(
+			        it.name_z, (Py_ssize_t) strlen(it.name_z), "replace"),
 			    PyUnicode_DecodeUTF8((const char *) it.data, it.len, "replace"));
 			break;
 		}
@@ -1817,11 +1879,11 @@ mod_pg_setup(PyObject *mod, PyObject *args)
 	set_global(&g_json_type, jt);
 	set_global(&g_json_dumps, jd);
 	g_main_thread = main_ident;
-#define IMPORT(g, mod_, name)                                                                       \
-	if ((v = attr(mod_, name)) == NULL) {                                                       \
-		return NULL;                                                                        \
-	}                                                                                           \
-	Py_XDECREF(g);                                                                              \
+#define IMPORT(g, mod_, name)                 \
+	if ((v = attr(mod_, name)) == NULL) { \
+		return NULL;                  \
+	}                                     \
+	Py_XDECREF(g);                        \
 	g = v;
 	IMPORT(g_decimal, "decimal", "Decimal")
 	IMPORT(g_date, "datetime", "date")
@@ -1844,25 +1906,26 @@ mod_pg_setup(PyObject *mod, PyObject *args)
 	g_date_max = PyObject_GetAttrString(g_date, "max");
 	g_dt_min   = PyObject_GetAttrString(g_datetime, "min");
 	g_dt_max   = PyObject_GetAttrString(g_datetime, "max");
-	if (g_utc == NULL || g_date_min == NULL || g_date_max == NULL || g_dt_min == NULL || g_dt_max == NULL) {
+	if (g_utc == NULL || g_date_min == NULL || g_date_max == NULL || g_dt_min == NULL ||
+	    g_dt_max == NULL) {
 		return NULL;
 	}
 	Py_RETURN_NONE;
 }
 
 static PyMethodDef pg_methods[] = {
-	{"_pg_setup", mod_pg_setup, METH_VARARGS, NULL},
-	{"pg_request", (PyCFunction) (void (*)(void)) mod_pg_request, METH_FASTCALL, NULL},
-	{"pg_dispatch", (PyCFunction) (void (*)(void)) mod_pg_dispatch, METH_FASTCALL, NULL},
-	{"pg_take", (PyCFunction) (void (*)(void)) mod_pg_take, METH_FASTCALL, NULL},
-	{"pg_wait", mod_pg_wait, METH_VARARGS, NULL},
-	{"pg_decode", mod_pg_decode, METH_VARARGS,
-	    "pg_decode(data, json_loads=None) -> (rows, tag, status): one PostgreSQL reply"},
-	{"pg_encode", mod_pg_encode, METH_VARARGS,
-	    "pg_encode(sql, args, simple=False) -> bytes: the request iok.pg would send"},
-	{"pg_notification", mod_pg_notification, METH_VARARGS,
-	    "pg_notification(data) -> (pid, channel, payload) or None"},
-	{NULL, NULL, 0, NULL},
+	{ "_pg_setup", mod_pg_setup, METH_VARARGS, NULL },
+	{ "pg_request", (PyCFunction) (void (*)(void)) mod_pg_request, METH_FASTCALL, NULL },
+	{ "pg_dispatch", (PyCFunction) (void (*)(void)) mod_pg_dispatch, METH_FASTCALL, NULL },
+	{ "pg_take", (PyCFunction) (void (*)(void)) mod_pg_take, METH_FASTCALL, NULL },
+	{ "pg_wait", mod_pg_wait, METH_VARARGS, NULL },
+	{ "pg_decode", mod_pg_decode, METH_VARARGS,
+	    "pg_decode(data, json_loads=None) -> (rows, tag, status): one PostgreSQL reply" },
+	{ "pg_encode", mod_pg_encode, METH_VARARGS,
+	    "pg_encode(sql, args, simple=False) -> bytes: the request iok.pg would send" },
+	{ "pg_notification", mod_pg_notification, METH_VARARGS,
+	    "pg_notification(data) -> (pid, channel, payload) or None" },
+	{ NULL, NULL, 0, NULL },
 };
 
 int

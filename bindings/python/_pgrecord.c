@@ -19,10 +19,9 @@
 #include "_pg.h"
 
 typedef struct {
-	PyObject_HEAD
-	PyObject  *desc; /* (names tuple, {name: index}) */
-	Py_ssize_t n;
-	PyObject  *v[1];
+	PyObject_HEAD PyObject *desc; /* (names tuple, {name: index}) */
+	Py_ssize_t              n;
+	PyObject               *v[1];
 } RecObj;
 
 PyObject *
@@ -196,7 +195,8 @@ rec_items(RecObj *r, PyObject *unused)
 		return NULL;
 	}
 	for (Py_ssize_t i = 0; i < r->n; i++) {
-		PyObject *p = PyTuple_Pack(2, PyTuple_GetItem(names, i), r->v[i] ? r->v[i] : Py_None);
+		PyObject *p =
+		    PyTuple_Pack(2, PyTuple_GetItem(names, i), r->v[i] ? r->v[i] : Py_None);
 		if (p == NULL) {
 			Py_DECREF(l);
 			return NULL;
@@ -235,8 +235,8 @@ rec_repr(RecObj *r)
 		return NULL;
 	}
 	for (Py_ssize_t i = 0; i < r->n; i++) {
-		PyObject *s = PyUnicode_FromFormat("%U=%R", PyTuple_GetItem(names, i),
-		    r->v[i] ? r->v[i] : Py_None);
+		PyObject *s = PyUnicode_FromFormat(
+		    "%U=%R", PyTuple_GetItem(names, i), r->v[i] ? r->v[i] : Py_None);
 		if (s == NULL || PyList_Append(parts, s) < 0) {
 			Py_XDECREF(s);
 			Py_DECREF(parts);
@@ -261,7 +261,8 @@ rec_richcompare(PyObject *a, PyObject *b, int op)
 {
 	PyObject *ta, *tb, *out;
 	PyObject *type = (PyObject *) Py_TYPE(a);
-	ta = PyObject_TypeCheck(a, (PyTypeObject *) type) ? values_tuple((RecObj *) a) : Py_NewRef(a);
+	ta             = PyObject_TypeCheck(a, (PyTypeObject *) type) ? values_tuple((RecObj *) a)
+	                                                              : Py_NewRef(a);
 	if (ta == NULL) {
 		return NULL;
 	}
@@ -304,30 +305,30 @@ rec_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 }
 
 static PyMethodDef rec_methods[] = {
-	{"keys", (PyCFunction) rec_keys, METH_NOARGS, "keys() -> iterator over the column names"},
-	{"values", (PyCFunction) rec_values, METH_NOARGS, "values() -> iterator over the values"},
-	{"items", (PyCFunction) rec_items, METH_NOARGS, "items() -> iterator of (name, value)"},
-	{"get", (PyCFunction) rec_get, METH_VARARGS, "get(name, default=None)"},
-	{NULL, NULL, 0, NULL},
+	{ "keys", (PyCFunction) rec_keys, METH_NOARGS, "keys() -> iterator over the column names" },
+	{ "values", (PyCFunction) rec_values, METH_NOARGS, "values() -> iterator over the values" },
+	{ "items", (PyCFunction) rec_items, METH_NOARGS, "items() -> iterator of (name, value)" },
+	{ "get", (PyCFunction) rec_get, METH_VARARGS, "get(name, default=None)" },
+	{ NULL, NULL, 0, NULL },
 };
 
 static PyType_Slot rec_slots[] = {
-	{Py_tp_dealloc, rec_dealloc},
-	{Py_tp_traverse, rec_traverse},
-	{Py_tp_clear, rec_clear},
-	{Py_tp_repr, rec_repr},
-	{Py_tp_hash, rec_hash},
-	{Py_tp_richcompare, rec_richcompare},
-	{Py_tp_iter, rec_iter},
-	{Py_tp_methods, rec_methods},
-	{Py_tp_new, rec_new},
-	{Py_sq_length, rec_len},
-	{Py_sq_item, rec_item},
-	{Py_sq_contains, rec_contains},
-	{Py_mp_length, rec_len},
-	{Py_mp_subscript, rec_subscript},
-	{Py_tp_doc, (void *) "A row: r[0], r['name'], dict(r), r.keys(), r.values(), r.items()."},
-	{0, NULL},
+	{ Py_tp_dealloc, rec_dealloc },
+	{ Py_tp_traverse, rec_traverse },
+	{ Py_tp_clear, rec_clear },
+	{ Py_tp_repr, rec_repr },
+	{ Py_tp_hash, rec_hash },
+	{ Py_tp_richcompare, rec_richcompare },
+	{ Py_tp_iter, rec_iter },
+	{ Py_tp_methods, rec_methods },
+	{ Py_tp_new, rec_new },
+	{ Py_sq_length, rec_len },
+	{ Py_sq_item, rec_item },
+	{ Py_sq_contains, rec_contains },
+	{ Py_mp_length, rec_len },
+	{ Py_mp_subscript, rec_subscript },
+	{ Py_tp_doc, (void *) "A row: r[0], r['name'], dict(r), r.keys(), r.values(), r.items()." },
+	{ 0, NULL },
 };
 
 static PyType_Spec rec_spec = {

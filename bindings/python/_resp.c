@@ -132,11 +132,11 @@ enc_release(enc_arg *a, Py_ssize_t n)
 iok_msg *
 ikpy_resp_command(PyObject *args)
 {
-	enc_arg     stack[ARGS_STACK], *a = stack;
+	enc_arg     stack[ARGS_STACK], *a      = stack;
 	const char *pstack[ARGS_STACK], **argv = pstack;
-	size_t      lstack[ARGS_STACK], *lens = lstack;
-	Py_ssize_t  argc, done = 0;
-	iok_msg    *m = NULL;
+	size_t      lstack[ARGS_STACK], *lens  = lstack;
+	Py_ssize_t  argc, done                 = 0;
+	iok_msg    *m        = NULL;
 	int         is_tuple = PyTuple_Check(args), rv;
 
 	if (!is_tuple && !PyList_Check(args)) {
@@ -253,8 +253,9 @@ bignum_error(size_t digits)
 	if (g_data_error != NULL) {
 		exc = PyObject_CallFunction(g_data_error, "s", what);
 	} else {
-		exc = PyObject_CallFunction(g_proto_error != NULL ? g_proto_error : PyExc_ValueError,
-		    "is", IOK_EPROTO, what);
+		exc =
+		    PyObject_CallFunction(g_proto_error != NULL ? g_proto_error : PyExc_ValueError,
+		        "is", IOK_EPROTO, what);
 	}
 	if (exc == NULL) {
 		Py_XDECREF(cause);
@@ -353,7 +354,8 @@ dec_item(iok_resp_reader *it, const iok_resp_item *t, unsigned flags)
 			Py_RETURN_NONE;
 		}
 		if (flags & IKPY_RESP_DECODE) {
-			return PyUnicode_DecodeUTF8((const char *) t->str, (Py_ssize_t) t->len, NULL);
+			return PyUnicode_DecodeUTF8(
+			    (const char *) t->str, (Py_ssize_t) t->len, NULL);
 		}
 		return PyBytes_FromStringAndSize((const char *) t->str, (Py_ssize_t) t->len);
 	case IOK_RESP_NULL:
@@ -363,7 +365,7 @@ dec_item(iok_resp_reader *it, const iok_resp_item *t, unsigned flags)
 	case IOK_RESP_BOOL:
 		return PyBool_FromLong(t->boolean);
 	case IOK_RESP_BIGNUM: {
-		char  small[64], *buf = small;
+		char small[64], *buf = small;
 		if (t->len + 1 > sizeof(small) && (buf = PyMem_Malloc(t->len + 1)) == NULL) {
 			return PyErr_NoMemory();
 		}
@@ -540,7 +542,8 @@ static PyObject *
 mod_redis_setup(PyObject *m, PyObject *args)
 {
 	PyObject *err, *map, *proto, *data = NULL;
-	if (!PyArg_ParseTuple(args, "OO!O|O:_redis_setup", &err, &PyDict_Type, &map, &proto, &data)) {
+	if (!PyArg_ParseTuple(
+	        args, "OO!O|O:_redis_setup", &err, &PyDict_Type, &map, &proto, &data)) {
 		return NULL;
 	}
 	Py_XDECREF(g_resp_error);
@@ -564,10 +567,9 @@ mod_dialer_share(PyObject *m, PyObject *args)
 	if (!PyArg_ParseTuple(args, "II:dialer_share", &d, &s)) {
 		return NULL;
 	}
-	Py_BEGIN_ALLOW_THREADS
-	rv = iok_dialer_share((iok_dialer){d}, (iok_socket){s});
-	Py_END_ALLOW_THREADS
-	if (rv != 0) {
+	Py_BEGIN_ALLOW_THREADS rv = iok_dialer_share((iok_dialer) { d }, (iok_socket) { s });
+	Py_END_ALLOW_THREADS if (rv != 0)
+	{
 		return ikpy_raise_iok(rv);
 	}
 	Py_RETURN_NONE;
@@ -583,10 +585,9 @@ mod_session_open(PyObject *m, PyObject *args)
 	if (!PyArg_ParseTuple(args, "I:session_open", &s)) {
 		return NULL;
 	}
-	Py_BEGIN_ALLOW_THREADS
-	rv = iok_session_open((iok_socket){s}, &sess);
-	Py_END_ALLOW_THREADS
-	if (rv != 0) {
+	Py_BEGIN_ALLOW_THREADS rv = iok_session_open((iok_socket) { s }, &sess);
+	Py_END_ALLOW_THREADS if (rv != 0)
+	{
 		return ikpy_raise_iok(rv);
 	}
 	return PyLong_FromUnsignedLong(sess);
@@ -601,28 +602,27 @@ mod_session_close(PyObject *m, PyObject *args)
 	if (!PyArg_ParseTuple(args, "II:session_close", &s, &sess)) {
 		return NULL;
 	}
-	Py_BEGIN_ALLOW_THREADS
-	rv = iok_session_close((iok_socket){s}, sess);
-	Py_END_ALLOW_THREADS
-	if (rv != 0) {
+	Py_BEGIN_ALLOW_THREADS rv = iok_session_close((iok_socket) { s }, sess);
+	Py_END_ALLOW_THREADS if (rv != 0)
+	{
 		return ikpy_raise_iok(rv);
 	}
 	Py_RETURN_NONE;
 }
 
 static PyMethodDef resp_methods[] = {
-	{"resp_encode", mod_resp_encode, METH_O,
-	    "resp_encode(args) -> bytes: one command (str, bytes, int, float arguments) in RESP"},
-	{"resp_decode", mod_resp_decode, METH_VARARGS,
+	{ "resp_encode", mod_resp_encode, METH_O,
+	    "resp_encode(args) -> bytes: one command (str, bytes, int, float arguments) in RESP" },
+	{ "resp_decode", mod_resp_decode, METH_VARARGS,
 	    "resp_decode(data, flags=0) -> object: one RESP2/RESP3 reply (flags 1: bulk and status "
 	    "strings -> str); "
-	    "an error reply raises iok.redis.ResponseError"},
-	{"_redis_setup", mod_redis_setup, METH_VARARGS, NULL},
-	{"dialer_share", mod_dialer_share, METH_VARARGS,
-	    "dialer_share(dialer_id, socket_id) - the socket shares the dialer's connections"},
-	{"session_open", mod_session_open, METH_VARARGS, "session_open(socket_id) -> session id"},
-	{"session_close", mod_session_close, METH_VARARGS, "session_close(socket_id, session)"},
-	{NULL, NULL, 0, NULL},
+	    "an error reply raises iok.redis.ResponseError" },
+	{ "_redis_setup", mod_redis_setup, METH_VARARGS, NULL },
+	{ "dialer_share", mod_dialer_share, METH_VARARGS,
+	    "dialer_share(dialer_id, socket_id) - the socket shares the dialer's connections" },
+	{ "session_open", mod_session_open, METH_VARARGS, "session_open(socket_id) -> session id" },
+	{ "session_close", mod_session_close, METH_VARARGS, "session_close(socket_id, session)" },
+	{ NULL, NULL, 0, NULL },
 };
 
 int

@@ -17,10 +17,10 @@ struct iok_discovery_watch {
 	iok_discovery_watch         *parent; /* NULL for the top watch */
 	const iok_discovery_backend *b;
 	void                        *state;
-	ik_timer                    *timer; /* refresh after the ttl */
-	char                        *host;  /* a child: the name it resolves */
+	ik_timer                    *timer;        /* refresh after the ttl */
+	char                        *host;         /* a child: the name it resolves */
 	uint16_t                     port, weight; /* a child: its entry's */
-	ik_disc_entry               *ents;  /* addresses reported (numeric) */
+	ik_disc_entry               *ents;         /* addresses reported (numeric) */
 	int                          nents;
 	iok_discovery_watch        **kids; /* the top: one per name reported */
 	int                          nkids;
@@ -71,8 +71,8 @@ add_entry(ik_disc_entry *out, int n, const struct sockaddr_storage *sa, uint16_t
 static void
 merge(ik_disc *d)
 {
-	ik_disc_entry tmp[IK_DISC_MAX];
-	int           n = 0;
+	ik_disc_entry        tmp[IK_DISC_MAX];
+	int                  n   = 0;
 	iok_discovery_watch *top = d->top;
 
 	for (int i = 0; i < top->nents; i++) {
@@ -154,8 +154,8 @@ arm(iok_discovery_watch *w, iok_duration ms)
 /* ------------------------------------------------------------ watches */
 
 static iok_discovery_watch *
-watch_start(ik_disc *d, iok_discovery_watch *parent, const iok_discovery_backend *b, const char *target,
-    int *err)
+watch_start(ik_disc *d, iok_discovery_watch *parent, const iok_discovery_backend *b,
+    const char *target, int *err)
 {
 	iok_discovery_watch *w = calloc(1, sizeof(*w));
 	if (w == NULL) {
@@ -200,7 +200,8 @@ kid_find(iok_discovery_watch *w, const char *host, uint16_t port, uint16_t weigh
 {
 	for (int k = 0; k < w->nkids; k++) {
 		iok_discovery_watch *c = w->kids[k];
-		if (c != NULL && c->port == port && c->weight == weight && strcmp(c->host, host) == 0) {
+		if (c != NULL && c->port == port && c->weight == weight &&
+		    strcmp(c->host, host) == 0) {
 			return c;
 		}
 	}
@@ -227,7 +228,8 @@ kid_new(iok_discovery_watch *w, const char *host, uint16_t port, uint16_t weight
 }
 
 int
-iok_discovery_update(iok_discovery_watch *w, const iok_discovery_addr *addrs, int n, iok_duration ttl)
+iok_discovery_update(
+    iok_discovery_watch *w, const iok_discovery_addr *addrs, int n, iok_duration ttl)
 {
 	ik_disc_entry        ents[IK_DISC_MAX];
 	iok_discovery_watch *kids[IK_DISC_MAX];
@@ -246,8 +248,8 @@ iok_discovery_update(iok_discovery_watch *w, const iok_discovery_addr *addrs, in
 	}
 	for (int i = 0; i < n; i++) {
 		struct sockaddr_storage sa;
-		uint16_t port   = addrs[i].port != 0 ? addrs[i].port : d->p.def_port;
-		uint16_t weight = addrs[i].weight != 0 ? addrs[i].weight : 1;
+		uint16_t                port   = addrs[i].port != 0 ? addrs[i].port : d->p.def_port;
+		uint16_t                weight = addrs[i].weight != 0 ? addrs[i].weight : 1;
 		if (port == 0) {
 			continue; /* nowhere to connect */
 		}
@@ -256,8 +258,8 @@ iok_discovery_update(iok_discovery_watch *w, const iok_discovery_addr *addrs, in
 			ne = add_entry(ents, ne, &sa, weight);
 		} else if (rv == IOK_ENOENT && w->parent == NULL) {
 			/* A name: its own A/AAAA watch, kept across reports. */
-			iok_discovery_watch *c = kid_find(w, addrs[i].host, port, weight);
-			bool dup = false;
+			iok_discovery_watch *c   = kid_find(w, addrs[i].host, port, weight);
+			bool                 dup = false;
 			for (int k = 0; k < nk; k++) {
 				dup = dup || kids[k] == c;
 			}
@@ -268,7 +270,8 @@ iok_discovery_update(iok_discovery_watch *w, const iok_discovery_addr *addrs, in
 					}
 				}
 				kids[nk++] = c;
-			} else if (c == NULL && (c = kid_new(w, addrs[i].host, port, weight)) != NULL) {
+			} else if (c == NULL &&
+			           (c = kid_new(w, addrs[i].host, port, weight)) != NULL) {
 				kids[nk++] = c;
 			}
 		} /* else: a literal of the wrong family, skipped */
@@ -305,7 +308,8 @@ iok_discovery_update(iok_discovery_watch *w, const iok_discovery_addr *addrs, in
 }
 
 int
-ik_disc_update_resolved(iok_discovery_watch *w, const struct sockaddr_storage *a, int n, iok_duration ttl)
+ik_disc_update_resolved(
+    iok_discovery_watch *w, const struct sockaddr_storage *a, int n, iok_duration ttl)
 {
 	ik_disc_entry ents[IK_DISC_MAX];
 	int           ne   = 0;
@@ -316,13 +320,13 @@ ik_disc_update_resolved(iok_discovery_watch *w, const struct sockaddr_storage *a
 		memset(&sa, 0, sizeof(sa));
 		if (a[i].ss_family == AF_INET) {
 			struct sockaddr_in *in = (struct sockaddr_in *) &sa;
-			in->sin_family = AF_INET;
-			in->sin_addr   = ((const struct sockaddr_in *) &a[i])->sin_addr;
-			in->sin_port   = htons(port);
+			in->sin_family         = AF_INET;
+			in->sin_addr           = ((const struct sockaddr_in *) &a[i])->sin_addr;
+			in->sin_port           = htons(port);
 		} else if (a[i].ss_family == AF_INET6) {
 			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) &sa;
-			in6->sin6_family   = AF_INET6;
-			in6->sin6_addr     = ((const struct sockaddr_in6 *) &a[i])->sin6_addr;
+			in6->sin6_family         = AF_INET6;
+			in6->sin6_addr           = ((const struct sockaddr_in6 *) &a[i])->sin6_addr;
 			in6->sin6_scope_id = ((const struct sockaddr_in6 *) &a[i])->sin6_scope_id;
 			in6->sin6_port     = htons(port);
 		} else {

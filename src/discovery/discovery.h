@@ -20,7 +20,7 @@
 
 #include "iok.h"
 
-#define IK_DISC_MAX 64      /* addresses kept per dialer */
+#define IK_DISC_MAX 64       /* addresses kept per dialer */
 #define IK_DISC_HOST_MAX 256 /* longest host name, with its NUL */
 
 typedef struct ik_disc_entry {
@@ -59,7 +59,8 @@ const iok_discovery_backend *ik_disc_backend_find(const char *name);
 const char *ik_disc_watch_servers(const iok_discovery_watch *w);
 int         ik_disc_watch_family(const iok_discovery_watch *w);
 /* ik_disc_update_resolved: the A/AAAA backend's report (ports 0). */
-int ik_disc_update_resolved(iok_discovery_watch *w, const struct sockaddr_storage *a, int n, iok_duration ttl);
+int ik_disc_update_resolved(
+    iok_discovery_watch *w, const struct sockaddr_storage *a, int n, iok_duration ttl);
 
 extern const iok_discovery_backend ik_disc_backend_dns;
 extern const iok_discovery_backend ik_disc_backend_static;
@@ -90,7 +91,8 @@ int ik_disc_split_url(const char *url, int (*tscheme_known)(const char *scheme),
  * Returns the count, or -IOK_EADDRINVAL (a malformed line: the whole
  * file is refused, so a half-written edit never empties the set),
  * -IOK_ENOMEM. */
-int ik_disc_parse_lines(const char *text, size_t len, iok_discovery_addr *out, int max, char **storage);
+int ik_disc_parse_lines(
+    const char *text, size_t len, iok_discovery_addr *out, int max, char **storage);
 
 /* ik_disc_parse_list reads "h1:p1,h2,[v6]:p3" (weights 1); as above. */
 int ik_disc_parse_list(const char *s, iok_discovery_addr *out, int max, char **storage);

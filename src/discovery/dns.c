@@ -39,7 +39,8 @@ dns_refresh(void *arg)
 	}
 	/* The port is set by the core (each entry has its own); c-ares
 	 * refuses service "0", so any other number does. */
-	st->q = ik_resolve_start(ik_disc_watch_servers(st->w), st->host, 1, ik_disc_watch_family(st->w), answered, st);
+	st->q = ik_resolve_start(
+	    ik_disc_watch_servers(st->w), st->host, 1, ik_disc_watch_family(st->w), answered, st);
 	if (st->q == NULL) {
 		iok_discovery_fail(st->w, IOK_ENOMEM, IOK_DURATION_DEFAULT);
 	}

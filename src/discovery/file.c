@@ -48,7 +48,8 @@ read_file(file_state *st)
 		len += r;
 	}
 	close(fd);
-	n = len >= FILE_MAX ? -IOK_EMSGSIZE : ik_disc_parse_lines(buf, (size_t) len, a, IK_DISC_MAX, &storage);
+	n = len >= FILE_MAX ? -IOK_EMSGSIZE
+	                    : ik_disc_parse_lines(buf, (size_t) len, a, IK_DISC_MAX, &storage);
 	free(buf);
 	if (n < 0) {
 		iok_discovery_fail(st->w, -n, IOK_DURATION_INFINITE); /* until the next edit */
@@ -105,7 +106,7 @@ file_start(iok_discovery_watch *w, const char *target, void **state)
 	uv_fs_event_init(ik_loop(), &st->ev);
 	st->ev.data = st;
 	st->ev_on   = uv_fs_event_start(&st->ev, changed, dir, 0) == 0;
-	*state = st;
+	*state      = st;
 	read_file(st);
 	return 0;
 }
@@ -122,7 +123,7 @@ static void
 file_stop(void *arg)
 {
 	file_state *st = arg;
-	st->w = NULL;
+	st->w          = NULL;
 	uv_close((uv_handle_t *) &st->ev, ev_closed);
 }
 

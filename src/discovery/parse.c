@@ -71,8 +71,8 @@ ik_disc_parse_hostport(const char *s, size_t n, char *host, uint16_t *port)
 		return IOK_EADDRINVAL;
 	}
 	for (const char *c = h; c < hend; c++) {
-		if (!isgraph((unsigned char) *c) || *c == '/' || *c == '@' || *c == ',' || *c == '[' ||
-		    *c == ']' || *c == '#') {
+		if (!isgraph((unsigned char) *c) || *c == '/' || *c == '@' || *c == ',' ||
+		    *c == '[' || *c == ']' || *c == '#') {
 			return IOK_EADDRINVAL;
 		}
 	}
@@ -210,15 +210,16 @@ dup_n(const char *s, size_t n)
 }
 
 int
-ik_disc_split_url(const char *url, int (*tscheme_known)(const char *scheme), char **backend, char **target,
-    char **turl)
+ik_disc_split_url(const char *url, int (*tscheme_known)(const char *scheme), char **backend,
+    char **target, char **turl)
 {
 	const char *sep, *rest, *q, *end;
 	char        scheme[64];
 	size_t      tslen;
 
 	*backend = *target = *turl = NULL;
-	if (url == NULL || (sep = strstr(url, "://")) == NULL || sep == url || (size_t) (sep - url) >= sizeof(scheme)) {
+	if (url == NULL || (sep = strstr(url, "://")) == NULL || sep == url ||
+	    (size_t) (sep - url) >= sizeof(scheme)) {
 		return IOK_EADDRINVAL;
 	}
 	for (const char *c = url; c < sep; c++) {
@@ -247,7 +248,7 @@ ik_disc_split_url(const char *url, int (*tscheme_known)(const char *scheme), cha
 		}
 		const char *comma = memchr(hosts, ',', (size_t) (aend - hosts));
 		const char *first = comma != NULL ? comma : aend;
-		size_t      pre   = (size_t) (first - url), post = strlen(aend);
+		size_t      pre = (size_t) (first - url), post = strlen(aend);
 		*backend = strdup("static");
 		*target  = dup_n(hosts, (size_t) (aend - hosts));
 		*turl    = malloc(pre + post + 1);
@@ -261,7 +262,7 @@ ik_disc_split_url(const char *url, int (*tscheme_known)(const char *scheme), cha
 		if (plus == NULL || plus == scheme || plus[1] == '\0') {
 			return IOK_ENOTSUP;
 		}
-		tslen = (size_t) (plus - scheme);
+		tslen         = (size_t) (plus - scheme);
 		scheme[tslen] = '\0';
 		if (!tscheme_known(scheme)) {
 			return IOK_ENOTSUP;
@@ -279,8 +280,8 @@ ik_disc_split_url(const char *url, int (*tscheme_known)(const char *scheme), cha
 		const char *qs   = q != NULL ? q : "";
 		size_t      ulen = (size_t) (tgt - rest);
 		size_t      n    = tslen + 3 + ulen + 9 + strlen(qs) + 1;
-		*backend = strdup(scheme + tslen + 1);
-		*target  = dup_n(tgt, (size_t) (end - tgt));
+		*backend         = strdup(scheme + tslen + 1);
+		*target          = dup_n(tgt, (size_t) (end - tgt));
 		if ((*turl = malloc(n)) != NULL) {
 			memcpy(*turl, scheme, tslen);
 			memcpy(*turl + tslen, "://", 3);
@@ -354,8 +355,9 @@ ik_dns_min_ttl(const uint8_t *m, size_t len, uint32_t *ttl)
 		if (skip_name(m, len, &off) != 0 || off + 10 > len) {
 			return IOK_EPROTO;
 		}
-		uint32_t t  = (uint32_t) m[off + 4] << 24 | (uint32_t) m[off + 5] << 16 | (uint32_t) m[off + 6] << 8 | m[off + 7];
-		size_t   rd = (size_t) m[off + 8] << 8 | m[off + 9];
+		uint32_t t = (uint32_t) m[off + 4] << 24 | (uint32_t) m[off + 5] << 16 |
+		             (uint32_t) m[off + 6] << 8 | m[off + 7];
+		size_t rd = (size_t) m[off + 8] << 8 | m[off + 9];
 		if (t & 0x80000000u) {
 			t = 0; /* RFC 2181: a TTL with the top bit set means zero */
 		}

@@ -55,8 +55,8 @@ static struct {
 } R;
 
 int
-ik_resolve_numeric(const char *host, uint16_t port, int family, int passive,
-    struct sockaddr_storage *out)
+ik_resolve_numeric(
+    const char *host, uint16_t port, int family, int passive, struct sockaddr_storage *out)
 {
 	struct sockaddr_in  *sin  = (struct sockaddr_in *) out;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) out;
@@ -122,7 +122,7 @@ arm_timer(chan *ch)
 static void
 poll_cb(uv_poll_t *h, int status, int events)
 {
-	watch *w = h->data;
+	watch        *w   = h->data;
 	ares_socket_t rfd = ARES_SOCKET_BAD, wfd = ARES_SOCKET_BAD;
 	if (status < 0 || (events & UV_READABLE)) {
 		rfd = w->fd;
@@ -174,7 +174,8 @@ sock_state_cb(void *data, ares_socket_t fd, int readable, int writable)
 		w->poll.data = w;
 		ik_list_append(&ch->watches, &w->node);
 	}
-	uv_poll_start(&w->poll, (readable ? UV_READABLE : 0) | (writable ? UV_WRITABLE : 0), poll_cb);
+	uv_poll_start(
+	    &w->poll, (readable ? UV_READABLE : 0) | (writable ? UV_WRITABLE : 0), poll_cb);
 }
 
 /* The process default: IOK_DNS_SERVERS="host:port,host:port" points
@@ -221,13 +222,14 @@ get_chan(const char *servers)
 	opts.sock_state_cb_data = ch;
 	opts.timeout            = 2000; /* ms per try */
 	opts.tries              = 2;
-	if (ares_init_options(&ch->channel, &opts, ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES) !=
-	    ARES_SUCCESS) {
+	if (ares_init_options(&ch->channel, &opts,
+	        ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES) != ARES_SUCCESS) {
 		free(ch->servers);
 		free(ch);
 		return NULL;
 	}
-	if (servers[0] != '\0' && ares_set_servers_ports_csv(ch->channel, servers) != ARES_SUCCESS) {
+	if (servers[0] != '\0' &&
+	    ares_set_servers_ports_csv(ch->channel, servers) != ARES_SUCCESS) {
 		ares_destroy(ch->channel);
 		free(ch->servers);
 		free(ch);
@@ -288,8 +290,8 @@ gai_cb(void *arg, int status, int timeouts, struct ares_addrinfo *res)
 
 	r->ttl = UINT32_MAX;
 	if (status == ARES_SUCCESS && res != NULL) {
-		for (struct ares_addrinfo_node *ai = res->nodes; ai != NULL && r->n < IK_RESOLVE_MAX;
-		     ai = ai->ai_next) {
+		for (struct ares_addrinfo_node *ai           = res->nodes;
+		     ai != NULL && r->n < IK_RESOLVE_MAX; ai = ai->ai_next) {
 			if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
 			    ai->ai_addrlen <= sizeof(r->addrs[0])) {
 				memset(&r->addrs[r->n], 0, sizeof(r->addrs[0]));
@@ -313,7 +315,8 @@ gai_cb(void *arg, int status, int timeouts, struct ares_addrinfo *res)
 }
 
 ik_resolve *
-ik_resolve_start(const char *servers, const char *host, uint16_t port, int family, ik_resolve_cb cb, void *arg)
+ik_resolve_start(
+    const char *servers, const char *host, uint16_t port, int family, ik_resolve_cb cb, void *arg)
 {
 	struct ares_addrinfo_hints hints;
 	char                       service[8];

@@ -22,12 +22,12 @@ typedef struct srv_state {
 static void
 answered(void *arg, int err, const uint8_t *msg, int len)
 {
-	srv_state               *st    = arg;
-	struct ares_srv_reply   *reply = NULL;
-	iok_discovery_addr       a[IK_DISC_MAX];
-	uint32_t                 ttl   = 0;
-	int                      n     = 0;
-	unsigned                 best  = 0x10000;
+	srv_state             *st    = arg;
+	struct ares_srv_reply *reply = NULL;
+	iok_discovery_addr     a[IK_DISC_MAX];
+	uint32_t               ttl  = 0;
+	int                    n    = 0;
+	unsigned               best = 0x10000;
 
 	st->q = NULL;
 	if (err == 0 && (msg == NULL || ares_parse_srv_reply(msg, len, &reply) != ARES_SUCCESS)) {
@@ -47,14 +47,16 @@ answered(void *arg, int err, const uint8_t *msg, int len)
 	}
 	for (struct ares_srv_reply *r = reply; r != NULL && n < IK_DISC_MAX; r = r->next) {
 		/* "." as the target: the service is decidedly not available. */
-		if (r->priority == best && r->port != 0 && strcmp(r->host, ".") != 0 && r->host[0] != '\0') {
+		if (r->priority == best && r->port != 0 && strcmp(r->host, ".") != 0 &&
+		    r->host[0] != '\0') {
 			a[n].host   = r->host;
 			a[n].port   = r->port;
 			a[n].weight = r->weight;
 			n++;
 		}
 	}
-	(void) iok_discovery_update(st->w, a, n, ttl > 86400 ? 86400000 : (iok_duration) ttl * 1000);
+	(void) iok_discovery_update(
+	    st->w, a, n, ttl > 86400 ? 86400000 : (iok_duration) ttl * 1000);
 	ares_free_data(reply);
 }
 
@@ -65,7 +67,8 @@ srv_refresh(void *arg)
 	if (st->q != NULL) {
 		return;
 	}
-	if ((st->q = ik_resolve_query(ik_disc_watch_servers(st->w), st->name, T_SRV_TYPE, answered, st)) == NULL) {
+	if ((st->q = ik_resolve_query(
+	         ik_disc_watch_servers(st->w), st->name, T_SRV_TYPE, answered, st)) == NULL) {
 		iok_discovery_fail(st->w, IOK_ENOMEM, IOK_DURATION_DEFAULT);
 	}
 }

@@ -11,20 +11,21 @@
 
 #include <iok.h>
 
-#define CHECK(c)                                                                  \
-	do {                                                                      \
-		if (!(c)) {                                                       \
+#define CHECK(c)                                                                              \
+	do {                                                                                  \
+		if (!(c)) {                                                                   \
 			fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #c); \
-			exit(1);                                                  \
-		}                                                                 \
+			exit(1);                                                              \
+		}                                                                             \
 	} while (0)
-#define OK(e)                                                                      \
-	do {                                                                       \
-		int rv_ = (e);                                                     \
-		if (rv_ != 0) {                                                    \
-			fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #e, iok_strerror(rv_)); \
-			exit(1);                                                   \
-		}                                                                  \
+#define OK(e)                                                                                      \
+	do {                                                                                       \
+		int rv_ = (e);                                                                     \
+		if (rv_ != 0) {                                                                    \
+			fprintf(                                                                   \
+			    stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #e, iok_strerror(rv_)); \
+			exit(1);                                                                   \
+		}                                                                                  \
 	} while (0)
 
 /* Kernel-thread state: no locks, as every pattern. */
@@ -87,8 +88,8 @@ shout_send(void *ps, iok_msg *m)
 static int
 shout_recv(void *ps, void *pp, iok_msg *m)
 {
-	struct shout *st = ps;
-	unsigned char *b = iok_msg_body(m);
+	struct shout  *st = ps;
+	unsigned char *b  = iok_msg_body(m);
 	(void) pp;
 	for (size_t i = 0; i < iok_msg_len(m); i++) {
 		b[i] = (unsigned char) toupper(b[i]);

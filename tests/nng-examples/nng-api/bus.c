@@ -17,17 +17,19 @@
 #define MAX_PEERS 16
 #define NAME_MAX_LEN 32
 
-static void die(const char *what, int rv)
+static void
+die(const char *what, int rv)
 {
 	fprintf(stderr, "bus: %s: %s\n", what, nng_strerror(rv));
 	exit(1);
 }
 
 static char heard[MAX_PEERS][NAME_MAX_LEN + 1];
-static int nheard;
+static int  nheard;
 
 /* first_time records a peer's name; true the first time it is seen. */
-static int first_time(const char *name, size_t len)
+static int
+first_time(const char *name, size_t len)
 {
 	int i;
 
@@ -44,11 +46,12 @@ static int first_time(const char *name, size_t len)
 	return 1;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	const char *me;
-	nng_socket s;
-	int i, rv;
+	nng_socket  s;
+	int         i, rv;
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: %s NAME LISTEN_URL [PEER_URL...]\n", argv[0]);
@@ -65,17 +68,17 @@ int main(int argc, char **argv)
 		if ((rv = nng_dial(s, argv[i], NULL, NNG_FLAG_NONBLOCK)) != 0)
 			die("nng_dial", rv);
 	for (;;) {
-		char buf[NAME_MAX_LEN];
+		char   buf[NAME_MAX_LEN];
 		size_t len = sizeof(buf);
 
-		if ((rv = nng_send(s, (void *)me, strlen(me), 0)) != 0)
+		if ((rv = nng_send(s, (void *) me, strlen(me), 0)) != 0)
 			die("nng_send", rv);
 		/* Drain what arrived until a quiet 200 ms, then say it again. */
 		while ((rv = nng_recv(s, buf, &len, 0)) == 0) {
 			if (len > sizeof(buf))
 				len = sizeof(buf); /* truncated by the library */
 			if (first_time(buf, len)) {
-				printf("%s: heard %.*s\n", me, (int)len, buf);
+				printf("%s: heard %.*s\n", me, (int) len, buf);
 				fflush(stdout);
 			}
 			len = sizeof(buf);

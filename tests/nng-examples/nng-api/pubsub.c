@@ -17,28 +17,31 @@
 
 #define TOPIC "tick"
 
-static void die(const char *what, int rv)
+static void
+die(const char *what, int rv)
 {
 	fprintf(stderr, "pubsub: %s: %s\n", what, nng_strerror(rv));
 	exit(1);
 }
 
-static void publish(nng_socket s, const char *topic, unsigned n)
+static void
+publish(nng_socket s, const char *topic, unsigned n)
 {
 	char buf[64];
-	int len = snprintf(buf, sizeof(buf), "%s %u", topic, n);
-	int rv;
+	int  len = snprintf(buf, sizeof(buf), "%s %u", topic, n);
+	int  rv;
 
 	/* PUB never blocks: with no subscriber the message is dropped. */
-	if ((rv = nng_send(s, buf, (size_t)len, 0)) != 0)
+	if ((rv = nng_send(s, buf, (size_t) len, 0)) != 0)
 		die("nng_send", rv);
 }
 
-static void server(const char *url)
+static void
+server(const char *url)
 {
 	nng_socket s;
-	unsigned n;
-	int rv;
+	unsigned   n;
+	int        rv;
 
 	if ((rv = nng_pub0_open(&s)) != 0)
 		die("nng_pub0_open", rv);
@@ -46,7 +49,7 @@ static void server(const char *url)
 		die("nng_listen", rv);
 	for (n = 0;; n++) {
 		/* The period is the point of a publisher, not a wait. */
-		struct timespec period = {0, 100 * 1000 * 1000};
+		struct timespec period = { 0, 100 * 1000 * 1000 };
 
 		publish(s, "noise", n);
 		publish(s, TOPIC, n);
@@ -56,10 +59,11 @@ static void server(const char *url)
 	}
 }
 
-static void client(const char *url, const char *name)
+static void
+client(const char *url, const char *name)
 {
 	nng_socket s;
-	int rv;
+	int        rv;
 
 	if ((rv = nng_sub0_open(&s)) != 0)
 		die("nng_sub0_open", rv);
@@ -72,14 +76,15 @@ static void client(const char *url, const char *name)
 
 		if ((rv = nng_recvmsg(s, &m, 0)) != 0)
 			die("nng_recvmsg", rv);
-		printf("client %s: got \"%.*s\"\n", name, (int)nng_msg_len(m),
-		       (const char *)nng_msg_body(m));
+		printf("client %s: got \"%.*s\"\n", name, (int) nng_msg_len(m),
+		    (const char *) nng_msg_body(m));
 		fflush(stdout);
 		nng_msg_free(m);
 	}
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "server") == 0) {
 		server(argv[2]); /* serves until killed */

@@ -17,27 +17,29 @@
 
 #define QUESTION "TIME"
 
-static void die(const char *what, int rv)
+static void
+die(const char *what, int rv)
 {
 	fprintf(stderr, "reqrep: %s: %s\n", what, nng_strerror(rv));
 	exit(1);
 }
 
-static void server(const char *url)
+static void
+server(const char *url)
 {
 	nng_socket s;
-	int rv;
+	int        rv;
 
 	if ((rv = nng_rep0_open(&s)) != 0)
 		die("nng_rep0_open", rv);
 	if ((rv = nng_listen(s, url, NULL, 0)) != 0)
 		die("nng_listen", rv);
 	for (;;) {
-		char req[64];
-		size_t len = sizeof(req);
-		char *ans;
-		size_t n;
-		time_t now;
+		char      req[64];
+		size_t    len = sizeof(req);
+		char     *ans;
+		size_t    n;
+		time_t    now;
 		struct tm tm;
 
 		if ((rv = nng_recv(s, req, &len, 0)) != 0)
@@ -57,7 +59,7 @@ static void server(const char *url)
 		now = time(NULL);
 		gmtime_r(&now, &tm);
 		n = strftime(ans, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-		printf("server: answering %.*s\n", (int)n, ans);
+		printf("server: answering %.*s\n", (int) n, ans);
 		fflush(stdout);
 		if ((rv = nng_send(s, ans, n, NNG_FLAG_ALLOC)) != 0) {
 			nng_free(ans, 32);
@@ -66,12 +68,13 @@ static void server(const char *url)
 	}
 }
 
-static int client(const char *url)
+static int
+client(const char *url)
 {
 	nng_socket s;
-	char *ans = NULL;
-	size_t len = 0;
-	int rv;
+	char      *ans = NULL;
+	size_t     len = 0;
+	int        rv;
 
 	if ((rv = nng_req0_open(&s)) != 0)
 		die("nng_req0_open", rv);
@@ -85,12 +88,13 @@ static int client(const char *url)
 		die("nng_send", rv);
 	if ((rv = nng_recv(s, &ans, &len, NNG_FLAG_ALLOC)) != 0)
 		die("nng_recv", rv);
-	printf("client: it is %.*s\n", (int)len, ans);
+	printf("client: it is %.*s\n", (int) len, ans);
 	nng_free(ans, len);
 	return nng_close(s) == 0 ? 0 : 1;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "node0") == 0) {
 		server(argv[2]); /* serves until killed */

@@ -16,17 +16,19 @@
 
 #define QUESTION "roll call"
 
-static void die(const char *what, int rv)
+static void
+die(const char *what, int rv)
 {
 	fprintf(stderr, "survey: %s: %s\n", what, nng_strerror(rv));
 	exit(1);
 }
 
-static void server(const char *url)
+static void
+server(const char *url)
 {
 	nng_socket s;
-	unsigned round;
-	int rv;
+	unsigned   round;
+	int        rv;
 
 	if ((rv = nng_surveyor0_open(&s)) != 0)
 		die("nng_surveyor0_open", rv);
@@ -42,7 +44,7 @@ static void server(const char *url)
 		/* Collect answers until the survey time runs out: that end
 		 * is reported as NNG_ETIMEDOUT. */
 		for (;;) {
-			char *who = NULL;
+			char  *who = NULL;
 			size_t len = 0;
 
 			rv = nng_recv(s, &who, &len, NNG_FLAG_ALLOC);
@@ -51,7 +53,7 @@ static void server(const char *url)
 			if (rv != 0)
 				die("nng_recv", rv);
 			answers++;
-			printf("server: round %u: %.*s is here\n", round, (int)len, who);
+			printf("server: round %u: %.*s is here\n", round, (int) len, who);
 			nng_free(who, len);
 		}
 		printf("server: round %u over, %u answers\n", round, answers);
@@ -59,10 +61,11 @@ static void server(const char *url)
 	}
 }
 
-static void client(const char *url, const char *name)
+static void
+client(const char *url, const char *name)
 {
 	nng_socket s;
-	int rv;
+	int        rv;
 
 	if ((rv = nng_respondent0_open(&s)) != 0)
 		die("nng_respondent0_open", rv);
@@ -90,7 +93,8 @@ static void client(const char *url, const char *name)
 	}
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "server") == 0) {
 		server(argv[2]); /* serves until killed */
