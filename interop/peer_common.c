@@ -132,40 +132,41 @@ parse_opt(const char *prog, int argc, char **argv, int *i, struct peer_opts *o)
 {
 	const char *a = argv[*i];
 
-#define NUM(name, field)                             \
-	if (strcmp(a, name) == 0) {                  \
-		o->field = num(prog, argc, argv, i); \
-		return 1;                            \
-	}
-#define STR(name, field)                             \
-	if (strcmp(a, name) == 0) {                  \
-		o->field = str(prog, argc, argv, i); \
-		return 1;                            \
-	}
-#define FLAG(name, field)           \
+/* A table of macro statements, one option a line. */
+/* clang-format off */
+#define NUM(name, field) \
 	if (strcmp(a, name) == 0) { \
-		o->field = 1;       \
-		return 1;           \
+		o->field = num(prog, argc, argv, i); \
+		return 1; \
 	}
-	FLAG("--raw", raw)
-	FLAG("--poly", poly) FLAG("--echo", echo) FLAG("--no-verify", no_verify) FLAG(
-	    "--no-subscribe", no_subscribe) FLAG("--wait-peer", wait_peer) FLAG("--show-header",
-	    show_header) NUM("--send", send) NUM("--recv", recv) NUM("--ignore", ignore)
-	    NUM("--size", size) NUM("--outstanding", outstanding) NUM("--resend-time", resend_ms)
-	        NUM("--survey-time", survey_ms) NUM("--recv-timeout", recv_timeout_ms)
-	            NUM("--send-timeout", send_timeout_ms) NUM("--reply-delay", reply_delay_ms)
-	                NUM("--delay", delay_ms) NUM("--interval", interval_ms)
-	                    NUM("--linger", linger_ms) NUM("--wait-peer-time", wait_peer_ms)
-	                        NUM("--timeout", timeout_s) NUM("--min-responses", min_responses)
-	                            NUM("--wait-peers", wait_peer) STR("--data", data)
-	                                STR("--prefix", prefix)
-	                                    STR("--expect-prefix", expect_prefix)
-	                                        STR("--port-file", port_file)
-	                                            STR("--ready-file", ready_file)
+#define STR(name, field) \
+	if (strcmp(a, name) == 0) { \
+		o->field = str(prog, argc, argv, i); \
+		return 1; \
+	}
+#define FLAG(name, field) \
+	if (strcmp(a, name) == 0) { \
+		o->field = 1; \
+		return 1; \
+	}
+	FLAG("--raw", raw) FLAG("--poly", poly) FLAG("--echo", echo)
+	FLAG("--no-verify", no_verify) FLAG("--no-subscribe", no_subscribe)
+	FLAG("--wait-peer", wait_peer) FLAG("--show-header", show_header)
+	NUM("--send", send) NUM("--recv", recv) NUM("--ignore", ignore)
+	NUM("--size", size) NUM("--outstanding", outstanding)
+	NUM("--resend-time", resend_ms) NUM("--survey-time", survey_ms)
+	NUM("--recv-timeout", recv_timeout_ms) NUM("--send-timeout", send_timeout_ms)
+	NUM("--reply-delay", reply_delay_ms) NUM("--delay", delay_ms)
+	NUM("--interval", interval_ms) NUM("--linger", linger_ms)
+	NUM("--wait-peer-time", wait_peer_ms) NUM("--timeout", timeout_s)
+	NUM("--min-responses", min_responses) NUM("--wait-peers", wait_peer)
+	STR("--data", data) STR("--prefix", prefix) STR("--expect-prefix", expect_prefix)
+	STR("--port-file", port_file) STR("--ready-file", ready_file)
 #undef NUM
 #undef STR
 #undef FLAG
-	                                                if (strcmp(a, "--subscribe") == 0)
+	    /* clang-format on */
+	    if (strcmp(a, "--subscribe") == 0)
 	{
 		if (o->nsubs == (int) (sizeof(o->subs) / sizeof(o->subs[0])))
 			usage(prog);

@@ -470,10 +470,11 @@ db_pipe_add(void *arg, void *pp, ik_pipe *pipe)
 	if (!(ik_pipe_flags(pipe) & IK_TF_INORDER)) {
 		return IOK_EPROTO; /* replies could not be matched by order */
 	}
-	p->pipe   = pipe;
-	p->s      = s;
-	p->pinned = NULL;
-	p->nfifo  = 0;
+	p->pipe     = pipe;
+	p->s        = s;
+	p->pinned   = NULL;
+	p->nfifo    = 0;
+	p->recancel = NULL;
 	if (ik_pipeset_add(&s->pipes, p) != 0) {
 		return IOK_ENOMEM;
 	}
@@ -505,6 +506,10 @@ db_pipe_rm(void *arg, void *pp)
 
 	if (p->draining && !p->closed) {
 		s->ndraining--; /* went before it was idle (or the drain ran out) */
+	}
+	if (p->recancel != NULL) {
+		ik_timer_free(p->recancel);
+		p->recancel = NULL;
 	}
 	ik_pipeset_rm(&s->pipes, p);
 	/* The pinned session fails: it cannot move to another connection. */
@@ -737,6 +742,37 @@ db_cancel(void *arg, uint64_t token)
 	}
 }
 
+#define DB_RECANCEL_MS 500
+
+/* The request a cancel was sent for still runs: send another. */
+static void
+db_recancel(void *arg)
+{
+	db_pipe *p = arg;
+	ik_node *n = ik_list_first(&p->fifo);
+	if (n != NULL) {
+		db_req *r = ik_container_of(n, db_req, qnode);
+		if (r->dead && r->seq == p->cancel_seq && ik_pipe_cancel(p->pipe) == 0) {
+			ik_timer_start(p->recancel, DB_RECANCEL_MS);
+		}
+	}
+}
+
+/* Ask the server to stop r, which heads p's FIFO (PostgreSQL
+ * CancelRequest); its reply is still consumed. */
+static void
+cancel_running(db_pipe *p, db_req *r)
+{
+	if (ik_pipe_cancel(p->pipe) != 0) {
+		return; /* the transport cannot cancel */
+	}
+	if (p->recancel == NULL && (p->recancel = ik_timer_new(db_recancel, p)) == NULL) {
+		return;
+	}
+	p->cancel_seq = r->seq;
+	ik_timer_start(p->recancel, DB_RECANCEL_MS);
+}
+
 static void
 db_fire(void *arg)
 {
@@ -746,9 +782,7 @@ db_fire(void *arg)
 	while ((x = ik_rt_due(&s->rt, now)) != NULL) {
 		db_req *r = ik_container_of(x, db_req, rt);
 		if (r->where == R_FIFO && ik_list_first(&r->pipe->fifo) == &r->qnode) {
-			/* The server is running it: ask it to stop (PostgreSQL
-			 * CancelRequest); its reply is still consumed. */
-			(void) ik_pipe_cancel(r->pipe->pipe);
+			cancel_running(r->pipe, r); /* the server is running it */
 		}
 		ik_db_give_up(s, r, IOK_ETIMEDOUT);
 	}

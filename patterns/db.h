@@ -51,7 +51,12 @@ struct db_pipe {
 	uint32_t nfifo;
 	db_sess *pinned;
 	bool     draining; /* its address left the set: close once idle */
-	bool     closed;   /* asked the core to close it */
+	/* A cancel reaches the server on a side connection and can arrive
+	 * before the request it is for has started (the server then ignores
+	 * it): while that request still heads the FIFO, cancel again. */
+	ik_timer *recancel;
+	uint64_t  cancel_seq; /* the request being cancelled (its seq) */
+	bool      closed;     /* asked the core to close it */
 };
 
 struct db_sess {

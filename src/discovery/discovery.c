@@ -51,19 +51,36 @@ entry_cmp(const void *a, const void *b)
 	    sizeof(struct sockaddr_storage));
 }
 
+/* Entries are compared and sorted with memcmp, so every byte of one is
+ * defined: padding and the unused tail of the address are zero. */
+static void
+entry_set(ik_disc_entry *e, const struct sockaddr_storage *sa, uint16_t weight)
+{
+	size_t len = sizeof(*sa);
+	if (sa->ss_family == AF_INET) {
+		len = sizeof(struct sockaddr_in);
+	} else if (sa->ss_family == AF_INET6) {
+		len = sizeof(struct sockaddr_in6);
+	}
+	memset(e, 0, sizeof(*e));
+	memcpy(&e->sa, sa, len);
+	e->weight = weight;
+}
+
 static int
 add_entry(ik_disc_entry *out, int n, const struct sockaddr_storage *sa, uint16_t weight)
 {
+	ik_disc_entry e;
+	entry_set(&e, sa, weight);
 	for (int i = 0; i < n; i++) {
-		if (memcmp(&out[i].sa, sa, sizeof(*sa)) == 0) {
+		if (memcmp(&out[i].sa, &e.sa, sizeof(e.sa)) == 0) {
 			return n; /* listed twice (two names, one address) */
 		}
 	}
 	if (n == IK_DISC_MAX) {
 		return n;
 	}
-	out[n].sa     = *sa;
-	out[n].weight = weight;
+	out[n] = e;
 	return n + 1;
 }
 
