@@ -442,29 +442,8 @@ req_recv(void *arg, void *pp, iok_msg *m)
 	req_ent  *e;
 	uint32_t  id;
 
-	if (first) {
-		iok_msg_header_clear(m);
-		if (s->raw) {
-			int rv = ik_rr_bt_parse(m, ik_sock_max_ttl(s->sock));
-			if (rv != IK_RR_BT_OK) {
-				iok_msg_free(m);
-				ik_sock_stat(s->sock,
-				    rv == IK_RR_BT_HOPS ? IK_STAT_RX_DROPPED : IK_STAT_RX_MALFORMED,
-				    1);
-				return IK_OK;
-			}
-		} else {
-			/* A reply to us has no hops left: its first word is the
-			 * request id. */
-			if (m->len < 4 || !(ik_get_u32(m->body) & 0x80000000u)) {
-				iok_msg_free(m);
-				ik_sock_stat(s->sock, IK_STAT_RX_MALFORMED, 1);
-				return IK_OK;
-			}
-			(void) iok_msg_header_append(m, m->body, 4);
-			(void) iok_msg_trim(m, 4);
-		}
-		m->flags = IK_MSG_PARSED;
+	if (!ik_rr_reply_parse(s->sock, m, s->raw)) {
+		return IK_OK;
 	}
 	if (s->raw) {
 		return ik_sock_deliver(s->sock, m);

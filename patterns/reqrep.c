@@ -40,6 +40,34 @@ ik_rr_bt_parse(iok_msg *m, int ttl)
 	}
 }
 
+bool
+ik_rr_reply_parse(ik_sock *sock, iok_msg *m, bool raw)
+{
+	if (m->flags & IK_MSG_PARSED) {
+		return true; /* offered before, refused, offered again */
+	}
+	iok_msg_header_clear(m);
+	if (raw) {
+		int rv = ik_rr_bt_parse(m, ik_sock_max_ttl(sock));
+		if (rv != IK_RR_BT_OK) {
+			iok_msg_free(m);
+			ik_sock_stat(sock,
+			    rv == IK_RR_BT_HOPS ? IK_STAT_RX_DROPPED : IK_STAT_RX_MALFORMED, 1);
+			return false;
+		}
+	} else {
+		if (m->len < 4 || !(ik_get_u32(m->body) & 0x80000000u)) {
+			iok_msg_free(m);
+			ik_sock_stat(sock, IK_STAT_RX_MALFORMED, 1);
+			return false;
+		}
+		(void) iok_msg_header_append(m, m->body, 4);
+		(void) iok_msg_trim(m, 4);
+	}
+	m->flags = IK_MSG_PARSED;
+	return true;
+}
+
 /* A random 32-bit start for id counters, so ids from a restarted process
  * do not collide with its predecessor's late replies (as nng). */
 uint32_t

@@ -5,6 +5,7 @@
 #ifndef IK_REQREP_H
 #define IK_REQREP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "pattern.h"
@@ -18,6 +19,11 @@
  * of its header: words up to and including the first with the high bit
  * set, at most ttl of them.  IK_RR_BT_*. */
 int ik_rr_bt_parse(iok_msg *m, int ttl);
+/* ik_rr_reply_parse readies a reply (req) or a response (surveyor) that
+ * arrived on sock, once: raw sockets keep the whole backtrace, cooked ones
+ * the id word alone (a reply to us has no hops left).  False if m was not
+ * one (freed, counted as dropped or malformed). */
+bool ik_rr_reply_parse(ik_sock *sock, iok_msg *m, bool raw);
 /* ik_rr_seed: a random 32-bit start for id counters (salt: used only if
  * the system has no randomness to give). */
 uint32_t ik_rr_seed(const void *salt);
