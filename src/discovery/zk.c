@@ -221,11 +221,10 @@ process(zk_state *st, int events)
 	pump(st);
 }
 
-/* The client was written for select(), where a socket with an error or a
- * hang-up is both readable and writable; epoll (through libuv) reports
- * such a socket readable only, and a client still waiting for its
- * connect to complete would wait forever.  So ask poll() what select()
- * would have said. */
+/* Which events to hand the client is asked of poll(): the client expects
+ * select()'s answer, where a socket with an error or a hang-up is both
+ * readable and writable (a failed connect is noticed on "writable"),
+ * while libuv reports an error as a status with no events. */
 static void
 polled(uv_poll_t *h, int status, int events)
 {
