@@ -140,7 +140,10 @@ class Server:
              f"-Dzookeeper.log.dir={self.root}", "-cp", classpath(), MAIN,
              os.path.join(self.root, "zoo.cfg")],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
+            start_new_session=True,
+            # The Python suite of a sanitizer build preloads the ASan
+            # runtime: not into the JVM.
+            env={k: v for k, v in os.environ.items() if k != "LD_PRELOAD"})
         log.close()
         with open(self._pidfile(), "w") as f:
             f.write(str(self.proc.pid))
