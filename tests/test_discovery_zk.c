@@ -9,9 +9,12 @@
  *     no request fails (req resends what a closed connection held);
  *   - hostile child names (garbage, oversize, bad port or weight) are
  *     ignored and counted (IOK_OPT_DISC_REJECTED), the good one is used;
- *   - the server restarted with an empty data directory, so the session
- *     is unknown to it (expired): the last set is kept meanwhile, a new
- *     session is made and the children (recreated) are followed again;
+ *   - the server restarted with an empty data directory: it refuses the
+ *     old session (the client has seen a newer transaction than it has),
+ *     forever, without saying "expired"; the last set is kept meanwhile,
+ *     and once away for longer than the session the backend makes a new
+ *     session (the path an expired session takes) and follows the
+ *     recreated children;
  *   - malformed targets and child names (the pure parser).
  */
 #include "discutil.h"
@@ -252,7 +255,7 @@ test_restart_expired_session(void **state)
 	du_client_run(&c, req, a.name, b.name);
 	assert_true(du_wait_answers(&c, 0, 20));
 
-	/* Down, then up with nothing: the session is unknown there. */
+	/* Down, then up with nothing: the old session is refused there. */
 	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 '%s' restart '%s' fresh", helper, dir);
 	assert_int_equal(system(cmd), 0);
 	/* Meanwhile and since, the last set is kept: a still serves. */
