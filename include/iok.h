@@ -331,7 +331,10 @@ IOK_API int iok_listener_id(iok_listener l);
  *                               ZooKeeper client would resolve names with a
  *                               blocking call).  While ZooKeeper is
  *                               unreachable, or the znode is missing, the
- *                               last set is kept.
+ *                               last set is kept.  The client library
+ *                               (libzookeeper_st) keeps static buffers: the
+ *                               application must not use it on another
+ *                               thread itself.
  *   tcp+NAME://target           a backend registered as NAME
  *
  * DNS servers: the dialer option IOK_OPT_DNS_SERVERS, else the environment

@@ -17,13 +17,11 @@
  *     recreated children;
  *   - malformed targets and child names (the pure parser).
  */
+#include <stdarg.h>
+
 #include "discutil.h"
 
 #include "discovery/discovery.h"
-
-#ifdef IOK_HAVE_ZOOKEEPER
-#include "zkutil.h"
-#endif
 
 static int zk_port; /* 0: no server (not installed, or not run by zkserver.py) */
 
@@ -103,6 +101,40 @@ test_bad_targets(void **state)
 
 static char child_a[64], child_b[64];
 
+/* Znodes are changed by another process (zkserver.py ops, through kazoo):
+ * Debian's single-threaded C client keeps static buffers, and iok's
+ * kernel thread is running it in this one.  ops: "create" or "delete" and
+ * a path, in pairs, NULL-terminated. */
+static void
+zk_ops(const char *op, ...)
+{
+	const char *helper = getenv("IOK_ZK_HELPER");
+	size_t      cap    = 8192, len;
+	char       *cmd    = malloc(cap);
+	va_list     ap;
+	assert_non_null(helper);
+	assert_non_null(cmd);
+	len =
+	    (size_t) snprintf(cmd, cap, "/usr/bin/python3 '%s' ops 127.0.0.1:%d", helper, zk_port);
+	va_start(ap, op);
+	for (const char *o = op; o != NULL; o = va_arg(ap, const char *)) {
+		const char *path = va_arg(ap, const char *);
+		len += (size_t) snprintf(cmd + len, cap - len, " %s '%s'", o, path);
+		assert_true(len < cap);
+	}
+	va_end(ap);
+	assert_int_equal(system(cmd), 0);
+	free(cmd);
+}
+
+/* base/child, in buf. */
+static const char *
+zk_path(char *buf, size_t cap, const char *base, const char *child)
+{
+	snprintf(buf, cap, "%s/%s", base, child);
+	return buf;
+}
+
 static void
 zk_url(char *url, size_t cap, const char *path)
 {
@@ -125,17 +157,16 @@ test_children_move(void **state)
 	iok_socket req;
 	iok_dialer d;
 	char       url[128];
+	char       pa[128], pb[128];
 	int        port = tu_free_port();
-	zhandle_t *zh;
 	(void) state;
 	if (zk_port == 0) {
 		skip();
 	}
-	zh = zu_connect(zk_port);
-	assert_int_equal(zu_create(zh, "/iok"), ZOK);
-	assert_int_equal(zu_create(zh, "/iok/move"), ZOK);
 	children_for(port);
-	zu_add_child(zh, "/iok/move", child_a);
+	zk_ops("create", "/iok", "create", "/iok/move", "create",
+	    zk_path(pa, sizeof(pa), "/iok/move", child_a), NULL);
+	zk_path(pb, sizeof(pb), "/iok/move", child_b);
 	du_server_start(&a, "127.0.0.2", port);
 	du_server_start(&b, "127.0.0.3", port);
 	IOK_OK(iok_req0_open(&req));
@@ -147,7 +178,7 @@ test_children_move(void **state)
 	assert_true(du_wait_answers(&c, 0, 20));
 	/* A child added: both serve. */
 	uint64_t t0 = tu_now_ms();
-	zu_add_child(zh, "/iok/move", child_b);
+	zk_ops("create", pb, NULL);
 	assert_true(du_wait_answers(&c, 1, 1));
 	uint64_t t1 = tu_now_ms();
 	assert_true(du_wait_pipes(&a, 1, &b, 1));
@@ -156,7 +187,7 @@ test_children_move(void **state)
 	assert_non_null(strstr(u, "weight=5")); /* the third field */
 	free(u);
 	/* The first child removed: its connection closes, b serves alone. */
-	zu_del_child(zh, "/iok/move", child_a);
+	zk_ops("delete", pa, NULL);
 	assert_true(du_wait_pipes(&a, 0, &b, 1));
 	assert_true(du_wait_answers(&c, 1, 20));
 	int a_after = atomic_load(&c.answered[0]);
@@ -174,7 +205,6 @@ test_children_move(void **state)
 	IOK_OK(iok_close(req));
 	du_server_stop(&a);
 	du_server_stop(&b);
-	zookeeper_close(zh);
 }
 
 static void
@@ -184,27 +214,26 @@ test_hostile_children(void **state)
 	du_client  c;
 	iok_socket req;
 	iok_dialer d;
-	char       url[128], big[901];
+	char       url[128], big[901], p[16][1024];
 	int        port = tu_free_port(), rej = 0;
-	zhandle_t *zh;
 	(void) state;
 	if (zk_port == 0) {
 		skip();
 	}
-	zh = zu_connect(zk_port);
-	assert_int_equal(zu_create(zh, "/iok"), ZOK);
-	assert_int_equal(zu_create(zh, "/iok/hostile"), ZOK);
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	memcpy(big + sizeof(big) - 6, ":5555", 5);
 	const char *hostile[] = { "garbage", big, "127.0.0.2:0", "127.0.0.2:99999",
 		"127.0.0.2:80:0", "127.0.0.2:80:heavy", "member_0000000007", "[::1" };
 	int         nh        = (int) (sizeof(hostile) / sizeof(hostile[0]));
-	for (int i = 0; i < nh; i++) {
-		zu_add_child(zh, "/iok/hostile", hostile[i]);
-	}
 	children_for(port);
-	zu_add_child(zh, "/iok/hostile", child_a);
+	for (int i = 0; i < nh; i++) {
+		zk_path(p[i], sizeof(p[i]), "/iok/hostile", hostile[i]);
+	}
+	zk_path(p[nh], sizeof(p[nh]), "/iok/hostile", child_a);
+	zk_ops("create", "/iok", "create", "/iok/hostile", "create", p[0], "create", p[1], "create",
+	    p[2], "create", p[3], "create", p[4], "create", p[5], "create", p[6], "create", p[7],
+	    "create", p[8], NULL);
 	du_server_start(&a, "127.0.0.2", port);
 	IOK_OK(iok_req0_open(&req));
 	zk_url(url, sizeof(url), "/iok/hostile");
@@ -222,7 +251,6 @@ test_hostile_children(void **state)
 	free(u);
 	IOK_OK(iok_close(req));
 	du_server_stop(&a);
-	zookeeper_close(zh);
 }
 
 static void
@@ -232,20 +260,16 @@ test_restart_expired_session(void **state)
 	du_client   c;
 	iok_socket  req;
 	iok_dialer  d;
-	char        url[128], cmd[1200];
-	int         port = tu_free_port();
-	zhandle_t  *zh;
+	char        url[128], cmd[1200], pa[128], pb[128];
+	int         port   = tu_free_port();
 	const char *helper = getenv("IOK_ZK_HELPER"), *dir = getenv("IOK_ZK_DIR");
 	(void) state;
 	if (zk_port == 0 || helper == NULL || dir == NULL) {
 		skip();
 	}
-	zh = zu_connect(zk_port);
-	assert_int_equal(zu_create(zh, "/iok"), ZOK);
-	assert_int_equal(zu_create(zh, "/iok/restart"), ZOK);
 	children_for(port);
-	zu_add_child(zh, "/iok/restart", child_a);
-	zookeeper_close(zh);
+	zk_ops("create", "/iok", "create", "/iok/restart", "create",
+	    zk_path(pa, sizeof(pa), "/iok/restart", child_a), NULL);
 	du_server_start(&a, "127.0.0.2", port);
 	du_server_start(&b, "127.0.0.3", port);
 	IOK_OK(iok_req0_open(&req));
@@ -264,10 +288,8 @@ test_restart_expired_session(void **state)
 
 	/* The service registers again, elsewhere: followed on the new
 	 * session (through the znode's creation or the retry). */
-	zh = zu_connect(zk_port);
-	assert_int_equal(zu_create(zh, "/iok"), ZOK);
-	assert_int_equal(zu_create(zh, "/iok/restart"), ZOK);
-	zu_add_child(zh, "/iok/restart", child_b);
+	zk_ops("create", "/iok", "create", "/iok/restart", "create",
+	    zk_path(pb, sizeof(pb), "/iok/restart", child_b), NULL);
 	assert_true(du_wait_answers(&c, 1, 1));
 	assert_true(du_wait_pipes(&a, 0, &b, 1));
 	assert_true(du_wait_answers(&c, 1, 20));
@@ -276,7 +298,6 @@ test_restart_expired_session(void **state)
 	IOK_OK(iok_close(req));
 	du_server_stop(&a);
 	du_server_stop(&b);
-	zookeeper_close(zh);
 }
 
 #endif /* IOK_HAVE_ZOOKEEPER */

@@ -20,8 +20,10 @@ As a module:
 As a command:
     zkserver.py run -- CMD ARGS...   # start, run CMD with IOK_ZK_* set, stop
     zkserver.py restart DIR [fresh]  # restart the server of DIR (same port);
-                                     # fresh: with an empty data directory, so
-                                     # every session is unknown (expired)
+                                     # fresh: with an empty data directory
+    zkserver.py ops HOSTS OP PATH ... # create PATH (persistent, empty; an
+                                     # existing one is fine) or delete PATH,
+                                     # in order, through kazoo
 
 Environment given to CMD by `run`: IOK_ZK_PORT, IOK_ZK_HOSTS
 ("127.0.0.1:PORT"), IOK_ZK_DIR (for `restart`), IOK_ZK_HELPER (this file).
@@ -225,8 +227,35 @@ def main(argv):
         zk.restart(fresh=len(argv) > 3 and argv[3] == "fresh")
         zk.proc = None
         return 0
+    if len(argv) >= 3 and argv[1] == "ops":
+        return ops(argv[2], argv[3:])
     print(__doc__, file=sys.stderr)
     return 2
+
+
+def ops(hosts, args):
+    """The C tests change znodes from this separate process: Debian's
+    single-threaded C client keeps static buffers, so it must not run on
+    the test's thread while iok's kernel thread runs it too."""
+    from kazoo.client import KazooClient
+    from kazoo.exceptions import NodeExistsError
+    kz = KazooClient(hosts=hosts)
+    kz.start(timeout=START_S)
+    try:
+        for op, path in zip(args[0::2], args[1::2]):
+            if op == "create":
+                try:
+                    kz.create(path, b"")
+                except NodeExistsError:
+                    pass
+            elif op == "delete":
+                kz.delete(path)
+            else:
+                raise ValueError("unknown op " + op)
+    finally:
+        kz.stop()
+        kz.close()
+    return 0
 
 
 if __name__ == "__main__":
