@@ -316,6 +316,25 @@ IOK_API int iok_listener_id(iok_listener l);
  *                               per line, '#' comments; re-read when the
  *                               file (or its directory) changes; a file
  *                               with a malformed line is ignored whole
+ *   tcp+zk://10.0.0.5:2181,10.0.0.6:2181/services/db
+ *                               ZooKeeper (built when libzookeeper-st was
+ *                               found at build time; else IOK_ENOENT): the
+ *                               NAMES of the children of the znode are the
+ *                               addresses, "host:port" or "host:port:weight"
+ *                               ("[v6]:port[:weight]"); their data is not
+ *                               read.  Re-read on a child watch, on every
+ *                               (re)connection and after an expired session
+ *                               (a new one is made).  A child name of any
+ *                               other form is ignored and counted
+ *                               (IOK_OPT_DISC_REJECTED); the others still
+ *                               count.  The servers must be IP literals (the
+ *                               ZooKeeper client would resolve names with a
+ *                               blocking call).  While ZooKeeper is
+ *                               unreachable, or the znode is missing, the
+ *                               last set is kept.  The client library
+ *                               (libzookeeper_st) keeps static buffers: the
+ *                               application must not use it on another
+ *                               thread itself.
  *   tcp+NAME://target           a backend registered as NAME
  *
  * DNS servers: the dialer option IOK_OPT_DNS_SERVERS, else the environment
@@ -377,6 +396,12 @@ IOK_API int iok_discovery_update(
  * ms (clamped as above; IOK_DURATION_DEFAULT = IOK_OPT_DNS_TTL_MIN).
  * Kernel thread only. */
 IOK_API void iok_discovery_fail(iok_discovery_watch *w, int err, iok_duration retry);
+
+/* iok_discovery_reject says the backend ignored one entry of what it
+ * read (malformed, out of range): it counts in the dialer's
+ * IOK_OPT_DISC_REJECTED, so a bad entry is visible without failing the
+ * good ones.  entry may be NULL.  Kernel thread (as iok_discovery_update). */
+IOK_API void iok_discovery_reject(iok_discovery_watch *w, const char *entry);
 
 /* iok_discovery_loop returns the kernel thread's libuv loop (a uv_loop_t
  * *), so a backend can watch its own descriptors and timers.  Kernel
@@ -1054,7 +1079,10 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  * (errors: failed connection attempts, drops: established connections
  * lost, connect-us: the last connect's duration, replies and latency-us:
  * replies matched by pipelined-db and their moving-average latency), so
- * the application can see which upstream is slow or failing.
+ * the application can see which upstream is slow or failing;
+ * IOK_OPT_DISC_REJECTED (int, read-only): entries of the discovery source
+ * ignored as malformed so far (e.g. a bad ZooKeeper child name; counted
+ * each time the source is read).
  *
  * Pattern options:
  *   IOK_OPT_PAIR1_POLY        bool  pair1 talks to many peers (set before
@@ -1134,6 +1162,9 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 #define IOK_OPT_UPSTREAMS "upstreams"     /* string, read-only, dialers */
 #define IOK_OPT_PEERS_LIVE "peers-live"   /* int, read-only */
 #define IOK_OPT_PEERS_FD "peers-fd"       /* int, read-only */
+
+/* int, read-only, dialers */
+#define IOK_OPT_DISC_REJECTED "disc:rejected"
 /* Pattern options. */
 #define IOK_OPT_PAIR1_POLY "pair1:polyamorous"
 #define IOK_OPT_SUB_SUBSCRIBE "sub:subscribe"              /* bytes, write-only */

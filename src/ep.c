@@ -574,7 +574,8 @@ ep_setopt_k(ik_cmd *c)
 	ik_ep         *ep = ec->ep;
 	int            rv;
 	if (strcmp(ec->name, IOK_OPT_URL) == 0 || strcmp(ec->name, IOK_OPT_TCP_BOUND_PORT) == 0 ||
-	    strcmp(ec->name, IOK_OPT_UPSTREAMS) == 0) {
+	    strcmp(ec->name, IOK_OPT_UPSTREAMS) == 0 ||
+	    strcmp(ec->name, IOK_OPT_DISC_REJECTED) == 0) {
 		rv = IOK_EREADONLY;
 	} else {
 		rv = ik_topts_set(&ep->topts, ec->name, ec->in, ec->sz, ec->type);
@@ -606,6 +607,10 @@ ep_getopt_k(ik_cmd *c)
 			rv = ik_put_string(buf, ec->out, ec->outsz, ec->type);
 		}
 		free(buf);
+	} else if (strcmp(ec->name, IOK_OPT_DISC_REJECTED) == 0) {
+		rv = !ep->dialer
+		         ? IOK_ENOTSUP
+		         : ik_opt_put_int(ik_disc_rejected(ep->disc), ec->out, ec->outsz, ec->type);
 	} else if (strcmp(ec->name, IOK_OPT_TCP_BOUND_PORT) == 0) {
 		rv = ep->dialer || ep->tran->addr == IK_ADDR_UNIX || ep->tran->addr == IK_ADDR_NONE
 		         ? IOK_ENOTSUP

@@ -121,8 +121,15 @@ ik_transport_find(const char *scheme)
 static const iok_discovery_backend *disc_user[MAX_DISC_USER];
 static int                          ndisc_user;
 
-static const iok_discovery_backend *const disc_builtin[] = { &ik_disc_backend_static,
-	&ik_disc_backend_dns, &ik_disc_backend_srv, &ik_disc_backend_file };
+static const iok_discovery_backend *const disc_builtin[] = {
+	&ik_disc_backend_static,
+	&ik_disc_backend_dns,
+	&ik_disc_backend_srv,
+	&ik_disc_backend_file,
+#ifdef IOK_HAVE_ZOOKEEPER
+	&ik_disc_backend_zk,
+#endif
+};
 
 static const iok_discovery_backend *
 disc_find_locked(const char *name)

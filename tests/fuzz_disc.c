@@ -1,6 +1,6 @@
 /* fuzz_disc.c - libFuzzer target for discovery's parsers: the first byte
  * picks one (peers file, host list, host:port, dialer URL, DNS answer
- * TTL); the rest is its input.  Whatever they accept must be well formed:
+ * TTL, ZooKeeper child name); the rest is its input.  Whatever they accept must be well formed:
  * hosts NUL-terminated inside their storage, counts within bounds. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,7 +34,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	memcpy(text, in, len);
 	text[len] = '\0';
-	switch (data[0] % 5) {
+	switch (data[0] % 6) {
 	case 0:
 		n = ik_disc_parse_lines(text, len, a, IK_DISC_MAX, &st);
 		break;
@@ -53,6 +53,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			free(b);
 			free(t);
 			free(u);
+		}
+		break;
+	}
+	case 5: {
+		uint16_t w;
+		if (ik_disc_parse_zk_child(text, len, host, &port, &w) == 0 &&
+		    (strlen(host) >= IK_DISC_HOST_MAX || port == 0 || w == 0)) {
+			abort();
 		}
 		break;
 	}

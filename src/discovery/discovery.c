@@ -3,6 +3,7 @@
  * per-name A/AAAA children, merging everything into one set, and telling
  * the dialer about changes from a task.
  */
+#include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,8 @@ struct ik_disc {
 	ik_disc_entry       *set; /* what the dialer was last told */
 	int                  nset;
 	bool                 changed;
-	int                  err; /* a failure to report, if nothing is known */
+	int                  err;      /* a failure to report, if nothing is known */
+	int                  rejected; /* entries a backend refused (counted) */
 };
 
 static void watch_free(iok_discovery_watch *w);
@@ -378,6 +380,21 @@ iok_discovery_fail(iok_discovery_watch *w, int err, iok_duration retry)
 		d->err = err;
 		ik_task_schedule(&d->task);
 	}
+}
+
+void
+iok_discovery_reject(iok_discovery_watch *w, const char *entry)
+{
+	(void) entry; /* the count is what the application can see */
+	if (w != NULL && w->d->rejected < INT_MAX) {
+		w->d->rejected++;
+	}
+}
+
+int
+ik_disc_rejected(const ik_disc *d)
+{
+	return d != NULL ? d->rejected : 0;
 }
 
 void *

@@ -48,6 +48,9 @@ int ik_disc_start(ik_disc **out, const ik_disc_params *p, ik_disc_cb cb, void *a
 /* ik_disc_refresh: a connection failed; every backend looks again now. */
 void ik_disc_refresh(ik_disc *d);
 void ik_disc_stop(ik_disc *d);
+/* ik_disc_rejected: how many entries the backend refused so far
+ * (iok_discovery_reject), for the dialer's IOK_OPT_DISC_REJECTED. */
+int ik_disc_rejected(const ik_disc *d);
 
 /* ik_disc_backend_find: the backend of that name, or NULL (any thread;
  * registry.c keeps the table). */
@@ -66,6 +69,9 @@ extern const iok_discovery_backend ik_disc_backend_dns;
 extern const iok_discovery_backend ik_disc_backend_static;
 extern const iok_discovery_backend ik_disc_backend_srv;
 extern const iok_discovery_backend ik_disc_backend_file;
+#ifdef IOK_HAVE_ZOOKEEPER
+extern const iok_discovery_backend ik_disc_backend_zk; /* zk.c */
+#endif
 
 /* ---- pure parsers (any thread) ---- */
 
@@ -73,6 +79,12 @@ extern const iok_discovery_backend ik_disc_backend_file;
  * "[v6]:port" (n bytes of s) into host (IK_DISC_HOST_MAX bytes) and *port
  * (0 if absent).  0 or IOK_EADDRINVAL. */
 int ik_disc_parse_hostport(const char *s, size_t n, char *host, uint16_t *port);
+
+/* ik_disc_parse_zk_child reads a ZooKeeper child name (n bytes of s):
+ * "host:port", "host:port:weight", "[v6]:port" or "[v6]:port:weight"
+ * (the port is required, the weight 1..65535, default 1).  0 or
+ * IOK_EADDRINVAL. */
+int ik_disc_parse_zk_child(const char *s, size_t n, char *host, uint16_t *port, uint16_t *weight);
 
 /* ik_disc_split_url picks a dialer URL apart: "tcp+srv://_s._tcp.name"
  * (backend "srv"), "tcp+file:///path", "<scheme>+<registered>://target",

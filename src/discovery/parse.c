@@ -87,6 +87,40 @@ ik_disc_parse_hostport(const char *s, size_t n, char *host, uint16_t *port)
 	return 0;
 }
 
+int
+ik_disc_parse_zk_child(const char *s, size_t n, char *host, uint16_t *port, uint16_t *weight)
+{
+	const char   *end = s + n, *hp_end;
+	unsigned long w   = 1;
+
+	*port   = 0;
+	*weight = 1;
+	if (n == 0 || n > IK_DISC_HOST_MAX + 16) {
+		return IOK_EADDRINVAL;
+	}
+	/* The weight is a third field: after the last ':' when the name has
+	 * two (host:port:weight), or after "]:port" for an IPv6 literal. */
+	if (s[0] == '[') {
+		const char *rb = memchr(s, ']', n);
+		const char *c  = rb != NULL && rb + 1 < end && rb[1] == ':'
+		                     ? memchr(rb + 2, ':', (size_t) (end - rb - 2))
+		                     : NULL;
+		hp_end         = c != NULL ? c : end;
+	} else {
+		const char *c1 = memchr(s, ':', n);
+		const char *c2 = c1 != NULL ? memchr(c1 + 1, ':', (size_t) (end - c1 - 1)) : NULL;
+		hp_end         = c2 != NULL ? c2 : end;
+	}
+	if (ik_disc_parse_hostport(s, (size_t) (hp_end - s), host, port) != 0 || *port == 0) {
+		return IOK_EADDRINVAL; /* the port is required */
+	}
+	if (hp_end < end && parse_num(hp_end + 1, (size_t) (end - hp_end - 1), 65535, &w) != 0) {
+		return IOK_EADDRINVAL;
+	}
+	*weight = (uint16_t) w;
+	return 0;
+}
+
 /* Room for every host of an input of len bytes, each NUL-terminated. */
 static char *
 storage_for(size_t len)
