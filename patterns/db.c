@@ -464,8 +464,11 @@ forget_all(db_sock *s)
 			ik_pipe_inflight_add(p->pipe, -1);
 		}
 		p->nfifo     = 0;
-		p->probe_out = false;
+		p->probe_out = false; /* the parent's probe, if any */
 		p->pinned    = NULL;
+		if (p->health != NULL) {
+			ik_timer_stop(p->health);
+		}
 	}
 	while ((n = ik_list_first(&s->pending)) != NULL) {
 		db_req *r = ik_container_of(n, db_req, qnode);

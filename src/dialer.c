@@ -465,6 +465,7 @@ ik_dialer_fork_child(ik_ep *ep)
 	for (n = ik_list_first(&ep->ups); n != NULL; n = ik_list_next(&ep->ups, n)) {
 		ik_upstream *up = ik_container_of(n, ik_upstream, node);
 		ik_timer_stop(up->timer);
+		ik_upstream_health_fork(up);
 		if (up->connecting && up->conn_pipe != NULL &&
 		    !uv_is_closing(&up->conn_pipe->h.handle)) {
 			ik_pipe_discard(up->conn_pipe); /* connect_cb sees it closing */

@@ -134,10 +134,14 @@ void ik_inproc_wake_dialers(const char *name); /* a listener took name */
  * lost, probe timeout, protocol error); enough in a row eject it.
  * ik_upstream_ok: it answered (a reply or a probe's answer).
  * ik_upstream_health_fini frees what health keeps (up is being freed);
+ * ik_upstream_health_fork is its reset in a forked child;
  * ik_upstream_health_text appends the "upstreams" fields. */
 void ik_upstream_error(ik_upstream *up, int err);
 void ik_upstream_ok(ik_upstream *up);
 void ik_upstream_health_fini(ik_upstream *up);
+/* ik_upstream_health_fork: in a forked child, forget the parent's view
+ * (its ejection, errors and requests in flight). */
+void ik_upstream_health_fork(ik_upstream *up);
 int  ik_upstream_health_text(const ik_upstream *up, char *buf, size_t cap);
 
 /* listener.c */

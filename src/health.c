@@ -118,6 +118,18 @@ ik_upstream_health_fini(ik_upstream *up)
 	up->eject_timer = NULL;
 }
 
+void
+ik_upstream_health_fork(ik_upstream *up)
+{
+	if (up->eject_timer != NULL) {
+		ik_timer_stop(up->eject_timer);
+	}
+	up->ejected_until = 0;
+	up->consec_errors = 0;
+	up->eject_level   = 0;
+	up->inflight      = 0;
+}
+
 int
 ik_upstream_health_text(const ik_upstream *up, char *buf, size_t cap)
 {
