@@ -250,6 +250,18 @@ test_ejection(void **state)
 	assert_true(tu_wait_stat(s, "stat:ejections", 1, 20000));
 	assert_int_equal(up_field(d, b.port, "ejections"), 1);
 	assert_int_equal(up_field(d, a.port, "ejections"), 0);
+	{
+		/* The debug endpoint's peers shows it too. */
+		char *txt = NULL, want[64];
+		IOK_OK(iok_debug_text("peers", &txt));
+		snprintf(want, sizeof(want), "upstream=127.0.0.1:%d ", b.port);
+		const char *line = strstr(txt, want);
+		assert_non_null(line);
+		const char *eol = strchr(line, '\n');
+		const char *f   = strstr(line, " ejections=1 ");
+		assert_true(f != NULL && (eol == NULL || f < eol));
+		iok_strfree(txt);
+	}
 
 	/* Connected but ejected: everything goes to a.  (If the machine is
 	 * so slow the cool-off ended meanwhile, nothing can be concluded.) */
