@@ -8,8 +8,11 @@
  * let back after the cool-off, but the last live one never is; and
  * db:max-inflight-per-upstream holds requests back while every upstream
  * is at its limit (BLPOP keeps requests in flight for as long as the test
- * wants).  Every wait is on a condition.
+ * wants); and SP connections' TCP keepalive follows health:interval.
+ * Every wait is on a condition.
  */
+#include <netinet/tcp.h>
+
 #include "redisutil.h"
 
 static void
@@ -373,6 +376,49 @@ test_upstream_limit(void **state)
 	tu_redis_stop(&b);
 }
 
+/* SP connections' health check is TCP keepalive, timed by health:interval
+ * (idle seconds) and health:timeout (seconds between probes): read back
+ * from the dialer's own descriptor, found among the process's. */
+static void
+test_sp_keepalive(void **state)
+{
+	iok_socket l, c;
+	char       url[64];
+	int        port = tu_free_port(), found = 0;
+	(void) state;
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
+	IOK_OK(iok_pair0_open(&l));
+	IOK_OK(iok_pair0_open(&c));
+	IOK_OK(iok_listen(l, url, NULL, 0));
+	IOK_OK(iok_socket_set_bool(c, IOK_OPT_TCP_KEEPALIVE, true));
+	IOK_OK(iok_socket_set_ms(c, IOK_OPT_HEALTH_INTERVAL, 2000));
+	IOK_OK(iok_socket_set_ms(c, IOK_OPT_HEALTH_TIMEOUT, 2500));
+	IOK_OK(iok_dial(c, url, NULL, 0));
+	assert_true(tu_wait_stat(c, "stat:pipes", 1, 20000));
+	for (int fd = 0; fd < 4096; fd++) {
+		struct sockaddr_in peer;
+		socklen_t          len = sizeof(peer);
+		int                v;
+		socklen_t          vl = sizeof(v);
+		if (getpeername(fd, (struct sockaddr *) &peer, &len) != 0 ||
+		    peer.sin_family != AF_INET || ntohs(peer.sin_port) != port) {
+			continue; /* not the dialer's connection */
+		}
+		found++;
+		assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v, &vl), 0);
+		assert_int_equal(v, 1);
+		assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, &vl), 0);
+		assert_int_equal(v, 2);
+		assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &v, &vl), 0);
+		assert_int_equal(v, 3);
+		assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &v, &vl), 0);
+		assert_int_equal(v, 3);
+	}
+	assert_int_equal(found, 1);
+	IOK_OK(iok_close(c));
+	IOK_OK(iok_close(l));
+}
+
 /* Option checks: ranges, defaults, the "off" values. */
 static void
 test_options(void **state)
@@ -405,6 +451,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_options),
+		cmocka_unit_test(test_sp_keepalive),
 		cmocka_unit_test(test_probe_order),
 		cmocka_unit_test(test_stopped_server),
 		cmocka_unit_test(test_ejection),
