@@ -376,6 +376,70 @@ test_upstream_limit(void **state)
 	tu_redis_stop(&b);
 }
 
+/* Every upstream at its limit and the pattern's queue full: a
+ * non-blocking request says IOK_EAGAIN, a blocking one waits out the send
+ * timeout and says IOK_ETIMEDOUT; nothing is lost once the upstream
+ * answers. */
+static void
+test_upstream_limit_full(void **state)
+{
+	tu_redis   a = { 0 };
+	iok_socket s;
+	char       url[128];
+	uint64_t   tok;
+	iok_msg   *m;
+	int        n = 0, rv = 0;
+	(void) state;
+	if (!tu_redis_available()) {
+		skip();
+	}
+	assert_int_equal(tu_redis_start(&a), 0);
+	s = open_sock();
+	IOK_OK(iok_socket_set_int(s, IOK_OPT_DB_MAX_INFLIGHT_UPSTREAM, 1));
+	IOK_OK(iok_socket_set_int(s, IOK_OPT_SENDBUF, 1));
+	IOK_OK(iok_dial(s, tu_redis_url(&a, "full", url, sizeof(url)), NULL, 0));
+	IOK_OK(iok_request(s, tu_cmd("BLPOP", "lf", "0", NULL), &tok, 0));
+	assert_true(tu_wait_stat(s, "db:inflight", 1, 20000));
+	while (n < 100000) {
+		m = tu_cmd("PING", NULL);
+		if ((rv = iok_request(s, m, &tok, IOK_FLAG_NONBLOCK)) != 0) {
+			iok_msg_free(m); /* refused: still ours */
+			uint64_t q = tu_stat(s, "db:queued");
+			if (rv == IOK_EAGAIN && q >= 1024 && (uint64_t) n > q) {
+				/* The pattern's queue is full and the socket's holds
+				 * what it refused: nothing can move any more. */
+				break;
+			}
+			assert_int_equal(rv, IOK_EAGAIN);
+			continue; /* the kernel had not taken the last one yet */
+		}
+		n++;
+	}
+	assert_int_equal(rv, IOK_EAGAIN);
+	assert_int_equal(n, 1024 + 1); /* the pattern's queue + send-buffer */
+	assert_true(tu_stat(s, "stat:upstream-waits") >= 1);
+	IOK_OK(iok_socket_set_ms(s, IOK_OPT_SENDTIMEO, 50));
+	m = tu_cmd("PING", NULL);
+	assert_int_equal(iok_request(s, m, &tok, 0), IOK_ETIMEDOUT);
+	iok_msg_free(m);
+
+	raw_cmd(a.port, "*3\r\n$5\r\nRPUSH\r\n$2\r\nlf\r\n$1\r\nx\r\n", ":");
+	int pongs = 0, lists = 0;
+	for (int i = 0; i < n + 1; i++) {
+		IOK_OK(iok_recvmsg(s, &m, 0));
+		assert_int_equal(iok_msg_status(m), 0);
+		char b[64];
+		tu_str(m, b, sizeof(b));
+		pongs += strcmp(b, "PONG") == 0;
+		lists += strcmp(b, "*2") == 0;
+		iok_msg_free(m);
+	}
+	assert_int_equal(pongs, n);
+	assert_int_equal(lists, 1);
+	IOK_OK(iok_close(s));
+	tu_redis_stop(&a);
+}
+
 /* SP connections' health check is TCP keepalive, timed by health:interval
  * (idle seconds) and health:timeout (seconds between probes): read back
  * from the dialer's own descriptor, found among the process's. */
@@ -456,6 +520,7 @@ main(void)
 		cmocka_unit_test(test_stopped_server),
 		cmocka_unit_test(test_ejection),
 		cmocka_unit_test(test_upstream_limit),
+		cmocka_unit_test(test_upstream_limit_full),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
