@@ -996,8 +996,9 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *                              Connections pinned by a session are not
  *                              probed; one with requests in flight is
  *                              watched by IOK_OPT_REQ_TIMEOUT instead.
- *                              Read by the kernel each time it checks, on
- *                              the socket (before dialing) or a dialer
+ *                              Set from any thread, on the socket (before
+ *                              dialing: dialers copy it) or on a dialer;
+ *                              the kernel thread reads it at each check
  *   IOK_OPT_HEALTH_TIMEOUT ms  a probe not answered within it (default
  *                              2000, > 0) closes its connection with
  *                              IOK_ETIMEDOUT (requests sent behind it fail
@@ -1021,8 +1022,9 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   IOK_OPT_HEALTH_EJECT_MS ms how long an ejection lasts (default 30000,
  *                              > 0); it doubles for each ejection that
  *                              follows without a reply in between, up to
- *                              300000 (or this value if larger).  Set on
- *                              the socket before dialing, or on a dialer
+ *                              300000 (or this value if larger).  All
+ *                              four health options: any thread, on the
+ *                              socket before dialing or on a dialer
  *   IOK_OPT_LINGER      ms     how long iok_close flushes (default 1000)
  *   IOK_OPT_POOL_SIZE   int    connections each dialer keeps (1..1024,
  *                              default 1; pipelined-db spreads over them):
