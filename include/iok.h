@@ -1005,7 +1005,51 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   IOK_OPT_RECONNMAXT  ms     largest reconnect delay (default 2000; the
  *                              delay doubles up to it)
  *   IOK_OPT_TCP_NODELAY bool   (default true)
- *   IOK_OPT_TCP_KEEPALIVE bool (default false)
+ *   IOK_OPT_TCP_KEEPALIVE bool (default false): TCP keepalive, the health
+ *                              check of SP connections (the SP protocols
+ *                              have no ping of their own): once idle for
+ *                              IOK_OPT_HEALTH_INTERVAL (60 s when that is
+ *                              0) the kernel sends keepalive probes every
+ *                              IOK_OPT_HEALTH_TIMEOUT (at least 1 s), and
+ *                              3 unanswered ones reset the connection
+ *   IOK_OPT_HEALTH_INTERVAL ms active health checks (default 5000; 0 =
+ *                              off): a pipelined-db connection with nothing
+ *                              in flight and nothing received for this
+ *                              long gets the transport's probe (Redis
+ *                              PING, PostgreSQL an empty query), owned by
+ *                              the pattern: its reply is never delivered.
+ *                              Connections pinned by a session are not
+ *                              probed; one with requests in flight is
+ *                              watched by IOK_OPT_REQ_TIMEOUT instead.
+ *                              Set from any thread, on the socket (before
+ *                              dialing: dialers copy it) or on a dialer;
+ *                              the kernel thread reads it at each check
+ *   IOK_OPT_HEALTH_TIMEOUT ms  a probe not answered within it (default
+ *                              2000, > 0) closes its connection with
+ *                              IOK_ETIMEDOUT (requests sent behind it fail
+ *                              with IOK_ECONNRESET or are retried, as for
+ *                              any lost connection), counts
+ *                              stat:probe-timeouts and a connection error
+ *                              of the upstream (below)
+ *   IOK_OPT_HEALTH_EJECT_ERRORS int outlier ejection (Envoy's): this many
+ *                              consecutive connection-level errors of one
+ *                              upstream (failed connects and handshakes,
+ *                              connections reset or closed by the peer,
+ *                              probe timeouts, protocol errors; not the
+ *                              server's error replies) eject it from
+ *                              pipelined-db's routing: its connections stay
+ *                              (and reconnect) but get no new requests.
+ *                              A reply or answered probe resets the count.
+ *                              The last upstream with a live connection is
+ *                              never ejected, and if only ejected ones are
+ *                              left they are used.  Default 5; 0 = off;
+ *                              counts stat:ejections
+ *   IOK_OPT_HEALTH_EJECT_MS ms how long an ejection lasts (default 30000,
+ *                              > 0); it doubles for each ejection that
+ *                              follows without a reply in between, up to
+ *                              300000 (or this value if larger).  All
+ *                              four health options: any thread, on the
+ *                              socket before dialing or on a dialer
  *   IOK_OPT_LINGER      ms     how long iok_close flushes (default 1000)
  *   IOK_OPT_POOL_SIZE   int    connections each dialer keeps (1..1024,
  *                              default 1; pipelined-db spreads over them):
@@ -1069,7 +1113,10 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   "-connshut" (error completions delivered, by kind), "stat:send-waits"
  *   (sends that found the send queue full: they waited or said
  *   IOK_EAGAIN), "stat:rate-delays" (times the send-rate limit held the
- *   queue).
+ *   queue), "stat:probes" (health probes sent), "stat:probe-timeouts"
+ *   (connections closed for an unanswered probe), "stat:ejections"
+ *   (upstreams ejected by outlier detection), "stat:upstream-waits"
+ *   (requests that found every upstream at db:max-inflight-per-upstream).
  * Dialer/listener options: the transport ones above, plus IOK_OPT_URL
  * (string, read-only) and, on tcp listeners, IOK_OPT_TCP_BOUND_PORT (int,
  * read-only).  Dialers: IOK_OPT_UPSTREAMS (string, read-only): one line per
@@ -1078,8 +1125,11 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  * connects=C errors=E drops=D connect-us=U replies=R latency-us=L"
  * (errors: failed connection attempts, drops: established connections
  * lost, connect-us: the last connect's duration, replies and latency-us:
- * replies matched by pipelined-db and their moving-average latency), so
- * the application can see which upstream is slow or failing;
+ * replies matched by pipelined-db and their moving-average latency), then
+ * " inflight=I health=ok|ejected consec-errors=K ejections=J
+ * probe-timeouts=T eject-ms-left=M" (pipelined-db's requests in flight
+ * there, outlier ejection, above), so the application can see which
+ * upstream is slow or failing;
  * IOK_OPT_DISC_REJECTED (int, read-only): entries of the discovery source
  * ignored as malformed so far (e.g. a bad ZooKeeper child name; counted
  * each time the source is read).
@@ -1114,6 +1164,20 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *                                   true)
  *   IOK_OPT_DB_MAX_INFLIGHT   int   pipelined-db: requests in flight per
  *                                   connection (default 1024)
+ *   IOK_OPT_DB_MAX_INFLIGHT_UPSTREAM int pipelined-db: requests in flight
+ *                                   per upstream (one address of a dialer's
+ *                                   target, all its pooled connections
+ *                                   together; an accepted connection counts
+ *                                   alone).  Routing skips an upstream at
+ *                                   its limit; when all are, requests wait
+ *                                   in the pattern's queue (1024), then in
+ *                                   the send queue: a send waits up to
+ *                                   IOK_OPT_SENDTIMEO then IOK_ETIMEDOUT,
+ *                                   IOK_EAGAIN if non-blocking.  Each
+ *                                   request that found every upstream at
+ *                                   its limit counts stat:upstream-waits.
+ *                                   0..65536, default 0 (no limit); any
+ *                                   thread, takes effect at once
  *   IOK_OPT_DB_FAIL_FAST      bool  pipelined-db: while no connection is up
  *                                   and every dialer's last attempt failed
  *                                   (after the first attempt, or the first
@@ -1156,12 +1220,16 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 #define IOK_OPT_LINGER "linger"
 #define IOK_OPT_POOL_SIZE "pool-size"
 #define IOK_OPT_CONNECT_TIMEOUT "connect-timeout"
-#define IOK_OPT_DNS_TTL_MIN "dns:ttl-min" /* ms */
-#define IOK_OPT_DNS_TTL_MAX "dns:ttl-max" /* ms */
-#define IOK_OPT_DNS_SERVERS "dns:servers" /* string "host:port,..." */
-#define IOK_OPT_UPSTREAMS "upstreams"     /* string, read-only, dialers */
-#define IOK_OPT_PEERS_LIVE "peers-live"   /* int, read-only */
-#define IOK_OPT_PEERS_FD "peers-fd"       /* int, read-only */
+#define IOK_OPT_DNS_TTL_MIN "dns:ttl-min"                 /* ms */
+#define IOK_OPT_DNS_TTL_MAX "dns:ttl-max"                 /* ms */
+#define IOK_OPT_DNS_SERVERS "dns:servers"                 /* string "host:port,..." */
+#define IOK_OPT_UPSTREAMS "upstreams"                     /* string, read-only, dialers */
+#define IOK_OPT_PEERS_LIVE "peers-live"                   /* int, read-only */
+#define IOK_OPT_PEERS_FD "peers-fd"                       /* int, read-only */
+#define IOK_OPT_HEALTH_INTERVAL "health:interval"         /* ms, 0 = off */
+#define IOK_OPT_HEALTH_TIMEOUT "health:timeout"           /* ms */
+#define IOK_OPT_HEALTH_EJECT_ERRORS "health:eject-errors" /* int, 0 = off */
+#define IOK_OPT_HEALTH_EJECT_MS "health:eject-ms"         /* ms */
 
 /* int, read-only, dialers */
 #define IOK_OPT_DISC_REJECTED "disc:rejected"
@@ -1180,6 +1248,7 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 #define IOK_OPT_PUB_DROP_OLDEST "pub:drop-oldest"          /* bool */
 #define IOK_OPT_DB_MAX_INFLIGHT "db:max-inflight"          /* int, per connection */
 #define IOK_OPT_DB_FAIL_FAST "db:fail-fast"                /* bool, default true */
+#define IOK_OPT_DB_MAX_INFLIGHT_UPSTREAM "db:max-inflight-per-upstream" /* int, 0 = none */
 
 IOK_API int iok_socket_set(iok_socket s, const char *name, const void *val, size_t size);
 /* iok_setopt is iok_socket_set under nng's older name (nng_setopt, from

@@ -22,6 +22,13 @@
  * a moving average the kernel keeps), over the upstream's weight from
  * discovery; ties broken round-robin.  With one address that is simply
  * the fewest in flight; over several, a slow replica gets less.
+ * db:max-inflight-per-upstream (0: none) bounds the requests in flight
+ * on all of one upstream's connections together: routing passes over an
+ * upstream at its limit, and when every one is, requests wait in the
+ * pending queue (below; stat:upstream-waits).  Connections of an upstream
+ * ejected by outlier detection (src/health.c) get nothing new while any
+ * other connection is up; idle connections get health probes
+ * (db_health.c), whose replies never reach the application.
  * Draining.  When a connection's address leaves its dialer's target
  * (discovery), pipe_drain marks it: no new request is routed there (a
  * session pinned to it carries on), and once nothing is in flight on it
@@ -200,13 +207,22 @@ ik_db_give_up(db_sock *s, db_req *r, int err)
 
 /* -------------------------------------------------------------- routing */
 
+/* p's upstream has db:max-inflight-per-upstream requests in flight (a
+ * pipe without an upstream, accepted, counts alone). */
+static bool
+up_full(const db_sock *s, const db_pipe *p)
+{
+	uint64_t n = ik_pipe_up_inflight(p->pipe);
+	return s->max_up > 0 && (n > p->nfifo ? n : p->nfifo) >= (uint64_t) s->max_up;
+}
+
 bool
 ik_db_room(const db_sock *s, const db_pipe *p)
 {
 	/* A draining connection takes only its pinned session's requests
 	 * (a transaction cannot move). */
 	return p->nfifo < (uint32_t) s->max_inflight && ik_pipe_writable(p->pipe) &&
-	       (!p->draining || p->pinned != NULL);
+	       (!p->draining || p->pinned != NULL) && !up_full(s, p);
 }
 
 /* What sending one more request on p costs: its requests in flight (this
@@ -229,19 +245,32 @@ cost(const db_pipe *p, uint64_t *num, uint64_t *den)
 }
 
 /* The unpinned connection with room that costs least (see cost(): with
- * one upstream, the fewest in flight); ties go round-robin.  NULL if
- * none. */
+ * one upstream, the fewest in flight); ties go round-robin.  Connections
+ * of ejected upstreams (outlier detection) are passed over while any
+ * other connection is up at all.  NULL if none; then s->up_limited says
+ * whether per-upstream limits were why. */
 static db_pipe *
 pick_free(db_sock *s)
 {
 	db_pipe *best = NULL;
 	int      bk   = 0;
 	uint64_t bn = 0, bd = 1;
+	bool     others = false, limited = false;
+	for (int i = 0; i < s->pipes.n; i++) {
+		if (!ik_pipe_ejected(((db_pipe *) ik_pipeset_at(&s->pipes, i))->pipe)) {
+			others = true; /* somewhere to go without the ejected */
+			break;
+		}
+	}
 	for (int i = 0; i < s->pipes.n; i++) {
 		int      k = (s->pipes.next + i) % s->pipes.n;
 		db_pipe *p = ik_pipeset_at(&s->pipes, k);
 		uint64_t n, d;
-		if (p->pinned != NULL || !ik_db_room(s, p)) {
+		if (p->pinned != NULL || (others && ik_pipe_ejected(p->pipe))) {
+			continue;
+		}
+		if (!ik_db_room(s, p)) {
+			limited |= up_full(s, p);
 			continue;
 		}
 		cost(p, &n, &d);
@@ -255,6 +284,7 @@ pick_free(db_sock *s)
 	if (best != NULL) {
 		s->pipes.next = (bk + 1) % s->pipes.n;
 	}
+	s->up_limited = best == NULL && limited;
 	return best;
 }
 
@@ -293,6 +323,7 @@ ik_db_transmit(db_sock *s, db_pipe *p, db_req *r)
 	ik_list_append(&p->fifo, &r->qnode);
 	p->nfifo++;
 	s->ninflight++;
+	ik_pipe_inflight_add(p->pipe, 1);
 	r->rt.sent_ns = ik_clock_ns(); /* latency, and the upstream's average */
 	if ((rv = ik_pipe_send(p->pipe, out)) == 0) {
 		ik_sock_stat(s->sock, IK_STAT_REQUESTS, 1);
@@ -301,6 +332,7 @@ ik_db_transmit(db_sock *s, db_pipe *p, db_req *r)
 		ik_list_remove(&r->qnode);
 		p->nfifo--;
 		s->ninflight--;
+		ik_pipe_inflight_add(p->pipe, -1);
 		r->where         = 0;
 		r->pipe          = NULL;
 		uint64_t token   = r->rt.token;
@@ -429,9 +461,14 @@ forget_all(db_sock *s)
 			ik_list_remove(n);
 			r->sess = NULL;
 			ik_db_req_free(s, r);
+			ik_pipe_inflight_add(p->pipe, -1);
 		}
-		p->nfifo  = 0;
-		p->pinned = NULL;
+		p->nfifo     = 0;
+		p->probe_out = false; /* the parent's probe, if any */
+		p->pinned    = NULL;
+		if (p->health != NULL) {
+			ik_timer_stop(p->health);
+		}
 	}
 	while ((n = ik_list_first(&s->pending)) != NULL) {
 		db_req *r = ik_container_of(n, db_req, qnode);
@@ -479,6 +516,7 @@ db_pipe_add(void *arg, void *pp, ik_pipe *pipe)
 		return IOK_ENOMEM;
 	}
 	ik_list_init(&p->fifo);
+	ik_db_health_start(p);
 	/* The pipe is active already: what waits for a connection goes. */
 	ik_db_settle(s, false);
 	return 0;
@@ -511,6 +549,7 @@ db_pipe_rm(void *arg, void *pp)
 		ik_timer_free(p->recancel);
 		p->recancel = NULL;
 	}
+	ik_db_health_stop(p);
 	ik_pipeset_rm(&s->pipes, p);
 	/* The pinned session fails: it cannot move to another connection. */
 	db_sess *se = ik_db_sess_lost(s, p);
@@ -522,6 +561,7 @@ db_pipe_rm(void *arg, void *pp)
 		ik_list_remove(n);
 		p->nfifo--;
 		s->ninflight--;
+		ik_pipe_inflight_add(p->pipe, -1);
 		r->where = 0;
 		r->pipe  = NULL;
 		if (r->dead) {
@@ -662,6 +702,9 @@ db_send(void *arg, iok_msg *m)
 		s->npending++;
 		s->nglobal++;
 		s->nqueued++;
+		if (s->up_limited) {
+			ik_sock_stat(s->sock, IK_STAT_UPSTREAM_WAITS, 1);
+		}
 	}
 	ik_db_settle(s, true);
 	return IK_OK;
@@ -691,6 +734,9 @@ db_recv(void *arg, void *pp, iok_msg *m)
 		m->token  = 0;
 		m->status = 0;
 		return ik_sock_deliver(s->sock, m);
+	}
+	if (ik_db_health_reply(s, p, m)) {
+		return IK_OK; /* the probe's answer: ours, never delivered */
 	}
 	if ((n = ik_list_first(&p->fifo)) == NULL) {
 		/* A reply to nothing: the stream is out of step. */
@@ -724,6 +770,7 @@ db_recv(void *arg, void *pp, iok_msg *m)
 	ik_list_remove(n);
 	p->nfifo--;
 	s->ninflight--;
+	ik_pipe_inflight_add(p->pipe, -1);
 	r->where = 0;
 	r->pipe  = NULL;
 	ik_db_req_free(s, r);
@@ -835,6 +882,13 @@ db_setopt(void *arg, const char *name, const void *v, size_t sz, int type)
 		}
 		return rv;
 	}
+	if (strcmp(name, IOK_OPT_DB_MAX_INFLIGHT_UPSTREAM) == 0) {
+		if ((rv = ik_opt_get_int(v, sz, type, 0, DB_INFLIGHT_MAX, &val)) == 0) {
+			s->max_up = val;
+			ik_db_settle(s, false);
+		}
+		return rv;
+	}
 	if (strcmp(name, IOK_OPT_REQ_TIMEOUT) == 0) {
 		return ik_opt_get_ms(v, sz, type, &s->timeout_ms);
 	}
@@ -856,6 +910,9 @@ db_getopt(void *arg, const char *name, void *v, size_t *sz, int type)
 	db_sock *s = arg;
 	if (strcmp(name, IOK_OPT_DB_MAX_INFLIGHT) == 0) {
 		return ik_opt_put_int(s->max_inflight, v, sz, type);
+	}
+	if (strcmp(name, IOK_OPT_DB_MAX_INFLIGHT_UPSTREAM) == 0) {
+		return ik_opt_put_int(s->max_up, v, sz, type);
 	}
 	if (strcmp(name, IOK_OPT_REQ_TIMEOUT) == 0) {
 		return ik_opt_put_ms(s->timeout_ms, v, sz, type);

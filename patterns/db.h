@@ -57,6 +57,12 @@ struct db_pipe {
 	ik_timer *recancel;
 	uint64_t  cancel_seq; /* the request being cancelled (its seq) */
 	bool      closed;     /* asked the core to close it */
+	/* Active health check (db_health.c): a probe goes out only with
+	 * nothing in flight, so the next reply is its answer. */
+	ik_timer *health;
+	uint64_t  last_ms;  /* last reply (or connect), ik_now_ms */
+	uint64_t  probe_ms; /* when the probe went out */
+	bool      probe_out;
 };
 
 struct db_sess {
@@ -95,6 +101,8 @@ struct db_sock {
 	bool         token_mode; /* iok_request has been used */
 	bool         fail_fast;  /* no connection possible: fail, not queue */
 	int          max_inflight;
+	int          max_up;     /* db:max-inflight-per-upstream, 0: none */
+	bool         up_limited; /* the last pick found every upstream full */
 	iok_duration timeout_ms;
 };
 
@@ -121,6 +129,14 @@ void ik_db_req_free(db_sock *s, db_req *r);
 /* ik_db_settle, after every event: move what can move, set the timer, let
  * the core offer again what was refused (not from inside send). */
 void ik_db_settle(db_sock *s, bool in_send);
+
+/* db_health.c: ik_db_health_start arms p's idle check (pipe_add);
+ * ik_db_health_stop frees it (pipe_rm); ik_db_health_reply is told of
+ * every reply on p and returns true if m was the probe's answer (then it
+ * took m, and closed p if m did not answer the probe). */
+void ik_db_health_start(db_pipe *p);
+void ik_db_health_stop(db_pipe *p);
+bool ik_db_health_reply(db_sock *s, db_pipe *p, iok_msg *m);
 
 /* db_session.c */
 /* ik_db_sess_get: session id's state, created if new (NULL: out of

@@ -234,6 +234,28 @@ int ik_pipe_release(ik_pipe *p);
  * Fire and forget; IOK_ENOTSUP if the transport cannot. */
 int ik_pipe_cancel(ik_pipe *p);
 
+/* Health: active checks and outlier ejection (src/health.c).  A pattern
+ * owns the probes it sends: it sends one only with nothing in flight on
+ * p, so the next reply there is the probe's.  ik_pipe_health_ms: p's
+ * IOK_OPT_HEALTH_INTERVAL (0: no probes) and IOK_OPT_HEALTH_TIMEOUT.
+ * ik_pipe_probe writes the transport's probe (counts stat:probes): 0,
+ * IOK_ENOTSUP (the transport has none), IOK_ECLOSED, IOK_ENOMEM (p
+ * closes).  ik_pipe_probe_answer takes m, the reply that came for the
+ * probe: 0 if it answers it (the upstream is alive), IOK_EPROTO if not
+ * (the stream is out of step: close p).  ik_pipe_probe_timeout: no answer
+ * in time; counts it and closes p with IOK_ETIMEDOUT.  ik_pipe_ejected: p's
+ * upstream is ejected from routing now (outlier detection).
+ * ik_pipe_inflight_add: the pattern's requests in flight on p changed by
+ * delta; ik_pipe_up_inflight: their sum over every pipe of p's upstream
+ * (0 for a pipe without one). */
+void     ik_pipe_health_ms(const ik_pipe *p, uint64_t *interval, uint64_t *timeout);
+int      ik_pipe_probe(ik_pipe *p);
+int      ik_pipe_probe_answer(ik_pipe *p, iok_msg *m);
+void     ik_pipe_probe_timeout(ik_pipe *p);
+bool     ik_pipe_ejected(const ik_pipe *p);
+void     ik_pipe_inflight_add(ik_pipe *p, int delta);
+uint64_t ik_pipe_up_inflight(const ik_pipe *p);
+
 /* Sockets. */
 /* ik_sock_pipe_by_id finds an active pipe of s (NULL if none). */
 ik_pipe *ik_sock_pipe_by_id(ik_sock *s, uint32_t id);
@@ -265,12 +287,16 @@ enum ik_stat {
 	IK_STAT_RX_MALFORMED,
 	IK_STAT_RX_DROPPED,
 	IK_STAT_TX_DROPPED,
-	IK_STAT_TX_OVERSIZE, /* sends refused: over the peer's known limit */
-	IK_STAT_REQUESTS,    /* requests written (req, surveyor, pipelined-db) */
-	IK_STAT_REPLIES,     /* replies matched to a request (ik_sock_req_done) */
-	IK_STAT_SEND_WAITS,  /* sends that found the send queue full (copied
+	IK_STAT_TX_OVERSIZE,    /* sends refused: over the peer's known limit */
+	IK_STAT_REQUESTS,       /* requests written (req, surveyor, pipelined-db) */
+	IK_STAT_REPLIES,        /* replies matched to a request (ik_sock_req_done) */
+	IK_STAT_SEND_WAITS,     /* sends that found the send queue full (copied
 	                        from ik_sock.send_waits under its lock) */
-	IK_STAT_RATE_DELAYS, /* times the send-rate limit held the queue */
+	IK_STAT_RATE_DELAYS,    /* times the send-rate limit held the queue */
+	IK_STAT_PROBES,         /* health probes sent */
+	IK_STAT_PROBE_TIMEOUTS, /* connections closed for an unanswered probe */
+	IK_STAT_EJECTIONS,      /* upstreams ejected (outlier detection) */
+	IK_STAT_UPSTREAM_WAITS, /* requests that found every upstream full */
 	IK_STAT_COUNT
 };
 void ik_sock_stat(ik_sock *s, int stat, uint64_t n);

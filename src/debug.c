@@ -385,6 +385,11 @@ peers_sock(ik_sock *s, void *arg)
 			    (unsigned long long) up->errors, (unsigned long long) up->drops,
 			    (unsigned long long) up->connect_us, (unsigned long long) up->replies,
 			    (unsigned long long) up->latency_us);
+			{
+				char hb[200];
+				(void) ik_upstream_health_text(up, hb, sizeof(hb));
+				outf(b, "%s", hb); /* inflight, ejection, probes */
+			}
 			if (up->xs != NULL) {
 				ik_hist_format(b, &up->xs->lat);
 			}

@@ -78,6 +78,7 @@ up_maybe_free(ik_upstream *up)
 	}
 	ik_list_remove(&up->node);
 	ik_timer_free(up->timer);
+	ik_upstream_health_fini(up);
 	free(up->xs);
 	free(up);
 }
@@ -167,6 +168,10 @@ up_failed(ik_upstream *up, int err)
 	ep->last_err = err;
 	up->failing  = true;
 	up->errors++;
+	if (err != IOK_ESTATE && err != IOK_ENOMEM) {
+		/* Not a server in the wrong role (?role=), nor our memory. */
+		ik_upstream_error(up, err);
+	}
 	answer_start_failed(ep, err);
 	if (strcmp(ep->tran->scheme, "inproc") == 0 && !ik_node_linked(&ep->inproc_node)) {
 		/* Woken as soon as a listener takes the name. */
@@ -460,6 +465,7 @@ ik_dialer_fork_child(ik_ep *ep)
 	for (n = ik_list_first(&ep->ups); n != NULL; n = ik_list_next(&ep->ups, n)) {
 		ik_upstream *up = ik_container_of(n, ik_upstream, node);
 		ik_timer_stop(up->timer);
+		ik_upstream_health_fork(up);
 		if (up->connecting && up->conn_pipe != NULL &&
 		    !uv_is_closing(&up->conn_pipe->h.handle)) {
 			ik_pipe_discard(up->conn_pipe); /* connect_cb sees it closing */
@@ -524,7 +530,14 @@ ik_dialer_upstreams(const ik_ep *ep, char *buf, size_t cap)
 		if (w < 0 || (size_t) w >= cap - off) {
 			return IOK_ENOSPC;
 		}
+		off += (size_t) w - 1; /* over the newline */
+		w = ik_upstream_health_text(up, buf + off, cap - off);
+		if (w < 0 || (size_t) w + 1 >= cap - off) {
+			return IOK_ENOSPC;
+		}
 		off += (size_t) w;
+		buf[off++] = '\n';
+		buf[off]   = '\0';
 	}
 	return 0;
 }
@@ -539,6 +552,7 @@ ik_pipe_note_reply(ik_pipe *p, uint64_t latency_us)
 		return;
 	}
 	up->replies++;
+	ik_upstream_ok(up);
 	if (up->latency_us == 0) {
 		up->latency_us = latency_us > 0 ? latency_us : 1;
 	} else {
@@ -672,6 +686,12 @@ ik_ep_pipe_gone(ik_ep *ep, ik_pipe *p)
 		 * delay, doubling if it keeps failing, and look the name up
 		 * again (the service may have moved). */
 		up->drops++;
+		if (p->peer_closed || p->close_err == IOK_ECONNRESET ||
+		    p->close_err == IOK_ETIMEDOUT || p->close_err == IOK_EPROTO) {
+			/* Lost by the peer, a probe or the stream (not closed by
+			 * us, e.g. drained or a demoted server's last reply). */
+			ik_upstream_error(up, p->close_err);
+		}
 		if (ep->disc != NULL) {
 			ik_disc_refresh(ep->disc);
 		}

@@ -105,6 +105,23 @@ ik_topts_set(ik_tran_opts *o, const char *name, const void *v, size_t sz, int ty
 		}
 		return rv;
 	}
+	if (strcmp(name, IOK_OPT_HEALTH_INTERVAL) == 0 ||
+	    strcmp(name, IOK_OPT_HEALTH_TIMEOUT) == 0 ||
+	    strcmp(name, IOK_OPT_HEALTH_EJECT_MS) == 0) {
+		bool ivl = strcmp(name, IOK_OPT_HEALTH_INTERVAL) == 0;
+		if ((rv = ik_opt_get_ms(v, sz, type, &ms)) == 0) {
+			if (ms < 0 || (ms == 0 && !ivl)) {
+				return IOK_EINVAL; /* only the interval has an "off" */
+			}
+			*(ivl                                           ? &o->health_ivl
+			    : strcmp(name, IOK_OPT_HEALTH_TIMEOUT) == 0 ? &o->health_timeo
+			                                                : &o->eject_ms) = ms;
+		}
+		return rv;
+	}
+	if (strcmp(name, IOK_OPT_HEALTH_EJECT_ERRORS) == 0) {
+		return ik_opt_get_int(v, sz, type, 0, 1000000, &o->eject_errors);
+	}
 	if (strcmp(name, IOK_OPT_DNS_SERVERS) == 0) {
 		if (type != IK_OPT_STRING) {
 			return IOK_EBADTYPE;
@@ -141,6 +158,18 @@ ik_topts_get(const ik_tran_opts *o, const char *name, void *v, size_t *sz, int t
 	}
 	if (strcmp(name, IOK_OPT_CONNECT_TIMEOUT) == 0) {
 		return ik_opt_put_ms(o->conn_timeo, v, sz, type);
+	}
+	if (strcmp(name, IOK_OPT_HEALTH_INTERVAL) == 0) {
+		return ik_opt_put_ms(o->health_ivl, v, sz, type);
+	}
+	if (strcmp(name, IOK_OPT_HEALTH_TIMEOUT) == 0) {
+		return ik_opt_put_ms(o->health_timeo, v, sz, type);
+	}
+	if (strcmp(name, IOK_OPT_HEALTH_EJECT_MS) == 0) {
+		return ik_opt_put_ms(o->eject_ms, v, sz, type);
+	}
+	if (strcmp(name, IOK_OPT_HEALTH_EJECT_ERRORS) == 0) {
+		return ik_opt_put_int(o->eject_errors, v, sz, type);
 	}
 	if (strcmp(name, IOK_OPT_DNS_TTL_MIN) == 0) {
 		return ik_opt_put_ms(o->ttl_min, v, sz, type);

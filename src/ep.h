@@ -37,6 +37,13 @@ typedef struct ik_upstream {
 	uint64_t                connects, errors, drops, connect_us;
 	uint64_t                replies, latency_us; /* moving average */
 	struct ik_xstats       *xs;                  /* latency histogram (stats.h); lazily */
+	/* Health (health.c): outlier ejection and per-upstream load. */
+	uint64_t  inflight;      /* pipelined-db's requests on its pipes */
+	uint32_t  consec_errors; /* connection-level errors since a reply */
+	uint32_t  eject_level;   /* ejections since the last reply */
+	uint64_t  ejections, probe_timeouts;
+	uint64_t  ejected_until; /* ik_now_ms() bound; 0: not ejected */
+	ik_timer *eject_timer;   /* lets it back; NULL until first ejected */
 } ik_upstream;
 
 struct ik_ep {
@@ -121,6 +128,21 @@ void ik_upstream_addr(const ik_upstream *up, char *buf, size_t cap);
 bool ik_upstream_listed(const ik_upstream *up);
 int  ik_upstream_pipes(const ik_upstream *up);
 void ik_inproc_wake_dialers(const char *name); /* a listener took name */
+
+/* health.c: outlier ejection (kernel thread).  ik_upstream_error: a
+ * connection-level error of up (failed connect or handshake, connection
+ * lost, probe timeout, protocol error); enough in a row eject it.
+ * ik_upstream_ok: it answered (a reply or a probe's answer).
+ * ik_upstream_health_fini frees what health keeps (up is being freed);
+ * ik_upstream_health_fork is its reset in a forked child;
+ * ik_upstream_health_text appends the "upstreams" fields. */
+void ik_upstream_error(ik_upstream *up, int err);
+void ik_upstream_ok(ik_upstream *up);
+void ik_upstream_health_fini(ik_upstream *up);
+/* ik_upstream_health_fork: in a forked child, forget the parent's view
+ * (its ejection, errors and requests in flight). */
+void ik_upstream_health_fork(ik_upstream *up);
+int  ik_upstream_health_text(const ik_upstream *up, char *buf, size_t cap);
 
 /* listener.c */
 int  ik_listener_start(ik_ep *ep); /* 0, IOK_E*, or -1: answered later */

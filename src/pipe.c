@@ -7,6 +7,8 @@
  * TCP).  Writing: messages are framed into a batch; the batch goes out with
  * one writev at the end of the loop iteration, while the next one fills.
  */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +46,47 @@ unsigned
 ik_pipe_flags(const ik_pipe *p)
 {
 	return p->tran->flags;
+}
+
+int
+ik_pipe_probe(ik_pipe *p)
+{
+	ik_buf out;
+	int    rv;
+	if (p->tran->probe == NULL || p->tran->probe_ok == NULL) {
+		return IOK_ENOTSUP;
+	}
+	if (p->state != IK_PIPE_ACTIVE) {
+		return IOK_ECLOSED;
+	}
+	ik_buf_init(&out);
+	rv = p->tran->probe(p->tstate, &out);
+	if (rv == 0 && out.len > 0) {
+		rv = -queue_bytes(p, out.data, out.len);
+	}
+	ik_buf_fini(&out);
+	if (rv != 0) {
+		ik_pipe_close(p, -rv); /* the codec may expect a reply it never gets */
+		return -rv;
+	}
+	p->sock->stats[IK_STAT_PROBES]++;
+	return 0;
+}
+
+int
+ik_pipe_probe_answer(ik_pipe *p, iok_msg *m)
+{
+	/* A reply the pipe skipped for its size (status set) is still an
+	 * answer. */
+	int ok = m->status != 0 || p->tran->probe_ok(p->tstate, iok_msg_body(m), iok_msg_len(m));
+	iok_msg_free(m);
+	if (!ok) {
+		return IOK_EPROTO;
+	}
+	if (p->up != NULL) {
+		ik_upstream_ok(p->up);
+	}
+	return 0;
 }
 
 /* Held subscriptions are kept as (how, len, topic) records and encoded
@@ -693,6 +736,7 @@ read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 	ik_pipe *p = st->data;
 	(void) buf;
 	if (n < 0) {
+		p->peer_closed = p->state != IK_PIPE_CLOSING; /* a health error */
 		ik_pipe_close(p, n == UV_EOF       ? IOK_ECONNSHUT
 		                 : n == UV_ENOBUFS ? IOK_ENOMEM
 		                                   : IOK_ECONNRESET);
@@ -1245,6 +1289,25 @@ handshake_step(ik_pipe *p)
 	(void) activate(p);
 }
 
+/* TCP keepalive is the SP connections' health check: it follows
+ * health:interval (idle time) and health:timeout (between probes), 3
+ * unanswered probes and the kernel resets the connection. */
+static void
+keepalive(ik_pipe *p, const ik_tran_opts *o)
+{
+	unsigned idle = o->health_ivl > 0 ? (unsigned) ((o->health_ivl + 999) / 1000) : 60;
+	uv_tcp_keepalive(&p->h.tcp, o->keepalive, idle);
+#if defined(TCP_KEEPINTVL) && defined(TCP_KEEPCNT)
+	uv_os_fd_t fd;
+	if (o->keepalive && o->health_ivl > 0 && uv_fileno(&p->h.handle, &fd) == 0) {
+		int intvl = (int) ((o->health_timeo + 999) / 1000), cnt = 3;
+		intvl = intvl < 1 ? 1 : intvl;
+		(void) setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+		(void) setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	}
+#endif
+}
+
 void
 ik_pipe_begin(ik_pipe *p)
 {
@@ -1261,7 +1324,7 @@ ik_pipe_begin(ik_pipe *p)
 
 	if (p->h.handle.type == UV_TCP) {
 		uv_tcp_nodelay(&p->h.tcp, ep->topts.nodelay);
-		uv_tcp_keepalive(&p->h.tcp, ep->topts.keepalive, 60);
+		keepalive(p, &ep->topts);
 	}
 	if ((rv = p->tran->init(p->tstate, &tp)) != 0) {
 		pipe_fail(p, rv < 0 ? -rv : rv);

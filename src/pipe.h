@@ -62,6 +62,7 @@ struct ik_pipe {
 	bool                close_done;       /* close_task_fn ran (or not needed) */
 	bool                ever_active;      /* handshake done, pattern took it */
 	bool                close_after_held; /* IK_FRAME_LAST is held */
+	bool                peer_closed;      /* reading ended: EOF or reset */
 	int                 close_err;
 	ik_node             enode;   /* in ep->pipes */
 	struct ik_upstream *up;      /* the dialer's upstream (NULL: accepted) */

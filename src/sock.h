@@ -31,6 +31,10 @@ typedef struct ik_tran_opts {
 	iok_duration conn_timeo;       /* connect, then handshake; < 0: none */
 	iok_duration ttl_min, ttl_max; /* re-resolve bounds (discovery) */
 	char         dns_servers[256]; /* "" = the process default */
+	iok_duration health_ivl;       /* idle time before a probe; 0: off */
+	iok_duration health_timeo;     /* a probe's answer within it */
+	int          eject_errors;     /* consecutive errors that eject; 0: off */
+	iok_duration eject_ms;         /* first ejection's length */
 } ik_tran_opts;
 
 struct ik_sock {

@@ -167,15 +167,19 @@ sock_open(iok_socket *out, const char *name, int raw)
 	s->max_ttl    = 8;
 	/* SP keeps nng's 1 MiB; a database reply is as big as the value
 	 * asked for, so database patterns have no limit unless set. */
-	s->topts.recv_max   = (pat->flags & IK_PF_NOSP) ? 0 : 1024 * 1024;
-	s->topts.reconn_min = 100;
-	s->topts.reconn_max = 2000;
-	s->topts.nodelay    = 1;
-	s->topts.keepalive  = 0;
-	s->topts.pool       = 1;
-	s->topts.conn_timeo = 10000;
-	s->topts.ttl_min    = 1000;
-	s->topts.ttl_max    = 60000;
+	s->topts.recv_max     = (pat->flags & IK_PF_NOSP) ? 0 : 1024 * 1024;
+	s->topts.reconn_min   = 100;
+	s->topts.reconn_max   = 2000;
+	s->topts.nodelay      = 1;
+	s->topts.keepalive    = 0;
+	s->topts.pool         = 1;
+	s->topts.conn_timeo   = 10000;
+	s->topts.ttl_min      = 1000;
+	s->topts.ttl_max      = 60000;
+	s->topts.health_ivl   = 5000;
+	s->topts.health_timeo = 2000;
+	s->topts.eject_errors = 5; /* Envoy's consecutive-error default */
+	s->topts.eject_ms     = 30000;
 	ik_list_init(&s->pipes);
 	ik_list_init(&s->paused);
 	ik_list_init(&s->eps);

@@ -134,6 +134,7 @@ frames(const uint8_t *d, size_t n, size_t step, int shared, size_t max, int nreq
 		}
 		CHECK((size_t) rv <= have - start && f.body_off + f.body_len <= (size_t) rv);
 		(void) T->classify(c.st, buf + f.body_off, f.body_len);
+		CHECK(T->probe_ok(c.st, buf + f.body_off, f.body_len) <= 1);
 		read_all(buf + f.body_off, f.body_len);
 		if (k < MAXF) {
 			lens[k++] = (size_t) rv;

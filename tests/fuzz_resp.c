@@ -239,6 +239,8 @@ hs(const char *url, const uint8_t *d, size_t n, size_t step, size_t *out_len, si
 			CHECK(f.body_off == 0 && f.body_len == (size_t) fl);
 			int cl = ik_tran_redis.classify(st, d + start, (size_t) fl);
 			CHECK(cl == IK_FRAME_REPLY || cl == IK_FRAME_PUSH);
+			int pk = ik_tran_redis.probe_ok(st, d + start, (size_t) fl);
+			CHECK(pk == 0 || pk == 1); /* a health probe's answer? */
 			uint8_t pre[IK_PREFIX_MAX];
 			ssize_t e = ik_tran_redis.encode(st, NULL, 0, d + start, (size_t) fl, pre);
 			CHECK(e == 0 || e == -IOK_EINVAL);

@@ -14,7 +14,8 @@
  * resolves, reconnect, re-LISTEN); statement_timeout and a cancel driven by
  * req:timeout; an abandoned transaction rolled back; every authentication
  * method, a wrong password (IOK_EPEERAUTH); a fake server sending
- * malformed messages (counted in stat:proto-errors, no crash).
+ * malformed messages (counted in stat:proto-errors, no crash); health
+ * probes (empty queries) on the idle connection, in order with queries.
  *
  * No sleeps as synchronisation: tests wait on replies and statistics.
  */
@@ -271,6 +272,45 @@ test_burst_one_connection(void **state)
 	}
 	free(toks);
 	free(seen);
+	iok_close(s);
+}
+
+/* Health probes (an empty simple query) on the idle connection: their
+ * replies (EmptyQueryResponse + ReadyForQuery) are consumed, and the
+ * queries sent right behind them get their own results. */
+static void
+test_health_probe(void **state)
+{
+	iok_socket s;
+	char       u[512];
+	int        sent = 0;
+	(void) state;
+	const char *url = env_url("IOK_PG_URL");
+	IOK_OK(iok_socket_open(&s, "pipelined-db"));
+	IOK_OK(iok_socket_set_ms(s, IOK_OPT_HEALTH_INTERVAL, 20));
+	IOK_OK(iok_socket_set_ms(s, IOK_OPT_HEALTH_TIMEOUT, T_MS));
+	IOK_OK(iok_dial(s, with_app(url, "iok_probe", u, sizeof(u)), NULL, 0));
+	for (int round = 0; round < 10; round++) {
+		uint64_t toks[3];
+		assert_true(tu_wait_stat(s, "stat:probes", (uint64_t) round + 1, T_MS));
+		for (int i = 0; i < 3; i++) {
+			toks[i] = send_req(s, q_int("SELECT $1::int + 1", round * 10 + i));
+			sent++;
+		}
+		for (int i = 0; i < 3; i++) {
+			iok_msg *m = recv_one(s);
+			reply    r;
+			assert_int_equal(iok_msg_token(m), toks[i]);
+			read_reply(m, &r);
+			assert_string_equal(r.sqlstate, "");
+			assert_int_equal(r.first_int, round * 10 + i + 1);
+			iok_msg_free(m);
+		}
+	}
+	assert_int_equal(tu_stat(s, "stat:replies"), (uint64_t) sent);
+	assert_int_equal(tu_stat(s, "stat:probe-timeouts"), 0);
+	assert_int_equal(tu_stat(s, "stat:proto-errors"), 0);
+	assert_int_equal(tu_stat(s, "stat:pipes-opened"), 1);
 	iok_close(s);
 }
 
@@ -915,6 +955,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_burst_one_connection),
+		cmocka_unit_test(test_health_probe),
 		cmocka_unit_test(test_error_mid_burst),
 		cmocka_unit_test(test_plan_invalidated),
 		cmocka_unit_test(test_notify_while_queries_flow),

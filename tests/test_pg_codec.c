@@ -849,6 +849,38 @@ test_release(void **state)
 	codec_close(&c);
 }
 
+/* The health probe: an empty simple query; its answer is recognised,
+ * anything else (truncated, another reply, garbage) is not. */
+static void
+test_probe(void **state)
+{
+	(void) state;
+	codec    c;
+	ik_buf   out;
+	ik_frame f;
+	bytes    in = { 0 }, other = { 0 };
+	codec_open(&c, "postgresql://u@h/db", 0, 0);
+	codec_ready(&c);
+	ik_buf_init(&out);
+	assert_int_equal(c.t->probe(c.st, &out), 0);
+	assert_int_equal(out.len, 6);
+	assert_memory_equal(out.data, "Q\0\0\0\5\0", 6);
+	msg(&in, 'I', "", 0);
+	msg_z(&in, 'I');
+	assert_int_equal(c.t->frame(c.st, in.b, in.n, &f), (ssize_t) in.n);
+	assert_int_equal(c.t->classify(c.st, in.b, in.n), IK_FRAME_REPLY);
+	assert_true(c.t->probe_ok(c.st, in.b, in.n));
+	assert_false(c.t->probe_ok(c.st, in.b, in.n - 1));
+	assert_false(c.t->probe_ok(c.st, in.b + 5, in.n - 5)); /* a bare Z */
+	assert_false(c.t->probe_ok(c.st, in.b, 0));
+	msg_c(&other, "SELECT 1");
+	msg_z(&other, 'I');
+	assert_false(c.t->probe_ok(c.st, other.b, other.n));
+	assert_false(c.t->probe_ok(c.st, (const uint8_t *) "garbage-garbage", 15));
+	ik_buf_fini(&out);
+	codec_close(&c);
+}
+
 int
 main(void)
 {
@@ -865,6 +897,7 @@ main(void)
 		cmocka_unit_test(test_reader),
 		cmocka_unit_test(test_cancel_packet),
 		cmocka_unit_test(test_release),
+		cmocka_unit_test(test_probe),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -607,6 +607,29 @@ test_roles(void **state)
 	close_conn(&c);
 }
 
+/* The health probe: PING; +PONG or an error reply answer it, anything
+ * else (truncated, another type, trailing bytes) does not. */
+static void
+test_probe(void **state)
+{
+	(void) state;
+	void  *st = calloc(1, ik_tran_redis.state_size);
+	ik_buf out;
+	ik_buf_init(&out);
+	assert_int_equal(ik_tran_redis.probe(st, &out), 0);
+	assert_int_equal(out.len, 14);
+	assert_memory_equal(out.data, "*1\r\n$4\r\nPING\r\n", 14);
+	assert_true(ik_tran_redis.probe_ok(st, (const uint8_t *) "+PONG\r\n", 7));
+	assert_true(ik_tran_redis.probe_ok(st, (const uint8_t *) "-LOADING x\r\n", 12));
+	assert_false(ik_tran_redis.probe_ok(st, (const uint8_t *) "+PONG\r\n", 5));
+	assert_false(ik_tran_redis.probe_ok(st, (const uint8_t *) "+PONGX\r\n", 8));
+	assert_false(ik_tran_redis.probe_ok(st, (const uint8_t *) "$4\r\nPONG\r\n", 10));
+	assert_false(ik_tran_redis.probe_ok(st, (const uint8_t *) "", 0));
+	assert_ptr_equal(ik_tran_redis_unix.probe, ik_tran_redis.probe);
+	ik_buf_fini(&out);
+	free(st);
+}
+
 int
 main(void)
 {
@@ -626,6 +649,7 @@ main(void)
 		cmocka_unit_test(test_roles),
 		cmocka_unit_test(test_encode),
 		cmocka_unit_test(test_skip_oversize),
+		cmocka_unit_test(test_probe),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -997,6 +997,22 @@ ik_pg_rollback(void *st, ik_buf *out)
 	return simple_query(st, (const uint8_t *) "ROLLBACK", 8, E_INTERNAL, out);
 }
 
+/* The health check of an idle connection: an empty simple query, whose
+ * reply is EmptyQueryResponse then ReadyForQuery (an ErrorResponse, e.g.
+ * an aborted transaction's, still proves the server answering). */
+static int
+pg_probe(void *st, ik_buf *out)
+{
+	return simple_query(st, (const uint8_t *) "", 0, E_APP, out);
+}
+
+static int
+pg_probe_ok(void *st, const uint8_t *body, size_t len)
+{
+	(void) st;
+	return is_reply(body, len) && len >= 11 && (body[0] == 'I' || body[0] == 'E');
+}
+
 /* release: a pinned session let go of the connection.  A transaction left
  * open (or requests still running, which may open one) is rolled back
  * before anyone else's request; ROLLBACK when idle only draws a warning. */
@@ -1047,6 +1063,8 @@ pg_error_text(void *st, char *buf, size_t cap)
 		.cancel_packet = pg_cancel_packet,           \
 		.error_text    = pg_error_text,              \
 		.set_recv_max  = pg_set_recv_max,            \
+		.probe         = pg_probe,                   \
+		.probe_ok      = pg_probe_ok,                \
 	}
 
 PG_TRANSPORT(ik_tran_postgresql, "postgresql", IK_ADDR_TCP, 5432);

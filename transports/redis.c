@@ -546,6 +546,24 @@ redis_subscribe(void *arg, const uint8_t *topic, size_t len, unsigned how, ik_bu
 	return 0;
 }
 
+/* The health check of an idle connection: PING.  Its answer is +PONG, or
+ * an error the server chose to give (-LOADING, -BUSY...), which still
+ * proves the connection and the server's loop alive. */
+static int
+redis_probe(void *arg, ik_buf *out)
+{
+	static const char ping[] = "*1\r\n$4\r\nPING\r\n";
+	(void) arg;
+	return ik_buf_append(out, ping, sizeof(ping) - 1) != 0 ? -IOK_ENOMEM : 0;
+}
+
+static int
+redis_probe_ok(void *arg, const uint8_t *body, size_t len)
+{
+	(void) arg;
+	return (len == 7 && memcmp(body, "+PONG\r\n", 7) == 0) || (len > 0 && body[0] == '-');
+}
+
 int
 ik_redis_protocol(void *st)
 {
@@ -574,6 +592,8 @@ const ik_transport ik_tran_redis = {
 	.classify     = redis_classify,
 	.encode       = redis_encode,
 	.subscribe    = redis_subscribe,
+	.probe        = redis_probe,
+	.probe_ok     = redis_probe_ok,
 };
 
 const ik_transport ik_tran_redis_unix = {
@@ -592,4 +612,6 @@ const ik_transport ik_tran_redis_unix = {
 	.classify     = redis_classify,
 	.encode       = redis_encode,
 	.subscribe    = redis_subscribe,
+	.probe        = redis_probe,
+	.probe_ok     = redis_probe_ok,
 };

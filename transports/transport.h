@@ -159,6 +159,18 @@ typedef struct ik_transport {
 	 * failure the codec just returned (e.g. the server's refusal of our
 	 * credentials) into buf, "" if it has none.  Never a secret. */
 	void (*error_text)(void *st, char *buf, size_t cap);
+
+	/* probe appends a request that costs the server next to nothing
+	 * (Redis PING, PostgreSQL an empty Query) and that gets exactly one
+	 * reply frame, classified IK_FRAME_REPLY like any other: an active
+	 * health check of an idle connection, which the pattern owns (it
+	 * sends it only when nothing else is in flight, and consumes its
+	 * reply).  0 or -IOK_E*.  probe_ok says whether a reply frame is a
+	 * probe's answer (1) or not (0: the stream is out of step).  NULL:
+	 * the transport has no probe (TCP keepalive is then the health
+	 * check). */
+	int (*probe)(void *st, ik_buf *out);
+	int (*probe_ok)(void *st, const uint8_t *body, size_t len);
 } ik_transport;
 
 #endif /* IK_TRANSPORT_H */

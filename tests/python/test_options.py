@@ -131,3 +131,18 @@ def test_bad_keyword():
         iok.Pull(no_such_option=1)
     with pytest.raises(TypeError):
         iok.Socket()
+
+
+def test_health_options():
+    with iok.Socket("pipelined-db", health_interval=250, health_timeout=100,
+                    health_eject_errors=3, health_eject_ms=1500,
+                    max_inflight_per_upstream=8) as s:
+        assert s.health_interval == 250 and s.health_timeout == 100
+        assert s.health_eject_errors == 3 and s.health_eject_ms == 1500
+        assert s.max_inflight_per_upstream == 8
+        s.health_interval = 0  # off
+        assert s.health_interval == 0
+        with pytest.raises(iok.Error):
+            s.health_timeout = 0
+        for name in ("probes", "probe-timeouts", "ejections", "upstream-waits"):
+            assert s.stats[name] == 0

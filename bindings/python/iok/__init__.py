@@ -242,6 +242,10 @@ OPTIONS = {
     "connect_timeout": ("connect-timeout", "ms"),
     "tcp_nodelay": ("tcp-nodelay", "bool"),
     "tcp_keepalive": ("tcp-keepalive", "bool"),
+    "health_interval": ("health:interval", "ms"),
+    "health_timeout": ("health:timeout", "ms"),
+    "health_eject_errors": ("health:eject-errors", "int"),
+    "health_eject_ms": ("health:eject-ms", "ms"),
     "linger": ("linger", "ms"),
     "name": ("socket-name", "string"),
     "ttl_max": ("ttl-max", "int"),
@@ -256,6 +260,7 @@ OPTIONS = {
     "resend_time": ("req:resend-time", "ms"),
     "request_timeout": ("req:timeout", "ms"),
     "survey_time": ("surveyor:survey-time", "ms"),
+    "max_inflight_per_upstream": ("db:max-inflight-per-upstream", "int"),
 }
 _READ_ONLY = {"raw", "protocol", "peer", "protocol_name", "peer_name"}
 
@@ -264,7 +269,8 @@ STATS = ("tx-msgs", "rx-msgs", "tx-bytes", "rx-bytes", "pipes", "pipes-opened",
          "tx-dropped", "tx-oversize", "requests", "replies", "latency-p50", "latency-p90",
          "latency-p99", "latency-max", "latency-count", "err-timedout", "err-connreset",
          "err-connrefused", "err-closed", "err-inval", "err-nomem", "err-proto", "err-canceled",
-         "send-waits", "rate-delays")
+         "send-waits", "rate-delays", "probes", "probe-timeouts", "ejections",
+         "upstream-waits")
 
 
 def _coerce(pyname, kind, value):

@@ -119,6 +119,10 @@ class Socket:
     connect_timeout: Any
     tcp_nodelay: Any
     tcp_keepalive: Any
+    health_interval: Any
+    health_timeout: Any
+    health_eject_errors: Any
+    health_eject_ms: Any
     linger: Any
     name: Any
     ttl_max: Any
@@ -132,6 +136,7 @@ class Socket:
     resend_time: Any
     request_timeout: Any
     survey_time: Any
+    max_inflight_per_upstream: Any
     def __init__(self, pattern: Optional[str] = None, *, raw: bool = False, dial: _Urls = None,
                  listen: _Urls = None, **options: Any) -> None: ...
     def close(self) -> None: ...
