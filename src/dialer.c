@@ -62,6 +62,7 @@ up_new(ik_ep *ep, const ik_disc_entry *e)
 	}
 	up->ep      = ep;
 	up->backoff = ep->topts.reconn_min;
+	up->weight  = 1; /* a path: its only upstream */
 	if (e != NULL) {
 		up->sa     = e->sa;
 		up->weight = e->weight;
@@ -490,7 +491,9 @@ ik_upstream_addr(const ik_upstream *up, char *buf, size_t cap)
 		strcat(host, "]");
 		port = ntohs(in6->sin6_port);
 	} else {
-		snprintf(host, sizeof(host), "%s", up->ep->url.path != NULL ? "path" : "?");
+		/* ipc and inproc: the path is the address. */
+		snprintf(buf, cap, "%s", up->ep->url.path != NULL ? up->ep->url.path : "?");
+		return;
 	}
 	snprintf(buf, cap, "%s:%u", host, port);
 }

@@ -121,7 +121,7 @@ bool ik_dialer_trying(const ik_ep *ep);
 void ik_dialer_close(ik_ep *ep);      /* stop discovery, cancel attempts */
 void ik_dialer_fork_child(ik_ep *ep); /* dormant: drop the parent's work */
 int  ik_dialer_upstreams(const ik_ep *ep, char *buf, size_t cap); /* text */
-/* For the debug endpoint: up's address as text ("host:port", "path:0"),
+/* For the debug endpoint: up's address as text ("host:port", or the path of ipc and inproc),
  * whether "upstreams" lists it (not a drained leftover), its pipes past
  * their handshake. */
 void ik_upstream_addr(const ik_upstream *up, char *buf, size_t cap);
