@@ -21,7 +21,10 @@
  * times the reply latency of its upstream (the address it connects to,
  * a moving average the kernel keeps), over the upstream's weight from
  * discovery; ties broken round-robin.  With one address that is simply
- * the fewest in flight; over several, a slow replica gets less.
+ * the fewest in flight; over several, a slow replica gets less.  Only
+ * connections of the best rank the transport gives (ik_pipe_rank) among
+ * those up are candidates: PostgreSQL's prefer-standby goes to a primary
+ * only while no standby is up.
  * Draining.  When a connection's address leaves its dialer's target
  * (discovery), pipe_drain marks it: no new request is routed there (a
  * session pinned to it carries on), and once nothing is in flight on it
@@ -228,20 +231,38 @@ cost(const db_pipe *p, uint64_t *num, uint64_t *den)
 	*den = ik_pipe_weight(p->pipe);
 }
 
-/* The unpinned connection with room that costs least (see cost(): with
- * one upstream, the fewest in flight); ties go round-robin.  NULL if
- * none. */
+/* The lowest rank (ik_pipe_rank) among the connections others may use:
+ * a server that is only a fallback (prefer-standby's primary) is used
+ * while nothing better is up, even when the better one is busy now. */
+static unsigned
+best_rank(db_sock *s)
+{
+	unsigned best = ~0u;
+	for (int i = 0; i < s->pipes.n; i++) {
+		db_pipe *p = ik_pipeset_at(&s->pipes, i);
+		unsigned r;
+		if (p->pinned == NULL && !p->draining && (r = ik_pipe_rank(p->pipe)) < best) {
+			best = r;
+		}
+	}
+	return best;
+}
+
+/* The unpinned connection of the best rank with room that costs least
+ * (see cost(): with one upstream, the fewest in flight); ties go
+ * round-robin.  NULL if none. */
 static db_pipe *
 pick_free(db_sock *s)
 {
 	db_pipe *best = NULL;
 	int      bk   = 0;
 	uint64_t bn = 0, bd = 1;
+	unsigned rank = best_rank(s);
 	for (int i = 0; i < s->pipes.n; i++) {
 		int      k = (s->pipes.next + i) % s->pipes.n;
 		db_pipe *p = ik_pipeset_at(&s->pipes, k);
 		uint64_t n, d;
-		if (p->pinned != NULL || !ik_db_room(s, p)) {
+		if (p->pinned != NULL || !ik_db_room(s, p) || ik_pipe_rank(p->pipe) != rank) {
 			continue;
 		}
 		cost(p, &n, &d);

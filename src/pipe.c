@@ -46,6 +46,15 @@ ik_pipe_flags(const ik_pipe *p)
 	return p->tran->flags;
 }
 
+unsigned
+ik_pipe_rank(const ik_pipe *p)
+{
+	if (p->tran->rank == NULL || !p->begun || p->state != IK_PIPE_ACTIVE) {
+		return 0;
+	}
+	return (unsigned) p->tran->rank(p->tstate);
+}
+
 /* Held subscriptions are kept as (how, len, topic) records and encoded
  * only when released, so a transport that tracks its own requests (the
  * PostgreSQL codec counts its LISTENs' replies) sees them in wire order. */
@@ -631,6 +640,12 @@ process_input(ik_pipe *p)
 		if (cls == IK_FRAME_SKIP) {
 			p->in_off += (size_t) n;
 			continue;
+		}
+		if (cls == IK_FRAME_SKIP_LAST) {
+			/* The server is no longer what the URL asked for. */
+			p->in_off += (size_t) n;
+			ik_pipe_close(p, IOK_ECONNSHUT);
+			return;
 		}
 		iok_msg *m = frame_to_msg(p, (size_t) n, &f);
 		if (m == NULL) {
