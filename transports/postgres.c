@@ -405,8 +405,11 @@ probe_row(pg_st *s, const uint8_t *b, size_t len)
 		}
 		int32_t n = (int32_t) ik_pg_u32(b + pos);
 		pos += 4;
-		if (n < 0 || (size_t) n > len - pos) {
+		if (n < -1 || (n > 0 && (size_t) n > len - pos)) {
 			return -IOK_EPROTO;
+		}
+		if (n < 0) {
+			n = 0; /* NULL: not known */
 		}
 		snprintf(v[i], sizeof(v[i]), "%.*s", n < 7 ? (int) n : 7, (const char *) b + pos);
 		pos += (size_t) n;
