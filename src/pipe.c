@@ -1278,11 +1278,14 @@ ik_pipe_begin(ik_pipe *p)
 		uv_tcp_nodelay(&p->h.tcp, ep->topts.nodelay);
 		uv_tcp_keepalive(&p->h.tcp, ep->topts.keepalive, 60);
 	}
+	/* Begun before init: a codec refusing the URL (e.g. an unknown
+	 * option) is then a failed attempt the dialer hears of, not a failed
+	 * connect (which connect_cb reports), and a sync dial returns it. */
+	p->begun = true;
 	if ((rv = p->tran->init(p->tstate, &tp)) != 0) {
 		pipe_fail(p, rv < 0 ? -rv : rv);
 		return;
 	}
-	p->begun = true;
 	uv_timer_init(ik_loop(), &p->hs_timer);
 	p->hs_timer.data = p;
 	p->hs_timer_on   = true;

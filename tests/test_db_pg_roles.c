@@ -232,13 +232,14 @@ static uint64_t
 up_field(iok_dialer d, int port, const char *name)
 {
 	char       *ups = NULL, want[32], key[32];
-	const char *line, *f;
+	const char *line, *f = NULL;
 	uint64_t    v;
 	IOK_OK(iok_dialer_get_string(d, IOK_OPT_UPSTREAMS, &ups));
 	snprintf(want, sizeof(want), ":%d ", port);
 	snprintf(key, sizeof(key), " %s=", name);
 	if ((line = strstr(ups, want)) == NULL || (f = strstr(line, key)) == NULL) {
 		fail_msg("no %s for port %d in:\n%s", name, port, ups);
+		return 0;
 	}
 	v = strtoull(f + strlen(key), NULL, 10);
 	iok_strfree(ups);
@@ -352,6 +353,11 @@ test_refused_alone(void **state)
 	url_of(url, sizeof(url), port_s(), 0, "read-write", "iok_alone");
 	assert_int_equal(iok_dial(s, url, NULL, 0), IOK_ESTATE);
 	last_error_has(s, "in_hot_standby=on");
+	IOK_OK(iok_close(s));
+	/* A wish libpq does not know fails the dial (it never hangs). */
+	s = open_sock();
+	url_of(url, sizeof(url), port_p(), 0, "writable", "iok_alone");
+	assert_int_equal(iok_dial(s, url, NULL, 0), IOK_EADDRINVAL);
 	IOK_OK(iok_close(s));
 	/* prefer-standby takes the primary when no standby answers */
 	s = open_sock();
