@@ -798,8 +798,9 @@ IOK_API int iok_resp_next(iok_resp_reader *r, iok_resp_item *it);
  * IOK_ECONNREFUSED); IOK_EPEERAUTH counts in "stat:proto-errors".  The password is
  * never logged, echoed or kept after authentication.
  *
- * Several servers and roles: postgresql://u@h1:5432,h2:5433/db lists
- * servers (libpq's comma form, see "discovery"); the dialer keeps
+ * Several servers and roles: postgresql://u@h1:5432,h2:5433/db (or
+ * libpq's ?host=h1,h2&port=5432,5433, one port or one per host) lists
+ * servers (see "discovery"); the dialer keeps
  * connections to each one that fits ?target_session_attrs= (libpq's
  * names): any (default), read-write (not in hot standby and
  * default_transaction_read_only off), read-only (the opposite), primary

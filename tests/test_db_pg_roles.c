@@ -6,7 +6,8 @@
  * every test is skipped).
  *
  * Covered, with both hosts in one URL (the standby listed first): each
- * target_session_attrs goes to the right server and only there; a lone
+ * target_session_attrs goes to the right server and only there (also
+ * with libpq's ?host=h1,h2&port=p1,p2 spelling); a lone
  * server that does not fit refuses the dial with IOK_ESTATE and says why;
  * a primary made read-only (default_transaction_read_only) fails the
  * writes in flight with the server's 25006 (or a reset), none silently,
@@ -338,6 +339,36 @@ test_routes_by_attrs(void **state)
 	IOK_OK(iok_close(s));
 }
 
+/* libpq's other spelling of the list: ?host=h1,h2&port=p1,p2. */
+static void
+test_query_host_list(void **state)
+{
+	(void) state;
+	static const struct {
+		const char *attrs;
+		int         standby;
+	} cases[] = { { "read-write", 0 }, { "standby", 1 } };
+	for (size_t i = 0; i < 2; i++) {
+		char       url[256];
+		iok_socket s = open_sock();
+		snprintf(url, sizeof(url),
+		    "postgresql://iok_trust@/postgres?host=127.0.0.1,127.0.0.1&port=%d,%d"
+		    "&target_session_attrs=%s",
+		    port_s(), port_p(), cases[i].attrs);
+		IOK_OK(iok_dial(s, url, NULL, 0));
+		assert_int_equal(server_port(s), cases[i].standby ? port_s() : port_p());
+		IOK_OK(iok_close(s));
+	}
+	/* one host that way (TCP) */
+	char       url[256];
+	iok_socket s = open_sock();
+	snprintf(
+	    url, sizeof(url), "postgresql://iok_trust@/postgres?host=127.0.0.1&port=%d", port_s());
+	IOK_OK(iok_dial(s, url, NULL, 0));
+	assert_int_equal(server_port(s), port_s());
+	IOK_OK(iok_close(s));
+}
+
 /* A lone server that does not fit: the dial fails, and says why. */
 static void
 test_refused_alone(void **state)
@@ -572,8 +603,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_routes_by_attrs), cmocka_unit_test(test_refused_alone),
-		cmocka_unit_test(test_primary_goes_read_only),
+		cmocka_unit_test(test_routes_by_attrs), cmocka_unit_test(test_query_host_list),
+		cmocka_unit_test(test_refused_alone), cmocka_unit_test(test_primary_goes_read_only),
 		cmocka_unit_test(test_failover), /* last: it changes the cluster */
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
