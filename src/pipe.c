@@ -49,8 +49,11 @@ ik_pipe_flags(const ik_pipe *p)
 unsigned
 ik_pipe_rank(const ik_pipe *p)
 {
-	if (p->tran->rank == NULL || !p->begun || p->state != IK_PIPE_ACTIVE) {
+	if (p->tran->rank == NULL) {
 		return 0;
+	}
+	if (p->state != IK_PIPE_ACTIVE) {
+		return IK_RANK_GONE; /* closing: never preferred over a live one */
 	}
 	return (unsigned) p->tran->rank(p->tstate);
 }
