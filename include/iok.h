@@ -239,7 +239,8 @@ IOK_API int iok_listener_start(iok_listener l, int flags);
  * commands on them and receives each reply as one RESP frame, and a sub
  * socket sharing the dialer gets the pushes; and
  * postgresql://[user[:password]@][host][:port][/db] (also postgres://,
- * see "PostgreSQL" below).  As with nng, the call waits
+ * several hosts h1:p1,h2:p2 and ?target_session_attrs=; see "PostgreSQL"
+ * below).  As with nng, the call waits
  * for the first connection attempt (including the database handshake) and
  * returns its error (IOK_ECONNREFUSED, IOK_EUNREACHABLE, IOK_EPEERAUTH,
  * IOK_ETIMEDOUT when the connect or the handshake outlasts
@@ -821,6 +822,30 @@ IOK_API int iok_resp_next(iok_resp_reader *r, iok_resp_item *it);
  * other startup refusals such as an unknown database give
  * IOK_ECONNREFUSED); IOK_EPEERAUTH counts in "stat:proto-errors".  The password is
  * never logged, echoed or kept after authentication.
+ *
+ * Several servers and roles: postgresql://u@h1:5432,h2:5433/db (or
+ * libpq's ?host=h1,h2&port=5432,5433, one port or one per host) lists
+ * servers (see "discovery"); the dialer keeps
+ * connections to each one that fits ?target_session_attrs= (libpq's
+ * names): any (default), read-write (not in hot standby and
+ * default_transaction_read_only off), read-only (the opposite), primary
+ * (not in hot standby), standby (in hot standby), prefer-standby (any
+ * server, but requests go to a standby while one is up, to a primary
+ * only while none is).  The role is read from the in_hot_standby and
+ * default_transaction_read_only the server reports (PostgreSQL 14+; an
+ * older server is asked with one query at the end of the handshake).  A
+ * server that does not fit fails its handshake with IOK_ESTATE (a
+ * synchronous dial returns it when no server fits; "last-error" names the
+ * server's state) and is retried with backoff, so a server that comes to
+ * fit (a standby promoted) is used within IOK_OPT_RECONNMAXT.  A role
+ * change reported during a connection (a standby promoted, a primary
+ * made read-only) is judged again: a connection that no longer fits
+ * delivers the reply that told it and closes; on a read-write
+ * connection, a write refused with SQLSTATE 25006 outside a transaction
+ * block is delivered (the server's error) and closes the connection too.
+ * Requests in flight on a closed connection complete with
+ * IOK_ECONNRESET (idempotent ones are retried), never silently.  An
+ * unknown value is IOK_EADDRINVAL.
  *
  * Limits: a whole reply (all its rows) must fit IOK_OPT_RECVMAXSZ (default
  * 1 MiB; raise it for big results): a bigger one drops the connection,

@@ -21,14 +21,16 @@
  * times the reply latency of its upstream (the address it connects to,
  * a moving average the kernel keeps), over the upstream's weight from
  * discovery; ties broken round-robin.  With one address that is simply
- * the fewest in flight; over several, a slow replica gets less.
- * db:max-inflight-per-upstream (0: none) bounds the requests in flight
- * on all of one upstream's connections together: routing passes over an
- * upstream at its limit, and when every one is, requests wait in the
- * pending queue (below; stat:upstream-waits).  Connections of an upstream
- * ejected by outlier detection (src/health.c) get nothing new while any
- * other connection is up; idle connections get health probes
- * (db_health.c), whose replies never reach the application.
+ * the fewest in flight; over several, a slow replica gets less.  Only
+ * connections of the best rank the transport gives (ik_pipe_rank) among
+ * those up are candidates: PostgreSQL's prefer-standby goes to a primary
+ * only while no standby is up.  db:max-inflight-per-upstream (0: none)
+ * bounds the requests in flight on all of one upstream's connections
+ * together: routing passes over an upstream at its limit, and when every
+ * one is, requests wait in the pending queue (below; stat:upstream-waits).
+ * Connections of an upstream ejected by outlier detection (src/health.c)
+ * get nothing new while any other connection is up; idle connections get
+ * health probes (db_health.c), whose replies never reach the application.
  * Draining.  When a connection's address leaves its dialer's target
  * (discovery), pipe_drain marks it: no new request is routed there (a
  * session pinned to it carries on), and once nothing is in flight on it
@@ -244,11 +246,30 @@ cost(const db_pipe *p, uint64_t *num, uint64_t *den)
 	*den = ik_pipe_weight(p->pipe);
 }
 
-/* The unpinned connection with room that costs least (see cost(): with
- * one upstream, the fewest in flight); ties go round-robin.  Connections
- * of ejected upstreams (outlier detection) are passed over while any
- * other connection is up at all.  NULL if none; then s->up_limited says
- * whether per-upstream limits were why. */
+/* The lowest rank (ik_pipe_rank) among the connections others may use
+ * (passing over ejected ones while others are up: see pick): a server that
+ * is only a fallback (prefer-standby's primary) is used while nothing
+ * better is up, even when the better one is busy now. */
+static unsigned
+best_rank(db_sock *s, bool others)
+{
+	unsigned best = ~0u;
+	for (int i = 0; i < s->pipes.n; i++) {
+		db_pipe *p = ik_pipeset_at(&s->pipes, i);
+		unsigned r;
+		if (p->pinned == NULL && !p->draining && !(others && ik_pipe_ejected(p->pipe)) &&
+		    (r = ik_pipe_rank(p->pipe)) < best) {
+			best = r;
+		}
+	}
+	return best;
+}
+
+/* The unpinned connection of the best rank with room that costs least
+ * (see cost(): with one upstream, the fewest in flight); ties go
+ * round-robin.  Connections of ejected upstreams (outlier detection) are
+ * passed over while any other connection is up at all.  NULL if none; then
+ * s->up_limited says whether per-upstream limits were why. */
 static db_pipe *
 pick_free(db_sock *s)
 {
@@ -262,11 +283,13 @@ pick_free(db_sock *s)
 			break;
 		}
 	}
+	unsigned rank = best_rank(s, others);
 	for (int i = 0; i < s->pipes.n; i++) {
 		int      k = (s->pipes.next + i) % s->pipes.n;
 		db_pipe *p = ik_pipeset_at(&s->pipes, k);
 		uint64_t n, d;
-		if (p->pinned != NULL || (others && ik_pipe_ejected(p->pipe))) {
+		if (p->pinned != NULL || (others && ik_pipe_ejected(p->pipe)) ||
+		    ik_pipe_rank(p->pipe) != rank) {
 			continue;
 		}
 		if (!ik_db_room(s, p)) {

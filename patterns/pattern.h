@@ -202,6 +202,11 @@ void ik_pipe_close(ik_pipe *p, int err);
 /* ik_pipe_flags: the transport's IK_TF_* flags (e.g. IK_TF_INORDER:
  * replies come back in request order; IK_TF_PUSH: the server pushes). */
 unsigned ik_pipe_flags(const ik_pipe *p);
+/* ik_pipe_rank: how well p's server fits what its URL asked, now (the
+ * transport's rank: 0 fits; a higher rank is for use only while no pipe of
+ * a lower one is up, e.g. PostgreSQL's prefer-standby on a primary). */
+#define IK_RANK_GONE 0x10000u /* the rank of a pipe that is closing */
+unsigned ik_pipe_rank(const ik_pipe *p);
 /* ik_pipe_subscribe asks the server to start (IK_SUB_ON) or stop pushing
  * topic on p (a database transport's SUBSCRIBE / LISTEN); IK_SUB_PATTERN
  * makes topic a pattern.  IOK_ENOTSUP if the transport has no pushes. */

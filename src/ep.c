@@ -446,6 +446,18 @@ ik_ep_create(ik_ep **out, iok_socket h, const char *url, bool dialer)
 		rv = IOK_ENOTSUP;
 		goto fail;
 	}
+	if (dialer && ep->tran->addr == IK_ADDR_TCP && strcmp(ep->disc_backend, "static") == 0 &&
+	    strncmp(ep->url.scheme, "postgres", 8) == 0) {
+		/* libpq's ?host=h1,h2&port=p1,p2 overrides the authority. */
+		char *list;
+		if ((rv = ik_url_pg_hosts(&ep->url, &list)) != 0) {
+			goto fail;
+		}
+		if (list != NULL) {
+			free(ep->disc_target);
+			ep->disc_target = list;
+		}
+	}
 	if (ep->tran->addr == IK_ADDR_NONE || ep->tran->addr == IK_ADDR_UNIX) {
 		if (ep->url.path == NULL || ep->url.path[0] == '\0' ||
 		    (ep->tran->addr == IK_ADDR_UNIX &&

@@ -89,6 +89,18 @@ ik_pipe_probe_answer(ik_pipe *p, iok_msg *m)
 	return 0;
 }
 
+unsigned
+ik_pipe_rank(const ik_pipe *p)
+{
+	if (p->tran->rank == NULL) {
+		return 0;
+	}
+	if (p->state != IK_PIPE_ACTIVE) {
+		return IK_RANK_GONE; /* closing: never preferred over a live one */
+	}
+	return (unsigned) p->tran->rank(p->tstate);
+}
+
 /* Held subscriptions are kept as (how, len, topic) records and encoded
  * only when released, so a transport that tracks its own requests (the
  * PostgreSQL codec counts its LISTENs' replies) sees them in wire order. */
@@ -674,6 +686,12 @@ process_input(ik_pipe *p)
 		if (cls == IK_FRAME_SKIP) {
 			p->in_off += (size_t) n;
 			continue;
+		}
+		if (cls == IK_FRAME_SKIP_LAST) {
+			/* The server is no longer what the URL asked for. */
+			p->in_off += (size_t) n;
+			ik_pipe_close(p, IOK_ECONNSHUT);
+			return;
 		}
 		iok_msg *m = frame_to_msg(p, (size_t) n, &f);
 		if (m == NULL) {
@@ -1326,11 +1344,14 @@ ik_pipe_begin(ik_pipe *p)
 		uv_tcp_nodelay(&p->h.tcp, ep->topts.nodelay);
 		keepalive(p, &ep->topts);
 	}
+	/* Begun before init: a codec refusing the URL (e.g. an unknown
+	 * option) is then a failed attempt the dialer hears of, not a failed
+	 * connect (which connect_cb reports), and a sync dial returns it. */
+	p->begun = true;
 	if ((rv = p->tran->init(p->tstate, &tp)) != 0) {
 		pipe_fail(p, rv < 0 ? -rv : rv);
 		return;
 	}
-	p->begun = true;
 	uv_timer_init(ik_loop(), &p->hs_timer);
 	p->hs_timer.data = p;
 	p->hs_timer_on   = true;

@@ -135,14 +135,32 @@ pg_normalise(ik_url *u)
 		}
 	}
 	if ((v = ik_url_query_get(u, "port")) != NULL) {
-		rv          = parse_port(v, strlen(v), &u->port);
-		u->has_port = rv == 0;
+		/* libpq: one port, or one per host of ?host= (the first is the
+		 * URL's; ik_url_pg_hosts pairs them). */
+		const char *c = strchr(v, ',');
+		rv            = parse_port(v, c ? (size_t) (c - v) : strlen(v), &u->port);
+		u->has_port   = rv == 0;
+		for (; rv == 0 && c != NULL; c = strchr(c + 1, ',')) {
+			const char *e = strchr(c + 1, ',');
+			uint16_t    p;
+			rv = parse_port(c + 1, e ? (size_t) (e - c - 1) : strlen(c + 1), &p);
+		}
 		free(v);
 		if (rv != 0) {
 			return rv;
 		}
 	}
 	if ((v = ik_url_query_get(u, "host")) != NULL) {
+		/* A list h1,h2 (libpq): the URL's host is the first (the dialer
+		 * takes them all, ik_url_pg_hosts); socket directories alone. */
+		char *c = strchr(v, ',');
+		if (c != NULL && (v[0] == '/' || c == v)) {
+			free(v);
+			return IOK_EADDRINVAL;
+		}
+		if (c != NULL) {
+			*c = '\0';
+		}
 		free(u->host);
 		u->host = v;
 	} else if (u->host != NULL && strchr(u->host, '%') != NULL) {
@@ -328,4 +346,69 @@ ik_url_query_get(const ik_url *u, const char *key)
 		p = amp ? amp + 1 : NULL;
 	}
 	return NULL;
+}
+
+int
+ik_url_pg_hosts(const ik_url *u, char **list)
+{
+	char  *hosts = ik_url_query_get(u, "host");
+	char  *ports = ik_url_query_get(u, "port");
+	char  *out   = NULL;
+	size_t nh = 1, np = 1, cap, len = 0;
+	int    rv = 0;
+
+	*list = NULL;
+	if (hosts == NULL || hosts[0] == '/' || hosts[0] == '\0') {
+		free(hosts);
+		free(ports);
+		return 0; /* no list here (or a socket directory) */
+	}
+	for (const char *c = hosts; (c = strchr(c, ',')) != NULL; c++) {
+		nh++;
+	}
+	for (const char *c = ports; c != NULL && (c = strchr(c, ',')) != NULL; c++) {
+		np++;
+	}
+	if (ports != NULL && np != 1 && np != nh) {
+		rv = IOK_EADDRINVAL; /* libpq: one port, or one per host */
+	}
+	cap = strlen(hosts) + nh * 9 + (ports ? strlen(ports) : 0) + 1;
+	if (rv == 0 && (out = malloc(cap)) == NULL) {
+		rv = IOK_ENOMEM;
+	}
+	const char *h = hosts, *p = ports;
+	for (size_t i = 0; rv == 0 && i < nh; i++) {
+		const char *he = strchr(h, ',');
+		size_t      hl = he ? (size_t) (he - h) : strlen(h);
+		size_t      pl = 0;
+		if (p != NULL) {
+			const char *pe = strchr(p, ',');
+			pl             = pe ? (size_t) (pe - p) : strlen(p);
+		}
+		if (hl == 0 || h[0] == '/') {
+			rv = IOK_EADDRINVAL;
+			break;
+		}
+		int six = memchr(h, ':', hl) != NULL; /* an IPv6 literal */
+		int w =
+		    snprintf(out + len, cap - len, "%s%s%.*s%s%s%.*s", i ? "," : "", six ? "[" : "",
+		        (int) hl, h, six ? "]" : "", pl ? ":" : "", (int) pl, p ? p : "");
+		if (w < 0 || (size_t) w >= cap - len) {
+			rv = IOK_EADDRINVAL;
+			break;
+		}
+		len += (size_t) w;
+		h = he ? he + 1 : h + hl;
+		if (p != NULL && np > 1) {
+			p = strchr(p, ',') ? strchr(p, ',') + 1 : p + pl;
+		}
+	}
+	free(hosts);
+	free(ports);
+	if (rv != 0) {
+		free(out);
+		return rv;
+	}
+	*list = out;
+	return 0;
 }

@@ -8,8 +8,8 @@
  *     frames and the same final result;
  *   - every frame is cut at a message boundary, and its bytes iterate with
  *     iok_pg_next to 0 or -IOK_EPROTO;
- *   - the handshake ends the same whether the server's bytes come whole or
- *     a byte at a time.
+ *   - the handshake (with or without a target_session_attrs) ends the
+ *     same whether the server's bytes come whole or a byte at a time.
  * The first input byte picks the mode and options.
  */
 #include <stdint.h>
@@ -169,14 +169,22 @@ fuzz_frames(const uint8_t *d, size_t n, uint8_t opt)
 }
 
 static int
-handshake(const uint8_t *d, size_t n, size_t step)
+handshake(const uint8_t *d, size_t n, size_t step, unsigned opt)
 {
+	/* With a target_session_attrs the handshake also reads the role
+	 * ParameterStatus and may ask (and read) the role query. */
+	static const char *const urls[] = {
+		"postgresql://user:pencil@h/db?application_name=f",
+		"postgresql://user:pencil@h/db?target_session_attrs=standby",
+		"postgresql://user:pencil@h/db?target_session_attrs=read-write",
+		"postgresql://user:pencil@h/db?target_session_attrs=prefer-standby",
+	};
 	codec  c;
 	ik_buf out;
 	size_t used, have = 0, start = 0;
 	int    rv;
 	ik_buf_init(&out);
-	open_codec(&c, "postgresql://user:pencil@h/db?application_name=f", 0, 0);
+	open_codec(&c, urls[opt % 4], 0, 0);
 	rv = T->handshake(c.st, NULL, 0, &used, &out);
 	while (rv == IK_HS_MORE && have < n) {
 		have += n - have < step ? n - have : step;
@@ -212,8 +220,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_frames(d, n, opt >> 2);
 		break;
 	case 2: {
-		int a = handshake(d, n, n ? n : 1);
-		int b = handshake(d, n, 1);
+		int a = handshake(d, n, n ? n : 1, opt >> 2);
+		int b = handshake(d, n, 1, opt >> 2);
 		CHECK(a == b);
 		break;
 	}

@@ -22,8 +22,16 @@ As a module:
         pg.url("iok_scram")            # postgresql://iok_scram:...@127.0.0.1:P/postgres
         pg.psql("SELECT 1")            # runs as the superuser, returns stdout
 
+A streaming standby of a running cluster (pg_basebackup -R, hot standby,
+in its own temporary directory, on its own free port):
+    sb = pg.make_standby()             # a Cluster, in recovery
+    sb.promote()                       # pg_ctl promote: now a primary
+
 As a command:
     pgcluster.py run -- CMD ARGS...    # start, run CMD with IOK_PG_* set, stop
+    pgcluster.py run --standby -- CMD  # the same with a standby too
+                                       # (IOK_PG_STANDBY_PORT, _DIR)
+    pgcluster.py promote DIR           # promote the standby in DIR
     pgcluster.py start DIR             # start in DIR (kept), print the URLs
     pgcluster.py stop DIR              # stop the cluster in DIR
     pgcluster.py restart DIR PORT      # crash-stop and start again on PORT
@@ -140,6 +148,7 @@ class Cluster:
                     "max_connections = 50\nshared_buffers = 16MB\n"
                     "log_min_messages = warning\n" % self.sockdir)
         hba = ["local all all trust",
+               "local replication %s trust" % ADMIN,
                "host all %s 127.0.0.1/32 trust" % ADMIN]
         for name, (_pw, method, _enc) in USERS.items():
             hba.append("host all %s 127.0.0.1/32 %s" % (name, method))
@@ -149,26 +158,58 @@ class Cluster:
 
     def start(self):
         self.init()
-        for attempt in range(5):
+        self._start_server()
+        self._create_roles()
+        return self
+
+    def make_standby(self):
+        """A hot standby streaming from this (running) cluster: a base
+        backup with recovery settings (-R), started on a free port.
+        Returns its Cluster (the caller cleans it up)."""
+        sb = Cluster()
+        sb.standby_of = self
+        try:
+            if sb.as_root:
+                import pwd
+
+                pw = pwd.getpwnam("postgres")
+                os.chown(sb.dir, pw.pw_uid, pw.pw_gid)
+            os.chmod(sb.dir, 0o755)
+            r = self._cmd([self._bin("pg_basebackup"), "-D", sb.data, "-h", self.sockdir,
+                           "-p", str(self.port), "-U", ADMIN, "-R", "-X", "stream",
+                           "--no-sync", "-c", "fast"])
+            self._check(r, "pg_basebackup")
+            with open(os.path.join(sb.data, "postgresql.conf"), "a") as f:
+                f.write("\n# pgcluster.py standby\n"
+                        "unix_socket_directories = '%s'\n"
+                        "hot_standby = on\n" % sb.sockdir)
+            sb._start_server()
+        except BaseException:
+            sb.cleanup()
+            raise
+        return sb
+
+    def promote(self):
+        """pg_ctl promote, waiting until the server accepts writes."""
+        r = self._cmd([self._bin("pg_ctl"), "-D", self.data, "-w", "-t", "60", "promote"])
+        self._check(r, "pg_ctl promote")
+
+    def _start_server(self):
+        for _attempt in range(5):
             port = self.port or free_port()
             r = self._cmd([self._bin("pg_ctl"), "-D", self.data, "-l", self.log, "-w", "-t", "60",
                            "-o", "-p %d" % port, "start"])
             if r.returncode == 0:
                 self.port = port
                 self.running = True
+                return
+            if self.port:
                 break
-            if self.port:  # a fixed port: no point retrying another
-                break
-        else:
-            pass
-        if not self.running:
-            tail = ""
-            if os.path.exists(self.log):
-                with open(self.log) as f:
-                    tail = f.read()[-2000:]
-            raise RuntimeError("pgcluster: server did not start: %s%s\n%s" % (r.stdout, r.stderr, tail))
-        self._create_roles()
-        return self
+        tail = ""
+        if os.path.exists(self.log):
+            with open(self.log) as f:
+                tail = f.read()[-2000:]
+        raise RuntimeError("pgcluster: server did not start: %s%s\n%s" % (r.stdout, r.stderr, tail))
 
     def _create_roles(self):
         sql = []
@@ -257,15 +298,31 @@ class Cluster:
 def main(argv):
     if len(argv) >= 2 and argv[1] == "run":
         cmd = argv[2:]
+        standby = bool(cmd) and cmd[0] == "--standby"
+        if standby:
+            cmd = cmd[1:]
         if cmd and cmd[0] == "--":
             cmd = cmd[1:]
         if not cmd:
-            print("usage: pgcluster.py run -- CMD ...", file=sys.stderr)
+            print("usage: pgcluster.py run [--standby] -- CMD ...", file=sys.stderr)
             return 2
         with Cluster() as pg:
             env = dict(os.environ)
             env.update(pg.env())
-            return subprocess.call(cmd, env=env)
+            if not standby:
+                return subprocess.call(cmd, env=env)
+            sb = pg.make_standby()
+            try:
+                env["IOK_PG_STANDBY_PORT"] = str(sb.port)
+                env["IOK_PG_STANDBY_DIR"] = sb.dir
+                return subprocess.call(cmd, env=env)
+            finally:
+                sb.cleanup()
+    if len(argv) == 3 and argv[1] == "promote":
+        pg = Cluster(os.path.abspath(argv[2]))
+        pg.running = True
+        pg.promote()
+        return 0
     if len(argv) == 3 and argv[1] == "start":
         os.makedirs(argv[2], exist_ok=True)
         pg = Cluster(os.path.abspath(argv[2])).start()

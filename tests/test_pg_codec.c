@@ -472,6 +472,342 @@ test_hostile_frames(void **state)
 	codec_close(&c);
 }
 
+/* -------------------------------------------------------------- roles */
+
+/* ParameterStatus name = value. */
+static void
+msg_s(bytes *x, const char *name, const char *value)
+{
+	uint8_t b[128];
+	size_t  n = strlen(name) + 1, v = strlen(value) + 1;
+	memcpy(b, name, n);
+	memcpy(b + n, value, v);
+	msg(x, 'S', b, n + v);
+}
+
+/* A handshake on trust reporting the given in_hot_standby and
+ * default_transaction_read_only (NULL: not reported); returns its
+ * result, the codec left open in *c. */
+static int
+role_handshake(codec *c, const char *attrs, const char *hot, const char *ro)
+{
+	char    url[128];
+	ik_buf  out;
+	size_t  used;
+	bytes   in    = { 0 };
+	uint8_t ok[4] = { 0 };
+	int     rv;
+	snprintf(url, sizeof(url), "postgresql://u@h/db?target_session_attrs=%s", attrs);
+	codec_open(c, url, 0, 0);
+	ik_buf_init(&out);
+	assert_int_equal(c->t->handshake(c->st, NULL, 0, &used, &out), IK_HS_MORE);
+	msg(&in, 'R', ok, 4);
+	if (hot != NULL) {
+		msg_s(&in, "in_hot_standby", hot);
+	}
+	msg_s(&in, "server_version", "15.5");
+	if (ro != NULL) {
+		msg_s(&in, "default_transaction_read_only", ro);
+	}
+	msg_z(&in, 'I');
+	rv = c->t->handshake(c->st, in.b, in.n, &used, &out);
+	if (rv == IK_HS_DONE) {
+		assert_int_equal(used, in.n);
+	}
+	ik_buf_fini(&out);
+	return rv;
+}
+
+static void
+test_roles_handshake(void **state)
+{
+	(void) state;
+	static const struct {
+		const char *attrs, *hot, *ro;
+		int         want;
+	} cases[] = {
+		{ "any", "on", "on", IK_HS_DONE },
+		{ "read-write", "off", "off", IK_HS_DONE },
+		{ "read-write", "on", "off", -IOK_ESTATE }, /* a standby */
+		{ "read-write", "off", "on", -IOK_ESTATE }, /* a read-only primary */
+		{ "read-only", "on", "off", IK_HS_DONE },   /* a standby */
+		{ "read-only", "off", "on", IK_HS_DONE },   /* read-only by default */
+		{ "read-only", "off", "off", -IOK_ESTATE },
+		{ "primary", "off", "on", IK_HS_DONE }, /* read-only, still primary */
+		{ "primary", "on", "on", -IOK_ESTATE },
+		{ "standby", "on", "on", IK_HS_DONE },
+		{ "standby", "off", "off", -IOK_ESTATE },
+		{ "prefer-standby", "off", "off", IK_HS_DONE }, /* ranked 1 */
+		{ "prefer-standby", "on", "on", IK_HS_DONE },
+		/* A value not understood is not known: it fits no strict wish,
+		 * and an unknown in_hot_standby makes the codec ask. */
+		{ "standby", "yes", "off", IK_HS_MORE },
+		{ "read-write", "off", "", -IOK_ESTATE },
+		{ "primary", "OFF", "off", IK_HS_MORE },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		codec c;
+		char  why[256];
+		int   rv = role_handshake(&c, cases[i].attrs, cases[i].hot, cases[i].ro);
+		if (rv != cases[i].want) {
+			fail_msg("case %zu (%s, %s, %s): %d", i, cases[i].attrs, cases[i].hot,
+			    cases[i].ro, rv);
+		}
+		c.t->error_text(c.st, why, sizeof(why));
+		if (rv == -IOK_ESTATE) {
+			assert_non_null(strstr(why, "target_session_attrs="));
+			assert_non_null(strstr(why, cases[i].attrs));
+		}
+		if (rv == IK_HS_DONE) {
+			int hot = strcmp(cases[i].hot, "on") == 0;
+			int r   = strcmp(cases[i].attrs, "prefer-standby") == 0 && !hot;
+			assert_int_equal(c.t->rank(c.st), r);
+		}
+		codec_close(&c);
+	}
+	/* An unknown wish is a bad URL. */
+	codec          c;
+	ik_tran_params p = { .dialer = 1 };
+	c.t              = &ik_tran_postgresql;
+	c.st             = calloc(1, c.t->state_size);
+	IOK_OK(ik_url_parse(&c.url, "postgresql://u@h/db?target_session_attrs=primary-ish"));
+	p.url = &c.url;
+	assert_int_equal(c.t->init(c.st, &p), -IOK_EADDRINVAL);
+	codec_close(&c);
+}
+
+/* One text DataRow with fields (NULL: SQL NULL). */
+static void
+msg_d2(bytes *x, const char *a, const char *b)
+{
+	uint8_t     d[64];
+	size_t      n    = 2;
+	const char *v[2] = { a, b };
+	ik_pg_put_u16(d, 2);
+	for (int i = 0; i < 2; i++) {
+		size_t l = v[i] ? strlen(v[i]) : 0;
+		ik_pg_put_u32(d + n, v[i] ? (uint32_t) l : 0xffffffffu);
+		n += 4;
+		memcpy(d + n, v[i] ? v[i] : "", l);
+		n += l;
+	}
+	msg(x, 'D', d, n);
+}
+
+/* A server before 14 reports no in_hot_standby: the codec asks, once. */
+static void
+test_roles_probe(void **state)
+{
+	(void) state;
+	static const struct {
+		const char *attrs, *rec, *ro;
+		int         err; /* the query fails */
+		int         want;
+	} cases[] = {
+		{ "standby", "t", "on", 0, IK_HS_DONE }, { "standby", "f", "off", 0, -IOK_ESTATE },
+		{ "read-write", "f", "off", 0, IK_HS_DONE },
+		{ "read-write", "f", "on", 0, -IOK_ESTATE },
+		{ "read-only", "f", "on", 0, IK_HS_DONE }, { "primary", "f", "on", 0, IK_HS_DONE },
+		{ "primary", NULL, "off", 0, -IOK_ESTATE }, /* NULL: not known */
+		{ "primary", "f", "off", 1, -IOK_ESTATE },  /* error: not known */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		codec       c;
+		ik_buf      out;
+		size_t      used;
+		bytes       in    = { 0 };
+		uint8_t     ok[4] = { 0 };
+		char        url[128];
+		const char *q = "SELECT pg_catalog.pg_is_in_recovery()";
+		snprintf(url, sizeof(url), "postgresql://u@h/db?target_session_attrs=%s",
+		    cases[i].attrs);
+		codec_open(&c, url, 0, 0);
+		ik_buf_init(&out);
+		assert_int_equal(c.t->handshake(c.st, NULL, 0, &used, &out), IK_HS_MORE);
+		out.len = 0;
+		msg(&in, 'R', ok, 4);
+		msg_z(&in, 'I');
+		assert_int_equal(c.t->handshake(c.st, in.b, in.n, &used, &out), IK_HS_MORE);
+		assert_int_equal(used, in.n);
+		assert_true(out.len > 5 && out.data[0] == 'Q');
+		assert_memory_equal(out.data + 5, q, strlen(q));
+		in.n = 0;
+		if (cases[i].err) {
+			msg_e(&in, 'E', "42883", "no such function");
+		} else {
+			msg_t_int4(&in); /* its content is not read */
+			msg_d2(&in, cases[i].rec, cases[i].ro);
+			msg_c(&in, "SELECT 1");
+		}
+		msg_z(&in, 'I');
+		/* every split point: the codec waits for whole messages */
+		int rv = IK_HS_MORE;
+		for (size_t n = 1; n <= in.n && rv == IK_HS_MORE; n++) {
+			rv = c.t->handshake(c.st, in.b, n, &used, &out);
+			if (rv == IK_HS_MORE) {
+				memmove(in.b, in.b + used, in.n - used);
+				in.n -= used;
+				n -= used;
+			}
+		}
+		assert_int_equal(rv, cases[i].want);
+		ik_buf_fini(&out);
+		codec_close(&c);
+	}
+}
+
+/* Hostile ParameterStatus and probe replies: refused, never read past. */
+static void
+test_roles_hostile(void **state)
+{
+	(void) state;
+	static const struct {
+		const char *b;
+		size_t      n;
+	} bad_s[] = {
+		{ "", 0 },                       /* empty */
+		{ "in_hot_standby", 14 },        /* no NUL at all */
+		{ "in_hot_standby\0on", 17 },    /* value not terminated */
+		{ "in_hot_standby\0on\0x", 20 }, /* bytes after the value */
+	};
+	for (size_t i = 0; i < sizeof(bad_s) / sizeof(bad_s[0]); i++) {
+		codec    c;
+		ik_buf   out;
+		size_t   used;
+		bytes    in    = { 0 };
+		uint8_t  ok[4] = { 0 };
+		ik_frame f;
+		/* in the handshake */
+		codec_open(&c, "postgresql://u@h/db?target_session_attrs=standby", 0, 0);
+		ik_buf_init(&out);
+		(void) c.t->handshake(c.st, NULL, 0, &used, &out);
+		msg(&in, 'R', ok, 4);
+		msg(&in, 'S', bad_s[i].b, bad_s[i].n);
+		msg_z(&in, 'I');
+		assert_int_equal(c.t->handshake(c.st, in.b, in.n, &used, &out), -IOK_EPROTO);
+		codec_close(&c);
+		/* and later, between replies */
+		assert_int_equal(role_handshake(&c, "standby", "on", "on"), IK_HS_DONE);
+		in.n = 0;
+		msg(&in, 'S', bad_s[i].b, bad_s[i].n);
+		assert_int_equal(c.t->frame(c.st, in.b, in.n, &f), -IOK_EPROTO);
+		ik_buf_fini(&out);
+		codec_close(&c);
+	}
+	/* Probe rows that lie about their size, and probe messages when no
+	 * probe was sent. */
+	static const uint8_t bad_d[][12] = {
+		{ 0, 3 },                           /* 3 columns */
+		{ 0, 2, 0xff, 0xff, 0xff, 0xfe },   /* negative length */
+		{ 0, 2, 0, 0, 0, 9, 't' },          /* longer than the row */
+		{ 0, 2, 0, 0, 0, 1, 't', 0, 0, 0 }, /* the second cut short */
+	};
+	static const size_t bad_dn[] = { 2, 6, 7, 10 };
+	for (size_t i = 0; i < 4; i++) {
+		codec   c;
+		ik_buf  out;
+		size_t  used;
+		bytes   in    = { 0 };
+		uint8_t ok[4] = { 0 };
+		codec_open(&c, "postgresql://u@h/db?target_session_attrs=standby", 0, 0);
+		ik_buf_init(&out);
+		(void) c.t->handshake(c.st, NULL, 0, &used, &out);
+		msg(&in, 'R', ok, 4);
+		msg_z(&in, 'I');
+		assert_int_equal(c.t->handshake(c.st, in.b, in.n, &used, &out), IK_HS_MORE);
+		in.n = 0;
+		msg(&in, 'D', bad_d[i], bad_dn[i]);
+		msg_z(&in, 'I');
+		assert_int_equal(c.t->handshake(c.st, in.b, in.n, &used, &out), -IOK_EPROTO);
+		codec_close(&c);
+		/* target_session_attrs=any never probes: a row is out of place */
+		codec_open(&c, "postgresql://u@h/db", 0, 0);
+		(void) c.t->handshake(c.st, NULL, 0, &used, &out);
+		in.n = 0;
+		msg(&in, 'R', ok, 4);
+		msg_d2(&in, "t", "on");
+		assert_int_equal(c.t->handshake(c.st, in.b, in.n, &used, &out), -IOK_EPROTO);
+		codec_close(&c);
+		ik_buf_fini(&out);
+	}
+}
+
+/* A change reported during the connection is judged again; a write the
+ * server refused as read-only closes a read-write connection. */
+static void
+test_roles_change(void **state)
+{
+	(void) state;
+	codec  c;
+	ik_buf out;
+	bytes  in = { 0 };
+	int    cls[8];
+	size_t lens[8];
+
+	/* A standby promoted: the reply that says so is delivered, then the
+	 * connection closes. */
+	assert_int_equal(role_handshake(&c, "standby", "on", "on"), IK_HS_DONE);
+	ik_buf_init(&out);
+	encode_q(&c, "SELECT $1::int", &out);
+	msg(&in, '1', NULL, 0);
+	msg(&in, '2', NULL, 0);
+	msg_c(&in, "SELECT 0");
+	msg_s(&in, "in_hot_standby", "off");
+	msg_z(&in, 'I');
+	assert_int_equal(cut(&c, &in, 3, cls, lens), 1);
+	assert_int_equal(cls[0], IK_FRAME_LAST);
+	codec_close(&c);
+	/* ... or, between replies, it is consumed and the connection closes */
+	assert_int_equal(role_handshake(&c, "read-only", "on", "off"), IK_HS_DONE);
+	in.n = 0;
+	msg_s(&in, "default_transaction_read_only", "on"); /* still fits */
+	msg_s(&in, "in_hot_standby", "off");
+	msg_s(&in, "default_transaction_read_only", "off");
+	assert_int_equal(cut(&c, &in, 1, cls, lens), 3);
+	assert_int_equal(cls[0], IK_FRAME_SKIP);
+	assert_int_equal(cls[1], IK_FRAME_SKIP); /* read-only by default still */
+	assert_int_equal(cls[2], IK_FRAME_SKIP_LAST);
+	codec_close(&c);
+	/* prefer-standby never closes: its rank follows the server */
+	assert_int_equal(role_handshake(&c, "prefer-standby", "on", "on"), IK_HS_DONE);
+	assert_int_equal(c.t->rank(c.st), 0);
+	in.n = 0;
+	msg_s(&in, "in_hot_standby", "off");
+	assert_int_equal(cut(&c, &in, 5, cls, lens), 1);
+	assert_int_equal(cls[0], IK_FRAME_SKIP);
+	assert_int_equal(c.t->rank(c.st), 1);
+	codec_close(&c);
+
+	/* 25006 on a read-write connection, outside a block: delivered, then
+	 * closed; inside a block (BEGIN READ ONLY) it is only an error. */
+	static const struct {
+		const char *attrs;
+		char        status;
+		int         want;
+	} ro[] = {
+		{ "read-write", 'I', IK_FRAME_LAST }, { "read-write", 'E', IK_FRAME_REPLY },
+		{ "any", 'I', IK_FRAME_REPLY },
+		{ "primary", 'I', IK_FRAME_REPLY }, /* still a primary */
+	};
+	for (size_t i = 0; i < sizeof(ro) / sizeof(ro[0]); i++) {
+		assert_int_equal(role_handshake(&c, ro[i].attrs, "off", "off"), IK_HS_DONE);
+		out.len = 0;
+		encode_q(&c, "INSERT INTO t VALUES ($1)", &out);
+		encode_q(&c, "INSERT INTO t VALUES ($1)", &out);
+		in.n = 0;
+		msg_e(&in, 'E', "25006", "cannot execute INSERT in a read-only transaction");
+		msg_z(&in, ro[i].status);
+		msg(&in, '2', NULL, 0); /* the next reply is judged afresh */
+		msg_c(&in, "INSERT 0 1");
+		msg_z(&in, 'I');
+		assert_int_equal(cut(&c, &in, 7, cls, lens), 2);
+		assert_int_equal(cls[0], ro[i].want);
+		assert_int_equal(cls[1], IK_FRAME_REPLY);
+		codec_close(&c);
+	}
+	ik_buf_fini(&out);
+}
+
 /* -------------------------------------------------------------- auth */
 
 /* Feeds one server message to the handshake; returns its result and the
@@ -898,6 +1234,10 @@ main(void)
 		cmocka_unit_test(test_cancel_packet),
 		cmocka_unit_test(test_release),
 		cmocka_unit_test(test_probe),
+		cmocka_unit_test(test_roles_handshake),
+		cmocka_unit_test(test_roles_probe),
+		cmocka_unit_test(test_roles_hostile),
+		cmocka_unit_test(test_roles_change),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

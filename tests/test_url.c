@@ -151,6 +151,65 @@ test_postgres(void **state)
 	ik_url_free(&u);
 }
 
+/* libpq's ?host=h1,h2&port=p1,p2: the URL's host is the first, and the
+ * dialer's list pairs hosts and ports. */
+static void
+pg_list(const char *s, const char *want)
+{
+	ik_url u;
+	char  *list = NULL;
+	IOK_OK(ik_url_parse(&u, s));
+	IOK_OK(ik_url_pg_hosts(&u, &list));
+	if (want == NULL) {
+		assert_null(list);
+	} else {
+		assert_non_null(list);
+		assert_string_equal(list, want);
+	}
+	free(list);
+	ik_url_free(&u);
+}
+
+static void
+test_postgres_host_lists(void **state)
+{
+	(void) state;
+	ik_url u;
+	char  *list;
+	pg("postgresql://u@/app?host=h1,h2&port=5433,5434", "postgresql", "h1", 5433, NULL, "app");
+	pg_list("postgresql://u@/app?host=h1,h2&port=5433,5434", "h1:5433,h2:5434");
+	pg_list("postgresql://u@/app?host=h1,h2,h3&port=7", "h1:7,h2:7,h3:7");
+	pg_list("postgresql://u@/app?host=h1,10.0.0.2", "h1,10.0.0.2");
+	pg_list("postgresql://u@/app?host=::1,h2&port=1,2", "[::1]:1,h2:2");
+	pg_list("postgresql://u@other/app?host=h", "h");
+	pg_list("postgresql://u@h1,h2/app", NULL);         /* the authority's list */
+	pg_list("postgresql://u@/app?host=/tmp/pg", NULL); /* a socket directory */
+	/* hostile: counts that do not pair, empty entries, bad ports, a list
+	 * of socket directories */
+	static const char *const bad_parse[] = {
+		"postgresql://u@/app?host=h1,h2&port=1,x",
+		"postgresql://u@/app?host=h1,h2&port=1,",
+		"postgresql://u@/app?host=h1,h2&port=1,99999",
+		"postgresql://u@/app?host=/a,/b",
+		"postgresql://u@/app?host=,h2",
+	};
+	for (size_t i = 0; i < sizeof(bad_parse) / sizeof(bad_parse[0]); i++) {
+		if (ik_url_parse(&u, bad_parse[i]) == 0) {
+			fail_msg("accepted %s", bad_parse[i]);
+		}
+	}
+	static const char *const bad_list[] = {
+		"postgresql://u@/app?host=h1,h2,h3&port=1,2",
+		"postgresql://u@/app?host=h1,,h3",
+		"postgresql://u@/app?host=h1,/tmp",
+	};
+	for (size_t i = 0; i < sizeof(bad_list) / sizeof(bad_list[0]); i++) {
+		IOK_OK(ik_url_parse(&u, bad_list[i]));
+		assert_int_equal(ik_url_pg_hosts(&u, &list), IOK_EADDRINVAL);
+		ik_url_free(&u);
+	}
+}
+
 int
 main(void)
 {
@@ -159,6 +218,7 @@ main(void)
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_query),
 		cmocka_unit_test(test_postgres),
+		cmocka_unit_test(test_postgres_host_lists),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

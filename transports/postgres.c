@@ -20,6 +20,22 @@
  * connection prepares them again.  An in-order list of what each reply
  * answers tells our own requests (LISTEN, UNLISTEN, ROLLBACK), whose
  * replies are consumed here, from the application's.
+ *
+ * Roles (libpq's ?target_session_attrs=any|read-write|read-only|primary|
+ * standby|prefer-standby): the server's in_hot_standby and
+ * default_transaction_read_only ParameterStatus (PostgreSQL 14+; before,
+ * one query at the end of the handshake asks) decide whether it fits.  One
+ * that does not fails the handshake with IOK_ESTATE (the dialer retries
+ * it with backoff and uses the addresses that fit, as Redis's ?role=).  A
+ * change reported later (a standby promoted, a primary made read-only) is
+ * judged again: a connection that no longer fits closes after the reply
+ * that told it.  On a read-write or primary connection, a write refused
+ * with SQLSTATE 25006 outside a transaction block (the server went
+ * read-only) is delivered and then closes the connection too; inside a
+ * block it may be the application's own BEGIN READ ONLY, so it is only an
+ * error.  prefer-standby takes any server and ranks primaries after
+ * standbys (the rank hook): pipelined-db routes to a standby when one is
+ * up.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +50,15 @@
 #define PG_STMT_MAX 256     /* prepared statements kept per connection */
 #define PG_HS_MSG_MAX 65536 /* largest handshake message we accept */
 #define PG_COLS_MAX 1664    /* the server's own column limit */
+
+/* target_session_attrs */
+enum { TSA_ANY = 0, TSA_READ_WRITE, TSA_READ_ONLY, TSA_PRIMARY, TSA_STANDBY, TSA_PREFER_STANDBY };
+
+/* Asked at the end of the handshake when the server does not report
+ * in_hot_standby (before PostgreSQL 14); libpq asks the same two things. */
+#define PG_ROLE_QUERY                             \
+	"SELECT pg_catalog.pg_is_in_recovery(), " \
+	"pg_catalog.current_setting('transaction_read_only')"
 
 /* What a reply answers. */
 enum { E_APP = 1, E_INTERNAL };
@@ -66,6 +91,12 @@ typedef struct pg_st {
 	uint32_t    pid, secret;
 	char        txstatus;
 	char        why[200]; /* the server's startup refusal, for error_text */
+
+	int    want;    /* TSA_* */
+	int8_t hot, ro; /* in_hot_standby, default_transaction_read_only:
+	                   1 on, 0 off, -1 not known */
+	int    probing; /* the role query was sent; its reply is awaited */
+	int    ro_err;  /* the frame being cut holds a 25006 error */
 
 	size_t scan; /* complete messages of the current frame seen so far */
 
@@ -143,6 +174,29 @@ dup_opt(char **dst, const char *v)
 	return 0;
 }
 
+static const char *const tsa_names[] = { "any", "read-write", "read-only", "primary", "standby",
+	"prefer-standby" };
+
+static int
+tsa_from_url(pg_st *s, const ik_url *u)
+{
+	char *v  = ik_url_query_get(u, "target_session_attrs");
+	int   rv = -IOK_EADDRINVAL;
+
+	s->hot = s->ro = -1;
+	if (v == NULL) {
+		return 0;
+	}
+	for (int i = 0; i < (int) (sizeof(tsa_names) / sizeof(tsa_names[0])); i++) {
+		if (strcmp(v, tsa_names[i]) == 0) {
+			s->want = i;
+			rv      = 0;
+		}
+	}
+	free(v);
+	return rv;
+}
+
 static int
 pg_init(void *arg, const ik_tran_params *p)
 {
@@ -169,6 +223,9 @@ pg_init(void *arg, const ik_tran_params *p)
 	}
 	if (rv == 0 && (s->user == NULL || s->user[0] == '\0')) {
 		rv = -IOK_EADDRINVAL; /* no user: libpq would guess the OS user */
+	}
+	if (rv == 0) {
+		rv = tsa_from_url(s, u);
 	}
 	return rv;
 }
@@ -261,6 +318,117 @@ password_msg(ik_buf *out, const void *data, size_t len)
 	}
 	msg_end(out, lo);
 	return 0;
+}
+
+/* -------------------------------------------------------------- roles */
+
+static int8_t
+onoff(const char *v, const char *on, const char *off)
+{
+	return strcmp(v, on) == 0 ? 1 : strcmp(v, off) == 0 ? 0 : -1;
+}
+
+/* A ParameterStatus body is name NUL value NUL; only the two that tell
+ * the role are kept.  -IOK_EPROTO if malformed. */
+static int
+param_status(pg_st *s, const uint8_t *b, size_t len)
+{
+	const uint8_t *z = len > 0 ? memchr(b, 0, len) : NULL;
+	const uint8_t *vz;
+	const char    *name = (const char *) b, *val;
+
+	if (z == NULL) {
+		return -IOK_EPROTO;
+	}
+	val = (const char *) z + 1;
+	vz  = memchr(z + 1, 0, len - (size_t) (z + 1 - b));
+	if (vz == NULL || vz + 1 != b + len) {
+		return -IOK_EPROTO;
+	}
+	if (strcmp(name, "in_hot_standby") == 0) {
+		s->hot = onoff(val, "on", "off");
+	} else if (strcmp(name, "default_transaction_read_only") == 0) {
+		s->ro = onoff(val, "on", "off");
+	}
+	return 0;
+}
+
+/* Does the server fit target_session_attrs (libpq's meanings)?  What is
+ * not known does not fit a strict wish. */
+static int
+fits(const pg_st *s)
+{
+	switch (s->want) {
+	case TSA_READ_WRITE:
+		return s->hot == 0 && s->ro == 0;
+	case TSA_READ_ONLY:
+		return s->hot == 1 || s->ro == 1;
+	case TSA_PRIMARY:
+		return s->hot == 0;
+	case TSA_STANDBY:
+		return s->hot == 1;
+	default:
+		return 1;
+	}
+}
+
+static const char *
+tri(int8_t v)
+{
+	return v < 0 ? "unknown" : v ? "on" : "off";
+}
+
+static int
+refuse_role(pg_st *s)
+{
+	snprintf(s->why, sizeof(s->why),
+	    "server does not fit target_session_attrs=%s (in_hot_standby=%s, "
+	    "default_transaction_read_only=%s)",
+	    tsa_names[s->want], tri(s->hot), tri(s->ro));
+	return -IOK_ESTATE;
+}
+
+/* One text DataRow of the role query: pg_is_in_recovery() ("t"/"f") and
+ * transaction_read_only ("on"/"off"). */
+static int
+probe_row(pg_st *s, const uint8_t *b, size_t len)
+{
+	char   v[2][8];
+	size_t pos = 2;
+
+	if (len < 2 || ik_pg_u16(b) != 2) {
+		return -IOK_EPROTO;
+	}
+	for (int i = 0; i < 2; i++) {
+		if (len - pos < 4) {
+			return -IOK_EPROTO;
+		}
+		int32_t n = (int32_t) ik_pg_u32(b + pos);
+		pos += 4;
+		if (n < -1 || (n > 0 && (size_t) n > len - pos)) {
+			return -IOK_EPROTO;
+		}
+		if (n < 0) {
+			n = 0; /* NULL: not known */
+		}
+		snprintf(v[i], sizeof(v[i]), "%.*s", n < 7 ? (int) n : 7, (const char *) b + pos);
+		pos += (size_t) n;
+	}
+	if (pos != len) {
+		return -IOK_EPROTO;
+	}
+	s->hot = onoff(v[0], "t", "f");
+	s->ro  = onoff(v[1], "on", "off");
+	return 0;
+}
+
+/* rank: 0 for a server that is what the URL asked for; prefer-standby's
+ * primary is 1, used only while no standby is up. */
+static int
+pg_rank(void *st)
+{
+	pg_st *s = st;
+	return s->want == TSA_PREFER_STANDBY && s->hot != 1 ? 1 : 0;
 }
 
 /* ---------------------------------------------------------- handshake */
@@ -385,6 +553,17 @@ startup_error(pg_st *s, const uint8_t *b, size_t len)
 }
 
 static int
+probe_send(ik_buf *out)
+{
+	size_t lo;
+	if (msg_begin(out, 'Q', &lo) || put_str(out, PG_ROLE_QUERY)) {
+		return -IOK_ENOMEM;
+	}
+	msg_end(out, lo);
+	return 0;
+}
+
+static int
 pg_handshake(void *arg, const uint8_t *in, size_t len, size_t *used, ik_buf *out)
 {
 	pg_st *s   = arg;
@@ -417,7 +596,8 @@ pg_handshake(void *arg, const uint8_t *in, size_t len, size_t *used, ik_buf *out
 			rv = on_auth(s, b, bl, out);
 			break;
 		case 'E':
-			rv = startup_error(s, b, bl);
+			/* A failed role query leaves the role unknown. */
+			rv = s->probing == 1 ? 0 : startup_error(s, b, bl);
 			break;
 		case 'K':
 			if (bl != 8) {
@@ -428,15 +608,39 @@ pg_handshake(void *arg, const uint8_t *in, size_t len, size_t *used, ik_buf *out
 			rv        = 0;
 			break;
 		case 'S': /* ParameterStatus */
+			rv = param_status(s, b, bl);
+			break;
 		case 'N': /* NoticeResponse */
 		case 'v': /* NegotiateProtocolVersion: we ask for nothing optional */
 			rv = 0;
+			break;
+		case 'T': /* the role query's reply */
+		case 'C':
+			rv = s->probing == 1 ? 0 : -IOK_EPROTO;
+			break;
+		case 'D':
+			rv = s->probing == 1 ? probe_row(s, b, bl) : -IOK_EPROTO;
 			break;
 		case 'Z':
 			if (!s->authed || bl != 1) {
 				return -IOK_EPROTO;
 			}
 			s->txstatus = (char) b[0];
+			if (s->probing == 0 && s->want != TSA_ANY && s->hot < 0) {
+				/* No in_hot_standby (server < 14): ask. */
+				s->probing = 1;
+				if ((rv = probe_send(out)) != 0) {
+					return rv;
+				}
+				break;
+			}
+			s->probing = 2;
+			if (!fits(s)) {
+				/* Not what the URL asked for: the dialer tries again
+				 * later (roles change) and meanwhile uses the other
+				 * addresses. */
+				return refuse_role(s);
+			}
 			if (s->shared) {
 				/* Left in the buffer: framed as the reconnect marker. */
 				s->marker = 1;
@@ -504,6 +708,16 @@ pg_frame(void *arg, const uint8_t *cbuf, size_t len, ik_frame *f)
 			s->scan = pos;
 			f->need = pos + mlen;
 			return 0;
+		}
+		if (t == 'S' && param_status(s, cbuf + pos + 5, mlen - 5) != 0) {
+			s->scan = 0;
+			return -IOK_EPROTO;
+		}
+		if (t == 'E') {
+			const char *code = ik_pg_err_field(cbuf + pos + 5, mlen - 5, 'C');
+			if (code != NULL && strcmp(code, "25006") == 0) {
+				s->ro_err = 1; /* read_only_sql_transaction */
+			}
 		}
 		if (t == 'A' && pos > 0) {
 			/* Move the notification ahead of the reply's earlier
@@ -926,12 +1140,22 @@ pg_classify(void *arg, const uint8_t *body, size_t len)
 		s->marker = 0;
 		return IK_FRAME_PUSH; /* a new connection: see iok.h */
 	}
+	/* The server may have changed under us (a standby promoted, a primary
+	 * made read-only): frame() read the ParameterStatus and errors. */
+	int last  = !fits(s);
+	int ro    = s->ro_err;
+	s->ro_err = 0;
 	if (!is_reply(body, len)) {
-		return IK_FRAME_SKIP; /* a notice or parameter change between replies */
+		/* a notice or parameter change between replies */
+		return last ? IK_FRAME_SKIP_LAST : IK_FRAME_SKIP;
 	}
 	s->txstatus = (char) body[len - 1];
+	if (ro && s->txstatus == 'I' && s->want == TSA_READ_WRITE) {
+		last = 1; /* refused a write outside a block: went read-only */
+	}
 	if (s->qlen == 0) {
-		return IK_FRAME_REPLY; /* answers nothing: the pattern sees it */
+		/* answers nothing: the pattern sees it */
+		return last ? IK_FRAME_LAST : IK_FRAME_REPLY;
 	}
 	e        = s->q[s->qhead];
 	s->qhead = (s->qhead + 1) % s->qcap;
@@ -939,7 +1163,10 @@ pg_classify(void *arg, const uint8_t *body, size_t len)
 	if (e.slot >= 0) {
 		stmt_learn(s, &e, body, len);
 	}
-	return e.kind == E_INTERNAL ? IK_FRAME_SKIP : IK_FRAME_REPLY;
+	if (e.kind == E_INTERNAL) {
+		return last ? IK_FRAME_SKIP_LAST : IK_FRAME_SKIP;
+	}
+	return last ? IK_FRAME_LAST : IK_FRAME_REPLY;
 }
 
 /* ------------------------------------------------ subscribe, services */
@@ -1065,6 +1292,7 @@ pg_error_text(void *st, char *buf, size_t cap)
 		.set_recv_max  = pg_set_recv_max,            \
 		.probe         = pg_probe,                   \
 		.probe_ok      = pg_probe_ok,                \
+		.rank          = pg_rank,                    \
 	}
 
 PG_TRANSPORT(ik_tran_postgresql, "postgresql", IK_ADDR_TCP, 5432);

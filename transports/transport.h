@@ -40,6 +40,9 @@ enum ik_addr_kind {
 	3 /* a reply, after which the connection closes: the
                             server is no longer what the URL asked for
                             (e.g. a Redis primary demoted to a replica) */
+#define IK_FRAME_SKIP_LAST \
+	4 /* consumed by the codec, then the connection closes
+                            (e.g. a PostgreSQL standby reported promoted) */
 
 /* Largest prefix encode() may write. */
 #define IK_PREFIX_MAX 16
@@ -171,6 +174,11 @@ typedef struct ik_transport {
 	 * check). */
 	int (*probe)(void *st, ik_buf *out);
 	int (*probe_ok)(void *st, const uint8_t *body, size_t len);
+	/* rank says how well the server fits what the URL asked, now (it may
+	 * change during the connection): 0 fits; higher is to be used only
+	 * while no connection of a lower rank is up (PostgreSQL's
+	 * prefer-standby ranks a primary 1).  NULL: always 0. */
+	int (*rank)(void *st);
 } ik_transport;
 
 #endif /* IK_TRANSPORT_H */

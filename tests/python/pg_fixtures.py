@@ -34,6 +34,17 @@ def pg():
         c.cleanup()
 
 
+@pytest.fixture(scope="session")
+def pg_standby(pg):
+    """A hot standby streaming from the session's cluster (pg_basebackup
+    -R), made on first use."""
+    sb = pg.make_standby()
+    try:
+        yield sb
+    finally:
+        sb.cleanup()
+
+
 # ------------------------------------------------------------ wire helpers
 
 def msg(t, body=b""):

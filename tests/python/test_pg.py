@@ -2,7 +2,8 @@
 pg_fixtures): pipelining on ONE connection (checked in pg_stat_activity),
 errors mid-burst, NOTIFY beside a burst, every type round-tripped against
 the server's own text in its first (text) and later (binary) executions,
-transactions, a dropped connection, authentication, and the sync Client.
+transactions, a dropped connection, authentication, the sync Client, and
+target_session_attrs over a primary and a streaming standby.
 Every asyncio test runs on asyncio's loop and on uvloop (conftest.run)."""
 import asyncio
 import datetime
@@ -19,7 +20,7 @@ import iok
 import iok.pg
 
 from conftest import wait_until
-from pg_fixtures import TYPES, Wire, backends, pg, same, wire  # noqa: F401
+from pg_fixtures import TYPES, Wire, backends, pg, pg_standby, same, wire  # noqa: F401
 
 _names = itertools.count()
 
@@ -465,3 +466,53 @@ def test_server_restart_mid_burst(pg, run, name):
                     n = await events.get()
                 assert n.payload == "back"
     run(main())
+
+
+# ---------------------------------------------------- target_session_attrs
+
+def two_hosts(pg, sb, user="iok_scram", **params):
+    """One URL naming the standby, then the primary (libpq's comma form)."""
+    url = pg.url(user, **params)
+    return url.replace("127.0.0.1:%d" % pg.port, "127.0.0.1:%d,127.0.0.1:%d" % (sb.port, pg.port), 1)
+
+
+@pytest.mark.parametrize("attrs,standby", [
+    ("read-write", False), ("primary", False), ("read-only", True), ("standby", True),
+])
+def test_target_session_attrs(pg, pg_standby, run, name, attrs, standby):
+    url = two_hosts(pg, pg_standby, application_name=name, target_session_attrs=attrs)
+    want = pg_standby.port if standby else pg.port
+    with iok.pg.Client(url) as db:
+        assert "scram-secret" not in repr(db)
+        for _ in range(5):
+            assert db.fetchval("SELECT inet_server_port()") == want
+        assert db.fetchval("SELECT pg_is_in_recovery()") is standby
+
+    async def main():
+        async with iok.pg.AsyncClient(url) as adb:
+            ports = await asyncio.gather(*(adb.fetchval("SELECT inet_server_port()") for _ in range(50)))
+            assert set(ports) == {want}
+    run(main())
+
+
+def test_prefer_standby(pg, pg_standby, run, name):
+    url = two_hosts(pg, pg_standby, application_name=name, target_session_attrs="prefer-standby")
+
+    async def main():
+        async with iok.pg.AsyncClient(url) as db:
+            # Both servers fit; once both are up, the standby takes all.
+            wait_until(lambda: db._sock.peers_live == 2, what="both connections")
+            ports = await asyncio.gather(*(db.fetchval("SELECT inet_server_port()") for _ in range(50)))
+            assert set(ports) == {pg_standby.port}
+    run(main())
+
+
+def test_target_session_attrs_nothing_fits(pg, pg_standby):
+    url = pg_standby.url("iok_scram", target_session_attrs="read-write")
+    with pytest.raises(iok.pg.TargetSessionAttrsError) as ei:
+        iok.pg.Client(url)
+    assert isinstance(ei.value, iok.pg.CannotConnectError)
+    assert "in_hot_standby=on" in str(ei.value) and "read-write" in str(ei.value)
+    assert "scram-secret" not in str(ei.value)
+    with pytest.raises(iok.AddressInvalid):
+        iok.pg.Client(pg.url("iok_scram", target_session_attrs="writable"))

@@ -65,7 +65,7 @@ __all__ = [
     "AsyncClient", "Client", "Record", "Json", "Notification", "Reconnected", "Listener",
     "AsyncListener", "Transaction", "AsyncTransaction",
     "PostgresError", "InterfaceError", "QueryTimeoutError", "ConnectionLostError",
-    "CannotConnectError", "ProtocolError", "error_class",
+    "CannotConnectError", "TargetSessionAttrsError", "ProtocolError", "error_class",
 ]
 
 Record = _iok.PgRecord
@@ -246,6 +246,13 @@ class CannotConnectError(ConnectionRefused, ConnectionRefusedError):
     """The server could not be reached."""
 
 
+class TargetSessionAttrsError(CannotConnectError):
+    """No server of the URL fits its ?target_session_attrs= (e.g.
+    read-write, and every host is a standby or read-only).  The client
+    keeps trying in the background: a server that comes to fit (a standby
+    promoted) is used without a new client."""
+
+
 class ProtocolError(_IokProtocolError):
     """A malformed reply (its request fails; the connection is dropped)."""
 
@@ -258,6 +265,7 @@ _KERNEL = {
     _iok.IOK_ECONNREFUSED: CannotConnectError,
     _iok.IOK_EUNREACHABLE: CannotConnectError,
     _iok.IOK_EPROTO: ProtocolError,
+    _iok.IOK_ESTATE: TargetSessionAttrsError,  # refused for its role
 }
 
 
@@ -279,17 +287,16 @@ _iok._pg_setup(PostgresError, _server_error, _kernel_error, Json, _json.dumps,
 # ------------------------------------------------------------ URLs, socket
 
 def _redact(url):
-    """url without its password (for repr and messages)."""
+    """url without its password (for repr and messages).  The host part is
+    kept as written: it may list several hosts (h1:p1,h2:p2)."""
     try:
         p = urllib.parse.urlsplit(url)
     except ValueError:
         return "<invalid url>"
-    if p.password is None:
+    userinfo, at, hosts = p.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    host = p.hostname or ""
-    if ":" in host:
-        host = "[%s]" % host
-    netloc = "%s@%s%s" % (p.username or "", host, ":%d" % p.port if p.port else "")
+    netloc = "%s@%s" % (userinfo.split(":", 1)[0], hosts)
     return urllib.parse.urlunsplit((p.scheme, netloc, p.path, p.query, p.fragment))
 
 
@@ -329,7 +336,12 @@ class _Base:
                     raise
                 # Our classes (not iok's bare ones), and nothing of the URL:
                 # it may hold the password.
-                raise _kernel_error(e.errno) from None
+                err = _kernel_error(e.errno)
+                if e.errno == _iok.IOK_ESTATE:
+                    # Which server did not fit, and why (no secrets).
+                    why = sock.getopt("last-error", "string")
+                    err = TargetSessionAttrsError(e.errno, why or err.message)
+                raise err from None
         except BaseException:
             sock.close()
             raise
@@ -441,7 +453,10 @@ class AsyncClient(_AsyncQueries, _Base):
 
     url: postgresql://user:password@host:port/database (also postgres://,
     ?application_name=, ?options=, ?host=/unix/socket/dir), as libpq reads
-    it.  pool_size: server connections (queries spread over them; 1 is
+    it; several hosts (host1:port1,host2:port2) with
+    ?target_session_attrs=any|read-write|read-only|primary|standby|
+    prefer-standby use the servers that fit (TargetSessionAttrsError if
+    none does; a server that comes to fit later is taken).  pool_size: server connections (queries spread over them; 1 is
     usually plenty: they pipeline).  timeout: ms per query, from the call
     to its reply (QueryTimeoutError; the query is cancelled on the
     server); None: no limit.  json_loads: decodes json/jsonb values (else
