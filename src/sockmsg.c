@@ -475,6 +475,13 @@ iok_recvmsg(iok_socket h, iok_msg **mp, int flags)
 	}
 	rv = sock_recvmsg(s, mp, flags);
 	ik_sock_rele(s);
+	/* A fan-out copy may still share its body with the other recipients
+	 * (msg.h): the application may write it through iok_msg_body, so it
+	 * gets a body of its own, copied here on its own thread. */
+	if (rv == 0 && (rv = ik_msg_writable(*mp)) != 0) {
+		iok_msg_free(*mp);
+		*mp = NULL;
+	}
 	return rv;
 }
 

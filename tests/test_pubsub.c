@@ -961,6 +961,120 @@ test_device(void **state)
 	}
 }
 
+/* ---------------------------------------------- shared fan-out bodies */
+
+#define SH_SUBS 4
+
+static const size_t sh_sizes[] = { 1, 64, 1000, 5000, 20000 };
+#define SH_N (sizeof(sh_sizes) / sizeof(sh_sizes[0]))
+
+static void
+sh_fill(uint8_t *b, size_t len, size_t k)
+{
+	for (size_t i = 0; i < len; i++) {
+		b[i] = (uint8_t) (k * 31 + i);
+	}
+}
+
+static void
+sh_check(iok_msg *m, size_t k, int sub)
+{
+	uint8_t *want = malloc(sh_sizes[k]);
+	assert_non_null(want);
+	sh_fill(want, sh_sizes[k], k);
+	if (iok_msg_len(m) != sh_sizes[k] || memcmp(iok_msg_body(m), want, sh_sizes[k]) != 0) {
+		fail_msg("subscriber %d, message %zu: changed by another subscriber", sub, k);
+	}
+	free(want);
+}
+
+/* The publisher's message is shared by its subscribers, not copied for
+ * each (over inproc each gets a view of one body): a subscriber that
+ * writes into, grows, trims or re-heads what it received changes nothing
+ * the others receive, whether they read it before or after. */
+static void
+shared_bodies_on(int t)
+{
+	iok_socket pub, subs[SH_SUBS];
+	char       url[256];
+	uint8_t   *buf = malloc(20000);
+	assert_non_null(buf);
+
+	IOK_OK(iok_pub0_open(&pub));
+	listen_on(pub, t, url, sizeof(url));
+	for (int i = 0; i < SH_SUBS; i++) {
+		IOK_OK(iok_sub0_open(&subs[i]));
+		IOK_OK(iok_socket_set_ms(subs[i], IOK_OPT_RECVTIMEO, T_MS));
+		sub_str(subs[i], "");
+		IOK_OK(iok_dial(subs[i], url, NULL, IOK_FLAG_NONBLOCK));
+	}
+	wait_pipes(pub, SH_SUBS);
+	for (int i = 0; i < SH_SUBS; i++) {
+		wait_pipes(subs[i], 1);
+	}
+	for (size_t k = 0; k < SH_N; k++) {
+		sh_fill(buf, sh_sizes[k], k);
+		IOK_OK(iok_send(pub, buf, sh_sizes[k], 0));
+	}
+	/* Subscriber 0 changes every message while the others still hold
+	 * theirs. */
+	for (size_t k = 0; k < SH_N; k++) {
+		iok_msg *m;
+		IOK_OK(iok_recvmsg(subs[0], &m, 0));
+		sh_check(m, k, 0);
+		memset(iok_msg_body(m), 0xee, iok_msg_len(m));
+		IOK_OK(iok_msg_append(m, "tail", 4));
+		IOK_OK(iok_msg_insert(m, "head", 4));
+		IOK_OK(iok_msg_header_append(m, "hd", 2));
+		IOK_OK(iok_msg_trim(m, 2));
+		IOK_OK(iok_msg_realloc(m, iok_msg_len(m) + 100));
+		memset(iok_msg_body(m), 0xdd, iok_msg_len(m));
+		iok_msg_free(m);
+	}
+	/* Subscriber 1 keeps all of its messages, and changes them only
+	 * after 2 and 3 have read theirs. */
+	iok_msg *kept[SH_N];
+	for (size_t k = 0; k < SH_N; k++) {
+		IOK_OK(iok_recvmsg(subs[1], &kept[k], 0));
+		sh_check(kept[k], k, 1);
+		assert_int_equal(iok_msg_header_len(kept[k]), 0);
+	}
+	for (size_t k = 0; k < SH_N; k++) {
+		iok_msg *m;
+		IOK_OK(iok_recvmsg(subs[2], &m, 0));
+		sh_check(m, k, 2);
+		iok_msg_free(m);
+		size_t len = 20000;
+		IOK_OK(iok_recv(subs[3], buf, &len, 0));
+		assert_int_equal(len, sh_sizes[k]);
+		uint8_t *want = malloc(len);
+		sh_fill(want, len, k);
+		assert_memory_equal(buf, want, len);
+		free(want);
+	}
+	for (size_t k = 0; k < SH_N; k++) {
+		memset(iok_msg_body(kept[k]), 0xcc, iok_msg_len(kept[k]));
+		iok_msg_free(kept[k]);
+	}
+	for (int i = 0; i < SH_SUBS; i++) {
+		expect_none_now(subs[i]);
+		IOK_OK(iok_close(subs[i]));
+	}
+	assert_int_equal(tu_stat(pub, "stat:tx-dropped"), 0);
+	IOK_OK(iok_close(pub));
+	free(buf);
+}
+
+static void
+test_shared_bodies(void **state)
+{
+	(void) state;
+	for (int t = 0; t < T_COUNT; t++) {
+		print_message("  %s\n", tnames[t]);
+		shared_bodies_on(t);
+	}
+}
+
 int
 main(void)
 {
@@ -969,6 +1083,7 @@ main(void)
 		cmocka_unit_test(test_subscriptions),
 		cmocka_unit_test(test_many_topics),
 		cmocka_unit_test(test_eight_subscribers),
+		cmocka_unit_test(test_shared_bodies),
 		cmocka_unit_test(test_prefnew),
 		cmocka_unit_test(test_slow_subscriber),
 		cmocka_unit_test(test_stalled_tcp_subscriber),
