@@ -1075,6 +1075,82 @@ test_shared_bodies(void **state)
 	}
 }
 
+/* ------------------------------------------------ iok_recvmsg_many */
+
+/* iok_recvmsg_many takes what waits, oldest first, up to max per call,
+ * and blocks/fails as iok_recvmsg when nothing does; a cooked rep0 (whose
+ * plain receive names the request the next send answers) gets one at a
+ * time. */
+static void
+test_recvmsg_many(void **state)
+{
+	iok_socket pub, sub, rep, req;
+	iok_msg   *mv[40];
+	size_t     n, got = 0;
+	char       url[256], want[16];
+	(void) state;
+	pair_up(T_INPROC, &pub, &sub);
+	sub_str(sub, "");
+	for (int i = 0; i < 100; i++) {
+		snprintf(want, sizeof(want), "m%d", i);
+		pub_str(pub, want);
+	}
+	if (!tu_wait_stat(sub, "stat:rx-msgs", 100, T_MS)) {
+		fail_msg("messages never arrived");
+	}
+	assert_int_equal(iok_recvmsg_many(sub, mv, 0, &n, 0), IOK_EINVAL);
+	assert_int_equal(iok_recvmsg_many(sub, NULL, 4, &n, 0), IOK_EINVAL);
+	while (got < 100) {
+		IOK_OK(iok_recvmsg_many(sub, mv, 40, &n, IOK_FLAG_NONBLOCK));
+		assert_true(n >= 1 && n <= 40);
+		for (size_t i = 0; i < n; i++, got++) {
+			snprintf(want, sizeof(want), "m%zu", got);
+			assert_int_equal(iok_msg_len(mv[i]), strlen(want));
+			assert_memory_equal(iok_msg_body(mv[i]), want, strlen(want));
+			iok_msg_free(mv[i]);
+		}
+	}
+	assert_int_equal(iok_recvmsg_many(sub, mv, 40, &n, IOK_FLAG_NONBLOCK), IOK_EAGAIN);
+	assert_int_equal(n, 0);
+	IOK_OK(iok_close(sub));
+	IOK_OK(iok_close(pub));
+
+	IOK_OK(iok_rep0_open(&rep));
+	IOK_OK(iok_req0_open(&req));
+	snprintf(url, sizeof(url), "inproc://pubsub-many-%d", (int) getpid());
+	IOK_OK(iok_listen(rep, url, NULL, 0));
+	IOK_OK(iok_dial(req, url, NULL, 0));
+	uint64_t tok[3];
+	for (int i = 0; i < 3; i++) {
+		iok_msg *m;
+		IOK_OK(iok_msg_alloc(&m, 0));
+		IOK_OK(iok_msg_append_u32(m, (uint32_t) i));
+		IOK_OK(iok_request(req, m, &tok[i], 0));
+	}
+	if (!tu_wait_stat(rep, "stat:rx-msgs", 3, T_MS)) {
+		fail_msg("requests never arrived");
+	}
+	for (uint32_t i = 0; i < 3; i++) {
+		uint32_t v;
+		IOK_OK(iok_recvmsg_many(rep, mv, 40, &n, 0));
+		assert_int_equal(n, 1);
+		IOK_OK(iok_msg_trim_u32(mv[0], &v));
+		assert_int_equal(v, i);
+		IOK_OK(iok_msg_append_u32(mv[0], v + 100));
+		IOK_OK(iok_sendmsg(rep, mv[0], 0)); /* answers request i */
+	}
+	for (int i = 0; i < 3; i++) {
+		iok_msg *m;
+		uint32_t v;
+		IOK_OK(iok_recvmsg(req, &m, 0));
+		IOK_OK(iok_msg_trim_u32(m, &v));
+		assert_int_equal(iok_msg_token(m), tok[v - 100]);
+		iok_msg_free(m);
+	}
+	IOK_OK(iok_close(req));
+	IOK_OK(iok_close(rep));
+}
+
 int
 main(void)
 {
@@ -1084,6 +1160,7 @@ main(void)
 		cmocka_unit_test(test_many_topics),
 		cmocka_unit_test(test_eight_subscribers),
 		cmocka_unit_test(test_shared_bodies),
+		cmocka_unit_test(test_recvmsg_many),
 		cmocka_unit_test(test_prefnew),
 		cmocka_unit_test(test_slow_subscriber),
 		cmocka_unit_test(test_stalled_tcp_subscriber),
