@@ -14,8 +14,8 @@ is_inline(const iok_msg *m)
 
 /* Small messages are recycled across threads (msgpool.c): one class per
  * largest body (the last class, IK_POOL_VIEW, is for views). */
-#define NBODY_CLASSES 2
-static const size_t class_body[NBODY_CLASSES] = { 256, 2048 };
+#define NBODY_CLASSES 3
+static const size_t class_body[NBODY_CLASSES] = { 64, 256, 2048 };
 
 static size_t
 class_size(int c)
