@@ -32,16 +32,6 @@ typedef struct bus_sock {
 	ik_pipeset pipes;
 } bus_sock;
 
-/* The one place a message is copied for fan-out (pubsub.c has its twin):
- * when bodies become reference-counted this becomes a cheap share.  NULL
- * if out of memory. */
-static iok_msg *
-fanout_copy(const iok_msg *m)
-{
-	iok_msg *d;
-	return iok_msg_dup(&d, m) == 0 ? d : NULL;
-}
-
 static int
 bus_init(void *arg, ik_sock *s, int raw)
 {
@@ -105,15 +95,12 @@ bus_send(void *arg, iok_msg *m)
 	}
 	for (int i = 0; i < last; i++) {
 		ik_pipe *p = ik_pipeset_pipe(&ps->pipes, i);
-		iok_msg *c;
 		if (ik_pipe_id(p) == sender || !ik_pipe_writable(p)) {
 			continue;
 		}
-		if ((c = fanout_copy(m)) == NULL) {
-			ik_sock_stat(ps->sock, IK_STAT_TX_DROPPED, 1);
-			continue;
-		}
-		ik_pipe_send(p, c);
+		/* Framed straight into a stream's batch, or shared (msg.h):
+		 * never a copy of the message; failures are counted. */
+		(void) ik_pipe_send_copy(p, m);
 	}
 	if (last >= 0) {
 		ik_pipe_send(ik_pipeset_pipe(&ps->pipes, last), m);

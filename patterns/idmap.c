@@ -18,6 +18,11 @@ struct ik_idmap {
 };
 
 #define MAP_MIN 16
+/* Tables up to this many slots (4 KiB) never shrink: a requester keeping
+ * tens of requests in flight swings between few and many entries all the
+ * time, and shrinking at every lull and growing again at the next burst
+ * was 10% of an inproc 64-outstanding run (calloc and rehash). */
+#define MAP_KEEP 256
 
 static uint32_t
 map_slot(uint64_t k, uint32_t mask)
@@ -145,7 +150,7 @@ ik_idmap_del(ik_idmap *m, uint64_t key)
 	m->keys[i] = 0;
 	m->vals[i] = NULL;
 	m->n--;
-	if (m->cap > MAP_MIN && m->n * 8 < m->cap) {
+	if (m->cap > MAP_KEEP && m->n * 8 < m->cap) {
 		(void) map_resize(m, m->cap / 2); /* after a burst: give memory back */
 	}
 	return val;

@@ -105,16 +105,6 @@ typedef struct pub_sock {
 	int        drop_oldest;
 } pub_sock;
 
-/* The one place a message is copied for fan-out: one more recipient, one
- * more copy.  When bodies become reference-counted this becomes a cheap
- * share.  NULL if out of memory. */
-static iok_msg *
-fanout_copy(const iok_msg *m)
-{
-	iok_msg *d;
-	return iok_msg_dup(&d, m) == 0 ? d : NULL;
-}
-
 static iok_msg *
 pq_pop(pub_pipe *pi)
 {
@@ -191,9 +181,11 @@ pub_pipe_put(pub_sock *ps, pub_pipe *pi, iok_msg *m)
 	pi->len++;
 }
 
-/* Every subscriber gets m.  A pipe that can take it now gets the bytes
- * framed straight into its write batch (no message copy); only a pipe
- * that is behind gets a copy, for its queue. */
+/* Every subscriber gets m, never a copy of it: a stream pipe that can
+ * take it now gets the bytes framed straight into its write batch, an
+ * inproc one a view of it (msg.h), and a pipe that is behind holds a
+ * reference to it in its queue (8 bytes per queued message, whatever the
+ * number of subscribers). */
 static void
 pub_fanout(pub_sock *ps, iok_msg *m)
 {
@@ -206,14 +198,9 @@ pub_fanout(pub_sock *ps, iok_msg *m)
 			(void) ik_pipe_send_copy(pi->pipe, m); /* failures are counted */
 			continue;
 		}
-		iok_msg *c = fanout_copy(m);
-		if (c == NULL) {
-			ik_sock_stat(ps->sock, IK_STAT_TX_DROPPED, 1);
-			continue;
-		}
-		pub_pipe_put(ps, pi, c);
+		pub_pipe_put(ps, pi, ik_msg_ref(m));
 	}
-	iok_msg_free(m); /* nobody listening loses nothing */
+	iok_msg_free(m); /* the publisher's own reference */
 }
 
 static int

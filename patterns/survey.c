@@ -170,12 +170,11 @@ srv_broadcast(srv_sock *s, iok_msg *m)
 	ik_rr_clean(m);
 	for (n = ik_list_first(&s->pipes); n != NULL; n = ik_list_next(&s->pipes, n)) {
 		srv_pipe *p = ik_container_of(n, srv_pipe, node);
-		iok_msg  *d;
-		if (!ik_pipe_writable(p->pipe) || iok_msg_dup(&d, m) != 0) {
+		if (!ik_pipe_writable(p->pipe)) {
 			ik_sock_stat(s->sock, IK_STAT_TX_DROPPED, 1);
 			continue;
 		}
-		ik_pipe_send(p->pipe, d);
+		(void) ik_pipe_send_copy(p->pipe, m); /* failures are counted */
 	}
 	iok_msg_free(m);
 }

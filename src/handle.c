@@ -5,11 +5,13 @@
 #include "handle.h"
 #include "iok.h"
 
-static pthread_mutex_t tbl_mu = PTHREAD_MUTEX_INITIALIZER;
-static ik_obj        **buckets;
-static uint32_t        nbuckets; /* power of two */
-static uint32_t        count;
-static uint32_t        next_id = 1;
+/* Every API call looks its handle up: readers share the lock, so threads
+ * working on different sockets never wait for each other here. */
+static pthread_rwlock_t tbl_mu = PTHREAD_RWLOCK_INITIALIZER;
+static ik_obj         **buckets;
+static uint32_t         nbuckets; /* power of two */
+static uint32_t         count;
+static uint32_t         next_id = 1;
 
 void
 ik_obj_init(ik_obj *o, int type, void (*destroy)(ik_obj *))
@@ -48,9 +50,9 @@ int
 ik_obj_register(ik_obj *o)
 {
 	int rv = 0;
-	pthread_mutex_lock(&tbl_mu);
+	pthread_rwlock_wrlock(&tbl_mu);
 	if (count + 1 > nbuckets / 2 && (rv = grow()) != 0) {
-		pthread_mutex_unlock(&tbl_mu);
+		pthread_rwlock_unlock(&tbl_mu);
 		return rv;
 	}
 	if (next_id == 0 || next_id > 0x7fffffff) {
@@ -62,7 +64,7 @@ ik_obj_register(ik_obj *o)
 	*b         = o;
 	count++;
 	atomic_fetch_add(&o->refs, 1);
-	pthread_mutex_unlock(&tbl_mu);
+	pthread_rwlock_unlock(&tbl_mu);
 	return 0;
 }
 
@@ -70,7 +72,7 @@ int
 ik_obj_unregister(ik_obj *o)
 {
 	int found = 0;
-	pthread_mutex_lock(&tbl_mu);
+	pthread_rwlock_wrlock(&tbl_mu);
 	if (nbuckets != 0) {
 		for (ik_obj **p = &buckets[o->id & (nbuckets - 1)]; *p != NULL; p = &(*p)->hnext) {
 			if (*p == o) {
@@ -81,7 +83,7 @@ ik_obj_unregister(ik_obj *o)
 			}
 		}
 	}
-	pthread_mutex_unlock(&tbl_mu);
+	pthread_rwlock_unlock(&tbl_mu);
 	if (!found) {
 		return IOK_ECLOSED;
 	}
@@ -96,7 +98,7 @@ ik_obj_hold(uint32_t id, int type)
 	if (id == 0) {
 		return NULL;
 	}
-	pthread_mutex_lock(&tbl_mu);
+	pthread_rwlock_rdlock(&tbl_mu);
 	if (nbuckets != 0) {
 		for (o = buckets[id & (nbuckets - 1)]; o != NULL; o = o->hnext) {
 			if (o->id == id) {
@@ -109,7 +111,7 @@ ik_obj_hold(uint32_t id, int type)
 			o = NULL;
 		}
 	}
-	pthread_mutex_unlock(&tbl_mu);
+	pthread_rwlock_unlock(&tbl_mu);
 	return o;
 }
 
@@ -130,19 +132,19 @@ ik_obj_rele(ik_obj *o)
 void
 ik_table_lock(void)
 {
-	pthread_mutex_lock(&tbl_mu);
+	pthread_rwlock_wrlock(&tbl_mu);
 }
 
 void
 ik_table_unlock(void)
 {
-	pthread_mutex_unlock(&tbl_mu);
+	pthread_rwlock_unlock(&tbl_mu);
 }
 
 void
 ik_table_fork_child(void)
 {
-	pthread_mutex_init(&tbl_mu, NULL);
+	pthread_rwlock_init(&tbl_mu, NULL);
 }
 
 void

@@ -1,4 +1,5 @@
 /* msg.c - messages (see msg.h) and the public iok_msg_* functions. */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,8 +13,9 @@ is_inline(const iok_msg *m)
 }
 
 /* Small messages are recycled across threads (msgpool.c): one class per
- * largest body. */
-static const size_t class_body[IK_POOL_NCLASS] = { 256, 2048 };
+ * largest body (the last class, IK_POOL_VIEW, is for views). */
+#define NBODY_CLASSES 3
+static const size_t class_body[NBODY_CLASSES] = { 64, 256, 2048 };
 
 static size_t
 class_size(int c)
@@ -30,7 +32,7 @@ ik_msg_alloc(size_t size)
 		return NULL;
 	}
 #ifndef IK_NO_RECYCLE
-	for (int c = 0; c < IK_POOL_NCLASS; c++) {
+	for (int c = 0; c < NBODY_CLASSES; c++) {
 		if (size <= class_body[c]) {
 			cl = c;
 			break;
@@ -55,7 +57,9 @@ ik_msg_alloc(size_t size)
 	m->flags   = 0;
 	m->session = 0;
 	m->hdr_len = 0;
-	m->klass   = (int8_t) cl;
+	m->origin  = NULL;
+	atomic_init(&m->refs, 1);
+	m->klass = (int8_t) cl;
 	return m;
 }
 
@@ -67,6 +71,7 @@ ik_msg_adopt(uint8_t *buf, size_t cap, size_t off, size_t len)
 		return NULL;
 	}
 	memset(m, 0, offsetof(iok_msg, hdr));
+	atomic_init(&m->refs, 1);
 	m->klass = -1;
 	m->buf   = buf;
 	m->cap   = cap;
@@ -104,7 +109,17 @@ iok_msg_free(iok_msg *m)
 	if (m == NULL) {
 		return;
 	}
-	if (!is_inline(m)) {
+	/* A sole holder skips the locked decrement: nobody else can add a
+	 * holder (only holders do).  The acquire pairs with the release of
+	 * the other holders' decrements, so their reads of the body are done
+	 * before it is freed or reused. */
+	if (atomic_load_explicit(&m->refs, memory_order_acquire) != 1 &&
+	    atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1) {
+		return;
+	}
+	if (m->origin != NULL) {
+		iok_msg_free(m->origin); /* a view lets go of the storage */
+	} else if (!is_inline(m)) {
 		free(m->buf);
 	}
 	if (m->klass >= 0) {
@@ -114,15 +129,88 @@ iok_msg_free(iok_msg *m)
 	}
 }
 
+iok_msg *
+ik_msg_ref(iok_msg *m)
+{
+	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+	return m;
+}
+
+/* Bytes of storage m's own allocation has after its header. */
+static size_t
+own_room(const iok_msg *m)
+{
+	return m->klass >= 0 && m->klass < NBODY_CLASSES ? class_size(m->klass) - sizeof(*m) : 0;
+}
+
+/* Is m's storage read by someone else too (other holders or views)? */
+static bool
+storage_shared(const iok_msg *m)
+{
+	const iok_msg *o = m->origin != NULL ? m->origin : m;
+	return atomic_load_explicit(&((iok_msg *) o)->refs, memory_order_acquire) != 1;
+}
+
+iok_msg *
+ik_msg_private(iok_msg *m)
+{
+	iok_msg *v;
+	if (atomic_load_explicit(&m->refs, memory_order_acquire) == 1) {
+		return m;
+	}
+	/* A small body's view comes with room for it, so the copy made if it
+	 * is ever written (on the receiving thread) needs no allocation. */
+	int cl = -1;
+#ifndef IK_NO_RECYCLE
+	cl = IK_POOL_VIEW;
+	for (int c = 0; c < NBODY_CLASSES; c++) {
+		if (m->len <= class_body[c]) {
+			cl = c;
+			break;
+		}
+	}
+	v = ik_pool_get(cl, cl == IK_POOL_VIEW ? sizeof(*v) : class_size(cl));
+#else
+	v = malloc(sizeof(*v));
+#endif
+	if (v == NULL) {
+		return NULL;
+	}
+	/* Everything but the storage is the view's own; the caller's
+	 * reference to m becomes the view's reference to its origin (a view
+	 * of a view points at the first one's origin). */
+	v->body    = m->body;
+	v->len     = m->len;
+	v->buf     = m->buf;
+	v->cap     = m->cap;
+	v->token   = m->token;
+	v->pipe    = m->pipe;
+	v->status  = m->status;
+	v->flags   = m->flags;
+	v->session = m->session;
+	v->hdr_len = m->hdr_len;
+	memcpy(v->hdr, m->hdr, m->hdr_len);
+	atomic_init(&v->refs, 1);
+	v->klass = (int8_t) cl;
+	if (m->origin != NULL) {
+		v->origin = ik_msg_ref(m->origin);
+		iok_msg_free(m);
+	} else {
+		v->origin = m;
+	}
+	return v;
+}
+
 /* ensure makes room for `front` bytes before and `back` bytes after the
  * body.  Slack grows with the body, so repeated appends or prepends cost
  * amortised O(1); if the buffer is big enough the body just moves. */
 static int
 ensure(iok_msg *m, size_t front, size_t back)
 {
-	size_t head = (size_t) (m->body - m->buf);
-	size_t tail = m->cap - head - m->len;
-	if (head >= front && tail >= back) {
+	size_t head   = (size_t) (m->body - m->buf);
+	size_t tail   = m->cap - head - m->len;
+	bool   shared = storage_shared(m);
+	if (!shared && head >= front && tail >= back) {
 		return 0;
 	}
 	if (m->len > SIZE_MAX / 4 || back > SIZE_MAX / 4 || front > SIZE_MAX / 4) {
@@ -131,25 +219,42 @@ ensure(iok_msg *m, size_t front, size_t back)
 	size_t nhead = front + IK_MSG_HEADROOM + (front > 0 ? m->len / 2 : 0);
 	size_t ntail = back + (back > 0 ? m->len / 2 : 0);
 	size_t need  = nhead + m->len + ntail;
-	if (need <= m->cap) {
+	if (!shared && need <= m->cap) {
 		memmove(m->buf + nhead, m->body, m->len);
 		m->body = m->buf + nhead;
 		return 0;
 	}
-	uint8_t *nb = malloc(need);
-	if (nb == NULL) {
+	uint8_t *nb;
+	size_t   ncap = need;
+	if (m->origin != NULL && need <= own_room(m)) {
+		nb   = (uint8_t *) (m + 1); /* a view's own room (ik_msg_private) */
+		ncap = own_room(m);
+	} else if ((nb = malloc(need)) == NULL) {
 		return IOK_ENOMEM;
 	}
 	if (m->len > 0) {
 		memcpy(nb + nhead, m->body, m->len);
 	}
-	if (!is_inline(m)) {
+	if (m->origin != NULL) {
+		/* A view copied what it read: the origin's storage is
+		 * no longer needed here. */
+		iok_msg_free(m->origin);
+		m->origin = NULL;
+	} else if (!is_inline(m)) {
+		/* (Shared storage of a message that is not a view never gets
+		 * here: holders of a shared message only read it.) */
 		free(m->buf);
 	}
 	m->buf  = nb;
-	m->cap  = need;
+	m->cap  = ncap;
 	m->body = nb + nhead;
 	return 0;
+}
+
+int
+ik_msg_writable(iok_msg *m)
+{
+	return storage_shared(m) ? ensure(m, 0, 0) : 0;
 }
 
 int

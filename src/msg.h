@@ -3,10 +3,24 @@
  * moves to its own buffer only when it outgrows it).  A message is owned by
  * exactly one party at a time; sending hands it over whole, so bodies cross
  * threads without copying.
+ *
+ * Fan-out shares instead of copying, in two ways, both kernel-internal:
+ * - ik_msg_ref: several read-only holders of the SAME message (a pub's
+ *   per-subscriber queues and write batches): one atomic count, nothing
+ *   copied.  Nobody holding such a reference may modify the message; a
+ *   holder that must (inproc delivery) asks ik_msg_private for its own.
+ * - a view (ik_msg_private when the message is shared): a header of its
+ *   own whose body points into the origin's storage and holds a reference
+ *   on the origin.  Its header and body bounds are its own; its body bytes
+ *   are copied on the first change that needs writable storage (ensure in
+ *   msg.c), and iok_recvmsg hands the application only messages whose
+ *   storage is their own (ik_msg_writable), since iok_msg_body gives a
+ *   writable pointer.  The application never holds a shared message.
  */
 #ifndef IK_MSG_H
 #define IK_MSG_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,18 +38,20 @@
 #define IK_MSG_HEADROOM 32
 
 struct iok_msg {
-	uint8_t *body;    /* first body byte, inside buf */
-	size_t   len;     /* body length */
-	uint8_t *buf;     /* storage holding the body */
-	size_t   cap;     /* bytes of storage at buf */
-	uint64_t token;   /* request token (iok_request / iok_reply) */
-	uint32_t pipe;    /* pipe id the message came on / should go to */
-	int32_t  status;  /* 0, or IOK_E* for a kernel-made completion */
-	uint32_t flags;   /* IK_MSG_* */
-	uint32_t session; /* affinity session (pipelined-db), 0 = none */
-	uint32_t hdr_len;
-	int8_t   klass; /* recycling size class, -1 = plain malloc */
-	uint8_t  hdr[IOK_MSG_HEADER_MAX];
+	uint8_t         *body;    /* first body byte, inside buf */
+	size_t           len;     /* body length */
+	uint8_t         *buf;     /* storage holding the body */
+	size_t           cap;     /* bytes of storage at buf */
+	uint64_t         token;   /* request token (iok_request / iok_reply) */
+	uint32_t         pipe;    /* pipe id the message came on / should go to */
+	int32_t          status;  /* 0, or IOK_E* for a kernel-made completion */
+	uint32_t         flags;   /* IK_MSG_* */
+	uint32_t         session; /* affinity session (pipelined-db), 0 = none */
+	uint32_t         hdr_len;
+	iok_msg         *origin; /* a view: whose storage body points into, else NULL */
+	_Atomic uint32_t refs;   /* holders of this message, + views of it */
+	int8_t           klass;  /* recycling size class, -1 = plain malloc */
+	uint8_t          hdr[IOK_MSG_HEADER_MAX];
 	/* inline storage follows when buf == (uint8_t *) (msg + 1) */
 };
 
@@ -52,6 +68,16 @@ void ik_msg_release(iok_msg *m);
 void ik_msg_pool_lock(void);
 void ik_msg_pool_unlock(void);
 void ik_msg_pool_fork_child(void);
+/* ik_msg_ref adds a read-only holder of m (see above); returns m.  Each
+ * holder lets go with iok_msg_free.  Any thread. */
+iok_msg *ik_msg_ref(iok_msg *m);
+/* ik_msg_private turns the caller's reference to m into a message of its
+ * own: m itself when nobody else holds it, else a view of it.  NULL when
+ * out of memory (the caller still holds m). */
+iok_msg *ik_msg_private(iok_msg *m);
+/* ik_msg_writable gives m storage of its own (copying a shared body), so
+ * its body bytes may be written in place.  0 or IOK_ENOMEM. */
+int ik_msg_writable(iok_msg *m);
 /* ik_msg_error makes an empty message completing request token with err. */
 iok_msg *ik_msg_error(uint64_t token, int err);
 /* Move the header into the front of the body (inproc hand-over: the peer

@@ -16,7 +16,8 @@
 #endif
 #endif
 
-#define IK_POOL_NCLASS 2
+#define IK_POOL_NCLASS 4
+#define IK_POOL_VIEW 3 /* the class of views (a header, no storage) */
 
 /* ik_pool_get returns a block of `size` bytes for class c (any thread),
  * or NULL when out of memory. */

@@ -982,8 +982,7 @@ ik_pipe_send(ik_pipe *p, iok_msg *m)
 int
 ik_pipe_send_copy(ik_pipe *p, const iok_msg *m)
 {
-	iok_msg *d;
-	int      rv;
+	int rv;
 	if (p->state == IK_PIPE_ACTIVE && p->is_stream && m->len <= COPY_MAX) {
 		/* Fan-out: the bytes go straight into the batch, no copy of m. */
 		if ((rv = frame_into_batch(p, (iok_msg *) m, true)) == IOK_ENOMEM) {
@@ -994,11 +993,9 @@ ik_pipe_send_copy(ik_pipe *p, const iok_msg *m)
 		}
 		return rv;
 	}
-	if (iok_msg_dup(&d, m) != 0) {
-		p->sock->stats[IK_STAT_TX_DROPPED]++;
-		return IOK_ENOMEM;
-	}
-	return ik_pipe_send(p, d);
+	/* Otherwise the pipe holds m too (read-only; inproc delivery makes
+	 * the peer a view of it, see msg.h): no copy of the body. */
+	return ik_pipe_send(p, ik_msg_ref((iok_msg *) m));
 }
 
 int
@@ -1134,9 +1131,12 @@ static void
 inproc_send(ik_pipe *p, iok_msg *m)
 {
 	ik_pipe *peer = p->peer_pipe;
+	iok_msg *own;
 	/* The peer may not be active yet (pairs activate one after the
-	 * other): its inbox holds the message until it is. */
-	if (peer == NULL || peer->state == IK_PIPE_CLOSING || ik_msg_header_to_body(m) != 0) {
+	 * other): its inbox holds the message until it is.  A message other
+	 * pipes hold too (fan-out) reaches the peer as a view of it. */
+	if (peer == NULL || peer->state == IK_PIPE_CLOSING || (own = ik_msg_private(m)) == NULL ||
+	    ik_msg_header_to_body(m = own) != 0) {
 		iok_msg_free(m);
 		p->sock->stats[IK_STAT_TX_DROPPED]++;
 		return;

@@ -403,12 +403,14 @@ iok_session_close(iok_socket h, uint32_t session)
 
 /* ---------------------------------------------------- receiving (app) */
 
+/* Wait (per flags and the receive timeout) for a message, then take up
+ * to max of those waiting into mv, under one lock; *np says how many. */
 static int
-sock_recvmsg(ik_sock *s, iok_msg **mp, int flags)
+sock_recvmsgs(ik_sock *s, iok_msg **mv, size_t max, size_t *np, int flags)
 {
 	struct timespec deadline;
 	bool            post = false;
-	iok_msg        *m;
+	size_t          n    = 0;
 
 	if (!(s->pat->flags & IK_PF_RECV)) {
 		return IOK_ENOTSUP;
@@ -442,8 +444,19 @@ sock_recvmsg(ik_sock *s, iok_msg **mp, int flags)
 			return IOK_ETIMEDOUT;
 		}
 	}
-	m = ik_msgq_pop(&s->rq);
-	s->rq_bytes -= m->len;
+	if (s->pat->app != NULL && s->pat->app->recv != NULL && !s->raw) {
+		/* A plain receive here sets what the next send means (the
+		 * request a rep answers...): one at a time. */
+		max = 1;
+	}
+	do {
+		iok_msg *m = ik_msgq_pop(&s->rq);
+		s->rq_bytes -= m->len;
+		if (s->pat->app != NULL && s->pat->app->recv != NULL && !s->raw) {
+			s->pat->app->recv(s->app, m);
+		}
+		mv[n++] = m;
+	} while (n < max && s->rq.len > 0);
 	if (s->rq.len == 0) {
 		ik_efd_clear(s->recv_fd);
 	}
@@ -451,15 +464,19 @@ sock_recvmsg(ik_sock *s, iok_msg **mp, int flags)
 		s->recv_blocked = false;
 		post            = true;
 	}
-	if (s->pat->app != NULL && s->pat->app->recv != NULL && !s->raw) {
-		s->pat->app->recv(s->app, m);
-	}
 	pthread_mutex_unlock(&s->mu);
 	if (post) {
 		sock_post(s, &s->space_cmd);
 	}
-	*mp = m;
+	*np = n;
 	return 0;
+}
+
+static int
+sock_recvmsg(ik_sock *s, iok_msg **mp, int flags)
+{
+	size_t n;
+	return sock_recvmsgs(s, mp, 1, &n, flags);
 }
 
 int
@@ -475,7 +492,44 @@ iok_recvmsg(iok_socket h, iok_msg **mp, int flags)
 	}
 	rv = sock_recvmsg(s, mp, flags);
 	ik_sock_rele(s);
+	/* A fan-out copy may still share its body with the other recipients
+	 * (msg.h): the application may write it through iok_msg_body, so it
+	 * gets a body of its own, copied here on its own thread. */
+	if (rv == 0 && (rv = ik_msg_writable(*mp)) != 0) {
+		iok_msg_free(*mp);
+		*mp = NULL;
+	}
 	return rv;
+}
+
+int
+iok_recvmsg_many(iok_socket h, iok_msg **mv, size_t max, size_t *np, int flags)
+{
+	ik_sock *s;
+	size_t   n = 0;
+	int      rv;
+	if (mv == NULL || np == NULL || max == 0) {
+		return IOK_EINVAL;
+	}
+	*np = 0;
+	if ((rv = ik_sock_hold(h, &s)) != 0) {
+		return rv;
+	}
+	rv = sock_recvmsgs(s, mv, max, &n, flags);
+	ik_sock_rele(s);
+	/* As iok_recvmsg: bodies of their own (a shortage of memory loses
+	 * the messages from the first it hits on). */
+	for (size_t i = 0; rv == 0 && i < n; i++) {
+		if ((rv = ik_msg_writable(mv[i])) != 0) {
+			while (i < n) {
+				iok_msg_free(mv[i]);
+				mv[i++] = NULL;
+			}
+		}
+	}
+	for (*np = 0; *np < n && mv[*np] != NULL; (*np)++) {
+	}
+	return *np > 0 ? 0 : rv;
 }
 
 int

@@ -378,6 +378,178 @@ test_recycle_across_threads(void **state)
 	}
 }
 
+/* ---------------------------------------------- shared bodies (fan-out) */
+
+/* A message of len bytes, byte i = (seed + i) & 0xff. */
+static iok_msg *
+patterned(size_t len, int seed)
+{
+	iok_msg *m;
+	IOK_OK(iok_msg_alloc(&m, len));
+	uint8_t *b = iok_msg_body(m);
+	for (size_t i = 0; i < len; i++) {
+		b[i] = (uint8_t) (seed + (int) i);
+	}
+	return m;
+}
+
+static void
+assert_patterned(iok_msg *m, size_t len, int seed)
+{
+	const uint8_t *b = iok_msg_body(m);
+	assert_int_equal(iok_msg_len(m), len);
+	for (size_t i = 0; i < len; i++) {
+		if (b[i] != (uint8_t) (seed + (int) i)) {
+			fail_msg("byte %zu of %zu changed", i, len);
+		}
+	}
+}
+
+/* One message shared by four holders, each turned into a message of its
+ * own (ik_msg_private, as inproc delivery does): no body is copied until
+ * one is changed, and a change to one never shows in the others, whatever
+ * the mutator.  Sizes cover both recycled classes, a plain allocation and
+ * a body that had already moved to its own buffer. */
+static void
+test_shared_views(void **state)
+{
+	static const size_t sizes[] = { 0, 64, 1000, 5000, 100000 };
+	(void) state;
+	for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+		size_t   len = sizes[si];
+		iok_msg *m   = patterned(len, 7), *v[4];
+		if (len == 100000) {
+			IOK_OK(iok_msg_chop(m, 1000)); /* then grow: external buffer */
+			IOK_OK(iok_msg_realloc(m, len * 3));
+			IOK_OK(iok_msg_chop(m, len * 2));
+			uint8_t *b = iok_msg_body(m);
+			for (size_t i = len - 1000; i < len; i++) {
+				b[i] = (uint8_t) (7 + (int) i);
+			}
+		}
+		IOK_OK(iok_msg_header_append(m, "hd", 2));
+		iok_msg_set_pipe(m, 42);
+		for (int i = 1; i < 4; i++) {
+			assert_ptr_equal(ik_msg_ref(m), m);
+		}
+		for (int i = 0; i < 4; i++) {
+			v[i] = ik_msg_private(m); /* each holder's reference in turn */
+			assert_non_null(v[i]);
+			assert_ptr_not_equal(v[i], m); /* the others still read m */
+			assert_int_equal(iok_msg_get_pipe(v[i]), 42);
+			assert_int_equal(iok_msg_header_len(v[i]), 2);
+			assert_memory_equal(iok_msg_header(v[i]), "hd", 2);
+			assert_patterned(v[i], len, 7);
+		}
+		/* Shared, not copied. */
+		assert_ptr_equal(iok_msg_body(v[0]), iok_msg_body(v[3]));
+
+		/* v0: written in place once its storage is its own. */
+		IOK_OK(ik_msg_writable(v[0]));
+		if (len > 0) {
+			assert_ptr_not_equal(iok_msg_body(v[0]), iok_msg_body(v[3]));
+			memset(iok_msg_body(v[0]), 'x', len);
+		}
+		/* v1: append, insert, realloc (growth within the shared
+		 * storage's slack must not write into it either). */
+		IOK_OK(iok_msg_append(v[1], "tail", 4));
+		IOK_OK(iok_msg_insert(v[1], "head", 4));
+		assert_memory_equal(iok_msg_body(v[1]), "head", 4);
+		assert_memory_equal((uint8_t *) iok_msg_body(v[1]) + 4 + len, "tail", 4);
+		/* v2: its own header, pipe, bounds; trimming shares on. */
+		IOK_OK(iok_msg_header_append(v[2], "more", 4));
+		iok_msg_set_pipe(v[2], 7);
+		if (len >= 2) {
+			IOK_OK(iok_msg_trim(v[2], 1));
+			IOK_OK(iok_msg_chop(v[2], 1));
+			IOK_OK(iok_msg_realloc(v[2], len)); /* grow back by one */
+			((uint8_t *) iok_msg_body(v[2]))[len - 1] = 'z';
+		}
+		/* v3 saw none of it. */
+		assert_patterned(v[3], len, 7);
+		assert_int_equal(iok_msg_header_len(v[3]), 2);
+		assert_int_equal(iok_msg_get_pipe(v[3]), 42);
+		/* A copy of a view is a plain message. */
+		iok_msg *d;
+		IOK_OK(iok_msg_dup(&d, v[3]));
+		assert_patterned(d, len, 7);
+		iok_msg_free(d);
+		iok_msg_free(v[0]);
+		iok_msg_free(v[1]);
+		iok_msg_free(v[2]);
+		/* The last holder's storage is its own again: written in place,
+		 * no copy. */
+		void *before = iok_msg_body(v[3]);
+		IOK_OK(ik_msg_writable(v[3]));
+		assert_ptr_equal(iok_msg_body(v[3]), before);
+		assert_patterned(v[3], len, 7);
+		iok_msg_free(v[3]);
+	}
+	/* A sole holder gets the message itself. */
+	iok_msg *m = patterned(10, 1);
+	assert_ptr_equal(ik_msg_private(m), m);
+	IOK_OK(ik_msg_writable(m));
+	iok_msg_free(m);
+}
+
+/* Holders on several threads let go and change their views at once: the
+ * count is atomic, the storage goes exactly once (ASan, TSan). */
+#define SV_THREADS 4
+#define SV_ROUNDS 2000
+
+struct sv_arg {
+	iok_msg *v[SV_ROUNDS];
+	int      idx;
+};
+
+static void *
+sv_worker(void *arg)
+{
+	struct sv_arg *a = arg;
+	for (int r = 0; r < SV_ROUNDS; r++) {
+		iok_msg *v = a->v[r];
+		if (((r + a->idx) & 3) == 0 && ik_msg_writable(v) == 0) {
+			memset(iok_msg_body(v), 'w', iok_msg_len(v));
+		} else if (((r + a->idx) & 3) == 1) {
+			(void) iok_msg_append(v, "!", 1);
+		} else {
+			const uint8_t *b = iok_msg_body(v);
+			if (iok_msg_len(v) != 64 || b[0] != (uint8_t) r ||
+			    b[63] != (uint8_t) (r + 63)) {
+				a->idx = -1;
+			}
+		}
+		iok_msg_free(v);
+	}
+	return NULL;
+}
+
+static void
+test_shared_across_threads(void **state)
+{
+	struct sv_arg args[SV_THREADS];
+	pthread_t     t[SV_THREADS];
+	(void) state;
+	for (int r = 0; r < SV_ROUNDS; r++) {
+		iok_msg *m = patterned(64, r);
+		for (int i = 1; i < SV_THREADS; i++) {
+			ik_msg_ref(m);
+		}
+		for (int i = 0; i < SV_THREADS; i++) {
+			args[i].v[r] = ik_msg_private(m);
+			assert_non_null(args[i].v[r]);
+		}
+	}
+	for (int i = 0; i < SV_THREADS; i++) {
+		args[i].idx = i;
+		assert_int_equal(pthread_create(&t[i], NULL, sv_worker, &args[i]), 0);
+	}
+	for (int i = 0; i < SV_THREADS; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_int_not_equal(args[i].idx, -1);
+	}
+}
+
 int
 main(void)
 {
@@ -391,6 +563,8 @@ main(void)
 		cmocka_unit_test(test_handles),
 		cmocka_unit_test(test_strerror),
 		cmocka_unit_test(test_recycle_across_threads),
+		cmocka_unit_test(test_shared_views),
+		cmocka_unit_test(test_shared_across_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -961,6 +961,196 @@ test_device(void **state)
 	}
 }
 
+/* ---------------------------------------------- shared fan-out bodies */
+
+#define SH_SUBS 4
+
+static const size_t sh_sizes[] = { 1, 64, 1000, 5000, 20000 };
+#define SH_N (sizeof(sh_sizes) / sizeof(sh_sizes[0]))
+
+static void
+sh_fill(uint8_t *b, size_t len, size_t k)
+{
+	for (size_t i = 0; i < len; i++) {
+		b[i] = (uint8_t) (k * 31 + i);
+	}
+}
+
+static void
+sh_check(iok_msg *m, size_t k, int sub)
+{
+	uint8_t *want = malloc(sh_sizes[k]);
+	assert_non_null(want);
+	sh_fill(want, sh_sizes[k], k);
+	if (iok_msg_len(m) != sh_sizes[k] || memcmp(iok_msg_body(m), want, sh_sizes[k]) != 0) {
+		fail_msg("subscriber %d, message %zu: changed by another subscriber", sub, k);
+	}
+	free(want);
+}
+
+/* The publisher's message is shared by its subscribers, not copied for
+ * each (over inproc each gets a view of one body): a subscriber that
+ * writes into, grows, trims or re-heads what it received changes nothing
+ * the others receive, whether they read it before or after. */
+static void
+shared_bodies_on(int t)
+{
+	iok_socket pub, subs[SH_SUBS];
+	char       url[256];
+	uint8_t   *buf = malloc(20000);
+	assert_non_null(buf);
+
+	IOK_OK(iok_pub0_open(&pub));
+	listen_on(pub, t, url, sizeof(url));
+	for (int i = 0; i < SH_SUBS; i++) {
+		IOK_OK(iok_sub0_open(&subs[i]));
+		IOK_OK(iok_socket_set_ms(subs[i], IOK_OPT_RECVTIMEO, T_MS));
+		sub_str(subs[i], "");
+		IOK_OK(iok_dial(subs[i], url, NULL, IOK_FLAG_NONBLOCK));
+	}
+	wait_pipes(pub, SH_SUBS);
+	for (int i = 0; i < SH_SUBS; i++) {
+		wait_pipes(subs[i], 1);
+	}
+	for (size_t k = 0; k < SH_N; k++) {
+		sh_fill(buf, sh_sizes[k], k);
+		IOK_OK(iok_send(pub, buf, sh_sizes[k], 0));
+	}
+	/* Subscriber 0 changes every message while the others still hold
+	 * theirs. */
+	for (size_t k = 0; k < SH_N; k++) {
+		iok_msg *m;
+		IOK_OK(iok_recvmsg(subs[0], &m, 0));
+		sh_check(m, k, 0);
+		memset(iok_msg_body(m), 0xee, iok_msg_len(m));
+		IOK_OK(iok_msg_append(m, "tail", 4));
+		IOK_OK(iok_msg_insert(m, "head", 4));
+		IOK_OK(iok_msg_header_append(m, "hd", 2));
+		IOK_OK(iok_msg_trim(m, 2));
+		IOK_OK(iok_msg_realloc(m, iok_msg_len(m) + 100));
+		memset(iok_msg_body(m), 0xdd, iok_msg_len(m));
+		iok_msg_free(m);
+	}
+	/* Subscriber 1 keeps all of its messages, and changes them only
+	 * after 2 and 3 have read theirs. */
+	iok_msg *kept[SH_N];
+	for (size_t k = 0; k < SH_N; k++) {
+		IOK_OK(iok_recvmsg(subs[1], &kept[k], 0));
+		sh_check(kept[k], k, 1);
+		assert_int_equal(iok_msg_header_len(kept[k]), 0);
+	}
+	for (size_t k = 0; k < SH_N; k++) {
+		iok_msg *m;
+		IOK_OK(iok_recvmsg(subs[2], &m, 0));
+		sh_check(m, k, 2);
+		iok_msg_free(m);
+		size_t len = 20000;
+		IOK_OK(iok_recv(subs[3], buf, &len, 0));
+		assert_int_equal(len, sh_sizes[k]);
+		uint8_t *want = malloc(len);
+		sh_fill(want, len, k);
+		assert_memory_equal(buf, want, len);
+		free(want);
+	}
+	for (size_t k = 0; k < SH_N; k++) {
+		memset(iok_msg_body(kept[k]), 0xcc, iok_msg_len(kept[k]));
+		iok_msg_free(kept[k]);
+	}
+	for (int i = 0; i < SH_SUBS; i++) {
+		expect_none_now(subs[i]);
+		IOK_OK(iok_close(subs[i]));
+	}
+	assert_int_equal(tu_stat(pub, "stat:tx-dropped"), 0);
+	IOK_OK(iok_close(pub));
+	free(buf);
+}
+
+static void
+test_shared_bodies(void **state)
+{
+	(void) state;
+	for (int t = 0; t < T_COUNT; t++) {
+		print_message("  %s\n", tnames[t]);
+		shared_bodies_on(t);
+	}
+}
+
+/* ------------------------------------------------ iok_recvmsg_many */
+
+/* iok_recvmsg_many takes what waits, oldest first, up to max per call,
+ * and blocks/fails as iok_recvmsg when nothing does; a cooked rep0 (whose
+ * plain receive names the request the next send answers) gets one at a
+ * time. */
+static void
+test_recvmsg_many(void **state)
+{
+	iok_socket pub, sub, rep, req;
+	iok_msg   *mv[40];
+	size_t     n, got = 0;
+	char       url[256], want[16];
+	(void) state;
+	pair_up(T_INPROC, &pub, &sub);
+	sub_str(sub, "");
+	for (int i = 0; i < 100; i++) {
+		snprintf(want, sizeof(want), "m%d", i);
+		pub_str(pub, want);
+	}
+	if (!tu_wait_stat(sub, "stat:rx-msgs", 100, T_MS)) {
+		fail_msg("messages never arrived");
+	}
+	assert_int_equal(iok_recvmsg_many(sub, mv, 0, &n, 0), IOK_EINVAL);
+	assert_int_equal(iok_recvmsg_many(sub, NULL, 4, &n, 0), IOK_EINVAL);
+	while (got < 100) {
+		IOK_OK(iok_recvmsg_many(sub, mv, 40, &n, IOK_FLAG_NONBLOCK));
+		assert_true(n >= 1 && n <= 40);
+		for (size_t i = 0; i < n; i++, got++) {
+			snprintf(want, sizeof(want), "m%zu", got);
+			assert_int_equal(iok_msg_len(mv[i]), strlen(want));
+			assert_memory_equal(iok_msg_body(mv[i]), want, strlen(want));
+			iok_msg_free(mv[i]);
+		}
+	}
+	assert_int_equal(iok_recvmsg_many(sub, mv, 40, &n, IOK_FLAG_NONBLOCK), IOK_EAGAIN);
+	assert_int_equal(n, 0);
+	IOK_OK(iok_close(sub));
+	IOK_OK(iok_close(pub));
+
+	IOK_OK(iok_rep0_open(&rep));
+	IOK_OK(iok_req0_open(&req));
+	snprintf(url, sizeof(url), "inproc://pubsub-many-%d", (int) getpid());
+	IOK_OK(iok_listen(rep, url, NULL, 0));
+	IOK_OK(iok_dial(req, url, NULL, 0));
+	uint64_t tok[3];
+	for (int i = 0; i < 3; i++) {
+		iok_msg *m;
+		IOK_OK(iok_msg_alloc(&m, 0));
+		IOK_OK(iok_msg_append_u32(m, (uint32_t) i));
+		IOK_OK(iok_request(req, m, &tok[i], 0));
+	}
+	if (!tu_wait_stat(rep, "stat:rx-msgs", 3, T_MS)) {
+		fail_msg("requests never arrived");
+	}
+	for (uint32_t i = 0; i < 3; i++) {
+		uint32_t v;
+		IOK_OK(iok_recvmsg_many(rep, mv, 40, &n, 0));
+		assert_int_equal(n, 1);
+		IOK_OK(iok_msg_trim_u32(mv[0], &v));
+		assert_int_equal(v, i);
+		IOK_OK(iok_msg_append_u32(mv[0], v + 100));
+		IOK_OK(iok_sendmsg(rep, mv[0], 0)); /* answers request i */
+	}
+	for (int i = 0; i < 3; i++) {
+		iok_msg *m;
+		uint32_t v;
+		IOK_OK(iok_recvmsg(req, &m, 0));
+		IOK_OK(iok_msg_trim_u32(m, &v));
+		assert_int_equal(iok_msg_token(m), tok[v - 100]);
+		iok_msg_free(m);
+	}
+	IOK_OK(iok_close(req));
+	IOK_OK(iok_close(rep));
+}
+
 int
 main(void)
 {
@@ -969,6 +1159,8 @@ main(void)
 		cmocka_unit_test(test_subscriptions),
 		cmocka_unit_test(test_many_topics),
 		cmocka_unit_test(test_eight_subscribers),
+		cmocka_unit_test(test_shared_bodies),
+		cmocka_unit_test(test_recvmsg_many),
 		cmocka_unit_test(test_prefnew),
 		cmocka_unit_test(test_slow_subscriber),
 		cmocka_unit_test(test_stalled_tcp_subscriber),

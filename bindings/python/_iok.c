@@ -201,7 +201,28 @@ typedef struct {
 	int                      recv_timeo; /* cached IOK_OPT_RECVTIMEO / SENDTIMEO, ms */
 	int                      send_timeo;
 	int                      reply; /* rep/respondent: plain send answers a request */
+	/* Messages taken from iok but not yet returned (recv_take): a receive
+	 * loop takes them RB_MAX at a time, one lock and one look at iok's
+	 * queue per batch instead of per message.  Only touched with the GIL
+	 * held.  While it holds any, our descriptor is kept readable. */
+	iok_msg *rb[64];
+	int      rb_head, rb_len;
+	int      rb_raised; /* we wrote to the receive descriptor */
 } SockObject;
+
+#define RB_MAX ((int) (sizeof(((SockObject *) 0)->rb) / sizeof(iok_msg *)))
+
+/* Messages still batched are dropped with the socket, as iok drops its
+ * queue. */
+static void
+rb_drop(SockObject *so)
+{
+	while (so->rb_len > 0) {
+		iok_msg_free(so->rb[so->rb_head++]);
+		so->rb_len--;
+	}
+	so->rb_head = 0;
+}
 
 static void
 close_fds(SockObject *so)
@@ -279,6 +300,9 @@ sock_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 	so->users      = 0;
 	so->recv_timeo = -1;
 	so->send_timeo = -1;
+	so->rb_head    = 0;
+	so->rb_len     = 0;
+	so->rb_raised  = 0;
 	return (PyObject *) so;
 }
 
@@ -320,6 +344,7 @@ sock_dealloc(SockObject *so)
 		Py_BEGIN_ALLOW_THREADS(void) iok_close(so->s);
 		Py_END_ALLOW_THREADS
 	}
+	rb_drop(so);
 	close_fds(so);
 	freefunc tp_free = (freefunc) PyType_GetSlot(tp, Py_tp_free);
 	tp_free(so);
@@ -333,7 +358,8 @@ sock_close(SockObject *so, PyObject *unused)
 	if (!so->open) {
 		Py_RETURN_NONE;
 	}
-	so->open                  = 0;
+	so->open = 0;
+	rb_drop(so);
 	Py_BEGIN_ALLOW_THREADS rv = iok_close(so->s);
 	Py_END_ALLOW_THREADS   fork_sync(so);
 	if (so->users == 0) {
@@ -355,6 +381,60 @@ struct op {
 	uint64_t token; /* OP_REPLY: the request answered; OP_REQUEST: out */
 	int      flags; /* OP_REQUEST: IOK_FLAG_IDEMPOTENT */
 };
+
+/* recv_take: the next message without blocking (GIL held): from the
+ * batch, else a new batch from iok.  Every receive path goes through here
+ * so order is kept.  The receive descriptor must stay readable while the
+ * batch holds messages (pollers and asyncio wait on it): iok clears it
+ * when its own queue empties, so we raise it (a write to our dup, the same
+ * eventfd) after taking a batch that leaves some here, and clear it again
+ * when the batch is drained (then look at iok's queue once more: a raise
+ * of iok's that the clear swallowed means a message that look finds). */
+/* Take a new batch from iok into rb (empty); 0 or an iok error.  If our
+ * raise may still be on, clear it first: iok's own raise, if the clear
+ * swallowed one, is for a message this look finds. */
+static int
+rb_fill(SockObject *so)
+{
+	size_t n;
+	int    rv, fd = so->open ? sock_fd(so, 0) : -1;
+	if (so->rb_raised && fd >= 0) {
+		uint64_t v;
+		so->rb_raised = 0;
+		if (read(fd, &v, sizeof(v)) < 0) {
+			/* already clear */
+		}
+	}
+	rv = iok_recvmsg_many(so->s, so->rb, fd >= 0 ? (size_t) RB_MAX : 1, &n, IOK_FLAG_NONBLOCK);
+	if (rv != 0) {
+		return rv;
+	}
+	so->rb_head = 0;
+	so->rb_len  = (int) n;
+	if (n > 1) {
+		uint64_t one = 1;
+		if (write(fd, &one, sizeof(one)) == (ssize_t) sizeof(one)) {
+			so->rb_raised = 1;
+		}
+	}
+	return 0;
+}
+
+static int
+recv_take(SockObject *so, iok_msg **mp)
+{
+	int rv;
+	if (so->rb_len == 0 && (rv = rb_fill(so)) != 0) {
+		return rv;
+	}
+	*mp = so->rb[so->rb_head++];
+	if (--so->rb_len == 0 && so->rb_raised) {
+		/* Drained: our raise goes now, not at the next receive, so a
+		 * poller is never woken for nothing; refill if iok has more. */
+		(void) rb_fill(so);
+	}
+	return 0;
+}
 
 static inline int
 op_try(SockObject *so, struct op *op)
@@ -401,8 +481,8 @@ static unsigned long g_main_thread; /* PyThread_get_thread_ident() of main */
 static int
 op_run(SockObject *so, struct op *op, int timeo)
 {
-	int      rv = op_try(so, op);
-	int      fd, interrupted, main;
+	int      rv = op->kind == OP_RECV ? recv_take(so, &op->m) : op_try(so, op);
+	int      fd, interrupted, main, ready = 0;
 	int64_t  deadline;
 	sigset_t old, wait_mask;
 	if (rv != IOK_EAGAIN || timeo == 0) {
@@ -454,13 +534,24 @@ op_run(SockObject *so, struct op *op, int timeo)
 				rv = IOK_EINTERNAL;
 				break;
 			}
+			if (op->kind == OP_RECV) {
+				ready = 1; /* taken with the GIL: the batch is ours */
+				break;
+			}
 			rv = op_try(so, op);
 			if (rv != IOK_EAGAIN) {
 				break;
 			}
 		}
-		Py_END_ALLOW_THREADS if (!interrupted)
+		Py_END_ALLOW_THREADS if (ready)
 		{
+			ready = 0;
+			if ((rv = recv_take(so, &op->m)) == IOK_EAGAIN) {
+				continue; /* another thread was first */
+			}
+			break;
+		}
+		if (!interrupted) {
 			break;
 		}
 	}
@@ -686,7 +777,7 @@ static PyObject *
 sock_try_recv(SockObject *so, PyObject *unused)
 {
 	iok_msg *m;
-	int      rv = iok_recvmsg(so->s, &m, IOK_FLAG_NONBLOCK);
+	int      rv = recv_take(so, &m);
 	if (rv == IOK_EAGAIN) {
 		Py_RETURN_NONE;
 	}
@@ -717,7 +808,7 @@ sock_recv_many(SockObject *so, PyObject *arg)
 	for (Py_ssize_t i = 0; i < max; i++) {
 		iok_msg  *m;
 		PyObject *t, *tok, *st, *data;
-		if ((rv = iok_recvmsg(so->s, &m, IOK_FLAG_NONBLOCK)) != 0) {
+		if ((rv = recv_take(so, &m)) != 0) {
 			break;
 		}
 		tok  = PyLong_FromUnsignedLongLong(iok_msg_token(m));
@@ -811,7 +902,7 @@ dispatch_replies(SockObject *so, PyObject *pending, reply_decoder decode, unsign
 		iok_msg  *m;
 		PyObject *key, *fut, *val, *r;
 		int       failed = 0;
-		if ((rv = iok_recvmsg(so->s, &m, IOK_FLAG_NONBLOCK)) != 0) {
+		if ((rv = recv_take(so, &m)) != 0) {
 			break;
 		}
 		n++;
@@ -1069,7 +1160,7 @@ sock_redis_recv(SockObject *so, PyObject *const *args, Py_ssize_t nargs)
 			Py_DECREF(list);
 			return NULL;
 		}
-		if (++i >= max || iok_recvmsg(so->s, &op.m, IOK_FLAG_NONBLOCK) != 0) {
+		if (++i >= max || recv_take(so, &op.m) != 0) {
 			break;
 		}
 	}

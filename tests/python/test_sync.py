@@ -221,3 +221,80 @@ def test_threads_share_a_socket(inproc_url):
     assert allmsgs == list(range(n_threads * per))
     for g in got:  # each thread saw its share in order
         assert [int(m) for m in g] == sorted(int(m) for m in g)
+
+
+# ------------------------------------------------------- batched receive
+
+def _readable(fd):
+    import select
+    r, _, _ = select.select([fd], [], [], 0)
+    return bool(r)
+
+
+def test_batched_receive_keeps_order_and_readiness(inproc_url):
+    """A receive takes what waits in one batch; every way of receiving sees
+    the batch first (order kept), and the descriptor stays readable exactly
+    while a message waits, in the batch or in iok."""
+    import asyncio
+    push, pull = pair(inproc_url, recv_timeout=30000)
+    with push, pull:
+        n = 300
+        for i in range(n):
+            push.send(b"%d" % i)
+        wait_until(lambda: pull.getopt("stat:rx-msgs", "uint64") >= n, what="all queued")
+        got = [pull.recv()]  # takes a batch; the rest wait in it or in iok
+        assert _readable(pull.fileno())
+        got.append(pull.recv_msg().data)
+        got.append(pull._try_recv())
+        got.append(asyncio.run(pull.arecv()))
+        got.append(pull.recv(timeout=0))
+        while _readable(pull.fileno()):
+            got.append(pull.recv(timeout=0))
+        assert got == [b"%d" % i for i in range(n)]
+        assert not _readable(pull.fileno())
+        with pytest.raises(iok.TryAgain):
+            pull.recv(timeout=0)
+        push.send(b"late")
+        wait_until(lambda: _readable(pull.fileno()), what="readable again")
+        assert pull.recv() == b"late"
+        assert not _readable(pull.fileno())
+
+
+def test_batched_receive_blocked_threads(inproc_url):
+    """Threads blocked in recv() share what arrives: each message is
+    received exactly once, none is stranded in a batch."""
+    push, pull = pair(inproc_url, recv_timeout=30000)
+    with push, pull:
+        n, got, lock = 2000, [], threading.Lock()
+
+        def reader():
+            while True:
+                m = pull.recv()
+                if m == b"end":
+                    return
+                with lock:
+                    got.append(m)
+
+        ts = [threading.Thread(target=reader) for _ in range(3)]
+        for t in ts:
+            t.start()
+        for i in range(n):
+            push.send(b"%d" % i)
+        for _ in ts:
+            push.send(b"end")
+        for t in ts:
+            t.join(60)
+            assert not t.is_alive()
+        assert sorted(got) == sorted(b"%d" % i for i in range(n))
+
+
+def test_batched_messages_dropped_at_close(inproc_url):
+    push, pull = pair(inproc_url, recv_timeout=30000)
+    with push:
+        for i in range(10):
+            push.send(b"x")
+        wait_until(lambda: pull.getopt("stat:rx-msgs", "uint64") >= 10, what="all queued")
+        assert pull.recv() == b"x"
+        pull.close()
+        with pytest.raises(iok.Closed):
+            pull.recv(timeout=0)
