@@ -291,6 +291,36 @@ def test_abandoned_transaction_is_rolled_back(pg, wire, run, name, table):
 
 # ------------------------------------------------------- failures, errors
 
+def test_reply_over_limit_fails_alone(pg, wire, run, name):
+    """No reply-size limit by default (a 16 MB value comes back); with
+    recv_max_size, a reply over it fails only its own query with
+    iok.MessageTooLarge: the 100 queries pipelined around it succeed on the
+    same, never-dropped connection."""
+    async def main():
+        url = pg.url("iok_scram", application_name=name)
+        async with iok.pg.AsyncClient(url) as db:
+            assert len(await db.fetchval("SELECT repeat('v', 16000000)")) == 16000000
+        async with iok.pg.AsyncClient(url, recv_max_size=64 * 1024) as db:
+            def q(i):
+                if i == 50:
+                    return db.fetchval("SELECT repeat('x', 4000000)")
+                if i == 75:
+                    return db.fetch("SELECT repeat('y', 1000) FROM generate_series(1, 200)")
+                return db.fetchval("SELECT $1::int", i)
+            got = await asyncio.gather(*(q(i) for i in range(101)), return_exceptions=True)
+            for i, v in enumerate(got):
+                if i in (50, 75):
+                    assert isinstance(v, iok.MessageTooLarge), repr(v)
+                else:
+                    assert v == i
+            assert await db.fetchval("SELECT length(repeat('x', 60000))") == 60000
+            stats = db.stats
+            assert stats["rx-oversize"] == 2
+            assert stats["pipes-opened"] == 1 and stats["reconnects"] == 0
+            assert backends(wire, name) == 1
+    run(main())
+
+
 def test_statement_timeout_and_client_timeout(pg, run, name):
     async def main():
         async with iok.pg.AsyncClient(pg.url("iok_scram", application_name=name)) as db:

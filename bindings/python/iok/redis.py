@@ -1267,6 +1267,7 @@ class _DbSocket(Db):
     in C."""
 
     __slots__ = ("_rflags",)
+    _log_links = False  # the client logs its connections itself, with its URL
 
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
