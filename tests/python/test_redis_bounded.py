@@ -325,6 +325,14 @@ def test_secrets_never_shown(fresh_redis, run):
     r = ir.Client(host="127.0.0.1", port=srv.port, password="s3cret", socket_timeout=T)
     assert "s3cret" not in repr(r) and r.ping() is True
     r.close()
+    r = ir.Redis(host="127.0.0.1", port=srv.port, username="default", password="s3cret",
+                 socket_timeout=T)
+    assert "s3cret" not in repr(r) and r.ping() is True
+    r.close()
+    with pytest.raises(ir.AuthenticationError) as ei:
+        ir.Client(host="127.0.0.1", port=srv.port, username="nobody", password="s3cret",
+                  socket_timeout=T)
+    assert "s3cret" not in str(ei.value) and "s3cret" not in repr(ei.value)
     with pytest.raises(ir.AuthenticationError, match="WRONGPASS") as ei:
         ir.Client(bad, socket_timeout=T)
     assert isinstance(ei.value, iok.PeerAuthError)
