@@ -199,3 +199,31 @@ def test_logging_secrets_never_logged(caplog):
         wait_until(lambda: push.stats["pipes"] == 1, what="connected")
         text = " ".join(r.getMessage() for r in _iok_records(caplog))
     assert "s3cret" not in text
+
+
+@need_redis
+def test_logging_records_redis_refused_drop_reconnect(redis_server, caplog):
+    """iok.redis: a reply refused as over recv_max_size, and a connection
+    the server dropped then redialled, are logged as they happen (the client
+    idle), with the URL."""
+    caplog.set_level(logging.INFO, logger="iok")
+    url = redis_server.url(name="logdrop")
+    with ir.Client(url, socket_timeout=30.0, recv_max_size=1000,
+                   reconnect_time_max=100) as r:
+        r.set("biglog", b"b" * 5000)
+        with pytest.raises(iok.MessageTooLarge):
+            r.get("biglog")
+        msgs = [m.getMessage() for m in _iok_records(caplog)]
+        assert any(m.startswith("iok.redis dial %s: 1 received message over recv_max_size refused"
+                                % url) for m in msgs), msgs
+        assert sum("connected to %s" % url in m for m in msgs) == 1, msgs  # no duplicate
+        with redis_server.admin() as a:
+            (mine,) = a.clients("logdrop")
+            a("CLIENT", "KILL", "ID", mine["id"])
+        wait_until(lambda: r.stats["reconnects"] == 1 and r.stats["pipes"] == 1, what="redial")
+        msgs = [m.getMessage() for m in _iok_records(caplog)]
+        assert any(m.startswith("iok.redis dial %s: 1 connection dropped" % url) for m in msgs), msgs
+        assert any(m.startswith("iok.redis dial %s: reconnected (1)" % url) for m in msgs), msgs
+        with pytest.raises(iok.MessageTooLarge):  # still the same, still usable
+            r.get("biglog")
+        assert r.ping() is True

@@ -9,8 +9,10 @@ import datetime
 import decimal
 import itertools
 import json
+import logging
 import os
 import threading
+import urllib.parse
 import uuid
 
 import pytest
@@ -291,7 +293,7 @@ def test_abandoned_transaction_is_rolled_back(pg, wire, run, name, table):
 
 # ------------------------------------------------------- failures, errors
 
-def test_reply_over_limit_fails_alone(pg, wire, run, name):
+def test_reply_over_limit_fails_alone(pg, wire, run, name, caplog):
     """No reply-size limit by default (a 16 MB value comes back); with
     recv_max_size, a reply over it fails only its own query with
     iok.MessageTooLarge: the 100 queries pipelined around it succeed on the
@@ -318,6 +320,15 @@ def test_reply_over_limit_fails_alone(pg, wire, run, name):
             assert stats["rx-oversize"] == 2
             assert stats["pipes-opened"] == 1 and stats["reconnects"] == 0
             assert backends(wire, name) == 1
+            # logged (logger "iok"), without the URL's password
+            caplog.set_level(logging.INFO, logger="iok")
+            iok._watch.tick()
+            msgs = [r.getMessage() for r in caplog.records if r.name == "iok"]
+            assert any(m.startswith("iok.pg dial postgresql://") and
+                       m.endswith("2 received messages over recv_max_size refused")
+                       for m in msgs), msgs
+            pw = urllib.parse.urlsplit(url).password
+            assert not pw or not any(pw in m for m in msgs)
     run(main())
 
 

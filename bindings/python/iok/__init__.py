@@ -426,7 +426,8 @@ class Socket(_iok.Socket):
 
     def _where_text(self):
         """The socket and its endpoints, for log records (no secrets)."""
-        return "%s %s" % (type(self).__name__, " ".join(self._where) or "(no endpoint)")
+        name = getattr(self, "_log_name", None) or type(self).__name__
+        return "%s %s" % (name, " ".join(self._where) or "(no endpoint)")
 
     # -- lifetime
     def close(self):

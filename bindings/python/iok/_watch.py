@@ -46,14 +46,14 @@ def _configured():
 def _report(sock, was, now):
     pipes, opened, reconn, rxo, txo = now
     where = sock._where_text()
-    links = getattr(sock, "_log_links", True)
+    links = getattr(sock, "_log_links", True)  # False, or "no-connects": the owner logs those
     dropped = (opened - pipes) - (was[1] - was[0])
     if links and dropped > 0:
         log.warning("%s: %d connection%s dropped", where, dropped, "s" if dropped > 1 else "")
     if links and reconn > was[2]:
         log.info("%s: reconnected (%d)", where, reconn - was[2])
     fresh = (opened - was[1]) - (reconn - was[2])
-    if links and fresh > 0:
+    if links is True and fresh > 0:
         log.info("%s: connected (%d connection%s)", where, fresh, "s" if fresh > 1 else "")
     if rxo > was[3]:
         log.warning("%s: %d received message%s over recv_max_size refused", where, rxo - was[3],
