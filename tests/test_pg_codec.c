@@ -725,6 +725,16 @@ test_skip_oversize_hostile(void **state)
 	put(&in, "C\0\0\0\2", 5);
 	r = skip_cut(&c, &in, 1);
 	assert_int_equal(r.err, -IOK_EPROTO);
+	codec_close(&c);
+	/* a ReadyForQuery claiming a huge length: refused, not waited for */
+	codec_open(&c, "postgresql://u@h/db", 0, 256);
+	codec_ready(&c);
+	encode_q(&c, "SELECT 1", &out);
+	memset(&in, 0, sizeof(in));
+	msg_d_big(&in, 400);
+	put(&in, "Z\0\x10\0\0", 5);
+	r = skip_cut(&c, &in, 7);
+	assert_int_equal(r.err, -IOK_EPROTO);
 	ik_buf_fini(&out);
 	codec_close(&c);
 }

@@ -593,6 +593,9 @@ frame_skip(pg_st *s, uint8_t *buf, size_t len, ik_frame *f)
 			return -IOK_EPROTO;
 		}
 		size_t mlen = (size_t) L + 1;
+		if (t == 'Z' && L != 5) {
+			return -IOK_EPROTO; /* and never a reason to buffer */
+		}
 		if (!s->ov_alone && (t == 'Z' || (t == 'A' && mlen <= PG_NOTIFY_MAX))) {
 			if (len - pos < mlen) {
 				s->scan = pos; /* small: wait for all of it */
@@ -606,9 +609,7 @@ frame_skip(pg_st *s, uint8_t *buf, size_t len, ik_frame *f)
 				pos += mlen;
 				continue;
 			}
-			if (mlen == 6) {
-				s->txstatus = (char) buf[pos + 5];
-			}
+			s->txstatus = (char) buf[pos + 5];
 			if (s->hold != NO_HOLD) {
 				/* [hold, pos) notifications, then Z: Z first. */
 				reverse(buf + s->hold, pos - s->hold);

@@ -4,10 +4,12 @@ size limit.
 
 The kernel thread never runs Python, so nothing is signalled from there: a
 daemon thread reads the counters the kernel already keeps (the sockets'
-stats) every INTERVAL seconds and logs what changed.  It reads nothing while
-no handler but a NullHandler would take the records (the default for a
-library), so an application that does not configure logging pays nothing
-but the wakeup.  Records come up to INTERVAL late; counts are exact.
+stats) every INTERVAL seconds and logs what changed.  It starts only once a
+socket is made while a handler other than a NullHandler would take the
+records, and reads nothing while none would, so an application that does
+not configure logging pays nothing.  Records come up to INTERVAL late;
+counts are exact (a socket made before logging was configured is followed
+from its creation all the same).
 """
 
 import atexit
@@ -93,11 +95,13 @@ def _run(stop):
 
 
 def watch(sock):
-    """Follow sock's counters from now on (called by Socket.__init__)."""
+    """Follow sock's counters from now on (called by Socket.__init__).  The
+    watcher thread starts with the first socket made while logging is
+    configured: a program that never configures it never has the thread."""
     global _thread
     with _lock:
         _socks[sock] = [0] * len(_KEYS)
-        if _thread is None:
+        if _thread is None and _configured():
             _thread = threading.Thread(target=_run, args=(_stop,), name="iok-log", daemon=True)
             _thread.start()
 
