@@ -162,7 +162,8 @@ def test_logging_records_sp_connects_drops_reconnects_refusals(caplog, inproc_ur
         # tcp), which drops that connection, as nng; the dialer redials
         push.send(b"x" * 5000)
         wait_until(lambda: pull.stats["rx-oversize"] == 1 and push.stats["reconnects"] == 1
-                   and push.stats["pipes"] == 1, what="the oversize drop and the reconnect")
+                   and push.stats["pipes"] == 1 and pull.stats["pipes"] == 1
+                   and pull.stats["pipes-opened"] == 2, what="the oversize drop and the reconnect")
         recs = _iok_records(caplog)
         msgs = [r.getMessage() for r in recs]
         refused = [r for r in recs if "over recv_max_size refused" in r.getMessage()]

@@ -71,19 +71,27 @@ def tick():
     if not _configured():
         return
     with _lock:
-        items = list(_socks.items())
-    for sock, was in items:
+        refs = _socks.keyrefs()
+    for ref in refs:
+        # One socket alive at a time, and only here: the watcher never
+        # delays the end of a socket the application let go.
+        sock = ref()
+        if sock is None:
+            continue
+        was = _socks.get(sock)
         try:
-            if sock.closed:
+            if was is None or sock.closed:
                 raise ValueError
             now = [sock.getopt(k, "uint64") for k in _KEYS]
         except Exception:  # closed meanwhile: nothing more to say about it
             with _lock:
                 _socks.pop(sock, None)
+            del sock
             continue
         if now != was:
             _report(sock, was, now)
             was[:] = now
+        del sock
 
 
 def _run(stop):
