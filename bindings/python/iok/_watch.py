@@ -27,6 +27,7 @@ _KEYS = ("stat:pipes", "stat:pipes-opened", "stat:reconnects", "stat:rx-oversize
 
 _socks = weakref.WeakKeyDictionary()  # socket -> its counters at the last look
 _lock = threading.Lock()
+_busy = threading.Lock()  # held through a tick; a fork waits for it
 _stop = threading.Event()
 _thread = None
 
@@ -96,10 +97,13 @@ def tick():
 
 def _run(stop):
     while not stop.wait(INTERVAL):
-        try:
-            tick()
-        except Exception:  # never let logging take the watcher down
-            pass
+        with _busy:
+            if stop.is_set():
+                return
+            try:
+                tick()
+            except Exception:  # never let logging take the watcher down
+                pass
 
 
 def watch(sock):
@@ -123,13 +127,27 @@ def _at_exit():
         t.join(2 * INTERVAL)
 
 
+def _before_fork():
+    # Never fork in the middle of the watcher's calls into iok: the child
+    # would inherit a half-made request of a thread it does not have.
+    # (Registered after logging's own fork handlers, so it runs before
+    # them: a tick may need logging's lock.)
+    _busy.acquire()
+
+
+def _after_fork_in_parent():
+    _busy.release()
+
+
 def _after_fork_in_child():
     # The watcher thread does not exist in the child: a new one starts with
-    # the child's next socket; the lock may have been held by it.
-    global _lock, _stop, _thread
+    # the child's next socket made while logging is configured.
+    global _lock, _busy, _stop, _thread
     _lock = threading.Lock()
+    _busy = threading.Lock()
     _stop = threading.Event()
     _thread = None
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                    after_in_child=_after_fork_in_child)
