@@ -9,7 +9,10 @@
  *   - every frame is cut at a message boundary, and its bytes iterate with
  *     iok_pg_next to 0 or -IOK_EPROTO;
  *   - the handshake (with or without a target_session_attrs) ends the
- *     same whether the server's bytes come whole or a byte at a time.
+ *     same whether the server's bytes come whole or a byte at a time;
+ *   - with a receive limit, a frame over it is stepped over as the pipe
+ *     does (classify, skip) and the frames and skips come out the same
+ *     whole and in pieces, skip() never forgetting more than it was given.
  * The first input byte picks the mode and options.
  */
 #include <stdint.h>
@@ -30,6 +33,7 @@
 	} while (0)
 
 #define MAXF 2048
+#define SKIPPED ((size_t) -1) /* in lens: an oversize frame stepped over */
 
 typedef struct codec {
 	void  *st;
@@ -105,6 +109,8 @@ frames(const uint8_t *d, size_t n, size_t step, int shared, size_t max, int nreq
 	size_t   have = 0, start = 0, k = 0;
 	ssize_t  rv = 0;
 
+	int skipping = 0;
+
 	ready_codec(&c, shared, max, nreq);
 	while (have < n || rv > 0) {
 		if (rv == 0) {
@@ -123,21 +129,46 @@ frames(const uint8_t *d, size_t n, size_t step, int shared, size_t max, int nreq
 		}
 		ik_frame f = { 0 };
 		rv         = T->frame(c.st, buf, have - start, &f);
+		if (rv == -IOK_EMSGSIZE && !skipping) {
+			/* the pipe's oversize_begin: classify from the start */
+			(void) T->classify(c.st, buf, have - start);
+			CHECK((*T->skip)(c.st, NULL, 0) == 0);
+			skipping = 1;
+			if (k < MAXF) {
+				lens[k++] = SKIPPED;
+			}
+			rv = 1; /* frame again, no new bytes */
+			continue;
+		}
 		if (rv < 0) {
 			break;
 		}
 		if (rv == 0) {
+			if (skipping) { /* oversize_skip: drop what is passed */
+				size_t   gone = (*T->skip)(c.st, buf, have - start);
+				size_t   rest = have - start - gone;
+				uint8_t *nb   = malloc(rest ? rest : 1);
+				CHECK(gone <= have - start && nb != NULL);
+				memcpy(nb, buf + gone, rest);
+				free(buf);
+				buf = nb;
+				start += gone;
+			}
 			if (have == n) {
 				break;
 			}
 			continue;
 		}
 		CHECK((size_t) rv <= have - start && f.body_off + f.body_len <= (size_t) rv);
-		(void) T->classify(c.st, buf + f.body_off, f.body_len);
-		CHECK(T->probe_ok(c.st, buf + f.body_off, f.body_len) <= 1);
-		read_all(buf + f.body_off, f.body_len);
-		if (k < MAXF) {
-			lens[k++] = (size_t) rv;
+		if (skipping) {
+			skipping = 0; /* the rest of the oversize frame: not a frame */
+		} else {
+			(void) T->classify(c.st, buf + f.body_off, f.body_len);
+			CHECK(T->probe_ok(c.st, buf + f.body_off, f.body_len) <= 1);
+			read_all(buf + f.body_off, f.body_len);
+			if (k < MAXF) {
+				lens[k++] = (size_t) rv;
+			}
 		}
 		/* drop the frame: the rest moves to a new exact-size buffer */
 		size_t   rest = have - start - (size_t) rv;

@@ -733,9 +733,12 @@ test_abandoned_transaction(void **state)
 	iok_close(s);
 }
 
-/* A reply over IOK_OPT_RECVMAXSZ drops the connection (counted); a
- * message that is not a PostgreSQL request is refused with IOK_EINVAL;
- * both leave the socket working. */
+/* A reply over IOK_OPT_RECVMAXSZ fails its own request only, with
+ * IOK_EMSGSIZE (counted): the requests pipelined around it on the same
+ * connection all succeed and it is never reconnected; a message that is not
+ * a PostgreSQL request is refused with IOK_EINVAL; the socket keeps working.
+ */
+#define N_AROUND 100
 static void
 test_limits_and_refusals(void **state)
 {
@@ -744,6 +747,8 @@ test_limits_and_refusals(void **state)
 	char       u[512];
 	reply      r;
 	iok_msg   *m;
+	uint64_t   toks[N_AROUND + 2];
+	int        seen[N_AROUND + 2] = { 0 };
 
 	IOK_OK(iok_socket_open(&s, "pipelined-db"));
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECONNMINT, 20));
@@ -753,13 +758,54 @@ test_limits_and_refusals(void **state)
 	snprintf(u, sizeof(u), "postgres%s?application_name=iok_limits", strchr(url, ':'));
 	IOK_OK(iok_dial(s, u, NULL, 0));
 	m = call(s, q_sql("SELECT repeat('x', 100000)"));
-	assert_int_equal(iok_msg_status(m), IOK_ECONNRESET);
+	assert_int_equal(iok_msg_status(m), IOK_EMSGSIZE);
+	assert_int_equal(iok_msg_len(m), 0);
 	iok_msg_free(m);
 	assert_int_equal(tu_stat(s, "stat:rx-oversize"), 1);
+	/* Two big replies (one a single 4 MB row, one many rows) between
+	 * 100 small ones, all in flight at once. */
+	for (int i = 0; i < N_AROUND + 2; i++) {
+		if (i == 30) {
+			toks[i] = send_req(s, q_sql("SELECT repeat('y', 4000000)"));
+		} else if (i == 70) {
+			toks[i] = send_req(
+			    s, q_sql("SELECT repeat('z', 1000) FROM generate_series(1, 500)"));
+		} else {
+			toks[i] = send_req(s, q_int("SELECT $1::int", i));
+		}
+	}
+	for (int k = 0; k < N_AROUND + 2; k++) {
+		int i = -1;
+		m     = recv_one(s);
+		for (int j = 0; j < N_AROUND + 2; j++) {
+			if (toks[j] == iok_msg_token(m)) {
+				i = j;
+			}
+		}
+		assert_true(i >= 0 && !seen[i]);
+		seen[i] = 1;
+		if (i == 30 || i == 70) {
+			assert_int_equal(iok_msg_status(m), IOK_EMSGSIZE);
+		} else {
+			read_reply(m, &r);
+			assert_int_equal(r.first_int, i);
+		}
+		iok_msg_free(m);
+	}
+	assert_int_equal(tu_stat(s, "stat:rx-oversize"), 3);
+	assert_int_equal(tu_stat(s, "stat:pipes-opened"), 1);
+	assert_int_equal(tu_stat(s, "stat:reconnects"), 0);
+	assert_int_equal(tu_stat(s, "stat:proto-errors"), 0);
+	/* The limit raised at runtime reaches the open connection. */
+	IOK_OK(iok_socket_set_size(s, IOK_OPT_RECVMAXSZ, 1 << 20));
 	m = call(s, q_sql("SELECT length(repeat('x', 100000))"));
 	read_reply(m, &r);
 	assert_int_equal(r.first_int, 100000);
 	iok_msg_free(m);
+	m = call(s, q_sql("SELECT repeat('x', 100000)"));
+	assert_int_equal(iok_msg_status(m), 0);
+	iok_msg_free(m);
+	assert_int_equal(tu_stat(s, "stat:pipes-opened"), 1);
 	/* not a request built with iok_pg_* */
 	IOK_OK(iok_msg_alloc(&m, 0));
 	IOK_OK(iok_msg_append(m, "SELECT 1", 8));

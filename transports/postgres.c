@@ -50,6 +50,8 @@
 #define PG_STMT_MAX 256     /* prepared statements kept per connection */
 #define PG_HS_MSG_MAX 65536 /* largest handshake message we accept */
 #define PG_COLS_MAX 1664    /* the server's own column limit */
+#define PG_NOTIFY_MAX 65536 /* a NotificationResponse kept while skipping */
+#define NO_HOLD ((size_t) -1)
 
 /* target_session_attrs */
 enum { TSA_ANY = 0, TSA_READ_WRITE, TSA_READ_ONLY, TSA_PRIMARY, TSA_STANDBY, TSA_PREFER_STANDBY };
@@ -99,6 +101,13 @@ typedef struct pg_st {
 	int    ro_err;  /* the frame being cut holds a 25006 error */
 
 	size_t scan; /* complete messages of the current frame seen so far */
+
+	/* An oversize reply being stepped over (transport.h, skip). */
+	int    ov;       /* frame() refused a frame; classify() not yet told */
+	int    ov_alone; /* that frame is one message, not a reply */
+	int    skipping;
+	size_t drop; /* bytes of a message being dropped, past buf's end */
+	size_t hold; /* notifications kept (from here to scan), or NO_HOLD */
 
 	pg_expect *q; /* ring of outstanding replies */
 	size_t     qcap, qhead, qlen;
@@ -680,6 +689,18 @@ pg_set_recv_max(void *arg, size_t recv_max)
 	((pg_st *) arg)->recv_max = recv_max;
 }
 
+/* A message that is a frame by itself when it comes first: a
+ * notification, or a notice / parameter change / error / ready between
+ * replies (none outstanding, or the reconnect marker still due). */
+static int
+is_alone(const pg_st *s, uint8_t t)
+{
+	return t == 'A' ||
+	       ((s->qlen == 0 || s->marker) && (t == 'N' || t == 'S' || t == 'E' || t == 'Z'));
+}
+
+static ssize_t frame_skip(pg_st *s, uint8_t *buf, size_t len, ik_frame *f);
+
 static ssize_t
 pg_frame(void *arg, const uint8_t *cbuf, size_t len, ik_frame *f)
 {
@@ -687,6 +708,9 @@ pg_frame(void *arg, const uint8_t *cbuf, size_t len, ik_frame *f)
 	size_t pos = s->scan;
 
 	f->need = 0;
+	if (s->skipping) {
+		return frame_skip(s, (uint8_t *) (uintptr_t) cbuf, len, f);
+	}
 	for (;;) {
 		if (len - pos < 5) {
 			s->scan = pos;
@@ -701,7 +725,9 @@ pg_frame(void *arg, const uint8_t *cbuf, size_t len, ik_frame *f)
 		}
 		size_t mlen = (size_t) L + 1;
 		if (s->recv_max != 0 && pos + mlen > s->recv_max) {
-			s->scan = 0;
+			s->scan     = 0;
+			s->ov       = 1;
+			s->ov_alone = pos == 0 && is_alone(s, t);
 			return -IOK_EMSGSIZE;
 		}
 		if (len - pos < mlen) {
@@ -732,9 +758,7 @@ pg_frame(void *arg, const uint8_t *cbuf, size_t len, ik_frame *f)
 			f->body_len = mlen;
 			return (ssize_t) mlen;
 		}
-		int alone = t == 'A' || (pos == 0 && (s->qlen == 0 || s->marker) &&
-		                            (t == 'N' || t == 'S' || t == 'E' || t == 'Z'));
-		if (alone || t == 'Z') {
+		if ((pos == 0 && is_alone(s, t)) || t == 'Z') {
 			size_t n    = pos + mlen;
 			s->scan     = 0;
 			f->body_off = 0;
@@ -743,6 +767,120 @@ pg_frame(void *arg, const uint8_t *cbuf, size_t len, ik_frame *f)
 		}
 		pos += mlen;
 	}
+}
+
+/* Stepping over an oversize frame (transport.h, skip).  A reply is every
+ * message up to its ReadyForQuery: each is passed over as it arrives, a big
+ * DataRow even before it is whole (drop counts what is still to come), so
+ * the pipe's buffer never holds the reply.  Notifications, which the server
+ * sends just before a ReadyForQuery, are kept (hold) and moved behind it,
+ * so they are delivered as frames of their own once the reply is passed.
+ * A frame that is one message (is_alone) ends with that message. */
+static ssize_t
+frame_skip(pg_st *s, uint8_t *buf, size_t len, ik_frame *f)
+{
+	size_t pos = s->scan;
+
+	for (;;) {
+		if (s->drop > 0) {
+			if (len - pos < s->drop) {
+				s->drop -= len - pos;
+				s->scan = len;
+				f->need = 0;
+				return 0;
+			}
+			pos += s->drop;
+			s->drop = 0;
+			if (s->ov_alone) {
+				break;
+			}
+			continue;
+		}
+		if (len - pos < 5) {
+			s->scan = pos;
+			f->need = pos + 5;
+			return 0;
+		}
+		uint8_t  t = buf[pos];
+		uint32_t L = ik_pg_u32(buf + pos + 1);
+		if (!ik_pg_backend_type_ok(t) || L < 4 || L > IK_PG_MSG_MAX) {
+			return -IOK_EPROTO;
+		}
+		size_t mlen = (size_t) L + 1;
+		if (t == 'Z' && L != 5) {
+			return -IOK_EPROTO; /* and never a reason to buffer */
+		}
+		if (!s->ov_alone && (t == 'Z' || (t == 'A' && mlen <= PG_NOTIFY_MAX))) {
+			if (len - pos < mlen) {
+				s->scan = pos; /* small: wait for all of it */
+				f->need = pos + mlen;
+				return 0;
+			}
+			if (t == 'A') {
+				if (s->hold == NO_HOLD) {
+					s->hold = pos;
+				}
+				pos += mlen;
+				continue;
+			}
+			s->txstatus = (char) buf[pos + 5];
+			if (s->hold != NO_HOLD) {
+				/* [hold, pos) notifications, then Z: Z first. */
+				reverse(buf + s->hold, pos - s->hold);
+				reverse(buf + pos, mlen);
+				reverse(buf + s->hold, pos + mlen - s->hold);
+				pos = s->hold;
+			}
+			pos += mlen;
+			break;
+		}
+		/* Anything else: the reply's, dropped; notifications kept
+		 * before it were not the reply's end after all. */
+		s->hold = NO_HOLD;
+		if (len - pos < mlen) {
+			s->drop = mlen - (len - pos);
+			s->scan = len;
+			f->need = 0;
+			return 0;
+		}
+		pos += mlen;
+		if (s->ov_alone) {
+			break;
+		}
+	}
+	s->skipping = 0;
+	s->ov_alone = 0;
+	s->scan     = 0;
+	s->hold     = NO_HOLD;
+	f->body_off = 0;
+	f->body_len = pos;
+	return (ssize_t) pos;
+}
+
+/* skip(NULL, 0) starts over at the frame's first byte with no limit; then
+ * each call forgets what frame_skip passed, notifications kept excepted. */
+static size_t
+pg_skip(void *arg, const uint8_t *buf, size_t len)
+{
+	pg_st *s = arg;
+	size_t n;
+
+	if (buf == NULL) {
+		s->skipping = 1;
+		s->scan     = 0;
+		s->drop     = 0;
+		s->hold     = NO_HOLD;
+		return 0;
+	}
+	n = s->hold != NO_HOLD ? s->hold : s->scan;
+	if (n > len) {
+		n = len;
+	}
+	s->scan -= n;
+	if (s->hold != NO_HOLD) {
+		s->hold -= n;
+	}
+	return n;
 }
 
 /* ---------------------------------------------------- statement cache */
@@ -1127,12 +1265,40 @@ is_reply(const uint8_t *b, size_t len)
 	       (b[len - 1] == 'I' || b[len - 1] == 'T' || b[len - 1] == 'E');
 }
 
+/* The pipe asks about a frame frame() refused as oversize, from its first
+ * bytes only.  A reply answers the oldest outstanding request, which fails
+ * alone (its statement, maybe prepared by it, is closed: it cannot learn
+ * from a reply it never sees); a lone message nobody waits for is dropped. */
+static int
+classify_oversize(pg_st *s, const uint8_t *body, size_t len)
+{
+	pg_expect e;
+
+	s->ov = 0;
+	if (s->ov_alone) {
+		return len > 0 && body[0] == 'A' ? IK_FRAME_PUSH : IK_FRAME_SKIP;
+	}
+	if (s->qlen == 0) {
+		return IK_FRAME_REPLY; /* answers nothing: the pattern sees it */
+	}
+	e        = s->q[s->qhead];
+	s->qhead = (s->qhead + 1) % s->qcap;
+	s->qlen--;
+	if (e.slot >= 0 && e.parse && s->stmts[e.slot].id == e.sid) {
+		stmt_drop(s, e.slot, 1);
+	}
+	return e.kind == E_INTERNAL ? IK_FRAME_SKIP : IK_FRAME_REPLY;
+}
+
 static int
 pg_classify(void *arg, const uint8_t *body, size_t len)
 {
 	pg_st    *s = arg;
 	pg_expect e;
 
+	if (s->ov) {
+		return classify_oversize(s, body, len);
+	}
 	if (len > 0 && body[0] == 'A') {
 		return IK_FRAME_PUSH;
 	}
@@ -1293,6 +1459,7 @@ pg_error_text(void *st, char *buf, size_t cap)
 		.probe         = pg_probe,                   \
 		.probe_ok      = pg_probe_ok,                \
 		.rank          = pg_rank,                    \
+		.skip          = pg_skip,                    \
 	}
 
 PG_TRANSPORT(ik_tran_postgresql, "postgresql", IK_ADDR_TCP, 5432);

@@ -14,7 +14,7 @@ import pytest
 
 import iok
 import iok.redis as ir
-from conftest import free_tcp_port
+from conftest import free_tcp_port, wait_until
 from redis_fixtures import need_redis, redis_module_server, redis_server  # noqa: F401
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -135,3 +135,96 @@ def test_logging_records_connects_and_failures(redis_server, caplog):
     assert any(m.startswith("connected to redis://127.0.0.1:%d" % redis_server.port)
                for m in msgs), msgs
     assert any("failed" in m and "127.0.0.1:%d" % port in m for m in msgs), msgs
+
+
+def _iok_records(caplog):
+    iok._watch.tick()  # what the watcher thread does every INTERVAL
+    return [r for r in caplog.records if r.name == "iok"]
+
+
+def test_logging_records_sp_connects_drops_reconnects_refusals(caplog, inproc_url):
+    """Logger "iok": connects, drops, reconnects and refused (oversize)
+    messages of plain sockets, from the counters the kernel keeps (no
+    Python code ever runs on the kernel thread)."""
+    caplog.set_level(logging.INFO, logger="iok")
+    port = free_tcp_port()
+    url = "tcp://127.0.0.1:%d" % port
+    pull = iok.Pull(listen=url, recv_max_size=1000, recv_timeout=30000)
+    push = iok.Push(dial=url, send_timeout=30000)
+    try:
+        P, Q = type(push).__name__, type(pull).__name__  # Push0, Pull0
+        wait_until(lambda: pull.stats["pipes"] == 1 and push.stats["pipes"] == 1, what="connected")
+        msgs = [r.getMessage() for r in _iok_records(caplog)]
+        assert any(m.startswith("%s dial %s: connected (1 connection)" % (P, url)) for m in msgs), msgs
+        assert any(m.startswith("%s listen %s: connected" % (Q, url)) for m in msgs), msgs
+
+        # refused at the receiver (the sender cannot know the limit on
+        # tcp), which drops that connection, as nng; the dialer redials
+        push.send(b"x" * 5000)
+        wait_until(lambda: pull.stats["rx-oversize"] == 1 and push.stats["reconnects"] == 1
+                   and push.stats["pipes"] == 1 and pull.stats["pipes"] == 1
+                   and pull.stats["pipes-opened"] == 2, what="the oversize drop and the reconnect")
+        recs = _iok_records(caplog)
+        msgs = [r.getMessage() for r in recs]
+        refused = [r for r in recs if "over recv_max_size refused" in r.getMessage()]
+        assert len(refused) == 1 and refused[0].levelno == logging.WARNING, msgs
+        assert refused[0].getMessage().startswith("%s listen %s: 1 received message" % (Q, url))
+        dropped = [r for r in recs if r.getMessage().startswith("%s dial %s: 1 connection dropped" % (P, url))]
+        assert len(dropped) == 1 and dropped[0].levelno == logging.WARNING, msgs
+        assert any(m.startswith("%s dial %s: reconnected (1)" % (P, url)) for m in msgs), msgs
+        n = len(caplog.records)
+        assert _iok_records(caplog) and len(caplog.records) == n  # nothing new: nothing logged
+    finally:
+        push.close()
+        pull.close()
+
+    # refused at an inproc sender, which knows the peer's limit
+    caplog.clear()
+    with iok.Pull(listen=inproc_url, recv_max_size=1000) as p2, \
+            iok.Push(dial=inproc_url, send_timeout=30000) as s2:
+        wait_until(lambda: s2.stats["pipes"] == 1, what="inproc connected")
+        with pytest.raises(iok.MessageTooLarge):
+            s2.send(b"y" * 2000)
+        assert s2.stats["tx-oversize"] == 1
+        msgs = [r.getMessage() for r in _iok_records(caplog)]
+        assert any("1 message refused at the sender" in m for m in msgs), msgs
+        assert p2.stats["rx-oversize"] == 0
+
+
+def test_logging_secrets_never_logged(caplog):
+    """A URL's password never reaches a log record."""
+    caplog.set_level(logging.INFO, logger="iok")
+    port = free_tcp_port()
+    with iok.Pull(listen="tcp://127.0.0.1:%d" % port), \
+            iok.Push(dial="tcp://user:s3cret@127.0.0.1:%d" % port) as push:
+        wait_until(lambda: push.stats["pipes"] == 1, what="connected")
+        text = " ".join(r.getMessage() for r in _iok_records(caplog))
+    assert "s3cret" not in text
+
+
+@need_redis
+def test_logging_records_redis_refused_drop_reconnect(redis_server, caplog):
+    """iok.redis: a reply refused as over recv_max_size, and a connection
+    the server dropped then redialled, are logged as they happen (the client
+    idle), with the URL."""
+    caplog.set_level(logging.INFO, logger="iok")
+    url = redis_server.url(name="logdrop")
+    with ir.Client(url, socket_timeout=30.0, recv_max_size=1000,
+                   reconnect_time_max=100) as r:
+        r.set("biglog", b"b" * 5000)
+        with pytest.raises(iok.MessageTooLarge):
+            r.get("biglog")
+        msgs = [m.getMessage() for m in _iok_records(caplog)]
+        assert any(m.startswith("iok.redis dial %s: 1 received message over recv_max_size refused"
+                                % url) for m in msgs), msgs
+        assert sum("connected to %s" % url in m for m in msgs) == 1, msgs  # no duplicate
+        with redis_server.admin() as a:
+            (mine,) = a.clients("logdrop")
+            a("CLIENT", "KILL", "ID", mine["id"])
+        wait_until(lambda: r.stats["reconnects"] == 1 and r.stats["pipes"] == 1, what="redial")
+        msgs = [m.getMessage() for m in _iok_records(caplog)]
+        assert any(m.startswith("iok.redis dial %s: 1 connection dropped" % url) for m in msgs), msgs
+        assert any(m.startswith("iok.redis dial %s: reconnected (1)" % url) for m in msgs), msgs
+        with pytest.raises(iok.MessageTooLarge):  # still the same, still usable
+            r.get("biglog")
+        assert r.ping() is True

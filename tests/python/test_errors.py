@@ -180,3 +180,23 @@ def test_message_too_large_is_dropped_not_raised(inproc_url, tcp_url):
         from conftest import wait_until
         wait_until(lambda: pull.getopt("stat:rx-oversize", "uint64") >= 1, what="oversize count")
         assert pull.stats["rx-oversize"] >= 1
+
+
+def test_recv_max_size_reaches_an_open_listener(tcp_url):
+    """recv_max_size changed at runtime applies to the listener already
+    open and to its live connection: a message over the new limit is
+    refused (counted, the connection dropped as nng does) where the same
+    message passed before."""
+    from conftest import wait_until
+    with iok.Pull(listen=tcp_url, recv_timeout=30000) as pull, \
+            iok.Push(dial=tcp_url, send_timeout=30000) as push:
+        push.send(b"x" * 5000)
+        assert pull.recv() == b"x" * 5000
+        pull.recv_max_size = 1000
+        push.send(b"y" * 5000)
+        wait_until(lambda: pull.stats["rx-oversize"] == 1, what="oversize count")
+        wait_until(lambda: push.stats["pipes"] == 1 and push.stats["reconnects"] >= 1,
+                   what="the redial")
+        push.send(b"small")
+        assert pull.recv() == b"small"
+        assert pull.stats["rx-oversize"] == 1

@@ -10,8 +10,11 @@ import datetime
 import decimal
 import itertools
 import json
+import logging
 import os
+import re
 import threading
+import urllib.parse
 import uuid
 
 import pytest
@@ -291,6 +294,46 @@ def test_abandoned_transaction_is_rolled_back(pg, wire, run, name, table):
 
 
 # ------------------------------------------------------- failures, errors
+
+def test_reply_over_limit_fails_alone(pg, wire, run, name, caplog):
+    """No reply-size limit by default (a 16 MB value comes back); with
+    recv_max_size, a reply over it fails only its own query with
+    iok.MessageTooLarge: the 100 queries pipelined around it succeed on the
+    same, never-dropped connection."""
+    async def main():
+        url = pg.url("iok_scram", application_name=name)
+        async with iok.pg.AsyncClient(url) as db:
+            assert len(await db.fetchval("SELECT repeat('v', 16000000)")) == 16000000
+        async with iok.pg.AsyncClient(url, recv_max_size=64 * 1024) as db:
+            def q(i):
+                if i == 50:
+                    return db.fetchval("SELECT repeat('x', 4000000)")
+                if i == 75:
+                    return db.fetch("SELECT repeat('y', 1000) FROM generate_series(1, 200)")
+                return db.fetchval("SELECT $1::int", i)
+            got = await asyncio.gather(*(q(i) for i in range(101)), return_exceptions=True)
+            for i, v in enumerate(got):
+                if i in (50, 75):
+                    assert isinstance(v, iok.MessageTooLarge), repr(v)
+                else:
+                    assert v == i
+            assert await db.fetchval("SELECT length(repeat('x', 60000))") == 60000
+            stats = db.stats
+            assert stats["rx-oversize"] == 2
+            assert stats["pipes-opened"] == 1 and stats["reconnects"] == 0
+            assert backends(wire, name) == 1
+            # logged (logger "iok"), without the URL's password
+            caplog.set_level(logging.INFO, logger="iok")
+            iok._watch.tick()
+            msgs = [r.getMessage() for r in caplog.records if r.name == "iok"]
+            # (the watcher thread may have logged the first one already)
+            counts = [re.match(r"iok\.pg dial postgresql://[^ ]*: (\d+) received messages? over "
+                               r"recv_max_size refused$", m) for m in msgs]
+            assert sum(int(c.group(1)) for c in counts if c) == 2, msgs
+            pw = urllib.parse.urlsplit(url).password
+            assert not pw or not any(pw in m for m in msgs)
+    run(main())
+
 
 def test_statement_timeout_and_client_timeout(pg, run, name):
     async def main():

@@ -325,6 +325,14 @@ def test_secrets_never_shown(fresh_redis, run):
     r = ir.Client(host="127.0.0.1", port=srv.port, password="s3cret", socket_timeout=T)
     assert "s3cret" not in repr(r) and r.ping() is True
     r.close()
+    r = ir.Redis(host="127.0.0.1", port=srv.port, username="default", password="s3cret",
+                 socket_timeout=T)
+    assert "s3cret" not in repr(r) and r.ping() is True
+    r.close()
+    with pytest.raises(ir.AuthenticationError) as ei:
+        ir.Client(host="127.0.0.1", port=srv.port, username="nobody", password="s3cret",
+                  socket_timeout=T)
+    assert "s3cret" not in str(ei.value) and "s3cret" not in repr(ei.value)
     with pytest.raises(ir.AuthenticationError, match="WRONGPASS") as ei:
         ir.Client(bad, socket_timeout=T)
     assert isinstance(ei.value, iok.PeerAuthError)
@@ -393,6 +401,51 @@ def test_malformed_resp_is_a_protocol_error_sync_and_async(run):
         assert issubclass(classes[0], iok.ProtocolError)
     finally:
         fake.close()
+
+
+def test_same_fault_same_class_refused_timeout_oversize(redis_server, silent, run):
+    """Connection refused, a server that never answers, a reply over
+    recv_max_size: each the same class from Client and from AsyncClient."""
+    refused = "redis://127.0.0.1:%d" % free_tcp_port()
+    classes = _same_class_sync_async(refused, run)
+    assert len(classes) == 2 and classes[0] is classes[1], classes
+    assert issubclass(classes[0], ir.ConnectionError) and issubclass(classes[0], iok.ConnectionRefused)
+
+    got = []
+    try:
+        ir.Client(silent.url, socket_connect_timeout=0.1)
+    except ir.RedisError as e:
+        got.append(type(e))
+
+    async def connect():
+        try:
+            await ir.AsyncClient(silent.url, socket_connect_timeout=0.1).initialize()
+        except ir.RedisError as e:
+            got.append(type(e))
+    run(connect())
+    assert len(got) == 2 and got[0] is got[1] and issubclass(got[0], ir.TimeoutError), got
+
+    big = b"b" * 5000
+    with ir.Client(redis_server.url(), socket_timeout=T) as r:
+        r.set("toolarge", big)
+    got = []
+    with ir.Client(redis_server.url(), socket_timeout=T, recv_max_size=1000) as r:
+        try:
+            r.get("toolarge")
+        except ir.RedisError as e:
+            got.append(type(e))
+        assert r.ping() is True  # the connection stays
+
+    async def get():
+        async with ir.AsyncClient(redis_server.url(), socket_timeout=T, recv_max_size=1000) as r:
+            try:
+                await r.get("toolarge")
+            except ir.RedisError as e:
+                got.append(type(e))
+            assert await r.ping() is True
+    run(get())
+    assert len(got) == 2 and got[0] is got[1], got
+    assert issubclass(got[0], ir.DataError) and issubclass(got[0], iok.MessageTooLarge)
 
 
 # ------------------------------------------------------------- 6. fork

@@ -8,6 +8,7 @@ import inspect
 
 import pytest
 
+import iok
 import iok.redis as ir
 from conftest import wait_until
 from redis_fixtures import need_redis, redis_module_server, redis_server  # noqa: F401
@@ -315,3 +316,47 @@ def test_sync_pubsub_redis_py_semantics(redis_server):
         r.publish("ch", "y")
         assert next(iter(ps.listen()))["data"] == b"y"
         ps.close()
+
+
+def test_get_message_waits_its_timeout_in_seconds(redis_server, run):
+    """get_message(timeout=s) waits up to s seconds (not milliseconds, not
+    at once) and is woken by a message published meanwhile, sync and
+    asyncio; Client(timeout=5) is 5 seconds."""
+    import threading
+    import time
+    assert ir.Client("redis://127.0.0.1:1", wait=None, timeout=5).timeout == 5.0
+    with ir.Redis(redis_server.url(db=9), socket_timeout=T) as r:
+        ps = r.pubsub(ignore_subscribe_messages=True)
+        ps.subscribe("wait-ch")
+        t0 = time.monotonic()
+        assert ps.get_message(timeout=0.3) is None
+        assert time.monotonic() - t0 >= 0.25  # waited (a timer may round: not 0.3 exactly)
+        go = threading.Event()
+
+        def publish():
+            go.wait(T)
+            r.publish("wait-ch", "late")
+        th = threading.Thread(target=publish)
+        th.start()
+        go.set()
+        assert ps.get_message(timeout=T)["data"] == b"late"  # woken by it
+        th.join()
+        ps.close()
+
+    async def main():
+        r = ir.asyncio.Redis.from_url(redis_server.url(db=9), socket_timeout=T)
+        ps = r.pubsub()
+        await ps.subscribe("wait-ch")
+        t0 = time.monotonic()
+        assert await ps.get_message(ignore_subscribe_messages=True, timeout=0.3) is None
+        assert time.monotonic() - t0 >= 0.25
+        waiter = asyncio.ensure_future(ps.get_message(ignore_subscribe_messages=True, timeout=T))
+        await asyncio.sleep(0)
+        await r.publish("wait-ch", "late")
+        assert (await waiter)["data"] == b"late"
+        await ps.aclose()
+        await r.close()  # redis.asyncio's habit: close() is awaitable
+        assert r.closed
+        with pytest.raises(iok.Closed):
+            await r.get("k")
+    run(main())

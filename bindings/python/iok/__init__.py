@@ -19,7 +19,7 @@ Timeouts and durations are in milliseconds, as in iok's (and nng's) options.
 import asyncio
 import os
 
-from . import _iok
+from . import _iok, _watch
 from ._iok import strerror, fini, debug_listen, debug_close, marker, metrics_listen, statsd
 from ._iok import Counter as counter, Timer as timer
 
@@ -397,7 +397,7 @@ class Socket(_iok.Socket):
     surveyor, pipelined-db), many outstanding on one socket.
     """
 
-    __slots__ = ("_aio", "__weakref__")
+    __slots__ = ("_aio", "_where", "__weakref__")
     _pattern = None
 
     def __init__(self, pattern=None, *, raw=False, dial=None, listen=None, **options):
@@ -406,10 +406,12 @@ class Socket(_iok.Socket):
             if pattern is None:
                 raise TypeError("Socket() needs a pattern name")
         self._aio = None
+        self._where = []
         for k in options:
             if k not in OPTIONS:
                 raise _unknown_keyword(type(self).__name__, k)
         super().__init__(pattern, raw)
+        _watch.watch(self)  # logging records of its connections (logger "iok")
         try:
             for k, v in options.items():
                 self.set_option(k, v)
@@ -427,6 +429,11 @@ class Socket(_iok.Socket):
             return "<%s %s %s>" % (type(self).__name__, self.getopt("protocol-name", "string"), state)
         except Error:
             return "<%s closed>" % type(self).__name__
+
+    def _where_text(self):
+        """The socket and its endpoints, for log records (no secrets)."""
+        name = getattr(self, "_log_name", None) or type(self).__name__
+        return "%s %s" % (name, " ".join(self._where) or "(no endpoint)")
 
     # -- lifetime
     def close(self):
@@ -457,6 +464,7 @@ class Socket(_iok.Socket):
         waits for the first connection and raises its error (the wait is
         interrupted by Ctrl+C at once; the attempt is then abandoned)."""
         try:
+            self._where.append("dial %s" % str(_redact(url)).split("?")[0])
             if not block:
                 return Dialer(_iok.Socket.dial(self, url, False), self)
             return Dialer(_interruptible(_iok.Socket.dial, self, url, True), self)
@@ -467,6 +475,7 @@ class Socket(_iok.Socket):
         """Bind url and accept connections; returns a Listener (.port tells
         the port bound for tcp://host:0)."""
         try:
+            self._where.append("listen %s" % str(_redact(url)).split("?")[0])
             return Listener(_iok.Socket.listen(self, url), self)
         except Error as e:
             raise _say(e, "listening on " + _redact(url)) from None

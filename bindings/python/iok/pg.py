@@ -305,6 +305,7 @@ class _PgSocket(Db):
     replies in C."""
 
     __slots__ = ("_loads",)
+    _log_name = "iok.pg"  # in log records (logger "iok", see iok/_watch.py)
 
     def _dispatch(self, pending):
         return _iok.pg_dispatch(self.id, pending, self._loads)

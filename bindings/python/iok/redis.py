@@ -1267,6 +1267,11 @@ class _DbSocket(Db):
     in C."""
 
     __slots__ = ("_rflags",)
+    # The client logs its connects itself (with the server's refusal when
+    # there is one); the watcher (iok/_watch.py) logs drops and reconnects
+    # as they happen, idle or not.
+    _log_links = "no-connects"
+    _log_name = "iok.redis"
 
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
@@ -1415,6 +1420,7 @@ class _Base(Commands):
     def _new_sock(self, side=False):
         sock = _DbSocket(**self._sockopts)
         sock._rflags = self._flags
+        sock._where.append(("dial %s" if not side else "dial %s (own connection)") % self.url)
         try:
             if not side and self._pool_size != 1:
                 sock.setopt("pool-size", self._pool_size)
@@ -1522,13 +1528,13 @@ class _Base(Commands):
         except Error as e:
             raise _redis_error(e, self.url) from None
         if pipes == 0:
-            if not self._suspect:
-                log.warning("connection to %s lost; reconnecting in the background", self.url)
+            if not self._suspect:  # the watcher logged the drop itself
+                log.debug("connection to %s lost; reconnecting in the background", self.url)
             self._suspect = True
             raise _FLAVOURS[_iokpkg.ConnectionReset](
                 "no connection to %s (lost; iok reconnects in the background)" % self.url)
         if self._suspect:
-            log.info("reconnected to %s", self.url)
+            log.debug("reconnected to %s", self.url)
             self._suspect = False
             try:
                 self._proto_base = sock.getopt("stat:proto-errors", "uint64")
