@@ -237,18 +237,38 @@ close_fds(SockObject *so)
 	}
 }
 
+/* Our dup of iok's descriptor fd in *mine: at the number we already had
+ * (a forked child keeps the numbers the application registered), else
+ * the lowest free one. */
+static void
+redup(int *mine, int fd)
+{
+	if (*mine >= 0 && dup3(fd, *mine, O_CLOEXEC) >= 0) {
+		return;
+	}
+	if (*mine >= 0) {
+		close(*mine);
+	}
+	*mine = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+}
+
 /* (Re)make our dups of iok's descriptors. */
 static void
 dup_fds(SockObject *so)
 {
 	int fd;
-	close_fds(so);
 	so->gen = g_fork_gen;
 	if (iok_socket_get_int(so->s, IOK_OPT_RECVFD, &fd) == 0 && fd >= 0) {
-		so->rfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		redup(&so->rfd, fd);
+	} else if (so->rfd >= 0) {
+		close(so->rfd);
+		so->rfd = -1;
 	}
 	if (iok_socket_get_int(so->s, IOK_OPT_SENDFD, &fd) == 0 && fd >= 0) {
-		so->sfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		redup(&so->sfd, fd);
+	} else if (so->sfd >= 0) {
+		close(so->sfd);
+		so->sfd = -1;
 	}
 }
 
@@ -260,6 +280,10 @@ fork_sync(SockObject *so)
 {
 	if (so->gen != g_fork_gen) {
 		so->users = 0;
+		/* Batched messages are the parent's, as iok's queue was:
+		 * never delivered in the child too. */
+		rb_drop(so);
+		so->rb_raised = 0;
 		if (so->open) {
 			dup_fds(so);
 		} else {

@@ -100,6 +100,30 @@ def test_fork_queued_messages_stay_the_parents(inproc_url):
         assert [pull.recv() for _ in range(5)] == [b"%d" % i for i in range(5)]
 
 
+def test_fork_batched_messages_stay_the_parents(inproc_url):
+    """The binding takes messages from iok in batches: those already taken
+    into the socket object when the process forks are the parent's too."""
+    with iok.Pull(listen=inproc_url, recv_timeout=T) as pull, iok.Push(dial=inproc_url) as push:
+        for i in range(5):
+            push.send(b"%d" % i)
+        wait_until(lambda: pull.getopt("stat:rx-msgs", "uint64") == 5, what="deliveries")
+        fd = pull.recv_fd
+        assert pull.recv() == b"0"  # the other four wait in the batch
+
+        def in_child():
+            import select
+            assert pull.recv_fd == fd
+            assert select.select([fd], [], [], 0)[0] == []
+            try:
+                pull.recv(timeout=0)
+            except iok.TryAgain:
+                return True
+            return False
+
+        assert child(in_child) == 0
+        assert [pull.recv() for _ in range(4)] == [b"%d" % i for i in range(1, 5)]
+
+
 def test_fork_child_closes_and_exits_with_sockets_open(tcp_url):
     with iok.Pull(listen=tcp_url, recv_timeout=T) as pull, iok.Push(dial=tcp_url) as push:
         wait_connected(pull)
