@@ -514,4 +514,71 @@ tu_db_call(tu_db *c, iok_msg *m, uint32_t session, int timeout_ms)
 	return tu_db_wait(c, tu_db_send(c, m, session, 0), timeout_ms, NULL);
 }
 
+/* n PINGs in flight at once, every reply awaited. */
+static TU_UNUSED void
+tu_ping_burst(iok_socket s, int n)
+{
+	for (int i = 0; i < n; i++) {
+		uint64_t tok;
+		IOK_OK(iok_request(s, tu_cmd("PING", NULL), &tok, 0));
+	}
+	for (int i = 0; i < n; i++) {
+		iok_msg *m;
+		IOK_OK(iok_recvmsg(s, &m, 0));
+		assert_int_equal(iok_msg_status(m), 0);
+		tu_assert_reply(m, "PONG");
+		iok_msg_free(m);
+	}
+}
+
+/* A command on a side connection to one server; its reply must start
+ * with expect. */
+static TU_UNUSED void
+tu_redis_raw(int port, const char *resp, const char *expect)
+{
+	struct sockaddr_in sa;
+	char               buf[128];
+	int                fd = socket(AF_INET, SOCK_STREAM, 0);
+	ssize_t            n;
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family      = AF_INET;
+	sa.sin_port        = htons((uint16_t) port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+	assert_int_equal(write(fd, resp, strlen(resp)), (ssize_t) strlen(resp));
+	assert_true((n = read(fd, buf, sizeof(buf) - 1)) > 0);
+	buf[n] = '\0';
+	if (strncmp(buf, expect, strlen(expect)) != 0) {
+		fail_msg("%s answered %s", resp, buf);
+	}
+	close(fd);
+}
+
+/* A fresh redis-server for each test of a group: tu_redis_setup and
+ * tu_redis_teardown as cmocka fixtures, the server in tu_srv (a test
+ * skips where redis-server is not installed). */
+static TU_UNUSED tu_redis tu_srv;
+
+static TU_UNUSED int
+tu_redis_setup(void **state)
+{
+	(void) state;
+	memset(&tu_srv, 0, sizeof(tu_srv));
+	if (!tu_redis_available()) {
+		skip();
+	}
+	if (tu_redis_start(&tu_srv) != 0) {
+		fail_msg("redis-server did not start");
+	}
+	return 0;
+}
+
+static TU_UNUSED int
+tu_redis_teardown(void **state)
+{
+	(void) state;
+	tu_redis_stop(&tu_srv);
+	return 0;
+}
+
 #endif /* IOK_REDISUTIL_H */

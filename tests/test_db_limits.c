@@ -18,31 +18,7 @@
 #define BIG (64u << 20)
 #define NINCR 100
 
-static tu_redis srv;
-
-static int
-setup(void **state)
-{
-	(void) state;
-	memset(&srv, 0, sizeof(srv));
-	if (!tu_redis_available()) {
-		skip();
-	}
-	if (tu_redis_start(&srv) != 0) {
-		fail_msg("redis-server did not start");
-	}
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	(void) state;
-	tu_redis_stop(&srv);
-	return 0;
-}
-
-/* A db socket on srv named name, with a receive limit unless 0 (then the
+/* A db socket on tu_srv named name, with a receive limit unless 0 (then the
  * default is checked to be none); waits for the connection. */
 static iok_socket
 open_db(const char *name, size_t recv_max)
@@ -56,7 +32,7 @@ open_db(const char *name, size_t recv_max)
 	if (recv_max != 0) {
 		IOK_OK(iok_socket_set_size(s, IOK_OPT_RECVMAXSZ, recv_max));
 	}
-	IOK_OK(iok_dial(s, tu_redis_url(&srv, name, url, sizeof(url)), NULL, IOK_FLAG_SYNC));
+	IOK_OK(iok_dial(s, tu_redis_url(&tu_srv, name, url, sizeof(url)), NULL, IOK_FLAG_SYNC));
 	return s;
 }
 
@@ -293,9 +269,12 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_big_reply_no_limit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_big_reply_limited, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_big_aggregate_plain, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_big_reply_no_limit, tu_redis_setup, tu_redis_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_big_reply_limited, tu_redis_setup, tu_redis_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_big_aggregate_plain, tu_redis_setup, tu_redis_teardown),
 		cmocka_unit_test(test_fail_fast),
 	};
 	if (getenv("IOK_TEST_FILTER") != NULL) {

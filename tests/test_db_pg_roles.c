@@ -228,25 +228,6 @@ wait_peers(iok_socket s, int n)
 	}
 }
 
-/* The dialer's upstream for port: its field name (e.g. errors). */
-static uint64_t
-up_field(iok_dialer d, int port, const char *name)
-{
-	char       *ups = NULL, want[32], key[32];
-	const char *line, *f = NULL;
-	uint64_t    v;
-	IOK_OK(iok_dialer_get_string(d, IOK_OPT_UPSTREAMS, &ups));
-	snprintf(want, sizeof(want), ":%d ", port);
-	snprintf(key, sizeof(key), " %s=", name);
-	if ((line = strstr(ups, want)) == NULL || (f = strstr(line, key)) == NULL) {
-		fail_msg("no %s for port %d in:\n%s", name, port, ups);
-		return 0;
-	}
-	v = strtoull(f + strlen(key), NULL, 10);
-	iok_strfree(ups);
-	return v;
-}
-
 typedef struct want_err {
 	iok_dialer d;
 	int        port;
@@ -256,7 +237,7 @@ static int
 refused_once(void *arg)
 {
 	want_err *w = arg;
-	return up_field(w->d, w->port, "errors") >= 1;
+	return tu_upstream_field(w->d, w->port, "errors") >= 1;
 }
 
 static void
@@ -316,7 +297,7 @@ test_routes_by_attrs(void **state)
 			/* The other server was tried and refused, and says why. */
 			want_err w = { d, other };
 			assert_true(tu_wait_for(refused_once, &w, T_MS));
-			assert_int_equal(up_field(d, other, "pipes"), 0);
+			assert_int_equal(tu_upstream_field(d, other, "pipes"), 0);
 			last_error_has(s, "target_session_attrs=");
 			last_error_has(s, cases[i].attrs);
 		} else {

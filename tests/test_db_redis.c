@@ -33,31 +33,7 @@
 
 #define T_MS 30000 /* bounds a failure; success never waits for it */
 
-static tu_redis srv;
-
-static int
-setup(void **state)
-{
-	(void) state;
-	memset(&srv, 0, sizeof(srv));
-	if (!tu_redis_available()) {
-		skip();
-	}
-	if (tu_redis_start(&srv) != 0) {
-		fail_msg("redis-server did not start");
-	}
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	(void) state;
-	tu_redis_stop(&srv);
-	return 0;
-}
-
-/* A db socket connected to srv (waits for the first connection). */
+/* A db socket connected to tu_srv (waits for the first connection). */
 static iok_socket
 open_db(const char *name, int pool, iok_dialer *dp)
 {
@@ -69,7 +45,7 @@ open_db(const char *name, int pool, iok_dialer *dp)
 	if (pool > 1) {
 		IOK_OK(iok_socket_set_int(s, IOK_OPT_POOL_SIZE, pool));
 	}
-	IOK_OK(iok_dial(s, tu_redis_url(&srv, name, url, sizeof(url)), dp, 0));
+	IOK_OK(iok_dial(s, tu_redis_url(&tu_srv, name, url, sizeof(url)), dp, 0));
 	return s;
 }
 
@@ -603,7 +579,7 @@ test_shared_resp2_refused(void **state)
 	iok_dialer d;
 	char       url[256];
 	IOK_OK(iok_socket_open(&s, "db"));
-	snprintf(url, sizeof(url), "redis://127.0.0.1:%d/?protocol=2", srv.port);
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d/?protocol=2", tu_srv.port);
 	IOK_OK(iok_dial(s, url, &d, 0));
 	IOK_OK(iok_sub0_open(&sub));
 	IOK_OK(iok_dialer_share(d, sub));
@@ -655,7 +631,7 @@ test_kill_restart(void **state)
 		toks[i] = tu_db_send(&c, tu_cmd("GET", "x", NULL), 0, 0);
 	}
 	wait_stat_eq(s, "db:inflight", 501);
-	tu_redis_kill(&srv, SIGKILL);
+	tu_redis_kill(&tu_srv, SIGKILL);
 	for (int i = 0; i < 501; i++) {
 		iok_msg *m = tu_db_wait(&c, toks[i], T_MS, NULL);
 		if (iok_msg_status(m) == IOK_ECONNRESET) {
@@ -685,7 +661,7 @@ test_kill_restart(void **state)
 	after = tu_db_send(&c, tu_cmd("SET", "after", "yes", NULL), 0, 0);
 	assert_int_equal(sopt(s, "db:queued"), 1);
 
-	if (tu_redis_start(&srv) != 0) {
+	if (tu_redis_start(&tu_srv) != 0) {
 		fail_msg("redis-server did not restart");
 	}
 	iok_msg *m = tu_db_wait(&c, after, T_MS, NULL);
@@ -731,14 +707,14 @@ test_idempotent_retry(void **state)
 	t1 = tu_db_send(&c, tu_cmd("BLPOP", "q", "0", NULL), 0, IOK_FLAG_IDEMPOTENT);
 	t2 = tu_db_send(&c, tu_cmd("GET", "q2", NULL), 0, 0);
 	wait_stat_eq(s, "db:inflight", 2);
-	tu_redis_kill(&srv, SIGKILL);
+	tu_redis_kill(&tu_srv, SIGKILL);
 	iok_msg *m = tu_db_wait(&c, t2, T_MS, NULL);
 	expect_status(m, IOK_ECONNRESET);
 	iok_msg_free(m);
 	assert_false(tu_db_done(&c, t1)); /* waiting to go again */
 	assert_int_equal(sopt(s, "db:queued"), 1);
 
-	if (tu_redis_start(&srv) != 0) {
+	if (tu_redis_start(&tu_srv) != 0) {
 		fail_msg("redis-server did not restart");
 	}
 	pub = open_db("idempub", 1, NULL);
@@ -757,11 +733,11 @@ test_idempotent_retry(void **state)
 	/* Lost twice: the second loss fails it. */
 	t1 = tu_db_send(&c, tu_cmd("BLPOP", "q", "0", NULL), 0, IOK_FLAG_IDEMPOTENT);
 	wait_stat_eq(s, "db:inflight", 1);
-	tu_redis_kill(&srv, SIGKILL);
+	tu_redis_kill(&tu_srv, SIGKILL);
 	wait_stat_eq(s, "db:queued", 1);
-	assert_int_equal(tu_redis_start(&srv), 0);
+	assert_int_equal(tu_redis_start(&tu_srv), 0);
 	wait_stat_eq(s, "db:inflight", 1);
-	tu_redis_kill(&srv, SIGKILL);
+	tu_redis_kill(&tu_srv, SIGKILL);
 	m = tu_db_wait(&c, t1, T_MS, NULL);
 	expect_status(m, IOK_ECONNRESET);
 	iok_msg_free(m);
@@ -893,7 +869,7 @@ test_malformed_then_recover(void **state)
 	tu_db       c;
 	char        url[128];
 
-	tu_redis_stop(&srv); /* this test brings its own servers */
+	tu_redis_stop(&tu_srv); /* this test brings its own servers */
 	fake_start(&fk);
 	IOK_OK(iok_socket_open(&s, "pipelined-db"));
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECONNMINT, 20));
@@ -911,9 +887,9 @@ test_malformed_then_recover(void **state)
 
 	/* A good server on the same port: the client recovers. */
 	fake_stop(&fk);
-	memset(&srv, 0, sizeof(srv));
-	srv.port = fk.port;
-	if (tu_redis_start(&srv) != 0) {
+	memset(&tu_srv, 0, sizeof(tu_srv));
+	tu_srv.port = fk.port;
+	if (tu_redis_start(&tu_srv) != 0) {
 		fail_msg("redis-server did not start on the fake's port");
 	}
 	m = tu_db_call(&c, tu_cmd("SET", "k", "good", NULL), 0, T_MS);
@@ -937,21 +913,21 @@ test_auth(void **state)
 	char       url[256];
 	size_t     len;
 
-	tu_redis_stop(&srv);
-	memset(&srv, 0, sizeof(srv));
-	snprintf(srv.password, sizeof(srv.password), "s3cret");
-	if (tu_redis_start(&srv) != 0) {
+	tu_redis_stop(&tu_srv);
+	memset(&tu_srv, 0, sizeof(tu_srv));
+	snprintf(tu_srv.password, sizeof(tu_srv.password), "s3cret");
+	if (tu_redis_start(&tu_srv) != 0) {
 		fail_msg("redis-server did not start");
 	}
 	IOK_OK(iok_socket_open(&s, "pipelined-db"));
-	snprintf(url, sizeof(url), "redis://:wrong@127.0.0.1:%d", srv.port);
+	snprintf(url, sizeof(url), "redis://:wrong@127.0.0.1:%d", tu_srv.port);
 	assert_int_equal(iok_dial(s, url, NULL, 0), IOK_EPEERAUTH);
-	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", srv.port);
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", tu_srv.port);
 	assert_int_equal(iok_dial(s, url, NULL, 0), IOK_EPEERAUTH);
-	snprintf(url, sizeof(url), "redis://default:wrong@127.0.0.1:%d", srv.port);
+	snprintf(url, sizeof(url), "redis://default:wrong@127.0.0.1:%d", tu_srv.port);
 	assert_int_equal(iok_dial(s, url, NULL, 0), IOK_EPEERAUTH);
 	assert_int_equal(sopt(s, "stat:pipes"), 0);
-	IOK_OK(iok_dial(s, tu_redis_url(&srv, "authed", url, sizeof(url)), NULL, 0));
+	IOK_OK(iok_dial(s, tu_redis_url(&tu_srv, "authed", url, sizeof(url)), NULL, 0));
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECVTIMEO, T_MS));
 	IOK_OK(iok_sendmsg(s, tu_cmd("PING", NULL), 0));
 	char buf[32];
@@ -1110,12 +1086,12 @@ test_session_connection_lost(void **state)
 	m          = tu_db_wait(&c, q, T_MS, NULL);
 	tu_assert_reply(m, "QUEUED");
 	iok_msg_free(m);
-	tu_redis_kill(&srv, SIGKILL);
+	tu_redis_kill(&tu_srv, SIGKILL);
 	wait_stat_eq(s, "stat:pipes", 0);
 	m = tu_db_call(&c, tu_cmd("EXEC", NULL), sid, T_MS);
 	expect_status(m, IOK_ECONNRESET);
 	iok_msg_free(m);
-	assert_int_equal(tu_redis_start(&srv), 0);
+	assert_int_equal(tu_redis_start(&tu_srv), 0);
 	wait_stat_eq(s, "stat:pipes", 1);
 	m = tu_db_call(&c, tu_cmd("EXEC", NULL), sid, T_MS); /* still failed */
 	expect_status(m, IOK_ECONNRESET);
@@ -1299,22 +1275,36 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_options),
-		cmocka_unit_test_setup_teardown(test_many_one_connection, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pool_three, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_plain_and_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_shared_pubsub, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_shared_sub_during_multi, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_shared_pool_one_subscriber, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_shared_resp2_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_kill_restart, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_idempotent_retry, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_malformed_then_recover, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sessions_atomic, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_session_blocks_pool_one, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_session_connection_lost, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cancel_keeps_matching, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_push_without_sharer, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_many_one_connection, tu_redis_setup, tu_redis_teardown),
+		cmocka_unit_test_setup_teardown(test_pool_three, tu_redis_setup, tu_redis_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_plain_and_refused, tu_redis_setup, tu_redis_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_shared_pubsub, tu_redis_setup, tu_redis_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_shared_sub_during_multi, tu_redis_setup, tu_redis_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_shared_pool_one_subscriber, tu_redis_setup, tu_redis_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_shared_resp2_refused, tu_redis_setup, tu_redis_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_kill_restart, tu_redis_setup, tu_redis_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_idempotent_retry, tu_redis_setup, tu_redis_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_malformed_then_recover, tu_redis_setup, tu_redis_teardown),
+		cmocka_unit_test_setup_teardown(test_auth, tu_redis_setup, tu_redis_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_sessions_atomic, tu_redis_setup, tu_redis_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_session_blocks_pool_one, tu_redis_setup, tu_redis_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_session_connection_lost, tu_redis_setup, tu_redis_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_cancel_keeps_matching, tu_redis_setup, tu_redis_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_push_without_sharer, tu_redis_setup, tu_redis_teardown),
 	};
 	if (getenv("IOK_TEST_FILTER") != NULL) {
 		cmocka_set_test_filter(getenv("IOK_TEST_FILTER"));

@@ -33,71 +33,6 @@ tu_wait_stat_le(iok_socket s, const char *name, uint64_t v, int ms)
 	return tu_wait_for(le_fn, &k, ms);
 }
 
-static uint64_t
-field(const char *ups, int port, const char *name)
-{
-	char        key[32], want[64];
-	const char *line, *f;
-	snprintf(want, sizeof(want), ":%d ", port);
-	if ((line = strstr(ups, want)) == NULL) {
-		fail_msg("no upstream for port %d in:\n%s", port, ups);
-	}
-	snprintf(key, sizeof(key), " %s=", name);
-	const char *eol = strchr(line, '\n');
-	if ((f = strstr(line, key)) == NULL || (eol != NULL && f > eol)) {
-		fail_msg("no %s for port %d", name, port);
-	}
-	return strtoull(f + strlen(key), NULL, 10);
-}
-
-static uint64_t
-up_field(iok_dialer d, int port, const char *name)
-{
-	char    *ups = NULL;
-	uint64_t v;
-	IOK_OK(iok_dialer_get_string(d, IOK_OPT_UPSTREAMS, &ups));
-	v = field(ups, port, name);
-	free(ups);
-	return v;
-}
-
-/* n requests in flight at once, every reply awaited. */
-static void
-burst(iok_socket s, int n)
-{
-	for (int i = 0; i < n; i++) {
-		uint64_t tok;
-		IOK_OK(iok_request(s, tu_cmd("PING", NULL), &tok, 0));
-	}
-	for (int i = 0; i < n; i++) {
-		iok_msg *m;
-		IOK_OK(iok_recvmsg(s, &m, 0));
-		assert_int_equal(iok_msg_status(m), 0);
-		tu_assert_reply(m, "PONG");
-		iok_msg_free(m);
-	}
-}
-
-/* A raw connection's command (the test's side channel to one server). */
-static void
-raw_cmd(int port, const char *resp, const char *expect)
-{
-	struct sockaddr_in sa;
-	char               buf[64];
-	int                fd = socket(AF_INET, SOCK_STREAM, 0);
-	ssize_t            n;
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family      = AF_INET;
-	sa.sin_port        = htons((uint16_t) port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
-	assert_int_equal(write(fd, resp, strlen(resp)), (ssize_t) strlen(resp));
-	assert_true((n = read(fd, buf, sizeof(buf) - 1)) > 0);
-	buf[n] = '\0';
-	assert_true(strncmp(buf, expect, strlen(expect)) == 0);
-	close(fd);
-}
-
 static void
 test_two_servers(void **state)
 {
@@ -118,27 +53,29 @@ test_two_servers(void **state)
 	assert_true(tu_wait_stat(s, "stat:pipes", 2, 20000)); /* both, before use */
 
 	/* Spread: both answer, and each keeps its replies and latency. */
-	burst(s, 200);
-	uint64_t ra = up_field(d, a.port, "replies"), rb = up_field(d, b.port, "replies");
+	tu_ping_burst(s, 200);
+	uint64_t ra = tu_upstream_field(d, a.port, "replies"),
+	         rb = tu_upstream_field(d, b.port, "replies");
 	assert_int_equal(ra + rb, 200);
 	assert_true(ra > 0 && rb > 0);
-	assert_true(up_field(d, a.port, "latency-us") > 0);
+	assert_true(tu_upstream_field(d, a.port, "latency-us") > 0);
 
 	/* b gets slow: its requests wait out a pause, its latency climbs. */
-	raw_cmd(b.port, "*3\r\n$6\r\nCLIENT\r\n$5\r\nPAUSE\r\n$3\r\n300\r\n", "+OK");
-	burst(s, 40);
-	uint64_t slow_b = up_field(d, b.port, "replies");
+	tu_redis_raw(b.port, "*3\r\n$6\r\nCLIENT\r\n$5\r\nPAUSE\r\n$3\r\n300\r\n", "+OK");
+	tu_ping_burst(s, 40);
+	uint64_t slow_b = tu_upstream_field(d, b.port, "replies");
 	assert_true(slow_b > rb); /* some went there and waited */
-	assert_true(up_field(d, b.port, "latency-us") > up_field(d, a.port, "latency-us"));
+	assert_true(tu_upstream_field(d, b.port, "latency-us") >
+	            tu_upstream_field(d, a.port, "latency-us"));
 
 	/* One at a time, both idle: the cheaper upstream is the fast one. */
-	uint64_t before_a = up_field(d, a.port, "replies");
-	burst(s, 1);
+	uint64_t before_a = tu_upstream_field(d, a.port, "replies");
+	tu_ping_burst(s, 1);
 	for (int i = 0; i < 29; i++) {
-		burst(s, 1);
+		tu_ping_burst(s, 1);
 	}
-	assert_int_equal(up_field(d, a.port, "replies"), before_a + 30);
-	assert_int_equal(up_field(d, b.port, "replies"), slow_b);
+	assert_int_equal(tu_upstream_field(d, a.port, "replies"), before_a + 30);
+	assert_int_equal(tu_upstream_field(d, b.port, "replies"), slow_b);
 
 	IOK_OK(iok_close(s));
 	tu_redis_stop(&a);
@@ -213,7 +150,7 @@ test_drain(void **state)
 	assert_true(tu_wait_stat(s, "stat:pipes", 2, 20000));
 
 	/* Requests wait on b (paused), then b leaves the file. */
-	raw_cmd(b.port, "*3\r\n$6\r\nCLIENT\r\n$5\r\nPAUSE\r\n$4\r\n3000\r\n", "+OK");
+	tu_redis_raw(b.port, "*3\r\n$6\r\nCLIENT\r\n$5\r\nPAUSE\r\n$4\r\n3000\r\n", "+OK");
 	for (int i = 0; i < 40; i++) {
 		uint64_t tok;
 		IOK_OK(iok_request(s, tu_cmd("PING", NULL), &tok, 0));
@@ -245,14 +182,14 @@ replicaof(int port, int of_port)
 {
 	char cmd[128];
 	if (of_port == 0) {
-		raw_cmd(port, "*3\r\n$9\r\nREPLICAOF\r\n$2\r\nNO\r\n$3\r\nONE\r\n", "+OK");
+		tu_redis_raw(port, "*3\r\n$9\r\nREPLICAOF\r\n$2\r\nNO\r\n$3\r\nONE\r\n", "+OK");
 		return;
 	}
 	char num[16];
 	snprintf(num, sizeof(num), "%d", of_port);
 	snprintf(cmd, sizeof(cmd), "*3\r\n$9\r\nREPLICAOF\r\n$9\r\n127.0.0.1\r\n$%zu\r\n%s\r\n",
 	    strlen(num), num);
-	raw_cmd(port, cmd, "+OK");
+	tu_redis_raw(port, cmd, "+OK");
 }
 
 static int
@@ -285,8 +222,8 @@ test_failover(void **state)
 	    p.port, r.port);
 	IOK_OK(iok_dial(s, url, &d, IOK_FLAG_NONBLOCK));
 	assert_true(tu_wait_for(peers_one, &s, 20000));
-	assert_int_equal(up_field(d, p.port, "pipes"), 1); /* the primary only */
-	assert_int_equal(up_field(d, r.port, "pipes"), 0);
+	assert_int_equal(tu_upstream_field(d, p.port, "pipes"), 1); /* the primary only */
+	assert_int_equal(tu_upstream_field(d, r.port, "pipes"), 0);
 
 	/* Promote r, demote p; then write until a write lands on r. */
 	replicaof(r.port, 0);
@@ -323,8 +260,8 @@ test_failover(void **state)
 	/* The write is on the promoted server, which the dialer now uses. */
 	char get[64];
 	snprintf(get, sizeof(get), "$%zu\r\n%s", strlen(val), val);
-	raw_cmd(r.port, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", get);
-	assert_int_equal(up_field(d, r.port, "pipes"), 1);
+	tu_redis_raw(r.port, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", get);
+	assert_int_equal(tu_upstream_field(d, r.port, "pipes"), 1);
 	print_message(
 	    "failover: %d READONLY, %d reset, then OK on the new primary\n", readonly, reset);
 	IOK_OK(iok_close(s));

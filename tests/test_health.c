@@ -15,39 +15,11 @@
 
 #include "redisutil.h"
 
-static void
-up_line(iok_dialer d, int port, char *out, size_t cap)
-{
-	char       *ups = NULL, want[32];
-	const char *line, *eol;
-	IOK_OK(iok_dialer_get_string(d, IOK_OPT_UPSTREAMS, &ups));
-	snprintf(want, sizeof(want), ":%d ", port);
-	if ((line = strstr(ups, want)) == NULL) {
-		fail_msg("no upstream for port %d in:\n%s", port, ups);
-	}
-	eol = strchr(line, '\n');
-	snprintf(out, cap, "%.*s", (int) (eol != NULL ? eol - line : (long) strlen(line)), line);
-	free(ups);
-}
-
-static uint64_t
-up_field(iok_dialer d, int port, const char *name)
-{
-	char        line[1024], key[48];
-	const char *f;
-	up_line(d, port, line, sizeof(line));
-	snprintf(key, sizeof(key), " %s=", name);
-	if ((f = strstr(line, key)) == NULL) {
-		fail_msg("no %s in %s", name, line);
-	}
-	return strtoull(f + strlen(key), NULL, 10);
-}
-
 static bool
 up_ejected(iok_dialer d, int port)
 {
 	char line[1024];
-	up_line(d, port, line, sizeof(line));
+	tu_upstream_line(d, port, line, sizeof(line));
 	return strstr(line, " health=ejected") != NULL;
 }
 
@@ -62,46 +34,6 @@ ej_fn(void *arg)
 {
 	ej_cond *c = arg;
 	return up_ejected(c->d, c->port) == c->want;
-}
-
-/* n PINGs in flight at once, every reply awaited. */
-static void
-burst(iok_socket s, int n)
-{
-	for (int i = 0; i < n; i++) {
-		uint64_t tok;
-		IOK_OK(iok_request(s, tu_cmd("PING", NULL), &tok, 0));
-	}
-	for (int i = 0; i < n; i++) {
-		iok_msg *m;
-		IOK_OK(iok_recvmsg(s, &m, 0));
-		assert_int_equal(iok_msg_status(m), 0);
-		tu_assert_reply(m, "PONG");
-		iok_msg_free(m);
-	}
-}
-
-/* A command on a side connection to one server; its reply must start
- * with expect. */
-static void
-raw_cmd(int port, const char *resp, const char *expect)
-{
-	struct sockaddr_in sa;
-	char               buf[128];
-	int                fd = socket(AF_INET, SOCK_STREAM, 0);
-	ssize_t            n;
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family      = AF_INET;
-	sa.sin_port        = htons((uint16_t) port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
-	assert_int_equal(write(fd, resp, strlen(resp)), (ssize_t) strlen(resp));
-	assert_true((n = read(fd, buf, sizeof(buf) - 1)) > 0);
-	buf[n] = '\0';
-	if (strncmp(buf, expect, strlen(expect)) != 0) {
-		fail_msg("%s answered %s", resp, buf);
-	}
-	close(fd);
 }
 
 #define KILL_NORMAL "*4\r\n$6\r\nCLIENT\r\n$4\r\nKILL\r\n$4\r\nTYPE\r\n$6\r\nnormal\r\n"
@@ -195,26 +127,27 @@ test_stopped_server(void **state)
 	IOK_OK(iok_socket_set_int(s, IOK_OPT_HEALTH_EJECT_ERRORS, 0)); /* probes alone */
 	dial_two(s, &a, &b, &d);
 	assert_true(tu_wait_stat(s, "stat:pipes", 2, 20000));
-	burst(s, 100);
-	assert_true(up_field(d, b.port, "replies") > 0);
+	tu_ping_burst(s, 100);
+	assert_true(tu_upstream_field(d, b.port, "replies") > 0);
 
 	kill(b.pid, SIGSTOP);
 	assert_true(tu_wait_stat(s, "stat:probe-timeouts", 1, 20000));
-	assert_true(up_field(d, b.port, "probe-timeouts") >= 1);
-	assert_int_equal(up_field(d, a.port, "probe-timeouts"), 0);
+	assert_true(tu_upstream_field(d, b.port, "probe-timeouts") >= 1);
+	assert_int_equal(tu_upstream_field(d, a.port, "probe-timeouts"), 0);
 	/* Reconnects to b hang in the handshake (bounded by connect-timeout),
 	 * so only a's connection takes requests. */
-	uint64_t ra = up_field(d, a.port, "replies"), rb = up_field(d, b.port, "replies");
-	burst(s, 100);
-	assert_int_equal(up_field(d, a.port, "replies"), ra + 100);
-	assert_int_equal(up_field(d, b.port, "replies"), rb);
+	uint64_t ra = tu_upstream_field(d, a.port, "replies"),
+	         rb = tu_upstream_field(d, b.port, "replies");
+	tu_ping_burst(s, 100);
+	assert_int_equal(tu_upstream_field(d, a.port, "replies"), ra + 100);
+	assert_int_equal(tu_upstream_field(d, b.port, "replies"), rb);
 
 	kill(b.pid, SIGCONT);
 	assert_true(tu_wait_stat(s, "stat:pipes", 2, 20000));
-	for (int i = 0; i < 50 && up_field(d, b.port, "replies") == rb; i++) {
-		burst(s, 200); /* many in flight: both connections take some */
+	for (int i = 0; i < 50 && tu_upstream_field(d, b.port, "replies") == rb; i++) {
+		tu_ping_burst(s, 200); /* many in flight: both connections take some */
 	}
-	assert_true(up_field(d, b.port, "replies") > rb);
+	assert_true(tu_upstream_field(d, b.port, "replies") > rb);
 	IOK_OK(iok_close(s));
 	tu_redis_stop(&a);
 	tu_redis_stop(&b);
@@ -246,13 +179,13 @@ test_ejection(void **state)
 	assert_false(up_ejected(d, b.port));
 
 	for (int i = 1; i <= 3; i++) {
-		raw_cmd(b.port, KILL_NORMAL, ":");
+		tu_redis_raw(b.port, KILL_NORMAL, ":");
 		assert_true(tu_wait_stat(s, "stat:reconnects", (uint64_t) i, 20000));
 		assert_true(tu_wait_stat(s, "stat:pipes", 2, 20000));
 	}
 	assert_true(tu_wait_stat(s, "stat:ejections", 1, 20000));
-	assert_int_equal(up_field(d, b.port, "ejections"), 1);
-	assert_int_equal(up_field(d, a.port, "ejections"), 0);
+	assert_int_equal(tu_upstream_field(d, b.port, "ejections"), 1);
+	assert_int_equal(tu_upstream_field(d, a.port, "ejections"), 0);
 	{
 		/* The debug endpoint's peers shows it too. */
 		char *txt = NULL, want[64];
@@ -268,21 +201,21 @@ test_ejection(void **state)
 
 	/* Connected but ejected: everything goes to a.  (If the machine is
 	 * so slow the cool-off ended meanwhile, nothing can be concluded.) */
-	uint64_t rb = up_field(d, b.port, "replies");
+	uint64_t rb = tu_upstream_field(d, b.port, "replies");
 	if (up_ejected(d, b.port)) {
-		burst(s, 100);
+		tu_ping_burst(s, 100);
 		if (up_ejected(d, b.port)) {
-			assert_int_equal(up_field(d, b.port, "replies"), rb);
+			assert_int_equal(tu_upstream_field(d, b.port, "replies"), rb);
 		}
 	}
 
 	/* After the cool-off it takes requests again. */
 	ej_cond back = { d, b.port, false };
 	assert_true(tu_wait_for(ej_fn, &back, 30000));
-	for (int i = 0; i < 50 && up_field(d, b.port, "replies") == rb; i++) {
-		burst(s, 200);
+	for (int i = 0; i < 50 && tu_upstream_field(d, b.port, "replies") == rb; i++) {
+		tu_ping_burst(s, 200);
 	}
-	assert_true(up_field(d, b.port, "replies") > rb);
+	assert_true(tu_upstream_field(d, b.port, "replies") > rb);
 
 	/* The only upstream is never ejected. */
 	IOK_OK(iok_db_open(&s1));
@@ -293,15 +226,15 @@ test_ejection(void **state)
 	IOK_OK(iok_dial(s1, tu_redis_url(&c, "alone", url, sizeof(url)), &d1, 0));
 	assert_true(tu_wait_stat(s1, "stat:pipes", 1, 20000));
 	for (int i = 1; i <= 3; i++) {
-		raw_cmd(c.port, KILL_NORMAL, ":");
+		tu_redis_raw(c.port, KILL_NORMAL, ":");
 		assert_true(tu_wait_stat(s1, "stat:reconnects", (uint64_t) i, 20000));
 		assert_true(tu_wait_stat(s1, "stat:pipes", 1, 20000));
 	}
-	assert_true(up_field(d1, c.port, "consec-errors") >= 2);
+	assert_true(tu_upstream_field(d1, c.port, "consec-errors") >= 2);
 	assert_int_equal(tu_stat(s1, "stat:ejections"), 0);
 	assert_false(up_ejected(d1, c.port));
-	burst(s1, 10);
-	assert_int_equal(up_field(d1, c.port, "consec-errors"), 0); /* replies reset it */
+	tu_ping_burst(s1, 10);
+	assert_int_equal(tu_upstream_field(d1, c.port, "consec-errors"), 0); /* replies reset it */
 
 	IOK_OK(iok_close(s1));
 	IOK_OK(iok_close(s));
@@ -339,8 +272,8 @@ test_upstream_limit(void **state)
 	uint64_t t1 = tu_db_send(&c, tu_cmd("BLPOP", "l1", "0", NULL), 0, 0);
 	uint64_t t2 = tu_db_send(&c, tu_cmd("BLPOP", "l2", "0", NULL), 0, 0);
 	assert_true(tu_wait_stat(s, "db:inflight", 2, 20000));
-	assert_int_equal(up_field(d, a.port, "inflight"), 1);
-	assert_int_equal(up_field(d, b.port, "inflight"), 1);
+	assert_int_equal(tu_upstream_field(d, a.port, "inflight"), 1);
+	assert_int_equal(tu_upstream_field(d, b.port, "inflight"), 1);
 
 	uint64_t t3 = tu_db_send(&c, tu_cmd("PING", NULL), 0, 0);
 	assert_true(tu_wait_stat(s, "db:queued", 1, 20000));
@@ -348,8 +281,8 @@ test_upstream_limit(void **state)
 	assert_int_equal(tu_stat(s, "db:inflight"), 2);
 
 	/* l1 answered (on whichever server holds it): the PING goes there. */
-	raw_cmd(a.port, "*3\r\n$5\r\nRPUSH\r\n$2\r\nl1\r\n$1\r\nx\r\n", ":");
-	raw_cmd(b.port, "*3\r\n$5\r\nRPUSH\r\n$2\r\nl1\r\n$1\r\nx\r\n", ":");
+	tu_redis_raw(a.port, "*3\r\n$5\r\nRPUSH\r\n$2\r\nl1\r\n$1\r\nx\r\n", ":");
+	tu_redis_raw(b.port, "*3\r\n$5\r\nRPUSH\r\n$2\r\nl1\r\n$1\r\nx\r\n", ":");
 	iok_msg *m = tu_db_wait(&c, t1, 20000, NULL);
 	tu_assert_reply(m, "*2");
 	iok_msg_free(m);
@@ -358,14 +291,14 @@ test_upstream_limit(void **state)
 	iok_msg_free(m);
 	assert_int_equal(tu_stat(s, "db:queued"), 0);
 
-	raw_cmd(a.port, "*3\r\n$5\r\nRPUSH\r\n$2\r\nl2\r\n$1\r\ny\r\n", ":");
-	raw_cmd(b.port, "*3\r\n$5\r\nRPUSH\r\n$2\r\nl2\r\n$1\r\ny\r\n", ":");
+	tu_redis_raw(a.port, "*3\r\n$5\r\nRPUSH\r\n$2\r\nl2\r\n$1\r\ny\r\n", ":");
+	tu_redis_raw(b.port, "*3\r\n$5\r\nRPUSH\r\n$2\r\nl2\r\n$1\r\ny\r\n", ":");
 	m = tu_db_wait(&c, t2, 20000, NULL);
 	tu_assert_reply(m, "*2");
 	iok_msg_free(m);
 	assert_true(tu_wait_stat(s, "stat:replies", 3, 20000));
-	assert_int_equal(up_field(d, a.port, "inflight"), 0);
-	assert_int_equal(up_field(d, b.port, "inflight"), 0);
+	assert_int_equal(tu_upstream_field(d, a.port, "inflight"), 0);
+	assert_int_equal(tu_upstream_field(d, b.port, "inflight"), 0);
 	assert_int_equal(tu_db_stop(&c), 0);
 
 	/* 0 lifts the limit; the range is checked. */
@@ -423,7 +356,7 @@ test_upstream_limit_full(void **state)
 	assert_int_equal(iok_request(s, m, &tok, 0), IOK_ETIMEDOUT);
 	iok_msg_free(m);
 
-	raw_cmd(a.port, "*3\r\n$5\r\nRPUSH\r\n$2\r\nlf\r\n$1\r\nx\r\n", ":");
+	tu_redis_raw(a.port, "*3\r\n$5\r\nRPUSH\r\n$2\r\nlf\r\n$1\r\nx\r\n", ":");
 	int pongs = 0, lists = 0;
 	for (int i = 0; i < n + 1; i++) {
 		IOK_OK(iok_recvmsg(s, &m, 0));

@@ -134,3 +134,31 @@ tu_recv_str(iok_socket s, char *buf, size_t cap, int timeout_ms)
 	buf[len < cap - 1 ? len : cap - 1] = '\0';
 	return 0;
 }
+
+void
+tu_upstream_line(iok_dialer d, int port, char *out, size_t cap)
+{
+	char       *ups = NULL, want[32];
+	const char *line, *eol;
+	IOK_OK(iok_dialer_get_string(d, IOK_OPT_UPSTREAMS, &ups));
+	snprintf(want, sizeof(want), ":%d ", port);
+	if ((line = strstr(ups, want)) == NULL) {
+		fail_msg("no upstream for port %d in:\n%s", port, ups);
+	}
+	eol = strchr(line, '\n');
+	snprintf(out, cap, "%.*s", (int) (eol != NULL ? eol - line : (long) strlen(line)), line);
+	iok_strfree(ups);
+}
+
+uint64_t
+tu_upstream_field(iok_dialer d, int port, const char *name)
+{
+	char        line[1024], key[48];
+	const char *f;
+	tu_upstream_line(d, port, line, sizeof(line));
+	snprintf(key, sizeof(key), " %s=", name);
+	if ((f = strstr(line, key)) == NULL) {
+		fail_msg("no %s in %s", name, line);
+	}
+	return strtoull(f + strlen(key), NULL, 10);
+}

@@ -31,6 +31,10 @@ int tu_free_port(void);
 uint64_t tu_now_ms(void);
 /* Poll cond() every millisecond until true or timeout_ms elapses. */
 int tu_wait_for(int (*cond)(void *), void *arg, int timeout_ms);
+/* The line of dialer d's "upstreams" text for the address with this port
+ * (fails the test if there is none), and one numeric field of it. */
+void     tu_upstream_line(iok_dialer d, int port, char *out, size_t cap);
+uint64_t tu_upstream_field(iok_dialer d, int port, const char *name);
 /* Number of threads in this process (/proc/self/task). */
 int tu_thread_count(void);
 /* Number of open file descriptors (/proc/self/fd). */

@@ -576,42 +576,26 @@ ik_redis_role(void *st)
 	return ((redis_st *) st)->role;
 }
 
-const ik_transport ik_tran_redis = {
-	.scheme       = "redis",
-	.flags        = IK_TF_INORDER | IK_TF_PUSH,
-	.addr         = IK_ADDR_TCP,
-	.def_port     = 6379,
-	.state_size   = sizeof(redis_st),
-	.init         = redis_init_tcp,
-	.fini         = redis_fini,
-	.handshake    = redis_handshake,
-	.peer_proto   = NULL,
-	.frame        = redis_frame,
-	.skip         = redis_skip,
-	.set_recv_max = redis_set_recv_max,
-	.classify     = redis_classify,
-	.encode       = redis_encode,
-	.subscribe    = redis_subscribe,
-	.probe        = redis_probe,
-	.probe_ok     = redis_probe_ok,
-};
+/* The TCP and unix-socket forms differ only in how they are reached. */
+#define REDIS_TRANSPORT(sym, name, kind, port, init_fn)     \
+	const ik_transport sym = {                          \
+		.scheme       = name,                       \
+		.flags        = IK_TF_INORDER | IK_TF_PUSH, \
+		.addr         = kind,                       \
+		.def_port     = port,                       \
+		.state_size   = sizeof(redis_st),           \
+		.init         = init_fn,                    \
+		.fini         = redis_fini,                 \
+		.handshake    = redis_handshake,            \
+		.frame        = redis_frame,                \
+		.skip         = redis_skip,                 \
+		.set_recv_max = redis_set_recv_max,         \
+		.classify     = redis_classify,             \
+		.encode       = redis_encode,               \
+		.subscribe    = redis_subscribe,            \
+		.probe        = redis_probe,                \
+		.probe_ok     = redis_probe_ok,             \
+	};
 
-const ik_transport ik_tran_redis_unix = {
-	.scheme       = "redis+unix",
-	.flags        = IK_TF_INORDER | IK_TF_PUSH,
-	.addr         = IK_ADDR_UNIX,
-	.def_port     = 0,
-	.state_size   = sizeof(redis_st),
-	.init         = redis_init_unix,
-	.fini         = redis_fini,
-	.handshake    = redis_handshake,
-	.peer_proto   = NULL,
-	.frame        = redis_frame,
-	.skip         = redis_skip,
-	.set_recv_max = redis_set_recv_max,
-	.classify     = redis_classify,
-	.encode       = redis_encode,
-	.subscribe    = redis_subscribe,
-	.probe        = redis_probe,
-	.probe_ok     = redis_probe_ok,
-};
+REDIS_TRANSPORT(ik_tran_redis, "redis", IK_ADDR_TCP, 6379, redis_init_tcp)
+REDIS_TRANSPORT(ik_tran_redis_unix, "redis+unix", IK_ADDR_UNIX, 0, redis_init_unix)
