@@ -96,6 +96,7 @@ trap 'exit 130' INT TERM
 NPASS=0
 NSKIP=0
 FAILED=()
+FAILDETAIL=()
 SEQ=0
 CELLNO=0
 
@@ -249,6 +250,8 @@ cell_end() {
 		printf 'ok   %-72s %5d ms\n' "$TITLE" "$ms"
 	else
 		FAILED+=("$TITLE")
+		# Repeated in the summary: a CI log often keeps only the tail.
+		FAILDETAIL+=("$(printf '%s\n' "${ERRS[@]}" | head -c 2000)")
 		printf 'FAIL %-72s %5d ms\n' "$TITLE" "$ms"
 		for n in "${NAMES[@]}"; do
 			echo "     $n = ${CMD[$n]}"
@@ -683,7 +686,8 @@ done
 
 echo
 echo "$NPASS passed, ${#FAILED[@]} failed, $NSKIP skipped, $((SECONDS - T0)) s"
-for f in "${FAILED[@]}"; do
-	echo "  FAILED: $f"
+for i in "${!FAILED[@]}"; do
+	echo "  FAILED: ${FAILED[$i]}"
+	printf '%s\n' "${FAILDETAIL[$i]}" | sed 's/^/          /'
 done
 [ ${#FAILED[@]} = 0 ]
