@@ -41,6 +41,7 @@
 #include "_resp.h"
 #include "_appstats.h"
 #include "_pg.h"
+#include "_reply.h"
 
 /* ------------------------------------------------------------- globals */
 
@@ -866,12 +867,11 @@ sock_recv_many(SockObject *so, PyObject *arg)
 
 /* _dispatch(pending) -> int: the asyncio reader's hot loop for request
  * sockets.  Takes every waiting reply; for each whose token is a key of
- * pending (a dict token -> future), pops the future and completes it:
- * set_result(data), or set_exception for a kernel-made error completion.
+ * pending (a dict token -> Reply or future), pops it and completes it
+ * with the data, or the exception of a kernel-made error completion.
  * Replies with unknown tokens (cancelled requests) are dropped.  Returns
  * the number of messages taken; raises if the socket is closed and
  * nothing was taken. */
-static PyObject *g_str_set_result, *g_str_set_exception;
 
 static PyObject *
 make_error(int code)
@@ -915,54 +915,36 @@ bytes_value(iok_msg *m, unsigned flags, int *failed)
 
 /* dispatch_replies completes pending[token] (popped) for every reply
  * waiting on the socket, with decode's value or exception; replies to
- * unknown tokens (cancelled requests, pushes) are dropped.  Returns the
- * number taken. */
+ * unknown tokens (cancelled requests, pushes) are dropped.  A Reply's
+ * task is woken at once when no task runs (we are the loop's reader
+ * callback: _reply.c); a Future or a collector gets set_result.  Returns
+ * the number taken. */
 static PyObject *
 dispatch_replies(SockObject *so, PyObject *pending, reply_decoder decode, unsigned flags)
 {
-	long n  = 0;
-	int  rv = 0;
+	long n     = 0;
+	int  rv    = 0;
+	int  eager = -2; /* not asked yet */
 	for (;;) {
 		iok_msg  *m;
-		PyObject *key, *fut, *val, *r;
-		int       failed = 0;
+		PyObject *w, *val;
+		int       failed = 0, err;
 		if ((rv = recv_take(so, &m)) != 0) {
 			break;
 		}
 		n++;
-		if ((key = PyLong_FromUnsignedLongLong(iok_msg_token(m))) == NULL) {
+		if ((w = ikpy_pending_pop(pending, iok_msg_token(m), &err)) == NULL) {
 			iok_msg_free(m);
-			return NULL;
-		}
-		fut = PyDict_GetItemWithError(pending, key); /* borrowed */
-		if (fut == NULL) {
-			Py_DECREF(key);
-			iok_msg_free(m);
-			if (PyErr_Occurred()) {
+			if (err < 0) {
 				return NULL;
 			}
 			continue;
 		}
-		Py_INCREF(fut);
-		if (PyDict_DelItem(pending, key) < 0) {
-			Py_DECREF(key);
-			Py_DECREF(fut);
-			iok_msg_free(m);
-			return NULL;
-		}
-		Py_DECREF(key);
 		val = decode(m, flags, &failed);
-		r   = val == NULL ? NULL
-		                  : PyObject_CallMethodObjArgs(fut,
-                                      failed ? g_str_set_exception : g_str_set_result, val, NULL);
+		err = ikpy_pending_settle(w, val, failed, &eager);
 		Py_XDECREF(val);
-		Py_DECREF(fut);
-		if (r == NULL) {
-			/* A future cancelled meanwhile (InvalidStateError): its
-			 * coroutine has given up on it; drop the reply. */
-			PyErr_Clear();
-		} else {
-			Py_DECREF(r);
+		if (err < 0) {
+			return NULL; /* KeyboardInterrupt in a woken task */
 		}
 	}
 	if (rv != IOK_EAGAIN && n == 0) {
@@ -1888,11 +1870,8 @@ PyInit__iok(void)
 		init_signals();
 		pthread_atfork(NULL, NULL, atfork_child);
 	}
-	g_str_set_result    = PyUnicode_InternFromString("set_result");
-	g_str_set_exception = PyUnicode_InternFromString("set_exception");
-	type                = PyType_FromSpec(&sock_spec);
-	if (type == NULL || g_str_set_result == NULL || g_str_set_exception == NULL ||
-	    PyModule_AddObjectRef(m, "Socket", type) < 0) {
+	type = PyType_FromSpec(&sock_spec);
+	if (type == NULL || PyModule_AddObjectRef(m, "Socket", type) < 0) {
 		Py_XDECREF(type);
 		Py_DECREF(m);
 		return NULL;
@@ -1900,7 +1879,7 @@ PyInit__iok(void)
 	g_sock_type = (PyTypeObject *) type; /* the module keeps it alive */
 	Py_DECREF(type);
 	if (ikpy_resp_init(m) < 0 || ikpy_pg_init(m) < 0 || ikpy_appstats_init(m) < 0 ||
-	    PyModule_AddStringConstant(m, "version", iok_version()) < 0) {
+	    ikpy_reply_init(m) < 0 || PyModule_AddStringConstant(m, "version", iok_version()) < 0) {
 		Py_DECREF(m);
 		return NULL;
 	}

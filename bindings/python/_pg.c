@@ -46,6 +46,7 @@
 
 #include "iok.h"
 #include "_pg.h"
+#include "_reply.h"
 
 /* Defined in _iok.c (declared in _resp.h, which is not ours to include
  * here twice): iok error code -> raised exception. */
@@ -60,7 +61,7 @@ static PyObject     *g_json_type;     /* iok.pg.Json */
 static PyObject     *g_json_dumps;    /* json.dumps */
 static PyObject     *g_decimal, *g_date, *g_time, *g_datetime, *g_timedelta, *g_utc, *g_uuid;
 static PyObject     *g_date_min, *g_date_max, *g_dt_min, *g_dt_max;
-static PyObject     *g_str_isoformat, *g_str_value, *g_str_set_result, *g_str_set_exception;
+static PyObject     *g_str_isoformat, *g_str_value;
 static unsigned long g_main_thread;
 
 enum {
@@ -1568,14 +1569,16 @@ mod_pg_request(PyObject *mod, PyObject *const *a, Py_ssize_t na)
 }
 
 /* pg_dispatch(socket_id, pending, json_loads) -> n: every waiting reply
- * completes pending.pop(token) (a future) with its (rows, tag, status)
- * or its exception; unknown tokens (cancelled requests) are dropped. */
+ * completes pending.pop(token) (a Reply or a future: _reply.h) with its
+ * (rows, tag, status) or its exception; unknown tokens (cancelled
+ * requests) are dropped. */
 static PyObject *
 mod_pg_dispatch(PyObject *mod, PyObject *const *a, Py_ssize_t na)
 {
 	unsigned long sid;
-	long          n  = 0;
-	int           rv = 0;
+	long          n     = 0;
+	int           rv    = 0;
+	int           eager = -2;
 	if (na != 3 || !PyDict_Check(a[1])) {
 		PyErr_SetString(PyExc_TypeError, "pg_dispatch(socket_id, pending, json_loads)");
 		return NULL;
@@ -1586,44 +1589,25 @@ mod_pg_dispatch(PyObject *mod, PyObject *const *a, Py_ssize_t na)
 	}
 	for (;;) {
 		iok_msg  *m;
-		PyObject *key, *fut, *val, *r;
-		int       failed = 0;
+		PyObject *w, *val;
+		int       failed = 0, err;
 		if ((rv = iok_recvmsg((iok_socket) { (uint32_t) sid }, &m, IOK_FLAG_NONBLOCK)) !=
 		    0) {
 			break;
 		}
 		n++;
-		if ((key = PyLong_FromUnsignedLongLong(iok_msg_token(m))) == NULL) {
+		if ((w = ikpy_pending_pop(a[1], iok_msg_token(m), &err)) == NULL) {
 			iok_msg_free(m);
-			return NULL;
-		}
-		fut = PyDict_GetItemWithError(a[1], key);
-		if (fut == NULL) {
-			Py_DECREF(key);
-			iok_msg_free(m);
-			if (PyErr_Occurred()) {
+			if (err < 0) {
 				return NULL;
 			}
 			continue;
 		}
-		Py_INCREF(fut);
-		rv = PyDict_DelItem(a[1], key);
-		Py_DECREF(key);
-		if (rv < 0) {
-			Py_DECREF(fut);
-			iok_msg_free(m);
-			return NULL;
-		}
 		val = reply_value(m, a[2], &failed);
-		r   = val == NULL ? NULL
-		                  : PyObject_CallMethodObjArgs(fut,
-                                      failed ? g_str_set_exception : g_str_set_result, val, NULL);
+		err = ikpy_pending_settle(w, val, failed, &eager);
 		Py_XDECREF(val);
-		Py_DECREF(fut);
-		if (r == NULL) { /* a future cancelled meanwhile: drop the reply */
-			PyErr_Clear();
-		} else {
-			Py_DECREF(r);
+		if (err < 0) {
+			return NULL; /* KeyboardInterrupt in a woken task */
 		}
 	}
 	if (rv != IOK_EAGAIN && n == 0) {
@@ -1933,12 +1917,9 @@ ikpy_pg_init(PyObject *module)
 {
 	PyObject *t;
 	if (g_str_isoformat == NULL) {
-		g_str_isoformat     = PyUnicode_InternFromString("isoformat");
-		g_str_value         = PyUnicode_InternFromString("value");
-		g_str_set_result    = PyUnicode_InternFromString("set_result");
-		g_str_set_exception = PyUnicode_InternFromString("set_exception");
-		if (g_str_isoformat == NULL || g_str_value == NULL || g_str_set_result == NULL ||
-		    g_str_set_exception == NULL) {
+		g_str_isoformat = PyUnicode_InternFromString("isoformat");
+		g_str_value     = PyUnicode_InternFromString("value");
+		if (g_str_isoformat == NULL || g_str_value == NULL) {
 			return -1;
 		}
 	}

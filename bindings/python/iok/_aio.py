@@ -24,6 +24,7 @@ import weakref
 from asyncio import CancelledError, get_running_loop
 
 from . import Closed, Error, Timeout, TryAgain
+from ._iok import Reply
 
 _live = weakref.WeakSet()  # sockets that have a state, for fork
 
@@ -72,7 +73,7 @@ async def call(sock, attempt, *args):
     while not token:
         await aio.writable(sock)
         token = attempt(*args)
-    fut = aio.loop.create_future()
+    fut = Reply(aio.loop)
     pending = aio.pending
     pending[token] = fut
     if not aio.reading:

@@ -1,0 +1,134 @@
+"""_iok.Reply, the awaitable an asyncio request's reply completes: it keeps
+asyncio's future protocol (a Task awaits it, cancels it, wait_for and
+gather work), and when the reply reader completes it the awaiting task
+runs at once, in its own context, as the current task; under the default
+loop and uvloop."""
+import asyncio
+import contextvars
+
+import pytest
+
+import iok
+import iok.redis as ir
+from iok._iok import Reply
+from conftest import have_pattern
+from redis_fixtures import redis_module_server, redis_server  # noqa: F401
+
+T = 30000
+
+
+def test_protocol_result_and_callbacks(run):
+    async def main():
+        loop = asyncio.get_running_loop()
+        r = Reply(loop)
+        assert asyncio.isfuture(r) and not r.done() and r.get_loop() is loop
+        with pytest.raises(asyncio.InvalidStateError):
+            r.result()
+        seen = []
+        r.add_done_callback(seen.append)
+        r.add_done_callback(lambda f: seen.append("second"))
+        assert r.remove_done_callback(seen.append) == 1
+        r.add_done_callback(seen.append)
+        r.set_result((1, 2))  # a tuple comes back whole, not as arguments
+        assert r.done() and not r.cancelled() and r.exception() is None
+        assert await r == (1, 2)
+        with pytest.raises(asyncio.InvalidStateError):
+            r.set_result(3)
+        await asyncio.sleep(0)  # set_result schedules the callbacks
+        assert seen == ["second", r]
+        late = []
+        r.add_done_callback(late.append)  # already done: scheduled at once
+        await asyncio.sleep(0)
+        assert late == [r]
+
+        e = Reply(loop)
+        e.set_exception(KeyError)  # a class is instantiated, as a Future does
+        with pytest.raises(KeyError):
+            await e
+        assert isinstance(e.exception(), KeyError)
+    run(main())
+
+
+def test_cancel_wakes_the_task_with_cancelled_error(run):
+    async def main():
+        loop = asyncio.get_running_loop()
+        r = Reply(loop)
+
+        async def waiter():
+            return await r
+        t = asyncio.ensure_future(waiter())
+        await asyncio.sleep(0)
+        assert not t.done()
+        t.cancel("bye")
+        with pytest.raises(asyncio.CancelledError):
+            await t
+        assert r.cancelled() and not r.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            r.result()
+        # wait_for over a Reply that never completes times out cleanly.
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(_await(Reply(loop)), 0.01)
+    run(main())
+
+
+async def _await(r):
+    return await r
+
+
+@pytest.mark.skipif(not (have_pattern("req0") and have_pattern("rep0")),
+                    reason="req0/rep0 not built")
+def test_request_tasks_resume_in_their_own_context(run, inproc_url):
+    """Every task woken by the reply reader runs as itself: its context
+    variables, current_task(), and a cancel of one leaves the rest."""
+    var = contextvars.ContextVar("who")
+
+    async def main():
+        with iok.Rep(listen=inproc_url) as rep, iok.Req(dial=inproc_url) as req:
+            async def serve():
+                while True:
+                    m = await rep.arecv_msg()
+                    if m.data != b"never":
+                        await rep.areply(m.token, m.data)
+
+            server = asyncio.ensure_future(serve())
+
+            async def client(i):
+                var.set(i)
+                me = asyncio.current_task()
+                for k in range(20):
+                    assert await req.request(b"%d-%d" % (i, k)) == b"%d-%d" % (i, k)
+                    assert var.get() == i and asyncio.current_task() is me
+                return i
+
+            stuck = asyncio.ensure_future(req.request(b"never"))
+            got = await asyncio.gather(*(client(i) for i in range(50)))
+            assert got == list(range(50)) and not stuck.done()
+            stuck.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await stuck
+            server.cancel()
+    run(main())
+
+
+def test_redis_commands_resume_in_their_own_context(run, redis_server):  # noqa: F811
+    var = contextvars.ContextVar("who")
+
+    async def main():
+        async with ir.AsyncClient(redis_server.url(), timeout=T) as r:
+            async def client(i):
+                var.set(i)
+                me = asyncio.current_task()
+                for k in range(20):
+                    await r.set("k%d" % i, k)
+                    assert await r.get("k%d" % i) == b"%d" % k
+                    assert var.get() == i and asyncio.current_task() is me
+                return i
+            assert await asyncio.gather(*(client(i) for i in range(50))) == list(range(50))
+            # A task cancelled while its GET waits: the others carry on.
+            slow = asyncio.ensure_future(r.execute("BLPOP", "nothing", 0))
+            await asyncio.sleep(0)
+            slow.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await slow
+            assert await r.get("k3") == b"19"
+    run(main())
