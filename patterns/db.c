@@ -14,23 +14,7 @@
  * not exactly one command) never enters a FIFO: it completes at once with
  * IOK_EINVAL.
  *
- * Depth and spreading.  At most db:max-inflight requests (default 1024,
- * 1..65536) are in flight per connection.  A request goes to the connection
- * that costs least among those with room (not pinned, below the depth,
- * write queue below its high-water mark): requests in flight (plus one)
- * times the reply latency of its upstream (the address it connects to,
- * a moving average the kernel keeps), over the upstream's weight from
- * discovery; ties broken round-robin.  With one address that is simply
- * the fewest in flight; over several, a slow replica gets less.  Only
- * connections of the best rank the transport gives (ik_pipe_rank) among
- * those up are candidates: PostgreSQL's prefer-standby goes to a primary
- * only while no standby is up.  db:max-inflight-per-upstream (0: none)
- * bounds the requests in flight on all of one upstream's connections
- * together: routing passes over an upstream at its limit, and when every
- * one is, requests wait in the pending queue (below; stat:upstream-waits).
- * Connections of an upstream ejected by outlier detection (src/health.c)
- * get nothing new while any other connection is up; idle connections get
- * health probes (db_health.c), whose replies never reach the application.
+ * Depth and spreading (which connection a request goes to): db_route.c.
  * Draining.  When a connection's address leaves its dialer's target
  * (discovery), pipe_drain marks it: no new request is routed there (a
  * session pinned to it carries on), and once nothing is in flight on it
@@ -121,8 +105,6 @@
 #define OPT_INFLIGHT "db:inflight"
 #define OPT_QUEUED "db:queued"
 
-static void db_fire(void *arg);
-
 /* Complete token with err, now or as soon as there is room. */
 static void
 complete(db_sock *s, uint64_t token, uint32_t session, int err)
@@ -139,280 +121,6 @@ list_prepend(ik_list *l, ik_node *n)
 	n->prev            = &l->head;
 	l->head.next->prev = n;
 	l->head.next       = n;
-}
-
-/* Take r out of every structure that names it (not its FIFO or queue:
- * the caller did that) and free it. */
-void
-ik_db_req_free(db_sock *s, db_req *r)
-{
-	ik_rt_remove(&s->rt, &r->rt);
-	if (s->plain == r) {
-		s->plain = NULL;
-	}
-	iok_msg_free(r->msg);
-	if (r->sess != NULL) {
-		db_sess *se = r->sess;
-		r->sess     = NULL;
-		se->nout--;
-		ik_db_sess_maybe_release(s, se);
-	}
-	free(r);
-}
-
-/* Remove a queued (not yet sent) request from its queue. */
-static void
-unqueue(db_sock *s, db_req *r)
-{
-	if (r->where == R_PENDING) {
-		ik_list_remove(&r->qnode);
-		s->npending--;
-		s->nglobal--;
-	} else if (r->where == R_SESSQ) {
-		db_sess *se = r->sess;
-		ik_list_remove(&r->qnode);
-		se->nqueue--;
-		if (se->pipe == NULL && !se->failed) {
-			s->nglobal--; /* a waiting session's request */
-		}
-		if (se->nqueue == 0) {
-			node_unlink(&se->wnode);
-		}
-	}
-	s->nqueued--;
-	r->where = 0;
-}
-
-/* Give up on r with err: queued ones leave at once, one in flight stays
- * in its FIFO (dead) so its reply is still consumed. */
-void
-ik_db_give_up(db_sock *s, db_req *r, int err)
-{
-	uint64_t token   = r->rt.token;
-	uint32_t session = r->sess != NULL ? r->sess->id : 0;
-	if (r->where == R_FIFO) {
-		r->dead = true;
-		ik_rt_remove(&s->rt, &r->rt);
-		if (s->plain == r) {
-			s->plain = NULL;
-		}
-		iok_msg_free(r->msg); /* no retry for it now */
-		r->msg = NULL;
-	} else {
-		unqueue(s, r);
-		ik_db_req_free(s, r);
-	}
-	if (err != 0) {
-		complete(s, token, session, err);
-	}
-}
-
-/* -------------------------------------------------------------- routing */
-
-/* p's upstream has db:max-inflight-per-upstream requests in flight (a
- * pipe without an upstream, accepted, counts alone). */
-static bool
-up_full(const db_sock *s, const db_pipe *p)
-{
-	uint64_t n = ik_pipe_up_inflight(p->pipe);
-	return s->max_up > 0 && (n > p->nfifo ? n : p->nfifo) >= (uint64_t) s->max_up;
-}
-
-bool
-ik_db_room(const db_sock *s, const db_pipe *p)
-{
-	/* A draining connection takes only its pinned session's requests
-	 * (a transaction cannot move). */
-	return p->nfifo < (uint32_t) s->max_inflight && ik_pipe_writable(p->pipe) &&
-	       (!p->draining || p->pinned != NULL) && !up_full(s, p);
-}
-
-/* What sending one more request on p costs: its requests in flight (this
- * one included) times its upstream's reply latency, over the upstream's
- * weight (Finagle's least-loaded, weighted by latency), as a fraction
- * num / den.  An upstream without a latency sample yet counts as fast, so
- * it gets traffic and a sample. */
-static void
-cost(const db_pipe *p, uint64_t *num, uint64_t *den)
-{
-	uint64_t lat = ik_pipe_latency_us(p->pipe);
-	if (lat == 0) {
-		lat = 1;
-	}
-	if (lat > 100000000) {
-		lat = 100000000; /* keeps the products below 2^64 */
-	}
-	*num = ((uint64_t) p->nfifo + 1) * lat;
-	*den = ik_pipe_weight(p->pipe);
-}
-
-/* The lowest rank (ik_pipe_rank) among the connections others may use
- * (passing over ejected ones while others are up: see pick): a server that
- * is only a fallback (prefer-standby's primary) is used while nothing
- * better is up, even when the better one is busy now. */
-static unsigned
-best_rank(db_sock *s, bool others)
-{
-	unsigned best = ~0u;
-	for (int i = 0; i < s->pipes.n; i++) {
-		db_pipe *p = ik_pipeset_at(&s->pipes, i);
-		unsigned r;
-		if (p->pinned == NULL && !p->draining && !(others && ik_pipe_ejected(p->pipe)) &&
-		    (r = ik_pipe_rank(p->pipe)) < best) {
-			best = r;
-		}
-	}
-	return best;
-}
-
-/* The unpinned connection of the best rank with room that costs least
- * (see cost(): with one upstream, the fewest in flight); ties go
- * round-robin.  Connections of ejected upstreams (outlier detection) are
- * passed over while any other connection is up at all.  NULL if none; then
- * s->up_limited says whether per-upstream limits were why. */
-static db_pipe *
-pick_free(db_sock *s)
-{
-	db_pipe *best = NULL;
-	int      bk   = 0;
-	uint64_t bn = 0, bd = 1;
-	bool     others = false, limited = false;
-	for (int i = 0; i < s->pipes.n; i++) {
-		if (!ik_pipe_ejected(((db_pipe *) ik_pipeset_at(&s->pipes, i))->pipe)) {
-			others = true; /* somewhere to go without the ejected */
-			break;
-		}
-	}
-	unsigned rank = best_rank(s, others);
-	for (int i = 0; i < s->pipes.n; i++) {
-		int      k = (s->pipes.next + i) % s->pipes.n;
-		db_pipe *p = ik_pipeset_at(&s->pipes, k);
-		uint64_t n, d;
-		if (p->pinned != NULL || (others && ik_pipe_ejected(p->pipe)) ||
-		    ik_pipe_rank(p->pipe) != rank) {
-			continue;
-		}
-		if (!ik_db_room(s, p)) {
-			limited |= up_full(s, p);
-			continue;
-		}
-		cost(p, &n, &d);
-		if (best == NULL || n * bd < bn * d) {
-			best = p;
-			bk   = k;
-			bn   = n;
-			bd   = d;
-		}
-	}
-	if (best != NULL) {
-		s->pipes.next = (bk + 1) % s->pipes.n;
-	}
-	s->up_limited = best == NULL && limited;
-	return best;
-}
-
-/* May send() refuse now without risking a deadlock?  Only if the queue
- * drains by itself: some connection is not pinned, or none is. */
-static bool
-can_refuse(const db_sock *s)
-{
-	return !s->draining && (s->npinned == 0 || s->npinned < s->pipes.n);
-}
-
-/* Put r on the wire through p. */
-void
-ik_db_transmit(db_sock *s, db_pipe *p, db_req *r)
-{
-	iok_msg *out = r->msg;
-	int      rv;
-
-	r->msg = NULL;
-	if (r->idem && !r->retried && r->sess == NULL) {
-		/* Keep the request to send it again if the connection drops
-		 * (without memory for a copy, it just cannot be retried). */
-		iok_msg *copy;
-		if (iok_msg_dup(&copy, out) == 0) {
-			r->msg = out;
-			out    = copy;
-		} else {
-			r->idem = false;
-		}
-	}
-	out->flags  = 0;
-	out->token  = 0;
-	out->status = 0;
-	r->pipe     = p;
-	r->where    = R_FIFO;
-	ik_list_append(&p->fifo, &r->qnode);
-	p->nfifo++;
-	s->ninflight++;
-	ik_pipe_inflight_add(p->pipe, 1);
-	r->rt.sent_ns = ik_clock_ns(); /* latency, and the upstream's average */
-	if ((rv = ik_pipe_send(p->pipe, out)) == 0) {
-		ik_sock_stat(s->sock, IK_STAT_REQUESTS, 1);
-	} else {
-		/* Never on the wire: no reply will come for it. */
-		ik_list_remove(&r->qnode);
-		p->nfifo--;
-		s->ninflight--;
-		ik_pipe_inflight_add(p->pipe, -1);
-		r->where         = 0;
-		r->pipe          = NULL;
-		uint64_t token   = r->rt.token;
-		uint32_t session = r->sess != NULL ? r->sess->id : 0;
-		ik_db_req_free(s, r);
-		complete(s, token, session,
-		    rv == IOK_ENOMEM   ? IOK_ENOMEM
-		    : rv == IOK_EINVAL ? IOK_EINVAL
-		                       : IOK_ECONNRESET);
-	}
-}
-
-/* Move whatever can move.  Not re-entered: a nested call asks the
- * running one to loop again. */
-static void
-dispatch(db_sock *s)
-{
-	if (s->dispatching) {
-		s->again = true;
-		return;
-	}
-	s->dispatching = true;
-	do {
-		s->again = false;
-		for (int i = 0; i < s->pipes.n; i++) {
-			db_pipe *p = ik_pipeset_at(&s->pipes, i);
-			if (p->pinned != NULL && p->pinned->nqueue > 0) {
-				ik_db_sess_flush(s, p->pinned);
-			}
-		}
-		for (;;) {
-			ik_node *an = ik_list_first(&s->pending);
-			ik_node *bn = ik_list_first(&s->waiting);
-			db_req  *a  = an ? ik_container_of(an, db_req, qnode) : NULL;
-			db_sess *b  = bn ? ik_container_of(bn, db_sess, wnode) : NULL;
-			db_pipe *p;
-			if (a == NULL && b == NULL) {
-				break;
-			}
-			if ((p = pick_free(s)) == NULL) {
-				break;
-			}
-			db_req *bfirst =
-			    b ? ik_container_of(ik_list_first(&b->queue), db_req, qnode) : NULL;
-			if (b != NULL && (a == NULL || bfirst->seq < a->seq)) {
-				ik_db_sess_pin(s, b, p);
-				ik_db_sess_flush(s, b);
-			} else {
-				ik_list_remove(&a->qnode);
-				s->npending--;
-				s->nglobal--;
-				s->nqueued--;
-				ik_db_transmit(s, p, a);
-			}
-		}
-	} while (s->again);
-	s->dispatching = false;
 }
 
 /* Drained connections with nothing left on them go. */
@@ -434,7 +142,7 @@ close_drained(db_sock *s)
 void
 ik_db_settle(db_sock *s, bool in_send)
 {
-	dispatch(s);
+	ik_db_dispatch(s);
 	if (s->ndraining > 0) {
 		close_drained(s);
 	}
@@ -463,7 +171,7 @@ db_init(void *arg, ik_sock *sock, int raw)
 	if ((s->sessions = ik_idmap_new()) == NULL) {
 		return IOK_ENOMEM;
 	}
-	if (ik_rt_init(&s->rt, sock, db_fire, s) != 0) {
+	if (ik_rt_init(&s->rt, sock, ik_db_fire, s) != 0) {
 		ik_idmap_free(s->sessions);
 		return IOK_ENOMEM;
 	}
@@ -670,15 +378,15 @@ db_send(void *arg, iok_msg *m)
 				s->busy = true;
 				return IK_BUSY;
 			}
-		} else if (s->nglobal >= DB_QUEUE_MAX && can_refuse(s)) {
+		} else if (s->nglobal >= DB_QUEUE_MAX && ik_db_can_refuse(s)) {
 			s->busy = true;
 			return IK_BUSY;
 		}
 	} else {
 		if (s->npending == 0 && ik_list_empty(&s->waiting)) {
-			p = pick_free(s);
+			p = ik_db_pick_free(s);
 		}
-		if (p == NULL && s->nglobal >= DB_QUEUE_MAX && can_refuse(s)) {
+		if (p == NULL && s->nglobal >= DB_QUEUE_MAX && ik_db_can_refuse(s)) {
 			s->busy = true;
 			return IK_BUSY;
 		}
@@ -799,64 +507,6 @@ db_recv(void *arg, void *pp, iok_msg *m)
 	ik_db_req_free(s, r);
 	ik_db_settle(s, false);
 	return IK_OK;
-}
-
-static void
-db_cancel(void *arg, uint64_t token)
-{
-	db_sock   *s = arg;
-	ik_rt_ent *x = ik_rt_cancel(&s->rt, token);
-	if (x != NULL) {
-		ik_db_give_up(s, ik_container_of(x, db_req, rt), 0);
-		ik_db_settle(s, false);
-	}
-}
-
-#define DB_RECANCEL_MS 500
-
-/* The request a cancel was sent for still runs: send another. */
-static void
-db_recancel(void *arg)
-{
-	db_pipe *p = arg;
-	ik_node *n = ik_list_first(&p->fifo);
-	if (n != NULL) {
-		db_req *r = ik_container_of(n, db_req, qnode);
-		if (r->dead && r->seq == p->cancel_seq && ik_pipe_cancel(p->pipe) == 0) {
-			ik_timer_start(p->recancel, DB_RECANCEL_MS);
-		}
-	}
-}
-
-/* Ask the server to stop r, which heads p's FIFO (PostgreSQL
- * CancelRequest); its reply is still consumed. */
-static void
-cancel_running(db_pipe *p, db_req *r)
-{
-	if (ik_pipe_cancel(p->pipe) != 0) {
-		return; /* the transport cannot cancel */
-	}
-	if (p->recancel == NULL && (p->recancel = ik_timer_new(db_recancel, p)) == NULL) {
-		return;
-	}
-	p->cancel_seq = r->seq;
-	ik_timer_start(p->recancel, DB_RECANCEL_MS);
-}
-
-static void
-db_fire(void *arg)
-{
-	db_sock   *s   = arg;
-	uint64_t   now = ik_now_ms();
-	ik_rt_ent *x;
-	while ((x = ik_rt_due(&s->rt, now)) != NULL) {
-		db_req *r = ik_container_of(x, db_req, rt);
-		if (r->where == R_FIFO && ik_list_first(&r->pipe->fifo) == &r->qnode) {
-			cancel_running(r->pipe, r); /* the server is running it */
-		}
-		ik_db_give_up(s, r, IOK_ETIMEDOUT);
-	}
-	ik_db_settle(s, false);
 }
 
 /* Every dialer is failing and no connection is up: what waits for one
@@ -996,7 +646,7 @@ const ik_pattern ik_pattern_db = {
 	.pipe_ready    = db_pipe_ready,
 	.setopt        = db_setopt,
 	.getopt        = db_getopt,
-	.cancel        = db_cancel,
+	.cancel        = ik_db_cancel,
 	.fork_child    = db_fork_child,
 	.recv_ready    = db_recv_ready,
 	.pipe_drain    = db_pipe_drain,

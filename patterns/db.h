@@ -1,7 +1,8 @@
 /*
- * db.h - what the pipelined-db pattern (db.c: requests, connections,
- * routing) and its sessions (db_session.c) share.  The rules are at the
- * top of db.c.  Kernel thread only.
+ * db.h - what the files of the pipelined-db pattern share: db.c (the
+ * pattern's entry points, connections), db_req.c (a request's life),
+ * db_route.c (routing), db_session.c (sessions), db_health.c (health
+ * probes).  The rules are at the top of db.c.  Kernel thread only.
  */
 #ifndef IK_DB_H
 #define IK_DB_H
@@ -115,9 +116,11 @@ node_unlink(ik_node *n)
 }
 
 /* db.c */
-/* ik_db_room: p can take another request now (below db:max-inflight and
- * its write queue's high-water mark). */
-bool ik_db_room(const db_sock *s, const db_pipe *p);
+/* ik_db_settle, after every event: move what can move, set the timer, let
+ * the core offer again what was refused (not from inside send). */
+void ik_db_settle(db_sock *s, bool in_send);
+
+/* db_req.c */
 /* ik_db_transmit puts r on the wire through p (or completes it with the
  * error if p cannot take it). */
 void ik_db_transmit(db_sock *s, db_pipe *p, db_req *r);
@@ -126,9 +129,26 @@ void ik_db_transmit(db_sock *s, db_pipe *p, db_req *r);
 void ik_db_give_up(db_sock *s, db_req *r, int err);
 /* ik_db_req_free forgets r (already out of its FIFO or queue). */
 void ik_db_req_free(db_sock *s, db_req *r);
-/* ik_db_settle, after every event: move what can move, set the timer, let
- * the core offer again what was refused (not from inside send). */
-void ik_db_settle(db_sock *s, bool in_send);
+/* ik_db_cancel is the pattern's cancel (iok_cancel: silently). */
+void ik_db_cancel(void *arg, uint64_t token);
+/* ik_db_fire is the request tracker's timer: requests past req:timeout
+ * complete with IOK_ETIMEDOUT. */
+void ik_db_fire(void *arg);
+
+/* db_route.c */
+/* ik_db_room: p can take another request now (below db:max-inflight and
+ * its write queue's high-water mark). */
+bool ik_db_room(const db_sock *s, const db_pipe *p);
+/* ik_db_pick_free: the connection a request without a session goes to
+ * now (NULL: none has room; then s->up_limited says whether
+ * per-upstream limits were why). */
+db_pipe *ik_db_pick_free(db_sock *s);
+/* ik_db_can_refuse: send() may say IK_BUSY without risking a deadlock
+ * (the queue drains without the application's help). */
+bool ik_db_can_refuse(const db_sock *s);
+/* ik_db_dispatch moves pending requests and waiting sessions onto
+ * connections with room, in order of arrival (not re-entered). */
+void ik_db_dispatch(db_sock *s);
 
 /* db_health.c: ik_db_health_start arms p's idle check (pipe_add);
  * ik_db_health_stop frees it (pipe_rm); ik_db_health_reply is told of

@@ -28,20 +28,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "testutil.h"
+#include "pgutil.h"
 
-#define T_MS 30000 /* bounds a failure; success never waits for it */
+#define T_MS TU_PG_T_MS
 #define N_BURST 1000
-
-static const char *
-env_url(const char *name)
-{
-	const char *v = getenv(name);
-	if (v == NULL || *v == '\0') {
-		skip();
-	}
-	return v;
-}
 
 /* url + "?application_name=app" (or "&..."). */
 static const char *
@@ -54,11 +44,8 @@ with_app(const char *url, const char *app, char *buf, size_t cap)
 static iok_socket
 open_db(const char *url, const char *app, iok_dialer *dp)
 {
-	iok_socket s;
+	iok_socket s = tu_pg_socket();
 	char       u[512];
-	IOK_OK(iok_socket_open(&s, "pipelined-db"));
-	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECONNMINT, 20));
-	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECONNMAXT, 200));
 	IOK_OK(iok_dial(s, with_app(url, app, u, sizeof(u)), dp, 0));
 	return s;
 }
@@ -73,148 +60,14 @@ q_int(const char *sql, int32_t v)
 	return m;
 }
 
-static iok_msg *
-q_sql(const char *sql)
-{
-	iok_msg *m;
-	IOK_OK(iok_pg_query_new(&m, sql, strlen(sql)));
-	return m;
-}
-
-static iok_msg *
-q_simple(const char *sql)
-{
-	iok_msg *m;
-	IOK_OK(iok_pg_simple_query(&m, sql, strlen(sql)));
-	return m;
-}
-
-static uint64_t
-send_req(iok_socket s, iok_msg *m)
-{
-	uint64_t tok = 0;
-	IOK_OK(iok_request(s, m, &tok, 0));
-	return tok;
-}
-
-/* Receives until the reply to tok (single-threaded tests: others are
- * kept in stash by token index when given). */
-static iok_msg *
-recv_one(iok_socket s)
-{
-	iok_msg *m = NULL;
-	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECVTIMEO, T_MS));
-	IOK_OK(iok_recvmsg(s, &m, 0));
-	return m;
-}
-
-static iok_msg *
-call(iok_socket s, iok_msg *req)
-{
-	uint64_t tok = send_req(s, req);
-	iok_msg *m   = recv_one(s);
-	assert_int_equal(iok_msg_token(m), tok);
-	return m;
-}
-
-/* What a reply holds, read with the public reader. */
-typedef struct reply {
-	int      nrows, ncols, ready;
-	char     status;
-	int      formats[8];
-	uint32_t oids[8];
-	char     first[256]; /* first field of the first row, as text */
-	int64_t  first_int;  /* ... as an integer (int2/4/8 either format) */
-	int      first_null;
-	char     tag[64];
-	char     sqlstate[6];
-	char     message[256];
-	int      nnotify;
-} reply;
-
-static void
-read_reply(iok_msg *m, reply *r)
-{
-	iok_pg_reader rd;
-	iok_pg_item   it;
-	int           rv, row = -1;
-
-	memset(r, 0, sizeof(*r));
-	r->first_null = -1;
-	assert_int_equal(iok_msg_status(m), 0);
-	iok_pg_reader_init(&rd, iok_msg_body(m), iok_msg_len(m));
-	while ((rv = iok_pg_next(&rd, &it)) == 1) {
-		switch (it.kind) {
-		case IOK_PG_COLUMNS:
-			r->ncols = (int) it.count;
-			break;
-		case IOK_PG_COLUMN:
-			if (it.index < 8) {
-				r->formats[it.index] = it.format;
-				r->oids[it.index]    = it.oid;
-			}
-			break;
-		case IOK_PG_ROW:
-			row = r->nrows++;
-			break;
-		case IOK_PG_FIELD:
-			if (row == 0 && it.index == 0) {
-				r->first_null = it.len < 0;
-				if (it.len >= 0 && r->formats[0] == IOK_PG_BINARY) {
-					int64_t v = 0;
-					for (int32_t i = 0; i < it.len && i < 8; i++) {
-						v = (v << 8) | it.data[i];
-					}
-					if (it.len == 4) {
-						v = (int32_t) v;
-					} else if (it.len == 2) {
-						v = (int16_t) v;
-					}
-					r->first_int = v;
-					snprintf(r->first, sizeof(r->first), "%lld", (long long) v);
-				} else if (it.len >= 0) {
-					snprintf(r->first, sizeof(r->first), "%.*s", (int) it.len,
-					    (const char *) it.data);
-					r->first_int = strtoll(r->first, NULL, 10);
-				}
-			}
-			break;
-		case IOK_PG_COMPLETE:
-			snprintf(r->tag, sizeof(r->tag), "%s", it.tag_z);
-			break;
-		case IOK_PG_ERROR:
-			snprintf(r->sqlstate, sizeof(r->sqlstate), "%s",
-			    it.sqlstate_z ? it.sqlstate_z : "");
-			snprintf(
-			    r->message, sizeof(r->message), "%s", it.message_z ? it.message_z : "");
-			break;
-		case IOK_PG_NOTIFY:
-			r->nnotify++;
-			break;
-		case IOK_PG_READY:
-			r->ready++;
-			r->status = it.status;
-			break;
-		default:
-			break;
-		}
-	}
-	assert_int_equal(rv, 0);
-}
-
 /* A query through its own short-lived socket (administration). */
 static int64_t
 admin_int(const char *sql)
 {
-	iok_socket s = open_db(env_url("IOK_PG_URL_ADMIN"), "iok_admin", NULL);
-	iok_msg   *m = call(s, q_sql(sql));
-	reply      r;
-	read_reply(m, &r);
-	if (r.sqlstate[0]) {
-		fail_msg("%s: %s %s", sql, r.sqlstate, r.message);
-	}
-	iok_msg_free(m);
-	iok_close(s);
+	char        u[512];
+	tu_pg_reply r;
+	tu_pg_admin(
+	    with_app(tu_pg_env("IOK_PG_URL_ADMIN"), "iok_admin", u, sizeof(u)), false, sql, &r);
 	return r.first_int;
 }
 
@@ -233,7 +86,7 @@ static void
 test_burst_one_connection(void **state)
 {
 	(void) state;
-	iok_socket s    = open_db(env_url("IOK_PG_URL"), "iok_burst", NULL);
+	iok_socket s    = open_db(tu_pg_env("IOK_PG_URL"), "iok_burst", NULL);
 	uint64_t  *toks = calloc(N_BURST, sizeof(*toks));
 	int       *seen = calloc(N_BURST, sizeof(*seen));
 	uint32_t   pipe = 0;
@@ -241,18 +94,18 @@ test_burst_one_connection(void **state)
 	for (int round = 0; round < 2; round++) {
 		/* Round 0 prepares (text results), round 1 runs binary. */
 		for (int i = 0; i < N_BURST; i++) {
-			toks[i] = send_req(s, q_int("SELECT $1::int + 1", i));
+			toks[i] = tu_pg_send(s, q_int("SELECT $1::int + 1", i));
 		}
 		for (int n = 0; n < N_BURST; n++) {
-			iok_msg *m = recv_one(s);
-			reply    r;
-			int      i;
+			iok_msg    *m = tu_pg_recv(s);
+			tu_pg_reply r;
+			int         i;
 			for (i = 0; i < N_BURST && toks[i] != iok_msg_token(m); i++) {
 			}
 			assert_true(i < N_BURST);
 			assert_false(seen[i] == round + 1);
 			seen[i] = round + 1;
-			read_reply(m, &r);
+			tu_pg_read(m, &r);
 			assert_string_equal(r.sqlstate, "");
 			assert_int_equal(r.nrows, 1);
 			assert_int_equal(r.first_int, i + 1);
@@ -285,7 +138,7 @@ test_health_probe(void **state)
 	char       u[512];
 	int        sent = 0;
 	(void) state;
-	const char *url = env_url("IOK_PG_URL");
+	const char *url = tu_pg_env("IOK_PG_URL");
 	IOK_OK(iok_socket_open(&s, "pipelined-db"));
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_HEALTH_INTERVAL, 20));
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_HEALTH_TIMEOUT, T_MS));
@@ -294,14 +147,14 @@ test_health_probe(void **state)
 		uint64_t toks[3];
 		assert_true(tu_wait_stat(s, "stat:probes", (uint64_t) round + 1, T_MS));
 		for (int i = 0; i < 3; i++) {
-			toks[i] = send_req(s, q_int("SELECT $1::int + 1", round * 10 + i));
+			toks[i] = tu_pg_send(s, q_int("SELECT $1::int + 1", round * 10 + i));
 			sent++;
 		}
 		for (int i = 0; i < 3; i++) {
-			iok_msg *m = recv_one(s);
-			reply    r;
+			iok_msg    *m = tu_pg_recv(s);
+			tu_pg_reply r;
 			assert_int_equal(iok_msg_token(m), toks[i]);
-			read_reply(m, &r);
+			tu_pg_read(m, &r);
 			assert_string_equal(r.sqlstate, "");
 			assert_int_equal(r.first_int, round * 10 + i + 1);
 			iok_msg_free(m);
@@ -319,21 +172,21 @@ static void
 test_error_mid_burst(void **state)
 {
 	(void) state;
-	iok_socket s = open_db(env_url("IOK_PG_URL"), "iok_err", NULL);
+	iok_socket s = open_db(tu_pg_env("IOK_PG_URL"), "iok_err", NULL);
 	uint64_t   toks[101];
 
 	for (int i = 0; i <= 100; i++) {
-		toks[i] = send_req(s, i == 50 ? q_int("SELECT 1 / ($1::int - $1::int)", i)
-		                              : q_int("SELECT $1::int * 2", i));
+		toks[i] = tu_pg_send(s, i == 50 ? q_int("SELECT 1 / ($1::int - $1::int)", i)
+		                                : q_int("SELECT $1::int * 2", i));
 	}
 	for (int n = 0; n <= 100; n++) {
-		iok_msg *m = recv_one(s);
-		reply    r;
-		int      i;
+		iok_msg    *m = tu_pg_recv(s);
+		tu_pg_reply r;
+		int         i;
 		for (i = 0; i <= 100 && toks[i] != iok_msg_token(m); i++) {
 		}
 		assert_true(i <= 100);
-		read_reply(m, &r);
+		tu_pg_read(m, &r);
 		if (i == 50) {
 			assert_string_equal(r.sqlstate, "22012"); /* division_by_zero */
 			assert_int_equal(r.nrows, 0);
@@ -347,15 +200,15 @@ test_error_mid_burst(void **state)
 	/* A syntax error (Parse fails) is not cached: the next one fails too,
 	 * and the good statement after it still works. */
 	for (int k = 0; k < 2; k++) {
-		iok_msg *m = call(s, q_sql("SELEKT 1"));
-		reply    r;
-		read_reply(m, &r);
+		iok_msg    *m = tu_pg_call(s, tu_pg_query("SELEKT 1"));
+		tu_pg_reply r;
+		tu_pg_read(m, &r);
 		assert_string_equal(r.sqlstate, "42601");
 		iok_msg_free(m);
 	}
-	iok_msg *m = call(s, q_int("SELECT $1::int * 2", 21));
-	reply    r;
-	read_reply(m, &r);
+	iok_msg    *m = tu_pg_call(s, q_int("SELECT $1::int * 2", 21));
+	tu_pg_reply r;
+	tu_pg_read(m, &r);
 	assert_int_equal(r.first_int, 42);
 	iok_msg_free(m);
 	iok_close(s);
@@ -367,34 +220,35 @@ static void
 test_plan_invalidated(void **state)
 {
 	(void) state;
-	iok_socket s = open_db(env_url("IOK_PG_URL_ADMIN"), "iok_plan", NULL);
-	reply      r;
-	iok_msg   *m;
+	iok_socket  s = open_db(tu_pg_env("IOK_PG_URL_ADMIN"), "iok_plan", NULL);
+	tu_pg_reply r;
+	iok_msg    *m;
 
-	m = call(s, q_simple("DROP TABLE IF EXISTS iok_plan_t; CREATE TABLE iok_plan_t (a int); "
-	                     "INSERT INTO iok_plan_t VALUES (7)"));
-	read_reply(m, &r);
+	m = tu_pg_call(
+	    s, tu_pg_simple("DROP TABLE IF EXISTS iok_plan_t; CREATE TABLE iok_plan_t (a int); "
+	                    "INSERT INTO iok_plan_t VALUES (7)"));
+	tu_pg_read(m, &r);
 	assert_string_equal(r.sqlstate, "");
 	iok_msg_free(m);
 	for (int i = 0; i < 2; i++) {
-		m = call(s, q_sql("SELECT * FROM iok_plan_t"));
-		read_reply(m, &r);
+		m = tu_pg_call(s, tu_pg_query("SELECT * FROM iok_plan_t"));
+		tu_pg_read(m, &r);
 		assert_int_equal(r.first_int, 7);
 		iok_msg_free(m);
 	}
-	m = call(s, q_simple("ALTER TABLE iok_plan_t ADD COLUMN b text"));
+	m = tu_pg_call(s, tu_pg_simple("ALTER TABLE iok_plan_t ADD COLUMN b text"));
 	iok_msg_free(m);
-	m = call(s, q_sql("SELECT * FROM iok_plan_t"));
-	read_reply(m, &r);
+	m = tu_pg_call(s, tu_pg_query("SELECT * FROM iok_plan_t"));
+	tu_pg_read(m, &r);
 	assert_string_equal(r.sqlstate, "0A000");
 	iok_msg_free(m);
-	m = call(s, q_sql("SELECT * FROM iok_plan_t"));
-	read_reply(m, &r);
+	m = tu_pg_call(s, tu_pg_query("SELECT * FROM iok_plan_t"));
+	tu_pg_read(m, &r);
 	assert_string_equal(r.sqlstate, "");
 	assert_int_equal(r.ncols, 2);
 	assert_int_equal(r.first_int, 7);
 	iok_msg_free(m);
-	m = call(s, q_simple("DROP TABLE iok_plan_t"));
+	m = tu_pg_call(s, tu_pg_simple("DROP TABLE iok_plan_t"));
 	iok_msg_free(m);
 	iok_close(s);
 }
@@ -441,7 +295,7 @@ notify(const char *chan, const char *payload)
 static void
 barrier(iok_socket s)
 {
-	iok_msg *m = call(s, q_sql("SELECT 1"));
+	iok_msg *m = tu_pg_call(s, tu_pg_query("SELECT 1"));
 	iok_msg_free(m);
 }
 
@@ -457,7 +311,7 @@ flow_worker(void *arg)
 	struct flow *f    = arg;
 	uint64_t    *toks = calloc((size_t) f->n, sizeof(*toks));
 	for (int i = 0; i < f->n; i++) {
-		toks[i] = send_req(f->s, q_int("SELECT $1::int + 1", i));
+		toks[i] = tu_pg_send(f->s, q_int("SELECT $1::int + 1", i));
 	}
 	for (int n = 0; n < f->n; n++) {
 		iok_msg *m = NULL;
@@ -468,8 +322,8 @@ flow_worker(void *arg)
 		int i;
 		for (i = 0; i < f->n && toks[i] != iok_msg_token(m); i++) {
 		}
-		reply r;
-		read_reply(m, &r);
+		tu_pg_reply r;
+		tu_pg_read(m, &r);
 		if (i == f->n || r.first_int != i + 1) {
 			f->bad++;
 		}
@@ -484,7 +338,7 @@ test_notify_while_queries_flow(void **state)
 {
 	(void) state;
 	iok_dialer  d;
-	iok_socket  sub, s = open_db(env_url("IOK_PG_URL"), "iok_notify", &d);
+	iok_socket  sub, s = open_db(tu_pg_env("IOK_PG_URL"), "iok_notify", &d);
 	char        chan[64], payload[64], want[64];
 	pthread_t   th;
 	struct flow f = { .s = s, .n = N_BURST };
@@ -527,7 +381,7 @@ test_terminate_mid_flight(void **state)
 {
 	(void) state;
 	iok_dialer d;
-	iok_socket sub, s = open_db(env_url("IOK_PG_URL"), "iok_term", &d);
+	iok_socket sub, s = open_db(tu_pg_env("IOK_PG_URL"), "iok_term", &d);
 	char       chan[64], payload[64];
 	uint64_t   toks[300];
 	int        ok = 0, reset = 0;
@@ -539,11 +393,11 @@ test_terminate_mid_flight(void **state)
 	IOK_OK(iok_socket_set(sub, IOK_OPT_SUB_SUBSCRIBE, "term", 4));
 	barrier(s);
 	for (int i = 0; i < 300; i++) {
-		toks[i] = send_req(s, q_int("SELECT $1::int + 1 FROM pg_sleep(0.002)", i));
+		toks[i] = tu_pg_send(s, q_int("SELECT $1::int + 1 FROM pg_sleep(0.002)", i));
 	}
-	iok_msg *m = recv_one(s); /* the server is busy with the burst */
-	reply    r;
-	read_reply(m, &r);
+	iok_msg    *m = tu_pg_recv(s); /* the server is busy with the burst */
+	tu_pg_reply r;
+	tu_pg_read(m, &r);
 	assert_int_equal(r.first_int, 1);
 	iok_msg_free(m);
 	ok++;
@@ -552,13 +406,13 @@ test_terminate_mid_flight(void **state)
 	              "WHERE application_name = 'iok_term'"),
 	    1);
 	for (int n = 1; n < 300; n++) {
-		m = recv_one(s);
+		m = tu_pg_recv(s);
 		int i;
 		for (i = 0; i < 300 && toks[i] != iok_msg_token(m); i++) {
 		}
 		assert_true(i < 300);
 		if (iok_msg_status(m) == 0) {
-			read_reply(m, &r);
+			tu_pg_read(m, &r);
 			if (r.sqlstate[0] == '\0') {
 				assert_int_equal(r.first_int, i + 1);
 				ok++;
@@ -576,8 +430,8 @@ test_terminate_mid_flight(void **state)
 	assert_int_equal(ok + reset, 300);
 	/* Back: the marker, then notifications on the new connection. */
 	assert_int_equal(sub_next(sub, chan, payload, sizeof(chan)), 2);
-	m = call(s, q_int("SELECT $1::int + 1", 41));
-	read_reply(m, &r);
+	m = tu_pg_call(s, q_int("SELECT $1::int + 1", 41));
+	tu_pg_read(m, &r);
 	assert_int_equal(r.first_int, 42);
 	iok_msg_free(m);
 	notify("term", "after");
@@ -593,11 +447,11 @@ static void
 test_server_restart(void **state)
 {
 	(void) state;
-	iok_dialer d;
-	iok_socket sub, s = open_db(env_url("IOK_PG_URL"), "iok_restart", &d);
-	char       chan[64], payload[64], cmd[1024];
-	reply      r;
-	uint64_t   toks[50];
+	iok_dialer  d;
+	iok_socket  sub, s = open_db(tu_pg_env("IOK_PG_URL"), "iok_restart", &d);
+	char        chan[64], payload[64];
+	tu_pg_reply r;
+	uint64_t    toks[50];
 
 	IOK_OK(iok_sub0_open(&sub));
 	IOK_OK(iok_socket_set_ms(sub, IOK_OPT_RECVTIMEO, T_MS));
@@ -606,19 +460,17 @@ test_server_restart(void **state)
 	IOK_OK(iok_socket_set(sub, IOK_OPT_SUB_SUBSCRIBE, "restart", 7));
 	barrier(s);
 	for (int i = 0; i < 50; i++) {
-		toks[i] = send_req(s, q_int("SELECT $1::int FROM pg_sleep(0.01)", i));
+		toks[i] = tu_pg_send(s, q_int("SELECT $1::int FROM pg_sleep(0.01)", i));
 	}
-	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s/pgcluster.py restart %s %s",
-	    IOK_TEST_SRCDIR, env_url("IOK_PG_DIR"), env_url("IOK_PG_PORT"));
-	assert_int_equal(system(cmd), 0);
+	tu_pg_cluster("restart %s %s", tu_pg_env("IOK_PG_DIR"), tu_pg_env("IOK_PG_PORT"));
 	for (int n = 0; n < 50; n++) {
-		iok_msg *m = recv_one(s);
+		iok_msg *m = tu_pg_recv(s);
 		int      i;
 		for (i = 0; i < 50 && toks[i] != iok_msg_token(m); i++) {
 		}
 		assert_true(i < 50);
 		if (iok_msg_status(m) == 0) {
-			read_reply(m, &r);
+			tu_pg_read(m, &r);
 			assert_true(r.sqlstate[0] == '\0' ? r.first_int == i
 			                                  : strncmp(r.sqlstate, "57P", 3) == 0);
 		} else {
@@ -627,8 +479,8 @@ test_server_restart(void **state)
 		iok_msg_free(m);
 	}
 	assert_int_equal(sub_next(sub, chan, payload, sizeof(chan)), 2);
-	iok_msg *m = call(s, q_int("SELECT $1::int + 1", 1));
-	read_reply(m, &r);
+	iok_msg *m = tu_pg_call(s, q_int("SELECT $1::int + 1", 1));
+	tu_pg_read(m, &r);
 	assert_int_equal(r.first_int, 2);
 	iok_msg_free(m);
 	barrier(s); /* the LISTEN sent on the new connection is done */
@@ -646,16 +498,16 @@ test_statement_timeout(void **state)
 {
 	(void) state;
 	char        url[512];
-	const char *base = env_url("IOK_PG_URL");
+	const char *base = tu_pg_env("IOK_PG_URL");
 	snprintf(url, sizeof(url), "%s?options=-c%%20statement_timeout%%3D100", base);
-	iok_socket s = open_db(url, "iok_stmt_to", NULL);
-	reply      r;
-	iok_msg   *m = call(s, q_sql("SELECT pg_sleep(20)"));
-	read_reply(m, &r);
+	iok_socket  s = open_db(url, "iok_stmt_to", NULL);
+	tu_pg_reply r;
+	iok_msg    *m = tu_pg_call(s, tu_pg_query("SELECT pg_sleep(20)"));
+	tu_pg_read(m, &r);
 	assert_string_equal(r.sqlstate, "57014"); /* query_canceled */
 	iok_msg_free(m);
-	m = call(s, q_int("SELECT $1::int", 5));
-	read_reply(m, &r);
+	m = tu_pg_call(s, q_int("SELECT $1::int", 5));
+	tu_pg_read(m, &r);
 	assert_int_equal(r.first_int, 5);
 	iok_msg_free(m);
 	iok_close(s);
@@ -667,16 +519,16 @@ static void
 test_timeout_cancels(void **state)
 {
 	(void) state;
-	iok_socket s = open_db(env_url("IOK_PG_URL"), "iok_cancel", NULL);
-	reply      r;
+	iok_socket  s = open_db(tu_pg_env("IOK_PG_URL"), "iok_cancel", NULL);
+	tu_pg_reply r;
 
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_REQ_TIMEOUT, 200));
-	iok_msg *m = call(s, q_sql("SELECT pg_sleep(600)"));
+	iok_msg *m = tu_pg_call(s, tu_pg_query("SELECT pg_sleep(600)"));
 	assert_int_equal(iok_msg_status(m), IOK_ETIMEDOUT);
 	iok_msg_free(m);
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_REQ_TIMEOUT, T_MS));
-	m = call(s, q_int("SELECT $1::int", 9)); /* would wait 600 s uncancelled */
-	read_reply(m, &r);
+	m = tu_pg_call(s, q_int("SELECT $1::int", 9)); /* would wait 600 s uncancelled */
+	tu_pg_read(m, &r);
 	assert_int_equal(r.first_int, 9);
 	iok_msg_free(m);
 	iok_close(s);
@@ -688,30 +540,31 @@ static void
 test_abandoned_transaction(void **state)
 {
 	(void) state;
-	iok_socket s = open_db(env_url("IOK_PG_URL_ADMIN"), "iok_tx", NULL);
-	uint32_t   sid;
-	reply      r;
-	iok_msg   *m;
+	iok_socket  s = open_db(tu_pg_env("IOK_PG_URL_ADMIN"), "iok_tx", NULL);
+	uint32_t    sid;
+	tu_pg_reply r;
+	iok_msg    *m;
 
-	m = call(s, q_simple("DROP TABLE IF EXISTS iok_tx_t; CREATE TABLE iok_tx_t (a int)"));
+	m = tu_pg_call(
+	    s, tu_pg_simple("DROP TABLE IF EXISTS iok_tx_t; CREATE TABLE iok_tx_t (a int)"));
 	iok_msg_free(m);
 	IOK_OK(iok_session_open(s, &sid));
-	iok_msg *b = q_simple("BEGIN");
+	iok_msg *b = tu_pg_simple("BEGIN");
 	iok_msg_set_session(b, sid);
-	m = call(s, b);
-	read_reply(m, &r);
+	m = tu_pg_call(s, b);
+	tu_pg_read(m, &r);
 	assert_int_equal(r.status, 'T');
 	iok_msg_free(m);
 	iok_msg *ins = q_int("INSERT INTO iok_tx_t VALUES ($1)", 1);
 	iok_msg_set_session(ins, sid);
-	m = call(s, ins);
-	read_reply(m, &r);
+	m = tu_pg_call(s, ins);
+	tu_pg_read(m, &r);
 	assert_string_equal(r.tag, "INSERT 0 1");
 	assert_int_equal(r.status, 'T');
 	iok_msg_free(m);
 	IOK_OK(iok_session_close(s, sid)); /* no COMMIT: abandoned */
-	m = call(s, q_sql("SELECT count(*)::int FROM iok_tx_t"));
-	read_reply(m, &r);
+	m = tu_pg_call(s, tu_pg_query("SELECT count(*)::int FROM iok_tx_t"));
+	tu_pg_read(m, &r);
 	assert_int_equal(r.status, 'I');
 	assert_int_equal(r.first_int, 0);
 	iok_msg_free(m);
@@ -719,16 +572,16 @@ test_abandoned_transaction(void **state)
 	IOK_OK(iok_session_open(s, &sid));
 	const char *steps[] = { "BEGIN", "INSERT INTO iok_tx_t VALUES (2)", "COMMIT" };
 	for (int i = 0; i < 3; i++) {
-		iok_msg *q = q_simple(steps[i]);
+		iok_msg *q = tu_pg_simple(steps[i]);
 		iok_msg_set_session(q, sid);
-		iok_msg_free(call(s, q));
+		iok_msg_free(tu_pg_call(s, q));
 	}
 	IOK_OK(iok_session_close(s, sid));
-	m = call(s, q_sql("SELECT count(*)::int FROM iok_tx_t"));
-	read_reply(m, &r);
+	m = tu_pg_call(s, tu_pg_query("SELECT count(*)::int FROM iok_tx_t"));
+	tu_pg_read(m, &r);
 	assert_int_equal(r.first_int, 1);
 	iok_msg_free(m);
-	iok_msg_free(call(s, q_simple("DROP TABLE iok_tx_t")));
+	iok_msg_free(tu_pg_call(s, tu_pg_simple("DROP TABLE iok_tx_t")));
 	assert_int_equal(tu_stat(s, "stat:proto-errors"), 0);
 	iok_close(s);
 }
@@ -743,21 +596,21 @@ static void
 test_limits_and_refusals(void **state)
 {
 	(void) state;
-	iok_socket s;
-	char       u[512];
-	reply      r;
-	iok_msg   *m;
-	uint64_t   toks[N_AROUND + 2];
-	int        seen[N_AROUND + 2] = { 0 };
+	iok_socket  s;
+	char        u[512];
+	tu_pg_reply r;
+	iok_msg    *m;
+	uint64_t    toks[N_AROUND + 2];
+	int         seen[N_AROUND + 2] = { 0 };
 
 	IOK_OK(iok_socket_open(&s, "pipelined-db"));
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECONNMINT, 20));
 	IOK_OK(iok_socket_set_size(s, IOK_OPT_RECVMAXSZ, 64 * 1024));
 	/* postgres:// is the same transport */
-	const char *url = env_url("IOK_PG_URL");
+	const char *url = tu_pg_env("IOK_PG_URL");
 	snprintf(u, sizeof(u), "postgres%s?application_name=iok_limits", strchr(url, ':'));
 	IOK_OK(iok_dial(s, u, NULL, 0));
-	m = call(s, q_sql("SELECT repeat('x', 100000)"));
+	m = tu_pg_call(s, tu_pg_query("SELECT repeat('x', 100000)"));
 	assert_int_equal(iok_msg_status(m), IOK_EMSGSIZE);
 	assert_int_equal(iok_msg_len(m), 0);
 	iok_msg_free(m);
@@ -766,17 +619,17 @@ test_limits_and_refusals(void **state)
 	 * 100 small ones, all in flight at once. */
 	for (int i = 0; i < N_AROUND + 2; i++) {
 		if (i == 30) {
-			toks[i] = send_req(s, q_sql("SELECT repeat('y', 4000000)"));
+			toks[i] = tu_pg_send(s, tu_pg_query("SELECT repeat('y', 4000000)"));
 		} else if (i == 70) {
-			toks[i] = send_req(
-			    s, q_sql("SELECT repeat('z', 1000) FROM generate_series(1, 500)"));
+			toks[i] = tu_pg_send(s,
+			    tu_pg_query("SELECT repeat('z', 1000) FROM generate_series(1, 500)"));
 		} else {
-			toks[i] = send_req(s, q_int("SELECT $1::int", i));
+			toks[i] = tu_pg_send(s, q_int("SELECT $1::int", i));
 		}
 	}
 	for (int k = 0; k < N_AROUND + 2; k++) {
 		int i = -1;
-		m     = recv_one(s);
+		m     = tu_pg_recv(s);
 		for (int j = 0; j < N_AROUND + 2; j++) {
 			if (toks[j] == iok_msg_token(m)) {
 				i = j;
@@ -787,7 +640,7 @@ test_limits_and_refusals(void **state)
 		if (i == 30 || i == 70) {
 			assert_int_equal(iok_msg_status(m), IOK_EMSGSIZE);
 		} else {
-			read_reply(m, &r);
+			tu_pg_read(m, &r);
 			assert_int_equal(r.first_int, i);
 		}
 		iok_msg_free(m);
@@ -798,22 +651,22 @@ test_limits_and_refusals(void **state)
 	assert_int_equal(tu_stat(s, "stat:proto-errors"), 0);
 	/* The limit raised at runtime reaches the open connection. */
 	IOK_OK(iok_socket_set_size(s, IOK_OPT_RECVMAXSZ, 1 << 20));
-	m = call(s, q_sql("SELECT length(repeat('x', 100000))"));
-	read_reply(m, &r);
+	m = tu_pg_call(s, tu_pg_query("SELECT length(repeat('x', 100000))"));
+	tu_pg_read(m, &r);
 	assert_int_equal(r.first_int, 100000);
 	iok_msg_free(m);
-	m = call(s, q_sql("SELECT repeat('x', 100000)"));
+	m = tu_pg_call(s, tu_pg_query("SELECT repeat('x', 100000)"));
 	assert_int_equal(iok_msg_status(m), 0);
 	iok_msg_free(m);
 	assert_int_equal(tu_stat(s, "stat:pipes-opened"), 1);
 	/* not a request built with iok_pg_* */
 	IOK_OK(iok_msg_alloc(&m, 0));
 	IOK_OK(iok_msg_append(m, "SELECT 1", 8));
-	m = call(s, m);
+	m = tu_pg_call(s, m);
 	assert_int_equal(iok_msg_status(m), IOK_EINVAL);
 	iok_msg_free(m);
-	m = call(s, q_int("SELECT $1::int", 3));
-	read_reply(m, &r);
+	m = tu_pg_call(s, q_int("SELECT $1::int", 3));
+	tu_pg_read(m, &r);
 	assert_int_equal(r.first_int, 3);
 	iok_msg_free(m);
 	iok_close(s);
@@ -825,30 +678,30 @@ static void
 test_listen_during_session(void **state)
 {
 	(void) state;
-	iok_dialer d;
-	iok_socket sub, s = open_db(env_url("IOK_PG_URL"), "iok_sess_listen", &d);
-	char       chan[64], payload[64];
-	uint32_t   sid;
-	reply      r;
+	iok_dialer  d;
+	iok_socket  sub, s = open_db(tu_pg_env("IOK_PG_URL"), "iok_sess_listen", &d);
+	char        chan[64], payload[64];
+	uint32_t    sid;
+	tu_pg_reply r;
 
 	IOK_OK(iok_sub0_open(&sub));
 	IOK_OK(iok_socket_set_ms(sub, IOK_OPT_RECVTIMEO, T_MS));
 	IOK_OK(iok_dialer_share(d, sub));
 	assert_true(tu_wait_stat(sub, "stat:pipes", 1, T_MS));
 	IOK_OK(iok_session_open(s, &sid));
-	iok_msg *b = q_simple("BEGIN");
+	iok_msg *b = tu_pg_simple("BEGIN");
 	iok_msg_set_session(b, sid);
-	iok_msg_free(call(s, b));
+	iok_msg_free(tu_pg_call(s, b));
 	IOK_OK(iok_socket_set(sub, IOK_OPT_SUB_SUBSCRIBE, "held", 4));
 	iok_msg *q = q_int("SELECT $1::int", 4);
 	iok_msg_set_session(q, sid);
-	iok_msg *m = call(s, q);
-	read_reply(m, &r);
+	iok_msg *m = tu_pg_call(s, q);
+	tu_pg_read(m, &r);
 	assert_int_equal(r.status, 'T');
 	iok_msg_free(m);
 	IOK_OK(iok_session_close(s, sid));
-	m = call(s, q_int("SELECT $1::int", 5));
-	read_reply(m, &r);
+	m = tu_pg_call(s, q_int("SELECT $1::int", 5));
+	tu_pg_read(m, &r);
 	assert_int_equal(r.first_int, 5);
 	assert_int_equal(r.status, 'I'); /* rolled back */
 	iok_msg_free(m);
@@ -865,10 +718,10 @@ test_listen_during_session(void **state)
 static void
 check_user(const char *url, const char *user)
 {
-	iok_socket s = open_db(url, "iok_auth", NULL);
-	reply      r;
-	iok_msg   *m = call(s, q_sql("SELECT current_user::text"));
-	read_reply(m, &r);
+	iok_socket  s = open_db(url, "iok_auth", NULL);
+	tu_pg_reply r;
+	iok_msg    *m = tu_pg_call(s, tu_pg_query("SELECT current_user::text"));
+	tu_pg_read(m, &r);
 	assert_string_equal(r.first, user);
 	iok_msg_free(m);
 	iok_close(s);
@@ -879,13 +732,13 @@ test_auth_methods(void **state)
 {
 	(void) state;
 	char url[512];
-	check_user(env_url("IOK_PG_URL_SCRAM"), "iok_scram");
-	check_user(env_url("IOK_PG_URL_MD5"), "iok_md5");
-	check_user(env_url("IOK_PG_URL_PASSWORD"), "iok_password");
-	check_user(env_url("IOK_PG_URL_TRUST"), "iok_trust");
+	check_user(tu_pg_env("IOK_PG_URL_SCRAM"), "iok_scram");
+	check_user(tu_pg_env("IOK_PG_URL_MD5"), "iok_md5");
+	check_user(tu_pg_env("IOK_PG_URL_PASSWORD"), "iok_password");
+	check_user(tu_pg_env("IOK_PG_URL_TRUST"), "iok_trust");
 	/* libpq's unix-socket form */
 	snprintf(url, sizeof(url), "postgresql://iok_trust@/postgres?host=%s&port=%s",
-	    env_url("IOK_PG_SOCKDIR"), env_url("IOK_PG_PORT"));
+	    tu_pg_env("IOK_PG_SOCKDIR"), tu_pg_env("IOK_PG_PORT"));
 	check_user(url, "iok_trust");
 }
 
@@ -898,7 +751,7 @@ test_wrong_password(void **state)
 		iok_socket s;
 		char       url[512];
 		snprintf(url, sizeof(url), "postgresql://%s:not-the-secret@%s:%s/postgres",
-		    users[i], env_url("IOK_PG_HOST"), env_url("IOK_PG_PORT"));
+		    users[i], tu_pg_env("IOK_PG_HOST"), tu_pg_env("IOK_PG_PORT"));
 		IOK_OK(iok_socket_open(&s, "pipelined-db"));
 		assert_int_equal(iok_dial(s, url, NULL, 0), IOK_EPEERAUTH);
 		assert_true(tu_stat(s, "stat:proto-errors") >= 1);
@@ -914,8 +767,8 @@ test_wrong_password(void **state)
 	/* No password at all where one is needed. */
 	iok_socket s;
 	char       url[512];
-	snprintf(url, sizeof(url), "postgresql://iok_scram@%s:%s/postgres", env_url("IOK_PG_HOST"),
-	    env_url("IOK_PG_PORT"));
+	snprintf(url, sizeof(url), "postgresql://iok_scram@%s:%s/postgres",
+	    tu_pg_env("IOK_PG_HOST"), tu_pg_env("IOK_PG_PORT"));
 	IOK_OK(iok_socket_open(&s, "pipelined-db"));
 	assert_int_equal(iok_dial(s, url, NULL, 0), IOK_EPEERAUTH);
 	iok_close(s);
@@ -972,7 +825,7 @@ fake_case(const void *bad, size_t len, const char *stat)
 	IOK_OK(iok_socket_open(&s, "pipelined-db"));
 	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECONNMINT, 60000)); /* no second try at the fake */
 	IOK_OK(iok_dial(s, url, NULL, 0));
-	iok_msg *m = call(s, q_sql("SELECT 1"));
+	iok_msg *m = tu_pg_call(s, tu_pg_query("SELECT 1"));
 	assert_int_equal(iok_msg_status(m), IOK_ECONNRESET);
 	iok_msg_free(m);
 	assert_true(tu_wait_stat(s, stat, 1, T_MS));

@@ -24,19 +24,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "testutil.h"
+#include "pgutil.h"
 
-#define T_MS 30000 /* bounds a failure; success never waits for it */
+#define T_MS TU_PG_T_MS
 #define N_FLIGHT 100
 
 static const char *
 env(const char *name)
 {
-	const char *v = getenv(name);
-	if (v == NULL || *v == '\0' || getenv("IOK_PG_STANDBY_PORT") == NULL) {
-		skip();
-	}
-	return v;
+	(void) tu_pg_env("IOK_PG_STANDBY_PORT"); /* the cluster has a standby */
+	return tu_pg_env(name);
 }
 
 static int
@@ -65,98 +62,22 @@ url_of(char *buf, size_t cap, int p1, int p2, const char *attrs, const char *app
 	    attrs ? "&target_session_attrs=" : "", attrs ? attrs : "");
 }
 
-static iok_socket
-open_sock(void)
-{
-	iok_socket s;
-	IOK_OK(iok_socket_open(&s, "pipelined-db"));
-	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECONNMINT, 20));
-	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECONNMAXT, 200)); /* bounds a move */
-	IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECVTIMEO, T_MS));
-	return s;
-}
-
-static iok_msg *
-q_sql(const char *sql)
-{
-	iok_msg *m;
-	IOK_OK(iok_pg_query_new(&m, sql, strlen(sql)));
-	return m;
-}
-
-static iok_msg *
-q_simple(const char *sql)
-{
-	iok_msg *m;
-	IOK_OK(iok_pg_simple_query(&m, sql, strlen(sql)));
-	return m;
-}
-
-/* What a reply says: its first field as text, or the server's error. */
-typedef struct reply {
-	char first[64];
-	char sqlstate[6];
-	char message[200];
-} reply;
-
-static void
-read_reply(iok_msg *m, reply *r)
-{
-	iok_pg_reader rd;
-	iok_pg_item   it;
-	int           rv, fields = 0, fmt0 = IOK_PG_TEXT;
-	memset(r, 0, sizeof(*r));
-	assert_int_equal(iok_msg_status(m), 0);
-	iok_pg_reader_init(&rd, iok_msg_body(m), iok_msg_len(m));
-	while ((rv = iok_pg_next(&rd, &it)) == 1) {
-		if (it.kind == IOK_PG_COLUMN && it.index == 0) {
-			fmt0 = it.format;
-		} else if (it.kind == IOK_PG_FIELD && fields++ == 0 && it.len >= 0) {
-			if (fmt0 == IOK_PG_BINARY && it.len == 4) {
-				snprintf(r->first, sizeof(r->first), "%d",
-				    (int) (((uint32_t) it.data[0] << 24) |
-				           ((uint32_t) it.data[1] << 16) |
-				           ((uint32_t) it.data[2] << 8) | it.data[3]));
-			} else {
-				snprintf(r->first, sizeof(r->first), "%.*s", (int) it.len,
-				    (const char *) it.data);
-			}
-		} else if (it.kind == IOK_PG_ERROR) {
-			snprintf(r->sqlstate, sizeof(r->sqlstate), "%s",
-			    it.sqlstate_z ? it.sqlstate_z : "");
-			snprintf(
-			    r->message, sizeof(r->message), "%s", it.message_z ? it.message_z : "");
-		}
-	}
-	assert_int_equal(rv, 0);
-}
-
-/* One request, its completion (status and reply). */
-static int
-call(iok_socket s, iok_msg *req, reply *r)
-{
-	uint64_t tok;
-	iok_msg *m;
-	int      st;
-	IOK_OK(iok_request(s, req, &tok, 0));
-	IOK_OK(iok_recvmsg(s, &m, 0));
-	assert_int_equal(iok_msg_token(m), tok);
-	st = iok_msg_status(m);
-	if (st == 0) {
-		read_reply(m, r);
-	}
-	iok_msg_free(m);
-	return st;
-}
-
 /* The server a query ran on: its port. */
 static int
 server_port(iok_socket s)
 {
-	reply r;
-	IOK_OK(call(s, q_sql("SELECT inet_server_port()"), &r));
+	tu_pg_reply r;
+	IOK_OK(tu_pg_run(s, tu_pg_query("SELECT inet_server_port()"), &r));
 	assert_string_equal(r.sqlstate, "");
 	return atoi(r.first);
+}
+
+/* The superuser's URL for the server on port. */
+static const char *
+admin_url(int port, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "postgresql://postgres@127.0.0.1:%d/postgres", port);
+	return buf;
 }
 
 /* A statement on a server as the superuser (simple protocol: ALTER
@@ -164,39 +85,18 @@ server_port(iok_socket s)
 static void
 admin(int port, const char *sql)
 {
-	char       url[256];
-	iok_socket s = open_sock();
-	reply      r;
-	snprintf(url, sizeof(url), "postgresql://postgres@127.0.0.1:%d/postgres", port);
-	IOK_OK(iok_dial(s, url, NULL, 0));
-	IOK_OK(call(s, q_simple(sql), &r));
-	if (r.sqlstate[0] != '\0') {
-		fail_msg("%s: %s %s", sql, r.sqlstate, r.message);
-	}
-	IOK_OK(iok_close(s));
+	char        url[256];
+	tu_pg_reply r;
+	tu_pg_admin(admin_url(port, url, sizeof(url)), true, sql, &r);
 }
 
 static int
 admin_int(int port, const char *sql)
 {
-	char       url[256];
-	iok_socket s = open_sock();
-	reply      r;
-	snprintf(url, sizeof(url), "postgresql://postgres@127.0.0.1:%d/postgres", port);
-	IOK_OK(iok_dial(s, url, NULL, 0));
-	IOK_OK(call(s, q_simple(sql), &r));
-	assert_string_equal(r.sqlstate, "");
-	IOK_OK(iok_close(s));
+	char        url[256];
+	tu_pg_reply r;
+	tu_pg_admin(admin_url(port, url, sizeof(url)), true, sql, &r);
 	return atoi(r.first);
-}
-
-static void
-cluster_cmd(const char *what, const char *dir)
-{
-	char cmd[1024];
-	snprintf(
-	    cmd, sizeof(cmd), "/usr/bin/python3 %s/pgcluster.py %s %s", IOK_TEST_SRCDIR, what, dir);
-	assert_int_equal(system(cmd), 0);
 }
 
 static int
@@ -288,7 +188,7 @@ test_routes_by_attrs(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char       url[256];
 		iok_dialer d;
-		iok_socket s     = open_sock();
+		iok_socket s     = tu_pg_socket();
 		int        want  = cases[i].standby ? S : P;
 		int        other = cases[i].standby ? P : S;
 		url_of(url, sizeof(url), S, P, cases[i].attrs, "iok_route");
@@ -306,14 +206,14 @@ test_routes_by_attrs(void **state)
 		for (int k = 0; k < 20; k++) {
 			assert_int_equal(server_port(s), want);
 		}
-		reply r;
-		IOK_OK(call(s, q_sql("SELECT pg_is_in_recovery()::text"), &r));
+		tu_pg_reply r;
+		IOK_OK(tu_pg_run(s, tu_pg_query("SELECT pg_is_in_recovery()::text"), &r));
 		assert_string_equal(r.first, cases[i].standby ? "true" : "false");
 		IOK_OK(iok_close(s));
 	}
 	/* No wish: both servers serve. */
 	char       url[256];
-	iok_socket s = open_sock();
+	iok_socket s = tu_pg_socket();
 	url_of(url, sizeof(url), S, P, NULL, "iok_route");
 	IOK_OK(iok_dial(s, url, NULL, 0));
 	wait_peers(s, 2);
@@ -331,7 +231,7 @@ test_query_host_list(void **state)
 	} cases[] = { { "read-write", 0 }, { "standby", 1 } };
 	for (size_t i = 0; i < 2; i++) {
 		char       url[256];
-		iok_socket s = open_sock();
+		iok_socket s = tu_pg_socket();
 		snprintf(url, sizeof(url),
 		    "postgresql://iok_trust@/postgres?host=127.0.0.1,127.0.0.1&port=%d,%d"
 		    "&target_session_attrs=%s",
@@ -342,7 +242,7 @@ test_query_host_list(void **state)
 	}
 	/* one host that way (TCP) */
 	char       url[256];
-	iok_socket s = open_sock();
+	iok_socket s = tu_pg_socket();
 	snprintf(
 	    url, sizeof(url), "postgresql://iok_trust@/postgres?host=127.0.0.1&port=%d", port_s());
 	IOK_OK(iok_dial(s, url, NULL, 0));
@@ -356,23 +256,23 @@ test_refused_alone(void **state)
 {
 	(void) state;
 	char       url[256];
-	iok_socket s = open_sock();
+	iok_socket s = tu_pg_socket();
 	url_of(url, sizeof(url), port_p(), 0, "standby", "iok_alone");
 	assert_int_equal(iok_dial(s, url, NULL, 0), IOK_ESTATE);
 	last_error_has(s, "in_hot_standby=off");
 	IOK_OK(iok_close(s));
-	s = open_sock();
+	s = tu_pg_socket();
 	url_of(url, sizeof(url), port_s(), 0, "read-write", "iok_alone");
 	assert_int_equal(iok_dial(s, url, NULL, 0), IOK_ESTATE);
 	last_error_has(s, "in_hot_standby=on");
 	IOK_OK(iok_close(s));
 	/* A wish libpq does not know fails the dial (it never hangs). */
-	s = open_sock();
+	s = tu_pg_socket();
 	url_of(url, sizeof(url), port_p(), 0, "writable", "iok_alone");
 	assert_int_equal(iok_dial(s, url, NULL, 0), IOK_EADDRINVAL);
 	IOK_OK(iok_close(s));
 	/* prefer-standby takes the primary when no standby answers */
-	s = open_sock();
+	s = tu_pg_socket();
 	url_of(url, sizeof(url), tu_free_port(), port_p(), "prefer-standby", "iok_alone");
 	IOK_OK(iok_dial(s, url, NULL, 0));
 	assert_int_equal(server_port(s), port_p());
@@ -390,7 +290,7 @@ writes_in_flight(iok_socket s, int n, int *ok, int *ro, int *lost)
 	uint64_t *toks = calloc((size_t) n, sizeof(*toks));
 	char     *seen = calloc((size_t) n, 1);
 	for (int i = 0; i < n; i++) {
-		IOK_OK(iok_request(s, q_sql("INSERT INTO roles_t VALUES (1)"), &toks[i], 0));
+		IOK_OK(iok_request(s, tu_pg_query("INSERT INTO roles_t VALUES (1)"), &toks[i], 0));
 	}
 	for (int k = 0; k < n; k++) {
 		iok_msg *m;
@@ -409,8 +309,8 @@ writes_in_flight(iok_socket s, int n, int *ok, int *ro, int *lost)
 			}
 			(*lost)++;
 		} else {
-			reply r;
-			read_reply(m, &r);
+			tu_pg_reply r;
+			tu_pg_read(m, &r);
 			if (r.sqlstate[0] == '\0') {
 				(*ok)++;
 			} else if (strcmp(r.sqlstate, "25006") == 0) {
@@ -431,17 +331,17 @@ static void
 test_primary_goes_read_only(void **state)
 {
 	(void) state;
-	int        P = port_p(), S = port_s();
-	char       url[256];
-	iok_socket s = open_sock();
-	reply      r;
-	int        ok = 0, ro = 0, lost = 0, rows0;
+	int         P = port_p(), S = port_s();
+	char        url[256];
+	iok_socket  s = tu_pg_socket();
+	tu_pg_reply r;
+	int         ok = 0, ro = 0, lost = 0, rows0;
 
 	admin(P, "CREATE TABLE IF NOT EXISTS roles_t (v int); GRANT ALL ON roles_t TO PUBLIC");
 	rows0 = admin_int(P, "SELECT count(*) FROM roles_t");
 	url_of(url, sizeof(url), S, P, "read-write", "iok_ro");
 	IOK_OK(iok_dial(s, url, NULL, 0));
-	IOK_OK(call(s, q_sql("INSERT INTO roles_t VALUES (1)"), &r));
+	IOK_OK(tu_pg_run(s, tu_pg_query("INSERT INTO roles_t VALUES (1)"), &r));
 	assert_string_equal(r.sqlstate, "");
 	ok++;
 
@@ -465,13 +365,13 @@ test_primary_goes_read_only(void **state)
 	assert_int_equal(admin_int(P, "SELECT count(*) FROM roles_t"), rows0 + ok);
 	last_err_w le = { s, "default_transaction_read_only=on" };
 	assert_true(tu_wait_for(last_error_is, &le, T_MS));
-	assert_int_equal(call(s, q_sql("SELECT 1"), &r), IOK_ESTATE); /* fail-fast */
+	assert_int_equal(tu_pg_run(s, tu_pg_query("SELECT 1"), &r), IOK_ESTATE); /* fail-fast */
 
 	/* Writable again: the dialer's retries find it. */
 	admin(P, "ALTER SYSTEM RESET default_transaction_read_only");
 	admin(P, "SELECT pg_reload_conf()");
 	wait_peers(s, 1);
-	IOK_OK(call(s, q_sql("INSERT INTO roles_t VALUES (2)"), &r));
+	IOK_OK(tu_pg_run(s, tu_pg_query("INSERT INTO roles_t VALUES (2)"), &r));
 	assert_string_equal(r.sqlstate, "");
 	assert_int_equal(server_port(s), P);
 	IOK_OK(iok_close(s));
@@ -483,11 +383,11 @@ static void
 test_failover(void **state)
 {
 	(void) state;
-	int        P = port_p(), S = port_s();
-	char       url[256];
-	iok_socket rw = open_sock(), sb = open_sock(), ps = open_sock();
-	reply      r;
-	int        ok = 0, lost = 0, n_sb = 0, fails = 0;
+	int         P = port_p(), S = port_s();
+	char        url[256];
+	iok_socket  rw = tu_pg_socket(), sb = tu_pg_socket(), ps = tu_pg_socket();
+	tu_pg_reply r;
+	int         ok = 0, lost = 0, n_sb = 0, fails = 0;
 
 	admin(P, "CREATE TABLE IF NOT EXISTS roles_t (v int); GRANT ALL ON roles_t TO PUBLIC");
 	url_of(url, sizeof(url), S, P, "read-write", "iok_fo_rw");
@@ -505,10 +405,10 @@ test_failover(void **state)
 	 * with an error, none is lost silently. */
 	uint64_t *toks = calloc(N_FLIGHT, sizeof(*toks));
 	for (int i = 0; i < N_FLIGHT; i++) {
-		IOK_OK(iok_request(
-		    rw, q_sql("INSERT INTO roles_t SELECT 3 FROM pg_sleep(0.01)"), &toks[i], 0));
+		IOK_OK(iok_request(rw,
+		    tu_pg_query("INSERT INTO roles_t SELECT 3 FROM pg_sleep(0.01)"), &toks[i], 0));
 	}
-	cluster_cmd("stop", env("IOK_PG_DIR"));
+	tu_pg_cluster("stop %s", env("IOK_PG_DIR"));
 	for (int k = 0; k < N_FLIGHT; k++) {
 		iok_msg *m;
 		IOK_OK(iok_recvmsg(rw, &m, 0));
@@ -518,7 +418,7 @@ test_failover(void **state)
 		assert_true(i < N_FLIGHT);
 		toks[i] = 0;
 		if (iok_msg_status(m) == 0) {
-			read_reply(m, &r);
+			tu_pg_read(m, &r);
 			if (r.sqlstate[0] == '\0') {
 				ok++;
 			} else if (strncmp(r.sqlstate, "57P", 3) == 0) {
@@ -544,24 +444,24 @@ test_failover(void **state)
 	/* Promote the standby.  The standby-only socket learns it from the
 	 * ParameterStatus on its next reply (delivered), drops the connection
 	 * and refuses the server from then on. */
-	cluster_cmd("promote", env("IOK_PG_STANDBY_DIR"));
+	tu_pg_cluster("promote %s", env("IOK_PG_STANDBY_DIR"));
 	uint64_t t0  = tu_now_ms();
 	uint64_t end = t0 + T_MS;
 	while (peers(sb) > 0) {
 		assert_true(tu_now_ms() < end);
-		int st = call(sb, q_sql("SELECT 1"), &r);
+		int st = tu_pg_run(sb, tu_pg_query("SELECT 1"), &r);
 		assert_true(
 		    st == 0 || st == IOK_ECONNRESET || st == IOK_ECONNSHUT || st == IOK_ESTATE);
 		n_sb++;
 	}
-	assert_int_equal(call(sb, q_sql("SELECT 1"), &r), IOK_ESTATE);
+	assert_int_equal(tu_pg_run(sb, tu_pg_query("SELECT 1"), &r), IOK_ESTATE);
 	last_error_has(sb, "target_session_attrs=standby");
 
 	/* Read-write traffic follows to the promoted server (the dialer's
 	 * retries find it fits now). */
 	for (;;) {
 		assert_true(tu_now_ms() < end);
-		int st = call(rw, q_sql("INSERT INTO roles_t VALUES (4)"), &r);
+		int st = tu_pg_run(rw, tu_pg_query("INSERT INTO roles_t VALUES (4)"), &r);
 		if (st == 0 && r.sqlstate[0] == '\0') {
 			break;
 		}
