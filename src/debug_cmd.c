@@ -5,8 +5,6 @@
  * socket queues' lengths are read under the socket lock, by statwalk.c).
  * iok_debug_text gives the same answers to the application.
  */
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "iok.h"
