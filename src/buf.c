@@ -1,4 +1,6 @@
 /* buf.c - growable byte buffer. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,4 +64,19 @@ ik_buf_consume(ik_buf *b, size_t n)
 	}
 	memmove(b->data, b->data + n, b->len - n);
 	b->len -= n;
+}
+
+void
+ik_buf_printf(ik_buf *b, const char *fmt, ...)
+{
+	char    tmp[IK_BUF_PRINTF_MAX + 1];
+	va_list ap;
+	int     n;
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n > 0) {
+		(void) ik_buf_append(
+		    b, tmp, (size_t) n < sizeof(tmp) ? (size_t) n : sizeof(tmp) - 1);
+	}
 }

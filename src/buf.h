@@ -22,5 +22,10 @@ int ik_buf_reserve(ik_buf *b, size_t n);
 int ik_buf_append(ik_buf *b, const void *p, size_t n);
 /* ik_buf_consume drops n bytes from the front. */
 void ik_buf_consume(ik_buf *b, size_t n);
+/* ik_buf_printf appends printf-formatted text, at most IK_BUF_PRINTF_MAX
+ * bytes of it (the rest is cut): the debug and export texts are built
+ * from short lines.  Out of memory drops the text. */
+#define IK_BUF_PRINTF_MAX 511
+void ik_buf_printf(ik_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -2,8 +2,9 @@
  * dbgstack.c - the main thread's stack, on demand, while it computes or
  * waits in a system call.  The kernel thread sends a dedicated real-time
  * signal to the main thread; the handler there writes
- * backtrace_symbols_fd() into a pipe that the kernel thread reads (see
- * debug.c).  Only async-signal-safe calls run in the handler:
+ * backtrace_symbols_fd() into a pipe that the kernel thread reads and
+ * hands to whoever waits (the debug endpoint's "stack" command, debug.c).
+ * Only async-signal-safe calls run in the handler:
  * backtrace() is called once at setup so its lazy loading of the unwinder
  * (which allocates) is done before any signal.
  *
@@ -20,14 +21,17 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "iok.h"
 #include "debug.h"
+#include "kernel.h"
 
 #define FRAMES_MAX 128
+#define STACK_TIMEOUT_MS 2000
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int            setup_rv;
@@ -136,12 +140,6 @@ ik_stack_setup(void)
 }
 
 int
-ik_stack_read_fd(void)
-{
-	return rfd;
-}
-
-int
 ik_stack_write_fd(void)
 {
 	return wfd;
@@ -153,8 +151,10 @@ ik_stack_signal(void)
 	return signo;
 }
 
-int
-ik_stack_request(void)
+/* Drops stale bytes from the pipe and signals the process's main thread:
+ * 0, or IOK_ESTATE if the main thread is gone.  Kernel thread. */
+static int
+stack_request(void)
 {
 	char  drop[4096];
 	pid_t pid = getpid();
@@ -181,4 +181,118 @@ iok_debug_stack_pipe(int *sig, int *fd)
 	*sig = signo;
 	*fd  = wfd;
 	return 0;
+}
+
+/* ------------------------------------------- the reader (kernel thread) */
+
+/* One signal answers everyone waiting. */
+static struct {
+	bool       init; /* spoll and stimer */
+	bool       busy; /* a signal was sent, its answer is being read */
+	uv_poll_t  spoll;
+	uv_timer_t stimer;
+	ik_buf     sout;
+	ik_list    waiters;
+} R;
+
+/* Answer everyone waiting with what was read (and note, if any). */
+static void
+stack_finish(const char *note)
+{
+	ik_node *n;
+	uv_poll_stop(&R.spoll);
+	uv_timer_stop(&R.stimer);
+	R.busy = false;
+	if (note != NULL) {
+		(void) ik_buf_append(&R.sout, note, strlen(note));
+	}
+	while ((n = ik_list_first(&R.waiters)) != NULL) {
+		ik_stack_waiter *w = ik_container_of(n, ik_stack_waiter, node);
+		ik_list_remove(n);
+		w->done(w, &R.sout);
+	}
+	R.sout.len = 0;
+}
+
+static void
+stack_poll_cb(uv_poll_t *h, int status, int events)
+{
+	char    tmp[16384];
+	ssize_t n;
+	(void) h;
+	(void) events;
+	if (status < 0) {
+		stack_finish("error: reading the stack pipe failed\n");
+		return;
+	}
+	while ((n = read(rfd, tmp, sizeof(tmp))) > 0) {
+		(void) ik_buf_append(&R.sout, tmp, (size_t) n);
+	}
+	/* Done once the C handler, which runs last, wrote its end line. */
+	if (R.sout.len >= sizeof(IK_STACK_END) - 1 &&
+	    memcmp(R.sout.data + R.sout.len - (sizeof(IK_STACK_END) - 1), IK_STACK_END,
+	        sizeof(IK_STACK_END) - 1) == 0) {
+		R.sout.len -= sizeof(IK_STACK_END) - 1;
+		stack_finish(NULL);
+	}
+}
+
+static void
+stack_timer_cb(uv_timer_t *t)
+{
+	(void) t;
+	stack_finish("error: the main thread did not answer in time (signal blocked?)\n");
+}
+
+int
+ik_stack_wait(ik_stack_waiter *w, ik_buf *err)
+{
+	int rv;
+	if ((rv = ik_stack_setup()) != 0) {
+		ik_buf_printf(err, "error: %s\n", iok_strerror(rv));
+		return rv;
+	}
+	if (R.waiters.head.next == NULL) {
+		ik_list_init(&R.waiters);
+	}
+	if (!R.init) {
+		if (uv_poll_init(ik_loop(), &R.spoll, rfd) != 0) {
+			ik_buf_printf(err, "error: cannot poll the stack pipe\n");
+			return IOK_EINTERNAL;
+		}
+		uv_timer_init(ik_loop(), &R.stimer);
+		R.init = true;
+	}
+	if (!R.busy) {
+		R.sout.len = 0;
+		if ((rv = stack_request()) != 0) {
+			ik_buf_printf(err, "error: the main thread is gone\n");
+			return rv;
+		}
+		R.busy = true;
+		uv_poll_start(&R.spoll, UV_READABLE, stack_poll_cb);
+		uv_timer_start(&R.stimer, stack_timer_cb, STACK_TIMEOUT_MS, 0);
+	}
+	ik_list_append(&R.waiters, &w->node);
+	return 0;
+}
+
+void
+ik_stack_cancel(ik_stack_waiter *w)
+{
+	if (ik_node_linked(&w->node)) {
+		ik_list_remove(&w->node);
+	}
+}
+
+void
+ik_stack_reader_close(void)
+{
+	if (R.init) {
+		uv_close((uv_handle_t *) &R.spoll, NULL);
+		uv_close((uv_handle_t *) &R.stimer, NULL);
+		R.init = false;
+		R.busy = false;
+	}
+	ik_buf_fini(&R.sout);
 }

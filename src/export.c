@@ -20,6 +20,7 @@
 #include "kernel.h"
 #include "sock.h"
 #include "stats.h"
+#include "statwalk.h"
 #include "url.h"
 
 #define HTTP_MAX 8192 /* request head */
@@ -60,68 +61,31 @@ static struct {
 	uint64_t                app_prev[IK_APP_SLOTS];
 } X;
 
-static void
-outf(ik_buf *b, const char *fmt, ...)
-{
-	char    tmp[512];
-	va_list ap;
-	int     n;
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (n > 0) {
-		(void) ik_buf_append(
-		    b, tmp, (size_t) n < sizeof(tmp) ? (size_t) n : sizeof(tmp) - 1);
-	}
-}
-
 /* ----------------------------------------------------- socket snapshot */
 
+/* The open sockets' statistics, read once per export. */
 typedef struct snap {
-	ik_sock **s;
-	size_t    n, cap;
+	ik_sock_view *v;
+	size_t        n, cap;
 } snap;
 
 static void
-snap_cb(ik_sock *s, void *arg)
+snap_cb(const ik_sock_view *v, void *arg)
 {
 	snap *sn = arg;
-	if (s->finished) {
+	if (v->s->finished) {
 		return;
 	}
-	pthread_mutex_lock(&s->mu);
-	s->stats[IK_STAT_SEND_WAITS] = s->send_waits;
-	pthread_mutex_unlock(&s->mu);
 	if (sn->n == sn->cap) {
-		size_t    nc = sn->cap ? sn->cap * 2 : 16;
-		ik_sock **ns = realloc(sn->s, nc * sizeof(*ns));
-		if (ns == NULL) {
+		size_t        nc = sn->cap ? sn->cap * 2 : 16;
+		ik_sock_view *nv = realloc(sn->v, nc * sizeof(*nv));
+		if (nv == NULL) {
 			return;
 		}
-		sn->s   = ns;
+		sn->v   = nv;
 		sn->cap = nc;
 	}
-	sn->s[sn->n++] = s;
-}
-
-static void
-inflight_count(void *arg, ik_pipe *p, uint64_t since, const void *head, size_t len)
-{
-	(void) p;
-	(void) since;
-	(void) head;
-	(void) len;
-	(*(uint64_t *) arg)++;
-}
-
-static uint64_t
-sock_inflight(ik_sock *s)
-{
-	uint64_t n = 0;
-	if (s->pat->inflight != NULL && s->pdata != NULL) {
-		s->pat->inflight(s->pdata, inflight_count, &n);
-	}
-	return n;
+	sn->v[sn->n++] = *v;
 }
 
 /* ---------------------------------------------------------- prometheus */
@@ -132,9 +96,9 @@ label(ik_buf *b, const char *v)
 {
 	for (; *v != '\0'; v++) {
 		if (*v == '\\' || *v == '"') {
-			outf(b, "\\%c", *v);
+			ik_buf_printf(b, "\\%c", *v);
 		} else if (*v == '\n') {
-			outf(b, "\\n");
+			ik_buf_printf(b, "\\n");
 		} else {
 			(void) ik_buf_append(b, v, 1);
 		}
@@ -144,15 +108,15 @@ label(ik_buf *b, const char *v)
 static void
 sock_labels(ik_buf *b, ik_sock *s)
 {
-	outf(b, "socket=\"%u\",pattern=\"%s\",name=\"", s->obj.id, s->pat->name);
+	ik_buf_printf(b, "socket=\"%u\",pattern=\"%s\",name=\"", s->obj.id, s->pat->name);
 	label(b, s->name);
-	outf(b, "\"");
+	ik_buf_printf(b, "\"");
 }
 
 static void
 family(ik_buf *b, const char *name, const char *type, const char *help)
 {
-	outf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	ik_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* Histogram buckets at powers of two of ns (exact bucket edges of both
@@ -170,12 +134,13 @@ prom_hist(ik_buf *b, const char *name, const char *labels, const ik_hist *h)
 		while (i < IK_HIST_BUCKETS && ik_hist_bucket_high(i) < edge) {
 			cum += h->b[i++];
 		}
-		outf(b, "%s_bucket{%s,le=\"%.9g\"} %llu\n", name, labels, (double) edge / 1e9,
-		    (unsigned long long) cum);
+		ik_buf_printf(b, "%s_bucket{%s,le=\"%.9g\"} %llu\n", name, labels,
+		    (double) edge / 1e9, (unsigned long long) cum);
 	}
-	outf(b, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels, (unsigned long long) h->count);
-	outf(b, "%s_sum{%s} %.9g\n", name, labels, (double) h->sum / 1e9);
-	outf(b, "%s_count{%s} %llu\n", name, labels, (unsigned long long) h->count);
+	ik_buf_printf(
+	    b, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels, (unsigned long long) h->count);
+	ik_buf_printf(b, "%s_sum{%s} %.9g\n", name, labels, (double) h->sum / 1e9);
+	ik_buf_printf(b, "%s_count{%s} %llu\n", name, labels, (unsigned long long) h->count);
 }
 
 static void
@@ -189,12 +154,13 @@ prom_app_hist(ik_buf *b, const char *labels, const ik_app_view *v)
 		while (i <= k && i < IK_APP_BUCKETS) {
 			cum += v->buckets[i++];
 		}
-		outf(b, "%s_bucket{%s,le=\"%.9g\"} %llu\n", name, labels,
+		ik_buf_printf(b, "%s_bucket{%s,le=\"%.9g\"} %llu\n", name, labels,
 		    (double) ((uint64_t) 1 << k) / 1e9, (unsigned long long) cum);
 	}
-	outf(b, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels, (unsigned long long) v->value);
-	outf(b, "%s_sum{%s} %.9g\n", name, labels, (double) v->sum_ns / 1e9);
-	outf(b, "%s_count{%s} %llu\n", name, labels, (unsigned long long) v->value);
+	ik_buf_printf(
+	    b, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels, (unsigned long long) v->value);
+	ik_buf_printf(b, "%s_sum{%s} %.9g\n", name, labels, (double) v->sum_ns / 1e9);
+	ik_buf_printf(b, "%s_count{%s} %llu\n", name, labels, (unsigned long long) v->value);
 }
 
 static const char *
@@ -218,13 +184,13 @@ prom_render(ik_buf *b)
 	ik_app_view v;
 
 	ik_buf_init(&lb);
-	ik_sockets_foreach(snap_cb, &sn);
+	ik_statwalk(snap_cb, &sn);
 
 	family(b, "iok_socket_info", "gauge", "An open iok socket (always 1).");
 	for (size_t j = 0; j < sn.n; j++) {
-		outf(b, "iok_socket_info{");
-		sock_labels(b, sn.s[j]);
-		outf(b, "} 1\n");
+		ik_buf_printf(b, "iok_socket_info{");
+		sock_labels(b, sn.v[j].s);
+		ik_buf_printf(b, "} 1\n");
 	}
 	for (int i = 0; i < IK_STAT_COUNT; i++) {
 		bool gauge = i == IK_STAT_PIPES;
@@ -232,46 +198,41 @@ prom_render(ik_buf *b)
 		snprintf(full, sizeof(full), "iok_socket_%s%s", nm, gauge ? "" : "_total");
 		family(b, full, gauge ? "gauge" : "counter", ik_stat_name(i));
 		for (size_t j = 0; j < sn.n; j++) {
-			outf(b, "%s{", full);
-			sock_labels(b, sn.s[j]);
-			outf(b, "} %llu\n", (unsigned long long) sn.s[j]->stats[i]);
+			ik_buf_printf(b, "%s{", full);
+			sock_labels(b, sn.v[j].s);
+			ik_buf_printf(b, "} %llu\n", (unsigned long long) sn.v[j].s->stats[i]);
 		}
 	}
 	family(
 	    b, "iok_socket_inflight", "gauge", "Requests the socket waits on (queued or written).");
 	for (size_t j = 0; j < sn.n; j++) {
-		outf(b, "iok_socket_inflight{");
-		sock_labels(b, sn.s[j]);
-		outf(b, "} %llu\n", (unsigned long long) sock_inflight(sn.s[j]));
+		ik_buf_printf(b, "iok_socket_inflight{");
+		sock_labels(b, sn.v[j].s);
+		ik_buf_printf(b, "} %llu\n", (unsigned long long) sn.v[j].inflight);
 	}
 	family(b, "iok_socket_queue_messages", "gauge",
 	    "Messages in a socket's send or receive queue.");
 	for (size_t j = 0; j < sn.n; j++) {
-		ik_sock *s = sn.s[j];
-		size_t   sq, rq;
-		pthread_mutex_lock(&s->mu);
-		sq = s->sq.len;
-		rq = s->rq.len;
-		pthread_mutex_unlock(&s->mu);
-		outf(b, "iok_socket_queue_messages{");
-		sock_labels(b, s);
-		outf(b, ",queue=\"send\"} %zu\niok_socket_queue_messages{", sq);
-		sock_labels(b, s);
-		outf(b, ",queue=\"recv\"} %zu\n", rq);
+		const ik_sock_view *sv = &sn.v[j];
+		ik_buf_printf(b, "iok_socket_queue_messages{");
+		sock_labels(b, sv->s);
+		ik_buf_printf(b, ",queue=\"send\"} %zu\niok_socket_queue_messages{", sv->sq);
+		sock_labels(b, sv->s);
+		ik_buf_printf(b, ",queue=\"recv\"} %zu\n", sv->rq);
 	}
 	family(b, "iok_socket_errors_total", "counter", "Error completions delivered, by kind.");
 	for (size_t j = 0; j < sn.n; j++) {
-		ik_xstats *x = sn.s[j]->xs;
+		ik_xstats *x = sn.v[j].s->xs;
 		for (int k = 1; x != NULL && k < IK_ERR_KINDS; k++) {
 			if (x->errs[k] != 0) {
 				const char *kn = ik_stats_err_name(k);
-				outf(b, "iok_socket_errors_total{");
-				sock_labels(b, sn.s[j]);
+				ik_buf_printf(b, "iok_socket_errors_total{");
+				sock_labels(b, sn.v[j].s);
 				if (kn != NULL) {
-					outf(b, ",kind=\"%s\"} %llu\n", kn,
+					ik_buf_printf(b, ",kind=\"%s\"} %llu\n", kn,
 					    (unsigned long long) x->errs[k]);
 				} else {
-					outf(b, ",kind=\"e%d\"} %llu\n", k,
+					ik_buf_printf(b, ",kind=\"e%d\"} %llu\n", k,
 					    (unsigned long long) x->errs[k]);
 				}
 			}
@@ -280,12 +241,12 @@ prom_render(ik_buf *b)
 	family(b, "iok_request_latency_seconds", "histogram",
 	    "From a request's write to its reply's read, timed on the kernel thread.");
 	for (size_t j = 0; j < sn.n; j++) {
-		if (sn.s[j]->xs != NULL && sn.s[j]->xs->lat.count > 0) {
+		if (sn.v[j].s->xs != NULL && sn.v[j].s->xs->lat.count > 0) {
 			lb.len = 0;
-			sock_labels(&lb, sn.s[j]);
+			sock_labels(&lb, sn.v[j].s);
 			(void) ik_buf_append(&lb, "", 1);
-			prom_hist(
-			    b, "iok_request_latency_seconds", (char *) lb.data, &sn.s[j]->xs->lat);
+			prom_hist(b, "iok_request_latency_seconds", (char *) lb.data,
+			    &sn.v[j].s->xs->lat);
 		}
 	}
 
@@ -293,18 +254,18 @@ prom_render(ik_buf *b)
 	family(b, "iok_app_counter_total", "counter", "Application counters (iok_counter_add).");
 	for (uint32_t i = 0; ik_app_read(i, &v); i++) {
 		if (v.kind == IK_APP_COUNTER) {
-			outf(b, "iok_app_counter_total{name=\"");
+			ik_buf_printf(b, "iok_app_counter_total{name=\"");
 			label(b, v.name);
-			outf(b, "\"} %llu\n", (unsigned long long) v.value);
+			ik_buf_printf(b, "\"} %llu\n", (unsigned long long) v.value);
 		}
 	}
 	family(b, "iok_app_timer_seconds", "histogram", "Application timers (iok_timer_record).");
 	for (uint32_t i = 0; ik_app_read(i, &v); i++) {
 		if (v.kind == IK_APP_TIMER) {
 			lb.len = 0;
-			outf(&lb, "name=\"");
+			ik_buf_printf(&lb, "name=\"");
 			label(&lb, v.name);
-			outf(&lb, "\"");
+			ik_buf_printf(&lb, "\"");
 			(void) ik_buf_append(&lb, "", 1);
 			prom_app_hist(b, (char *) lb.data, &v);
 		}
@@ -313,23 +274,23 @@ prom_render(ik_buf *b)
 	    b, "iok_app_marker_passes_total", "counter", "Times an application marker was passed.");
 	for (uint32_t i = 0; ik_app_read(i, &v); i++) {
 		if (v.kind == IK_APP_MARKER) {
-			outf(b, "iok_app_marker_passes_total{name=\"");
+			ik_buf_printf(b, "iok_app_marker_passes_total{name=\"");
 			label(b, v.name);
-			outf(b, "\"} %llu\n", (unsigned long long) v.value);
+			ik_buf_printf(b, "\"} %llu\n", (unsigned long long) v.value);
 		}
 	}
 	family(b, "iok_app_marker_age_seconds", "gauge", "Time since a marker was last passed.");
 	for (uint32_t i = 0; ik_app_read(i, &v); i++) {
 		if (v.kind == IK_APP_MARKER && v.value > 0) {
 			uint64_t now = ik_app_now_ns();
-			outf(b, "iok_app_marker_age_seconds{name=\"");
+			ik_buf_printf(b, "iok_app_marker_age_seconds{name=\"");
 			label(b, v.name);
-			outf(b, "\"} %.6f\n",
+			ik_buf_printf(b, "\"} %.6f\n",
 			    (double) (now > v.last_ns ? now - v.last_ns : 0) / 1e9);
 		}
 	}
 	ik_buf_fini(&lb);
-	free(sn.s);
+	free(sn.v);
 }
 
 /* ---------------------------------------------------------------- http */
@@ -377,7 +338,7 @@ respond(hconn *c, const char *status, const char *ctype, ik_buf *body)
 	ik_buf_init(&out);
 	c->answered = true;
 	uv_read_stop((uv_stream_t *) &c->h);
-	outf(&out,
+	ik_buf_printf(&out,
 	    "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
 	    status, ctype, body->len);
 	if (body->len > 0) {
@@ -641,12 +602,12 @@ sd_tick(uv_timer_t *t)
 	ik_app_view v;
 	(void) t;
 	ik_buf_init(&dg);
-	ik_sockets_foreach(snap_cb, &sn);
+	ik_statwalk(snap_cb, &sn);
 	for (size_t i = 0; i < X.nprev; i++) {
 		X.prev[i].seen = false;
 	}
 	for (size_t j = 0; j < sn.n; j++) {
-		ik_sock   *s = sn.s[j];
+		ik_sock   *s = sn.v[j].s;
 		prev_sock *p = prev_of(s->obj.id);
 		sd_name(sname, sizeof(sname), s->name);
 		if (p == NULL) {
@@ -665,7 +626,7 @@ sd_tick(uv_timer_t *t)
 			p->v[i] = s->stats[i];
 		}
 		sd_line(&dg, "%s.socket.%s.inflight:%llu|g", X.prefix, sname,
-		    (unsigned long long) sock_inflight(s));
+		    (unsigned long long) sn.v[j].inflight);
 		if (s->xs != NULL && s->xs->lat.count > 0) {
 			const ik_hist *h = &s->xs->lat;
 			sd_line(&dg, "%s.socket.%s.latency_p50_us:%.1f|g", X.prefix, sname,
@@ -702,7 +663,7 @@ sd_tick(uv_timer_t *t)
 	}
 	sd_flush(&dg);
 	ik_buf_fini(&dg);
-	free(sn.s);
+	free(sn.v);
 }
 
 static void
