@@ -195,23 +195,33 @@ static struct {
 	ik_list    waiters;
 } R;
 
-/* Answer everyone waiting with what was read (and note, if any). */
+/* Answer everyone waiting with what was read (and note, if any).  The
+ * waiters and the text are taken first: an answered client may ask for
+ * the stack again at once, which starts a new round. */
 static void
 stack_finish(const char *note)
 {
+	ik_list  answering;
+	ik_buf   text = R.sout;
 	ik_node *n;
 	uv_poll_stop(&R.spoll);
 	uv_timer_stop(&R.stimer);
 	R.busy = false;
+	R.sout = (ik_buf) { 0 };
 	if (note != NULL) {
-		(void) ik_buf_append(&R.sout, note, strlen(note));
+		(void) ik_buf_append(&text, note, strlen(note));
 	}
+	ik_list_init(&answering);
 	while ((n = ik_list_first(&R.waiters)) != NULL) {
+		ik_list_remove(n);
+		ik_list_append(&answering, n);
+	}
+	while ((n = ik_list_first(&answering)) != NULL) {
 		ik_stack_waiter *w = ik_container_of(n, ik_stack_waiter, node);
 		ik_list_remove(n);
-		w->done(w, &R.sout);
+		w->done(w, &text);
 	}
-	R.sout.len = 0;
+	ik_buf_fini(&text);
 }
 
 static void
