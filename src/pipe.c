@@ -358,6 +358,8 @@ activate(ik_pipe *p)
 	return p->state == IK_PIPE_ACTIVE;
 }
 
+/* -------------------------------------------------------------- inproc */
+
 int
 ik_pipe_inproc_pair(ik_sock *ds, ik_ep *dep, ik_sock *ls, ik_ep *lep)
 {
