@@ -193,6 +193,56 @@ static int         wake_fds[2];
 static const char *stack_path;
 static char       *stack_answer;
 
+static int both_answered;
+
+/* Count the answers ("\n.\n" ends each) that name the main thread's
+ * stack, reading until n answers came. */
+static int
+stack_answers(int fd, int n)
+{
+	char  *all  = malloc(1), *p;
+	size_t len  = 0;
+	int    ends = 0, good = 0;
+	assert_non_null(all);
+	all[0] = '\0';
+	while (ends < n) {
+		char  *a = read_answer(fd, 0);
+		size_t k = strlen(a);
+		if (k == 0) {
+			free(a);
+			break; /* EOF */
+		}
+		all = realloc(all, len + k + 1);
+		assert_non_null(all);
+		memcpy(all + len, a, k + 1);
+		len += k;
+		free(a);
+		for (ends = 0, p = all; (p = strstr(p, "\n.\n")) != NULL; p += 3) {
+			ends++;
+		}
+	}
+	for (p = all; (p = strstr(p, "C stack of the main thread")) != NULL; p++) {
+		good++;
+	}
+	free(all);
+	return good;
+}
+
+/* One client asks twice in one write, another once at the same moment:
+ * the first's second request must not empty the answer the second is
+ * still owed (true if all three answers carry the stack). */
+static int
+stack_twice_and_once(void)
+{
+	int a = connect_to(stack_path), b = connect_to(stack_path), ok;
+	assert_int_equal(write(a, "stack\nstack\n", 12), 12);
+	assert_int_equal(write(b, "stack\n", 6), 6);
+	ok = stack_answers(b, 1) == 1 && stack_answers(a, 2) == 2;
+	close(a);
+	close(b);
+	return ok;
+}
+
 static void *
 ask_stack(void *arg)
 {
@@ -206,6 +256,9 @@ ask_stack(void *arg)
 			break;
 		}
 		free(stack_answer);
+	}
+	if (strstr(stack_answer, "iok_test_blocked_in_read") != NULL) {
+		both_answered = stack_twice_and_once();
 	}
 	/* Release the main thread. */
 	assert_int_equal(write(wake_fds[1], "x", 1), 1);
@@ -254,6 +307,7 @@ test_stack_of_blocked_main(void **state)
 	expect_in(stack_answer, "iok_test_blocked_in_read");
 	assert_null(strstr(stack_answer, "-- end of stack --"));
 	assert_null(strstr(stack_answer, "error:"));
+	assert_true(both_answered);
 	free(stack_answer);
 	close(wake_fds[0]);
 	close(wake_fds[1]);
