@@ -285,11 +285,17 @@ def one_run(client, opname, conc, seconds, port, admin, kind="asyncio", pool=Non
         loop.close()
 
 
-def measure_pair(spec, repeat, seconds, port, admin):
-    """iok and redis.asyncio alternately, repeat runs each."""
+def measure_pair(spec, repeat, seconds, port, admin, ceiling_n=0):
+    """iok and redis.asyncio alternately, repeat runs each; with ceiling_n,
+    a redis-benchmark run of the same command in each round too, so that
+    iok/ceiling is a median of side-by-side ratios (this VM's speed drifts
+    by a third between minutes)."""
     opname, conc, kind, pool = spec
-    iv, rv, ic, rc = [], [], [], []
+    iv, rv, ic, rc, cv = [], [], [], [], []
     for _ in range(repeat):
+        if ceiling_n:
+            admin.wait_clients(0)
+            cv.append(redis_benchmark(port, ceiling_n, opname)[opname.upper()])
         for client, vals, conns in (("iok", iv, ic), ("redis-py", rv, rc)):
             if not admin.wait_clients(0):
                 print("  warning: %d stale connections to the server" % admin.clients(),
@@ -299,8 +305,11 @@ def measure_pair(spec, repeat, seconds, port, admin):
             vals.append(v)
             conns.append(c)
     ratio = statistics.median(a / b for a, b in zip(iv, rv))
+    side = [a / c for a, c in zip(iv, cv)]
     return {
         "iok": statistics.median(iv), "redis_py": statistics.median(rv), "ratio": ratio,
+        "iok_min": min(iv), "iok_max": max(iv),
+        "ceiling_runs": cv, "iok_of_ceiling_side": statistics.median(side) if side else None,
         "iok_conns": max(ic), "redis_py_conns": max(rc),
         "iok_runs": iv, "redis_py_runs": rv, "iok_conns_runs": ic, "redis_py_conns_runs": rc,
     }
@@ -308,17 +317,17 @@ def measure_pair(spec, repeat, seconds, port, admin):
 
 # --------------------------------------------------------- redis-benchmark
 
-def redis_benchmark(port, n):
+def redis_benchmark(port, n, ops="get,set"):
     out = subprocess.run(
         [REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(port), "-c", "1", "-P", "16",
-         "-t", "get,set", "-n", str(n), "-d", "40", "-q", "--csv"],
+         "-t", ops, "-n", str(n), "-d", "40", "-q", "--csv"],
         check=True, capture_output=True, text=True, timeout=120).stdout
     rates = {}
     for ln in out.splitlines():
         f = [x.strip('"') for x in ln.split(",")]
         if len(f) >= 2 and f[0] in ("GET", "SET"):
             rates[f[0]] = float(f[1])
-    if set(rates) != {"GET", "SET"}:
+    if set(rates) != set(ops.upper().split(",")):
         raise RuntimeError("could not parse redis-benchmark output:\n" + out)
     return rates
 
@@ -401,9 +410,11 @@ def main():
             for opname in ("get", "set"):
                 specs.append(("%s x100 uvloop" % opname.upper(), (opname, 100, "uvloop", None)))
 
+        probe = redis_benchmark(srv.port, 50000)
+        side_n = max(50000, int(min(probe.values()) * S))
         rows = []
         for name, spec in specs:
-            res = measure_pair(spec, R, S, srv.port, admin)
+            res = measure_pair(spec, R, S, srv.port, admin, side_n if spec[1] == 100 else 0)
             res.update(name=name, op=spec[0].upper(), coroutines=spec[1], loop=spec[2],
                        redis_py_pool="BlockingConnectionPool(max_connections=10)"
                        if spec[3] == "blocking10" else "default ConnectionPool")
@@ -422,7 +433,9 @@ def main():
         srv.stop()
 
     for row in rows:
-        row["iok_of_ceiling"] = row["iok"] / ceiling[row["op"]]
+        # Side by side where measured (the x100 rows), else against the
+        # ceiling measured at the end.
+        row["iok_of_ceiling"] = row["iok_of_ceiling_side"] or row["iok"] / ceiling[row["op"]]
 
     print()
     print("Redis bench: iok %s AsyncClient (one connection) vs redis.asyncio %s (%s), "
@@ -432,18 +445,20 @@ def main():
           "(GET %.0f/s, SET %.0f/s)" % (iok.__version__, redis.__version__, parser, srv.version,
                                        os.cpu_count(), R, S, ceiling["GET"], ceiling["SET"]))
     print()
-    hdr = ("workload", "iok ops/s", "redis.asyncio ops/s", "iok/redis-py", "iok conns",
-           "redis-py conns", "iok/ceiling")
-    print("| %-28s | %10s | %19s | %12s | %9s | %14s | %11s |" % hdr)
-    print("|%s|%s|%s|%s|%s|%s|%s|" % ("-" * 30, "-" * 12, "-" * 21, "-" * 14, "-" * 11,
-                                      "-" * 16, "-" * 13))
+    hdr = ("workload", "iok ops/s", "iok min-max", "redis.asyncio ops/s", "iok/redis-py",
+           "iok conns", "redis-py conns", "iok/ceiling")
+    print("| %-28s | %10s | %15s | %19s | %12s | %9s | %14s | %11s |" % hdr)
+    print("|%s|%s|%s|%s|%s|%s|%s|%s|" % ("-" * 30, "-" * 12, "-" * 17, "-" * 21, "-" * 14,
+                                         "-" * 11, "-" * 16, "-" * 13))
     for r in rows:
-        print("| %-28s | %10s | %19s | %12.2f | %9s | %14s | %10.0f%% |" % (
-            r["name"], fmt(r["iok"]), fmt(r["redis_py"]), r["ratio"], r["iok_conns"],
-            r["redis_py_conns"], 100 * r["iok_of_ceiling"]))
+        print("| %-28s | %10s | %15s | %19s | %12.2f | %9s | %14s | %10.0f%%%s |" % (
+            r["name"], fmt(r["iok"]), "%s-%s" % (fmt(r["iok_min"]), fmt(r["iok_max"])),
+            fmt(r["redis_py"]), r["ratio"], r["iok_conns"], r["redis_py_conns"],
+            100 * r["iok_of_ceiling"], "*" if r["iok_of_ceiling_side"] else " "))
     print()
     print("ceiling, redis-benchmark -c 1 -P 16 -d 40 (one connection, 16 commands in flight, "
-          "C): GET %.0f/s, SET %.0f/s" % (ceiling["GET"], ceiling["SET"]))
+          "C): GET %.0f/s, SET %.0f/s; * = median of ratios to a ceiling run in the same round"
+          % (ceiling["GET"], ceiling["SET"]))
     print("target (not asserted): GET/SET x100 over one connection >= 2x redis.asyncio "
           "(default pool):", ", ".join(
               "%s %.2fx" % (r["name"], r["ratio"]) for r in rows
