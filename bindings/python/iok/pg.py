@@ -57,6 +57,7 @@ import threading
 import urllib.parse
 
 from . import _aio, _iok
+from ._iok import Reply as _Reply
 from . import Closed, Db, Error, Sub
 from . import ConnectionReset, PeerAuthError, ProtocolError as _IokProtocolError, Timeout
 from . import ConnectionRefused, _ERRORS
@@ -496,7 +497,7 @@ class AsyncClient(_AsyncQueries, _Base):
                 while not tok:
                     await aio.writable(sock)
                     tok = _iok.pg_request(sock.id, q, a, session, 0, simple)
-                fut = loop.create_future()
+                fut = _Reply(loop)
                 pending[tok] = fut
                 sent.append((tok, fut))
         except BaseException:

@@ -2277,7 +2277,7 @@ class _AsyncRunner:
                 while not token:
                     await aio.writable(sock)
                     token = sock._redis_request(args, session, flags)
-                fut = loop.create_future()
+                fut = _Reply(loop)
                 pending[token] = fut
                 sent.append((token, fut))
         except BaseException as e:
