@@ -1,78 +1,25 @@
 /*
  * export.c - statistics export from the kernel thread, so it keeps its
- * schedule while the application computes: a Prometheus text exposition
- * (format 0.0.4) served over HTTP on an optional listener, and a periodic
- * statsd push over UDP.
- *
- * The HTTP side is deliberately tiny: one GET per connection, request
- * head bounded (HTTP_MAX), answer then close.  Anything else gets a 4xx
- * and the connection closed.
+ * schedule while the application computes: the public calls, run as
+ * kernel commands, and what both exporters (export_prom.c, export_statsd.c)
+ * read the same way: the sockets, statistic names and addresses.
  */
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "iok.h"
-#include "appstats.h"
-#include "buf.h"
 #include "debug.h"
+#include "export.h"
 #include "kernel.h"
-#include "sock.h"
 #include "stats.h"
-#include "statwalk.h"
 #include "url.h"
 
-#define HTTP_MAX 8192 /* request head */
-#define HTTP_CONNS 16
-#define DGRAM_MAX 1400 /* statsd datagram, under a typical MTU */
-
-typedef struct hconn {
-	uv_tcp_t h;
-	ik_node  node;
-	char     in[HTTP_MAX];
-	size_t   inlen;
-	bool     answered;
-} hconn;
-
-typedef struct prev_sock {
-	uint32_t id;
-	bool     seen;
-	uint64_t v[IK_STAT_COUNT];
-} prev_sock;
-
-static struct {
-	/* prometheus */
-	bool      http_on;
-	uv_tcp_t *srv; /* new per start: an old one may still be closing */
-	ik_list   conns;
-	int       nconns;
-	/* statsd */
-	bool sd_on;
-	struct sd_handles {
-		uv_udp_t   udp;
-		uv_timer_t timer;
-		int        open;
-	} * sd; /* new per start, freed once both handles closed */
-	struct sockaddr_storage to;
-	char                    prefix[64];
-	prev_sock              *prev;
-	size_t                  nprev;
-	uint64_t                app_prev[IK_APP_SLOTS];
-} X;
-
 /* ----------------------------------------------------- socket snapshot */
-
-/* The open sockets' statistics, read once per export. */
-typedef struct snap {
-	ik_sock_view *v;
-	size_t        n, cap;
-} snap;
 
 static void
 snap_cb(const ik_sock_view *v, void *arg)
 {
-	snap *sn = arg;
+	ik_export_snap *sn = arg;
 	if (v->s->finished) {
 		return;
 	}
@@ -88,83 +35,16 @@ snap_cb(const ik_sock_view *v, void *arg)
 	sn->v[sn->n++] = *v;
 }
 
-/* ---------------------------------------------------------- prometheus */
-
-/* A label value, escaped as the exposition format asks. */
-static void
-label(ik_buf *b, const char *v)
+void
+ik_export_snap_take(ik_export_snap *sn)
 {
-	for (; *v != '\0'; v++) {
-		if (*v == '\\' || *v == '"') {
-			ik_buf_printf(b, "\\%c", *v);
-		} else if (*v == '\n') {
-			ik_buf_printf(b, "\\n");
-		} else {
-			(void) ik_buf_append(b, v, 1);
-		}
-	}
+	ik_statwalk(snap_cb, sn);
 }
 
-static void
-sock_labels(ik_buf *b, ik_sock *s)
-{
-	ik_buf_printf(b, "socket=\"%u\",pattern=\"%s\",name=\"", s->obj.id, s->pat->name);
-	label(b, s->name);
-	ik_buf_printf(b, "\"");
-}
+/* --------------------------------------------------------------- names */
 
-static void
-family(ik_buf *b, const char *name, const char *type, const char *help)
-{
-	ik_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-/* Histogram buckets at powers of two of ns (exact bucket edges of both
- * histograms), from 1 us to about 69 s. */
-#define LE_MIN 10
-#define LE_MAX 36
-
-static void
-prom_hist(ik_buf *b, const char *name, const char *labels, const ik_hist *h)
-{
-	uint64_t cum = 0;
-	int      i   = 0;
-	for (int k = LE_MIN; k <= LE_MAX; k++) {
-		uint64_t edge = (uint64_t) 1 << k; /* values < edge */
-		while (i < IK_HIST_BUCKETS && ik_hist_bucket_high(i) < edge) {
-			cum += h->b[i++];
-		}
-		ik_buf_printf(b, "%s_bucket{%s,le=\"%.9g\"} %llu\n", name, labels,
-		    (double) edge / 1e9, (unsigned long long) cum);
-	}
-	ik_buf_printf(
-	    b, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels, (unsigned long long) h->count);
-	ik_buf_printf(b, "%s_sum{%s} %.9g\n", name, labels, (double) h->sum / 1e9);
-	ik_buf_printf(b, "%s_count{%s} %llu\n", name, labels, (unsigned long long) h->count);
-}
-
-static void
-prom_app_hist(ik_buf *b, const char *labels, const ik_app_view *v)
-{
-	const char *name = "iok_app_timer_seconds";
-	uint64_t    cum  = 0;
-	int         i    = 0;
-	for (int k = LE_MIN; k <= LE_MAX; k++) {
-		/* bucket i holds [2^(i-1), 2^i): all below 2^k for i <= k */
-		while (i <= k && i < IK_APP_BUCKETS) {
-			cum += v->buckets[i++];
-		}
-		ik_buf_printf(b, "%s_bucket{%s,le=\"%.9g\"} %llu\n", name, labels,
-		    (double) ((uint64_t) 1 << k) / 1e9, (unsigned long long) cum);
-	}
-	ik_buf_printf(
-	    b, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels, (unsigned long long) v->value);
-	ik_buf_printf(b, "%s_sum{%s} %.9g\n", name, labels, (double) v->sum_ns / 1e9);
-	ik_buf_printf(b, "%s_count{%s} %llu\n", name, labels, (unsigned long long) v->value);
-}
-
-static const char *
-metric_stat_name(int i, char *buf, size_t cap)
+const char *
+ik_export_stat_name(int i, char *buf, size_t cap)
 {
 	const char *n = ik_stat_name(i) + 5; /* without "stat:" */
 	size_t      j = 0;
@@ -175,289 +55,10 @@ metric_stat_name(int i, char *buf, size_t cap)
 	return buf;
 }
 
-static void
-prom_render(ik_buf *b)
-{
-	snap        sn = { 0 };
-	char        nm[64], full[96];
-	ik_buf      lb;
-	ik_app_view v;
+/* ------------------------------------------------------------ address */
 
-	ik_buf_init(&lb);
-	ik_statwalk(snap_cb, &sn);
-
-	family(b, "iok_socket_info", "gauge", "An open iok socket (always 1).");
-	for (size_t j = 0; j < sn.n; j++) {
-		ik_buf_printf(b, "iok_socket_info{");
-		sock_labels(b, sn.v[j].s);
-		ik_buf_printf(b, "} 1\n");
-	}
-	for (int i = 0; i < IK_STAT_COUNT; i++) {
-		bool gauge = i == IK_STAT_PIPES;
-		metric_stat_name(i, nm, sizeof(nm));
-		snprintf(full, sizeof(full), "iok_socket_%s%s", nm, gauge ? "" : "_total");
-		family(b, full, gauge ? "gauge" : "counter", ik_stat_name(i));
-		for (size_t j = 0; j < sn.n; j++) {
-			ik_buf_printf(b, "%s{", full);
-			sock_labels(b, sn.v[j].s);
-			ik_buf_printf(b, "} %llu\n", (unsigned long long) sn.v[j].s->stats[i]);
-		}
-	}
-	family(
-	    b, "iok_socket_inflight", "gauge", "Requests the socket waits on (queued or written).");
-	for (size_t j = 0; j < sn.n; j++) {
-		ik_buf_printf(b, "iok_socket_inflight{");
-		sock_labels(b, sn.v[j].s);
-		ik_buf_printf(b, "} %llu\n", (unsigned long long) sn.v[j].inflight);
-	}
-	family(b, "iok_socket_queue_messages", "gauge",
-	    "Messages in a socket's send or receive queue.");
-	for (size_t j = 0; j < sn.n; j++) {
-		const ik_sock_view *sv = &sn.v[j];
-		ik_buf_printf(b, "iok_socket_queue_messages{");
-		sock_labels(b, sv->s);
-		ik_buf_printf(b, ",queue=\"send\"} %zu\niok_socket_queue_messages{", sv->sq);
-		sock_labels(b, sv->s);
-		ik_buf_printf(b, ",queue=\"recv\"} %zu\n", sv->rq);
-	}
-	family(b, "iok_socket_errors_total", "counter", "Error completions delivered, by kind.");
-	for (size_t j = 0; j < sn.n; j++) {
-		ik_xstats *x = sn.v[j].s->xs;
-		for (int k = 1; x != NULL && k < IK_ERR_KINDS; k++) {
-			if (x->errs[k] != 0) {
-				const char *kn = ik_stats_err_name(k);
-				ik_buf_printf(b, "iok_socket_errors_total{");
-				sock_labels(b, sn.v[j].s);
-				if (kn != NULL) {
-					ik_buf_printf(b, ",kind=\"%s\"} %llu\n", kn,
-					    (unsigned long long) x->errs[k]);
-				} else {
-					ik_buf_printf(b, ",kind=\"e%d\"} %llu\n", k,
-					    (unsigned long long) x->errs[k]);
-				}
-			}
-		}
-	}
-	family(b, "iok_request_latency_seconds", "histogram",
-	    "From a request's write to its reply's read, timed on the kernel thread.");
-	for (size_t j = 0; j < sn.n; j++) {
-		if (sn.v[j].s->xs != NULL && sn.v[j].s->xs->lat.count > 0) {
-			lb.len = 0;
-			sock_labels(&lb, sn.v[j].s);
-			(void) ik_buf_append(&lb, "", 1);
-			prom_hist(b, "iok_request_latency_seconds", (char *) lb.data,
-			    &sn.v[j].s->xs->lat);
-		}
-	}
-
-	/* The application's own. */
-	family(b, "iok_app_counter_total", "counter", "Application counters (iok_counter_add).");
-	for (uint32_t i = 0; ik_app_read(i, &v); i++) {
-		if (v.kind == IK_APP_COUNTER) {
-			ik_buf_printf(b, "iok_app_counter_total{name=\"");
-			label(b, v.name);
-			ik_buf_printf(b, "\"} %llu\n", (unsigned long long) v.value);
-		}
-	}
-	family(b, "iok_app_timer_seconds", "histogram", "Application timers (iok_timer_record).");
-	for (uint32_t i = 0; ik_app_read(i, &v); i++) {
-		if (v.kind == IK_APP_TIMER) {
-			lb.len = 0;
-			ik_buf_printf(&lb, "name=\"");
-			label(&lb, v.name);
-			ik_buf_printf(&lb, "\"");
-			(void) ik_buf_append(&lb, "", 1);
-			prom_app_hist(b, (char *) lb.data, &v);
-		}
-	}
-	family(
-	    b, "iok_app_marker_passes_total", "counter", "Times an application marker was passed.");
-	for (uint32_t i = 0; ik_app_read(i, &v); i++) {
-		if (v.kind == IK_APP_MARKER) {
-			ik_buf_printf(b, "iok_app_marker_passes_total{name=\"");
-			label(b, v.name);
-			ik_buf_printf(b, "\"} %llu\n", (unsigned long long) v.value);
-		}
-	}
-	family(b, "iok_app_marker_age_seconds", "gauge", "Time since a marker was last passed.");
-	for (uint32_t i = 0; ik_app_read(i, &v); i++) {
-		if (v.kind == IK_APP_MARKER && v.value > 0) {
-			uint64_t now = ik_app_now_ns();
-			ik_buf_printf(b, "iok_app_marker_age_seconds{name=\"");
-			label(b, v.name);
-			ik_buf_printf(b, "\"} %.6f\n",
-			    (double) (now > v.last_ns ? now - v.last_ns : 0) / 1e9);
-		}
-	}
-	ik_buf_fini(&lb);
-	free(sn.v);
-}
-
-/* ---------------------------------------------------------------- http */
-
-static void
-hconn_free_cb(uv_handle_t *h)
-{
-	free(h->data);
-}
-
-static void
-hconn_close(hconn *c)
-{
-	if (!uv_is_closing((uv_handle_t *) &c->h)) {
-		ik_list_remove(&c->node);
-		X.nconns--;
-		uv_close((uv_handle_t *) &c->h, hconn_free_cb);
-	}
-}
-
-static void
-hshutdown_cb(uv_shutdown_t *req, int status)
-{
-	hconn *c = req->data;
-	(void) status;
-	free(req);
-	hconn_close(c);
-}
-
-static void
-hwrite_cb(uv_write_t *req, int status)
-{
-	(void) status;
-	free(req->data);
-	free(req);
-}
-
-static void
-respond(hconn *c, const char *status, const char *ctype, ik_buf *body)
-{
-	ik_buf         out;
-	uv_write_t    *wr = malloc(sizeof(*wr));
-	uv_shutdown_t *sr = malloc(sizeof(*sr));
-	uv_buf_t       ub;
-	ik_buf_init(&out);
-	c->answered = true;
-	uv_read_stop((uv_stream_t *) &c->h);
-	ik_buf_printf(&out,
-	    "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-	    status, ctype, body->len);
-	if (body->len > 0) {
-		(void) ik_buf_append(&out, body->data, body->len);
-	}
-	if (wr == NULL || sr == NULL || out.data == NULL) {
-		free(wr);
-		free(sr);
-		ik_buf_fini(&out);
-		hconn_close(c);
-		return;
-	}
-	wr->data = out.data; /* freed by hwrite_cb */
-	ub       = uv_buf_init((char *) out.data, (unsigned) out.len);
-	if (uv_write(wr, (uv_stream_t *) &c->h, &ub, 1, hwrite_cb) != 0) {
-		free(wr);
-		free(sr);
-		ik_buf_fini(&out);
-		hconn_close(c);
-		return;
-	}
-	sr->data = c;
-	if (uv_shutdown(sr, (uv_stream_t *) &c->h, hshutdown_cb) != 0) {
-		free(sr);
-		hconn_close(c);
-	}
-}
-
-static void
-respond_text(hconn *c, const char *status, const char *text)
-{
-	ik_buf b;
-	ik_buf_init(&b);
-	(void) ik_buf_append(&b, text, strlen(text));
-	respond(c, status, "text/plain; charset=utf-8", &b);
-	ik_buf_fini(&b);
-}
-
-static void
-handle_request(hconn *c)
-{
-	char *sp1, *sp2;
-	c->in[c->inlen] = '\0';
-	sp1             = memchr(c->in, ' ', c->inlen);
-	sp2             = sp1 != NULL ? strchr(sp1 + 1, ' ') : NULL;
-	if (sp1 == NULL || sp2 == NULL || strncmp(sp2 + 1, "HTTP/1.", 7) != 0) {
-		respond_text(c, "400 Bad Request", "bad request\n");
-		return;
-	}
-	if ((size_t) (sp1 - c->in) != 3 || memcmp(c->in, "GET", 3) != 0) {
-		respond_text(c, "405 Method Not Allowed", "GET only\n");
-		return;
-	}
-	*sp2 = '\0';
-	if (strcmp(sp1 + 1, "/metrics") != 0 && strcmp(sp1 + 1, "/") != 0) {
-		respond_text(c, "404 Not Found", "try /metrics\n");
-		return;
-	}
-	ik_buf body;
-	ik_buf_init(&body);
-	prom_render(&body);
-	respond(c, "200 OK", "text/plain; version=0.0.4; charset=utf-8", &body);
-	ik_buf_fini(&body);
-}
-
-static void
-halloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-	hconn *c = h->data;
-	(void) hint;
-	/* Keep one byte for the terminator: input is bounded here. */
-	buf->base = c->in + c->inlen;
-	buf->len  = HTTP_MAX - 1 - c->inlen;
-}
-
-static void
-hread_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
-{
-	hconn *c = st->data;
-	(void) buf;
-	if (c->answered) {
-		return;
-	}
-	if (n < 0) {
-		hconn_close(c);
-		return;
-	}
-	c->inlen += (size_t) n;
-	c->in[c->inlen] = '\0';
-	if (memchr(c->in, '\0', c->inlen) != NULL) {
-		respond_text(c, "400 Bad Request", "bad request\n");
-	} else if (strstr(c->in, "\r\n\r\n") != NULL || strstr(c->in, "\n\n") != NULL) {
-		handle_request(c);
-	} else if (c->inlen >= HTTP_MAX - 1) {
-		respond_text(c, "431 Request Header Fields Too Large", "request too large\n");
-	}
-}
-
-static void
-haccept_cb(uv_stream_t *srv, int status)
-{
-	hconn *c;
-	if (status != 0 || (c = calloc(1, sizeof(*c))) == NULL) {
-		return;
-	}
-	uv_tcp_init(ik_loop(), &c->h);
-	c->h.data = c;
-	ik_list_append(&X.conns, &c->node);
-	X.nconns++;
-	if (uv_accept(srv, (uv_stream_t *) &c->h) != 0 || X.nconns > HTTP_CONNS) {
-		hconn_close(c);
-		return;
-	}
-	uv_read_start((uv_stream_t *) &c->h, halloc_cb, hread_cb);
-}
-
-/* A numeric address and port from "<scheme>://host:port". */
-static int
-parse_addr(const char *url, const char *scheme, struct sockaddr_storage *ss)
+int
+ik_export_parse_addr(const char *url, const char *scheme, struct sockaddr_storage *ss)
 {
 	ik_url u;
 	int    rv;
@@ -476,254 +77,13 @@ parse_addr(const char *url, const char *scheme, struct sockaddr_storage *ss)
 	return rv;
 }
 
-static void
-srv_closed_cb(uv_handle_t *h)
-{
-	free(h);
-}
-
-static int
-http_start(const char *url)
-{
-	struct sockaddr_storage ss;
-	int                     rv;
-	if (X.http_on) {
-		return IOK_EBUSY;
-	}
-	if ((rv = parse_addr(url, "tcp", &ss)) != 0) {
-		return rv;
-	}
-	if (X.conns.head.next == NULL) {
-		ik_list_init(&X.conns);
-	}
-	if ((X.srv = malloc(sizeof(*X.srv))) == NULL) {
-		return IOK_ENOMEM;
-	}
-	uv_tcp_init(ik_loop(), X.srv);
-	if ((rv = uv_tcp_bind(X.srv, (struct sockaddr *) &ss, 0)) != 0 ||
-	    (rv = uv_listen((uv_stream_t *) X.srv, 16, haccept_cb)) != 0) {
-		uv_close((uv_handle_t *) X.srv, srv_closed_cb);
-		return rv == UV_EADDRINUSE ? IOK_EADDRINUSE
-		       : rv == UV_EACCES   ? IOK_EPERM
-		                           : IOK_EADDRINVAL;
-	}
-	uv_unref((uv_handle_t *) X.srv);
-	X.http_on = true;
-	return 0;
-}
-
-static void
-http_stop(void)
-{
-	ik_node *n, *tmp;
-	if (X.http_on) {
-		uv_close((uv_handle_t *) X.srv, srv_closed_cb);
-		X.http_on = false;
-	}
-	if (X.conns.head.next != NULL) {
-		ik_list_foreach_safe(&X.conns, n, tmp)
-		{
-			hconn_close(ik_container_of(n, hconn, node));
-		}
-	}
-}
-
-/* -------------------------------------------------------------- statsd */
-
-static void
-sd_name(char *out, size_t cap, const char *in)
-{
-	size_t j = 0;
-	for (; *in != '\0' && j + 1 < cap; in++) {
-		char ch = *in;
-		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		          (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.';
-		out[j++] = ok ? ch : '_';
-	}
-	out[j] = '\0';
-}
-
-static void
-sd_flush(ik_buf *dg)
-{
-	if (dg->len > 0) {
-		uv_buf_t ub = uv_buf_init((char *) dg->data, (unsigned) dg->len);
-		/* Lossy by design (UDP): a full socket buffer drops this one. */
-		(void) uv_udp_try_send(&X.sd->udp, &ub, 1, (const struct sockaddr *) &X.to);
-		dg->len = 0;
-	}
-}
-
-static void
-sd_line(ik_buf *dg, const char *fmt, ...)
-{
-	char    line[300];
-	va_list ap;
-	int     n;
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (n <= 0 || (size_t) n >= sizeof(line)) {
-		return;
-	}
-	if (dg->len + (size_t) n + 1 > DGRAM_MAX) {
-		sd_flush(dg);
-	}
-	if (dg->len > 0) {
-		(void) ik_buf_append(dg, "\n", 1);
-	}
-	(void) ik_buf_append(dg, line, (size_t) n);
-}
-
-static prev_sock *
-prev_of(uint32_t id)
-{
-	for (size_t i = 0; i < X.nprev; i++) {
-		if (X.prev[i].id == id) {
-			return &X.prev[i];
-		}
-	}
-	prev_sock *np = realloc(X.prev, (X.nprev + 1) * sizeof(*np));
-	if (np == NULL) {
-		return NULL;
-	}
-	X.prev = np;
-	memset(&X.prev[X.nprev], 0, sizeof(*np));
-	X.prev[X.nprev].id = id;
-	return &X.prev[X.nprev++];
-}
-
-static void
-sd_tick(uv_timer_t *t)
-{
-	snap        sn = { 0 };
-	ik_buf      dg;
-	char        sname[80], nm[64];
-	ik_app_view v;
-	(void) t;
-	ik_buf_init(&dg);
-	ik_statwalk(snap_cb, &sn);
-	for (size_t i = 0; i < X.nprev; i++) {
-		X.prev[i].seen = false;
-	}
-	for (size_t j = 0; j < sn.n; j++) {
-		ik_sock   *s = sn.v[j].s;
-		prev_sock *p = prev_of(s->obj.id);
-		sd_name(sname, sizeof(sname), s->name);
-		if (p == NULL) {
-			continue;
-		}
-		p->seen = true;
-		for (int i = 0; i < IK_STAT_COUNT; i++) {
-			metric_stat_name(i, nm, sizeof(nm));
-			if (i == IK_STAT_PIPES) {
-				sd_line(&dg, "%s.socket.%s.%s:%llu|g", X.prefix, sname, nm,
-				    (unsigned long long) s->stats[i]);
-			} else if (s->stats[i] != p->v[i]) {
-				sd_line(&dg, "%s.socket.%s.%s:%llu|c", X.prefix, sname, nm,
-				    (unsigned long long) (s->stats[i] - p->v[i]));
-			}
-			p->v[i] = s->stats[i];
-		}
-		sd_line(&dg, "%s.socket.%s.inflight:%llu|g", X.prefix, sname,
-		    (unsigned long long) sn.v[j].inflight);
-		if (s->xs != NULL && s->xs->lat.count > 0) {
-			const ik_hist *h = &s->xs->lat;
-			sd_line(&dg, "%s.socket.%s.latency_p50_us:%.1f|g", X.prefix, sname,
-			    (double) ik_hist_quantile(h, 0.5) / 1e3);
-			sd_line(&dg, "%s.socket.%s.latency_p99_us:%.1f|g", X.prefix, sname,
-			    (double) ik_hist_quantile(h, 0.99) / 1e3);
-			sd_line(&dg, "%s.socket.%s.latency_max_us:%.1f|g", X.prefix, sname,
-			    (double) h->max / 1e3);
-		}
-	}
-	/* Forget sockets that are gone. */
-	for (size_t i = 0; i < X.nprev;) {
-		if (!X.prev[i].seen) {
-			X.prev[i] = X.prev[--X.nprev];
-		} else {
-			i++;
-		}
-	}
-	for (uint32_t i = 0; ik_app_read(i, &v); i++) {
-		sd_name(sname, sizeof(sname), v.name);
-		if (v.kind == IK_APP_COUNTER && v.value != X.app_prev[i]) {
-			sd_line(&dg, "%s.app.%s:%llu|c", X.prefix, sname,
-			    (unsigned long long) (v.value - X.app_prev[i]));
-		} else if (v.kind == IK_APP_TIMER && v.value != X.app_prev[i]) {
-			sd_line(&dg, "%s.app.%s.count:%llu|c", X.prefix, sname,
-			    (unsigned long long) (v.value - X.app_prev[i]));
-			sd_line(&dg, "%s.app.%s.p99_us:%.1f|g", X.prefix, sname,
-			    (double) ik_app_quantile(&v, 0.99) / 1e3);
-		} else if (v.kind == IK_APP_MARKER && v.value != X.app_prev[i]) {
-			sd_line(&dg, "%s.app.%s.passes:%llu|c", X.prefix, sname,
-			    (unsigned long long) (v.value - X.app_prev[i]));
-		}
-		X.app_prev[i] = v.value;
-	}
-	sd_flush(&dg);
-	ik_buf_fini(&dg);
-	free(sn.v);
-}
-
-static void
-sd_closed_cb(uv_handle_t *h)
-{
-	struct sd_handles *sd = h->data;
-	if (--sd->open == 0) {
-		free(sd);
-	}
-}
-
-static void
-sd_stop(void)
-{
-	if (X.sd_on) {
-		uv_timer_stop(&X.sd->timer);
-		uv_close((uv_handle_t *) &X.sd->timer, sd_closed_cb);
-		uv_close((uv_handle_t *) &X.sd->udp, sd_closed_cb);
-		X.sd    = NULL;
-		X.sd_on = false;
-	}
-	free(X.prev);
-	X.prev  = NULL;
-	X.nprev = 0;
-}
-
-static int
-sd_start(const char *url, iok_duration period, const char *prefix)
-{
-	int rv;
-	sd_stop();
-	if ((rv = parse_addr(url, "udp", &X.to)) != 0) {
-		return rv;
-	}
-	sd_name(X.prefix, sizeof(X.prefix), prefix);
-	if ((X.sd = malloc(sizeof(*X.sd))) == NULL) {
-		return IOK_ENOMEM;
-	}
-	uv_udp_init(ik_loop(), &X.sd->udp);
-	uv_timer_init(ik_loop(), &X.sd->timer);
-	X.sd->udp.data = X.sd->timer.data = X.sd;
-	X.sd->open                        = 2;
-	/* The first push carries the counters' totals so far, later ones
-	 * what changed in between (statsd counters are deltas). */
-	memset(X.app_prev, 0, sizeof(X.app_prev));
-	X.sd_on = true;
-	sd_tick(NULL);
-	uv_timer_start(&X.sd->timer, sd_tick, (uint64_t) period, (uint64_t) period);
-	uv_unref((uv_handle_t *) &X.sd->timer);
-	uv_unref((uv_handle_t *) &X.sd->udp);
-	return 0;
-}
-
 /* ---------------------------------------------------------- kernel hooks */
 
 void
 ik_export_shutdown(void)
 {
-	http_stop();
-	sd_stop();
+	ik_export_prom_stop();
+	ik_export_statsd_stop();
 }
 
 /* ---------------------------------------------------------- public API */
@@ -742,13 +102,13 @@ exp_k(ik_cmd *c)
 	struct exp_cmd *ec = (struct exp_cmd *) c;
 	int             rv = 0;
 	if (ec->what == 0) {
-		rv = http_start(ec->url);
+		rv = ik_export_prom_start(ec->url);
 	} else if (ec->what == 1) {
-		http_stop();
+		ik_export_prom_stop();
 	} else if (ec->url == NULL) {
-		sd_stop();
+		ik_export_statsd_stop();
 	} else {
-		rv = sd_start(ec->url, ec->period, ec->prefix);
+		rv = ik_export_statsd_start(ec->url, ec->period, ec->prefix);
 	}
 	ik_cmd_done(c, rv);
 }
@@ -769,7 +129,7 @@ iok_statsd(const char *url, iok_duration period_ms, const char *prefix)
 	}
 	if (prefix == NULL || prefix[0] == '\0') {
 		ec.prefix = "iok";
-	} else if (strlen(prefix) >= sizeof(X.prefix)) {
+	} else if (strlen(prefix) >= IK_EXPORT_PREFIX_MAX) {
 		return IOK_EINVAL;
 	}
 	return ik_cmd_call(&ec.cmd, exp_k);

@@ -1,7 +1,8 @@
 /*
  * statwalk.h - the socket statistics that the debug endpoint
- * (debug_cmd.c) and the exporters (export.c) show, gathered by one walk so
- * that every view reads the same numbers the same way.  Kernel thread only.
+ * (debug_cmd.c) and the exporters (export_prom.c, export_statsd.c) show,
+ * gathered by one walk so that every view reads the same numbers the same
+ * way.  Kernel thread only.
  */
 #ifndef IK_STATWALK_H
 #define IK_STATWALK_H
