@@ -1019,21 +1019,6 @@ ikpy_make_error(int code)
 	return make_error(code);
 }
 
-/* The exception being raised, as an instance (cleared). */
-static PyObject *
-take_exception(void)
-{
-	PyObject *t, *v, *tb;
-	PyErr_Fetch(&t, &v, &tb);
-	PyErr_NormalizeException(&t, &v, &tb);
-	if (v != NULL && tb != NULL) {
-		PyException_SetTraceback(v, tb);
-	}
-	Py_XDECREF(t);
-	Py_XDECREF(tb);
-	return v;
-}
-
 /* A received message as (value, failed): a kernel-made completion or an
  * error reply gives the exception instance and failed = 1.  Frees m.
  * NULL only if even the exception could not be made. */
@@ -1052,7 +1037,7 @@ redis_value(iok_msg *m, unsigned flags, int *failed)
 	if (v == NULL) { /* malformed, or not UTF-8 under decode: this
 	                    request's failure, not the reader's */
 		*failed = 1;
-		v       = take_exception();
+		v       = ikpy_take_exception();
 	}
 	return v;
 }

@@ -1029,20 +1029,6 @@ error_value(const iok_pg_item *it)
 	return exc;
 }
 
-static PyObject *
-take_exception(void)
-{
-	PyObject *t, *v, *tb;
-	PyErr_Fetch(&t, &v, &tb);
-	PyErr_NormalizeException(&t, &v, &tb);
-	if (v != NULL && tb != NULL) {
-		PyException_SetTraceback(v, tb);
-	}
-	Py_XDECREF(t);
-	Py_XDECREF(tb);
-	return v;
-}
-
 /* Decodes one whole reply.  Returns (rows, tag, status), or with *failed
  * = 1 the exception instance; NULL only if even that could not be made.
  * A value that cannot be decoded (or a hook that raised) fails the
@@ -1148,7 +1134,7 @@ decode_reply(const uint8_t *buf, size_t len, PyObject *loads, int *failed)
 				    c.oid[it.index], c.format[it.index], it.data, it.len, loads);
 				if (v == NULL) { /* this reply's failure; keep reading */
 					Py_CLEAR(rec);
-					if ((err = take_exception()) == NULL) {
+					if ((err = ikpy_take_exception()) == NULL) {
 						goto fail;
 					}
 				} else {
@@ -1222,7 +1208,7 @@ fail:
 	if (malformed) {
 		return PyObject_CallFunction(g_kernel_error, "i", IOK_EPROTO);
 	}
-	return take_exception();
+	return ikpy_take_exception();
 }
 
 /* A received message as (value, failed); frees m.  A kernel-made

@@ -208,9 +208,8 @@ ikpy_pending_pop(PyObject *pending, unsigned long long token, int *err)
 	return w;
 }
 
-/* The exception being raised, as an instance with its traceback (cleared). */
-static PyObject *
-take_exception(void)
+PyObject *
+ikpy_take_exception(void)
 {
 	PyObject *t, *v, *tb;
 	PyErr_Fetch(&t, &v, &tb);
@@ -230,7 +229,7 @@ ikpy_pending_settle(PyObject *w, PyObject *value, int is_exc, int *eager)
 	int       rv = 0;
 	if (value == NULL) {
 		/* The decoder failed (out of memory, say): the waiter gets why. */
-		if ((value = take_exception()) == NULL) {
+		if ((value = ikpy_take_exception()) == NULL) {
 			Py_DECREF(w);
 			return -1;
 		}

@@ -28,6 +28,10 @@ int ikpy_reply_complete(PyObject *r, PyObject *value, int is_exc, int eager);
  * thread (a task's wakeup may then run at once).  -1 with an exception. */
 int ikpy_reply_may_be_eager(void);
 
+/* The exception being raised, as an instance with its traceback (the
+ * error indicator cleared); NULL if none is set. */
+PyObject *ikpy_take_exception(void);
+
 /* The reply dispatchers' two steps (_iok.c, _pg.c), for one reply:
  * ikpy_pending_pop takes pending[token] out (a Reply, a Future or a
  * collector): a new reference, NULL if nobody waits (a cancelled request:

@@ -81,14 +81,22 @@ async def call(sock, attempt, *args):
     try:
         return await fut
     except BaseException:
+        forget(sock, aio, ((token, fut),))
+        raise
+
+
+def forget(sock, aio, sent):
+    """Give up on requests [(token, future)] still pending: their entries
+    go, the kernel cancels them, a late reply is dropped."""
+    pending = aio.pending
+    for token, _ in sent:
         if pending.pop(token, None) is not None:
             try:
                 sock.cancel(token)
             except Error:
                 pass
-            if not pending:
-                aio.maybe_idle(sock)
-        raise
+    if not pending:
+        aio.maybe_idle(sock)
 
 
 def _on_readable(sock, aio):

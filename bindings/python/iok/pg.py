@@ -501,7 +501,7 @@ class AsyncClient(_AsyncQueries, _Base):
                 pending[tok] = fut
                 sent.append((tok, fut))
         except BaseException:
-            _forget(sock, aio, sent)
+            _aio.forget(sock, aio, sent)
             if close_session:  # the kernel rolls back what was begun
                 _session_close(sock, session)
             raise
@@ -517,7 +517,7 @@ class AsyncClient(_AsyncQueries, _Base):
                 except Error as e:
                     out.append((e, True))
         except BaseException:
-            _forget(sock, aio, sent[len(out):])
+            _aio.forget(sock, aio, sent[len(out):])
             raise
         return out
 
@@ -553,18 +553,6 @@ class AsyncClient(_AsyncQueries, _Base):
 
     async def __aexit__(self, *exc):
         self._close()
-
-
-def _forget(sock, aio, sent):
-    pending = aio.pending
-    for tok, fut in sent:
-        if pending.pop(tok, None) is not None:
-            try:
-                sock.cancel(tok)
-            except Error:
-                pass
-    if not pending:
-        aio.maybe_idle(sock)
 
 
 def _session_close(sock, session):

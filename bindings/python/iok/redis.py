@@ -2307,17 +2307,7 @@ class _AsyncRunner:
             raise
         return out
 
-    @staticmethod
-    def _forget(sock, aio, sent):
-        pending = aio.pending
-        for token, fut in sent:
-            if pending.pop(token, None) is not None:
-                try:
-                    sock.cancel(token)
-                except Error:
-                    pass
-        if not pending:
-            aio.maybe_idle(sock)
+    _forget = staticmethod(_aio.forget)
 
 
 class AsyncClient(_AsyncRunner, _Base):
@@ -3391,20 +3381,13 @@ def _command_coroutine(plan, name, doc):
         except Error as e:
             raise self._fail(e, sock) from None
         fut = _Reply(aio.loop)
-        pending = aio.pending
-        pending[token] = fut
+        aio.pending[token] = fut
         if not aio.reading:
             aio.start_reading(sock)
         try:
             v = await fut
         except BaseException as e:
-            if pending.pop(token, None) is not None:  # cancelled: drop the late reply
-                try:
-                    sock.cancel(token)
-                except Error:
-                    pass
-                if not pending:
-                    aio.maybe_idle(sock)
+            _aio.forget(sock, aio, ((token, fut),))  # cancelled: drop the late reply
             if isinstance(e, Error) and not isinstance(e, ResponseError):
                 raise self._fail(e, sock) from None
             raise
