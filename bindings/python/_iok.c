@@ -924,8 +924,8 @@ dispatch_replies(SockObject *so, PyObject *pending, reply_decoder decode, unsign
 {
 	long n     = 0;
 	int  rv    = 0;
-	int  eager = -2; /* not asked yet */
-	for (;;) {
+	int  eager = -2;                /* not asked yet */
+	while (n < IKPY_DISPATCH_MAX) { /* bounded: _reply.h */
 		iok_msg  *m;
 		PyObject *w, *val;
 		int       failed = 0, err;

@@ -1573,7 +1573,7 @@ mod_pg_dispatch(PyObject *mod, PyObject *const *a, Py_ssize_t na)
 	    ((sid = PyLong_AsUnsignedLong(a[0])) == (unsigned long) -1 && PyErr_Occurred())) {
 		return NULL;
 	}
-	for (;;) {
+	while (n < IKPY_DISPATCH_MAX) {
 		iok_msg  *m;
 		PyObject *w, *val;
 		int       failed = 0, err;

@@ -28,6 +28,12 @@ int ikpy_reply_complete(PyObject *r, PyObject *value, int is_exc, int eager);
  * thread (a task's wakeup may then run at once).  -1 with an exception. */
 int ikpy_reply_may_be_eager(void);
 
+/* Replies one call of a dispatcher takes at most.  A task woken at once
+ * sends its next request, whose reply may come while the dispatcher is
+ * still at work: bounded, the event loop gets its turn, and the socket's
+ * descriptor, still readable, brings the dispatcher back. */
+#define IKPY_DISPATCH_MAX 1024
+
 /* The exception being raised, as an instance with its traceback (the
  * error indicator cleared); NULL if none is set. */
 PyObject *ikpy_take_exception(void);

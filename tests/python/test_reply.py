@@ -132,3 +132,31 @@ def test_redis_commands_resume_in_their_own_context(run, redis_server):  # noqa:
                 await slow
             assert await r.get("k3") == b"19"
     run(main())
+
+
+def test_busy_replies_leave_the_loop_its_turn(run, redis_server):  # noqa: F811
+    """50 coroutines keep GETs flowing (each woken task sends the next one
+    while the reader is still at work); another task that only yields to
+    the loop must still get its 200 turns, and a timer must fire: the
+    reader returns to the loop after a bounded number of replies."""
+    async def main():
+        async with ir.AsyncClient(redis_server.url(), timeout=T) as r:
+            stop = False
+            done = [0]
+
+            async def worker():
+                while not stop:
+                    await r.get("k")
+                    done[0] += 1
+
+            workers = [asyncio.ensure_future(worker()) for _ in range(50)]
+            while done[0] < 1000:  # the stream is flowing
+                await asyncio.sleep(0)
+            fired = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_later(0.01, fired.set_result, True)
+            for _ in range(200):
+                await asyncio.sleep(0)
+            assert await fired
+            stop = True
+            await asyncio.gather(*workers)
+    run(main())
