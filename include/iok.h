@@ -986,8 +986,11 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  * IOK_EBADTYPE); "bool" options take C bool (<stdbool.h>), as nng's.  Unknown names give IOK_ENOTSUP; read-only ones
  * IOK_EREADONLY on set; bad values IOK_EINVAL.
  *
- * Socket options (dialers and listeners inherit the transport ones, and may
- * override them on their own):
+ * Socket options (dialers and listeners inherit the transport ones when
+ * they are made, and may override them on their own; a later change on the
+ * socket reaches those that did not, for IOK_OPT_RECVMAXSZ, with their
+ * open connections, and the health: options; the others stay as the
+ * endpoint was made):
  *   IOK_OPT_RECVMAXSZ   size   largest frame accepted, 0 = no limit
  *                              (default 1 MiB for SP patterns, none for
  *                              pipelined-db: a reply is as big as the value

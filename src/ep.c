@@ -192,15 +192,31 @@ ep_apply_recv_max(ik_ep *ep)
 	}
 }
 
-void
-ik_eps_recv_max(ik_sock *s)
+/* The socket-level options whose changes reach endpoints already open:
+ * the receive limit, and the health checks (read at each use). */
+static bool
+is_health_opt(const char *name)
 {
+	return strncmp(name, "health:", 7) == 0;
+}
+
+void
+ik_eps_opt_changed(ik_sock *s, const char *name)
+{
+	bool     rmax = strcmp(name, IOK_OPT_RECVMAXSZ) == 0, health = is_health_opt(name);
 	ik_node *n;
-	for (n = ik_list_first(&s->eps); n != NULL; n = ik_list_next(&s->eps, n)) {
+	for (n = ik_list_first(&s->eps); n != NULL && (rmax || health);
+	     n = ik_list_next(&s->eps, n)) {
 		ik_ep *ep = ik_container_of(n, ik_ep, snode);
-		if (!ep->own_recv_max) {
+		if (rmax && !ep->own_recv_max) {
 			ep->topts.recv_max = s->topts.recv_max;
 			ep_apply_recv_max(ep);
+		}
+		if (health && !ep->own_health) {
+			ep->topts.health_ivl   = s->topts.health_ivl;
+			ep->topts.health_timeo = s->topts.health_timeo;
+			ep->topts.eject_errors = s->topts.eject_errors;
+			ep->topts.eject_ms     = s->topts.eject_ms;
 		}
 	}
 }
@@ -623,6 +639,9 @@ ep_setopt_k(ik_cmd *c)
 		if (rv == 0 && strcmp(ec->name, IOK_OPT_RECVMAXSZ) == 0) {
 			ep->own_recv_max = true; /* the socket's changes pass it by */
 			ep_apply_recv_max(ep);
+		}
+		if (rv == 0 && is_health_opt(ec->name)) {
+			ep->own_health = true;
 		}
 		if (rv == 0 && ep->dialer) {
 			ik_dialer_kick(ep); /* a bigger pool connects at once */

@@ -72,6 +72,7 @@ struct ik_ep {
 	int             last_err;
 	bool            ever_connected;
 	bool            own_recv_max; /* IOK_OPT_RECVMAXSZ set on the endpoint */
+	bool            own_health;   /* a health: option set on the endpoint */
 	uint64_t        reconnects;   /* for the debug endpoint's peers */
 
 	/* listener */
@@ -110,9 +111,11 @@ int ik_ep_hold(uint32_t id, int type, ik_ep **out);
 int ik_topts_set(ik_tran_opts *o, const char *name, const void *v, size_t sz, int type);
 int ik_topts_get(const ik_tran_opts *o, const char *name, void *v, size_t *sz, int type);
 int ik_put_string(const char *str, void *v, size_t *sz, int type);
-/* IOK_OPT_RECVMAXSZ changed on s: its endpoints that did not set their own
- * take it, with their open connections (kernel thread). */
-void ik_eps_recv_max(ik_sock *s);
+/* Option name changed on s: if it is IOK_OPT_RECVMAXSZ or a health:
+ * option, s's endpoints that did not set their own take it (the receive
+ * limit with their open connections); others are not passed on (kernel
+ * thread). */
+void ik_eps_opt_changed(ik_sock *s, const char *name);
 
 /* dialer.c */
 void ik_dialer_kick(ik_ep *ep); /* connect unless connected or trying */

@@ -171,9 +171,7 @@ setopt_k(ik_cmd *c)
 	           strcmp(n, IOK_OPT_PEERS_FD) == 0) {
 		rv = IOK_EREADONLY;
 	} else if ((rv = ik_topts_set(&s->topts, n, oc->in, oc->sz, oc->type)) == 0) {
-		if (strcmp(n, IOK_OPT_RECVMAXSZ) == 0) {
-			ik_eps_recv_max(s); /* endpoints and connections already open */
-		}
+		ik_eps_opt_changed(s, n); /* endpoints and connections already open */
 	} else if (rv == IOK_ENOTSUP) {
 		rv = s->pat->setopt ? s->pat->setopt(s->pdata, n, oc->in, oc->sz, oc->type)
 		                    : IOK_ENOTSUP;

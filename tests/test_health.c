@@ -440,6 +440,24 @@ test_options(void **state)
 	assert_int_equal(iok_socket_set_int(s, IOK_OPT_HEALTH_EJECT_ERRORS, -1), IOK_EINVAL);
 	IOK_OK(iok_socket_get_int(s, IOK_OPT_DB_MAX_INFLIGHT_UPSTREAM, &v));
 	assert_int_equal(v, 0);
+
+	/* Set on the socket after dialing: a dialer that kept the socket's
+	 * health options follows; one that set its own keeps them all. */
+	iok_dialer follows, own;
+	IOK_OK(iok_dial(s, "redis://127.0.0.1:1", &follows, IOK_FLAG_NONBLOCK));
+	IOK_OK(iok_dialer_create(&own, s, "redis://127.0.0.1:2"));
+	IOK_OK(iok_dialer_set_int(own, IOK_OPT_HEALTH_EJECT_ERRORS, 3));
+	IOK_OK(iok_dialer_start(own, IOK_FLAG_NONBLOCK));
+	IOK_OK(iok_socket_set_ms(s, IOK_OPT_HEALTH_INTERVAL, 1234));
+	IOK_OK(iok_socket_set_int(s, IOK_OPT_HEALTH_EJECT_ERRORS, 9));
+	IOK_OK(iok_dialer_get_ms(follows, IOK_OPT_HEALTH_INTERVAL, &ms));
+	assert_int_equal(ms, 1234);
+	IOK_OK(iok_dialer_get_int(follows, IOK_OPT_HEALTH_EJECT_ERRORS, &v));
+	assert_int_equal(v, 9);
+	IOK_OK(iok_dialer_get_int(own, IOK_OPT_HEALTH_EJECT_ERRORS, &v));
+	assert_int_equal(v, 3);
+	IOK_OK(iok_dialer_get_ms(own, IOK_OPT_HEALTH_INTERVAL, &ms));
+	assert_int_equal(ms, 0); /* as the socket had it when the dialer was made */
 	IOK_OK(iok_close(s));
 }
 
