@@ -465,7 +465,7 @@ run(nng_socket s)
 
 /* nng_close in nng 1.5.2 (Debian's) can deadlock, waiting for a pipe that
  * never finishes closing (nanomsg/nng#1543, fixed upstream after 1.5.2):
- * seen in about 1 cell in 80 of pubfan over ipc, the peer having received
+ * seen in 2 of 440 pubfan cells over ipc, the peer having received
  * and printed everything.  The close is bounded so that nng's own hang is
  * reported as such instead of failing the cell as a timeout. */
 #define CLOSE_BOUND_MS 3000
