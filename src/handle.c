@@ -1,5 +1,6 @@
 /* handle.c - the handle table (see handle.h). */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "handle.h"
@@ -12,6 +13,24 @@ static ik_obj         **buckets;
 static uint32_t         nbuckets; /* power of two */
 static uint32_t         count;
 static uint32_t         next_id = 1;
+/* Bumped (under the write lock) whenever an object leaves the table: a
+ * thread's cached lookups made before are stale. */
+static atomic_uint tbl_gen;
+
+/* Each thread's last few lookups by ik_obj_use, each holding a reference
+ * so the object outlives any close until the thread looks again. */
+#define CACHE_WAYS 4
+struct obj_cache {
+	struct {
+		uint32_t id;
+		unsigned gen;
+		ik_obj  *obj;
+	} way[CACHE_WAYS];
+	bool keyed; /* the thread-exit destructor is registered */
+};
+static _Thread_local struct obj_cache cache;
+static pthread_key_t                  cache_key;
+static pthread_once_t                 cache_once = PTHREAD_ONCE_INIT;
 
 void
 ik_obj_init(ik_obj *o, int type, void (*destroy)(ik_obj *))
@@ -83,6 +102,9 @@ ik_obj_unregister(ik_obj *o)
 			}
 		}
 	}
+	if (found) {
+		atomic_fetch_add_explicit(&tbl_gen, 1, memory_order_release);
+	}
 	pthread_rwlock_unlock(&tbl_mu);
 	if (!found) {
 		return IOK_ECLOSED;
@@ -113,6 +135,61 @@ ik_obj_hold(uint32_t id, int type)
 	}
 	pthread_rwlock_unlock(&tbl_mu);
 	return o;
+}
+
+static void
+cache_release(void *arg)
+{
+	struct obj_cache *c = arg;
+	for (int i = 0; i < CACHE_WAYS; i++) {
+		ik_obj *o     = c->way[i].obj;
+		c->way[i].id  = 0;
+		c->way[i].obj = NULL;
+		if (o != NULL) {
+			ik_obj_rele(o);
+		}
+	}
+}
+
+static void
+cache_key_make(void)
+{
+	(void) pthread_key_create(&cache_key, cache_release);
+}
+
+ik_obj *
+ik_obj_use(uint32_t id, int type)
+{
+	/* Read before the lookup: an object that leaves the table after it
+	 * makes the entry stale. */
+	unsigned gen = atomic_load_explicit(&tbl_gen, memory_order_acquire);
+	unsigned i   = id & (CACHE_WAYS - 1);
+	if (cache.way[i].id == id && cache.way[i].gen == gen && id != 0) {
+		return cache.way[i].obj; /* its type was checked when cached */
+	}
+	ik_obj *o = ik_obj_hold(id, type);
+	if (o == NULL) {
+		return NULL;
+	}
+	if (!cache.keyed) {
+		(void) pthread_once(&cache_once, cache_key_make);
+		(void) pthread_setspecific(cache_key, &cache);
+		cache.keyed = true;
+	}
+	ik_obj *old      = cache.way[i].obj;
+	cache.way[i].id  = id;
+	cache.way[i].gen = gen;
+	cache.way[i].obj = o; /* the reference ik_obj_hold took */
+	if (old != NULL) {
+		ik_obj_rele(old);
+	}
+	return o;
+}
+
+void
+ik_obj_cache_drop(void)
+{
+	cache_release(&cache);
 }
 
 void

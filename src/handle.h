@@ -36,6 +36,17 @@ ik_obj *ik_obj_hold(uint32_t id, int type);
 void    ik_obj_ref(ik_obj *o);
 void    ik_obj_rele(ik_obj *o);
 
+/* ik_obj_use finds id as ik_obj_hold does, for the calls on the hot path
+ * (send, receive): the object stays alive through a reference the calling
+ * thread's small cache holds, so a hit takes no lock and no reference of
+ * its own, and nothing is released after.  Valid until this thread's next
+ * ik_obj_use or ik_obj_cache_drop: never hold two this way at once.
+ * A closed object's memory (not its connections) waits for the next
+ * ik_obj_use of each thread that used it, or that thread's exit. */
+ik_obj *ik_obj_use(uint32_t id, int type);
+/* ik_obj_cache_drop releases the calling thread's cached references. */
+void ik_obj_cache_drop(void);
+
 /* Fork support: lock the table, visit every object of a type, unlock.  The
  * child reinitialises the lock instead of unlocking it. */
 void ik_table_lock(void);

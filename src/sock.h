@@ -8,6 +8,7 @@
 #define IK_SOCK_H
 
 #include <pthread.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -37,6 +38,10 @@ typedef struct ik_tran_opts {
 	iok_duration eject_ms;         /* first ejection's length */
 } ik_tran_opts;
 
+/* Messages a receive moves off rq at once (and the bytes, after the first). */
+#define IK_TAKE_MAX 64
+#define IK_TAKE_BYTES (64 * 1024)
+
 struct ik_sock {
 	ik_obj            obj; /* handle; first member */
 	const ik_pattern *pat;
@@ -45,7 +50,7 @@ struct ik_sock {
 	int               raw;
 
 	/* ---- shared with application threads: guarded by mu ---- */
-	pthread_mutex_t       mu;
+	alignas(64) pthread_mutex_t mu; /* own line: the handle's refs are read-mostly */
 	pthread_cond_t        recv_cv, send_cv;
 	ik_msgq               rq, sq; /* to the application / from it */
 	int                   rq_cap, sq_cap;
@@ -66,6 +71,16 @@ struct ik_sock {
 	                             (0: unknown or unlimited); read unlocked */
 	atomic_uint_least64_t tx_oversize_app; /* sends refused for it */
 
+	/* ---- application threads only: guarded by take_mu, which is
+	 * taken before mu ---- */
+	/* A receive moves a batch off rq under one lock of mu and keeps the
+	 * rest here, so the receives after it touch no line the kernel
+	 * thread writes.  Only where a plain receive has no app-side hook
+	 * (ik_sock_batches). */
+	alignas(64) pthread_mutex_t take_mu;
+	ik_msgq       taken;
+	atomic_size_t taken_len; /* taken.len, for readers without take_mu */
+
 	uint64_t    next_token;
 	uint32_t    next_session;
 	atomic_uint epoch;     /* fork epoch it was last used in */
@@ -73,7 +88,7 @@ struct ik_sock {
 	ik_cmd      space_cmd; /* "rq has room again" */
 
 	/* ---- kernel thread only ---- */
-	ik_node           knode;          /* in the kernel's list of sockets */
+	alignas(64) ik_node knode;        /* in the kernel's list of sockets */
 	ik_list           pipes;          /* attachments to active pipes (ik_att) */
 	ik_list           paused;         /* attachments whose pipe holds a refused message */
 	ik_list           eps;            /* dialers and listeners */
@@ -143,6 +158,9 @@ void ik_sock_peers_crossed(ik_sock *s);
 /* App-side lookup: takes a reference; release with ik_sock_rele. */
 int  ik_sock_hold(iok_socket h, ik_sock **sp);
 void ik_sock_rele(ik_sock *s);
+/* The hot calls' lookup (ik_obj_use): no reference to release, valid
+ * until the thread's next ik_sock_use; never two at once. */
+int ik_sock_use(iok_socket h, ik_sock **sp);
 
 /* ---- shared by socket.c, sockmsg.c, sockopt.c and device.c ---- */
 

@@ -44,6 +44,7 @@ sock_destroy(ik_obj *o)
 	ik_msgq_fini(&s->rq);
 	ik_msgq_fini(&s->sq);
 	ik_msgq_fini(&s->staged);
+	ik_msgq_fini(&s->taken);
 	if (s->recv_fd >= 0)
 		close(s->recv_fd);
 	if (s->send_fd >= 0)
@@ -51,6 +52,7 @@ sock_destroy(ik_obj *o)
 	if (s->peers_fd >= 0)
 		close(s->peers_fd);
 	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->take_mu);
 	pthread_cond_destroy(&s->recv_cv);
 	pthread_cond_destroy(&s->send_cv);
 	free(s->xs);
@@ -80,6 +82,21 @@ int
 ik_sock_hold(iok_socket h, ik_sock **sp)
 {
 	ik_obj *o = ik_obj_hold(h.id, IK_OBJ_SOCK);
+	if (o == NULL) {
+		return IOK_ECLOSED;
+	}
+	*sp = (ik_sock *) o;
+	if (atomic_load_explicit(&(*sp)->epoch, memory_order_relaxed) != ik_fork_epoch()) {
+		struct activate_cmd ac = { .s = *sp };
+		(void) ik_cmd_call(&ac.cmd, activate_k);
+	}
+	return 0;
+}
+
+int
+ik_sock_use(iok_socket h, ik_sock **sp)
+{
+	ik_obj *o = ik_obj_use(h.id, IK_OBJ_SOCK);
 	if (o == NULL) {
 		return IOK_ECLOSED;
 	}
@@ -145,9 +162,13 @@ sock_open(iok_socket *out, const char *name, int raw)
 	/* The pattern's state follows the socket, 16-byte aligned. */
 	size_t base = (sizeof(ik_sock) + 15) & ~(size_t) 15;
 	size_t app  = (base + pat->sock_size + 15) & ~(size_t) 15;
-	if ((s = calloc(1, app + (pat->app ? pat->app->size : 0))) == NULL) {
+	/* Cache-line aligned: sock.h keeps what each thread writes on lines
+	 * of its own. */
+	size_t size = (app + (pat->app ? pat->app->size : 0) + 63) & ~(size_t) 63;
+	if ((s = aligned_alloc(64, size)) == NULL) {
 		return IOK_ENOMEM;
 	}
+	memset(s, 0, size);
 	ik_obj_init(&s->obj, IK_OBJ_SOCK, sock_destroy);
 	s->pat     = pat;
 	s->pdata   = (char *) s + base;
@@ -157,6 +178,7 @@ sock_open(iok_socket *out, const char *name, int raw)
 	s->peers_fd             = -1;
 	atomic_init(&s->epoch, ik_fork_epoch());
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->take_mu, NULL);
 	cond_init_mono(&s->recv_cv);
 	cond_init_mono(&s->send_cv);
 	s->rq_cap     = DEFAULT_QLEN;
@@ -191,7 +213,8 @@ sock_open(iok_socket *out, const char *name, int raw)
 	s->send_cmd.fn  = ik_sock_send_cmd_fn;
 	s->space_cmd.fn = ik_sock_space_cmd_fn;
 	if (ik_msgq_init(&s->rq, DEFAULT_QLEN) != 0 || ik_msgq_init(&s->sq, DEFAULT_QLEN) != 0 ||
-	    ik_msgq_init(&s->staged, DEFAULT_QLEN) != 0) {
+	    ik_msgq_init(&s->staged, DEFAULT_QLEN) != 0 ||
+	    ik_msgq_init(&s->taken, IK_TAKE_MAX) != 0) {
 		sock_destroy(&s->obj);
 		return IOK_ENOMEM;
 	}
@@ -507,6 +530,7 @@ iok_close(iok_socket h)
 	struct close_cmd cc = { .s = s };
 	rv                  = ik_cmd_call(&cc.cmd, close_k);
 	ik_sock_rele(s);
+	ik_obj_cache_drop(); /* this thread's cached reference, if any */
 	return rv == IOK_ECLOSED ? 0 : rv;
 }
 
@@ -552,6 +576,7 @@ void
 iok_fini(void)
 {
 	ik_kernel_stop();
+	ik_obj_cache_drop();
 }
 
 void
@@ -589,7 +614,9 @@ ik_sockets_fork_prepare(void)
 	ik_node *n;
 	ik_table_lock();
 	for (n = ik_list_first(&all_socks); n != NULL; n = ik_list_next(&all_socks, n)) {
-		pthread_mutex_lock(&ik_container_of(n, ik_sock, knode)->mu);
+		ik_sock *s = ik_container_of(n, ik_sock, knode);
+		pthread_mutex_lock(&s->take_mu);
+		pthread_mutex_lock(&s->mu);
 	}
 }
 
@@ -598,7 +625,9 @@ ik_sockets_fork_parent(void)
 {
 	ik_node *n;
 	for (n = ik_list_first(&all_socks); n != NULL; n = ik_list_next(&all_socks, n)) {
-		pthread_mutex_unlock(&ik_container_of(n, ik_sock, knode)->mu);
+		ik_sock *s = ik_container_of(n, ik_sock, knode);
+		pthread_mutex_unlock(&s->mu);
+		pthread_mutex_unlock(&s->take_mu);
 	}
 	ik_table_unlock();
 }
@@ -628,10 +657,13 @@ ik_sockets_fork_child(void)
 	for (n = ik_list_first(&all_socks); n != NULL; n = ik_list_next(&all_socks, n)) {
 		ik_sock *s = ik_container_of(n, ik_sock, knode);
 		pthread_mutex_init(&s->mu, NULL);
+		pthread_mutex_init(&s->take_mu, NULL);
 		cond_init_mono(&s->recv_cv);
 		cond_init_mono(&s->send_cv);
 		/* Queued messages are the parent's: never delivered or sent
 		 * twice. */
+		ik_msgq_clear(&s->taken);
+		atomic_store(&s->taken_len, 0);
 		ik_msgq_clear(&s->rq);
 		ik_msgq_clear(&s->sq);
 		ik_msgq_clear(&s->staged);

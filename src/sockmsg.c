@@ -199,12 +199,11 @@ iok_sendmsg(iok_socket h, iok_msg *m, int flags)
 	if (m == NULL) {
 		return IOK_EINVAL;
 	}
-	if ((rv = ik_sock_hold(h, &s)) != 0) {
+	if ((rv = ik_sock_use(h, &s)) != 0) {
 		return rv;
 	}
 	m->flags &= ~(uint32_t) (IK_MSG_REQUEST | IK_MSG_REPLY);
 	rv = sock_sendmsg(s, m, flags);
-	ik_sock_rele(s);
 	return rv;
 }
 
@@ -217,24 +216,21 @@ iok_send(iok_socket h, const void *data, size_t size, int flags)
 	if (data == NULL && (size > 0 || (flags & IOK_FLAG_ALLOC))) {
 		return IOK_EINVAL;
 	}
-	if ((rv = ik_sock_hold(h, &s)) != 0) {
+	if ((rv = ik_sock_use(h, &s)) != 0) {
 		return rv;
 	}
 	if (flags & IOK_FLAG_ALLOC) {
 		/* nng's zero-copy send: the iok_alloc buffer becomes the body
 		 * and is iok's on success, still the caller's on failure. */
 		if ((m = ik_msg_adopt((void *) data, size, 0, size)) == NULL) {
-			ik_sock_rele(s);
 			return IOK_ENOMEM;
 		}
 		if ((rv = sock_sendmsg(s, m, flags)) != 0) {
 			ik_msg_release(m);
 		}
-		ik_sock_rele(s);
 		return rv;
 	}
 	if ((m = ik_msg_alloc(size)) == NULL) {
-		ik_sock_rele(s);
 		return IOK_ENOMEM;
 	}
 	if (size > 0) {
@@ -243,7 +239,6 @@ iok_send(iok_socket h, const void *data, size_t size, int flags)
 	if ((rv = sock_sendmsg(s, m, flags)) != 0) {
 		iok_msg_free(m);
 	}
-	ik_sock_rele(s);
 	return rv;
 }
 
@@ -255,11 +250,10 @@ iok_request(iok_socket h, iok_msg *m, uint64_t *token, int flags)
 	if (m == NULL) {
 		return IOK_EINVAL;
 	}
-	if ((rv = ik_sock_hold(h, &s)) != 0) {
+	if ((rv = ik_sock_use(h, &s)) != 0) {
 		return rv;
 	}
 	if (!(s->pat->flags & IK_PF_REQUEST) || s->raw) {
-		ik_sock_rele(s);
 		return IOK_ENOTSUP;
 	}
 	pthread_mutex_lock(&s->mu);
@@ -279,7 +273,6 @@ iok_request(iok_socket h, iok_msg *m, uint64_t *token, int flags)
 	if ((rv = enqueue_send(s, m, flags)) == 0 && token != NULL) {
 		*token = tok;
 	}
-	ik_sock_rele(s);
 	return rv;
 }
 
@@ -291,18 +284,15 @@ iok_reply(iok_socket h, iok_msg *m, uint64_t token, int flags)
 	if (m == NULL || token == 0) {
 		return IOK_EINVAL;
 	}
-	if ((rv = ik_sock_hold(h, &s)) != 0) {
+	if ((rv = ik_sock_use(h, &s)) != 0) {
 		return rv;
 	}
 	if (!(s->pat->flags & IK_PF_REPLY) || s->raw) {
-		ik_sock_rele(s);
 		return IOK_ENOTSUP;
 	}
 	m->token = token;
 	m->flags = (m->flags & ~(uint32_t) IK_MSG_REQUEST) | IK_MSG_REPLY;
-	rv       = enqueue_send(s, m, flags);
-	ik_sock_rele(s);
-	return rv;
+	return enqueue_send(s, m, flags);
 }
 
 struct cancel_cmd {
@@ -403,48 +393,52 @@ iok_session_close(iok_socket h, uint32_t session)
 
 /* ---------------------------------------------------- receiving (app) */
 
-/* Wait (per flags and the receive timeout) for a message, then take up
- * to max of those waiting into mv, under one lock; *np says how many. */
-static int
-sock_recvmsgs(ik_sock *s, iok_msg **mv, size_t max, size_t *np, int flags)
+/* Does a plain receive take messages as they are, with no app-side hook
+ * deciding what the next send means (a rep's request...)?  Then a receive
+ * may take a batch off rq and keep the rest in taken. */
+static bool
+batches(const ik_sock *s)
 {
-	struct timespec deadline;
-	bool            post = false;
-	size_t          n    = 0;
+	return s->raw || s->pat->app == NULL || s->pat->app->recv == NULL;
+}
 
-	if (!(s->pat->flags & IK_PF_RECV)) {
-		return IOK_ENOTSUP;
+/* Under mu: nothing for a receiver in rq nor in taken (taken_len only
+ * grows under mu too). */
+static bool
+nothing_queued(ik_sock *s)
+{
+	return s->rq.len == 0 && atomic_load_explicit(&s->taken_len, memory_order_relaxed) == 0;
+}
+
+/* Pop up to max from taken (under take_mu); clear the readable eventfd when
+ * taken runs dry with rq empty too. */
+static size_t
+pop_taken(ik_sock *s, iok_msg **mv, size_t max)
+{
+	size_t n = 0;
+	while (n < max && s->taken.len > 0) {
+		mv[n++] = ik_msgq_pop(&s->taken);
 	}
-	pthread_mutex_lock(&s->mu);
-	if (s->recv_timeo > 0) {
-		deadline_after(&deadline, s->recv_timeo);
+	atomic_store_explicit(&s->taken_len, s->taken.len, memory_order_relaxed);
+	if (s->taken.len == 0) {
+		pthread_mutex_lock(&s->mu);
+		if (s->rq.len == 0) {
+			ik_efd_clear(s->recv_fd);
+		}
+		pthread_mutex_unlock(&s->mu);
 	}
-	for (;;) {
-		if (s->closed) {
-			pthread_mutex_unlock(&s->mu);
-			return IOK_ECLOSED;
-		}
-		if (s->rq.len > 0) {
-			break;
-		}
-		if (s->pat->app != NULL && s->pat->app->recv_empty != NULL && !s->raw) {
-			int rv = s->pat->app->recv_empty(s->app);
-			if (rv != 0) {
-				pthread_mutex_unlock(&s->mu);
-				return rv; /* e.g. nothing can ever arrive (nng) */
-			}
-		}
-		if ((flags & IOK_FLAG_NONBLOCK) || s->recv_timeo == 0) {
-			pthread_mutex_unlock(&s->mu);
-			return IOK_EAGAIN;
-		}
-		if (wait_on(&s->recv_cv, &s->mu, &s->recv_waiters, s->recv_timeo, &deadline) != 0 &&
-		    s->rq.len == 0 && !s->closed) {
-			pthread_mutex_unlock(&s->mu);
-			return IOK_ETIMEDOUT;
-		}
-	}
-	if (s->pat->app != NULL && s->pat->app->recv != NULL && !s->raw) {
+	return n;
+}
+
+/* Under mu, rq not empty: take up to max for the caller, and (batching
+ * under take_mu) move a batch of what follows into taken.  True if the
+ * kernel is to be told there is room again. */
+static bool
+take_rq(ik_sock *s, iok_msg **mv, size_t max, size_t *np, bool batch)
+{
+	size_t n     = 0;
+	bool   hooks = !batches(s);
+	if (hooks) {
 		/* A plain receive here sets what the next send means (the
 		 * request a rep answers...): one at a time. */
 		max = 1;
@@ -452,23 +446,111 @@ sock_recvmsgs(ik_sock *s, iok_msg **mv, size_t max, size_t *np, int flags)
 	do {
 		iok_msg *m = ik_msgq_pop(&s->rq);
 		s->rq_bytes -= m->len;
-		if (s->pat->app != NULL && s->pat->app->recv != NULL && !s->raw) {
+		if (hooks) {
 			s->pat->app->recv(s->app, m);
 		}
 		mv[n++] = m;
 	} while (n < max && s->rq.len > 0);
-	if (s->rq.len == 0) {
+	if (batch) {
+		size_t bytes = 0;
+		while (s->rq.len > 0 && s->taken.len < IK_TAKE_MAX &&
+		       (s->taken.len == 0 || bytes < IK_TAKE_BYTES)) {
+			iok_msg *m = ik_msgq_pop(&s->rq);
+			s->rq_bytes -= m->len;
+			bytes += m->len;
+			ik_msgq_push(&s->taken, m);
+		}
+		atomic_store_explicit(&s->taken_len, s->taken.len, memory_order_relaxed);
+		if (s->taken.len > 0 && s->recv_waiters > 0) {
+			/* They wait on rq; what they wait for is in taken now. */
+			pthread_cond_broadcast(&s->recv_cv);
+		}
+	}
+	if (s->rq.len == 0 && s->taken.len == 0) {
 		ik_efd_clear(s->recv_fd);
 	}
+	*np = n;
 	if (s->recv_blocked && s->rq.len <= low_water(s->rq_cap)) {
 		s->recv_blocked = false;
-		post            = true;
+		return true;
 	}
-	pthread_mutex_unlock(&s->mu);
+	return false;
+}
+
+/* Wait (per flags and the receive timeout) for a message, then take up
+ * to max of those waiting into mv; *np says how many.  Every message
+ * taken is the oldest not yet taken: from taken first, from rq only with
+ * taken empty and take_mu held, so one thread never sees a later message
+ * before an earlier one. */
+static int
+sock_recvmsgs(ik_sock *s, iok_msg **mv, size_t max, size_t *np, int flags)
+{
+	struct timespec deadline;
+	bool            post = false, timed = false;
+	bool            batch = batches(s);
+
+	if (!(s->pat->flags & IK_PF_RECV)) {
+		return IOK_ENOTSUP;
+	}
+	for (;;) {
+		if (batch) {
+			pthread_mutex_lock(&s->take_mu);
+			if (s->taken.len > 0) {
+				*np = pop_taken(s, mv, max);
+				pthread_mutex_unlock(&s->take_mu);
+				return 0;
+			}
+		}
+		pthread_mutex_lock(&s->mu);
+		if (s->closed) {
+			pthread_mutex_unlock(&s->mu);
+			if (batch) {
+				pthread_mutex_unlock(&s->take_mu);
+			}
+			return IOK_ECLOSED;
+		}
+		if (s->rq.len > 0) {
+			post = take_rq(s, mv, max, np, batch);
+			pthread_mutex_unlock(&s->mu);
+			if (batch) {
+				pthread_mutex_unlock(&s->take_mu);
+			}
+			break;
+		}
+		if (batch) {
+			/* Never wait holding take_mu: each waiter keeps its own
+			 * timeout. */
+			pthread_mutex_unlock(&s->take_mu);
+		}
+		if (!timed && s->recv_timeo > 0) {
+			deadline_after(&deadline, s->recv_timeo);
+			timed = true;
+		}
+		int rv = 0;
+		while (rv == 0 && nothing_queued(s) && !s->closed) {
+			if (s->pat->app != NULL && s->pat->app->recv_empty != NULL && !s->raw &&
+			    (rv = s->pat->app->recv_empty(s->app)) != 0) {
+				break; /* e.g. nothing can ever arrive (nng) */
+			}
+			if ((flags & IOK_FLAG_NONBLOCK) || s->recv_timeo == 0) {
+				rv = IOK_EAGAIN;
+			} else if (wait_on(&s->recv_cv, &s->mu, &s->recv_waiters, s->recv_timeo,
+			               &deadline) != 0 &&
+			           nothing_queued(s) && !s->closed) {
+				rv = IOK_ETIMEDOUT;
+			}
+		}
+		pthread_mutex_unlock(&s->mu);
+		if (rv != 0) {
+			return rv;
+		}
+		/* Something arrived (or the socket closed): take it from the
+		 * top, in order with what another receiver may have moved to
+		 * taken meanwhile. */
+	}
 	if (post) {
 		sock_post(s, &s->space_cmd);
 	}
-	*np = n;
 	return 0;
 }
 
@@ -487,11 +569,10 @@ iok_recvmsg(iok_socket h, iok_msg **mp, int flags)
 	if (mp == NULL) {
 		return IOK_EINVAL;
 	}
-	if ((rv = ik_sock_hold(h, &s)) != 0) {
+	if ((rv = ik_sock_use(h, &s)) != 0) {
 		return rv;
 	}
 	rv = sock_recvmsg(s, mp, flags);
-	ik_sock_rele(s);
 	/* A fan-out copy may still share its body with the other recipients
 	 * (msg.h): the application may write it through iok_msg_body, so it
 	 * gets a body of its own, copied here on its own thread. */
@@ -512,11 +593,10 @@ iok_recvmsg_many(iok_socket h, iok_msg **mv, size_t max, size_t *np, int flags)
 		return IOK_EINVAL;
 	}
 	*np = 0;
-	if ((rv = ik_sock_hold(h, &s)) != 0) {
+	if ((rv = ik_sock_use(h, &s)) != 0) {
 		return rv;
 	}
 	rv = sock_recvmsgs(s, mv, max, &n, flags);
-	ik_sock_rele(s);
 	/* As iok_recvmsg: bodies of their own (a shortage of memory loses
 	 * the messages from the first it hits on). */
 	for (size_t i = 0; rv == 0 && i < n; i++) {
@@ -541,11 +621,10 @@ iok_recv(iok_socket h, void *data, size_t *sizep, int flags)
 	if (data == NULL || sizep == NULL) {
 		return IOK_EINVAL;
 	}
-	if ((rv = ik_sock_hold(h, &s)) != 0) {
+	if ((rv = ik_sock_use(h, &s)) != 0) {
 		return rv;
 	}
 	rv = sock_recvmsg(s, &m, flags);
-	ik_sock_rele(s);
 	if (rv != 0) {
 		return rv;
 	}

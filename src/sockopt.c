@@ -299,7 +299,8 @@ ensure_fds(ik_sock *s)
 	pthread_mutex_lock(&s->mu);
 	if (s->recv_fd < 0) {
 		s->recv_fd =
-		    eventfd(s->rq.len > 0 || s->closed ? 1 : 0, EFD_NONBLOCK | EFD_CLOEXEC);
+		    eventfd(s->rq.len > 0 || atomic_load(&s->taken_len) > 0 || s->closed ? 1 : 0,
+		        EFD_NONBLOCK | EFD_CLOEXEC);
 	}
 	if (s->send_fd < 0) {
 		s->send_fd =

@@ -53,7 +53,7 @@ walk_sock(ik_sock *s, void *arg)
 	pthread_mutex_lock(&s->mu);
 	s->stats[IK_STAT_SEND_WAITS] = s->send_waits;
 	v.sq                         = s->sq.len;
-	v.rq                         = s->rq.len;
+	v.rq                         = s->rq.len + atomic_load(&s->taken_len);
 	v.sq_cap                     = s->sq_cap;
 	v.rq_cap                     = s->rq_cap;
 	pthread_mutex_unlock(&s->mu);
