@@ -176,12 +176,22 @@ ik_obj_use(uint32_t id, int type)
 		(void) pthread_setspecific(cache_key, &cache);
 		cache.keyed = true;
 	}
-	ik_obj *old      = cache.way[i].obj;
+	/* Stale entries can never hit again: let their objects go now (a
+	 * closed socket's memory and descriptors). */
+	ik_obj *old[CACHE_WAYS];
+	int     nold = 0;
+	for (unsigned j = 0; j < CACHE_WAYS; j++) {
+		if (cache.way[j].obj != NULL && (j == i || cache.way[j].gen != gen)) {
+			old[nold++]      = cache.way[j].obj;
+			cache.way[j].id  = 0;
+			cache.way[j].obj = NULL;
+		}
+	}
 	cache.way[i].id  = id;
 	cache.way[i].gen = gen;
 	cache.way[i].obj = o; /* the reference ik_obj_hold took */
-	if (old != NULL) {
-		ik_obj_rele(old);
+	while (nold > 0) {
+		ik_obj_rele(old[--nold]);
 	}
 	return o;
 }

@@ -59,9 +59,10 @@ struct ik_sock {
 	uint64_t              send_waits;   /* sends that found sq full (stat:send-waits) */
 	size_t                rq_bytes;     /* body bytes in rq */
 	size_t                rq_max_bytes; /* recv-buffer-bytes (0: no limit) */
-	int                   recv_waiters, send_waiters;
-	int                   recv_fd, send_fd; /* eventfds, level-triggered */
-	int                   peers_fd;         /* eventfd: the live-peer count crossed zero
+	atomic_int            recv_waiters, send_waiters; /* changed under mu; read
+	                             unlocked only to skip a wake-up nobody needs */
+	int                   recv_fd, send_fd;           /* eventfds, level-triggered */
+	int                   peers_fd; /* eventfd: the live-peer count crossed zero
 	                             since peers-live was last read (made and
 	                             written by the kernel thread) */
 	bool                  closed;

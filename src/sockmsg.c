@@ -87,7 +87,7 @@ sock_post(ik_sock *s, ik_cmd *c)
 /* ------------------------------------------------------ sending (app) */
 
 static int
-wait_on(pthread_cond_t *cv, pthread_mutex_t *mu, int *waiters, iok_duration timeo,
+wait_on(pthread_cond_t *cv, pthread_mutex_t *mu, atomic_int *waiters, iok_duration timeo,
     const struct timespec *deadline)
 {
 	int rv = 0;
@@ -410,6 +410,19 @@ nothing_queued(ik_sock *s)
 	return s->rq.len == 0 && atomic_load_explicit(&s->taken_len, memory_order_relaxed) == 0;
 }
 
+/* Under mu, after taking: if messages remain and threads wait, wake one;
+ * it wakes the next in turn.  The kernel's flush wakes waiters only when rq
+ * was empty, so without this a second waiter could sleep beside messages
+ * (several flushes before the first woken thread runs, or a batch moved
+ * to taken by a thread that was not waiting). */
+static void
+pass_the_baton(ik_sock *s, size_t left)
+{
+	if (left > 0 && atomic_load_explicit(&s->recv_waiters, memory_order_relaxed) > 0) {
+		pthread_cond_signal(&s->recv_cv);
+	}
+}
+
 /* Pop up to max from taken (under take_mu); clear the readable eventfd when
  * taken runs dry with rq empty too. */
 static size_t
@@ -425,6 +438,10 @@ pop_taken(ik_sock *s, iok_msg **mv, size_t max)
 		if (s->rq.len == 0) {
 			ik_efd_clear(s->recv_fd);
 		}
+		pthread_mutex_unlock(&s->mu);
+	} else if (atomic_load_explicit(&s->recv_waiters, memory_order_relaxed) > 0) {
+		pthread_mutex_lock(&s->mu);
+		pass_the_baton(s, s->taken.len);
 		pthread_mutex_unlock(&s->mu);
 	}
 	return n;
@@ -461,11 +478,8 @@ take_rq(ik_sock *s, iok_msg **mv, size_t max, size_t *np, bool batch)
 			ik_msgq_push(&s->taken, m);
 		}
 		atomic_store_explicit(&s->taken_len, s->taken.len, memory_order_relaxed);
-		if (s->taken.len > 0 && s->recv_waiters > 0) {
-			/* They wait on rq; what they wait for is in taken now. */
-			pthread_cond_broadcast(&s->recv_cv);
-		}
 	}
+	pass_the_baton(s, s->rq.len + s->taken.len);
 	if (s->rq.len == 0 && s->taken.len == 0) {
 		ik_efd_clear(s->recv_fd);
 	}
