@@ -188,7 +188,9 @@ IOK_API int iok_db_open(iok_socket *s); /* "pipelined-db" */
 /* iok_close closes a socket: its dialers, listeners and connections go, any
  * thread blocked in a send or receive on it returns IOK_ECLOSED, and its
  * pollable descriptors become readable (so pollers wake up) and are closed
- * once no call is using the socket.  Messages still queued for sending are
+ * once no call is using the socket: for a thread other than the closing
+ * one that sent or received on it, that is at that thread's next iok call
+ * or its exit (each thread keeps its last few sockets at hand).  Messages still queued for sending are
  * flushed for up to IOK_OPT_LINGER ms while a connection can take them: one
  * that is up, or one a dialer is making.  When nothing can (a dial refused
  * and backing off, a peer that closed, a listener nobody connected to), the
