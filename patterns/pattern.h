@@ -85,6 +85,10 @@ typedef struct ik_app_hooks {
 	int (*recv_empty)(void *as);
 	/* recv: m is being handed to the application. */
 	void (*recv)(void *as, const iok_msg *m);
+	/* batches: may a receive take several messages at once, recv called
+	 * for each as it is taken (nothing the application sends meanwhile
+	 * depends on which of them it has read)?  NULL: never. */
+	bool (*batches)(void *as);
 	/* fork_child: the child forgets what was in flight. */
 	void (*fork_child)(void *as);
 } ik_app_hooks;

@@ -57,6 +57,13 @@ req_recv_multi(void *as, const iok_msg *m)
 	req_end(as, m, true);
 }
 
+/* With tokens, a reply says nothing about what the next send means. */
+static bool
+req_batches(void *as)
+{
+	return ((struct plain_req *) as)->token_mode;
+}
+
 static void
 req_fork_child(void *as)
 {
@@ -69,6 +76,7 @@ const ik_app_hooks ik_plain_request = {
 	.request    = req_request,
 	.recv_empty = req_recv_empty,
 	.recv       = req_recv,
+	.batches    = req_batches,
 	.fork_child = req_fork_child,
 };
 
@@ -78,6 +86,7 @@ const ik_app_hooks ik_plain_request_multi = {
 	.request    = req_request,
 	.recv_empty = req_recv_empty,
 	.recv       = req_recv_multi,
+	.batches    = req_batches,
 	.fork_child = req_fork_child,
 };
 

@@ -393,13 +393,15 @@ iok_session_close(iok_socket h, uint32_t session)
 
 /* ---------------------------------------------------- receiving (app) */
 
-/* Does a plain receive take messages as they are, with no app-side hook
- * deciding what the next send means (a rep's request...)?  Then a receive
- * may take a batch off rq and keep the rest in taken. */
+/* May a receive take several messages at once and keep the rest in taken?
+ * Not where a plain receive sets what the next send means (the request a
+ * rep answers, the reply that ends a plain req's request): the app-side
+ * hook says.  Under mu (the hook's state is guarded by it). */
 static bool
 batches(const ik_sock *s)
 {
-	return s->raw || s->pat->app == NULL || s->pat->app->recv == NULL;
+	const ik_app_hooks *app = s->raw ? NULL : s->pat->app;
+	return app == NULL || app->recv == NULL || (app->batches != NULL && app->batches(s->app));
 }
 
 /* Under mu: nothing for a receiver in rq nor in taken (taken_len only
@@ -423,48 +425,24 @@ pass_the_baton(ik_sock *s, size_t left)
 	}
 }
 
-/* Pop up to max from taken (under take_mu); clear the readable eventfd when
- * taken runs dry with rq empty too. */
-static size_t
-pop_taken(ik_sock *s, iok_msg **mv, size_t max)
-{
-	size_t n = 0;
-	while (n < max && s->taken.len > 0) {
-		mv[n++] = ik_msgq_pop(&s->taken);
-	}
-	atomic_store_explicit(&s->taken_len, s->taken.len, memory_order_relaxed);
-	if (s->taken.len == 0) {
-		pthread_mutex_lock(&s->mu);
-		if (s->rq.len == 0) {
-			ik_efd_clear(s->recv_fd);
-		}
-		pthread_mutex_unlock(&s->mu);
-	} else if (atomic_load_explicit(&s->recv_waiters, memory_order_relaxed) > 0) {
-		pthread_mutex_lock(&s->mu);
-		pass_the_baton(s, s->taken.len);
-		pthread_mutex_unlock(&s->mu);
-	}
-	return n;
-}
-
-/* Under mu, rq not empty: take up to max for the caller, and (batching
- * under take_mu) move a batch of what follows into taken.  True if the
- * kernel is to be told there is room again. */
+/* Under mu and take_mu, rq not empty, taken empty: take up to max for the
+ * caller, and where batches() allows, move a batch of what follows into
+ * taken.  True if the kernel is to be told there is room again. */
 static bool
-take_rq(ik_sock *s, iok_msg **mv, size_t max, size_t *np, bool batch)
+take_rq(ik_sock *s, iok_msg **mv, size_t max, size_t *np)
 {
-	size_t n     = 0;
-	bool   hooks = !batches(s);
-	if (hooks) {
-		/* A plain receive here sets what the next send means (the
-		 * request a rep answers...): one at a time. */
-		max = 1;
+	const ik_app_hooks *app               = s->raw ? NULL : s->pat->app;
+	void (*hook)(void *, const iok_msg *) = app != NULL ? app->recv : NULL;
+	bool   batch                          = batches(s);
+	size_t n                              = 0;
+	if (!batch) {
+		max = 1; /* one at a time: batches() */
 	}
 	do {
 		iok_msg *m = ik_msgq_pop(&s->rq);
 		s->rq_bytes -= m->len;
-		if (hooks) {
-			s->pat->app->recv(s->app, m);
+		if (hook != NULL) {
+			hook(s->app, m);
 		}
 		mv[n++] = m;
 	} while (n < max && s->rq.len > 0);
@@ -475,6 +453,9 @@ take_rq(ik_sock *s, iok_msg **mv, size_t max, size_t *np, bool batch)
 			iok_msg *m = ik_msgq_pop(&s->rq);
 			s->rq_bytes -= m->len;
 			bytes += m->len;
+			if (hook != NULL) {
+				hook(s->app, m);
+			}
 			ik_msgq_push(&s->taken, m);
 		}
 		atomic_store_explicit(&s->taken_len, s->taken.len, memory_order_relaxed);
@@ -495,47 +476,58 @@ take_rq(ik_sock *s, iok_msg **mv, size_t max, size_t *np, bool batch)
  * to max of those waiting into mv; *np says how many.  Every message
  * taken is the oldest not yet taken: from taken first, from rq only with
  * taken empty and take_mu held, so one thread never sees a later message
- * before an earlier one. */
+ * before an earlier one.  A call takes max, or all there is: a caller that
+ * reads the descriptor itself (the Python binding clears its own raise
+ * that way) knows a short take emptied the queue. */
 static int
 sock_recvmsgs(ik_sock *s, iok_msg **mv, size_t max, size_t *np, int flags)
 {
 	struct timespec deadline;
 	bool            post = false, timed = false;
-	bool            batch = batches(s);
 
 	if (!(s->pat->flags & IK_PF_RECV)) {
 		return IOK_ENOTSUP;
 	}
 	for (;;) {
-		if (batch) {
-			pthread_mutex_lock(&s->take_mu);
-			if (s->taken.len > 0) {
-				*np = pop_taken(s, mv, max);
-				pthread_mutex_unlock(&s->take_mu);
-				return 0;
-			}
+		size_t n = 0;
+		pthread_mutex_lock(&s->take_mu);
+		while (n < max && s->taken.len > 0) {
+			mv[n++] = ik_msgq_pop(&s->taken);
+		}
+		if (n > 0) {
+			atomic_store_explicit(&s->taken_len, s->taken.len, memory_order_relaxed);
+		}
+		if (n == max && s->taken.len > 0 &&
+		    atomic_load_explicit(&s->recv_waiters, memory_order_relaxed) == 0) {
+			pthread_mutex_unlock(&s->take_mu); /* the common case: no lock of mu */
+			*np = n;
+			return 0;
 		}
 		pthread_mutex_lock(&s->mu);
-		if (s->closed) {
+		if (n == 0 && s->closed) {
 			pthread_mutex_unlock(&s->mu);
-			if (batch) {
-				pthread_mutex_unlock(&s->take_mu);
-			}
+			pthread_mutex_unlock(&s->take_mu);
 			return IOK_ECLOSED;
 		}
-		if (s->rq.len > 0) {
-			post = take_rq(s, mv, max, np, batch);
-			pthread_mutex_unlock(&s->mu);
-			if (batch) {
-				pthread_mutex_unlock(&s->take_mu);
+		if (n < max && s->rq.len > 0) {
+			size_t k;
+			post = take_rq(s, mv + n, max - n, &k); /* taken is empty */
+			n += k;
+		} else {
+			if (s->rq.len == 0 && s->taken.len == 0) {
+				ik_efd_clear(s->recv_fd);
 			}
+			pass_the_baton(s, s->rq.len + s->taken.len);
+		}
+		if (n > 0) {
+			pthread_mutex_unlock(&s->mu);
+			pthread_mutex_unlock(&s->take_mu);
+			*np = n;
 			break;
 		}
-		if (batch) {
-			/* Never wait holding take_mu: each waiter keeps its own
-			 * timeout. */
-			pthread_mutex_unlock(&s->take_mu);
-		}
+		/* Never wait holding take_mu: each waiter keeps its own
+		 * timeout. */
+		pthread_mutex_unlock(&s->take_mu);
 		if (!timed && s->recv_timeo > 0) {
 			deadline_after(&deadline, s->recv_timeo);
 			timed = true;

@@ -313,6 +313,51 @@ test_second_waiter_woken(void **state)
 	IOK_OK(iok_close(pull));
 }
 
+/* ------------------------------------------- which sockets batch */
+
+/* Requests by token (as every database socket is used): one receive takes
+ * every reply waiting.  A rep's plain receive sets what its next send
+ * answers: one at a time, whatever the caller asks for. */
+static void
+test_tokens_batch_plain_rep_does_not(void **state)
+{
+	iok_socket req, rep;
+	iok_msg   *mv[16];
+	size_t     n;
+	char       url[256];
+	(void) state;
+	snprintf(url, sizeof(url), "%s", inproc_url());
+	IOK_OK(iok_socket_open(&req, "req0"));
+	IOK_OK(iok_socket_open(&rep, "rep0"));
+	IOK_OK(iok_socket_set_ms(req, IOK_OPT_RECVTIMEO, T_MS));
+	IOK_OK(iok_socket_set_ms(rep, IOK_OPT_RECVTIMEO, T_MS));
+	IOK_OK(iok_listen(rep, url, NULL, 0));
+	IOK_OK(iok_dial(req, url, NULL, 0));
+	for (int i = 0; i < 5; i++) {
+		iok_msg *m;
+		IOK_OK(iok_msg_alloc(&m, 1));
+		*(char *) iok_msg_body(m) = (char) ('a' + i);
+		IOK_OK(iok_request(req, m, NULL, 0));
+	}
+	assert_true(tu_wait_stat(rep, "stat:rx-msgs", 5, T_MS));
+	for (int i = 0; i < 5; i++) {
+		IOK_OK(iok_recvmsg_many(rep, mv, 16, &n, 0));
+		assert_int_equal(n, 1);
+		assert_int_equal(*(char *) iok_msg_body(mv[0]), 'a' + i);
+		IOK_OK(iok_send(rep, iok_msg_body(mv[0]), 1, 0)); /* answers that one */
+		iok_msg_free(mv[0]);
+	}
+	assert_true(tu_wait_stat(req, "stat:rx-msgs", 5, T_MS));
+	IOK_OK(iok_recvmsg_many(req, mv, 16, &n, 0));
+	assert_int_equal(n, 5);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(*(char *) iok_msg_body(mv[i]), 'a' + (int) i);
+		iok_msg_free(mv[i]);
+	}
+	IOK_OK(iok_close(req));
+	IOK_OK(iok_close(rep));
+}
+
 /* ------------------------------------------ the readable descriptor */
 
 /* Readable exactly while a message waits, whether it waits in the queue
@@ -474,6 +519,7 @@ main(void)
 		cmocka_unit_test(test_receivers_see_order_inproc),
 		cmocka_unit_test(test_receivers_see_order_tcp),
 		cmocka_unit_test(test_second_waiter_woken),
+		cmocka_unit_test(test_tokens_batch_plain_rep_does_not),
 		cmocka_unit_test(test_fd_follows_the_batch),
 		cmocka_unit_test(test_cached_handle_sees_close),
 		cmocka_unit_test(test_cached_handle_released_on_next_use),
