@@ -358,6 +358,37 @@ test_tokens_batch_plain_rep_does_not(void **state)
 	IOK_OK(iok_close(rep));
 }
 
+/* A receive takes as many as asked for or all there are, even when the
+ * batch moved aside holds fewer: a caller that reads the descriptor
+ * itself (the Python binding does) takes a short answer to mean empty. */
+static void
+test_take_max_or_all(void **state)
+{
+	iok_socket push, pull;
+	iok_msg   *mv[128];
+	size_t     n;
+	(void) state;
+	open_pair(&push, &pull, inproc_url());
+	for (int i = 0; i < 70; i++) { /* more than one batch moves aside */
+		IOK_OK(iok_send(push, &i, sizeof(i), 0));
+	}
+	assert_true(tu_wait_stat(pull, "stat:rx-msgs", 70, T_MS));
+	IOK_OK(iok_recvmsg_many(pull, mv, 1, &n, 0));
+	assert_int_equal(n, 1);
+	iok_msg_free(mv[0]);
+	IOK_OK(iok_recvmsg_many(pull, mv, 128, &n, 0));
+	assert_int_equal(n, 69);
+	for (size_t i = 0; i < n; i++) {
+		int v;
+		memcpy(&v, iok_msg_body(mv[i]), sizeof(v));
+		assert_int_equal(v, (int) i + 1);
+		iok_msg_free(mv[i]);
+	}
+	assert_int_equal(iok_recvmsg_many(pull, mv, 128, &n, IOK_FLAG_NONBLOCK), IOK_EAGAIN);
+	IOK_OK(iok_close(push));
+	IOK_OK(iok_close(pull));
+}
+
 /* ------------------------------------------ the readable descriptor */
 
 /* Readable exactly while a message waits, whether it waits in the queue
@@ -520,6 +551,7 @@ main(void)
 		cmocka_unit_test(test_receivers_see_order_tcp),
 		cmocka_unit_test(test_second_waiter_woken),
 		cmocka_unit_test(test_tokens_batch_plain_rep_does_not),
+		cmocka_unit_test(test_take_max_or_all),
 		cmocka_unit_test(test_fd_follows_the_batch),
 		cmocka_unit_test(test_cached_handle_sees_close),
 		cmocka_unit_test(test_cached_handle_released_on_next_use),
