@@ -78,10 +78,10 @@ activate_k(ik_cmd *c)
 	ik_cmd_done(c, 0);
 }
 
-int
-ik_sock_hold(iok_socket h, ik_sock **sp)
+/* The lookups' common end: a socket first used in a forked child wakes. */
+static int
+found(ik_obj *o, ik_sock **sp)
 {
-	ik_obj *o = ik_obj_hold(h.id, IK_OBJ_SOCK);
 	if (o == NULL) {
 		return IOK_ECLOSED;
 	}
@@ -94,18 +94,15 @@ ik_sock_hold(iok_socket h, ik_sock **sp)
 }
 
 int
+ik_sock_hold(iok_socket h, ik_sock **sp)
+{
+	return found(ik_obj_hold(h.id, IK_OBJ_SOCK), sp);
+}
+
+int
 ik_sock_use(iok_socket h, ik_sock **sp)
 {
-	ik_obj *o = ik_obj_use(h.id, IK_OBJ_SOCK);
-	if (o == NULL) {
-		return IOK_ECLOSED;
-	}
-	*sp = (ik_sock *) o;
-	if (atomic_load_explicit(&(*sp)->epoch, memory_order_relaxed) != ik_fork_epoch()) {
-		struct activate_cmd ac = { .s = *sp };
-		(void) ik_cmd_call(&ac.cmd, activate_k);
-	}
-	return 0;
+	return found(ik_obj_use(h.id, IK_OBJ_SOCK), sp);
 }
 
 void

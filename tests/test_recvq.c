@@ -38,17 +38,27 @@ tcp_url(void)
 	return url_buf;
 }
 
+/* a dials b, which listens on url; both with the test's timeouts. */
 static void
-open_pair(iok_socket *push, iok_socket *pull, const char *url)
+open_two(iok_socket *a, const char *pa, iok_socket *b, const char *pb, const char *url)
 {
 	char u[256];
 	snprintf(u, sizeof(u), "%s", url);
-	IOK_OK(iok_socket_open(push, "push0"));
-	IOK_OK(iok_socket_open(pull, "pull0"));
-	IOK_OK(iok_socket_set_ms(*pull, IOK_OPT_RECVTIMEO, T_MS));
-	IOK_OK(iok_socket_set_ms(*push, IOK_OPT_SENDTIMEO, T_MS));
-	IOK_OK(iok_listen(*pull, u, NULL, 0));
-	IOK_OK(iok_dial(*push, u, NULL, 0));
+	IOK_OK(iok_socket_open(a, pa));
+	IOK_OK(iok_socket_open(b, pb));
+	for (int i = 0; i < 2; i++) {
+		iok_socket s = i ? *b : *a;
+		IOK_OK(iok_socket_set_ms(s, IOK_OPT_RECVTIMEO, T_MS));
+		IOK_OK(iok_socket_set_ms(s, IOK_OPT_SENDTIMEO, T_MS));
+	}
+	IOK_OK(iok_listen(*b, u, NULL, 0));
+	IOK_OK(iok_dial(*a, u, NULL, 0));
+}
+
+static void
+open_pair(iok_socket *push, iok_socket *pull, const char *url)
+{
+	open_two(push, "push0", pull, "pull0", url);
 }
 
 static int
@@ -324,15 +334,8 @@ test_tokens_batch_plain_rep_does_not(void **state)
 	iok_socket req, rep;
 	iok_msg   *mv[16];
 	size_t     n;
-	char       url[256];
 	(void) state;
-	snprintf(url, sizeof(url), "%s", inproc_url());
-	IOK_OK(iok_socket_open(&req, "req0"));
-	IOK_OK(iok_socket_open(&rep, "rep0"));
-	IOK_OK(iok_socket_set_ms(req, IOK_OPT_RECVTIMEO, T_MS));
-	IOK_OK(iok_socket_set_ms(rep, IOK_OPT_RECVTIMEO, T_MS));
-	IOK_OK(iok_listen(rep, url, NULL, 0));
-	IOK_OK(iok_dial(req, url, NULL, 0));
+	open_two(&req, "req0", &rep, "rep0", inproc_url());
 	for (int i = 0; i < 5; i++) {
 		iok_msg *m;
 		IOK_OK(iok_msg_alloc(&m, 1));
