@@ -11,6 +11,7 @@
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "handle.h"
 #include "kernel.h"
@@ -168,6 +169,15 @@ int ik_sock_use(iok_socket h, ik_sock **sp);
 /* sockmsg.c: the pollable descriptors (no-ops while never handed out). */
 void ik_efd_raise(int fd);
 void ik_efd_clear(int fd);
+
+/* Shared by sockmsg.c and sockrecv.c, the two halves of the message path. */
+size_t ik_low_water(int cap); /* a full queue's waiters wake at this length */
+void   ik_deadline_after(struct timespec *ts, iok_duration ms); /* CLOCK_MONOTONIC */
+void   ik_sock_post(ik_sock *s, ik_cmd *c);                     /* post c, holding a reference */
+/* ik_wait_on waits on cv (mu held; forever if timeo < 0, else until
+ * deadline), counted in *waiters: 0 or IOK_ETIMEDOUT. */
+int ik_wait_on(pthread_cond_t *cv, pthread_mutex_t *mu, atomic_int *waiters, iok_duration timeo,
+    const struct timespec *deadline);
 /* sockmsg.c: the kernel half of the queues, set up by socket.c's open. */
 void ik_sock_send_cmd_fn(ik_cmd *c);    /* "sq became non-empty" */
 void ik_sock_space_cmd_fn(ik_cmd *c);   /* "rq has room again" */
