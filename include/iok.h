@@ -453,14 +453,16 @@ IOK_API int iok_sendmsg(iok_socket s, iok_msg *m, int flags);
 IOK_API int iok_recvmsg(iok_socket s, iok_msg **mp, int flags);
 
 /* iok_recvmsg_many waits like iok_recvmsg for a message, then takes up to
- * max of the messages waiting, oldest first, in one go (one lock, one
- * look at the queue), into mv[0..*np); each is the caller's, as from
- * iok_recvmsg.  Taking several is the same as calling iok_recvmsg that
- * many times in a row, without the per-call cost (for bindings and
- * consumers that drain a queue).  On a socket whose plain receive decides
- * what the next plain send means (cooked rep0, respondent0, req0,
- * surveyor0) it takes one message at a time.  Returns 0 with *np >= 1, or an error of
- * iok_recvmsg with *np == 0; IOK_EINVAL for max == 0 or NULL pointers.
+ * max of the messages waiting, oldest first, in one go, into mv[0..*np);
+ * each is the caller's, as from iok_recvmsg.  Taking several is the same
+ * as calling iok_recvmsg that many times in a row, without the per-call
+ * cost (for bindings and consumers that drain a queue).  It takes max, or
+ * every message waiting: a shorter answer means the queue is empty now.
+ * On a socket whose plain receive decides what the next plain send means
+ * (cooked rep0 and respondent0; req0 and surveyor0 until iok_request is
+ * first used on them) it takes one message at a time.  Returns 0 with
+ * *np >= 1, or an error of iok_recvmsg with *np == 0; IOK_EINVAL for
+ * max == 0 or NULL pointers.
  * Any thread. */
 IOK_API int iok_recvmsg_many(iok_socket s, iok_msg **mv, size_t max, size_t *np, int flags);
 
