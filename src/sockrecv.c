@@ -22,8 +22,9 @@ batches(const ik_sock *s)
 	return app == NULL || app->recv == NULL || (app->batches != NULL && app->batches(s->app));
 }
 
-/* Under mu: nothing for a receiver in rq nor in taken (taken_len only
- * grows under mu too). */
+/* Under mu: nothing for a receiver in rq nor in taken.  taken_len grows
+ * only under mu; it shrinks under take_mu alone, and a stale (larger)
+ * value only sends a waiter round the loop once more. */
 static bool
 nothing_queued(ik_sock *s)
 {
