@@ -435,7 +435,7 @@ test_dns_srv_moves(void **state)
 	iok_socket req;
 	iok_dialer d;
 	char       srv0[128], srv1[128], servers[64], log[600];
-	int        port = tu_free_port(), sport = tu_free_port();
+	int        port = tu_free_port(), sport = tu_free_server_port();
 	pid_t      pid;
 	(void) state;
 	if (!du_dnsmasq_available()) {
@@ -480,7 +480,7 @@ main(void)
 		snprintf(dns_hosts, sizeof(dns_hosts), "%s/hosts", dns_dir);
 		snprintf(dns_log, sizeof(dns_log), "%s/dnsmasq.log", dns_dir);
 		du_write_file(dns_hosts, "127.0.0.2 svc.iok.test\n");
-		dns_port = tu_free_port();
+		dns_port = tu_free_server_port();
 		dns_pid  = du_dnsmasq_start(dns_port, dns_hosts, NULL, dns_log);
 		snprintf(env, sizeof(env), "127.0.0.1:%d", dns_port);
 		setenv("IOK_DNS_SERVERS", env, 1);

@@ -46,6 +46,48 @@ tu_free_port(void)
 	return ntohs(sa.sin_port);
 }
 
+static int
+port_free(int type, int port)
+{
+	struct sockaddr_in sa;
+	int                fd = socket(AF_INET, type, 0), ok;
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family      = AF_INET;
+	sa.sin_port        = htons((uint16_t) port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ok                 = fd >= 0 && bind(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0;
+	if (fd >= 0) {
+		close(fd);
+	}
+	return ok;
+}
+
+int
+tu_free_server_port(void)
+{
+	int   lo = 32768, hi;
+	FILE *f  = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+	if (f != NULL) {
+		if (fscanf(f, "%d %d", &lo, &hi) != 2) {
+			lo = 32768;
+		}
+		fclose(f);
+	}
+	int base = lo > 12000 ? 10000 : 1024, span = lo - base;
+	if (span < 100) {
+		return tu_free_port(); /* no room below: the old way */
+	}
+	int start = (int) ((unsigned) getpid() * 7919u % (unsigned) span);
+	for (int i = 0; i < span; i++) {
+		int port = base + (start + i * 131) % span;
+		if (port_free(SOCK_STREAM, port) && port_free(SOCK_DGRAM, port)) {
+			return port;
+		}
+	}
+	fail_msg("cannot find a free server port below %d", lo);
+	return -1;
+}
+
 uint64_t
 tu_now_ms(void)
 {

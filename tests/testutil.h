@@ -27,6 +27,10 @@
 const char *tu_ipc_url(const char *tag);
 /* A free TCP port on 127.0.0.1 (bound, then released). */
 int tu_free_port(void);
+/* A port free for TCP and UDP on 127.0.0.1, below the ephemeral range: for
+ * a server restarted on the same port, which a connection elsewhere in the
+ * machine could otherwise take as its local port meanwhile. */
+int tu_free_server_port(void);
 /* Monotonic milliseconds. */
 uint64_t tu_now_ms(void);
 /* Poll cond() every millisecond until true or timeout_ms elapses. */
