@@ -264,16 +264,7 @@ du_dnsmasq_track(pid_t pid, bool add)
 static int
 du_udp_taken(void *arg)
 {
-	int                port = *(int *) arg;
-	struct sockaddr_in sa;
-	int                fd = socket(AF_INET, SOCK_DGRAM, 0), taken;
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family      = AF_INET;
-	sa.sin_port        = htons((uint16_t) port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	taken = bind(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0 && errno == EADDRINUSE;
-	close(fd);
-	return taken;
+	return tu_port_in_use(SOCK_DGRAM, *(int *) arg);
 }
 
 static DU_UNUSED void

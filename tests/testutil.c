@@ -1,5 +1,6 @@
 /* testutil.c - see testutil.h. */
 #include <dirent.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,20 +47,21 @@ tu_free_port(void)
 	return ntohs(sa.sin_port);
 }
 
-static int
-port_free(int type, int port)
+int
+tu_port_in_use(int type, int port)
 {
 	struct sockaddr_in sa;
-	int                fd = socket(AF_INET, type, 0), ok;
+	int                fd = socket(AF_INET, type, 0), in_use;
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family      = AF_INET;
 	sa.sin_port        = htons((uint16_t) port);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok                 = fd >= 0 && bind(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0;
+	in_use =
+	    fd >= 0 && bind(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0 && errno == EADDRINUSE;
 	if (fd >= 0) {
 		close(fd);
 	}
-	return ok;
+	return in_use;
 }
 
 int
@@ -80,7 +82,7 @@ tu_free_server_port(void)
 	int start = (int) ((unsigned) getpid() * 7919u % (unsigned) span);
 	for (int i = 0; i < span; i++) {
 		int port = base + (start + i * 131) % span;
-		if (port_free(SOCK_STREAM, port) && port_free(SOCK_DGRAM, port)) {
+		if (!tu_port_in_use(SOCK_STREAM, port) && !tu_port_in_use(SOCK_DGRAM, port)) {
 			return port;
 		}
 	}

@@ -31,6 +31,8 @@ int tu_free_port(void);
  * a server restarted on the same port, which a connection elsewhere in the
  * machine could otherwise take as its local port meanwhile. */
 int tu_free_server_port(void);
+/* Is 127.0.0.1:port bound by someone (type SOCK_STREAM or SOCK_DGRAM)? */
+int tu_port_in_use(int type, int port);
 /* Monotonic milliseconds. */
 uint64_t tu_now_ms(void);
 /* Poll cond() every millisecond until true or timeout_ms elapses. */
