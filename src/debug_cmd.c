@@ -153,10 +153,24 @@ app_stats(ik_buf *b)
 	}
 }
 
+/* The kernel loop's spins before sleeping (kernel.c): how often a
+ * command came in time, I/O came first, or the budget ran out. */
+static void
+kernel_stats(ik_buf *b)
+{
+	ik_spin_counts c;
+	ik_kernel_spin_counts(&c);
+	ik_buf_printf(b,
+	    "kernel spin_us=%ld spins=%llu spin-caught=%llu spin-io=%llu spin-timed-out=%llu\n",
+	    c.spin_us, (unsigned long long) c.spins, (unsigned long long) c.caught,
+	    (unsigned long long) c.ended_by_io, (unsigned long long) c.timed_out);
+}
+
 static void
 cmd_stats(ik_buf *b)
 {
 	ik_statwalk(stats_sock, b);
+	kernel_stats(b);
 	app_stats(b);
 }
 

@@ -5,10 +5,13 @@
  * requests; start_mu serialises starting, stopping and forking.  Lock
  * order everywhere: handle table -> socket -> K.mu.
  */
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "iok.h"
 #include "debug.h"
@@ -24,9 +27,16 @@ static struct {
 	int             loop_ready; /* loop and its handles initialised */
 	int             forked;     /* loop inherited from a parent process */
 	uv_loop_t       loop;
-	uv_async_t      async; /* commands waiting */
-	uv_check_t      check; /* runs deferred tasks after the I/O phase */
-	uv_idle_t       idle;  /* keeps the poll from blocking while tasks wait */
+	uv_async_t      async;                   /* commands waiting */
+	uv_check_t      check;                   /* runs deferred tasks after the I/O phase */
+	uv_idle_t       idle;                    /* keeps the poll from blocking while tasks wait */
+	uv_prepare_t    prepare;                 /* the spin before the poll (see prepare_cb) */
+	int             spinning;                /* under mu: posters need not wake the loop */
+	atomic_int      spun_into;               /* a command came while spinning */
+	long            spin_ns;                 /* IOK_KERNEL_SPIN_US, 0: never spin */
+	int             spin_armed;              /* an answering thread was just woken */
+	unsigned        spin_skip, spin_backoff; /* after spins that found nothing */
+	ik_spin_counts  spins;
 	pthread_t       thread;
 	ik_list         tasks;
 	ik_list         next_tasks; /* for the next iteration's idle phase */
@@ -78,6 +88,12 @@ idle_cb(uv_idle_t *h)
 		ik_task *t = ik_container_of(n, ik_task, node);
 		t->fn(t);
 	}
+}
+
+void
+ik_kernel_spin_arm(void)
+{
+	K.spin_armed = 1;
 }
 
 void
@@ -133,11 +149,10 @@ check_cb(uv_check_t *h)
 /* ------------------------------------------------------------- commands */
 
 static void
-async_cb(uv_async_t *h)
+run_commands(void)
 {
 	ik_cmd *c, *next;
 	int     stop;
-	(void) h;
 
 	pthread_mutex_lock(&K.mu);
 	c      = K.head;
@@ -159,6 +174,143 @@ async_cb(uv_async_t *h)
 	}
 }
 
+static void
+async_cb(uv_async_t *h)
+{
+	(void) h;
+	run_commands();
+}
+
+/* ----------------------------------------------------------------- spin */
+
+/* A thread that was just handed a request usually answers within a few
+ * microseconds; if the loop slept meanwhile, the answer would cost an
+ * eventfd write and a wake-up of this thread, on a VM the biggest part of
+ * an inproc round trip.  So when an answering socket's waiter was woken
+ * (ik_kernel_spin_arm), the loop spins for up to spin_ns before polling:
+ * commands posted meanwhile skip the eventfd (`spinning`, read under mu),
+ * I/O readiness ends the spin, and spins that find nothing are skipped
+ * for a doubling number of arms, so a loop whose callers do not answer
+ * stops spinning. */
+
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ __volatile__("yield")
+#else
+#define cpu_relax() ((void) 0)
+#endif
+
+enum { SPIN_DEFAULT_US = 20, SPIN_BACKOFF_MAX = 64, SPIN_CHECK_EVERY = 32 };
+
+static long
+now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+static bool
+io_ready(void)
+{
+	struct pollfd pfd = { .fd = uv_backend_fd(&K.loop), .events = POLLIN };
+	return poll(&pfd, 1, 0) > 0;
+}
+
+/* Returns why the spin ended: 0 a command, 1 I/O, 2 the time was up. */
+static int
+spin_for_command(void)
+{
+	long start = now_ns();
+	for (unsigned i = 1;; i++) {
+		if (atomic_load_explicit(&K.spun_into, memory_order_acquire) != 0) {
+			return 0;
+		}
+		if (i % SPIN_CHECK_EVERY == 0) {
+			if (io_ready()) {
+				return 1;
+			}
+			if (now_ns() - start > K.spin_ns) {
+				return 2;
+			}
+		}
+		cpu_relax();
+	}
+}
+
+static void
+prepare_cb(uv_prepare_t *h)
+{
+	(void) h;
+	if (!K.spin_armed || !ik_list_empty(&K.tasks) || !ik_list_empty(&K.next_tasks)) {
+		return; /* tasks waiting: the poll will not block anyway */
+	}
+	K.spin_armed = 0;
+	if (K.spin_skip > 0) {
+		K.spin_skip--;
+		return;
+	}
+	pthread_mutex_lock(&K.mu);
+	if (K.head != NULL || K.park_req || K.stop_req) {
+		pthread_mutex_unlock(&K.mu);
+		return;
+	}
+	K.spinning = 1;
+	pthread_mutex_unlock(&K.mu);
+
+	int why = spin_for_command();
+
+	pthread_mutex_lock(&K.mu);
+	K.spinning = 0;
+	atomic_store_explicit(&K.spun_into, 0, memory_order_relaxed);
+	bool have = K.head != NULL; /* posted meanwhile, without a wake-up */
+	pthread_mutex_unlock(&K.mu);
+	K.spins.spins++;
+	if (have) {
+		K.spins.caught++;
+	} else if (why == 1) {
+		K.spins.ended_by_io++;
+	} else {
+		K.spins.timed_out++;
+	}
+	if (have || why == 1) {
+		K.spin_backoff = 0;
+		if (have) {
+			run_commands();
+		}
+	} else {
+		K.spin_backoff = K.spin_backoff == 0 ? 1 : K.spin_backoff * 2;
+		if (K.spin_backoff > SPIN_BACKOFF_MAX) {
+			K.spin_backoff = SPIN_BACKOFF_MAX;
+		}
+		K.spin_skip = K.spin_backoff;
+	}
+}
+
+void
+ik_kernel_spin_counts(ik_spin_counts *c)
+{
+	*c         = K.spins;
+	c->spin_us = K.spin_ns / 1000;
+}
+
+static long
+spin_setting_ns(void)
+{
+	const char *v = getenv("IOK_KERNEL_SPIN_US");
+	char       *end;
+	long        us;
+	if (v == NULL || *v == '\0') {
+		return SPIN_DEFAULT_US * 1000L;
+	}
+	us = strtol(v, &end, 10);
+	if (*end != '\0' || us < 0 || us > 1000000) {
+		return SPIN_DEFAULT_US * 1000L; /* documented: ignored when not a number */
+	}
+	return us * 1000L;
+}
+
 int
 ik_cmd_post(ik_cmd *c)
 {
@@ -175,7 +327,13 @@ ik_cmd_post(ik_cmd *c)
 			K.tail->next = c;
 		} else {
 			K.head = c;
-			wake   = 1; /* only the empty -> non-empty transition wakes */
+			/* Only the empty -> non-empty transition wakes, and
+			 * not a loop that is spinning for it. */
+			if (K.spinning) {
+				atomic_store_explicit(&K.spun_into, 1, memory_order_release);
+			} else {
+				wake = 1;
+			}
 		}
 		K.tail = c;
 	}
@@ -313,9 +471,18 @@ loop_setup(void)
 	uv_check_init(&K.loop, &K.check);
 	uv_check_start(&K.check, check_cb);
 	uv_idle_init(&K.loop, &K.idle);
+	K.spin_ns    = spin_setting_ns();
+	K.spins      = (ik_spin_counts) { 0 };
+	K.spin_armed = 0;
+	K.spin_skip = K.spin_backoff = 0;
+	uv_prepare_init(&K.loop, &K.prepare);
+	if (K.spin_ns > 0) {
+		uv_prepare_start(&K.prepare, prepare_cb);
+	}
 	/* Internal handles must not keep the loop "alive" for teardown. */
 	uv_unref((uv_handle_t *) &K.check);
 	uv_unref((uv_handle_t *) &K.idle);
+	uv_unref((uv_handle_t *) &K.prepare);
 	ik_list_init(&K.tasks);
 	ik_list_init(&K.next_tasks);
 	K.loop_ready = 1;
@@ -427,6 +594,8 @@ atfork_child(void)
 	ik_msg_pool_fork_child();
 	K.head = K.tail = NULL;
 	K.park_req = K.parked = K.stop_req = 0;
+	K.spinning                         = 0;
+	atomic_store_explicit(&K.spun_into, 0, memory_order_relaxed);
 	K.epoch++;
 	if (K.loop_ready) {
 		K.forked = 1;

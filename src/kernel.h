@@ -64,6 +64,19 @@ void ik_task_schedule(ik_task *t); /* no-op if already scheduled */
 void ik_task_schedule_next(ik_task *t);
 void ik_task_cancel(ik_task *t);
 
+/* ik_kernel_spin_arm: a thread that answers (its socket can send) was just
+ * woken with work; the loop may spin a moment for its answer instead of
+ * sleeping (kernel.c, "spin").  Kernel thread. */
+void ik_kernel_spin_arm(void);
+
+/* What the loop's spins found (the debug endpoint's "kernel" line). */
+typedef struct ik_spin_counts {
+	uint64_t spins, caught, ended_by_io, timed_out;
+	long     spin_us; /* the budget, IOK_KERNEL_SPIN_US */
+} ik_spin_counts;
+void ik_kernel_spin_counts(ik_spin_counts *c); /* kernel thread */
+void ik_kernel_spin_arm(void);
+
 /* Process-wide fork epoch: bumped in every forked child. */
 uint32_t ik_fork_epoch(void);
 

@@ -532,6 +532,7 @@ ik_sock_flush_task_fn(ik_task *t)
 	ik_sock *s = ik_container_of(t, ik_sock, flush_task);
 	iok_msg *m;
 	int      wake = 0;
+	bool     woke = false; /* a waiter or a poller of the descriptor */
 	pthread_mutex_lock(&s->mu);
 	bool   was_empty = s->rq.len == 0;
 	size_t n         = s->staged.len;
@@ -545,12 +546,16 @@ ik_sock_flush_task_fn(ik_task *t)
 	s->rq_known       = s->rq.len;
 	s->rq_bytes_known = s->rq_bytes;
 	if (was_empty && n > 0) {
-		if (!s->closed) {
+		if (!s->closed && s->recv_fd >= 0) {
 			ik_efd_raise(s->recv_fd);
+			woke = true;
 		}
 		wake = s->recv_waiters > 0 ? (n == 1 ? 1 : 2) : 0;
 	}
 	pthread_mutex_unlock(&s->mu);
+	if ((woke || wake != 0) && (s->pat->flags & IK_PF_SEND)) {
+		ik_kernel_spin_arm(); /* its answer is likely a moment away */
+	}
 	/* Signalled after unlocking, so the woken thread does not wake up
 	 * only to wait for the mutex we still hold. */
 	if (wake == 1) {

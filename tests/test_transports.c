@@ -511,34 +511,8 @@ test_close_wakes_blocked(void **state)
 	assert_int_equal(c.rv, IOK_ECLOSED);
 }
 
-/* A raw TCP peer: speaks the SP handshake by hand, then misbehaves. */
-static int
-raw_connect(int port, uint16_t proto)
-{
-	struct sockaddr_in sa;
-	int                fd = socket(AF_INET, SOCK_STREAM, 0);
-	uint8_t hs[8]         = { 0, 'S', 'P', 0, (uint8_t) (proto >> 8), (uint8_t) proto, 0, 0 };
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family      = AF_INET;
-	sa.sin_port        = htons((uint16_t) port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
-	assert_int_equal(write(fd, hs, 8), 8);
-	return fd;
-}
-
-static void
-send_frame(int fd, uint64_t declared, const void *body, size_t len)
-{
-	uint8_t hdr[8];
-	for (int i = 0; i < 8; i++) {
-		hdr[i] = (uint8_t) (declared >> (56 - 8 * i));
-	}
-	assert_int_equal(write(fd, hdr, 8), 8);
-	if (len > 0) {
-		assert_int_equal(write(fd, body, len), (ssize_t) len);
-	}
-}
+/* Raw TCP peers (tu_sp_raw_connect) speak the SP handshake by hand, then
+ * misbehave. */
 
 /* Wait for the peer to close: read() returns 0 (or an error). */
 static int
@@ -571,18 +545,18 @@ test_hostile_peers(void **state)
 	IOK_OK(iok_listener_get_int(l, IOK_OPT_TCP_BOUND_PORT, &port));
 
 	/* A good frame from a good peer. */
-	fd = raw_connect(port, 0x50);
-	send_frame(fd, 2, "ok", 2);
+	fd = tu_sp_raw_connect(port, 0x50);
+	tu_sp_raw_frame(fd, 2, "ok", 2);
 	expect_msg(pull, "ok");
 
 	/* Oversized: dropped before its body is read; counted. */
-	send_frame(fd, 1001, NULL, 0);
+	tu_sp_raw_frame(fd, 1001, NULL, 0);
 	assert_true(peer_closed(fd));
 	close(fd);
 	assert_true(tu_wait_stat(pull, "stat:rx-oversize", 1, T_MS));
 
 	/* Wrong peer protocol (pull talking to pull). */
-	fd = raw_connect(port, 0x51);
+	fd = tu_sp_raw_connect(port, 0x51);
 	assert_true(peer_closed(fd));
 	close(fd);
 	assert_true(tu_wait_stat(pull, "stat:proto-errors", 1, T_MS));
@@ -603,13 +577,13 @@ test_hostile_peers(void **state)
 	}
 
 	/* Truncated: a frame cut short, then the peer hangs up. */
-	fd = raw_connect(port, 0x50);
-	send_frame(fd, 100, "short", 5);
+	fd = tu_sp_raw_connect(port, 0x50);
+	tu_sp_raw_frame(fd, 100, "short", 5);
 	close(fd);
 
 	/* Through all of it the socket keeps working. */
-	fd = raw_connect(port, 0x50);
-	send_frame(fd, 5, "still", 5);
+	fd = tu_sp_raw_connect(port, 0x50);
+	tu_sp_raw_frame(fd, 5, "still", 5);
 	expect_msg(pull, "still");
 	close(fd);
 	IOK_OK(iok_close(pull));

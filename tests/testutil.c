@@ -1,6 +1,7 @@
 /* testutil.c - see testutil.h. */
 #include <dirent.h>
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,4 +206,32 @@ tu_upstream_field(iok_dialer d, int port, const char *name)
 		fail_msg("no %s in %s", name, line);
 	}
 	return strtoull(f + strlen(key), NULL, 10);
+}
+
+int
+tu_sp_raw_connect(int port, uint16_t proto)
+{
+	struct sockaddr_in sa;
+	int                fd = socket(AF_INET, SOCK_STREAM, 0);
+	uint8_t hs[8]         = { 0, 'S', 'P', 0, (uint8_t) (proto >> 8), (uint8_t) proto, 0, 0 };
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family      = AF_INET;
+	sa.sin_port        = htons((uint16_t) port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+	assert_int_equal(write(fd, hs, 8), 8);
+	return fd;
+}
+
+void
+tu_sp_raw_frame(int fd, uint64_t declared, const void *body, size_t len)
+{
+	uint8_t hdr[8];
+	for (int i = 0; i < 8; i++) {
+		hdr[i] = (uint8_t) (declared >> (56 - 8 * i));
+	}
+	assert_int_equal(write(fd, hdr, 8), 8);
+	if (len > 0) {
+		assert_int_equal(write(fd, body, len), (ssize_t) len);
+	}
 }

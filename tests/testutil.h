@@ -49,6 +49,11 @@ int tu_fd_count(void);
 uint64_t tu_stat(iok_socket s, const char *name);
 /* Wait until a socket statistic reaches at least v. */
 int tu_wait_stat(iok_socket s, const char *name, uint64_t v, int timeout_ms);
+/* A raw TCP SP peer on 127.0.0.1:port: connects and sends the SP handshake
+ * as protocol proto (the peer's is left unread). */
+int tu_sp_raw_connect(int port, uint16_t proto);
+/* One SP frame on fd: the u64 length it declares, then len bytes of body. */
+void tu_sp_raw_frame(int fd, uint64_t declared, const void *body, size_t len);
 /* recv with a timeout, returning the error code; fills buf/len. */
 int tu_recv_str(iok_socket s, char *buf, size_t cap, int timeout_ms);
 

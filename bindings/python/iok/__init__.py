@@ -213,7 +213,9 @@ def stats():
     ``latency_p90_us``, ``latency_p99_us``, ``latency_max_us``) and
     ``latency_count``.  Application counters are under ``"counters"``
     (name -> value) and timers under ``"timers"`` (name -> count, sum_us,
-    p50_us, p90_us, p99_us, max_us)."""
+    p50_us, p90_us, p99_us, max_us).  ``"kernel"`` says what the kernel
+    loop's spins before sleeping found (``spin_us`` the budget, ``spins``,
+    ``spin-caught``, ``spin-io``, ``spin-timed-out``)."""
     out = {}
     for line in _iok._debug_text("stats").splitlines():
         d = {k: _value(v) for k, v in _FIELD.findall(line)}
@@ -223,6 +225,8 @@ def stats():
             out.setdefault("counters", {})[d["counter"]] = d["value"]
         elif "timer" in d:
             out.setdefault("timers", {})[d.pop("timer")] = d
+        elif line.startswith("kernel "):
+            out["kernel"] = d
     return out
 
 

@@ -1,0 +1,221 @@
+/*
+ * test_spin.c - the kernel loop's spin before sleeping (kernel.c): after it
+ * wakes a thread that answers, the loop waits a moment for the answer
+ * instead of sleeping; an answer posted meanwhile is run without a
+ * wake-up and never lost, I/O ends the spin at once, and
+ * IOK_KERNEL_SPIN_US=0 turns it off.  Every test sets the budget before
+ * the kernel starts and stops the kernel (iok_fini) at its end.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sock.h" /* to see that the answering thread is waiting */
+#include "testutil.h"
+
+#define T_MS 10000 /* generous bound for anything that should happen */
+#define ROUND_TRIPS 200
+#define LONG_SPIN "1000000" /* 1 s: a spin ends by what it waits for */
+
+/* One field of the debug endpoint's "kernel" line. */
+static unsigned long long
+kernel_field(const char *name)
+{
+	char              *text, key[64];
+	unsigned long long v = 0;
+	IOK_OK(iok_debug_text("stats", &text));
+	char *line = strstr(text, "kernel ");
+	assert_non_null(line);
+	snprintf(key, sizeof(key), " %s=", name);
+	char *at = strstr(line, key);
+	assert_non_null(at);
+	v = strtoull(at + strlen(key), NULL, 10);
+	iok_strfree(text);
+	return v;
+}
+
+struct answerer {
+	iok_socket      rep;
+	atomic_int      got;  /* requests received */
+	atomic_int      hold; /* wait for `go` before answering */
+	pthread_mutex_t mu;
+	pthread_cond_t  cv;
+	int             go;
+	int             rv;
+};
+
+/* Echoes every request, after `go` when told to hold. */
+static void *
+answer(void *arg)
+{
+	struct answerer *a = arg;
+	char             buf[64];
+	for (;;) {
+		size_t n = sizeof(buf);
+		if ((a->rv = iok_recv(a->rep, buf, &n, 0)) != 0) {
+			break;
+		}
+		atomic_fetch_add(&a->got, 1);
+		if (atomic_load(&a->hold)) {
+			pthread_mutex_lock(&a->mu);
+			while (!a->go) {
+				pthread_cond_wait(&a->cv, &a->mu);
+			}
+			pthread_mutex_unlock(&a->mu);
+		}
+		if ((a->rv = iok_send(a->rep, buf, n, 0)) != 0) {
+			break;
+		}
+	}
+	return NULL;
+}
+
+static void
+start_pair(iok_socket *req, struct answerer *a, pthread_t *t, const char *url)
+{
+	memset(a, 0, sizeof(*a));
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_cond_init(&a->cv, NULL);
+	IOK_OK(iok_rep0_open(&a->rep));
+	IOK_OK(iok_req0_open(req));
+	IOK_OK(iok_socket_set_ms(a->rep, IOK_OPT_RECVTIMEO, T_MS));
+	IOK_OK(iok_socket_set_ms(*req, IOK_OPT_RECVTIMEO, T_MS));
+	IOK_OK(iok_listen(a->rep, url, NULL, 0));
+	IOK_OK(iok_dial(*req, url, NULL, 0));
+	assert_int_equal(pthread_create(t, NULL, answer, a), 0);
+}
+
+static void
+stop_pair(iok_socket req, struct answerer *a, pthread_t t)
+{
+	IOK_OK(iok_close(req));
+	IOK_OK(iok_close(a->rep)); /* the answerer's receive ends */
+	pthread_join(t, NULL);
+	assert_int_equal(a->rv, IOK_ECLOSED);
+	iok_fini();
+	unsetenv("IOK_KERNEL_SPIN_US");
+}
+
+static void
+round_trips(iok_socket req, int n)
+{
+	for (int i = 0; i < n; i++) {
+		char   out[32], in[64];
+		size_t len = sizeof(in);
+		int    k   = snprintf(out, sizeof(out), "request %d", i);
+		IOK_OK(iok_send(req, out, (size_t) k, 0));
+		IOK_OK(iok_recv(req, in, &len, 0));
+		assert_int_equal(len, (size_t) k);
+		assert_memory_equal(in, out, len);
+	}
+}
+
+/* Answers posted while the loop spins are run, in order, none lost, and
+ * the spin says it caught them. */
+static void
+test_spin_catches_answers(void **state)
+{
+	iok_socket      req;
+	struct answerer a;
+	pthread_t       t;
+	(void) state;
+	setenv("IOK_KERNEL_SPIN_US", LONG_SPIN, 1);
+	start_pair(&req, &a, &t, "inproc://spin-catch");
+	round_trips(req, ROUND_TRIPS);
+	assert_int_equal(kernel_field("spin_us"), 1000000);
+	assert_true(kernel_field("spin-caught") > 0);
+	assert_true(kernel_field("spins") >= kernel_field("spin-caught"));
+	stop_pair(req, &a, t);
+}
+
+/* IOK_KERNEL_SPIN_US=0: the same traffic, and the loop never spins. */
+static void
+test_spin_off(void **state)
+{
+	iok_socket      req;
+	struct answerer a;
+	pthread_t       t;
+	(void) state;
+	setenv("IOK_KERNEL_SPIN_US", "0", 1);
+	start_pair(&req, &a, &t, "inproc://spin-off");
+	round_trips(req, ROUND_TRIPS);
+	assert_int_equal(kernel_field("spin_us"), 0);
+	assert_int_equal(kernel_field("spins"), 0);
+	stop_pair(req, &a, t);
+}
+
+static int
+answerer_waiting(void *arg)
+{
+	ik_sock *s = arg;
+	return atomic_load(&s->recv_waiters) > 0;
+}
+
+static int
+answerer_got_one(void *arg)
+{
+	struct answerer *a = arg;
+	return atomic_load(&a->got) > 0;
+}
+
+/* While the loop spins for an answer that does not come, a connection and
+ * a message arriving over TCP end the spin: they are handled at once, not
+ * after the budget (1 s here), and the spin says I/O ended it. */
+static void
+test_io_ends_spin(void **state)
+{
+	iok_socket      req, pull;
+	struct answerer a;
+	pthread_t       t;
+	ik_sock        *s;
+	char            url[64], buf[16];
+	size_t          n    = sizeof(buf);
+	int             port = tu_free_port();
+	(void) state;
+	setenv("IOK_KERNEL_SPIN_US", LONG_SPIN, 1);
+	start_pair(&req, &a, &t, "inproc://spin-io");
+	atomic_store(&a.hold, 1);
+	IOK_OK(iok_pull0_open(&pull));
+	IOK_OK(iok_socket_set_ms(pull, IOK_OPT_RECVTIMEO, T_MS));
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
+	IOK_OK(iok_listen(pull, url, NULL, 0));
+
+	/* The spin is armed by waking a waiting answerer. */
+	IOK_OK(ik_sock_hold(a.rep, &s));
+	assert_true(tu_wait_for(answerer_waiting, s, T_MS));
+	ik_sock_rele(s);
+	IOK_OK(iok_send(req, "held", 4, 0));
+	assert_true(tu_wait_for(answerer_got_one, &a, T_MS));
+
+	int fd = tu_sp_raw_connect(port, 0x50); /* push0 */
+	tu_sp_raw_frame(fd, 2, "ok", 2);
+	IOK_OK(iok_recv(pull, buf, &n, 0));
+	assert_int_equal(n, 2);
+	assert_memory_equal(buf, "ok", 2);
+	assert_true(kernel_field("spin-io") >= 1);
+
+	pthread_mutex_lock(&a.mu);
+	a.go = 1;
+	pthread_cond_signal(&a.cv);
+	pthread_mutex_unlock(&a.mu);
+	n = sizeof(buf);
+	IOK_OK(iok_recv(req, buf, &n, 0));
+	assert_int_equal(n, 4);
+	close(fd);
+	IOK_OK(iok_close(pull));
+	stop_pair(req, &a, t);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_spin_catches_answers),
+		cmocka_unit_test(test_spin_off),
+		cmocka_unit_test(test_io_ends_spin),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
