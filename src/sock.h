@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <time.h>
 
+#include "event.h"
 #include "handle.h"
 #include "kernel.h"
 #include "list.h"
@@ -52,7 +53,7 @@ struct ik_sock {
 
 	/* ---- shared with application threads: guarded by mu ---- */
 	alignas(64) pthread_mutex_t mu; /* own line: the handle's refs are read-mostly */
-	pthread_cond_t        recv_cv, send_cv;
+	ik_event              recv_ev, send_ev;
 	ik_msgq               rq, sq; /* to the application / from it */
 	int                   rq_cap, sq_cap;
 	size_t                sq_bytes;     /* body bytes in sq */
@@ -174,9 +175,9 @@ void ik_efd_clear(int fd);
 size_t ik_low_water(int cap); /* a full queue's waiters wake at this length */
 void   ik_deadline_after(struct timespec *ts, iok_duration ms); /* CLOCK_MONOTONIC */
 void   ik_sock_post(ik_sock *s, ik_cmd *c);                     /* post c, holding a reference */
-/* ik_wait_on waits on cv (mu held; forever if timeo < 0, else until
+/* ik_wait_on waits on ev (mu held; forever if timeo < 0, else until
  * deadline), counted in *waiters: 0 or IOK_ETIMEDOUT. */
-int ik_wait_on(pthread_cond_t *cv, pthread_mutex_t *mu, atomic_int *waiters, iok_duration timeo,
+int ik_wait_on(ik_event *ev, pthread_mutex_t *mu, atomic_int *waiters, iok_duration timeo,
     const struct timespec *deadline);
 /* sockmsg.c: the kernel half of the queues, set up by socket.c's open. */
 void ik_sock_send_cmd_fn(ik_cmd *c);    /* "sq became non-empty" */

@@ -7,8 +7,10 @@
  * The only cross-thread state is the part of ik_sock guarded by s->mu
  * (see sockmsg.c for how the two sides wake each other).
  */
+#define _GNU_SOURCE /* PTHREAD_MUTEX_ADAPTIVE_NP */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,16 +26,6 @@
 
 static ik_list all_socks = { { &all_socks.head, &all_socks.head } };
 static int     live_socks;
-
-static void
-cond_init_mono(pthread_cond_t *cv)
-{
-	pthread_condattr_t a;
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(cv, &a);
-	pthread_condattr_destroy(&a);
-}
 
 /* ---------------------------------------------------------- lifecycle */
 
@@ -53,8 +45,6 @@ sock_destroy(ik_obj *o)
 		close(s->peers_fd);
 	pthread_mutex_destroy(&s->mu);
 	pthread_mutex_destroy(&s->take_mu);
-	pthread_cond_destroy(&s->recv_cv);
-	pthread_cond_destroy(&s->send_cv);
 	free(s->xs);
 	free(s);
 }
@@ -135,6 +125,21 @@ open_k(ik_cmd *c)
 	}
 	ik_cmd_done(c, rv);
 }
+/* The socket mutex is held for a few dozen instructions at a time by an
+ * application thread and the kernel thread at once: spinning a moment
+ * (glibc's adaptive mutex) is cheaper than the futex sleep and wake-up
+ * a plain mutex does as soon as it is contended. */
+static void
+ik_sock_mutex_init(pthread_mutex_t *mu)
+{
+	pthread_mutexattr_t a;
+	pthread_mutexattr_init(&a);
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
+	pthread_mutex_init(mu, &a);
+	pthread_mutexattr_destroy(&a);
+}
 
 static int
 sock_open(iok_socket *out, const char *name, int raw)
@@ -174,10 +179,10 @@ sock_open(iok_socket *out, const char *name, int raw)
 	s->recv_fd = s->send_fd = -1;
 	s->peers_fd             = -1;
 	atomic_init(&s->epoch, ik_fork_epoch());
-	pthread_mutex_init(&s->mu, NULL);
+	ik_sock_mutex_init(&s->mu);
 	pthread_mutex_init(&s->take_mu, NULL);
-	cond_init_mono(&s->recv_cv);
-	cond_init_mono(&s->send_cv);
+	ik_event_init(&s->recv_ev);
+	ik_event_init(&s->send_ev);
 	s->rq_cap     = DEFAULT_QLEN;
 	s->sq_cap     = DEFAULT_QLEN;
 	s->recv_timeo = IOK_DURATION_INFINITE;
@@ -307,8 +312,8 @@ close_app_half(ik_sock *s)
 		if (ik_sq_full(s)) {
 			ik_efd_raise(s->send_fd);
 		}
-		pthread_cond_broadcast(&s->recv_cv);
-		pthread_cond_broadcast(&s->send_cv);
+		ik_event_wake(&s->recv_ev, INT_MAX);
+		ik_event_wake(&s->send_ev, INT_MAX);
 	}
 	pthread_mutex_unlock(&s->mu);
 }
@@ -653,10 +658,10 @@ ik_sockets_fork_child(void)
 	ik_table_fork_child();
 	for (n = ik_list_first(&all_socks); n != NULL; n = ik_list_next(&all_socks, n)) {
 		ik_sock *s = ik_container_of(n, ik_sock, knode);
-		pthread_mutex_init(&s->mu, NULL);
+		ik_sock_mutex_init(&s->mu);
 		pthread_mutex_init(&s->take_mu, NULL);
-		cond_init_mono(&s->recv_cv);
-		cond_init_mono(&s->send_cv);
+		ik_event_init(&s->recv_ev);
+		ik_event_init(&s->send_ev);
 		/* Queued messages are the parent's: never delivered or sent
 		 * twice. */
 		ik_msgq_clear(&s->taken);

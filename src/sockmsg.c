@@ -9,6 +9,7 @@
  * other only on the empty -> non-empty (or full -> not-full) transition.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -88,16 +89,12 @@ ik_sock_post(ik_sock *s, ik_cmd *c)
 /* ------------------------------------------------------ sending (app) */
 
 int
-ik_wait_on(pthread_cond_t *cv, pthread_mutex_t *mu, atomic_int *waiters, iok_duration timeo,
+ik_wait_on(ik_event *ev, pthread_mutex_t *mu, atomic_int *waiters, iok_duration timeo,
     const struct timespec *deadline)
 {
-	int rv = 0;
+	int rv;
 	(*waiters)++;
-	if (timeo < 0) {
-		pthread_cond_wait(cv, mu);
-	} else {
-		rv = pthread_cond_timedwait(cv, mu, deadline);
-	}
+	rv = ik_event_wait(ev, mu, timeo < 0 ? NULL : deadline);
 	(*waiters)--;
 	return rv == ETIMEDOUT ? IOK_ETIMEDOUT : 0;
 }
@@ -138,7 +135,7 @@ enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain)
 			pthread_mutex_unlock(&s->mu);
 			return IOK_EAGAIN;
 		}
-		if (ik_wait_on(&s->send_cv, &s->mu, &s->send_waiters, s->send_timeo, &deadline) !=
+		if (ik_wait_on(&s->send_ev, &s->mu, &s->send_waiters, s->send_timeo, &deadline) !=
 		        0 &&
 		    sq_no_room(s, m->len) && !s->closed) {
 			pthread_mutex_unlock(&s->mu);
@@ -500,7 +497,7 @@ ik_sock_pump(ik_sock *s)
 			}
 			pthread_mutex_unlock(&s->mu);
 			if (wake) {
-				pthread_cond_broadcast(&s->send_cv);
+				ik_event_wake(&s->send_ev, INT_MAX);
 			}
 		}
 		/* Senders that found the queue non-empty did not wake us:
@@ -550,7 +547,10 @@ ik_sock_flush_task_fn(ik_task *t)
 			ik_efd_raise(s->recv_fd);
 			woke = true;
 		}
-		wake = s->recv_waiters > 0 ? (n == 1 ? 1 : 2) : 0;
+		/* One message or one waiter: a signal (a broadcast costs glibc
+		 * a futex call per waiter group even for one waiter). */
+		int waiters = atomic_load_explicit(&s->recv_waiters, memory_order_relaxed);
+		wake        = waiters == 0 ? 0 : (n == 1 || waiters == 1) ? 1 : 2;
 	}
 	pthread_mutex_unlock(&s->mu);
 	if ((woke || wake != 0) && (s->pat->flags & IK_PF_SEND)) {
@@ -559,9 +559,9 @@ ik_sock_flush_task_fn(ik_task *t)
 	/* Signalled after unlocking, so the woken thread does not wake up
 	 * only to wait for the mutex we still hold. */
 	if (wake == 1) {
-		pthread_cond_signal(&s->recv_cv);
+		ik_event_wake(&s->recv_ev, 1);
 	} else if (wake == 2) {
-		pthread_cond_broadcast(&s->recv_cv);
+		ik_event_wake(&s->recv_ev, INT_MAX);
 	}
 }
 

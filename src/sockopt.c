@@ -2,6 +2,7 @@
  * sockopt.c - socket options (iok_socket_set* / iok_socket_get*): the
  * core's own, the transport defaults, statistics, and the pattern's.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -75,7 +76,7 @@ set_qlen(ik_sock *s, bool recv, int n)
 			bool full = ik_sq_full(s);
 			if (was_full && !full && !s->closed) {
 				ik_efd_raise(s->send_fd);
-				pthread_cond_broadcast(&s->send_cv);
+				ik_event_wake(&s->send_ev, INT_MAX);
 			} else if (!was_full && full && !s->closed) {
 				ik_efd_clear(s->send_fd);
 			}
@@ -121,7 +122,7 @@ setopt_k(ik_cmd *c)
 				}
 			}
 			pthread_mutex_unlock(&s->mu);
-			pthread_cond_broadcast(&s->send_cv);
+			ik_event_wake(&s->send_ev, INT_MAX);
 		}
 	} else if (strcmp(n, IOK_OPT_RECVBUF_BYTES) == 0) {
 		size_t sz;

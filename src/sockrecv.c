@@ -40,7 +40,7 @@ static void
 pass_the_baton(ik_sock *s, size_t left)
 {
 	if (left > 0 && atomic_load_explicit(&s->recv_waiters, memory_order_relaxed) > 0) {
-		pthread_cond_signal(&s->recv_cv);
+		ik_event_wake(&s->recv_ev, 1);
 	}
 }
 
@@ -159,7 +159,7 @@ sock_recvmsgs(ik_sock *s, iok_msg **mv, size_t max, size_t *np, int flags)
 			}
 			if ((flags & IOK_FLAG_NONBLOCK) || s->recv_timeo == 0) {
 				rv = IOK_EAGAIN;
-			} else if (ik_wait_on(&s->recv_cv, &s->mu, &s->recv_waiters, s->recv_timeo,
+			} else if (ik_wait_on(&s->recv_ev, &s->mu, &s->recv_waiters, s->recv_timeo,
 			               &deadline) != 0 &&
 			           nothing_queued(s) && !s->closed) {
 				rv = IOK_ETIMEDOUT;
