@@ -472,15 +472,7 @@ test_plain_many_round_trips(void **state)
 	IOK_OK(iok_socket_set_ms(req, IOK_OPT_RECVTIMEO, WAIT_MS));
 	IOK_OK(iok_socket_set_ms(rep, IOK_OPT_RECVTIMEO, WAIT_MS));
 	assert_int_equal(pthread_create(&t, NULL, echo_plain, &e), 0);
-	for (int i = 0; i < N; i++) {
-		char   m[32], buf[32];
-		size_t len = sizeof(buf);
-		int    n   = snprintf(m, sizeof(m), "%d", i);
-		IOK_OK(iok_send(req, m, (size_t) n, 0));
-		IOK_OK(iok_recv(req, buf, &len, 0));
-		assert_int_equal(len, (size_t) n);
-		assert_memory_equal(buf, m, (size_t) n);
-	}
+	tu_echo_round_trips(req, N);
 	pthread_join(t, NULL);
 	IOK_OK(iok_close(req));
 	IOK_OK(iok_close(rep));

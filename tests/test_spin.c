@@ -99,20 +99,6 @@ stop_pair(iok_socket req, struct answerer *a, pthread_t t)
 	unsetenv("IOK_KERNEL_SPIN_US");
 }
 
-static void
-round_trips(iok_socket req, int n)
-{
-	for (int i = 0; i < n; i++) {
-		char   out[32], in[64];
-		size_t len = sizeof(in);
-		int    k   = snprintf(out, sizeof(out), "request %d", i);
-		IOK_OK(iok_send(req, out, (size_t) k, 0));
-		IOK_OK(iok_recv(req, in, &len, 0));
-		assert_int_equal(len, (size_t) k);
-		assert_memory_equal(in, out, len);
-	}
-}
-
 /* Answers posted while the loop spins are run, in order, none lost, and
  * the spin says it caught them. */
 static void
@@ -124,7 +110,7 @@ test_spin_catches_answers(void **state)
 	(void) state;
 	setenv("IOK_KERNEL_SPIN_US", LONG_SPIN, 1);
 	start_pair(&req, &a, &t, "inproc://spin-catch");
-	round_trips(req, ROUND_TRIPS);
+	tu_echo_round_trips(req, ROUND_TRIPS);
 	assert_int_equal(kernel_field("spin_us"), 1000000);
 	assert_true(kernel_field("spin-caught") > 0);
 	assert_true(kernel_field("spins") >= kernel_field("spin-caught"));
@@ -141,7 +127,7 @@ test_spin_off(void **state)
 	(void) state;
 	setenv("IOK_KERNEL_SPIN_US", "0", 1);
 	start_pair(&req, &a, &t, "inproc://spin-off");
-	round_trips(req, ROUND_TRIPS);
+	tu_echo_round_trips(req, ROUND_TRIPS);
 	assert_int_equal(kernel_field("spin_us"), 0);
 	assert_int_equal(kernel_field("spins"), 0);
 	stop_pair(req, &a, t);

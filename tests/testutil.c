@@ -235,3 +235,17 @@ tu_sp_raw_frame(int fd, uint64_t declared, const void *body, size_t len)
 		assert_int_equal(write(fd, body, len), (ssize_t) len);
 	}
 }
+
+void
+tu_echo_round_trips(iok_socket req, int n)
+{
+	for (int i = 0; i < n; i++) {
+		char   out[32], in[64];
+		size_t len = sizeof(in);
+		int    k   = snprintf(out, sizeof(out), "request %d", i);
+		IOK_OK(iok_send(req, out, (size_t) k, 0));
+		IOK_OK(iok_recv(req, in, &len, 0));
+		assert_int_equal(len, (size_t) k);
+		assert_memory_equal(in, out, len);
+	}
+}

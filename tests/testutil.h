@@ -54,6 +54,8 @@ int tu_wait_stat(iok_socket s, const char *name, uint64_t v, int timeout_ms);
 int tu_sp_raw_connect(int port, uint16_t proto);
 /* One SP frame on fd: the u64 length it declares, then len bytes of body. */
 void tu_sp_raw_frame(int fd, uint64_t declared, const void *body, size_t len);
+/* n round trips on req against an echoing peer, each reply checked. */
+void tu_echo_round_trips(iok_socket req, int n);
 /* recv with a timeout, returning the error code; fills buf/len. */
 int tu_recv_str(iok_socket s, char *buf, size_t cap, int timeout_ms);
 
