@@ -25,10 +25,11 @@
  * an event loop.
  *
  * Spinning: after the kernel thread wakes an application thread that can
- * answer (a rep, req, pair, bus or database socket's receiver), it spins
- * for up to IOK_KERNEL_SPIN_US microseconds (environment, read when the
- * kernel thread starts; default 20, 0 turns it off) before it sleeps, so
- * an answer sent meanwhile costs no wake-up.  I/O ends the spin at once,
+ * answer (a receiver of a socket that can also send: rep, req, pair, bus,
+ * surveyor, respondent, database), it spins for up to IOK_KERNEL_SPIN_US
+ * microseconds (environment, read when the kernel thread starts; default
+ * 20, 0 turns it off) before it sleeps, so an answer sent meanwhile costs
+ * no wake-up.  I/O ends the spin at once,
  * and a spin that catches nothing makes the next ones rarer (up to 1 in
  * 64).  The debug endpoint's "kernel" line counts what the spins found.
  *
