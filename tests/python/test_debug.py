@@ -166,6 +166,10 @@ def test_stats_dict_and_socket_stats(inproc_url):
         assert mine["latency_count"] == 20 and mine["latency_p50_us"] > 0
         assert mine["send_queue"].endswith("/1024")
         assert every[rep.id]["pattern"] == "rep0"
+        # The kernel loop's spin: every spin ended one of three ways.
+        k = every["kernel"]
+        assert k["spin_us"] >= 0
+        assert k["spins"] == k["spin-caught"] + k["spin-io"] + k["spin-timed-out"]
     wait_until(lambda: req.id not in iok.stats(), what="closed socket gone from stats")
 
 
