@@ -28,7 +28,8 @@
  * answer (a receiver of a socket that can also send: rep, req, pair, bus,
  * surveyor, respondent, database), it spins for up to IOK_KERNEL_SPIN_US
  * microseconds (environment, read when the kernel thread starts; default
- * 20, 0 turns it off) before it sleeps, so an answer sent meanwhile costs
+ * 20, 0 turns it off; a value that is not a whole number from 0 to
+ * 1000000 keeps the default) before it sleeps, so an answer sent meanwhile costs
  * no wake-up.  I/O ends the spin at once,
  * and a spin that catches nothing makes the next ones rarer (up to 1 in
  * 64).  The debug endpoint's "kernel" line counts what the spins found.

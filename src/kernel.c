@@ -218,21 +218,22 @@ io_ready(void)
 	return poll(&pfd, 1, 0) > 0;
 }
 
-/* Returns why the spin ended: 0 a command, 1 I/O, 2 the time was up. */
-static int
+enum spin_end { SPIN_COMMAND, SPIN_IO, SPIN_TIME_UP };
+
+static enum spin_end
 spin_for_command(void)
 {
 	long start = now_ns();
 	for (unsigned i = 1;; i++) {
 		if (atomic_load_explicit(&K.spun_into, memory_order_acquire) != 0) {
-			return 0;
+			return SPIN_COMMAND;
 		}
 		if (i % SPIN_CHECK_EVERY == 0) {
 			if (io_ready()) {
-				return 1;
+				return SPIN_IO;
 			}
 			if (now_ns() - start > K.spin_ns) {
-				return 2;
+				return SPIN_TIME_UP;
 			}
 		}
 		cpu_relax();
@@ -259,22 +260,23 @@ prepare_cb(uv_prepare_t *h)
 	K.spinning = 1;
 	pthread_mutex_unlock(&K.mu);
 
-	int why = spin_for_command();
+	enum spin_end why = spin_for_command();
 
 	pthread_mutex_lock(&K.mu);
 	K.spinning = 0;
 	atomic_store_explicit(&K.spun_into, 0, memory_order_relaxed);
-	bool have = K.head != NULL; /* posted meanwhile, without a wake-up */
+	bool have = K.head != NULL; /* posted meanwhile, without a wake-up
+	                             * (always so after SPIN_COMMAND) */
 	pthread_mutex_unlock(&K.mu);
 	K.spins.spins++;
 	if (have) {
 		K.spins.caught++;
-	} else if (why == 1) {
+	} else if (why == SPIN_IO) {
 		K.spins.ended_by_io++;
 	} else {
 		K.spins.timed_out++;
 	}
-	if (have || why == 1) {
+	if (have || why == SPIN_IO) {
 		K.spin_backoff = 0;
 		if (have) {
 			run_commands();
@@ -306,7 +308,7 @@ spin_setting_ns(void)
 	}
 	us = strtol(v, &end, 10);
 	if (*end != '\0' || us < 0 || us > 1000000) {
-		return SPIN_DEFAULT_US * 1000L; /* documented: ignored when not a number */
+		return SPIN_DEFAULT_US * 1000L; /* iok.h: anything else keeps the default */
 	}
 	return us * 1000L;
 }

@@ -75,7 +75,6 @@ typedef struct ik_spin_counts {
 	long     spin_us; /* the budget, IOK_KERNEL_SPIN_US */
 } ik_spin_counts;
 void ik_kernel_spin_counts(ik_spin_counts *c); /* kernel thread */
-void ik_kernel_spin_arm(void);
 
 /* Process-wide fork epoch: bumped in every forked child. */
 uint32_t ik_fork_epoch(void);

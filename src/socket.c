@@ -125,12 +125,13 @@ open_k(ik_cmd *c)
 	}
 	ik_cmd_done(c, rv);
 }
+
 /* The socket mutex is held for a few dozen instructions at a time by an
  * application thread and the kernel thread at once: spinning a moment
  * (glibc's adaptive mutex) is cheaper than the futex sleep and wake-up
  * a plain mutex does as soon as it is contended. */
 static void
-ik_sock_mutex_init(pthread_mutex_t *mu)
+sock_mutex_init(pthread_mutex_t *mu)
 {
 	pthread_mutexattr_t a;
 	pthread_mutexattr_init(&a);
@@ -179,7 +180,7 @@ sock_open(iok_socket *out, const char *name, int raw)
 	s->recv_fd = s->send_fd = -1;
 	s->peers_fd             = -1;
 	atomic_init(&s->epoch, ik_fork_epoch());
-	ik_sock_mutex_init(&s->mu);
+	sock_mutex_init(&s->mu);
 	pthread_mutex_init(&s->take_mu, NULL);
 	ik_event_init(&s->recv_ev);
 	ik_event_init(&s->send_ev);
@@ -658,7 +659,7 @@ ik_sockets_fork_child(void)
 	ik_table_fork_child();
 	for (n = ik_list_first(&all_socks); n != NULL; n = ik_list_next(&all_socks, n)) {
 		ik_sock *s = ik_container_of(n, ik_sock, knode);
-		ik_sock_mutex_init(&s->mu);
+		sock_mutex_init(&s->mu);
 		pthread_mutex_init(&s->take_mu, NULL);
 		ik_event_init(&s->recv_ev);
 		ik_event_init(&s->send_ev);

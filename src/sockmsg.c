@@ -528,7 +528,7 @@ ik_sock_flush_task_fn(ik_task *t)
 {
 	ik_sock *s = ik_container_of(t, ik_sock, flush_task);
 	iok_msg *m;
-	int      wake = 0;
+	int      wake = 0;     /* waiters to wake: 0, 1 or INT_MAX */
 	bool     woke = false; /* a waiter or a poller of the descriptor */
 	pthread_mutex_lock(&s->mu);
 	bool   was_empty = s->rq.len == 0;
@@ -547,10 +547,7 @@ ik_sock_flush_task_fn(ik_task *t)
 			ik_efd_raise(s->recv_fd);
 			woke = true;
 		}
-		/* One message or one waiter: a signal (a broadcast costs glibc
-		 * a futex call per waiter group even for one waiter). */
-		int waiters = atomic_load_explicit(&s->recv_waiters, memory_order_relaxed);
-		wake        = waiters == 0 ? 0 : (n == 1 || waiters == 1) ? 1 : 2;
+		wake = s->recv_waiters == 0 ? 0 : n == 1 ? 1 : INT_MAX;
 	}
 	pthread_mutex_unlock(&s->mu);
 	if ((woke || wake != 0) && (s->pat->flags & IK_PF_SEND)) {
@@ -558,10 +555,8 @@ ik_sock_flush_task_fn(ik_task *t)
 	}
 	/* Signalled after unlocking, so the woken thread does not wake up
 	 * only to wait for the mutex we still hold. */
-	if (wake == 1) {
-		ik_event_wake(&s->recv_ev, 1);
-	} else if (wake == 2) {
-		ik_event_wake(&s->recv_ev, INT_MAX);
+	if (wake != 0) {
+		ik_event_wake(&s->recv_ev, wake);
 	}
 }
 
