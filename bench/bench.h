@@ -27,6 +27,7 @@ struct bopts {
 	long        count;      /* messages, round trips or requests; mem: conns */
 	int         par;        /* rr: requests outstanding on one socket */
 	int         subs;       /* fan: subscribers the publisher waits for */
+	int         nodrop;     /* fan: a lossless publisher ("pub-nodrop") */
 	long        warmup;     /* lat/rr: untimed round trips first */
 	int         id;         /* fan: subscriber index, for the output */
 	int         wait_stdin; /* after the work, hold until stdin reaches EOF */
@@ -36,7 +37,10 @@ struct bopts {
 	int         is_client;  /* the dialing side (set by the harness) */
 };
 
-/* A library driver.  Socket kinds: "push" "pull" "req" "rep" "pub" "sub".
+/* A library driver.  Socket kinds: "push" "pull" "req" "rep" "pub" "sub",
+ * and "pub-nodrop": a publisher that waits for its slowest subscriber
+ * instead of dropping for it (open fails with the library's "not
+ * supported" code where there is no such setting).
  * A "sub" socket is opened subscribed to everything; a "pub" socket is one
  * whose wait_peers() can tell when subscribers are there.  Every function
  * returns 0 or a positive library error code (recv also BENCH_TIMEOUT). */

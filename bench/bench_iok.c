@@ -32,10 +32,13 @@ sock_of(void *s)
 static int
 i_open(void **sp, const char *kind)
 {
+	int           nodrop = strcmp(kind, "pub-nodrop") == 0;
 	char          name[16];
 	struct isock *is;
 	int           rv;
 
+	if (nodrop)
+		kind = "pub";
 	snprintf(name, sizeof(name), "%s0", kind);
 	is = calloc(1, sizeof(*is));
 	if ((rv = iok_socket_open(&is->s, name)) != 0) {
@@ -50,6 +53,11 @@ i_open(void **sp, const char *kind)
 			 * (100000 messages). */
 			iok_socket_set_int(is->s, IOK_OPT_PUB_QUEUE_LEN, 100000);
 		}
+	}
+	if (nodrop && (rv = iok_socket_set_bool(is->s, IOK_OPT_PUB_NODROP, 1)) != 0) {
+		iok_close(is->s);
+		free(is);
+		return rv;
 	}
 	if (strcmp(kind, "sub") == 0) {
 		/* zmq's policy (as the zmq bench has it): a slow subscriber

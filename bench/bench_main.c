@@ -486,7 +486,7 @@ fan_pub(const struct bopts *o)
 	void    *s;
 	int      rv;
 
-	if (open_listen(o, "pub", &s) != 0) {
+	if (open_listen(o, o->nodrop ? "pub-nodrop" : "pub", &s) != 0) {
 		free(buf);
 		return 1;
 	}
@@ -727,7 +727,8 @@ usage(void)
 	    "  mem server|client    RSS per idle connection (--count conns)\n"
 	    "options: --size B (64) --count N (100000) --par K (1) --subs N (8)\n"
 	    "  --warmup N (1000) --id N --wait-stdin --linger MS (500)\n"
-	    "  --timeout S (120, the process is killed after this)\n",
+	    "  --timeout S (120, the process is killed after this)\n"
+	    "  --nodrop (fan: the publisher waits for subscribers, never drops)\n",
 	    L.name, L.name);
 	exit(64);
 }
@@ -782,6 +783,8 @@ parse(int argc, char **argv, struct bopts *o)
 			o->timeout_s = (int) num_arg(argc, argv, &i);
 		else if (strcmp(a, "--wait-stdin") == 0)
 			o->wait_stdin = 1;
+		else if (strcmp(a, "--nodrop") == 0)
+			o->nodrop = 1;
 		else
 			usage();
 	}

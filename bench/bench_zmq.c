@@ -35,7 +35,8 @@ kind_type(const char *kind)
 		const char *kind;
 		int         type;
 	} map[] = { { "push", ZMQ_PUSH }, { "pull", ZMQ_PULL }, { "req", ZMQ_REQ },
-		{ "rep", ZMQ_REP }, { "pub", ZMQ_XPUB }, { "sub", ZMQ_SUB } };
+		{ "rep", ZMQ_REP }, { "pub", ZMQ_XPUB }, { "pub-nodrop", ZMQ_XPUB },
+		{ "sub", ZMQ_SUB } };
 
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
 		if (strcmp(map[i].kind, kind) == 0)
@@ -66,6 +67,8 @@ z_open(void **sp, const char *kind)
 	set_int(zs->s, ZMQ_RCVHWM, ZMQ_QLEN);
 	if (type == ZMQ_XPUB) /* every subscription reaches us, duplicates too */
 		rv = set_int(zs->s, ZMQ_XPUB_VERBOSE, 1);
+	if (rv == 0 && strcmp(kind, "pub-nodrop") == 0) /* sends wait at the HWM */
+		rv = set_int(zs->s, ZMQ_XPUB_NODROP, 1);
 	if (type == ZMQ_SUB)
 		rv = zmq_setsockopt(zs->s, ZMQ_SUBSCRIBE, "", 0) == 0 ? 0 : errno;
 	if (rv != 0) {

@@ -1216,6 +1216,14 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *                                   (1..2^20, default 16)
  *   IOK_OPT_PUB_DROP_OLDEST   bool  which one a full queue drops (default
  *                                   true)
+ *   IOK_OPT_PUB_NODROP        bool  never drop (libzmq's ZMQ_XPUB_NODROP;
+ *                                   default false): while a subscriber's
+ *                                   queue is full, sends wait in the send
+ *                                   queue, then block up to IOK_OPT_SENDTIMEO
+ *                                   (IOK_ETIMEDOUT); one stuck subscriber
+ *                                   holds the publisher until it drains or
+ *                                   leaves.  With no subscriber, a message
+ *                                   still goes nowhere.
  *   IOK_OPT_DB_MAX_INFLIGHT   int   pipelined-db: requests in flight per
  *                                   connection (default 1024)
  *   IOK_OPT_DB_MAX_INFLIGHT_UPSTREAM int pipelined-db: requests in flight
@@ -1300,6 +1308,7 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 #define IOK_OPT_SUB_PUNSUBSCRIBE "sub:punsubscribe"        /* push transports */
 #define IOK_OPT_PUB_QUEUE_LEN "pub:queue-length"           /* int, per subscriber */
 #define IOK_OPT_PUB_DROP_OLDEST "pub:drop-oldest"          /* bool */
+#define IOK_OPT_PUB_NODROP "pub:nodrop"                    /* bool */
 #define IOK_OPT_DB_MAX_INFLIGHT "db:max-inflight"          /* int, per connection */
 #define IOK_OPT_DB_FAIL_FAST "db:fail-fast"                /* bool, default true */
 #define IOK_OPT_DB_MAX_INFLIGHT_UPSTREAM "db:max-inflight-per-upstream" /* int, 0 = none */

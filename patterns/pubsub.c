@@ -11,6 +11,11 @@
  * want the freshest data), or the new one when the option is false.  So a
  * slow subscriber costs the publisher at most the pipe's high-water mark
  * plus queue-length messages, and never slows the other subscribers.
+ * With "pub:nodrop" true (libzmq's ZMQ_XPUB_NODROP) nothing is dropped:
+ * while some subscriber's queue is full the pattern refuses the next
+ * message, so it waits in the send queue and a send blocks (up to
+ * IOK_OPT_SENDTIMEO) until the slowest subscriber drains; the price is that
+ * one stuck subscriber stops the publisher until it catches up or leaves.
  * A sub never sends; a message from one is a protocol error and its pipe
  * is closed, as nng does.
  *
@@ -83,6 +88,7 @@
 
 #define OPT_PUB_QLEN "pub:queue-length"       /* int, 1..1048576, default 16 */
 #define OPT_PUB_DROP_OLDEST "pub:drop-oldest" /* bool, default true */
+#define OPT_PUB_NODROP "pub:nodrop"           /* bool, default false */
 #define OPT_SUB_FILTERED "sub:filtered"       /* uint64, read-only */
 
 #define PUB_QLEN_DEFAULT 16
@@ -103,6 +109,7 @@ typedef struct pub_sock {
 	ik_pipeset pipes;
 	uint32_t   qlen;
 	int        drop_oldest;
+	int        nodrop;
 } pub_sock;
 
 static iok_msg *
@@ -240,6 +247,7 @@ pub_pipe_rm(void *arg, void *pp)
 	if (pi->len > 0) {
 		ik_sock_stat(ps->sock, IK_STAT_TX_DROPPED, pi->len);
 	}
+	bool was_full = pi->len >= ps->qlen;
 	while (pi->len > 0) {
 		iok_msg_free(pq_pop(pi));
 	}
@@ -247,12 +255,34 @@ pub_pipe_rm(void *arg, void *pp)
 	pi->q   = NULL;
 	pi->cap = 0;
 	ik_pipeset_rm(&ps->pipes, pi);
+	if (ps->nodrop && was_full) {
+		ik_sock_send_ready_later(ps->sock); /* it held the publisher */
+	}
+}
+
+/* nodrop: some subscriber's queue is full, so m would drop for it. */
+static bool
+pub_someone_full(pub_sock *ps)
+{
+	for (int i = 0; i < ps->pipes.n; i++) {
+		pub_pipe *pi = ik_pipeset_at(&ps->pipes, i);
+		if (pi->len >= ps->qlen) {
+			pub_drain(pi);
+			if (pi->len >= ps->qlen) {
+				return true;
+			}
+		}
+	}
+	return false;
 }
 
 static int
 pub_send(void *arg, iok_msg *m)
 {
 	pub_sock *ps = arg;
+	if (ps->nodrop && pub_someone_full(ps)) {
+		return IK_BUSY; /* offered again when a queue drains (pipe_ready) */
+	}
 	if (!ps->raw) {
 		iok_msg_header_clear(m);
 	}
@@ -306,6 +336,16 @@ pub_setopt(void *arg, const char *name, const void *v, size_t sz, int type)
 		ps->drop_oldest = val;
 		return 0;
 	}
+	if (strcmp(name, OPT_PUB_NODROP) == 0) {
+		if ((rv = ik_opt_get_bool(v, sz, type, &val)) != 0) {
+			return rv;
+		}
+		ps->nodrop = val;
+		if (!val) {
+			ik_sock_send_ready_later(ps->sock); /* what it held goes now */
+		}
+		return 0;
+	}
 	return IOK_ENOTSUP;
 }
 
@@ -318,6 +358,9 @@ pub_getopt(void *arg, const char *name, void *v, size_t *sz, int type)
 	}
 	if (strcmp(name, OPT_PUB_DROP_OLDEST) == 0) {
 		return ik_opt_put_bool(ps->drop_oldest, v, sz, type);
+	}
+	if (strcmp(name, OPT_PUB_NODROP) == 0) {
+		return ik_opt_put_bool(ps->nodrop, v, sz, type);
 	}
 	return IOK_ENOTSUP;
 }

@@ -752,6 +752,123 @@ test_stalled_tcp_subscriber(void **state)
 	stalled_tcp_subscriber(0);
 }
 
+/* ------------------------------------------------------------- nodrop */
+
+#define NODROP_PAD 1000 /* tcp/ipc: a few hundred fill the socket buffers */
+#define NODROP_MAX 200000
+
+#define HELD_MS 250 /* a send waiting this long: the publisher is held */
+
+/* Send numbered messages until the publisher holds them back.  A full
+ * send queue (IOK_EAGAIN) may only mean the kernel thread has not taken
+ * them yet, so the next one is sent blocking for HELD_MS: held when it
+ * times out.  Returns how many it took. */
+static int
+fill_until_held(iok_socket pub, int first)
+{
+	char msg[16 + NODROP_PAD];
+	memset(msg, '.', sizeof(msg));
+	for (int k = first; k < NODROP_MAX; k++) {
+		fmt_seq(msg, sizeof(msg), k);
+		msg[9] = '.';
+		int rv = iok_send(pub, msg, sizeof(msg), IOK_FLAG_NONBLOCK);
+		if (rv == IOK_EAGAIN) {
+			IOK_OK(iok_socket_set_ms(pub, IOK_OPT_SENDTIMEO, HELD_MS));
+			rv = iok_send(pub, msg, sizeof(msg), 0);
+			IOK_OK(iok_socket_set_ms(pub, IOK_OPT_SENDTIMEO, T_MS));
+			if (rv == IOK_ETIMEDOUT) {
+				return k - first;
+			}
+		}
+		IOK_OK(rv);
+	}
+	fail_msg("the publisher never held back (%d messages)", NODROP_MAX);
+	return 0;
+}
+
+static void
+expect_seq(iok_socket sub, int k)
+{
+	char   got[16 + NODROP_PAD], want[32];
+	size_t len = sizeof(got);
+	IOK_OK(iok_recv(sub, got, &len, 0));
+	fmt_seq(want, sizeof(want), k);
+	if (len != sizeof(got) || memcmp(got, want, 9) != 0) {
+		fail_msg("got %.9s (%d bytes), want %s", got, (int) len, want);
+	}
+}
+
+/* pub:nodrop: a subscriber that does not read holds the publisher back
+ * (its sends fill the send queue, then are refused) instead of losing
+ * messages; when it reads, every message arrives, in order.  A held
+ * publisher is let go when the option is turned off and when the stuck
+ * subscriber leaves. */
+static void
+nodrop_on(int t)
+{
+	iok_socket pub, sub;
+	char       url[256];
+	bool       on = true;
+
+	IOK_OK(iok_pub0_open(&pub));
+	IOK_OK(iok_socket_get_bool(pub, IOK_OPT_PUB_NODROP, &on));
+	assert_false(on); /* nng's behaviour unless asked */
+	IOK_OK(iok_socket_set_bool(pub, IOK_OPT_PUB_NODROP, true));
+	IOK_OK(iok_socket_set_int(pub, IOK_OPT_PUB_QUEUE_LEN, 4));
+	IOK_OK(iok_socket_set_int(pub, IOK_OPT_SENDBUF, 4));
+	IOK_OK(iok_socket_set_ms(pub, IOK_OPT_SENDTIMEO, T_MS));
+	IOK_OK(iok_sub0_open(&sub));
+	IOK_OK(iok_socket_set_int(sub, IOK_OPT_RECVBUF, 8));
+	IOK_OK(iok_socket_set_bool(sub, IOK_OPT_SUB_PREFNEW, false)); /* push back */
+	IOK_OK(iok_socket_set_ms(sub, IOK_OPT_RECVTIMEO, T_MS));
+	sub_str(sub, "");
+	listen_on(pub, t, url, sizeof(url));
+	IOK_OK(iok_dial(sub, url, NULL, IOK_FLAG_NONBLOCK));
+	wait_pipes(pub, 1);
+	wait_pipes(sub, 1);
+
+	/* Held, twice: after draining, the publisher takes more. */
+	int n = 0;
+	for (int round = 0; round < 2; round++) {
+		int took = fill_until_held(pub, n);
+		assert_true(took > 0);
+		for (int k = n; k < n + took; k++) {
+			expect_seq(sub, k);
+		}
+		n += took;
+	}
+	assert_int_equal(tu_stat(pub, "stat:tx-dropped"), 0);
+	assert_int_equal(tu_stat(sub, "stat:rx-dropped"), 0);
+
+	/* Held again; turning the option off lets the publisher go on,
+	 * dropping for the subscriber as usual (blocking sends: one would
+	 * time out if it were still held). */
+	n += fill_until_held(pub, n);
+	IOK_OK(iok_socket_set_bool(pub, IOK_OPT_PUB_NODROP, false));
+	for (int k = 0; k < NODROP_MAX && tu_stat(pub, "stat:tx-dropped") == 0; k++) {
+		pub_str(pub, "after");
+	}
+	assert_true(tu_wait_stat(pub, "stat:tx-dropped", 1, T_MS));
+
+	/* Held by a subscriber that leaves: its pipe goes, the publisher is
+	 * free (what it held goes to nobody). */
+	IOK_OK(iok_socket_set_bool(pub, IOK_OPT_PUB_NODROP, true));
+	(void) fill_until_held(pub, n);
+	IOK_OK(iok_close(sub));
+	pub_str(pub, "after the subscriber left");
+	IOK_OK(iok_close(pub));
+}
+
+static void
+test_nodrop(void **state)
+{
+	(void) state;
+	for (int t = 0; t < T_COUNT; t++) {
+		print_message("  %s\n", tnames[t]);
+		nodrop_on(t);
+	}
+}
+
 /* A "subscriber" that sends is broken: the publisher drops it. */
 static void
 test_pub_rejects_data(void **state)
@@ -1164,6 +1281,7 @@ main(void)
 		cmocka_unit_test(test_prefnew),
 		cmocka_unit_test(test_slow_subscriber),
 		cmocka_unit_test(test_stalled_tcp_subscriber),
+		cmocka_unit_test(test_nodrop),
 		cmocka_unit_test(test_pub_rejects_data),
 		cmocka_unit_test(test_raw),
 		cmocka_unit_test(test_device),
