@@ -162,6 +162,38 @@ def test_socket_used_by_successive_loops(inproc_url):
         push.close()
 
 
+def test_state_follows_the_running_loop(run, inproc_url):
+    """The socket's asyncio state is taken without asking for the running
+    loop while its loop runs in this thread (no getpid() per call): a new
+    loop of either kind, in this thread or another, still gets its own."""
+    pull = iok.Pull(listen=inproc_url)
+    push = iok.Push(dial=inproc_url)
+    loops = []
+
+    async def main(tag):
+        loops.append(asyncio.get_running_loop())
+        w = asyncio.ensure_future(pull.arecv())
+        await settle()
+        await push.asend(tag)
+        got = await w
+        assert pull._aio.loop is loops[-1]
+        return got
+
+    try:
+        assert run(main(b"first")) == b"first"
+        assert run(main(b"second")) == b"second"  # same thread, next loop
+        out = []
+        th = threading.Thread(target=lambda: out.append(run(main(b"thread"))))
+        th.start()
+        th.join(DEADLINE)
+        assert out == [b"thread"]
+        assert run(main(b"back")) == b"back"
+        assert len(set(map(id, loops))) == 4
+    finally:
+        pull.close()
+        push.close()
+
+
 def test_busy_in_another_loop_is_an_error(inproc_url):
     pull = iok.Pull(listen=inproc_url)
     started = threading.Event()
