@@ -22,7 +22,8 @@ typedef struct ik_wseg {
 
 typedef struct ik_wbatch {
 	uv_write_t req;
-	ik_buf     bytes; /* copied frames and prefixes */
+	ik_buf     bytes;      /* copied frames and prefixes */
+	size_t     last_bytes; /* bytes.len of the last batch written */
 	ik_wseg   *segs;
 	size_t     nsegs, capsegs;
 	size_t     total;

@@ -18,17 +18,24 @@
 static void flush_writes(ik_pipe *p);
 static void inproc_send(ik_pipe *p, iok_msg *m);
 
+#define KEEP_IDLE (64 * 1024) /* batch buffer an idle connection may keep */
+
+/* Empty a written batch.  keep_cap: more is queued behind it, so its
+ * buffer will fill again at once; freeing a big one here made every write
+ * of a busy connection regrow it by doubling (a fifth of a fan-out
+ * publisher's time in realloc copies). */
 static void
-wbatch_reset(ik_wbatch *b)
+wbatch_reset(ik_wbatch *b, bool keep_cap)
 {
 	for (size_t i = 0; i < b->nsegs; i++) {
 		iok_msg_free(b->segs[i].msg);
 	}
-	b->nsegs     = 0;
-	b->total     = 0;
-	b->bytes.len = 0;
+	b->nsegs      = 0;
+	b->total      = 0;
+	b->last_bytes = b->bytes.len;
+	b->bytes.len  = 0;
 	/* Do not let one burst pin a big buffer on an idle connection. */
-	if (b->bytes.cap > 64 * 1024) {
+	if (!keep_cap && b->bytes.cap > KEEP_IDLE) {
 		ik_buf_fini(&b->bytes);
 	}
 }
@@ -37,7 +44,7 @@ void
 ik_pipe_writes_fini(ik_pipe *p)
 {
 	for (int i = 0; i < 2; i++) {
-		wbatch_reset(&p->wb[i]);
+		wbatch_reset(&p->wb[i], false);
 		ik_buf_fini(&p->wb[i].bytes);
 		free(p->wb[i].segs);
 		free(p->wb[i].bufs);
@@ -156,6 +163,11 @@ frame_into_batch(ik_pipe *p, iok_msg *m, bool keep)
 	off           = b->bytes.len;
 	bool   copy   = m->len <= COPY_MAX;
 	size_t nbytes = (size_t) pl + m->hdr_len + (copy ? m->len : 0);
+	/* A freed buffer comes back as big as the last batch needed, at once:
+	 * growing it by doubling copied a busy connection's bytes again. */
+	if (b->bytes.cap == 0 && b->last_bytes > nbytes) {
+		(void) ik_buf_reserve(&b->bytes, b->last_bytes); /* else: below */
+	}
 	/* Room for everything first, so a failure leaves the batch as it was
 	 * (a prefix sent without its body would break the stream). */
 	if (ik_buf_reserve(&b->bytes, nbytes) != 0 || wseg_reserve(b, 2) != 0) {
@@ -272,9 +284,17 @@ ik_pipe_writable_again(ik_pipe *p)
 static void
 write_cb(uv_write_t *req, int status)
 {
-	ik_pipe   *p = req->data;
-	ik_wbatch *b = ik_container_of(req, ik_wbatch, req);
-	wbatch_reset(b);
+	ik_pipe   *p    = req->data;
+	ik_wbatch *b    = ik_container_of(req, ik_wbatch, req);
+	ik_wbatch *next = &p->wb[p->wfill];
+	/* The batch that filled meanwhile goes next; the written one fills
+	 * behind it.  Nothing filled: the connection went quiet, and neither
+	 * keeps a big buffer. */
+	bool busy = next->total > 0;
+	wbatch_reset(b, busy);
+	if (!busy && next->bytes.cap > KEEP_IDLE) {
+		ik_buf_fini(&next->bytes);
+	}
 	p->writing = false;
 	if (status < 0) {
 		if (p->state != IK_PIPE_CLOSING) {
@@ -337,7 +357,7 @@ flush_writes(ik_pipe *p)
 		}
 	}
 	if (nbufs == 0) {
-		wbatch_reset(b);
+		wbatch_reset(b, false);
 		if (p->wb[0].total + p->wb[1].total < WRITE_HWM) {
 			ik_pipe_writable_again(p);
 		}
