@@ -1223,7 +1223,9 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *                                   (IOK_ETIMEDOUT); one stuck subscriber
  *                                   holds the publisher until it drains or
  *                                   leaves.  With no subscriber, a message
- *                                   still goes nowhere.
+ *                                   still goes nowhere; shrinking
+ *                                   IOK_OPT_PUB_QUEUE_LEN still drops what
+ *                                   no longer fits.
  *   IOK_OPT_DB_MAX_INFLIGHT   int   pipelined-db: requests in flight per
  *                                   connection (default 1024)
  *   IOK_OPT_DB_MAX_INFLIGHT_UPSTREAM int pipelined-db: requests in flight
