@@ -260,7 +260,9 @@ pub_pipe_rm(void *arg, void *pp)
 	}
 }
 
-/* nodrop: some subscriber's queue is full, so m would drop for it. */
+/* nodrop: would m drop for some subscriber?  A full queue first hands its
+ * pipe what it can take (as pub_fanout would), so a pipe that drained
+ * since pipe_ready does not hold the publisher. */
 static bool
 pub_someone_full(pub_sock *ps)
 {
