@@ -44,7 +44,7 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 def state(sock):
     """The socket's state for the running loop, made anew for another
     loop.  get_running_loop() makes a getpid() system call (CPython's
-    check for a fork), about 1 us on a VM, a sixth of a pipelined Redis
+    check for a fork), about 1.25 us on a VM, a fifth of a pipelined Redis
     command, so while the state's loop runs in this thread it is the
     running loop and is taken without asking (a forked child's states are
     dropped, see above)."""
