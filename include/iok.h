@@ -34,6 +34,8 @@
  * and a spin that catches nothing makes the next ones rarer (up to 1 in
  * 64).  The debug endpoint's "kernel" line counts what the spins found.
  *
+ * The kernel thread is named "iok-kernel" (ps -L, top -H, perf, gdb).
+ *
  * Fork: handles survive fork().  In the child, the kernel thread restarts on
  * first use; established connections stay the parent's (the child closes its
  * copies), dialers re-dial, listeners keep accepting, and messages queued

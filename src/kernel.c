@@ -5,6 +5,7 @@
  * requests; start_mu serialises starting, stopping and forking.  Lock
  * order everywhere: handle table -> socket -> K.mu.
  */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -412,6 +413,8 @@ kernel_main(void *arg)
 {
 	(void) arg;
 	on_kernel = 1;
+	/* So top -H, perf and gdb tell it from the application's threads. */
+	(void) pthread_setname_np(pthread_self(), IK_KERNEL_THREAD_NAME);
 	if (K.forked) {
 		/* In a forked child: drop what belongs to the parent before
 		 * anything else runs. */

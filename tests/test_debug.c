@@ -3,8 +3,10 @@
  * requests in flight for a req socket whose rep never answers; the main
  * thread's C stack while it is blocked in read(2); hostile input
  * (garbage, oversized lines, floods) answered with an error and a closed
- * connection, never a crash; and who may take the socket path.
+ * connection, never a crash; who may take the socket path; and the
+ * kernel thread's name, which ps -L and top -H show.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -441,6 +443,48 @@ test_path_rules(void **state)
 	IOK_OK(iok_debug_close()); /* idempotent */
 }
 
+/* How many of this process's threads are called name. */
+static int
+threads_named(const char *name)
+{
+	DIR           *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int            n = 0;
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		char  path[300], comm[64] = "";
+		FILE *f;
+		if (e->d_name[0] == '.') {
+			continue;
+		}
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		if ((f = fopen(path, "r")) == NULL) {
+			continue; /* the thread just exited */
+		}
+		if (fgets(comm, sizeof(comm), f) != NULL) {
+			comm[strcspn(comm, "\n")] = '\0';
+			n += strcmp(comm, name) == 0;
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+static void
+test_kernel_thread_named(void **state)
+{
+	iok_socket s;
+	(void) state;
+	iok_fini(); /* the next socket starts a kernel thread afresh */
+	assert_int_equal(threads_named("iok-kernel"), 0);
+	assert_int_equal(iok_socket_open(&s, "pair"), 0);
+	assert_int_equal(threads_named("iok-kernel"), 1);
+	assert_int_equal(iok_close(s), 0);
+	iok_fini(); /* joins the kernel thread: the name goes with it */
+	assert_int_equal(threads_named("iok-kernel"), 0);
+}
+
 int
 main(void)
 {
@@ -449,6 +493,7 @@ main(void)
 		cmocka_unit_test_teardown(test_stack_of_blocked_main, teardown_endpoint),
 		cmocka_unit_test_teardown(test_hostile_input, teardown_endpoint),
 		cmocka_unit_test_teardown(test_path_rules, teardown_endpoint),
+		cmocka_unit_test(test_kernel_thread_named),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
