@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include "bench.h"
+#include "bench_sock.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -74,128 +75,32 @@ r_open(void **sp, const char *kind)
 	return 0;
 }
 
-/* Fills *sa from tcp://host:port (numeric IPv4) or ipc://path. */
-static int
-parse_url(const char *url, struct sockaddr_storage *sa, socklen_t *len)
-{
-	memset(sa, 0, sizeof(*sa));
-	if (strncmp(url, "ipc://", 6) == 0) {
-		struct sockaddr_un *un = (struct sockaddr_un *) sa;
-
-		if (strlen(url + 6) >= sizeof(un->sun_path))
-			return ENAMETOOLONG;
-		un->sun_family = AF_UNIX;
-		strcpy(un->sun_path, url + 6);
-		*len = sizeof(*un);
-		return 0;
-	}
-	if (strncmp(url, "tcp://", 6) == 0) {
-		struct sockaddr_in *in = (struct sockaddr_in *) sa;
-		unsigned            a, b, c, d, port;
-
-		if (sscanf(url + 6, "%u.%u.%u.%u:%u", &a, &b, &c, &d, &port) != 5)
-			return EINVAL;
-		in->sin_family      = AF_INET;
-		in->sin_port        = htons((uint16_t) port);
-		in->sin_addr.s_addr = htonl(a << 24 | b << 16 | c << 8 | d);
-		*len                = sizeof(*in);
-		return 0;
-	}
-	return ENOTSUP;
-}
-
-static void
-tune(int fd, int family)
-{
-	int one = 1;
-
-	if (family == AF_INET)
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
 static int
 r_listen(void *sp, const char *url)
 {
-	struct rsock           *s = sp;
-	struct sockaddr_storage sa;
-	socklen_t               len;
-	int                     rv, one = 1;
+	struct rsock *s = sp;
 
-	if ((rv = parse_url(url, &sa, &len)) != 0)
-		return rv;
-	if ((s->lfd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return errno;
-	setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(s->lfd, (struct sockaddr *) &sa, len) != 0 || listen(s->lfd, 16) != 0)
-		return errno;
-	if (sa.ss_family == AF_UNIX)
-		s->path = strdup(url + 6);
-	return 0;
+	return bsock_listen(url, &s->lfd, &s->path);
 }
 
 static int
 r_dial(void *sp, const char *url)
 {
-	struct rsock           *s = sp;
-	struct sockaddr_storage sa;
-	socklen_t               len;
-	int                     rv;
-
-	if ((rv = parse_url(url, &sa, &len)) != 0)
-		return rv;
-	/* The runner starts dialers once the listener said READY. */
-	for (int tries = 0; tries < 200; tries++) {
-		if ((s->fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-			return errno;
-		if (connect(s->fd, (struct sockaddr *) &sa, len) == 0) {
-			tune(s->fd, sa.ss_family);
-			return 0;
-		}
-		rv = errno;
-		close(s->fd);
-		s->fd = -1;
-		bench_sleep_ms(10);
-	}
-	return rv;
+	return bsock_dial(url, &((struct rsock *) sp)->fd);
 }
 
 /* The listening side takes its one peer on first use. */
 static int
 connected(struct rsock *s)
 {
-	struct sockaddr_storage sa;
-	socklen_t               len = sizeof(sa);
-
-	if (s->fd >= 0)
-		return 0;
-	if ((s->fd = accept4(s->lfd, (struct sockaddr *) &sa, &len, SOCK_CLOEXEC)) < 0)
-		return errno;
-	tune(s->fd, sa.ss_family);
-	return 0;
-}
-
-static int
-write_all(int fd, const unsigned char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno;
-		}
-		p += w;
-		n -= (size_t) w;
-	}
-	return 0;
+	return s->fd >= 0 ? 0 : bsock_accept(s->lfd, &s->fd);
 }
 
 static int
 r_flush(void *sp)
 {
 	struct rsock *s  = sp;
-	int           rv = s->wlen ? write_all(s->fd, s->wbuf, s->wlen) : 0;
+	int           rv = s->wlen ? bsock_write_all(s->fd, s->wbuf, s->wlen) : 0;
 
 	s->wlen = 0;
 	return rv;
@@ -222,9 +127,9 @@ r_send(void *sp, const void *buf, size_t len)
 		unsigned char hdr[8];
 
 		put_u64(hdr, len);
-		if ((rv = write_all(s->fd, hdr, 8)) != 0)
+		if ((rv = bsock_write_all(s->fd, hdr, 8)) != 0)
 			return rv;
-		return write_all(s->fd, buf, len);
+		return bsock_write_all(s->fd, buf, len);
 	}
 	put_u64(s->wbuf + s->wlen, len);
 	memcpy(s->wbuf + s->wlen + 8, buf, len);

@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include "bench.h"
+#include "bench_sock.h"
 
 #include <errno.h>
 #include <linux/futex.h>
@@ -100,86 +101,17 @@ x_open(void **sp, const char *kind)
 }
 
 static int
-parse_url(const char *url, struct sockaddr_storage *sa, socklen_t *len)
-{
-	memset(sa, 0, sizeof(*sa));
-	if (strncmp(url, "ipc://", 6) == 0) {
-		struct sockaddr_un *un = (struct sockaddr_un *) sa;
-
-		if (strlen(url + 6) >= sizeof(un->sun_path))
-			return ENAMETOOLONG;
-		un->sun_family = AF_UNIX;
-		strcpy(un->sun_path, url + 6);
-		*len = sizeof(*un);
-		return 0;
-	}
-	if (strncmp(url, "tcp://", 6) == 0) {
-		struct sockaddr_in *in = (struct sockaddr_in *) sa;
-		unsigned            a, b, c, d, port;
-
-		if (sscanf(url + 6, "%u.%u.%u.%u:%u", &a, &b, &c, &d, &port) != 5)
-			return EINVAL;
-		in->sin_family      = AF_INET;
-		in->sin_port        = htons((uint16_t) port);
-		in->sin_addr.s_addr = htonl(a << 24 | b << 16 | c << 8 | d);
-		*len                = sizeof(*in);
-		return 0;
-	}
-	return ENOTSUP;
-}
-
-static void
-tune(int fd, int family)
-{
-	int one = 1;
-
-	if (family == AF_INET)
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
-static int
 x_listen(void *sp, const char *url)
 {
-	struct xsock           *s = sp;
-	struct sockaddr_storage sa;
-	socklen_t               len;
-	int                     rv, one = 1;
+	struct xsock *s = sp;
 
-	if ((rv = parse_url(url, &sa, &len)) != 0)
-		return rv;
-	if ((s->lfd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return errno;
-	setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(s->lfd, (struct sockaddr *) &sa, len) != 0 || listen(s->lfd, 16) != 0)
-		return errno;
-	if (sa.ss_family == AF_UNIX)
-		s->path = strdup(url + 6);
-	return 0;
+	return bsock_listen(url, &s->lfd, &s->path);
 }
 
 static int
 x_dial(void *sp, const char *url)
 {
-	struct xsock           *s = sp;
-	struct sockaddr_storage sa;
-	socklen_t               len;
-	int                     rv;
-
-	if ((rv = parse_url(url, &sa, &len)) != 0)
-		return rv;
-	for (int tries = 0; tries < 200; tries++) {
-		if ((s->fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-			return errno;
-		if (connect(s->fd, (struct sockaddr *) &sa, len) == 0) {
-			tune(s->fd, sa.ss_family);
-			return 0;
-		}
-		rv = errno;
-		close(s->fd);
-		s->fd = -1;
-		bench_sleep_ms(10);
-	}
-	return rv;
+	return bsock_dial(url, &((struct xsock *) sp)->fd);
 }
 
 static void
@@ -243,23 +175,6 @@ parse(struct xsock *s)
 	s->rlen -= pos;
 }
 
-static int
-write_all(int fd, const unsigned char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno;
-		}
-		p += w;
-		n -= (size_t) w;
-	}
-	return 0;
-}
-
 static void *
 io_main(void *arg)
 {
@@ -289,7 +204,7 @@ io_main(void *arg)
 				pthread_mutex_unlock(&s->mu);
 				if (stop)
 					return NULL;
-				int err = len > 0 ? write_all(s->fd, out, len) : 0;
+				int err = len > 0 ? bsock_write_all(s->fd, out, len) : 0;
 				if (err != 0)
 					deliver(s, NULL, err);
 			} else {
@@ -312,17 +227,12 @@ static int
 started(struct xsock *s)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
+	int                rv;
 
 	if (s->started)
 		return 0;
-	if (s->fd < 0) {
-		struct sockaddr_storage sa;
-		socklen_t               len = sizeof(sa);
-
-		if ((s->fd = accept4(s->lfd, (struct sockaddr *) &sa, &len, SOCK_CLOEXEC)) < 0)
-			return errno;
-		tune(s->fd, sa.ss_family);
-	}
+	if (s->fd < 0 && (rv = bsock_accept(s->lfd, &s->fd)) != 0)
+		return rv;
 	if ((s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 ||
 	    (s->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		return errno;
