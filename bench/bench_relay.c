@@ -162,9 +162,8 @@ static struct queue *ans_out; /* where the answerer replies */
 static void *
 relay_main(void *arg)
 {
-	uint64_t *in = malloc(QCAP * sizeof(*in)), *req = malloc(QCAP * sizeof(*req)),
-	         *rep = malloc(QCAP * sizeof(*rep));
-	size_t n;
+	uint64_t in[QCAP], req[QCAP], rep[QCAP];
+	size_t   n;
 
 	(void) arg;
 	while ((n = q_take(&to_relay, in)) > 0) {
@@ -179,17 +178,14 @@ relay_main(void *arg)
 		q_push(&to_answerer, req, nq);
 		q_push(&to_requester, rep, np);
 	}
-	free(in);
-	free(req);
-	free(rep);
 	return NULL;
 }
 
 static void *
 answerer_main(void *arg)
 {
-	uint64_t *in = malloc(QCAP * sizeof(*in));
-	size_t    n;
+	uint64_t in[QCAP];
+	size_t   n;
 
 	(void) arg;
 	while ((n = q_take(&to_answerer, in)) > 0) {
@@ -199,7 +195,6 @@ answerer_main(void *arg)
 			q_push(ans_out, &r, 1); /* one reply per send */
 		}
 	}
-	free(in);
 	return NULL;
 }
 
@@ -229,11 +224,11 @@ wake_all(void)
 int
 main(int argc, char **argv)
 {
-	pthread_t relay, answerer;
-	int       relayed;
-	long      sent = 0, got = 0;
-	uint64_t *in;
-	double    t0, secs;
+	pthread_t       relay, answerer;
+	int             relayed;
+	long            sent = 0, got = 0;
+	static uint64_t in[QCAP];
+	double          t0, secs;
 
 	if (argc < 2 || (strcmp(argv[1], "direct") && strcmp(argv[1], "relay") &&
 	                    strcmp(argv[1], "relay-epoll"))) {
@@ -265,7 +260,6 @@ main(int argc, char **argv)
 		pthread_create(&relay, NULL, relay_main, NULL);
 	pthread_create(&answerer, NULL, answerer_main, NULL);
 
-	in = malloc(QCAP * sizeof(*in));
 	t0 = now_s();
 	for (; sent < par; sent++) {
 		uint64_t r = (uint64_t) sent;
@@ -294,7 +288,6 @@ main(int argc, char **argv)
 	if (relayed)
 		pthread_join(relay, NULL);
 	pthread_join(answerer, NULL);
-	free(in);
 	printf("RESULT lib=relay mode=%s n=%ld par=%d secs=%.6f req_per_s=%.1f\n", argv[1], count,
 	    par, secs, (double) count / secs);
 	return 0;
