@@ -106,13 +106,6 @@ r_flush(void *sp)
 	return rv;
 }
 
-static void
-put_u64(unsigned char *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (unsigned char) v;
-}
-
 static int
 r_send(void *sp, const void *buf, size_t len)
 {
@@ -126,12 +119,12 @@ r_send(void *sp, const void *buf, size_t len)
 	if (8 + len > BATCH) { /* bigger than a batch: straight out */
 		unsigned char hdr[8];
 
-		put_u64(hdr, len);
+		bsock_put_u64(hdr, len);
 		if ((rv = bsock_write_all(s->fd, hdr, 8)) != 0)
 			return rv;
 		return bsock_write_all(s->fd, buf, len);
 	}
-	put_u64(s->wbuf + s->wlen, len);
+	bsock_put_u64(s->wbuf + s->wlen, len);
 	memcpy(s->wbuf + s->wlen + 8, buf, len);
 	s->wlen += 8 + len;
 	return s->batch ? 0 : r_flush(s);
@@ -170,8 +163,7 @@ r_recv(void *sp, void *buf, size_t cap, size_t *lenp)
 
 	if ((rv = connected(s)) != 0 || (rv = fill(s, 8)) != 0)
 		return rv;
-	for (int i = 0; i < 8; i++)
-		len = len << 8 | s->rbuf[s->rpos + i];
+	len = bsock_get_u64(s->rbuf + s->rpos);
 	s->rpos += 8;
 	*lenp = (size_t) len;
 	/* Copy what fits, then discard the rest chunk by chunk. */

@@ -149,11 +149,9 @@ parse(struct xsock *s)
 	size_t pos = 0;
 
 	while (s->rlen - pos >= 8) {
-		uint64_t    len = 0;
+		uint64_t    len = bsock_get_u64(s->rbuf + pos);
 		struct msg *m;
 
-		for (int i = 0; i < 8; i++)
-			len = len << 8 | s->rbuf[pos + i];
 		if (len > BATCH - 8) {
 			deliver(s, NULL, EMSGSIZE);
 			s->rlen = 0;
@@ -272,8 +270,7 @@ x_send(void *sp, const void *buf, size_t len)
 		return EMSGSIZE; /* round trips only: one message at a time */
 	}
 	wake = s->outlen == 0;
-	for (int i = 7; i >= 0; i--)
-		s->out[s->outlen + (size_t) (7 - i)] = (unsigned char) ((uint64_t) len >> (i * 8));
+	bsock_put_u64(s->out + s->outlen, len);
 	memcpy(s->out + s->outlen + 8, buf, len);
 	s->outlen += 8 + len;
 	pthread_mutex_unlock(&s->mu);

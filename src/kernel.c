@@ -413,8 +413,9 @@ kernel_main(void *arg)
 {
 	(void) arg;
 	on_kernel = 1;
-	/* So top -H, perf and gdb tell it from the application's threads. */
-	(void) pthread_setname_np(pthread_self(), IK_KERNEL_THREAD_NAME);
+	/* So top -H, perf and gdb tell it from the application's threads
+	 * (iok.h promises the name; at most 15 bytes). */
+	(void) pthread_setname_np(pthread_self(), "iok-kernel");
 	if (K.forked) {
 		/* In a forked child: drop what belongs to the parent before
 		 * anything else runs. */

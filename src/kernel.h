@@ -24,9 +24,6 @@ struct ik_cmd {
 	int       queued; /* in the command list (posting twice is a no-op) */
 };
 
-/* The kernel thread's name (ps -L, top -H, perf, gdb; at most 15 bytes). */
-#define IK_KERNEL_THREAD_NAME "iok-kernel"
-
 /* ik_kernel_ensure starts the kernel thread if it is not running in this
  * process (first use, after iok_fini, or in a forked child).
  * 0 or IOK_ENOMEM. Application threads. */
