@@ -416,6 +416,7 @@ inproc_send(ik_pipe *p, iok_msg *m)
 	peer->rx_bytes += m->len;
 	ik_msgq_push(&peer->inbox, m);
 	ik_task_schedule(&peer->task);
+	p->sock->handed_inproc = true; /* the pump slices its turn (PUMP_SLICE) */
 }
 
 void

@@ -101,9 +101,11 @@ struct ik_sock {
 	size_t            rq_bytes_known; /* rq_bytes then (an upper bound too) */
 	size_t            staged_bytes;
 	ik_task           flush_task;
-	ik_task           pump_task;   /* a long pump continues next iteration */
-	ik_task           linger_task; /* lingering: may nothing be flushed now? */
-	bool              send_busy;   /* the pattern refused; wait for pipe_ready */
+	ik_task           pump_task;     /* a long pump continues next iteration */
+	ik_task           linger_task;   /* lingering: may nothing be flushed now? */
+	bool              send_busy;     /* the pattern refused; wait for pipe_ready */
+	bool              handed_inproc; /* this pump turn gave an inproc peer a message */
+	size_t            pump_sliced;   /* taken by the slices of this turn so far */
 	bool              closing;
 	bool              tearing;  /* linger over: closing connections */
 	bool              finished; /* torn down; only references keep it */

@@ -22,6 +22,13 @@
 
 #define PUMP_BATCH 64
 #define PUMP_LIMIT 2048 /* messages per turn before yielding to I/O */
+/* Messages per turn once some went to inproc peers.  Their deliveries (and
+ * the wake-up of a thread waiting for them) are tasks that run after the
+ * pump: a pump that took a whole window of requests before the replier
+ * got the first made the two threads take turns, each idle while the
+ * other worked (inproc, 64 in flight: +17%).  Stream pipes are not sliced:
+ * there the tasks are writes, and smaller writes only cost system calls. */
+#define PUMP_SLICE 16
 
 /* A thread blocked on a full queue is woken only once the queue is down to
  * half: woken at the first free slot, a sender refills one slot and
@@ -103,8 +110,11 @@ ik_wait_on(ik_event *ev, pthread_mutex_t *mu, atomic_int *waiters, iok_duration 
  * plain send on a pattern with app-side hooks asks them first, in the same
  * critical section as the push: a plain request that drops the replies
  * still queued from the previous one could, done later, drop its own fast
- * reply. */
-static int enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain);
+ * reply.  With token non-NULL, m is an iok_request: it gets its token in
+ * that critical section too (one lock a request, and tokens reach the
+ * kernel in the order they were given, which iok_cancel's pre-cancel
+ * relies on). */
+static int enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain, uint64_t *token);
 
 /* Would a message of len bytes overflow the send queue?  (Under mu.) */
 static bool
@@ -117,11 +127,11 @@ sq_no_room(const ik_sock *s, size_t len)
 static int
 enqueue_send(ik_sock *s, iok_msg *m, int flags)
 {
-	return enqueue_send_ex(s, m, flags, false);
+	return enqueue_send_ex(s, m, flags, false, NULL);
 }
 
 static int
-enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain)
+enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain, uint64_t *token)
 {
 	struct timespec deadline;
 	bool            post;
@@ -159,6 +169,15 @@ enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain)
 			ik_efd_clear(s->recv_fd);
 		}
 	}
+	if (token != NULL) {
+		if (++s->next_token == 0) {
+			++s->next_token;
+		}
+		m->token = *token = s->next_token;
+		if (s->pat->app != NULL && s->pat->app->request != NULL) {
+			s->pat->app->request(s->app);
+		}
+	}
 	post = s->sq.len == 0;
 	ik_msgq_push(&s->sq, m);
 	s->sq_bytes += m->len;
@@ -187,7 +206,7 @@ sock_sendmsg(ik_sock *s, iok_msg *m, int flags)
 	/* The pattern's app-side hooks say what a plain send means (a request
 	 * replacing the last one, a reply to the last request...). */
 	bool plain = s->pat->app != NULL && s->pat->app->send != NULL && !s->raw;
-	return enqueue_send_ex(s, m, flags, plain);
+	return enqueue_send_ex(s, m, flags, plain, NULL);
 }
 
 int
@@ -255,21 +274,12 @@ iok_request(iok_socket h, iok_msg *m, uint64_t *token, int flags)
 	if (!(s->pat->flags & IK_PF_REQUEST) || s->raw) {
 		return IOK_ENOTSUP;
 	}
-	pthread_mutex_lock(&s->mu);
-	uint64_t tok = ++s->next_token;
-	if (tok == 0) {
-		tok = ++s->next_token;
-	}
-	if (s->pat->app != NULL && s->pat->app->request != NULL) {
-		s->pat->app->request(s->app);
-	}
-	pthread_mutex_unlock(&s->mu);
-	m->token = tok;
+	uint64_t tok;
 	m->flags = (m->flags & ~(uint32_t) (IK_MSG_REPLY | IK_MSG_IDEMPOTENT)) | IK_MSG_REQUEST;
 	if (flags & IOK_FLAG_IDEMPOTENT) {
 		m->flags |= IK_MSG_IDEMPOTENT;
 	}
-	if ((rv = enqueue_send(s, m, flags)) == 0 && token != NULL) {
+	if ((rv = enqueue_send_ex(s, m, flags, false, &tok)) == 0 && token != NULL) {
 		*token = tok;
 	}
 	return rv;
@@ -432,15 +442,29 @@ ik_sock_pump(ik_sock *s)
 	}
 	ik_task_cancel(&s->pump_task);
 	s->send_busy = false;
+	/* A slice's continuation counts on towards PUMP_LIMIT. */
+	size_t sliced    = s->pump_sliced;
+	bool   inproc    = s->handed_inproc; /* the last turn's, for the first batch */
+	s->pump_sliced   = 0;
+	s->handed_inproc = false;
 	for (;;) {
-		if (done >= PUMP_LIMIT) {
+		if (sliced + done >= PUMP_LIMIT) {
 			/* The application keeps the queue full: let this loop
 			 * iteration write what we gave the pipes, then go on. */
 			ik_task_schedule_next(&s->pump_task);
 			break;
 		}
+		if (s->handed_inproc && done >= PUMP_SLICE) {
+			/* Let the inproc peers take what we gave them (their
+			 * flush wakes their threads) before pumping on, in this
+			 * same iteration: see PUMP_SLICE. */
+			s->pump_sliced = sliced + done;
+			ik_task_schedule(&s->pump_task);
+			break;
+		}
+		size_t cap = inproc || s->handed_inproc ? PUMP_SLICE : PUMP_BATCH;
 		pthread_mutex_lock(&s->mu);
-		n = s->sq.len < PUMP_BATCH ? s->sq.len : PUMP_BATCH;
+		n = s->sq.len < cap ? s->sq.len : cap;
 		for (size_t i = 0; i < n; i++) {
 			batch[i] = ik_msgq_peek(&s->sq, i);
 		}

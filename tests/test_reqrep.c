@@ -403,6 +403,7 @@ test_ten_thousand(void **state)
 	struct answerer  a    = { .n = N };
 	struct requester r    = { .n = N, .toks = calloc(N, sizeof(uint64_t)) };
 	char            *seen = calloc(N, 1);
+	uint64_t        *got  = calloc(N, sizeof(uint64_t)); /* the token each reply came with */
 	(void) state;
 
 	pair_up("inproc", &req, &rep);
@@ -420,19 +421,26 @@ test_ten_thousand(void **state)
 		assert_true(k >= 0 && k < N);
 		assert_false(seen[k]);
 		seen[k] = 1;
+		got[k]  = iok_msg_token(m);
 		iok_msg_free(m);
 	}
 	pthread_join(th1, NULL);
 	pthread_join(th2, NULL);
 	IOK_OK(r.rv);
+	/* Every reply carries its own request's token, and tokens rise in the
+	 * order the requests were made (far more than one pump turn of them,
+	 * so the pump's slices and turns are all crossed). */
 	for (int i = 0; i < N; i++) {
 		assert_true(seen[i]);
+		assert_int_equal(got[i], r.toks[i]);
+		assert_true(i == 0 || r.toks[i] > r.toks[i - 1]);
 	}
 	expect_nothing(req);
 	assert_int_equal(tu_stat(req, "stat:rx-dropped"), 0);
 	assert_int_equal(tu_stat(rep, "stat:tx-dropped"), 0);
 	free(r.toks);
 	free(seen);
+	free(got);
 	IOK_OK(iok_close(req));
 	IOK_OK(iok_close(rep));
 }
