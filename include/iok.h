@@ -32,7 +32,10 @@
  * 1000000 keeps the default) before it sleeps, so an answer sent meanwhile costs
  * no wake-up.  I/O ends the spin at once,
  * and a spin that catches nothing makes the next ones rarer (up to 1 in
- * 64).  The debug endpoint's "kernel" line counts what the spins found.
+ * 64).  The debug endpoint's "kernel" line counts what the spins found,
+ * and how many sends had to wake the kernel thread ("wakeups") and how many
+ * found it awake and were taken before it slept, with no wake-up
+ * ("posted-awake").
  *
  * The kernel thread is named "iok-kernel" (ps -L, top -H, perf, gdb).
  *

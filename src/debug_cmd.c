@@ -154,16 +154,19 @@ app_stats(ik_buf *b)
 }
 
 /* The kernel loop's spins before sleeping (kernel.c): how often a
- * command came in time, I/O came first, or the budget ran out. */
+ * command came in time, I/O came first, or the budget ran out; and how
+ * many commands had to wake the loop, and how many found it awake. */
 static void
 kernel_stats(ik_buf *b)
 {
 	ik_spin_counts c;
 	ik_kernel_spin_counts(&c);
 	ik_buf_printf(b,
-	    "kernel spin_us=%ld spins=%llu spin-caught=%llu spin-io=%llu spin-timed-out=%llu\n",
+	    "kernel spin_us=%ld spins=%llu spin-caught=%llu spin-io=%llu spin-timed-out=%llu "
+	    "wakeups=%llu posted-awake=%llu\n",
 	    c.spin_us, (unsigned long long) c.spins, (unsigned long long) c.caught,
-	    (unsigned long long) c.ended_by_io, (unsigned long long) c.timed_out);
+	    (unsigned long long) c.ended_by_io, (unsigned long long) c.timed_out,
+	    (unsigned long long) c.wakeups, (unsigned long long) c.posted_awake);
 }
 
 static void

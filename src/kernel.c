@@ -28,14 +28,15 @@ static struct {
 	int             loop_ready; /* loop and its handles initialised */
 	int             forked;     /* loop inherited from a parent process */
 	uv_loop_t       loop;
-	uv_async_t      async;                   /* commands waiting */
-	uv_check_t      check;                   /* runs deferred tasks after the I/O phase */
-	uv_idle_t       idle;                    /* keeps the poll from blocking while tasks wait */
-	uv_prepare_t    prepare;                 /* the spin before the poll (see prepare_cb) */
-	int             spinning;                /* under mu: posters need not wake the loop */
-	atomic_int      spun_into;               /* a command came while spinning */
-	long            spin_ns;                 /* IOK_KERNEL_SPIN_US, 0: never spin */
-	int             spin_armed;              /* an answering thread was just woken */
+	uv_async_t      async;      /* commands waiting */
+	uv_check_t      check;      /* runs deferred tasks after the I/O phase */
+	uv_idle_t       idle;       /* keeps the poll from blocking while tasks wait */
+	uv_prepare_t    prepare;    /* before the poll: commands, the spin (prepare_cb) */
+	atomic_int      awake;      /* the loop will look at commands before it sleeps */
+	int             spinning;   /* under mu: posters need not wake the loop */
+	atomic_int      spun_into;  /* a command came while spinning */
+	long            spin_ns;    /* IOK_KERNEL_SPIN_US, 0: never spin */
+	int             spin_armed; /* an answering thread was just woken */
 	unsigned        spin_skip, spin_backoff; /* after spins that found nothing */
 	ik_spin_counts  spins;
 	pthread_t       thread;
@@ -137,6 +138,9 @@ check_cb(uv_check_t *h)
 {
 	ik_node *n;
 	(void) h;
+	/* Awake until prepare_cb says otherwise: commands posted while the
+	 * tasks run skip the eventfd (see prepare_cb). */
+	atomic_store_explicit(&K.awake, 1, memory_order_relaxed);
 	while ((n = ik_list_first(&K.tasks)) != NULL) {
 		ik_list_remove(n);
 		ik_task *t = ik_container_of(n, ik_task, node);
@@ -179,6 +183,7 @@ static void
 async_cb(uv_async_t *h)
 {
 	(void) h;
+	atomic_store_explicit(&K.awake, 1, memory_order_relaxed);
 	run_commands();
 }
 
@@ -242,10 +247,10 @@ spin_for_command(void)
 }
 
 static void
-prepare_cb(uv_prepare_t *h)
+maybe_spin(void)
 {
-	(void) h;
-	if (!K.spin_armed || !ik_list_empty(&K.tasks) || !ik_list_empty(&K.next_tasks)) {
+	if (K.spin_ns == 0 || !K.spin_armed || !ik_list_empty(&K.tasks) ||
+	    !ik_list_empty(&K.next_tasks)) {
 		return; /* tasks waiting: the poll will not block anyway */
 	}
 	K.spin_armed = 0;
@@ -291,10 +296,41 @@ prepare_cb(uv_prepare_t *h)
 	}
 }
 
+/* Are commands waiting?  If not, the loop is about to poll: from here on
+ * a poster must wake it through the eventfd.  Both under mu, so a command
+ * is either seen here or wakes the poll. */
+static bool
+commands_or_sleep(void)
+{
+	pthread_mutex_lock(&K.mu);
+	bool have = K.head != NULL;
+	if (!have) {
+		atomic_store_explicit(&K.awake, 0, memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&K.mu);
+	return have;
+}
+
+/* The last thing before the poll.  Commands posted while the loop was
+ * awake (its tasks running, its spin) did not write the eventfd, which
+ * costs the poster a system call and the loop an epoll return and a read:
+ * they run here, until none is left. */
+static void
+prepare_cb(uv_prepare_t *h)
+{
+	(void) h;
+	maybe_spin();
+	while (commands_or_sleep()) {
+		run_commands();
+	}
+}
+
 void
 ik_kernel_spin_counts(ik_spin_counts *c)
 {
-	*c         = K.spins;
+	pthread_mutex_lock(&K.mu); /* posters count under it */
+	*c = K.spins;
+	pthread_mutex_unlock(&K.mu);
 	c->spin_us = K.spin_ns / 1000;
 }
 
@@ -334,8 +370,11 @@ ik_cmd_post(ik_cmd *c)
 			 * not a loop that is spinning for it. */
 			if (K.spinning) {
 				atomic_store_explicit(&K.spun_into, 1, memory_order_release);
-			} else {
+			} else if (!atomic_load_explicit(&K.awake, memory_order_relaxed)) {
 				wake = 1;
+				K.spins.wakeups++;
+			} else {
+				K.spins.posted_awake++;
 			}
 		}
 		K.tail = c;
@@ -482,9 +521,8 @@ loop_setup(void)
 	K.spin_armed = 0;
 	K.spin_skip = K.spin_backoff = 0;
 	uv_prepare_init(&K.loop, &K.prepare);
-	if (K.spin_ns > 0) {
-		uv_prepare_start(&K.prepare, prepare_cb);
-	}
+	uv_prepare_start(&K.prepare, prepare_cb);
+	atomic_store_explicit(&K.awake, 0, memory_order_relaxed);
 	/* Internal handles must not keep the loop "alive" for teardown. */
 	uv_unref((uv_handle_t *) &K.check);
 	uv_unref((uv_handle_t *) &K.idle);
@@ -602,6 +640,7 @@ atfork_child(void)
 	K.park_req = K.parked = K.stop_req = 0;
 	K.spinning                         = 0;
 	atomic_store_explicit(&K.spun_into, 0, memory_order_relaxed);
+	atomic_store_explicit(&K.awake, 0, memory_order_relaxed);
 	K.epoch++;
 	if (K.loop_ready) {
 		K.forked = 1;

@@ -69,10 +69,13 @@ void ik_task_cancel(ik_task *t);
  * sleeping (kernel.c, "spin").  Kernel thread. */
 void ik_kernel_spin_arm(void);
 
-/* What the loop's spins found (the debug endpoint's "kernel" line). */
+/* What the loop's spins found, and how commands reached it (the debug
+ * endpoint's "kernel" line). */
 typedef struct ik_spin_counts {
 	uint64_t spins, caught, ended_by_io, timed_out;
-	long     spin_us; /* the budget, IOK_KERNEL_SPIN_US */
+	uint64_t wakeups;      /* commands that woke the loop through its eventfd */
+	uint64_t posted_awake; /* commands queued while it ran, taken before its poll */
+	long     spin_us;      /* the budget, IOK_KERNEL_SPIN_US */
 } ik_spin_counts;
 void ik_kernel_spin_counts(ik_spin_counts *c); /* kernel thread */
 

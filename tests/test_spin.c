@@ -195,6 +195,76 @@ test_io_ends_spin(void **state)
 	stop_pair(req, &a, t);
 }
 
+/* A command that holds the kernel thread until released. */
+struct blocker {
+	ik_cmd          cmd;
+	pthread_mutex_t mu;
+	pthread_cond_t  cv;
+	int             running, release;
+};
+
+static void
+block_k(ik_cmd *c)
+{
+	struct blocker *b = (struct blocker *) c;
+	pthread_mutex_lock(&b->mu);
+	b->running = 1;
+	pthread_cond_broadcast(&b->cv);
+	while (!b->release) {
+		pthread_cond_wait(&b->cv, &b->mu);
+	}
+	pthread_mutex_unlock(&b->mu);
+}
+
+/* A send while the loop is busy does not wake it (no eventfd write): the
+ * loop takes it before it next sleeps, so it is neither lost nor late,
+ * and the "kernel" line counts it as posted-awake. */
+static void
+test_send_to_awake_loop(void **state)
+{
+	iok_socket     push, pull;
+	struct blocker b = { .cmd.fn = block_k };
+	char           buf[16];
+	size_t         n = sizeof(buf);
+	(void) state;
+	setenv("IOK_KERNEL_SPIN_US", "0", 1); /* awake only while working */
+	pthread_mutex_init(&b.mu, NULL);
+	pthread_cond_init(&b.cv, NULL);
+	IOK_OK(iok_push0_open(&push));
+	IOK_OK(iok_pull0_open(&pull));
+	IOK_OK(iok_socket_set_ms(pull, IOK_OPT_RECVTIMEO, T_MS));
+	IOK_OK(iok_listen(pull, "inproc://awake", NULL, 0));
+	IOK_OK(iok_dial(push, "inproc://awake", NULL, 0));
+	IOK_OK(iok_send(push, "warm", 4, 0));
+	IOK_OK(iok_recv(pull, buf, &n, 0));
+	unsigned long long awake0 = kernel_field("posted-awake");
+	assert_true(kernel_field("wakeups") > 0); /* the loop slept before */
+
+	(void) ik_cmd_post(&b.cmd);
+	pthread_mutex_lock(&b.mu);
+	while (!b.running) {
+		pthread_cond_wait(&b.cv, &b.mu);
+	}
+	pthread_mutex_unlock(&b.mu);
+	IOK_OK(iok_send(push, "busy", 4, 0)); /* the loop is in block_k */
+	pthread_mutex_lock(&b.mu);
+	b.release = 1;
+	pthread_cond_broadcast(&b.cv);
+	pthread_mutex_unlock(&b.mu);
+
+	n = sizeof(buf);
+	IOK_OK(iok_recv(pull, buf, &n, 0));
+	assert_int_equal(n, 4);
+	assert_memory_equal(buf, "busy", 4);
+	assert_true(kernel_field("posted-awake") >= awake0 + 1);
+	IOK_OK(iok_close(push));
+	IOK_OK(iok_close(pull));
+	iok_fini();
+	unsetenv("IOK_KERNEL_SPIN_US");
+	pthread_mutex_destroy(&b.mu);
+	pthread_cond_destroy(&b.cv);
+}
+
 int
 main(void)
 {
@@ -202,6 +272,7 @@ main(void)
 		cmocka_unit_test(test_spin_catches_answers),
 		cmocka_unit_test(test_spin_off),
 		cmocka_unit_test(test_io_ends_spin),
+		cmocka_unit_test(test_send_to_awake_loop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -170,6 +170,8 @@ def test_stats_dict_and_socket_stats(inproc_url):
         k = every["kernel"]
         assert k["spin_us"] >= 0
         assert k["spins"] == k["spin-caught"] + k["spin-io"] + k["spin-timed-out"]
+        assert k["wakeups"] > 0  # the first command of all woke a sleeping loop
+        assert k["posted-awake"] >= 0
     wait_until(lambda: req.id not in iok.stats(), what="closed socket gone from stats")
 
 

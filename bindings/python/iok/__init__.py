@@ -215,7 +215,9 @@ def stats():
     (name -> value) and timers under ``"timers"`` (name -> count, sum_us,
     p50_us, p90_us, p99_us, max_us).  ``"kernel"`` says what the kernel
     loop's spins before sleeping found (``spin_us`` the budget, ``spins``,
-    ``spin-caught``, ``spin-io``, ``spin-timed-out``)."""
+    ``spin-caught``, ``spin-io``, ``spin-timed-out``) and how commands
+    reached it (``wakeups`` through its eventfd, ``posted-awake`` while it
+    ran, with no wake-up)."""
     out = {}
     for line in _iok._debug_text("stats").splitlines():
         d = {k: _value(v) for k, v in _FIELD.findall(line)}
