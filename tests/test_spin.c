@@ -47,6 +47,16 @@ struct answerer {
 	int             rv;
 };
 
+/* Sets *flag under mu and wakes whoever waits on cv for it. */
+static void
+set_and_wake(pthread_mutex_t *mu, pthread_cond_t *cv, int *flag)
+{
+	pthread_mutex_lock(mu);
+	*flag = 1;
+	pthread_cond_broadcast(cv);
+	pthread_mutex_unlock(mu);
+}
+
 /* Echoes every request, after `go` when told to hold. */
 static void *
 answer(void *arg)
@@ -183,10 +193,7 @@ test_io_ends_spin(void **state)
 	assert_memory_equal(buf, "ok", 2);
 	assert_true(kernel_field("spin-io") >= 1);
 
-	pthread_mutex_lock(&a.mu);
-	a.go = 1;
-	pthread_cond_signal(&a.cv);
-	pthread_mutex_unlock(&a.mu);
+	set_and_wake(&a.mu, &a.cv, &a.go);
 	n = sizeof(buf);
 	IOK_OK(iok_recv(req, buf, &n, 0));
 	assert_int_equal(n, 4);
@@ -207,9 +214,8 @@ static void
 block_k(ik_cmd *c)
 {
 	struct blocker *b = (struct blocker *) c;
+	set_and_wake(&b->mu, &b->cv, &b->running);
 	pthread_mutex_lock(&b->mu);
-	b->running = 1;
-	pthread_cond_broadcast(&b->cv);
 	while (!b->release) {
 		pthread_cond_wait(&b->cv, &b->mu);
 	}
@@ -247,10 +253,7 @@ test_send_to_awake_loop(void **state)
 	}
 	pthread_mutex_unlock(&b.mu);
 	IOK_OK(iok_send(push, "busy", 4, 0)); /* the loop is in block_k */
-	pthread_mutex_lock(&b.mu);
-	b.release = 1;
-	pthread_cond_broadcast(&b.cv);
-	pthread_mutex_unlock(&b.mu);
+	set_and_wake(&b.mu, &b.cv, &b.release);
 
 	n = sizeof(buf);
 	IOK_OK(iok_recv(pull, buf, &n, 0));
