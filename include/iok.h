@@ -1157,7 +1157,9 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *                              read peers-live: no transition is missed.
  * Statistics (uint64, read-only, counted on the kernel thread):
  *   "stat:tx-msgs", "stat:rx-msgs", "stat:tx-bytes", "stat:rx-bytes",
- *   "stat:pipes" (connections now), "stat:pipes-opened", "stat:reconnects",
+ *   "stat:pipes" (connections now), "stat:pipes-opened", "stat:reconnects"
+ *   (a dialer's connections that replaced one it lost; not the first
+ *   connection to each address of a list, nor a pool's next one),
  *   "stat:rx-oversize", "stat:proto-errors" (bad handshake, wrong peer
  *   protocol, malformed frames), "stat:rx-malformed" (bad SP headers),
  *   "stat:rx-dropped" (discarded: full queue on a lossy pattern, late

@@ -650,11 +650,13 @@ ik_ep_pipe_up(ik_ep *ep, ik_pipe *p)
 	}
 	up->backoff = ep->topts.reconn_min;
 	up->failing = false;
-	if (ep->ever_connected) {
+	/* A reconnect replaces a connection this upstream lost: not another
+	 * address's first connection, nor a pool's next one. */
+	if (up->unreplaced > 0) {
+		up->unreplaced--;
 		ep->sock->stats[IK_STAT_RECONNECTS]++;
 		ep->reconnects++;
 	}
-	ep->ever_connected = true;
 	if (ep->start_cmd != NULL) {
 		ik_cmd_done(ep->start_cmd, 0);
 		ep->start_cmd = NULL;
@@ -689,6 +691,7 @@ ik_ep_pipe_gone(ik_ep *ep, ik_pipe *p)
 		 * delay, doubling if it keeps failing, and look the name up
 		 * again (the service may have moved). */
 		up->drops++;
+		up->unreplaced++;
 		if (p->peer_closed || p->close_err == IOK_ECONNRESET ||
 		    p->close_err == IOK_ETIMEDOUT || p->close_err == IOK_EPROTO) {
 			/* Lost by the peer, a probe or the stream (not closed by

@@ -35,6 +35,7 @@ typedef struct ik_upstream {
 	int                     refs;    /* pipes pointing here, closing ones too */
 	uint64_t                t_start; /* the attempt's start, uv_hrtime ns */
 	uint64_t                connects, errors, drops, connect_us;
+	uint32_t                unreplaced;          /* drops no new connection has replaced yet */
 	uint64_t                replies, latency_us; /* moving average */
 	struct ik_xstats       *xs;                  /* latency histogram (stats.h); lazily */
 	/* Health (health.c): outlier ejection and per-upstream load. */
@@ -70,7 +71,6 @@ struct ik_ep {
 	char           *disc_backend; /* "static", "srv", "file", ... */
 	char           *disc_target;
 	int             last_err;
-	bool            ever_connected;
 	bool            own_recv_max; /* IOK_OPT_RECVMAXSZ set on the endpoint */
 	bool            own_health;   /* a health: option set on the endpoint */
 	uint64_t        reconnects;   /* for the debug endpoint's peers */

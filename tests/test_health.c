@@ -177,6 +177,9 @@ test_ejection(void **state)
 	dial_two(s, &a, &b, &d);
 	assert_true(tu_wait_stat(s, "stat:pipes", 2, 20000));
 	assert_false(up_ejected(d, b.port));
+	/* The second address's first connection is not a reconnect (it was
+	 * counted as one, and the waits below then ran a kill ahead). */
+	assert_int_equal(tu_stat(s, "stat:reconnects"), 0);
 
 	for (int i = 1; i <= 3; i++) {
 		tu_redis_raw(b.port, KILL_NORMAL, ":");
