@@ -101,7 +101,7 @@ struct ik_sock {
 	size_t            rq_bytes_known; /* rq_bytes then (an upper bound too) */
 	size_t            staged_bytes;
 	ik_task           flush_task;
-	ik_task           pump_task;     /* a long pump continues next iteration */
+	ik_task           pump_task;     /* a pump goes on: a slice later, or next iteration */
 	ik_task           linger_task;   /* lingering: may nothing be flushed now? */
 	bool              send_busy;     /* the pattern refused; wait for pipe_ready */
 	bool              handed_inproc; /* this pump turn gave an inproc peer a message */
