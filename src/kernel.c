@@ -283,10 +283,7 @@ maybe_spin(void)
 		K.spins.timed_out++;
 	}
 	if (have || why == SPIN_IO) {
-		K.spin_backoff = 0;
-		if (have) {
-			run_commands();
-		}
+		K.spin_backoff = 0; /* prepare_cb runs what it caught */
 	} else {
 		K.spin_backoff = K.spin_backoff == 0 ? 1 : K.spin_backoff * 2;
 		if (K.spin_backoff > SPIN_BACKOFF_MAX) {
