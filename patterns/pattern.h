@@ -68,9 +68,9 @@ enum ik_opt_type {
 /* App-side hooks: the nng-style plain use of request/reply sockets
  * (iok_send/iok_recv with no tokens), whose state belongs to application
  * threads.  The core calls them, on cooked sockets only, with the socket's
- * lock held, so the state (size bytes, zeroed at open, passed as as) needs
- * no lock of its own; they must not block or call the core.  Any may be
- * NULL. */
+ * lock held (recv of a take_ahead socket: take_mu), so the state (size
+ * bytes, zeroed at open, passed as as) needs no lock of its own beyond
+ * that; they must not block or call the core.  Any may be NULL. */
 typedef struct ik_app_hooks {
 	size_t size;
 	/* send: a plain send of m, about to be queued (the queue has room).
@@ -89,6 +89,12 @@ typedef struct ik_app_hooks {
 	 * for each as it is taken (nothing the application sends meanwhile
 	 * depends on which of them it has read)?  NULL: never. */
 	bool (*batches)(void *as);
+	/* take_ahead (with batches NULL): a receive still hands the
+	 * application one message at a time, but may move those behind it
+	 * off the queue into the taken list under the same lock; recv is
+	 * called as each is handed over, under take_mu rather than the
+	 * socket's lock, so the state it writes must be atomic. */
+	bool take_ahead;
 	/* fork_child: the child forgets what was in flight. */
 	void (*fork_child)(void *as);
 } ik_app_hooks;

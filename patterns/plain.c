@@ -1,7 +1,10 @@
 /*
  * plain.c - see plain.h.  Application threads, under the socket's lock
- * (the core holds it), so no lock here.
+ * (the core holds it), so no lock here; rep's receive hook runs under
+ * take_mu instead (take_ahead), so its one field is atomic.
  */
+#include <stdatomic.h>
+
 #include "plain.h"
 
 struct plain_req {
@@ -90,39 +93,45 @@ const ik_app_hooks ik_plain_request_multi = {
 	.fork_child = req_fork_child,
 };
 
+/* Written as a request is handed over (under take_mu: take_ahead) and
+ * read by the send that answers it (under the socket's lock), so atomic.
+ * Threads that share a plain rep socket still have to agree on who
+ * answers what, as with nng. */
 struct plain_rep {
-	uint64_t last_token; /* the request a plain send answers, 0 = none */
+	_Atomic uint64_t last_token; /* the request a plain send answers, 0 = none */
 };
 
 static int
 rep_send(void *as, iok_msg *m, bool *drop_queued)
 {
-	struct plain_rep *r = as;
+	struct plain_rep *r     = as;
+	uint64_t          token = atomic_exchange_explicit(&r->last_token, 0, memory_order_relaxed);
 	(void) drop_queued;
-	if (r->last_token == 0) {
+	if (token == 0) {
 		return IOK_ESTATE;
 	}
-	m->token = r->last_token;
+	m->token = token;
 	m->flags |= IK_MSG_REPLY;
-	r->last_token = 0;
 	return 0;
 }
 
 static void
 rep_recv(void *as, const iok_msg *m)
 {
-	((struct plain_rep *) as)->last_token = m->token;
+	atomic_store_explicit(
+	    &((struct plain_rep *) as)->last_token, m->token, memory_order_relaxed);
 }
 
 static void
 rep_fork_child(void *as)
 {
-	((struct plain_rep *) as)->last_token = 0;
+	atomic_store_explicit(&((struct plain_rep *) as)->last_token, 0, memory_order_relaxed);
 }
 
 const ik_app_hooks ik_plain_reply = {
 	.size       = sizeof(struct plain_rep),
 	.send       = rep_send,
 	.recv       = rep_recv,
+	.take_ahead = true,
 	.fork_child = rep_fork_child,
 };

@@ -22,6 +22,28 @@ batches(const ik_sock *s)
 	return app == NULL || app->recv == NULL || (app->batches != NULL && app->batches(s->app));
 }
 
+/* Does a receive move messages ahead into taken but hand them over one
+ * at a time, the app-side hook running as each is handed over (under
+ * take_mu)?  A constant of the pattern: no lock needed to ask. */
+static bool
+takes_ahead(const ik_sock *s)
+{
+	const ik_app_hooks *app = s->raw ? NULL : s->pat->app;
+	return app != NULL && app->take_ahead && app->batches == NULL;
+}
+
+/* Under take_mu: hand over m from taken (the hook of a take-ahead
+ * socket runs now, not when m was moved). */
+static iok_msg *
+pop_taken(ik_sock *s, bool ahead)
+{
+	iok_msg *m = ik_msgq_pop(&s->taken);
+	if (ahead && s->pat->app->recv != NULL) {
+		s->pat->app->recv(s->app, m);
+	}
+	return m;
+}
+
 /* Under mu: nothing for a receiver in rq nor in taken.  taken_len grows
  * only under mu; it shrinks under take_mu alone, and a stale (larger)
  * value only sends a waiter round the loop once more. */
@@ -45,14 +67,16 @@ pass_the_baton(ik_sock *s, size_t left)
 }
 
 /* Under mu and take_mu, rq not empty, taken empty: take up to max for the
- * caller, and where batches() allows, move a batch of what follows into
- * taken.  True if the kernel is to be told there is room again. */
+ * caller, and where batches() or takes_ahead() allows, move a batch of
+ * what follows into taken.  True if the kernel is to be told there is room
+ * again. */
 static bool
 take_rq(ik_sock *s, iok_msg **mv, size_t max, size_t *np)
 {
 	const ik_app_hooks *app               = s->raw ? NULL : s->pat->app;
 	void (*hook)(void *, const iok_msg *) = app != NULL ? app->recv : NULL;
 	bool   batch                          = batches(s);
+	bool   ahead                          = takes_ahead(s);
 	size_t n                              = 0;
 	if (!batch) {
 		max = 1; /* one at a time: batches() */
@@ -65,14 +89,14 @@ take_rq(ik_sock *s, iok_msg **mv, size_t max, size_t *np)
 		}
 		mv[n++] = m;
 	} while (n < max && s->rq.len > 0);
-	if (batch) {
+	if (batch || ahead) {
 		size_t bytes = 0;
 		while (s->rq.len > 0 && s->taken.len < IK_TAKE_MAX &&
 		       (s->taken.len == 0 || bytes < IK_TAKE_BYTES)) {
 			iok_msg *m = ik_msgq_pop(&s->rq);
 			s->rq_bytes -= m->len;
 			bytes += m->len;
-			if (hook != NULL) {
+			if (hook != NULL && !ahead) {
 				hook(s->app, m);
 			}
 			ik_msgq_push(&s->taken, m);
@@ -107,11 +131,15 @@ sock_recvmsgs(ik_sock *s, iok_msg **mv, size_t max, size_t *np, int flags)
 	if (!(s->pat->flags & IK_PF_RECV)) {
 		return IOK_ENOTSUP;
 	}
+	bool ahead = takes_ahead(s);
+	if (ahead) {
+		max = 1; /* handed over one at a time; the hook runs per message */
+	}
 	for (;;) {
 		size_t n = 0;
 		pthread_mutex_lock(&s->take_mu);
 		while (n < max && s->taken.len > 0) {
-			mv[n++] = ik_msgq_pop(&s->taken);
+			mv[n++] = pop_taken(s, ahead);
 		}
 		if (n > 0) {
 			atomic_store_explicit(&s->taken_len, s->taken.len, memory_order_relaxed);

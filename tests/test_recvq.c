@@ -327,7 +327,9 @@ test_second_waiter_woken(void **state)
 
 /* Requests by token (as every database socket is used): one receive takes
  * every reply waiting.  A rep's plain receive sets what its next send
- * answers: one at a time, whatever the caller asks for. */
+ * answers: one at a time, whatever the caller asks for (its first receive
+ * moves the rest aside, but each one's send answers the one handed over,
+ * not the last one moved). */
 static void
 test_tokens_batch_plain_rep_does_not(void **state)
 {
