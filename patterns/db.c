@@ -99,7 +99,7 @@
 #include <string.h>
 
 #include "db.h"
-#include "plain.h"
+#include "../src/plain.h"
 #include "../src/tflags.h"
 
 #define OPT_INFLIGHT "db:inflight"

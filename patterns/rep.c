@@ -27,7 +27,7 @@
 
 #include "idmap.h"
 #include "pattern.h"
-#include "plain.h"
+#include "../src/plain.h"
 #include "reqrep.h"
 #include "../src/list.h"
 

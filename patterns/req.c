@@ -27,7 +27,7 @@
 
 #include "pattern.h"
 #include "pipeset.h"
-#include "plain.h"
+#include "../src/plain.h"
 #include "reqrep.h"
 #include "reqtrack.h"
 #include "../src/list.h"

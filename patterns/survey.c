@@ -29,7 +29,7 @@
 
 #include "idmap.h"
 #include "pattern.h"
-#include "plain.h"
+#include "../src/plain.h"
 #include "reqrep.h"
 #include "reqtrack.h"
 #include "../src/list.h"

@@ -1,7 +1,8 @@
 /*
- * plain.c - see plain.h.  Application threads, under the socket's lock
- * (the core holds it), so no lock here; rep's receive hook runs under
- * take_mu instead (take_ahead), so its one field is atomic.
+ * plain.c - see plain.h.  Application-thread code (so in src/, not
+ * patterns/, which run on the kernel thread): under the socket's lock (the
+ * core holds it), so no lock here; rep's receive hook runs under take_mu
+ * instead (take_ahead), so its one field is atomic.
  */
 #include <stdatomic.h>
 

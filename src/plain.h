@@ -2,12 +2,13 @@
  * plain.h - app-side hooks (ik_app_hooks) for the nng-style plain use of
  * request/reply patterns: iok_send/iok_recv with no tokens, one request at
  * a time (req, surveyor, pipelined-db) or answering the last request
- * received (rep, respondent).  Called by the core under the socket's lock.
+ * received (rep, respondent).  Called by the core on application threads,
+ * under the socket's lock (rep's receive hook: under take_mu).
  */
 #ifndef IK_PLAIN_H
 #define IK_PLAIN_H
 
-#include "pattern.h"
+#include "../patterns/pattern.h"
 
 /* A plain request replaces the previous one (its queued replies are
  * stale); a receive with none outstanding is IOK_ESTATE, as nng's, once a
