@@ -223,9 +223,11 @@ def test_forked_child_serves_its_own_stack(tmp_path):
             try:
                 os.close(r)
                 iok.debug_listen(child_path)
-                os.write(w, b"k")
 
+                # The pipe is written from inside the function, so any
+                # stack taken after the parent reads it names the function.
                 def child_spins_here():
+                    os.write(w, b"k")
                     while True:
                         pass
                 child_spins_here()
