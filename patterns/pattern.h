@@ -200,10 +200,11 @@ uint16_t ik_pipe_peer(const ik_pipe *p);
  * not exactly one command, IOK_ENOMEM (the pipe closes).  Patterns that
  * match replies by order must not count a dropped message as sent. */
 int ik_pipe_send(ik_pipe *p, iok_msg *m);
-/* ik_pipe_send_copy sends m, which stays the caller's: for fan-out.  Small
- * messages are framed straight into a stream's write batch; otherwise the
- * pipe holds a reference to m (src/msg.h), so m must not be modified after
- * this (only freed).  Never copies the message.  0 or IOK_E* (counted). */
+/* ik_pipe_send_copy sends m, which stays the caller's: for fan-out and for
+ * requests kept for resends.  Small messages are framed straight into a
+ * stream's write batch; otherwise the pipe holds a reference to m
+ * (src/msg.h), so m must not be modified after this (only freed).  Never
+ * copies the message.  0 or IOK_E* (counted); IOK_ENOMEM leaves m unsent. */
 int ik_pipe_send_copy(ik_pipe *p, const iok_msg *m);
 /* ik_pipe_writable: p's write queue is below its high-water mark. */
 int ik_pipe_writable(const ik_pipe *p);

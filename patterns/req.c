@@ -199,22 +199,22 @@ req_wait(req_sock *s, req_ent *e)
 	s->nwait++;
 }
 
-/* Put e on the wire through p (a copy: e keeps its message for resends),
- * and schedule its resend. */
+/* Put e on the wire through p and schedule its resend.  e keeps its
+ * message for resends, and the pipe takes only its bytes (a stream frames
+ * them into its write batch): over tcp and ipc no request is copied. */
 static void
 req_transmit(req_sock *s, req_ent *e, req_pipe *p)
 {
-	iok_msg *d;
+	int rv;
 	node_unlink(&e->rnode);
-	if (iok_msg_dup(&d, e->msg) != 0) {
+	e->rt.sent_ns = ik_clock_ns();
+	if ((rv = ik_pipe_send_copy(p->pipe, e->msg)) == IOK_ENOMEM) {
 		/* Out of memory: try again a little later. */
 		req_wait(s, e);
 		s->kick = true;
 		return;
 	}
-	ik_rr_clean(d);
-	e->rt.sent_ns = ik_clock_ns();
-	if (ik_pipe_send(p->pipe, d) == 0) {
+	if (rv == 0) {
 		ik_sock_stat(s->sock, IK_STAT_REQUESTS, 1);
 	}
 	e->pipe = p;

@@ -492,6 +492,37 @@ test_shared_views(void **state)
 	iok_msg_free(m);
 }
 
+/* An inproc hand-over of a shared message with a header (a req's kept
+ * request): the view's header moves into its body, which copies the body
+ * into the room the view came with, not into a new allocation, and lets go
+ * of the origin. */
+static void
+test_view_header_into_own_room(void **state)
+{
+	(void) state;
+	for (size_t len = 60; len <= 64; len += 4) {
+		iok_msg *m = patterned(len, 3), *v;
+		IOK_OK(iok_msg_header_append_u32(m, 0x80000001u));
+		assert_ptr_equal(ik_msg_ref(m), m); /* the kept request's holder */
+		v = ik_msg_private(m);
+		assert_non_null(v);
+		assert_ptr_not_equal(v, m);
+		IOK_OK(ik_msg_header_to_body(v));
+		const uint8_t *b    = iok_msg_body(v);
+		const uint8_t *room = (const uint8_t *) (v + 1);
+		assert_true(b >= room && b + iok_msg_len(v) <= room + IK_MSG_HEADROOM + 64);
+		assert_int_equal(iok_msg_len(v), len + 4);
+		assert_int_equal(ik_get_u32(b), 0x80000001u);
+		IOK_OK(iok_msg_trim(v, 4));
+		assert_patterned(v, len, 3);
+		/* The origin is the kept holder's alone again. */
+		assert_int_equal(atomic_load(&m->refs), 1);
+		iok_msg_free(v);
+		assert_patterned(m, len, 3);
+		iok_msg_free(m);
+	}
+}
+
 /* Holders on several threads let go and change their views at once: the
  * count is atomic, the storage goes exactly once (ASan, TSan). */
 #define SV_THREADS 4
@@ -564,6 +595,7 @@ main(void)
 		cmocka_unit_test(test_strerror),
 		cmocka_unit_test(test_recycle_across_threads),
 		cmocka_unit_test(test_shared_views),
+		cmocka_unit_test(test_view_header_into_own_room),
 		cmocka_unit_test(test_shared_across_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
