@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "entcache.h"
 #include "idmap.h"
 #include "pattern.h"
 #include "../src/plain.h"
@@ -56,14 +57,15 @@ typedef struct rsp_req {
 } rsp_req;
 
 struct rsp_sock {
-	ik_sock  *sock;
-	int       raw;
-	ik_list   pipes;
-	ik_idmap *byid; /* pipe id -> rsp_pipe */
-	ik_idmap *reqs; /* token -> rsp_req */
-	ik_list   age;
-	uint64_t  next_token;
-	bool      busy; /* refused a reply: a full pipe holds the core up */
+	ik_sock    *sock;
+	int         raw;
+	ik_list     pipes;
+	ik_idmap   *byid;  /* pipe id -> rsp_pipe */
+	ik_idmap   *reqs;  /* token -> rsp_req */
+	ik_entcache spare; /* freed rsp_reqs, for the next requests */
+	ik_list     age;
+	uint64_t    next_token;
+	bool        busy; /* refused a reply: a full pipe holds the core up */
 };
 
 static void
@@ -97,7 +99,7 @@ rsp_req_free(rsp_sock *s, rsp_req *r)
 	node_unlink(&r->pnode);
 	node_unlink(&r->anode);
 	(void) ik_idmap_del(s->reqs, r->token);
-	free(r);
+	ik_entcache_put(&s->spare, r);
 }
 
 static void
@@ -130,6 +132,7 @@ rsp_fini(void *arg)
 	rsp_forget_all(s);
 	ik_idmap_free(s->byid);
 	ik_idmap_free(s->reqs);
+	ik_entcache_fini(&s->spare);
 }
 
 static void
@@ -295,7 +298,7 @@ rsp_recv(void *arg, void *pp, iok_msg *m)
 		return ik_sock_deliver(s->sock, m);
 	}
 
-	if ((r = calloc(1, sizeof(*r))) == NULL) {
+	if ((r = ik_entcache_get(&s->spare, sizeof(*r))) == NULL) {
 		iok_msg_free(m);
 		ik_sock_stat(s->sock, IK_STAT_RX_DROPPED, 1);
 		return IK_OK;
@@ -304,7 +307,7 @@ rsp_recv(void *arg, void *pp, iok_msg *m)
 		r->token = s->next_token++;
 	} while (r->token == 0 || ik_idmap_get(s->reqs, r->token) != NULL);
 	if (ik_idmap_put(s->reqs, r->token, r) != 0) {
-		free(r);
+		ik_entcache_put(&s->spare, r);
 		iok_msg_free(m);
 		ik_sock_stat(s->sock, IK_STAT_RX_DROPPED, 1);
 		return IK_OK;
@@ -321,7 +324,7 @@ rsp_recv(void *arg, void *pp, iok_msg *m)
 		m->flags   = IK_MSG_PARSED;
 		m->hdr_len = r->bt_len;
 		(void) ik_idmap_del(s->reqs, r->token);
-		free(r);
+		ik_entcache_put(&s->spare, r);
 		return IK_BUSY;
 	}
 	ik_list_append(&p->reqs, &r->pnode);

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "entcache.h"
 #include "pattern.h"
 #include "pipeset.h"
 #include "../src/plain.h"
@@ -64,6 +65,7 @@ struct req_sock {
 	ik_pipeset   pipes;
 	ik_reqtrack  rt;    /* tokens, expiries, the timer */
 	ik_idmap    *ids;   /* request id -> entry (answerable ones) */
+	ik_entcache  spare; /* freed entries, for the next requests */
 	req_ent     *cur;   /* the plain API's request */
 	ik_list      waitq; /* accepted, waiting for a writable pipe */
 	int          nwait;
@@ -144,7 +146,7 @@ ent_free(req_sock *s, req_ent *e)
 		s->cur = NULL;
 	}
 	iok_msg_free(e->msg);
-	free(e);
+	ik_entcache_put(&s->spare, e);
 }
 
 static void
@@ -167,6 +169,7 @@ req_fini(void *arg)
 	req_forget_all(s);
 	ik_rt_fini(&s->rt);
 	ik_idmap_free(s->ids);
+	ik_entcache_fini(&s->spare);
 	ik_pipeset_fini(&s->pipes);
 }
 
@@ -386,17 +389,17 @@ req_send(void *arg, iok_msg *m)
 		return IK_BUSY; /* as nng: a request waits for a pipe */
 	}
 
-	if ((e = calloc(1, sizeof(*e))) == NULL) {
+	if ((e = ik_entcache_get(&s->spare, sizeof(*e))) == NULL) {
 		goto nomem;
 	}
 	e->id = req_new_id(s);
 	if (ik_idmap_put(s->ids, e->id, e) != 0) {
-		free(e);
+		ik_entcache_put(&s->spare, e);
 		goto nomem;
 	}
 	if (tok && ik_rt_add(&s->rt, &e->rt, token) != 0) {
 		(void) ik_idmap_del(s->ids, e->id);
-		free(e);
+		ik_entcache_put(&s->spare, e);
 		goto nomem;
 	}
 	if (!tok) {

@@ -1,0 +1,65 @@
+/*
+ * entcache.h - a socket's spare request entries, kept for the next
+ * request.  Kernel thread only, like everything in patterns/.
+ *
+ * A socket with requests in flight allocates an entry per request and
+ * frees it at the reply; over inproc that calloc/free pair was about a
+ * seventh of the kernel thread's time (64 outstanding), and the kernel
+ * thread is what bounds that figure.  A LIFO list of up to ENTCACHE_MAX
+ * freed entries hands the warm ones back; beyond it they go to free().
+ */
+#ifndef IK_ENTCACHE_H
+#define IK_ENTCACHE_H
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ENTCACHE_MAX 256
+
+typedef struct ik_entcache {
+	void    *head; /* a spare entry's first word links the next */
+	uint32_t n;
+} ik_entcache;
+
+/* ik_entcache_get: a zeroed entry of size bytes (the same size every call
+ * for one cache), NULL if out of memory. */
+static inline void *
+ik_entcache_get(ik_entcache *c, size_t size)
+{
+	void *e = c->head;
+	if (e == NULL) {
+		return calloc(1, size);
+	}
+	memcpy(&c->head, e, sizeof(void *));
+	c->n--;
+	memset(e, 0, size);
+	return e;
+}
+
+/* ik_entcache_put keeps e for the next get, or frees it. */
+static inline void
+ik_entcache_put(ik_entcache *c, void *e)
+{
+	if (c->n >= ENTCACHE_MAX) {
+		free(e);
+		return;
+	}
+	memcpy(e, &c->head, sizeof(void *));
+	c->head = e;
+	c->n++;
+}
+
+/* ik_entcache_fini frees every spare entry. */
+static inline void
+ik_entcache_fini(ik_entcache *c)
+{
+	while (c->head != NULL) {
+		void *e = c->head;
+		memcpy(&c->head, e, sizeof(void *));
+		free(e);
+	}
+	c->n = 0;
+}
+
+#endif /* IK_ENTCACHE_H */
