@@ -5,6 +5,7 @@
 
 #include "testutil.h"
 #include "handle.h"
+#include "msgpool.h"
 #include "msgq.h"
 
 static void
@@ -508,9 +509,11 @@ test_view_header_into_own_room(void **state)
 		assert_non_null(v);
 		assert_ptr_not_equal(v, m);
 		IOK_OK(ik_msg_header_to_body(v));
-		const uint8_t *b    = iok_msg_body(v);
+		const uint8_t *b = iok_msg_body(v);
+#ifndef IK_NO_RECYCLE /* sanitizer builds: a view is a bare header */
 		const uint8_t *room = (const uint8_t *) (v + 1);
 		assert_true(b >= room && b + iok_msg_len(v) <= room + IK_MSG_HEADROOM + 64);
+#endif
 		assert_int_equal(iok_msg_len(v), len + 4);
 		assert_int_equal(ik_get_u32(b), 0x80000001u);
 		IOK_OK(iok_msg_trim(v, 4));
