@@ -7,6 +7,8 @@
  * seventh of the kernel thread's time (64 outstanding), and the kernel
  * thread is what bounds that figure.  A LIFO list of up to ENTCACHE_MAX
  * freed entries hands the warm ones back; beyond it they go to free().
+ * Sanitizer builds keep none (IK_NO_RECYCLE, as the message pool), so a
+ * use after free of an entry stays visible.
  */
 #ifndef IK_ENTCACHE_H
 #define IK_ENTCACHE_H
@@ -14,6 +16,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "../src/msgpool.h" /* IK_NO_RECYCLE */
 
 #define ENTCACHE_MAX 256
 
@@ -41,7 +45,12 @@ ik_entcache_get(ik_entcache *c, size_t size)
 static inline void
 ik_entcache_put(ik_entcache *c, void *e)
 {
-	if (c->n >= ENTCACHE_MAX) {
+#ifdef IK_NO_RECYCLE
+	const uint32_t keep = 0;
+#else
+	const uint32_t keep = ENTCACHE_MAX;
+#endif
+	if (c->n >= keep) {
 		free(e);
 		return;
 	}
