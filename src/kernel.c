@@ -133,14 +133,12 @@ ik_task_cancel(ik_task *t)
 	}
 }
 
+/* Run the tasks of this iteration, and those they schedule; the idle
+ * handle stays on only for the next iteration's. */
 static void
-check_cb(uv_check_t *h)
+run_tasks(void)
 {
 	ik_node *n;
-	(void) h;
-	/* Awake until prepare_cb says otherwise: commands posted while the
-	 * tasks run skip the eventfd (see prepare_cb). */
-	atomic_store_explicit(&K.awake, 1, memory_order_relaxed);
 	while ((n = ik_list_first(&K.tasks)) != NULL) {
 		ik_list_remove(n);
 		ik_task *t = ik_container_of(n, ik_task, node);
@@ -149,6 +147,16 @@ check_cb(uv_check_t *h)
 	if (ik_list_empty(&K.next_tasks)) {
 		uv_idle_stop(&K.idle);
 	}
+}
+
+static void
+check_cb(uv_check_t *h)
+{
+	(void) h;
+	/* Awake until prepare_cb says otherwise: commands posted while the
+	 * tasks run skip the eventfd (see prepare_cb). */
+	atomic_store_explicit(&K.awake, 1, memory_order_relaxed);
+	run_tasks();
 }
 
 /* ------------------------------------------------------------- commands */
@@ -311,13 +319,39 @@ commands_or_sleep(void)
 /* The last thing before the poll.  Commands posted while the loop was
  * awake (its tasks running, its spin) did not write the eventfd, which
  * costs the poster a system call and the loop an epoll return and a read:
- * they run here, until none is left. */
+ * they run here, and so do the tasks they leave (the write of a request
+ * just sent).  Left for the check phase, those would wait behind a poll
+ * that cannot block (the idle handle is on) and then the poll proper: a
+ * system call more on every round trip.
+ *
+ * Two things end the rounds early, keeping the poll's turn: a task that
+ * woke an answering thread (the next iteration spins for its answer, after
+ * a poll, because only that poll registers the descriptors commands
+ * started, and the spin's I/O check sees registered ones alone), and
+ * PREPARE_ROUNDS (threads that answer every delivery at once would keep
+ * the loop here, away from timers and I/O).  Either way the loop stays
+ * awake and the idle handle keeps the poll from blocking: what is left
+ * runs in the next iteration. */
+enum { PREPARE_ROUNDS = 4 };
+
 static void
 prepare_cb(uv_prepare_t *h)
 {
 	(void) h;
 	maybe_spin();
-	while (commands_or_sleep()) {
+	for (int round = 0;; round++) {
+		run_tasks();
+		if (K.spin_armed && K.spin_ns > 0 && K.spin_skip == 0) {
+			uv_idle_start(&K.idle, idle_cb);
+			break;
+		}
+		if (!commands_or_sleep()) {
+			break;
+		}
+		if (round == PREPARE_ROUNDS) {
+			uv_idle_start(&K.idle, idle_cb);
+			break;
+		}
 		run_commands();
 	}
 }

@@ -268,6 +268,72 @@ test_send_to_awake_loop(void **state)
 	pthread_cond_destroy(&b.cv);
 }
 
+/* A command that posts itself again every time it runs, until told to
+ * stop: the worst a busy application thread can do to the loop. */
+struct reposter {
+	ik_cmd      cmd;
+	atomic_int  stop, stopped;
+	atomic_long runs;
+};
+
+static void
+repost_k(ik_cmd *c)
+{
+	struct reposter *r = (struct reposter *) c;
+	atomic_fetch_add(&r->runs, 1);
+	if (!atomic_load(&r->stop)) {
+		(void) ik_cmd_post(c);
+	} else {
+		atomic_store(&r->stopped, 1);
+	}
+}
+
+static int
+reposting(void *arg)
+{
+	return atomic_load(&((struct reposter *) arg)->runs) > 1000;
+}
+
+static int
+repost_stopped(void *arg)
+{
+	return atomic_load(&((struct reposter *) arg)->stopped);
+}
+
+/* The loop runs the commands posted while it works, and the tasks they
+ * leave, before it polls; commands that never stop coming must not keep
+ * it there: a TCP connection made meanwhile is accepted and its message
+ * received. */
+static void
+test_commands_leave_io_its_turn(void **state)
+{
+	struct reposter r = { .cmd.fn = repost_k };
+	iok_socket      push, pull;
+	char            url[64], buf[16];
+	size_t          n = sizeof(buf);
+	(void) state;
+	IOK_OK(iok_pull0_open(&pull)); /* starts the kernel */
+	(void) ik_cmd_post(&r.cmd);
+	assert_true(tu_wait_for(reposting, &r, T_MS));
+
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", tu_free_port());
+	IOK_OK(iok_push0_open(&push));
+	IOK_OK(iok_socket_set_ms(pull, IOK_OPT_RECVTIMEO, T_MS));
+	IOK_OK(iok_socket_set_ms(push, IOK_OPT_SENDTIMEO, T_MS));
+	IOK_OK(iok_listen(pull, url, NULL, 0));
+	IOK_OK(iok_dial(push, url, NULL, 0));
+	IOK_OK(iok_send(push, "ok", 2, 0));
+	IOK_OK(iok_recv(pull, buf, &n, 0));
+	assert_int_equal(n, 2);
+	assert_memory_equal(buf, "ok", 2);
+
+	atomic_store(&r.stop, 1);
+	assert_true(tu_wait_for(repost_stopped, &r, T_MS));
+	IOK_OK(iok_close(push));
+	IOK_OK(iok_close(pull));
+	iok_fini();
+}
+
 int
 main(void)
 {
@@ -276,6 +342,7 @@ main(void)
 		cmocka_unit_test(test_spin_off),
 		cmocka_unit_test(test_io_ends_spin),
 		cmocka_unit_test(test_send_to_awake_loop),
+		cmocka_unit_test(test_commands_leave_io_its_turn),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
