@@ -301,6 +301,13 @@ maybe_spin(void)
 	}
 }
 
+/* Will the next maybe_spin spin (armed, on, not skipped)? */
+static bool
+spin_due(void)
+{
+	return K.spin_armed && K.spin_ns > 0 && K.spin_skip == 0;
+}
+
 /* Are commands waiting?  If not, the loop is about to poll: from here on
  * a poster must wake it through the eventfd.  Both under mu, so a command
  * is either seen here or wakes the poll. */
@@ -341,7 +348,7 @@ prepare_cb(uv_prepare_t *h)
 	maybe_spin();
 	for (int round = 0;; round++) {
 		run_tasks();
-		if (K.spin_armed && K.spin_ns > 0 && K.spin_skip == 0) {
+		if (spin_due()) {
 			uv_idle_start(&K.idle, idle_cb);
 			break;
 		}
