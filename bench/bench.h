@@ -28,6 +28,7 @@ struct bopts {
 	int         par;        /* rr: requests outstanding on one socket */
 	int         subs;       /* fan: subscribers the publisher waits for */
 	int         nodrop;     /* fan: a lossless publisher ("pub-nodrop") */
+	int         raw;        /* rr: the library's raw sockets, if it has a choice (iok) */
 	long        warmup;     /* lat/rr: untimed round trips first */
 	int         id;         /* fan: subscriber index, for the output */
 	int         wait_stdin; /* after the work, hold until stdin reaches EOF */

@@ -1,7 +1,9 @@
 /*
  * bench_iok.c - the iok driver of the benchmark.  Uses only include/iok.h;
  * many requests in flight go through iok_request tokens on one req0
- * socket, answered by one rep0 socket through iok_reply.
+ * socket, answered by one rep0 socket through iok_reply; with --raw, raw
+ * req0/rep0 and request ids the program matches itself (as libzmq's
+ * DEALER/ROUTER driver does).
  */
 #define _GNU_SOURCE
 #include "bench.h"
@@ -156,6 +158,8 @@ i_strerror(int err)
 	return err == BAD_REPLY ? "reply does not match its request" : iok_strerror(err);
 }
 
+static int i_rr_req_raw(const struct bopts *o);
+
 /* ------------------------------- rr: K tokens in flight on one req0 */
 
 struct slot {
@@ -237,6 +241,10 @@ i_rr_req(const struct bopts *o)
 	uint64_t     t0, t1, seq = 1;
 	int          rv;
 
+	if (o->raw) {
+		free(slots);
+		return i_rr_req_raw(o);
+	}
 	if ((rv = iok_req0_open(&s)) != 0 || (rv = dial_sock(s, o->url)) != 0)
 		goto out;
 	if (o->warmup > 0 && (rv = rr_run(s, slots, o, o->warmup, &seq)) != 0)
@@ -256,6 +264,108 @@ out:
 	return rv != 0;
 }
 
+/* ------------------------- rr --raw: raw req0, K request ids in flight */
+
+/* What libzmq's DEALER does: the application puts a request id (nng's
+ * 32-bit, high bit set) in the header and matches replies itself; the
+ * socket tracks nothing, times nothing out, resends nothing. */
+static int
+issue_raw(iok_socket s, size_t size, uint64_t seq)
+{
+	iok_msg *m;
+	uint8_t  id[4];
+	uint32_t v = (uint32_t) seq | 0x80000000u;
+	int      rv;
+
+	if ((rv = iok_msg_alloc(&m, size)) != 0)
+		return rv;
+	bench_fill(iok_msg_body(m), size, seq);
+	id[0] = (uint8_t) (v >> 24);
+	id[1] = (uint8_t) (v >> 16);
+	id[2] = (uint8_t) (v >> 8);
+	id[3] = (uint8_t) v;
+	if ((rv = iok_msg_header_append(m, id, sizeof(id))) != 0 ||
+	    (rv = iok_sendmsg(s, m, 0)) != 0) {
+		iok_msg_free(m);
+		return rv;
+	}
+	return 0;
+}
+
+/* A reply matches when its id is its body's sequence number's. */
+static int
+complete_raw(iok_msg *m, size_t size)
+{
+	const uint8_t *h = iok_msg_header(m);
+	uint64_t       seq;
+	int            rv = 0;
+
+	if (iok_msg_header_len(m) != 4 || iok_msg_len(m) != size)
+		rv = BAD_REPLY;
+	else {
+		uint32_t id =
+		    (uint32_t) h[0] << 24 | (uint32_t) h[1] << 16 | (uint32_t) h[2] << 8 | h[3];
+		seq = bench_seq(iok_msg_body(m), size);
+		if (id != ((uint32_t) seq | 0x80000000u))
+			rv = BAD_REPLY;
+	}
+	iok_msg_free(m);
+	return rv;
+}
+
+static int
+rr_run_raw(iok_socket s, const struct bopts *o, long total, uint64_t *seq)
+{
+	long issued = 0, done = 0;
+	int  rv;
+
+	for (; issued < o->par && issued < total; issued++)
+		if ((rv = issue_raw(s, o->size, (*seq)++)) != 0)
+			return rv;
+	while (done < total) {
+		iok_msg *m;
+
+		if ((rv = iok_recvmsg(s, &m, 0)) != 0 || (rv = complete_raw(m, o->size)) != 0)
+			return rv;
+		done++;
+		if (issued < total) {
+			if ((rv = issue_raw(s, o->size, (*seq)++)) != 0)
+				return rv;
+			issued++;
+		}
+	}
+	return 0;
+}
+
+static int
+i_rr_req_raw(const struct bopts *o)
+{
+	iok_socket s = IOK_SOCKET_INITIALIZER;
+	uint64_t   t0, t1, seq = 1;
+	int        rv;
+
+	if ((rv = iok_req0_open_raw(&s)) != 0 || (rv = dial_sock(s, o->url)) != 0)
+		goto out;
+	if (IOK_QLEN > 0) {
+		iok_socket_set_int(s, IOK_OPT_SENDBUF, IOK_QLEN);
+		iok_socket_set_int(s, IOK_OPT_RECVBUF, IOK_QLEN);
+	}
+	if (o->warmup > 0 && (rv = rr_run_raw(s, o, o->warmup, &seq)) != 0)
+		goto out;
+	t0 = bench_now_ns();
+	if ((rv = rr_run_raw(s, o, o->count, &seq)) != 0)
+		goto out;
+	t1 = bench_now_ns();
+	bench_result(o, "n=%ld par=%d size=%zu secs=%.6f req_per_s=%.1f raw=1", o->count, o->par,
+	    o->size, (double) (t1 - t0) / 1e9, (double) o->count / ((double) (t1 - t0) / 1e9));
+	bench_hold(o);
+out:
+	if (rv != 0)
+		bench_fail("rr req --raw: %s", i_strerror(rv));
+	iok_close(s);
+	return rv != 0;
+}
+
 /* ------------------------------ rr: one rep0 answering through tokens */
 
 static int
@@ -265,16 +375,24 @@ i_rr_rep(const struct bopts *o)
 	iok_msg   *m;
 	int        rv;
 
-	if ((rv = iok_rep0_open(&s)) != 0 || (rv = iok_listen(s, o->url, NULL, 0)) != 0 ||
+	/* Raw (--raw): the request comes with its backtrace as the header,
+	 * and the reply goes back with it, as from libzmq's ROUTER. */
+	if ((rv = (o->raw ? iok_rep0_open_raw(&s) : iok_rep0_open(&s))) != 0 ||
+	    (rv = iok_listen(s, o->url, NULL, 0)) != 0 ||
 	    (rv = iok_socket_set_ms(s, IOK_OPT_RECVTIMEO, 100)) != 0)
 		goto out;
+	if (o->raw && IOK_QLEN > 0) {
+		iok_socket_set_int(s, IOK_OPT_SENDBUF, IOK_QLEN);
+		iok_socket_set_int(s, IOK_OPT_RECVBUF, IOK_QLEN);
+	}
 	bench_ready(o);
 	while (!bench_stop_requested()) {
 		if ((rv = iok_recvmsg(s, &m, 0)) == IOK_ETIMEDOUT)
 			continue;
 		if (rv != 0)
 			goto out;
-		if ((rv = iok_reply(s, m, iok_msg_token(m), 0)) != 0) {
+		if ((rv = (o->raw ? iok_sendmsg(s, m, 0) : iok_reply(s, m, iok_msg_token(m), 0))) !=
+		    0) {
 			iok_msg_free(m);
 			goto out;
 		}

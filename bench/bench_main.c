@@ -728,7 +728,9 @@ usage(void)
 	    "options: --size B (64) --count N (100000) --par K (1) --subs N (8)\n"
 	    "  --warmup N (1000) --id N --wait-stdin --linger MS (500)\n"
 	    "  --timeout S (120, the process is killed after this)\n"
-	    "  --nodrop (fan: the publisher waits for subscribers, never drops)\n",
+	    "  --nodrop (fan: the publisher waits for subscribers, never drops)\n"
+	    "  --raw (rr: raw sockets where the library has both kinds; iok's\n"
+	    "         raw req0/rep0 do what libzmq's DEALER/ROUTER do)\n",
 	    L.name, L.name);
 	exit(64);
 }
@@ -785,6 +787,8 @@ parse(int argc, char **argv, struct bopts *o)
 			o->wait_stdin = 1;
 		else if (strcmp(a, "--nodrop") == 0)
 			o->nodrop = 1;
+		else if (strcmp(a, "--raw") == 0)
+			o->raw = 1;
 		else
 			usage();
 	}
