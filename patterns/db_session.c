@@ -30,9 +30,7 @@ sess_free(db_sock *s, db_sess *se)
 	}
 	node_unlink(&se->wnode);
 	node_unlink(&se->anode);
-	if (ik_idmap_get(s->sessions, se->id) == se) {
-		(void) ik_idmap_del(s->sessions, se->id);
-	}
+	(void) ik_idmap_del_if(s->sessions, se->id, se);
 	free(se);
 }
 

@@ -124,17 +124,11 @@ ik_idmap_get(const ik_idmap *m, uint64_t key)
 	return map_find(m, key, &i) ? m->vals[i] : NULL;
 }
 
-/* Remove key; returns its value (NULL if absent). */
-void *
-ik_idmap_del(ik_idmap *m, uint64_t key)
+/* Empty slot i, shifting back the entries after it that may move. */
+static void
+map_remove_at(ik_idmap *m, uint32_t i)
 {
-	uint32_t i, j, mask;
-	void    *val;
-	if (!map_find(m, key, &i)) {
-		return NULL;
-	}
-	val  = m->vals[i];
-	mask = m->cap - 1;
+	uint32_t j, mask = m->cap - 1;
 	/* Shift back the entries of the run after i that may move. */
 	for (j = (i + 1) & mask; m->keys[j] != 0; j = (j + 1) & mask) {
 		uint32_t home = map_slot(m->keys[j], mask);
@@ -153,7 +147,31 @@ ik_idmap_del(ik_idmap *m, uint64_t key)
 	if (m->cap > MAP_KEEP && m->n * 8 < m->cap) {
 		(void) map_resize(m, m->cap / 2); /* after a burst: give memory back */
 	}
+}
+
+/* Remove key; returns its value (NULL if absent). */
+void *
+ik_idmap_del(ik_idmap *m, uint64_t key)
+{
+	uint32_t i;
+	void    *val;
+	if (!map_find(m, key, &i)) {
+		return NULL;
+	}
+	val = m->vals[i];
+	map_remove_at(m, i);
 	return val;
+}
+
+bool
+ik_idmap_del_if(ik_idmap *m, uint64_t key, const void *val)
+{
+	uint32_t i;
+	if (!map_find(m, key, &i) || m->vals[i] != val) {
+		return false;
+	}
+	map_remove_at(m, i);
+	return true;
 }
 
 uint32_t

@@ -6,6 +6,7 @@
 #ifndef IK_IDMAP_H
 #define IK_IDMAP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct ik_idmap ik_idmap;
@@ -18,7 +19,10 @@ int ik_idmap_put(ik_idmap *m, uint64_t key, void *val);
 /* ik_idmap_get: key's value, NULL if absent. */
 void *ik_idmap_get(const ik_idmap *m, uint64_t key);
 /* ik_idmap_del removes key and returns its value (NULL if absent). */
-void    *ik_idmap_del(ik_idmap *m, uint64_t key);
+void *ik_idmap_del(ik_idmap *m, uint64_t key);
+/* ik_idmap_del_if removes key only if its value is val (one probe where
+ * a get and a del take two): true if it did. */
+bool     ik_idmap_del_if(ik_idmap *m, uint64_t key, const void *val);
 uint32_t ik_idmap_count(const ik_idmap *m);
 
 #endif /* IK_IDMAP_H */

@@ -139,9 +139,7 @@ ent_free(req_sock *s, req_ent *e)
 		}
 	}
 	ik_rt_remove(&s->rt, &e->rt);
-	if (ik_idmap_get(s->ids, e->id) == e) {
-		(void) ik_idmap_del(s->ids, e->id);
-	}
+	(void) ik_idmap_del_if(s->ids, e->id, e);
 	if (s->cur == e) {
 		s->cur = NULL;
 	}

@@ -109,8 +109,8 @@ ik_rt_find(const ik_reqtrack *t, uint64_t token)
 void
 ik_rt_remove(ik_reqtrack *t, ik_rt_ent *e)
 {
-	if (e->token != 0 && ik_idmap_get(t->tokens, e->token) == e) {
-		(void) ik_idmap_del(t->tokens, e->token);
+	if (e->token != 0) {
+		(void) ik_idmap_del_if(t->tokens, e->token, e);
 	}
 	if (ik_node_linked(&e->dnode)) {
 		ik_list_remove(&e->dnode);

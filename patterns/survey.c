@@ -91,9 +91,7 @@ survey_free(srv_sock *s, srv_survey *sv)
 	if (ik_node_linked(&sv->anode)) {
 		ik_list_remove(&sv->anode);
 	}
-	if (ik_idmap_get(s->ids, sv->id) == sv) {
-		(void) ik_idmap_del(s->ids, sv->id);
-	}
+	(void) ik_idmap_del_if(s->ids, sv->id, sv);
 	ik_rt_remove(&s->rt, &sv->rt);
 	if (s->cur == sv) {
 		s->cur = NULL;

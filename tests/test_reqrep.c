@@ -1265,8 +1265,9 @@ test_fork_forgets(void **state)
  * library). */
 #include "patterns/idmap.h"
 
-/* Random puts and deletes, checked against a plain array after every
- * step: deletion by backward shift must never lose a key.  Small key
+/* Random puts and deletes (del, and del_if with a wrong value then the
+ * right one), checked against a plain array after every step: deletion
+ * by backward shift must never lose a key.  Small key
  * ranges force long collision runs and wrap-around. */
 static void
 test_map(void **state)
@@ -1292,9 +1293,21 @@ test_map(void **state)
 					count++;
 				}
 				ref[k] = v;
-			} else {
+			} else if (step % 2 == 0) {
 				void *v = ik_idmap_del(m, key);
 				assert_true((uintptr_t) v == ref[k]);
+				if (ref[k] != 0) {
+					count--;
+				}
+				ref[k] = 0;
+			} else {
+				/* del_if with another value leaves the key; with its
+				 * own it removes it, as del would. */
+				uintptr_t other = ref[k] + 1;
+				assert_false(ik_idmap_del_if(m, key, (void *) other));
+				assert_true((uintptr_t) ik_idmap_get(m, key) == ref[k]);
+				assert_true(
+				    ik_idmap_del_if(m, key, (void *) ref[k]) == (ref[k] != 0));
 				if (ref[k] != 0) {
 					count--;
 				}
