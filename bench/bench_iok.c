@@ -344,12 +344,9 @@ i_rr_req_raw(const struct bopts *o)
 	uint64_t   t0, t1, seq = 1;
 	int        rv;
 
+	/* Queue lengths as the token driver's (iok's defaults). */
 	if ((rv = iok_req0_open_raw(&s)) != 0 || (rv = dial_sock(s, o->url)) != 0)
 		goto out;
-	if (IOK_QLEN > 0) {
-		iok_socket_set_int(s, IOK_OPT_SENDBUF, IOK_QLEN);
-		iok_socket_set_int(s, IOK_OPT_RECVBUF, IOK_QLEN);
-	}
 	if (o->warmup > 0 && (rv = rr_run_raw(s, o, o->warmup, &seq)) != 0)
 		goto out;
 	t0 = bench_now_ns();
@@ -381,10 +378,6 @@ i_rr_rep(const struct bopts *o)
 	    (rv = iok_listen(s, o->url, NULL, 0)) != 0 ||
 	    (rv = iok_socket_set_ms(s, IOK_OPT_RECVTIMEO, 100)) != 0)
 		goto out;
-	if (o->raw && IOK_QLEN > 0) {
-		iok_socket_set_int(s, IOK_OPT_SENDBUF, IOK_QLEN);
-		iok_socket_set_int(s, IOK_OPT_RECVBUF, IOK_QLEN);
-	}
 	bench_ready(o);
 	while (!bench_stop_requested()) {
 		if ((rv = iok_recvmsg(s, &m, 0)) == IOK_ETIMEDOUT)
