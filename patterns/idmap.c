@@ -79,9 +79,10 @@ map_resize(ik_idmap *m, uint32_t ncap)
 	return 0;
 }
 
-/* Insert or replace.  0 or IOK_ENOMEM. */
-int
-ik_idmap_put(ik_idmap *m, uint64_t key, void *val)
+/* Insert key, or if it is there replace its value (replace) or leave it
+ * (not replace).  0 inserted, 1 it was there, or IOK_ENOMEM. */
+static int
+map_insert(ik_idmap *m, uint64_t key, void *val, bool replace)
 {
 	uint32_t i;
 	if ((m->n + 1) * 2 > m->cap) {
@@ -92,14 +93,30 @@ ik_idmap_put(ik_idmap *m, uint64_t key, void *val)
 	}
 	for (i = map_slot(key, m->cap - 1); m->keys[i] != 0; i = (i + 1) & (m->cap - 1)) {
 		if (m->keys[i] == key) {
-			m->vals[i] = val;
-			return 0;
+			if (replace) {
+				m->vals[i] = val;
+			}
+			return 1;
 		}
 	}
 	m->keys[i] = key;
 	m->vals[i] = val;
 	m->n++;
 	return 0;
+}
+
+int
+ik_idmap_put(ik_idmap *m, uint64_t key, void *val)
+{
+	int rv = map_insert(m, key, val, true);
+	return rv == 1 ? 0 : rv;
+}
+
+int
+ik_idmap_add(ik_idmap *m, uint64_t key, void *val)
+{
+	int rv = map_insert(m, key, val, false);
+	return rv == 1 ? IOK_EEXIST : rv;
 }
 
 static int

@@ -16,6 +16,10 @@ ik_idmap *ik_idmap_new(void);
 void      ik_idmap_free(ik_idmap *m); /* NULL is fine */
 /* ik_idmap_put inserts or replaces key (non-zero): 0 or IOK_ENOMEM. */
 int ik_idmap_put(ik_idmap *m, uint64_t key, void *val);
+/* ik_idmap_add inserts key (non-zero) only if it is absent, in one probe
+ * where a get and a put take two: 0, IOK_EEXIST (the map is unchanged)
+ * or IOK_ENOMEM. */
+int ik_idmap_add(ik_idmap *m, uint64_t key, void *val);
 /* ik_idmap_get: key's value, NULL if absent. */
 void *ik_idmap_get(const ik_idmap *m, uint64_t key);
 /* ik_idmap_del removes key and returns its value (NULL if absent). */

@@ -322,7 +322,12 @@ void ik_sock_stat(ik_sock *s, int stat, uint64_t n);
  * still on its first attempt since it last had one); else the error of the
  * last failed attempt: every dialer of s is failing. */
 int ik_sock_connect_error(ik_sock *s);
-/* ik_clock_ns: monotonic nanoseconds, the clock of request latencies. */
+/* ik_clock_ns: monotonic nanoseconds, the clock of request latencies.
+ * Within one kernel task or command (a pump turn, an inproc delivery) it
+ * is read once and every call returns that reading: the requests of a
+ * batch share a send time, as those of a reply batch share a read time
+ * (two clock reads per request were 7% of the kernel thread's time at
+ * 64 requests in flight inproc). */
 uint64_t ik_clock_ns(void);
 /* ik_sock_req_done: the reply to a request written to p at sent_ns
  * (ik_clock_ns) has been read.  Counts stat:replies and records the

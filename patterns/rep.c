@@ -279,9 +279,9 @@ rsp_recv(void *arg, void *pp, iok_msg *m)
 	rsp_sock *s = arg;
 	rsp_pipe *p = pp;
 	rsp_req  *r;
+	int       rv;
 
 	if (!(m->flags & IK_MSG_PARSED)) {
-		int rv;
 		iok_msg_header_clear(m);
 		if (s->raw) {
 			(void) iok_msg_header_append_u32(m, p->id);
@@ -305,8 +305,8 @@ rsp_recv(void *arg, void *pp, iok_msg *m)
 	}
 	do {
 		r->token = s->next_token++;
-	} while (r->token == 0 || ik_idmap_get(s->reqs, r->token) != NULL);
-	if (ik_idmap_put(s->reqs, r->token, r) != 0) {
+	} while (r->token == 0 || (rv = ik_idmap_add(s->reqs, r->token, r)) == IOK_EEXIST);
+	if (rv != 0) {
 		ik_entcache_put(&s->spare, r);
 		iok_msg_free(m);
 		ik_sock_stat(s->sock, IK_STAT_RX_DROPPED, 1);

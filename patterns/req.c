@@ -328,15 +328,16 @@ req_pipe_ready(void *arg, void *pp)
 	req_arm(s);
 }
 
-/* A new request id: high bit set, not in use. */
-static uint32_t
-req_new_id(req_sock *s)
+/* Give e a new request id (high bit set, not in use) and enter it in
+ * s->ids: 0 or IOK_ENOMEM. */
+static int
+req_add_id(req_sock *s, req_ent *e)
 {
-	uint32_t id;
+	int rv;
 	do {
-		id = (s->next_id++) | 0x80000000u;
-	} while (ik_idmap_get(s->ids, id) != NULL);
-	return id;
+		e->id = (s->next_id++) | 0x80000000u;
+	} while ((rv = ik_idmap_add(s->ids, e->id, e)) == IOK_EEXIST);
+	return rv;
 }
 
 static int
@@ -390,8 +391,7 @@ req_send(void *arg, iok_msg *m)
 	if ((e = ik_entcache_get(&s->spare, sizeof(*e))) == NULL) {
 		goto nomem;
 	}
-	e->id = req_new_id(s);
-	if (ik_idmap_put(s->ids, e->id, e) != 0) {
+	if (req_add_id(s, e) != 0) {
 		ik_entcache_put(&s->spare, e);
 		goto nomem;
 	}

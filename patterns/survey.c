@@ -184,6 +184,7 @@ srv_send(void *arg, iok_msg *m)
 	bool        tok   = (m->flags & IK_MSG_REQUEST) && m->token != 0;
 	uint64_t    token = tok ? m->token : 0;
 	srv_survey *sv;
+	int         rv;
 
 	if (s->raw) {
 		srv_broadcast(s, m);
@@ -206,15 +207,15 @@ srv_send(void *arg, iok_msg *m)
 	}
 	do {
 		sv->id = (s->next_id++) | 0x80000000u;
-	} while (ik_idmap_get(s->ids, sv->id) != NULL);
+	} while ((rv = ik_idmap_add(s->ids, sv->id, sv)) == IOK_EEXIST);
+	if (rv != 0) {
+		free(sv);
+		goto nomem;
+	}
 	sv->rt.since = ik_now_ms();
 	sv->nhead =
 	    (uint8_t) (iok_msg_len(m) < sizeof(sv->head) ? iok_msg_len(m) : sizeof(sv->head));
 	memcpy(sv->head, iok_msg_body(m), sv->nhead);
-	if (ik_idmap_put(s->ids, sv->id, sv) != 0) {
-		free(sv);
-		goto nomem;
-	}
 	if (tok && ik_rt_add(&s->rt, &sv->rt, token) != 0) {
 		(void) ik_idmap_del(s->ids, sv->id);
 		free(sv);

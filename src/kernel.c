@@ -72,6 +72,15 @@ ik_fork_epoch(void)
 
 /* ---------------------------------------------------------------- tasks */
 
+/* One task, with the clock read at most once (ik_clock_batch). */
+static void
+run_task(ik_task *t)
+{
+	ik_clock_batch(true);
+	t->fn(t);
+	ik_clock_batch(false);
+}
+
 /* The idle phase comes after the pending phase (write completions) of an
  * iteration: tasks that yield to I/O run here. */
 static void
@@ -87,8 +96,7 @@ idle_cb(uv_idle_t *h)
 	}
 	while ((n = ik_list_first(&run)) != NULL) {
 		ik_list_remove(n);
-		ik_task *t = ik_container_of(n, ik_task, node);
-		t->fn(t);
+		run_task(ik_container_of(n, ik_task, node));
 	}
 }
 
@@ -141,8 +149,7 @@ run_tasks(void)
 	ik_node *n;
 	while ((n = ik_list_first(&K.tasks)) != NULL) {
 		ik_list_remove(n);
-		ik_task *t = ik_container_of(n, ik_task, node);
-		t->fn(t);
+		run_task(ik_container_of(n, ik_task, node));
 	}
 	if (ik_list_empty(&K.next_tasks)) {
 		uv_idle_stop(&K.idle);
@@ -180,7 +187,9 @@ run_commands(void)
 		next      = c->next;
 		c->queued = 0; /* may be posted again while it runs */
 		pthread_mutex_unlock(&K.mu);
+		ik_clock_batch(true);
 		c->fn(c);
+		ik_clock_batch(false);
 	}
 	if (stop) {
 		uv_stop(&K.loop);

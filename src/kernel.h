@@ -6,6 +6,7 @@
 #ifndef IK_KERNEL_H
 #define IK_KERNEL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -64,6 +65,10 @@ void ik_task_schedule(ik_task *t); /* no-op if already scheduled */
 void ik_task_schedule_next(ik_task *t);
 void ik_task_cancel(ik_task *t);
 
+/* ik_clock_batch: the kernel opens (true) and closes (false) the span in
+ * which ik_clock_ns (pattern.h) keeps its first reading: one task or one
+ * command.  Kernel thread. */
+void ik_clock_batch(bool open);
 /* ik_kernel_spin_arm: a thread that answers (its socket can send) was just
  * woken with work; the loop may spin a moment for its answer instead of
  * sleeping (kernel.c, "spin").  Kernel thread. */

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "iok.h"
+#include "kernel.h"
 #include "ep.h"
 #include "pipe.h"
 #include "sock.h"
@@ -105,12 +106,32 @@ ik_xstats_of(ik_xstats **slot)
 
 /* ------------------------------------------------- pattern services */
 
+/* The kernel thread's clock within one task or command (ik_clock_batch):
+ * its first reading, shared by the rest.  Thread-local, so another
+ * thread never sees it. */
+static _Thread_local bool     batch_open;
+static _Thread_local uint64_t batch_ns;
+
+void
+ik_clock_batch(bool open)
+{
+	batch_open = open;
+	batch_ns   = 0;
+}
+
 uint64_t
 ik_clock_ns(void)
 {
 	struct timespec ts;
+	if (batch_ns != 0) {
+		return batch_ns;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+	uint64_t now = (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+	if (batch_open) {
+		batch_ns = now;
+	}
+	return now;
 }
 
 void

@@ -1288,11 +1288,21 @@ test_map(void **state)
 			                          : (uint64_t) k + 1;
 			if (rnd(&seed) % 3 != 0) {
 				uintptr_t v = (uintptr_t) step + 1;
-				IOK_OK(ik_idmap_put(m, key, (void *) v));
-				if (ref[k] == 0) {
-					count++;
+				if (step % 4 == 1) {
+					/* add: only where the key is absent. */
+					int rv = ik_idmap_add(m, key, (void *) v);
+					assert_int_equal(rv, ref[k] != 0 ? IOK_EEXIST : 0);
+					if (ref[k] == 0) {
+						count++;
+						ref[k] = v;
+					}
+				} else {
+					IOK_OK(ik_idmap_put(m, key, (void *) v));
+					if (ref[k] == 0) {
+						count++;
+					}
+					ref[k] = v;
 				}
-				ref[k] = v;
 			} else if (step % 2 == 0) {
 				void *v = ik_idmap_del(m, key);
 				assert_true((uintptr_t) v == ref[k]);
