@@ -1477,14 +1477,14 @@ IOK_API int iok_metrics_listen(const char *url);
 IOK_API int iok_statsd(const char *url, iok_duration period_ms, const char *prefix);
 
 /* iok_debug_stack_pipe installs the stack dumper (once per process) and
- * gives its signal and the pipe it writes to.  A language runtime adds
- * its own dump by registering a handler for *sig that writes to *fd and
- * then calls the previously installed handler (e.g. Python:
- * faulthandler.register(sig, file=fd, all_threads=True, chain=True), which
- * the Python binding does on import): "stack" then shows its output
- * before the C backtrace.  Do not install another handler for *sig over
- * it.  Errors: IOK_EINVAL NULL argument, IOK_ENOFILES, IOK_EINTERNAL.
- * Any thread. */
+ * gives the pipe it writes to and a signal for a language runtime's own
+ * dump: a handler the runtime registers for *sig that writes to *fd
+ * (e.g. Python: faulthandler.register(sig, file=fd, all_threads=True),
+ * which the Python binding does on import).  iok's handler, on a signal
+ * of its own, raises *sig first, so "stack" shows the runtime's output
+ * before the C backtrace; the handler need not chain to anything (*sig
+ * is ignored until one is registered).  Errors: IOK_EINVAL NULL
+ * argument, IOK_ENOFILES, IOK_EINTERNAL.  Any thread. */
 IOK_API int iok_debug_stack_pipe(int *sig, int *fd);
 
 #ifdef __cplusplus

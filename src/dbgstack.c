@@ -8,12 +8,16 @@
  * backtrace() is called once at setup so its lazy loading of the unwinder
  * (which allocates) is done before any signal.
  *
- * A binding registers its own dumper for the same signal writing into
- * the same pipe, chained in front of ours (Python: faulthandler.register
- * with chain=True reads every thread's traceback without the GIL, then
- * calls the previous handler): its output comes first, ours last, ending
- * with IK_STACK_END.  That is why the handler is installed exactly once,
- * before iok_debug_stack_pipe() hands the pipe out, and never again.
+ * A binding registers its own dumper writing into the same pipe, for a
+ * second signal that our handler raises before it writes the C stack
+ * (Python: faulthandler.register reads every thread's traceback without
+ * the GIL): its output comes first, ours last, ending with IK_STACK_END.
+ * The binding's dumper once chained to ours on one signal, as
+ * faulthandler's chain=True does: that swaps the handlers around each
+ * call, and a request arriving in between got the C stack alone.  With
+ * two signals nobody's handler ever changes.  Ours is installed exactly
+ * once, before iok_debug_stack_pipe() hands the pipe out; the binding's
+ * signal is ignored until the binding takes it.
  */
 #define _GNU_SOURCE /* pipe2, dup3, F_SETPIPE_SZ */
 #include <errno.h>
@@ -36,7 +40,8 @@
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int            setup_rv;
 static int            rfd = -1, wfd = -1;
-static int            signo;
+static int            signo;         /* ours: the kernel sends it */
+static int            runtime_signo; /* a binding's dumper's: ours raises it */
 
 static void
 write_all(int fd, const char *p, size_t n)
@@ -64,6 +69,9 @@ on_signal(int sig, siginfo_t *si, void *uc)
 	(void) sig;
 	(void) si;
 	(void) uc;
+	/* The binding's dump first (delivered before raise returns; ignored
+	 * if no binding took the signal). */
+	raise(runtime_signo);
 	n = backtrace(frames, FRAMES_MAX);
 	write_all(wfd, hdr, sizeof(hdr) - 1);
 	/* Frame 0 is this handler: start at the interrupted code's frames. */
@@ -118,7 +126,15 @@ setup_once(void)
 	}
 	/* Far from the low real-time signals that threading libraries and
 	 * profilers take. */
-	signo = SIGRTMAX - 7;
+	signo         = SIGRTMAX - 7;
+	runtime_signo = SIGRTMAX - 6;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(runtime_signo, &sa, NULL) != 0) {
+		setup_rv = IOK_EINTERNAL;
+		return;
+	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = on_signal;
 	/* SA_RESTART: the interrupted system call (a blocking read in the
@@ -178,7 +194,7 @@ iok_debug_stack_pipe(int *sig, int *fd)
 	if ((rv = ik_stack_setup()) != 0) {
 		return rv;
 	}
-	*sig = signo;
+	*sig = runtime_signo;
 	*fd  = wfd;
 	return 0;
 }

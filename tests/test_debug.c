@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,14 +198,27 @@ static char       *stack_answer;
 
 static int both_answered;
 
+/* What a language runtime's dumper (iok_debug_stack_pipe) writes. */
+#define RUNTIME_DUMP "runtime dump of every thread\n"
+static int runtime_fd;
+
+static void
+runtime_dumper(int sig)
+{
+	(void) sig;
+	ssize_t n = write(runtime_fd, RUNTIME_DUMP, sizeof(RUNTIME_DUMP) - 1);
+	(void) n;
+}
+
 /* Count the answers ("\n.\n" ends each) that name the main thread's
- * stack, reading until n answers came. */
+ * stack, reading until n answers came; -1 if one lacks the runtime's
+ * part. */
 static int
 stack_answers(int fd, int n)
 {
 	char  *all  = malloc(1), *p;
 	size_t len  = 0;
-	int    ends = 0, good = 0;
+	int    ends = 0, good = 0, runtime = 0;
 	assert_non_null(all);
 	all[0] = '\0';
 	while (ends < n) {
@@ -226,8 +240,11 @@ stack_answers(int fd, int n)
 	for (p = all; (p = strstr(p, "C stack of the main thread")) != NULL; p++) {
 		good++;
 	}
+	for (p = all; (p = strstr(p, RUNTIME_DUMP)) != NULL; p++) {
+		runtime++;
+	}
 	free(all);
-	return good;
+	return runtime == good ? good : -1; /* each with the runtime's part too */
 }
 
 /* One client asks twice in one write, another once at the same moment:
@@ -297,6 +314,16 @@ test_stack_of_blocked_main(void **state)
 	 * handler never runs while the thread stays blocked. */
 	skip();
 #endif
+	/* A runtime's dumper, as the Python binding registers faulthandler:
+	 * its part comes before the C stack in every answer. */
+	struct sigaction sa;
+	int              sig;
+	IOK_OK(iok_debug_stack_pipe(&sig, &runtime_fd));
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = runtime_dumper;
+	sa.sa_flags   = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(sig, &sa, NULL), 0);
 	stack_path = tmp_path("st");
 	IOK_OK(iok_debug_listen(stack_path));
 	assert_int_equal(pipe(wake_fds), 0);
@@ -307,6 +334,9 @@ test_stack_of_blocked_main(void **state)
 	pthread_join(th, NULL);
 	expect_in(stack_answer, "C stack of the main thread");
 	expect_in(stack_answer, "iok_test_blocked_in_read");
+	expect_in(stack_answer, RUNTIME_DUMP);
+	assert_true(strstr(stack_answer, RUNTIME_DUMP) <
+	            strstr(stack_answer, "C stack of the main thread"));
 	assert_null(strstr(stack_answer, "-- end of stack --"));
 	assert_null(strstr(stack_answer, "error:"));
 	assert_true(both_answered);

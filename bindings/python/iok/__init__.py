@@ -165,11 +165,13 @@ def _register_stack_dump():
     """The debug endpoint's "stack" shows every Python thread's traceback:
     faulthandler dumps them from its C signal handler, without the GIL (so
     a main thread spinning in Python code answers too), into the pipe the
-    kernel thread reads, then chains to iok's C handler for the C stack."""
+    kernel thread reads.  iok's own handler raises this signal, then
+    writes the C stack: no chaining (faulthandler's chain swaps handlers
+    around each call, and a request in between got the C stack alone)."""
     import faulthandler
     try:
         sig, fd = _iok._debug_stack_pipe()
-        faulthandler.register(sig, file=fd, all_threads=True, chain=True)
+        faulthandler.register(sig, file=fd, all_threads=True)
     except (Error, RuntimeError, ValueError, OSError):  # pragma: no cover
         pass  # "stack" then shows the C stack only
 
