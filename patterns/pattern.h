@@ -202,9 +202,11 @@ uint16_t ik_pipe_peer(const ik_pipe *p);
 int ik_pipe_send(ik_pipe *p, iok_msg *m);
 /* ik_pipe_send_copy sends m, which stays the caller's: for fan-out and for
  * requests kept for resends.  Small messages are framed straight into a
- * stream's write batch; otherwise the pipe holds a reference to m
- * (src/msg.h), so m must not be modified after this (only freed).  Never
- * copies the message.  0 or IOK_E* (counted); IOK_ENOMEM leaves m unsent. */
+ * stream's write batch; a message with a header going inproc is copied
+ * (the peer gets header and body as one body, which needs a copy
+ * anyway); otherwise the pipe holds a reference to m (src/msg.h), so m
+ * must not be modified after this (only freed).  0 or IOK_E* (counted);
+ * IOK_ENOMEM leaves m unsent. */
 int ik_pipe_send_copy(ik_pipe *p, const iok_msg *m);
 /* ik_pipe_writable: p's write queue is below its high-water mark. */
 int ik_pipe_writable(const ik_pipe *p);

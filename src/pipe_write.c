@@ -236,6 +236,21 @@ ik_pipe_send_copy(ik_pipe *p, const iok_msg *m)
 		}
 		return rv;
 	}
+	if (p->state == IK_PIPE_ACTIVE && !p->is_stream && m->hdr_len > 0) {
+		/* Inproc hands header and body over as one body: a view of m
+		 * would copy both into its own room anyway, after a reference
+		 * on m taken here and dropped on the peer's thread.  Copy them
+		 * flat at once (a req's kept requests: no atomic on them). */
+		iok_msg *c = ik_msg_alloc(m->hdr_len + m->len);
+		if (c == NULL) {
+			return IOK_ENOMEM;
+		}
+		memcpy(c->body, m->hdr, m->hdr_len);
+		if (m->len > 0) {
+			memcpy(c->body + m->hdr_len, m->body, m->len);
+		}
+		return ik_pipe_send(p, c);
+	}
 	/* Otherwise the pipe holds m too (read-only; inproc delivery makes
 	 * the peer a view of it, see msg.h): no copy of the body. */
 	return ik_pipe_send(p, ik_msg_ref((iok_msg *) m));
