@@ -128,12 +128,18 @@ setup_once(void)
 	 * profilers take. */
 	signo         = SIGRTMAX - 7;
 	runtime_signo = SIGRTMAX - 6;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_IGN;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(runtime_signo, &sa, NULL) != 0) {
+	/* Its default action would end the process when ours raises it: ignore
+	 * it until a runtime takes it (a handler already there is left). */
+	if (sigaction(runtime_signo, NULL, &sa) != 0) {
 		setup_rv = IOK_EINTERNAL;
 		return;
+	}
+	if (!(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_DFL) {
+		sa.sa_handler = SIG_IGN;
+		if (sigaction(runtime_signo, &sa, NULL) != 0) {
+			setup_rv = IOK_EINTERNAL;
+			return;
+		}
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = on_signal;
