@@ -11,10 +11,13 @@
  * to pointers: open addressing, linear probing, deletion by backward
  * shift, so every operation is O(1) on average with no tombstones. */
 struct ik_idmap {
-	uint64_t *keys; /* 0 = empty slot */
-	void    **vals;
-	uint32_t  cap; /* power of two, or 0 */
-	uint32_t  n;
+	struct map_ent {
+		uint64_t key; /* 0 = empty slot */
+		void    *val;
+	} * ents;     /* a key and its value share a cache line */
+	uint32_t cap; /* power of two, or 0 */
+	uint32_t n;
+	uint32_t shift; /* 64 - log2(cap): map_slot takes the top bits */
 };
 
 #define MAP_MIN 16
@@ -24,15 +27,14 @@ struct ik_idmap {
  * was 10% of an inproc 64-outstanding run (calloc and rehash). */
 #define MAP_KEEP 256
 
+/* Fibonacci hashing: one multiply, the product's top bits.  The keys are
+ * counters (request ids, tokens) and ids with a random high part, which
+ * it spreads evenly; a remove rehashes every entry it shifts, so the
+ * hash is on the hot path (two multiplies and three shifts before). */
 static uint32_t
-map_slot(uint64_t k, uint32_t mask)
+map_slot(const ik_idmap *m, uint64_t k)
 {
-	k ^= k >> 33;
-	k *= 0xff51afd7ed558ccdULL;
-	k ^= k >> 33;
-	k *= 0xc4ceb9fe1a85ec53ULL;
-	k ^= k >> 33;
-	return (uint32_t) k & mask;
+	return (uint32_t) ((k * 0x9e3779b97f4a7c15ULL) >> m->shift);
 }
 
 ik_idmap *
@@ -45,8 +47,7 @@ void
 ik_idmap_free(ik_idmap *m)
 {
 	if (m != NULL) {
-		free(m->keys);
-		free(m->vals);
+		free(m->ents);
 		free(m);
 	}
 }
@@ -54,28 +55,24 @@ ik_idmap_free(ik_idmap *m)
 static int
 map_resize(ik_idmap *m, uint32_t ncap)
 {
-	uint64_t *nk = calloc(ncap, sizeof(*nk));
-	void    **nv = calloc(ncap, sizeof(*nv));
-	if (nk == NULL || nv == NULL) {
-		free(nk);
-		free(nv);
+	struct map_ent *old = m->ents, *ne = calloc(ncap, sizeof(*ne));
+	uint32_t        ocap = m->cap;
+	if (ne == NULL) {
 		return IOK_ENOMEM;
 	}
-	for (uint32_t i = 0; i < m->cap; i++) {
-		if (m->keys[i] != 0) {
-			uint32_t j = map_slot(m->keys[i], ncap - 1);
-			while (nk[j] != 0) {
+	m->ents  = ne;
+	m->cap   = ncap;
+	m->shift = 64 - (uint32_t) __builtin_ctz(ncap);
+	for (uint32_t i = 0; i < ocap; i++) {
+		if (old[i].key != 0) {
+			uint32_t j = map_slot(m, old[i].key);
+			while (ne[j].key != 0) {
 				j = (j + 1) & (ncap - 1);
 			}
-			nk[j] = m->keys[i];
-			nv[j] = m->vals[i];
+			ne[j] = old[i];
 		}
 	}
-	free(m->keys);
-	free(m->vals);
-	m->keys = nk;
-	m->vals = nv;
-	m->cap  = ncap;
+	free(old);
 	return 0;
 }
 
@@ -91,16 +88,16 @@ map_insert(ik_idmap *m, uint64_t key, void *val, bool replace)
 			return rv;
 		}
 	}
-	for (i = map_slot(key, m->cap - 1); m->keys[i] != 0; i = (i + 1) & (m->cap - 1)) {
-		if (m->keys[i] == key) {
+	for (i = map_slot(m, key); m->ents[i].key != 0; i = (i + 1) & (m->cap - 1)) {
+		if (m->ents[i].key == key) {
 			if (replace) {
-				m->vals[i] = val;
+				m->ents[i].val = val;
 			}
 			return 1;
 		}
 	}
-	m->keys[i] = key;
-	m->vals[i] = val;
+	m->ents[i].key = key;
+	m->ents[i].val = val;
 	m->n++;
 	return 0;
 }
@@ -125,8 +122,8 @@ map_find(const ik_idmap *m, uint64_t key, uint32_t *slot)
 	if (m->n == 0 || key == 0) {
 		return 0;
 	}
-	for (uint32_t i = map_slot(key, m->cap - 1); m->keys[i] != 0; i = (i + 1) & (m->cap - 1)) {
-		if (m->keys[i] == key) {
+	for (uint32_t i = map_slot(m, key); m->ents[i].key != 0; i = (i + 1) & (m->cap - 1)) {
+		if (m->ents[i].key == key) {
 			*slot = i;
 			return 1;
 		}
@@ -138,7 +135,7 @@ void *
 ik_idmap_get(const ik_idmap *m, uint64_t key)
 {
 	uint32_t i;
-	return map_find(m, key, &i) ? m->vals[i] : NULL;
+	return map_find(m, key, &i) ? m->ents[i].val : NULL;
 }
 
 /* Empty slot i, shifting back the entries after it that may move. */
@@ -147,19 +144,18 @@ map_remove_at(ik_idmap *m, uint32_t i)
 {
 	uint32_t j, mask = m->cap - 1;
 	/* Shift back the entries of the run after i that may move. */
-	for (j = (i + 1) & mask; m->keys[j] != 0; j = (j + 1) & mask) {
-		uint32_t home = map_slot(m->keys[j], mask);
+	for (j = (i + 1) & mask; m->ents[j].key != 0; j = (j + 1) & mask) {
+		uint32_t home = map_slot(m, m->ents[j].key);
 		/* Entry j may fill hole i unless its home lies cyclically
 		 * in (i, j]. */
 		bool stays = (i < j) ? (home > i && home <= j) : (home > i || home <= j);
 		if (!stays) {
-			m->keys[i] = m->keys[j];
-			m->vals[i] = m->vals[j];
+			m->ents[i] = m->ents[j];
 			i          = j;
 		}
 	}
-	m->keys[i] = 0;
-	m->vals[i] = NULL;
+	m->ents[i].key = 0;
+	m->ents[i].val = NULL;
 	m->n--;
 	if (m->cap > MAP_KEEP && m->n * 8 < m->cap) {
 		(void) map_resize(m, m->cap / 2); /* after a burst: give memory back */
@@ -175,7 +171,7 @@ ik_idmap_del(ik_idmap *m, uint64_t key)
 	if (!map_find(m, key, &i)) {
 		return NULL;
 	}
-	val = m->vals[i];
+	val = m->ents[i].val;
 	map_remove_at(m, i);
 	return val;
 }
@@ -184,7 +180,7 @@ bool
 ik_idmap_del_if(ik_idmap *m, uint64_t key, const void *val)
 {
 	uint32_t i;
-	if (!map_find(m, key, &i) || m->vals[i] != val) {
+	if (!map_find(m, key, &i) || m->ents[i].val != val) {
 		return false;
 	}
 	map_remove_at(m, i);
