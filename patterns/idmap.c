@@ -10,14 +10,16 @@
 /* A hash table from non-zero 64-bit keys (request ids, tokens, pipe ids)
  * to pointers: open addressing, linear probing, deletion by backward
  * shift, so every operation is O(1) on average with no tombstones. */
+struct map_ent {
+	uint64_t key; /* 0 = empty slot */
+	void    *val; /* beside its key: one cache line per probe */
+};
+
 struct ik_idmap {
-	struct map_ent {
-		uint64_t key; /* 0 = empty slot */
-		void    *val;
-	} * ents;     /* a key and its value share a cache line */
-	uint32_t cap; /* power of two, or 0 */
-	uint32_t n;
-	uint32_t shift; /* 64 - log2(cap): map_slot takes the top bits */
+	struct map_ent *ents;
+	uint32_t        cap; /* power of two, or 0 */
+	uint32_t        n;
+	uint32_t        shift; /* 64 - log2(cap): map_slot takes the top bits */
 };
 
 #define MAP_MIN 16
