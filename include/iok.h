@@ -511,8 +511,12 @@ IOK_API int iok_cancel(iok_socket s, uint64_t token);
 /* iok_reply answers the request that arrived as a message with this token
  * on a rep0 or respondent0 socket, so one socket can serve many requests
  * concurrently.  On success m belongs to iok.  The reply travels
- * asynchronously: one for an unknown or already answered token, or whose
- * connection is gone, is dropped and counted in "stat:tx-dropped".
+ * asynchronously: one for an unknown token, or whose connection is gone,
+ * is dropped and counted in "stat:tx-dropped".  A second reply to one
+ * request is dropped too: on respondent0, and on rep0 for a request that
+ * came through a device, here ("stat:tx-dropped"); on rep0 for a request
+ * straight from its requester, by the requester, as a late reply (its
+ * "stat:rx-dropped"), since such a request leaves no state on this side.
  * Errors: IOK_EINVAL (token 0), IOK_ENOTSUP (not rep/respondent), others
  * as iok_sendmsg.  Any thread. */
 IOK_API int iok_reply(iok_socket s, iok_msg *m, uint64_t token, int flags);

@@ -3,13 +3,19 @@
  * (respondent0, REP towards a surveyor) share.  The wire format is in
  * reqrep.c.
  *
- * Each request received gets a token from a counter in the pattern,
- * stored (hash table) with its pipe and backtrace; the message is
- * delivered with that token, and a reply (IK_MSG_REPLY, from iok_reply or
- * a plain send the core tagged with the last token) goes back with the
- * backtrace as its header to that pipe if it is still there (else it is
- * dropped, stat:tx-dropped).  Unanswered requests are forgotten when their
- * pipe goes, and the oldest are forgotten beyond RSP_MAX_PENDING.  Replies
+ * Each request received is delivered with a token, and a reply
+ * (IK_MSG_REPLY, from iok_reply or a plain send the core tagged with the
+ * last token) goes back with the request's backtrace as its header to the
+ * pipe it came on if that is still there (else it is dropped,
+ * stat:tx-dropped).  A rep0 request that came straight from its requester
+ * (a backtrace of one word, the request id, whose top bit is always set)
+ * needs nothing stored: its token is the pipe id and the request id
+ * (token_of), and the reply finds both in it.  Any other request (through
+ * devices, or any respondent0 one: a surveyor takes every answer to a
+ * survey, so a second answer to one request must stop here) gets a token
+ * from a counter with that bit clear, stored (hash table) with its pipe and
+ * backtrace.  Stored requests are forgotten when their pipe goes, and the
+ * oldest are forgotten beyond RSP_MAX_PENDING.  Replies
  * to a pipe over its high-water mark wait in a per-pipe queue
  * (RSP_PIPE_QMAX), so a client that reads slowly does not hold up the
  * replies to the others; only when that queue is full too does the reply
@@ -65,8 +71,19 @@ struct rsp_sock {
 	ik_entcache spare; /* freed rsp_reqs, for the next requests */
 	ik_list     age;
 	uint64_t    next_token;
-	bool        busy; /* refused a reply: a full pipe holds the core up */
+	bool        direct; /* rep0, cooked: one-hop requests are not stored */
+	bool        busy;   /* refused a reply: a full pipe holds the core up */
 };
+
+/* A token's bit 31 says which kind it is: set for a direct request (the
+ * request id's own top bit), clear for a stored one. */
+#define RSP_DIRECT_BIT 0x80000000u
+
+static uint64_t
+token_of(const rsp_pipe *p, uint32_t request_id)
+{
+	return ((uint64_t) p->id << 32) | request_id;
+}
 
 static void
 node_unlink(ik_node *n)
@@ -91,6 +108,17 @@ rsp_init(void *arg, ik_sock *sock, int raw)
 		return IOK_ENOMEM;
 	}
 	return 0;
+}
+
+static int
+rep_init(void *arg, ik_sock *sock, int raw)
+{
+	rsp_sock *s = arg;
+	int       rv;
+	if ((rv = rsp_init(arg, sock, raw)) == 0) {
+		s->direct = !raw;
+	}
+	return rv;
 }
 
 static void
@@ -252,6 +280,21 @@ rsp_send(void *arg, iok_msg *m)
 		rsp_out(s, p, m);
 		return IK_OK;
 	}
+	if (s->direct && (m->flags & IK_MSG_REPLY) && (m->token & RSP_DIRECT_BIT)) {
+		if ((p = ik_idmap_get(s->byid, (uint32_t) (m->token >> 32))) == NULL) {
+			iok_msg_free(m); /* its pipe is gone */
+			ik_sock_stat(s->sock, IK_STAT_TX_DROPPED, 1);
+			return IK_OK;
+		}
+		if (rsp_full(p)) {
+			s->busy = true;
+			return IK_BUSY;
+		}
+		iok_msg_header_clear(m);
+		(void) iok_msg_header_append_u32(m, (uint32_t) m->token);
+		rsp_out(s, p, m);
+		return IK_OK;
+	}
 	rsp_req *r = (m->flags & IK_MSG_REPLY) ? ik_idmap_get(s->reqs, m->token) : NULL;
 	if (r == NULL) {
 		/* Unknown or answered token, or its pipe is gone. */
@@ -297,6 +340,18 @@ rsp_recv(void *arg, void *pp, iok_msg *m)
 	if (s->raw) {
 		return ik_sock_deliver(s->sock, m);
 	}
+	if (s->direct && m->hdr_len == 4) {
+		m->token   = token_of(p, ik_get_u32(m->hdr));
+		m->flags   = 0;
+		m->hdr_len = 0;
+		if (ik_sock_deliver(s->sock, m) != IK_OK) {
+			m->token   = 0;
+			m->flags   = IK_MSG_PARSED;
+			m->hdr_len = 4; /* the request id is still there */
+			return IK_BUSY;
+		}
+		return IK_OK;
+	}
 
 	if ((r = ik_entcache_get(&s->spare, sizeof(*r))) == NULL) {
 		iok_msg_free(m);
@@ -304,7 +359,7 @@ rsp_recv(void *arg, void *pp, iok_msg *m)
 		return IK_OK;
 	}
 	do {
-		r->token = s->next_token++;
+		r->token = s->next_token++ & ~(uint64_t) RSP_DIRECT_BIT;
 	} while (r->token == 0 || (rv = ik_idmap_add(s->reqs, r->token, r)) == IOK_EEXIST);
 	if (rv != 0) {
 		ik_entcache_put(&s->spare, r);
@@ -355,7 +410,7 @@ const ik_pattern ik_pattern_rep0 = {
 	.app        = &ik_plain_reply,
 	.sock_size  = sizeof(rsp_sock),
 	.pipe_size  = sizeof(rsp_pipe),
-	.init       = rsp_init,
+	.init       = rep_init,
 	.fini       = rsp_fini,
 	.pipe_add   = rsp_pipe_add,
 	.pipe_rm    = rsp_pipe_rm,

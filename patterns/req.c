@@ -328,6 +328,23 @@ req_pipe_ready(void *arg, void *pp)
 	req_arm(s);
 }
 
+/* A taken entry's every field, as a zeroed one would have them: not
+ * linked anywhere, no token, nothing sent (the rest is set before use). */
+static void
+ent_init(req_ent *e)
+{
+	e->rt.token    = 0;
+	e->rt.deadline = 0;
+	e->rt.dnode    = (ik_node) { NULL, NULL };
+	e->rt.sent_ns  = 0;
+	e->msg         = NULL;
+	e->pipe        = NULL;
+	e->pnode       = (ik_node) { NULL, NULL };
+	e->rnode       = (ik_node) { NULL, NULL };
+	e->anode       = (ik_node) { NULL, NULL };
+	e->resend_at   = 0;
+}
+
 /* Give e a new request id (high bit set, not in use) and enter it in
  * s->ids: 0 or IOK_ENOMEM. */
 static int
@@ -388,9 +405,10 @@ req_send(void *arg, iok_msg *m)
 		return IK_BUSY; /* as nng: a request waits for a pipe */
 	}
 
-	if ((e = ik_entcache_get(&s->spare, sizeof(*e))) == NULL) {
+	if ((e = ik_entcache_take(&s->spare, sizeof(*e))) == NULL) {
 		goto nomem;
 	}
+	ent_init(e);
 	if (req_add_id(s, e) != 0) {
 		ik_entcache_put(&s->spare, e);
 		goto nomem;

@@ -171,22 +171,30 @@ check_cb(uv_check_t *h)
 static void
 run_commands(void)
 {
-	ik_cmd *c, *next;
+	ik_cmd *c, *next = NULL;
 	int     stop;
 
 	pthread_mutex_lock(&K.mu);
 	c      = K.head;
 	K.head = K.tail = NULL;
 	stop            = K.park_req || K.stop_req;
+	if (c != NULL) {
+		/* The first command's turn below, in the same hold (usually
+		 * the only command). */
+		next      = c->next;
+		c->queued = 0;
+	}
 	pthread_mutex_unlock(&K.mu);
 
-	for (; c != NULL; c = next) {
+	for (bool first = true; c != NULL; c = next, first = false) {
 		/* Take the link before c may be posted again (which rewrites
 		 * c->next) and before it runs (c may be gone after). */
-		pthread_mutex_lock(&K.mu);
-		next      = c->next;
-		c->queued = 0; /* may be posted again while it runs */
-		pthread_mutex_unlock(&K.mu);
+		if (!first) {
+			pthread_mutex_lock(&K.mu);
+			next      = c->next;
+			c->queued = 0; /* may be posted again while it runs */
+			pthread_mutex_unlock(&K.mu);
+		}
 		ik_clock_batch(true);
 		c->fn(c);
 		ik_clock_batch(false);

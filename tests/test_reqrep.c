@@ -503,7 +503,9 @@ test_resend(void **state)
 		iok_msg *b = recv_msg(rep, WAIT_MS); /* the resend */
 		assert_body(a, "again");
 		assert_body(b, "again");
-		assert_true(iok_msg_token(a) != iok_msg_token(b));
+		/* Straight from its requester a request's token is its pipe
+		 * and request id: the copy sent again carries the same one. */
+		assert_true(iok_msg_token(a) == iok_msg_token(b));
 		IOK_OK(iok_reply(rep, mkmsg("answer"), iok_msg_token(b), 0));
 		IOK_OK(iok_reply(rep, mkmsg("answer"), iok_msg_token(a), 0));
 		expect_str(req, "answer");
@@ -802,6 +804,49 @@ test_reply_pipe_gone(void **state)
 	IOK_OK(iok_close(rep));
 }
 
+/* A second reply to one request: rep0 keeps no state for a request
+ * straight from its requester, so the reply goes out and the requester
+ * drops it as late; the first is delivered once, and a later request
+ * still gets its own answer.  A reply for an unknown token is dropped on
+ * the rep's side. */
+static void
+test_reply_twice(void **state)
+{
+	(void) state;
+	for (int t = 0; t < NTRANS; t++) {
+		iok_socket req, rep;
+		uint64_t   tok, tok2;
+		pair_up(transports[t], &req, &rep);
+		IOK_OK(iok_request(req, mkmsg("once"), &tok, 0));
+		iok_msg *in = recv_msg(rep, WAIT_MS);
+		assert_body(in, "once");
+		uint64_t rtok = iok_msg_token(in);
+		iok_msg_free(in);
+		IOK_OK(iok_reply(rep, mkmsg("first"), rtok, 0));
+		IOK_OK(iok_reply(rep, mkmsg("second"), rtok, 0));
+		iok_msg *m = recv_msg(req, WAIT_MS);
+		assert_body(m, "first");
+		assert_int_equal(iok_msg_token(m), tok);
+		iok_msg_free(m);
+		assert_true(tu_wait_stat(req, "stat:rx-dropped", 1, WAIT_MS));
+		expect_nothing(req);
+		/* A token the rep never gave out. */
+		IOK_OK(iok_reply(rep, mkmsg("stray"), 12345, 0));
+		assert_true(tu_wait_stat(rep, "stat:tx-dropped", 1, WAIT_MS));
+		IOK_OK(iok_request(req, mkmsg("again"), &tok2, 0));
+		in = recv_msg(rep, WAIT_MS);
+		assert_body(in, "again");
+		IOK_OK(iok_reply(rep, in, iok_msg_token(in), 0));
+		m = recv_msg(req, WAIT_MS);
+		assert_body(m, "again");
+		assert_int_equal(iok_msg_token(m), tok2);
+		iok_msg_free(m);
+		assert_int_equal(tu_stat(req, "stat:rx-dropped"), 1);
+		IOK_OK(iok_close(req));
+		IOK_OK(iok_close(rep));
+	}
+}
+
 /* ------------------------------------------------- raw and devices */
 
 /* Raw rep shows [pipe id, request id]; raw req sends the header given
@@ -931,6 +976,22 @@ device_chain(const char *t, int hops)
 			assert_body(m, buf);
 			iok_msg_free(m);
 		}
+		expect_nothing(req[c]);
+	}
+	/* A request through devices is stored on the rep's side: a second
+	 * reply to it stops there. */
+	uint64_t tok;
+	IOK_OK(iok_request(req[0], mkmsg("twice?"), &tok, 0));
+	iok_msg *m    = recv_msg(rep, WAIT_MS);
+	uint64_t rtok = iok_msg_token(m);
+	IOK_OK(iok_reply(rep, m, rtok, 0));
+	IOK_OK(iok_reply(rep, mkmsg("again"), rtok, 0));
+	assert_true(tu_wait_stat(rep, "stat:tx-dropped", 1, WAIT_MS));
+	m = recv_msg(req[0], WAIT_MS);
+	assert_body(m, "twice?");
+	assert_int_equal(iok_msg_token(m), tok);
+	iok_msg_free(m);
+	for (int c = 0; c < CLIENTS; c++) {
 		expect_nothing(req[c]);
 		IOK_OK(iok_close(req[c]));
 	}
@@ -1358,6 +1419,7 @@ main(void)
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_pipe_loss_resend),
 		cmocka_unit_test(test_reply_pipe_gone),
+		cmocka_unit_test(test_reply_twice),
 		cmocka_unit_test(test_raw_headers),
 		cmocka_unit_test(test_device),
 		cmocka_unit_test(test_device_errors),

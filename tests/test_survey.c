@@ -210,6 +210,35 @@ test_survey_plain(void **state)
 	}
 }
 
+/* A respondent answers a survey once: a second answer to it is dropped
+ * at the respondent (the surveyor would take it as another response). */
+static void
+test_respondent_answers_once(void **state)
+{
+	(void) state;
+	for (int t = 0; t < NTRANS; t++) {
+		iok_socket srv, resp[NR];
+		setup(transports[t], &srv, resp);
+		IOK_OK(iok_socket_set_ms(srv, IOK_OPT_SURVEYOR_SURVEYTIME, SURVEY_MS));
+		send_str(srv, "once?");
+		for (int i = 0; i < NR; i++) {
+			iok_msg *in  = recv_msg(resp[i], WAIT_MS);
+			uint64_t tok = iok_msg_token(in);
+			IOK_OK(iok_reply(resp[i], in, tok, 0));
+			if (i == 0) {
+				IOK_OK(iok_reply(resp[i], mkmsg("once?"), tok, 0));
+			}
+		}
+		assert_true(tu_wait_stat(resp[0], "stat:tx-dropped", 1, WAIT_MS));
+		for (int i = 0; i < NR; i++) {
+			expect_str(srv, "once?");
+		}
+		expect_end(srv);
+		assert_int_equal(tu_stat(srv, "stat:rx-dropped"), 0);
+		teardown(srv, resp);
+	}
+}
+
 /* A response after the survey ended is dropped and counted. */
 static void
 test_survey_late(void **state)
@@ -660,6 +689,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_options),
 		cmocka_unit_test(test_survey_plain),
+		cmocka_unit_test(test_respondent_answers_once),
 		cmocka_unit_test(test_survey_late),
 		cmocka_unit_test(test_survey_replaced),
 		cmocka_unit_test(test_survey_no_peers),
