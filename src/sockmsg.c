@@ -434,7 +434,7 @@ void
 ik_sock_pump(ik_sock *s)
 {
 	iok_msg *batch[PUMP_BATCH];
-	size_t   n, taken, done = 0, bytes;
+	size_t   n = 0, taken = 0, done = 0, bytes = 0;
 	bool     busy = false, held = false;
 
 	if (s->finished) {
@@ -448,27 +448,61 @@ ik_sock_pump(ik_sock *s)
 	s->pump_sliced   = 0;
 	s->handed_inproc = false;
 	for (;;) {
-		if (sliced + done >= PUMP_LIMIT) {
+		/* Stop here?  Decided before the lock, which also pops the
+		 * batch taken last time round (one hold for both). */
+		bool stop = busy || held;
+		if (!stop && sliced + done >= PUMP_LIMIT) {
 			/* The application keeps the queue full: let this loop
 			 * iteration write what we gave the pipes, then go on. */
 			ik_task_schedule_next(&s->pump_task);
-			break;
-		}
-		if (s->handed_inproc && done >= PUMP_SLICE) {
+			stop = true;
+		} else if (!stop && s->handed_inproc && done >= PUMP_SLICE) {
 			/* Let the inproc peers take what we gave them (their
 			 * flush wakes their threads) before pumping on, in this
 			 * same iteration: see PUMP_SLICE. */
 			s->pump_sliced = sliced + done;
 			ik_task_schedule(&s->pump_task);
+			stop = true;
+		}
+		if (stop && taken == 0) {
 			break;
 		}
-		size_t cap = inproc || s->handed_inproc ? PUMP_SLICE : PUMP_BATCH;
+		size_t cap  = inproc || s->handed_inproc ? PUMP_SLICE : PUMP_BATCH;
+		bool   wake = false;
 		pthread_mutex_lock(&s->mu);
-		n = s->sq.len < cap ? s->sq.len : cap;
-		for (size_t i = 0; i < n; i++) {
-			batch[i] = ik_msgq_peek(&s->sq, i);
+		if (taken > 0) {
+			size_t before   = s->sq.len;
+			bool   was_full = ik_sq_full(s);
+			for (size_t i = 0; i < taken; i++) {
+				(void) ik_msgq_pop(&s->sq);
+			}
+			s->sq_bytes -= bytes;
+			if (was_full && !ik_sq_full(s) && !s->closed) {
+				ik_efd_raise(s->send_fd);
+			}
+			/* Blocked senders wake once the queue is down to half (one
+			 * wake-up per batch, not per message); under a byte limit a
+			 * waiter's message may need more room than that, so any
+			 * progress wakes it. */
+			if (s->send_waiters > 0 &&
+			    (s->sq_max_bytes > 0 || (before > ik_low_water(s->sq_cap) &&
+			                                s->sq.len <= ik_low_water(s->sq_cap)))) {
+				wake = true;
+			}
+		}
+		n = 0;
+		if (!stop) {
+			n = s->sq.len < cap ? s->sq.len : cap;
+			for (size_t i = 0; i < n; i++) {
+				batch[i] = ik_msgq_peek(&s->sq, i);
+			}
 		}
 		pthread_mutex_unlock(&s->mu);
+		if (wake) {
+			ik_event_wake(&s->send_ev, INT_MAX);
+		}
+		/* Senders that found the queue non-empty did not wake us:
+		 * loop until it is empty or the pattern pushes back. */
 		if (n == 0) {
 			break;
 		}
@@ -498,37 +532,6 @@ ik_sock_pump(ik_sock *s)
 			s->stats[IK_STAT_TX_BYTES] += len;
 		}
 		done += taken;
-		if (taken > 0) {
-			bool wake = false;
-			pthread_mutex_lock(&s->mu);
-			size_t before   = s->sq.len;
-			bool   was_full = ik_sq_full(s);
-			for (size_t i = 0; i < taken; i++) {
-				(void) ik_msgq_pop(&s->sq);
-			}
-			s->sq_bytes -= bytes;
-			if (was_full && !ik_sq_full(s) && !s->closed) {
-				ik_efd_raise(s->send_fd);
-			}
-			/* Blocked senders wake once the queue is down to half (one
-			 * wake-up per batch, not per message); under a byte limit a
-			 * waiter's message may need more room than that, so any
-			 * progress wakes it. */
-			if (s->send_waiters > 0 &&
-			    (s->sq_max_bytes > 0 || (before > ik_low_water(s->sq_cap) &&
-			                                s->sq.len <= ik_low_water(s->sq_cap)))) {
-				wake = true;
-			}
-			pthread_mutex_unlock(&s->mu);
-			if (wake) {
-				ik_event_wake(&s->send_ev, INT_MAX);
-			}
-		}
-		/* Senders that found the queue non-empty did not wake us:
-		 * loop until it is empty or the pattern pushes back. */
-		if (busy || held) {
-			break;
-		}
 	}
 	s->send_busy = busy;
 	/* A device feeding this socket waits for it to take messages. */
