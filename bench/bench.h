@@ -68,6 +68,9 @@ struct bench_lib {
 	int (*rr_req)(const struct bopts *o);
 	int (*rr_rep)(const struct bopts *o);
 	const char *rr_method; /* how rr_req/rr_rep do it, for the output */
+	/* The name (or its start) the library gives its I/O thread, NULL if
+	 * none is measured: rr reports that thread's CPU per request. */
+	const char *io_thread;
 };
 
 extern const struct bench_lib bench_lib;
@@ -87,6 +90,21 @@ int bench_stop_requested(void);
 /* Prints "RESULT lib=... test=... role=..." and the given key=value text. */
 void bench_result(const struct bopts *o, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* CPU used so far by this process, and by its threads whose name starts
+ * with bench_lib.io_thread (/proc/self/task/<tid>/schedstat; 0 when the
+ * library names none or the kernel keeps no schedstat). */
+struct bench_cpu {
+	uint64_t process_ns;
+	uint64_t io_ns;
+};
+void bench_cpu_read(struct bench_cpu *c);
+/* The rr requester's RESULT line for count requests timed from t0 to t1
+ * (bench_now_ns), with CPU per request since c0: cpu_us_per_req for this
+ * process (in "both" mode requester and replier together), io_us_per_req
+ * for the library's I/O thread.  On a shared VM CPU per request moves
+ * less from run to run than requests/s.  extra: more key=value text. */
+void bench_rr_result(
+    const struct bopts *o, const struct bench_cpu *c0, uint64_t t0, uint64_t t1, const char *extra);
 /* Prints an error to stderr and returns 1 (so: return bench_fail(...)). */
 int bench_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Writes seq into the first 8 bytes of a message of len bytes, zero rest. */

@@ -236,10 +236,11 @@ rr_run(iok_socket s, struct slot *slots, const struct bopts *o, long total, uint
 static int
 i_rr_req(const struct bopts *o)
 {
-	struct slot *slots = calloc((size_t) o->par, sizeof(*slots));
-	iok_socket   s     = IOK_SOCKET_INITIALIZER;
-	uint64_t     t0, t1, seq = 1;
-	int          rv;
+	struct slot     *slots = calloc((size_t) o->par, sizeof(*slots));
+	iok_socket       s     = IOK_SOCKET_INITIALIZER;
+	uint64_t         t0, t1, seq = 1;
+	struct bench_cpu c0;
+	int              rv;
 
 	if (o->raw) {
 		free(slots);
@@ -249,12 +250,12 @@ i_rr_req(const struct bopts *o)
 		goto out;
 	if (o->warmup > 0 && (rv = rr_run(s, slots, o, o->warmup, &seq)) != 0)
 		goto out;
+	bench_cpu_read(&c0);
 	t0 = bench_now_ns();
 	if ((rv = rr_run(s, slots, o, o->count, &seq)) != 0)
 		goto out;
 	t1 = bench_now_ns();
-	bench_result(o, "n=%ld par=%d size=%zu secs=%.6f req_per_s=%.1f", o->count, o->par, o->size,
-	    (double) (t1 - t0) / 1e9, (double) o->count / ((double) (t1 - t0) / 1e9));
+	bench_rr_result(o, &c0, t0, t1, "");
 	bench_hold(o);
 out:
 	if (rv != 0)
@@ -340,21 +341,22 @@ rr_run_raw(iok_socket s, const struct bopts *o, long total, uint64_t *seq)
 static int
 i_rr_req_raw(const struct bopts *o)
 {
-	iok_socket s = IOK_SOCKET_INITIALIZER;
-	uint64_t   t0, t1, seq = 1;
-	int        rv;
+	iok_socket       s = IOK_SOCKET_INITIALIZER;
+	uint64_t         t0, t1, seq = 1;
+	struct bench_cpu c0;
+	int              rv;
 
 	/* Queue lengths as the token driver's (iok's defaults). */
 	if ((rv = iok_req0_open_raw(&s)) != 0 || (rv = dial_sock(s, o->url)) != 0)
 		goto out;
 	if (o->warmup > 0 && (rv = rr_run_raw(s, o, o->warmup, &seq)) != 0)
 		goto out;
+	bench_cpu_read(&c0);
 	t0 = bench_now_ns();
 	if ((rv = rr_run_raw(s, o, o->count, &seq)) != 0)
 		goto out;
 	t1 = bench_now_ns();
-	bench_result(o, "n=%ld par=%d size=%zu secs=%.6f req_per_s=%.1f raw=1", o->count, o->par,
-	    o->size, (double) (t1 - t0) / 1e9, (double) o->count / ((double) (t1 - t0) / 1e9));
+	bench_rr_result(o, &c0, t0, t1, "raw=1");
 	bench_hold(o);
 out:
 	if (rv != 0)
@@ -423,4 +425,5 @@ const struct bench_lib bench_lib = {
 	.rr_rep           = i_rr_rep,
 	.rr_method =
 	    "one req0 socket, K iok_request tokens in flight; rep0 answering with iok_reply",
+	.io_thread = "iok-kernel",
 };

@@ -135,6 +135,67 @@ bench_result(const struct bopts *o, const char *fmt, ...)
 	pthread_mutex_unlock(&out_mu);
 }
 
+/* ns on CPU of thread tid of this process, 0 if unknown. */
+static uint64_t
+thread_cpu_ns(const char *tid)
+{
+	char               path[300];
+	unsigned long long ns = 0;
+	FILE              *f;
+	snprintf(path, sizeof(path), "/proc/self/task/%s/schedstat", tid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	if (fscanf(f, "%llu", &ns) != 1)
+		ns = 0;
+	fclose(f);
+	return ns;
+}
+
+void
+bench_cpu_read(struct bench_cpu *c)
+{
+	struct timespec ts;
+	DIR            *d;
+	struct dirent  *e;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	c->process_ns = (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+	c->io_ns      = 0;
+	if (L.io_thread == NULL || (d = opendir("/proc/self/task")) == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		char  path[300], comm[64] = "";
+		FILE *f;
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		if (fgets(comm, sizeof(comm), f) != NULL &&
+		    strncmp(comm, L.io_thread, strlen(L.io_thread)) == 0)
+			c->io_ns += thread_cpu_ns(e->d_name);
+		fclose(f);
+	}
+	closedir(d);
+}
+
+void
+bench_rr_result(
+    const struct bopts *o, const struct bench_cpu *c0, uint64_t t0, uint64_t t1, const char *extra)
+{
+	struct bench_cpu c1;
+	double           secs = (double) (t1 - t0) / 1e9;
+	double           n    = (double) o->count;
+
+	bench_cpu_read(&c1);
+	bench_result(o,
+	    "n=%ld par=%d size=%zu secs=%.6f req_per_s=%.1f cpu_us_per_req=%.3f "
+	    "io_us_per_req=%.3f%s%s",
+	    o->count, o->par, o->size, secs, n / secs,
+	    (double) (c1.process_ns - c0->process_ns) / 1e3 / n,
+	    (double) (c1.io_ns - c0->io_ns) / 1e3 / n, *extra ? " " : "", extra);
+}
+
 int
 bench_fail(const char *fmt, ...)
 {

@@ -174,12 +174,13 @@ struct rr_slot {
 };
 
 struct rr {
-	pthread_mutex_t mu;
-	pthread_cond_t  cv;
-	long            issued, done, total, warmup;
-	uint64_t        t0, t1; /* when the warmup ended, when the last reply came */
-	int             err;
-	size_t          size;
+	pthread_mutex_t  mu;
+	pthread_cond_t   cv;
+	long             issued, done, total, warmup;
+	uint64_t         t0, t1; /* when the warmup ended, when the last reply came */
+	struct bench_cpu c0;     /* CPU at t0 */
+	int              err;
+	size_t           size;
 };
 
 /* One request completed (err 0) or failed.  Warmup and timed requests are
@@ -190,8 +191,10 @@ rr_finish(struct rr *rr, int err)
 	pthread_mutex_lock(&rr->mu);
 	if (err != 0 && rr->err == 0)
 		rr->err = err;
-	if (err == 0 && ++rr->done == rr->warmup)
+	if (err == 0 && ++rr->done == rr->warmup) {
+		bench_cpu_read(&rr->c0);
 		rr->t0 = bench_now_ns();
+	}
 	if (rr->done == rr->total)
 		rr->t1 = bench_now_ns();
 	if (rr->err != 0 || rr->done == rr->total)
@@ -262,6 +265,7 @@ rr_run(struct rr *rr, struct rr_slot *slots, int nslots)
 {
 	int err;
 
+	bench_cpu_read(&rr->c0);
 	rr->t0 = bench_now_ns();
 	for (int i = 0; i < nslots; i++)
 		rr_issue(&slots[i]);
@@ -295,8 +299,7 @@ n_rr_req(const struct bopts *o)
 	}
 	if ((rv = rr_run(&rr, slots, n)) != 0)
 		goto out;
-	bench_result(o, "n=%ld par=%d size=%zu secs=%.6f req_per_s=%.1f", o->count, o->par, o->size,
-	    (double) (rr.t1 - rr.t0) / 1e9, (double) o->count / ((double) (rr.t1 - rr.t0) / 1e9));
+	bench_rr_result(o, &rr.c0, rr.t0, rr.t1, "");
 	bench_hold(o);
 out:
 	if (rv != 0)

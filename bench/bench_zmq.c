@@ -202,10 +202,11 @@ rr_run(void *s, char *buf, size_t size, int par, long total, uint64_t *next)
 static int
 z_rr_req(const struct bopts *o)
 {
-	void    *s   = zmq_socket(ctx, ZMQ_DEALER);
-	char    *buf = calloc(1, o->size + 8);
-	uint64_t t0, t1, next = 0;
-	int      rv;
+	void            *s   = zmq_socket(ctx, ZMQ_DEALER);
+	char            *buf = calloc(1, o->size + 8);
+	uint64_t         t0, t1, next = 0;
+	struct bench_cpu c0;
+	int              rv;
 
 	if (s == NULL || zmq_connect(s, o->url) != 0) {
 		rv = errno;
@@ -213,12 +214,12 @@ z_rr_req(const struct bopts *o)
 	}
 	if (o->warmup > 0 && (rv = rr_run(s, buf, o->size, o->par, o->warmup, &next)) != 0)
 		goto out;
+	bench_cpu_read(&c0);
 	t0 = bench_now_ns();
 	if ((rv = rr_run(s, buf, o->size, o->par, o->count, &next)) != 0)
 		goto out;
 	t1 = bench_now_ns();
-	bench_result(o, "n=%ld par=%d size=%zu secs=%.6f req_per_s=%.1f", o->count, o->par, o->size,
-	    (double) (t1 - t0) / 1e9, (double) o->count / ((double) (t1 - t0) / 1e9));
+	bench_rr_result(o, &c0, t0, t1, "");
 	bench_hold(o);
 out:
 	if (rv != 0)
@@ -320,4 +321,5 @@ const struct bench_lib bench_lib = {
 	.rr_req           = z_rr_req,
 	.rr_rep           = z_rr_rep,
 	.rr_method        = "one DEALER socket with K requests in flight; ROUTER echo server",
+	.io_thread        = "ZMQbg/IO",
 };
