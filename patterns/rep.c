@@ -280,29 +280,28 @@ rsp_send(void *arg, iok_msg *m)
 		rsp_out(s, p, m);
 		return IK_OK;
 	}
-	if (s->direct && (m->flags & IK_MSG_REPLY) && (m->token & RSP_DIRECT_BIT)) {
-		if ((p = ik_idmap_get(s->byid, (uint32_t) (m->token >> 32))) == NULL) {
-			iok_msg_free(m); /* its pipe is gone */
-			ik_sock_stat(s->sock, IK_STAT_TX_DROPPED, 1);
-			return IK_OK;
-		}
-		if (rsp_full(p)) {
-			s->busy = true;
-			return IK_BUSY;
-		}
-		iok_msg_header_clear(m);
-		(void) iok_msg_header_append_u32(m, (uint32_t) m->token);
-		rsp_out(s, p, m);
-		return IK_OK;
+	/* Where the reply goes and its backtrace: from the token itself (a
+	 * direct request) or from the stored request. */
+	bool           reply = (m->flags & IK_MSG_REPLY) != 0;
+	rsp_req       *r     = NULL;
+	uint8_t        word[4];
+	const uint8_t *bt     = word;
+	uint32_t       bt_len = 4;
+	p                     = NULL;
+	if (reply && s->direct && (m->token & RSP_DIRECT_BIT)) {
+		p = ik_idmap_get(s->byid, (uint32_t) (m->token >> 32));
+		ik_put_u32(word, (uint32_t) m->token);
+	} else if (reply && (r = ik_idmap_get(s->reqs, m->token)) != NULL) {
+		p      = r->pipe;
+		bt     = r->bt;
+		bt_len = r->bt_len;
 	}
-	rsp_req *r = (m->flags & IK_MSG_REPLY) ? ik_idmap_get(s->reqs, m->token) : NULL;
-	if (r == NULL) {
+	if (p == NULL) {
 		/* Unknown or answered token, or its pipe is gone. */
 		iok_msg_free(m);
 		ik_sock_stat(s->sock, IK_STAT_TX_DROPPED, 1);
 		return IK_OK;
 	}
-	p = r->pipe;
 	if (rsp_full(p)) {
 		/* As nng's rep: the reply waits (and so does the replier, once
 		 * the send queue is full) rather than being lost. */
@@ -310,8 +309,10 @@ rsp_send(void *arg, iok_msg *m)
 		return IK_BUSY;
 	}
 	iok_msg_header_clear(m);
-	(void) iok_msg_header_append(m, r->bt, r->bt_len);
-	rsp_req_free(s, r);
+	(void) iok_msg_header_append(m, bt, bt_len);
+	if (r != NULL) {
+		rsp_req_free(s, r);
+	}
 	rsp_out(s, p, m);
 	return IK_OK;
 }
@@ -340,53 +341,55 @@ rsp_recv(void *arg, void *pp, iok_msg *m)
 	if (s->raw) {
 		return ik_sock_deliver(s->sock, m);
 	}
+	/* A direct request needs nothing stored; any other is stored with
+	 * its pipe and backtrace under a counter's token. */
+	uint64_t token;
+	r = NULL;
 	if (s->direct && m->hdr_len == 4) {
-		m->token   = token_of(p, ik_get_u32(m->hdr));
-		m->flags   = 0;
-		m->hdr_len = 0;
-		if (ik_sock_deliver(s->sock, m) != IK_OK) {
-			m->token   = 0;
-			m->flags   = IK_MSG_PARSED;
-			m->hdr_len = 4; /* the request id is still there */
-			return IK_BUSY;
+		token = token_of(p, ik_get_u32(m->hdr));
+	} else {
+		if ((r = ik_entcache_get(&s->spare, sizeof(*r))) == NULL) {
+			iok_msg_free(m);
+			ik_sock_stat(s->sock, IK_STAT_RX_DROPPED, 1);
+			return IK_OK;
 		}
-		return IK_OK;
+		do {
+			r->token = s->next_token++ & ~(uint64_t) RSP_DIRECT_BIT;
+		} while (r->token == 0 || (rv = ik_idmap_add(s->reqs, r->token, r)) == IOK_EEXIST);
+		if (rv != 0) {
+			ik_entcache_put(&s->spare, r);
+			iok_msg_free(m);
+			ik_sock_stat(s->sock, IK_STAT_RX_DROPPED, 1);
+			return IK_OK;
+		}
+		r->pipe   = p;
+		r->bt_len = m->hdr_len;
+		memcpy(r->bt, m->hdr, m->hdr_len);
+		token = r->token;
 	}
 
-	if ((r = ik_entcache_get(&s->spare, sizeof(*r))) == NULL) {
-		iok_msg_free(m);
-		ik_sock_stat(s->sock, IK_STAT_RX_DROPPED, 1);
-		return IK_OK;
-	}
-	do {
-		r->token = s->next_token++ & ~(uint64_t) RSP_DIRECT_BIT;
-	} while (r->token == 0 || (rv = ik_idmap_add(s->reqs, r->token, r)) == IOK_EEXIST);
-	if (rv != 0) {
-		ik_entcache_put(&s->spare, r);
-		iok_msg_free(m);
-		ik_sock_stat(s->sock, IK_STAT_RX_DROPPED, 1);
-		return IK_OK;
-	}
-	r->pipe   = p;
-	r->bt_len = m->hdr_len;
-	memcpy(r->bt, m->hdr, m->hdr_len);
-
-	m->token   = r->token;
-	m->flags   = 0;
-	m->hdr_len = 0;
+	uint32_t bt_len = m->hdr_len;
+	m->token        = token;
+	m->flags        = 0;
+	m->hdr_len      = 0;
 	if (ik_sock_deliver(s->sock, m) != IK_OK) {
+		/* Offered again later: as parsed, the backtrace still there. */
 		m->token   = 0;
 		m->flags   = IK_MSG_PARSED;
-		m->hdr_len = r->bt_len;
-		(void) ik_idmap_del(s->reqs, r->token);
-		ik_entcache_put(&s->spare, r);
+		m->hdr_len = bt_len;
+		if (r != NULL) {
+			(void) ik_idmap_del(s->reqs, r->token);
+			ik_entcache_put(&s->spare, r);
+		}
 		return IK_BUSY;
 	}
-	ik_list_append(&p->reqs, &r->pnode);
-	ik_list_append(&s->age, &r->anode);
-	if (ik_idmap_count(s->reqs) > RSP_MAX_PENDING) {
-		/* A flood of requests nobody answers: forget the oldest. */
-		rsp_req_free(s, ik_container_of(ik_list_first(&s->age), rsp_req, anode));
+	if (r != NULL) {
+		ik_list_append(&p->reqs, &r->pnode);
+		ik_list_append(&s->age, &r->anode);
+		if (ik_idmap_count(s->reqs) > RSP_MAX_PENDING) {
+			/* A flood of requests nobody answers: forget the oldest. */
+			rsp_req_free(s, ik_container_of(ik_list_first(&s->age), rsp_req, anode));
+		}
 	}
 	return IK_OK;
 }

@@ -47,6 +47,7 @@ typedef struct req_pipe {
 	ik_list   ents; /* requests last sent on this pipe */
 } req_pipe;
 
+/* Entries are reused unzeroed: a new field must be set in ent_init. */
 typedef struct req_ent {
 	ik_rt_ent    rt; /* token (0: the plain API's request), expiry */
 	uint32_t     id;
