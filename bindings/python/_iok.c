@@ -208,7 +208,8 @@ typedef struct {
 	 * held.  While it holds any, our descriptor is kept readable. */
 	iok_msg *rb[64];
 	int      rb_head, rb_len;
-	int      rb_raised; /* we wrote to the receive descriptor */
+	int      rb_raised;   /* we wrote to the receive descriptor */
+	int      rb_draining; /* a loop takes until EAGAIN: raise at its end */
 } SockObject;
 
 #define RB_MAX ((int) (sizeof(((SockObject *) 0)->rb) / sizeof(iok_msg *)))
@@ -318,16 +319,17 @@ sock_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 	if (so == NULL) {
 		return NULL;
 	}
-	so->s.id       = 0;
-	so->open       = 0;
-	so->rfd        = -1;
-	so->sfd        = -1;
-	so->users      = 0;
-	so->recv_timeo = -1;
-	so->send_timeo = -1;
-	so->rb_head    = 0;
-	so->rb_len     = 0;
-	so->rb_raised  = 0;
+	so->s.id        = 0;
+	so->open        = 0;
+	so->rfd         = -1;
+	so->sfd         = -1;
+	so->users       = 0;
+	so->recv_timeo  = -1;
+	so->send_timeo  = -1;
+	so->rb_head     = 0;
+	so->rb_len      = 0;
+	so->rb_raised   = 0;
+	so->rb_draining = 0;
 	return (PyObject *) so;
 }
 
@@ -414,10 +416,20 @@ struct op {
  * when its own queue empties, so we raise it (a write to our dup, the same
  * eventfd) after taking a batch that leaves some here, and clear it again
  * when the batch is drained (then look at iok's queue once more: a raise
- * of iok's that the clear swallowed means a message that look finds). */
+ * of iok's that the clear swallowed means a message that look finds).  A
+ * loop that takes many in a row raises once, at its end (rb_drain_end). */
 /* Take a new batch from iok into rb (empty); 0 or an iok error.  If our
  * raise may still be on, clear it first: iok's own raise, if the clear
  * swallowed one, is for a message this look finds. */
+static void
+rb_raise(SockObject *so, int fd)
+{
+	uint64_t one = 1;
+	if (fd >= 0 && write(fd, &one, sizeof(one)) == (ssize_t) sizeof(one)) {
+		so->rb_raised = 1;
+	}
+}
+
 static int
 rb_fill(SockObject *so)
 {
@@ -436,13 +448,30 @@ rb_fill(SockObject *so)
 	}
 	so->rb_head = 0;
 	so->rb_len  = (int) n;
-	if (n > 1) {
-		uint64_t one = 1;
-		if (write(fd, &one, sizeof(one)) == (ssize_t) sizeof(one)) {
-			so->rb_raised = 1;
-		}
+	if (n > 1 && !so->rb_draining) {
+		rb_raise(so, fd);
 	}
 	return 0;
+}
+
+/* A loop that takes many messages in a row (the asyncio dispatch, a
+ * receive of up to max) would raise the descriptor after every batch and
+ * clear it when the batch drains: two system calls a batch for a state no
+ * poller can look at while the GIL is held.  Between rb_drain_begin and
+ * rb_drain_end it does neither; the end raises once if messages are left
+ * here for the next call. */
+static inline void
+rb_drain_begin(SockObject *so)
+{
+	so->rb_draining++;
+}
+
+static void
+rb_drain_end(SockObject *so)
+{
+	if (--so->rb_draining == 0 && so->rb_len > 0 && !so->rb_raised && so->open) {
+		rb_raise(so, sock_fd(so, 0));
+	}
 }
 
 static int
@@ -816,17 +845,11 @@ sock_try_recv(SockObject *so, PyObject *unused)
 	return msg_to_bytes(m);
 }
 
-/* _recv_many(max) -> list of (token, status, data): every waiting message,
- * up to max, without blocking.  An error with nothing received raises. */
 static PyObject *
-sock_recv_many(SockObject *so, PyObject *arg)
+recv_many_loop(SockObject *so, Py_ssize_t max)
 {
-	Py_ssize_t max = PyLong_AsSsize_t(arg);
-	PyObject  *list;
-	int        rv = 0;
-	if (max == -1 && PyErr_Occurred()) {
-		return NULL;
-	}
+	PyObject *list;
+	int       rv = 0;
 	if ((list = PyList_New(0)) == NULL) {
 		return NULL;
 	}
@@ -862,6 +885,22 @@ sock_recv_many(SockObject *so, PyObject *arg)
 		Py_DECREF(list);
 		return raise_iok(rv);
 	}
+	return list;
+}
+
+/* _recv_many(max) -> list of (token, status, data): every waiting message,
+ * up to max, without blocking.  An error with nothing received raises. */
+static PyObject *
+sock_recv_many(SockObject *so, PyObject *arg)
+{
+	Py_ssize_t max = PyLong_AsSsize_t(arg);
+	PyObject  *list;
+	if (max == -1 && PyErr_Occurred()) {
+		return NULL;
+	}
+	rb_drain_begin(so);
+	list = recv_many_loop(so, max);
+	rb_drain_end(so);
 	return list;
 }
 
@@ -920,7 +959,7 @@ bytes_value(iok_msg *m, unsigned flags, int *failed)
  * callback: _reply.c); a Future or a collector gets set_result.  Returns
  * the number taken. */
 static PyObject *
-dispatch_replies(SockObject *so, PyObject *pending, reply_decoder decode, unsigned flags)
+dispatch_loop(SockObject *so, PyObject *pending, reply_decoder decode, unsigned flags)
 {
 	long n     = 0;
 	int  rv    = 0;
@@ -951,6 +990,16 @@ dispatch_replies(SockObject *so, PyObject *pending, reply_decoder decode, unsign
 		return raise_iok(rv);
 	}
 	return PyLong_FromLong(n);
+}
+
+static PyObject *
+dispatch_replies(SockObject *so, PyObject *pending, reply_decoder decode, unsigned flags)
+{
+	PyObject *r;
+	rb_drain_begin(so);
+	r = dispatch_loop(so, pending, decode, flags);
+	rb_drain_end(so);
+	return r;
 }
 
 static PyObject *
@@ -1136,25 +1185,27 @@ sock_redis_recv(SockObject *so, PyObject *const *args, Py_ssize_t nargs)
 		iok_msg_free(op.m);
 		return NULL;
 	}
+	rb_drain_begin(so);
 	for (Py_ssize_t i = 0;;) {
 		unsigned long long tok    = iok_msg_token(op.m);
 		int                failed = 0;
 		PyObject          *val    = redis_value(op.m, (unsigned) fl, &failed), *t;
 		if (val == NULL ||
 		    (t = Py_BuildValue("(KNO)", tok, val, failed ? Py_True : Py_False)) == NULL) {
-			Py_DECREF(list);
-			return NULL;
+			Py_CLEAR(list);
+			break;
 		}
 		rv = PyList_Append(list, t);
 		Py_DECREF(t);
 		if (rv < 0) {
-			Py_DECREF(list);
-			return NULL;
+			Py_CLEAR(list);
+			break;
 		}
 		if (++i >= max || recv_take(so, &op.m) != 0) {
 			break;
 		}
 	}
+	rb_drain_end(so);
 	return list;
 }
 

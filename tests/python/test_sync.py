@@ -260,6 +260,24 @@ def test_batched_receive_keeps_order_and_readiness(inproc_url):
         assert not _readable(pull.fileno())
 
 
+def test_receive_of_many_leaves_readiness_right(inproc_url):
+    """A receive of up to max (one batch from iok, no descriptor writes
+    while it takes) that stops with messages still batched leaves the
+    descriptor readable; the one that takes the rest leaves it clear."""
+    push, pull = pair(inproc_url, recv_timeout=30000)
+    with push, pull:
+        for i in range(10):
+            push.send(b"%d" % i)
+        wait_until(lambda: pull.getopt("stat:rx-msgs", "uint64") >= 10, what="all queued")
+        first = pull._recv_many(3)
+        assert [d for _, _, d in first] == [b"0", b"1", b"2"]
+        assert _readable(pull.fileno())  # 7 wait in the batch, none in iok
+        rest = pull._recv_many(100)
+        assert [d for _, _, d in rest] == [b"%d" % i for i in range(3, 10)]
+        assert not _readable(pull.fileno())
+        assert pull._recv_many(100) == []
+
+
 def test_batched_receive_blocked_threads(inproc_url):
     """Threads blocked in recv() share what arrives: each message is
     received exactly once, none is stranded in a batch."""
