@@ -1173,7 +1173,8 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   (replies matched to a request), "stat:latency-p50", "-p90", "-p99",
  *   "-max", "-count" (ns from a request's write to its reply's read, both
  *   timed on the kernel thread, once per batch it handles: the requests
- *   it writes in one turn share a start; log-bucketed, within 12.5%),
+ *   it writes in one turn share a start, the replies one read brings
+ *   share an end; log-bucketed, within 12.5%),
  *   "stat:err-timedout", "-connreset", "-connrefused", "-closed",
  *   "-inval", "-nomem", "-proto", "-canceled", "-unreachable",
  *   "-connshut" (error completions delivered, by kind), "stat:send-waits"

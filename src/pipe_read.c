@@ -255,7 +255,11 @@ read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 	}
 	bool filled = (size_t) n == buf->len;
 	p->in.len += (size_t) n;
+	/* What one read brought arrived together: its replies share one clock
+	 * reading for their latency (ik_clock_batch), where each read it. */
+	ik_clock_batch(true);
 	ik_pipe_process_input(p);
+	ik_clock_batch(false);
 	if (filled && p->in.cap < READ_MAX && p->state != IK_PIPE_CLOSING) {
 		(void) ik_buf_reserve(&p->in, p->in.cap); /* double it */
 	}
