@@ -96,7 +96,10 @@ struct ik_pipe {
 	ik_wbatch  wb[2]; /* filling / in flight */
 	int        wfill; /* index of the filling batch */
 	bool       writing;
-	bool       was_full; /* above the high-water mark: tell the pattern */
+	bool       was_full;   /* above the high-water mark: tell the pattern */
+	bool       clocked;    /* ik_pipe_clock_writes */
+	bool       awaiting;   /* wrote, nothing read since */
+	bool       clock_held; /* a flush waits for input */
 	int        handles_open;
 
 	/* inproc pipes */

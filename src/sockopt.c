@@ -51,6 +51,7 @@ static const char *const stat_names[IK_STAT_COUNT] = {
 	[IK_STAT_PROBE_TIMEOUTS] = "stat:probe-timeouts",
 	[IK_STAT_EJECTIONS]      = "stat:ejections",
 	[IK_STAT_UPSTREAM_WAITS] = "stat:upstream-waits",
+	[IK_STAT_TX_WRITES]      = "stat:tx-writes",
 };
 
 const char *
