@@ -98,7 +98,7 @@ struct ik_pipe {
 	bool       writing;
 	bool       was_full;   /* above the high-water mark: tell the pattern */
 	bool       clocked;    /* ik_pipe_clock_writes */
-	bool       awaiting;   /* wrote, nothing read since */
+	bool       awaiting;   /* wrote while clocked, nothing read since */
 	bool       clock_held; /* a flush waits for input */
 	int        handles_open;
 

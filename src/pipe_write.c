@@ -341,7 +341,9 @@ flush_writes(ik_pipe *p)
 		p->clock_held = true; /* the answer's first byte flushes (read_cb) */
 		return;
 	}
-	p->awaiting   = true;
+	/* Only a write made while requests are in flight may hold the next:
+	 * one made before (a probe, a subscription) need not be answered. */
+	p->awaiting   = p->clocked;
 	p->clock_held = false;
 	p->sock->stats[IK_STAT_TX_WRITES]++;
 	if (b->capbufs < b->nsegs) {
