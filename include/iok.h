@@ -1184,9 +1184,9 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   (connections closed for an unanswered probe), "stat:ejections"
  *   (upstreams ejected by outlier detection), "stat:upstream-waits"
  *   (requests that found every upstream at db:max-inflight-per-upstream),
- *   "stat:tx-writes" (writes to tcp/ipc/database connections: one carries
- *   every message queued since the last, so tx-msgs / tx-writes is the
- *   batch size).
+ *   "stat:tx-writes" (writes to tcp, ipc and database connections, the
+ *   handshake's included: each carries every message queued since the
+ *   last, so tx-msgs / tx-writes is about the batch size).
  * Dialer/listener options: the transport ones above, plus IOK_OPT_URL
  * (string, read-only) and, on tcp listeners, IOK_OPT_TCP_BOUND_PORT (int,
  * read-only).  Dialers: IOK_OPT_UPSTREAMS (string, read-only): one line per
@@ -1270,21 +1270,6 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *                                   when the attempt fails.  Default true;
  *                                   false: requests wait for a reconnect
  *                                   (up to IOK_OPT_REQ_TIMEOUT)
- *   IOK_OPT_DB_COALESCE       bool  pipelined-db: while a connection has
- *                                   requests in flight and its last write
- *                                   has had no byte back yet, requests
- *                                   routed to it wait (up to 64 KiB) and go
- *                                   in one write when the server's next
- *                                   bytes arrive, as TCP's Nagle waits for
- *                                   an ACK: fewer writes and wake-ups for
- *                                   client and server under load
- *                                   (bench/README.md), no wait for a
- *                                   request alone on its connection.  A server answers a
- *                                   pipelined batch in order anyway, so a
- *                                   request behind a slow one waits about
- *                                   as long either way.  Default true;
- *                                   false: every pump turn writes at once.
- *                                   Any thread, takes effect at once
  *   "sub:filtered", "db:inflight", "db:queued"  uint64, read-only counts
  */
 #define IOK_OPT_SOCKNAME "socket-name"
@@ -1344,7 +1329,6 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 #define IOK_OPT_PUB_NODROP "pub:nodrop"                    /* bool */
 #define IOK_OPT_DB_MAX_INFLIGHT "db:max-inflight"          /* int, per connection */
 #define IOK_OPT_DB_FAIL_FAST "db:fail-fast"                /* bool, default true */
-#define IOK_OPT_DB_COALESCE "db:coalesce"                  /* bool, default true */
 #define IOK_OPT_DB_MAX_INFLIGHT_UPSTREAM "db:max-inflight-per-upstream" /* int, 0 = none */
 
 IOK_API int iok_socket_set(iok_socket s, const char *name, const void *val, size_t size);

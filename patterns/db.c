@@ -38,15 +38,6 @@
  * IOK_OPT_RECVMAXSZ arrives in its place as an empty message with status
  * IOK_EMSGSIZE and completes its request with that error.
  *
- * Coalescing (db:coalesce, default on).  While a connection has requests
- * in flight its pipe clocks its writes (ik_pipe_clock_writes): a write
- * that comes before the previous one has had a byte back waits for that
- * byte, so what queues meanwhile goes in one write (Redis GET x100 on one
- * connection wrote ~4 commands a write, each a wake-up of the server and
- * of the reply's reader).  The byte that releases it is sure to come:
- * something written is unanswered, or the connection fails.  A request
- * alone on its connection is never held.
- *
  * Completion.  Every request completes exactly once: its reply (tagged
  * with its token and session), or an error completion (ik_msg_error):
  * IOK_ETIMEDOUT when req:timeout expires (queued or in flight),
@@ -173,7 +164,6 @@ db_init(void *arg, ik_sock *sock, int raw)
 	s->max_inflight = DB_INFLIGHT_DEFAULT;
 	s->timeout_ms   = IOK_DURATION_INFINITE;
 	s->fail_fast    = true;
-	s->coalesce     = true;
 	ik_list_init(&s->sessions_all);
 	ik_list_init(&s->pending);
 	ik_list_init(&s->waiting);
@@ -509,9 +499,7 @@ db_recv(void *arg, void *pp, iok_msg *m)
 		}
 	}
 	ik_list_remove(n);
-	if (--p->nfifo == 0) {
-		ik_pipe_clock_writes(p->pipe, false); /* nothing left to answer */
-	}
+	p->nfifo--;
 	s->ninflight--;
 	ik_pipe_inflight_add(p->pipe, -1);
 	r->where = 0;
@@ -583,16 +571,6 @@ db_setopt(void *arg, const char *name, const void *v, size_t sz, int type)
 		}
 		return rv;
 	}
-	if (strcmp(name, IOK_OPT_DB_COALESCE) == 0) {
-		if ((rv = ik_opt_get_bool(v, sz, type, &val)) == 0) {
-			s->coalesce = val != 0;
-			for (int i = 0; i < s->pipes.n; i++) {
-				db_pipe *p = ik_pipeset_at(&s->pipes, i);
-				ik_pipe_clock_writes(p->pipe, s->coalesce && p->nfifo > 0);
-			}
-		}
-		return rv;
-	}
 	if (strcmp(name, OPT_INFLIGHT) == 0 || strcmp(name, OPT_QUEUED) == 0) {
 		return IOK_EREADONLY;
 	}
@@ -614,9 +592,6 @@ db_getopt(void *arg, const char *name, void *v, size_t *sz, int type)
 	}
 	if (strcmp(name, IOK_OPT_DB_FAIL_FAST) == 0) {
 		return ik_opt_put_bool(s->fail_fast, v, sz, type);
-	}
-	if (strcmp(name, IOK_OPT_DB_COALESCE) == 0) {
-		return ik_opt_put_bool(s->coalesce, v, sz, type);
 	}
 	if (strcmp(name, OPT_INFLIGHT) == 0) {
 		return ik_opt_put_uint64(s->ninflight, v, sz, type);

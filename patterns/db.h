@@ -101,7 +101,6 @@ struct db_sock {
 	bool         dispatching, again;
 	bool         token_mode; /* iok_request has been used */
 	bool         fail_fast;  /* no connection possible: fail, not queue */
-	bool         coalesce;   /* db:coalesce: writes wait for answers */
 	int          max_inflight;
 	int          max_up;     /* db:max-inflight-per-upstream, 0: none */
 	bool         up_limited; /* the last pick found every upstream full */

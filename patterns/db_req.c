@@ -99,10 +99,7 @@ ik_db_transmit(db_sock *s, db_pipe *p, db_req *r)
 	r->pipe     = p;
 	r->where    = R_FIFO;
 	ik_list_append(&p->fifo, &r->qnode);
-	if (p->nfifo++ == 0 && s->coalesce) {
-		/* Answers will come: later writes may wait for the first. */
-		ik_pipe_clock_writes(p->pipe, true);
-	}
+	p->nfifo++;
 	s->ninflight++;
 	ik_pipe_inflight_add(p->pipe, 1);
 	r->rt.sent_ns = ik_clock_ns(); /* latency, and the upstream's average */
@@ -111,9 +108,7 @@ ik_db_transmit(db_sock *s, db_pipe *p, db_req *r)
 	} else {
 		/* Never on the wire: no reply will come for it. */
 		ik_list_remove(&r->qnode);
-		if (--p->nfifo == 0) {
-			ik_pipe_clock_writes(p->pipe, false);
-		}
+		p->nfifo--;
 		s->ninflight--;
 		ik_pipe_inflight_add(p->pipe, -1);
 		r->where         = 0;

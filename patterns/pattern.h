@@ -210,14 +210,6 @@ int ik_pipe_send(ik_pipe *p, iok_msg *m);
 int ik_pipe_send_copy(ik_pipe *p, const iok_msg *m);
 /* ik_pipe_writable: p's write queue is below its high-water mark. */
 int ik_pipe_writable(const ik_pipe *p);
-/* ik_pipe_clock_writes: on a stream pipe whose every write is answered
- * (a database's requests), the writes that come while an earlier write
- * still waits for the server's first byte back are held until that byte
- * comes (or 64 KiB wait): one write then carries what queued
- * meanwhile, where each pump turn wrote a few requests of its own.  A
- * pattern turns it on only while it has requests in flight on p (the
- * answer that releases the hold is sure to come); off writes what waits. */
-void ik_pipe_clock_writes(ik_pipe *p, bool on);
 /* ik_pipe_close drops the connection (e.g. a malformed message); the
  * pattern gets pipe_rm soon after, not from inside this call. */
 void ik_pipe_close(ik_pipe *p, int err);

@@ -96,10 +96,7 @@ struct ik_pipe {
 	ik_wbatch  wb[2]; /* filling / in flight */
 	int        wfill; /* index of the filling batch */
 	bool       writing;
-	bool       was_full;   /* above the high-water mark: tell the pattern */
-	bool       clocked;    /* ik_pipe_clock_writes */
-	bool       awaiting;   /* wrote while clocked, nothing read since */
-	bool       clock_held; /* a flush waits for input */
+	bool       was_full; /* above the high-water mark: tell the pattern */
 	int        handles_open;
 
 	/* inproc pipes */

@@ -33,9 +33,6 @@ void ik_pipe_inproc_deliver(ik_pipe *p);
 int ik_pipe_queue_bytes(ik_pipe *p, const void *data, size_t len);
 /* ik_pipe_writable_again: p drained below its mark; tell the patterns. */
 void ik_pipe_writable_again(ik_pipe *p);
-/* ik_pipe_input_came: p read something; a write held by
- * ik_pipe_clock_writes goes. */
-void ik_pipe_input_came(ik_pipe *p);
 /* ik_pipe_task_fn: the pipe's task: flush writes, or deliver inproc. */
 void ik_pipe_task_fn(ik_task *t);
 /* ik_pipe_writes_fini: free the write batches (the pipe is being freed). */

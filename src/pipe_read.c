@@ -255,9 +255,6 @@ read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 	}
 	bool filled = (size_t) n == buf->len;
 	p->in.len += (size_t) n;
-	if (p->awaiting) {
-		ik_pipe_input_came(p);
-	}
 	/* What one read brought arrived together: its replies share one clock
 	 * reading for their latency (ik_clock_batch), where each read it. */
 	ik_clock_batch(true);

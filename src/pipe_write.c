@@ -18,8 +18,7 @@
 static void flush_writes(ik_pipe *p);
 static void inproc_send(ik_pipe *p, iok_msg *m);
 
-#define KEEP_IDLE (64 * 1024)    /* batch buffer an idle connection may keep */
-#define IK_CLOCK_MAX (64 * 1024) /* held bytes that go without waiting */
+#define KEEP_IDLE (64 * 1024) /* batch buffer an idle connection may keep */
 
 /* Empty a written batch.  keep_cap: more is queued behind it, so its
  * buffer will fill again at once; freeing a big one here made every write
@@ -337,14 +336,6 @@ flush_writes(ik_pipe *p)
 	if (p->writing || b->total == 0 || p->state == IK_PIPE_CLOSING) {
 		return;
 	}
-	if (p->clocked && p->awaiting && b->total < IK_CLOCK_MAX) {
-		p->clock_held = true; /* the answer's first byte flushes (read_cb) */
-		return;
-	}
-	/* Only a write made while requests are in flight may hold the next:
-	 * one made before (a probe, a subscription) need not be answered. */
-	p->awaiting   = p->clocked;
-	p->clock_held = false;
 	p->sock->stats[IK_STAT_TX_WRITES]++;
 	if (b->capbufs < b->nsegs) {
 		uv_buf_t *nb = realloc(b->bufs, b->nsegs * sizeof(*nb));
@@ -442,26 +433,6 @@ inproc_send(ik_pipe *p, iok_msg *m)
 	ik_msgq_push(&peer->inbox, m);
 	ik_task_schedule(&peer->task);
 	p->sock->handed_inproc = true; /* the pump slices its turn (PUMP_SLICE) */
-}
-
-void
-ik_pipe_clock_writes(ik_pipe *p, bool on)
-{
-	p->clocked = on;
-	if (!on) {
-		ik_pipe_input_came(p);
-	}
-}
-
-/* Input came, or the hold was lifted: what a held flush kept goes now. */
-void
-ik_pipe_input_came(ik_pipe *p)
-{
-	p->awaiting = false;
-	if (p->clock_held) {
-		p->clock_held = false;
-		ik_task_schedule(&p->task);
-	}
 }
 
 void

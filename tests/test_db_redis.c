@@ -1177,88 +1177,6 @@ test_cancel_keeps_matching(void **state)
 	IOK_OK(iok_close(s));
 }
 
-/* ------------------------------------------ writes wait for answers */
-
-/* BLPOP cl 0 sent on c and written (the connection's one write since w0);
- * nothing comes back on that connection until an RPUSH to cl. */
-static uint64_t
-blpop_written(tu_db *c, iok_socket s, uint64_t w0)
-{
-	uint64_t t = tu_db_send(c, tu_cmd("BLPOP", "cl", "0", NULL), 0, 0);
-	wait_stat_eq(s, "stat:tx-writes", w0 + 1);
-	return t;
-}
-
-/* The RPUSH that ends the BLPOP, then every reply, in order. */
-static void
-unblock_and_check(tu_db *c, tu_db *pc, uint64_t blpop, const uint64_t *gets, int n)
-{
-	iok_msg_free(tu_db_call(pc, tu_cmd("RPUSH", "cl", "x", NULL), 0, T_MS));
-	iok_msg *m = tu_db_wait(c, blpop, T_MS, NULL);
-	expect_status(m, 0);
-	iok_msg_free(m);
-	for (int i = 0; i < n; i++) {
-		m = tu_db_wait(c, gets[i], T_MS, NULL);
-		tu_assert_reply(m, "v");
-		iok_msg_free(m);
-	}
-}
-
-static void
-test_coalesce(void **state)
-{
-	(void) state;
-	tu_db      c, pc;
-	iok_socket s = open_db("coalesce", 1, NULL), pub = open_db("coalpush", 1, NULL);
-	uint64_t   tb, gets[10], w0;
-	bool       on;
-
-	IOK_OK(iok_socket_set_ms(s, IOK_OPT_HEALTH_INTERVAL, 0)); /* no probe writes */
-	IOK_OK(iok_socket_get_bool(s, IOK_OPT_DB_COALESCE, &on));
-	assert_true(on);
-	tu_db_start(&c, s);
-	tu_db_start(&pc, pub);
-	iok_msg_free(tu_db_call(&c, tu_cmd("SET", "ck", "v", NULL), 0, T_MS));
-
-	/* On: requests routed while the BLPOP's write has had nothing back
-	 * wait, one by one, and then go in one write. */
-	w0 = sopt(s, "stat:tx-writes");
-	tb = blpop_written(&c, s, w0);
-	for (int i = 0; i < 10; i++) {
-		gets[i] = tu_db_send(&c, tu_cmd("GET", "ck", NULL), 0, 0);
-		wait_stat_eq(s, "db:inflight", 2 + (uint64_t) i);
-	}
-	assert_int_equal(sopt(s, "stat:tx-writes"), w0 + 1);
-	unblock_and_check(&c, &pc, tb, gets, 10);
-	assert_int_equal(sopt(s, "stat:tx-writes"), w0 + 2);
-	/* Alone on its connection a request goes at once. */
-	iok_msg_free(tu_db_call(&c, tu_cmd("GET", "ck", NULL), 0, T_MS));
-	assert_int_equal(sopt(s, "stat:tx-writes"), w0 + 3);
-
-	/* Turned off while one waits: it goes at once. */
-	w0      = sopt(s, "stat:tx-writes");
-	tb      = blpop_written(&c, s, w0);
-	gets[0] = tu_db_send(&c, tu_cmd("GET", "ck", NULL), 0, 0);
-	wait_stat_eq(s, "db:inflight", 2);
-	assert_int_equal(sopt(s, "stat:tx-writes"), w0 + 1);
-	IOK_OK(iok_socket_set_bool(s, IOK_OPT_DB_COALESCE, false));
-	wait_stat_eq(s, "stat:tx-writes", w0 + 2);
-
-	/* Off: each goes in a write of its own, blocked server or not. */
-	for (int i = 1; i < 4; i++) {
-		gets[i] = tu_db_send(&c, tu_cmd("GET", "ck", NULL), 0, 0);
-		wait_stat_eq(s, "stat:tx-writes", w0 + 2 + (uint64_t) i);
-	}
-	unblock_and_check(&c, &pc, tb, gets, 4);
-	IOK_OK(iok_socket_get_bool(s, IOK_OPT_DB_COALESCE, &on));
-	assert_false(on);
-
-	assert_int_equal(tu_db_stop(&c), 0);
-	tu_db_stop(&pc);
-	IOK_OK(iok_close(pub));
-	IOK_OK(iok_close(s));
-}
-
 /* ------------------------------------------- pushes with no sharer */
 
 static int
@@ -1387,7 +1305,6 @@ main(void)
 		    test_cancel_keeps_matching, tu_redis_setup, tu_redis_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_push_without_sharer, tu_redis_setup, tu_redis_teardown),
-		cmocka_unit_test_setup_teardown(test_coalesce, tu_redis_setup, tu_redis_teardown),
 	};
 	if (getenv("IOK_TEST_FILTER") != NULL) {
 		cmocka_set_test_filter(getenv("IOK_TEST_FILTER"));

@@ -75,6 +75,10 @@ test_reqrep_latency(void **state)
 	}
 	assert_int_equal(tu_stat(req, "stat:requests"), n);
 	assert_int_equal(tu_stat(req, "stat:replies"), n);
+	/* One at a time: each request, and each reply, a write of its own;
+	 * one more each side for the SP handshake. */
+	assert_int_equal(tu_stat(req, "stat:tx-writes"), n + 1);
+	assert_int_equal(tu_stat(rep, "stat:tx-writes"), n + 1);
 	assert_int_equal(tu_stat(req, "stat:latency-count"), n);
 	uint64_t p50 = tu_stat(req, "stat:latency-p50");
 	uint64_t p90 = tu_stat(req, "stat:latency-p90");
