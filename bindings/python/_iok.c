@@ -418,9 +418,7 @@ struct op {
  * when the batch is drained (then look at iok's queue once more: a raise
  * of iok's that the clear swallowed means a message that look finds).  A
  * loop that takes many in a row raises once, at its end (rb_drain_end). */
-/* Take a new batch from iok into rb (empty); 0 or an iok error.  If our
- * raise may still be on, clear it first: iok's own raise, if the clear
- * swallowed one, is for a message this look finds. */
+/* Keep our descriptor readable for what rb still holds. */
 static void
 rb_raise(SockObject *so, int fd)
 {
@@ -430,6 +428,9 @@ rb_raise(SockObject *so, int fd)
 	}
 }
 
+/* Take a new batch from iok into rb (empty); 0 or an iok error.  If our
+ * raise may still be on, clear it first: iok's own raise, if the clear
+ * swallowed one, is for a message this look finds. */
 static int
 rb_fill(SockObject *so)
 {
