@@ -3349,13 +3349,12 @@ for _n, _f in list(vars(Commands).items()):
 
 class _Plan:
     """Stands in for the client while a command method builds its command:
-    _cmd hands back what to send instead of sending it."""
+    _cmd(args, transform=None, flags=0) hands back (args, transform, flags)
+    instead of sending (in C: a builtin is not bound to the instance, and
+    no Python frame is made per command)."""
 
     __slots__ = ()
-
-    @staticmethod
-    def _cmd(args, transform=None, flags=0):
-        return args, transform, flags
+    _cmd = _iok._redis_plan
 
 
 def _command_coroutine(plan, name, doc):
@@ -3364,7 +3363,7 @@ def _command_coroutine(plan, name, doc):
     frame per layer was a tenth of a pipelined GET's cost.  _aio.call,
     inlined, is what the body does."""
     async def run(self, *args, **kwargs):
-        cmd, transform, flags = plan(*args, **kwargs)
+        cmd, transform, flags = plan(*args, **kwargs) if kwargs else plan(*args)
         sock = self._sock
         if sock is None:
             sock = await self._aensure()
@@ -3372,7 +3371,9 @@ def _command_coroutine(plan, name, doc):
             self._check_link(sock)
         if not self._retry:
             flags = 0
-        aio = _aio.state(sock)
+        aio = sock._aio  # _aio.state's own first test, without its frame
+        if aio is None or not aio.runs_here():
+            aio = _aio.state(sock)
         try:
             token = sock._redis_request(cmd, 0, flags)
             while not token:
