@@ -797,6 +797,20 @@ test_is_command(void **state)
 	assert_false(ik_resp_is_command(S("*1\r\n$4\r\nPINGG\r\n")));
 	assert_false(ik_resp_is_command(S("*1\r\n$5\r\nPING\r\n")));
 	assert_false(ik_resp_is_command(S("*1\n$4\nPING\n")));
+	/* Numbers as the reader takes them: leading zeros, at most 32 digits,
+	 * no sign, within int64, counts within IK_RESP_ELEMS_MAX. */
+	assert_true(ik_resp_is_command(S("*01\r\n$0004\r\nPING\r\n")));
+	assert_true(ik_resp_is_command(S("*00000000000000000000000000000001\r\n$4\r\nPING\r\n")));
+	assert_false(ik_resp_is_command(S("*000000000000000000000000000000001\r\n$4\r\nPING\r\n")));
+	assert_false(ik_resp_is_command(S("*+1\r\n$4\r\nPING\r\n")));
+	assert_false(ik_resp_is_command(S("*1\r\n$+4\r\nPING\r\n")));
+	assert_false(ik_resp_is_command(S("*\r\n$4\r\nPING\r\n")));
+	assert_false(ik_resp_is_command(S("*1\r\n$\r\nPING\r\n")));
+	assert_false(ik_resp_is_command(S("*1 \r\n$4\r\nPING\r\n")));
+	assert_false(ik_resp_is_command(S("*16777217\r\n$4\r\nPING\r\n")));
+	assert_false(ik_resp_is_command(S("*1\r\n$9223372036854775808\r\nPING\r\n")));
+	assert_false(ik_resp_is_command(S("*1\r\n$18446744073709551620\r\nPING\r\n")));
+	assert_false(ik_resp_is_command(S("*1\r\n$4\r\nPING\r")));
 	/* truncated at every point */
 	static const char c[] = "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
 	for (size_t k = 0; k < sizeof(c) - 1; k++) {
