@@ -219,6 +219,7 @@ db_fini(void *arg)
 {
 	db_sock *s = arg;
 	forget_all(s);
+	ik_entcache_fini(&s->spare);
 	ik_rt_fini(&s->rt);
 	ik_idmap_free(s->sessions);
 	ik_pipeset_fini(&s->pipes);
@@ -400,15 +401,15 @@ db_send(void *arg, iok_msg *m)
 	} else {
 		abandon_plain(s);
 	}
-	if ((r = calloc(1, sizeof(*r))) == NULL) {
+	if ((r = ik_entcache_get(&s->spare, sizeof(*r))) == NULL) {
 		goto nomem;
 	}
 	if (se == NULL && sid != 0 && (se = ik_db_sess_get(s, sid)) == NULL) {
-		free(r);
+		ik_entcache_put(&s->spare, r);
 		goto nomem;
 	}
 	if (tok && ik_rt_add(&s->rt, &r->rt, token) != 0) {
-		free(r);
+		ik_entcache_put(&s->spare, r);
 		goto nomem;
 	}
 	r->seq      = ++s->seq;

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "entcache.h"
 #include "idmap.h"
 #include "pattern.h"
 #include "pipeset.h"
@@ -84,6 +85,7 @@ struct db_sock {
 	int          npinned;
 	ik_reqtrack  rt;       /* live requests by token, expiries, the
 	                          timer, completions waiting for room */
+	ik_entcache  spare;    /* freed requests, for the next ones */
 	ik_idmap    *sessions; /* id -> session */
 	ik_list      sessions_all;
 	ik_list      pending; /* requests without a session, waiting */

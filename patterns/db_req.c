@@ -24,7 +24,7 @@ ik_db_req_free(db_sock *s, db_req *r)
 		se->nout--;
 		ik_db_sess_maybe_release(s, se);
 	}
-	free(r);
+	ik_entcache_put(&s->spare, r);
 }
 
 /* Remove a queued (not yet sent) request from its queue. */
