@@ -42,6 +42,7 @@ static PyTypeObject *g_reply_type;
 /* From asyncio, once. */
 static PyObject *g_cancelled_error, *g_invalid_state_error, *g_current_task, *g_copy_context;
 static PyObject *g_str_run, *g_str_call_soon, *g_str_set_result, *g_str_set_exception;
+static PyObject *g_str_thread_id;
 
 static int
 import_asyncio(void)
@@ -636,16 +637,49 @@ static PyType_Spec reply_spec = {
 	.slots     = reply_slots,
 };
 
+/* _loop_runs_here(loop) -> bool: an asyncio BaseEventLoop runs in the
+ * calling thread (loop._thread_id == threading.get_ident()).  Every
+ * asyncio command asks it (iok/_aio.py, _runs_here); as a lambda it was
+ * a Python frame per command. */
+static PyObject *
+mod_loop_runs_here(PyObject *m, PyObject *loop)
+{
+	PyObject     *tid = PyObject_GetAttr(loop, g_str_thread_id);
+	unsigned long id;
+	int           here = 0;
+	(void) m;
+	if (tid == NULL) {
+		return NULL;
+	}
+	if (PyLong_Check(tid)) {
+		id = PyLong_AsUnsignedLong(tid);
+		if (id == (unsigned long) -1 && PyErr_Occurred()) {
+			PyErr_Clear(); /* not a thread id */
+		} else {
+			here = id == PyThread_get_thread_ident();
+		}
+	}
+	Py_DECREF(tid);
+	return PyBool_FromLong(here);
+}
+
+static PyMethodDef reply_module_methods[] = {
+	{ "_loop_runs_here", mod_loop_runs_here, METH_O, NULL },
+	{ NULL, NULL, 0, NULL },
+};
+
 int
 ikpy_reply_init(PyObject *module)
 {
 	PyObject *type;
+	g_str_thread_id     = PyUnicode_InternFromString("_thread_id");
 	g_str_run           = PyUnicode_InternFromString("run");
 	g_str_call_soon     = PyUnicode_InternFromString("call_soon");
 	g_str_set_result    = PyUnicode_InternFromString("set_result");
 	g_str_set_exception = PyUnicode_InternFromString("set_exception");
-	if (g_str_run == NULL || g_str_call_soon == NULL || g_str_set_result == NULL ||
-	    g_str_set_exception == NULL) {
+	if (g_str_thread_id == NULL || g_str_run == NULL || g_str_call_soon == NULL ||
+	    g_str_set_result == NULL || g_str_set_exception == NULL ||
+	    PyModule_AddFunctions(module, reply_module_methods) < 0) {
 		return -1;
 	}
 	if ((type = PyType_FromSpec(&reply_spec)) == NULL) {

@@ -303,6 +303,76 @@ def test_async_surface(redis_server, run):
     run(main())
 
 
+def _stand_ins():
+    """Arguments a command method might treat differently from a plain
+    key: None, numbers, containers, a datetime, a timedelta."""
+    import datetime
+    return [None, 0, 7, 1.5, "k", b"k", ["a", "b"], ("a",), {"f": 1},
+            datetime.datetime(2030, 1, 2), datetime.timedelta(seconds=5)]
+
+
+def test_async_plans_in_c_match_the_methods():
+    """An AsyncClient command whose method only passes its arguments on
+    plans in C (_pass_through_plan); for every argument kind that plan must
+    equal the method's own, and a method that looks at an argument (EXPIREAT
+    converts a datetime) must keep its own plan."""
+    planned = []
+    for name, fn in vars(ir.Commands).items():
+        if name.startswith("_") or not callable(fn):
+            continue
+        plan = ir._pass_through_plan(fn)
+        if plan is None:
+            continue
+        planned.append(name)
+        n = fn.__code__.co_argcount - 1
+        for v in _stand_ins():
+            args = (v,) * n
+            assert plan(*args) == fn(ir._PLAN, *args), (name, v)
+        # keywords and a wrong count go to the method itself
+        if n:
+            kw = dict(zip(fn.__code__.co_varnames[1:n + 1], range(n)))
+            assert plan(**kw) == fn(ir._PLAN, **kw), name
+        with pytest.raises(TypeError) as e:
+            plan(*range(n + 1))
+        assert name in str(e.value)
+    assert {"get", "hget", "ttl", "ping", "publish"} <= set(planned)
+    for name in ("set", "expireat", "mget", "delete", "exists", "hset", "zadd"):
+        assert ir._pass_through_plan(getattr(ir.Commands, name)) is None, name
+
+
+def test_async_commands_planned_in_c(redis_server, run):
+    """The C-planned path end to end: positional, keyword, the wrong count;
+    and EXPIREAT's datetime still converted on the path that keeps its plan."""
+    import datetime
+
+    async def main():
+        r = ir.AsyncClient(redis_server.url(db=9), socket_timeout=T)
+        await r.flushdb()
+        assert await r.set("k", "v") is True
+        assert await r.get("k") == b"v"
+        assert await r.get(name="k") == b"v"
+        assert await r.hsetnx("h", "f", 1) is True and await r.hget("h", "f") == b"1"
+        with pytest.raises(TypeError):
+            await r.get("k", "extra")
+        with pytest.raises(TypeError):
+            await r.get()
+        assert await r.expireat("k", datetime.datetime.now() + datetime.timedelta(hours=1))
+        assert 3000 < await r.ttl("k") <= 3600
+        await r.aclose()
+    run(main())
+
+
+def test_ok_transforms():
+    """SET's and the writes' reply transforms (C): "OK" as str or bytes,
+    the decoder's own objects or not, is True; anything else is passed on
+    (_ok) or None (_ok_or_none)."""
+    for ok in ("OK", b"OK", "".join(["O", "K"]), bytes(bytearray(b"OK"))):
+        assert ir._ok(ok) is True and ir._ok_or_none(ok) is True
+    for other in (None, "ok", b"OKK", "", 1, ["OK"]):
+        assert ir._ok(other) is other
+        assert ir._ok_or_none(other) is None
+
+
 def test_sync_pubsub_redis_py_semantics(redis_server):
     with ir.Redis(redis_server.url(db=9), socket_timeout=T) as r:
         ps = r.pubsub()

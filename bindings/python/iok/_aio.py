@@ -19,13 +19,14 @@ parent's loop.
 """
 
 import collections
+import functools
 import os
 import weakref
 from asyncio import BaseEventLoop, CancelledError, get_running_loop
 from threading import get_ident
 
 from . import Closed, Error, Timeout, TryAgain
-from ._iok import Reply
+from ._iok import Reply, _loop_runs_here
 
 _live = weakref.WeakSet()  # sockets that have a state, for fork
 
@@ -197,7 +198,7 @@ def _runs_here(loop):
     second loop: the await then fails with asyncio's 'attached to a
     different loop' error instead of switching loops."""
     if isinstance(loop, BaseEventLoop):
-        return lambda: loop._thread_id == get_ident()
+        return functools.partial(_loop_runs_here, loop)  # in C: no frame per command
     tid = get_ident()
     return lambda: tid == get_ident() and loop.is_running()
 

@@ -37,6 +37,7 @@ Timeouts are milliseconds, as everywhere in iok.
 import asyncio as _asyncio_std
 import builtins
 import collections
+import dis
 import functools
 import logging
 import os
@@ -326,16 +327,11 @@ def _cmdname(args):
 
 # ------------------------------------------------------- reply transforms
 
-def _ok(v):
-    return True if v == "OK" or v == b"OK" else v
-
-
-def _ok_or_none(v):
-    return True if v == "OK" or v == b"OK" else None
-
-
-def _bool(v):
-    return bool(v)
+# True for an "OK" status (str or bytes), else the reply; True or None.
+# In C: every SET runs one, and a Python function was a frame per reply.
+_ok = _iok._redis_ok
+_ok_or_none = _iok._redis_ok_or_none
+_bool = bool
 
 
 def _pong(v):
@@ -3404,11 +3400,49 @@ AsyncClient._arun = _command_coroutine(lambda args, flags, transform: (args, tra
 _PLAN = _Plan()
 
 
+# What a command method may be made of for its plan to be taken without
+# running it: loads, a tuple and one call (its _cmd), so no argument's
+# value can change what it does (names of CPython 3.11 to 3.13; any other opcode, or
+# another version's, keeps the method's own plan).
+_PLAIN_OPS = frozenset((
+    "RESUME", "CACHE", "NOP", "LOAD_FAST", "LOAD_FAST_LOAD_FAST", "LOAD_CONST", "LOAD_GLOBAL",
+    "LOAD_METHOD", "LOAD_ATTR", "PUSH_NULL", "BUILD_TUPLE", "KW_NAMES", "PRECALL", "CALL",
+    "CALL_KW", "RETURN_VALUE"))
+_CO_VARARGS, _CO_VARKEYWORDS = 0x04, 0x08  # inspect's names for these code flags
+
+
+def _pass_through_plan(fn):
+    """A C CommandPlan for a command method that only passes its arguments
+    on after the command's name (get(name) -> ("GET", name)), or None.
+    Such a method has positional parameters without defaults, only
+    _PLAIN_OPS with one call, and plans (NAME, *args) for stand-in
+    arguments; the plan calls the method itself for keywords or a wrong
+    count."""
+    code = fn.__code__
+    if fn.__defaults__ or fn.__kwdefaults__ or code.co_kwonlyargcount or \
+            code.co_flags & (_CO_VARARGS | _CO_VARKEYWORDS):
+        return None
+    ops = [i.opname for i in dis.get_instructions(fn)]
+    if any(op not in _PLAIN_OPS for op in ops) or ops.count("CALL") + ops.count("CALL_KW") != 1:
+        return None
+    stand_ins = tuple(object() for _ in range(code.co_argcount - 1))
+    try:
+        cmd, transform, flags = fn(_PLAN, *stand_ins)
+    except Exception:
+        return None
+    if type(cmd) is not tuple or len(cmd) != len(stand_ins) + 1 or type(cmd[0]) is not str or \
+            not all(a is b for a, b in zip(cmd[1:], stand_ins)):
+        return None
+    return _iok.CommandPlan(cmd[0], len(stand_ins), transform, flags,
+                            functools.partial(fn, _PLAN))
+
+
 def _coroutine_method(fn):
     doc = "``await r.%s(...)``.  %s" % (fn.__name__, fn.__doc__)
     names = fn.__code__.co_names
     if "_cmd" in names and "_cmd_blocking" not in names and "execute" not in names:
-        m = _command_coroutine(functools.partial(fn, _PLAN), fn.__name__, doc)
+        plan = _pass_through_plan(fn) or functools.partial(fn, _PLAN)
+        m = _command_coroutine(plan, fn.__name__, doc)
         m.__wrapped__ = fn  # inspect.signature shows the command's arguments
         return m
 
