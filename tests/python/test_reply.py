@@ -49,6 +49,41 @@ def test_protocol_result_and_callbacks(run):
     run(main())
 
 
+def test_add_done_callback_arguments(run):
+    """add_done_callback parses its arguments by hand (a task passes
+    context= with every await): the forms asyncio.Future takes work, with
+    the context given or the current one copied, and anything else is a
+    TypeError, as Future's."""
+    var = contextvars.ContextVar("var", default="default")
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        r = Reply(loop)
+        seen = []
+        ctx = contextvars.copy_context()
+        ctx.run(var.set, "given")
+        var.set("current")
+        r.add_done_callback(lambda f: seen.append(("pos", var.get())))
+        r.add_done_callback(lambda f: seen.append(("ctx", var.get())), context=ctx)
+        r.add_done_callback(fn=lambda f: seen.append(("fn=", var.get())))
+        r.add_done_callback(context=ctx, fn=lambda f: seen.append(("both", var.get())))
+        r.add_done_callback(lambda f: seen.append(("none", var.get())), context=None)
+        var.set("later")  # each callback kept the context of its registration
+        for bad in [(), (print, print)]:
+            with pytest.raises(TypeError):
+                r.add_done_callback(*bad)
+        for kw in [{"context": ctx}, {"fn": print, "ctxt": ctx}, {"callback": print}]:
+            with pytest.raises(TypeError):
+                r.add_done_callback(**kw)
+        with pytest.raises(TypeError):
+            r.add_done_callback(print, fn=print)
+        r.set_result(None)
+        await asyncio.sleep(0)
+        assert seen == [("pos", "current"), ("ctx", "given"), ("fn=", "current"),
+                        ("both", "given"), ("none", "current")]
+    run(main())
+
+
 def test_cancel_wakes_the_task_with_cancelled_error(run):
     async def main():
         loop = asyncio.get_running_loop()
