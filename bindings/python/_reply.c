@@ -263,15 +263,9 @@ ikpy_pending_settle(PyObject *w, PyObject *value, int is_exc, int *eager)
 /* ------------------------------------------------------------- methods */
 
 static PyObject *
-reply_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+reply_alloc(PyTypeObject *type, PyObject *loop)
 {
-	PyObject    *loop;
 	ReplyObject *r;
-	if (PyTuple_Size(args) != 1 || (kw != NULL && PyDict_Size(kw) > 0)) {
-		PyErr_SetString(PyExc_TypeError, "Reply(loop): one positional argument");
-		return NULL;
-	}
-	loop = PyTuple_GetItem(args, 0); /* borrowed; one Reply per request: no parser */
 	if (import_asyncio() < 0) {
 		return NULL;
 	}
@@ -282,6 +276,23 @@ reply_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 	Py_INCREF(loop);
 	r->loop = loop;
 	return (PyObject *) r;
+}
+
+static PyObject *
+reply_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+	if (PyTuple_Size(args) != 1 || (kw != NULL && PyDict_Size(kw) > 0)) {
+		PyErr_SetString(PyExc_TypeError, "Reply(loop): one positional argument");
+		return NULL;
+	}
+	/* borrowed; one Reply per request: no parser */
+	return reply_alloc(type, PyTuple_GetItem(args, 0));
+}
+
+PyObject *
+ikpy_reply_new(PyObject *loop)
+{
+	return reply_alloc(g_reply_type, loop);
 }
 
 static int

@@ -11,6 +11,10 @@
  * with an exception. */
 int ikpy_reply_init(PyObject *module);
 
+/* A new Reply(loop), pending; NULL with an exception.  After
+ * ikpy_reply_init. */
+PyObject *ikpy_reply_new(PyObject *loop);
+
 /* True if o is a Reply. */
 int ikpy_reply_check(PyObject *o);
 

@@ -362,6 +362,33 @@ def test_async_commands_planned_in_c(redis_server, run):
     run(main())
 
 
+def test_async_commands_wait_for_room_to_send(redis_server, run, monkeypatch):
+    """A full send queue (one message, a send rate of 2000/s) makes
+    _redis_submit say so; each command waits for the socket to be writable
+    and sends again, and every reply reaches its own command."""
+    from iok import _aio
+    waits = []
+    writable = _aio._State.writable
+
+    def counted(self, sock):
+        waits.append(1)
+        return writable(self, sock)
+    monkeypatch.setattr(_aio._State, "writable", counted)
+
+    async def main():
+        r = ir.AsyncClient(redis_server.url(db=9), socket_timeout=T)
+        await r.flushdb()
+        r._sock.setopt("send-buffer", 1)
+        r._sock.setopt("send-rate", 2000)
+        n = 300
+        got = await asyncio.gather(*(r.incrby("n:%d" % i, i + 1) for i in range(n)))
+        assert got == [i + 1 for i in range(n)]
+        assert await r.dbsize() == n
+        assert waits, "the queue never filled: the test did not test"
+        await r.aclose()
+    run(main())
+
+
 def test_ok_transforms():
     """SET's and the writes' reply transforms (C): "OK" as str or bytes,
     the decoder's own objects or not, is True; anything else is passed on

@@ -3371,14 +3371,13 @@ def _command_coroutine(plan, name, doc):
         if aio is None or not aio.runs_here():
             aio = _aio.state(sock)
         try:
-            token = sock._redis_request(cmd, 0, flags)
-            while not token:
+            sent = sock._redis_submit(cmd, flags, aio.pending, aio.loop)  # a Reply in pending
+            while sent is None:
                 await aio.writable(sock)
-                token = sock._redis_request(cmd, 0, flags)
+                sent = sock._redis_submit(cmd, flags, aio.pending, aio.loop)
         except Error as e:
             raise self._fail(e, sock) from None
-        fut = _Reply(aio.loop)
-        aio.pending[token] = fut
+        token, fut = sent
         if not aio.reading:
             aio.start_reading(sock)
         try:
