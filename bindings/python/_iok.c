@@ -210,6 +210,10 @@ typedef struct {
 	int      rb_head, rb_len;
 	int      rb_raised;   /* we wrote to the receive descriptor */
 	int      rb_draining; /* a loop takes until EAGAIN: raise at its end */
+	/* The reply dispatcher running now (_dispatch_pending): its thread
+	 * and the pending dict it completes (borrowed, for the call). */
+	unsigned long dispatch_thread;
+	PyObject     *dispatch_pending;
 } SockObject;
 
 #define RB_MAX ((int) (sizeof(((SockObject *) 0)->rb) / sizeof(iok_msg *)))
@@ -996,11 +1000,31 @@ dispatch_loop(SockObject *so, PyObject *pending, reply_decoder decode, unsigned 
 static PyObject *
 dispatch_replies(SockObject *so, PyObject *pending, reply_decoder decode, unsigned flags)
 {
-	PyObject *r;
+	unsigned long thread = so->dispatch_thread;
+	PyObject     *was    = so->dispatch_pending, *r;
+	so->dispatch_thread  = PyThread_get_thread_ident();
+	so->dispatch_pending = pending;
 	rb_drain_begin(so);
 	r = dispatch_loop(so, pending, decode, flags);
 	rb_drain_end(so);
+	so->dispatch_thread  = thread;
+	so->dispatch_pending = was;
 	return r;
+}
+
+/* _dispatch_pending: the pending dict this thread's reply dispatcher is
+ * completing now, else None.  A task the dispatcher wakes runs inside it,
+ * so `sock._dispatch_pending is aio.pending` says aio's loop runs here
+ * (the dispatcher is aio's reader) at the cost of one attribute, where
+ * aio.runs_here() looks at the loop (iok/redis.py). */
+static PyObject *
+sock_get_dispatch_pending(SockObject *so, void *unused)
+{
+	(void) unused;
+	if (so->dispatch_pending != NULL && so->dispatch_thread == PyThread_get_thread_ident()) {
+		return Py_NewRef(so->dispatch_pending);
+	}
+	Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -1609,6 +1633,7 @@ static PyGetSetDef sock_getset[] = {
 	{ "send_fd", (getter) sock_get_fd, NULL,
 	    "a descriptor readable exactly while a send would not block", (void *) 1 },
 	{ "_replies", (getter) sock_get_reply, NULL, "rep/respondent", NULL },
+	{ "_dispatch_pending", (getter) sock_get_dispatch_pending, NULL, NULL, NULL },
 	{ NULL, NULL, NULL, NULL, NULL },
 };
 

@@ -169,6 +169,32 @@ def test_redis_commands_resume_in_their_own_context(run, redis_server):  # noqa:
     run(main())
 
 
+def test_dispatch_pending_names_the_running_dispatcher(run, redis_server):  # noqa: F811
+    """Socket._dispatch_pending is the pending dict of the reply dispatcher
+    running in this thread (an AsyncClient command takes its state's loop
+    from it): a task the dispatcher woke sees its state's dict, the same
+    task resumed by the loop, another thread and code outside any
+    dispatcher see None."""
+    import threading
+
+    async def main():
+        r = ir.AsyncClient(redis_server.url(db=9), socket_timeout=T / 1000)
+        assert await r.ping() is True  # woken by the dispatcher, in it
+        sock = r._sock
+        assert sock._aio.pending is not None
+        assert sock._dispatch_pending is sock._aio.pending
+        seen = []
+        t = threading.Thread(target=lambda: seen.append(sock._dispatch_pending))
+        t.start()
+        t.join()  # lets the thread run while this dispatcher is still on the stack
+        assert seen == [None]
+        await asyncio.sleep(0)  # resumed by the loop: no dispatcher
+        assert sock._dispatch_pending is None
+        assert await r.get("nothing") is None
+        await r.aclose()
+    run(main())
+
+
 def test_busy_replies_leave_the_loop_its_turn(run, redis_server):  # noqa: F811
     """50 coroutines keep GETs flowing (each woken task sends the next one
     while the reader is still at work); another task that only yields to

@@ -1328,7 +1328,7 @@ class _Base(Commands):
     __slots__ = ("url", "decode_responses", "timeout", "connect_timeout", "_dial_url", "_sock",
                  "_dialer", "_flags", "_retry", "_pubsubs", "_sockopts", "_pool_size",
                  "_max_inflight", "_side_idle", "_side_lock", "_connect_lock", "_connecting",
-                 "_suspect", "_checked", "_up_once", "_proto_base", "_ignore_default",
+                 "_suspect", "_check_at", "_up_once", "_proto_base", "_ignore_default",
                  "_demux", "_shut", "__weakref__")
     _lazy_default = False
 
@@ -1345,7 +1345,7 @@ class _Base(Commands):
         self._connect_lock = threading.Lock()
         self._connecting = None
         self._suspect = self._up_once = False
-        self._checked = 0.0
+        self._check_at = 0.0
         self._proto_base = 0
         where = type(self).__name__
         sockopts = {}
@@ -1436,7 +1436,7 @@ class _Base(Commands):
         self._dialer = dialer
         self._demux = _SyncDemux(sock, self._flags)
         self._sock = sock
-        self._checked = _monotonic()
+        self._check_at = _monotonic() + _CHECK_EVERY
         if up:
             self._up_once = True
             log.info("connected to %s", self.url)
@@ -1517,7 +1517,7 @@ class _Base(Commands):
     def _check_link(self, sock):
         """Fail fast while the client has no connection (it had one, the
         kernel thread redials in the background)."""
-        self._checked = _monotonic()
+        self._check_at = _monotonic() + _CHECK_EVERY
         if not self._up_once:
             return
         try:
@@ -1845,7 +1845,7 @@ class Client(_SyncRunner, _Base):
         sock = self._sock
         if sock is None:
             sock = self._connect_now()
-        if self._suspect or _monotonic() - self._checked > _CHECK_EVERY:
+        if self._suspect or _monotonic() > self._check_at:
             self._check_link(sock)
         return sock, self._demux
 
@@ -2341,7 +2341,7 @@ class AsyncClient(_AsyncRunner, _Base):
         sock = self._sock
         if sock is None:
             sock = await self._aensure()
-        if self._suspect or _monotonic() - self._checked > _CHECK_EVERY:
+        if self._suspect or _monotonic() > self._check_at:
             self._check_link(sock)
         return sock
 
@@ -3363,12 +3363,14 @@ def _command_coroutine(plan, name, doc):
         sock = self._sock
         if sock is None:
             sock = await self._aensure()
-        if self._suspect or _monotonic() - self._checked > _CHECK_EVERY:
+        if self._suspect or _monotonic() > self._check_at:
             self._check_link(sock)
         if not self._retry:
             flags = 0
-        aio = sock._aio  # _aio.state's own first test, without its frame
-        if aio is None or not aio.runs_here():
+        # _aio.state's own first test, without its frame; a task the reply
+        # dispatcher woke runs in the state's loop (one attribute to know)
+        aio = sock._aio
+        if aio is None or (sock._dispatch_pending is not aio.pending and not aio.runs_here()):
             aio = _aio.state(sock)
         try:
             sent = sock._redis_submit(cmd, flags, aio.pending, aio.loop)  # a Reply in pending
