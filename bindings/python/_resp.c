@@ -666,10 +666,11 @@ mod_redis_ok_or_none(PyObject *m, PyObject *v)
 /* CommandPlan(name, nargs, transform, flags, fallback): what an
  * AsyncClient command whose method only passes its arguments on after
  * the command's name (get(name) -> ("GET", name)) plans, without running
- * that method: called with nargs positional arguments it returns
- * ((name, *args), transform, flags); any other call goes to fallback (the
- * method itself, for keywords and for its own TypeError).  iok/redis.py
- * picks those methods; the method's frame was 7% of a pipelined GET. */
+ * that method: called with nargs positional arguments (nargs -1: any
+ * number, as delete(*names)) it returns ((name, *args), transform, flags);
+ * any other call goes to fallback (the method itself, for keywords, its
+ * options and its own TypeError).  iok/redis.py picks those methods; the
+ * method's frame was 7% of a pipelined GET. */
 typedef struct {
 	PyObject_HEAD PyObject *name;
 	Py_ssize_t              nargs;
@@ -692,9 +693,9 @@ plan_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 	        args, "UnOOO:CommandPlan", &name, &nargs, &transform, &flags, &fallback)) {
 		return NULL;
 	}
-	if (nargs < 0 || !PyCallable_Check(fallback)) {
+	if (nargs < -1 || !PyCallable_Check(fallback)) {
 		PyErr_SetString(
-		    PyExc_ValueError, "CommandPlan: nargs >= 0 and a callable fallback");
+		    PyExc_ValueError, "CommandPlan: nargs >= -1 and a callable fallback");
 		return NULL;
 	}
 	allocfunc alloc = (allocfunc) PyType_GetSlot(type, Py_tp_alloc);
@@ -727,7 +728,7 @@ plan_call(plan_obj *self, PyObject *args, PyObject *kw)
 {
 	PyObject  *cmd, *plan;
 	Py_ssize_t i, n = PyTuple_Size(args);
-	if (n != self->nargs || (kw != NULL && PyDict_Size(kw) > 0)) {
+	if ((n != self->nargs && self->nargs >= 0) || (kw != NULL && PyDict_Size(kw) > 0)) {
 		return PyObject_Call(self->fallback, args, kw);
 	}
 	if ((cmd = PyTuple_New(n + 1)) == NULL) {

@@ -312,10 +312,11 @@ def _stand_ins():
 
 
 def test_async_plans_in_c_match_the_methods():
-    """An AsyncClient command whose method only passes its arguments on
-    plans in C (_pass_through_plan); for every argument kind that plan must
-    equal the method's own, and a method that looks at an argument (EXPIREAT
-    converts a datetime) must keep its own plan."""
+    """An AsyncClient command whose method passes its arguments on plans in
+    C (_pass_through_plan); for every kind of argument that plan must equal
+    the method's own, options and keywords must reach the method, and a
+    method that looks at an argument (EXPIREAT converts a datetime, MGET
+    flattens a list) must keep its own plan."""
     planned = []
     for name, fn in vars(ir.Commands).items():
         if name.startswith("_") or not callable(fn):
@@ -324,20 +325,50 @@ def test_async_plans_in_c_match_the_methods():
         if plan is None:
             continue
         planned.append(name)
-        n = fn.__code__.co_argcount - 1
-        for v in _stand_ins():
-            args = (v,) * n
-            assert plan(*args) == fn(ir._PLAN, *args), (name, v)
-        # keywords and a wrong count go to the method itself
-        if n:
-            kw = dict(zip(fn.__code__.co_varnames[1:n + 1], range(n)))
-            assert plan(**kw) == fn(ir._PLAN, **kw), name
-        with pytest.raises(TypeError) as e:
-            plan(*range(n + 1))
-        assert name in str(e.value)
-    assert {"get", "hget", "ttl", "ping", "publish"} <= set(planned)
-    for name in ("set", "expireat", "mget", "delete", "exists", "hset", "zadd"):
+        code = fn.__code__
+        varargs = code.co_flags & 0x04
+        required = code.co_argcount - 1 - len(fn.__defaults__ or ())
+        for n in ((0, 1, 2, 5) if varargs else (required,)):
+            for v in _stand_ins():
+                args = (v,) * n
+                assert _same(plan(*args), fn(ir._PLAN, *args)), (name, v, n)
+        params = code.co_varnames[1:code.co_argcount]
+        if params and not varargs:
+            kw = dict(zip(params, range(len(params))))  # every parameter by keyword
+            assert _same(plan(**kw), fn(ir._PLAN, **kw)), name
+        if not fn.__defaults__ and not varargs:
+            with pytest.raises(TypeError) as e:
+                plan(*range(required + 1))
+            assert name in str(e.value)
+    assert {"get", "set", "delete", "exists", "incr", "hget", "ttl", "ping"} <= set(planned)
+    for name in ("expireat", "mget", "hset", "zadd", "incrbyfloat"):
         assert ir._pass_through_plan(getattr(ir.Commands, name)) is None, name
+    p = ir._pass_through_plan(ir.Commands.set)
+    assert p("k", "v") == (("SET", "k", "v"), ir._ok_or_none, 0)
+    assert p("k", "v", ex=5) == ir.Commands.set(ir._PLAN, "k", "v", ex=5)
+    assert p("k", "v", 5)[0] == ["SET", "k", "v", "EX", 5]  # an option given by position
+    assert ir._pass_through_plan(ir.Commands.incr)("n", 3)[0] == ("INCRBY", "n", 3)
+
+
+def _same(a, b):
+    """Two plans alike: the same command (a tuple or a list), transform and
+    flags."""
+    return list(a[0]) == list(b[0]) and a[1] is b[1] and a[2] == b[2]
+
+
+def test_marked_method_must_pass_its_arguments_on():
+    """@_passes_on on a method that changes an argument is refused when the
+    plan is made (at import for Commands), never a wrong command sent."""
+    @ir._passes_on
+    def touched(self, name, flag=False):
+        return self._cmd(("X", str(name)))
+
+    @ir._passes_on
+    def varied(self, *names):
+        return self._cmd(("Y",) + names[:1])
+    for fn in (touched, varied):
+        with pytest.raises(TypeError, match="does not pass its arguments on"):
+            ir._pass_through_plan(fn)
 
 
 def test_async_commands_planned_in_c(redis_server, run):
@@ -358,6 +389,13 @@ def test_async_commands_planned_in_c(redis_server, run):
             await r.get()
         assert await r.expireat("k", datetime.datetime.now() + datetime.timedelta(hours=1))
         assert 3000 < await r.ttl("k") <= 3600
+        # marked methods: the plain call in C, options through the method
+        assert await r.set("s", "1") is True and await r.ttl("s") == -1
+        assert await r.set("s", "2", ex=100) is True and 0 < await r.ttl("s") <= 100
+        assert await r.set("s", "3", nx=True) is None and await r.get("s") == b"2"
+        assert await r.incr("n") == 1 and await r.incr("n", 5) == 6 and await r.decr("n") == 5
+        assert await r.exists("s", "n", "nope") == 2
+        assert await r.delete("s", "n") == 2 and await r.exists("s", "n") == 0
         await r.aclose()
     run(main())
 

@@ -470,6 +470,15 @@ def _info(v):
 
 # -------------------------------------------------------------- commands
 
+def _passes_on(fn):
+    """Marks a command method that, given only its required arguments (or
+    only its *args), passes them on as they are after the command's name:
+    set(name, value) -> ("SET", name, value).  Its AsyncClient coroutine
+    plans that call in C (_pass_through_plan); options take the method."""
+    fn._passes_on = True
+    return fn
+
+
 class Commands:
     """Convenience methods, one per common command.  Each builds the
     command and hands it to _cmd(args, transform, flags): a Client runs it
@@ -507,6 +516,7 @@ class Commands:
     def get(self, name):
         return self._cmd(("GET", name), None, R)
 
+    @_passes_on
     def set(self, name, value, ex=None, px=None, nx=False, xx=False, keepttl=False,
             get=False, exat=None, pxat=None):
         """SET; True when set, None when nx/xx prevented it (with
@@ -549,10 +559,12 @@ class Commands:
             args += (k, v)
         return self._cmd(args, _ok)
 
+    @_passes_on
     def delete(self, *names):
         """DEL: the number of keys removed."""
         return self._cmd(("DEL",) + names)
 
+    @_passes_on
     def exists(self, *names):
         """The number of the names that exist."""
         return self._cmd(("EXISTS",) + names, None, R)
@@ -560,6 +572,7 @@ class Commands:
     def type(self, name):
         return self._cmd(("TYPE", name), None, R)
 
+    @_passes_on
     def incr(self, name, amount=1):
         return self._cmd(("INCR", name) if amount == 1 else ("INCRBY", name, amount))
 
@@ -569,6 +582,7 @@ class Commands:
     def incrbyfloat(self, name, amount=1.0):
         return self._cmd(("INCRBYFLOAT", name, amount), _float)
 
+    @_passes_on
     def decr(self, name, amount=1):
         return self._cmd(("DECR", name) if amount == 1 else ("DECRBY", name, amount))
 
@@ -3401,41 +3415,72 @@ AsyncClient._arun = _command_coroutine(lambda args, flags, transform: (args, tra
 _PLAN = _Plan()
 
 
-# What a command method may be made of for its plan to be taken without
-# running it: loads, a tuple and one call (its _cmd), so no argument's
-# value can change what it does (names of CPython 3.11 to 3.13; any other opcode, or
-# another version's, keeps the method's own plan).
+# What an unmarked command method may be made of for its plan to be taken
+# without running it: loads, a tuple and one call (its _cmd), so no
+# argument's value can change what it does (names of CPython 3.11 to 3.13;
+# any other opcode, or another version's, keeps the method's own plan).
 _PLAIN_OPS = frozenset((
     "RESUME", "CACHE", "NOP", "LOAD_FAST", "LOAD_FAST_LOAD_FAST", "LOAD_CONST", "LOAD_GLOBAL",
     "LOAD_METHOD", "LOAD_ATTR", "PUSH_NULL", "BUILD_TUPLE", "KW_NAMES", "PRECALL", "CALL",
     "CALL_KW", "RETURN_VALUE"))
 _CO_VARARGS, _CO_VARKEYWORDS = 0x04, 0x08  # inspect's names for these code flags
+# Kinds of argument a pass-through is tried with (each a new object).
+_STAND_INS = (object, list, dict, lambda: None, int, str, bytes)
 
 
 def _pass_through_plan(fn):
-    """A C CommandPlan for a command method that only passes its arguments
-    on after the command's name (get(name) -> ("GET", name)), or None.
-    Such a method has positional parameters without defaults, only
-    _PLAIN_OPS with one call, and plans (NAME, *args) for stand-in
-    arguments; the plan calls the method itself for keywords or a wrong
-    count."""
+    """A C CommandPlan for a command method that passes its arguments on
+    after the command's name (get(name) -> ("GET", name)), or None.  Such
+    a method is marked @_passes_on (its required arguments, or its *args,
+    when no option is given), or has only positional parameters without
+    defaults and only _PLAIN_OPS with one call; and for every kind of
+    stand-in argument it plans (NAME, *args) with one transform and flags.
+    The plan calls the method itself for keywords, options or a wrong
+    count.  A marked method that does not pass its arguments on is an
+    error."""
     code = fn.__code__
-    if fn.__defaults__ or fn.__kwdefaults__ or code.co_kwonlyargcount or \
-            code.co_flags & (_CO_VARARGS | _CO_VARKEYWORDS):
+    marked = getattr(fn, "_passes_on", False)
+    varargs = bool(code.co_flags & _CO_VARARGS)
+    if marked:
+        nargs = -1 if varargs else code.co_argcount - 1 - len(fn.__defaults__ or ())
+        if varargs and code.co_argcount != 1:
+            raise TypeError("@_passes_on %s: *args after other parameters" % fn.__name__)
+    else:
+        if fn.__defaults__ or fn.__kwdefaults__ or code.co_kwonlyargcount or varargs or \
+                code.co_flags & _CO_VARKEYWORDS:
+            return None
+        ops = [i.opname for i in dis.get_instructions(fn)]
+        if any(op not in _PLAIN_OPS for op in ops) or \
+                ops.count("CALL") + ops.count("CALL_KW") != 1:
+            return None
+        nargs = code.co_argcount - 1
+    plan = _passed_on(fn, nargs)
+    if plan is None and marked:
+        raise TypeError("@_passes_on %s does not pass its arguments on" % fn.__name__)
+    if plan is None:
         return None
-    ops = [i.opname for i in dis.get_instructions(fn)]
-    if any(op not in _PLAIN_OPS for op in ops) or ops.count("CALL") + ops.count("CALL_KW") != 1:
-        return None
-    stand_ins = tuple(object() for _ in range(code.co_argcount - 1))
-    try:
-        cmd, transform, flags = fn(_PLAN, *stand_ins)
-    except Exception:
-        return None
-    if type(cmd) is not tuple or len(cmd) != len(stand_ins) + 1 or type(cmd[0]) is not str or \
-            not all(a is b for a, b in zip(cmd[1:], stand_ins)):
-        return None
-    return _iok.CommandPlan(cmd[0], len(stand_ins), transform, flags,
-                            functools.partial(fn, _PLAN))
+    return _iok.CommandPlan(plan[0], nargs, plan[1], plan[2], functools.partial(fn, _PLAN))
+
+
+def _passed_on(fn, nargs):
+    """(NAME, transform, flags) if fn plans (NAME, *args) for every kind of
+    stand-in argument (nargs -1: 0, 1 and 3 of them), else None."""
+    found = None
+    for kind in _STAND_INS:
+        for n in ((0, 1, 3) if nargs < 0 else (nargs,)):
+            args = tuple(kind() for _ in range(n))
+            try:
+                cmd, transform, flags = fn(_PLAN, *args)
+            except Exception:
+                return None
+            if type(cmd) not in (tuple, list) or len(cmd) != n + 1 or \
+                    type(cmd[0]) is not str or not all(a is b for a, b in zip(cmd[1:], args)):
+                return None
+            if found is None:
+                found = (cmd[0], transform, flags)
+            elif found[0] != cmd[0] or found[1] is not transform or found[2] != flags:
+                return None
+    return found
 
 
 def _coroutine_method(fn):
