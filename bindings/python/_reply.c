@@ -550,6 +550,24 @@ reply_set_exception(ReplyObject *r, PyObject *e)
 	return set_value(r, e, 1);
 }
 
+/* am_send: what a coroutine's await runs (PyIter_Send) when the type has
+ * it.  The result comes back as PYGEN_RETURN, where tp_iternext must
+ * raise StopIteration(result): an exception made and caught per await,
+ * 1.6% of a pipelined Redis GET's instructions.  arg is ignored, as asyncio's future
+ * iterator ignores it. */
+static PySendResult
+reply_am_send(ReplyObject *r, PyObject *arg, PyObject **result)
+{
+	(void) arg;
+	if (r->state == PENDING) {
+		r->blocking = 1;
+		Py_INCREF((PyObject *) r);
+		*result = (PyObject *) r;
+		return PYGEN_NEXT;
+	}
+	return (*result = reply_result(r, NULL)) != NULL ? PYGEN_RETURN : PYGEN_ERROR;
+}
+
 /* await: yield ourselves to the task until done, then the result. */
 static PyObject *
 reply_await(ReplyObject *r)
@@ -653,6 +671,7 @@ static PyType_Slot reply_slots[] = {
 	{ Py_tp_iter, reply_await },
 	{ Py_tp_iternext, reply_iternext },
 	{ Py_am_await, reply_await },
+	{ Py_am_send, reply_am_send },
 	{ Py_tp_methods, reply_methods },
 	{ Py_tp_getset, reply_getset },
 	{ 0, NULL },

@@ -41,6 +41,18 @@ def test_protocol_result_and_callbacks(run):
         await asyncio.sleep(0)
         assert late == [r]
 
+        # results handed back whole whether the await takes them by am_send
+        # or by iteration (StopIteration would unpack a tuple, raise an
+        # exception instance)
+        for value in (None, KeyError("a value, not raised"), StopIteration(3), [1], 0):
+            v = Reply(loop)
+            v.set_result(value)
+            assert await v is value
+            it = iter(v)
+            with pytest.raises(StopIteration) as si:
+                next(it)
+            assert si.value.value is value
+
         e = Reply(loop)
         e.set_exception(KeyError)  # a class is instantiated, as a Future does
         with pytest.raises(KeyError):
