@@ -23,6 +23,8 @@
 #endif
 #include <Python.h>
 
+#include <string.h>
+
 #include "_reply.h"
 
 enum { PENDING, RESULT, EXCEPTION, CANCELLED };
@@ -361,6 +363,28 @@ reply_result(ReplyObject *r, PyObject *unused)
 	return raise_state(r);
 }
 
+/* Attribute lookup by C string (tp_getattr; lookups by str take
+ * tp_getattro, the generic one).  asyncio's C task, woken by a future
+ * that is not asyncio's own, asks it for result() by a C string
+ * (PyObject_CallMethod(fut, "result", NULL) in 3.11-3.13's task_wakeup):
+ * answered here without making a str and walking the type's dicts. */
+static PyMethodDef reply_result_def = { "result", (PyCFunction) reply_result, METH_NOARGS, NULL };
+
+static PyObject *
+reply_getattr(PyObject *self, char *name)
+{
+	PyObject *s, *v;
+	if (strcmp(name, "result") == 0) {
+		return PyCFunction_NewEx(&reply_result_def, self, NULL);
+	}
+	if ((s = PyUnicode_FromString(name)) == NULL) {
+		return NULL;
+	}
+	v = PyObject_GenericGetAttr(self, s);
+	Py_DECREF(s);
+	return v;
+}
+
 static PyObject *
 reply_exception(ReplyObject *r, PyObject *unused)
 {
@@ -668,6 +692,8 @@ static PyType_Slot reply_slots[] = {
 	{ Py_tp_traverse, reply_traverse },
 	{ Py_tp_clear, reply_clear },
 	{ Py_tp_repr, reply_repr },
+	{ Py_tp_getattr, reply_getattr },
+	{ Py_tp_getattro, PyObject_GenericGetAttr },
 	{ Py_tp_iter, reply_await },
 	{ Py_tp_iternext, reply_iternext },
 	{ Py_am_await, reply_await },

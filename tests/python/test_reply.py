@@ -61,6 +61,29 @@ def test_protocol_result_and_callbacks(run):
     run(main())
 
 
+def test_lookups_by_c_string(run):
+    """Reply answers lookups by C string (tp_getattr: asyncio's C task asks
+    a foreign future for result() that way) as it answers them by str."""
+    import ctypes
+    get = ctypes.pythonapi.PyObject_GetAttrString
+    get.restype = ctypes.py_object
+    get.argtypes = (ctypes.py_object, ctypes.c_char_p)
+
+    async def main():
+        r = Reply(asyncio.get_running_loop())
+        r.set_result("value")
+        assert get(r, b"result")() == "value" == r.result()
+        assert get(r, b"done")() is True
+        assert get(r, b"_asyncio_future_blocking") is False
+        with pytest.raises(AttributeError):
+            get(r, b"no_such_attribute")
+        e = Reply(asyncio.get_running_loop())
+        e.set_exception(KeyError("k"))
+        with pytest.raises(KeyError):
+            get(e, b"result")()
+    run(main())
+
+
 def test_add_done_callback_arguments(run):
     """add_done_callback parses its arguments by hand (a task passes
     context= with every await): the forms asyncio.Future takes work, with
