@@ -1116,6 +1116,33 @@ redis_value(iok_msg *m, unsigned flags, int *failed)
 	return v;
 }
 
+/* Encode a command (a tuple or list of arguments) and send it as a
+ * request (pipelined-db), in session sess (0: none), waiting up to timeo
+ * ms (0: never; IOK_EAGAIN then means the send queue is full).  0 and the
+ * request's token in *token; an iok error; or -1 with a Python exception.
+ * The message is ours again unless sent. */
+static int
+redis_send(
+    SockObject *so, PyObject *cmd, unsigned long sess, long flags, int timeo, uint64_t *token)
+{
+	struct op op = { .kind = OP_REQUEST };
+	int       rv;
+	if ((op.m = ikpy_resp_command(cmd)) == NULL) {
+		return -1;
+	}
+	if (sess != 0) {
+		iok_msg_set_session(op.m, (uint32_t) sess);
+	}
+	op.flags = (int) (flags & IOK_FLAG_IDEMPOTENT);
+	rv       = timeo == 0 ? op_try(so, &op) : op_run(so, &op, timeo);
+	if (rv != 0) {
+		iok_msg_free(op.m); /* not sent: still ours */
+		return rv;
+	}
+	*token = op.token;
+	return 0;
+}
+
 /* _redis_request(args, session=0, flags=0, timeout=0) -> token: encode a
  * command and send it as a request (pipelined-db).  timeout 0: never
  * wait, 0 is returned when the send queue is full; None: the socket's
@@ -1123,10 +1150,10 @@ redis_value(iok_msg *m, unsigned flags, int *failed)
 static PyObject *
 sock_redis_request(SockObject *so, PyObject *const *args, Py_ssize_t nargs)
 {
-	struct op     op    = { .kind = OP_REQUEST };
 	unsigned long sess  = 0;
 	long          flags = 0;
 	int           timeo = 0, rv;
+	uint64_t      token;
 	if (nargs < 1 || nargs > 4) {
 		PyErr_SetString(
 		    PyExc_TypeError, "_redis_request(args, session=0, flags=0, timeout=0)");
@@ -1142,64 +1169,55 @@ sock_redis_request(SockObject *so, PyObject *const *args, Py_ssize_t nargs)
 	if (nargs > 3 && parse_timeout(args[3], so->send_timeo, &timeo) < 0) {
 		return NULL;
 	}
-	if ((op.m = ikpy_resp_command(args[0])) == NULL) {
-		return NULL;
+	if ((rv = redis_send(so, args[0], sess, flags, timeo, &token)) == 0) {
+		return PyLong_FromUnsignedLongLong(token);
 	}
-	if (sess != 0) {
-		iok_msg_set_session(op.m, (uint32_t) sess);
-	}
-	op.flags = (int) (flags & IOK_FLAG_IDEMPOTENT);
-	rv       = timeo == 0 ? op_try(so, &op) : op_run(so, &op, timeo);
-	if (rv == 0) {
-		return PyLong_FromUnsignedLongLong(op.token);
-	}
-	iok_msg_free(op.m); /* not sent: still ours */
 	if (rv == IOK_EAGAIN && timeo == 0) {
 		return PyLong_FromLong(0);
 	}
 	return rv < 0 ? NULL : raise_iok(rv);
 }
 
-/* _redis_submit(args, flags, pending, loop) -> (token, Reply) or None:
- * what an AsyncClient command does to send (iok/redis.py): the command
- * sent as _redis_request(args, 0, flags, 0) does, and a Reply(loop) filed
- * under its token in pending, for the reader (_redis_dispatch) to
- * complete; None while the send queue is full.  One call where three
- * steps of Python were (the request, the Reply, the store): -2% of a
- * pipelined GET's instructions. */
+/* _redis_submit(args, session, flags, pending, loop) -> (token, Reply) or
+ * None: how the asyncio client sends (iok/redis.py, a command and a
+ * pipeline's): the command sent as _redis_request(args, session, flags)
+ * sends it, and a Reply(loop) filed under its token in pending, for the
+ * reader (_redis_dispatch) to complete; None while the send queue is
+ * full.  One call where three steps of Python were (the request, the
+ * Reply, the store): -2% of a pipelined GET's instructions. */
 static PyObject *
 sock_redis_submit(SockObject *so, PyObject *const *args, Py_ssize_t nargs)
 {
-	struct op op = { .kind = OP_REQUEST };
-	long      flags;
-	PyObject *key, *fut, *sent = NULL;
-	int       rv;
-	if (nargs != 4 || !PyDict_Check(args[2])) {
-		PyErr_SetString(PyExc_TypeError, "_redis_submit(args, flags, pending: dict, loop)");
+	unsigned long sess;
+	long          flags;
+	uint64_t      token;
+	PyObject     *key, *fut, *sent = NULL;
+	int           rv;
+	if (nargs != 5 || !PyDict_Check(args[3])) {
+		PyErr_SetString(
+		    PyExc_TypeError, "_redis_submit(args, session, flags, pending: dict, loop)");
 		return NULL;
 	}
-	if ((flags = PyLong_AsLong(args[1])) == -1 && PyErr_Occurred()) {
+	if ((sess = PyLong_AsUnsignedLong(args[1])) == (unsigned long) -1 && PyErr_Occurred()) {
 		return NULL;
 	}
-	if ((op.m = ikpy_resp_command(args[0])) == NULL) {
+	if ((flags = PyLong_AsLong(args[2])) == -1 && PyErr_Occurred()) {
 		return NULL;
 	}
-	op.flags = (int) (flags & IOK_FLAG_IDEMPOTENT);
-	if ((rv = op_try(so, &op)) != 0) {
-		iok_msg_free(op.m); /* not sent: still ours */
+	if ((rv = redis_send(so, args[0], sess, flags, 0, &token)) != 0) {
 		if (rv == IOK_EAGAIN) {
 			Py_RETURN_NONE;
 		}
 		return rv < 0 ? NULL : raise_iok(rv);
 	}
-	key  = PyLong_FromUnsignedLongLong(op.token);
-	fut  = key != NULL ? ikpy_reply_new(args[3]) : NULL;
+	key  = PyLong_FromUnsignedLongLong(token);
+	fut  = key != NULL ? ikpy_reply_new(args[4]) : NULL;
 	sent = fut != NULL ? PyTuple_Pack(2, key, fut) : NULL;
-	if (sent != NULL && PyDict_SetItem(args[2], key, fut) < 0) {
+	if (sent != NULL && PyDict_SetItem(args[3], key, fut) < 0) {
 		Py_CLEAR(sent);
 	}
 	if (sent == NULL) {
-		(void) iok_cancel(so->s, op.token); /* nobody would take its reply */
+		(void) iok_cancel(so->s, token); /* nobody would take its reply */
 	}
 	Py_XDECREF(key);
 	Py_XDECREF(fut);

@@ -422,6 +422,12 @@ def test_async_commands_wait_for_room_to_send(redis_server, run, monkeypatch):
         got = await asyncio.gather(*(r.incrby("n:%d" % i, i + 1) for i in range(n)))
         assert got == [i + 1 for i in range(n)]
         assert await r.dbsize() == n
+        waited = len(waits)
+        async with r.pipeline(transaction=False) as p:  # a pipeline's commands, too
+            for i in range(n):
+                p.get("n:%d" % i)
+            assert await p.execute() == [b"%d" % (i + 1) for i in range(n)]
+        assert len(waits) > waited, "the pipeline never found the queue full"
         assert waits, "the queue never filled: the test did not test"
         await r.aclose()
     run(main())

@@ -47,7 +47,6 @@ import urllib.parse
 import weakref
 
 from . import _aio, _iok
-from ._iok import Reply as _Reply
 
 from . import AddressInvalid, Closed, Db, Dialer, Error, ProtocolError, Sub, Timeout, TryAgain
 
@@ -2283,13 +2282,11 @@ class _AsyncRunner:
         sent = []  # (token, future)
         try:
             for args, flags in cmds:
-                token = sock._redis_request(args, session, flags)
-                while not token:
+                one = sock._redis_submit(args, session, flags, pending, loop)  # (token, Reply)
+                while one is None:
                     await aio.writable(sock)
-                    token = sock._redis_request(args, session, flags)
-                fut = _Reply(loop)
-                pending[token] = fut
-                sent.append((token, fut))
+                    one = sock._redis_submit(args, session, flags, pending, loop)
+                sent.append(one)
         except BaseException as e:
             if session and sent and close_session:
                 _end_session_early(sock, session, cmds, len(sent))
@@ -3387,10 +3384,10 @@ def _command_coroutine(plan, name, doc):
         if aio is None or (sock._dispatch_pending is not aio.pending and not aio.runs_here()):
             aio = _aio.state(sock)
         try:
-            sent = sock._redis_submit(cmd, flags, aio.pending, aio.loop)  # a Reply in pending
+            sent = sock._redis_submit(cmd, 0, flags, aio.pending, aio.loop)  # a Reply in pending
             while sent is None:
                 await aio.writable(sock)
-                sent = sock._redis_submit(cmd, flags, aio.pending, aio.loop)
+                sent = sock._redis_submit(cmd, 0, flags, aio.pending, aio.loop)
         except Error as e:
             raise self._fail(e, sock) from None
         token, fut = sent
