@@ -42,6 +42,7 @@
 #include "_appstats.h"
 #include "_pg.h"
 #include "_reply.h"
+#include "_command.h"
 
 /* ------------------------------------------------------------- globals */
 
@@ -1178,6 +1179,38 @@ sock_redis_request(SockObject *so, PyObject *const *args, Py_ssize_t nargs)
 	return rv < 0 ? NULL : raise_iok(rv);
 }
 
+/* The send of _redis_submit: a new Reply(loop) filed in pending under
+ * *token (and, with key, under the new int *key) once the command left;
+ * Py_None (new) while the send queue is full; NULL with an exception
+ * (the command cancelled if it left). */
+static PyObject *
+redis_submit(SockObject *so, PyObject *cmd, unsigned long sess, long flags, PyObject *pending,
+    PyObject *loop, uint64_t *token, PyObject **keyp)
+{
+	PyObject *key, *fut;
+	int       rv;
+	if ((rv = redis_send(so, cmd, sess, flags, 0, token)) != 0) {
+		if (rv == IOK_EAGAIN) {
+			Py_RETURN_NONE;
+		}
+		return rv < 0 ? NULL : raise_iok(rv);
+	}
+	key = PyLong_FromUnsignedLongLong(*token);
+	fut = key != NULL ? ikpy_reply_new(loop) : NULL;
+	if (fut != NULL && PyDict_SetItem(pending, key, fut) < 0) {
+		Py_CLEAR(fut);
+	}
+	if (fut == NULL) {
+		(void) iok_cancel(so->s, *token); /* nobody would take its reply */
+	}
+	if (keyp != NULL && fut != NULL) {
+		*keyp = key;
+	} else {
+		Py_XDECREF(key);
+	}
+	return fut;
+}
+
 /* _redis_submit(args, session, flags, pending, loop) -> (token, Reply) or
  * None: how the asyncio client sends (iok/redis.py, a command and a
  * pipeline's): the command sent as _redis_request(args, session, flags)
@@ -1190,9 +1223,8 @@ sock_redis_submit(SockObject *so, PyObject *const *args, Py_ssize_t nargs)
 {
 	unsigned long sess;
 	long          flags;
-	uint64_t      token;
-	PyObject     *key, *fut, *sent = NULL;
-	int           rv;
+	uint64_t      token = 0;
+	PyObject     *fut, *key = NULL, *sent;
 	if (nargs != 5 || !PyDict_Check(args[3])) {
 		PyErr_SetString(
 		    PyExc_TypeError, "_redis_submit(args, session, flags, pending: dict, loop)");
@@ -1204,24 +1236,45 @@ sock_redis_submit(SockObject *so, PyObject *const *args, Py_ssize_t nargs)
 	if ((flags = PyLong_AsLong(args[2])) == -1 && PyErr_Occurred()) {
 		return NULL;
 	}
-	if ((rv = redis_send(so, args[0], sess, flags, 0, &token)) != 0) {
-		if (rv == IOK_EAGAIN) {
-			Py_RETURN_NONE;
+	fut = redis_submit(so, args[0], sess, flags, args[3], args[4], &token, &key);
+	if (fut == NULL || fut == Py_None) {
+		return fut;
+	}
+	if ((sent = PyTuple_Pack(2, key, fut)) == NULL) {
+		PyObject *t, *v, *tb; /* nobody will await it: out of pending, cancelled */
+		PyErr_Fetch(&t, &v, &tb);
+		if (PyDict_DelItem(args[3], key) < 0) {
+			PyErr_Clear();
 		}
-		return rv < 0 ? NULL : raise_iok(rv);
+		(void) iok_cancel(so->s, token);
+		PyErr_Restore(t, v, tb);
 	}
-	key  = PyLong_FromUnsignedLongLong(token);
-	fut  = key != NULL ? ikpy_reply_new(args[4]) : NULL;
-	sent = fut != NULL ? PyTuple_Pack(2, key, fut) : NULL;
-	if (sent != NULL && PyDict_SetItem(args[3], key, fut) < 0) {
-		Py_CLEAR(sent);
-	}
-	if (sent == NULL) {
-		(void) iok_cancel(so->s, token); /* nobody would take its reply */
-	}
-	Py_XDECREF(key);
-	Py_XDECREF(fut);
+	Py_DECREF(key);
+	Py_DECREF(fut);
 	return sent;
+}
+
+PyObject *
+ikpy_sock_dispatch_pending(PyObject *sock)
+{
+	SockObject *so = (SockObject *) sock;
+	if (!PyObject_TypeCheck(sock, g_sock_type) || so->dispatch_pending == NULL ||
+	    so->dispatch_thread != PyThread_get_thread_ident()) {
+		return NULL;
+	}
+	return so->dispatch_pending;
+}
+
+PyObject *
+ikpy_redis_submit(
+    PyObject *sock, PyObject *cmd, long flags, PyObject *pending, PyObject *loop, uint64_t *token)
+{
+	if (!PyObject_TypeCheck(sock, g_sock_type) || !PyDict_Check(pending)) {
+		PyErr_SetString(
+		    PyExc_TypeError, "_redis_submit(an iok Socket, ..., pending: dict)");
+		return NULL;
+	}
+	return redis_submit((SockObject *) sock, cmd, 0, flags, pending, loop, token, NULL);
 }
 
 /* _redis_dispatch(pending, flags) -> int: _dispatch for redis replies:
@@ -2006,7 +2059,8 @@ PyInit__iok(void)
 	g_sock_type = (PyTypeObject *) type; /* the module keeps it alive */
 	Py_DECREF(type);
 	if (ikpy_resp_init(m) < 0 || ikpy_pg_init(m) < 0 || ikpy_appstats_init(m) < 0 ||
-	    ikpy_reply_init(m) < 0 || PyModule_AddStringConstant(m, "version", iok_version()) < 0) {
+	    ikpy_reply_init(m) < 0 || ikpy_command_init(m) < 0 ||
+	    PyModule_AddStringConstant(m, "version", iok_version()) < 0) {
 		Py_DECREF(m);
 		return NULL;
 	}

@@ -37,6 +37,7 @@
 
 #include "iok.h"
 #include "_resp.h"
+#include "_command.h"
 
 /* Set by iok.redis (_redis_setup). */
 static PyObject *g_resp_error;     /* iok.redis.ResponseError */
@@ -723,24 +724,87 @@ plan_dealloc(plan_obj *self)
 	Py_DECREF(type);
 }
 
+/* (name, *args[skip:]): the command a CommandPlan makes of args. */
 static PyObject *
-plan_call(plan_obj *self, PyObject *args, PyObject *kw)
+plan_command(plan_obj *self, PyObject *args, Py_ssize_t skip)
 {
-	PyObject  *cmd, *plan;
-	Py_ssize_t i, n = PyTuple_Size(args);
-	if ((n != self->nargs && self->nargs >= 0) || (kw != NULL && PyDict_Size(kw) > 0)) {
-		return PyObject_Call(self->fallback, args, kw);
-	}
+	PyObject  *cmd;
+	Py_ssize_t i, n = PyTuple_Size(args) - skip;
 	if ((cmd = PyTuple_New(n + 1)) == NULL) {
 		return NULL;
 	}
 	PyTuple_SetItem(cmd, 0, Py_NewRef(self->name));
 	for (i = 0; i < n; i++) {
-		PyTuple_SetItem(cmd, i + 1, Py_NewRef(PyTuple_GetItem(args, i)));
+		PyTuple_SetItem(cmd, i + 1, Py_NewRef(PyTuple_GetItem(args, skip + i)));
+	}
+	return cmd;
+}
+
+/* True if a call with args[skip:] and kw is the plan's own (no
+ * fallback). */
+static int
+plan_takes(plan_obj *self, PyObject *args, Py_ssize_t skip, PyObject *kw)
+{
+	return (PyTuple_Size(args) - skip == self->nargs || self->nargs < 0) &&
+	       (kw == NULL || PyDict_Size(kw) == 0);
+}
+
+static PyObject *
+plan_call(plan_obj *self, PyObject *args, PyObject *kw)
+{
+	PyObject *cmd, *plan;
+	if (!plan_takes(self, args, 0, kw)) {
+		return PyObject_Call(self->fallback, args, kw);
+	}
+	if ((cmd = plan_command(self, args, 0)) == NULL) {
+		return NULL;
 	}
 	plan = PyTuple_Pack(3, cmd, self->transform, self->flags);
 	Py_DECREF(cmd);
 	return plan;
+}
+
+static PyTypeObject *g_plan_type;
+
+PyObject *
+ikpy_plan_take(PyObject *plan, PyObject *args, Py_ssize_t skip, PyObject *kw, PyObject **transform,
+    long *flags)
+{
+	PyObject *res, *cmd, *t, *rest;
+	if (g_plan_type != NULL && Py_IS_TYPE(plan, g_plan_type) &&
+	    plan_takes((plan_obj *) plan, args, skip, kw)) {
+		plan_obj *p = (plan_obj *) plan;
+		if ((*flags = PyLong_AsLong(p->flags)) == -1 && PyErr_Occurred()) {
+			return NULL;
+		}
+		if ((cmd = plan_command(p, args, skip)) != NULL) {
+			*transform = p->transform == Py_None ? NULL : Py_NewRef(p->transform);
+		}
+		return cmd;
+	}
+	if ((rest = PyTuple_GetSlice(args, skip, PyTuple_Size(args))) == NULL) {
+		return NULL;
+	}
+	res = PyObject_Call(plan, rest, kw);
+	Py_DECREF(rest);
+	if (res == NULL) {
+		return NULL;
+	}
+	if (!PyTuple_Check(res) || PyTuple_Size(res) != 3) {
+		PyErr_SetString(
+		    PyExc_TypeError, "a command's plan returns (command, transform, flags)");
+		Py_DECREF(res);
+		return NULL;
+	}
+	if ((*flags = PyLong_AsLong(PyTuple_GetItem(res, 2))) == -1 && PyErr_Occurred()) {
+		Py_DECREF(res);
+		return NULL;
+	}
+	cmd        = Py_NewRef(PyTuple_GetItem(res, 0));
+	t          = PyTuple_GetItem(res, 1);
+	*transform = t == Py_None ? NULL : Py_NewRef(t);
+	Py_DECREF(res);
+	return cmd;
 }
 
 static PyType_Slot plan_slots[] = {
@@ -789,6 +853,7 @@ ikpy_resp_init(PyObject *module)
 		Py_XDECREF(t);
 		return -1;
 	}
+	g_plan_type = (PyTypeObject *) t; /* the module keeps it alive */
 	if (PyModule_AddFunctions(module, resp_methods) < 0 ||
 	    PyModule_AddIntConstant(module, "RESP_DECODE", IKPY_RESP_DECODE) < 0 ||
 	    PyModule_AddIntConstant(module, "FLAG_IDEMPOTENT", IOK_FLAG_IDEMPOTENT) < 0) {

@@ -400,6 +400,95 @@ def test_async_commands_planned_in_c(redis_server, run):
     run(main())
 
 
+def test_async_command_is_a_coroutine(redis_server, run):
+    """r.get("k") is an _iok.Command: asyncio takes it as a coroutine
+    (create_task, wait_for, gather), and by hand send, throw and close
+    behave as a coroutine's; a throw or close while it awaits forgets its
+    reply, and the late reply reaches nobody else."""
+    from iok import _iok
+
+    async def main():
+        r = ir.AsyncClient(redis_server.url(db=9), socket_timeout=T)
+        await r.flushdb()
+        await r.set("k", "v")
+        c = r.get("k")
+        assert isinstance(c, _iok.Command) and asyncio.iscoroutine(c)
+        assert c.__qualname__ == "AsyncClient.get" and "AsyncClient.get" in repr(c)
+        assert await asyncio.create_task(c) == b"v"
+        assert await asyncio.wait_for(r.get("k"), T) == b"v"
+        assert await asyncio.gather(r.get("k"), r.exists("k"), r.set("j", 1)) == [b"v", 1, True]
+        assert await ir.AsyncClient.get(r, "k") == b"v"  # the method, unbound
+        g = r.get  # and bound, kept as a value
+        assert await g("k") == b"v" and await g(name="j") == b"1"
+        assert g.__self__ is r and g.__func__ is ir.AsyncClient.get and g.__name__ == "get"
+        assert list(inspect.signature(g).parameters) == ["name"]
+        pending = r._sock._aio.pending
+        for end in ("throw", "close"):
+            c = r.get("k")
+            reply = c.send(None)  # sent: it yields its Reply to the task
+            assert isinstance(reply, _iok.Reply) and list(pending.values()) == [reply]
+            if end == "throw":
+                with pytest.raises(KeyError, match="thrown"):
+                    c.throw(KeyError("thrown"))
+            else:
+                assert c.close() is None
+            assert not pending, end
+            with pytest.raises(RuntimeError, match="already awaited"):
+                c.send(None)
+            assert await r.get("j") == b"1", end  # not the dropped reply
+        with pytest.raises(ValueError):
+            r.get("k").throw(ValueError)  # before it starts: raised, nothing sent
+        assert not pending
+        with pytest.raises(ir.ResponseError, match="not an integer") as e:
+            await r.incr("k")  # the server's error, through the C path
+        assert e.traceback
+        c = r.get("k")
+        with pytest.raises(TypeError, match="non-None"):
+            c.send(1)
+        c.close()  # still unstarted: closed, no warning
+        await r.aclose()
+    run(main())
+
+
+def test_async_command_never_awaited_warns(redis_server):
+    """A command never awaited sends nothing and warns as an unawaited
+    coroutine does."""
+    r = ir.AsyncClient(redis_server.url(db=9), socket_timeout=T)
+    with pytest.warns(RuntimeWarning, match="'AsyncClient.get' was never awaited"):
+        r.get("k")
+    r.close()
+
+
+def test_async_command_runs_its_coroutine_when_needed(redis_server, run):
+    """The C path hands over to the command's coroutine (from its start,
+    nothing sent) before the first connection and when the link check is
+    due; otherwise no Python frame runs for a command."""
+    import sys
+    code = ir.AsyncClient.get.__code__
+    frames = []
+
+    def profile(frame, event, arg):
+        if event == "call" and frame.f_code is code:
+            frames.append(frame.f_code.co_name)
+
+    async def main():
+        r = ir.AsyncClient(redis_server.url(db=9), socket_timeout=T)
+        sys.setprofile(profile)
+        try:
+            assert await r.exists("k") in (0, 1) and frames, "no connection yet"
+            del frames[:]
+            assert await r.set("k", "v") is True and await r.get("k") == b"v"
+            assert not frames, "connected: no frame"
+            r._check_at = 0
+            assert await r.get("k") == b"v" and frames, "link check due"
+            del frames[:]
+            assert await r.get("k") == b"v" and not frames
+        finally:
+            sys.setprofile(None)
+        await r.aclose()
+    run(main())
+
+
 def test_async_commands_wait_for_room_to_send(redis_server, run, monkeypatch):
     """A full send queue (one message, a send rate of 2000/s) makes
     _redis_submit say so; each command waits for the socket to be writable

@@ -3480,14 +3480,36 @@ def _passed_on(fn, nargs):
     return found
 
 
+def _command_failed(client, sock, aio, token, fut, e):
+    """What an AsyncClient command raises when its reply failed with e
+    (the except clause of _command_coroutine, for _iok.CommandMethod): the
+    reply is forgotten; e, or what _fail makes of an iok error."""
+    _aio.forget(sock, aio, ((token, fut),))
+    if isinstance(e, Error) and not isinstance(e, ResponseError):
+        return client._fail(e, sock)
+    return e
+
+
+def _command_method(plan, name, doc, fn):
+    """AsyncClient.<name>: an _iok.CommandMethod, which sends its command
+    and awaits the reply without a frame when all is well, and runs
+    _command_coroutine when not.  inspect sees a coroutine function with
+    fn's signature."""
+    run = _command_coroutine(plan, name, doc)
+    m = _iok.CommandMethod(plan, run, _command_failed, "AsyncClient." + name)
+    m.__name__, m.__qualname__, m.__doc__, m.__module__ = name, run.__qualname__, doc, __name__
+    # What inspect reads of a function (its duck type for compiled ones).
+    m.__code__, m.__defaults__, m.__kwdefaults__, m.__annotations__ = run.__code__, None, None, {}
+    m.__wrapped__ = fn  # inspect.signature shows the command's arguments
+    return m
+
+
 def _coroutine_method(fn):
     doc = "``await r.%s(...)``.  %s" % (fn.__name__, fn.__doc__)
     names = fn.__code__.co_names
     if "_cmd" in names and "_cmd_blocking" not in names and "execute" not in names:
         plan = _pass_through_plan(fn) or functools.partial(fn, _PLAN)
-        m = _command_coroutine(plan, fn.__name__, doc)
-        m.__wrapped__ = fn  # inspect.signature shows the command's arguments
-        return m
+        return _command_method(plan, fn.__name__, doc, fn)
 
     @functools.wraps(fn)
     async def method(self, *args, **kwargs):
