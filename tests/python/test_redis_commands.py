@@ -422,6 +422,7 @@ def test_async_command_is_a_coroutine(redis_server, run):
         assert await g("k") == b"v" and await g(name="j") == b"1"
         assert g.__self__ is r and g.__func__ is ir.AsyncClient.get and g.__name__ == "get"
         assert list(inspect.signature(g).parameters) == ["name"]
+        assert inspect.iscoroutinefunction(g) and asyncio.iscoroutinefunction(r.get)
         pending = r._sock._aio.pending
         for end in ("throw", "close"):
             c = r.get("k")
