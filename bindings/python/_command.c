@@ -81,7 +81,6 @@ command_new(MethodObject *m, PyObject *args, PyObject *kw)
 		return NULL;
 	}
 	c->method = (MethodObject *) Py_NewRef((PyObject *) m);
-	c->client = Py_NewRef(PyTuple_GetItem(args, 0));
 	c->args   = Py_NewRef(args);
 	c->kwargs = kw != NULL && PyDict_Size(kw) > 0 ? Py_NewRef(kw) : NULL;
 	c->state  = C_NEW;
@@ -189,7 +188,8 @@ static int
 command_start(CommandObject *c)
 {
 	PyObject *cmd, *transform = NULL, *sock = NULL, *aio = NULL, *pending = NULL, *loop = NULL;
-	PyObject *reply = NULL;
+	PyObject *reply  = NULL;
+	PyObject *client = PyTuple_GetItem(c->args, 0);
 	long      flags;
 	uint64_t  token = 0;
 	int       r = 0, rv = -1;
@@ -198,13 +198,13 @@ command_start(CommandObject *c)
 	    NULL) {
 		return -1;
 	}
-	if ((sock = PyObject_GetAttr(c->client, s_sock)) == NULL) {
+	if ((sock = PyObject_GetAttr(client, s_sock)) == NULL) {
 		goto out;
 	}
-	if (sock == Py_None || (r = check_due(c->client)) == 1) {
+	if (sock == Py_None || (r = check_due(client)) == 1) {
 		goto delegate;
 	}
-	if (r < 0 || (r = truth(PyObject_GetAttr(c->client, s_retry))) < 0) {
+	if (r < 0 || (r = truth(PyObject_GetAttr(client, s_retry))) < 0) {
 		goto out;
 	}
 	if (r == 0) {
@@ -268,8 +268,8 @@ command_fail(CommandObject *c)
 		PyException_SetTraceback(v, tb);
 	}
 	if ((token = PyLong_FromUnsignedLongLong(c->token)) != NULL && v != NULL) {
-		raise = PyObject_CallFunctionObjArgs(
-		    c->method->failed, c->client, c->sock, c->aio, token, c->reply, v, NULL);
+		raise = PyObject_CallFunctionObjArgs(c->method->failed, PyTuple_GetItem(c->args, 0),
+		    c->sock, c->aio, token, c->reply, v, NULL);
 	}
 	Py_XDECREF(token);
 	c->state = C_DONE;
@@ -483,7 +483,6 @@ command_traverse(CommandObject *c, visitproc visit, void *arg)
 {
 	Py_VISIT(Py_TYPE((PyObject *) c));
 	Py_VISIT(c->method);
-	Py_VISIT(c->client);
 	Py_VISIT(c->args);
 	Py_VISIT(c->kwargs);
 	Py_VISIT(c->sock);
@@ -500,7 +499,6 @@ command_clear(CommandObject *c)
 	c->state = C_DONE; /* nothing left to forget or warn of */
 	command_drop(c);
 	Py_CLEAR(c->method);
-	Py_CLEAR(c->client);
 	return 0;
 }
 
@@ -802,6 +800,18 @@ method_dealloc(MethodObject *m)
 	Py_DECREF(type);
 }
 
+static PyObject *
+method_get_qualname(MethodObject *m, void *unused)
+{
+	(void) unused;
+	return Py_NewRef(m->qualname);
+}
+
+static PyGetSetDef method_getset[] = {
+	{ "__qualname__", (getter) method_get_qualname, NULL, NULL, NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
+};
+
 static PyMemberDef method_members[] = {
 	{ "__dictoffset__", T_PYSSIZET, offsetof(MethodObject, dict), READONLY, NULL },
 	{ NULL, 0, 0, 0, NULL },
@@ -818,6 +828,7 @@ static PyType_Slot method_slots[] = {
 	{ Py_tp_clear, method_clear },
 	{ Py_tp_dealloc, method_dealloc },
 	{ Py_tp_members, method_members },
+	{ Py_tp_getset, method_getset },
 	{ 0, NULL },
 };
 

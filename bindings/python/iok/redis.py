@@ -3365,10 +3365,12 @@ class _Plan:
 
 
 def _command_coroutine(plan, name, doc):
-    """An AsyncClient command: one coroutine frame from the call to the
-    decoded reply (plan(*args) -> (command, transform, flags)), since a
-    frame per layer was a tenth of a pipelined GET's cost.  _aio.call,
-    inlined, is what the body does."""
+    """An AsyncClient command as one coroutine, from the call to the
+    decoded reply (plan(*args) -> (command, transform, flags)): the whole
+    path, which _command_method's C method runs when its own does not
+    apply (not connected yet, a link check due, another loop, a full send
+    queue, an error); _iok.CommandMethod does the rest without it.
+    _aio.call, inlined, is what the body does."""
     async def run(self, *args, **kwargs):
         cmd, transform, flags = plan(*args, **kwargs) if kwargs else plan(*args)
         sock = self._sock
@@ -3496,8 +3498,8 @@ def _command_method(plan, name, doc, fn):
     _command_coroutine when not.  inspect sees a coroutine function with
     fn's signature."""
     run = _command_coroutine(plan, name, doc)
-    m = _iok.CommandMethod(plan, run, _command_failed, "AsyncClient." + name)
-    m.__name__, m.__qualname__, m.__doc__, m.__module__ = name, run.__qualname__, doc, __name__
+    m = _iok.CommandMethod(plan, run, _command_failed, run.__qualname__)
+    m.__name__, m.__doc__, m.__module__ = name, doc, __name__
     # What inspect reads of a function (its duck type for compiled ones).
     m.__code__, m.__defaults__, m.__kwdefaults__, m.__annotations__ = run.__code__, None, None, {}
     m.__wrapped__ = fn  # inspect.signature shows the command's arguments
