@@ -64,10 +64,29 @@ typedef struct {
 	int                         state;
 } CommandObject;
 
-static PyTypeObject *g_method_type, *g_bound_type, *g_command_type;
+/* iok.redis's clients (_Base) derive from ClientBase: the fields a
+ * command's first step reads are C fields (member descriptors for
+ * Python), each a load instead of a generic attribute lookup of ~130
+ * instructions. */
+typedef struct {
+	PyObject_HEAD PyObject *sock;     /* _sock: the main Socket, or None */
+	double                  check_at; /* _check_at: time.monotonic() of the next link check */
+	char                    suspect;  /* _suspect: the link is looked at before each command */
+	char                    retry;    /* _retry: idempotent commands may be retried */
+} ClientObject;
 
-static PyObject *s_sock, *s_suspect, *s_check_at, *s_retry, *s_aio, *s_pending, *s_loop, *s_reading,
-    *s_start_reading, *s_runs_here, *s_throw, *s_close;
+/* And iok._aio's per-loop state of a socket (_State) derives from
+ * AioStateBase, for the same reason. */
+typedef struct {
+	PyObject_HEAD PyObject *loop;      /* the loop this state serves */
+	PyObject               *runs_here; /* runs_here() -> that loop runs in this thread */
+	PyObject               *pending;   /* token -> Reply */
+	char                    reading;   /* the loop watches the receive descriptor */
+} AioStateObject;
+
+static PyTypeObject *g_method_type, *g_bound_type, *g_command_type, *g_client_type, *g_aio_type;
+
+static PyObject *s_aio, *s_start_reading, *s_throw, *s_close;
 
 /* ------------------------------------------------------------ Command */
 
@@ -100,19 +119,6 @@ command_drop(CommandObject *c)
 	Py_CLEAR(c->kwargs);
 }
 
-/* 1 if o is true, 0 if not, -1 with an exception; o (new) is dropped. */
-static int
-truth(PyObject *o)
-{
-	int r;
-	if (o == NULL) {
-		return -1;
-	}
-	r = PyObject_IsTrue(o);
-	Py_DECREF(o);
-	return r;
-}
-
 /* time.monotonic(), which _check_at is kept in. */
 static double
 monotonic(void)
@@ -122,53 +128,36 @@ monotonic(void)
 	return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
 }
 
-/* 1 if the link check is due (client._suspect, or _check_at passed), 0
- * if not, -1 with an exception. */
-static int
-check_due(PyObject *client)
-{
-	PyObject *at;
-	double    t;
-	int       r = truth(PyObject_GetAttr(client, s_suspect));
-	if (r != 0) {
-		return r;
-	}
-	if ((at = PyObject_GetAttr(client, s_check_at)) == NULL) {
-		return -1;
-	}
-	t = PyFloat_AsDouble(at);
-	Py_DECREF(at);
-	if (t == -1.0 && PyErr_Occurred()) {
-		return -1;
-	}
-	return monotonic() > t;
-}
-
 /* The asyncio state (sock._aio) if its loop runs here: a new reference,
- * Py_None (new) if not (or none yet), NULL with an exception. */
-static PyObject *
-aio_here(PyObject *sock, PyObject **pending)
+ * Py_None (new) if not (or none yet, or not an AioStateBase), NULL with
+ * an exception. */
+static AioStateObject *
+aio_here(PyObject *sock)
 {
-	PyObject *aio = PyObject_GetAttr(sock, s_aio);
-	int       here;
+	PyObject       *aio = PyObject_GetAttr(sock, s_aio), *yes;
+	AioStateObject *st;
+	int             here;
 	if (aio == NULL || aio == Py_None) {
-		return aio;
+		return (AioStateObject *) aio;
 	}
-	if ((*pending = PyObject_GetAttr(aio, s_pending)) == NULL) {
+	st = (AioStateObject *) aio;
+	if (!PyObject_TypeCheck(aio, g_aio_type) || st->pending == NULL || st->loop == NULL ||
+	    st->runs_here == NULL) {
 		Py_DECREF(aio);
-		return NULL;
+		return (AioStateObject *) Py_NewRef(Py_None); /* the coroutine sees to it */
 	}
 	/* A task the reply dispatcher woke runs in the state's loop: the
 	 * dispatcher's pending dict says so; others ask the loop. */
-	here = ikpy_sock_dispatch_pending(sock) == *pending
-	           ? 1
-	           : truth(PyObject_CallMethodObjArgs(aio, s_runs_here, NULL));
-	if (here != 1) {
-		Py_CLEAR(*pending);
-		Py_DECREF(aio);
-		return here < 0 ? NULL : Py_NewRef(Py_None);
+	if (ikpy_sock_dispatch_pending(sock) == st->pending) {
+		return st;
 	}
-	return aio;
+	here = (yes = PyObject_CallNoArgs(st->runs_here)) == NULL ? -1 : PyObject_IsTrue(yes);
+	Py_XDECREF(yes);
+	if (here != 1) {
+		Py_DECREF(aio);
+		return here < 0 ? NULL : (AioStateObject *) Py_NewRef(Py_None);
+	}
+	return st;
 }
 
 /* Run method->run(client, *args, **kwargs) from here on. */
@@ -187,36 +176,38 @@ command_delegate(CommandObject *c)
 static int
 command_start(CommandObject *c)
 {
-	PyObject *cmd, *transform = NULL, *sock = NULL, *aio = NULL, *pending = NULL, *loop = NULL;
-	PyObject *reply  = NULL;
-	PyObject *client = PyTuple_GetItem(c->args, 0);
-	long      flags;
-	uint64_t  token = 0;
-	int       r = 0, rv = -1;
+	PyObject       *cmd, *transform = NULL, *sock = NULL, *reply = NULL;
+	AioStateObject *aio    = NULL;
+	PyObject       *client = PyTuple_GetItem(c->args, 0);
+	ClientObject   *cl;
+	long            flags;
+	uint64_t        token = 0;
+	int             r = 0, rv = -1;
 
 	if ((cmd = ikpy_plan_take(c->method->plan, c->args, 1, c->kwargs, &transform, &flags)) ==
 	    NULL) {
 		return -1;
 	}
-	if ((sock = PyObject_GetAttr(client, s_sock)) == NULL) {
+	if (!PyObject_TypeCheck(client, g_client_type)) {
+		PyErr_SetString(
+		    PyExc_TypeError, "an AsyncClient command's client is an iok.redis client");
 		goto out;
 	}
-	if (sock == Py_None || (r = check_due(client)) == 1) {
-		goto delegate;
+	cl = (ClientObject *) client;
+	if (cl->sock == NULL || cl->sock == Py_None || cl->suspect || monotonic() > cl->check_at) {
+		goto delegate; /* to connect, or to check the link first */
 	}
-	if (r < 0 || (r = truth(PyObject_GetAttr(client, s_retry))) < 0) {
-		goto out;
-	}
-	if (r == 0) {
+	sock = Py_NewRef(cl->sock);
+	if (!cl->retry) {
 		flags = 0;
 	}
-	if ((aio = aio_here(sock, &pending)) == NULL) {
+	if ((aio = aio_here(sock)) == NULL) {
 		goto out;
 	}
-	if (aio == Py_None || (loop = PyObject_GetAttr(aio, s_loop)) == NULL) {
-		goto delegate_if_none;
+	if ((PyObject *) aio == Py_None) {
+		goto delegate; /* no state yet, or another loop's */
 	}
-	reply = ikpy_redis_submit(sock, cmd, flags, pending, loop, &token);
+	reply = ikpy_redis_submit(sock, cmd, flags, aio->pending, aio->loop, &token);
 	if (reply == NULL || reply == Py_None) {
 		/* A full send queue or a failed send: the coroutine waits for
 		 * room, or makes the error the client's (nothing was sent). */
@@ -224,33 +215,28 @@ command_start(CommandObject *c)
 		goto delegate;
 	}
 	c->sock      = Py_NewRef(sock);
-	c->aio       = Py_NewRef(aio);
+	c->aio       = Py_NewRef((PyObject *) aio);
 	c->reply     = Py_NewRef(reply);
 	c->transform = transform;
 	c->token     = token;
 	c->state     = C_AWAIT;
 	transform    = NULL;
-	if ((r = truth(PyObject_GetAttr(aio, s_reading))) == 0) {
-		PyObject *res = PyObject_CallMethodObjArgs(aio, s_start_reading, sock, NULL);
-		r             = res == NULL ? -1 : 1;
+	if (!aio->reading) {
+		PyObject *res =
+		    PyObject_CallMethodObjArgs((PyObject *) aio, s_start_reading, sock, NULL);
+		r = res == NULL ? -1 : 1;
 		Py_XDECREF(res);
 	}
 	rv = r < 0 ? -1 : 0; /* an error here fails the command (below) */
 	goto out;
 
-delegate_if_none:
-	if (aio != Py_None) {
-		goto out; /* the loop attribute's exception */
-	}
 delegate:
 	rv = command_delegate(c);
 out:
 	Py_DECREF(cmd);
 	Py_XDECREF(transform);
 	Py_XDECREF(sock);
-	Py_XDECREF(aio);
-	Py_XDECREF(pending);
-	Py_XDECREF(loop);
+	Py_XDECREF((PyObject *) aio);
 	Py_XDECREF(reply);
 	return rv;
 }
@@ -842,6 +828,114 @@ static PyType_Spec method_spec = {
 	.slots     = method_slots,
 };
 
+/* ------------------------------------------------------- ClientBase */
+
+static int
+client_traverse(ClientObject *cl, visitproc visit, void *arg)
+{
+	Py_VISIT(Py_TYPE((PyObject *) cl));
+	Py_VISIT(cl->sock);
+	return 0;
+}
+
+static int
+client_clear(ClientObject *cl)
+{
+	Py_CLEAR(cl->sock);
+	return 0;
+}
+
+static void
+client_dealloc(ClientObject *cl)
+{
+	PyTypeObject *type = Py_TYPE((PyObject *) cl);
+	PyObject_GC_UnTrack((PyObject *) cl);
+	client_clear(cl);
+	((freefunc) PyType_GetSlot(type, Py_tp_free))(cl);
+	Py_DECREF(type);
+}
+
+static PyMemberDef client_members[] = {
+	{ "_sock", T_OBJECT_EX, offsetof(ClientObject, sock), 0, NULL },
+	{ "_check_at", T_DOUBLE, offsetof(ClientObject, check_at), 0, NULL },
+	{ "_suspect", T_BOOL, offsetof(ClientObject, suspect), 0, NULL },
+	{ "_retry", T_BOOL, offsetof(ClientObject, retry), 0, NULL },
+	{ NULL, 0, 0, 0, NULL },
+};
+
+static PyType_Slot client_slots[] = {
+	{ Py_tp_doc, "The fields of an iok.redis client that its asyncio commands read in C." },
+	{ Py_tp_new, PyType_GenericNew },
+	{ Py_tp_traverse, client_traverse },
+	{ Py_tp_clear, client_clear },
+	{ Py_tp_dealloc, client_dealloc },
+	{ Py_tp_members, client_members },
+	{ 0, NULL },
+};
+
+static PyType_Spec client_spec = {
+	.name      = "iok._iok.ClientBase",
+	.basicsize = sizeof(ClientObject),
+	.flags     = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+	.slots     = client_slots,
+};
+
+/* ----------------------------------------------------- AioStateBase */
+
+static int
+aio_traverse(AioStateObject *st, visitproc visit, void *arg)
+{
+	Py_VISIT(Py_TYPE((PyObject *) st));
+	Py_VISIT(st->loop);
+	Py_VISIT(st->runs_here);
+	Py_VISIT(st->pending);
+	return 0;
+}
+
+static int
+aio_clear(AioStateObject *st)
+{
+	Py_CLEAR(st->loop);
+	Py_CLEAR(st->runs_here);
+	Py_CLEAR(st->pending);
+	return 0;
+}
+
+static void
+aio_dealloc(AioStateObject *st)
+{
+	PyTypeObject *type = Py_TYPE((PyObject *) st);
+	PyObject_GC_UnTrack((PyObject *) st);
+	aio_clear(st);
+	((freefunc) PyType_GetSlot(type, Py_tp_free))(st);
+	Py_DECREF(type);
+}
+
+static PyMemberDef aio_members[] = {
+	{ "loop", T_OBJECT_EX, offsetof(AioStateObject, loop), 0, NULL },
+	{ "runs_here", T_OBJECT_EX, offsetof(AioStateObject, runs_here), 0, NULL },
+	{ "pending", T_OBJECT_EX, offsetof(AioStateObject, pending), 0, NULL },
+	{ "reading", T_BOOL, offsetof(AioStateObject, reading), 0, NULL },
+	{ NULL, 0, 0, 0, NULL },
+};
+
+static PyType_Slot aio_slots[] = {
+	{ Py_tp_doc, "The fields of a socket's asyncio state that commands read in C." },
+	{ Py_tp_new, PyType_GenericNew },
+	{ Py_tp_traverse, aio_traverse },
+	{ Py_tp_clear, aio_clear },
+	{ Py_tp_dealloc, aio_dealloc },
+	{ Py_tp_members, aio_members },
+	{ 0, NULL },
+};
+
+static PyType_Spec aio_spec = {
+	.name      = "iok._iok.AioStateBase",
+	.basicsize = sizeof(AioStateObject),
+	.flags     = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+	.slots     = aio_slots,
+};
+
 int
 ikpy_command_init(PyObject *module)
 {
@@ -849,16 +943,8 @@ ikpy_command_init(PyObject *module)
 		PyObject  **s;
 		const char *text;
 	} names[] = {
-		{ &s_sock, "_sock" },
-		{ &s_suspect, "_suspect" },
-		{ &s_check_at, "_check_at" },
-		{ &s_retry, "_retry" },
 		{ &s_aio, "_aio" },
-		{ &s_pending, "pending" },
-		{ &s_loop, "loop" },
-		{ &s_reading, "reading" },
 		{ &s_start_reading, "start_reading" },
-		{ &s_runs_here, "runs_here" },
 		{ &s_throw, "throw" },
 		{ &s_close, "close" },
 	};
@@ -870,13 +956,18 @@ ikpy_command_init(PyObject *module)
 	g_command_type = (PyTypeObject *) PyType_FromSpec(&command_spec);
 	g_bound_type   = (PyTypeObject *) PyType_FromSpec(&bound_spec);
 	g_method_type  = (PyTypeObject *) PyType_FromSpec(&method_spec);
-	if (g_command_type == NULL || g_bound_type == NULL || g_method_type == NULL) {
+	g_client_type  = (PyTypeObject *) PyType_FromSpec(&client_spec);
+	g_aio_type     = (PyTypeObject *) PyType_FromSpec(&aio_spec);
+	if (g_command_type == NULL || g_bound_type == NULL || g_method_type == NULL ||
+	    g_client_type == NULL || g_aio_type == NULL) {
 		return -1;
 	}
 	/* The module keeps them (and these references, for good). */
 	if (PyModule_AddObjectRef(module, "Command", (PyObject *) g_command_type) < 0 ||
 	    PyModule_AddObjectRef(module, "BoundCommand", (PyObject *) g_bound_type) < 0 ||
-	    PyModule_AddObjectRef(module, "CommandMethod", (PyObject *) g_method_type) < 0) {
+	    PyModule_AddObjectRef(module, "CommandMethod", (PyObject *) g_method_type) < 0 ||
+	    PyModule_AddObjectRef(module, "ClientBase", (PyObject *) g_client_type) < 0 ||
+	    PyModule_AddObjectRef(module, "AioStateBase", (PyObject *) g_aio_type) < 0) {
 		return -1;
 	}
 	return 0;

@@ -26,7 +26,7 @@ from asyncio import BaseEventLoop, CancelledError, get_running_loop
 from threading import get_ident
 
 from . import Closed, Error, Timeout, TryAgain
-from ._iok import Reply, _loop_runs_here
+from ._iok import AioStateBase, Reply, _loop_runs_here
 
 _live = weakref.WeakSet()  # sockets that have a state, for fork
 
@@ -203,9 +203,10 @@ def _runs_here(loop):
     return lambda: tid == get_ident() and loop.is_running()
 
 
-class _State:
-    __slots__ = ("loop", "runs_here", "pending", "waiters", "wwaiters", "reading", "writing",
-                 "rfd", "sfd", "idle_check")
+class _State(AioStateBase):
+    # loop, runs_here, pending and reading are AioStateBase's (C fields an
+    # AsyncClient command reads without a lookup).
+    __slots__ = ("waiters", "wwaiters", "writing", "rfd", "sfd", "idle_check")
 
     def __init__(self, loop):
         self.loop = loop

@@ -1337,12 +1337,13 @@ def _block_seconds(args):
         return None
 
 
-class _Base(Commands):
-    __slots__ = ("url", "decode_responses", "timeout", "connect_timeout", "_dial_url", "_sock",
-                 "_dialer", "_flags", "_retry", "_pubsubs", "_sockopts", "_pool_size",
+class _Base(_iok.ClientBase, Commands):
+    # _sock, _retry, _suspect and _check_at are ClientBase's (C fields an
+    # asyncio command reads without a lookup).
+    __slots__ = ("url", "decode_responses", "timeout", "connect_timeout", "_dial_url",
+                 "_dialer", "_flags", "_pubsubs", "_sockopts", "_pool_size",
                  "_max_inflight", "_side_idle", "_side_lock", "_connect_lock", "_connecting",
-                 "_suspect", "_check_at", "_up_once", "_proto_base", "_ignore_default",
-                 "_demux", "_shut", "__weakref__")
+                 "_up_once", "_proto_base", "_ignore_default", "_demux", "_shut", "__weakref__")
     _lazy_default = False
 
     def __init__(self, url=None, *, host=None, port=None, db=None, username=None, password=None,
