@@ -484,6 +484,11 @@ def test_async_command_runs_its_coroutine_when_needed(redis_server, run):
             assert await r.get("k") == b"v" and frames, "link check due"
             del frames[:]
             assert await r.get("k") == b"v" and not frames
+            r._suspect = True  # a C field (ClientBase), as _check_at
+            assert await r.get("k") == b"v" and frames, "link suspect"
+            assert r._suspect is False and r._check_at > 0  # looked at, found up
+            del frames[:]
+            assert await r.get("k") == b"v" and not frames
         finally:
             sys.setprofile(None)
         await r.aclose()
