@@ -57,7 +57,7 @@ enum { C_NEW, C_AWAIT, C_DELEGATE, C_DONE };
 /* r.get("k"), until awaited to its end. */
 typedef struct {
 	PyObject_HEAD MethodObject *method;
-	PyObject                   *client, *args, *kwargs;         /* args: (client, "k") */
+	PyObject                   *args, *kwargs;                  /* args: (client, "k") */
 	PyObject                   *sock, *aio, *reply, *transform; /* while awaiting */
 	PyObject                   *delegate; /* method->run's coroutine (C_DELEGATE) */
 	unsigned long long          token;
@@ -360,16 +360,7 @@ command_send(CommandObject *c, PyObject *arg)
 static PyObject *
 command_iternext(CommandObject *c)
 {
-	PyObject    *v;
-	PySendResult r = command_am_send(c, Py_None, &v);
-	if (r == PYGEN_RETURN) {
-		if (v == Py_None) {
-			Py_DECREF(v);
-			return NULL; /* StopIteration(None) */
-		}
-		return raise_stop(v);
-	}
-	return v;
+	return command_send(c, Py_None);
 }
 
 /* Raise what throw(typ[, val[, tb]]) names, as a generator's throw does. */

@@ -1021,11 +1021,9 @@ dispatch_replies(SockObject *so, PyObject *pending, reply_decoder decode, unsign
 static PyObject *
 sock_get_dispatch_pending(SockObject *so, void *unused)
 {
+	PyObject *p = ikpy_sock_dispatch_pending((PyObject *) so);
 	(void) unused;
-	if (so->dispatch_pending != NULL && so->dispatch_thread == PyThread_get_thread_ident()) {
-		return Py_NewRef(so->dispatch_pending);
-	}
-	Py_RETURN_NONE;
+	return Py_NewRef(p != NULL ? p : Py_None);
 }
 
 static PyObject *

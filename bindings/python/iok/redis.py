@@ -3399,10 +3399,10 @@ def _command_coroutine(plan, name, doc):
         try:
             v = await fut
         except BaseException as e:
-            _aio.forget(sock, aio, ((token, fut),))  # cancelled: drop the late reply
-            if isinstance(e, Error) and not isinstance(e, ResponseError):
-                raise self._fail(e, sock) from None
-            raise
+            raise_ = _command_failed(self, sock, aio, token, fut, e)  # the late reply dropped
+            if raise_ is e:
+                raise
+            raise raise_ from None
         return v if transform is None else transform(v)
     run.__name__ = name
     run.__qualname__ = "AsyncClient." + name
