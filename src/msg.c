@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bigpool.h"
 #include "msg.h"
 #include "msgpool.h"
 
@@ -39,16 +40,23 @@ ik_msg_alloc(size_t size)
 		}
 	}
 #endif
+	size_t whole = sizeof(*m) + IK_MSG_HEADROOM + size;
+	int    bc    = cl < 0 ? ik_big_class(whole) : -1;
 	if (cl >= 0) {
-		m = ik_pool_get(cl, class_size(cl));
+		m     = ik_pool_get(cl, class_size(cl));
+		whole = class_size(cl);
+	} else if (bc >= 0) {
+		m     = ik_big_get(bc);
+		whole = ik_big_cap(bc);
+		cl    = -2 - bc;
 	} else {
-		m = malloc(sizeof(*m) + IK_MSG_HEADROOM + size);
+		m = malloc(whole);
 	}
 	if (m == NULL) {
 		return NULL;
 	}
 	m->buf     = (uint8_t *) (m + 1);
-	m->cap     = cl >= 0 ? IK_MSG_HEADROOM + class_body[cl] : IK_MSG_HEADROOM + size;
+	m->cap     = whole - sizeof(*m);
 	m->body    = m->buf + IK_MSG_HEADROOM;
 	m->len     = size;
 	m->token   = 0;
@@ -59,7 +67,8 @@ ik_msg_alloc(size_t size)
 	m->hdr_len = 0;
 	m->origin  = NULL;
 	atomic_init(&m->refs, 1);
-	m->klass = (int8_t) cl;
+	m->klass   = (int8_t) cl;
+	m->buf_big = -1;
 	return m;
 }
 
@@ -72,12 +81,34 @@ ik_msg_adopt(uint8_t *buf, size_t cap, size_t off, size_t len)
 	}
 	memset(m, 0, offsetof(iok_msg, hdr));
 	atomic_init(&m->refs, 1);
-	m->klass = -1;
-	m->buf   = buf;
-	m->cap   = cap;
-	m->body  = buf + off;
-	m->len   = len;
+	m->klass   = -1;
+	m->buf_big = -1;
+	m->buf     = buf;
+	m->cap     = cap;
+	m->body    = buf + off;
+	m->len     = len;
 	return m;
+}
+
+iok_msg *
+ik_msg_adopt_big(uint8_t *buf, int c, size_t off, size_t len)
+{
+	iok_msg *m = ik_msg_adopt(buf, ik_big_cap(c), off, len);
+	if (m != NULL) {
+		m->buf_big = (int8_t) c;
+	}
+	return m;
+}
+
+/* Give back storage held apart from the header. */
+static void
+storage_free(iok_msg *m)
+{
+	if (m->buf_big >= 0) {
+		ik_big_put(m->buf_big, m->buf);
+	} else {
+		free(m->buf);
+	}
 }
 
 void
@@ -120,10 +151,12 @@ iok_msg_free(iok_msg *m)
 	if (m->origin != NULL) {
 		iok_msg_free(m->origin); /* a view lets go of the storage */
 	} else if (!is_inline(m)) {
-		free(m->buf);
+		storage_free(m);
 	}
 	if (m->klass >= 0) {
 		ik_pool_put(m->klass, m);
+	} else if (m->klass <= -2) {
+		ik_big_put(-2 - m->klass, m);
 	} else {
 		free(m);
 	}
@@ -191,7 +224,8 @@ ik_msg_private(iok_msg *m)
 	v->hdr_len = m->hdr_len;
 	memcpy(v->hdr, m->hdr, m->hdr_len);
 	atomic_init(&v->refs, 1);
-	v->klass = (int8_t) cl;
+	v->klass   = (int8_t) cl;
+	v->buf_big = -1; /* the storage is the origin's to free */
 	if (m->origin != NULL) {
 		v->origin = ik_msg_ref(m->origin);
 		iok_msg_free(m);
@@ -226,6 +260,7 @@ ensure(iok_msg *m, size_t front, size_t back)
 	}
 	uint8_t *nb;
 	size_t   ncap = need;
+	int      bc   = -1;
 	if (m->origin != NULL && own_room(m) > 0 && front + m->len + back <= own_room(m)) {
 		/* A view's own room (ik_msg_private), sized for its body and
 		 * the usual headroom but not for the slack above: the body
@@ -236,6 +271,11 @@ ensure(iok_msg *m, size_t front, size_t back)
 		nb    = (uint8_t *) (m + 1);
 		ncap  = own_room(m);
 		nhead = ncap - back - m->len;
+	} else if ((bc = ik_big_class(need)) >= 0) {
+		if ((nb = ik_big_get(bc)) == NULL) {
+			return IOK_ENOMEM;
+		}
+		ncap = ik_big_cap(bc);
 	} else if ((nb = malloc(need)) == NULL) {
 		return IOK_ENOMEM;
 	}
@@ -250,11 +290,12 @@ ensure(iok_msg *m, size_t front, size_t back)
 	} else if (!is_inline(m)) {
 		/* (Shared storage of a message that is not a view never gets
 		 * here: holders of a shared message only read it.) */
-		free(m->buf);
+		storage_free(m);
 	}
-	m->buf  = nb;
-	m->cap  = ncap;
-	m->body = nb + nhead;
+	m->buf     = nb;
+	m->cap     = ncap;
+	m->body    = nb + nhead;
+	m->buf_big = (int8_t) bc;
 	return 0;
 }
 

@@ -50,8 +50,11 @@ struct iok_msg {
 	uint32_t         hdr_len;
 	iok_msg         *origin; /* a view: whose storage body points into, else NULL */
 	_Atomic uint32_t refs;   /* holders of this message, + views of it */
-	int8_t           klass;  /* recycling size class, -1 = plain malloc */
-	uint8_t          hdr[IOK_MSG_HEADER_MAX];
+	/* Where this struct's block came from: a small class (>= 0, msgpool.h), -1
+	 * malloc, or a big block (bigpool.h) of class -2 - klass. */
+	int8_t  klass;
+	int8_t  buf_big; /* storage apart from the header: its big class, or -1 */
+	uint8_t hdr[IOK_MSG_HEADER_MAX];
 	/* inline storage follows when buf == (uint8_t *) (msg + 1) */
 };
 
@@ -61,6 +64,9 @@ iok_msg *ik_msg_alloc(size_t size);
  * buffer of cap bytes, taking ownership of the buffer (no copy).  On failure
  * the buffer is NOT freed. */
 iok_msg *ik_msg_adopt(uint8_t *buf, size_t cap, size_t off, size_t len);
+/* ik_msg_adopt_big: ik_msg_adopt of a block of big class c (bigpool.h),
+ * which goes back to the big pool when the message is freed. */
+iok_msg *ik_msg_adopt_big(uint8_t *buf, int c, size_t off, size_t len);
 /* ik_msg_release frees a message made by ik_msg_adopt but not its buffer,
  * which goes back to whoever gave it (a failed iok_send IOK_FLAG_ALLOC). */
 void ik_msg_release(iok_msg *m);

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "bigpool.h"
 #include "msg.h"
 #include "msgpool.h"
 
@@ -182,16 +183,19 @@ ik_pool_put(int c, void *p)
 	b->p[b->n++] = p;
 }
 
-/* Fork: the pool lock is held across fork by the kernel's fork handlers. */
+/* Fork: the pools' locks are held across fork by the kernel's fork
+ * handlers. */
 void
 ik_msg_pool_lock(void)
 {
 	pthread_mutex_lock(&pool_mu);
+	ik_big_lock();
 }
 
 void
 ik_msg_pool_unlock(void)
 {
+	ik_big_unlock();
 	pthread_mutex_unlock(&pool_mu);
 }
 
@@ -199,4 +203,5 @@ void
 ik_msg_pool_fork_child(void)
 {
 	pthread_mutex_init(&pool_mu, NULL);
+	ik_big_fork_child();
 }

@@ -80,6 +80,7 @@ pipe_alloc(ik_sock *s, ik_ep *ep, const ik_transport *t)
 	ik_node_init(&p->enode);
 	ik_task_init(&p->task, ik_pipe_task_fn);
 	ik_buf_init(&p->in);
+	ik_buf_init(&p->in_spare);
 	ik_buf_init(&p->hsout);
 	ik_buf_init(&p->sub_held);
 	for (int i = 0; i < 2; i++) {
@@ -111,7 +112,7 @@ pipe_free(ik_pipe *p)
 		p->tran->fini(p->tstate);
 	}
 	ik_pipe_writes_fini(p);
-	ik_buf_fini(&p->in);
+	ik_pipe_input_fini(p);
 	ik_buf_fini(&p->hsout);
 	ik_buf_fini(&p->sub_held);
 	ik_msgq_fini(&p->inbox);

@@ -89,8 +89,12 @@ struct ik_pipe {
 	bool       reading;
 	ik_buf     in;     /* received bytes */
 	size_t     in_off; /* start of the next frame in `in` */
-	size_t     need;   /* bytes the next frame needs, if known */
-	ik_buf     hsout;  /* handshake bytes to send */
+	bool       in_big; /* `in` is a big block (class in_bigc, bigpool.h)
+	                      holding one big frame, read straight into it */
+	int8_t     in_bigc;
+	ik_buf     in_spare; /* the usual `in`, kept meanwhile */
+	size_t     need;     /* bytes the next frame needs, if known */
+	ik_buf     hsout;    /* handshake bytes to send */
 	uv_timer_t hs_timer;
 	bool       hs_timer_on;
 	ik_wbatch  wb[2]; /* filling / in flight */

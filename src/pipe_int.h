@@ -24,6 +24,8 @@ void ik_pipe_handshake_step(ik_pipe *p);
 void ik_pipe_process_input(ik_pipe *p);
 /* ik_pipe_start_reading: unless paused or closing; a failure closes p. */
 void ik_pipe_start_reading(ik_pipe *p);
+/* ik_pipe_input_fini frees what holds received bytes. */
+void ik_pipe_input_fini(ik_pipe *p);
 /* ik_pipe_inproc_deliver: offer an inproc pipe's inbox until refused. */
 void ik_pipe_inproc_deliver(ik_pipe *p);
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bigpool.h"
 #include "pipe_int.h"
 
 #define READ_MIN (8 * 1024)   /* an idle connection keeps this little */
@@ -42,6 +43,112 @@ offer(ik_pipe *p, int ai, iok_msg *m)
 	return true;
 }
 
+/* ------------------------------------------------------------ big frames */
+
+/* A frame of at least IK_BIG_MIN is read straight into a big block
+ * (bigpool.h) that becomes its message's storage: no copy, and pages that
+ * stay mapped from one such message to the next. */
+
+/* Back to the usual buffer, keeping the bytes from in_off on. */
+static int
+big_leave(ik_pipe *p)
+{
+	size_t avail = p->in.len - p->in_off;
+	ik_buf small = p->in_spare;
+	if (ik_buf_reserve(&small, avail) != 0) {
+		return IOK_ENOMEM;
+	}
+	if (avail > 0) {
+		memcpy(small.data, p->in.data + p->in_off, avail);
+	}
+	small.len = avail;
+	ik_big_put(p->in_bigc, p->in.data);
+	p->in     = small;
+	p->in_off = 0;
+	p->in_big = false;
+	ik_buf_init(&p->in_spare);
+	return 0;
+}
+
+/* The frame at in_off needs p->need bytes: into a big block if that is a
+ * big class.  The bytes already here move with it.  A block the frame
+ * outgrew (a RESP array's next element) or is done with goes back. */
+static int
+big_enter(ik_pipe *p)
+{
+	size_t avail = p->in.len - p->in_off;
+	int    c;
+	if (p->in_big) {
+		if (p->in_off == 0 && p->need > avail && p->need <= p->in.cap) {
+			return 0; /* the block's frame, still coming */
+		}
+		int rv = big_leave(p);
+		if (rv != 0) {
+			return rv;
+		}
+	}
+	if ((c = ik_big_class(p->need)) < 0 || p->need <= avail) {
+		return 0;
+	}
+	uint8_t *blk = ik_big_get(c);
+	if (blk == NULL) {
+		return 0; /* the usual buffer then */
+	}
+	if (avail > 0) {
+		memcpy(blk, p->in.data + p->in_off, avail);
+	}
+	p->in_spare     = p->in;
+	p->in_spare.len = 0;
+	p->in.data      = blk;
+	p->in.cap       = ik_big_cap(c);
+	p->in.len       = avail;
+	p->in_off       = 0;
+	p->in_big       = true;
+	p->in_bigc      = (int8_t) c;
+	return 0;
+}
+
+/* The big frame [in_off, in_off + flen) is whole: the block becomes its
+ * message, what follows it goes back to the usual buffer. */
+static iok_msg *
+big_to_msg(ik_pipe *p, size_t flen, const ik_frame *f)
+{
+	size_t   rest  = p->in.len - p->in_off - flen;
+	ik_buf   small = p->in_spare;
+	iok_msg *m;
+	if (ik_buf_reserve(&small, rest) != 0) {
+		return NULL;
+	}
+	if ((m = ik_msg_adopt_big(p->in.data, p->in_bigc, p->in_off + f->body_off, f->body_len)) ==
+	    NULL) {
+		p->in_spare = small; /* keeps what the reserve grew */
+		return NULL;
+	}
+	if (rest > 0) {
+		memcpy(small.data, p->in.data + p->in_off + flen, rest);
+	}
+	small.len = rest;
+	p->in     = small;
+	p->in_off = 0;
+	p->in_big = false;
+	ik_buf_init(&p->in_spare);
+	p->rx_msgs++;
+	p->rx_bytes += f->body_len;
+	return m;
+}
+
+void
+ik_pipe_input_fini(ik_pipe *p)
+{
+	if (p->in_big) {
+		ik_big_put(p->in_bigc, p->in.data);
+		p->in = p->in_spare;
+		ik_buf_init(&p->in_spare);
+		p->in_big = false;
+	}
+	ik_buf_fini(&p->in);
+}
+
 static iok_msg *
 frame_to_msg(ik_pipe *p, size_t flen, const ik_frame *f)
 {
@@ -49,6 +156,9 @@ frame_to_msg(ik_pipe *p, size_t flen, const ik_frame *f)
 	size_t   rest  = p->in.len - p->in_off - flen;
 	iok_msg *m;
 
+	if (p->in_big && p->in_off == 0) {
+		return big_to_msg(p, flen, f);
+	}
 	if (f->body_len >= 64 * 1024 && rest < 4096) {
 		/* Big frame: hand the whole input buffer to the message instead
 		 * of copying it; the few bytes after it move to a new buffer. */
@@ -208,6 +318,10 @@ ik_pipe_process_input(ik_pipe *p)
 		}
 	}
 	if (p->in_off == p->in.len) {
+		if (p->in_big && big_leave(p) != 0) {
+			ik_pipe_close(p, IOK_ENOMEM);
+			return;
+		}
 		p->in.len = 0;
 		p->in_off = 0;
 	}
@@ -221,6 +335,18 @@ alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	size_t   want  = READ_MIN;
 	(void) suggested;
 
+	if ((p->need >= IK_BIG_MIN || p->in_big) && big_enter(p) != 0) {
+		buf->base = NULL;
+		buf->len  = 0;
+		return;
+	}
+	if (p->in_big) {
+		/* Up to the frame's end when that is known: what follows starts
+		 * in the usual buffer, and the block goes whole to the message. */
+		buf->base = (char *) p->in.data + p->in.len;
+		buf->len  = p->need - p->in.len; /* big_enter: in_off 0, need > len */
+		return;
+	}
 	if (p->in_off > 0 && (avail == 0 || p->in.cap - p->in.len < READ_MIN)) {
 		memmove(p->in.data, p->in.data + p->in_off, avail);
 		p->in.len = avail;
@@ -260,7 +386,7 @@ read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 	ik_clock_batch(true);
 	ik_pipe_process_input(p);
 	ik_clock_batch(false);
-	if (filled && p->in.cap < READ_MAX && p->state != IK_PIPE_CLOSING) {
+	if (filled && !p->in_big && p->in.cap < READ_MAX && p->state != IK_PIPE_CLOSING) {
 		(void) ik_buf_reserve(&p->in, p->in.cap); /* double it */
 	}
 }

@@ -194,6 +194,67 @@ test_big_aggregate_plain(void **state)
 	IOK_OK(iok_close(s));
 }
 
+/* Replies from just under the smallest big block to over the largest
+ * (64 KiB to 16 MiB + 16 KiB, src/bigpool.h) are read straight into a
+ * block: each value comes back byte-exact, alone and back to back, and an
+ * MGET whose array outgrows the block its first element chose too. */
+static void
+test_big_values_in_blocks(void **state)
+{
+	(void) state;
+	static const size_t sizes[] = { 65536 - 100, 65536 + 1, 100000, (1u << 20) + 5, 3u << 20,
+		(16u << 20) + 20 * 1024 };
+	enum { N = sizeof(sizes) / sizeof(sizes[0]) };
+	tu_db      c;
+	iok_socket s = open_db("blocks", 0);
+	char      *v = big_value(); /* BIG bytes: every size's value is a prefix */
+	char       key[16], buf[16];
+	uint64_t   toks[N];
+
+	tu_db_start(&c, s);
+	for (size_t i = 0; i < N; i++) {
+		snprintf(key, sizeof(key), "b%zu", i);
+		const char *argv[] = { "SET", key, v };
+		size_t      lens[] = { 3, strlen(key), sizes[i] };
+		iok_msg    *r      = tu_db_call(&c, tu_cmdv(3, argv, lens), 0, T_MS);
+		assert_string_equal(tu_str(r, buf, sizeof(buf)), "OK");
+		iok_msg_free(r);
+	}
+	for (int round = 0; round < 3; round++) { /* the blocks come round again */
+		for (size_t i = 0; i < N; i++) {
+			snprintf(key, sizeof(key), "b%zu", i);
+			toks[i] = tu_db_send(&c, tu_cmd("GET", key, NULL), 0, 0);
+		}
+		for (size_t i = 0; i < N; i++) {
+			iok_msg     *m  = tu_db_wait(&c, toks[i], T_MS, NULL);
+			ik_resp_item it = tu_top(m);
+			assert_int_equal(it.type, IK_RESP_BULK);
+			assert_int_equal(it.len, sizes[i]);
+			assert_memory_equal(it.str, v, sizes[i]);
+			iok_msg_free(m);
+		}
+	}
+	iok_msg     *m = tu_db_call(&c, tu_cmd("MGET", "b1", "b3", "b4", "b0", NULL), 0, T_MS);
+	ik_resp_iter iter;
+	ik_resp_item item;
+	size_t       want[] = { sizes[1], sizes[3], sizes[4], sizes[0] }, n = 0;
+	ik_resp_iter_init(&iter, iok_msg_body(m), iok_msg_len(m));
+	while (ik_resp_iter_next(&iter, &item) == 1) {
+		if (item.depth == 1) {
+			assert_true(n < 4);
+			assert_int_equal(item.len, want[n]);
+			assert_memory_equal(item.str, v, want[n]);
+			n++;
+		}
+	}
+	assert_int_equal(n, 4);
+	iok_msg_free(m);
+	assert_int_equal(tu_stat(s, "stat:pipes-opened"), 1);
+	assert_int_equal(tu_db_stop(&c), 0);
+	IOK_OK(iok_close(s));
+	free(v);
+}
+
 /* ------------------------------------------------------ db:fail-fast */
 
 static int
@@ -275,6 +336,8 @@ main(void)
 		    test_big_reply_limited, tu_redis_setup, tu_redis_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_big_aggregate_plain, tu_redis_setup, tu_redis_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_big_values_in_blocks, tu_redis_setup, tu_redis_teardown),
 		cmocka_unit_test(test_fail_fast),
 	};
 	if (getenv("IOK_TEST_FILTER") != NULL) {
