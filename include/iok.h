@@ -1044,13 +1044,14 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *                              iok can: one message in the hand-off to
  *                              the kernel thread (it reads back as 1).
  *   IOK_OPT_SENDBUF_BYTES size the send queue's limit in bytes of message
- *                              bodies as well (default 0: none); a message
- *                              always fits in an empty queue
+ *                              bodies as well (default 16 MiB; 0: none); a
+ *                              message always fits in an empty queue
  *   IOK_OPT_RECVBUF_BYTES size the receive queue's limit in bytes as well
- *                              (default 0: none); when it is reached the
- *                              connections stop reading (TCP pushes back
- *                              on the sender) or, on lossy patterns, the
- *                              oldest message is dropped
+ *                              (default 16 MiB; 0: none); when it is
+ *                              reached the connections stop reading (TCP
+ *                              pushes back on the sender) or, on lossy
+ *                              patterns, the oldest message is dropped.
+ *                              A message always fits in an empty queue.
  *   IOK_OPT_SEND_RATE   int    token bucket: at most this many messages a
  *                              second leave the send queue (0: no limit,
  *                              the default); counts stat:rate-delays

@@ -124,6 +124,26 @@ sq_no_room(const ik_sock *s, size_t len)
 	       (s->sq_max_bytes > 0 && s->sq.len > 0 && s->sq_bytes + len > s->sq_max_bytes);
 }
 
+/* The pump took messages off the send queue (before: its length and
+ * bytes until then): do its blocked senders wake?  Once it is down to half
+ * by count, or by bytes under a byte limit: one wake-up per batch, not per
+ * message.  A waiter whose message needs more than half the byte limit
+ * may still find no room then; it is woken again when the queue empties,
+ * where any message fits.  (Under mu.) */
+static bool
+sq_waiters_wake(const ik_sock *s, size_t before, size_t before_bytes)
+{
+	size_t low = ik_low_water(s->sq_cap);
+	if (before > low && s->sq.len <= low) {
+		return true;
+	}
+	if (s->sq_max_bytes == 0) {
+		return false;
+	}
+	return s->sq.len == 0 ||
+	       (before_bytes > s->sq_max_bytes / 2 && s->sq_bytes <= s->sq_max_bytes / 2);
+}
+
 static int
 enqueue_send(ik_sock *s, iok_msg *m, int flags)
 {
@@ -472,6 +492,7 @@ ik_sock_pump(ik_sock *s)
 		pthread_mutex_lock(&s->mu);
 		if (taken > 0) {
 			size_t before   = s->sq.len;
+			size_t before_b = s->sq_bytes;
 			bool   was_full = ik_sq_full(s);
 			for (size_t i = 0; i < taken; i++) {
 				(void) ik_msgq_pop(&s->sq);
@@ -480,13 +501,7 @@ ik_sock_pump(ik_sock *s)
 			if (was_full && !ik_sq_full(s) && !s->closed) {
 				ik_efd_raise(s->send_fd);
 			}
-			/* Blocked senders wake once the queue is down to half (one
-			 * wake-up per batch, not per message); under a byte limit a
-			 * waiter's message may need more room than that, so any
-			 * progress wakes it. */
-			if (s->send_waiters > 0 &&
-			    (s->sq_max_bytes > 0 || (before > ik_low_water(s->sq_cap) &&
-			                                s->sq.len <= ik_low_water(s->sq_cap)))) {
+			if (s->send_waiters > 0 && sq_waiters_wake(s, before, before_b)) {
 				wake = true;
 			}
 		}

@@ -6,10 +6,12 @@
  * requests against a rep that reads them and never answers, whose RSS
  * must stay under a bound that follows from the limits.
  */
+#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -186,6 +188,121 @@ test_recv_bytes_limit(void **state)
 	free(big);
 }
 
+/* By default each queue stops at 16 MiB of bodies as well as at 1024
+ * messages: 1 MiB messages to a puller that never reads pile up in the two
+ * queues and the connection's buffers, not 2,048 of them. */
+static void
+test_default_bytes_limits(void **state)
+{
+	iok_socket push, pull;
+	char       url[256];
+	size_t     v, mib = 1 << 20;
+	char      *big  = calloc(1, mib);
+	int        sent = 0, rv;
+	(void) state;
+	snprintf(url, sizeof(url), "%s", tu_ipc_url("db"));
+	IOK_OK(iok_push0_open(&push));
+	IOK_OK(iok_pull0_open(&pull));
+	IOK_OK(iok_socket_get_size(push, IOK_OPT_SENDBUF_BYTES, &v));
+	assert_int_equal(v, 16 * mib);
+	IOK_OK(iok_socket_get_size(pull, IOK_OPT_RECVBUF_BYTES, &v));
+	assert_int_equal(v, 16 * mib);
+	IOK_OK(iok_socket_set_size(pull, IOK_OPT_RECVMAXSZ, 2 * mib));
+	IOK_OK(iok_listen(pull, url, NULL, 0));
+	IOK_OK(iok_dial(push, url, NULL, IOK_FLAG_SYNC));
+	IOK_OK(iok_socket_set_ms(push, IOK_OPT_SENDTIMEO, 200));
+	while ((rv = iok_send(push, big, mib, 0)) == 0) {
+		sent++;
+		assert_true(sent < 2048);
+	}
+	assert_int_equal(rv, IOK_ETIMEDOUT);
+	/* 16 + 16 queued, and what the connection holds: a few MiB. */
+	assert_true(sent >= 32 && sent <= 48);
+	int queued = recv_queue_len(pull);
+	assert_true(queued >= 1 && queued <= 16);
+	IOK_OK(iok_socket_set_ms(pull, IOK_OPT_RECVTIMEO, WAIT_MS));
+	for (int i = 0; i < sent; i++) {
+		size_t sz = mib;
+		IOK_OK(iok_recv(pull, big, &sz, 0));
+		assert_int_equal(sz, mib);
+	}
+	IOK_OK(iok_close(push));
+	IOK_OK(iok_close(pull));
+	free(big);
+}
+
+/* A sender waiting for room under a byte limit of 100,000 wakes when the
+ * queue has room for its message: an 80,000-byte one (more than half the
+ * limit) behind 40,000 bytes (less than half) when the queue empties, a
+ * 40,000-byte one behind three of 30,000 once the queue is down to half. */
+struct waiting_send {
+	iok_socket push;
+	size_t     len;
+	int        rv;
+};
+
+static void *
+send_waiting(void *arg)
+{
+	struct waiting_send *w   = arg;
+	char                *buf = calloc(1, w->len);
+	w->rv                    = iok_send(w->push, buf, w->len, 0);
+	free(buf);
+	return NULL;
+}
+
+static void
+test_send_waiter_wakes(void **state)
+{
+	static const size_t first[2][4] = { { 40000, 0 }, { 30000, 30000, 30000, 0 } };
+	static const size_t second[2]   = { 80000, 40000 };
+	(void) state;
+	for (int k = 0; k < 2; k++) {
+		iok_socket          push, pull;
+		pthread_t           th;
+		char                url[256], *big = calloc(1, BIG);
+		struct waiting_send w;
+		size_t              sz;
+		snprintf(url, sizeof(url), "%s", tu_ipc_url("ww"));
+		IOK_OK(iok_push0_open(&push));
+		IOK_OK(iok_socket_set_size(push, IOK_OPT_SENDBUF_BYTES, 100000));
+		/* No send timeout: a timed wait would end in the room anyway. */
+		IOK_OK(iok_socket_set_ms(push, IOK_OPT_SENDTIMEO, IOK_DURATION_INFINITE));
+		for (int i = 0; first[k][i] != 0; i++) { /* no peer yet: they stay */
+			IOK_OK(iok_send(push, big, first[k][i], IOK_FLAG_NONBLOCK));
+		}
+		w.push = push;
+		w.len  = second[k];
+		w.rv   = -1;
+		assert_int_equal(pthread_create(&th, NULL, send_waiting, &w), 0);
+		assert_true(tu_wait_stat(push, "stat:send-waits", 1, WAIT_MS));
+		IOK_OK(iok_pull0_open(&pull));
+		IOK_OK(iok_socket_set_ms(pull, IOK_OPT_RECVTIMEO, WAIT_MS));
+		IOK_OK(iok_listen(pull, url, NULL, 0));
+		IOK_OK(iok_dial(push, url, NULL, 0));
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += WAIT_MS / 1000;
+		if (pthread_timedjoin_np(th, NULL, &until) != 0) {
+			IOK_OK(iok_close(push)); /* lets the sender go */
+			pthread_join(th, NULL);
+			fail_msg("a sender waiting for %zu bytes was not woken", second[k]);
+		}
+		IOK_OK(w.rv);
+		for (int i = 0; first[k][i] != 0; i++) {
+			sz = BIG;
+			IOK_OK(iok_recv(pull, big, &sz, 0));
+			assert_int_equal(sz, first[k][i]);
+		}
+		sz = BIG;
+		IOK_OK(iok_recv(pull, big, &sz, 0));
+		assert_int_equal(sz, second[k]);
+		IOK_OK(iok_close(push));
+		IOK_OK(iok_close(pull));
+		free(big);
+	}
+}
+
 /* ------------------------------------------------------------- flood */
 
 static volatile int flood_stop;
@@ -296,6 +413,8 @@ main(void)
 		cmocka_unit_test(test_send_rate),
 		cmocka_unit_test(test_req_max_inflight),
 		cmocka_unit_test(test_recv_bytes_limit),
+		cmocka_unit_test(test_default_bytes_limits),
+		cmocka_unit_test(test_send_waiter_wakes),
 		cmocka_unit_test(test_flood_rss_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
