@@ -100,7 +100,7 @@ ik_msg_adopt_big(uint8_t *buf, int c, size_t off, size_t len)
 	return m;
 }
 
-/* Give back storage held apart from the header. */
+/* Give back storage held apart from the message struct. */
 static void
 storage_free(iok_msg *m)
 {

@@ -53,7 +53,7 @@ struct iok_msg {
 	/* Where this struct's block came from: a small class (>= 0, msgpool.h), -1
 	 * malloc, or a big block (bigpool.h) of class -2 - klass. */
 	int8_t  klass;
-	int8_t  buf_big; /* storage apart from the header: its big class, or -1 */
+	int8_t  buf_big; /* storage apart from the struct: its big class, or -1 */
 	uint8_t hdr[IOK_MSG_HEADER_MAX];
 	/* inline storage follows when buf == (uint8_t *) (msg + 1) */
 };
