@@ -93,6 +93,8 @@ struct ik_pipe {
 	                      holding one big frame, read straight into it */
 	int8_t     in_bigc;
 	ik_buf     in_spare; /* the usual `in`, kept meanwhile */
+	int8_t     in_guess; /* 1 + the class of the big frame just taken: the
+	                        next read goes into such a block (0: none) */
 	size_t     need;     /* bytes the next frame needs, if known */
 	ik_buf     hsout;    /* handshake bytes to send */
 	uv_timer_t hs_timer;

@@ -79,7 +79,7 @@ big_enter(ik_pipe *p)
 	size_t avail = p->in.len - p->in_off;
 	int    c;
 	if (p->in_big) {
-		if (p->in_off == 0 && p->need > avail && p->need <= p->in.cap) {
+		if (p->need > avail && p->need <= p->in.cap - p->in_off) {
 			return 0; /* the block's frame, still coming */
 		}
 		int rv = big_leave(p);
@@ -132,6 +132,9 @@ big_to_msg(ik_pipe *p, size_t flen, const ik_frame *f)
 	p->in_off = 0;
 	p->in_big = false;
 	ik_buf_init(&p->in_spare);
+	if (rest == 0) {
+		p->in_guess = (int8_t) (m->buf_big + 1); /* big frames come in runs */
+	}
 	p->rx_msgs++;
 	p->rx_bytes += f->body_len;
 	return m;
@@ -156,10 +159,10 @@ frame_to_msg(ik_pipe *p, size_t flen, const ik_frame *f)
 	size_t   rest  = p->in.len - p->in_off - flen;
 	iok_msg *m;
 
-	if (p->in_big && p->in_off == 0) {
+	if (p->in_big && f->body_len >= IK_BIG_MIN) {
 		return big_to_msg(p, flen, f);
 	}
-	if (f->body_len >= 64 * 1024 && rest < 4096) {
+	if (!p->in_big && f->body_len >= 64 * 1024 && rest < 4096) {
 		/* Big frame: hand the whole input buffer to the message instead
 		 * of copying it; the few bytes after it move to a new buffer. */
 		ik_buf nb;
@@ -340,11 +343,28 @@ alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 		buf->len  = 0;
 		return;
 	}
+	if (!p->in_big && p->in_guess > 0 && avail == 0) {
+		/* After a big frame the next one is likely as big: read it into
+		 * a block from its first byte (a wrong guess only holds a few
+		 * small frames, copied out as usual, and goes back). */
+		uint8_t *blk = ik_big_get(p->in_guess - 1);
+		if (blk != NULL) {
+			p->in_spare     = p->in;
+			p->in_spare.len = 0;
+			p->in.data      = blk;
+			p->in.cap       = ik_big_cap(p->in_guess - 1);
+			p->in.len       = 0;
+			p->in_off       = 0;
+			p->in_big       = true;
+			p->in_bigc      = (int8_t) (p->in_guess - 1);
+		}
+	}
+	p->in_guess = 0;
 	if (p->in_big) {
 		/* Up to the frame's end when that is known: what follows starts
 		 * in the usual buffer, and the block goes whole to the message. */
 		buf->base = (char *) p->in.data + p->in.len;
-		buf->len  = p->need - p->in.len; /* big_enter: in_off 0, need > len */
+		buf->len  = p->need > avail ? p->need - avail : p->in.cap - p->in.len;
 		return;
 	}
 	if (p->in_off > 0 && (avail == 0 || p->in.cap - p->in.len < READ_MIN)) {

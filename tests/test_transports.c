@@ -631,9 +631,11 @@ test_large_messages(void **state)
 
 /* Frames from 64 KiB up are read straight into recycled big blocks
  * (src/bigpool.h): sizes on both sides of each class boundary and over the
- * largest class arrive byte-exact and in order among small messages, on
- * tcp and ipc; a peer that hangs up in the middle of a big frame loses only
- * that frame (its block goes back: the ASan build checks for the leak). */
+ * largest class arrive byte-exact and in order, among small messages and
+ * back to back (where the pipe reads the next frame into a block of the
+ * last one's class before it knows its size), on tcp and ipc; a peer that
+ * hangs up in the middle of a big frame loses only that frame (its block
+ * goes back: the ASan build checks for the leak). */
 static void
 test_big_frames(void **state)
 {
@@ -672,7 +674,9 @@ test_big_frames(void **state)
 				}
 				b[sizes[i] - 1] = (uint8_t) i;
 				IOK_OK(iok_sendmsg(push, m, 0));
-				IOK_OK(iok_send(push, "tail", 4, 0));
+				if (round == 0) { /* the second round: back to back */
+					IOK_OK(iok_send(push, "tail", 4, 0));
+				}
 			}
 			for (size_t i = 0; i < N; i++) {
 				iok_msg *r;
@@ -686,7 +690,9 @@ test_big_frames(void **state)
 				}
 				assert_int_equal(b[sizes[i] - 1], (uint8_t) i);
 				iok_msg_free(r);
-				expect_msg(pull, "tail");
+				if (round == 0) {
+					expect_msg(pull, "tail");
+				}
 			}
 		}
 		IOK_OK(iok_close(push));
