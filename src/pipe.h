@@ -92,11 +92,12 @@ struct ik_pipe {
 	bool       in_big; /* `in` is a big block (class in_bigc, bigpool.h)
 	                      holding one big frame, read straight into it */
 	int8_t     in_bigc;
-	ik_buf     in_spare; /* the usual `in`, kept meanwhile */
-	int8_t     in_guess; /* 1 + the class of the big frame just taken: the
+	ik_buf     in_spare;     /* the usual `in`, kept meanwhile */
+	int8_t     in_guess;     /* 1 + the class of the big frame just taken: the
 	                        next read goes into such a block (0: none) */
-	size_t     need;     /* bytes the next frame needs, if known */
-	ik_buf     hsout;    /* handshake bytes to send */
+	size_t     in_guess_len; /* that frame's length: the guessed read's */
+	size_t     need;         /* bytes the next frame needs, if known */
+	ik_buf     hsout;        /* handshake bytes to send */
 	uv_timer_t hs_timer;
 	bool       hs_timer_on;
 	ik_wbatch  wb[2]; /* filling / in flight */

@@ -70,6 +70,25 @@ big_leave(ik_pipe *p)
 	return 0;
 }
 
+/* Read into blk, of class c, from now on; the unread bytes move into it
+ * and the usual buffer waits in in_spare. */
+static void
+big_take(ik_pipe *p, uint8_t *blk, int c)
+{
+	size_t avail = p->in.len - p->in_off;
+	if (avail > 0) {
+		memcpy(blk, p->in.data + p->in_off, avail);
+	}
+	p->in_spare     = p->in;
+	p->in_spare.len = 0;
+	p->in.data      = blk;
+	p->in.cap       = ik_big_cap(c);
+	p->in.len       = avail;
+	p->in_off       = 0;
+	p->in_big       = true;
+	p->in_bigc      = (int8_t) c;
+}
+
 /* The frame at in_off needs p->need bytes: into a big block if that is a
  * big class.  The bytes already here move with it.  A block the frame
  * outgrew (a RESP array's next element) or is done with goes back. */
@@ -91,20 +110,9 @@ big_enter(ik_pipe *p)
 		return 0;
 	}
 	uint8_t *blk = ik_big_get(c);
-	if (blk == NULL) {
-		return 0; /* the usual buffer then */
+	if (blk != NULL) {
+		big_take(p, blk, c); /* else the usual buffer */
 	}
-	if (avail > 0) {
-		memcpy(blk, p->in.data + p->in_off, avail);
-	}
-	p->in_spare     = p->in;
-	p->in_spare.len = 0;
-	p->in.data      = blk;
-	p->in.cap       = ik_big_cap(c);
-	p->in.len       = avail;
-	p->in_off       = 0;
-	p->in_big       = true;
-	p->in_bigc      = (int8_t) c;
 	return 0;
 }
 
@@ -133,7 +141,8 @@ big_to_msg(ik_pipe *p, size_t flen, const ik_frame *f)
 	p->in_big = false;
 	ik_buf_init(&p->in_spare);
 	if (rest == 0) {
-		p->in_guess = (int8_t) (m->buf_big + 1); /* big frames come in runs */
+		p->in_guess     = (int8_t) (m->buf_big + 1); /* big frames come in runs */
+		p->in_guess_len = flen;
 	}
 	p->rx_msgs++;
 	p->rx_bytes += f->body_len;
@@ -162,7 +171,7 @@ frame_to_msg(ik_pipe *p, size_t flen, const ik_frame *f)
 	if (p->in_big && f->body_len >= IK_BIG_MIN) {
 		return big_to_msg(p, flen, f);
 	}
-	if (!p->in_big && f->body_len >= 64 * 1024 && rest < 4096) {
+	if (!p->in_big && f->body_len >= IK_BIG_MIN && rest < 4096) {
 		/* Big frame: hand the whole input buffer to the message instead
 		 * of copying it; the few bytes after it move to a new buffer. */
 		ik_buf nb;
@@ -346,17 +355,17 @@ alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	if (!p->in_big && p->in_guess > 0 && avail == 0) {
 		/* After a big frame the next one is likely as big: read it into
 		 * a block from its first byte (a wrong guess only holds a few
-		 * small frames, copied out as usual, and goes back). */
-		uint8_t *blk = ik_big_get(p->in_guess - 1);
+		 * small frames, copied out as usual, and goes back).  At most
+		 * the last frame's length: a run of equal frames then never
+		 * reads past one's end, and a longer frame's header sets need. */
+		int      c   = p->in_guess - 1;
+		uint8_t *blk = ik_big_get(c);
+		p->in_guess  = 0;
 		if (blk != NULL) {
-			p->in_spare     = p->in;
-			p->in_spare.len = 0;
-			p->in.data      = blk;
-			p->in.cap       = ik_big_cap(p->in_guess - 1);
-			p->in.len       = 0;
-			p->in_off       = 0;
-			p->in_big       = true;
-			p->in_bigc      = (int8_t) (p->in_guess - 1);
+			big_take(p, blk, c);
+			buf->base = (char *) blk;
+			buf->len  = p->in_guess_len;
+			return;
 		}
 	}
 	p->in_guess = 0;
