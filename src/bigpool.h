@@ -11,6 +11,7 @@
 #ifndef IK_BIGPOOL_H
 #define IK_BIGPOOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define IK_BIG_MIN ((size_t) 64 * 1024) /* the smallest class's power of two */
@@ -33,6 +34,25 @@ size_t ik_big_cap(int c);
 void *ik_big_get(int c);
 /* ik_big_put: take back a block of class c from ik_big_get. */
 void ik_big_put(int c, void *p);
+/* Giving blocks back.  Kept blocks are pages the process holds for the
+ * next burst; after IK_BIG_IDLE_MS with no block taken they go back to
+ * malloc (and glibc's arenas to the system), so a process that moved big
+ * messages once does not keep 16 MiB for good.  The kernel's timer drives
+ * it (kernel.c). */
+#define IK_BIG_IDLE_MS 2000
+/* ik_big_kept_any: are blocks kept?  A relaxed read, for the kernel's
+ * loop to decide whether to watch; any thread. */
+bool ik_big_kept_any(void);
+/* ik_big_kept_bytes: the bytes kept now (tests, stats). */
+size_t ik_big_kept_bytes(void);
+/* ik_big_trim: called every IK_BIG_IDLE_MS while blocks are kept: gives
+ * every kept block back if none was taken since the last call.  True if
+ * blocks are still kept (call again later). */
+bool ik_big_trim(void);
+/* ik_big_on_first_keep: fn runs (outside the pool's lock, on the thread
+ * that put the block) when a block is kept while none was, so a sleeping
+ * loop can start watching. */
+void ik_big_on_first_keep(void (*fn)(void));
 /* Fork: held across fork with the small pool's lock (msg.h). */
 void ik_big_lock(void);
 void ik_big_unlock(void);

@@ -17,6 +17,7 @@
 #include "iok.h"
 #include "debug.h"
 #include "kernel.h"
+#include "bigpool.h"
 #include "msg.h"
 
 static struct {
@@ -28,10 +29,12 @@ static struct {
 	int             loop_ready; /* loop and its handles initialised */
 	int             forked;     /* loop inherited from a parent process */
 	uv_loop_t       loop;
-	uv_async_t      async;      /* commands waiting */
-	uv_check_t      check;      /* runs deferred tasks after the I/O phase */
-	uv_idle_t       idle;       /* keeps the poll from blocking while tasks wait */
-	uv_prepare_t    prepare;    /* before the poll: commands, the spin (prepare_cb) */
+	uv_async_t      async;    /* commands waiting */
+	uv_check_t      check;    /* runs deferred tasks after the I/O phase */
+	uv_idle_t       idle;     /* keeps the poll from blocking while tasks wait */
+	uv_prepare_t    prepare;  /* before the poll: commands, the spin (prepare_cb) */
+	uv_timer_t      big_trim; /* gives idle big blocks back (bigpool.h) */
+	atomic_int      big_trim_on;
 	atomic_int      awake;      /* the loop will look at commands before it sleeps */
 	int             spinning;   /* under mu: posters need not wake the loop */
 	atomic_int      spun_into;  /* a command came while spinning */
@@ -359,9 +362,45 @@ commands_or_sleep(void)
 enum { PREPARE_ROUNDS = 4 };
 
 static void
+big_trim_cb(uv_timer_t *h)
+{
+	if (!ik_big_trim()) {
+		uv_timer_stop(h);
+		atomic_store_explicit(&K.big_trim_on, 0, memory_order_relaxed);
+	}
+}
+
+/* Kept big blocks are watched by a timer while there are any; a block
+ * kept while the loop sleeps unwatched wakes it (big_first_keep). */
+static void
+big_trim_watch(void)
+{
+	if (!atomic_load_explicit(&K.big_trim_on, memory_order_relaxed) && ik_big_kept_any()) {
+		atomic_store_explicit(&K.big_trim_on, 1, memory_order_relaxed);
+		uv_timer_start(&K.big_trim, big_trim_cb, IK_BIG_IDLE_MS, IK_BIG_IDLE_MS);
+	}
+}
+
+/* Any thread, outside the pool's lock.  The kernel thread itself looks in
+ * its next prepare phase. */
+static void
+big_first_keep(void)
+{
+	if (on_kernel || atomic_load_explicit(&K.big_trim_on, memory_order_relaxed)) {
+		return;
+	}
+	pthread_mutex_lock(&K.mu);
+	if (atomic_load_explicit(&K.running, memory_order_relaxed) && !K.stop_req) {
+		uv_async_send(&K.async); /* under mu: the loop cannot be torn down meanwhile */
+	}
+	pthread_mutex_unlock(&K.mu);
+}
+
+static void
 prepare_cb(uv_prepare_t *h)
 {
 	(void) h;
+	big_trim_watch();
 	maybe_spin();
 	for (int round = 0;; round++) {
 		run_tasks();
@@ -577,6 +616,10 @@ loop_setup(void)
 	K.spin_skip = K.spin_backoff = 0;
 	uv_prepare_init(&K.loop, &K.prepare);
 	uv_prepare_start(&K.prepare, prepare_cb);
+	uv_timer_init(&K.loop, &K.big_trim);
+	uv_unref((uv_handle_t *) &K.big_trim);
+	atomic_store_explicit(&K.big_trim_on, 0, memory_order_relaxed);
+	ik_big_on_first_keep(big_first_keep);
 	atomic_store_explicit(&K.awake, 0, memory_order_relaxed);
 	/* Internal handles must not keep the loop "alive" for teardown. */
 	uv_unref((uv_handle_t *) &K.check);
