@@ -37,6 +37,18 @@
  * found it awake and were taken before it slept, with no wake-up
  * ("posted-awake").
  *
+ * Watching the wire: a blocking receive on a socket with exactly one tcp
+ * or ipc connection, whose application sent since it last received and has
+ * at most one answer outstanding (a req waiting for its reply, a rep for
+ * the next request), sleeps in ppoll on that connection's descriptor (and
+ * an eventfd of the socket's) instead of the futex, the first time it
+ * waits: the arriving bytes wake it together with the kernel thread, and
+ * it spins up to 50 us while the kernel thread reads and delivers them.
+ * A thread that only receives, or has many requests in flight, sleeps on
+ * the futex as before.  Timeouts, close and fork behave the same either
+ * way.  IOK_RECV_WATCH=0 (environment, read once) turns it off;
+ * "stat:recv-watches" counts the receives that watched.
+ *
  * The kernel thread is named "iok-kernel" (ps -L, top -H, perf, gdb).
  *
  * Fork: handles survive fork().  In the child, the kernel thread restarts on
@@ -1187,7 +1199,9 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   (requests that found every upstream at db:max-inflight-per-upstream),
  *   "stat:tx-writes" (writes to tcp, ipc and database connections, the
  *   handshake's included: each carries every message queued since the
- *   last, so tx-msgs / tx-writes is about the batch size).
+ *   last, so tx-msgs / tx-writes is about the batch size),
+ *   "stat:recv-watches" (blocking receives that slept watching the
+ *   socket's one tcp or ipc connection, see iok_recv).
  * Dialer/listener options: the transport ones above, plus IOK_OPT_URL
  * (string, read-only) and, on tcp listeners, IOK_OPT_TCP_BOUND_PORT (int,
  * read-only).  Dialers: IOK_OPT_UPSTREAMS (string, read-only): one line per

@@ -317,6 +317,8 @@ enum ik_stat {
 	IK_STAT_EJECTIONS,      /* upstreams ejected (outlier detection) */
 	IK_STAT_UPSTREAM_WAITS, /* requests that found every upstream full */
 	IK_STAT_TX_WRITES,      /* writes to stream connections (batches) */
+	IK_STAT_RECV_WATCHES,   /* receives that slept watching the connection
+	                        (copied from ik_sock.recv_watches under its lock) */
 	IK_STAT_COUNT
 };
 void ik_sock_stat(ik_sock *s, int stat, uint64_t n);

@@ -38,4 +38,13 @@ int ik_event_wait(ik_event *e, pthread_mutex_t *mu, const struct timespec *deadl
  * all, like a broadcast). */
 void ik_event_wake(ik_event *e, int n);
 
+/* ik_cpu_relax: one turn of a spin (the CPU's pause hint). */
+#if defined(__x86_64__) || defined(__i386__)
+#define ik_cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define ik_cpu_relax() __asm__ __volatile__("yield")
+#else
+#define ik_cpu_relax() ((void) 0)
+#endif
+
 #endif

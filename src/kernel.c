@@ -16,6 +16,7 @@
 
 #include "iok.h"
 #include "debug.h"
+#include "event.h"
 #include "kernel.h"
 #include "bigpool.h"
 #include "msg.h"
@@ -227,14 +228,6 @@ async_cb(uv_async_t *h)
  * for a doubling number of arms, so a loop whose callers do not answer
  * stops spinning. */
 
-#if defined(__x86_64__) || defined(__i386__)
-#define cpu_relax() __builtin_ia32_pause()
-#elif defined(__aarch64__)
-#define cpu_relax() __asm__ __volatile__("yield")
-#else
-#define cpu_relax() ((void) 0)
-#endif
-
 enum { SPIN_DEFAULT_US = 20, SPIN_BACKOFF_MAX = 64, SPIN_CHECK_EVERY = 32 };
 
 static long
@@ -270,7 +263,7 @@ spin_for_command(void)
 				return SPIN_TIME_UP;
 			}
 		}
-		cpu_relax();
+		ik_cpu_relax();
 	}
 }
 

@@ -41,6 +41,11 @@ typedef struct ik_tran_opts {
 } ik_tran_opts;
 
 /* Messages a receive moves off rq at once (and the bytes, after the first). */
+enum { WATCH_NONE, WATCH_POLL, WATCH_SPIN };
+#define IK_BALANCE_MAX 64
+/* ik_sock_watch_poke: under mu or not: make a watching receiver look
+ * again (sockmsg.c). */
+void ik_sock_watch_poke(ik_sock *s, int watch);
 #define IK_TAKE_MAX 64
 #define IK_TAKE_BYTES (64 * 1024)
 
@@ -53,18 +58,31 @@ struct ik_sock {
 
 	/* ---- shared with application threads: guarded by mu ---- */
 	alignas(64) pthread_mutex_t mu; /* own line: the handle's refs are read-mostly */
-	ik_event              recv_ev, send_ev;
-	ik_msgq               rq, sq; /* to the application / from it */
-	int                   rq_cap, sq_cap;
-	size_t                sq_bytes;     /* body bytes in sq */
-	size_t                sq_max_bytes; /* send-buffer-bytes (0: no limit) */
-	uint64_t              send_waits;   /* sends that found sq full (stat:send-waits) */
-	size_t                rq_bytes;     /* body bytes in rq */
-	size_t                rq_max_bytes; /* recv-buffer-bytes (0: no limit) */
-	atomic_int            recv_waiters, send_waiters; /* changed under mu; read
+	ik_event   recv_ev, send_ev;
+	ik_msgq    rq, sq; /* to the application / from it */
+	int        rq_cap, sq_cap;
+	size_t     sq_bytes;                   /* body bytes in sq */
+	size_t     sq_max_bytes;               /* send-buffer-bytes (0: no limit) */
+	uint64_t   send_waits;                 /* sends that found sq full (stat:send-waits) */
+	size_t     rq_bytes;                   /* body bytes in rq */
+	size_t     rq_max_bytes;               /* recv-buffer-bytes (0: no limit) */
+	atomic_int recv_waiters, send_waiters; /* changed under mu; read
 	                             unlocked only to skip a wake-up nobody needs */
-	int                   recv_fd, send_fd;           /* eventfds, level-triggered */
-	int                   peers_fd; /* eventfd: the live-peer count crossed zero
+	int        recv_fd, send_fd;           /* eventfds, level-triggered */
+	/* A receiver that watches the connection (sockrecv.c, recv_watch):
+	 * WATCH_POLL while it sleeps in ppoll on conn_fd and watch_efd,
+	 * WATCH_SPIN while it spins for the delivery of what conn_fd brought.
+	 * Set under mu but for POLL -> SPIN; the kernel reads it under mu. */
+	atomic_int            recv_watch;
+	int                   watch_efd;    /* eventfd for a WATCH_POLL receiver (-1: none yet) */
+	atomic_int            watch_raised; /* the kernel raised watch_efd */
+	atomic_int            conn_fd;      /* the socket's one stream connection, -1 if
+	                             it has none or several (kernel writes) */
+	bool                  sent_since_recv; /* the application answers: it may watch */
+	uint64_t              recv_watches;    /* stat:recv-watches */
+	int                   app_balance;     /* sent minus taken off rq, within
+	                             +-IK_BALANCE_MAX: answers outstanding */
+	int                   peers_fd;        /* eventfd: the live-peer count crossed zero
 	                             since peers-live was last read (made and
 	                             written by the kernel thread) */
 	bool                  closed;

@@ -48,6 +48,8 @@ sock_destroy(ik_obj *o)
 		close(s->send_fd);
 	if (s->peers_fd >= 0)
 		close(s->peers_fd);
+	if (s->watch_efd >= 0)
+		close(s->watch_efd);
 	pthread_mutex_destroy(&s->mu);
 	pthread_mutex_destroy(&s->take_mu);
 	free(s->xs);
@@ -184,6 +186,10 @@ sock_open(iok_socket *out, const char *name, int raw)
 	s->raw     = raw;
 	s->recv_fd = s->send_fd = -1;
 	s->peers_fd             = -1;
+	s->watch_efd            = -1;
+	atomic_init(&s->conn_fd, -1);
+	atomic_init(&s->recv_watch, WATCH_NONE);
+	atomic_init(&s->watch_raised, 0);
 	atomic_init(&s->epoch, ik_fork_epoch());
 	sock_mutex_init(&s->mu);
 	pthread_mutex_init(&s->take_mu, NULL);
@@ -322,6 +328,7 @@ close_app_half(ik_sock *s)
 		}
 		ik_event_wake(&s->recv_ev, INT_MAX);
 		ik_event_wake(&s->send_ev, INT_MAX);
+		ik_sock_watch_poke(s, atomic_load_explicit(&s->recv_watch, memory_order_relaxed));
 	}
 	pthread_mutex_unlock(&s->mu);
 }
@@ -492,6 +499,19 @@ ik_sock_peer_limits(ik_sock *s)
 		}
 	}
 	atomic_store_explicit(&s->send_max, lim, memory_order_relaxed);
+
+	/* With exactly one stream connection, a blocking receiver may watch
+	 * its descriptor (sockrecv.c). */
+	int      fd = -1;
+	ik_node *f  = ik_list_first(&s->pipes);
+	if (f != NULL && ik_list_next(&s->pipes, f) == NULL) {
+		ik_pipe   *p = ik_container_of(f, ik_att, snode)->pipe;
+		uv_os_fd_t ufd;
+		if (p->is_stream && uv_fileno(&p->h.handle, &ufd) == 0) {
+			fd = ufd;
+		}
+	}
+	atomic_store_explicit(&s->conn_fd, fd, memory_order_relaxed);
 }
 
 static void
@@ -699,6 +719,10 @@ ik_sockets_fork_child(void)
 		fresh_eventfd(s->recv_fd, s->closed);
 		fresh_eventfd(s->send_fd, 1);
 		fresh_eventfd(s->peers_fd, 1); /* the child's peers differ: look */
+		fresh_eventfd(s->watch_efd, 0);
+		atomic_store(&s->recv_watch, WATCH_NONE);
+		atomic_store(&s->watch_raised, 0);
+		atomic_store(&s->conn_fd, -1); /* the parent's connections */
 		ik_eps_fork_child(s);
 	}
 }

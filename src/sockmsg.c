@@ -82,6 +82,22 @@ ik_deadline_after(struct timespec *ts, iok_duration ms)
 	}
 }
 
+void
+ik_sock_watch_poke(ik_sock *s, int watch)
+{
+	if (watch == WATCH_NONE) {
+		return;
+	}
+	/* A spinner watches the sequence: no system call for it.  A watcher
+	 * that was in ppoll when watch was read may be spinning by now, so
+	 * the sequence moves for it too. */
+	atomic_fetch_add_explicit(&s->recv_ev.seq, 1, memory_order_release);
+	if (watch == WATCH_POLL) {
+		atomic_store_explicit(&s->watch_raised, 1, memory_order_relaxed);
+		ik_efd_raise(s->watch_efd);
+	}
+}
+
 /* A queued command holds a reference, so the socket outlives it even if
  * every application reference goes away meanwhile. */
 void
@@ -200,6 +216,10 @@ enqueue_send_ex(ik_sock *s, iok_msg *m, int flags, bool plain, uint64_t *token)
 	}
 	post = s->sq.len == 0;
 	ik_msgq_push(&s->sq, m);
+	s->sent_since_recv = true;
+	if (s->app_balance < IK_BALANCE_MAX) {
+		s->app_balance++;
+	}
 	s->sq_bytes += m->len;
 	if (ik_sq_full(s)) {
 		ik_efd_clear(s->send_fd);
@@ -570,8 +590,9 @@ ik_sock_flush_task_fn(ik_task *t)
 {
 	ik_sock *s = ik_container_of(t, ik_sock, flush_task);
 	iok_msg *m;
-	int      wake = 0;     /* waiters to wake: 0, 1 or INT_MAX */
-	bool     woke = false; /* a waiter or a poller of the descriptor */
+	int      wake  = 0; /* waiters to wake: 0, 1 or INT_MAX */
+	int      watch = WATCH_NONE;
+	bool     woke  = false; /* a waiter, a watcher or a poller of the descriptor */
 	pthread_mutex_lock(&s->mu);
 	bool   was_empty = s->rq.len == 0;
 	size_t n         = s->staged.len;
@@ -589,9 +610,12 @@ ik_sock_flush_task_fn(ik_task *t)
 			ik_efd_raise(s->recv_fd);
 			woke = true;
 		}
-		wake = s->recv_waiters == 0 ? 0 : n == 1 ? 1 : INT_MAX;
+		wake  = s->recv_waiters == 0 ? 0 : n == 1 ? 1 : INT_MAX;
+		watch = atomic_load_explicit(&s->recv_watch, memory_order_relaxed);
+		woke |= watch != WATCH_NONE;
 	}
 	pthread_mutex_unlock(&s->mu);
+	ik_sock_watch_poke(s, watch);
 	if ((woke || wake != 0) && (s->pat->flags & IK_PF_SEND)) {
 		ik_kernel_spin_arm(); /* its answer is likely a moment away */
 	}

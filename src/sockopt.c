@@ -52,6 +52,7 @@ static const char *const stat_names[IK_STAT_COUNT] = {
 	[IK_STAT_EJECTIONS]      = "stat:ejections",
 	[IK_STAT_UPSTREAM_WAITS] = "stat:upstream-waits",
 	[IK_STAT_TX_WRITES]      = "stat:tx-writes",
+	[IK_STAT_RECV_WATCHES]   = "stat:recv-watches",
 };
 
 const char *
@@ -240,7 +241,8 @@ getopt_k(ik_cmd *c)
 		                     : ik_opt_put_int(s->peers_fd, oc->out, oc->outsz, oc->type);
 	} else if (strncmp(n, "stat:", 5) == 0) {
 		pthread_mutex_lock(&s->mu);
-		s->stats[IK_STAT_SEND_WAITS] = s->send_waits;
+		s->stats[IK_STAT_SEND_WAITS]   = s->send_waits;
+		s->stats[IK_STAT_RECV_WATCHES] = s->recv_watches;
 		pthread_mutex_unlock(&s->mu);
 		rv = IOK_ENOTSUP;
 		for (int i = 0; i < IK_STAT_COUNT; i++) {

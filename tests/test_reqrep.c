@@ -5,6 +5,7 @@
  * a raw TCP peer.  No sleeping as synchronisation: waits are on
  * conditions (statistics, receive timeouts).
  */
+#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -150,6 +151,99 @@ test_plain_roundtrip(void **state)
 		iok_msg_free(m);
 		assert_int_equal(tu_stat(req, "stat:rx-malformed"), 0);
 		IOK_OK(iok_close(req));
+		IOK_OK(iok_close(rep));
+	}
+}
+
+/* A receive that waits for its answer over the socket's one connection
+ * sleeps watching that connection (iok.h, "Watching the wire"): replies
+ * arrive, a receive timeout still ends it, a late reply still comes, and
+ * closing the socket wakes it. */
+struct echoer {
+	iok_socket rep;
+	int        n;
+};
+
+static void *
+echo_n(void *arg)
+{
+	struct echoer *e = arg;
+	for (int i = 0; i < e->n; i++) {
+		iok_msg *m;
+		if (iok_recvmsg(e->rep, &m, 0) != 0 || iok_sendmsg(e->rep, m, 0) != 0) {
+			return (void *) 1;
+		}
+	}
+	return NULL;
+}
+
+struct blocked_recv {
+	iok_socket req;
+	int        rv;
+};
+
+static void *
+recv_blocked(void *arg)
+{
+	struct blocked_recv *b = arg;
+	char                 buf[64];
+	size_t               n = sizeof(buf);
+	b->rv                  = iok_recv(b->req, buf, &n, 0);
+	return NULL;
+}
+
+static void
+test_watching_receiver(void **state)
+{
+	(void) state;
+	for (int t = 1; t < NTRANS; t++) { /* ipc, tcp: inproc has no descriptor */
+		iok_socket    req, rep;
+		pthread_t     th;
+		struct echoer e = { 0 };
+		char          buf[64];
+		pair_up(transports[t], &req, &rep);
+		IOK_OK(iok_socket_set_ms(rep, IOK_OPT_RECVTIMEO, WAIT_MS));
+		e.rep = rep;
+		e.n   = 200;
+		assert_int_equal(pthread_create(&th, NULL, echo_n, &e), 0);
+		for (int i = 0; i < e.n; i++) {
+			snprintf(buf, sizeof(buf), "echo %d", i);
+			send_str(req, buf);
+			expect_str(req, buf);
+		}
+		void *failed;
+		pthread_join(th, &failed);
+		assert_null(failed);
+		uint64_t watched = tu_stat(req, "stat:recv-watches");
+		assert_true(watched > 0);
+
+		/* Nobody answers yet: the watch ends at the timeout; the
+		 * answer sent later is still received. */
+		send_str(req, "slow");
+		expect_str(rep, "slow");
+		IOK_OK(iok_socket_set_ms(req, IOK_OPT_RECVTIMEO, 50));
+		size_t n = sizeof(buf);
+		assert_int_equal(iok_recv(req, buf, &n, 0), IOK_ETIMEDOUT);
+		assert_int_equal(tu_stat(req, "stat:recv-watches"), watched + 1);
+		send_str(rep, "late");
+		expect_str(req, "late");
+
+		/* Closing the socket wakes a receiver that watches. */
+		watched = tu_stat(req, "stat:recv-watches");
+		IOK_OK(iok_socket_set_ms(req, IOK_OPT_RECVTIMEO, IOK_DURATION_INFINITE));
+		send_str(req, "never answered");
+		expect_str(rep, "never answered");
+		struct blocked_recv b = { .req = req, .rv = 0 };
+		assert_int_equal(pthread_create(&th, NULL, recv_blocked, &b), 0);
+		assert_true(tu_wait_stat(req, "stat:recv-watches", watched + 1, WAIT_MS));
+		IOK_OK(iok_close(req));
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += WAIT_MS / 1000;
+		if (pthread_timedjoin_np(th, NULL, &until) != 0) {
+			fail_msg("%s: a watching receiver was not woken by close", transports[t]);
+		}
+		assert_int_equal(b.rv, IOK_ECLOSED);
 		IOK_OK(iok_close(rep));
 	}
 }
@@ -1405,6 +1499,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_map),
 		cmocka_unit_test(test_plain_roundtrip),
+		cmocka_unit_test(test_watching_receiver),
 		cmocka_unit_test(test_options),
 		cmocka_unit_test(test_plain_abandon),
 		cmocka_unit_test(test_rep_many_clients),
