@@ -38,6 +38,15 @@ int ik_event_wait(ik_event *e, pthread_mutex_t *mu, const struct timespec *deadl
  * all, like a broadcast). */
 void ik_event_wake(ik_event *e, int n);
 
+/* ik_mono_ns: CLOCK_MONOTONIC in nanoseconds (spins' budgets). */
+static inline long
+ik_mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
 /* ik_cpu_relax: one turn of a spin (the CPU's pause hint). */
 #if defined(__x86_64__) || defined(__i386__)
 #define ik_cpu_relax() __builtin_ia32_pause()

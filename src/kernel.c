@@ -230,14 +230,6 @@ async_cb(uv_async_t *h)
 
 enum { SPIN_DEFAULT_US = 20, SPIN_BACKOFF_MAX = 64, SPIN_CHECK_EVERY = 32 };
 
-static long
-now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000L + ts.tv_nsec;
-}
-
 static bool
 io_ready(void)
 {
@@ -250,7 +242,7 @@ enum spin_end { SPIN_COMMAND, SPIN_IO, SPIN_TIME_UP };
 static enum spin_end
 spin_for_command(void)
 {
-	long start = now_ns();
+	long start = ik_mono_ns();
 	for (unsigned i = 1;; i++) {
 		if (atomic_load_explicit(&K.spun_into, memory_order_acquire) != 0) {
 			return SPIN_COMMAND;
@@ -259,7 +251,7 @@ spin_for_command(void)
 			if (io_ready()) {
 				return SPIN_IO;
 			}
-			if (now_ns() - start > K.spin_ns) {
+			if (ik_mono_ns() - start > K.spin_ns) {
 				return SPIN_TIME_UP;
 			}
 		}

@@ -107,14 +107,6 @@ watch_enabled(void)
 	return v != 0;
 }
 
-static long
-mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000L + ts.tv_nsec;
-}
-
 /* Under mu, nothing queued: sleep in ppoll on fd and watch_efd until
  * either is readable or the deadline (NULL: none) passes; if fd woke it,
  * spin for the delivery.  Returns as ik_wait_on, mu held again. */
@@ -126,7 +118,7 @@ watch_wait(ik_sock *s, int fd, const struct timespec *deadline)
 		return ik_wait_on(&s->recv_ev, &s->mu, &s->recv_waiters, s->recv_timeo, deadline);
 	}
 	if (deadline != NULL) {
-		long left = (deadline->tv_sec * 1000000000L + deadline->tv_nsec) - mono_ns();
+		long left = (deadline->tv_sec * 1000000000L + deadline->tv_nsec) - ik_mono_ns();
 		if (left <= 0) {
 			return IOK_ETIMEDOUT;
 		}
@@ -143,9 +135,9 @@ watch_wait(ik_sock *s, int fd, const struct timespec *deadline)
 	int rv = n == 0 ? IOK_ETIMEDOUT : 0;
 	if (n > 0 && pf[0].revents == 0 && pf[1].revents == POLLIN) {
 		atomic_store_explicit(&s->recv_watch, WATCH_SPIN, memory_order_relaxed);
-		long start = mono_ns();
+		long start = ik_mono_ns();
 		while (atomic_load_explicit(&s->recv_ev.seq, memory_order_acquire) == seen &&
-		       mono_ns() - start < WATCH_SPIN_NS) {
+		       ik_mono_ns() - start < WATCH_SPIN_NS) {
 			ik_cpu_relax();
 		}
 	}

@@ -5,7 +5,6 @@
  * a raw TCP peer.  No sleeping as synchronisation: waits are on
  * conditions (statistics, receive timeouts).
  */
-#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -177,21 +176,6 @@ echo_n(void *arg)
 	return NULL;
 }
 
-struct blocked_recv {
-	iok_socket req;
-	int        rv;
-};
-
-static void *
-recv_blocked(void *arg)
-{
-	struct blocked_recv *b = arg;
-	char                 buf[64];
-	size_t               n = sizeof(buf);
-	b->rv                  = iok_recv(b->req, buf, &n, 0);
-	return NULL;
-}
-
 static void
 test_watching_receiver(void **state)
 {
@@ -233,17 +217,14 @@ test_watching_receiver(void **state)
 		IOK_OK(iok_socket_set_ms(req, IOK_OPT_RECVTIMEO, IOK_DURATION_INFINITE));
 		send_str(req, "never answered");
 		expect_str(rep, "never answered");
-		struct blocked_recv b = { .req = req, .rv = 0 };
-		assert_int_equal(pthread_create(&th, NULL, recv_blocked, &b), 0);
+		tu_recv_thread r;
+		tu_recv_thread_start(&r, req);
 		assert_true(tu_wait_stat(req, "stat:recv-watches", watched + 1, WAIT_MS));
 		IOK_OK(iok_close(req));
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += WAIT_MS / 1000;
-		if (pthread_timedjoin_np(th, NULL, &until) != 0) {
+		if (!tu_recv_thread_join(&r, WAIT_MS)) {
 			fail_msg("%s: a watching receiver was not woken by close", transports[t]);
 		}
-		assert_int_equal(b.rv, IOK_ECLOSED);
+		assert_int_equal(r.rv, IOK_ECLOSED);
 		IOK_OK(iok_close(rep));
 	}
 }

@@ -482,34 +482,19 @@ test_pollable_fds(void **state)
 	IOK_OK(iok_close(pull));
 }
 
-struct closer {
-	iok_socket s;
-	int        rv;
-};
-
-static void *
-blocked_recv(void *arg)
-{
-	struct closer *c = arg;
-	char           buf[8];
-	size_t         n = sizeof(buf);
-	c->rv            = iok_recv(c->s, buf, &n, 0);
-	return NULL;
-}
-
 static void
 test_close_wakes_blocked(void **state)
 {
-	struct closer c = { .rv = -1 };
-	pthread_t     t;
-	int           rfd;
+	tu_recv_thread r;
+	iok_socket     s;
+	int            rfd;
 	(void) state;
-	IOK_OK(iok_pull0_open(&c.s));
-	IOK_OK(iok_socket_get_int(c.s, IOK_OPT_RECVFD, &rfd));
-	pthread_create(&t, NULL, blocked_recv, &c);
-	IOK_OK(iok_close(c.s));
-	pthread_join(t, NULL);
-	assert_int_equal(c.rv, IOK_ECLOSED);
+	IOK_OK(iok_pull0_open(&s));
+	IOK_OK(iok_socket_get_int(s, IOK_OPT_RECVFD, &rfd));
+	tu_recv_thread_start(&r, s);
+	IOK_OK(iok_close(s));
+	assert_true(tu_recv_thread_join(&r, T_MS));
+	assert_int_equal(r.rv, IOK_ECLOSED);
 }
 
 /* Raw TCP peers (tu_sp_raw_connect) speak the SP handshake by hand, then

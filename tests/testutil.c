@@ -1,8 +1,10 @@
 /* testutil.c - see testutil.h. */
+#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include <dirent.h>
 #include <errno.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,4 +250,33 @@ tu_echo_round_trips(iok_socket req, int n)
 		assert_int_equal(len, (size_t) k);
 		assert_memory_equal(in, out, len);
 	}
+}
+
+static void *
+recv_thread_main(void *arg)
+{
+	tu_recv_thread *r = arg;
+	char            buf[64];
+	size_t          n = sizeof(buf);
+	r->rv             = iok_recv(r->s, buf, &n, 0);
+	return NULL;
+}
+
+void
+tu_recv_thread_start(tu_recv_thread *r, iok_socket s)
+{
+	pthread_t th;
+	r->s  = s;
+	r->rv = -1;
+	assert_int_equal(pthread_create(&th, NULL, recv_thread_main, r), 0);
+	r->th = (unsigned long) th;
+}
+
+int
+tu_recv_thread_join(tu_recv_thread *r, int timeout_ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += (timeout_ms + 999) / 1000; /* a safety net: whole seconds do */
+	return pthread_timedjoin_np((pthread_t) r->th, NULL, &until) == 0;
 }

@@ -59,4 +59,16 @@ void tu_echo_round_trips(iok_socket req, int n);
 /* recv with a timeout, returning the error code; fills buf/len. */
 int tu_recv_str(iok_socket s, char *buf, size_t cap, int timeout_ms);
 
+/* A thread blocked in iok_recv(s) (a small buffer, the socket's own
+ * timeout): start it, make something end the receive, then join it; rv is
+ * what iok_recv returned.  tu_recv_thread_join gives 0 if the thread has
+ * not returned within timeout_ms (the thread is then left running). */
+typedef struct tu_recv_thread {
+	iok_socket    s;
+	int           rv;
+	unsigned long th; /* pthread_t */
+} tu_recv_thread;
+void tu_recv_thread_start(tu_recv_thread *r, iok_socket s);
+int  tu_recv_thread_join(tu_recv_thread *r, int timeout_ms);
+
 #endif
