@@ -154,43 +154,50 @@ test_plain_roundtrip(void **state)
 	}
 }
 
-/* A receive that waits for its answer over the socket's one connection
- * sleeps watching that connection (iok.h, "Watching the wire"): replies
- * arrive, a receive timeout still ends it, a late reply still comes, and
- * closing the socket wakes it. */
-struct echoer {
+/* A rep thread that echoes n requests, each by its token; non-NULL if a
+ * receive or a reply failed. */
+struct answerer {
 	iok_socket rep;
 	int        n;
 };
 
 static void *
-echo_n(void *arg)
+answer_all(void *arg)
 {
-	struct echoer *e = arg;
-	for (int i = 0; i < e->n; i++) {
-		iok_msg *m;
-		if (iok_recvmsg(e->rep, &m, 0) != 0 || iok_sendmsg(e->rep, m, 0) != 0) {
+	struct answerer *a = arg;
+	for (int i = 0; i < a->n; i++) {
+		iok_msg *m = NULL;
+		if (iok_recvmsg(a->rep, &m, 0) != 0) {
+			return (void *) 1;
+		}
+		uint64_t tok = iok_msg_token(m);
+		if (iok_reply(a->rep, m, tok, 0) != 0) { /* echo */
+			iok_msg_free(m);
 			return (void *) 1;
 		}
 	}
 	return NULL;
 }
 
+/* A receive that waits for its answer over the socket's one connection
+ * sleeps watching that connection (iok.h, "Watching the wire"): replies
+ * arrive, a receive timeout still ends it, a late reply still comes, and
+ * closing the socket wakes it. */
 static void
 test_watching_receiver(void **state)
 {
 	(void) state;
 	for (int t = 1; t < NTRANS; t++) { /* ipc, tcp: inproc has no descriptor */
-		iok_socket    req, rep;
-		pthread_t     th;
-		struct echoer e = { 0 };
-		char          buf[64];
+		iok_socket      req, rep;
+		pthread_t       th;
+		struct answerer a = { 0 };
+		char            buf[64];
 		pair_up(transports[t], &req, &rep);
 		IOK_OK(iok_socket_set_ms(rep, IOK_OPT_RECVTIMEO, WAIT_MS));
-		e.rep = rep;
-		e.n   = 200;
-		assert_int_equal(pthread_create(&th, NULL, echo_n, &e), 0);
-		for (int i = 0; i < e.n; i++) {
+		a.rep = rep;
+		a.n   = 200;
+		assert_int_equal(pthread_create(&th, NULL, answer_all, &a), 0);
+		for (int i = 0; i < a.n; i++) {
 			snprintf(buf, sizeof(buf), "echo %d", i);
 			send_str(req, buf);
 			expect_str(req, buf);
@@ -420,30 +427,8 @@ test_many_outstanding(void **state)
 }
 
 /* 10,000 requests in flight through one req socket, answered by a rep
- * thread while the main thread collects: backpressure, never loss. */
-struct answerer {
-	iok_socket rep;
-	int        n;
-};
-
-static void *
-answer_all(void *arg)
-{
-	struct answerer *a = arg;
-	for (int i = 0; i < a->n; i++) {
-		iok_msg *m = NULL;
-		if (iok_recvmsg(a->rep, &m, 0) != 0) {
-			return NULL;
-		}
-		uint64_t tok = iok_msg_token(m);
-		if (iok_reply(a->rep, m, tok, 0) != 0) { /* echo */
-			iok_msg_free(m);
-			return NULL;
-		}
-	}
-	return NULL;
-}
-
+ * thread (answer_all) while the main thread collects: backpressure, never
+ * loss. */
 struct requester {
 	iok_socket req;
 	int        n;
@@ -499,7 +484,9 @@ test_ten_thousand(void **state)
 		got[k]  = iok_msg_token(m);
 		iok_msg_free(m);
 	}
-	pthread_join(th1, NULL);
+	void *failed;
+	pthread_join(th1, &failed);
+	assert_null(failed);
 	pthread_join(th2, NULL);
 	IOK_OK(r.rv);
 	/* Every reply carries its own request's token, and tokens rise in the
