@@ -42,12 +42,13 @@
  * at most one answer outstanding (a req waiting for its reply, a rep for
  * the next request), sleeps in ppoll on that connection's descriptor (and
  * an eventfd of the socket's) instead of the futex, the first time it
- * waits: the arriving bytes wake it together with the kernel thread, and
+ * waits after a send: the arriving bytes wake it together with the kernel thread, and
  * it spins up to 50 us while the kernel thread reads and delivers them.
  * A thread that only receives, or has many requests in flight, sleeps on
  * the futex as before.  Timeouts, close and fork behave the same either
- * way.  IOK_RECV_WATCH=0 (environment, read once) turns it off;
- * "stat:recv-watches" counts the receives that watched.
+ * way; iok_recv_wait waits the same way.  IOK_RECV_WATCH=0 (environment,
+ * read once) turns it off; "stat:recv-watches" counts the receives that
+ * watched.
  *
  * The kernel thread is named "iok-kernel" (ps -L, top -H, perf, gdb).
  *
@@ -59,6 +60,7 @@
 #ifndef IOK_H
 #define IOK_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -492,6 +494,25 @@ IOK_API int iok_recvmsg(iok_socket s, iok_msg **mp, int flags);
  * max == 0 or NULL pointers.
  * Any thread. */
 IOK_API int iok_recvmsg_many(iok_socket s, iok_msg **mv, size_t max, size_t *np, int flags);
+
+/* iok_recv_wait waits until a receive on s may find a message, without
+ * taking it: for bindings and event loops that receive with
+ * IOK_FLAG_NONBLOCK and must stay interruptible.  timeout in ms (< 0: no
+ * limit, 0: only look; the receive timeout option does not apply).  It
+ * watches the wire as a blocking receive does (see the top of this file).
+ * With sigmask NULL it returns once a message waits.  With a signal mask
+ * it waits in ppoll(2) with that mask, as pselect(2) does: block the
+ * signals you handle, check your flags, then call this with the mask to
+ * wait under; a signal caught meanwhile returns IOK_EINTR.  Such a wait
+ * may also return 0 with nothing to take (another thread took it, or the
+ * receive descriptor, IOK_OPT_RECVFD, was written to, which wakes it too,
+ * as a binding that keeps its own batch does): receive with
+ * IOK_FLAG_NONBLOCK, and on IOK_EAGAIN wait again.
+ * Returns 0, IOK_ETIMEDOUT, IOK_EINTR (sigmask only), IOK_ECLOSED,
+ * IOK_ENOTSUP (the pattern cannot receive), IOK_ESTATE (as iok_recv:
+ * nothing can arrive), IOK_ENOFILES (sigmask: no descriptor could be
+ * made).  Any thread; several may wait at once. */
+IOK_API int iok_recv_wait(iok_socket s, iok_duration timeout, const sigset_t *sigmask);
 
 /* ------------------------------------------------ many requests at once */
 

@@ -187,6 +187,8 @@ int ik_sock_use(iok_socket h, ik_sock **sp);
 
 /* ---- shared by socket.c, sockmsg.c, sockopt.c and device.c ---- */
 
+/* sockopt.c: make recv_fd and send_fd if not yet (0 or IOK_ENOFILES). */
+int ik_sock_ensure_fds(ik_sock *s);
 /* sockmsg.c: the pollable descriptors (no-ops while never handed out). */
 void ik_efd_raise(int fd);
 void ik_efd_clear(int fd);

@@ -296,8 +296,8 @@ sock_setopt(iok_socket h, const char *name, const void *v, size_t sz, int type)
 }
 
 /* Make both descriptors, each in the state the queues are in now. */
-static int
-ensure_fds(ik_sock *s)
+int
+ik_sock_ensure_fds(ik_sock *s)
 {
 	int rv = 0;
 	pthread_mutex_lock(&s->mu);
@@ -336,13 +336,13 @@ sock_getopt(iok_socket h, const char *name, void *v, size_t *sz, int type)
 	} else if (strcmp(name, IOK_OPT_RECVFD) == 0) {
 		if (!(s->pat->flags & IK_PF_RECV)) {
 			rv = IOK_ENOTSUP;
-		} else if ((rv = ensure_fds(s)) == 0) {
+		} else if ((rv = ik_sock_ensure_fds(s)) == 0) {
 			rv = ik_opt_put_int(s->recv_fd, v, sz, type);
 		}
 	} else if (strcmp(name, IOK_OPT_SENDFD) == 0) {
 		if (!(s->pat->flags & IK_PF_SEND)) {
 			rv = IOK_ENOTSUP;
-		} else if ((rv = ensure_fds(s)) == 0) {
+		} else if ((rv = ik_sock_ensure_fds(s)) == 0) {
 			rv = ik_opt_put_int(s->send_fd, v, sz, type);
 		}
 	} else {

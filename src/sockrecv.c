@@ -7,6 +7,7 @@
 #define _GNU_SOURCE /* ppoll */
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -107,15 +108,44 @@ watch_enabled(void)
 	return v != 0;
 }
 
-/* Under mu, nothing queued: sleep in ppoll on fd and watch_efd until
- * either is readable or the deadline (NULL: none) passes; if fd woke it,
- * spin for the delivery.  Returns as ik_wait_on, mu held again. */
+/* Under mu, nothing queued: sleep in ppoll on recv_fd (level-triggered:
+ * raised under mu for what arrives) with the caller's signal mask.
+ * Returns 0, IOK_ETIMEDOUT or IOK_EINTR; mu held again. */
 static int
-watch_wait(ik_sock *s, int fd, const struct timespec *deadline)
+signal_wait(ik_sock *s, const struct timespec *deadline, const sigset_t *sigmask)
+{
+	struct timespec rel, *relp = NULL;
+	if (deadline != NULL) {
+		long left = (deadline->tv_sec * 1000000000L + deadline->tv_nsec) - ik_mono_ns();
+		if (left <= 0) {
+			return IOK_ETIMEDOUT;
+		}
+		rel  = (struct timespec) { left / 1000000000L, left % 1000000000L };
+		relp = &rel;
+	}
+	struct pollfd pf = { .fd = s->recv_fd, .events = POLLIN };
+	pthread_mutex_unlock(&s->mu);
+	int n = ppoll(&pf, 1, relp, sigmask);
+	pthread_mutex_lock(&s->mu);
+	return n == 0 ? IOK_ETIMEDOUT : n < 0 && errno == EINTR ? IOK_EINTR : 0;
+}
+
+/* Under mu, nothing queued: sleep in ppoll on fd and watch_efd (and
+ * recv_fd, with a signal mask: iok_recv_wait) until one is readable, the
+ * deadline (NULL: none) passes or, with sigmask, a signal arrives; if fd
+ * woke it, spin for the delivery.  Returns as ik_wait_on, or IOK_EINTR;
+ * mu held again.  Once per send: a receiver woken by a part of a message
+ * would find the descriptor readable again at once. */
+static int
+watch_wait(ik_sock *s, int fd, const struct timespec *deadline, const sigset_t *sigmask)
 {
 	struct timespec rel, *relp = NULL;
 	if (s->watch_efd < 0 && (s->watch_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
-		return ik_wait_on(&s->recv_ev, &s->mu, &s->recv_waiters, s->recv_timeo, deadline);
+		if (sigmask != NULL) {
+			return signal_wait(s, deadline, sigmask);
+		}
+		return ik_wait_on(
+		    &s->recv_ev, &s->mu, &s->recv_waiters, deadline == NULL ? -1 : 0, deadline);
 	}
 	if (deadline != NULL) {
 		long left = (deadline->tv_sec * 1000000000L + deadline->tv_nsec) - ik_mono_ns();
@@ -126,14 +156,19 @@ watch_wait(ik_sock *s, int fd, const struct timespec *deadline)
 		relp = &rel;
 	}
 	unsigned      seen  = atomic_load_explicit(&s->recv_ev.seq, memory_order_relaxed);
-	struct pollfd pf[2] = { { .fd = s->watch_efd, .events = POLLIN },
-		{ .fd = fd, .events = POLLIN } };
+	struct pollfd pf[3] = { { .fd = s->watch_efd, .events = POLLIN },
+		{ .fd = fd, .events = POLLIN }, { .fd = s->recv_fd, .events = POLLIN } };
+	nfds_t        npf   = sigmask != NULL && s->recv_fd >= 0 ? 3 : 2;
 	atomic_store_explicit(&s->recv_watch, WATCH_POLL, memory_order_relaxed);
 	s->recv_watches++;
+	s->sent_since_recv = false;
 	pthread_mutex_unlock(&s->mu);
-	int n  = ppoll(pf, 2, relp, NULL);
-	int rv = n == 0 ? IOK_ETIMEDOUT : 0;
-	if (n > 0 && pf[0].revents == 0 && pf[1].revents == POLLIN) {
+	int n  = ppoll(pf, npf, relp, sigmask);
+	int rv = n == 0                                       ? IOK_ETIMEDOUT
+	         : n < 0 && errno == EINTR && sigmask != NULL ? IOK_EINTR
+	                                                      : 0;
+	if (n > 0 && pf[0].revents == 0 && pf[1].revents == POLLIN &&
+	    (npf < 3 || pf[2].revents == 0)) {
 		atomic_store_explicit(&s->recv_watch, WATCH_SPIN, memory_order_relaxed);
 		long start = ik_mono_ns();
 		while (atomic_load_explicit(&s->recv_ev.seq, memory_order_acquire) == seen &&
@@ -152,9 +187,10 @@ watch_wait(ik_sock *s, int fd, const struct timespec *deadline)
 }
 
 /* Under mu, nothing queued: wait for a message, watching the wire the
- * first time a receive waits if it may. */
+ * first time a receive waits if it may; with a signal mask (iok_recv_wait,
+ * recv_fd made) in ppoll, interruptible. */
 static int
-recv_wait(ik_sock *s, const struct timespec *deadline, bool *watched)
+recv_wait(ik_sock *s, const struct timespec *deadline, bool *watched, const sigset_t *sigmask)
 {
 	int fd = -1;
 	if (!*watched && s->sent_since_recv && s->app_balance <= 1 && watch_enabled() &&
@@ -162,9 +198,13 @@ recv_wait(ik_sock *s, const struct timespec *deadline, bool *watched)
 	    atomic_load_explicit(&s->recv_watch, memory_order_relaxed) == WATCH_NONE &&
 	    (fd = atomic_load_explicit(&s->conn_fd, memory_order_relaxed)) >= 0) {
 		*watched = true;
-		return watch_wait(s, fd, deadline);
+		return watch_wait(s, fd, deadline, sigmask);
 	}
-	return ik_wait_on(&s->recv_ev, &s->mu, &s->recv_waiters, s->recv_timeo, deadline);
+	if (sigmask != NULL) {
+		return signal_wait(s, deadline, sigmask);
+	}
+	return ik_wait_on(
+	    &s->recv_ev, &s->mu, &s->recv_waiters, deadline == NULL ? -1 : 0, deadline);
 }
 
 /* Under mu and take_mu, rq not empty, taken empty: take up to max for the
@@ -295,8 +335,8 @@ sock_recvmsgs(ik_sock *s, iok_msg **mv, size_t max, size_t *np, int flags)
 			}
 			if ((flags & IOK_FLAG_NONBLOCK) || s->recv_timeo == 0) {
 				rv = IOK_EAGAIN;
-			} else if (recv_wait(s, s->recv_timeo < 0 ? NULL : &deadline, &watched) !=
-			               0 &&
+			} else if (recv_wait(s, s->recv_timeo < 0 ? NULL : &deadline, &watched,
+			               NULL) != 0 &&
 			           nothing_queued(s) && !s->closed) {
 				rv             = IOK_ETIMEDOUT;
 				s->app_balance = 0; /* what timed out will not be answered */
@@ -372,6 +412,59 @@ iok_recvmsg_many(iok_socket h, iok_msg **mv, size_t max, size_t *np, int flags)
 	for (*np = 0; *np < n && mv[*np] != NULL; (*np)++) {
 	}
 	return *np > 0 ? 0 : rv;
+}
+
+int
+iok_recv_wait(iok_socket h, iok_duration timeout, const sigset_t *sigmask)
+{
+	struct timespec deadline;
+	ik_sock        *s;
+	bool            watched = false;
+	int             rv;
+	if ((rv = ik_sock_use(h, &s)) != 0) {
+		return rv;
+	}
+	if (!(s->pat->flags & IK_PF_RECV)) {
+		return IOK_ENOTSUP;
+	}
+	if (sigmask != NULL && (rv = ik_sock_ensure_fds(s)) != 0) {
+		return rv;
+	}
+	if (timeout > 0) {
+		ik_deadline_after(&deadline, timeout);
+	}
+	pthread_mutex_lock(&s->mu);
+	for (bool woke = false;; woke = true) {
+		if (!nothing_queued(s)) {
+			rv = 0;
+			break;
+		}
+		if (s->closed) {
+			rv = IOK_ECLOSED;
+			break;
+		}
+		if (s->pat->app != NULL && s->pat->app->recv_empty != NULL && !s->raw &&
+		    (rv = s->pat->app->recv_empty(s->app)) != 0) {
+			break;
+		}
+		if (timeout == 0 || (woke && sigmask != NULL)) {
+			/* With a mask, one wake-up ends the call: the caller
+			 * looks (a binding's own raise of recv_fd wakes it
+			 * too) and comes back. */
+			rv = timeout == 0 ? IOK_ETIMEDOUT : 0;
+			break;
+		}
+		rv = recv_wait(s, timeout < 0 ? NULL : &deadline, &watched, sigmask);
+		if (rv == IOK_EINTR) {
+			break;
+		}
+		if (rv == IOK_ETIMEDOUT && nothing_queued(s) && !s->closed) {
+			s->app_balance = 0; /* as a receive that times out */
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rv;
 }
 
 int

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <stdbool.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,6 +235,119 @@ test_watching_receiver(void **state)
 		assert_int_equal(r.rv, IOK_ECLOSED);
 		IOK_OK(iok_close(rep));
 	}
+}
+
+/* A receive the way a binding makes it: wait (with a signal mask or not),
+ * then take without blocking; a wait may wake for nothing. */
+static void
+wait_then_expect(iok_socket s, const sigset_t *mask, const char *want)
+{
+	char   buf[64];
+	size_t n;
+	int    rv;
+	for (;;) {
+		IOK_OK(iok_recv_wait(s, WAIT_MS, mask));
+		n = sizeof(buf);
+		if ((rv = iok_recv(s, buf, &n, IOK_FLAG_NONBLOCK)) != IOK_EAGAIN) {
+			break;
+		}
+	}
+	IOK_OK(rv);
+	assert_int_equal(n, strlen(want));
+	assert_memory_equal(buf, want, n);
+}
+
+static volatile sig_atomic_t usr1_caught;
+
+static void
+on_usr1(int sig)
+{
+	(void) sig;
+	usr1_caught = 1;
+}
+
+static void
+test_recv_wait(void **state)
+{
+	(void) state;
+	/* Signals the waits below unblock: held blocked everywhere else, as
+	 * pselect(2) asks, so one sent early waits for the ppoll. */
+	struct sigaction sa = { .sa_handler = on_usr1 };
+	sigset_t         usr1, open_mask;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	assert_int_equal(sigaction(SIGUSR1, &sa, NULL), 0);
+	assert_int_equal(pthread_sigmask(SIG_BLOCK, &usr1, &open_mask), 0);
+	sigdelset(&open_mask, SIGUSR1);
+
+	for (int t = 0; t < NTRANS; t++) {
+		iok_socket req, rep, push;
+		pair_up(transports[t], &req, &rep);
+		assert_int_equal(iok_recv_wait(req, 0, NULL), IOK_ETIMEDOUT);
+		assert_int_equal(iok_recv_wait(req, 30, NULL), IOK_ETIMEDOUT);
+		assert_int_equal(iok_recv_wait(req, 30, &open_mask), IOK_ETIMEDOUT);
+
+		/* Round trips waited for both ways; over a stream the
+		 * requester's waits (with a mask, as Python's) watch the
+		 * wire. */
+		uint64_t watched = tu_stat(req, "stat:recv-watches");
+		for (int i = 0; i < 50; i++) {
+			char buf[32];
+			snprintf(buf, sizeof(buf), "wait %d", i);
+			send_str(req, buf);
+			wait_then_expect(rep, i % 2 ? &open_mask : NULL, buf);
+			send_str(rep, buf);
+			wait_then_expect(req, &open_mask, buf);
+		}
+		if (t > 0) {
+			assert_true(tu_stat(req, "stat:recv-watches") > watched);
+		}
+
+		/* A signal ends a wait with a mask, watching (a request just
+		 * sent) or not (the rep has nothing outstanding). */
+		tu_recv_thread r;
+		send_str(req, "unanswered");
+		wait_then_expect(rep, NULL, "unanswered");
+		usr1_caught = 0;
+		tu_recv_wait_thread_start(&r, req, &open_mask);
+		assert_int_equal(pthread_kill((pthread_t) r.th, SIGUSR1), 0);
+		if (!tu_recv_thread_join(&r, WAIT_MS)) {
+			fail_msg("%s: a signal did not end iok_recv_wait", transports[t]);
+		}
+		assert_int_equal(r.rv, IOK_EINTR);
+		assert_true(usr1_caught);
+		tu_recv_wait_thread_start(&r, rep, &open_mask);
+		assert_int_equal(pthread_kill((pthread_t) r.th, SIGUSR1), 0);
+		assert_true(tu_recv_thread_join(&r, WAIT_MS));
+		assert_int_equal(r.rv, IOK_EINTR);
+
+		/* The late reply is still there for the requester. */
+		send_str(rep, "late");
+		wait_then_expect(req, &open_mask, "late");
+
+		/* Close ends a wait, with a mask and without (the requester
+		 * with a request out: a plain req0 with none has nothing to
+		 * wait for, IOK_ESTATE). */
+		tu_recv_thread r2;
+		assert_int_equal(iok_recv_wait(req, 0, NULL), IOK_ESTATE);
+		send_str(req, "again");
+		wait_then_expect(rep, NULL, "again");
+		tu_recv_wait_thread_start(&r, req, NULL);
+		tu_recv_wait_thread_start(&r2, rep, &open_mask);
+		assert_false(tu_recv_thread_join(&r, 50)); /* still waiting */
+		IOK_OK(iok_close(req));
+		IOK_OK(iok_close(rep));
+		assert_true(tu_recv_thread_join(&r, WAIT_MS));
+		assert_true(tu_recv_thread_join(&r2, WAIT_MS));
+		assert_int_equal(r.rv, IOK_ECLOSED);
+		assert_int_equal(r2.rv, IOK_ECLOSED);
+		assert_int_equal(iok_recv_wait(req, 0, NULL), IOK_ECLOSED);
+
+		IOK_OK(iok_push0_open(&push));
+		assert_int_equal(iok_recv_wait(push, 0, NULL), IOK_ENOTSUP);
+		IOK_OK(iok_close(push));
+	}
+	assert_int_equal(pthread_sigmask(SIG_UNBLOCK, &usr1, NULL), 0);
 }
 
 static void
@@ -1468,6 +1582,7 @@ main(void)
 		cmocka_unit_test(test_map),
 		cmocka_unit_test(test_plain_roundtrip),
 		cmocka_unit_test(test_watching_receiver),
+		cmocka_unit_test(test_recv_wait),
 		cmocka_unit_test(test_options),
 		cmocka_unit_test(test_plain_abandon),
 		cmocka_unit_test(test_rep_many_clients),

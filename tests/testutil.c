@@ -258,18 +258,39 @@ recv_thread_main(void *arg)
 	tu_recv_thread *r = arg;
 	char            buf[64];
 	size_t          n = sizeof(buf);
-	r->rv             = iok_recv(r->s, buf, &n, 0);
+	if (r->wait) {
+		r->rv = iok_recv_wait(r->s, IOK_DURATION_INFINITE, r->has_mask ? &r->mask : NULL);
+	} else {
+		r->rv = iok_recv(r->s, buf, &n, 0);
+	}
 	return NULL;
+}
+
+static void
+recv_thread_start(tu_recv_thread *r, iok_socket s, int wait, const sigset_t *mask)
+{
+	pthread_t th;
+	r->s        = s;
+	r->rv       = -1;
+	r->wait     = wait;
+	r->has_mask = mask != NULL;
+	if (mask != NULL) {
+		r->mask = *mask;
+	}
+	assert_int_equal(pthread_create(&th, NULL, recv_thread_main, r), 0);
+	r->th = (unsigned long) th;
 }
 
 void
 tu_recv_thread_start(tu_recv_thread *r, iok_socket s)
 {
-	pthread_t th;
-	r->s  = s;
-	r->rv = -1;
-	assert_int_equal(pthread_create(&th, NULL, recv_thread_main, r), 0);
-	r->th = (unsigned long) th;
+	recv_thread_start(r, s, 0, NULL);
+}
+
+void
+tu_recv_wait_thread_start(tu_recv_thread *r, iok_socket s, const sigset_t *mask)
+{
+	recv_thread_start(r, s, 1, mask);
 }
 
 int

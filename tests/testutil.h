@@ -66,9 +66,14 @@ int tu_recv_str(iok_socket s, char *buf, size_t cap, int timeout_ms);
 typedef struct tu_recv_thread {
 	iok_socket    s;
 	int           rv;
-	unsigned long th; /* pthread_t */
+	unsigned long th;       /* pthread_t */
+	int           wait;     /* iok_recv_wait(s, no limit, mask) instead */
+	int           has_mask; /* mask is set */
+	sigset_t      mask;
 } tu_recv_thread;
 void tu_recv_thread_start(tu_recv_thread *r, iok_socket s);
+/* The same thread in iok_recv_wait(s, no limit, mask or NULL). */
+void tu_recv_wait_thread_start(tu_recv_thread *r, iok_socket s, const sigset_t *mask);
 int  tu_recv_thread_join(tu_recv_thread *r, int timeout_ms);
 
 #endif

@@ -6,10 +6,12 @@
  *   - The kernel thread never runs Python code and never needs the GIL;
  *     every call here that can wait (a blocking send/recv, dial, listen,
  *     close, options, cancel) releases the GIL while it waits.
- *   - Blocking send/recv never block inside iok: they try with
- *     IOK_FLAG_NONBLOCK and, on IOK_EAGAIN, poll() the socket's
- *     level-triggered descriptor with the GIL released.  A signal makes
- *     poll() return EINTR; we take the GIL back and run
+ *   - Blocking send/recv never block inside iok uninterruptibly: they try
+ *     with IOK_FLAG_NONBLOCK and, on IOK_EAGAIN, wait with the GIL
+ *     released: a receive in iok_recv_wait with our signal mask (it
+ *     watches the connection as iok's own blocking receive does), a send
+ *     in ppoll() on the socket's level-triggered descriptor.  A signal
+ *     ends either wait (IOK_EINTR, EINTR); we take the GIL back and run
  *     PyErr_CheckSignals(), so Ctrl+C raises KeyboardInterrupt at once.
  *   - We poll our own dup() of iok's descriptors, so closing the socket
  *     from another thread can never leave a waiter polling a descriptor
@@ -551,8 +553,10 @@ op_run(SockObject *so, struct op *op, int timeo)
 	if (!so->open) {
 		return IOK_ECLOSED;
 	}
-	fd = sock_fd(so, op->kind != OP_RECV);
-	if (fd < 0) {
+	/* A receive waits in iok_recv_wait, which also watches the wire
+	 * (iok.h); a send polls our descriptor. */
+	fd = op->kind == OP_RECV ? -1 : sock_fd(so, 1);
+	if (op->kind != OP_RECV && fd < 0) {
 		return IOK_ENOTSUP;
 	}
 	deadline = timeo < 0 ? 0 : now_ns() + (int64_t) timeo * 1000000;
@@ -574,6 +578,7 @@ op_run(SockObject *so, struct op *op, int timeo)
 		Py_BEGIN_ALLOW_THREADS for (;;)
 		{
 			struct timespec ts, *tsp = NULL;
+			iok_duration    ms = -1; /* the same, rounded up to ms */
 			if (timeo >= 0) {
 				int64_t left = deadline - now_ns();
 				if (left <= 0) {
@@ -583,6 +588,18 @@ op_run(SockObject *so, struct op *op, int timeo)
 				ts.tv_sec  = (time_t) (left / 1000000000);
 				ts.tv_nsec = (long) (left % 1000000000);
 				tsp        = &ts;
+				ms         = (iok_duration) ((left + 999999) / 1000000);
+			}
+			if (op->kind == OP_RECV) {
+				rv = iok_recv_wait(so->s, ms, &wait_mask);
+				if (rv == 0) {
+					ready = 1; /* taken with the GIL: the batch is ours */
+				} else if (rv == IOK_EINTR) {
+					interrupted = 1;
+				} else if (rv == IOK_ETIMEDOUT && now_ns() < deadline) {
+					continue; /* the rounding: look again */
+				}
+				break;
 			}
 			struct pollfd pfd = { .fd = fd, .events = POLLIN };
 			int           n   = ppoll(&pfd, 1, tsp, &wait_mask);
@@ -592,10 +609,6 @@ op_run(SockObject *so, struct op *op, int timeo)
 					break;
 				}
 				rv = IOK_EINTERNAL;
-				break;
-			}
-			if (op->kind == OP_RECV) {
-				ready = 1; /* taken with the GIL: the batch is ours */
 				break;
 			}
 			rv = op_try(so, op);
