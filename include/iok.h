@@ -37,17 +37,20 @@
  * found it awake and were taken before it slept, with no wake-up
  * ("posted-awake").
  *
- * Watching the wire: a blocking receive on a socket with exactly one tcp
- * or ipc connection, whose application sent since it last received and has
- * at most one answer outstanding (a req waiting for its reply, a rep for
- * the next request), sleeps in ppoll on that connection's descriptor (and
- * an eventfd of the socket's) instead of the futex, the first time it
- * waits after a send: the arriving bytes wake it together with the kernel thread, and
- * it spins up to 50 us while the kernel thread reads and delivers them.
- * A thread that only receives, or has many requests in flight, sleeps on
- * the futex as before.  Timeouts, close and fork behave the same either
- * way; iok_recv_wait waits the same way.  IOK_RECV_WATCH=0 (environment,
- * read once) turns it off; "stat:recv-watches" counts the receives that
+ * Watching the wire: a blocking receive on a request/reply socket (req0,
+ * rep0, surveyor0, respondent0, pipelined-db) with exactly one tcp or ipc
+ * connection, to another process, whose application sent since it last
+ * received and has at most one answer outstanding (a req waiting for its
+ * reply, a rep for the next request), sleeps in ppoll on that connection's
+ * descriptor (and an eventfd of the socket's) instead of the futex, the
+ * first time it waits after a send: the arriving bytes wake it together
+ * with the kernel thread, and it spins up to 50 us while the kernel thread
+ * reads and delivers them.  A thread that only receives, or has many
+ * requests in flight, a pair or bus socket, and a connection whose other
+ * end is in this process (one kernel thread serves both ends) sleep on the
+ * futex as before.  Timeouts, close and fork behave the same either way;
+ * iok_recv_wait waits the same way.  IOK_RECV_WATCH=0 (environment, read
+ * once) turns it off; "stat:recv-watches" counts the receives that
  * watched.
  *
  * The kernel thread is named "iok-kernel" (ps -L, top -H, perf, gdb).

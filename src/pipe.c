@@ -78,6 +78,7 @@ pipe_alloc(ik_sock *s, ik_ep *ep, const ik_transport *t)
 	p->att[0].sock  = s;
 	p->att[0].pdata = (char *) p + base + tsz;
 	ik_node_init(&p->enode);
+	ik_node_init(&p->lnode);
 	ik_task_init(&p->task, ik_pipe_task_fn);
 	ik_buf_init(&p->in);
 	ik_buf_init(&p->in_spare);
@@ -119,6 +120,7 @@ pipe_free(ik_pipe *p)
 	iok_msg_free(p->held);
 	ik_task_cancel(&p->task);
 	ik_list_remove(&p->enode);
+	ik_pipe_local_forget(p);
 	s->npipes--;
 	ik_ep_pipe_gone(ep, p);
 	free(p->xs);
@@ -341,6 +343,7 @@ activate(ik_pipe *p)
 		ik_pipe_close(p, IOK_ECLOSED);
 		return false;
 	}
+	ik_pipe_local_check(p); /* before the socket looks at it (att_add) */
 	/* Active first, so the pattern may send from pipe_add. */
 	p->state = IK_PIPE_ACTIVE;
 	if ((rv = att_add(&p->att[IK_ATT_OWNER])) != 0) {

@@ -29,6 +29,13 @@ void ik_pipe_input_fini(ik_pipe *p);
 /* ik_pipe_inproc_deliver: offer an inproc pipe's inbox until refused. */
 void ik_pipe_inproc_deliver(ik_pipe *p);
 
+/* pipe_local.c */
+/* ik_pipe_local_check: as p becomes active, learn whether its other end
+ * is in this process (p->local_peer; a tcp peer found is marked too). */
+void ik_pipe_local_check(ik_pipe *p);
+/* ik_pipe_local_forget: p is being freed. */
+void ik_pipe_local_forget(ik_pipe *p);
+
 /* pipe_write.c */
 /* ik_pipe_queue_bytes: raw bytes (handshakes, codec requests) into the
  * filling batch.  0 or IOK_ENOMEM. */

@@ -500,14 +500,16 @@ ik_sock_peer_limits(ik_sock *s)
 	}
 	atomic_store_explicit(&s->send_max, lim, memory_order_relaxed);
 
-	/* With exactly one stream connection, a blocking receiver may watch
-	 * its descriptor (sockrecv.c). */
+	/* With exactly one stream connection, to another process, a blocking
+	 * receiver on a request/reply socket may watch its descriptor
+	 * (sockrecv.c says why only these). */
 	int      fd = -1;
 	ik_node *f  = ik_list_first(&s->pipes);
-	if (f != NULL && ik_list_next(&s->pipes, f) == NULL) {
+	if (f != NULL && ik_list_next(&s->pipes, f) == NULL &&
+	    (s->pat->flags & (IK_PF_REQUEST | IK_PF_REPLY))) {
 		ik_pipe   *p = ik_container_of(f, ik_att, snode)->pipe;
 		uv_os_fd_t ufd;
-		if (p->is_stream && uv_fileno(&p->h.handle, &ufd) == 0) {
+		if (p->is_stream && !p->local_peer && uv_fileno(&p->h.handle, &ufd) == 0) {
 			fd = ufd;
 		}
 	}

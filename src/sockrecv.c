@@ -90,8 +90,11 @@ pass_the_baton(ik_sock *s, size_t left)
  * (64 B push/pull -20-30%); and only with at most one answer
  * outstanding: with many in flight replies stream in, the descriptor is
  * mostly readable already, and the spin takes the CPU the other threads
- * need (64 requests in flight -10-20%).  Once per receive;
- * IOK_RECV_WATCH=0 turns it off. */
+ * need (64 requests in flight -10-20%).  Only on request/reply patterns
+ * (conn_fd is only set there, socket.c): two pair sockets streaming both
+ * ways in step pass the rule above and lost 15% watching.  Not where the
+ * connection's other end is in this process (pipe_local.c).  Once per
+ * send; IOK_RECV_WATCH=0 turns it off. */
 enum { WATCH_SPIN_NS = 50 * 1000 };
 
 static int watch_setting = -1; /* -1: not read yet */

@@ -1,0 +1,104 @@
+/*
+ * pipe_local.c - does a stream pipe's other end live in this process?
+ *
+ * A tcp connection over loopback to one of our own listeners, or an ipc
+ * connection to one of our own sockets, has both ends served by the one
+ * kernel thread.  A receiver there must not watch the wire (sockrecv.c):
+ * the bytes it would wake for are written and read by that same thread,
+ * and its spin takes a CPU the thread needs (a tcp round trip between two
+ * sockets of one process measured 45-160 us watching, bimodal, against
+ * 88-100 us not; between two processes 55 us against 100 us).
+ *
+ * ipc asks the kernel for the peer's pid (SO_PEERCRED).  tcp keeps the
+ * local addresses of its loopback connections: the second end to become
+ * active finds its peer address among them and marks both.  Kernel thread.
+ */
+#define _GNU_SOURCE /* struct ucred */
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "pipe_int.h"
+
+static ik_list loopback = { { &loopback.head, &loopback.head } }; /* ik_pipe.lnode */
+
+static bool
+is_loopback(const struct sockaddr_storage *a)
+{
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *) a;
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) a;
+		return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
+		       IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr);
+	}
+	return false;
+}
+
+static bool
+same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family) {
+		return false;
+	}
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const struct sockaddr_in *) a;
+		const struct sockaddr_in *y = (const struct sockaddr_in *) b;
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	const struct sockaddr_in6 *x = (const struct sockaddr_in6 *) a;
+	const struct sockaddr_in6 *y = (const struct sockaddr_in6 *) b;
+	return x->sin6_port == y->sin6_port &&
+	       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+}
+
+void
+ik_pipe_local_check(ik_pipe *p)
+{
+	uv_os_fd_t              fd;
+	struct sockaddr_storage peer;
+	socklen_t               len = sizeof(peer);
+	if (!p->is_stream || uv_fileno(&p->h.handle, &fd) != 0) {
+		return;
+	}
+	if (p->h.handle.type == UV_NAMED_PIPE) {
+		struct ucred cred;
+		socklen_t    clen = sizeof(cred);
+		p->local_peer     = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0 &&
+		                cred.pid == getpid();
+		return;
+	}
+	len = sizeof(p->local_addr);
+	if (getsockname(fd, (struct sockaddr *) &p->local_addr, &len) != 0 ||
+	    !is_loopback(&p->local_addr)) {
+		return;
+	}
+	len = sizeof(peer);
+	if (getpeername(fd, (struct sockaddr *) &peer, &len) != 0) {
+		return;
+	}
+	for (ik_node *n = ik_list_first(&loopback); n != NULL; n = ik_list_next(&loopback, n)) {
+		ik_pipe *q = ik_container_of(n, ik_pipe, lnode);
+		if (same_addr(&q->local_addr, &peer)) {
+			p->local_peer = q->local_peer = true;
+			for (int i = 0; i < 2; i++) {
+				if (q->att[i].added) {
+					ik_sock_peer_limits(q->att[i].sock); /* it stops watching */
+				}
+			}
+			break;
+		}
+	}
+	ik_list_append(&loopback, &p->lnode);
+}
+
+void
+ik_pipe_local_forget(ik_pipe *p)
+{
+	if (ik_node_linked(&p->lnode)) {
+		ik_list_remove(&p->lnode);
+	}
+}
