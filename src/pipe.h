@@ -85,29 +85,31 @@ struct ik_pipe {
 		uv_tcp_t    tcp;
 		uv_pipe_t   unix_pipe;
 	} h;
-	bool                    is_stream;
-	bool                    reading;
-	bool                    local_peer; /* the other end is in this process (pipe_local.c) */
+	bool       is_stream;
+	bool       reading;
+	ik_buf     in;     /* received bytes */
+	size_t     in_off; /* start of the next frame in `in` */
+	bool       in_big; /* `in` is a big block (class in_bigc, bigpool.h)
+	                      holding one big frame, read straight into it */
+	int8_t     in_bigc;
+	ik_buf     in_spare;     /* the usual `in`, kept meanwhile */
+	int8_t     in_guess;     /* 1 + the class of the big frame just taken: the
+	                        next read goes into such a block (0: none) */
+	size_t     in_guess_len; /* that frame's length: the guessed read's */
+	size_t     need;         /* bytes the next frame needs, if known */
+	ik_buf     hsout;        /* handshake bytes to send */
+	uv_timer_t hs_timer;
+	bool       hs_timer_on;
+	ik_wbatch  wb[2]; /* filling / in flight */
+	int        wfill; /* index of the filling batch */
+	bool       writing;
+	bool       was_full; /* above the high-water mark: tell the pattern */
+	int        handles_open;
+
+	/* the other end is in this process (pipe_local.c) */
+	bool                    local_peer;
 	ik_node                 lnode;      /* in pipe_local.c's loopback list */
 	struct sockaddr_storage local_addr; /* tcp over loopback: our end */
-	ik_buf                  in;         /* received bytes */
-	size_t                  in_off;     /* start of the next frame in `in` */
-	bool                    in_big;     /* `in` is a big block (class in_bigc, bigpool.h)
-	                      holding one big frame, read straight into it */
-	int8_t                  in_bigc;
-	ik_buf                  in_spare;     /* the usual `in`, kept meanwhile */
-	int8_t                  in_guess;     /* 1 + the class of the big frame just taken: the
-	                        next read goes into such a block (0: none) */
-	size_t                  in_guess_len; /* that frame's length: the guessed read's */
-	size_t                  need;         /* bytes the next frame needs, if known */
-	ik_buf                  hsout;        /* handshake bytes to send */
-	uv_timer_t              hs_timer;
-	bool                    hs_timer_on;
-	ik_wbatch               wb[2]; /* filling / in flight */
-	int                     wfill; /* index of the filling batch */
-	bool                    writing;
-	bool                    was_full; /* above the high-water mark: tell the pattern */
-	int                     handles_open;
 
 	/* inproc pipes */
 	ik_pipe *peer_pipe;

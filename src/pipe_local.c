@@ -33,7 +33,7 @@ is_loopback(const struct sockaddr_storage *a)
 	if (a->ss_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) a;
 		return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
-		       IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr);
+		       (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && in6->sin6_addr.s6_addr[12] == 127);
 	}
 	return false;
 }
@@ -60,7 +60,7 @@ ik_pipe_local_check(ik_pipe *p)
 {
 	uv_os_fd_t              fd;
 	struct sockaddr_storage peer;
-	socklen_t               len = sizeof(peer);
+	socklen_t               len;
 	if (!p->is_stream || uv_fileno(&p->h.handle, &fd) != 0) {
 		return;
 	}

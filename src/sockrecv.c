@@ -111,20 +111,33 @@ watch_enabled(void)
 	return v != 0;
 }
 
+/* For ppoll: the time from now to deadline in **relp (which points at
+ * the caller's timespec), or *relp = NULL for no deadline; IOK_ETIMEDOUT
+ * if it has passed. */
+static int
+time_left(const struct timespec *deadline, struct timespec **relp)
+{
+	if (deadline == NULL) {
+		*relp = NULL;
+		return 0;
+	}
+	long left = (deadline->tv_sec * 1000000000L + deadline->tv_nsec) - ik_mono_ns();
+	if (left <= 0) {
+		return IOK_ETIMEDOUT;
+	}
+	**relp = (struct timespec) { left / 1000000000L, left % 1000000000L };
+	return 0;
+}
+
 /* Under mu, nothing queued: sleep in ppoll on recv_fd (level-triggered:
  * raised under mu for what arrives) with the caller's signal mask.
  * Returns 0, IOK_ETIMEDOUT or IOK_EINTR; mu held again. */
 static int
 signal_wait(ik_sock *s, const struct timespec *deadline, const sigset_t *sigmask)
 {
-	struct timespec rel, *relp = NULL;
-	if (deadline != NULL) {
-		long left = (deadline->tv_sec * 1000000000L + deadline->tv_nsec) - ik_mono_ns();
-		if (left <= 0) {
-			return IOK_ETIMEDOUT;
-		}
-		rel  = (struct timespec) { left / 1000000000L, left % 1000000000L };
-		relp = &rel;
+	struct timespec rel, *relp = &rel;
+	if (time_left(deadline, &relp) != 0) {
+		return IOK_ETIMEDOUT;
 	}
 	struct pollfd pf = { .fd = s->recv_fd, .events = POLLIN };
 	pthread_mutex_unlock(&s->mu);
@@ -142,7 +155,7 @@ signal_wait(ik_sock *s, const struct timespec *deadline, const sigset_t *sigmask
 static int
 watch_wait(ik_sock *s, int fd, const struct timespec *deadline, const sigset_t *sigmask)
 {
-	struct timespec rel, *relp = NULL;
+	struct timespec rel, *relp = &rel;
 	if (s->watch_efd < 0 && (s->watch_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
 		if (sigmask != NULL) {
 			return signal_wait(s, deadline, sigmask);
@@ -150,13 +163,8 @@ watch_wait(ik_sock *s, int fd, const struct timespec *deadline, const sigset_t *
 		return ik_wait_on(
 		    &s->recv_ev, &s->mu, &s->recv_waiters, deadline == NULL ? -1 : 0, deadline);
 	}
-	if (deadline != NULL) {
-		long left = (deadline->tv_sec * 1000000000L + deadline->tv_nsec) - ik_mono_ns();
-		if (left <= 0) {
-			return IOK_ETIMEDOUT;
-		}
-		rel  = (struct timespec) { left / 1000000000L, left % 1000000000L };
-		relp = &rel;
+	if (time_left(deadline, &relp) != 0) {
+		return IOK_ETIMEDOUT;
 	}
 	unsigned      seen  = atomic_load_explicit(&s->recv_ev.seq, memory_order_relaxed);
 	struct pollfd pf[3] = { { .fd = s->watch_efd, .events = POLLIN },
