@@ -346,6 +346,16 @@ echo_child_start(struct echo_child *c, const char *pattern, const char *url)
 	c->ctl = fds[1];
 }
 
+/* s listens on transport t; a child with a socket of pattern dials it. */
+static void
+echo_child_connect(struct echo_child *c, iok_socket s, const char *t, const char *pattern)
+{
+	char url[256];
+	listen_any(s, t, url, sizeof(url));
+	echo_child_start(c, pattern, url);
+	wait_pipes(s, 1);
+}
+
 static void
 echo_child_stop(struct echo_child *c)
 {
@@ -372,7 +382,7 @@ test_watching_receiver(void **state)
 		pthread_t         th;
 		struct answerer   a = { 0 };
 		struct echo_child child;
-		char              buf[64], url[256];
+		char              buf[64];
 
 		pair_up(transports[t], &req, &rep);
 		a.rep = rep;
@@ -388,9 +398,7 @@ test_watching_receiver(void **state)
 		IOK_OK(iok_close(rep));
 
 		IOK_OK(iok_req0_open(&req));
-		listen_any(req, transports[t], url, sizeof(url));
-		echo_child_start(&child, "rep0", url);
-		wait_pipes(req, 1);
+		echo_child_connect(&child, req, transports[t], "rep0");
 		for (int i = 0; i < 200; i++) {
 			snprintf(buf, sizeof(buf), "echo %d", i);
 			send_str(req, buf);
@@ -433,9 +441,7 @@ test_watching_receiver(void **state)
 		iok_socket pair;
 		IOK_OK(iok_pair1_open(&pair));
 		IOK_OK(iok_socket_set_ms(pair, IOK_OPT_RECVTIMEO, WAIT_MS));
-		listen_any(pair, transports[t], url, sizeof(url));
-		echo_child_start(&child, "pair1", url);
-		wait_pipes(pair, 1);
+		echo_child_connect(&child, pair, transports[t], "pair1");
 		for (int i = 0; i < 50; i++) {
 			snprintf(buf, sizeof(buf), "pair %d", i);
 			send_str(pair, buf);
