@@ -11,7 +11,9 @@
  *
  * ipc asks the kernel for the peer's pid (SO_PEERCRED).  tcp keeps the
  * local addresses of its loopback connections: the second end to become
- * active finds its peer address among them and marks both.  Kernel thread.
+ * active finds its peer address among them and marks both.  Kernel thread
+ * (a forked child starts with the parent's lists and empties them as it
+ * drops the parent's connections).
  */
 #define _GNU_SOURCE /* struct ucred */
 #include <netinet/in.h>
@@ -21,7 +23,25 @@
 
 #include "pipe_int.h"
 
-static ik_list loopback = { { &loopback.head, &loopback.head } }; /* ik_pipe.lnode */
+/* Our loopback tcp ends (ik_pipe.lnode), in buckets by port: a process
+ * with thousands of loopback connections still looks at a few. */
+enum { BUCKETS = 256 };
+static ik_list loopback[BUCKETS];
+static bool    loopback_ready;
+
+static ik_list *
+bucket_of(const struct sockaddr_storage *a)
+{
+	in_port_t port = a->ss_family == AF_INET ? ((const struct sockaddr_in *) a)->sin_port
+	                                         : ((const struct sockaddr_in6 *) a)->sin6_port;
+	if (!loopback_ready) {
+		for (int i = 0; i < BUCKETS; i++) {
+			ik_list_init(&loopback[i]);
+		}
+		loopback_ready = true;
+	}
+	return &loopback[ntohs(port) % BUCKETS];
+}
 
 static bool
 is_loopback(const struct sockaddr_storage *a)
@@ -80,7 +100,8 @@ ik_pipe_local_check(ik_pipe *p)
 	if (getpeername(fd, (struct sockaddr *) &peer, &len) != 0) {
 		return;
 	}
-	for (ik_node *n = ik_list_first(&loopback); n != NULL; n = ik_list_next(&loopback, n)) {
+	ik_list *b = bucket_of(&peer);
+	for (ik_node *n = ik_list_first(b); n != NULL; n = ik_list_next(b, n)) {
 		ik_pipe *q = ik_container_of(n, ik_pipe, lnode);
 		if (same_addr(&q->local_addr, &peer)) {
 			p->local_peer = q->local_peer = true;
@@ -92,7 +113,7 @@ ik_pipe_local_check(ik_pipe *p)
 			break;
 		}
 	}
-	ik_list_append(&loopback, &p->lnode);
+	ik_list_append(bucket_of(&p->local_addr), &p->lnode);
 }
 
 void
