@@ -218,6 +218,15 @@ recv_wait(ik_sock *s, const struct timespec *deadline, bool *watched, const sigs
 	    &s->recv_ev, &s->mu, &s->recv_waiters, deadline == NULL ? -1 : 0, deadline);
 }
 
+/* Under mu, nothing queued: 0 to wait, or the app-side hook's error
+ * (IOK_ESTATE: a plain req with no request out has nothing coming). */
+static int
+empty_verdict(ik_sock *s)
+{
+	const ik_app_hooks *app = s->raw ? NULL : s->pat->app;
+	return app != NULL && app->recv_empty != NULL ? app->recv_empty(s->app) : 0;
+}
+
 /* Under mu and take_mu, rq not empty, taken empty: take up to max for the
  * caller, and where batches() or takes_ahead() allows, move a batch of
  * what follows into taken.  True if the kernel is to be told there is room
@@ -340,8 +349,7 @@ sock_recvmsgs(ik_sock *s, iok_msg **mv, size_t max, size_t *np, int flags)
 		}
 		int rv = 0;
 		while (rv == 0 && nothing_queued(s) && !s->closed) {
-			if (s->pat->app != NULL && s->pat->app->recv_empty != NULL && !s->raw &&
-			    (rv = s->pat->app->recv_empty(s->app)) != 0) {
+			if ((rv = empty_verdict(s)) != 0) {
 				break; /* e.g. nothing can ever arrive (nng) */
 			}
 			if ((flags & IOK_FLAG_NONBLOCK) || s->recv_timeo == 0) {
@@ -454,8 +462,7 @@ iok_recv_wait(iok_socket h, iok_duration timeout, const sigset_t *sigmask)
 			rv = IOK_ECLOSED;
 			break;
 		}
-		if (s->pat->app != NULL && s->pat->app->recv_empty != NULL && !s->raw &&
-		    (rv = s->pat->app->recv_empty(s->app)) != 0) {
+		if ((rv = empty_verdict(s)) != 0) {
 			break;
 		}
 		if (timeout == 0 || (woke && sigmask != NULL)) {
