@@ -53,6 +53,23 @@
  * once) turns it off; "stat:recv-watches" counts the receives that
  * watched.
  *
+ * Spinning for the answer: a blocking receive (iok_recv, iok_recvmsg,
+ * iok_recv_wait) on a socket that can also send (req0, rep0, pair, bus,
+ * surveyor0, respondent0, pipelined-db) that finds nothing queued, and
+ * does not watch the wire, spins for up to IOK_RECV_SPIN_US microseconds
+ * (environment, read when the kernel thread starts; default 50, 0 turns
+ * it off, a value that is not a whole number from 0 to 1000000 keeps the
+ * default) before it sleeps, giving up the CPU now and then (sched_yield)
+ * so the thread that will answer can run.  One receiver of a socket spins
+ * at a time; a spin that catches nothing makes the next ones rarer (the
+ * next 1, 2, 4 ... up to 64 receives that wait do not spin).  The spin
+ * ends at the receive's deadline, and a close, like a message, ends it
+ * at once; with iok_recv_wait's signal mask it runs before the ppoll, so a
+ * signal that comes meanwhile ends that ppoll.  Receivers that only
+ * receive (pull, sub) never spin.  "stat:recv-spins" counts the receives
+ * that spun and "stat:recv-spin-hits" those whose spin caught their
+ * message.
+ *
  * The kernel thread is named "iok-kernel" (ps -L, top -H, perf, gdb).
  *
  * Fork: handles survive fork().  In the child, the kernel thread restarts on
@@ -502,7 +519,8 @@ IOK_API int iok_recvmsg_many(iok_socket s, iok_msg **mv, size_t max, size_t *np,
  * taking it: for bindings and event loops that receive with
  * IOK_FLAG_NONBLOCK and must stay interruptible.  timeout in ms (< 0: no
  * limit, 0: only look; the receive timeout option does not apply).  It
- * watches the wire as a blocking receive does (see the top of this file).
+ * watches the wire, or spins for the answer, as a blocking receive does
+ * (see the top of this file).
  * With sigmask NULL it returns once a message waits.  With a signal mask
  * it waits in ppoll(2) with that mask, as pselect(2) does: block the
  * signals you handle, check your flags, then call this with the mask to
@@ -1225,7 +1243,10 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *   handshake's included: each carries every message queued since the
  *   last, so tx-msgs / tx-writes is about the batch size),
  *   "stat:recv-watches" (blocking receives that slept watching the
- *   socket's one tcp or ipc connection, see iok_recv).
+ *   socket's one tcp or ipc connection, see iok_recv),
+ *   "stat:recv-spins" (blocking receives that spun before sleeping) and
+ *   "stat:recv-spin-hits" (of those, the ones whose spin caught their
+ *   message; see "Spinning for the answer" above).
  * Dialer/listener options: the transport ones above, plus IOK_OPT_URL
  * (string, read-only) and, on tcp listeners, IOK_OPT_TCP_BOUND_PORT (int,
  * read-only).  Dialers: IOK_OPT_UPSTREAMS (string, read-only): one line per

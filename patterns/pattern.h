@@ -319,6 +319,8 @@ enum ik_stat {
 	IK_STAT_TX_WRITES,      /* writes to stream connections (batches) */
 	IK_STAT_RECV_WATCHES,   /* receives that slept watching the connection
 	                        (copied from ik_sock.recv_watches under its lock) */
+	IK_STAT_RECV_SPINS,     /* receives that spun before sleeping (likewise) */
+	IK_STAT_RECV_SPIN_HITS, /* ... whose spin caught their message */
 	IK_STAT_COUNT
 };
 void ik_sock_stat(ik_sock *s, int stat, uint64_t n);

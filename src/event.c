@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -14,6 +15,35 @@ void
 ik_event_init(ik_event *e)
 {
 	atomic_init(&e->seq, 0);
+	atomic_init(&e->sleepers, 0);
+}
+
+/* Pauses between looks at the clock (and between yields): a look costs
+ * about as much as a few dozen pauses. */
+enum { SPIN_LOOK_MASK = 31 };
+
+bool
+ik_event_spin(ik_event *e, pthread_mutex_t *mu, long spin_ns)
+{
+	unsigned seen = atomic_load_explicit(&e->seq, memory_order_relaxed);
+	long     end  = ik_mono_ns() + spin_ns;
+	bool     woke = false;
+	pthread_mutex_unlock(mu);
+	for (unsigned k = 1;; k++) {
+		if (atomic_load_explicit(&e->seq, memory_order_acquire) != seen) {
+			woke = true;
+			break;
+		}
+		if ((k & SPIN_LOOK_MASK) == 0) {
+			if (ik_mono_ns() >= end) {
+				break;
+			}
+			sched_yield();
+		}
+		ik_cpu_relax();
+	}
+	pthread_mutex_lock(mu);
+	return woke;
 }
 
 int
@@ -22,6 +52,10 @@ ik_event_wait(ik_event *e, pthread_mutex_t *mu, const struct timespec *deadline)
 	unsigned seen = atomic_load_explicit(&e->seq, memory_order_relaxed);
 	int      rv   = 0;
 	pthread_mutex_unlock(mu);
+	/* Counted before the futex reads seq, and the waker reads sleepers
+	 * after it bumps seq (both sequentially consistent): either the futex
+	 * sees the new seq or the waker sees a sleeper. */
+	atomic_fetch_add(&e->sleepers, 1);
 	/* FUTEX_WAIT_BITSET takes an absolute deadline (on CLOCK_MONOTONIC,
 	 * as no FUTEX_CLOCK_REALTIME is given): a spurious return does not
 	 * stretch the wait. */
@@ -30,6 +64,7 @@ ik_event_wait(ik_event *e, pthread_mutex_t *mu, const struct timespec *deadline)
 	    errno == ETIMEDOUT) {
 		rv = ETIMEDOUT;
 	}
+	atomic_fetch_sub(&e->sleepers, 1);
 	pthread_mutex_lock(mu);
 	return rv;
 }
@@ -37,6 +72,8 @@ ik_event_wait(ik_event *e, pthread_mutex_t *mu, const struct timespec *deadline)
 void
 ik_event_wake(ik_event *e, int n)
 {
-	atomic_fetch_add_explicit(&e->seq, 1, memory_order_release);
-	syscall(SYS_futex, &e->seq, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+	atomic_fetch_add(&e->seq, 1);
+	if (atomic_load(&e->sleepers) > 0) {
+		syscall(SYS_futex, &e->seq, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+	}
 }

@@ -21,10 +21,13 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <time.h>
 
 typedef struct ik_event {
-	atomic_uint seq; /* bumped by every wake */
+	atomic_uint seq;      /* bumped by every wake */
+	atomic_uint sleepers; /* threads in the futex: a wake with none makes
+	                         no system call (a spinner watches seq) */
 } ik_event;
 
 void ik_event_init(ik_event *e);
@@ -33,6 +36,13 @@ void ik_event_init(ik_event *e);
  * deadline (NULL: none) or a spurious return, and takes mu again.
  * Returns 0 or ETIMEDOUT. */
 int ik_event_wait(ik_event *e, pthread_mutex_t *mu, const struct timespec *deadline);
+
+/* ik_event_spin releases mu, spins until a wake or for spin_ns, and takes
+ * mu again; true if a wake came.  It gives up the CPU now and then
+ * (sched_yield): on two CPUs the thread that will wake it may be waiting
+ * for this one.  Callers count themselves as waiters meanwhile, so wakers
+ * bump seq for them. */
+bool ik_event_spin(ik_event *e, pthread_mutex_t *mu, long spin_ns);
 
 /* ik_event_wake wakes up to n waiters (n == 1: one, like a signal; INT_MAX:
  * all, like a broadcast). */

@@ -36,11 +36,12 @@ static struct {
 	uv_prepare_t    prepare;  /* before the poll: commands, the spin (prepare_cb) */
 	uv_timer_t      big_trim; /* gives idle big blocks back (bigpool.h) */
 	atomic_int      big_trim_on;
-	atomic_int      awake;      /* the loop will look at commands before it sleeps */
-	int             spinning;   /* under mu: posters need not wake the loop */
-	atomic_int      spun_into;  /* a command came while spinning */
-	long            spin_ns;    /* IOK_KERNEL_SPIN_US, 0: never spin */
-	int             spin_armed; /* an answering thread was just woken */
+	atomic_int      awake;        /* the loop will look at commands before it sleeps */
+	int             spinning;     /* under mu: posters need not wake the loop */
+	atomic_int      spun_into;    /* a command came while spinning */
+	long            spin_ns;      /* IOK_KERNEL_SPIN_US, 0: never spin */
+	atomic_long     recv_spin_ns; /* IOK_RECV_SPIN_US (ik_recv_spin_ns) */
+	int             spin_armed;   /* an answering thread was just woken */
 	unsigned        spin_skip, spin_backoff; /* after spins that found nothing */
 	ik_spin_counts  spins;
 	pthread_t       thread;
@@ -229,6 +230,7 @@ async_cb(uv_async_t *h)
  * stops spinning. */
 
 enum { SPIN_DEFAULT_US = 20, SPIN_BACKOFF_MAX = 64, SPIN_CHECK_EVERY = 32 };
+enum { RECV_SPIN_DEFAULT_US = 50 }; /* sockrecv.c, recv_spin */
 
 static bool
 io_ready(void)
@@ -413,20 +415,28 @@ ik_kernel_spin_counts(ik_spin_counts *c)
 	c->spin_us = K.spin_ns / 1000;
 }
 
+/* A spin budget from the environment, in ns: name's microseconds, 0 to
+ * 1 s; anything else keeps default_us (iok.h). */
 static long
-spin_setting_ns(void)
+spin_setting_ns(const char *name, long default_us)
 {
-	const char *v = getenv("IOK_KERNEL_SPIN_US");
+	const char *v = getenv(name);
 	char       *end;
 	long        us;
 	if (v == NULL || *v == '\0') {
-		return SPIN_DEFAULT_US * 1000L;
+		return default_us * 1000L;
 	}
 	us = strtol(v, &end, 10);
 	if (*end != '\0' || us < 0 || us > 1000000) {
-		return SPIN_DEFAULT_US * 1000L; /* iok.h: anything else keeps the default */
+		return default_us * 1000L;
 	}
 	return us * 1000L;
+}
+
+long
+ik_recv_spin_ns(void)
+{
+	return atomic_load_explicit(&K.recv_spin_ns, memory_order_relaxed);
 }
 
 int
@@ -595,7 +605,8 @@ loop_setup(void)
 	uv_check_init(&K.loop, &K.check);
 	uv_check_start(&K.check, check_cb);
 	uv_idle_init(&K.loop, &K.idle);
-	K.spin_ns    = spin_setting_ns();
+	K.spin_ns = spin_setting_ns("IOK_KERNEL_SPIN_US", SPIN_DEFAULT_US);
+	atomic_store(&K.recv_spin_ns, spin_setting_ns("IOK_RECV_SPIN_US", RECV_SPIN_DEFAULT_US));
 	K.spins      = (ik_spin_counts) { 0 };
 	K.spin_armed = 0;
 	K.spin_skip = K.spin_backoff = 0;

@@ -84,6 +84,11 @@ typedef struct ik_spin_counts {
 } ik_spin_counts;
 void ik_kernel_spin_counts(ik_spin_counts *c); /* kernel thread */
 
+/* ik_recv_spin_ns: how long a receive that answers spins before it
+ * sleeps (IOK_RECV_SPIN_US, read when the kernel starts; sockrecv.c).
+ * Any thread. */
+long ik_recv_spin_ns(void);
+
 /* Process-wide fork epoch: bumped in every forked child. */
 uint32_t ik_fork_epoch(void);
 

@@ -53,6 +53,8 @@ static const char *const stat_names[IK_STAT_COUNT] = {
 	[IK_STAT_UPSTREAM_WAITS] = "stat:upstream-waits",
 	[IK_STAT_TX_WRITES]      = "stat:tx-writes",
 	[IK_STAT_RECV_WATCHES]   = "stat:recv-watches",
+	[IK_STAT_RECV_SPINS]     = "stat:recv-spins",
+	[IK_STAT_RECV_SPIN_HITS] = "stat:recv-spin-hits",
 };
 
 const char *
@@ -241,8 +243,12 @@ getopt_k(ik_cmd *c)
 		                     : ik_opt_put_int(s->peers_fd, oc->out, oc->outsz, oc->type);
 	} else if (strncmp(n, "stat:", 5) == 0) {
 		pthread_mutex_lock(&s->mu);
-		s->stats[IK_STAT_SEND_WAITS]   = s->send_waits;
-		s->stats[IK_STAT_RECV_WATCHES] = s->recv_watches;
+		s->stats[IK_STAT_SEND_WAITS]     = s->send_waits;
+		s->stats[IK_STAT_RECV_WATCHES]   = s->recv_watches;
+		s->stats[IK_STAT_RECV_SPINS]     = s->recv_spins;
+		s->stats[IK_STAT_RECV_SPIN_HITS] = s->recv_spin_hits;
+		s->stats[IK_STAT_RECV_SPINS]     = s->recv_spins;
+		s->stats[IK_STAT_RECV_SPIN_HITS] = s->recv_spin_hits;
 		pthread_mutex_unlock(&s->mu);
 		rv = IOK_ENOTSUP;
 		for (int i = 0; i < IK_STAT_COUNT; i++) {

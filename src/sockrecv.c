@@ -197,19 +197,93 @@ watch_wait(ik_sock *s, int fd, const struct timespec *deadline, const sigset_t *
 	return rv;
 }
 
-/* Under mu, nothing queued: wait for a message, watching the wire the
- * first time a receive waits if it may; with a signal mask (iok_recv_wait,
- * recv_fd made) in ppoll, interruptible. */
-static int
-recv_wait(ik_sock *s, const struct timespec *deadline, bool *watched, const sigset_t *sigmask)
+/* ------------------------------------------------ spinning for it */
+
+/* A receiver whose socket answers (it can send: req, rep, pair, bus,
+ * surveyor, respondent, db) spins a moment before it sleeps: its message
+ * is most often the answer to what it just sent, or the next request of
+ * a window, a few microseconds away.  A sleep costs a futex call on each
+ * side and, where the CPU goes idle, its wake-up (25-40 us on a VM), and
+ * that sets how fast a window of requests goes round inproc.  The spin
+ * yields the CPU as it goes (ik_event_spin), so the thread that will
+ * answer is not kept off it.  A spin that caught nothing makes the next
+ * ones rarer (skip 1, 2, 4 ... 64 receives), so a receiver whose messages
+ * are far apart spins in about one receive of 64 that wait.  Receivers that only
+ * receive (pull, sub) do not spin: they are fed in batches, and the spin
+ * took the CPU the kernel thread reads with (1 MiB push/pull over tcp
+ * -29%).  IOK_RECV_SPIN_US sets the budget (kernel.c); 0 turns it off. */
+enum { RECV_SPIN_BACKOFF_MAX = 64 };
+
+/* Under mu, nothing queued: spin for a message if this receive may; true
+ * if it spun, caught or not: the caller looks at the queue again before
+ * it sleeps (a delivery can land while the spinner takes mu back, its
+ * wake-up made before the sleep would read the sequence). */
+static bool
+recv_spin(ik_sock *s, const struct timespec *deadline)
 {
-	int fd = -1;
-	if (!*watched && s->sent_since_recv && s->app_balance <= 1 && watch_enabled() &&
+	long budget = ik_recv_spin_ns();
+	if (budget == 0 || !(s->pat->flags & IK_PF_SEND) ||
+	    atomic_load_explicit(&s->recv_waiters, memory_order_relaxed) > 0) {
+		return false; /* one spinner: the others sleep */
+	}
+	if (s->spin_skip > 0) {
+		s->spin_skip--;
+		return false;
+	}
+	if (deadline != NULL) {
+		long left = (deadline->tv_sec * 1000000000L + deadline->tv_nsec) - ik_mono_ns();
+		if (left <= 0) {
+			return false;
+		}
+		budget = left < budget ? left : budget;
+	}
+	s->recv_spins++;
+	atomic_fetch_add(&s->recv_waiters, 1); /* so wakers bump the sequence */
+	bool woke = ik_event_spin(&s->recv_ev, &s->mu, budget);
+	atomic_fetch_sub(&s->recv_waiters, 1);
+	if (woke) {
+		s->recv_spin_hits++;
+		s->spin_backoff = 0;
+	} else {
+		s->spin_backoff = s->spin_backoff == 0                      ? 1
+		                  : s->spin_backoff < RECV_SPIN_BACKOFF_MAX ? s->spin_backoff * 2
+		                                                            : RECV_SPIN_BACKOFF_MAX;
+		s->spin_skip    = s->spin_backoff;
+	}
+	return true;
+}
+
+/* What the waits of one receive did: it watches the wire or spins at
+ * most once. */
+struct waits {
+	bool watched;   /* a wait watched the wire */
+	bool spun_once; /* a wait spun (or skipped its turn to) */
+	bool spun;      /* the last wait spun and did not sleep */
+};
+
+/* Under mu, nothing queued: wait for a message, watching the wire the
+ * first time a receive waits if it may, else spinning first if it may;
+ * with a signal mask (iok_recv_wait, recv_fd made) in ppoll,
+ * interruptible (a spin runs with the caller's mask: a signal that comes
+ * meanwhile ends the ppoll after it). */
+static int
+recv_wait(ik_sock *s, const struct timespec *deadline, struct waits *w, const sigset_t *sigmask)
+{
+	int fd  = -1;
+	w->spun = false;
+	if (!w->watched && s->sent_since_recv && s->app_balance <= 1 && watch_enabled() &&
 	    atomic_load_explicit(&s->recv_waiters, memory_order_relaxed) == 0 &&
 	    atomic_load_explicit(&s->recv_watch, memory_order_relaxed) == WATCH_NONE &&
 	    (fd = atomic_load_explicit(&s->conn_fd, memory_order_relaxed)) >= 0) {
-		*watched = true;
+		w->watched = true;
 		return watch_wait(s, fd, deadline, sigmask);
+	}
+	if (!w->spun_once) {
+		w->spun_once = true;
+		if (recv_spin(s, deadline)) {
+			w->spun = true;
+			return 0;
+		}
 	}
 	if (sigmask != NULL) {
 		return signal_wait(s, deadline, sigmask);
@@ -294,7 +368,8 @@ static int
 sock_recvmsgs(ik_sock *s, iok_msg **mv, size_t max, size_t *np, int flags)
 {
 	struct timespec deadline;
-	bool            post = false, timed = false, watched = false;
+	bool            post = false, timed = false;
+	struct waits    waits = { 0 };
 
 	if (!(s->pat->flags & IK_PF_RECV)) {
 		return IOK_ENOTSUP;
@@ -354,7 +429,7 @@ sock_recvmsgs(ik_sock *s, iok_msg **mv, size_t max, size_t *np, int flags)
 			}
 			if ((flags & IOK_FLAG_NONBLOCK) || s->recv_timeo == 0) {
 				rv = IOK_EAGAIN;
-			} else if (recv_wait(s, s->recv_timeo < 0 ? NULL : &deadline, &watched,
+			} else if (recv_wait(s, s->recv_timeo < 0 ? NULL : &deadline, &waits,
 			               NULL) != 0 &&
 			           nothing_queued(s) && !s->closed) {
 				rv             = IOK_ETIMEDOUT;
@@ -438,7 +513,8 @@ iok_recv_wait(iok_socket h, iok_duration timeout, const sigset_t *sigmask)
 {
 	struct timespec deadline;
 	ik_sock        *s;
-	bool            watched = false;
+	struct waits    waits = { 0 };
+	bool            woke  = false; /* a wait slept and woke */
 	int             rv;
 	if ((rv = ik_sock_use(h, &s)) != 0) {
 		return rv;
@@ -453,7 +529,7 @@ iok_recv_wait(iok_socket h, iok_duration timeout, const sigset_t *sigmask)
 		ik_deadline_after(&deadline, timeout);
 	}
 	pthread_mutex_lock(&s->mu);
-	for (bool woke = false;; woke = true) {
+	for (;;) {
 		if (!nothing_queued(s)) {
 			rv = 0;
 			break;
@@ -472,7 +548,8 @@ iok_recv_wait(iok_socket h, iok_duration timeout, const sigset_t *sigmask)
 			rv = timeout == 0 ? IOK_ETIMEDOUT : 0;
 			break;
 		}
-		rv = recv_wait(s, timeout < 0 ? NULL : &deadline, &watched, sigmask);
+		rv   = recv_wait(s, timeout < 0 ? NULL : &deadline, &waits, sigmask);
+		woke = !waits.spun;
 		if (rv == IOK_EINTR) {
 			break;
 		}

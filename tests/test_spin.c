@@ -1,10 +1,13 @@
 /*
- * test_spin.c - the kernel loop's spin before sleeping (kernel.c): after it
- * wakes a thread that answers, the loop waits a moment for the answer
- * instead of sleeping; an answer posted meanwhile is run without a
+ * test_spin.c - the spins before sleeping.  The kernel loop's (kernel.c):
+ * after it wakes a thread that answers, the loop waits a moment for the
+ * answer instead of sleeping; an answer posted meanwhile is run without a
  * wake-up and never lost, I/O ends the spin at once, and
- * IOK_KERNEL_SPIN_US=0 turns it off.  Every test sets the budget before
- * the kernel starts and stops the kernel (iok_fini) at its end.
+ * IOK_KERNEL_SPIN_US=0 turns it off.  A receive's (sockrecv.c): a
+ * receiver whose socket answers spins for its message before it sleeps,
+ * catches it, backs off after spins that miss, and IOK_RECV_SPIN_US=0
+ * turns it off.  Every test sets the budgets before the kernel starts
+ * and stops the kernel (iok_fini) at its end.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -39,8 +42,9 @@ kernel_field(const char *name)
 
 struct answerer {
 	iok_socket      rep;
-	atomic_int      got;  /* requests received */
-	atomic_int      hold; /* wait for `go` before answering */
+	ik_sock        *sleeper; /* answer only once its receiver sleeps */
+	atomic_int      got;     /* requests received */
+	atomic_int      hold;    /* wait for `go` before answering */
 	pthread_mutex_t mu;
 	pthread_cond_t  cv;
 	int             go;
@@ -57,7 +61,16 @@ set_and_wake(pthread_mutex_t *mu, pthread_cond_t *cv, int *flag)
 	pthread_mutex_unlock(mu);
 }
 
-/* Echoes every request, after `go` when told to hold. */
+/* A receiver of s is asleep on its futex (past any spin). */
+static int
+receiver_asleep(void *arg)
+{
+	ik_sock *s = arg;
+	return atomic_load(&s->recv_ev.sleepers) > 0;
+}
+
+/* Echoes every request, after `go` when told to hold, and after its
+ * requester fell asleep when sleeper is set. */
 static void *
 answer(void *arg)
 {
@@ -75,6 +88,10 @@ answer(void *arg)
 				pthread_cond_wait(&a->cv, &a->mu);
 			}
 			pthread_mutex_unlock(&a->mu);
+		}
+		if (a->sleeper != NULL && !tu_wait_for(receiver_asleep, a->sleeper, T_MS)) {
+			a->rv = IOK_ETIMEDOUT;
+			break;
 		}
 		if ((a->rv = iok_send(a->rep, buf, n, 0)) != 0) {
 			break;
@@ -107,6 +124,7 @@ stop_pair(iok_socket req, struct answerer *a, pthread_t t)
 	assert_int_equal(a->rv, IOK_ECLOSED);
 	iok_fini();
 	unsetenv("IOK_KERNEL_SPIN_US");
+	unsetenv("IOK_RECV_SPIN_US");
 }
 
 /* Answers posted while the loop spins are run, in order, none lost, and
@@ -334,6 +352,82 @@ test_commands_leave_io_its_turn(void **state)
 	iok_fini();
 }
 
+/* A receive that answers spins for its message, and with a budget of a
+ * second every spin catches it: both sides of a round trip (the req for
+ * its reply, the rep for the next request). A pull receives without
+ * spinning. */
+static void
+test_recv_spin_catches(void **state)
+{
+	iok_socket      req, push, pull;
+	struct answerer a;
+	pthread_t       t;
+	char            buf[16];
+	size_t          n = sizeof(buf);
+	(void) state;
+	setenv("IOK_RECV_SPIN_US", LONG_SPIN, 1);
+	start_pair(&req, &a, &t, "inproc://recv-spin");
+	tu_echo_round_trips(req, ROUND_TRIPS);
+	assert_true(tu_stat(req, "stat:recv-spins") > 0);
+	assert_int_equal(tu_stat(req, "stat:recv-spin-hits"), tu_stat(req, "stat:recv-spins"));
+	assert_true(tu_stat(a.rep, "stat:recv-spin-hits") > 0);
+
+	IOK_OK(iok_push0_open(&push));
+	IOK_OK(iok_pull0_open(&pull));
+	IOK_OK(iok_socket_set_ms(pull, IOK_OPT_RECVTIMEO, T_MS));
+	IOK_OK(iok_listen(pull, "inproc://recv-spin-pull", NULL, 0));
+	IOK_OK(iok_dial(push, "inproc://recv-spin-pull", NULL, 0));
+	for (int i = 0; i < 20; i++) {
+		IOK_OK(iok_send(push, "p", 1, 0));
+		n = sizeof(buf);
+		IOK_OK(iok_recv(pull, buf, &n, 0));
+		assert_int_equal(n, 1);
+	}
+	assert_int_equal(tu_stat(pull, "stat:recv-spins"), 0);
+	IOK_OK(iok_close(push));
+	IOK_OK(iok_close(pull));
+	stop_pair(req, &a, t);
+}
+
+/* IOK_RECV_SPIN_US=0: the same traffic, and no receive spins. */
+static void
+test_recv_spin_off(void **state)
+{
+	iok_socket      req;
+	struct answerer a;
+	pthread_t       t;
+	(void) state;
+	setenv("IOK_RECV_SPIN_US", "0", 1);
+	start_pair(&req, &a, &t, "inproc://recv-spin-off");
+	tu_echo_round_trips(req, ROUND_TRIPS);
+	assert_int_equal(tu_stat(req, "stat:recv-spins"), 0);
+	assert_int_equal(tu_stat(a.rep, "stat:recv-spins"), 0);
+	stop_pair(req, &a, t);
+}
+
+/* Spins that catch nothing make the next ones rarer: every reply here
+ * comes only once the requester sleeps, so each spin misses, and after
+ * one the next 1, 2, 4, 8 receives do not spin: of 11 round trips, the
+ * 1st, 3rd, 6th and 11th spin.  Every reply still arrives. */
+static void
+test_recv_spin_backs_off(void **state)
+{
+	iok_socket      req;
+	struct answerer a;
+	pthread_t       t;
+	ik_sock        *s;
+	(void) state;
+	setenv("IOK_RECV_SPIN_US", "1", 1);
+	start_pair(&req, &a, &t, "inproc://recv-spin-backoff");
+	IOK_OK(ik_sock_hold(req, &s));
+	a.sleeper = s; /* read by the answerer only after a request */
+	tu_echo_round_trips(req, 11);
+	assert_int_equal(tu_stat(req, "stat:recv-spins"), 4);
+	assert_int_equal(tu_stat(req, "stat:recv-spin-hits"), 0);
+	ik_sock_rele(s);
+	stop_pair(req, &a, t);
+}
+
 int
 main(void)
 {
@@ -343,6 +437,9 @@ main(void)
 		cmocka_unit_test(test_io_ends_spin),
 		cmocka_unit_test(test_send_to_awake_loop),
 		cmocka_unit_test(test_commands_leave_io_its_turn),
+		cmocka_unit_test(test_recv_spin_catches),
+		cmocka_unit_test(test_recv_spin_off),
+		cmocka_unit_test(test_recv_spin_backs_off),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

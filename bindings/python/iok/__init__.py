@@ -278,7 +278,8 @@ STATS = ("tx-msgs", "rx-msgs", "tx-bytes", "rx-bytes", "pipes", "pipes-opened",
          "latency-p99", "latency-max", "latency-count", "err-timedout", "err-connreset",
          "err-connrefused", "err-closed", "err-inval", "err-nomem", "err-proto", "err-canceled",
          "send-waits", "rate-delays", "probes", "probe-timeouts", "ejections",
-         "upstream-waits", "tx-writes", "recv-watches")
+         "upstream-waits", "tx-writes", "recv-watches", "recv-spins",
+         "recv-spin-hits")
 
 
 def _coerce(pyname, kind, value):
