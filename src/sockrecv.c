@@ -261,29 +261,30 @@ struct waits {
 	bool spun;      /* the last wait spun and did not sleep */
 };
 
-/* Under mu, nothing queued: wait for a message, watching the wire the
- * first time a receive waits if it may, else spinning first if it may;
- * with a signal mask (iok_recv_wait, recv_fd made) in ppoll,
- * interruptible (a spin runs with the caller's mask: a signal that comes
- * meanwhile ends the ppoll after it). */
+/* Under mu, nothing queued: wait for a message.  The first wait of a
+ * receive spins if it may; a wait after that watches the wire if it may
+ * (once); else, and after those, it sleeps: with a signal mask
+ * (iok_recv_wait, recv_fd made) in ppoll, interruptible (a spin runs with
+ * the caller's mask: a signal that comes meanwhile ends the ppoll after
+ * it), else on the futex. */
 static int
 recv_wait(ik_sock *s, const struct timespec *deadline, struct waits *w, const sigset_t *sigmask)
 {
 	int fd  = -1;
 	w->spun = false;
-	if (!w->watched && s->sent_since_recv && s->app_balance <= 1 && watch_enabled() &&
-	    atomic_load_explicit(&s->recv_waiters, memory_order_relaxed) == 0 &&
-	    atomic_load_explicit(&s->recv_watch, memory_order_relaxed) == WATCH_NONE &&
-	    (fd = atomic_load_explicit(&s->conn_fd, memory_order_relaxed)) >= 0) {
-		w->watched = true;
-		return watch_wait(s, fd, deadline, sigmask);
-	}
 	if (!w->spun_once) {
 		w->spun_once = true;
 		if (recv_spin(s, deadline)) {
 			w->spun = true;
 			return 0;
 		}
+	}
+	if (!w->watched && s->sent_since_recv && s->app_balance <= 1 && watch_enabled() &&
+	    atomic_load_explicit(&s->recv_waiters, memory_order_relaxed) == 0 &&
+	    atomic_load_explicit(&s->recv_watch, memory_order_relaxed) == WATCH_NONE &&
+	    (fd = atomic_load_explicit(&s->conn_fd, memory_order_relaxed)) >= 0) {
+		w->watched = true;
+		return watch_wait(s, fd, deadline, sigmask);
 	}
 	if (sigmask != NULL) {
 		return signal_wait(s, deadline, sigmask);

@@ -370,12 +370,16 @@ echo_child_stop(struct echo_child *c)
  * wire"), waiting in iok_recv or in iok_recv_wait: replies arrive, a
  * receive timeout still ends it, a late reply still comes, and closing the
  * socket wakes it.  Nobody watches where one kernel thread serves both
- * ends (a peer in this process), nor on a pair socket. */
+ * ends (a peer in this process), nor on a pair socket.  With the receive
+ * spin off (it comes first, and a spin that catches the reply leaves
+ * nothing to watch for; test_spin_then_watch has both). */
 static void
 test_watching_receiver(void **state)
 {
 	sigset_t mask;
 	(void) state;
+	iok_fini(); /* the spin's budget is read when the kernel starts */
+	setenv("IOK_RECV_SPIN_US", "0", 1);
 	assert_int_equal(pthread_sigmask(SIG_BLOCK, NULL, &mask), 0);
 	for (int t = 1; t < NTRANS; t++) { /* ipc, tcp: inproc has no descriptor */
 		iok_socket        req, rep;
@@ -451,6 +455,40 @@ test_watching_receiver(void **state)
 		IOK_OK(iok_close(pair));
 		echo_child_stop(&child);
 	}
+	iok_fini();
+	unsetenv("IOK_RECV_SPIN_US");
+}
+
+/* A receive spins first and, when the spin catches nothing, watches the
+ * wire: a reply held past a spin of 1 us makes one of each, and a reply
+ * that arrives after both is still received. */
+static void
+test_spin_then_watch(void **state)
+{
+	(void) state;
+	iok_fini();
+	setenv("IOK_RECV_SPIN_US", "1", 1);
+	for (int t = 1; t < NTRANS; t++) { /* ipc, tcp */
+		iok_socket        req;
+		struct echo_child child;
+		char              buf[16];
+		size_t            n = sizeof(buf);
+		IOK_OK(iok_req0_open(&req));
+		echo_child_connect(&child, req, transports[t], "rep0");
+		send_str(req, "hold");
+		IOK_OK(iok_socket_set_ms(req, IOK_OPT_RECVTIMEO, 50));
+		assert_int_equal(iok_recv(req, buf, &n, 0), IOK_ETIMEDOUT);
+		assert_int_equal(tu_stat(req, "stat:recv-spins"), 1);
+		assert_int_equal(tu_stat(req, "stat:recv-spin-hits"), 0);
+		assert_int_equal(tu_stat(req, "stat:recv-watches"), 1);
+		assert_int_equal(write(child.ctl, "x", 1), 1);
+		IOK_OK(iok_socket_set_ms(req, IOK_OPT_RECVTIMEO, WAIT_MS));
+		expect_str(req, "hold");
+		IOK_OK(iok_close(req));
+		echo_child_stop(&child);
+	}
+	iok_fini();
+	unsetenv("IOK_RECV_SPIN_US");
 }
 
 static void
@@ -1688,6 +1726,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_map),
 		cmocka_unit_test(test_plain_roundtrip),
 		cmocka_unit_test(test_watching_receiver),
+		cmocka_unit_test(test_spin_then_watch),
 		cmocka_unit_test(test_recv_wait),
 		cmocka_unit_test(test_options),
 		cmocka_unit_test(test_plain_abandon),
