@@ -43,32 +43,32 @@
  * received and has at most one answer outstanding (a req waiting for its
  * reply, a rep for the next request), sleeps in ppoll on that connection's
  * descriptor (and an eventfd of the socket's) instead of the futex, the
- * first time it waits after a send: the arriving bytes wake it together
- * with the kernel thread, and it spins up to 50 us while the kernel thread
- * reads and delivers them.  A thread that only receives, or has many
- * requests in flight, a pair or bus socket, and a connection whose other
- * end is in this process (one kernel thread serves both ends) sleep on the
- * futex as before.  Timeouts, close and fork behave the same either way;
+ * first time it sleeps after a send (after its spin, below, if the spin
+ * caught nothing): the arriving bytes wake it together with the kernel
+ * thread, and it spins up to 50 us while the kernel thread reads and
+ * delivers them.  A thread that only receives, or has many requests in
+ * flight, a pair or bus socket, and a connection whose other end is in
+ * this process (one kernel thread serves both ends) sleep on the futex as
+ * before.  Timeouts, close and fork behave the same either way;
  * iok_recv_wait waits the same way.  IOK_RECV_WATCH=0 (environment, read
  * once) turns it off; "stat:recv-watches" counts the receives that
  * watched.
  *
  * Spinning for the answer: a blocking receive (iok_recv, iok_recvmsg,
  * iok_recv_wait) on a socket that can also send (req0, rep0, pair, bus,
- * surveyor0, respondent0, pipelined-db) that finds nothing queued, and
- * does not watch the wire, spins for up to IOK_RECV_SPIN_US microseconds
- * (environment, read when the kernel thread starts; default 50, 0 turns
- * it off, a value that is not a whole number from 0 to 1000000 keeps the
- * default) before it sleeps, giving up the CPU now and then (sched_yield)
- * so the thread that will answer can run.  One receiver of a socket spins
- * at a time; a spin that catches nothing makes the next ones rarer (the
- * next 1, 2, 4 ... up to 64 receives that wait do not spin).  The spin
- * ends at the receive's deadline, and a close, like a message, ends it
- * at once; with iok_recv_wait's signal mask it runs before the ppoll, so a
- * signal that comes meanwhile ends that ppoll.  Receivers that only
- * receive (pull, sub) never spin.  "stat:recv-spins" counts the receives
- * that spun and "stat:recv-spin-hits" those whose spin caught their
- * message.
+ * surveyor0, respondent0, pipelined-db) that finds nothing queued spins,
+ * before it watches the wire or sleeps, for up to IOK_RECV_SPIN_US
+ * microseconds (environment, read when the kernel thread starts; default
+ * 50, 0 turns it off, a value that is not a whole number from 0 to 1000000
+ * keeps the default), giving up the CPU now and then (sched_yield) so the
+ * thread that will answer can run.  One receiver of a socket spins at a
+ * time; a spin that catches nothing makes the next ones rarer (the next 1,
+ * 2, 4 ... up to 64 receives that wait do not spin).  The spin ends at the
+ * receive's deadline, and a close, like a message, ends it at once; with
+ * iok_recv_wait's signal mask it runs before the ppoll, so a signal that
+ * comes meanwhile ends that ppoll.  Receivers that only receive (pull,
+ * sub) never spin.  "stat:recv-spins" counts the receives that spun and
+ * "stat:recv-spin-hits" those whose spin caught their message.
  *
  * The kernel thread is named "iok-kernel" (ps -L, top -H, perf, gdb).
  *

@@ -80,7 +80,7 @@ pass_the_baton(ik_sock *s, size_t left)
 /* A receiver that sleeps on the socket's futex wakes only after the
  * kernel thread has woken (from epoll), read and delivered: two sleeps in
  * a row on every reply.  With one stream connection, the first receiver
- * to wait sleeps in ppoll on that connection's descriptor instead (and on
+ * to wait (after its spin, if that caught nothing) sleeps in ppoll on that connection's descriptor instead (and on
  * watch_efd, which the kernel raises for anything else): the bytes wake
  * it and the kernel thread at once, and it spins for the delivery while
  * the kernel reads.  Only where the application sent since it last
@@ -200,18 +200,20 @@ watch_wait(ik_sock *s, int fd, const struct timespec *deadline, const sigset_t *
 /* ------------------------------------------------ spinning for it */
 
 /* A receiver whose socket answers (it can send: req, rep, pair, bus,
- * surveyor, respondent, db) spins a moment before it sleeps: its message
- * is most often the answer to what it just sent, or the next request of
- * a window, a few microseconds away.  A sleep costs a futex call on each
- * side and, where the CPU goes idle, its wake-up (25-40 us on a VM), and
- * that sets how fast a window of requests goes round inproc.  The spin
- * yields the CPU as it goes (ik_event_spin), so the thread that will
- * answer is not kept off it.  A spin that caught nothing makes the next
- * ones rarer (skip 1, 2, 4 ... 64 receives), so a receiver whose messages
- * are far apart spins in about one receive of 64 that wait.  Receivers that only
- * receive (pull, sub) do not spin: they are fed in batches, and the spin
- * took the CPU the kernel thread reads with (1 MiB push/pull over tcp
- * -29%).  IOK_RECV_SPIN_US sets the budget (kernel.c); 0 turns it off. */
+ * surveyor, respondent, db) spins a moment before it sleeps, and before it
+ * watches the wire: its message is most often the answer to what it just
+ * sent, or the next request of a window, a few microseconds away.  A sleep
+ * costs a futex call or a ppoll on each side and, where the CPU goes idle,
+ * its wake-up (25-40 us on these VMs), and those set how fast a round trip
+ * or a window of requests goes.  The spin yields the CPU as it goes
+ * (ik_event_spin), so the thread that will answer is not kept off it; a
+ * spin with pauses alone lost.  A spin that caught nothing makes the next
+ * ones rarer (1, 2, 4 ... 64 receives skip it), so a receiver whose
+ * messages are far apart spins in about one receive of 64 that wait.
+ * Receivers that only receive (pull, sub) do not spin: they are fed in
+ * batches, and the spin took the CPU the kernel thread reads with (1 MiB
+ * push/pull over tcp -29%).  IOK_RECV_SPIN_US sets the budget (kernel.c);
+ * 0 turns it off. */
 enum { RECV_SPIN_BACKOFF_MAX = 64 };
 
 /* Under mu, nothing queued: spin for a message if this receive may; true
