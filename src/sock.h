@@ -93,8 +93,9 @@ struct ik_sock {
 	atomic_uint_least64_t tx_oversize_app; /* sends refused for it */
 
 	/* A receive that answers spins before it sleeps (sockrecv.c,
-	 * recv_spin); a spin that caught nothing skips the next spin_skip
-	 * waits, doubling up to 64 (spin_backoff).  Under mu. */
+	 * recv_spin); after a spin that caught nothing the next spin_skip
+	 * receives that wait do not, doubling up to 64 (spin_backoff).
+	 * Under mu. */
 	unsigned spin_skip, spin_backoff;
 	uint64_t recv_spins;     /* stat:recv-spins */
 	uint64_t recv_spin_hits; /* stat:recv-spin-hits: the spin caught it */

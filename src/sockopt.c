@@ -247,8 +247,6 @@ getopt_k(ik_cmd *c)
 		s->stats[IK_STAT_RECV_WATCHES]   = s->recv_watches;
 		s->stats[IK_STAT_RECV_SPINS]     = s->recv_spins;
 		s->stats[IK_STAT_RECV_SPIN_HITS] = s->recv_spin_hits;
-		s->stats[IK_STAT_RECV_SPINS]     = s->recv_spins;
-		s->stats[IK_STAT_RECV_SPIN_HITS] = s->recv_spin_hits;
 		pthread_mutex_unlock(&s->mu);
 		rv = IOK_ENOTSUP;
 		for (int i = 0; i < IK_STAT_COUNT; i++) {

@@ -77,24 +77,24 @@ pass_the_baton(ik_sock *s, size_t left)
 
 /* ------------------------------------------------- watching the wire */
 
-/* A receiver that sleeps on the socket's futex wakes only after the
- * kernel thread has woken (from epoll), read and delivered: two sleeps in
- * a row on every reply.  With one stream connection, the first receiver
- * to wait (after its spin, if that caught nothing) sleeps in ppoll on that connection's descriptor instead (and on
- * watch_efd, which the kernel raises for anything else): the bytes wake
- * it and the kernel thread at once, and it spins for the delivery while
- * the kernel reads.  Only where the application sent since it last
- * received (a request and its reply, or the next request after an
- * answer): a receiver that only receives would wake twice for every batch
- * of a stream, and its spin take the CPU the kernel thread reads with
- * (64 B push/pull -20-30%); and only with at most one answer
- * outstanding: with many in flight replies stream in, the descriptor is
- * mostly readable already, and the spin takes the CPU the other threads
- * need (64 requests in flight -10-20%).  Only on request/reply patterns
- * (conn_fd is only set there, socket.c): two pair sockets streaming both
- * ways in step pass the rule above and lost 15% watching.  Not where the
- * connection's other end is in this process (pipe_local.c).  Once per
- * send; IOK_RECV_WATCH=0 turns it off. */
+/* A receiver that sleeps on the socket's futex wakes only after the kernel
+ * thread has woken (from epoll), read and delivered: two sleeps in a row
+ * on every reply.  With one stream connection, the first receiver to wait
+ * (after its spin, if that caught nothing) sleeps in ppoll on that
+ * connection's descriptor instead (and on watch_efd, which the kernel
+ * raises for anything else): the bytes wake it and the kernel thread at
+ * once, and it spins for the delivery while the kernel reads.  Only where
+ * the application sent since it last received (a request and its reply, or
+ * the next request after an answer): a receiver that only receives would
+ * wake twice for every batch of a stream, and its spin take the CPU the
+ * kernel thread reads with (64 B push/pull -20-30%); and only with at most
+ * one answer outstanding: with many in flight replies stream in, the
+ * descriptor is mostly readable already, and the spin takes the CPU the
+ * other threads need (64 requests in flight -10-20%).  Only on
+ * request/reply patterns (conn_fd is only set there, socket.c): two pair
+ * sockets streaming both ways in step pass the rule above and lost 15%
+ * watching.  Not where the connection's other end is in this process
+ * (pipe_local.c).  Once per send; IOK_RECV_WATCH=0 turns it off. */
 enum { WATCH_SPIN_NS = 50 * 1000 };
 
 static int watch_setting = -1; /* -1: not read yet */
