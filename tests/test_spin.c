@@ -145,7 +145,8 @@ test_spin_catches_answers(void **state)
 	stop_pair(req, &a, t);
 }
 
-/* IOK_KERNEL_SPIN_US=0: the same traffic, and the loop never spins. */
+/* IOK_KERNEL_SPIN_US=0 and IOK_RECV_SPIN_US=0: the same traffic, and
+ * neither the loop nor a receive ever spins. */
 static void
 test_spin_off(void **state)
 {
@@ -154,10 +155,13 @@ test_spin_off(void **state)
 	pthread_t       t;
 	(void) state;
 	setenv("IOK_KERNEL_SPIN_US", "0", 1);
+	setenv("IOK_RECV_SPIN_US", "0", 1);
 	start_pair(&req, &a, &t, "inproc://spin-off");
 	tu_echo_round_trips(req, ROUND_TRIPS);
 	assert_int_equal(kernel_field("spin_us"), 0);
 	assert_int_equal(kernel_field("spins"), 0);
+	assert_int_equal(tu_stat(req, "stat:recv-spins"), 0);
+	assert_int_equal(tu_stat(a.rep, "stat:recv-spins"), 0);
 	stop_pair(req, &a, t);
 }
 
@@ -389,22 +393,6 @@ test_recv_spin_catches(void **state)
 	stop_pair(req, &a, t);
 }
 
-/* IOK_RECV_SPIN_US=0: the same traffic, and no receive spins. */
-static void
-test_recv_spin_off(void **state)
-{
-	iok_socket      req;
-	struct answerer a;
-	pthread_t       t;
-	(void) state;
-	setenv("IOK_RECV_SPIN_US", "0", 1);
-	start_pair(&req, &a, &t, "inproc://recv-spin-off");
-	tu_echo_round_trips(req, ROUND_TRIPS);
-	assert_int_equal(tu_stat(req, "stat:recv-spins"), 0);
-	assert_int_equal(tu_stat(a.rep, "stat:recv-spins"), 0);
-	stop_pair(req, &a, t);
-}
-
 /* Spins that catch nothing make the next ones rarer: every reply here
  * comes only once the requester sleeps, so each spin misses, and after
  * one the next 1, 2, 4, 8 receives do not spin: of 11 round trips, the
@@ -438,7 +426,6 @@ main(void)
 		cmocka_unit_test(test_send_to_awake_loop),
 		cmocka_unit_test(test_commands_leave_io_its_turn),
 		cmocka_unit_test(test_recv_spin_catches),
-		cmocka_unit_test(test_recv_spin_off),
 		cmocka_unit_test(test_recv_spin_backs_off),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
