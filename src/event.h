@@ -57,6 +57,36 @@ ik_mono_ns(void)
 	return ts.tv_sec * 1000000000L + ts.tv_nsec;
 }
 
+/* A spin that keeps missing backs off: after a miss the next `skip`
+ * chances to spin pass by, doubling (1, 2, 4 ...) up to a maximum; a hit
+ * starts over.  Used by the kernel loop's spin and a receive's. */
+typedef struct ik_backoff {
+	unsigned skip, step;
+} ik_backoff;
+
+/* ik_backoff_pass: true if this chance to spin passes by (counted). */
+static inline bool
+ik_backoff_pass(ik_backoff *b)
+{
+	if (b->skip == 0) {
+		return false;
+	}
+	b->skip--;
+	return true;
+}
+
+/* ik_backoff_note: what a spin found. */
+static inline void
+ik_backoff_note(ik_backoff *b, bool hit, unsigned max)
+{
+	if (hit) {
+		b->step = 0;
+		return;
+	}
+	b->step = b->step == 0 ? 1 : b->step < max / 2 ? b->step * 2 : max;
+	b->skip = b->step;
+}
+
 /* ik_cpu_relax: one turn of a spin (the CPU's pause hint). */
 #if defined(__x86_64__) || defined(__i386__)
 #define ik_cpu_relax() __builtin_ia32_pause()

@@ -42,7 +42,7 @@ static struct {
 	long            spin_ns;      /* IOK_KERNEL_SPIN_US, 0: never spin */
 	atomic_long     recv_spin_ns; /* IOK_RECV_SPIN_US (ik_recv_spin_ns) */
 	int             spin_armed;   /* an answering thread was just woken */
-	unsigned        spin_skip, spin_backoff; /* after spins that found nothing */
+	ik_backoff      spin_backoff; /* after spins that found nothing */
 	ik_spin_counts  spins;
 	pthread_t       thread;
 	ik_list         tasks;
@@ -269,8 +269,7 @@ maybe_spin(void)
 		return; /* tasks waiting: the poll will not block anyway */
 	}
 	K.spin_armed = 0;
-	if (K.spin_skip > 0) {
-		K.spin_skip--;
+	if (ik_backoff_pass(&K.spin_backoff)) {
 		return;
 	}
 	pthread_mutex_lock(&K.mu);
@@ -297,22 +296,15 @@ maybe_spin(void)
 	} else {
 		K.spins.timed_out++;
 	}
-	if (have || why == SPIN_IO) {
-		K.spin_backoff = 0; /* prepare_cb runs what it caught */
-	} else {
-		K.spin_backoff = K.spin_backoff == 0 ? 1 : K.spin_backoff * 2;
-		if (K.spin_backoff > SPIN_BACKOFF_MAX) {
-			K.spin_backoff = SPIN_BACKOFF_MAX;
-		}
-		K.spin_skip = K.spin_backoff;
-	}
+	/* prepare_cb runs what it caught */
+	ik_backoff_note(&K.spin_backoff, have || why == SPIN_IO, SPIN_BACKOFF_MAX);
 }
 
 /* Will the next maybe_spin spin (armed, on, not skipped)? */
 static bool
 spin_due(void)
 {
-	return K.spin_armed && K.spin_ns > 0 && K.spin_skip == 0;
+	return K.spin_armed && K.spin_ns > 0 && K.spin_backoff.skip == 0;
 }
 
 /* Are commands waiting?  If not, the loop is about to poll: from here on
@@ -607,9 +599,9 @@ loop_setup(void)
 	uv_idle_init(&K.loop, &K.idle);
 	K.spin_ns = spin_setting_ns("IOK_KERNEL_SPIN_US", SPIN_DEFAULT_US);
 	atomic_store(&K.recv_spin_ns, spin_setting_ns("IOK_RECV_SPIN_US", RECV_SPIN_DEFAULT_US));
-	K.spins      = (ik_spin_counts) { 0 };
-	K.spin_armed = 0;
-	K.spin_skip = K.spin_backoff = 0;
+	K.spins        = (ik_spin_counts) { 0 };
+	K.spin_armed   = 0;
+	K.spin_backoff = (ik_backoff) { 0 };
 	uv_prepare_init(&K.loop, &K.prepare);
 	uv_prepare_start(&K.prepare, prepare_cb);
 	uv_timer_init(&K.loop, &K.big_trim);

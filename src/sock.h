@@ -93,12 +93,11 @@ struct ik_sock {
 	atomic_uint_least64_t tx_oversize_app; /* sends refused for it */
 
 	/* A receive that answers spins before it sleeps (sockrecv.c,
-	 * recv_spin); after a spin that caught nothing the next spin_skip
-	 * receives that wait do not, doubling up to 64 (spin_backoff).
+	 * recv_spin); spins that miss back off over the receives that wait.
 	 * Under mu. */
-	unsigned spin_skip, spin_backoff;
-	uint64_t recv_spins;     /* stat:recv-spins */
-	uint64_t recv_spin_hits; /* stat:recv-spin-hits: the spin caught it */
+	ik_backoff spin_backoff;
+	uint64_t   recv_spins;     /* stat:recv-spins */
+	uint64_t   recv_spin_hits; /* stat:recv-spin-hits: the spin caught it */
 
 	/* ---- application threads only: guarded by take_mu, which is
 	 * taken before mu ---- */

@@ -111,6 +111,13 @@ watch_enabled(void)
 	return v != 0;
 }
 
+/* Nanoseconds from now to a CLOCK_MONOTONIC deadline (<= 0: passed). */
+static long
+ns_left(const struct timespec *deadline)
+{
+	return (deadline->tv_sec * 1000000000L + deadline->tv_nsec) - ik_mono_ns();
+}
+
 /* For ppoll: the time from now to deadline in **relp (which points at
  * the caller's timespec), or *relp = NULL for no deadline; IOK_ETIMEDOUT
  * if it has passed. */
@@ -121,7 +128,7 @@ time_left(const struct timespec *deadline, struct timespec **relp)
 		*relp = NULL;
 		return 0;
 	}
-	long left = (deadline->tv_sec * 1000000000L + deadline->tv_nsec) - ik_mono_ns();
+	long left = ns_left(deadline);
 	if (left <= 0) {
 		return IOK_ETIMEDOUT;
 	}
@@ -228,12 +235,11 @@ recv_spin(ik_sock *s, const struct timespec *deadline)
 	    atomic_load_explicit(&s->recv_waiters, memory_order_relaxed) > 0) {
 		return false; /* one spinner: the others sleep */
 	}
-	if (s->spin_skip > 0) {
-		s->spin_skip--;
+	if (ik_backoff_pass(&s->spin_backoff)) {
 		return false;
 	}
 	if (deadline != NULL) {
-		long left = (deadline->tv_sec * 1000000000L + deadline->tv_nsec) - ik_mono_ns();
+		long left = ns_left(deadline);
 		if (left <= 0) {
 			return false;
 		}
@@ -243,15 +249,8 @@ recv_spin(ik_sock *s, const struct timespec *deadline)
 	atomic_fetch_add(&s->recv_waiters, 1); /* so wakers bump the sequence */
 	bool woke = ik_event_spin(&s->recv_ev, &s->mu, budget);
 	atomic_fetch_sub(&s->recv_waiters, 1);
-	if (woke) {
-		s->recv_spin_hits++;
-		s->spin_backoff = 0;
-	} else {
-		s->spin_backoff = s->spin_backoff == 0                      ? 1
-		                  : s->spin_backoff < RECV_SPIN_BACKOFF_MAX ? s->spin_backoff * 2
-		                                                            : RECV_SPIN_BACKOFF_MAX;
-		s->spin_skip    = s->spin_backoff;
-	}
+	s->recv_spin_hits += woke;
+	ik_backoff_note(&s->spin_backoff, woke, RECV_SPIN_BACKOFF_MAX);
 	return true;
 }
 
