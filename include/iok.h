@@ -60,11 +60,12 @@
  * before it watches the wire or sleeps, for up to IOK_RECV_SPIN_US
  * microseconds (environment, read when the kernel thread starts; default
  * 50, 0 turns it off, a value that is not a whole number from 0 to 1000000
- * keeps the default), giving up the CPU now and then (sched_yield) so the
- * thread that will answer can run.  One receiver of a socket spins at a
- * time; a spin that catches nothing makes the next ones rarer (the next 1,
- * 2, 4 ... up to 64 receives that wait do not spin).  The spin ends at the
- * receive's deadline, and a close, like a message, ends it at once; with
+ * keeps the default; IOK_OPT_RECV_SPIN_US sets it per socket), giving up
+ * the CPU now and then (sched_yield) so the thread that will answer can
+ * run.  One receiver of a socket spins at a time; a spin that catches
+ * nothing makes the next ones rarer (the next 1, 2, 4 ... up to 64
+ * receives that wait do not spin).  The spin ends at the receive's
+ * deadline, and a close, like a message, ends it at once; with
  * iok_recv_wait's signal mask it runs before the ppoll, so a signal that
  * comes meanwhile ends that ppoll.  Receivers that only receive (pull,
  * sub) never spin.  "stat:recv-spins" counts the receives that spun and
@@ -1087,6 +1088,13 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
  *                              that set their own
  *   IOK_OPT_RECVTIMEO   ms     receive timeout (default infinite)
  *   IOK_OPT_SENDTIMEO   ms     send timeout (default infinite)
+ *   IOK_OPT_RECV_SPIN_US int   how long a blocking receive spins for its
+ *                              message before it sleeps, microseconds
+ *                              (0..1000000; 0: never; -1: the process's
+ *                              IOK_RECV_SPIN_US, the default).  Reads back
+ *                              the budget in force.  Only sockets that
+ *                              can also send spin (see "Spinning for the
+ *                              answer" at the top of this file)
  *   IOK_OPT_RECVBUF     int    receive queue length, messages (0..65536,
  *                              default 1024)
  *   IOK_OPT_SENDBUF     int    send queue length, messages (0..65536,
@@ -1348,6 +1356,7 @@ IOK_API int iok_pg_next(iok_pg_reader *r, iok_pg_item *it);
 #define IOK_OPT_RECVFD "recv-fd"
 #define IOK_OPT_SENDFD "send-fd"
 #define IOK_OPT_RECVTIMEO "recv-timeout"
+#define IOK_OPT_RECV_SPIN_US "recv-spin-us" /* int, microseconds */
 #define IOK_OPT_SENDTIMEO "send-timeout"
 #define IOK_OPT_URL "url"
 #define IOK_OPT_MAXTTL "ttl-max"

@@ -96,6 +96,7 @@ struct ik_sock {
 	 * recv_spin); spins that miss back off over the receives that wait.
 	 * Under mu. */
 	ik_backoff spin_backoff;
+	int        recv_spin_us;   /* IOK_OPT_RECV_SPIN_US; -1: ik_recv_spin_ns */
 	uint64_t   recv_spins;     /* stat:recv-spins */
 	uint64_t   recv_spin_hits; /* stat:recv-spin-hits: the spin caught it */
 

@@ -200,6 +200,7 @@ sock_open(iok_socket *out, const char *name, int raw)
 	s->rq_max_bytes = DEFAULT_QBYTES;
 	s->sq_max_bytes = DEFAULT_QBYTES;
 	s->recv_timeo   = IOK_DURATION_INFINITE;
+	s->recv_spin_us = -1;
 	s->send_timeo   = IOK_DURATION_INFINITE;
 	s->linger       = 1000;
 	s->max_ttl      = 8;

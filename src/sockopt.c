@@ -289,6 +289,13 @@ sock_setopt(iok_socket h, const char *name, const void *v, size_t sz, int type)
 			*(name[0] == 'r' ? &s->recv_timeo : &s->send_timeo) = ms;
 			pthread_mutex_unlock(&s->mu);
 		}
+	} else if (strcmp(name, IOK_OPT_RECV_SPIN_US) == 0) {
+		int us;
+		if ((rv = ik_opt_get_int(v, sz, type, -1, 1000000, &us)) == 0) {
+			pthread_mutex_lock(&s->mu);
+			s->recv_spin_us = us;
+			pthread_mutex_unlock(&s->mu);
+		}
 	} else if (strcmp(name, IOK_OPT_RECVFD) == 0 || strcmp(name, IOK_OPT_SENDFD) == 0) {
 		rv = IOK_EREADONLY;
 	} else {
@@ -337,6 +344,11 @@ sock_getopt(iok_socket h, const char *name, void *v, size_t *sz, int type)
 		iok_duration ms = name[0] == 'r' ? s->recv_timeo : s->send_timeo;
 		pthread_mutex_unlock(&s->mu);
 		rv = ik_opt_put_ms(ms, v, sz, type);
+	} else if (strcmp(name, IOK_OPT_RECV_SPIN_US) == 0) {
+		pthread_mutex_lock(&s->mu);
+		int us = s->recv_spin_us;
+		pthread_mutex_unlock(&s->mu);
+		rv = ik_opt_put_int(us >= 0 ? us : (int) (ik_recv_spin_ns() / 1000), v, sz, type);
 	} else if (strcmp(name, IOK_OPT_RECVFD) == 0) {
 		if (!(s->pat->flags & IK_PF_RECV)) {
 			rv = IOK_ENOTSUP;

@@ -230,7 +230,7 @@ enum { RECV_SPIN_BACKOFF_MAX = 64 };
 static bool
 recv_spin(ik_sock *s, const struct timespec *deadline)
 {
-	long budget = ik_recv_spin_ns();
+	long budget = s->recv_spin_us >= 0 ? s->recv_spin_us * 1000L : ik_recv_spin_ns();
 	if (budget == 0 || !(s->pat->flags & IK_PF_SEND) ||
 	    atomic_load_explicit(&s->recv_waiters, memory_order_relaxed) > 0) {
 		return false; /* one spinner: the others sleep */

@@ -393,6 +393,39 @@ test_recv_spin_catches(void **state)
 	stop_pair(req, &a, t);
 }
 
+/* IOK_OPT_RECV_SPIN_US sets one socket's budget over the process's: a
+ * req set to 0 never spins while its rep, on the process's second, does;
+ * the option reads back the budget in force, -1 goes back to the
+ * process's, and values out of range are refused. */
+static void
+test_recv_spin_option(void **state)
+{
+	iok_socket      req;
+	struct answerer a;
+	pthread_t       t;
+	int             us;
+	(void) state;
+	setenv("IOK_RECV_SPIN_US", LONG_SPIN, 1);
+	start_pair(&req, &a, &t, "inproc://recv-spin-option");
+	IOK_OK(iok_socket_get_int(req, IOK_OPT_RECV_SPIN_US, &us));
+	assert_int_equal(us, 1000000);
+	IOK_OK(iok_socket_set_int(req, IOK_OPT_RECV_SPIN_US, 0));
+	IOK_OK(iok_socket_get_int(req, IOK_OPT_RECV_SPIN_US, &us));
+	assert_int_equal(us, 0);
+	tu_echo_round_trips(req, ROUND_TRIPS);
+	assert_int_equal(tu_stat(req, "stat:recv-spins"), 0);
+	assert_true(tu_stat(a.rep, "stat:recv-spin-hits") > 0);
+
+	IOK_OK(iok_socket_set_int(req, IOK_OPT_RECV_SPIN_US, -1));
+	IOK_OK(iok_socket_get_int(req, IOK_OPT_RECV_SPIN_US, &us));
+	assert_int_equal(us, 1000000);
+	tu_echo_round_trips(req, ROUND_TRIPS);
+	assert_true(tu_stat(req, "stat:recv-spin-hits") > 0);
+	assert_int_equal(iok_socket_set_int(req, IOK_OPT_RECV_SPIN_US, 1000001), IOK_EINVAL);
+	assert_int_equal(iok_socket_set_int(req, IOK_OPT_RECV_SPIN_US, -2), IOK_EINVAL);
+	stop_pair(req, &a, t);
+}
+
 /* Spins that catch nothing make the next ones rarer: every reply here
  * comes only once the requester sleeps, so each spin misses, and after
  * one the next 1, 2, 4, 8 receives do not spin: of 11 round trips, the
@@ -426,6 +459,7 @@ main(void)
 		cmocka_unit_test(test_send_to_awake_loop),
 		cmocka_unit_test(test_commands_leave_io_its_turn),
 		cmocka_unit_test(test_recv_spin_catches),
+		cmocka_unit_test(test_recv_spin_option),
 		cmocka_unit_test(test_recv_spin_backs_off),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -47,6 +47,22 @@ def test_property_set_get_roundtrip():
         assert s.tcp_nodelay is False
 
 
+def test_recv_spin_us():
+    """A socket's receive spin: the process's budget until set, 0 turns it
+    off, -1 goes back to the process's; out of range is refused."""
+    with iok.Req() as s:
+        default = s.recv_spin_us
+        assert 0 <= default <= 1000000
+        s.recv_spin_us = 0
+        assert s.recv_spin_us == 0
+        s.recv_spin_us = 200
+        assert s.recv_spin_us == 200
+        s.recv_spin_us = -1
+        assert s.recv_spin_us == default
+        with pytest.raises(iok.Error):
+            s.recv_spin_us = 1000001
+
+
 def test_generic_calls():
     with iok.Pull() as s:
         s.set_option("recv_timeout", 77)

@@ -243,6 +243,7 @@ OPTIONS = {
     "recv_timeout": ("recv-timeout", "ms"),
     "send_timeout": ("send-timeout", "ms"),
     "recv_buffer": ("recv-buffer", "int"),
+    "recv_spin_us": ("recv-spin-us", "int"),
     "send_buffer": ("send-buffer", "int"),
     "recv_max_size": ("recv-size-max", "size"),
     "reconnect_time_min": ("reconnect-time-min", "ms"),

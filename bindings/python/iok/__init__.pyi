@@ -112,6 +112,7 @@ class Socket:
     recv_timeout: Any
     send_timeout: Any
     recv_buffer: Any
+    recv_spin_us: Any
     send_buffer: Any
     recv_max_size: Any
     reconnect_time_min: Any
