@@ -197,6 +197,9 @@ int ik_sock_use(iok_socket h, ik_sock **sp);
 
 /* sockopt.c: make recv_fd and send_fd if not yet (0 or IOK_ENOFILES). */
 int ik_sock_ensure_fds(ik_sock *s);
+/* ik_sock_app_stats: copy the counts application threads keep under mu
+ * (send waits, watches, spins) into stats[].  Under mu. */
+void ik_sock_app_stats(ik_sock *s);
 /* sockmsg.c: the pollable descriptors (no-ops while never handed out). */
 void ik_efd_raise(int fd);
 void ik_efd_clear(int fd);

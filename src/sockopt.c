@@ -243,10 +243,7 @@ getopt_k(ik_cmd *c)
 		                     : ik_opt_put_int(s->peers_fd, oc->out, oc->outsz, oc->type);
 	} else if (strncmp(n, "stat:", 5) == 0) {
 		pthread_mutex_lock(&s->mu);
-		s->stats[IK_STAT_SEND_WAITS]     = s->send_waits;
-		s->stats[IK_STAT_RECV_WATCHES]   = s->recv_watches;
-		s->stats[IK_STAT_RECV_SPINS]     = s->recv_spins;
-		s->stats[IK_STAT_RECV_SPIN_HITS] = s->recv_spin_hits;
+		ik_sock_app_stats(s);
 		pthread_mutex_unlock(&s->mu);
 		rv = IOK_ENOTSUP;
 		for (int i = 0; i < IK_STAT_COUNT; i++) {
@@ -304,6 +301,15 @@ sock_setopt(iok_socket h, const char *name, const void *v, size_t sz, int type)
 	}
 	ik_sock_rele(s);
 	return rv;
+}
+
+void
+ik_sock_app_stats(ik_sock *s)
+{
+	s->stats[IK_STAT_SEND_WAITS]     = s->send_waits;
+	s->stats[IK_STAT_RECV_WATCHES]   = s->recv_watches;
+	s->stats[IK_STAT_RECV_SPINS]     = s->recv_spins;
+	s->stats[IK_STAT_RECV_SPIN_HITS] = s->recv_spin_hits;
 }
 
 /* Make both descriptors, each in the state the queues are in now. */

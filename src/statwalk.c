@@ -51,14 +51,11 @@ walk_sock(ik_sock *s, void *arg)
 	ik_sock_view v  = { .s = s };
 
 	pthread_mutex_lock(&s->mu);
-	s->stats[IK_STAT_SEND_WAITS]     = s->send_waits;
-	s->stats[IK_STAT_RECV_WATCHES]   = s->recv_watches;
-	s->stats[IK_STAT_RECV_SPINS]     = s->recv_spins;
-	s->stats[IK_STAT_RECV_SPIN_HITS] = s->recv_spin_hits;
-	v.sq                             = s->sq.len;
-	v.rq                             = s->rq.len + atomic_load(&s->taken_len);
-	v.sq_cap                         = s->sq_cap;
-	v.rq_cap                         = s->rq_cap;
+	ik_sock_app_stats(s);
+	v.sq     = s->sq.len;
+	v.rq     = s->rq.len + atomic_load(&s->taken_len);
+	v.sq_cap = s->sq_cap;
+	v.rq_cap = s->rq_cap;
 	pthread_mutex_unlock(&s->mu);
 	ik_inflight_count(s, &in);
 	v.inflight = in.total;
